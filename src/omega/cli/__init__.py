@@ -1,0 +1,5 @@
+"""The ``omega`` command line (Typer + Rich)."""
+
+from __future__ import annotations
+
+__all__: list[str] = []

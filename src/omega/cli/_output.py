@@ -1,0 +1,65 @@
+"""How every command prints: a Rich table for people, one JSON object for scripts."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+__all__ = ["console", "emit", "emit_rows", "err_console"]
+
+console = Console()
+err_console = Console(stderr=True)
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if hasattr(value, "item") and callable(value.item):  # numpy scalars
+        return value.item()
+    return value
+
+
+def emit(result: Mapping[str, Any], *, as_json: bool, title: str = "") -> None:
+    """Print a flat or nested mapping: JSON to stdout, or a two-column table."""
+    if as_json:
+        print(json.dumps(_plain(result), indent=2, sort_keys=False))
+        return
+    table = Table(title=title or None, show_header=True, header_style="bold")
+    table.add_column("key")
+    table.add_column("value", overflow="fold")
+    for key, value in result.items():
+        if isinstance(value, float):
+            shown = f"{value:.4g}"
+        elif isinstance(value, (Mapping, list, tuple)):
+            shown = json.dumps(_plain(value))
+        else:
+            shown = str(value)
+        table.add_row(str(key), shown)
+    console.print(table)
+
+
+def emit_rows(
+    rows: Sequence[Mapping[str, Any]], *, as_json: bool, title: str = "", key: str = "items"
+) -> None:
+    """Print a list of records: JSON ``{key: [...]}`` or a table with one row each."""
+    if as_json:
+        print(json.dumps({key: _plain(list(rows))}, indent=2))
+        return
+    table = Table(title=title or None, header_style="bold")
+    columns = list(rows[0].keys()) if rows else ["(none)"]
+    for column in columns:
+        table.add_column(column, overflow="fold")
+    for row in rows:
+        table.add_row(
+            *(f"{v:.3f}" if isinstance(v, float) else str(v) for v in (row[c] for c in columns))
+        )
+    console.print(table)

@@ -1,0 +1,109 @@
+"""The ``omega`` command: one Typer app; each part contributes a sub-app."""
+
+from __future__ import annotations
+
+import sys
+from enum import IntEnum
+
+import typer
+
+from omega.cli._output import err_console
+from omega.errors import (
+    AuthError,
+    ConfigError,
+    InputError,
+    ModelError,
+    OmegaError,
+    ProtocolError,
+    StoreError,
+    TransportError,
+)
+
+__all__ = ["ExitCode", "app", "run"]
+
+
+class ExitCode(IntEnum):
+    """Exit codes scripts can rely on."""
+
+    OK = 0
+    ERROR = 1
+    USAGE = 2  # Typer/Click's own code for bad options
+    INPUT = 3
+    STORE = 4
+    MODEL = 5
+    NETWORK = 6
+    AUTH = 7
+    PROTOCOL = 8
+
+
+_CODES: list[tuple[type[OmegaError], ExitCode]] = [
+    (ConfigError, ExitCode.USAGE),
+    (InputError, ExitCode.INPUT),
+    (StoreError, ExitCode.STORE),
+    (ModelError, ExitCode.MODEL),
+    (TransportError, ExitCode.NETWORK),
+    (AuthError, ExitCode.AUTH),
+    (ProtocolError, ExitCode.PROTOCOL),
+]
+
+
+def exit_code_for(error: OmegaError) -> ExitCode:
+    for kind, code in _CODES:
+        if isinstance(error, kind):
+            return code
+    return ExitCode.ERROR
+
+
+app = typer.Typer(
+    name="omega",
+    help=(
+        "Omega: a federated, privacy-first recommender for TVs.\n\n"
+        "Each TV runs a brain that learns from its household; only quality-filtered "
+        "patterns go to the constellation, which fuses them and sends knowledge back."
+    ),
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+
+
+def _register() -> None:
+    # Sub-apps are imported here, not at module import, so `omega --help` stays fast
+    # and one part's missing optional dependency cannot break the others' commands.
+    from omega.cli import bench, brain, demo
+
+    app.add_typer(brain.app, name="brain")
+    app.add_typer(bench.app, name="bench")
+    demo.register(app)
+    for optional in ("serve", "simulate"):
+        try:
+            module = __import__(f"omega.cli.{optional}", fromlist=["register"])
+        except ModuleNotFoundError as exc:
+            if exc.name != f"omega.cli.{optional}":
+                raise
+            continue
+        module.register(app)
+
+
+_register()
+
+
+def run() -> None:
+    """Console entry point: run the app and turn Omega errors into one sentence + exit code."""
+    try:
+        app(standalone_mode=False)
+    except OmegaError as exc:
+        err_console.print(f"[bold red]error:[/] {exc}")
+        sys.exit(int(exit_code_for(exc)))
+    except typer.Abort:
+        err_console.print("aborted")
+        sys.exit(int(ExitCode.ERROR))
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    except Exception as exc:
+        import click
+
+        if isinstance(exc, click.ClickException):
+            exc.show()
+            sys.exit(exc.exit_code)
+        raise

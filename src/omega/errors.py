@@ -1,0 +1,108 @@
+"""Omega's exceptions: one root, a small tree.
+
+::
+
+    OmegaError                      root of everything Omega raises on purpose
+    ├── ConfigError                 bad option, path or setting given to us
+    ├── InputError                  a caller passed bad data (unknown item, NaN, range)
+    ├── ModelError                  the embedding model could not be loaded or run
+    ├── StoreError                  local storage failed
+    │   ├── CorruptStoreError       the database or index file is damaged
+    │   └── SchemaVersionError      the store was written by a newer Omega
+    ├── ProtocolError               wire protocol violations
+    │   ├── LocalProtocolError      we tried to send something invalid (our bug)
+    │   └── RemoteProtocolError     the peer sent garbage (their bug or an attack)
+    │       └── PayloadTooLargeError  body or decompressed size over the limit
+    ├── TransportError              the network failed (retryable)
+    │   └── ServerError             the server answered with an error status
+    ├── AuthError                   missing, bad or expired credentials
+    └── ConflictError               idempotency key reused with another payload
+
+"Local" errors mean we did wrong; "Remote" errors mean the peer sent garbage.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "AuthError",
+    "ConfigError",
+    "ConflictError",
+    "CorruptStoreError",
+    "InputError",
+    "LocalProtocolError",
+    "ModelError",
+    "OmegaError",
+    "PayloadTooLargeError",
+    "ProtocolError",
+    "RemoteProtocolError",
+    "SchemaVersionError",
+    "ServerError",
+    "StoreError",
+    "TransportError",
+]
+
+
+class OmegaError(Exception):
+    """Root of every error Omega raises on purpose."""
+
+
+class ConfigError(OmegaError):
+    """A bad option, path or setting."""
+
+
+class InputError(OmegaError, ValueError):
+    """A caller passed bad data; nothing was stored."""
+
+
+class ModelError(OmegaError):
+    """The embedding model could not be loaded or run. Never silently replaced."""
+
+
+class StoreError(OmegaError):
+    """Local storage failed."""
+
+
+class CorruptStoreError(StoreError):
+    """The database or index file is damaged."""
+
+
+class SchemaVersionError(StoreError):
+    """The store's schema is newer than this Omega understands."""
+
+
+class ProtocolError(OmegaError):
+    """A wire protocol violation."""
+
+
+class LocalProtocolError(ProtocolError):
+    """We tried to send something invalid."""
+
+
+class RemoteProtocolError(ProtocolError):
+    """The peer sent bytes we cannot accept."""
+
+
+class PayloadTooLargeError(RemoteProtocolError):
+    """A body, or its decompressed form, is over the limit."""
+
+
+class TransportError(OmegaError):
+    """The network failed; the operation may be retried."""
+
+
+class ServerError(TransportError):
+    """The server answered with an error status."""
+
+    def __init__(self, status: int, detail: str, *, retry_after: float | None = None) -> None:
+        super().__init__(f"server answered {status}: {detail}")
+        self.status = status
+        self.detail = detail
+        self.retry_after = retry_after
+
+
+class AuthError(OmegaError):
+    """Missing, malformed or expired credentials."""
+
+
+class ConflictError(OmegaError):
+    """An idempotency key was reused with a different payload."""

@@ -1,0 +1,206 @@
+"""Message types shared by device and server: one shape per message, on both sides.
+
+Patterns never carry item ids. A pattern names content by *codebook cells*: the
+catalog's content embeddings are partitioned into K cells (k-means centroids that the
+constellation publishes with the catalog, identified by ``codebook_id``), and a
+pattern's embeddings are the centroids of the cells it names. That keeps a pattern to a
+few bytes on the wire (a push of dozens of patterns fits in ~1 KB) and generalises each
+viewer's history to groups of titles before anything leaves the TV.
+
+Pattern shapes by task:
+
+- ``preference``: ``cells=(c,)`` — in this context the viewer succeeds with content in c.
+- ``recommendation``: ``cells=(a, b)`` — after content in a, content in b succeeds next.
+- ``discovery``: ``cells=(c,)`` — content in c that was new to the viewer and succeeded.
+- ``behaviour``: ``cells=(c,)`` — content in c the viewer abandons (low success rate).
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import msgspec
+
+__all__ = [
+    "PROTOCOL_VERSION",
+    "ConsolidatedPattern",
+    "ContentUpdate",
+    "Message",
+    "Pattern",
+    "PatternContext",
+    "ProblemDetail",
+    "PullRequest",
+    "PullResponse",
+    "PushAck",
+    "PushRequest",
+    "Registration",
+    "RegistrationResponse",
+    "Rejection",
+    "ServerEvent",
+    "SyncRequest",
+    "SyncResponse",
+    "TaskType",
+    "TokenRefresh",
+    "Trend",
+    "Vector",
+]
+
+#: Bumped when a message shape changes incompatibly; also the codec's version byte.
+PROTOCOL_VERSION = 1
+
+TaskType = Literal["preference", "recommendation", "discovery", "behaviour"]
+TimeBucket = Literal["morning", "afternoon", "evening", "night", "any"]
+DayType = Literal["weekday", "weekend", "any"]
+
+
+class Vector(msgspec.Struct, frozen=True, kw_only=True):
+    """A quantised embedding: f16 little-endian, or int8 with one scale (x ≈ q * scale)."""
+
+    encoding: Literal["f16", "int8"]
+    dim: int
+    data: bytes
+    scale: float = 1.0
+
+
+class PatternContext(msgspec.Struct, frozen=True, kw_only=True):
+    time_bucket: TimeBucket = "any"
+    day_type: DayType = "any"
+
+
+class Pattern(msgspec.Struct, frozen=True, kw_only=True):
+    """A shareable pattern learned on one device (ReasoningBank entry)."""
+
+    id: str
+    task: TaskType
+    cells: tuple[int, ...]
+    context: PatternContext = PatternContext()
+    success_rate: float
+    support: int
+    version: int = 1
+
+
+class ConsolidatedPattern(msgspec.Struct, frozen=True, kw_only=True):
+    """A pattern fused from many viewers and released by a federation round."""
+
+    id: str
+    task: TaskType
+    cells: tuple[int, ...]
+    context: PatternContext = PatternContext()
+    success_rate: float
+    support: int
+    viewers: int
+    weight: float
+    version: int
+
+
+class Trend(msgspec.Struct, frozen=True, kw_only=True):
+    cell: int
+    region: str = "global"
+    score: float
+    version: int = 0
+
+
+class ContentUpdate(msgspec.Struct, frozen=True, kw_only=True):
+    item_id: str
+    embedding: Vector
+
+
+class Registration(msgspec.Struct, frozen=True, kw_only=True, tag="registration", tag_field="msg"):
+    device_model: str = "unknown"
+    region: str = "global"
+    client_version: str = "0.1.0"
+
+
+class RegistrationResponse(msgspec.Struct, frozen=True, kw_only=True, tag="registration_response", tag_field="msg"):
+    viewer_id: str
+    access_token: str
+    refresh_token: str
+    expires_in: int
+
+
+class TokenRefresh(msgspec.Struct, frozen=True, kw_only=True, tag="token_refresh", tag_field="msg"):
+    refresh_token: str
+
+
+class PushRequest(msgspec.Struct, frozen=True, kw_only=True, tag="push", tag_field="msg"):
+    viewer_id: str
+    batch_id: str
+    codebook_id: str
+    added: list[Pattern] = []
+    updated: list[Pattern] = []
+    removed: list[str] = []
+    client_version: str = "0.1.0"
+
+
+class Rejection(msgspec.Struct, frozen=True, kw_only=True):
+    pattern_id: str
+    reason: str
+
+
+class PushAck(msgspec.Struct, frozen=True, kw_only=True, tag="push_ack", tag_field="msg"):
+    batch_id: str
+    accepted: list[str] = []
+    rejected: list[Rejection] = []
+    server_version: int = 0
+
+
+class PullRequest(msgspec.Struct, frozen=True, kw_only=True, tag="pull", tag_field="msg"):
+    viewer_id: str
+    since_version: int = 0
+    max_bytes: int = 5120
+    region: str = "global"
+    interests: list[int] = []
+
+
+class PullResponse(msgspec.Struct, frozen=True, kw_only=True, tag="pull_response", tag_field="msg"):
+    version: int
+    patterns: list[ConsolidatedPattern] = []
+    removed: list[str] = []
+    trends: list[Trend] = []
+    content: list[ContentUpdate] = []
+    next_sync_after: float = 3600.0
+    more: bool = False
+
+
+class SyncRequest(msgspec.Struct, frozen=True, kw_only=True, tag="sync", tag_field="msg"):
+    """Push and pull in one round trip."""
+
+    pull: PullRequest
+    push: PushRequest | None = None
+
+
+class SyncResponse(msgspec.Struct, frozen=True, kw_only=True, tag="sync_response", tag_field="msg"):
+    pull: PullResponse
+    ack: PushAck | None = None
+
+
+class ServerEvent(msgspec.Struct, frozen=True, kw_only=True, tag="event", tag_field="msg"):
+    """Pushed over SSE: a new release or a trend change."""
+
+    kind: Literal["release", "trend"]
+    version: int
+    data: dict[str, float | int | str] = {}
+
+
+class ProblemDetail(msgspec.Struct, frozen=True, kw_only=True, tag="problem", tag_field="msg"):
+    """RFC 9457 problem details, the body of every error response."""
+
+    title: str
+    status: int
+    detail: str
+    type: str = "about:blank"
+
+
+Message = (
+    Registration
+    | RegistrationResponse
+    | TokenRefresh
+    | PushRequest
+    | PushAck
+    | PullRequest
+    | PullResponse
+    | SyncRequest
+    | SyncResponse
+    | ServerEvent
+    | ProblemDetail
+)
