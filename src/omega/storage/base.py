@@ -1,0 +1,162 @@
+"""The constellation's storage interface. Backends: SQLite (embedded default), PostgreSQL.
+
+The server keeps no per-viewer history: only each viewer's *current* shareable patterns
+(the live set, needed to count distinct backers for consensus), pending contributions
+until a federation round applies them, and the versioned releases it distributes.
+
+Flow: ``ingest`` (push, idempotent per viewer+batch) → pending contributions →
+``apply_pending`` (a worker leases rows no other worker sees, folds them into the live
+set, deletes them; one transaction) → the worker reads ``live_patterns`` and computes a
+release → ``commit_release`` (atomic, optimistic on the base version) → devices read
+``release_delta`` since their version.
+"""
+
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass, field
+
+from omega.protocol.messages import ConsolidatedPattern, Pattern, PushAck, PushRequest, Trend
+
+__all__ = [
+    "Codebook",
+    "LivePattern",
+    "ReleaseDelta",
+    "Storage",
+    "StorageStats",
+    "ViewerRecord",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class ViewerRecord:
+    viewer_id: str
+    region: str
+    device_model: str
+    created_at: float
+    client_version: str = "0.1.0"
+
+
+@dataclass(frozen=True, slots=True)
+class Codebook:
+    """Content cells: k-means centroids over the catalog's content embeddings (public data)."""
+
+    codebook_id: str
+    dim: int
+    centroids_f16: bytes  # k * dim little-endian float16, row-major
+    k: int
+
+
+@dataclass(frozen=True, slots=True)
+class LivePattern:
+    """One viewer's current version of one pattern."""
+
+    viewer_id: str
+    region: str
+    codebook_id: str
+    pattern: Pattern
+    updated_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class ReleaseDelta:
+    """What changed in the consolidated knowledge since some version."""
+
+    version: int
+    patterns: list[ConsolidatedPattern] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+    trends: list[Trend] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class StorageStats:
+    viewers: int
+    pending_contributions: int
+    live_patterns: int
+    released_patterns: int
+    version: int
+
+
+class Storage(abc.ABC):
+    """Every method is synchronous and safe to call from one thread per connection."""
+
+    # -- lifecycle -----------------------------------------------------------------
+    @abc.abstractmethod
+    def migrate(self) -> None:
+        """Apply numbered migrations not yet recorded (idempotent)."""
+
+    @abc.abstractmethod
+    def close(self) -> None: ...
+
+    # -- viewers ---------------------------------------------------------------------
+    @abc.abstractmethod
+    def create_viewer(self, viewer: ViewerRecord) -> None: ...
+
+    @abc.abstractmethod
+    def get_viewer(self, viewer_id: str) -> ViewerRecord | None: ...
+
+    @abc.abstractmethod
+    def use_refresh_token(self, jti: str, viewer_id: str, *, now: float) -> bool:
+        """Mark a refresh token id as spent; False if it was already used (replay)."""
+
+    # -- content -----------------------------------------------------------------------
+    @abc.abstractmethod
+    def put_codebook(self, codebook: Codebook) -> None: ...
+
+    @abc.abstractmethod
+    def get_codebook(self) -> Codebook | None: ...
+
+    # -- ingestion -------------------------------------------------------------------
+    @abc.abstractmethod
+    def ingest(
+        self, push: PushRequest, *, digest: str, region: str, ack: PushAck, now: float
+    ) -> PushAck:
+        """Record a push exactly once per (viewer, batch id).
+
+        First time: store ``ack`` and queue the push's accepted patterns/removals as
+        pending contributions, in one transaction, and return ``ack``. Same key and same
+        ``digest`` again: change nothing, return the ack stored the first time. Same key,
+        different digest: raise ``ConflictError``.
+        """
+
+    # -- federation ------------------------------------------------------------------
+    @abc.abstractmethod
+    def apply_pending(self, *, worker_id: str, limit: int, now: float) -> int:
+        """Lease up to ``limit`` pending contributions no other worker holds, fold them into
+        the live set (upsert / delete by (viewer, pattern id)), delete them; one
+        transaction. Returns how many were applied."""
+
+    @abc.abstractmethod
+    def live_patterns(self, *, codebook_id: str, updated_after: float) -> list[LivePattern]: ...
+
+    @abc.abstractmethod
+    def prune_live(self, *, updated_before: float) -> int: ...
+
+    @abc.abstractmethod
+    def current_release(self) -> tuple[int, list[ConsolidatedPattern]]:
+        """The latest version and every pattern live in it."""
+
+    @abc.abstractmethod
+    def commit_release(
+        self,
+        *,
+        base_version: int,
+        upserted: list[ConsolidatedPattern],
+        removed: list[str],
+        trends: list[Trend],
+        now: float,
+    ) -> int | None:
+        """Atomically publish version base_version + 1 (patterns carry that version).
+        Returns None, changing nothing, if the current version is no longer base_version."""
+
+    @abc.abstractmethod
+    def release_delta(self, *, since_version: int, limit: int) -> ReleaseDelta:
+        """Up to ``limit`` patterns changed after ``since_version`` (ordered by version, then
+        weight descending) and the ids removed after it, plus the current trends.
+
+        ``ReleaseDelta.version`` is the highest version *completely* contained in the answer
+        (== since_version if even the first version did not fit), so a device that stores
+        it as its cursor never skips a change; re-sent patterns are idempotent upserts."""
+
+    @abc.abstractmethod
+    def stats(self) -> StorageStats: ...
