@@ -1,0 +1,171 @@
+"""The evaluation protocol of DESIGN.md, exactly.
+
+- Each viewer's interactions are ordered by (timestamp, item id as a number); the last
+  one is held out and everything before it is the train split.
+- A ``Scorer`` scores **all** items for a batch of viewers; items the viewer interacted
+  with in train are excluded (set to −inf here, whatever the scorer returned), the
+  held-out item never is. Its 0-based rank is the number of remaining items with a
+  strictly higher score (full ranking, no sampled negatives).
+- HR@10 = [rank < 10]; NDCG@10 = 1/log2(rank + 2) if rank < 10 else 0 (binary relevance,
+  one relevant item); both averaged over viewers.
+
+Ties: counting only strictly higher scores settles every tie in the held-out item's
+favour. That is how DESIGN.md's reference table was computed (this module reproduces
+its popularity, item-kNN and transitions rows to four decimals), so ``hr@10`` /
+``ndcg@10`` use it. It flatters scorers with coarse scores (integer co-watch counts; a
+constant scorer would get NDCG 1), so ``evaluate`` also reports ``*_pessimistic``
+figures where every tied item ranks above the held-out one. Read both: a large gap
+means the scorer's ties, not its ordering, earn the figure.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Protocol
+
+import numpy as np
+import numpy.typing as npt
+import scipy.sparse as sp
+
+from omega.errors import InputError
+from omega.sim.datasets import Dataset
+
+__all__ = ["K", "Scorer", "Split", "evaluate", "holdout_ranks", "rank_metrics", "split"]
+
+K = 10
+_BATCH = 256
+
+IntArray = npt.NDArray[np.int64]
+FloatArray = npt.NDArray[np.float64]
+
+
+@dataclass(frozen=True, eq=False)
+class Split:
+    """Train sequences in protocol order (CSR-style) plus one held-out item per viewer.
+
+    Viewer ``u``'s train items are ``train_items[train_indptr[u]:train_indptr[u + 1]]``,
+    oldest first; ``holdout[u]`` is the item index held out. Viewers are the dataset's
+    users (each has at least one rating, so each has a held-out item).
+    """
+
+    dataset: Dataset
+    train_indptr: IntArray
+    train_items: IntArray
+    train_ratings: npt.NDArray[np.float32]
+    train_timestamps: IntArray
+    holdout: IntArray
+    holdout_timestamp: IntArray = field(repr=False)
+
+    @property
+    def n_viewers(self) -> int:
+        return int(self.holdout.shape[0])
+
+    @property
+    def n_items(self) -> int:
+        return self.dataset.n_items
+
+    def train_sequence(self, viewer: int) -> IntArray:
+        """The viewer's train items, oldest first."""
+        return self.train_items[self.train_indptr[viewer] : self.train_indptr[viewer + 1]]
+
+    @cached_property
+    def train_matrix(self) -> sp.csr_matrix:
+        """Binary viewers × items matrix of train interactions (float32)."""
+        rows = np.repeat(np.arange(self.n_viewers), np.diff(self.train_indptr))
+        data = np.ones(rows.shape[0], dtype=np.float32)
+        matrix = sp.csr_matrix(
+            (data, (rows, self.train_items)), shape=(self.n_viewers, self.n_items)
+        )
+        matrix.data[:] = 1.0  # a re-rated item counts once
+        matrix.sort_indices()
+        return matrix
+
+
+def split(dataset: Dataset) -> Split:
+    """Hold out each viewer's last interaction in (timestamp, numeric item id) order."""
+    keys = dataset.item_keys[dataset.items_idx]
+    # lexsort: the last key is the primary one.
+    order = np.lexsort((keys, dataset.timestamps, dataset.users))
+    users = dataset.users[order]
+    counts = np.bincount(users, minlength=dataset.n_users)
+    ends = np.cumsum(counts)
+    last = ends - 1  # position (in ``order``) of each viewer's held-out interaction
+    keep = np.ones(order.shape[0], dtype=bool)
+    keep[last] = False
+    train = order[keep]
+    indptr = np.zeros(dataset.n_users + 1, dtype=np.int64)
+    indptr[1:] = np.cumsum(counts - 1)
+    return Split(
+        dataset=dataset,
+        train_indptr=indptr,
+        train_items=dataset.items_idx[train].astype(np.int64),
+        train_ratings=dataset.ratings[train],
+        train_timestamps=dataset.timestamps[train],
+        holdout=dataset.items_idx[order[last]].astype(np.int64),
+        holdout_timestamp=dataset.timestamps[order[last]],
+    )
+
+
+class Scorer(Protocol):
+    """Scores every item for a batch of viewers, trained on the train split only."""
+
+    def score(self, viewers: IntArray) -> FloatArray:
+        """A (len(viewers), n_items) array; higher is better, −inf excludes an item."""
+        ...
+
+
+def rank_metrics(ranks: IntArray, k: int = K) -> tuple[float, float]:
+    """(HR@k, NDCG@k) averaged over 0-based ranks of one relevant item each."""
+    if ranks.size == 0:
+        return 0.0, 0.0
+    hits = ranks < k
+    gains = np.where(hits, 1.0 / np.log2(ranks.astype(np.float64) + 2.0), 0.0)
+    return float(hits.mean()), float(gains.mean())
+
+
+def holdout_ranks(
+    split: Split, scorer: Scorer, *, batch: int = _BATCH
+) -> tuple[IntArray, IntArray]:
+    """The held-out item's 0-based rank among unseen items: (ties won, ties lost)."""
+    matrix = split.train_matrix
+    higher = np.empty(split.n_viewers, dtype=np.int64)
+    tied = np.empty(split.n_viewers, dtype=np.int64)
+    for start in range(0, split.n_viewers, batch):
+        viewers = np.arange(start, min(start + batch, split.n_viewers), dtype=np.int64)
+        scores = np.array(scorer.score(viewers), dtype=np.float64)  # a copy we may edit
+        if scores.shape != (viewers.shape[0], split.n_items):
+            raise InputError(
+                f"scorer returned shape {scores.shape}, "
+                f"expected {(viewers.shape[0], split.n_items)}"
+            )
+        if np.isnan(scores).any():
+            raise InputError("scorer returned NaN scores")
+        rows = np.arange(viewers.shape[0])
+        target_items = split.holdout[viewers]
+        target = scores[rows, target_items].copy()
+        seen = matrix[viewers]
+        scores[np.repeat(rows, np.diff(seen.indptr)), seen.indices] = -np.inf
+        # The held-out item itself (even if re-watched) is the one being ranked.
+        scores[rows, target_items] = np.nan
+        higher[viewers] = (scores > target[:, None]).sum(axis=1)
+        tied[viewers] = (scores == target[:, None]).sum(axis=1)
+    return higher, higher + tied
+
+
+def evaluate(split: Split, scorer: Scorer, *, k: int = K) -> dict[str, float | int]:
+    """HR@k and NDCG@k of ``scorer`` on ``split``.
+
+    Returns ``{"hr@10", "ndcg@10", "hr@10_pessimistic", "ndcg@10_pessimistic",
+    "viewers"}`` (for k = 10); see the module docstring for ties.
+    """
+    best, worst = holdout_ranks(split, scorer)
+    hr, ndcg = rank_metrics(best, k)
+    hr_worst, ndcg_worst = rank_metrics(worst, k)
+    return {
+        f"hr@{k}": hr,
+        f"ndcg@{k}": ndcg,
+        f"hr@{k}_pessimistic": hr_worst,
+        f"ndcg@{k}_pessimistic": ndcg_worst,
+        "viewers": split.n_viewers,
+    }
