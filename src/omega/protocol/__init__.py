@@ -1,8 +1,61 @@
-"""The wire protocol: message types and the binary codec, with no I/O (sans-IO)."""
+"""The wire protocol: message types, validation, the binary codec and vector quantisation.
+
+Sans-IO (as h11): everything here maps values to bytes and back, with no sockets or files.
+``bench`` (the ``omega bench sync`` measurement) is not re-exported.
+"""
 
 from __future__ import annotations
 
+from omega.protocol.codec import (
+    COMPRESS_THRESHOLD,
+    DEFAULT_MAX_BYTES,
+    DEFAULT_MAX_DECOMPRESSED,
+    FLAG_ZSTD,
+    decode,
+    decode_json,
+    encode,
+    encode_json,
+)
 from omega.protocol.messages import *  # noqa: F403
 from omega.protocol.messages import __all__ as _messages_all
+from omega.protocol.quantize import from_vector, to_vector
+from omega.protocol.validation import (
+    EMBEDDING_DIM,
+    MAX_CELL,
+    MAX_CONTENT_UPDATES,
+    MAX_ID_LENGTH,
+    MAX_INT8_SCALE,
+    MAX_PATTERNS_PER_PULL,
+    MAX_PATTERNS_PER_PUSH,
+    MAX_REMOVED,
+    MAX_TRENDS,
+    MAX_VECTOR_DIM,
+    validate,
+    validate_vector,
+)
 
-__all__ = [*_messages_all]
+__all__ = [
+    *_messages_all,
+    "COMPRESS_THRESHOLD",
+    "DEFAULT_MAX_BYTES",
+    "DEFAULT_MAX_DECOMPRESSED",
+    "EMBEDDING_DIM",
+    "FLAG_ZSTD",
+    "MAX_CELL",
+    "MAX_CONTENT_UPDATES",
+    "MAX_ID_LENGTH",
+    "MAX_INT8_SCALE",
+    "MAX_PATTERNS_PER_PULL",
+    "MAX_PATTERNS_PER_PUSH",
+    "MAX_REMOVED",
+    "MAX_TRENDS",
+    "MAX_VECTOR_DIM",
+    "decode",
+    "decode_json",
+    "encode",
+    "encode_json",
+    "from_vector",
+    "to_vector",
+    "validate",
+    "validate_vector",
+]

@@ -1,0 +1,237 @@
+"""Binary frames for every message, and the JSON debug form, with no I/O.
+
+A frame is::
+
+    byte 0   PROTOCOL_VERSION
+    byte 1   flags (bit 0: payload is one zstd frame; other bits must be 0)
+    bytes 2… msgpack of the tagged message, zstd-compressed when that makes it smaller
+
+Decoding is hostile-input safe: every failure is a :class:`RemoteProtocolError` (or its
+subclass :class:`PayloadTooLargeError`), and decompression memory is bounded by
+``max_decompressed`` whether or not the zstd frame declares its size. zstandard's own
+``max_output_size`` is ignored for frames that declare a size, so the declared size is
+checked from the header and the output is read through a bounded stream.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any, TypeVar, overload
+
+import msgspec
+import zstandard
+
+from omega.errors import LocalProtocolError, PayloadTooLargeError, RemoteProtocolError
+from omega.protocol.messages import PROTOCOL_VERSION, Message
+from omega.protocol.validation import validate
+
+__all__ = [
+    "COMPRESS_THRESHOLD",
+    "DEFAULT_MAX_BYTES",
+    "DEFAULT_MAX_DECOMPRESSED",
+    "FLAG_ZSTD",
+    "decode",
+    "decode_json",
+    "encode",
+    "encode_json",
+]
+
+FLAG_ZSTD = 0x01
+COMPRESS_THRESHOLD = 64
+"""msgpack bodies shorter than this are sent raw: zstd's frame overhead would not pay."""
+DEFAULT_MAX_BYTES = 1 << 20
+"""Largest frame (or JSON body) accepted by default."""
+DEFAULT_MAX_DECOMPRESSED = 2 << 20
+"""Largest msgpack body a compressed frame may expand to by default."""
+
+_HEADER = 2
+_ZSTD_LEVEL = 3
+# Level 3 never uses a window above 2 MiB, so a frame asking for more is not ours; the
+# cap also stops a hostile window size from making the decoder allocate a huge buffer.
+_MAX_WINDOW = 1 << 21
+_CHUNK = 64 * 1024
+
+M = TypeVar("M", bound=msgspec.Struct)
+Buffer = bytes | bytearray | memoryview
+
+_MESSAGE_TYPES: tuple[type[msgspec.Struct], ...] = Message.__args__
+_msgpack_encoder = msgspec.msgpack.Encoder()
+_msgpack_decoder: msgspec.msgpack.Decoder[Message] = msgspec.msgpack.Decoder(Message)
+_json_encoder = msgspec.json.Encoder()
+_json_decoder: msgspec.json.Decoder[Message] = msgspec.json.Decoder(Message)
+_typed_msgpack: dict[type, msgspec.msgpack.Decoder[Any]] = {
+    t: msgspec.msgpack.Decoder(t) for t in _MESSAGE_TYPES
+}
+_typed_json: dict[type, msgspec.json.Decoder[Any]] = {
+    t: msgspec.json.Decoder(t) for t in _MESSAGE_TYPES
+}
+
+
+class _Zstd(threading.local):
+    """zstd contexts are not safe to share between threads; one pair per thread."""
+
+    def __init__(self) -> None:
+        self.compressor = zstandard.ZstdCompressor(level=_ZSTD_LEVEL, write_content_size=True)
+        self.decompressor = zstandard.ZstdDecompressor(max_window_size=_MAX_WINDOW)
+
+
+_zstd = _Zstd()
+
+
+def encode(msg: Message) -> bytes:
+    """Validate ``msg`` and return its binary frame; :class:`LocalProtocolError` if invalid."""
+    _check_outgoing(msg)
+    try:
+        body = _msgpack_encoder.encode(msg)
+    except (TypeError, ValueError, OverflowError) as exc:
+        raise LocalProtocolError(f"cannot encode {type(msg).__name__}: {exc}") from None
+    if len(body) >= COMPRESS_THRESHOLD:
+        packed = _zstd.compressor.compress(body)
+        if len(packed) < len(body):
+            return bytes((PROTOCOL_VERSION, FLAG_ZSTD)) + packed
+    return bytes((PROTOCOL_VERSION, 0)) + body
+
+
+@overload
+def decode(
+    data: Buffer,
+    *,
+    expect: None = None,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+    max_decompressed: int = DEFAULT_MAX_DECOMPRESSED,
+) -> Message: ...
+@overload
+def decode(
+    data: Buffer,
+    *,
+    expect: type[M],
+    max_bytes: int = DEFAULT_MAX_BYTES,
+    max_decompressed: int = DEFAULT_MAX_DECOMPRESSED,
+) -> M: ...
+def decode(
+    data: Buffer,
+    *,
+    expect: type[M] | None = None,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+    max_decompressed: int = DEFAULT_MAX_DECOMPRESSED,
+) -> Message | M:
+    """Parse and validate one frame from a peer.
+
+    ``expect`` restricts the accepted message type. Raises :class:`PayloadTooLargeError`
+    when the frame or its decompressed body is over the limits, and
+    :class:`RemoteProtocolError` for anything else wrong with the bytes.
+    """
+    _check_expect(expect)
+    decoder = _msgpack_decoder if expect is None else _typed_msgpack[expect]
+    body = _unframe(_as_bytes(data, max_bytes), max_decompressed)
+    try:
+        msg: Message = decoder.decode(body)
+    except Exception as exc:  # the peer's bytes: any failure in the parser is theirs
+        wanted = f" (expected {expect.__name__})" if expect is not None else ""
+        raise RemoteProtocolError(f"malformed message{wanted}: {exc}") from None
+    validate(msg)
+    return msg
+
+
+def encode_json(msg: Message) -> bytes:
+    """The JSON debug form of ``msg`` (bytes fields in base64), validated like :func:`encode`."""
+    _check_outgoing(msg)
+    try:
+        return _json_encoder.encode(msg)
+    except (TypeError, ValueError, OverflowError) as exc:
+        raise LocalProtocolError(f"cannot encode {type(msg).__name__}: {exc}") from None
+
+
+@overload
+def decode_json(
+    data: Buffer, *, expect: None = None, max_bytes: int = DEFAULT_MAX_BYTES
+) -> Message: ...
+@overload
+def decode_json(data: Buffer, *, expect: type[M], max_bytes: int = DEFAULT_MAX_BYTES) -> M: ...
+def decode_json(
+    data: Buffer, *, expect: type[M] | None = None, max_bytes: int = DEFAULT_MAX_BYTES
+) -> Message | M:
+    """Parse and validate a JSON message from a peer; same errors as :func:`decode`."""
+    _check_expect(expect)
+    decoder = _json_decoder if expect is None else _typed_json[expect]
+    body = _as_bytes(data, max_bytes)
+    try:
+        msg: Message = decoder.decode(body)
+    except Exception as exc:  # the peer's bytes: any failure in the parser is theirs
+        wanted = f" (expected {expect.__name__})" if expect is not None else ""
+        raise RemoteProtocolError(f"malformed JSON message{wanted}: {exc}") from None
+    validate(msg)
+    return msg
+
+
+def _check_outgoing(msg: Message) -> None:
+    try:
+        validate(msg)
+    except RemoteProtocolError as exc:
+        raise LocalProtocolError(str(exc)) from None
+
+
+def _check_expect(expect: type | None) -> None:
+    if expect is not None and expect not in _typed_msgpack:
+        raise LocalProtocolError(f"cannot expect {expect!r}: not a protocol message type")
+
+
+def _as_bytes(data: object, max_bytes: int) -> bytes:
+    if not isinstance(data, (bytes, bytearray, memoryview)):
+        raise RemoteProtocolError(f"expected bytes, got {type(data).__name__}")
+    if len(data) > max_bytes:
+        raise PayloadTooLargeError(f"body of {len(data)} bytes is over the {max_bytes} limit")
+    return bytes(data)
+
+
+def _unframe(frame: bytes, max_decompressed: int) -> bytes:
+    if len(frame) < _HEADER:
+        raise RemoteProtocolError(f"truncated frame: {len(frame)} bytes, no header")
+    version, flags = frame[0], frame[1]
+    if version != PROTOCOL_VERSION:
+        raise RemoteProtocolError(
+            f"unsupported protocol version {version} (this side speaks {PROTOCOL_VERSION})"
+        )
+    if flags & ~FLAG_ZSTD:
+        raise RemoteProtocolError(f"unknown frame flags 0x{flags:02x}")
+    payload = frame[_HEADER:]
+    if not flags & FLAG_ZSTD:
+        if len(payload) > max_decompressed:
+            raise PayloadTooLargeError(
+                f"body of {len(payload)} bytes is over the {max_decompressed} limit"
+            )
+        return payload
+    return _decompress(payload, max_decompressed)
+
+
+def _decompress(payload: bytes, limit: int) -> bytes:
+    try:
+        declared = zstandard.frame_content_size(payload)
+    except zstandard.ZstdError as exc:
+        raise RemoteProtocolError(f"compressed body is not a zstd frame: {exc}") from None
+    # frame_content_size reports "not declared" as -1 (the C API uses a sentinel).
+    known = 0 <= declared < zstandard.CONTENTSIZE_ERROR
+    if known and declared > limit:
+        raise PayloadTooLargeError(
+            f"compressed body declares {declared} bytes, over the {limit} limit"
+        )
+    chunks: list[bytes] = []
+    total = 0
+    # Read at most limit + 1 bytes, never trusting the declared size beyond the limit.
+    want = declared + 1 if known else _CHUNK
+    try:
+        with _zstd.decompressor.stream_reader(payload, read_across_frames=True) as reader:
+            while total <= limit:
+                chunk = reader.read(min(want, limit + 1 - total))
+                if not chunk:
+                    break
+                chunks.append(chunk)
+                total += len(chunk)
+                want = _CHUNK
+    except (zstandard.ZstdError, ValueError) as exc:
+        raise RemoteProtocolError(f"corrupt zstd body: {exc}") from None
+    if total > limit:
+        raise PayloadTooLargeError(f"compressed body expands past the {limit} byte limit")
+    if known and total != declared:
+        raise RemoteProtocolError(f"zstd body expanded to {total} bytes but declared {declared}")
+    return b"".join(chunks)

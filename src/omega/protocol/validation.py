@@ -1,0 +1,382 @@
+"""Strict checks on every message, beyond what the msgspec types enforce.
+
+msgspec checks types and tags while decoding; it does not look at values, and it checks
+nothing when a Struct is built in Python. :func:`validate` covers both: bounds on every
+count, length and number, NaN/Inf, vector dimensions and payloads, the cell arity of
+each pattern task, and duplicate ids. The codec runs it on every encode and decode; the
+server may call it on anything it did not get through the codec.
+
+Comparisons are written so that NaN fails them (``0.0 <= x <= 1.0`` is False for NaN).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import numpy as np
+
+from omega.errors import RemoteProtocolError
+from omega.protocol.messages import (
+    ConsolidatedPattern,
+    ContentUpdate,
+    Message,
+    Pattern,
+    PatternContext,
+    ProblemDetail,
+    PullRequest,
+    PullResponse,
+    PushAck,
+    PushRequest,
+    Registration,
+    RegistrationResponse,
+    ServerEvent,
+    SyncRequest,
+    SyncResponse,
+    TokenRefresh,
+    Trend,
+    Vector,
+)
+
+__all__ = [
+    "EMBEDDING_DIM",
+    "MAX_CELL",
+    "MAX_CONTENT_UPDATES",
+    "MAX_ID_LENGTH",
+    "MAX_INT8_SCALE",
+    "MAX_PATTERNS_PER_PULL",
+    "MAX_PATTERNS_PER_PUSH",
+    "MAX_REMOVED",
+    "MAX_TRENDS",
+    "MAX_VECTOR_DIM",
+    "validate",
+    "validate_vector",
+]
+
+EMBEDDING_DIM = 384
+"""Every vector on the wire is an all-MiniLM-L6-v2 embedding."""
+MAX_VECTOR_DIM = 4096
+MAX_INT8_SCALE = 2.0**120
+"""Keeps ``127 * scale`` well inside float32."""
+MAX_CELL = 65_536
+"""Cells are codebook indices in ``[0, MAX_CELL)``."""
+MAX_ID_LENGTH = 128
+MAX_SHORT_TEXT = 256
+MAX_TOKEN_LENGTH = 4096
+MAX_DETAIL_LENGTH = 4096
+MAX_PATTERNS_PER_PUSH = 512
+"""``added`` + ``updated`` in one push."""
+MAX_REMOVED = 1024
+MAX_ACK_IDS = MAX_PATTERNS_PER_PUSH + MAX_REMOVED
+MAX_PATTERNS_PER_PULL = 4096
+MAX_TRENDS = 1024
+MAX_CONTENT_UPDATES = 256
+MAX_INTERESTS = 256
+MAX_EVENT_FIELDS = 64
+MAX_COUNT = 2**31 - 1
+MAX_VERSION = 2**63 - 1
+MAX_PULL_BYTES = 1 << 22
+MAX_SYNC_AFTER = 30 * 86_400.0
+MAX_EXPIRES_IN = 366 * 86_400
+
+_CELLS_BY_TASK = {"preference": 1, "recommendation": 2, "discovery": 1, "behaviour": 1}
+_TIME_BUCKETS = frozenset({"morning", "afternoon", "evening", "night", "any"})
+_DAY_TYPES = frozenset({"weekday", "weekend", "any"})
+_BYTES_PER_VALUE = {"f16": 2, "int8": 1}
+_INF = float("inf")
+
+
+class _Violation(Exception):
+    """Internal: one broken rule, with the path to the offending field."""
+
+
+def validate(msg: Message) -> None:
+    """Raise :class:`RemoteProtocolError` naming the first field that breaks a rule."""
+    check = _CHECKS.get(type(msg))
+    if check is None:
+        raise RemoteProtocolError(f"not a protocol message: {type(msg).__name__}")
+    try:
+        check(msg, type(msg).__name__)
+    except _Violation as exc:
+        raise RemoteProtocolError(f"invalid {type(msg).__name__}: {exc}") from None
+
+
+def validate_vector(vector: Vector, *, dim: int | None = EMBEDDING_DIM) -> None:
+    """Raise :class:`RemoteProtocolError` unless ``vector`` is well formed.
+
+    ``dim=None`` accepts any dimension from 1 to ``MAX_VECTOR_DIM``.
+    """
+    try:
+        _check_vector(vector, "vector", dim=dim)
+    except _Violation as exc:
+        raise RemoteProtocolError(f"invalid Vector: {exc}") from None
+
+
+def _check_vector(vector: Vector, where: str, *, dim: int | None = EMBEDDING_DIM) -> None:
+    if not isinstance(vector, Vector):
+        raise _Violation(f"{where} must be a Vector")
+    per_value = _BYTES_PER_VALUE.get(vector.encoding)
+    if per_value is None:
+        raise _Violation(f"{where}.encoding must be 'f16' or 'int8', got {vector.encoding!r}")
+    if dim is None:
+        _int(vector.dim, f"{where}.dim", 1, MAX_VECTOR_DIM)
+    elif not _is_int(vector.dim) or vector.dim != dim:
+        raise _Violation(f"{where}.dim must be {dim}, got {vector.dim!r}")
+    if not isinstance(vector.data, bytes) or len(vector.data) != vector.dim * per_value:
+        size = len(vector.data) if isinstance(vector.data, bytes) else "not bytes"
+        raise _Violation(f"{where}.data must be {vector.dim * per_value} bytes, got {size}")
+    if vector.encoding == "int8":
+        if not (_is_number(vector.scale) and 0.0 < vector.scale <= MAX_INT8_SCALE):
+            raise _Violation(
+                f"{where}.scale must be in (0, {MAX_INT8_SCALE:.3g}], got {vector.scale!r}"
+            )
+    else:
+        if not _is_number(vector.scale) or vector.scale != 1.0:
+            raise _Violation(f"{where}.scale must be 1.0 for f16, got {vector.scale!r}")
+        values = np.frombuffer(vector.data, dtype="<f2")
+        if not bool(np.isfinite(values).all()):
+            raise _Violation(f"{where}.data holds NaN or Inf")
+
+
+# -- primitives ---------------------------------------------------------------------------
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _int(value: object, where: str, lo: int, hi: int) -> None:
+    if not (_is_int(value) and lo <= value <= hi):  # type: ignore[operator]
+        raise _Violation(f"{where} must be an integer in [{lo}, {hi}], got {value!r}")
+
+
+def _text(value: object, where: str, max_length: int, *, empty: bool = False) -> None:
+    if not (isinstance(value, str) and (empty or value) and len(value) <= max_length):
+        shown = repr(value) if not isinstance(value, str) else f"{len(value)} characters"
+        least = 0 if empty else 1
+        raise _Violation(f"{where} must be a string of {least}..{max_length} characters: {shown}")
+
+
+def _count(items: object, where: str, limit: int) -> None:
+    if not isinstance(items, (list, tuple)):
+        raise _Violation(f"{where} must be a list")
+    if len(items) > limit:
+        raise _Violation(f"{where} has {len(items)} entries, more than {limit}")
+
+
+def _unique(ids: Iterable[str], where: str) -> None:
+    seen: set[str] = set()
+    for pattern_id in ids:
+        if pattern_id in seen:
+            raise _Violation(f"{where}: pattern id {pattern_id!r} appears more than once")
+        seen.add(pattern_id)
+
+
+def _ids(items: list[str], where: str, limit: int) -> None:
+    _count(items, where, limit)
+    for i, item in enumerate(items):
+        _text(item, f"{where}[{i}]", MAX_ID_LENGTH)
+
+
+# -- pattern parts ------------------------------------------------------------------------
+
+
+def _pattern_core(p: Pattern | ConsolidatedPattern, where: str) -> None:
+    _text(p.id, f"{where}.id", MAX_ID_LENGTH)
+    arity = _CELLS_BY_TASK.get(p.task)
+    if arity is None:
+        raise _Violation(f"{where}.task is not a known task: {p.task!r}")
+    cells = p.cells
+    if not isinstance(cells, (tuple, list)) or len(cells) != arity:
+        raise _Violation(f"{where}.cells: a {p.task} pattern names exactly {arity} cell(s)")
+    for cell in cells:
+        if not (_is_int(cell) and 0 <= cell < MAX_CELL):
+            raise _Violation(f"{where}.cells: {cell!r} is not a cell in [0, {MAX_CELL})")
+    context = p.context
+    if not (
+        isinstance(context, PatternContext)
+        and context.time_bucket in _TIME_BUCKETS
+        and context.day_type in _DAY_TYPES
+    ):
+        raise _Violation(f"{where}.context is not a valid context: {context!r}")
+    rate = p.success_rate
+    if not (_is_number(rate) and 0.0 <= rate <= 1.0):
+        raise _Violation(f"{where}.success_rate must be in [0, 1], got {rate!r}")
+    _int(p.support, f"{where}.support", 1, MAX_COUNT)
+
+
+def _pattern(p: Pattern, where: str) -> None:
+    if not isinstance(p, Pattern):
+        raise _Violation(f"{where} must be a Pattern")
+    _pattern_core(p, where)
+    _int(p.version, f"{where}.version", 0, MAX_VERSION)
+
+
+def _consolidated(p: ConsolidatedPattern, where: str) -> None:
+    if not isinstance(p, ConsolidatedPattern):
+        raise _Violation(f"{where} must be a ConsolidatedPattern")
+    _pattern_core(p, where)
+    _int(p.viewers, f"{where}.viewers", 1, MAX_COUNT)
+    if not (_is_number(p.weight) and 0.0 <= p.weight < _INF):
+        raise _Violation(f"{where}.weight must be finite and >= 0, got {p.weight!r}")
+    _int(p.version, f"{where}.version", 0, MAX_VERSION)
+
+
+def _trend(t: Trend, where: str) -> None:
+    if not isinstance(t, Trend):
+        raise _Violation(f"{where} must be a Trend")
+    _int(t.cell, f"{where}.cell", 0, MAX_CELL - 1)
+    _text(t.region, f"{where}.region", MAX_ID_LENGTH)
+    if not (_is_number(t.score) and -_INF < t.score < _INF):
+        raise _Violation(f"{where}.score must be finite, got {t.score!r}")
+    _int(t.version, f"{where}.version", 0, MAX_VERSION)
+
+
+def _content(c: ContentUpdate, where: str) -> None:
+    if not isinstance(c, ContentUpdate):
+        raise _Violation(f"{where} must be a ContentUpdate")
+    _text(c.item_id, f"{where}.item_id", MAX_ID_LENGTH)
+    _check_vector(c.embedding, f"{where}.embedding")
+
+
+# -- messages -----------------------------------------------------------------------------
+
+
+def _registration(m: Registration, where: str) -> None:
+    _text(m.device_model, f"{where}.device_model", MAX_SHORT_TEXT)
+    _text(m.region, f"{where}.region", MAX_ID_LENGTH)
+    _text(m.client_version, f"{where}.client_version", MAX_ID_LENGTH)
+
+
+def _registration_response(m: RegistrationResponse, where: str) -> None:
+    _text(m.viewer_id, f"{where}.viewer_id", MAX_ID_LENGTH)
+    _text(m.access_token, f"{where}.access_token", MAX_TOKEN_LENGTH)
+    _text(m.refresh_token, f"{where}.refresh_token", MAX_TOKEN_LENGTH)
+    _int(m.expires_in, f"{where}.expires_in", 0, MAX_EXPIRES_IN)
+
+
+def _token_refresh(m: TokenRefresh, where: str) -> None:
+    _text(m.refresh_token, f"{where}.refresh_token", MAX_TOKEN_LENGTH)
+
+
+def _push(m: PushRequest, where: str) -> None:
+    _text(m.viewer_id, f"{where}.viewer_id", MAX_ID_LENGTH)
+    _text(m.batch_id, f"{where}.batch_id", MAX_ID_LENGTH)
+    _text(m.codebook_id, f"{where}.codebook_id", MAX_ID_LENGTH)
+    _text(m.client_version, f"{where}.client_version", MAX_ID_LENGTH)
+    _count(m.added, f"{where}.added", MAX_PATTERNS_PER_PUSH)
+    _count(m.updated, f"{where}.updated", MAX_PATTERNS_PER_PUSH)
+    if len(m.added) + len(m.updated) > MAX_PATTERNS_PER_PUSH:
+        raise _Violation(f"{where} carries more than {MAX_PATTERNS_PER_PUSH} patterns")
+    for i, p in enumerate(m.added):
+        _pattern(p, f"{where}.added[{i}]")
+    for i, p in enumerate(m.updated):
+        _pattern(p, f"{where}.updated[{i}]")
+    _ids(m.removed, f"{where}.removed", MAX_REMOVED)
+    _unique([*(p.id for p in m.added), *(p.id for p in m.updated), *m.removed], where)
+
+
+def _ack(m: PushAck, where: str) -> None:
+    _text(m.batch_id, f"{where}.batch_id", MAX_ID_LENGTH)
+    _ids(m.accepted, f"{where}.accepted", MAX_ACK_IDS)
+    _count(m.rejected, f"{where}.rejected", MAX_ACK_IDS)
+    for i, r in enumerate(m.rejected):
+        _text(r.pattern_id, f"{where}.rejected[{i}].pattern_id", MAX_ID_LENGTH)
+        _text(r.reason, f"{where}.rejected[{i}].reason", MAX_SHORT_TEXT)
+    _int(m.server_version, f"{where}.server_version", 0, MAX_VERSION)
+
+
+def _pull(m: PullRequest, where: str) -> None:
+    _text(m.viewer_id, f"{where}.viewer_id", MAX_ID_LENGTH)
+    _int(m.since_version, f"{where}.since_version", 0, MAX_VERSION)
+    _int(m.max_bytes, f"{where}.max_bytes", 1, MAX_PULL_BYTES)
+    _text(m.region, f"{where}.region", MAX_ID_LENGTH)
+    _count(m.interests, f"{where}.interests", MAX_INTERESTS)
+    for i, cell in enumerate(m.interests):
+        _int(cell, f"{where}.interests[{i}]", 0, MAX_CELL - 1)
+
+
+def _pull_response(m: PullResponse, where: str) -> None:
+    _int(m.version, f"{where}.version", 0, MAX_VERSION)
+    _count(m.patterns, f"{where}.patterns", MAX_PATTERNS_PER_PULL)
+    for i, p in enumerate(m.patterns):
+        _consolidated(p, f"{where}.patterns[{i}]")
+    _ids(m.removed, f"{where}.removed", MAX_PATTERNS_PER_PULL)
+    _unique([*(p.id for p in m.patterns), *m.removed], where)
+    _count(m.trends, f"{where}.trends", MAX_TRENDS)
+    for i, t in enumerate(m.trends):
+        _trend(t, f"{where}.trends[{i}]")
+    _count(m.content, f"{where}.content", MAX_CONTENT_UPDATES)
+    for i, c in enumerate(m.content):
+        _content(c, f"{where}.content[{i}]")
+    if not (_is_number(m.next_sync_after) and 0.0 <= m.next_sync_after <= MAX_SYNC_AFTER):
+        raise _Violation(
+            f"{where}.next_sync_after must be in [0, {MAX_SYNC_AFTER:.0f}] seconds, "
+            f"got {m.next_sync_after!r}"
+        )
+    if not isinstance(m.more, bool):
+        raise _Violation(f"{where}.more must be a bool")
+
+
+def _sync(m: SyncRequest, where: str) -> None:
+    if not isinstance(m.pull, PullRequest):
+        raise _Violation(f"{where}.pull must be a PullRequest")
+    _pull(m.pull, f"{where}.pull")
+    if m.push is not None:
+        if not isinstance(m.push, PushRequest):
+            raise _Violation(f"{where}.push must be a PushRequest")
+        _push(m.push, f"{where}.push")
+        if m.push.viewer_id != m.pull.viewer_id:
+            raise _Violation(f"{where}: push and pull name different viewers")
+
+
+def _sync_response(m: SyncResponse, where: str) -> None:
+    if not isinstance(m.pull, PullResponse):
+        raise _Violation(f"{where}.pull must be a PullResponse")
+    _pull_response(m.pull, f"{where}.pull")
+    if m.ack is not None:
+        if not isinstance(m.ack, PushAck):
+            raise _Violation(f"{where}.ack must be a PushAck")
+        _ack(m.ack, f"{where}.ack")
+
+
+def _event(m: ServerEvent, where: str) -> None:
+    if m.kind not in ("release", "trend"):
+        raise _Violation(f"{where}.kind must be 'release' or 'trend', got {m.kind!r}")
+    _int(m.version, f"{where}.version", 0, MAX_VERSION)
+    if not isinstance(m.data, dict) or len(m.data) > MAX_EVENT_FIELDS:
+        raise _Violation(f"{where}.data must be a mapping of at most {MAX_EVENT_FIELDS} fields")
+    for key, value in m.data.items():
+        _text(key, f"{where}.data key", MAX_ID_LENGTH)
+        if isinstance(value, str):
+            _text(value, f"{where}.data[{key!r}]", MAX_SHORT_TEXT, empty=True)
+        elif _is_int(value):
+            _int(value, f"{where}.data[{key!r}]", -(2**63), 2**64 - 1)
+        elif not (_is_number(value) and -_INF < value < _INF):
+            raise _Violation(f"{where}.data[{key!r}] must be a finite number or a string")
+
+
+def _problem(m: ProblemDetail, where: str) -> None:
+    _text(m.title, f"{where}.title", MAX_SHORT_TEXT)
+    _int(m.status, f"{where}.status", 100, 599)
+    _text(m.detail, f"{where}.detail", MAX_DETAIL_LENGTH, empty=True)
+    _text(m.type, f"{where}.type", MAX_SHORT_TEXT * 4)
+
+
+_CHECKS: dict[type, Callable[[Any, str], None]] = {
+    Registration: _registration,
+    RegistrationResponse: _registration_response,
+    TokenRefresh: _token_refresh,
+    PushRequest: _push,
+    PushAck: _ack,
+    PullRequest: _pull,
+    PullResponse: _pull_response,
+    SyncRequest: _sync,
+    SyncResponse: _sync_response,
+    ServerEvent: _event,
+    ProblemDetail: _problem,
+}
