@@ -10,5 +10,18 @@ from omega.storage.base import (
     StorageStats,
     ViewerRecord,
 )
+from omega.storage.factory import open_storage
+from omega.storage.postgres import PostgresStorage
+from omega.storage.sqlite import SQLiteStorage
 
-__all__ = ["Codebook", "LivePattern", "ReleaseDelta", "Storage", "StorageStats", "ViewerRecord"]
+__all__ = [
+    "Codebook",
+    "LivePattern",
+    "PostgresStorage",
+    "ReleaseDelta",
+    "SQLiteStorage",
+    "Storage",
+    "StorageStats",
+    "ViewerRecord",
+    "open_storage",
+]

@@ -75,6 +75,10 @@ class StorageStats:
     live_patterns: int
     released_patterns: int
     version: int
+    #: Which backend answered ("sqlite", "postgresql") and what it can do beyond the
+    #: interface, e.g. ``("pgvector",)`` when codebook centroids live in a vector column.
+    backend: str = ""
+    capabilities: tuple[str, ...] = ()
 
 
 class Storage(abc.ABC):
@@ -130,7 +134,15 @@ class Storage(abc.ABC):
     def live_patterns(self, *, codebook_id: str, updated_after: float) -> list[LivePattern]: ...
 
     @abc.abstractmethod
-    def prune_live(self, *, updated_before: float) -> int: ...
+    def prune_live(self, *, updated_before: float) -> int:
+        """Forget live patterns (and removal markers) last updated before the cutoff.
+        Returns how many live patterns were dropped."""
+
+    @abc.abstractmethod
+    def prune_batches(self, *, created_before: float) -> int:
+        """Forget idempotency records (viewer, batch id → ack) of pushes older than the
+        cutoff, so the server keeps no push history beyond the retry window. A push retried
+        after its record was pruned is treated as new. Returns how many were dropped."""
 
     @abc.abstractmethod
     def current_release(self) -> tuple[int, list[ConsolidatedPattern]]:

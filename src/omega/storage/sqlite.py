@@ -1,0 +1,438 @@
+"""SQLite backend: the embedded default, one file, no server software.
+
+Threading: one connection per thread (``threading.local``), so the FastAPI threadpool
+and federation threads each read on their own connection without a Python lock. Writes
+serialise in SQLite itself: every write is one ``BEGIN IMMEDIATE`` transaction and
+waits up to ``busy_timeout_ms`` for the write lock; WAL lets reads proceed meanwhile.
+Multi-statement reads run in one deferred transaction, so they see one snapshot.
+``synchronous=FULL`` by default: an acknowledged push must survive power loss, because
+the device deletes it from its outbox once acknowledged.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Literal
+
+from omega.errors import ConflictError, CorruptStoreError, InputError, StoreError
+from omega.protocol.messages import ConsolidatedPattern, Pattern, PushAck, PushRequest, Trend
+from omega.storage._codec import (
+    check_codebook,
+    decode_ack,
+    decode_consolidated,
+    decode_pattern,
+    encode,
+    pattern_columns,
+)
+from omega.storage._migrations import check_known, load_migrations
+from omega.storage._pending import Leased, latest_per_key, pending_rows
+from omega.storage._release import check_limit, delta_cut, stamp_release
+from omega.storage.base import (
+    Codebook,
+    LivePattern,
+    ReleaseDelta,
+    Storage,
+    StorageStats,
+    ViewerRecord,
+)
+
+__all__ = ["SQLiteStorage"]
+
+_log = logging.getLogger(__name__)
+
+_UPSERT_LIVE = """
+INSERT INTO live (viewer_id, pattern_id, region, codebook_id, removed, task, cells,
+                  time_bucket, day_type, success_rate, support, body, seq, updated_at)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT (viewer_id, pattern_id) DO UPDATE SET
+    region = excluded.region, codebook_id = excluded.codebook_id,
+    removed = excluded.removed, task = excluded.task, cells = excluded.cells,
+    time_bucket = excluded.time_bucket, day_type = excluded.day_type,
+    success_rate = excluded.success_rate, support = excluded.support,
+    body = excluded.body, seq = excluded.seq, updated_at = excluded.updated_at
+WHERE excluded.seq > live.seq
+"""
+
+_UPSERT_RELEASED = """
+INSERT INTO released (pattern_id, version, removed, weight, task, cells, time_bucket,
+                      day_type, success_rate, support, viewers, body)
+VALUES (?, ?, 0, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT (pattern_id) DO UPDATE SET
+    version = excluded.version, removed = 0, weight = excluded.weight,
+    task = excluded.task, cells = excluded.cells, time_bucket = excluded.time_bucket,
+    day_type = excluded.day_type, success_rate = excluded.success_rate,
+    support = excluded.support, viewers = excluded.viewers, body = excluded.body
+"""
+
+
+@contextmanager
+def _translated(path: Path) -> Iterator[None]:
+    """Turn sqlite3's errors into Omega's, naming the file."""
+    try:
+        yield
+    except sqlite3.DatabaseError as exc:
+        text = str(exc)
+        if isinstance(exc, sqlite3.OperationalError):
+            raise StoreError(f"SQLite store {path}: {text}") from exc
+        if "not a database" in text or "malformed" in text:
+            raise CorruptStoreError(f"SQLite store {path} is damaged: {text}") from exc
+        raise StoreError(f"SQLite store {path}: {text}") from exc
+    except sqlite3.Error as exc:
+        raise StoreError(f"SQLite store {path}: {exc}") from exc
+
+
+class SQLiteStorage(Storage):
+    """The constellation's state in one SQLite file (created, with its folder, if missing)."""
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        busy_timeout_ms: int = 10_000,
+        synchronous: Literal["FULL", "NORMAL"] = "FULL",
+    ) -> None:
+        self.path = Path(path)
+        self._busy_timeout_ms = busy_timeout_ms
+        self._synchronous = synchronous
+        self._local = threading.local()
+        self._lock = threading.Lock()
+        self._connections: list[sqlite3.Connection] = []
+        self._closed = False
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StoreError(f"cannot create the folder for {self.path}: {exc}") from exc
+
+    # -- connections and transactions ---------------------------------------------------
+    def _conn(self) -> sqlite3.Connection:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is not None:
+            return conn
+        with self._lock:
+            if self._closed:
+                raise StoreError(f"SQLite store {self.path} is closed")
+            conn = sqlite3.connect(
+                self.path,
+                isolation_level=None,  # we issue BEGIN/COMMIT ourselves
+                check_same_thread=False,  # only so close() may close it from another thread
+                timeout=self._busy_timeout_ms / 1000,
+            )
+            self._connections.append(conn)
+        self._local.conn = conn
+        conn.execute(f"PRAGMA busy_timeout = {int(self._busy_timeout_ms)}")
+        conn.execute("PRAGMA journal_mode = WAL")
+        conn.execute(f"PRAGMA synchronous = {self._synchronous}")
+        conn.execute("PRAGMA foreign_keys = ON")
+        return conn
+
+    @contextmanager
+    def _tx(
+        self, mode: Literal["IMMEDIATE", "DEFERRED"] = "IMMEDIATE"
+    ) -> Iterator[sqlite3.Connection]:
+        with _translated(self.path):
+            conn = self._conn()
+            conn.execute(f"BEGIN {mode}")
+            try:
+                yield conn
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            connections, self._connections = self._connections, []
+        for conn in connections:
+            conn.close()
+        self._local = threading.local()
+
+    # -- lifecycle ---------------------------------------------------------------------------
+    def migrate(self) -> None:
+        migrations = load_migrations("sqlite")
+        with self._tx() as c:
+            c.execute(
+                "CREATE TABLE IF NOT EXISTS schema_migrations ("
+                " version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at REAL NOT NULL)"
+            )
+            applied = {row[0] for row in c.execute("SELECT version FROM schema_migrations")}
+            check_known(applied, migrations)
+            for m in migrations:
+                if m.number in applied:
+                    continue
+                for statement in _statements(m.sql):
+                    c.execute(statement)
+                c.execute(
+                    "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)",
+                    (m.number, m.name, time.time()),
+                )
+                _log.info("applied SQLite migration %04d_%s to %s", m.number, m.name, self.path)
+
+    # -- viewers -----------------------------------------------------------------------------
+    def create_viewer(self, viewer: ViewerRecord) -> None:
+        with self._tx() as c:
+            c.execute(
+                "INSERT INTO viewers (viewer_id, region, device_model, client_version, created_at)"
+                " VALUES (?, ?, ?, ?, ?) ON CONFLICT (viewer_id) DO NOTHING",
+                (
+                    viewer.viewer_id,
+                    viewer.region,
+                    viewer.device_model,
+                    viewer.client_version,
+                    viewer.created_at,
+                ),
+            )
+            if c.execute("SELECT changes()").fetchone()[0] == 0:
+                stored = _viewer(c, viewer.viewer_id)
+                if stored != viewer:
+                    raise ConflictError(f"viewer {viewer.viewer_id!r} is already registered")
+
+    def get_viewer(self, viewer_id: str) -> ViewerRecord | None:
+        with self._tx("DEFERRED") as c:
+            return _viewer(c, viewer_id)
+
+    def use_refresh_token(self, jti: str, viewer_id: str, *, now: float) -> bool:
+        with self._tx() as c:
+            _require_viewer(c, viewer_id)
+            cur = c.execute(
+                "INSERT INTO refresh_tokens (jti, viewer_id, used_at) VALUES (?, ?, ?)"
+                " ON CONFLICT (jti) DO NOTHING",
+                (jti, viewer_id, now),
+            )
+            return cur.rowcount == 1
+
+    # -- content -------------------------------------------------------------------------------
+    def put_codebook(self, codebook: Codebook) -> None:
+        check_codebook(codebook)
+        with self._tx() as c:
+            c.execute(
+                "INSERT INTO codebooks (codebook_id, dim, k, centroids_f16, put_seq)"
+                " VALUES (?, ?, ?, ?, (SELECT coalesce(max(put_seq), 0) + 1 FROM codebooks))"
+                " ON CONFLICT (codebook_id) DO UPDATE SET dim = excluded.dim, k = excluded.k,"
+                " centroids_f16 = excluded.centroids_f16, put_seq = excluded.put_seq",
+                (codebook.codebook_id, codebook.dim, codebook.k, codebook.centroids_f16),
+            )
+
+    def get_codebook(self) -> Codebook | None:
+        with self._tx("DEFERRED") as c:
+            row = c.execute(
+                "SELECT codebook_id, dim, centroids_f16, k FROM codebooks"
+                " ORDER BY put_seq DESC LIMIT 1"
+            ).fetchone()
+        return None if row is None else Codebook(row[0], row[1], bytes(row[2]), row[3])
+
+    # -- ingestion -----------------------------------------------------------------------------
+    def ingest(
+        self, push: PushRequest, *, digest: str, region: str, ack: PushAck, now: float
+    ) -> PushAck:
+        head = (push.viewer_id, push.batch_id, region, push.codebook_id)
+        rows = [(*head, r.pattern_id, r.op, r.body, now) for r in pending_rows(push, ack)]
+        with self._tx() as c:
+            found = c.execute(
+                "SELECT digest, ack FROM push_batches WHERE viewer_id = ? AND batch_id = ?",
+                (push.viewer_id, push.batch_id),
+            ).fetchone()
+            if found is not None:
+                if found[0] != digest:
+                    raise ConflictError(
+                        f"batch {push.batch_id!r} of viewer {push.viewer_id!r} was already "
+                        "pushed with a different payload"
+                    )
+                return decode_ack(found[1])
+            _require_viewer(c, push.viewer_id)
+            c.execute(
+                "INSERT INTO push_batches (viewer_id, batch_id, digest, ack, created_at)"
+                " VALUES (?, ?, ?, ?, ?)",
+                (push.viewer_id, push.batch_id, digest, encode(ack), now),
+            )
+            c.executemany(
+                "INSERT INTO pending (viewer_id, batch_id, region, codebook_id, pattern_id, op,"
+                " body, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                rows,
+            )
+        return ack
+
+    # -- federation ----------------------------------------------------------------------------
+    def apply_pending(self, *, worker_id: str, limit: int, now: float) -> int:
+        check_limit(limit)
+        with self._tx() as c:
+            leased = [
+                Leased(*row)
+                for row in c.execute(
+                    "SELECT seq, viewer_id, region, codebook_id, pattern_id, op, body"
+                    " FROM pending ORDER BY seq LIMIT ?",
+                    (limit,),
+                )
+            ]
+            if not leased:
+                return 0
+            c.executemany(_UPSERT_LIVE, [_live_values(row, now) for row in latest_per_key(leased)])
+            # The write lock is ours, so the first `limit` rows by seq are exactly `leased`.
+            c.execute("DELETE FROM pending WHERE seq <= ?", (leased[-1].seq,))
+        _log.debug("worker %s applied %d contributions", worker_id, len(leased))
+        return len(leased)
+
+    def live_patterns(self, *, codebook_id: str, updated_after: float) -> list[LivePattern]:
+        with self._tx("DEFERRED") as c:
+            rows = c.execute(
+                "SELECT viewer_id, region, codebook_id, body, updated_at FROM live"
+                " WHERE removed = 0 AND codebook_id = ? AND updated_at > ?"
+                " ORDER BY viewer_id, pattern_id",
+                (codebook_id, updated_after),
+            ).fetchall()
+        return [LivePattern(r[0], r[1], r[2], decode_pattern(r[3]), r[4]) for r in rows]
+
+    def prune_live(self, *, updated_before: float) -> int:
+        with self._tx() as c:
+            dropped = c.execute(
+                "DELETE FROM live WHERE updated_at < ? RETURNING removed", (updated_before,)
+            ).fetchall()
+        return sum(1 for (removed,) in dropped if not removed)
+
+    def prune_batches(self, *, created_before: float) -> int:
+        with self._tx() as c:
+            return c.execute(
+                "DELETE FROM push_batches WHERE created_at < ?", (created_before,)
+            ).rowcount
+
+    def current_release(self) -> tuple[int, list[ConsolidatedPattern]]:
+        with self._tx("DEFERRED") as c:
+            version = _version(c)
+            rows = c.execute(
+                "SELECT body FROM released WHERE removed = 0 ORDER BY weight DESC, pattern_id"
+            ).fetchall()
+        return version, [decode_consolidated(r[0]) for r in rows]
+
+    def commit_release(
+        self,
+        *,
+        base_version: int,
+        upserted: list[ConsolidatedPattern],
+        removed: list[str],
+        trends: list[Trend],
+        now: float,
+    ) -> int | None:
+        version = base_version + 1
+        patterns, stamped = stamp_release(upserted, removed, trends, version)
+        with self._tx() as c:
+            if _version(c) != base_version:
+                return None
+            c.execute("UPDATE release_state SET version = ? WHERE id = 1", (version,))
+            c.executemany(
+                _UPSERT_RELEASED,
+                [(p.id, version, p.weight, *_columns(p), p.viewers, encode(p)) for p in patterns],
+            )
+            c.executemany(
+                "UPDATE released SET removed = 1, version = ?, body = NULL"
+                " WHERE pattern_id = ? AND removed = 0",
+                [(version, pid) for pid in removed],
+            )
+            c.execute("DELETE FROM trends")
+            c.executemany(
+                "INSERT INTO trends (position, cell, region, score, version)"
+                " VALUES (?, ?, ?, ?, ?)",
+                [(i, t.cell, t.region, t.score, t.version) for i, t in enumerate(stamped)],
+            )
+            c.execute(
+                "INSERT INTO releases (version, created_at, upserted, removed) VALUES (?, ?, ?, ?)",
+                (version, now, len(patterns), len(removed)),
+            )
+        return version
+
+    def release_delta(self, *, since_version: int, limit: int) -> ReleaseDelta:
+        check_limit(limit)
+        with self._tx("DEFERRED") as c:
+            current = _version(c)
+            rows = c.execute(
+                "SELECT version, body FROM released WHERE removed = 0 AND version > ?"
+                " ORDER BY version, weight DESC, pattern_id LIMIT ?",
+                (since_version, limit + 1),
+            ).fetchall()
+            n, version = delta_cut(
+                [r[0] for r in rows], limit=limit, since=since_version, current=current
+            )
+            removed = [
+                r[0]
+                for r in c.execute(
+                    "SELECT pattern_id FROM released WHERE removed = 1 AND version > ?"
+                    " AND version <= ? ORDER BY version, pattern_id",
+                    (since_version, version),
+                )
+            ]
+            trends = [
+                Trend(cell=r[0], region=r[1], score=r[2], version=r[3])
+                for r in c.execute(
+                    "SELECT cell, region, score, version FROM trends ORDER BY position"
+                )
+            ]
+        return ReleaseDelta(
+            version=version,
+            patterns=[decode_consolidated(r[1]) for r in rows[:n]],
+            removed=removed,
+            trends=trends,
+        )
+
+    def stats(self) -> StorageStats:
+        with self._tx("DEFERRED") as c:
+            row = c.execute(
+                "SELECT (SELECT count(*) FROM viewers), (SELECT count(*) FROM pending),"
+                " (SELECT count(*) FROM live WHERE removed = 0),"
+                " (SELECT count(*) FROM released WHERE removed = 0),"
+                " (SELECT version FROM release_state WHERE id = 1)"
+            ).fetchone()
+        viewers, pending, live, released, version = row
+        return StorageStats(viewers, pending, live, released, version, backend="sqlite")
+
+
+def _statements(script: str) -> Iterator[str]:
+    """Split a migration script into statements (sqlite3 runs one per execute)."""
+    buffer = ""
+    for line in script.splitlines(keepends=True):
+        buffer += line
+        if sqlite3.complete_statement(buffer):
+            yield buffer
+            buffer = ""
+    leftover = [ln for ln in buffer.splitlines() if ln.strip() and not ln.strip().startswith("--")]
+    if leftover:
+        raise StoreError(f"migration script ends with an incomplete statement: {buffer[:80]!r}")
+
+
+def _columns(p: Pattern | ConsolidatedPattern) -> tuple[object, ...]:
+    task, cells, time_bucket, day_type, success_rate, support = pattern_columns(p)
+    return (task, json.dumps(list(cells)), time_bucket, day_type, success_rate, support)
+
+
+def _live_values(row: Leased, now: float) -> tuple[object, ...]:
+    head = (row.viewer_id, row.pattern_id, row.region, row.codebook_id)
+    if row.op == "remove" or row.body is None:
+        return (*head, 1, None, None, None, None, None, None, None, row.seq, now)
+    columns = _columns(decode_pattern(row.body))
+    return (*head, 0, *columns, row.body, row.seq, now)
+
+
+def _version(c: sqlite3.Connection) -> int:
+    (version,) = c.execute("SELECT version FROM release_state WHERE id = 1").fetchone()
+    return int(version)
+
+
+def _viewer(c: sqlite3.Connection, viewer_id: str) -> ViewerRecord | None:
+    row = c.execute(
+        "SELECT viewer_id, region, device_model, created_at, client_version FROM viewers"
+        " WHERE viewer_id = ?",
+        (viewer_id,),
+    ).fetchone()
+    return None if row is None else ViewerRecord(*row)
+
+
+def _require_viewer(c: sqlite3.Connection, viewer_id: str) -> None:
+    if c.execute("SELECT 1 FROM viewers WHERE viewer_id = ?", (viewer_id,)).fetchone() is None:
+        raise InputError(f"viewer {viewer_id!r} is not registered")

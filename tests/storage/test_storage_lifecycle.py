@@ -1,0 +1,127 @@
+"""Migrations, the URL factory and error translation, on both backends."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import psycopg
+import pytest
+from storage_records import viewer
+
+from omega.errors import ConfigError, CorruptStoreError, SchemaVersionError, StoreError
+from omega.storage import SQLiteStorage, Storage, StorageStats, open_storage
+from omega.storage.postgres import PostgresStorage
+
+
+def _migrations_table(url: str) -> list[tuple[int, str]]:
+    if url.startswith("sqlite:///"):
+        with sqlite3.connect(url.removeprefix("sqlite:///")) as conn:
+            return conn.execute("SELECT version, name FROM schema_migrations ORDER BY 1").fetchall()
+    with psycopg.connect(url) as conn:
+        return conn.execute("SELECT version, name FROM schema_migrations ORDER BY 1").fetchall()
+
+
+def _record_migration(url: str, number: int) -> None:
+    query = "INSERT INTO schema_migrations (version, name, applied_at) VALUES ({0}, 'future', 0)"
+    if url.startswith("sqlite:///"):
+        with sqlite3.connect(url.removeprefix("sqlite:///")) as conn:
+            conn.execute(query.format(number))
+    else:
+        with psycopg.connect(url) as conn:
+            conn.execute(query.format(number).encode())
+
+
+def test_migrate_from_empty_records_numbered_migrations(store: Storage, storage_url: str) -> None:
+    assert _migrations_table(storage_url) == [(1, "initial")]
+    assert store.stats() == StorageStats(
+        0, 0, 0, 0, 0, backend=store.stats().backend, capabilities=store.stats().capabilities
+    )
+
+
+def test_migrate_again_is_a_no_op_and_keeps_data(store: Storage, storage_url: str) -> None:
+    viewer(store, "v1")
+    store.migrate()
+    store.migrate()
+    again = open_storage(storage_url)  # a second process starting up on the same database
+    try:
+        assert again.get_viewer("v1") is not None
+    finally:
+        again.close()
+    assert _migrations_table(storage_url) == [(1, "initial")]
+
+
+def test_database_from_a_newer_omega_is_refused(store: Storage, storage_url: str) -> None:
+    _record_migration(storage_url, 9999)
+    with pytest.raises(SchemaVersionError, match="9999"):
+        store.migrate()
+
+
+def test_stats_name_the_backend(store: Storage, storage_url: str) -> None:
+    stats = store.stats()
+    if storage_url.startswith("sqlite"):
+        assert (stats.backend, stats.capabilities) == ("sqlite", ())
+    else:
+        # The embedded server ships pgvector, so the capability must be detected.
+        assert (stats.backend, stats.capabilities) == ("postgresql", ("pgvector",))
+
+
+def test_closed_store_refuses_work(storage_url: str) -> None:
+    store = open_storage(storage_url)
+    store.close()
+    with pytest.raises(StoreError, match="closed"):
+        store.stats()
+
+
+# -- factory -------------------------------------------------------------------------------
+def test_factory_picks_sqlite_for_urls_and_plain_paths(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    absolute = open_storage(f"sqlite:///{tmp_path}/a/abs.db")
+    plain = open_storage(str(tmp_path / "plain.db"))
+    monkeypatch.chdir(tmp_path)
+    relative = open_storage("sqlite:///rel.db")
+    try:
+        for s in (absolute, plain, relative):
+            assert isinstance(s, SQLiteStorage)
+            assert s.stats().version == 0
+        assert (tmp_path / "a" / "abs.db").exists()
+        assert (tmp_path / "rel.db").exists()
+    finally:
+        for s in (absolute, plain, relative):
+            s.close()
+
+
+@pytest.mark.postgres
+def test_factory_picks_postgres_for_both_schemes(postgres_db_url: str) -> None:
+    for url in (postgres_db_url, postgres_db_url.replace("postgresql://", "postgres://", 1)):
+        store = open_storage(url)
+        try:
+            assert isinstance(store, PostgresStorage)
+            assert store.stats().backend == "postgresql"
+        finally:
+            store.close()
+
+
+@pytest.mark.parametrize("url", ["mysql://u@h/db", "sqlite://", "sqlite:///", "", "redis://x"])
+def test_factory_rejects_unknown_urls(url: str) -> None:
+    with pytest.raises(ConfigError):
+        open_storage(url)
+
+
+def test_factory_rejects_a_directory(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="directory"):
+        open_storage(str(tmp_path))
+
+
+# -- driver errors become Omega errors -------------------------------------------------------
+def test_sqlite_garbage_file_is_a_corrupt_store(tmp_path: Path) -> None:
+    path = tmp_path / "garbage.db"
+    path.write_bytes(b"this is not a database " * 200)
+    with pytest.raises(CorruptStoreError, match=r"garbage\.db"):
+        open_storage(str(path))
+
+
+def test_postgres_unreachable_is_a_store_error() -> None:
+    with pytest.raises(StoreError, match="unavailable"):
+        open_storage("postgresql://nobody@127.0.0.1:9/omega?connect_timeout=2")

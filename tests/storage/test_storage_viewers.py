@@ -1,0 +1,69 @@
+"""Viewer registry, refresh-token replay protection and the codebook, on both backends."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from storage_records import viewer
+
+from omega.errors import ConflictError, InputError
+from omega.storage import Codebook, Storage, ViewerRecord
+
+
+def test_viewer_create_and_get(store: Storage) -> None:
+    record = ViewerRecord("v1", "eu-west", "tv-9000", 1_700_000_000.5, client_version="0.2.0")
+    store.create_viewer(record)
+    assert store.get_viewer("v1") == record
+    assert store.get_viewer("nobody") is None
+    assert store.stats().viewers == 1
+
+
+def test_creating_the_same_viewer_twice_is_idempotent(store: Storage) -> None:
+    record = ViewerRecord("v1", "eu", "tv", 5.0)
+    store.create_viewer(record)
+    store.create_viewer(record)
+    assert store.stats().viewers == 1
+
+
+def test_reusing_a_viewer_id_for_another_device_conflicts(store: Storage) -> None:
+    store.create_viewer(ViewerRecord("v1", "eu", "tv", 5.0))
+    with pytest.raises(ConflictError, match="v1"):
+        store.create_viewer(ViewerRecord("v1", "us", "phone", 6.0))
+    assert store.get_viewer("v1") == ViewerRecord("v1", "eu", "tv", 5.0)
+
+
+def test_refresh_token_is_single_use(store: Storage) -> None:
+    viewer(store, "v1")
+    viewer(store, "v2")
+    assert store.use_refresh_token("jti-1", "v1", now=10.0) is True
+    assert store.use_refresh_token("jti-1", "v1", now=11.0) is False  # replay
+    assert store.use_refresh_token("jti-1", "v2", now=12.0) is False  # swapped to another viewer
+    assert store.use_refresh_token("jti-2", "v1", now=13.0) is True
+
+
+def test_refresh_token_of_unknown_viewer_is_bad_input(store: Storage) -> None:
+    with pytest.raises(InputError, match="not registered"):
+        store.use_refresh_token("jti-1", "ghost", now=1.0)
+
+
+def _codebook(cid: str, k: int = 4, dim: int = 8, seed: int = 0) -> Codebook:
+    centroids = np.random.default_rng(seed).standard_normal((k, dim)).astype("<f2")
+    return Codebook(cid, dim, centroids.tobytes(), k)
+
+
+def test_codebook_put_get_returns_the_latest_put(store: Storage) -> None:
+    assert store.get_codebook() is None
+    first, second = _codebook("cb-1", seed=1), _codebook("cb-2", k=3, dim=384, seed=2)
+    store.put_codebook(first)
+    assert store.get_codebook() == first
+    store.put_codebook(second)
+    assert store.get_codebook() == second
+    replaced = _codebook("cb-1", seed=3)
+    store.put_codebook(replaced)  # re-publishing an id replaces it and makes it current
+    assert store.get_codebook() == replaced
+
+
+def test_codebook_with_wrong_centroid_size_is_refused(store: Storage) -> None:
+    with pytest.raises(InputError, match="k \\* dim \\* 2"):
+        store.put_codebook(Codebook("cb", 8, b"\x00" * 10, 4))
+    assert store.get_codebook() is None
