@@ -1,0 +1,120 @@
+"""The evaluation protocol: hold-out order, masking, ranks, ties and the two metrics."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+import pytest
+from _movielens_fixtures import Movie, Rating, write_ml100k, write_ml_latest
+
+from omega.errors import InputError
+from omega.sim import Split, evaluate, holdout_ranks, load_dataset, rank_metrics, split
+
+
+def _ids(data: Split, items: npt.NDArray[np.int64]) -> list[str]:
+    return [data.dataset.items[int(i)].item_id for i in items]
+
+
+@pytest.mark.parametrize("writer", [write_ml_latest, write_ml100k])
+def test_holdout_is_last_by_timestamp_then_numeric_item_id(
+    tmp_path: Path, writer: Callable[[Path], Path]
+) -> None:
+    data = split(load_dataset(writer(tmp_path / "ml")))
+    users = data.dataset.user_index
+    # User 1 rated "10" and "9" in the same second: as numbers 10 > 9, so "10" is last
+    # (string order would have held out "9").
+    assert _ids(data, data.holdout[[users["1"]]]) == ["10"]
+    assert _ids(data, data.train_sequence(users["1"])) == ["1", "2", "9"]
+    # File order is not the protocol's order: user 10's "2" came first in time.
+    assert _ids(data, data.holdout[[users["10"]]]) == ["77"]
+    assert _ids(data, data.train_sequence(users["10"])) == ["2"]
+    assert _ids(data, data.holdout[[users["2"]]]) == ["1"]
+    assert data.n_viewers == 3
+    assert data.train_timestamps[data.train_indptr[users["1"]] :].tolist()[:3] == [100, 200, 300]
+    matrix = data.train_matrix.toarray()
+    assert matrix.sum() == 5  # 8 ratings minus 3 held out
+    assert matrix[users["1"], data.dataset.item_index["9"]] == 1
+    assert matrix[users["1"], data.dataset.item_index["10"]] == 0
+
+
+def test_single_rating_viewer_has_empty_train(tmp_path: Path) -> None:
+    movies: list[Movie] = [(1, "A (2000)", ()), (2, "B (2000)", ())]
+    data = split(load_dataset(write_ml_latest(tmp_path / "ml", movies, [(5, 2, 4.0, 1)], None)))
+    assert data.train_sequence(0).size == 0
+    assert _ids(data, data.holdout) == ["2"]
+
+
+class FixedScorer:
+    """The same scores for every viewer."""
+
+    def __init__(self, scores: list[float]) -> None:
+        self.scores = np.asarray(scores, dtype=np.float64)
+
+    def score(self, viewers: npt.NDArray[np.int64]) -> npt.NDArray[np.float64]:
+        return np.tile(self.scores, (viewers.shape[0], 1))
+
+
+def _twelve_items(tmp_path: Path, ratings: list[Rating]) -> Split:
+    movies: list[Movie] = [(i, f"Movie {i} (2001)", ("Drama",)) for i in range(1, 13)]
+    return split(load_dataset(write_ml_latest(tmp_path / "ml", movies, ratings, None)))
+
+
+def test_metrics_on_a_hand_computed_example(tmp_path: Path) -> None:
+    ratings: list[Rating] = [
+        (1, 1, 4, 1), (1, 2, 4, 2), (1, 3, 4, 3),  # held out 3
+        (2, 4, 4, 1), (2, 5, 4, 2),  # held out 5
+        (3, 6, 4, 1), (3, 7, 4, 2),  # held out 7
+        (4, 1, 4, 1), (4, 12, 4, 2),  # held out 12
+    ]  # fmt: skip
+    data = _twelve_items(tmp_path, ratings)
+    # Item i scores 13 - i: item 1 is best. Watched items score high but are excluded.
+    scorer = FixedScorer([13.0 - i for i in range(1, 13)])
+    best, worst = holdout_ranks(data, scorer)
+    # 1: items 1, 2 seen → 3 first. 2: 1, 2, 3 above 5. 3: 1–5 above 7 (6 seen).
+    # 4: 2–11 above 12 (1 seen) → rank 10, a miss.
+    assert best.tolist() == [0, 3, 5, 10]
+    assert worst.tolist() == [0, 3, 5, 10]  # no ties
+    result = evaluate(data, scorer)
+    assert result["viewers"] == 4
+    assert result["hr@10"] == pytest.approx(3 / 4)
+    expected = (1.0 + 1 / math.log2(5) + 1 / math.log2(7) + 0.0) / 4
+    assert result["ndcg@10"] == pytest.approx(expected)
+    assert result["ndcg@10_pessimistic"] == pytest.approx(expected)
+
+
+def test_rank_metrics_cutoff() -> None:
+    hr, ndcg = rank_metrics(np.array([0, 1, 9, 10, 500]))
+    assert hr == pytest.approx(3 / 5)
+    assert ndcg == pytest.approx((1 + 1 / math.log2(3) + 1 / math.log2(11)) / 5)
+    assert rank_metrics(np.array([], dtype=np.int64)) == (0.0, 0.0)
+
+
+def test_ties_count_for_the_held_out_item_and_pessimistic_figures_show_it(tmp_path: Path) -> None:
+    data = _twelve_items(tmp_path, [(1, 1, 4, 1), (1, 2, 4, 2)])
+    result = evaluate(data, FixedScorer([0.0] * 12))
+    # A constant scorer "wins" every tie: rank 0. Pessimistically, 10 unseen items tie.
+    assert result["hr@10"] == 1.0
+    assert result["ndcg@10"] == 1.0
+    assert result["hr@10_pessimistic"] == 0.0
+    assert result["ndcg@10_pessimistic"] == 0.0
+
+
+def test_rewatched_holdout_item_is_still_ranked(tmp_path: Path) -> None:
+    data = _twelve_items(tmp_path, [(1, 5, 4, 1), (1, 3, 4, 2), (1, 5, 5, 3)])
+    assert _ids(data, data.holdout) == ["5"]
+    scores = [0.0] * 12
+    scores[4] = 1.0  # item "5"
+    best, _ = holdout_ranks(data, FixedScorer(scores))
+    assert best.tolist() == [0]
+
+
+def test_scorer_output_is_checked(tmp_path: Path) -> None:
+    data = _twelve_items(tmp_path, [(1, 1, 4, 1), (1, 2, 4, 2)])
+    with pytest.raises(InputError, match="shape"):
+        evaluate(data, FixedScorer([0.0] * 11))
+    with pytest.raises(InputError, match="NaN"):
+        evaluate(data, FixedScorer([math.nan] * 12))
