@@ -1,0 +1,73 @@
+"""``omega serve``: run the constellation on uvicorn."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from omega.cli._output import err_console
+
+__all__ = ["register"]
+
+
+def serve(
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
+    db: Annotated[
+        str | None,
+        typer.Option(
+            help="Storage URL (sqlite:///path or postgresql://…); default under --data-dir."
+        ),
+    ] = None,
+    data_dir: Annotated[
+        Path | None, typer.Option(help="Keys, admin token and the default SQLite db.")
+    ] = None,
+    federation_interval: Annotated[
+        float | None,
+        typer.Option(help="Seconds between in-process federation rounds; 0 disables them."),
+    ] = None,
+    log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the start-up summary as JSON.")
+    ] = False,
+) -> None:
+    """Serve the constellation API (REST, SSE events, /metrics, /docs) until interrupted.
+
+    Options not given fall back to OMEGA_* environment variables, then to defaults.
+    """
+    import uvicorn
+
+    from omega.cli._output import emit
+    from omega.constellation import Settings, create_app
+
+    overrides: dict[str, Any] = {}
+    if db is not None:
+        overrides["db_url"] = db
+    if data_dir is not None:
+        overrides["data_dir"] = data_dir
+    if federation_interval is not None:
+        overrides["federation_interval"] = federation_interval
+    settings = Settings(**overrides)
+    app = create_app(settings)
+    emit(
+        {
+            "url": f"http://{host}:{port}",
+            "docs": f"http://{host}:{port}/docs",
+            "storage": settings.storage_url.split("@")[-1],
+            "data_dir": str(settings.data_dir),
+            "admin_token_file": str(settings.data_dir / "admin-token")
+            if settings.admin_token is None
+            else "(from OMEGA_ADMIN_TOKEN)",
+            "federation_interval": settings.federation_interval,
+        },
+        as_json=as_json,
+        title="omega serve",
+    )
+    err_console.print("press Ctrl+C to stop")
+    uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=False)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("serve")(serve)

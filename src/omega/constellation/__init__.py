@@ -1,0 +1,8 @@
+"""The constellation: Omega's central service (REST, SSE, auth, limits, ingestion, pulls)."""
+
+from __future__ import annotations
+
+from omega.constellation.app import create_app
+from omega.constellation.settings import Settings
+
+__all__ = ["Settings", "create_app"]

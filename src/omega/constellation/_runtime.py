@@ -1,0 +1,73 @@
+"""The running server's parts, built by the lifespan and reached through ``request.app``."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TypeVar
+
+from anyio import to_thread
+from fastapi import Request
+
+from omega.clock import Clock
+from omega.constellation._keys import KeyRing
+from omega.constellation.auth import AdminGate, TokenService
+from omega.constellation.distribute import Pacer
+from omega.constellation.events import EventBroker, ReleaseWatcher
+from omega.constellation.metrics import Metrics
+from omega.constellation.ratelimit import ViewerRateLimiter
+from omega.constellation.rounds import RoundRunner
+from omega.constellation.settings import Settings
+from omega.storage.base import Storage
+
+__all__ = ["Runtime", "load_admin_token", "load_keys", "runtime_of"]
+
+T = TypeVar("T")
+
+
+@dataclass(slots=True)
+class Runtime:
+    settings: Settings
+    clock: Clock
+    storage: Storage
+    tokens: TokenService
+    admin: AdminGate
+    limiter: ViewerRateLimiter
+    broker: EventBroker
+    metrics: Metrics
+    pacer: Pacer
+    watcher: ReleaseWatcher
+    rounds: RoundRunner
+
+    async def db(self, call: Callable[[], T]) -> T:
+        """Run a (blocking) storage call on a worker thread."""
+        return await to_thread.run_sync(call)
+
+
+def runtime_of(request: Request) -> Runtime:
+    runtime = getattr(request.app.state, "runtime", None)
+    assert isinstance(runtime, Runtime), "the lifespan has not started"
+    return runtime
+
+
+def load_keys(settings: Settings) -> KeyRing:
+    if settings.jwt_keys:
+        pems = {kid: pem.get_secret_value().encode() for kid, pem in settings.jwt_keys.items()}
+        return KeyRing.from_pems(pems, signing_kid=settings.jwt_signing_kid)
+    return KeyRing.open_directory(
+        settings.data_dir / "jwt-keys", signing_kid=settings.jwt_signing_kid
+    )
+
+
+def load_admin_token(settings: Settings) -> str:
+    """The configured admin token, else the one in ``<data_dir>/admin-token`` (made once)."""
+    if settings.admin_token is not None:
+        return settings.admin_token.get_secret_value()
+    path: Path = settings.data_dir / "admin-token"
+    if not path.exists():
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        path.touch(mode=0o600)
+        path.write_text(secrets.token_urlsafe(32) + "\n")
+    return path.read_text().strip()

@@ -1,0 +1,180 @@
+"""``create_app(settings) -> FastAPI``: the constellation service, assembled.
+
+Nothing is opened at import time. The lifespan opens storage, loads (or makes) the JWT
+keys and admin token, starts the release watcher and — when ``federation_interval`` is
+above 0 — in-process federation rounds, and stops them all on shutdown. ``uvicorn
+--factory omega.constellation.app:create_app`` builds one from ``OMEGA_*`` variables.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+from fastapi import FastAPI
+
+from omega.clock import Clock, SystemClock
+from omega.constellation._runtime import Runtime, load_admin_token, load_keys
+from omega.constellation.auth import AdminGate, TokenService
+from omega.constellation.distribute import Pacer
+from omega.constellation.events import EventBroker, ReleaseWatcher
+from omega.constellation.metrics import Metrics, MetricsMiddleware
+from omega.constellation.problems import install_problem_handlers
+from omega.constellation.ratelimit import ViewerRateLimiter
+from omega.constellation.rounds import RoundRunner
+from omega.constellation.routes import (
+    manage_router,
+    ops_router,
+    stream_router,
+    sync_router,
+    viewers_router,
+)
+from omega.constellation.routes._bodies import message_components
+from omega.constellation.routes.manage import CodebookDocument
+from omega.constellation.settings import Settings
+from omega.protocol.messages import (
+    ProblemDetail,
+    PullResponse,
+    PushAck,
+    PushRequest,
+    Registration,
+    RegistrationResponse,
+    ServerEvent,
+    SyncRequest,
+    SyncResponse,
+    TokenRefresh,
+)
+from omega.storage.factory import open_storage
+
+__all__ = ["create_app"]
+
+log = logging.getLogger("omega.constellation")
+
+_DOC_TYPES: list[Any] = [
+    Registration,
+    RegistrationResponse,
+    TokenRefresh,
+    SyncRequest,
+    SyncResponse,
+    PushRequest,
+    PushAck,
+    PullResponse,
+    ServerEvent,
+    ProblemDetail,
+    CodebookDocument,
+]
+
+
+def _build_runtime(settings: Settings, clock: Clock, metrics: Metrics) -> Runtime:
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    tokens = TokenService(
+        load_keys(settings),
+        issuer=settings.jwt_issuer,
+        audience=settings.jwt_audience,
+        access_ttl=settings.access_token_ttl,
+        refresh_ttl=settings.refresh_token_ttl,
+        leeway=settings.jwt_leeway,
+        clock=clock,
+    )
+    admin = AdminGate(load_admin_token(settings))
+    storage = open_storage(settings.storage_url)
+    broker = EventBroker()
+    watcher = ReleaseWatcher(
+        storage,
+        broker,
+        interval=settings.release_poll_interval,
+        on_version=metrics.release_version.set,
+    )
+    return Runtime(
+        settings=settings,
+        clock=clock,
+        storage=storage,
+        tokens=tokens,
+        admin=admin,
+        limiter=ViewerRateLimiter(limit=settings.rate_limit, window=settings.rate_window),
+        broker=broker,
+        metrics=metrics,
+        pacer=Pacer(
+            interval=settings.sync_interval,
+            jitter=settings.sync_jitter,
+            target_per_second=settings.target_syncs_per_second,
+            clock=clock,
+        ),
+        watcher=watcher,
+        rounds=RoundRunner(
+            storage,
+            clock=clock,
+            metrics=metrics,
+            watcher=watcher,
+            interval=settings.federation_interval,
+        ),
+    )
+
+
+def create_app(settings: Settings | None = None, *, clock: Clock | None = None) -> FastAPI:
+    """The constellation ASGI app. ``settings`` default: read from ``OMEGA_*`` variables."""
+    settings = settings if settings is not None else Settings()
+    clock = clock if clock is not None else SystemClock()
+    metrics = Metrics()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        runtime = _build_runtime(settings, clock, metrics)
+        app.state.runtime = runtime
+        tasks: list[asyncio.Task[None]] = []
+        try:
+            await runtime.watcher.check()
+            tasks.append(asyncio.create_task(runtime.watcher.run(), name="omega-release-watch"))
+            if settings.federation_interval > 0:
+                tasks.append(asyncio.create_task(runtime.rounds.run(), name="omega-rounds"))
+            log.info(
+                "constellation up: storage %s, release v%d, signing kid %s",
+                settings.storage_url.split("@")[-1],
+                runtime.broker.version,
+                runtime.tokens.keys.signer.kid,
+            )
+            yield
+        finally:
+            for task in tasks:
+                task.cancel()
+            for task in tasks:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+            runtime.limiter.close()
+            runtime.storage.close()
+
+    app = FastAPI(
+        title="Omega constellation",
+        summary="Federated pattern exchange for Omega TV brains.",
+        description=(
+            "Devices register, then sync: push quality-filtered patterns and pull the "
+            "consolidated release delta. Bodies are binary frames (`application/x-omega`) "
+            "or JSON (`application/json`) for debugging; errors are RFC 9457 problems."
+        ),
+        version="0.1.0",
+        lifespan=lifespan,
+    )
+    install_problem_handlers(app)
+    app.add_middleware(MetricsMiddleware, metrics=metrics)
+    for router in (viewers_router, sync_router, manage_router, stream_router, ops_router):
+        app.include_router(router)
+    _document_messages(app)
+    return app
+
+
+def _document_messages(app: FastAPI) -> None:
+    """Add the msgspec message schemas the routes refer to into the OpenAPI components."""
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = build()
+            schemas = schema.setdefault("components", {}).setdefault("schemas", {})
+            schemas.update(message_components(_DOC_TYPES))
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]

@@ -1,0 +1,120 @@
+"""What a device gets back from a pull, and when it should come back: pure decisions.
+
+``fit_pull`` turns a storage delta into a ``PullResponse`` that encodes within the
+device's byte budget. Patterns arrive ordered by version (then weight), so dropping a
+tail keeps every version below the first dropped pattern complete; the cursor handed
+back (``version``) is lowered to that, and ``more`` tells the device to pull again.
+
+The budget is a hard cap, so one release version larger than the whole budget cannot be
+sent complete. Then the device gets that version's highest-weight patterns that fit and
+the cursor moves past the version anyway: the device keeps its top-priority share of
+the release instead of pulling the same first page forever. (A device wanting all of
+it asks with a larger ``max_bytes``.)
+
+``Pacer`` steers when a device syncs next: the base interval with jitter (so a fleet
+that booted together spreads out), stretched when the server sees more syncs than its
+target rate, and short when a pull was cut and more is waiting.
+"""
+
+from __future__ import annotations
+
+import random
+from collections import deque
+from collections.abc import Callable
+
+from omega.clock import Clock
+from omega.protocol.messages import PullResponse
+from omega.storage.base import ReleaseDelta
+
+__all__ = ["Pacer", "fit_pull", "pattern_budget"]
+
+#: Smallest encoded pattern we expect; bounds how many rows to ask storage for.
+_MIN_PATTERN_BYTES = 24
+
+
+def pattern_budget(max_bytes: int, *, cap: int) -> int:
+    """How many patterns to fetch so a ``max_bytes`` answer can be filled."""
+    return max(1, min(cap, max_bytes // _MIN_PATTERN_BYTES + 1))
+
+
+def fit_pull(
+    delta: ReleaseDelta,
+    *,
+    since_version: int,
+    max_bytes: int,
+    fetched_limit: int,
+    size_of: Callable[[PullResponse], int],
+) -> PullResponse:
+    """The largest prefix of ``delta.patterns`` whose response fits in ``max_bytes``.
+
+    ``next_sync_after`` is left at its default for the caller to set (a float encodes to
+    the same size whatever its value)."""
+
+    def build(count: int, *, trends: bool = True) -> PullResponse:
+        patterns = delta.patterns[:count]
+        if count < len(delta.patterns):
+            version = max(since_version, min(delta.version, delta.patterns[count].version - 1))
+        else:
+            version = delta.version
+        if version == since_version and delta.patterns:
+            # One version is over the budget (or storage's limit): take its top share, move on.
+            version = max(version, delta.patterns[0].version)
+        return PullResponse(
+            version=version,
+            patterns=patterns,
+            removed=delta.removed,
+            trends=delta.trends if trends else [],
+            more=count < len(delta.patterns) or len(delta.patterns) >= fetched_limit,
+        )
+
+    whole = build(len(delta.patterns))
+    if size_of(whole) <= max_bytes:
+        return whole
+    lo, hi = 0, len(delta.patterns) - 1  # the answer is the largest count in [lo, hi] that fits
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if size_of(build(mid)) <= max_bytes:
+            lo = mid
+        else:
+            hi = mid - 1
+    best = build(lo)
+    if lo == 0 and size_of(best) > max_bytes:
+        best = build(0, trends=False)  # trends are current-state hints; the cursor is not
+    return best
+
+
+class Pacer:
+    """``next_sync_after`` for each sync, from the recent sync rate seen by this process."""
+
+    def __init__(
+        self,
+        *,
+        interval: float,
+        jitter: float,
+        target_per_second: float,
+        clock: Clock,
+        rng: random.Random | None = None,
+        window: float = 10.0,
+    ) -> None:
+        self._interval = interval
+        self._jitter = jitter
+        self._target = target_per_second
+        self._clock = clock
+        self._rng = rng or random.Random()
+        self._window = window
+        self._recent: deque[float] = deque()
+
+    def rate(self) -> float:
+        """Syncs per second over the last window."""
+        now = self._clock.now()
+        while self._recent and self._recent[0] < now - self._window:
+            self._recent.popleft()
+        return len(self._recent) / self._window
+
+    def next_after(self, *, more: bool) -> float:
+        load = max(1.0, self.rate() / self._target)
+        self._recent.append(self._clock.now())
+        if more:
+            return round(1.0 + self._rng.random(), 3)
+        spread = 1.0 + self._jitter * (2.0 * self._rng.random() - 1.0)
+        return round(self._interval * load * spread, 3)

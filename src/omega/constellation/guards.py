@@ -1,0 +1,68 @@
+"""FastAPI dependencies: who is calling (viewer or admin), and are they over their budget."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from omega.constellation._runtime import Runtime, runtime_of
+from omega.constellation.auth import VerifiedToken
+from omega.constellation.problems import Problem
+from omega.errors import AuthError
+
+__all__ = [
+    "Admin",
+    "Viewer",
+    "bearer_token",
+    "enforce_rate",
+    "require_admin",
+    "require_own",
+    "require_viewer",
+]
+
+
+def bearer_token(request: Request) -> str | None:
+    header = request.headers.get("authorization")
+    if header is None:
+        return None
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise AuthError("the Authorization header must be 'Bearer <token>'")
+    return token.strip()
+
+
+async def require_viewer(request: Request) -> VerifiedToken:
+    """A valid access token, within its viewer's rate limit (429 with Retry-After if not)."""
+    runtime = runtime_of(request)
+    token = bearer_token(request)
+    if token is None:
+        raise AuthError("this endpoint needs a viewer access token (Authorization: Bearer)")
+    verified = runtime.tokens.verify(token, "access")
+    enforce_rate(runtime, verified.viewer_id)
+    return verified
+
+
+def enforce_rate(runtime: Runtime, viewer_id: str) -> None:
+    decision = runtime.limiter.hit(viewer_id)
+    if not decision.allowed:
+        raise Problem(
+            429,
+            f"over {runtime.limiter.limit} requests per {runtime.settings.rate_window} s for "
+            f"this viewer; retry in {decision.retry_after} s",
+            slug="rate-limited",
+            headers={"Retry-After": str(decision.retry_after)},
+        )
+
+
+async def require_admin(request: Request) -> None:
+    runtime_of(request).admin.check(bearer_token(request))
+
+
+def require_own(verified: VerifiedToken, viewer_id: str) -> None:
+    if verified.viewer_id != viewer_id:
+        raise Problem(403, "a viewer may only read or write its own data", slug="not-your-viewer")
+
+
+Viewer = Annotated[VerifiedToken, Depends(require_viewer)]
+Admin = Annotated[None, Depends(require_admin)]

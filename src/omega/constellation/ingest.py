@@ -1,0 +1,67 @@
+"""What the server accepts from a push: pure decisions, no I/O.
+
+A push is checked as a whole first (size, owner) by the routes; here each pattern is
+checked against the server's codebook, and rejected patterns get a reason the device can
+show or log. The digest that makes ingestion idempotent is the SHA-256 of the push's
+canonical binary encoding, so the same push sent as JSON or binary has one digest.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+from omega.protocol import codec
+from omega.protocol.messages import Pattern, PushAck, PushRequest, Rejection
+from omega.storage.base import Codebook
+
+__all__ = ["push_digest", "review_push"]
+
+_CELLS_BY_TASK = {"preference": 1, "recommendation": 2, "discovery": 1, "behaviour": 1}
+
+
+def push_digest(push: PushRequest) -> str:
+    return hashlib.sha256(codec.encode(push)).hexdigest()
+
+
+def _reason(pattern: Pattern, codebook: Codebook) -> str | None:
+    arity = _CELLS_BY_TASK.get(pattern.task)
+    if arity is not None and len(pattern.cells) != arity:
+        return f"a {pattern.task} pattern names {arity} cell(s), got {len(pattern.cells)}"
+    for cell in pattern.cells:
+        if not 0 <= cell < codebook.k:
+            return f"cell {cell} is outside codebook {codebook.codebook_id!r} (k={codebook.k})"
+    if not 0.0 <= pattern.success_rate <= 1.0:
+        return "success_rate must lie in [0, 1]"
+    if pattern.support < 1:
+        return "support must be at least 1"
+    return None
+
+
+def review_push(push: PushRequest, codebook: Codebook | None, *, server_version: int) -> PushAck:
+    """Accept or reject each pattern of ``push``; removals are always accepted.
+
+    A push made against another codebook than the server's current one names cells that
+    mean something else now: all its patterns are rejected, with a reason saying so.
+    """
+    accepted: list[str] = []
+    rejected: list[Rejection] = []
+    patterns = [*push.added, *push.updated]
+    if codebook is None:
+        wrong = "the server has no codebook yet; patterns cannot be placed"
+    elif push.codebook_id != codebook.codebook_id:
+        wrong = (
+            f"codebook {push.codebook_id!r} is not the server's current codebook "
+            f"{codebook.codebook_id!r}; fetch the new codebook and re-learn"
+        )
+    else:
+        wrong = None
+    for pattern in patterns:
+        reason = wrong if wrong is not None or codebook is None else _reason(pattern, codebook)
+        if reason is None:
+            accepted.append(pattern.id)
+        else:
+            rejected.append(Rejection(pattern_id=pattern.id, reason=reason))
+    accepted.extend(push.removed)
+    return PushAck(
+        batch_id=push.batch_id, accepted=accepted, rejected=rejected, server_version=server_version
+    )

@@ -1,0 +1,109 @@
+"""Management (admin token): codebook, stats, rounds, key rotation.
+
+Viewers may read the codebook (they map content to its cells).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+from fastapi import APIRouter, Request
+from starlette.responses import Response
+
+from omega.constellation._runtime import runtime_of
+from omega.constellation._wire import read_body
+from omega.constellation.guards import Admin, Viewer
+from omega.constellation.problems import Problem
+from omega.protocol.validation import MAX_CELL, MAX_VECTOR_DIM
+from omega.storage.base import Codebook
+
+__all__ = ["CodebookDocument", "router"]
+
+router = APIRouter(prefix="/api/omega", tags=["management"])
+
+#: A codebook is public catalog data and much larger than any device message.
+_MAX_CODEBOOK_BYTES = 64 * 1024 * 1024
+
+
+class CodebookDocument(msgspec.Struct, frozen=True, kw_only=True):
+    """A codebook on the wire (JSON; ``centroids_f16`` in base64: k*dim little-endian f16)."""
+
+    codebook_id: str
+    dim: int
+    k: int
+    centroids_f16: bytes
+
+
+def _checked(doc: CodebookDocument) -> Codebook:
+    if not 1 <= len(doc.codebook_id) <= 128:
+        raise Problem(422, "codebook_id must be 1..128 characters", slug="invalid-codebook")
+    if not 1 <= doc.dim <= MAX_VECTOR_DIM or not 1 <= doc.k <= MAX_CELL:
+        raise Problem(
+            422, f"need 1 ≤ dim ≤ {MAX_VECTOR_DIM} and 1 ≤ k ≤ {MAX_CELL}", slug="invalid-codebook"
+        )
+    if len(doc.centroids_f16) != doc.k * doc.dim * 2:
+        raise Problem(
+            422,
+            f"centroids_f16 holds {len(doc.centroids_f16)} bytes; k*dim*2 = {doc.k * doc.dim * 2}",
+            slug="invalid-codebook",
+        )
+    return Codebook(
+        codebook_id=doc.codebook_id, dim=doc.dim, centroids_f16=doc.centroids_f16, k=doc.k
+    )
+
+
+@router.post("/codebook", summary="Publish a new codebook (admin)", response_class=Response)
+async def put_codebook(request: Request, _: Admin) -> Response:
+    runtime = runtime_of(request)
+    data = await read_body(request, limit=_MAX_CODEBOOK_BYTES)
+    try:
+        doc = msgspec.json.decode(data, type=CodebookDocument)
+    except msgspec.DecodeError as exc:
+        raise Problem(400, f"not a codebook document: {exc}", slug="bad-request") from None
+    codebook = _checked(doc)
+    await runtime.db(lambda: runtime.storage.put_codebook(codebook))
+    body = {"codebook_id": codebook.codebook_id, "k": codebook.k, "dim": codebook.dim}
+    return Response(msgspec.json.encode(body), status_code=201, media_type="application/json")
+
+
+@router.get("/codebook", summary="The current codebook (viewers)", response_class=Response)
+async def get_codebook(request: Request, _: Viewer) -> Response:
+    runtime = runtime_of(request)
+    codebook = await runtime.db(runtime.storage.get_codebook)
+    if codebook is None:
+        raise Problem(404, "no codebook has been published yet", slug="no-codebook")
+    doc = CodebookDocument(
+        codebook_id=codebook.codebook_id,
+        dim=codebook.dim,
+        k=codebook.k,
+        centroids_f16=codebook.centroids_f16,
+    )
+    return Response(msgspec.json.encode(doc), media_type="application/json")
+
+
+@router.get("/stats", summary="Counts and the current release version (admin)")
+async def stats(request: Request, _: Admin) -> dict[str, Any]:
+    runtime = runtime_of(request)
+    s = await runtime.db(runtime.storage.stats)
+    return {
+        "viewers": s.viewers,
+        "pending_contributions": s.pending_contributions,
+        "live_patterns": s.live_patterns,
+        "released_patterns": s.released_patterns,
+        "version": s.version,
+        "event_subscribers": runtime.broker.subscribers,
+        "sync_rate_per_s": runtime.pacer.rate(),
+    }
+
+
+@router.post("/rounds", summary="Run one federation round now (admin)")
+async def run_round_now(request: Request, _: Admin) -> dict[str, Any]:
+    return await runtime_of(request).rounds.run_once()
+
+
+@router.post("/keys/rotate", summary="Start signing with a new key; old ones still verify (admin)")
+async def rotate_keys(request: Request, _: Admin) -> dict[str, Any]:
+    keys = runtime_of(request).tokens.keys
+    signer = keys.rotate()
+    return {"signing_kid": signer.kid, "kids": keys.kids()}

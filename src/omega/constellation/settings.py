@@ -1,0 +1,79 @@
+"""Server settings, read from the environment (prefix ``OMEGA_``) only at the edge.
+
+``Settings()`` reads ``OMEGA_DATA_DIR``, ``OMEGA_DB_URL``, ``OMEGA_RATE_LIMIT`` …;
+the CLI and tests pass keyword arguments instead. Nothing here touches the disk.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+__all__ = ["Settings"]
+
+
+class Settings(BaseSettings):
+    """Everything an operator can tune about one constellation process."""
+
+    model_config = SettingsConfigDict(env_prefix="OMEGA_", extra="ignore", frozen=True)
+
+    data_dir: Path = Field(default=Path("omega-data"), description="Keys, admin token, SQLite db.")
+    db_url: str | None = Field(
+        default=None, description="Storage URL; default sqlite:///<data_dir>/constellation.db."
+    )
+
+    # -- tokens (RFC 8725: pinned algorithm, typed tokens, short-lived access) ----------
+    jwt_issuer: str = "omega-constellation"
+    jwt_audience: str = "omega-api"
+    jwt_keys: dict[str, SecretStr] = Field(
+        default_factory=dict,
+        description=(
+            "kid -> PEM (Ed25519 or RSA; private keys sign and verify, public keys only "
+            "verify). Empty: a key ring under <data_dir>/jwt-keys, created on first start."
+        ),
+    )
+    jwt_signing_kid: str | None = Field(
+        default=None, description="kid that signs new tokens; default the greatest private kid."
+    )
+    access_token_ttl: int = Field(default=15 * 60, gt=0, description="Seconds.")
+    refresh_token_ttl: int = Field(default=30 * 24 * 3600, gt=0, description="Seconds.")
+    jwt_leeway: float = Field(default=5.0, ge=0, description="Clock skew allowed on exp/iat.")
+    admin_token: SecretStr | None = Field(
+        default=None, description="Bearer token for management; default <data_dir>/admin-token."
+    )
+
+    # -- limits ------------------------------------------------------------------------
+    rate_limit: int = Field(default=60, gt=0, description="Requests per viewer per rate_window.")
+    rate_window: int = Field(default=60, gt=0, description="Seconds.")
+    max_body_bytes: int = Field(default=256 * 1024, gt=0)
+    max_decompressed_bytes: int = Field(default=2 * 1024 * 1024, gt=0)
+    max_patterns_per_batch: int = Field(default=512, gt=0)
+    max_pull_bytes: int = Field(default=1024 * 1024, gt=0, description="Cap on a pull's max_bytes.")
+    min_pull_bytes: int = Field(default=1024, gt=0, description="Floor on a pull's max_bytes.")
+
+    # -- pacing and background work -----------------------------------------------------
+    sync_interval: float = Field(default=3600.0, gt=0, description="Base next_sync_after, seconds.")
+    sync_jitter: float = Field(default=0.1, ge=0, le=1, description="± fraction of sync_interval.")
+    target_syncs_per_second: float = Field(
+        default=200.0, gt=0, description="Above this observed rate, next_sync_after grows."
+    )
+    federation_interval: float = Field(
+        default=60.0, ge=0, description="Seconds between in-process rounds; 0 disables them."
+    )
+    release_poll_interval: float = Field(
+        default=2.0, gt=0, description="How often to look for releases committed by other workers."
+    )
+    sse_ping_interval: float = Field(default=15.0, gt=0)
+
+    @field_validator("data_dir")
+    @classmethod
+    def _expand(cls, value: Path) -> Path:
+        return value.expanduser()
+
+    @property
+    def storage_url(self) -> str:
+        if self.db_url:
+            return self.db_url
+        return f"sqlite:///{(self.data_dir / 'constellation.db').as_posix()}"
