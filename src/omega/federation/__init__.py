@@ -1,0 +1,41 @@
+"""Federation: aggregation rounds that turn viewers' live patterns into releases.
+
+``consolidate`` (pure) filters, clusters, bounds each viewer's influence, fuses robustly
+and applies consensus; ``detect_trends`` finds rising content; ``run_round`` does one
+round against a ``Storage``; ``Worker`` runs rounds on a schedule (``omega worker``).
+"""
+
+from __future__ import annotations
+
+from omega.federation.cells import CellGroups, centroids_of, group_cells
+from omega.federation.config import FederationConfig, FusionRule
+from omega.federation.consolidate import (
+    ConsolidationStats,
+    consolidate,
+    consolidate_table,
+    pattern_id,
+)
+from omega.federation.fusion import fuse_grouped
+from omega.federation.rounds import RoundResult, RoundStatus, diff_release, run_round
+from omega.federation.trends import GLOBAL_REGION, detect_trends
+from omega.federation.worker import Worker
+
+__all__ = [
+    "GLOBAL_REGION",
+    "CellGroups",
+    "ConsolidationStats",
+    "FederationConfig",
+    "FusionRule",
+    "RoundResult",
+    "RoundStatus",
+    "Worker",
+    "centroids_of",
+    "consolidate",
+    "consolidate_table",
+    "detect_trends",
+    "diff_release",
+    "fuse_grouped",
+    "group_cells",
+    "pattern_id",
+    "run_round",
+]

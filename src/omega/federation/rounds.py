@@ -1,0 +1,154 @@
+"""One federation round against a storage: apply, prune, consolidate, diff, commit.
+
+Only ``commit_release`` publishes anything, and it is one transaction that is
+optimistic on the base version; so a worker that dies anywhere in a round leaves no
+partial release, and two workers racing on one storage publish one release between them
+(the loser gets ``status="conflict"`` and changes nothing). Contributions applied before
+a crash stay applied: folding them into the live set is idempotent and the next round
+consolidates them.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from typing import Any, Literal
+
+from omega.federation._table import CLOCK_SKEW_S, build_table
+from omega.federation.cells import CellGroups
+from omega.federation.config import FederationConfig
+from omega.federation.consolidate import ConsolidationStats, consolidate_table
+from omega.federation.trends import detect_trends_table
+from omega.protocol.messages import ConsolidatedPattern, Trend
+from omega.storage.base import Storage
+
+__all__ = ["RoundResult", "RoundStatus", "diff_release", "run_round"]
+
+RoundStatus = Literal["released", "unchanged", "no_codebook", "conflict"]
+#: Steps a round announces to ``on_step`` (tests use it to kill a round between steps).
+STEPS = ("applied", "pruned", "read", "consolidated", "committing")
+
+
+@dataclass(frozen=True, slots=True)
+class RoundResult:
+    status: RoundStatus
+    version: int  # the release version after the round (new, or unchanged)
+    applied: int
+    pruned: int
+    live: int
+    released: int  # patterns live in the release this round computed
+    upserted: int
+    removed: int
+    trends: int
+    seconds: float
+    stats: ConsolidationStats | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _moved(old: float, new: float, tolerance: float) -> bool:
+    return abs(new - old) > tolerance * max(abs(old), 1e-9)
+
+
+def _changed(old: ConsolidatedPattern | None, new: ConsolidatedPattern, tolerance: float) -> bool:
+    if old is None:
+        return True
+    return (
+        old.cells != new.cells
+        or old.task != new.task
+        or old.context != new.context
+        or _moved(old.weight, new.weight, tolerance)
+        or abs(old.success_rate - new.success_rate) > tolerance
+    )
+
+
+def diff_release(
+    current: list[ConsolidatedPattern], new: list[ConsolidatedPattern], *, tolerance: float
+) -> tuple[list[ConsolidatedPattern], list[str]]:
+    """Upserts (new, or moved by more than ``tolerance``) and removals (no longer passing)."""
+    by_id = {p.id: p for p in current}
+    upserted = [p for p in new if _changed(by_id.get(p.id), p, tolerance)]
+    keep = {p.id for p in new}
+    return upserted, sorted(pid for pid in by_id if pid not in keep)
+
+
+def _trends_changed(old: list[Trend], new: list[Trend], tolerance: float) -> bool:
+    if [(t.region, t.cell) for t in old] != [(t.region, t.cell) for t in new]:
+        return True
+    return any(_moved(a.score, b.score, tolerance) for a, b in zip(old, new, strict=True))
+
+
+def run_round(
+    storage: Storage,
+    config: FederationConfig,
+    *,
+    now: float,
+    worker_id: str,
+    cells: CellGroups | None = None,
+    on_step: Callable[[str], None] | None = None,
+) -> RoundResult:
+    """Run one round; see the module docstring for what survives a crash."""
+    started = time.perf_counter()
+    step = on_step or (lambda _name: None)
+    cells = cells or CellGroups()
+
+    applied = 0
+    while applied < config.max_apply_per_round:
+        n = storage.apply_pending(worker_id=worker_id, limit=config.apply_batch, now=now)
+        applied += n
+        if n < config.apply_batch:
+            break
+    step("applied")
+    pruned = storage.prune_live(updated_before=now - config.max_age_s)
+    step("pruned")
+
+    codebook = storage.get_codebook()
+    base_version, current = storage.current_release()
+
+    def result(status: RoundStatus, version: int, **counts: Any) -> RoundResult:
+        fields: dict[str, Any] = {"live": 0, "released": 0, "upserted": 0, "removed": 0}
+        fields |= {"trends": 0, "stats": None} | counts
+        seconds = time.perf_counter() - started
+        return RoundResult(status, version, applied, pruned, seconds=seconds, **fields)
+
+    if codebook is None:
+        return result("no_codebook", base_version)
+    oldest = now - config.max_age_s
+    live = storage.live_patterns(codebook_id=codebook.codebook_id, updated_after=oldest)
+    step("read")
+
+    groups = cells.for_codebook(codebook, config.similarity)
+    table = build_table(
+        live,
+        k=len(groups),
+        min_quality=config.min_quality,
+        oldest=oldest,
+        newest=now + CLOCK_SKEW_S,
+    )
+    patterns, stats = consolidate_table(table, groups, config, codebook_id=codebook.codebook_id)
+    trends = detect_trends_table(table, config, now=now)
+    upserted, removed = diff_release(current, patterns, tolerance=config.change_tolerance)
+    step("consolidated")
+
+    counts: dict[str, Any] = {
+        "live": len(live),
+        "released": len(patterns),
+        "trends": len(trends),
+        "stats": stats,
+    }
+    old_trends = storage.release_delta(since_version=base_version, limit=1).trends
+    if (
+        not upserted
+        and not removed
+        and not _trends_changed(old_trends, trends, config.change_tolerance)
+    ):
+        return result("unchanged", base_version, **counts)
+    step("committing")
+    version = storage.commit_release(
+        base_version=base_version, upserted=upserted, removed=removed, trends=trends, now=now
+    )
+    if version is None:
+        return result("conflict", base_version, **counts)
+    return result("released", version, upserted=len(upserted), removed=len(removed), **counts)
