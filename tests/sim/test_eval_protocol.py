@@ -12,7 +12,15 @@ import pytest
 from _movielens_fixtures import Movie, Rating, write_ml100k, write_ml_latest
 
 from omega.errors import InputError
-from omega.sim import Split, evaluate, holdout_ranks, load_dataset, rank_metrics, split
+from omega.sim import (
+    Split,
+    ViewerScorer,
+    evaluate,
+    holdout_ranks,
+    load_dataset,
+    rank_metrics,
+    split,
+)
 
 
 def _ids(data: Split, items: npt.NDArray[np.int64]) -> list[str]:
@@ -29,6 +37,10 @@ def test_holdout_is_last_by_timestamp_then_numeric_item_id(
     # (string order would have held out "9").
     assert _ids(data, data.holdout[[users["1"]]]) == ["10"]
     assert _ids(data, data.train_sequence(users["1"])) == ["1", "2", "9"]
+    items, ratings, stamps = data.train_history(users["1"])
+    assert _ids(data, items) == ["1", "2", "9"]
+    assert ratings.tolist() == [4.0, 3.5, 2.0] if writer is write_ml_latest else [4, 3, 2]
+    assert stamps.tolist() == [100, 200, 300]
     # File order is not the protocol's order: user 10's "2" came first in time.
     assert _ids(data, data.holdout[[users["10"]]]) == ["77"]
     assert _ids(data, data.train_sequence(users["10"])) == ["2"]
@@ -84,6 +96,9 @@ def test_metrics_on_a_hand_computed_example(tmp_path: Path) -> None:
     expected = (1.0 + 1 / math.log2(5) + 1 / math.log2(7) + 0.0) / 4
     assert result["ndcg@10"] == pytest.approx(expected)
     assert result["ndcg@10_pessimistic"] == pytest.approx(expected)
+    # The same scores given one viewer at a time.
+    one_by_one = ViewerScorer(lambda viewer: scorer.scores)
+    assert evaluate(data, one_by_one) == result
 
 
 def test_rank_metrics_cutoff() -> None:

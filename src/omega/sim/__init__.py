@@ -11,7 +11,15 @@ from omega.sim.baselines import (
     baseline_report,
 )
 from omega.sim.datasets import Dataset, DatasetFormat, Item, load_dataset
-from omega.sim.evaluation import Scorer, Split, evaluate, holdout_ranks, rank_metrics, split
+from omega.sim.evaluation import (
+    Scorer,
+    Split,
+    ViewerScorer,
+    evaluate,
+    holdout_ranks,
+    rank_metrics,
+    split,
+)
 
 __all__ = [
     "BASELINES",
@@ -24,6 +32,7 @@ __all__ = [
     "Scorer",
     "Split",
     "TransitionScorer",
+    "ViewerScorer",
     "baseline_report",
     "evaluate",
     "holdout_ranks",

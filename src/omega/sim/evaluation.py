@@ -20,6 +20,7 @@ means the scorer's ties, not its ordering, earn the figure.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Protocol
@@ -31,7 +32,16 @@ import scipy.sparse as sp
 from omega.errors import InputError
 from omega.sim.datasets import Dataset
 
-__all__ = ["K", "Scorer", "Split", "evaluate", "holdout_ranks", "rank_metrics", "split"]
+__all__ = [
+    "K",
+    "Scorer",
+    "Split",
+    "ViewerScorer",
+    "evaluate",
+    "holdout_ranks",
+    "rank_metrics",
+    "split",
+]
 
 K = 10
 _BATCH = 256
@@ -68,6 +78,11 @@ class Split:
     def train_sequence(self, viewer: int) -> IntArray:
         """The viewer's train items, oldest first."""
         return self.train_items[self.train_indptr[viewer] : self.train_indptr[viewer + 1]]
+
+    def train_history(self, viewer: int) -> tuple[IntArray, npt.NDArray[np.float32], IntArray]:
+        """The viewer's train (items, ratings, timestamps), in protocol order: what to replay."""
+        window = slice(self.train_indptr[viewer], self.train_indptr[viewer + 1])
+        return self.train_items[window], self.train_ratings[window], self.train_timestamps[window]
 
     @cached_property
     def train_matrix(self) -> sp.csr_matrix:
@@ -113,6 +128,17 @@ class Scorer(Protocol):
     def score(self, viewers: IntArray) -> FloatArray:
         """A (len(viewers), n_items) array; higher is better, −inf excludes an item."""
         ...
+
+
+class ViewerScorer:
+    """Adapts a one-viewer function ``score(viewer) -> scores over all items`` to ``Scorer``."""
+
+    def __init__(self, score_one: Callable[[int], npt.ArrayLike]) -> None:
+        self._score_one = score_one
+
+    def score(self, viewers: IntArray) -> FloatArray:
+        rows = [np.asarray(self._score_one(int(v)), dtype=np.float64) for v in viewers]
+        return np.stack(rows) if rows else np.empty((0, 0), dtype=np.float64)
 
 
 def rank_metrics(ranks: IntArray, k: int = K) -> tuple[float, float]:
