@@ -7,6 +7,8 @@ from typing import Any
 
 import msgspec
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from omega.errors import LocalProtocolError, RemoteProtocolError
 from omega.protocol import (
@@ -17,6 +19,7 @@ from omega.protocol import (
     PROTOCOL_VERSION,
     ConsolidatedPattern,
     ContentUpdate,
+    Message,
     Pattern,
     PullRequest,
     PullResponse,
@@ -32,6 +35,7 @@ from omega.protocol import (
     to_vector,
     validate,
 )
+from omega.protocol._fast import ids_ok, patterns_ok, trends_ok
 
 
 def _pattern(**changes: Any) -> Pattern:
@@ -191,3 +195,55 @@ def test_boundaries_are_accepted() -> None:
     )
     assert decode(encode(edge)) == edge
     assert decode(encode(_pull(patterns=[_consolidated(weight=0.0)])))
+
+
+_wild_ints = st.integers(-5, 5) | st.integers(-(2**70), 2**70) | st.booleans()
+_wild_floats = st.floats() | st.integers(-2, 2) | st.booleans()
+_wild_text = st.text(max_size=3) | st.text(min_size=126, max_size=130) | st.integers()
+_wild_cells = st.lists(st.integers(-2, MAX_CELL + 2) | st.booleans(), max_size=3).map(tuple)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    pid=_wild_text,
+    task=st.sampled_from(["preference", "recommendation", "behaviour", "gossip"]),
+    cells=_wild_cells,
+    rate=_wild_floats,
+    support=_wild_ints,
+    viewers=_wild_ints,
+    weight=_wild_floats,
+    version=_wild_ints,
+)
+def test_fast_path_accepts_only_what_the_full_rules_accept(
+    pid: Any,
+    task: Any,
+    cells: Any,
+    rate: Any,
+    support: Any,
+    viewers: Any,
+    weight: Any,
+    version: Any,
+) -> None:
+    pattern = Pattern(
+        id=pid, task=task, cells=cells, success_rate=rate, support=support, version=version
+    )
+    released = ConsolidatedPattern(
+        id=pid,
+        task=task,
+        cells=cells,
+        success_rate=rate,
+        support=support,
+        viewers=viewers,
+        weight=weight,
+        version=version,
+    )
+    trend = Trend(cell=support, region=pid, score=weight, version=version)
+    cases: list[tuple[bool, Message]] = [
+        (patterns_ok([pattern], Pattern), _push(pattern)),
+        (patterns_ok([released], ConsolidatedPattern), _pull(patterns=[released])),
+        (trends_ok([trend]), _pull(trends=[trend])),
+        (ids_ok([pid]), _pull(removed=[pid])),
+    ]
+    for fast, msg in cases:
+        if fast:
+            validate(msg)

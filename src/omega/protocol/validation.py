@@ -11,12 +11,39 @@ Comparisons are written so that NaN fails them (``0.0 <= x <= 1.0`` is False for
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
 from omega.errors import RemoteProtocolError
+from omega.protocol._fast import ids_ok, patterns_ok, trends_ok
+from omega.protocol._limits import (
+    CELLS_BY_TASK,
+    DAY_TYPES,
+    EMBEDDING_DIM,
+    MAX_ACK_IDS,
+    MAX_CELL,
+    MAX_CONTENT_UPDATES,
+    MAX_COUNT,
+    MAX_DETAIL_LENGTH,
+    MAX_EVENT_FIELDS,
+    MAX_EXPIRES_IN,
+    MAX_ID_LENGTH,
+    MAX_INT8_SCALE,
+    MAX_INTERESTS,
+    MAX_PATTERNS_PER_PULL,
+    MAX_PATTERNS_PER_PUSH,
+    MAX_PULL_BYTES,
+    MAX_REMOVED,
+    MAX_SHORT_TEXT,
+    MAX_SYNC_AFTER,
+    MAX_TOKEN_LENGTH,
+    MAX_TRENDS,
+    MAX_VECTOR_DIM,
+    MAX_VERSION,
+    TIME_BUCKETS,
+)
 from omega.protocol.messages import (
     ConsolidatedPattern,
     ContentUpdate,
@@ -53,35 +80,6 @@ __all__ = [
     "validate_vector",
 ]
 
-EMBEDDING_DIM = 384
-"""Every vector on the wire is an all-MiniLM-L6-v2 embedding."""
-MAX_VECTOR_DIM = 4096
-MAX_INT8_SCALE = 2.0**120
-"""Keeps ``127 * scale`` well inside float32."""
-MAX_CELL = 65_536
-"""Cells are codebook indices in ``[0, MAX_CELL)``."""
-MAX_ID_LENGTH = 128
-MAX_SHORT_TEXT = 256
-MAX_TOKEN_LENGTH = 4096
-MAX_DETAIL_LENGTH = 4096
-MAX_PATTERNS_PER_PUSH = 512
-"""``added`` + ``updated`` in one push."""
-MAX_REMOVED = 1024
-MAX_ACK_IDS = MAX_PATTERNS_PER_PUSH + MAX_REMOVED
-MAX_PATTERNS_PER_PULL = 4096
-MAX_TRENDS = 1024
-MAX_CONTENT_UPDATES = 256
-MAX_INTERESTS = 256
-MAX_EVENT_FIELDS = 64
-MAX_COUNT = 2**31 - 1
-MAX_VERSION = 2**63 - 1
-MAX_PULL_BYTES = 1 << 22
-MAX_SYNC_AFTER = 30 * 86_400.0
-MAX_EXPIRES_IN = 366 * 86_400
-
-_CELLS_BY_TASK = {"preference": 1, "recommendation": 2, "discovery": 1, "behaviour": 1}
-_TIME_BUCKETS = frozenset({"morning", "afternoon", "evening", "night", "any"})
-_DAY_TYPES = frozenset({"weekday", "weekend", "any"})
 _BYTES_PER_VALUE = {"f16": 2, "int8": 1}
 _INF = float("inf")
 
@@ -115,7 +113,7 @@ def validate_vector(vector: Vector, *, dim: int | None = EMBEDDING_DIM) -> None:
 def _check_vector(vector: Vector, where: str, *, dim: int | None = EMBEDDING_DIM) -> None:
     if not isinstance(vector, Vector):
         raise _Violation(f"{where} must be a Vector")
-    per_value = _BYTES_PER_VALUE.get(vector.encoding)
+    per_value = _BYTES_PER_VALUE.get(vector.encoding) if isinstance(vector.encoding, str) else None
     if per_value is None:
         raise _Violation(f"{where}.encoding must be 'f16' or 'int8', got {vector.encoding!r}")
     if dim is None:
@@ -168,7 +166,9 @@ def _count(items: object, where: str, limit: int) -> None:
         raise _Violation(f"{where} has {len(items)} entries, more than {limit}")
 
 
-def _unique(ids: Iterable[str], where: str) -> None:
+def _unique(ids: list[str], where: str) -> None:
+    if len(set(ids)) == len(ids):
+        return
     seen: set[str] = set()
     for pattern_id in ids:
         if pattern_id in seen:
@@ -178,6 +178,8 @@ def _unique(ids: Iterable[str], where: str) -> None:
 
 def _ids(items: list[str], where: str, limit: int) -> None:
     _count(items, where, limit)
+    if ids_ok(items):
+        return
     for i, item in enumerate(items):
         _text(item, f"{where}[{i}]", MAX_ID_LENGTH)
 
@@ -187,7 +189,7 @@ def _ids(items: list[str], where: str, limit: int) -> None:
 
 def _pattern_core(p: Pattern | ConsolidatedPattern, where: str) -> None:
     _text(p.id, f"{where}.id", MAX_ID_LENGTH)
-    arity = _CELLS_BY_TASK.get(p.task)
+    arity = CELLS_BY_TASK.get(p.task) if isinstance(p.task, str) else None
     if arity is None:
         raise _Violation(f"{where}.task is not a known task: {p.task!r}")
     cells = p.cells
@@ -199,8 +201,10 @@ def _pattern_core(p: Pattern | ConsolidatedPattern, where: str) -> None:
     context = p.context
     if not (
         isinstance(context, PatternContext)
-        and context.time_bucket in _TIME_BUCKETS
-        and context.day_type in _DAY_TYPES
+        and isinstance(context.time_bucket, str)
+        and context.time_bucket in TIME_BUCKETS
+        and isinstance(context.day_type, str)
+        and context.day_type in DAY_TYPES
     ):
         raise _Violation(f"{where}.context is not a valid context: {context!r}")
     rate = p.success_rate
@@ -272,10 +276,12 @@ def _push(m: PushRequest, where: str) -> None:
     _count(m.updated, f"{where}.updated", MAX_PATTERNS_PER_PUSH)
     if len(m.added) + len(m.updated) > MAX_PATTERNS_PER_PUSH:
         raise _Violation(f"{where} carries more than {MAX_PATTERNS_PER_PUSH} patterns")
-    for i, p in enumerate(m.added):
-        _pattern(p, f"{where}.added[{i}]")
-    for i, p in enumerate(m.updated):
-        _pattern(p, f"{where}.updated[{i}]")
+    if not patterns_ok(m.added, Pattern):
+        for i, p in enumerate(m.added):
+            _pattern(p, f"{where}.added[{i}]")
+    if not patterns_ok(m.updated, Pattern):
+        for i, p in enumerate(m.updated):
+            _pattern(p, f"{where}.updated[{i}]")
     _ids(m.removed, f"{where}.removed", MAX_REMOVED)
     _unique([*(p.id for p in m.added), *(p.id for p in m.updated), *m.removed], where)
 
@@ -303,13 +309,15 @@ def _pull(m: PullRequest, where: str) -> None:
 def _pull_response(m: PullResponse, where: str) -> None:
     _int(m.version, f"{where}.version", 0, MAX_VERSION)
     _count(m.patterns, f"{where}.patterns", MAX_PATTERNS_PER_PULL)
-    for i, p in enumerate(m.patterns):
-        _consolidated(p, f"{where}.patterns[{i}]")
+    if not patterns_ok(m.patterns, ConsolidatedPattern):
+        for i, p in enumerate(m.patterns):
+            _consolidated(p, f"{where}.patterns[{i}]")
     _ids(m.removed, f"{where}.removed", MAX_PATTERNS_PER_PULL)
     _unique([*(p.id for p in m.patterns), *m.removed], where)
     _count(m.trends, f"{where}.trends", MAX_TRENDS)
-    for i, t in enumerate(m.trends):
-        _trend(t, f"{where}.trends[{i}]")
+    if not trends_ok(m.trends):
+        for i, t in enumerate(m.trends):
+            _trend(t, f"{where}.trends[{i}]")
     _count(m.content, f"{where}.content", MAX_CONTENT_UPDATES)
     for i, c in enumerate(m.content):
         _content(c, f"{where}.content[{i}]")

@@ -1,0 +1,34 @@
+"""Bounds every message must respect (see ``validation``)."""
+
+from __future__ import annotations
+
+EMBEDDING_DIM = 384
+"""Every vector on the wire is an all-MiniLM-L6-v2 embedding."""
+MAX_VECTOR_DIM = 4096
+MAX_INT8_SCALE = 2.0**120
+"""Keeps ``127 * scale`` well inside float32."""
+MAX_CELL = 65_536
+"""Cells are codebook indices in ``[0, MAX_CELL)``."""
+MAX_ID_LENGTH = 128
+MAX_SHORT_TEXT = 256
+MAX_TOKEN_LENGTH = 4096
+MAX_DETAIL_LENGTH = 4096
+MAX_PATTERNS_PER_PUSH = 512
+"""``added`` + ``updated`` in one push."""
+MAX_REMOVED = 1024
+MAX_ACK_IDS = MAX_PATTERNS_PER_PUSH + MAX_REMOVED
+MAX_PATTERNS_PER_PULL = 4096
+MAX_TRENDS = 1024
+MAX_CONTENT_UPDATES = 256
+MAX_INTERESTS = 256
+MAX_EVENT_FIELDS = 64
+MAX_COUNT = 2**31 - 1
+MAX_VERSION = 2**63 - 1
+MAX_PULL_BYTES = 1 << 22
+MAX_SYNC_AFTER = 30 * 86_400.0
+MAX_EXPIRES_IN = 366 * 86_400
+
+CELLS_BY_TASK = {"preference": 1, "recommendation": 2, "discovery": 1, "behaviour": 1}
+"""Pattern shapes (see ``messages``): a recommendation names (from, to), others one cell."""
+TIME_BUCKETS = frozenset({"morning", "afternoon", "evening", "night", "any"})
+DAY_TYPES = frozenset({"weekday", "weekend", "any"})
