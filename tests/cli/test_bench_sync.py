@@ -1,0 +1,37 @@
+"""``omega bench sync --json`` prints the figures the benchmark measured."""
+
+from __future__ import annotations
+
+import json
+
+import typer
+from typer.testing import CliRunner
+
+from omega.cli.bench import app as bench_app
+
+# Mounted as in `omega`, so `sync` stays a subcommand however many commands bench has.
+app = typer.Typer()
+app.add_typer(bench_app, name="bench")
+
+
+def test_bench_sync_json() -> None:
+    args = ["bench", "sync", "--pushes", "10", "--repeats", "1", "--json"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    figures = json.loads(result.stdout)
+    for key in (
+        "push_bytes_median",
+        "push_bytes_p95",
+        "pull_bytes_median",
+        "pull_bytes_p95",
+        "encode_us_median",
+        "decode_us_median",
+    ):
+        assert figures[key] > 0
+    assert figures["pushes"] == 10
+
+
+def test_bench_sync_refuses_zero_pushes() -> None:
+    result = CliRunner().invoke(app, ["bench", "sync", "--pushes", "0"])
+    assert result.exit_code != 0
+    assert "at least 1" in str(result.exception)
