@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 import httpx
+import psycopg
 import pytest
 from _constellation_harness import ServerProcess, start_server
+from psycopg import sql
 
 
 @pytest.fixture(scope="session")
@@ -26,21 +31,41 @@ def client(server: ServerProcess) -> Iterator[httpx.Client]:
         yield c
 
 
-@pytest.fixture(scope="module", params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+@pytest.fixture(
+    scope="module", params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+)
 def sync_server(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[ServerProcess]:
     """A fresh server per module and backend: the sync suite runs against both stores."""
     data_dir: Path = tmp_path_factory.mktemp(f"constellation-{request.param}")
-    db_url = None
-    if request.param == "postgres":
-        db_url = request.getfixturevalue("postgres_url")
-    process = start_server(data_dir, db_url=db_url, OMEGA_MAX_PATTERNS_PER_BATCH="100")
-    yield process
-    process.stop()
+    if request.param == "sqlite":
+        process = start_server(data_dir, OMEGA_MAX_PATTERNS_PER_BATCH="100")
+        yield process
+        process.stop()
+        return
+    with _fresh_database(request.getfixturevalue("postgres_url")) as db_url:
+        process = start_server(data_dir, db_url=db_url, OMEGA_MAX_PATTERNS_PER_BATCH="100")
+        yield process
+        process.stop()
 
 
 @pytest.fixture
 def sync_client(sync_server: ServerProcess) -> Iterator[httpx.Client]:
     with httpx.Client(base_url=sync_server.base_url, timeout=30) as c:
         yield c
+
+
+@contextlib.contextmanager
+def _fresh_database(server_url: str) -> Iterator[str]:
+    """An empty database on the session's PostgreSQL server (from tests/conftest.py)."""
+    name = f"omega_constellation_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(server_url, autocommit=True) as admin:
+        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    try:
+        yield urlunsplit(urlsplit(server_url)._replace(path="/" + name))
+    finally:
+        with psycopg.connect(server_url, autocommit=True) as admin:
+            admin.execute(
+                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+            )

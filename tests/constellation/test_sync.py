@@ -122,7 +122,9 @@ def test_patterns_for_another_codebook_are_rejected_with_a_reason(
 
     out_of_range = device.push([preference(9999)], codebook_id=codebook_id)
     ack = device.sync(out_of_range).ack
-    assert ack is not None and ack.rejected and "outside codebook" in ack.rejected[0].reason
+    assert ack is not None
+    assert ack.rejected
+    assert "outside codebook" in ack.rejected[0].reason
 
 
 def test_json_sync_is_answered_in_json(sync_client: httpx.Client, codebook_id: str) -> None:
@@ -144,7 +146,8 @@ def test_json_sync_is_answered_in_json(sync_client: httpx.Client, codebook_id: s
     assert response.status_code == 200, response.text
     assert response.headers["content-type"] == "application/json"
     answer = codec.decode_json(response.content, expect=SyncResponse)
-    assert answer.ack is not None and answer.ack.accepted == ["pref-3"]
+    assert answer.ack is not None
+    assert answer.ack.accepted == ["pref-3"]
 
 
 def test_push_only_and_pull_only_endpoints(sync_client: httpx.Client, codebook_id: str) -> None:

@@ -1,0 +1,165 @@
+"""Rate limits and size limits on a real server: every refusal is a problem, never a crash."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+import httpx
+import pytest
+import zstandard
+from _constellation_harness import BINARY, Device, ServerProcess, preference
+
+from omega.protocol import codec
+from omega.protocol.messages import PROTOCOL_VERSION, PullRequest, Registration, SyncRequest
+
+_GIB = 1 << 30
+_ZSTD_FLAG = 0x01
+
+
+def _assert_problem(response: httpx.Response, status: int) -> dict[str, object]:
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"] == "application/problem+json"
+    problem: dict[str, object] = response.json()
+    assert problem["status"] == status
+    assert problem["detail"]
+    assert "Traceback" not in response.text
+    return problem
+
+
+def test_the_61st_request_in_a_minute_is_429_and_other_viewers_are_unaffected(
+    client: httpx.Client,
+) -> None:
+    alice, bob = Device.register(client), Device.register(client)
+    url = f"/api/omega/viewers/{alice.viewer_id}"
+    statuses = [client.get(url, headers=alice.auth).status_code for _ in range(60)]
+    assert statuses == [200] * 60
+
+    refused = client.get(url, headers=alice.auth)
+    problem = _assert_problem(refused, 429)
+    retry_after = int(refused.headers["retry-after"])
+    assert 1 <= retry_after <= 60
+    assert "retry" in str(problem["detail"])
+    # The sync endpoint shares the budget.
+    assert alice.sync_raw().status_code == 429
+
+    assert client.get(f"/api/omega/viewers/{bob.viewer_id}", headers=bob.auth).status_code == 200
+    assert bob.sync_raw().status_code == 200
+
+
+def test_a_body_over_the_limit_is_413_by_content_length(client: httpx.Client) -> None:
+    device = Device.register(client)
+    response = device.post_frame("/api/omega/sync", os.urandom(300 * 1024))
+    _assert_problem(response, 413)
+
+
+def test_a_streamed_body_over_the_limit_is_413(client: httpx.Client) -> None:
+    device = Device.register(client)
+
+    def chunks() -> Iterator[bytes]:
+        for _ in range(20):
+            yield bytes(16 * 1024)
+
+    response = client.post(
+        "/api/omega/sync", content=chunks(), headers={"Content-Type": BINARY, **device.auth}
+    )
+    assert "content-length" not in response.request.headers
+    _assert_problem(response, 413)
+
+
+def _zstd_bomb(*, declared: bool) -> bytes:
+    """A real zstd frame of 1 GiB of zeros, about 32 KB on the wire."""
+    compressor = zstandard.ZstdCompressor(level=1, write_content_size=declared)
+    stream = compressor.compressobj(size=_GIB if declared else -1)
+    zeros = bytes(8 << 20)
+    parts = [stream.compress(zeros) for _ in range(_GIB // len(zeros))]
+    parts.append(stream.flush())
+    return b"".join(parts)
+
+
+@pytest.fixture(scope="module")
+def bombs() -> dict[str, bytes]:
+    return {"declared": _zstd_bomb(declared=True), "undeclared": _zstd_bomb(declared=False)}
+
+
+@pytest.mark.parametrize("kind", ["declared", "undeclared"])
+def test_a_zstd_bomb_is_413_in_bounded_memory(
+    server: ServerProcess, client: httpx.Client, bombs: dict[str, bytes], kind: str
+) -> None:
+    bomb = bombs[kind]
+    assert len(bomb) < 64 * 1024
+    if kind == "declared":
+        assert zstandard.frame_content_size(bomb) == _GIB
+    else:
+        assert zstandard.frame_content_size(bomb) in (-1, zstandard.CONTENTSIZE_UNKNOWN)
+    device = Device.register(client)
+    frame = bytes((PROTOCOL_VERSION, _ZSTD_FLAG)) + bomb
+    peak_before = server.peak_rss_bytes()
+    for _ in range(3):
+        problem = _assert_problem(device.post_frame("/api/omega/sync", frame), 413)
+        assert "limit" in str(problem["detail"])
+    assert server.peak_rss_bytes() - peak_before < 64 << 20
+
+
+@pytest.mark.parametrize(
+    ("content_type", "body"),
+    [
+        (BINARY, b""),
+        (BINARY, b"\x01"),
+        (BINARY, os.urandom(512)),
+        (BINARY, bytes((PROTOCOL_VERSION, 0)) + b"\xc1\xc1\xc1"),
+        (BINARY, bytes((99, 0)) + b"\x80"),
+        (BINARY, bytes((PROTOCOL_VERSION, _ZSTD_FLAG)) + b"not zstd at all"),
+        ("application/json", b"{not json"),
+        ("application/json", b'{"msg": "sync"}'),
+        ("application/json", b'{"msg": "sync", "pull": {"viewer_id": "x", "max_bytes": -5}}'),
+    ],
+    ids=[
+        "empty",
+        "truncated-header",
+        "random",
+        "bad-msgpack",
+        "unknown-version",
+        "bad-zstd",
+        "bad-json",
+        "missing-field",
+        "invalid-value",
+    ],
+)
+def test_garbage_bodies_are_400_problems(
+    client: httpx.Client, content_type: str, body: bytes
+) -> None:
+    device = Device.register(client)
+    response = client.post(
+        "/api/omega/sync", content=body, headers={"Content-Type": content_type, **device.auth}
+    )
+    _assert_problem(response, 400)
+
+
+def test_a_message_of_the_wrong_type_is_400(client: httpx.Client) -> None:
+    device = Device.register(client)
+    response = device.post_frame("/api/omega/sync", codec.encode(Registration()))
+    _assert_problem(response, 400)
+
+
+def test_an_unsupported_media_type_is_415(client: httpx.Client) -> None:
+    device = Device.register(client)
+    body = codec.encode(SyncRequest(pull=PullRequest(viewer_id=device.viewer_id)))
+    for content_type in ("text/plain", "application/octet-stream"):
+        response = client.post(
+            "/api/omega/sync", content=body, headers={"Content-Type": content_type, **device.auth}
+        )
+        _assert_problem(response, 415)
+
+
+def test_too_many_patterns_in_one_batch_is_413(client: httpx.Client) -> None:
+    device = Device.register(client)  # the session server allows 100 per batch
+    push = device.push([preference(i, pid=f"p{i}") for i in range(101)], codebook_id="cb")
+    problem = _assert_problem(device.sync_raw(push), 413)
+    assert "100" in str(problem["detail"])
+
+
+def test_unknown_routes_and_methods_are_problems(client: httpx.Client) -> None:
+    _assert_problem(client.get("/api/omega/nothing-here"), 404)
+    _assert_problem(client.get("/api/omega/sync"), 405)
+    _assert_problem(client.get("/api/omega/patterns", params={"since": "x"}), 401)

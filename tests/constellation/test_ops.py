@@ -1,0 +1,127 @@
+"""Events, metrics, health and API docs of a real server."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+
+import httpx
+from _constellation_harness import (
+    Device,
+    ServerProcess,
+    preference,
+    publish_codebook,
+    run_round,
+    stats,
+)
+
+from omega.protocol.messages import ConsolidatedPattern
+from omega.storage import open_storage
+
+
+def _events(response: httpx.Response) -> Iterator[dict[str, str]]:
+    """Parse a text/event-stream into {event, id, data} records."""
+    record: dict[str, str] = {}
+    for line in response.iter_lines():
+        if not line:
+            if "data" in record:
+                yield record
+            record = {}
+        elif not line.startswith(":"):
+            name, _, value = line.partition(":")
+            record[name] = value.removeprefix(" ")
+
+
+def _next_release(response: httpx.Response, after: int) -> dict[str, str]:
+    for event in _events(response):
+        if event.get("event") == "release" and int(event["id"]) > after:
+            return event
+    raise AssertionError("the event stream ended without a release")
+
+
+def test_sse_delivers_a_release_event_when_a_round_commits(
+    server: ServerProcess, client: httpx.Client
+) -> None:
+    codebook_id = publish_codebook(server)
+    listener = Device.register(client)
+    before = stats(server)["version"]
+    timeout = httpx.Timeout(10.0, read=20.0)
+    with client.stream("GET", "/api/omega/events", headers=listener.auth, timeout=timeout) as sse:
+        assert sse.status_code == 200
+        assert sse.headers["content-type"].startswith("text/event-stream")
+        for _ in range(3):
+            device = Device.register(client)
+            device.sync(device.push([preference(50), preference(51)], codebook_id=codebook_id))
+        result = run_round(server)
+        assert result["version"] > before
+        event = _next_release(sse, before)
+    data = json.loads(event["data"])
+    assert data["kind"] == "release"
+    assert data["version"] == result["version"] == int(event["id"])
+
+
+def test_sse_delivers_a_release_committed_by_another_process(
+    server: ServerProcess, client: httpx.Client
+) -> None:
+    listener = Device.register(client)
+    timeout = httpx.Timeout(10.0, read=20.0)
+    with client.stream("GET", "/api/omega/events", headers=listener.auth, timeout=timeout) as sse:
+        assert sse.status_code == 200
+        # Another worker commits straight into the same database; the server's watcher sees it.
+        store = open_storage(server.db_url)
+        try:
+            base, _ = store.current_release()
+            pattern = ConsolidatedPattern(
+                id="external-1",
+                task="preference",
+                cells=(3,),
+                success_rate=0.9,
+                support=30,
+                viewers=5,
+                weight=1.0,
+                version=base + 1,
+            )
+            version = store.commit_release(
+                base_version=base, upserted=[pattern], removed=[], trends=[], now=time.time()
+            )
+        finally:
+            store.close()
+        assert version == base + 1
+        event = _next_release(sse, base)
+    assert int(event["id"]) == base + 1
+
+
+def test_sse_needs_a_viewer_token(client: httpx.Client) -> None:
+    assert client.get("/api/omega/events").status_code == 401
+
+
+def test_metrics_count_requests_syncs_and_rejections(
+    server: ServerProcess, client: httpx.Client
+) -> None:
+    device = Device.register(client)
+    device.sync()
+    client.get(f"/api/omega/viewers/{device.viewer_id}")  # 401: a rejection
+    text = client.get("/metrics").text
+    assert "omega_syncs_total" in text
+    assert 'omega_http_requests_total{method="POST",route="/api/omega/sync",status="200"}' in text
+    assert 'route="/api/omega/viewers/{viewer_id}"' in text
+    assert device.viewer_id not in text  # labels are route templates, never raw paths
+    assert 'omega_rejections_total{reason="auth"}' in text
+    assert "omega_http_request_duration_seconds_bucket" in text
+    assert "omega_release_version" in text
+    assert "omega_patterns_ingested_total" in text
+
+
+def test_health_and_openapi(client: httpx.Client) -> None:
+    health = client.get("/healthz")
+    assert health.status_code == 200
+    assert health.json()["status"] == "ok"
+    spec = client.get("/openapi.json").json()
+    assert spec["info"]["title"] == "Omega constellation"
+    for path in ("/api/omega/viewers", "/api/omega/token", "/api/omega/sync", "/api/omega/events"):
+        assert path in spec["paths"]
+    sync_body = spec["paths"]["/api/omega/sync"]["post"]["requestBody"]["content"]
+    assert set(sync_body) == {"application/x-omega", "application/json"}
+    assert "SyncRequest" in spec["components"]["schemas"]
+    assert client.get("/docs").status_code == 200
