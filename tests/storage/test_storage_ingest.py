@@ -1,0 +1,190 @@
+"""Idempotent ingestion, pending contributions, folding into the live set, pruning."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+from storage_records import CODEBOOK, OpenStore, ack_all, digest, ingest, pattern, push, viewer
+
+from omega.errors import ConflictError, InputError
+from omega.protocol.messages import PushAck
+from omega.storage import Storage
+
+
+def _live(store: Storage, *, codebook: str = CODEBOOK, after: float = 0.0) -> dict[str, float]:
+    """viewer/pattern id → success rate of the live set."""
+    return {
+        f"{lp.viewer_id}/{lp.pattern.id}": lp.pattern.success_rate
+        for lp in store.live_patterns(codebook_id=codebook, updated_after=after)
+    }
+
+
+def test_ingest_queues_accepted_patterns_and_removals(store: Storage) -> None:
+    viewer(store, "v1")
+    p = push("v1", "b1", added=[pattern("a"), pattern("b")], updated=[pattern("c")], removed=["z"])
+    ack = ack_all(p, reject={"b"}, version=7)
+    assert store.ingest(p, digest=digest(p), region="eu", ack=ack, now=5.0) == ack
+    assert store.stats().pending_contributions == 3  # a, c, remove z; b was rejected
+
+
+def test_ingest_is_idempotent_per_viewer_and_batch(store: Storage) -> None:
+    viewer(store, "v1")
+    viewer(store, "v2")
+    p = push("v1", "b1", added=[pattern("a"), pattern("b")])
+    first = ingest(store, p)
+    retried = store.ingest(
+        p, digest=digest(p), region="eu", ack=PushAck(batch_id="b1", server_version=99), now=200.0
+    )
+    assert retried == first  # the ack stored the first time, not the new one
+    assert store.stats().pending_contributions == 2
+    ingest(store, push("v2", "b1", added=[pattern("a")]))  # same batch id, other viewer
+    assert store.stats().pending_contributions == 3
+
+
+def test_reused_batch_id_with_another_payload_conflicts(store: Storage) -> None:
+    viewer(store, "v1")
+    ingest(store, push("v1", "b1", added=[pattern("a")]))
+    other = push("v1", "b1", added=[pattern("a", success=0.95)])
+    with pytest.raises(ConflictError, match="b1"):
+        ingest(store, other)
+    assert store.stats().pending_contributions == 1
+
+
+def test_ingest_from_an_unknown_viewer_stores_nothing(store: Storage) -> None:
+    with pytest.raises(InputError, match="not registered"):
+        ingest(store, push("ghost", "b1", added=[pattern("a")]))
+    assert store.stats().pending_contributions == 0
+
+
+def test_ack_for_another_batch_is_refused(store: Storage) -> None:
+    viewer(store, "v1")
+    p = push("v1", "b1", added=[pattern("a")])
+    with pytest.raises(InputError, match="batch"):
+        store.ingest(p, digest=digest(p), region="eu", ack=PushAck(batch_id="b2"), now=1.0)
+    assert store.stats().pending_contributions == 0
+
+
+def test_concurrent_retries_of_one_push_apply_once(open_store: OpenStore) -> None:
+    stores = [open_store() for _ in range(4)]
+    viewer(stores[0], "v1")
+    p = push("v1", "b1", added=[pattern(f"p{i}") for i in range(20)])
+    acks: list[PushAck] = []
+    barrier = threading.Barrier(len(stores))
+
+    def retry(s: Storage) -> None:
+        barrier.wait()
+        acks.append(ingest(s, p))
+
+    threads = [threading.Thread(target=retry, args=(s,)) for s in stores]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(acks) == 4
+    assert all(a == acks[0] for a in acks)
+    assert stores[0].stats().pending_contributions == 20
+
+
+def test_apply_pending_folds_adds_updates_and_removals(store: Storage) -> None:
+    viewer(store, "v1")
+    viewer(store, "v2")
+    ingest(store, push("v1", "b1", added=[pattern("a"), pattern("b"), pattern("c")]))
+    ingest(store, push("v2", "b1", added=[pattern("a", success=0.75)]))
+    ingest(store, push("v1", "b2", updated=[pattern("a", success=0.9)], removed=["b", "zz"]))
+    assert store.apply_pending(worker_id="w1", limit=100, now=300.0) == 7
+    assert store.stats().pending_contributions == 0
+    assert _live(store) == {"v1/a": 0.9, "v1/c": 0.8, "v2/a": 0.75}
+    assert store.stats().live_patterns == 3
+    live = store.live_patterns(codebook_id=CODEBOOK, updated_after=0.0)
+    assert {lp.region for lp in live} == {"eu"}
+    assert {lp.updated_at for lp in live} == {300.0}
+    assert live[0].pattern == pattern("a", success=0.9)  # round trip of the whole pattern
+    assert store.apply_pending(worker_id="w1", limit=100, now=301.0) == 0
+
+
+def test_apply_pending_honours_the_limit_in_ingestion_order(store: Storage) -> None:
+    viewer(store, "v1")
+    ingest(store, push("v1", "b1", added=[pattern("a")]))
+    ingest(store, push("v1", "b2", removed=["a"]))
+    ingest(store, push("v1", "b3", added=[pattern("a", success=0.99)]))
+    assert store.apply_pending(worker_id="w", limit=1, now=1.0) == 1
+    assert _live(store) == {"v1/a": 0.8}
+    assert store.apply_pending(worker_id="w", limit=1, now=2.0) == 1
+    assert _live(store) == {}
+    assert store.apply_pending(worker_id="w", limit=5, now=3.0) == 1
+    assert _live(store) == {"v1/a": 0.99}
+    with pytest.raises(InputError):
+        store.apply_pending(worker_id="w", limit=0, now=4.0)
+
+
+def test_two_workers_never_apply_the_same_contribution(open_store: OpenStore) -> None:
+    setup = open_store()
+    expected: dict[str, float] = {}
+    for v in range(12):
+        vid = f"v{v}"
+        viewer(setup, vid)
+        for b in range(5):
+            pats = [pattern(f"p{i}", success=0.7 + 0.01 * b) for i in range(b, b + 4)]
+            ingest(setup, push(vid, f"b{b}", added=pats, removed=[f"p{b - 1}"] if b else []))
+        # p0..p3 from b0, each later batch re-adds p_b..p_b+3 and removes p_{b-1}
+        expected.update({f"{vid}/p{i}": 0.74 for i in range(4, 8)})
+    total = setup.stats().pending_contributions
+    assert total == 12 * (5 * 4 + 4)
+
+    applied: dict[str, int] = {}
+    barrier = threading.Barrier(2)
+
+    def work(name: str) -> None:
+        worker = open_store()  # its own connection(s)
+        barrier.wait()
+        count = 0
+        while n := worker.apply_pending(worker_id=name, limit=7, now=50.0):
+            count += n
+        applied[name] = count
+
+    threads = [threading.Thread(target=work, args=(f"w{i}",)) for i in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sum(applied.values()) == total
+    assert setup.stats().pending_contributions == 0
+    # Whatever order the workers committed in, the newest contribution per pattern won.
+    assert _live(setup) == expected
+
+
+def test_live_patterns_filter_by_codebook_and_update_time(store: Storage) -> None:
+    viewer(store, "v1")
+    ingest(store, push("v1", "b1", added=[pattern("a")]))
+    store.apply_pending(worker_id="w", limit=10, now=100.0)
+    ingest(store, push("v1", "b2", added=[pattern("b")]))
+    ingest(store, push("v1", "b3", added=[pattern("c")], codebook="cb-2"))
+    store.apply_pending(worker_id="w", limit=10, now=200.0)
+    assert set(_live(store)) == {"v1/a", "v1/b"}
+    assert set(_live(store, after=100.0)) == {"v1/b"}  # strictly after
+    assert set(_live(store, after=200.0)) == set()
+    assert set(_live(store, codebook="cb-2")) == {"v1/c"}
+
+
+def test_prune_live_drops_old_patterns_only(store: Storage) -> None:
+    viewer(store, "v1")
+    ingest(store, push("v1", "b1", added=[pattern("a"), pattern("b")]))
+    store.apply_pending(worker_id="w", limit=10, now=100.0)
+    ingest(store, push("v1", "b2", added=[pattern("c")], removed=["b"]))
+    store.apply_pending(worker_id="w", limit=10, now=200.0)
+    assert store.prune_live(updated_before=150.0) == 1  # a (b was removed at 200)
+    assert set(_live(store)) == {"v1/c"}
+    assert store.prune_live(updated_before=150.0) == 0
+    assert store.prune_live(updated_before=250.0) == 1  # c; b's removal marker is not counted
+    assert store.stats().live_patterns == 0
+
+
+def test_prune_batches_forgets_idempotency_records(store: Storage) -> None:
+    viewer(store, "v1")
+    p = push("v1", "b1", added=[pattern("a")])
+    ingest(store, p, now=100.0)
+    ingest(store, push("v1", "b2", added=[pattern("b")]), now=300.0)
+    assert store.prune_batches(created_before=200.0) == 1
+    ingest(store, p, now=400.0)  # treated as new once its record is gone
+    assert store.stats().pending_contributions == 3
