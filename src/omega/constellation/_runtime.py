@@ -16,6 +16,8 @@ from omega.constellation._keys import KeyRing
 from omega.constellation.auth import AdminGate, TokenService
 from omega.constellation.distribute import Pacer
 from omega.constellation.events import EventBroker, ReleaseWatcher
+from omega.constellation.exchange import Exchange
+from omega.constellation.ingest import CodebookCache
 from omega.constellation.metrics import Metrics
 from omega.constellation.ratelimit import ViewerRateLimiter
 from omega.constellation.rounds import RoundRunner
@@ -39,6 +41,8 @@ class Runtime:
     metrics: Metrics
     pacer: Pacer
     watcher: ReleaseWatcher
+    codebooks: CodebookCache
+    exchange: Exchange
     rounds: RoundRunner
 
     async def db(self, call: Callable[[], T]) -> T:

@@ -21,6 +21,8 @@ from omega.constellation._runtime import Runtime, load_admin_token, load_keys
 from omega.constellation.auth import AdminGate, TokenService
 from omega.constellation.distribute import Pacer
 from omega.constellation.events import EventBroker, ReleaseWatcher
+from omega.constellation.exchange import Exchange, ExchangeLimits
+from omega.constellation.ingest import CodebookCache
 from omega.constellation.metrics import Metrics, MetricsMiddleware
 from omega.constellation.problems import install_problem_handlers
 from omega.constellation.ratelimit import ViewerRateLimiter
@@ -88,6 +90,12 @@ def _build_runtime(settings: Settings, clock: Clock, metrics: Metrics) -> Runtim
         interval=settings.release_poll_interval,
         on_version=metrics.release_version.set,
     )
+    codebooks = CodebookCache(storage, clock=clock)
+    limits = ExchangeLimits(
+        max_patterns_per_batch=settings.max_patterns_per_batch,
+        min_pull_bytes=settings.min_pull_bytes,
+        max_pull_bytes=settings.max_pull_bytes,
+    )
     return Runtime(
         settings=settings,
         clock=clock,
@@ -104,6 +112,8 @@ def _build_runtime(settings: Settings, clock: Clock, metrics: Metrics) -> Runtim
             clock=clock,
         ),
         watcher=watcher,
+        codebooks=codebooks,
+        exchange=Exchange(storage, codebooks, limits=limits, clock=clock, metrics=metrics),
         rounds=RoundRunner(
             storage,
             clock=clock,

@@ -9,12 +9,14 @@ canonical binary encoding, so the same push sent as JSON or binary has one diges
 from __future__ import annotations
 
 import hashlib
+import threading
 
+from omega.clock import Clock
 from omega.protocol import codec
 from omega.protocol.messages import Pattern, PushAck, PushRequest, Rejection
-from omega.storage.base import Codebook
+from omega.storage.base import Codebook, Storage
 
-__all__ = ["push_digest", "review_push"]
+__all__ = ["CodebookCache", "push_digest", "review_push"]
 
 _CELLS_BY_TASK = {"preference": 1, "recommendation": 2, "discovery": 1, "behaviour": 1}
 
@@ -65,3 +67,33 @@ def review_push(push: PushRequest, codebook: Codebook | None, *, server_version:
     return PushAck(
         batch_id=push.batch_id, accepted=accepted, rejected=rejected, server_version=server_version
     )
+
+
+class CodebookCache:
+    """The current codebook, re-read at most every ``ttl`` seconds (it changes rarely and
+    can be large, and every push needs it). A publish through this process refreshes it
+    at once; one through another process is seen within ``ttl``."""
+
+    def __init__(self, storage: Storage, *, clock: Clock, ttl: float = 5.0) -> None:
+        self._storage = storage
+        self._clock = clock
+        self._ttl = ttl
+        self._lock = threading.Lock()
+        self._value: Codebook | None = None
+        self._read_at = float("-inf")
+
+    def get(self) -> Codebook | None:
+        """Blocking (may read storage): call from a worker thread."""
+        with self._lock:
+            if self._clock.now() - self._read_at < self._ttl:
+                return self._value
+        value = self._storage.get_codebook()
+        with self._lock:
+            self._value, self._read_at = value, self._clock.now()
+        return value
+
+    def put(self, codebook: Codebook) -> None:
+        """Blocking: store ``codebook`` and make it current here."""
+        self._storage.put_codebook(codebook)
+        with self._lock:
+            self._value, self._read_at = codebook, self._clock.now()

@@ -62,7 +62,7 @@ async def put_codebook(request: Request, _: Admin) -> Response:
     except msgspec.DecodeError as exc:
         raise Problem(400, f"not a codebook document: {exc}", slug="bad-request") from None
     codebook = _checked(doc)
-    await runtime.db(lambda: runtime.storage.put_codebook(codebook))
+    await runtime.db(lambda: runtime.codebooks.put(codebook))
     body = {"codebook_id": codebook.codebook_id, "k": codebook.k, "dim": codebook.dim}
     return Response(msgspec.json.encode(body), status_code=201, media_type="application/json")
 
@@ -70,7 +70,7 @@ async def put_codebook(request: Request, _: Admin) -> Response:
 @router.get("/codebook", summary="The current codebook (viewers)", response_class=Response)
 async def get_codebook(request: Request, _: Viewer) -> Response:
     runtime = runtime_of(request)
-    codebook = await runtime.db(runtime.storage.get_codebook)
+    codebook = await runtime.db(runtime.codebooks.get)
     if codebook is None:
         raise Problem(404, "no codebook has been published yet", slug="no-codebook")
     doc = CodebookDocument(

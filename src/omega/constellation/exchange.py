@@ -1,0 +1,83 @@
+"""The blocking half of a sync: ingest a push, read and fit a pull. Runs on a worker
+thread (one hop per request); the async routes only parse, authorise and reply."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from omega.clock import Clock
+from omega.constellation.distribute import fit_pull, pattern_budget
+from omega.constellation.ingest import CodebookCache, push_digest, review_push
+from omega.constellation.metrics import Metrics
+from omega.constellation.problems import Problem
+from omega.protocol import codec
+from omega.protocol.messages import PullRequest, PullResponse, PushAck, PushRequest
+from omega.storage.base import Storage
+
+__all__ = ["Exchange", "ExchangeLimits"]
+
+#: Rows asked of storage for one pull, whatever the budget (the codec caps a pull at 4096).
+_MAX_FETCH = 4096
+
+
+@dataclass(frozen=True, slots=True)
+class ExchangeLimits:
+    max_patterns_per_batch: int
+    min_pull_bytes: int
+    max_pull_bytes: int
+
+
+class Exchange:
+    def __init__(
+        self,
+        storage: Storage,
+        codebooks: CodebookCache,
+        *,
+        limits: ExchangeLimits,
+        clock: Clock,
+        metrics: Metrics,
+    ) -> None:
+        self._storage = storage
+        self._codebooks = codebooks
+        self._limits = limits
+        self._clock = clock
+        self._metrics = metrics
+
+    def push(self, viewer_id: str, push: PushRequest, *, server_version: int) -> PushAck:
+        """Check and ingest ``push`` for the authenticated ``viewer_id`` (exactly once)."""
+        if push.viewer_id != viewer_id:
+            raise Problem(403, "a viewer may only push its own patterns", slug="not-your-viewer")
+        count = len(push.added) + len(push.updated) + len(push.removed)
+        cap = self._limits.max_patterns_per_batch
+        if count > cap:
+            raise Problem(
+                413,
+                f"a push carries at most {cap} patterns and removals; this one has {count}: "
+                "split it into several batches",
+                slug="too-many-patterns",
+            )
+        viewer = self._storage.get_viewer(viewer_id)
+        if viewer is None:
+            raise Problem(404, f"viewer {viewer_id} is not registered", slug="no-such-viewer")
+        ack = review_push(push, self._codebooks.get(), server_version=server_version)
+        stored = self._storage.ingest(
+            push, digest=push_digest(push), region=viewer.region, ack=ack, now=self._clock.now()
+        )
+        if stored is ack:  # first delivery; a retry returns the ack stored back then
+            self._metrics.patterns_ingested.inc(len(ack.accepted))
+            self._metrics.patterns_rejected.inc(len(ack.rejected))
+        return stored
+
+    def pull(self, pull: PullRequest) -> PullResponse:
+        """The delta since ``pull.since_version`` that fits the device's byte budget."""
+        budget = min(max(pull.max_bytes, self._limits.min_pull_bytes), self._limits.max_pull_bytes)
+        limit = pattern_budget(budget, cap=_MAX_FETCH)
+        delta = self._storage.release_delta(since_version=pull.since_version, limit=limit)
+        # The frame is what travels, so the budget is checked on the encoded size.
+        return fit_pull(
+            delta,
+            since_version=pull.since_version,
+            max_bytes=budget,
+            fetched_limit=limit,
+            size_of=lambda response: len(codec.encode(response)),
+        )
