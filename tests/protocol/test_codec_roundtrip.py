@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+import numpy as np
 import pytest
 from _protocol_strategies import STRATEGIES, messages
 from hypothesis import given, settings
@@ -16,6 +18,7 @@ from omega.protocol import (
     Message,
     Pattern,
     PullRequest,
+    PullResponse,
     PushRequest,
     Registration,
     decode,
@@ -23,6 +26,7 @@ from omega.protocol import (
     encode,
     encode_json,
 )
+from omega.protocol.bench import synthetic_pulls
 
 _TYPES = sorted(STRATEGIES, key=lambda t: t.__name__)
 
@@ -92,3 +96,18 @@ def test_accepts_bytearray_and_memoryview() -> None:
 def test_non_bytes_input_is_a_remote_error() -> None:
     with pytest.raises(RemoteProtocolError):
         decode("not bytes")  # type: ignore[call-overload]
+
+
+def test_threads_share_the_codec_safely() -> None:
+    """The server encodes and decodes from a thread pool; zstd contexts are per thread."""
+    pulls = synthetic_pulls(8, rng=np.random.default_rng(5))
+
+    def work(seed: int) -> bool:
+        ok = True
+        for i in range(60):
+            msg = pulls[(seed + i) % len(pulls)]
+            ok &= decode(encode(msg), expect=PullResponse) == msg
+        return ok
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        assert all(pool.map(work, range(8)))
