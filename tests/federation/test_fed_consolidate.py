@@ -72,14 +72,28 @@ def test_dissent_from_abandoners_blocks_release() -> None:
     assert [p.task for p in run([*backers, *one_quit])] == ["preference"]
 
 
-def test_dissent_is_per_context() -> None:
+def test_dissent_counts_in_every_context() -> None:
     backers = [live(f"v{i}", (5,)) for i in range(3)]
     evening = PatternContext(time_bucket="evening")
     quitters = [
         live(f"q{i}", (5,), task="behaviour", success=0.1, context=evening) for i in range(5)
     ]
-    tasks = sorted(p.task for p in run([*backers, *quitters]))
-    assert tasks == ["behaviour", "preference"]
+    # 3 like cell 5, 5 abandon it (in the evening): neither side reaches 66%.
+    assert run([*backers, *quitters]) == []
+    # The abandonment is released once it is the 66% view.
+    (released,) = run([*backers[:2], *quitters])
+    assert released.task == "behaviour"
+
+
+def test_agreement_counts_everyone_who_likes_the_target() -> None:
+    # Only 3 viewers back the transition 1 → 2, but 10 more like cell 2 after other
+    # cells; 5 abandon cell 2: agreement (3 + 10) / 18 = 72%.
+    backers = [live(f"v{i}", (1, 2)) for i in range(3)]
+    others = [live(f"o{i}", (3 + i % 4, 2)) for i in range(10)]
+    quitters = [live(f"q{i}", (2,), task="behaviour", success=0.1) for i in range(5)]
+    released = run([*backers, *others, *quitters])
+    assert (1, 2) in [p.cells for p in released]
+    assert "behaviour" not in [p.task for p in released]
 
 
 def test_ids_are_deterministic_and_order_free() -> None:

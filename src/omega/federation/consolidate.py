@@ -13,13 +13,16 @@ Pure (no I/O). Steps, each vectorised over all patterns:
 3. **Bounded influence.** One vote per viewer per cluster: a viewer's patterns in a cluster
    combine into one (support-weighted success, summed support clipped to
    ``support_cap``). A vote weighs ``quality × clipped support``.
-4. **Consensus.** The viewers with an opinion on a cluster are its backers plus its
-   dissenters: viewers holding, in the same context, a pattern of the opposite polarity on
-   the cluster's target content (abandoning it, for a positive cluster; succeeding with
-   it, for a behaviour cluster). *Agreement* is the share of those viewers whose success
-   with the content is on the same side of ``min_quality`` as the fused value — backers
-   (all past the filter) agree, dissenters do not. Released only with ≥ ``min_viewers``
-   backers and agreement ≥ ``min_agreement``.
+4. **Consensus.** A cluster's *target* is the content group it makes a claim about (b for
+   a transition a → b, else its one cell). The viewers with an opinion on the target are
+   those holding any pattern on it, in any context: positive patterns say they succeed
+   with it (success ≥ ``min_quality``), behaviour patterns that they abandon it (success
+   ≤ 1 - ``min_quality``). *Agreement* is the share of them on the same side of
+   ``min_quality`` as the cluster's fused value (a viewer holding both counts on both
+   sides). Released only with ≥ ``min_viewers`` distinct backers *and* agreement ≥
+   ``min_agreement``. So a coalition promoting content that honest viewers abandon needs
+   more than 66% of everyone with an opinion on it, not just 3 accounts; it is measured
+   over all contexts so that an unusual context does not dodge the dissent.
 5. **Fusion.** Robust, quality-weighted (``omega.federation.fusion``) over the votes.
    ``support`` is the fused per-viewer support × backers.
 6. **Weight** — what devices score with: ``q × min(1, ln(1+n) / ln(1+n_sat))`` where q is
@@ -102,13 +105,6 @@ def consolidate(
     return consolidate_table(table, groups, config, codebook_id=codebook_id)[0]
 
 
-def _isin_sorted(values: I64, sorted_set: I64) -> npt.NDArray[np.bool_]:
-    if len(sorted_set) == 0:
-        return np.zeros(len(values), dtype=bool)
-    at = np.minimum(np.searchsorted(sorted_set, values), len(sorted_set) - 1)
-    return np.asarray(sorted_set[at] == values)
-
-
 def _mode_cell(cluster: I64, cells: I64, viewer: I64, clusters: int, k: int, v: int) -> I64:
     """Per cluster, the cell backed by the most distinct viewers (ties: smallest cell)."""
     triples = np.unique((cluster * (k + 1) + (cells + 1)) * v + viewer)
@@ -145,32 +141,23 @@ def consolidate_table(
     # One vote per viewer per cluster, support clipped.
     vote_keys, row_vote = np.unique(row_cluster * v + t.viewer, return_inverse=True)
     row_vote = row_vote.reshape(-1)
-    vote_cluster, vote_viewer = vote_keys // v, vote_keys % v
+    vote_cluster = vote_keys // v
     summed = np.bincount(row_vote, weights=t.support)
     vote_success = np.bincount(row_vote, weights=t.support * t.success) / summed
     vote_support = np.minimum(summed, float(config.support_cap))
     backers = np.bincount(vote_cluster, minlength=n_clusters)
 
-    # Dissent: opposite-polarity opinions on the same content group in the same context.
+    # Agreement is about the content: every viewer with an opinion on the target group,
+    # in any context (an attacker must not dodge dissent by picking an unusual context).
     c_positive = t.task[first_row] != BEHAVIOUR
     row_group = np.where(g1 >= 0, g1, g0)
-    opinion = (t.context * k + row_group) * v + t.viewer
+    opinion = row_group * v + t.viewer
     row_positive = t.task != BEHAVIOUR
-    positive_ops = np.unique(opinion[row_positive])
-    behaviour_ops = np.unique(opinion[~row_positive])
-    slots = n_ctx * k
-    positive_n = np.bincount(positive_ops // v, minlength=slots)
-    behaviour_n = np.bincount(behaviour_ops // v, minlength=slots)
-    c_slot = t.context[first_row] * k + row_group[first_row]
-    opposing = np.where(c_positive, behaviour_n[c_slot], positive_n[c_slot])
-    vote_opinion = c_slot[vote_cluster] * v + vote_viewer
-    both = np.where(
-        c_positive[vote_cluster],
-        _isin_sorted(vote_opinion, behaviour_ops),
-        _isin_sorted(vote_opinion, positive_ops),
-    )
-    dissent = opposing - np.bincount(vote_cluster, weights=both, minlength=n_clusters)
-    agreement = backers / (backers + dissent)
+    likes = np.bincount(np.unique(opinion[row_positive]) // v, minlength=k)
+    quits = np.bincount(np.unique(opinion[~row_positive]) // v, minlength=k)
+    c_group = row_group[first_row]
+    agreeing = np.where(c_positive, likes[c_group], quits[c_group])
+    agreement = agreeing / (likes[c_group] + quits[c_group])
 
     enough = backers >= config.min_viewers
     passing = enough & (agreement >= config.min_agreement)
