@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import sqlite3
+import threading
 from pathlib import Path
 
 import psycopg
 import pytest
-from storage_records import viewer
+from storage_records import ingest, pattern, push, viewer
 
 from omega.errors import ConfigError, CorruptStoreError, SchemaVersionError, StoreError
 from omega.storage import SQLiteStorage, Storage, StorageStats, open_storage
@@ -125,3 +126,45 @@ def test_sqlite_garbage_file_is_a_corrupt_store(tmp_path: Path) -> None:
 def test_postgres_unreachable_is_a_store_error() -> None:
     with pytest.raises(StoreError, match="unavailable"):
         open_storage("postgresql://nobody@127.0.0.1:9/omega?connect_timeout=2")
+
+
+def test_concurrent_startups_migrate_once(storage_url: str) -> None:
+    stores: list[Storage] = []
+    barrier = threading.Barrier(4)
+
+    def start() -> None:
+        barrier.wait()
+        stores.append(open_storage(storage_url))
+
+    threads = [threading.Thread(target=start) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    try:
+        assert len(stores) == 4
+        assert _migrations_table(storage_url) == [(1, "initial")]
+    finally:
+        for s in stores:
+            s.close()
+
+
+def test_one_handle_serves_many_threads(store: Storage) -> None:
+    """The server calls one handle from its threadpool: writes from many threads at once
+    must wait for each other (busy timeout / row locks), never fail."""
+    for v in range(8):
+        viewer(store, f"v{v}")
+    barrier = threading.Barrier(8)
+
+    def push_many(v: int) -> None:
+        barrier.wait()
+        for b in range(10):
+            ingest(store, push(f"v{v}", f"b{b}", added=[pattern(f"p{b}")]))
+            store.release_delta(since_version=0, limit=10)
+
+    threads = [threading.Thread(target=push_many, args=(v,)) for v in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert store.stats().pending_contributions == 80
