@@ -113,7 +113,14 @@ def _build_runtime(settings: Settings, clock: Clock, metrics: Metrics) -> Runtim
         ),
         watcher=watcher,
         codebooks=codebooks,
-        exchange=Exchange(storage, codebooks, limits=limits, clock=clock, metrics=metrics),
+        exchange=Exchange(
+            storage,
+            codebooks,
+            limits=limits,
+            clock=clock,
+            metrics=metrics,
+            failpoints=settings.failpoints,
+        ),
         rounds=RoundRunner(
             storage,
             clock=clock,

@@ -3,6 +3,7 @@ thread (one hop per request); the async routes only parse, authorise and reply."
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
 from omega.clock import Clock
@@ -14,7 +15,10 @@ from omega.protocol import codec
 from omega.protocol.messages import PullRequest, PullResponse, PushAck, PushRequest
 from omega.storage.base import Storage
 
-__all__ = ["Exchange", "ExchangeLimits"]
+__all__ = ["CRASH_AFTER_INGEST", "Exchange", "ExchangeLimits"]
+
+#: Failpoint: exit the process right after a push commits, before its ack is sent.
+CRASH_AFTER_INGEST = "crash-after-ingest"
 
 #: Rows asked of storage for one pull, whatever the budget (the codec caps a pull at 4096).
 _MAX_FETCH = 4096
@@ -36,12 +40,14 @@ class Exchange:
         limits: ExchangeLimits,
         clock: Clock,
         metrics: Metrics,
+        failpoints: frozenset[str] = frozenset(),
     ) -> None:
         self._storage = storage
         self._codebooks = codebooks
         self._limits = limits
         self._clock = clock
         self._metrics = metrics
+        self._failpoints = failpoints
 
     def push(self, viewer_id: str, push: PushRequest, *, server_version: int) -> PushAck:
         """Check and ingest ``push`` for the authenticated ``viewer_id`` (exactly once)."""
@@ -63,6 +69,8 @@ class Exchange:
         stored = self._storage.ingest(
             push, digest=push_digest(push), region=viewer.region, ack=ack, now=self._clock.now()
         )
+        if CRASH_AFTER_INGEST in self._failpoints:
+            os._exit(70)  # as a power cut would: no ack sent, no cleanup
         if stored is ack:  # first delivery; a retry returns the ack stored back then
             self._metrics.patterns_ingested.inc(len(ack.accepted))
             self._metrics.patterns_rejected.inc(len(ack.rejected))

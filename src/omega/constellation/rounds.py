@@ -17,7 +17,6 @@ from anyio import to_thread
 from omega.clock import Clock
 from omega.constellation.events import ReleaseWatcher
 from omega.constellation.metrics import Metrics
-from omega.federation import FederationConfig, run_round
 from omega.storage.base import Storage
 
 __all__ = ["RoundRunner"]
@@ -47,6 +46,10 @@ class RoundRunner:
 
     async def run_once(self) -> dict[str, Any]:
         """One round; returns what it reported plus the release version after it."""
+        # Imported on first use: federation pulls in scipy, which a serving-only process
+        # (federation_interval=0, rounds in `omega worker`) never needs.
+        from omega.federation import FederationConfig, run_round
+
         async with self._lock:  # one in-process round at a time
             result = await to_thread.run_sync(
                 lambda: run_round(

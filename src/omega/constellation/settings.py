@@ -67,6 +67,15 @@ class Settings(BaseSettings):
     )
     sse_ping_interval: float = Field(default=15.0, gt=0)
 
+    # -- crash testing -----------------------------------------------------------------
+    failpoints: frozenset[str] = Field(
+        default=frozenset(),
+        description=(
+            "Deliberate crashes for reliability tests, e.g. ['crash-after-ingest'] kills "
+            "the process after a push commits and before it is answered. Never in production."
+        ),
+    )
+
     @field_validator("data_dir")
     @classmethod
     def _expand(cls, value: Path) -> Path:
