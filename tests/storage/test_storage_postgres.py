@@ -1,10 +1,14 @@
-"""What only the PostgreSQL backend does: pgvector centroids."""
+"""What only the PostgreSQL backend does: pgvector centroids, when the extension can be had."""
 
 from __future__ import annotations
+
+import uuid
+from urllib.parse import urlsplit, urlunsplit
 
 import numpy as np
 import psycopg
 import pytest
+from psycopg import sql
 
 from omega.storage import Codebook, open_storage
 
@@ -28,3 +32,35 @@ def test_codebook_centroids_land_in_a_vector_column(postgres_db_url: str) -> Non
     assert [(r[0], r[1], r[2]) for r in rows] == [("cb-384", i, 384) for i in range(5)]
     first = np.array([float(x) for x in rows[0][3].strip("[]").split(",")])
     assert np.allclose(first, centroids[0].astype(np.float32), atol=1e-3)
+
+
+def test_without_pgvector_the_store_still_works(postgres_url: str) -> None:
+    """A role that may not create the extension (pgvector is not a trusted extension) gets
+    a working store without the capability, and says so in its stats."""
+    name = f"omega_novector_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(postgres_url, autocommit=True) as admin:
+        admin.execute(sql.SQL("CREATE ROLE {} LOGIN").format(sql.Identifier(name)))
+        admin.execute(
+            sql.SQL("CREATE DATABASE {} OWNER {}").format(
+                sql.Identifier(name), sql.Identifier(name)
+            )
+        )
+    parts = urlsplit(postgres_url)
+    url = urlunsplit(
+        parts._replace(netloc=f"{name}@{parts.hostname}:{parts.port}", path=f"/{name}")
+    )
+    try:
+        store = open_storage(url)
+        try:
+            assert store.stats().capabilities == ()
+            centroids = np.zeros((2, 384), dtype="<f2").tobytes()
+            store.put_codebook(Codebook("cb", 384, centroids, 2))
+            assert store.get_codebook() == Codebook("cb", 384, centroids, 2)
+        finally:
+            store.close()
+    finally:
+        with psycopg.connect(postgres_url, autocommit=True) as admin:
+            admin.execute(
+                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+            )
+            admin.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(name)))

@@ -358,6 +358,7 @@ class PostgresStorage(Storage):
                 " WHERE pattern_id = ANY(%s) AND NOT removed",
                 (version, removed),
             )
+            dropped = cur.rowcount
             cur.execute("DELETE FROM trends")
             cur.executemany(
                 "INSERT INTO trends (position, cell, region, score, version)"
@@ -367,7 +368,7 @@ class PostgresStorage(Storage):
             cur.execute(
                 "INSERT INTO releases (version, created_at, upserted, removed)"
                 " VALUES (%s, %s, %s, %s)",
-                (version, now, len(patterns), len(removed)),
+                (version, now, len(patterns), dropped),
             )
         return version
 

@@ -126,11 +126,15 @@ class SQLiteStorage(Storage):
                 timeout=self._busy_timeout_ms / 1000,
             )
             self._connections.append(conn)
+        try:
+            conn.execute(f"PRAGMA busy_timeout = {int(self._busy_timeout_ms)}")
+            conn.execute("PRAGMA journal_mode = WAL")
+            conn.execute(f"PRAGMA synchronous = {self._synchronous}")
+            conn.execute("PRAGMA foreign_keys = ON")
+        except BaseException:
+            conn.close()  # never hand out a connection without its pragmas
+            raise
         self._local.conn = conn
-        conn.execute(f"PRAGMA busy_timeout = {int(self._busy_timeout_ms)}")
-        conn.execute("PRAGMA journal_mode = WAL")
-        conn.execute(f"PRAGMA synchronous = {self._synchronous}")
-        conn.execute("PRAGMA foreign_keys = ON")
         return conn
 
     @contextmanager
@@ -331,11 +335,11 @@ class SQLiteStorage(Storage):
                 _UPSERT_RELEASED,
                 [(p.id, version, p.weight, *_columns(p), p.viewers, encode(p)) for p in patterns],
             )
-            c.executemany(
+            dropped = c.executemany(
                 "UPDATE released SET removed = 1, version = ?, body = NULL"
                 " WHERE pattern_id = ? AND removed = 0",
                 [(version, pid) for pid in removed],
-            )
+            ).rowcount
             c.execute("DELETE FROM trends")
             c.executemany(
                 "INSERT INTO trends (position, cell, region, score, version)"
@@ -344,7 +348,7 @@ class SQLiteStorage(Storage):
             )
             c.execute(
                 "INSERT INTO releases (version, created_at, upserted, removed) VALUES (?, ?, ?, ?)",
-                (version, now, len(patterns), len(removed)),
+                (version, now, len(patterns), max(dropped, 0)),
             )
         return version
 
