@@ -29,3 +29,24 @@ def sync(
 
     result = run_sync_bench(pushes=pushes, seed=seed, repeats=repeats)
     emit(result, as_json=as_json, title="omega bench sync")
+
+
+@app.command("federation")
+def federation(
+    patterns: int = typer.Option(100_000, help="Live patterns in the store when the round runs."),
+    viewers: int = typer.Option(0, help="Synthetic viewers pushing them (0: patterns / 25)."),
+    seed: int = typer.Option(0, help="Seed for the synthetic fleet."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
+) -> None:
+    """One full federation round (read live set, consolidate, trends, diff, atomic commit)
+    over a real SQLite store filled by synthetic viewers; the fill is not timed."""
+    from omega.cli._output import err_console
+    from omega.errors import InputError
+    from omega.federation.bench import run_federation_bench
+
+    viewers = viewers or max(1, patterns // 25)
+    if patterns < 1 or viewers < 1 or viewers > patterns:
+        raise InputError("--patterns ≥ 1 and 1 ≤ --viewers ≤ --patterns are required")
+    with err_console.status("filling the store and running one round…"):
+        result = run_federation_bench(patterns=patterns, viewers=viewers, seed=seed)
+    emit(result, as_json=as_json, title="omega bench federation")

@@ -59,6 +59,7 @@ def run_federation_bench(patterns: int, viewers: int, seed: int = 0) -> dict[str
         "status": result.status,
         "version": result.version,
         "fill_s": round(fill_s, 2),
+        "steps_s": result.timings,
     }
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
 from omega.federation._table import CLOCK_SKEW_S, build_table
@@ -43,6 +43,8 @@ class RoundResult:
     trends: int
     seconds: float
     stats: ConsolidationStats | None = None
+    #: Seconds from the start of the round to the end of each step it reached.
+    timings: dict[str, float] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -91,7 +93,13 @@ def run_round(
 ) -> RoundResult:
     """Run one round; see the module docstring for what survives a crash."""
     started = time.perf_counter()
-    step = on_step or (lambda _name: None)
+    timings: dict[str, float] = {}
+
+    def step(name: str) -> None:
+        timings[name] = round(time.perf_counter() - started, 4)
+        if on_step is not None:
+            on_step(name)
+
     cells = cells or CellGroups()
 
     applied = 0
@@ -109,7 +117,7 @@ def run_round(
 
     def result(status: RoundStatus, version: int, **counts: Any) -> RoundResult:
         fields: dict[str, Any] = {"live": 0, "released": 0, "upserted": 0, "removed": 0}
-        fields |= {"trends": 0, "stats": None} | counts
+        fields |= {"trends": 0, "stats": None, "timings": timings} | counts
         seconds = time.perf_counter() - started
         return RoundResult(status, version, applied, pruned, seconds=seconds, **fields)
 

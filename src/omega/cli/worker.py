@@ -1,0 +1,102 @@
+"""``omega worker``: run federation rounds against the constellation's storage."""
+
+from __future__ import annotations
+
+import json
+import signal
+import socket
+import threading
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+if TYPE_CHECKING:
+    from omega.federation import RoundResult
+
+__all__ = ["register"]
+
+
+def worker(
+    db: Annotated[
+        str, typer.Option(help="Storage URL: sqlite:///path/to/file.db or postgresql://…")
+    ] = "sqlite:///omega-data/constellation.db",
+    interval: Annotated[float, typer.Option(help="Seconds between rounds.")] = 60.0,
+    once: Annotated[bool, typer.Option("--once", help="Run one round and exit.")] = False,
+    worker_id: Annotated[
+        str | None, typer.Option(help="Name in logs and leases; default host-pid.")
+    ] = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print each round as one JSON object (a line each).")
+    ] = False,
+) -> None:
+    """Apply pushed contributions, consolidate, and publish releases (Ctrl-C / SIGTERM stop
+    it between rounds; a round killed half-way publishes nothing)."""
+    import os
+
+    from omega.cli._output import emit, err_console
+    from omega.errors import ConfigError, StoreError
+    from omega.federation import FederationConfig, Worker
+    from omega.storage import open_storage
+
+    if interval <= 0:
+        raise ConfigError(f"--interval must be > 0 seconds, got {interval}")
+    name = worker_id or f"{socket.gethostname()}-{os.getpid()}"
+    storage = open_storage(db)
+    try:
+
+        def report(result: RoundResult) -> None:
+            row = _row(result)
+            if once:
+                emit(row, as_json=as_json, title="omega worker")
+            elif as_json:
+                print(json.dumps(row), flush=True)
+            else:
+                err_console.print(
+                    f"round: {row['status']} version={row['version']} applied={row['applied']}"
+                    f" live={row['live']} released={row['released']} +{row['upserted']}"
+                    f" -{row['removed']} trends={row['trends']} in {row['seconds']:.3f}s"
+                )
+
+        def failed(exc: StoreError) -> None:
+            err_console.print(f"[bold red]round failed:[/] {exc} (retrying next round)")
+
+        runner = Worker(
+            storage,
+            FederationConfig(),
+            worker_id=name,
+            interval_s=interval,
+            on_round=report,
+            on_error=failed,
+        )
+        if once:
+            runner.run_once()
+            return
+        stop = threading.Event()
+        previous = {
+            sig: signal.signal(sig, lambda _signum, _frame: stop.set())
+            for sig in (signal.SIGTERM, signal.SIGINT)
+        }
+        try:
+            runner.run(stop)
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+    finally:
+        storage.close()
+
+
+def _row(result: RoundResult) -> dict[str, Any]:
+    row = result.as_dict()
+    stats = row.pop("stats") or {}
+    row.pop("timings")
+    row["seconds"] = round(row["seconds"], 4)
+    row.update({f"filter_{k}": v for k, v in stats.items() if k in ("invalid", "low_quality")})
+    if stats:
+        row["clusters"] = stats["clusters"]
+        row["disputed"] = stats["disputed"]
+        row["too_few_viewers"] = stats["too_few_viewers"]
+    return row
+
+
+def register(app: typer.Typer) -> None:
+    app.command("worker")(worker)
