@@ -115,10 +115,15 @@ class TokenService:
                 audience=self._audience,
                 issuer=self._issuer,
                 leeway=self._leeway,
-                options={"require": _REQUIRED, "strict_aud": True},
+                # Times are checked below against the injected clock, not PyJWT's wall clock.
+                options={
+                    "require": _REQUIRED,
+                    "strict_aud": True,
+                    "verify_exp": False,
+                    "verify_iat": False,
+                    "verify_nbf": False,
+                },
             )
-        except jwt.ExpiredSignatureError as exc:
-            raise AuthError(f"{kind} token expired") from exc
         except jwt.InvalidAudienceError as exc:
             raise AuthError("token is for another audience") from exc
         except jwt.InvalidIssuerError as exc:
@@ -129,12 +134,27 @@ class TokenService:
             raise AuthError(f"token lacks the {exc.claim!r} claim") from exc
         except jwt.PyJWTError as exc:
             raise AuthError(f"invalid token: {exc}") from exc
+        self._check_times(claims, kind)
         if claims.get("typ") != kind:
             raise AuthError(f"not {_article(kind)} {kind} token")
         sub, jti = claims.get("sub"), claims.get("jti")
         if not isinstance(sub, str) or not sub or not isinstance(jti, str):
             raise AuthError("token subject or id is malformed")
         return VerifiedToken(viewer_id=sub, jti=jti, kind=kind, expires_at=float(claims["exp"]))
+
+    def _check_times(self, claims: dict[str, object], kind: TokenKind) -> None:
+        now = self._clock.now()
+        times = {name: claims.get(name) for name in ("exp", "iat", "nbf")}
+        for name, value in times.items():
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
+                raise AuthError(f"token claim {name!r} must be an integer time")
+        exp, iat, nbf = times["exp"], times["iat"], times["nbf"]
+        assert isinstance(exp, int)
+        assert isinstance(iat, int)
+        if now > exp + self._leeway:
+            raise AuthError(f"{kind} token expired")
+        if iat > now + self._leeway or (isinstance(nbf, int) and nbf > now + self._leeway):
+            raise AuthError("token is not valid yet (issued in the future)")
 
 
 def _article(kind: TokenKind) -> str:

@@ -1,0 +1,137 @@
+"""Pure decisions: fitting a pull to its byte budget, pacing, reviewing a push."""
+
+from __future__ import annotations
+
+import random
+
+from omega.clock import ManualClock
+from omega.constellation.distribute import Pacer, fit_pull
+from omega.constellation.ingest import push_digest, review_push
+from omega.protocol import codec
+from omega.protocol.messages import ConsolidatedPattern, Pattern, PushRequest, Trend
+from omega.storage.base import Codebook, ReleaseDelta
+
+
+def _released(i: int, version: int) -> ConsolidatedPattern:
+    return ConsolidatedPattern(
+        id=f"r{i}",
+        task="preference",
+        cells=(i,),
+        success_rate=0.8,
+        support=10 + i,
+        viewers=3 + i,
+        weight=1.0 / (1 + i),
+        version=version,
+    )
+
+
+def _size(response: object) -> int:
+    return len(codec.encode(response))  # type: ignore[arg-type]
+
+
+def test_fit_pull_keeps_whole_versions_and_lowers_the_cursor() -> None:
+    patterns = [_released(i, version=1 + i // 20) for i in range(60)]  # versions 1, 2, 3
+    delta = ReleaseDelta(version=3, patterns=patterns, trends=[Trend(cell=1, score=2.0)])
+    whole = _size(
+        fit_pull(delta, since_version=0, max_bytes=1 << 20, fetched_limit=4096, size_of=_size)
+    )
+    for budget in (whole // 3, whole // 2, whole - 1):
+        fitted = fit_pull(
+            delta, since_version=0, max_bytes=budget, fetched_limit=4096, size_of=_size
+        )
+        assert _size(fitted) <= budget
+        assert fitted.more
+        sent = len(fitted.patterns)
+        complete = all(p.version > fitted.version for p in patterns[sent:])
+        # Every version up to the cursor was sent whole, unless the first version alone is
+        # over the budget: then its top share went and the cursor moves past it.
+        assert complete or (fitted.version == 1 and sent < 20)
+    two_versions = fit_pull(
+        ReleaseDelta(version=2, patterns=patterns[:40], trends=delta.trends),
+        since_version=0,
+        max_bytes=1 << 20,
+        fetched_limit=4096,
+        size_of=_size,
+    )
+    fitted = fit_pull(
+        delta, since_version=0, max_bytes=_size(two_versions), fetched_limit=4096, size_of=_size
+    )
+    assert fitted.version == 2
+    assert len(fitted.patterns) == 40
+    assert fitted.more
+    full = fit_pull(delta, since_version=0, max_bytes=whole, fetched_limit=4096, size_of=_size)
+    assert full.version == 3
+    assert not full.more
+    assert len(full.patterns) == 60
+
+
+def test_fit_pull_moves_past_a_version_larger_than_the_budget() -> None:
+    patterns = [_released(i, version=5) for i in range(80)]
+    delta = ReleaseDelta(version=5, patterns=patterns)
+    fitted = fit_pull(delta, since_version=4, max_bytes=700, fetched_limit=4096, size_of=_size)
+    assert fitted.version == 5  # progress, with the top-weight share of version 5
+    assert 0 < len(fitted.patterns) < 80
+    assert fitted.patterns == patterns[: len(fitted.patterns)]
+
+
+def test_fit_pull_with_nothing_new() -> None:
+    fitted = fit_pull(
+        ReleaseDelta(version=7), since_version=7, max_bytes=1024, fetched_limit=10, size_of=_size
+    )
+    assert fitted.version == 7
+    assert fitted.patterns == []
+    assert not fitted.more
+
+
+def test_pacer_jitters_and_backs_off_under_load() -> None:
+    clock = ManualClock()
+    pacer = Pacer(
+        interval=100.0, jitter=0.1, target_per_second=1.0, clock=clock, rng=random.Random(1)
+    )
+    calm = [pacer.next_after(more=False) for _ in range(5)]
+    assert all(90.0 <= v <= 110.0 for v in calm)
+    assert len(set(calm)) > 1
+    for _ in range(200):  # 200 syncs in the same instant: 20/s over a 10 s window
+        pacer.next_after(more=False)
+    assert pacer.next_after(more=False) > 1000.0
+    assert pacer.next_after(more=True) < 3.0  # paging: come straight back
+    clock.advance(60)
+    assert pacer.next_after(more=False) <= 110.0
+
+
+def test_review_push_checks_codebook_and_cells() -> None:
+    codebook = Codebook(codebook_id="cb1", dim=2, centroids_f16=bytes(16), k=4)
+
+    def pattern(pid: str, cells: tuple[int, ...]) -> Pattern:
+        return Pattern(id=pid, task="preference", cells=cells, success_rate=0.9, support=5)
+
+    push = PushRequest(
+        viewer_id="v",
+        batch_id="b",
+        codebook_id="cb1",
+        added=[pattern("ok", (1,)), pattern("far", (9,))],
+        removed=["gone"],
+    )
+    ack = review_push(push, codebook, server_version=3)
+    assert ack.accepted == ["ok", "gone"]
+    assert [r.pattern_id for r in ack.rejected] == ["far"]
+    assert ack.server_version == 3
+
+    stale = review_push(
+        PushRequest(viewer_id="v", batch_id="b", codebook_id="old", added=[pattern("ok", (1,))]),
+        codebook,
+        server_version=3,
+    )
+    assert stale.accepted == []
+    assert "old" in stale.rejected[0].reason
+    none_yet = review_push(push, None, server_version=0)
+    assert {r.pattern_id for r in none_yet.rejected} == {"ok", "far"}
+
+
+def test_push_digest_is_stable_and_payload_sensitive() -> None:
+    a = PushRequest(viewer_id="v", batch_id="b", codebook_id="c", removed=["x"])
+    b = PushRequest(viewer_id="v", batch_id="b", codebook_id="c", removed=["y"])
+    assert push_digest(a) == push_digest(
+        codec.decode_json(codec.encode_json(a), expect=PushRequest)
+    )
+    assert push_digest(a) != push_digest(b)
