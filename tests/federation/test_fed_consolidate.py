@@ -139,3 +139,17 @@ def test_weight_grows_with_viewers_and_saturates() -> None:
         weights.append(p.weight)
     assert weights[0] < weights[1] < weights[2]
     assert weights[2] == weights[3] == pytest.approx(0.9)
+
+
+def test_behaviour_rate_conventions_agree() -> None:
+    as_success = [live(f"v{i}", (4,), task="behaviour", success=0.1 + i / 100) for i in range(3)]
+    as_abandonment = [
+        live(f"v{i}", (4,), task="behaviour", success=0.9 - i / 100) for i in range(3)
+    ]
+    abandonment = FederationConfig(behaviour_rate="abandonment")
+    (a,) = run(as_success)
+    (b,) = run(as_abandonment, config=abandonment)
+    assert a.id == b.id
+    assert a.weight == b.weight
+    assert a.success_rate == pytest.approx(1 - b.success_rate)  # each in its own convention
+    assert run(as_abandonment) == []  # read as "succeeds 90%": not an abandonment

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
+from omega.federation.config import FederationConfig
 from omega.protocol.messages import PatternContext, TaskType
 from omega.storage.base import LivePattern
 
@@ -66,10 +67,16 @@ class PatternTable:
 
 
 def build_table(
-    live: Sequence[LivePattern], *, k: int, min_quality: float, oldest: float, newest: float
+    live: Sequence[LivePattern], config: FederationConfig, *, k: int, now: float
 ) -> PatternTable:
-    """Columns of the patterns that are well-formed, within ``[oldest, newest]`` and pass
-    the quality filter (positive: success ≥ min_quality; behaviour: success ≤ 1 - it)."""
+    """Columns of the patterns that are well-formed, no older than ``max_age_s`` and pass
+    the quality filter (positive: success ≥ min_quality; behaviour: success ≤ 1 - it).
+
+    ``success`` is always the viewer's success with the content: behaviour rates sent in
+    the "abandonment" convention are turned around here (and back in the release)."""
+    min_quality = config.min_quality
+    oldest, newest = now - config.max_age_s, now + CLOCK_SKEW_S
+    flip = config.behaviour_rate == "abandonment"
     viewer_ids: dict[str, int] = {}
     region_ids: dict[str, int] = {}
     rows: list[tuple[int, int, int, int, int, int, float, float, float]] = []
@@ -79,6 +86,8 @@ def build_table(
         cells = p.cells
         arity = _ARITY.get(p.task)
         s = p.success_rate
+        if flip and p.task == "behaviour":
+            s = 1.0 - s
         if (
             arity is None
             or len(cells) != arity

@@ -7,10 +7,14 @@ from typing import Literal
 
 from omega.errors import ConfigError
 
-__all__ = ["FederationConfig", "FusionRule"]
+__all__ = ["BehaviourRate", "FederationConfig", "FusionRule"]
 
 #: How the votes of one cluster are fused (see ``omega.federation.fusion``).
 FusionRule = Literal["trimmed_mean", "median", "weighted_mean"]
+#: How a behaviour pattern's ``success_rate`` reads: ``success`` — the viewer's success
+#: with content it abandons, so low (the protocol docstring); ``abandonment`` — how
+#: reliably it abandons it, so high (what ``omega.brain`` sends). Releases use the same.
+BehaviourRate = Literal["success", "abandonment"]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -32,6 +36,7 @@ class FederationConfig:
     #: A viewer's vote weighs at most this many episodes (bounds each viewer's influence).
     support_cap: int = 50
     fusion: FusionRule = "trimmed_mean"
+    behaviour_rate: BehaviourRate = "success"
     #: Share of votes dropped at *each* end by the trimmed mean.
     trim: float = 0.25
     #: Distinct viewers at which a release's weight saturates (a coalition cannot push a
@@ -79,6 +84,10 @@ class FederationConfig:
             (
                 self.fusion in ("trimmed_mean", "median", "weighted_mean"),
                 f"unknown fusion rule {self.fusion!r}",
+            ),
+            (
+                self.behaviour_rate in ("success", "abandonment"),
+                f"unknown behaviour_rate {self.behaviour_rate!r}",
             ),
         ]
         for ok, message in checks:

@@ -6,7 +6,8 @@ Pure (no I/O). Steps, each vectorised over all patterns:
    success ≥ ``min_quality``. Behaviour patterns describe abandonment, so their quality
    is ``1 - success`` and they need success ≤ ``1 - min_quality``. Patterns below it are
    dropped, not counted as dissent: devices never push them, so only faulty or hostile
-   clients send them, and counting them would hand sign-flippers a veto.
+   clients send them, and counting them would hand sign-flippers a veto. (With
+   ``behaviour_rate="abandonment"`` a behaviour rate is read as 1 - success.)
 2. **Clustering.** Cells whose centroids have cosine ≥ ``similarity`` form a content group
    (``omega.federation.cells``); patterns with the same task, context and groups form one
    cluster, so every pair in a cluster is ≥ ``similarity`` similar.
@@ -45,7 +46,6 @@ import numpy.typing as npt
 
 from omega.federation._table import (
     BEHAVIOUR,
-    CLOCK_SKEW_S,
     CONTEXTS,
     TASKS,
     PatternTable,
@@ -95,13 +95,7 @@ def consolidate(
     unchanged codebook."""
     if groups is None:
         groups = group_cells(centroids, config.similarity)
-    table = build_table(
-        live,
-        k=len(groups),
-        min_quality=config.min_quality,
-        oldest=now - config.max_age_s,
-        newest=now + CLOCK_SKEW_S,
-    )
+    table = build_table(live, config, k=len(groups), now=now)
     return consolidate_table(table, groups, config, codebook_id=codebook_id)[0]
 
 
@@ -188,6 +182,7 @@ def consolidate_table(
     cell0 = _mode_cell(rc, t.cell0[rows], t.viewer[rows], len(released), k, v)
     cell1 = _mode_cell(rc, t.cell1[rows], t.viewer[rows], len(released), k, v)
     saturation = math.log1p(config.viewers_saturation)
+    flip = config.behaviour_rate == "abandonment"
     out: list[ConsolidatedPattern] = []
     for i, c in enumerate(released.tolist()):
         row = int(first_row[c])
@@ -202,7 +197,7 @@ def consolidate_table(
                 task=task,
                 cells=cells,
                 context=CONTEXTS[int(t.context[row])],
-                success_rate=round(float(fused[i]), 4),
+                success_rate=round(float(fused[i]) if c_positive[c] or not flip else q, 4),
                 support=max(1, round(float(per_viewer[i]) * n)),
                 viewers=n,
                 weight=round(q * min(1.0, math.log1p(n) / saturation), 6),

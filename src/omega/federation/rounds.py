@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
-from omega.federation._table import CLOCK_SKEW_S, build_table
+from omega.federation._table import build_table
 from omega.federation.cells import CellGroups
 from omega.federation.config import FederationConfig
 from omega.federation.consolidate import ConsolidationStats, consolidate_table
@@ -128,13 +128,7 @@ def run_round(
     step("read")
 
     groups = cells.for_codebook(codebook, config.similarity)
-    table = build_table(
-        live,
-        k=len(groups),
-        min_quality=config.min_quality,
-        oldest=oldest,
-        newest=now + CLOCK_SKEW_S,
-    )
+    table = build_table(live, config, k=len(groups), now=now)
     patterns, stats = consolidate_table(table, groups, config, codebook_id=codebook.codebook_id)
     trends = detect_trends_table(table, config, now=now)
     upserted, removed = diff_release(current, patterns, tolerance=config.change_tolerance)

@@ -37,9 +37,7 @@ def detect_trends(
     live: Sequence[LivePattern], config: FederationConfig, *, k: int, now: float
 ) -> list[Trend]:
     """Rising cells by region (and ``global``), best first within each region."""
-    table = build_table(
-        live, k=k, min_quality=config.min_quality, oldest=now - config.max_age_s, newest=now
-    )
+    table = build_table(live, config, k=k, now=now)
     return detect_trends_table(table, config, now=now)
 
 
