@@ -1,0 +1,308 @@
+"""Approximate nearest-neighbour index over unit vectors: usearch HNSW, cosine, f16.
+
+Keys are uint64 (the store maps item and pattern ids to them). usearch deletes are
+tombstones, so the index counts them and rebuilds itself once they pass a fifth of the
+live entries. One lock guards every call: searches take ~0.1 ms, so sharing is cheap and
+concurrent insert + search stays safe.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+import threading
+from collections.abc import Collection, Iterable
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+
+# onnxruntime must be loaded before usearch: usearch's compiled module carries its own
+# copy of libstdc++'s locale machinery, and importing onnxruntime after it segfaults
+# (usearch 2.26 + onnxruntime 1.31, Linux). Loading onnxruntime first is harmless.
+import onnxruntime  # noqa: F401
+from usearch.index import Index
+
+from omega.errors import CorruptStoreError, InputError, StoreError
+
+__all__ = ["VectorIndex"]
+
+_COMPACT_RATIO = 0.2  # rebuild once tombstones exceed this share of live entries
+_COMPACT_MIN = 64  # ...and there are at least this many (small indexes don't care)
+
+Keys = npt.NDArray[np.uint64]
+Floats = npt.NDArray[np.float32]
+
+
+class VectorIndex:
+    """HNSW index of ``dim``-dimensional vectors under uint64 keys; cosine similarity."""
+
+    def __init__(
+        self,
+        dim: int,
+        *,
+        connectivity: int = 16,
+        expansion_add: int = 64,
+        expansion_search: int = 64,
+    ) -> None:
+        if dim < 1:
+            raise InputError(f"index dimension must be positive, got {dim}")
+        self.dim = dim
+        self._params = (connectivity, expansion_add, expansion_search)
+        self._index = self._new_index()
+        self._tombstones = 0
+        self._lock = threading.RLock()
+
+    def _new_index(self) -> Index:
+        connectivity, expansion_add, expansion_search = self._params
+        return Index(
+            ndim=self.dim,
+            metric="cos",
+            dtype="f16",
+            connectivity=connectivity,
+            expansion_add=expansion_add,
+            expansion_search=expansion_search,
+        )
+
+    # --- input checks -------------------------------------------------------------
+
+    @staticmethod
+    def _keys(keys: Iterable[int] | npt.ArrayLike) -> Keys:
+        arr = keys if isinstance(keys, np.ndarray) else np.asarray(list(keys))  # type: ignore[arg-type]
+        if arr.size == 0:
+            return np.empty(0, dtype=np.uint64)
+        if arr.ndim != 1 or not np.issubdtype(arr.dtype, np.integer):
+            raise InputError("index keys must be a flat sequence of integers")
+        if np.issubdtype(arr.dtype, np.signedinteger) and int(arr.min()) < 0:
+            raise InputError("index keys must be non-negative")
+        return arr.astype(np.uint64, copy=False)
+
+    def _matrix(self, vectors: npt.ArrayLike, rows: int) -> Floats:
+        arr = np.asarray(vectors, dtype=np.float32)
+        if arr.ndim == 1:
+            arr = arr[None, :]
+        if arr.ndim != 2 or arr.shape[1] != self.dim:
+            raise InputError(f"expected vectors of dimension {self.dim}, got shape {arr.shape}")
+        if arr.shape[0] != rows:
+            raise InputError(f"got {rows} keys but {arr.shape[0]} vectors")
+        if not np.isfinite(arr).all():
+            raise InputError("vectors must be finite (no NaN or infinity)")
+        if (np.abs(arr).max(axis=1) == 0).any():
+            raise InputError("zero vectors have no direction and cannot be indexed")
+        return np.ascontiguousarray(arr)
+
+    def _query(self, vector: npt.ArrayLike) -> Floats:
+        arr = np.asarray(vector, dtype=np.float32)
+        if arr.shape != (self.dim,):
+            raise InputError(f"expected a query of dimension {self.dim}, got shape {arr.shape}")
+        if not np.isfinite(arr).all():
+            raise InputError("the query vector must be finite (no NaN or infinity)")
+        return arr
+
+    # --- writes -------------------------------------------------------------------
+
+    def upsert(self, keys: Iterable[int] | npt.ArrayLike, vectors: npt.ArrayLike) -> None:
+        """Add vectors under keys, replacing any vector already stored under a key."""
+        k = self._keys(keys)
+        if k.size == 0:
+            return
+        if np.unique(k).size != k.size:
+            raise InputError("duplicate keys in one upsert")
+        v = self._matrix(vectors, k.size)
+        with self._lock:
+            present = k[np.asarray(self._index.contains(k), dtype=bool)]
+            if present.size:
+                self._tombstones += int(self._index.remove(present))
+            self._index.add(k, v)
+            self._maybe_compact()
+
+    def remove(self, keys: Iterable[int] | npt.ArrayLike) -> int:
+        """Remove keys (absent ones are ignored); returns how many were removed."""
+        k = self._keys(keys)
+        if k.size == 0:
+            return 0
+        with self._lock:
+            present = k[np.asarray(self._index.contains(k), dtype=bool)]
+            if present.size == 0:
+                return 0
+            removed = int(self._index.remove(present))
+            self._tombstones += removed
+            self._maybe_compact()
+            return removed
+
+    def _maybe_compact(self) -> None:
+        if self._tombstones >= _COMPACT_MIN and self._tombstones > _COMPACT_RATIO * len(self):
+            self.compact()
+
+    def compact(self) -> None:
+        """Rebuild the graph without tombstones (done automatically past 20%)."""
+        with self._lock:
+            keys = self.keys()
+            fresh = self._new_index()
+            if keys.size:
+                fresh.add(keys, self._vectors(keys))
+            self._index = fresh
+            self._tombstones = 0
+
+    # --- reads --------------------------------------------------------------------
+
+    def search(
+        self, vector: npt.ArrayLike, k: int, *, exclude: Collection[int] | None = None
+    ) -> tuple[Keys, Floats]:
+        """The ``k`` nearest keys and their cosine similarities, best first.
+
+        Keys in ``exclude`` are skipped; the search fetches more so that ``k`` results
+        still come back when the index holds enough other entries.
+        """
+        q = self._query(vector)
+        if k < 1:
+            return np.empty(0, dtype=np.uint64), np.empty(0, dtype=np.float32)
+        with self._lock:
+            size = len(self._index)
+            if size == 0:
+                return np.empty(0, dtype=np.uint64), np.empty(0, dtype=np.float32)
+            banned = np.fromiter(exclude, dtype=np.uint64) if exclude else None
+            want = min(size, k + (banned.size if banned is not None else 0))
+            while True:
+                matches = self._index.search(q, want)
+                keys = np.asarray(matches.keys, dtype=np.uint64)
+                dist = np.asarray(matches.distances, dtype=np.float32)
+                if banned is not None:
+                    keep = ~np.isin(keys, banned)
+                    keys, dist = keys[keep], dist[keep]
+                if keys.size >= k or want >= size:
+                    break
+                want = min(size, want * 2)
+        return keys[:k], (1.0 - dist[:k]).astype(np.float32)
+
+    def search_exact(self, vector: npt.ArrayLike, k: int) -> tuple[Keys, Floats]:
+        """Brute-force top ``k`` (for measuring the index's recall)."""
+        keys, sims = self.search_exact_batch(self._query(vector)[None, :], k)
+        return keys[0], sims[0]
+
+    def search_exact_batch(
+        self, queries: npt.ArrayLike, k: int
+    ) -> tuple[npt.NDArray[np.uint64], npt.NDArray[np.float32]]:
+        """Brute-force top ``k`` for each row of ``queries``: (m, k') keys and similarities.
+
+        Reads the stored vectors once, so measuring recall over many queries stays cheap.
+        """
+        q = np.asarray(queries, dtype=np.float32)
+        if q.ndim != 2 or q.shape[1] != self.dim:
+            raise InputError(f"expected queries of shape (m, {self.dim}), got {q.shape}")
+        with self._lock:
+            keys = self.keys()
+            matrix = self._vectors(keys) if keys.size else np.empty((0, self.dim), np.float32)
+        width = max(0, min(k, keys.size))
+        if width == 0:
+            return np.empty((len(q), 0), np.uint64), np.empty((len(q), 0), np.float32)
+        matrix /= np.maximum(np.linalg.norm(matrix, axis=1, keepdims=True), 1e-12)
+        q = q / np.maximum(np.linalg.norm(q, axis=1, keepdims=True), 1e-12)
+        sims = q @ matrix.T
+        top = np.argpartition(-sims, width - 1, axis=1)[:, :width]
+        top_sims = np.take_along_axis(sims, top, axis=1)
+        order = np.argsort(-top_sims, axis=1, kind="stable")
+        top = np.take_along_axis(top, order, axis=1)
+        return keys[top], np.take_along_axis(top_sims, order, axis=1).astype(np.float32)
+
+    def _vectors(self, keys: Keys) -> Floats:
+        # usearch returns the stored f16 rows; keys are known to be present here.
+        return np.asarray(self._index.get(keys), dtype=np.float32).reshape(-1, self.dim)
+
+    def get(self, keys: Iterable[int] | npt.ArrayLike) -> Floats:
+        """Stored vectors (as float32, rounded to f16) for present keys; unknown → InputError."""
+        k = self._keys(keys)
+        if k.size == 0:
+            return np.empty((0, self.dim), dtype=np.float32)
+        with self._lock:
+            found = np.asarray(self._index.contains(k), dtype=bool)
+            if not found.all():
+                missing = [int(x) for x in k[~found][:5]]
+                raise InputError(f"keys not in the index: {missing}")
+            return self._vectors(k)
+
+    def keys(self) -> Keys:
+        """Every live key, in no particular order."""
+        with self._lock:
+            return np.asarray(self._index.keys, dtype=np.uint64).reshape(-1)
+
+    def __len__(self) -> int:
+        return len(self._index)
+
+    def __contains__(self, key: object) -> bool:
+        if not isinstance(key, int | np.integer) or int(key) < 0:
+            return False
+        with self._lock:
+            return bool(self._index.contains(np.uint64(key)))
+
+    @property
+    def tombstones(self) -> int:
+        """Removed entries still occupying the graph."""
+        return self._tombstones
+
+    def memory_bytes(self) -> int:
+        """usearch's estimate of the index's memory use."""
+        return int(self._index.memory_usage)
+
+    # --- persistence --------------------------------------------------------------
+
+    def save(self, path: str | os.PathLike[str]) -> None:
+        """Write the index atomically: temp file, fsync, rename, fsync the directory."""
+        target = Path(path)
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+        os.close(fd)
+        try:
+            with self._lock:
+                self._index.save(tmp)
+            with open(tmp, "rb") as f:
+                os.fsync(f.fileno())
+            os.replace(tmp, target)
+        except (OSError, RuntimeError) as exc:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise StoreError(f"could not save the vector index to {target}: {exc}") from exc
+        dir_fd = os.open(target.parent, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+
+    @classmethod
+    def load(
+        cls,
+        path: str | os.PathLike[str],
+        dim: int,
+        *,
+        connectivity: int = 16,
+        expansion_add: int = 64,
+        expansion_search: int = 64,
+    ) -> VectorIndex:
+        """Read an index saved by :meth:`save`; a damaged file raises CorruptStoreError."""
+        source = Path(path)
+        if not source.is_file():
+            raise StoreError(f"no vector index file at {source}")
+        try:
+            meta = Index.metadata(str(source))
+        except (ValueError, RuntimeError) as exc:
+            raise CorruptStoreError(f"the vector index file {source} is damaged: {exc}") from exc
+        if meta is None:
+            raise CorruptStoreError(f"the vector index file {source} is not a usearch index")
+        if int(meta["dimensions"]) != dim:
+            raise InputError(
+                f"the vector index {source} holds {meta['dimensions']}-dimensional vectors, "
+                f"expected {dim}"
+            )
+        out = cls(
+            dim,
+            connectivity=connectivity,
+            expansion_add=expansion_add,
+            expansion_search=expansion_search,
+        )
+        try:
+            out._index.load(str(source))
+        except (ValueError, RuntimeError) as exc:
+            raise CorruptStoreError(f"the vector index file {source} is damaged: {exc}") from exc
+        out._tombstones = int(meta.get("count_deleted", 0))
+        out._maybe_compact()
+        return out

@@ -1,0 +1,179 @@
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from omega.brain.index import VectorIndex
+from omega.errors import CorruptStoreError, InputError, StoreError
+from omega.sim.synthetic import clustered_vectors
+
+DIM = 64
+
+
+def _vectors(n: int, seed: int = 0) -> np.ndarray:
+    return clustered_vectors(n, dim=DIM, clusters=20, seed=seed)
+
+
+def _filled(n: int = 500) -> tuple[VectorIndex, np.ndarray]:
+    index = VectorIndex(DIM)
+    vectors = _vectors(n)
+    index.upsert(np.arange(n), vectors)
+    return index, vectors
+
+
+def test_search_finds_the_vector_itself() -> None:
+    index, vectors = _filled()
+    keys, sims = index.search(vectors[42], 5)
+    assert keys[0] == 42
+    assert sims[0] == pytest.approx(1.0, abs=1e-3)
+    assert keys.dtype == np.uint64
+    assert sims.dtype == np.float32
+    assert list(sims) == sorted(sims, reverse=True)
+    assert len(index) == 500
+    assert 42 in index
+    assert 9999 not in index
+    assert sorted(index.keys().tolist()) == list(range(500))
+
+
+def test_upsert_replaces_existing_keys() -> None:
+    index, vectors = _filled()
+    index.upsert([7], vectors[300:301])
+    assert len(index) == 500
+    np.testing.assert_allclose(index.get([7])[0], vectors[300], atol=2e-3)
+    keys, _ = index.search(vectors[300], 2)
+    assert set(keys.tolist()) == {7, 300}
+
+
+def test_remove_excludes_and_compacts() -> None:
+    index, vectors = _filled()
+    assert index.remove([3, 4, 123456]) == 2
+    assert 3 not in index
+    keys, _ = index.search(vectors[3], 20)
+    assert 3 not in keys.tolist()
+    # Past 20% tombstones the index rebuilds itself.
+    index.remove(range(10, 150))
+    assert index.tombstones == 0
+    assert len(index) == 358
+    assert not set(index.keys().tolist()) & set(range(10, 150))
+    with pytest.raises(InputError):
+        index.get([3])
+
+
+def test_exclude_still_returns_k() -> None:
+    index, vectors = _filled()
+    _, _ = index.search(vectors[0], 10)
+    nearest, _ = index.search(vectors[0], 30)
+    banned = set(nearest[:25].tolist())
+    keys, _ = index.search(vectors[0], 10, exclude=banned)
+    assert len(keys) == 10
+    assert not banned & set(keys.tolist())
+
+
+def test_empty_and_small_indexes() -> None:
+    index = VectorIndex(DIM)
+    keys, sims = index.search(np.ones(DIM, np.float32), 10)
+    assert keys.size == 0
+    assert sims.size == 0
+    index.upsert([1, 2], _vectors(2))
+    assert len(index.search(np.ones(DIM, np.float32), 10)[0]) == 2
+    assert len(index.search(np.ones(DIM, np.float32), 10, exclude={1, 2})[0]) == 0
+
+
+def test_recall_against_exact_search() -> None:
+    data = clustered_vectors(5200, dim=384, clusters=100, seed=11)
+    base, queries = data[:5000], data[5000:]
+    index = VectorIndex(384)
+    index.upsert(np.arange(5000), base)
+    exact, exact_sims = index.search_exact_batch(queries, 10)
+    assert exact.shape == (200, 10)
+    assert (np.diff(exact_sims, axis=1) <= 1e-6).all()
+    one, _ = index.search_exact(queries[3], 10)
+    np.testing.assert_array_equal(one, exact[3])
+    hits = 0
+    for q, truth in zip(queries, exact, strict=True):
+        approx, _ = index.search(q, 10)
+        hits += len(set(approx.tolist()) & set(truth.tolist()))
+    assert hits / exact.size >= 0.95
+
+
+def test_save_and_load_round_trip(tmp_path: Path) -> None:
+    index, vectors = _filled()
+    index.remove([5])
+    path = tmp_path / "index.usearch"
+    index.save(path)
+    again = VectorIndex.load(path, DIM)
+    assert len(again) == 499
+    assert 5 not in again
+    assert sorted(again.keys().tolist()) == sorted(index.keys().tolist())
+    np.testing.assert_array_equal(again.get([1, 2]), index.get([1, 2]))
+    assert again.search(vectors[9], 1)[0][0] == 9
+    again.upsert([5], vectors[5:6])  # still writable after load
+    assert 5 in again
+    assert not list(tmp_path.glob("*.tmp"))
+
+
+def test_truncated_file_is_reported_as_corrupt(tmp_path: Path) -> None:
+    index, _ = _filled()
+    path = tmp_path / "index.usearch"
+    index.save(path)
+    data = path.read_bytes()
+    for cut in (0, 40, len(data) // 2, len(data) - 8):
+        path.write_bytes(data[:cut])
+        with pytest.raises(CorruptStoreError, match=r"index\.usearch"):
+            VectorIndex.load(path, DIM)
+    path.write_bytes(b"not an index at all" * 100)
+    with pytest.raises(CorruptStoreError):
+        VectorIndex.load(path, DIM)
+    with pytest.raises(StoreError):
+        VectorIndex.load(tmp_path / "missing.usearch", DIM)
+
+
+def test_dimension_mismatch(tmp_path: Path) -> None:
+    index, _ = _filled(10)
+    with pytest.raises(InputError):
+        index.upsert([1], np.ones((1, DIM + 1), np.float32))
+    with pytest.raises(InputError):
+        index.search(np.ones(DIM - 1, np.float32), 3)
+    with pytest.raises(InputError):
+        index.upsert([1, 2], np.ones((1, DIM), np.float32))
+    with pytest.raises(InputError):
+        index.upsert([1], np.full((1, DIM), np.nan, np.float32))
+    with pytest.raises(InputError):
+        index.upsert([-1], np.ones((1, DIM), np.float32))
+    index.save(tmp_path / "i.usearch")
+    with pytest.raises(InputError):
+        VectorIndex.load(tmp_path / "i.usearch", DIM * 2)
+
+
+def test_concurrent_search_and_insert() -> None:
+    index, vectors = _filled(200)
+    extra = _vectors(1200, seed=5)
+    errors: list[BaseException] = []
+
+    def writer(start: int) -> None:
+        try:
+            for i in range(start, start + 500, 10):
+                index.upsert(np.arange(i, i + 10) + 1000, extra[i : i + 10])
+                index.remove([int(i) + 1000])
+        except BaseException as exc:
+            errors.append(exc)
+
+    def reader() -> None:
+        try:
+            for i in range(400):
+                keys, _ = index.search(vectors[i % 200], 10, exclude={1, 2, 3})
+                assert len(keys) == 10
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=writer, args=(s,)) for s in (0, 500)]
+    threads += [threading.Thread(target=reader) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    assert len(index) == 200 + 1000 - 100
