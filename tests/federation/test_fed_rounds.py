@@ -114,3 +114,32 @@ def test_two_workers_race_one_release_wins(open_fed_store: Callable[[], Storage]
     version, released = first.current_release()
     assert version == 1
     assert len(released) == 2
+
+
+def test_concurrent_workers_apply_each_contribution_once(
+    open_fed_store: Callable[[], Storage],
+) -> None:
+    import threading
+
+    setup = open_fed_store()
+    setup.put_codebook(codebook())
+    for i in range(40):
+        push(setup, f"v{i}", added=[pattern((1, 2)), pattern((i % 5 + 3,))])
+    config = FederationConfig(apply_batch=7)
+    results = []
+    stores = [open_fed_store() for _ in range(3)]
+
+    def work(store: Storage, name: str) -> None:
+        results.append(run_round(store, config, now=NOW + 10, worker_id=name))
+
+    threads = [threading.Thread(target=work, args=(s, f"w{i}")) for i, s in enumerate(stores)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sum(r.applied for r in results) == 80
+    final = run_round(setup, config, now=NOW + 20, worker_id="last")
+    assert final.live == 80
+    version, released = setup.current_release()
+    assert {p.cells for p in released} == {(1, 2), *((c,) for c in range(3, 8))}
+    assert version == sum(r.status == "released" for r in [*results, final])

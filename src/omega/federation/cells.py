@@ -19,7 +19,10 @@ from scipy.spatial.distance import squareform
 from omega.errors import InputError
 from omega.storage.base import Codebook
 
-__all__ = ["CellGroups", "centroids_of", "group_cells"]
+__all__ = ["MAX_CELLS", "CellGroups", "centroids_of", "group_cells"]
+
+#: Largest codebook grouped (the brain's default is 256 cells).
+MAX_CELLS = 8192
 
 
 def centroids_of(codebook: Codebook) -> npt.NDArray[np.float32]:
@@ -47,6 +50,9 @@ def group_cells(centroids: npt.NDArray[np.floating], threshold: float) -> npt.ND
         return np.zeros(0, dtype=np.int64)
     if not np.isfinite(centroids).all():
         raise InputError("codebook centroids contain NaN or Inf")
+    if k > MAX_CELLS:
+        # Complete linkage needs the k×k distance matrix (8 bytes a pair).
+        raise InputError(f"codebook has {k} cells; cell grouping supports up to {MAX_CELLS}")
     if k == 1:
         return np.zeros(1, dtype=np.int64)
     norms = np.linalg.norm(centroids, axis=1, keepdims=True)
