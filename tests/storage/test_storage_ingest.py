@@ -188,3 +188,33 @@ def test_prune_batches_forgets_idempotency_records(store: Storage) -> None:
     assert store.prune_batches(created_before=200.0) == 1
     ingest(store, p, now=400.0)  # treated as new once its record is gone
     assert store.stats().pending_contributions == 3
+
+
+def test_a_failing_push_does_not_take_concurrent_pushes_down(store: Storage) -> None:
+    """Writes from many threads may share one transaction (SQLite group commit): a push
+    that fails must be undone alone, and every other push must still be stored."""
+    for v in range(6):
+        viewer(store, f"v{v}")
+        ingest(store, push(f"v{v}", "taken", added=[pattern("t")]))
+    outcomes: list[str] = []
+    barrier = threading.Barrier(6)
+
+    def run(v: int) -> None:
+        barrier.wait()
+        for b in range(8):
+            if b % 2:  # reuse a batch id with another payload
+                try:
+                    ingest(store, push(f"v{v}", "taken", added=[pattern(f"x{b}")]))
+                except ConflictError:
+                    outcomes.append("conflict")
+            else:
+                ingest(store, push(f"v{v}", f"b{b}", added=[pattern(f"p{b}"), pattern(f"q{b}")]))
+                outcomes.append("ok")
+
+    threads = [threading.Thread(target=run, args=(v,)) for v in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(outcomes) == ["conflict"] * 24 + ["ok"] * 24
+    assert store.stats().pending_contributions == 6 + 24 * 2

@@ -1,12 +1,13 @@
 """SQLite backend: the embedded default, one file, no server software.
 
-Threading: one connection per thread (``threading.local``), so the FastAPI threadpool
-and federation threads each read on their own connection without a Python lock. Writes
-serialise in SQLite itself: every write is one ``BEGIN IMMEDIATE`` transaction and
-waits up to ``busy_timeout_ms`` for the write lock; WAL lets reads proceed meanwhile.
-Multi-statement reads run in one deferred transaction, so they see one snapshot.
-``synchronous=FULL`` by default: an acknowledged push must survive power loss, because
-the device deletes it from its outbox once acknowledged.
+Threading: any thread may call any method. Reads use one connection per thread
+(``threading.local``), each read one deferred transaction (one snapshot); WAL lets them
+run while a write is in progress. Writes go to one writer thread per store, which runs
+the writes waiting in its queue in one ``BEGIN IMMEDIATE`` transaction, each in its own
+savepoint (group commit, see ``_sqlite_writer``); other processes on the same file wait
+up to ``busy_timeout_ms`` for the write lock. ``synchronous=FULL`` by default: an
+acknowledged push must survive power loss, because the device then drops it from its
+outbox; group commit keeps that affordable (one fsync per group, not per push).
 """
 
 from __future__ import annotations
@@ -17,10 +18,10 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Literal
+from typing import Literal, TypeVar
 
 from omega.errors import ConflictError, CorruptStoreError, InputError, StoreError
 from omega.protocol.messages import ConsolidatedPattern, Pattern, PushAck, PushRequest, Trend
@@ -35,6 +36,7 @@ from omega.storage._codec import (
 from omega.storage._migrations import check_known, load_migrations
 from omega.storage._pending import Leased, latest_per_key, pending_rows
 from omega.storage._release import check_limit, delta_cut, stamp_release
+from omega.storage._sqlite_writer import Writer, WriterClosedError
 from omega.storage.base import (
     Codebook,
     LivePattern,
@@ -47,6 +49,8 @@ from omega.storage.base import (
 __all__ = ["SQLiteStorage"]
 
 _log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 _UPSERT_LIVE = """
 INSERT INTO live (viewer_id, pattern_id, region, codebook_id, removed, task, cells,
@@ -106,26 +110,20 @@ class SQLiteStorage(Storage):
         self._lock = threading.Lock()
         self._connections: list[sqlite3.Connection] = []
         self._closed = False
+        self._writer = Writer(self._connect, name=f"omega-sqlite-writer:{self.path.name}")
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise StoreError(f"cannot create the folder for {self.path}: {exc}") from exc
 
     # -- connections and transactions ---------------------------------------------------
-    def _conn(self) -> sqlite3.Connection:
-        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
-        if conn is not None:
-            return conn
-        with self._lock:
-            if self._closed:
-                raise StoreError(f"SQLite store {self.path} is closed")
-            conn = sqlite3.connect(
-                self.path,
-                isolation_level=None,  # we issue BEGIN/COMMIT ourselves
-                check_same_thread=False,  # only so close() may close it from another thread
-                timeout=self._busy_timeout_ms / 1000,
-            )
-            self._connections.append(conn)
+    def _connect(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(
+            self.path,
+            isolation_level=None,  # we issue BEGIN/COMMIT ourselves
+            check_same_thread=False,  # only so close() may close it from another thread
+            timeout=self._busy_timeout_ms / 1000,
+        )
         try:
             conn.execute(f"PRAGMA busy_timeout = {int(self._busy_timeout_ms)}")
             conn.execute("PRAGMA journal_mode = WAL")
@@ -134,28 +132,44 @@ class SQLiteStorage(Storage):
         except BaseException:
             conn.close()  # never hand out a connection without its pragmas
             raise
+        return conn
+
+    def _conn(self) -> sqlite3.Connection:
+        """The calling thread's read connection."""
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is not None:
+            return conn
+        if self._closed:
+            raise StoreError(f"SQLite store {self.path} is closed")
+        conn = self._connect()
+        with self._lock:
+            self._connections.append(conn)
         self._local.conn = conn
         return conn
 
     @contextmanager
-    def _tx(
-        self, mode: Literal["IMMEDIATE", "DEFERRED"] = "IMMEDIATE"
-    ) -> Iterator[sqlite3.Connection]:
+    def _read(self) -> Iterator[sqlite3.Connection]:
         with _translated(self.path):
             conn = self._conn()
-            conn.execute(f"BEGIN {mode}")
+            conn.execute("BEGIN DEFERRED")
             try:
                 yield conn
-            except BaseException:
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
-                raise
-            conn.execute("COMMIT")
+            finally:
+                conn.execute("ROLLBACK")  # read-only: nothing to keep
+
+    def _write(self, job: Callable[[sqlite3.Connection], T]) -> T:
+        """Run ``job`` in a write transaction on the writer thread; return once committed."""
+        with _translated(self.path):
+            try:
+                return self._writer.run(job)
+            except WriterClosedError:
+                raise StoreError(f"SQLite store {self.path} is closed") from None
 
     def close(self) -> None:
         with self._lock:
             self._closed = True
             connections, self._connections = self._connections, []
+        self._writer.close()
         for conn in connections:
             conn.close()
         self._local = threading.local()
@@ -163,7 +177,8 @@ class SQLiteStorage(Storage):
     # -- lifecycle ---------------------------------------------------------------------------
     def migrate(self) -> None:
         migrations = load_migrations("sqlite")
-        with self._tx() as c:
+
+        def write(c: sqlite3.Connection) -> None:
             c.execute(
                 "CREATE TABLE IF NOT EXISTS schema_migrations ("
                 " version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at REAL NOT NULL)"
@@ -181,9 +196,11 @@ class SQLiteStorage(Storage):
                 )
                 _log.info("applied SQLite migration %04d_%s to %s", m.number, m.name, self.path)
 
+        self._write(write)
+
     # -- viewers -----------------------------------------------------------------------------
     def create_viewer(self, viewer: ViewerRecord) -> None:
-        with self._tx() as c:
+        def write(c: sqlite3.Connection) -> None:
             c.execute(
                 "INSERT INTO viewers (viewer_id, region, device_model, client_version, created_at)"
                 " VALUES (?, ?, ?, ?, ?) ON CONFLICT (viewer_id) DO NOTHING",
@@ -200,12 +217,14 @@ class SQLiteStorage(Storage):
                 if stored != viewer:
                     raise ConflictError(f"viewer {viewer.viewer_id!r} is already registered")
 
+        self._write(write)
+
     def get_viewer(self, viewer_id: str) -> ViewerRecord | None:
-        with self._tx("DEFERRED") as c:
+        with self._read() as c:
             return _viewer(c, viewer_id)
 
     def use_refresh_token(self, jti: str, viewer_id: str, *, now: float) -> bool:
-        with self._tx() as c:
+        def write(c: sqlite3.Connection) -> bool:
             _require_viewer(c, viewer_id)
             cur = c.execute(
                 "INSERT INTO refresh_tokens (jti, viewer_id, used_at) VALUES (?, ?, ?)"
@@ -214,10 +233,13 @@ class SQLiteStorage(Storage):
             )
             return cur.rowcount == 1
 
+        return self._write(write)
+
     # -- content -------------------------------------------------------------------------------
     def put_codebook(self, codebook: Codebook) -> None:
         check_codebook(codebook)
-        with self._tx() as c:
+
+        def write(c: sqlite3.Connection) -> None:
             c.execute(
                 "INSERT INTO codebooks (codebook_id, dim, k, centroids_f16, put_seq)"
                 " VALUES (?, ?, ?, ?, (SELECT coalesce(max(put_seq), 0) + 1 FROM codebooks))"
@@ -226,8 +248,10 @@ class SQLiteStorage(Storage):
                 (codebook.codebook_id, codebook.dim, codebook.k, codebook.centroids_f16),
             )
 
+        self._write(write)
+
     def get_codebook(self) -> Codebook | None:
-        with self._tx("DEFERRED") as c:
+        with self._read() as c:
             row = c.execute(
                 "SELECT codebook_id, dim, centroids_f16, k FROM codebooks"
                 " ORDER BY put_seq DESC LIMIT 1"
@@ -240,7 +264,8 @@ class SQLiteStorage(Storage):
     ) -> PushAck:
         head = (push.viewer_id, push.batch_id, region, push.codebook_id)
         rows = [(*head, r.pattern_id, r.op, r.body, now) for r in pending_rows(push, ack)]
-        with self._tx() as c:
+
+        def write(c: sqlite3.Connection) -> PushAck:
             found = c.execute(
                 "SELECT digest, ack FROM push_batches WHERE viewer_id = ? AND batch_id = ?",
                 (push.viewer_id, push.batch_id),
@@ -263,12 +288,15 @@ class SQLiteStorage(Storage):
                 " body, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 rows,
             )
-        return ack
+            return ack
+
+        return self._write(write)
 
     # -- federation ----------------------------------------------------------------------------
     def apply_pending(self, *, worker_id: str, limit: int, now: float) -> int:
         check_limit(limit)
-        with self._tx() as c:
+
+        def write(c: sqlite3.Connection) -> int:
             leased = [
                 Leased(*row)
                 for row in c.execute(
@@ -282,11 +310,14 @@ class SQLiteStorage(Storage):
             c.executemany(_UPSERT_LIVE, [_live_values(row, now) for row in latest_per_key(leased)])
             # The write lock is ours, so the first `limit` rows by seq are exactly `leased`.
             c.execute("DELETE FROM pending WHERE seq <= ?", (leased[-1].seq,))
-        _log.debug("worker %s applied %d contributions", worker_id, len(leased))
-        return len(leased)
+            return len(leased)
+
+        applied = self._write(write)
+        _log.debug("worker %s applied %d contributions", worker_id, applied)
+        return applied
 
     def live_patterns(self, *, codebook_id: str, updated_after: float) -> list[LivePattern]:
-        with self._tx("DEFERRED") as c:
+        with self._read() as c:
             rows = c.execute(
                 "SELECT viewer_id, region, codebook_id, body, updated_at FROM live"
                 " WHERE removed = 0 AND codebook_id = ? AND updated_at > ?"
@@ -296,20 +327,24 @@ class SQLiteStorage(Storage):
         return [LivePattern(r[0], r[1], r[2], decode_pattern(r[3]), r[4]) for r in rows]
 
     def prune_live(self, *, updated_before: float) -> int:
-        with self._tx() as c:
+        def write(c: sqlite3.Connection) -> int:
             dropped = c.execute(
                 "DELETE FROM live WHERE updated_at < ? RETURNING removed", (updated_before,)
             ).fetchall()
-        return sum(1 for (removed,) in dropped if not removed)
+            return sum(1 for (removed,) in dropped if not removed)
+
+        return self._write(write)
 
     def prune_batches(self, *, created_before: float) -> int:
-        with self._tx() as c:
+        def write(c: sqlite3.Connection) -> int:
             return c.execute(
                 "DELETE FROM push_batches WHERE created_at < ?", (created_before,)
             ).rowcount
 
+        return self._write(write)
+
     def current_release(self) -> tuple[int, list[ConsolidatedPattern]]:
-        with self._tx("DEFERRED") as c:
+        with self._read() as c:
             version = _version(c)
             rows = c.execute(
                 "SELECT body FROM released WHERE removed = 0 ORDER BY weight DESC, pattern_id"
@@ -327,7 +362,8 @@ class SQLiteStorage(Storage):
     ) -> int | None:
         version = base_version + 1
         patterns, stamped = stamp_release(upserted, removed, trends, version)
-        with self._tx() as c:
+
+        def write(c: sqlite3.Connection) -> int | None:
             if _version(c) != base_version:
                 return None
             c.execute("UPDATE release_state SET version = ? WHERE id = 1", (version,))
@@ -350,11 +386,13 @@ class SQLiteStorage(Storage):
                 "INSERT INTO releases (version, created_at, upserted, removed) VALUES (?, ?, ?, ?)",
                 (version, now, len(patterns), max(dropped, 0)),
             )
-        return version
+            return version
+
+        return self._write(write)
 
     def release_delta(self, *, since_version: int, limit: int) -> ReleaseDelta:
         check_limit(limit)
-        with self._tx("DEFERRED") as c:
+        with self._read() as c:
             current = _version(c)
             rows = c.execute(
                 "SELECT version, body FROM released WHERE removed = 0 AND version > ?"
@@ -386,7 +424,7 @@ class SQLiteStorage(Storage):
         )
 
     def stats(self) -> StorageStats:
-        with self._tx("DEFERRED") as c:
+        with self._read() as c:
             row = c.execute(
                 "SELECT (SELECT count(*) FROM viewers), (SELECT count(*) FROM pending),"
                 " (SELECT count(*) FROM live WHERE removed = 0),"
