@@ -31,6 +31,41 @@ def sync(
     emit(result, as_json=as_json, title="omega bench sync")
 
 
+@app.command("brain")
+def brain(
+    catalog: int = typer.Option(10_000, help="Synthetic catalog size (100000 works too)."),
+    events: int = typer.Option(500, help="History replayed before measuring."),
+    patterns: int = typer.Option(10_000, help="Patterns in the bank when the footprint is taken."),
+    calls: int = typer.Option(1_000, help="recommend() calls timed (k=10, full scoring path)."),
+    vectors: str = typer.Option(
+        "auto", help="model (real MiniLM), clustered (synthetic), auto (model ≤ 20K titles)."
+    ),
+    seed: int = typer.Option(0, help="Random seed."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
+) -> None:
+    """A TV brain at scale: recommend/search latency, recall, observe rate, embed time,
+    footprint, RSS, cold and warm start."""
+    from omega.brain.bench import run_brain_bench
+    from omega.cli._output import err_console
+    from omega.errors import InputError
+
+    if catalog < 100 or events < 0 or patterns < 0 or calls < 1:
+        raise InputError("catalog ≥ 100, events ≥ 0, patterns ≥ 0 and calls ≥ 1 are required")
+    if vectors not in ("auto", "model", "clustered"):
+        raise InputError("--vectors must be auto, model or clustered")
+    with err_console.status("benchmarking the brain…") as status:
+        result = run_brain_bench(
+            catalog=catalog,
+            events=events,
+            patterns=patterns,
+            calls=calls,
+            vectors=vectors,
+            seed=seed,
+            progress=lambda text: status.update(text),
+        )
+    emit(result, as_json=as_json, title="omega bench brain")
+
+
 @app.command("federation")
 def federation(
     patterns: int = typer.Option(100_000, help="Live patterns in the store when the round runs."),

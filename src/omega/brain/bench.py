@@ -1,0 +1,202 @@
+"""``omega bench brain``: every figure comes from running the real operation here."""
+
+from __future__ import annotations
+
+import statistics
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from omega.brain.brain import Brain
+from omega.brain.catalog import CatalogItem
+from omega.brain.config import BrainConfig
+from omega.clock import ManualClock
+
+__all__ = ["rss_mb", "run_brain_bench"]
+
+
+def rss_mb() -> float:
+    """Resident set size of this process now, from /proc (Linux)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024.0
+    return float("nan")
+
+
+def _percentile(values: list[float], q: float) -> float:
+    return float(np.percentile(np.array(values), q))
+
+
+def _timed(calls: int, fn: Callable[[int], object]) -> list[float]:
+    out = []
+    for i in range(calls):
+        start = time.perf_counter()
+        fn(i)
+        out.append((time.perf_counter() - start) * 1000.0)
+    return out
+
+
+def run_brain_bench(
+    *,
+    catalog: int = 10_000,
+    events: int = 500,
+    patterns: int = 10_000,
+    calls: int = 1_000,
+    vectors: str = "auto",
+    seed: int = 0,
+    progress: Callable[[str], None] | None = None,
+) -> dict[str, object]:
+    """Build a brain, replay a history, and measure it. ``vectors``: model | clustered | auto
+    (auto = the real model up to 20,000 titles, clustered synthetic vectors above)."""
+    from omega.brain.embedder import Embedder
+    from omega.sim.synthetic import clustered_vectors, synthetic_titles
+
+    say = progress or (lambda _: None)
+    rng = np.random.default_rng(seed)
+    mode = vectors if vectors != "auto" else ("model" if catalog <= 20_000 else "clustered")
+    workdir = Path(tempfile.mkdtemp(prefix="omega-bench-brain-"))
+    clock = ManualClock(1_700_000_000.0)
+    config = BrainConfig()
+
+    say("cold start: loading the model and opening a new brain")
+    start = time.perf_counter()
+    embedder = Embedder.load()
+    brain = Brain.open(workdir / "tv", clock=clock, config=config, embedder=embedder)
+    cold_start_s = time.perf_counter() - start
+
+    titles = synthetic_titles(catalog, seed=seed)
+    say(f"catalog: {catalog} titles ({mode} vectors)")
+    start = time.perf_counter()
+    if mode == "model":
+        from omega.brain.catalog import item_text
+
+        plain = [
+            CatalogItem(
+                item_id=t.item_id,
+                title=t.title,
+                genres=t.genres,
+                year=t.year,
+                runtime_min=t.runtime_min,
+                description=t.description,
+            )
+            for t in titles
+        ]
+        matrix = embedder.embed([item_text(i) for i in plain])
+    else:
+        matrix = clustered_vectors(catalog, seed=seed)
+    embed_catalog_s = time.perf_counter() - start
+    items = [
+        CatalogItem(
+            item_id=t.item_id,
+            title=t.title,
+            genres=t.genres,
+            year=t.year,
+            runtime_min=t.runtime_min,
+            description=t.description,
+            embedding=matrix[i],
+        )
+        for i, t in enumerate(titles)
+    ]
+    start = time.perf_counter()
+    for lo in range(0, len(items), 5_000):
+        brain.upsert_items(items[lo : lo + 5_000])
+    import_s = time.perf_counter() - start
+
+    say(f"history: {events} events")
+    ids = [t.item_id for t in titles]
+    favourite = rng.choice(len(ids), size=min(len(ids), 200), replace=False)
+
+    def one_event(i: int) -> None:
+        clock.advance(float(rng.integers(60, 4 * 3600)))
+        item = ids[int(favourite[int(rng.integers(len(favourite)))])]
+        roll = rng.random()
+        if roll < 0.7:
+            brain.track_view(item, watch_fraction=float(rng.uniform(0.0, 1.0)))
+        elif roll < 0.8:
+            brain.track_skip(item, at_seconds=float(rng.uniform(0, 600)))
+        elif roll < 0.9:
+            brain.track_rating(item, float(rng.integers(1, 11)) / 2.0)
+        else:
+            brain.track_search("space adventure", [item], selected=item)
+
+    for i in range(events):
+        one_event(i)
+
+    say("observe: durable tracked events per second")
+    observed = 2_000
+    start = time.perf_counter()
+    for i in range(observed):
+        one_event(i)
+    brain.flush()
+    observe_per_s = observed / (time.perf_counter() - start)
+
+    say(f"recommend: {calls} calls, k=10")
+    rec_ms = _timed(calls, lambda _: brain.recommend(10))
+
+    say("search: index vs exact")
+    queries = matrix[rng.choice(len(matrix), size=min(calls, len(matrix)), replace=False)]
+    queries = queries + rng.normal(0, 0.05, size=queries.shape).astype(np.float32)
+    search_ms = _timed(len(queries), lambda i: brain.index.search(queries[i], 10))
+    recalls = []
+    for q in queries[:200]:
+        approx, _ = brain.index.search(q, 10)
+        exact, _ = brain.index.search_exact(q, 10)
+        recalls.append(len(set(approx.tolist()) & set(exact.tolist())) / 10.0)
+
+    say("embed: one short title through the model")
+    for _ in range(5):
+        embedder.embed_one("The Matrix")
+    embed_ms = _timed(200, lambda i: embedder.embed_one(f"Star Trek {i}"))
+
+    rss = rss_mb()
+
+    say(f"footprint: filling the bank to {patterns} patterns")
+    k = len(brain.centroids) if brain.centroids is not None else 1
+    guard = 0
+    while len(brain.bank) < patterns and guard < patterns * 20:
+        guard += 1
+        a, b = (int(x) for x in rng.integers(0, k, size=2))
+        brain.bank.learn(
+            cell=b,
+            previous_cell=a,
+            success=bool(rng.random() < 0.8),
+            negative=False,
+            bucket="evening",
+            day="weekday",
+            now=clock.now(),
+        )
+    brain.flush()
+    footprint = brain.store.footprint_bytes(exclude_catalog=True)
+    pattern_count = len(brain.bank)
+
+    say("warm start: reopen with the model loaded")
+    brain.close()
+    start = time.perf_counter()
+    brain = Brain.open(workdir / "tv", clock=clock, config=config, embedder=embedder)
+    warm_start_s = time.perf_counter() - start
+    brain.close()
+
+    return {
+        "catalog_size": catalog,
+        "vectors": mode,
+        "events": events,
+        "recommend_p50_ms": round(statistics.median(rec_ms), 3),
+        "recommend_p99_ms": round(_percentile(rec_ms, 99), 3),
+        "recommend_calls": calls,
+        "search_p50_ms": round(statistics.median(search_ms), 4),
+        "search_p99_ms": round(_percentile(search_ms, 99), 4),
+        "search_recall_at_10": round(float(np.mean(recalls)), 4),
+        "observe_per_s": round(observe_per_s, 1),
+        "embed_ms": round(statistics.median(embed_ms), 3),
+        "footprint_bytes": footprint,
+        "footprint_patterns": pattern_count,
+        "rss_mb": round(rss, 1),
+        "cold_start_s": round(cold_start_s, 3),
+        "warm_start_s": round(warm_start_s, 3),
+        "catalog_vectors_s": round(embed_catalog_s, 2),
+        "catalog_import_s": round(import_s, 2),
+        "workdir": str(workdir),
+    }

@@ -1,0 +1,73 @@
+"""The catalog as the recommender sees it: rows of metadata, vectors, cells and an index."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from omega.brain.store import ItemRow
+
+__all__ = ["Catalog", "CatalogItem", "item_text"]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CatalogItem:
+    """One title a TV can offer. ``embedding`` (384 floats) skips local embedding."""
+
+    item_id: str
+    title: str
+    genres: tuple[str, ...] = ()
+    year: int | None = None
+    runtime_min: int | None = None
+    tags: tuple[str, ...] = ()
+    description: str = ""
+    embedding: npt.NDArray[np.float32] | None = field(default=None, compare=False)
+
+
+def item_text(item: CatalogItem) -> str:
+    """What the embedder reads for a title: the title, year, genres, then tags/description."""
+    parts = [item.title if item.year is None else f"{item.title} ({item.year})"]
+    if item.genres:
+        parts.append(", ".join(item.genres))
+    if item.tags:
+        parts.append(", ".join(item.tags))
+    if item.description:
+        parts.append(item.description)
+    return ". ".join(parts)
+
+
+class Catalog:
+    """Immutable snapshot of the catalog; the brain builds a new one when items change."""
+
+    def __init__(self, rows: Sequence[ItemRow], matrix: npt.NDArray[np.float32], k: int) -> None:
+        self.rows = list(rows)
+        self.matrix = matrix if len(rows) else np.zeros((0, 384), dtype=np.float32)
+        self.keys = np.array([r.key for r in rows], dtype=np.int64)
+        self.ids = [r.item_id for r in rows]
+        self.row_of_key = {r.key: i for i, r in enumerate(rows)}
+        self.key_of_id = {r.item_id: r.key for r in rows}
+        self.cells = np.array([r.cell for r in rows], dtype=np.int64)
+        self.runtime = np.array(
+            [r.runtime_min if r.runtime_min is not None else -1 for r in rows], dtype=np.int64
+        )
+        self.k = k
+        # key -> row as an array: converting index results is one fancy-index, not a loop
+        top = int(self.keys.max()) + 1 if len(rows) else 1
+        self.row_lookup = np.full(top, -1, dtype=np.int64)
+        self.row_lookup[self.keys] = np.arange(len(rows), dtype=np.int64)
+        members: dict[int, list[int]] = {}
+        for i, cell in enumerate(self.cells.tolist()):
+            members.setdefault(int(cell), []).append(i)
+        self.cell_rows = {c: np.array(v, dtype=np.int64) for c, v in members.items()}
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def rows_for_keys(self, keys: npt.NDArray[Any] | Sequence[int]) -> npt.NDArray[np.int64]:
+        return np.array(
+            [self.row_of_key[int(k)] for k in keys if int(k) in self.row_of_key], dtype=np.int64
+        )

@@ -1,0 +1,48 @@
+"""The brain's settings: a small typed object with sensible TV defaults."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+__all__ = ["BrainConfig", "TierHalfLives"]
+
+HOUR = 3600.0
+DAY = 24 * HOUR
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TierHalfLives:
+    """How fast each memory tier forgets, in seconds: the tiers are time scales."""
+
+    instant: float = 0.5 * HOUR
+    episodic: float = 2 * DAY
+    semantic: float = 60 * DAY
+    evolutionary: float = 365 * DAY
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BrainConfig:
+    """Everything tunable about one TV's brain."""
+
+    #: Only patterns at least this successful may leave the device.
+    min_quality: float = 0.7
+    #: ...and only when backed by at least this many distinct episodes.
+    min_support: int = 3
+    #: Bounded storage: at most this many patterns (least valuable pruned first).
+    max_patterns: int = 10_000
+    #: Episodes older than this are pruned at weekly consolidation (seconds).
+    episode_retention: float = 180 * DAY
+    #: A gap longer than this starts a new viewing session.
+    session_gap: float = 2 * HOUR
+    #: Views within this long of each other count as one transition (a → b).
+    transition_window: float = 2 * DAY
+    #: Number of content cells in a locally built codebook.
+    codebook_cells: int = 256
+    #: Derived state (tiers, patterns, outbox) is flushed every this many events; each
+    #: event itself is committed at once, and anything newer is replayed on open.
+    flush_every: int = 256
+    half_lives: TierHalfLives = field(default_factory=TierHalfLives)
+    #: Candidates gathered per source before scoring.
+    candidates: int = 100
+    #: 0 = pure relevance, 1 = maximal spread across content cells.
+    diversity: float = 0.15

@@ -1,0 +1,116 @@
+"""Cell-level knowledge the recommender reads: transitions, preferences, trends, penalties.
+
+Two sources feed it: the device's own patterns (local) and the consolidated patterns the
+constellation released (collective). Both are kept as dense arrays over the K codebook
+cells so scoring is a few array lookups.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import numpy as np
+import numpy.typing as npt
+
+from omega.brain.patterns import PatternStat
+from omega.protocol.messages import ConsolidatedPattern, Trend
+
+__all__ = ["CellKnowledge"]
+
+F32 = npt.NDArray[np.float32]
+
+
+class CellKnowledge:
+    def __init__(self, k: int) -> None:
+        self.k = k
+        self.local_next = np.zeros((k, k), dtype=np.float32)
+        self.local_pref = np.zeros(k, dtype=np.float32)
+        self.local_avoid = np.zeros(k, dtype=np.float32)
+        self.crowd_next = np.zeros((k, k), dtype=np.float32)
+        self.crowd_pref: dict[tuple[str, str], F32] = {}
+        self.crowd_avoid = np.zeros(k, dtype=np.float32)
+        self.trend = np.zeros(k, dtype=np.float32)
+        self.collective_patterns = 0
+
+    # -- local ---------------------------------------------------------------------------
+    def learn_local(self, stat: PatternStat) -> None:
+        """Refresh the arrays from one local pattern (called as it changes)."""
+        task, cells, bucket, _ = stat.key
+        if any(c >= self.k for c in cells):
+            return
+        # Evidence-weighted success: a rate backed by more episodes counts for more.
+        value = float(stat.successes) / (1.0 + stat.support) * np.log1p(stat.support)
+        if task == "recommendation":
+            self.local_next[cells[0], cells[1]] = value
+        elif task == "preference" and bucket == "any":
+            self.local_pref[cells[0]] = value
+        elif task == "behaviour":
+            self.local_avoid[cells[0]] = stat.success_rate * np.log1p(stat.support)
+
+    def rebuild_local(self, stats: Iterable[PatternStat]) -> None:
+        self.local_next[:] = 0
+        self.local_pref[:] = 0
+        self.local_avoid[:] = 0
+        for stat in stats:
+            self.learn_local(stat)
+
+    # -- collective ----------------------------------------------------------------------
+    def rebuild_collective(
+        self, patterns: Iterable[ConsolidatedPattern], trends: Iterable[Trend]
+    ) -> None:
+        self.crowd_next[:] = 0
+        self.crowd_avoid[:] = 0
+        self.crowd_pref = {}
+        count = 0
+        for p in patterns:
+            if any(c >= self.k or c < 0 for c in p.cells):
+                continue
+            count += 1
+            value = float(p.weight) * float(p.success_rate)
+            if p.task == "recommendation" and len(p.cells) == 2:
+                self.crowd_next[p.cells[0], p.cells[1]] += value
+            elif p.task in ("preference", "discovery"):
+                ctx = (p.context.time_bucket, p.context.day_type)
+                arr = self.crowd_pref.setdefault(ctx, np.zeros(self.k, dtype=np.float32))
+                arr[p.cells[0]] += value
+            elif p.task == "behaviour":
+                self.crowd_avoid[p.cells[0]] += float(p.weight) * float(p.success_rate)
+        self.trend[:] = 0
+        for t in trends:
+            if 0 <= t.cell < self.k:
+                self.trend[t.cell] = max(0.0, float(t.score))
+        self.collective_patterns = count
+
+    # -- reading -------------------------------------------------------------------------
+    def next_scores(self, recent_cells: list[tuple[int, float]]) -> tuple[F32, F32]:
+        """(crowd, local) scores per cell for what follows the recent cells (cell, weight)."""
+        crowd = np.zeros(self.k, dtype=np.float32)
+        local = np.zeros(self.k, dtype=np.float32)
+        for cell, weight in recent_cells:
+            if 0 <= cell < self.k:
+                row = self.crowd_next[cell]
+                total = float(row.sum())
+                if total > 0:
+                    crowd += np.float32(weight) * row / np.float32(total)
+                lrow = self.local_next[cell]
+                ltotal = float(lrow.sum())
+                if ltotal > 0:
+                    local += np.float32(weight) * lrow / np.float32(ltotal)
+        return crowd, local
+
+    def crowd_scores(self, time_bucket: str, day_type: str) -> F32:
+        """What the crowd likes in this context, plus what is trending."""
+        out = np.zeros(self.k, dtype=np.float32)
+        for ctx, weight in (((time_bucket, day_type), 1.0), (("any", "any"), 0.5)):
+            arr = self.crowd_pref.get(ctx)
+            if arr is not None and arr.max() > 0:
+                out += np.float32(weight) * arr / arr.max()
+        if self.trend.max() > 0:
+            out += np.float32(0.5) * self.trend / self.trend.max()
+        return out
+
+    def avoid_scores(self) -> F32:
+        out = self.local_avoid.copy()
+        if self.crowd_avoid.max() > 0:
+            out += np.float32(0.3) * self.crowd_avoid / self.crowd_avoid.max()
+        return out

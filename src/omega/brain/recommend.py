@@ -1,0 +1,233 @@
+"""Scoring and choosing what to recommend.
+
+Signals per candidate (each min-max scaled over the candidates, then weighted by the
+chosen skill):
+
+- ``instant`` / ``episodic`` / ``semantic``: cosine to each memory tier's taste
+  (the evolutionary tier steadies the semantic one);
+- ``next``: how often content in the candidate's cell follows the cells just watched,
+  from the crowd's released transition patterns and the device's own;
+- ``crowd``: what viewers like in this context, plus trends;
+- a penalty for cells this household (or the crowd) abandons.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import numpy.typing as npt
+
+from omega.brain.catalog import Catalog
+from omega.brain.knowledge import CellKnowledge
+from omega.brain.skills import Skill
+
+__all__ = ["SIGNALS", "Filters", "Recommendation", "ScoringState", "choose", "score_rows"]
+
+SIGNALS = ("instant", "episodic", "semantic", "next", "crowd")
+F32 = npt.NDArray[np.float32]
+I64 = npt.NDArray[np.int64]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Filters:
+    genres: tuple[str, ...] = ()
+    max_runtime_min: int | None = None
+    exclude: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True, slots=True)
+class Recommendation:
+    item_id: str
+    title: str
+    score: float
+    reason: str
+    signals: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass(slots=True, kw_only=True)
+class ScoringState:
+    """Everything scoring reads, gathered by the brain for one request."""
+
+    tiers: dict[str, F32 | None]
+    recent_rows: list[tuple[int, float]]  # (catalog row, weight), most recent first
+    time_bucket: str
+    day_type: str
+    knowledge: CellKnowledge
+    next_cells: F32 = field(default_factory=lambda: np.zeros(0, np.float32))
+    crowd_cells: F32 = field(default_factory=lambda: np.zeros(0, np.float32))
+
+    def __post_init__(self) -> None:
+        # Cell-level scores depend only on the request, not the candidate: compute once.
+        if len(self.next_cells) == 0:
+            self.next_cells = np.zeros(self.knowledge.k, np.float32)
+        if len(self.crowd_cells) == 0:
+            self.crowd_cells = self.knowledge.crowd_scores(self.time_bucket, self.day_type)
+
+
+def cell_state(catalog: Catalog, state: ScoringState) -> None:
+    """Fill in what follows the recently watched cells."""
+    recent_cells = [(int(catalog.cells[r]), w) for r, w in state.recent_rows]
+    crowd_next, local_next = state.knowledge.next_scores(recent_cells)
+    state.next_cells = (crowd_next + np.float32(0.5) * local_next).astype(np.float32)
+
+
+def _scaled(values: F32) -> F32:
+    lo, hi = float(values.min(initial=0.0)), float(values.max(initial=0.0))
+    if hi - lo <= 1e-9:
+        return np.zeros_like(values)
+    return ((values - lo) / (hi - lo)).astype(np.float32)
+
+
+def score_rows(
+    catalog: Catalog, rows: I64, state: ScoringState, skill: Skill
+) -> tuple[F32, dict[str, F32]]:
+    """Scores for the given catalog rows and the scaled signals behind them."""
+    vectors = catalog.matrix[rows]
+    raw: dict[str, F32] = {}
+    for name in ("instant", "episodic", "semantic"):
+        direction = state.tiers.get(name)
+        if direction is None and name == "semantic":
+            direction = state.tiers.get("evolutionary")
+        raw[name] = (
+            vectors @ direction if direction is not None else np.zeros(len(rows), np.float32)
+        )
+    cells = catalog.cells[rows]
+    recent_cells = [(int(catalog.cells[r]), w) for r, w in state.recent_rows]
+    crowd_next, local_next = state.knowledge.next_scores(recent_cells)
+    valid = (cells >= 0) & (cells < state.knowledge.k)
+    safe = np.where(valid, cells, 0)
+    raw["next"] = np.where(valid, crowd_next[safe] + 0.5 * local_next[safe], 0.0).astype(np.float32)
+    crowd = state.knowledge.crowd_scores(state.time_bucket, state.day_type)
+    raw["crowd"] = np.where(valid, crowd[safe], 0.0).astype(np.float32)
+    avoid = state.knowledge.avoid_scores()
+    penalty = np.where(valid, avoid[safe], 0.0).astype(np.float32)
+
+    signals = {name: _scaled(values) for name, values in raw.items()}
+    total = np.zeros(len(rows), dtype=np.float32)
+    for name, values in signals.items():
+        total += np.float32(skill.weights.get(name, 0.0)) * values
+    total -= np.float32(0.5) * _scaled(penalty)
+    return total, signals
+
+
+def candidate_rows(
+    catalog: Catalog,
+    state: ScoringState,
+    search: object,
+    *,
+    per_source: int,
+) -> I64:
+    """Rows worth scoring: index neighbours of each tier's taste and the best cells' titles."""
+    from omega.brain.index import VectorIndex
+
+    assert isinstance(search, VectorIndex)
+    found: list[I64] = []
+    for name in ("instant", "episodic", "semantic"):
+        direction = state.tiers.get(name)
+        if direction is not None and len(search):
+            keys, _ = search.search(direction, per_source)
+            found.append(catalog.rows_for_keys(keys))
+    recent_cells = [(int(catalog.cells[r]), w) for r, w in state.recent_rows]
+    crowd_next, local_next = state.knowledge.next_scores(recent_cells)
+    cell_scores = crowd_next + 0.5 * local_next
+    cell_scores = cell_scores + 0.1 * state.knowledge.crowd_scores(
+        state.time_bucket, state.day_type
+    )
+    if cell_scores.max(initial=0.0) > 0:
+        budget = per_source
+        for cell in np.argsort(-cell_scores)[:12].tolist():
+            if cell_scores[cell] <= 0 or budget <= 0:
+                break
+            members = catalog.cell_rows.get(int(cell))
+            if members is not None:
+                found.append(members[:budget])
+                budget -= len(members)
+    if not found:
+        # Cold start with nothing known: a spread over the cells.
+        found.append(np.array([m[0] for m in catalog.cell_rows.values()], dtype=np.int64))
+    return np.unique(np.concatenate(found))
+
+
+def allowed(catalog: Catalog, rows: I64, filters: Filters, seen: npt.NDArray[np.bool_]) -> I64:
+    """The rows passing the filters and not already watched or skipped (``seen``)."""
+    mask = ~seen[rows]
+    if filters.exclude:
+        mask &= np.array([catalog.ids[r] not in filters.exclude for r in rows.tolist()], dtype=bool)
+    if filters.max_runtime_min is not None:
+        rt = catalog.runtime[rows]
+        mask &= (rt >= 0) & (rt <= filters.max_runtime_min)
+    if filters.genres:
+        wanted = {g.lower() for g in filters.genres}
+        mask &= np.array(
+            [bool(wanted & {g.lower() for g in catalog.rows[r].genres}) for r in rows.tolist()],
+            dtype=bool,
+        )
+    return rows[mask]
+
+
+def choose(scores: F32, rows: I64, catalog: Catalog, k: int, diversity: float) -> list[int]:
+    """Top k by score, discounting titles whose cell is already on the list.
+
+    Lazy greedy: penalties only grow, so a popped entry whose penalty is current is the
+    best remaining one.
+    """
+    if len(rows) == 0:
+        return []
+    pool = min(len(rows), k * 5)
+    order = np.argpartition(-scores, pool - 1)[:pool] if pool < len(rows) else np.arange(len(rows))
+    cells = catalog.cells[rows[order]].tolist()
+    heap = [(-float(scores[i]), 0, int(i), c) for i, c in zip(order.tolist(), cells, strict=True)]
+    heapq.heapify(heap)
+    used: dict[int, int] = {}
+    picked: list[int] = []
+    while heap and len(picked) < k:
+        neg, seen_count, i, cell = heapq.heappop(heap)
+        now_count = used.get(cell, 0)
+        if now_count != seen_count:
+            penalty = diversity * (now_count - seen_count)
+            heapq.heappush(heap, (neg + penalty, now_count, i, cell))
+            continue
+        picked.append(i)
+        used[cell] = now_count + 1
+    return picked
+
+
+def reason_for(
+    signals: dict[str, float],
+    skill: Skill,
+    *,
+    recent_title: str | None,
+    time_bucket: str,
+    genre: str | None,
+) -> str:
+    contributions = {n: skill.weights.get(n, 0.0) * v for n, v in signals.items()}
+    top = max(contributions, key=lambda n: contributions[n]) if contributions else ""
+    if contributions.get(top, 0.0) <= 0:
+        return "a varied pick to get to know your taste"
+    if top in ("instant", "episodic") and recent_title:
+        return f"because you watched {recent_title}"
+    if top == "semantic":
+        return f"matches your long-term taste{f' for {genre}' if genre else ''}"
+    if top == "next" and recent_title:
+        return f"viewers who watched {recent_title} often watch this next"
+    if top == "crowd":
+        return f"popular with viewers like you in the {time_bucket}"
+    return "picked for you"
+
+
+def explain(
+    catalog: Catalog, rows: Sequence[int], recent: Sequence[tuple[int, float]]
+) -> list[tuple[str | None, str | None]]:
+    """For each row: (title of the recent item most like it, its first genre)."""
+    genres = [catalog.rows[r].genres[0] if catalog.rows[r].genres else None for r in rows]
+    if not recent or not rows:
+        return [(None, g) for g in genres]
+    recent_rows = np.array([r for r, _ in recent], dtype=np.int64)
+    nearest = np.argmax(catalog.matrix[list(rows)] @ catalog.matrix[recent_rows].T, axis=1)
+    return [
+        (catalog.rows[int(recent_rows[j])].title, g)
+        for j, g in zip(nearest.tolist(), genres, strict=True)
+    ]

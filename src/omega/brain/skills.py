@@ -1,0 +1,110 @@
+"""Skills (SkillLibrary): recommendation strategies with usage and success statistics.
+
+A skill is a weighting of the recommender's signals. The library picks, per context,
+the skill with the best upper confidence bound on its success rate, and learns from
+whether what it recommended was then watched.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+__all__ = ["SKILLS", "Skill", "SkillLibrary", "SkillStat"]
+
+
+@dataclass(frozen=True, slots=True)
+class Skill:
+    name: str
+    description: str
+    #: Weights of the recommender's signals (see ``omega.brain.recommend.SIGNALS``).
+    weights: dict[str, float]
+
+
+SKILLS: dict[str, Skill] = {
+    s.name: s
+    for s in (
+        Skill(
+            "continue",
+            "more like what is being watched now",
+            {"instant": 1.0, "episodic": 0.6, "semantic": 0.3, "next": 0.8, "crowd": 0.3},
+        ),
+        Skill(
+            "taste",
+            "the household's long-term taste",
+            {"instant": 0.3, "episodic": 0.6, "semantic": 1.0, "next": 0.5, "crowd": 0.4},
+        ),
+        Skill(
+            "crowd",
+            "what viewers with similar habits go on to enjoy",
+            {"instant": 0.4, "episodic": 0.4, "semantic": 0.4, "next": 1.2, "crowd": 0.8},
+        ),
+        Skill(
+            "explore",
+            "well-liked titles outside the usual",
+            {"instant": 0.2, "episodic": 0.2, "semantic": 0.2, "next": 0.4, "crowd": 1.0},
+        ),
+    )
+}
+
+
+@dataclass(slots=True)
+class SkillStat:
+    uses: float = 0.0
+    successes: float = 0.0
+    updated_at: float = 0.0
+
+    @property
+    def success_rate(self) -> float:
+        return self.successes / self.uses if self.uses else 0.0
+
+
+@dataclass(slots=True)
+class SkillLibrary:
+    stats: dict[tuple[str, str], SkillStat] = field(default_factory=dict)
+    dirty: set[tuple[str, str]] = field(default_factory=set)
+
+    def choose(self, context: str) -> Skill:
+        """UCB1 over the skills' record in this context; untried skills go first."""
+        total = sum(self.stats.get((n, context), SkillStat()).uses for n in SKILLS) + 1.0
+        best, best_score = SKILLS["continue"], -math.inf
+        for name, skill in SKILLS.items():
+            stat = self.stats.get((name, context), SkillStat())
+            if stat.uses < 1:
+                score = 10.0 - list(SKILLS).index(name)  # deterministic order for untried
+            else:
+                score = stat.success_rate + math.sqrt(2 * math.log(total) / stat.uses)
+            if score > best_score:
+                best, best_score = skill, score
+        return best
+
+    def record(self, name: str, context: str, success: bool, now: float) -> None:
+        stat = self.stats.setdefault((name, context), SkillStat())
+        stat.uses += 1
+        stat.successes += 1.0 if success else 0.0
+        stat.updated_at = now
+        self.dirty.add((name, context))
+
+    def rows(
+        self, keys: set[tuple[str, str]] | None = None
+    ) -> list[tuple[str, str, float, float, float]]:
+        chosen = self.stats.keys() if keys is None else keys
+        return [
+            (
+                n,
+                c,
+                self.stats[(n, c)].uses,
+                self.stats[(n, c)].successes,
+                self.stats[(n, c)].updated_at,
+            )
+            for n, c in chosen
+            if (n, c) in self.stats
+        ]
+
+    def summary(self) -> dict[str, dict[str, float]]:
+        out: dict[str, dict[str, float]] = {}
+        for (name, _), stat in self.stats.items():
+            entry = out.setdefault(name, {"uses": 0.0, "successes": 0.0})
+            entry["uses"] += stat.uses
+            entry["successes"] += stat.successes
+        return out

@@ -1,0 +1,243 @@
+"""``omega brain …``: work with one TV's brain directory."""
+
+from __future__ import annotations
+
+import csv
+import json
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from omega.cli._output import console, emit, emit_rows
+from omega.errors import InputError
+
+app = typer.Typer(
+    help="One TV's on-device brain: catalog, tracking, recommendations.", no_args_is_help=True
+)
+
+DirArg = Annotated[Path, typer.Argument(help="The brain's directory.")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object.")]
+
+
+def _open(directory: Path, *, create: bool = False):  # type: ignore[no-untyped-def]
+    from omega.brain import Brain
+
+    return Brain.open(directory, create=create)
+
+
+@app.command()
+def init(directory: DirArg, as_json: JsonOpt = False) -> None:
+    """Create an empty brain (SQLite database + vector index) in DIRECTORY."""
+    with _open(directory, create=True) as brain:
+        emit(
+            {"directory": str(directory), "schema_version": brain.store.schema_version},
+            as_json=as_json,
+            title="brain initialised",
+        )
+
+
+def _read_catalog(path: Path) -> list[dict[str, str]]:
+    if not path.is_file():
+        raise InputError(f"catalog file {path} does not exist")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(f"cannot read catalog file {path}: {exc}") from exc
+    if path.suffix in (".jsonl", ".ndjson"):
+        rows = []
+        for n, line in enumerate(text.splitlines(), 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise InputError(f"{path}:{n}: not valid JSON: {exc.msg}") from exc
+            if not isinstance(row, dict):
+                raise InputError(f"{path}:{n}: each line must be a JSON object")
+            rows.append({str(k): v for k, v in row.items()})
+        return rows
+    reader = csv.DictReader(text.splitlines())
+    return [dict(r) for r in reader]
+
+
+def _items(path: Path):  # type: ignore[no-untyped-def]
+    from omega.brain import CatalogItem
+
+    items = []
+    for n, row in enumerate(_read_catalog(path), 2):
+        item_id = str(row.get("item_id") or row.get("movieId") or row.get("id") or "").strip()
+        title = str(row.get("title") or "").strip()
+        if not item_id or not title:
+            raise InputError(f"{path}: row {n} needs an item_id (or movieId) and a title")
+        genres = row.get("genres") or ""
+        genre_list = (
+            genres
+            if isinstance(genres, list)
+            else [g for g in str(genres).split("|") if g and g != "(no genres listed)"]
+        )
+        try:
+            year = int(row["year"]) if row.get("year") not in (None, "") else None
+            runtime = int(row["runtime_min"]) if row.get("runtime_min") not in (None, "") else None
+        except ValueError as exc:
+            raise InputError(f"{path}: row {n}: year and runtime_min must be integers") from exc
+        items.append(
+            CatalogItem(
+                item_id=item_id,
+                title=title,
+                genres=tuple(genre_list),
+                year=year,
+                runtime_min=runtime,
+                description=str(row.get("description") or ""),
+            )
+        )
+    return items
+
+
+@app.command("catalog-import")
+def catalog_import(
+    directory: DirArg,
+    catalog: Annotated[
+        Path,
+        typer.Argument(
+            help="CSV (item_id|movieId, title, genres 'A|B', year, runtime_min, description) or JSONL."
+        ),
+    ],
+    as_json: JsonOpt = False,
+) -> None:
+    """Add or update titles; each is embedded with the real MiniLM model on this machine."""
+    items = _items(catalog)
+    with _open(directory) as brain, console.status(f"embedding {len(items)} titles…"):
+        count = brain.upsert_items(items)
+        emit(
+            {"imported": count, "items": len(brain.catalog), "codebook_id": brain.codebook_id},
+            as_json=as_json,
+            title="catalog",
+        )
+
+
+class EventKind(StrEnum):
+    view = "view"
+    skip = "skip"
+    rating = "rating"
+    search = "search"
+    browse = "browse"
+
+
+@app.command()
+def track(
+    directory: DirArg,
+    kind: Annotated[EventKind, typer.Argument(help="view | skip | rating | search | browse")],
+    item: Annotated[
+        str,
+        typer.Argument(
+            help="Item id (view, skip, rating), query (search), or comma-separated ids (browse)."
+        ),
+    ],
+    fraction: Annotated[float | None, typer.Option(help="view: share watched, 0..1.")] = None,
+    duration: Annotated[float | None, typer.Option(help="view: seconds watched.")] = None,
+    completed: Annotated[bool, typer.Option(help="view: watched to the end.")] = False,
+    at: Annotated[float, typer.Option(help="skip: seconds in when skipped.")] = 0.0,
+    stars: Annotated[float | None, typer.Option(help="rating: 0.5..5 stars.")] = None,
+    results: Annotated[str, typer.Option(help="search: comma-separated result ids.")] = "",
+    selected: Annotated[str | None, typer.Option(help="search: the id chosen, if any.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Record one interaction; it becomes an episode with a reward and a critique."""
+    with _open(directory) as brain:
+        if kind is EventKind.view:
+            done = brain.track_view(
+                item, watch_fraction=fraction, duration_s=duration, completed=completed
+            )
+        elif kind is EventKind.skip:
+            done = brain.track_skip(item, at_seconds=at)
+        elif kind is EventKind.rating:
+            if stars is None:
+                raise InputError("a rating needs --stars")
+            done = brain.track_rating(item, stars)
+        elif kind is EventKind.search:
+            done = brain.track_search(item, [r for r in results.split(",") if r], selected)
+        else:
+            done = brain.track_browse([i for i in item.split(",") if i])
+        emit(
+            {
+                "episode": done.episode_id,
+                "kind": done.kind,
+                "reward": round(done.reward, 3),
+                "success": done.success,
+                "critique": done.critique,
+                "time_bucket": done.context.time_bucket,
+                "day_type": done.context.day_type,
+            },
+            as_json=as_json,
+            title="tracked",
+        )
+
+
+@app.command()
+def recommend(
+    directory: DirArg,
+    k: Annotated[int, typer.Option("-k", help="How many titles.")] = 10,
+    genre: Annotated[list[str] | None, typer.Option(help="Only these genres (repeatable).")] = None,
+    max_runtime: Annotated[int | None, typer.Option(help="Longest runtime in minutes.")] = None,
+    exclude: Annotated[str, typer.Option(help="Comma-separated ids to leave out.")] = "",
+    as_json: JsonOpt = False,
+) -> None:
+    """Recommend titles not yet watched, each with a short reason."""
+    from omega.brain import Filters
+
+    filters = Filters(
+        genres=tuple(genre or ()),
+        max_runtime_min=max_runtime,
+        exclude=frozenset(e for e in exclude.split(",") if e),
+    )
+    with _open(directory) as brain:
+        recs = brain.recommend(k, filters=filters)
+    emit_rows(
+        [
+            {"item_id": r.item_id, "title": r.title, "score": round(r.score, 4), "reason": r.reason}
+            for r in recs
+        ],
+        as_json=as_json,
+        title="recommendations",
+        key="recommendations",
+    )
+
+
+@app.command()
+def stats(directory: DirArg, as_json: JsonOpt = False) -> None:
+    """Counts, footprint, memory tiers, skills and last sync."""
+    with _open(directory) as brain:
+        emit(brain.stats(), as_json=as_json, title=f"brain {directory}")
+
+
+@app.command()
+def export(
+    directory: DirArg,
+    min_quality: Annotated[
+        float | None, typer.Option(help="Success-rate floor (default: the brain's, 0.7).")
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """The patterns this brain may share: success ≥ min quality, support ≥ 3 episodes."""
+    if min_quality is not None and not 0.0 <= min_quality <= 1.0:
+        raise InputError("--min-quality must be within [0, 1]")
+    with _open(directory) as brain:
+        patterns = brain.export_patterns(min_quality)
+    emit_rows(
+        [
+            {
+                "id": p.id,
+                "task": p.task,
+                "cells": ",".join(map(str, p.cells)),
+                "context": f"{p.context.time_bucket}/{p.context.day_type}",
+                "success_rate": p.success_rate,
+                "support": p.support,
+            }
+            for p in patterns
+        ],
+        as_json=as_json,
+        title="shareable patterns",
+        key="patterns",
+    )

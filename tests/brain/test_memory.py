@@ -1,0 +1,66 @@
+from __future__ import annotations
+
+import numpy as np
+
+from omega.brain import Brain
+from omega.clock import ManualClock
+
+HOUR = 3600.0
+DAY = 24 * HOUR
+
+
+def test_tiers_decay_at_their_own_time_scales(brain: Brain, clock: ManualClock) -> None:
+    brain.track_view("ani0", watch_fraction=1.0, completed=True)
+    start = {n: brain.tiers[n].strength(clock.now()) for n in ("instant", "episodic", "semantic")}
+    assert all(v > 0.5 for v in start.values())
+
+    clock.advance(HOUR)  # two instant half-lives, a sliver of the others
+    now = clock.now()
+    assert brain.tiers["instant"].strength(now) < 0.3 * start["instant"]
+    assert brain.tiers["episodic"].strength(now) > 0.95 * start["episodic"]
+
+    clock.advance(4 * DAY)  # two episodic half-lives
+    now = clock.now()
+    assert brain.tiers["episodic"].strength(now) < 0.3 * start["episodic"]
+    assert brain.tiers["semantic"].strength(now) > 0.9 * start["semantic"]
+    assert brain.tiers["evolutionary"].strength(now) > brain.tiers["semantic"].strength(now)
+
+
+def test_tiers_point_towards_what_was_enjoyed(brain: Brain) -> None:
+    for item in ("cri0", "cri1", "cri2"):
+        brain.track_view(item, watch_fraction=1.0, completed=True)
+    taste = brain.tiers["semantic"].direction(brain.clock.now())
+    assert taste is not None
+    crime = brain.catalog.matrix[brain.catalog.row_of_key[brain.item_key("cri5")]]
+    cartoon = brain.catalog.matrix[brain.catalog.row_of_key[brain.item_key("ani5")]]
+    assert float(taste @ crime) > float(taste @ cartoon)
+
+
+def test_session_end_clears_only_the_instant_tier(brain: Brain, clock: ManualClock) -> None:
+    brain.track_view("doc0", watch_fraction=1.0)
+    brain.end_session()
+    now = clock.now()
+    assert brain.tiers["instant"].strength(now) == 0.0
+    assert brain.tiers["episodic"].strength(now) > 0.5
+
+
+def test_state_survives_reopen(brain: Brain, clock: ManualClock, tmp_path: object) -> None:
+    for n in range(12):
+        clock.advance(HOUR)
+        brain.track_view(f"ani{n}", watch_fraction=0.9, completed=True)
+    brain.track_skip("cri0", at_seconds=10)
+    before = brain.stats()
+    taste = brain.tiers["semantic"].vector.copy()
+    recs = [r.item_id for r in brain.recommend(5)]
+    directory = brain.directory
+    brain.close()
+
+    reopened = Brain.open(directory, clock=clock, config=brain.config, embedder=brain._embedder)
+    try:
+        after = reopened.stats()
+        for key in ("items", "episodes", "patterns", "shareable_patterns", "codebook_id"):
+            assert after[key] == before[key], key
+        assert np.allclose(reopened.tiers["semantic"].vector, taste, atol=1e-5)
+        assert [r.item_id for r in reopened.recommend(5)] == recs
+    finally:
+        reopened.close()

@@ -1,0 +1,67 @@
+from __future__ import annotations
+
+from omega.brain import Brain, Filters
+from omega.clock import ManualClock
+
+
+def test_cold_start_recommends_with_reasons(brain: Brain) -> None:
+    recs = brain.recommend(10)
+    assert len(recs) == 10
+    assert len({r.item_id for r in recs}) == 10
+    assert all(r.reason for r in recs)
+
+
+def test_excludes_watched_and_skipped(brain: Brain, clock: ManualClock) -> None:
+    brain.track_view("ani0", watch_fraction=1.0)
+    brain.track_skip("cri0", at_seconds=5)
+    ids = {r.item_id for r in brain.recommend(30)}
+    assert "ani0" not in ids and "cri0" not in ids
+
+
+def test_honours_filters(brain: Brain) -> None:
+    recs = brain.recommend(10, filters=Filters(genres=("Documentary",)))
+    assert recs and all(r.item_id.startswith("doc") for r in recs)
+    short = brain.recommend(10, filters=Filters(max_runtime_min=100))
+    assert short
+    for r in short:
+        row = brain.catalog.rows[brain.catalog.row_of_key[brain.item_key(r.item_id)]]
+        assert row.runtime_min is not None and row.runtime_min <= 100
+    excluded = brain.recommend(36, filters=Filters(exclude=frozenset({"ani1", "doc1"})))
+    assert not {"ani1", "doc1"} & {r.item_id for r in excluded}
+
+
+def test_improves_within_ten_interactions(brain: Brain, clock: ManualClock) -> None:
+    """A crime fan: after ten interactions most of the top five are crime."""
+
+    def crime_share() -> float:
+        return sum(r.item_id.startswith("cri") for r in brain.recommend(5)) / 5
+
+    cold = crime_share()
+    plan = [
+        ("cri0", 1.0),
+        ("ani0", 0.05),
+        ("cri1", 1.0),
+        ("doc0", 0.05),
+        ("cri2", 0.9),
+        ("cri3", 1.0),
+        ("ani1", 0.02),
+        ("cri4", 0.95),
+        ("cri5", 1.0),
+        ("doc1", 0.03),
+    ]
+    for item, fraction in plan:
+        clock.advance(1200)
+        brain.track_view(item, watch_fraction=fraction)
+    warm = crime_share()
+    assert warm >= 0.8 and warm > cold
+    reasons = " ".join(r.reason for r in brain.recommend(5))
+    assert "because you watched" in reasons or "taste" in reasons
+
+
+def test_bad_k_is_rejected(brain: Brain) -> None:
+    import pytest
+
+    from omega.errors import InputError
+
+    with pytest.raises(InputError):
+        brain.recommend(0)
