@@ -37,7 +37,7 @@ from omega.storage._codec import (
     pattern_columns,
 )
 from omega.storage._migrations import check_known, load_migrations
-from omega.storage._pending import Leased, latest_per_key, pending_rows
+from omega.storage._pending import pending_rows
 from omega.storage._release import check_limit, delta_cut, stamp_release
 from omega.storage.base import (
     Codebook,
@@ -59,19 +59,6 @@ _MIGRATION_LOCK = 0x6F6D656761
 
 Cursor = psycopg.Cursor[tuple[Any, ...]]
 
-_UPSERT_LIVE = """
-INSERT INTO live (viewer_id, pattern_id, region, codebook_id, removed, task, cells,
-                  time_bucket, day_type, success_rate, support, body, seq, updated_at)
-VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
-ON CONFLICT (viewer_id, pattern_id) DO UPDATE SET
-    region = EXCLUDED.region, codebook_id = EXCLUDED.codebook_id,
-    removed = EXCLUDED.removed, task = EXCLUDED.task, cells = EXCLUDED.cells,
-    time_bucket = EXCLUDED.time_bucket, day_type = EXCLUDED.day_type,
-    success_rate = EXCLUDED.success_rate, support = EXCLUDED.support,
-    body = EXCLUDED.body, seq = EXCLUDED.seq, updated_at = EXCLUDED.updated_at
-WHERE live.seq < EXCLUDED.seq
-"""
-
 _UPSERT_RELEASED = """
 INSERT INTO released (pattern_id, version, removed, weight, task, cells, time_bucket,
                       day_type, success_rate, support, viewers, body)
@@ -83,12 +70,33 @@ ON CONFLICT (pattern_id) DO UPDATE SET
     support = EXCLUDED.support, viewers = EXCLUDED.viewers, body = EXCLUDED.body
 """
 
-_LEASE = """
-WITH leased AS (
-    SELECT seq FROM pending ORDER BY seq LIMIT %s FOR UPDATE SKIP LOCKED
+# Lease (SKIP LOCKED: rows another worker holds are invisible), delete, keep the newest
+# contribution per (viewer, pattern), fold it into the live set last-writer-wins on seq,
+# all in one statement. Rows are inserted in key order so that concurrent workers lock
+# live rows in the same order.
+_APPLY = """
+WITH lease AS (
+    SELECT seq FROM pending ORDER BY seq LIMIT %(limit)s FOR UPDATE SKIP LOCKED
+), leased AS (
+    DELETE FROM pending p USING lease WHERE p.seq = lease.seq RETURNING p.*
+), latest AS (
+    SELECT DISTINCT ON (viewer_id, pattern_id) * FROM leased
+    ORDER BY viewer_id, pattern_id, seq DESC
+), folded AS (
+    INSERT INTO live (viewer_id, pattern_id, region, codebook_id, removed, task, cells,
+                      time_bucket, day_type, success_rate, support, body, seq, updated_at)
+    SELECT viewer_id, pattern_id, region, codebook_id, op = 'remove', task, cells,
+           time_bucket, day_type, success_rate, support, body, seq, %(now)s
+    FROM latest ORDER BY viewer_id, pattern_id
+    ON CONFLICT (viewer_id, pattern_id) DO UPDATE SET
+        region = EXCLUDED.region, codebook_id = EXCLUDED.codebook_id,
+        removed = EXCLUDED.removed, task = EXCLUDED.task, cells = EXCLUDED.cells,
+        time_bucket = EXCLUDED.time_bucket, day_type = EXCLUDED.day_type,
+        success_rate = EXCLUDED.success_rate, support = EXCLUDED.support,
+        body = EXCLUDED.body, seq = EXCLUDED.seq, updated_at = EXCLUDED.updated_at
+    WHERE live.seq < EXCLUDED.seq
 )
-DELETE FROM pending p USING leased WHERE p.seq = leased.seq
-RETURNING p.seq, p.viewer_id, p.region, p.codebook_id, p.pattern_id, p.op, p.body
+SELECT count(*) FROM leased
 """
 
 
@@ -256,7 +264,10 @@ class PostgresStorage(Storage):
         self, push: PushRequest, *, digest: str, region: str, ack: PushAck, now: float
     ) -> PushAck:
         head = (push.viewer_id, push.batch_id, region, push.codebook_id)
-        rows = [(*head, r.pattern_id, r.op, r.body, now) for r in pending_rows(push, ack)]
+        rows = [
+            (*head, r.pattern_id, r.op, r.body, *_pending_columns(r.pattern), now)
+            for r in pending_rows(push, ack)
+        ]
         with self._tx() as cur:
             _require_viewer(cur, push.viewer_id)
             # A concurrent push of the same key waits here until the first one commits.
@@ -279,7 +290,8 @@ class PostgresStorage(Storage):
                 return decode_ack(bytes(stored_ack))
             cur.executemany(
                 "INSERT INTO pending (viewer_id, batch_id, region, codebook_id, pattern_id, op,"
-                " body, created_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
+                " body, task, cells, time_bucket, day_type, success_rate, support, created_at)"
+                " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
                 rows,
             )
         return ack
@@ -288,15 +300,10 @@ class PostgresStorage(Storage):
     def apply_pending(self, *, worker_id: str, limit: int, now: float) -> int:
         check_limit(limit)
         with self._tx() as cur:
-            cur.execute(_LEASE, (limit,))
-            leased = [Leased(*row) for row in cur.fetchall()]
-            if not leased:
-                return 0
-            cur.executemany(
-                _UPSERT_LIVE, [_live_values(row, now) for row in latest_per_key(leased)]
-            )
-        _log.debug("worker %s applied %d contributions", worker_id, len(leased))
-        return len(leased)
+            cur.execute(_APPLY, {"limit": limit, "now": now})
+            applied = int(_one(cur)[0])
+        _log.debug("worker %s applied %d contributions", worker_id, applied)
+        return applied
 
     def live_patterns(self, *, codebook_id: str, updated_after: float) -> list[LivePattern]:
         with self._tx() as cur:
@@ -453,12 +460,8 @@ def _columns(p: Pattern | ConsolidatedPattern) -> tuple[object, ...]:
     return (task, list(cells), time_bucket, day_type, success_rate, support)
 
 
-def _live_values(row: Leased, now: float) -> tuple[object, ...]:
-    head = (row.viewer_id, row.pattern_id, row.region, row.codebook_id)
-    if row.op == "remove" or row.body is None:
-        return (*head, True, None, None, None, None, None, None, None, row.seq, now)
-    body = bytes(row.body)
-    return (*head, False, *_columns(decode_pattern(body)), body, row.seq, now)
+def _pending_columns(p: Pattern | None) -> tuple[object, ...]:
+    return (None,) * 6 if p is None else _columns(p)
 
 
 def _version(cur: Cursor) -> int:

@@ -263,7 +263,10 @@ class SQLiteStorage(Storage):
         self, push: PushRequest, *, digest: str, region: str, ack: PushAck, now: float
     ) -> PushAck:
         head = (push.viewer_id, push.batch_id, region, push.codebook_id)
-        rows = [(*head, r.pattern_id, r.op, r.body, now) for r in pending_rows(push, ack)]
+        rows = [
+            (*head, r.pattern_id, r.op, r.body, *_pending_columns(r.pattern), now)
+            for r in pending_rows(push, ack)
+        ]
 
         def write(c: sqlite3.Connection) -> PushAck:
             found = c.execute(
@@ -285,7 +288,8 @@ class SQLiteStorage(Storage):
             )
             c.executemany(
                 "INSERT INTO pending (viewer_id, batch_id, region, codebook_id, pattern_id, op,"
-                " body, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                " body, task, cells, time_bucket, day_type, success_rate, support, created_at)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 rows,
             )
             return ack
@@ -459,6 +463,10 @@ def _live_values(row: Leased, now: float) -> tuple[object, ...]:
         return (*head, 1, None, None, None, None, None, None, None, row.seq, now)
     columns = _columns(decode_pattern(row.body))
     return (*head, 0, *columns, row.body, row.seq, now)
+
+
+def _pending_columns(p: Pattern | None) -> tuple[object, ...]:
+    return (None,) * 6 if p is None else _columns(p)
 
 
 def _version(c: sqlite3.Connection) -> int:
