@@ -6,12 +6,14 @@ import sqlite3
 import threading
 from pathlib import Path
 
+import msgspec
 import psycopg
 import pytest
 from storage_records import ingest, pattern, push, viewer
 
 from omega.errors import ConfigError, CorruptStoreError, SchemaVersionError, StoreError
 from omega.storage import SQLiteStorage, Storage, StorageStats, open_storage
+from omega.storage._migrations import load_migrations
 from omega.storage.postgres import PostgresStorage
 
 #: Every numbered migration, as recorded once applied (the same numbers on both backends).
@@ -171,3 +173,41 @@ def test_one_handle_serves_many_threads(store: Storage) -> None:
     for t in threads:
         t.join()
     assert store.stats().pending_contributions == 80
+
+
+def test_upgrade_keeps_contributions_queued_before_it(storage_url: str) -> None:
+    """A database left at migration 0001 with work queued upgrades in place, and the
+    contributions queued under the old schema still fold into the live set."""
+    backend = "sqlite" if storage_url.startswith("sqlite") else "postgres"
+    first = load_migrations(backend)[0]
+    body = msgspec.msgpack.encode(pattern("old", success=0.85))
+    rows = [
+        "CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL,"
+        " applied_at DOUBLE PRECISION NOT NULL)",
+        "INSERT INTO schema_migrations VALUES (1, 'initial', 0)",
+        "INSERT INTO viewers VALUES ('v1', 'eu', 'tv', '0.1.0', 1)",
+    ]
+    insert_pending = (
+        "INSERT INTO pending (viewer_id, batch_id, region, codebook_id, pattern_id, op, body,"
+        " created_at) VALUES ('v1', 'b1', 'eu', 'cb-1', 'old', 'upsert', {}, 1)"
+    )
+    if backend == "sqlite":
+        with sqlite3.connect(storage_url.removeprefix("sqlite:///")) as conn:
+            conn.executescript(first.sql)
+            for statement in rows:
+                conn.execute(statement)
+            conn.execute(insert_pending.format("?"), (body,))
+    else:
+        with psycopg.connect(storage_url) as conn:
+            conn.execute(first.sql.encode())
+            for statement in rows:
+                conn.execute(statement.encode())
+            conn.execute(insert_pending.format("%s").encode(), (body,))
+    store = open_storage(storage_url)
+    try:
+        assert _migrations_table(storage_url) == MIGRATIONS
+        assert store.apply_pending(worker_id="w", limit=10, now=5.0) == 1
+        live = store.live_patterns(codebook_id="cb-1", updated_after=0.0)
+        assert [lp.pattern for lp in live] == [pattern("old", success=0.85)]
+    finally:
+        store.close()
