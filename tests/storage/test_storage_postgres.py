@@ -9,6 +9,7 @@ import numpy as np
 import psycopg
 import pytest
 from psycopg import sql
+from storage_records import CODEBOOK, ingest, pattern, push, viewer
 
 from omega.storage import Codebook, open_storage
 
@@ -64,3 +65,23 @@ def test_without_pgvector_the_store_still_works(postgres_url: str) -> None:
                 sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
             )
             admin.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(name)))
+
+
+def test_apply_pending_skips_rows_a_running_worker_holds(postgres_db_url: str) -> None:
+    store = open_storage(postgres_db_url)
+    try:
+        viewer(store, "v1")
+        ingest(store, push("v1", "b1", added=[pattern("a"), pattern("b"), pattern("c")]))
+        ingest(store, push("v1", "b2", added=[pattern("d"), pattern("e")]))
+        other = psycopg.connect(postgres_db_url, autocommit=True)  # a worker mid-round
+        with other, other.transaction():
+            other.execute("SELECT seq FROM pending ORDER BY seq LIMIT 2 FOR UPDATE")
+            # Neither blocks on the held rows nor applies them.
+            assert store.apply_pending(worker_id="w2", limit=100, now=1.0) == 3
+            assert store.apply_pending(worker_id="w2", limit=100, now=1.0) == 0
+            raise psycopg.Rollback()  # that worker dies: its lease is released
+        assert store.apply_pending(worker_id="w2", limit=100, now=2.0) == 2
+        live = store.live_patterns(codebook_id=CODEBOOK, updated_after=0.0)
+        assert sorted(lp.pattern.id for lp in live) == ["a", "b", "c", "d", "e"]
+    finally:
+        store.close()
