@@ -45,7 +45,7 @@ class CellKnowledge:
         elif task == "preference" and bucket == "any":
             self.local_pref[cells[0]] = value
         elif task == "behaviour":
-            self.local_avoid[cells[0]] = stat.success_rate * np.log1p(stat.support)
+            self.local_avoid[cells[0]] = stat.quality * np.log1p(stat.support)
 
     def rebuild_local(self, stats: Iterable[PatternStat]) -> None:
         self.local_next[:] = 0
@@ -74,7 +74,7 @@ class CellKnowledge:
                 arr = self.crowd_pref.setdefault(ctx, np.zeros(self.k, dtype=np.float32))
                 arr[p.cells[0]] += value
             elif p.task == "behaviour":
-                self.crowd_avoid[p.cells[0]] += float(p.weight) * float(p.success_rate)
+                self.crowd_avoid[p.cells[0]] += float(p.weight) * (1.0 - float(p.success_rate))
         self.trend[:] = 0
         for t in trends:
             if 0 <= t.cell < self.k:

@@ -5,10 +5,12 @@ Keys name content by codebook cell (see ``omega.protocol.messages``), never by i
 - ``preference`` (c)   in a context, content in cell c succeeds at rate s;
 - ``recommendation`` (a, b)   after content in a, content in b succeeds next;
 - ``discovery`` (c)    content in a cell new to the viewer succeeded;
-- ``behaviour`` (c)    content in c gets abandoned or skipped (rate = how reliably).
+- ``behaviour`` (c)    content in c gets abandoned or skipped: its success rate is the
+  viewer's (low) success there, and its *quality* — how reliably it holds — is 1 − that.
 
-A pattern may leave the device only with success ≥ min_quality and support ≥ min_support
-distinct episodes. Changes to shareable patterns go to the outbox; the bank is bounded.
+A pattern may leave the device only with quality ≥ min_quality (for every task but
+behaviour, quality is the success rate) and support ≥ min_support distinct episodes.
+Changes to shareable patterns go to the outbox; the bank is bounded.
 """
 
 from __future__ import annotations
@@ -58,6 +60,12 @@ class PatternStat:
     def success_rate(self) -> float:
         return self.successes / self.support if self.support else 0.0
 
+    @property
+    def quality(self) -> float:
+        """How reliably the pattern holds: success, or for abandonment 1 − success."""
+        rate = self.success_rate
+        return 1.0 - rate if self.key[0] == "behaviour" else rate
+
     def to_message(self) -> Pattern:
         task, cells, bucket, day = self.key
         return Pattern(
@@ -97,7 +105,7 @@ class PatternBank:
         """Fold one item episode into every pattern it supports; return those patterns."""
         keys: list[tuple[PatternKey, bool]] = []
         if negative:
-            keys.append((("behaviour", (cell,), "any", "any"), True))
+            keys.append((("behaviour", (cell,), "any", "any"), False))
         keys.append((("preference", (cell,), bucket, day), success))
         keys.append((("preference", (cell,), "any", "any"), success))
         if previous_cell is not None:
@@ -121,14 +129,14 @@ class PatternBank:
 
     # -- sharing -----------------------------------------------------------------------
     def shareable(self, stat: PatternStat) -> bool:
-        return stat.support >= self.min_support and stat.success_rate >= self.min_quality
+        return stat.support >= self.min_support and stat.quality >= self.min_quality
 
     def export(self, min_quality: float | None = None) -> list[Pattern]:
         floor = self.min_quality if min_quality is None else min_quality
         return [
             s.to_message()
             for s in self._stats.values()
-            if s.support >= self.min_support and s.success_rate >= floor
+            if s.support >= self.min_support and s.quality >= floor
         ]
 
     def outbox_changes(self) -> list[tuple[str, str]]:

@@ -101,7 +101,8 @@ def catalog_import(
     catalog: Annotated[
         Path,
         typer.Argument(
-            help="CSV (item_id|movieId, title, genres 'A|B', year, runtime_min, description) or JSONL."
+            help="CSV (item_id or movieId, title, genres 'A|B', year, runtime_min, "
+            "description) or JSONL with the same keys."
         ),
     ],
     as_json: JsonOpt = False,

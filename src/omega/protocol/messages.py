@@ -111,7 +111,9 @@ class Registration(msgspec.Struct, frozen=True, kw_only=True, tag="registration"
     client_version: str = "0.1.0"
 
 
-class RegistrationResponse(msgspec.Struct, frozen=True, kw_only=True, tag="registration_response", tag_field="msg"):
+class RegistrationResponse(
+    msgspec.Struct, frozen=True, kw_only=True, tag="registration_response", tag_field="msg"
+):
     viewer_id: str
     access_token: str
     refresh_token: str
