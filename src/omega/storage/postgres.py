@@ -105,8 +105,6 @@ def _translated() -> Iterator[None]:
     """Turn psycopg's errors into Omega's (the URL, which may hold a password, is not named)."""
     try:
         yield
-    except psycopg.OperationalError as exc:
-        raise StoreError(f"PostgreSQL store unavailable: {exc}".strip()) from exc
     except psycopg.Error as exc:
         raise StoreError(f"PostgreSQL store: {type(exc).__name__}: {exc}".strip()) from exc
 
@@ -130,7 +128,12 @@ class PostgresStorage(Storage):
             return conn
         if self._closed:
             raise StoreError("PostgreSQL store is closed")
-        conn = psycopg.connect(self._url, autocommit=True, connect_timeout=self._connect_timeout)
+        try:
+            conn = psycopg.connect(
+                self._url, autocommit=True, connect_timeout=self._connect_timeout
+            )
+        except psycopg.OperationalError as exc:
+            raise StoreError(f"PostgreSQL store unavailable: {exc}".strip()) from exc
         with self._lock:
             self._connections = [c for c in self._connections if not c.closed]
             self._connections.append(conn)
