@@ -177,3 +177,23 @@ def test_concurrent_search_and_insert() -> None:
         t.join()
     assert not errors
     assert len(index) == 200 + 1000 - 100
+
+
+def test_writes_during_a_rebuild_are_kept() -> None:
+    index = VectorIndex(DIM)
+    base = _vectors(4000, seed=2)
+    index.upsert(np.arange(4000), base)
+    index.remove(range(0, 600))  # under 20%: no automatic rebuild yet
+    assert index.tombstones == 600
+    fresh = _vectors(300, seed=9)
+    rebuild = threading.Thread(target=index.compact)
+    rebuild.start()
+    for i in range(0, 300, 10):  # races with the rebuild: replayed onto the new graph
+        index.upsert(np.arange(i, i + 10) + 10_000, fresh[i : i + 10])
+        index.remove([int(i) + 1000])
+        index.upsert([int(i) + 2000], fresh[i : i + 1])
+    rebuild.join()
+    expected = (set(range(600, 4000)) - set(range(1000, 1300, 10))) | set(range(10_000, 10_300))
+    assert set(index.keys().tolist()) == expected
+    np.testing.assert_allclose(index.get([2000])[0], fresh[0], atol=2e-3)
+    assert index.search(fresh[5], 1)[0][0] == 10_005

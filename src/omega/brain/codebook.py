@@ -24,7 +24,8 @@ __all__ = [
     "codebook_id",
 ]
 
-_MAX_TRAIN = 50_000  # k-means on a fixed-size sample: cells barely move past this
+_MIN_TRAIN = 20_000  # k-means on a sample of max(20,000, 40·k): cells barely move past it
+_TRAIN_PER_CELL = 40
 _ITERATIONS = 20
 
 Floats = npt.NDArray[np.float32]
@@ -48,15 +49,16 @@ def build_codebook(vectors: npt.ArrayLike, k: int, *, seed: int = 0) -> Floats:
 
     Vectors are normalised, clustered with scipy's k-means (on the unit sphere the
     Euclidean assignment equals the cosine one) and the centroids projected back to unit
-    length. ``k`` is clipped to the number of vectors; more than 50,000 vectors are
-    sampled down to 50,000 first.
+    length. ``k`` is clipped to the number of vectors; large inputs are sampled down to
+    max(20,000, 40·k) vectors first (deterministically for the seed).
     """
     data = _unit_rows(vectors, "vectors")
     if k < 1:
         raise InputError(f"a codebook needs at least one cell, got k={k}")
     rng = np.random.default_rng(seed)
-    if data.shape[0] > _MAX_TRAIN:
-        data = data[np.sort(rng.choice(data.shape[0], size=_MAX_TRAIN, replace=False))]
+    train = max(_MIN_TRAIN, _TRAIN_PER_CELL * k)
+    if data.shape[0] > train:
+        data = data[np.sort(rng.choice(data.shape[0], size=train, replace=False))]
     k = min(k, data.shape[0])
     if k == data.shape[0]:
         return data.copy()

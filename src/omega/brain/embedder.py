@@ -99,6 +99,8 @@ class Embedder:
             options.intra_op_num_threads = threads
             options.inter_op_num_threads = 1
             options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+            # No arena: a big catalog batch would otherwise keep its peak memory for good.
+            options.enable_cpu_mem_arena = False
             session = ort.InferenceSession(
                 str(model_path), sess_options=options, providers=["CPUExecutionProvider"]
             )

@@ -53,6 +53,8 @@ class VectorIndex:
         self._index = self._new_index()
         self._tombstones = 0
         self._lock = threading.RLock()
+        # While compact() rebuilds, writes are logged here to replay onto the new graph.
+        self._replay: list[tuple[Keys, Floats | None]] | None = None
 
     def _new_index(self) -> Index:
         connectivity, expansion_add, expansion_search = self._params
@@ -115,7 +117,9 @@ class VectorIndex:
             if present.size:
                 self._tombstones += int(self._index.remove(present))
             self._index.add(k, v)
-            self._maybe_compact()
+            if self._replay is not None:
+                self._replay.append((k, v))
+        self._maybe_compact()
 
     def remove(self, keys: Iterable[int] | npt.ArrayLike) -> int:
         """Remove keys (absent ones are ignored); returns how many were removed."""
@@ -128,22 +132,44 @@ class VectorIndex:
                 return 0
             removed = int(self._index.remove(present))
             self._tombstones += removed
-            self._maybe_compact()
-            return removed
+            if self._replay is not None:
+                self._replay.append((present, None))
+        self._maybe_compact()
+        return removed
 
     def _maybe_compact(self) -> None:
         if self._tombstones >= _COMPACT_MIN and self._tombstones > _COMPACT_RATIO * len(self):
             self.compact()
 
     def compact(self) -> None:
-        """Rebuild the graph without tombstones (done automatically past 20%)."""
+        """Rebuild the graph without tombstones (done automatically past 20%).
+
+        The rebuild (seconds at 100K entries) runs outside the lock, so searches go on
+        against the old graph; writes made meanwhile are replayed onto the new one.
+        """
         with self._lock:
+            if self._replay is not None:
+                return  # another thread is already rebuilding
             keys = self.keys()
+            vectors = self._vectors(keys) if keys.size else None
+            self._replay = []
+        try:
             fresh = self._new_index()
-            if keys.size:
-                fresh.add(keys, self._vectors(keys))
-            self._index = fresh
-            self._tombstones = 0
+            if vectors is not None:
+                fresh.add(keys, vectors)
+            with self._lock:
+                tombstones = 0
+                for op_keys, op_vectors in self._replay:
+                    present = op_keys[np.asarray(fresh.contains(op_keys), dtype=bool)]
+                    if present.size:
+                        tombstones += int(fresh.remove(present))
+                    if op_vectors is not None:
+                        fresh.add(op_keys, op_vectors)
+                self._index = fresh
+                self._tombstones = tombstones
+        finally:
+            with self._lock:
+                self._replay = None
 
     # --- reads --------------------------------------------------------------------
 
