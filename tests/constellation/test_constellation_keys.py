@@ -98,8 +98,11 @@ def test_tokens_expire_on_the_injected_clock() -> None:
     token = tokens.issue("v3", "access")
     assert tokens.verify(token, "access").expires_at == 2_000_000_000 + 900
     clock.advance(899)
+    assert tokens.verify(token, "access").viewer_id == "v3"  # now also cached
     assert tokens.verify(token, "access").viewer_id == "v3"
     clock.advance(2)
+    with pytest.raises(AuthError, match="expired"):
+        tokens.verify(token, "access")
     with pytest.raises(AuthError, match="expired"):
         tokens.verify(token, "access")
     future = _service(tokens.keys, ManualClock(start=2_000_100_000)).issue("v3", "access")

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hmac
 import secrets
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Literal
 
@@ -27,6 +28,7 @@ __all__ = ["AdminGate", "TokenKind", "TokenPair", "TokenService", "VerifiedToken
 TokenKind = Literal["access", "refresh"]
 _HEADER_TYP: dict[TokenKind, str] = {"access": "at+jwt", "refresh": "rt+jwt"}
 _REQUIRED = ["exp", "iat", "aud", "iss", "sub", "jti", "typ"]
+_CACHE_SIZE = 50_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +66,9 @@ class TokenService:
         self._ttl: dict[TokenKind, int] = {"access": access_ttl, "refresh": refresh_ttl}
         self._leeway = leeway
         self._clock = clock
+        # Signature checks cost ~0.1-0.2 ms; a device reuses one access token for many
+        # requests, so remember tokens already verified (expiry is still checked each time).
+        self._verified: OrderedDict[tuple[str, TokenKind], VerifiedToken] = OrderedDict()
 
     @property
     def access_ttl(self) -> int:
@@ -95,6 +100,21 @@ class TokenService:
 
     def verify(self, token: str, kind: TokenKind) -> VerifiedToken:
         """Return the token's subject, or raise ``AuthError`` saying what is wrong."""
+        cached = self._verified.get((token, kind))
+        if cached is not None:
+            if self._clock.now() > cached.expires_at + self._leeway:
+                del self._verified[(token, kind)]
+                raise AuthError(f"{kind} token expired")
+            self._verified.move_to_end((token, kind))
+            return cached
+        verified = self._verify_signed(token, kind)
+        if kind == "access":  # refresh tokens are single use: nothing to gain
+            self._verified[(token, kind)] = verified
+            if len(self._verified) > _CACHE_SIZE:
+                self._verified.popitem(last=False)
+        return verified
+
+    def _verify_signed(self, token: str, kind: TokenKind) -> VerifiedToken:
         try:
             header = jwt.get_unverified_header(token)
         except jwt.PyJWTError as exc:
