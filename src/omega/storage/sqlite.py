@@ -155,7 +155,8 @@ class SQLiteStorage(Storage):
             try:
                 yield conn
             finally:
-                conn.execute("ROLLBACK")  # read-only: nothing to keep
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")  # read-only: nothing to keep
 
     def _write(self, job: Callable[[sqlite3.Connection], T]) -> T:
         """Run ``job`` in a write transaction on the writer thread; return once committed."""
