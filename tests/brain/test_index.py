@@ -197,3 +197,19 @@ def test_writes_during_a_rebuild_are_kept() -> None:
     assert set(index.keys().tolist()) == expected
     np.testing.assert_allclose(index.get([2000])[0], fresh[0], atol=2e-3)
     assert index.search(fresh[5], 1)[0][0] == 10_005
+
+
+def test_the_model_runtime_still_loads_after_the_index() -> None:
+    # usearch loaded before onnxruntime crashes the process; omega.brain.index guards it.
+    import subprocess
+    import sys
+
+    code = (
+        "import omega.brain.index\n"
+        "import usearch.index\n"
+        "from omega.brain.embedder import Embedder\n"
+        "print(Embedder.load().embed_one('Heat').shape)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip() == "(384,)"

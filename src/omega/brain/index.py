@@ -18,10 +18,12 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
-# onnxruntime must be loaded before usearch: usearch's compiled module carries its own
-# copy of libstdc++'s locale machinery, and importing onnxruntime after it segfaults
-# (usearch 2.26 + onnxruntime 1.31, Linux). Loading onnxruntime first is harmless.
-import onnxruntime  # noqa: F401
+# onnxruntime must be loaded before usearch: usearch's compiled module links libstdc++
+# statically and exports its symbols, and importing onnxruntime after it segfaults in
+# std::codecvt (usearch 2.26 + onnxruntime 1.31, Linux; tests/brain/test_index.py checks
+# it). Loading onnxruntime first is harmless; without it there is nothing to clash with.
+with contextlib.suppress(ImportError):
+    import onnxruntime  # noqa: F401
 from usearch.index import Index
 
 from omega.errors import CorruptStoreError, InputError, StoreError
