@@ -16,7 +16,7 @@ from _constellation_harness import (
     stats,
 )
 
-from omega.protocol.messages import ConsolidatedPattern
+from omega.protocol.messages import ConsolidatedPattern, Trend
 from omega.storage import open_storage
 
 
@@ -33,8 +33,8 @@ def _events(response: httpx.Response) -> Iterator[dict[str, str]]:
             record[name] = value.removeprefix(" ")
 
 
-def _next_release(response: httpx.Response, after: int) -> dict[str, str]:
-    for event in _events(response):
+def _next_release(events: Iterator[dict[str, str]], after: int) -> dict[str, str]:
+    for event in events:
         if event.get("event") == "release" and int(event["id"]) > after:
             return event
     raise AssertionError("the event stream ended without a release")
@@ -55,7 +55,7 @@ def test_sse_delivers_a_release_event_when_a_round_commits(
             device.sync(device.push([preference(50), preference(51)], codebook_id=codebook_id))
         result = run_round(server)
         assert result["version"] > before
-        event = _next_release(sse, before)
+        event = _next_release(_events(sse), before)
     data = json.loads(event["data"])
     assert data["kind"] == "release"
     assert data["version"] == result["version"] == int(event["id"])
@@ -69,27 +69,56 @@ def test_sse_delivers_a_release_committed_by_another_process(
     with client.stream("GET", "/api/omega/events", headers=listener.auth, timeout=timeout) as sse:
         assert sse.status_code == 200
         # Another worker commits straight into the same database; the server's watcher sees it.
-        store = open_storage(server.db_url)
-        try:
-            base, _ = store.current_release()
-            pattern = ConsolidatedPattern(
-                id="external-1",
-                task="preference",
-                cells=(3,),
-                success_rate=0.9,
-                support=30,
-                viewers=5,
-                weight=1.0,
-                version=base + 1,
-            )
-            version = store.commit_release(
-                base_version=base, upserted=[pattern], removed=[], trends=[], now=time.time()
-            )
-        finally:
-            store.close()
-        assert version == base + 1
-        event = _next_release(sse, base)
+        base = _commit_elsewhere(server, trends=[Trend(cell=3, region="global", score=4.5)])
+        events = _events(sse)
+        event = _next_release(events, base)
+        following = next(events)
     assert int(event["id"]) == base + 1
+    assert following["event"] == "trend"
+    data = json.loads(following["data"])
+    assert data["data"]["cell"] == 3
+    assert data["version"] == base + 1
+
+
+def test_sse_catches_up_a_client_that_missed_a_release(
+    server: ServerProcess, client: httpx.Client
+) -> None:
+    listener = Device.register(client)
+    current = stats(server)["version"]
+    if current == 0:
+        current = _commit_elsewhere(server, trends=[]) + 1
+    headers = {**listener.auth, "Last-Event-ID": "0"}
+    timeout = httpx.Timeout(10.0, read=20.0)
+    with client.stream("GET", "/api/omega/events", headers=headers, timeout=timeout) as sse:
+        event = _next_release(_events(sse), 0)
+    assert int(event["id"]) == current
+
+
+def _commit_elsewhere(server: ServerProcess, *, trends: list[Trend]) -> int:
+    """Commit one release as an ``omega worker`` would; returns the base version."""
+    store = open_storage(server.db_url)
+    try:
+        base, _ = store.current_release()
+        pattern = ConsolidatedPattern(
+            id=f"external-{base + 1}",
+            task="preference",
+            cells=(3,),
+            success_rate=0.9,
+            support=30,
+            viewers=5,
+            weight=1.0,
+            version=base + 1,
+        )
+        stamped = [
+            Trend(cell=t.cell, region=t.region, score=t.score, version=base + 1) for t in trends
+        ]
+        version = store.commit_release(
+            base_version=base, upserted=[pattern], removed=[], trends=stamped, now=time.time()
+        )
+    finally:
+        store.close()
+    assert version == base + 1
+    return base
 
 
 def test_sse_needs_a_viewer_token(client: httpx.Client) -> None:

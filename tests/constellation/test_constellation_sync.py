@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import httpx
+import jwt
 import pytest
 from _constellation_harness import (
     BINARY,
@@ -13,6 +14,7 @@ from _constellation_harness import (
     run_round,
     stats,
 )
+from cryptography.hazmat.primitives import serialization
 
 from omega.protocol import codec
 from omega.protocol.messages import (
@@ -20,8 +22,10 @@ from omega.protocol.messages import (
     PullResponse,
     PushAck,
     PushRequest,
+    RegistrationResponse,
     SyncRequest,
     SyncResponse,
+    TokenRefresh,
 )
 
 
@@ -166,3 +170,61 @@ def test_push_only_and_pull_only_endpoints(sync_client: httpx.Client, codebook_i
     as_json = sync_client.get("/api/omega/patterns", params={"since": 0}, headers=device.auth)
     assert as_json.headers["content-type"] == "application/json"
     assert isinstance(as_json.json()["patterns"], list)
+
+
+def test_a_device_ahead_of_the_server_is_sent_everything_again(
+    sync_server: ServerProcess, sync_client: httpx.Client, codebook_id: str
+) -> None:
+    device = Device.register(sync_client)
+    current = stats(sync_server)["version"]
+    answer = device.sync(since=current + 1000, max_bytes=1 << 20).pull
+    assert answer.version == current  # the cursor moves back to the server's history
+    assert len(answer.patterns) == stats(sync_server)["released_patterns"]
+
+
+def test_viewers_can_read_the_codebook(sync_client: httpx.Client, codebook_id: str) -> None:
+    device = Device.register(sync_client)
+    response = sync_client.get("/api/omega/codebook", headers=device.auth)
+    assert response.status_code == 200
+    doc = response.json()
+    assert doc["codebook_id"] == codebook_id
+    assert doc["k"] == 64
+    assert sync_client.get("/api/omega/codebook").status_code == 401
+
+
+def test_an_expired_token_mid_sync_loses_nothing(
+    sync_server: ServerProcess, sync_client: httpx.Client, codebook_id: str
+) -> None:
+    device = Device.register(sync_client)
+    push = device.push([preference(11)], codebook_id=codebook_id)
+    pending = stats(sync_server)["pending_contributions"]
+    device.access_token = _expired_copy(sync_server, device)
+    refused = device.sync_raw(push)
+    assert refused.status_code == 401
+    assert "expired" in refused.json()["detail"]
+    assert stats(sync_server)["pending_contributions"] == pending  # nothing half-applied
+
+    renewed = sync_client.post(
+        "/api/omega/token",
+        content=codec.encode(TokenRefresh(refresh_token=device.refresh_token)),
+        headers={"Content-Type": BINARY},
+    )
+    assert renewed.status_code == 200
+    assert renewed.headers["content-type"] == BINARY
+    device.access_token = codec.decode(renewed.content, expect=RegistrationResponse).access_token
+    ack = device.sync(push).ack
+    assert ack is not None
+    assert ack.accepted == ["pref-11"]
+    assert stats(sync_server)["pending_contributions"] == pending + 1
+
+
+def _expired_copy(server: ServerProcess, device: Device) -> str:
+    """The device's access token as it will look after expiry, signed with the server's key."""
+    header = jwt.get_unverified_header(device.access_token)
+    claims = jwt.decode(device.access_token, options={"verify_signature": False})
+    claims["iat"] -= 3600
+    claims["nbf"] = claims["iat"]
+    claims["exp"] = claims["iat"] + 900
+    pem = (server.data_dir / "jwt-keys" / f"{header['kid']}.pem").read_bytes()
+    key = serialization.load_pem_private_key(pem, password=None)
+    return jwt.encode(claims, key, algorithm="EdDSA", headers=header)  # type: ignore[arg-type]

@@ -80,11 +80,17 @@ class Exchange:
         """The delta since ``pull.since_version`` that fits the device's byte budget."""
         budget = min(max(pull.max_bytes, self._limits.min_pull_bytes), self._limits.max_pull_bytes)
         limit = pattern_budget(budget, cap=_MAX_FETCH)
-        delta = self._storage.release_delta(since_version=pull.since_version, limit=limit)
+        since = pull.since_version
+        delta = self._storage.release_delta(since_version=since, limit=limit)
+        if delta.version < since:
+            # The device is ahead of this server's history (database restored or replaced):
+            # send it everything from the start; its cursor moves back to our version.
+            since = 0
+            delta = self._storage.release_delta(since_version=0, limit=limit)
         # The frame is what travels, so the budget is checked on the encoded size.
         return fit_pull(
             delta,
-            since_version=pull.since_version,
+            since_version=since,
             max_bytes=budget,
             fetched_limit=limit,
             size_of=lambda response: len(codec.encode(response)),

@@ -63,7 +63,7 @@ class Settings(BaseSettings):
         default=60.0, ge=0, description="Seconds between in-process rounds; 0 disables them."
     )
     release_poll_interval: float = Field(
-        default=2.0, gt=0, description="How often to look for releases committed by other workers."
+        default=5.0, gt=0, description="How often to look for releases committed by other workers."
     )
     sse_ping_interval: float = Field(default=15.0, gt=0)
 
