@@ -103,7 +103,7 @@ class Brain:
         self.catalog = Catalog([], np.zeros((0, DIM), np.float32), config.codebook_cells)
         self.centroids: npt.NDArray[np.float32] | None = None
         self.codebook_id = ""
-        self.knowledge = CellKnowledge(config.codebook_cells)
+        self.knowledge = self._new_knowledge(config.codebook_cells)
         self._recent: deque[tuple[int, float, float]] = deque(maxlen=20)  # key, ts, reward
         self._interacted: set[int] = set()
         self._last_event_ts = 0.0
@@ -115,6 +115,11 @@ class Brain:
         self.index_rebuilt = False
         self._closed = False
         self._seen: npt.NDArray[np.bool_] | None = None
+
+    def _new_knowledge(self, k: int) -> CellKnowledge:
+        return CellKnowledge(
+            k, strategy=self.config.conflict_strategy, min_support=self.config.min_support
+        )
 
     # -- lifecycle -----------------------------------------------------------------------
     @classmethod
@@ -182,7 +187,7 @@ class Brain:
         codebook = self.store.load_codebook()
         if codebook is not None:
             self.codebook_id, self.centroids, _ = codebook
-            self.knowledge = CellKnowledge(len(self.centroids))
+            self.knowledge = self._new_knowledge(len(self.centroids))
         rows, matrix = self.store.load_items()
         self.catalog = Catalog(rows, matrix, self.knowledge.k)
         index_path = self.directory / _INDEX_FILE
@@ -331,7 +336,7 @@ class Brain:
                 conn.execute("DELETE FROM inflight")
                 self.store.set_meta(conn, "applied_episode", "0")
             self.centroids, self.codebook_id = centroids, new_id
-            self.knowledge = CellKnowledge(len(centroids))
+            self.knowledge = self._new_knowledge(len(centroids))
             self._reload_catalog()
             self.bank = PatternBank(
                 min_quality=self.config.min_quality,

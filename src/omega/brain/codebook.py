@@ -12,7 +12,6 @@ import warnings
 
 import numpy as np
 import numpy.typing as npt
-from scipy.cluster.vq import kmeans2
 
 from omega.errors import InputError
 
@@ -62,6 +61,9 @@ def build_codebook(vectors: npt.ArrayLike, k: int, *, seed: int = 0) -> Floats:
     k = min(k, data.shape[0])
     if k == data.shape[0]:
         return data.copy()
+    # Imported here: scipy costs a TV ~28 MB RSS, and most TVs receive their codebook.
+    from scipy.cluster.vq import kmeans2
+
     with warnings.catch_warnings():
         # scipy warns when a cluster empties; the centroid then stays where it was.
         warnings.simplefilter("ignore", UserWarning)

@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Literal
 
-__all__ = ["BrainConfig", "TierHalfLives"]
+__all__ = ["BrainConfig", "ConflictStrategy", "TierHalfLives"]
+
+#: How the device's own evidence and the constellation's combine where both speak about
+#: one (a → b) transition (see ``omega.sync.conflicts``).
+ConflictStrategy = Literal["viewer-wins", "omega-wins", "quality-wins", "merge"]
 
 HOUR = 3600.0
 DAY = 24 * HOUR
@@ -46,3 +51,5 @@ class BrainConfig:
     candidates: int = 100
     #: 0 = pure relevance, 1 = maximal spread across content cells.
     diversity: float = 0.15
+    #: viewer-wins, omega-wins, quality-wins or merge (both pooled, the default).
+    conflict_strategy: ConflictStrategy = "merge"

@@ -3,6 +3,12 @@
 Two sources feed it: the device's own patterns (local) and the consolidated patterns the
 constellation released (collective). Both are kept as dense arrays over the K codebook
 cells so scoring is a few array lookups.
+
+Where both speak about one transition (a → b), ``strategy`` decides how they combine
+(the per-pair form of ``omega.sync.conflicts``): ``merge`` pools both (the default);
+``viewer-wins`` drops the crowd's pair where the device has ≥ ``min_support`` episodes of
+it; ``omega-wins`` drops the device's pair where the crowd has it; ``quality-wins`` keeps
+the side with the higher success rate.
 """
 
 from __future__ import annotations
@@ -12,6 +18,7 @@ from collections.abc import Iterable
 import numpy as np
 import numpy.typing as npt
 
+from omega.brain.config import ConflictStrategy
 from omega.brain.patterns import PatternStat
 from omega.protocol.messages import ConsolidatedPattern, Trend
 
@@ -21,9 +28,19 @@ F32 = npt.NDArray[np.float32]
 
 
 class CellKnowledge:
-    def __init__(self, k: int) -> None:
+    def __init__(
+        self, k: int, *, strategy: ConflictStrategy = "merge", min_support: int = 3
+    ) -> None:
         self.k = k
+        self.strategy: ConflictStrategy = strategy
+        self.min_support = min_support
         self.local_next = np.zeros((k, k), dtype=np.float32)
+        # Per-pair evidence the strategy compares, (support, rate) on each side; merge
+        # needs none, so a fleet of default brains does not pay for it.
+        side = k if strategy != "merge" else 1
+        self.local_next_evidence = np.zeros((2, side, side), dtype=np.float32)
+        self.crowd_next_evidence = np.zeros((2, side, side), dtype=np.float32)
+        self._next_views: tuple[F32, F32] | None = None
         self.local_pref = np.zeros(k, dtype=np.float32)
         self.local_avoid = np.zeros(k, dtype=np.float32)
         self.crowd_next = np.zeros((k, k), dtype=np.float32)
@@ -42,6 +59,9 @@ class CellKnowledge:
         value = float(stat.successes) / (1.0 + stat.support) * np.log1p(stat.support)
         if task == "recommendation":
             self.local_next[cells[0], cells[1]] = value
+            if self.strategy != "merge":
+                self.local_next_evidence[:, cells[0], cells[1]] = (stat.support, stat.success_rate)
+                self._next_views = None
         elif task == "preference" and bucket == "any":
             self.local_pref[cells[0]] = value
         elif task == "behaviour":
@@ -49,6 +69,8 @@ class CellKnowledge:
 
     def rebuild_local(self, stats: Iterable[PatternStat]) -> None:
         self.local_next[:] = 0
+        self.local_next_evidence[:] = 0
+        self._next_views = None
         self.local_pref[:] = 0
         self.local_avoid[:] = 0
         for stat in stats:
@@ -59,6 +81,8 @@ class CellKnowledge:
         self, patterns: Iterable[ConsolidatedPattern], trends: Iterable[Trend]
     ) -> None:
         self.crowd_next[:] = 0
+        self.crowd_next_evidence[:] = 0
+        self._next_views = None
         self.crowd_avoid[:] = 0
         self.crowd_pref = {}
         count = 0
@@ -69,6 +93,9 @@ class CellKnowledge:
             value = float(p.weight) * float(p.success_rate)
             if p.task == "recommendation" and len(p.cells) == 2:
                 self.crowd_next[p.cells[0], p.cells[1]] += value
+                if self.strategy != "merge":
+                    evidence = (p.support, p.success_rate)
+                    self.crowd_next_evidence[:, p.cells[0], p.cells[1]] = evidence
             elif p.task in ("preference", "discovery"):
                 ctx = (p.context.time_bucket, p.context.day_type)
                 arr = self.crowd_pref.setdefault(ctx, np.zeros(self.k, dtype=np.float32))
@@ -81,18 +108,44 @@ class CellKnowledge:
                 self.trend[t.cell] = max(0.0, float(t.score))
         self.collective_patterns = count
 
+    # -- combining -----------------------------------------------------------------------
+    def next_views(self) -> tuple[F32, F32]:
+        """(crowd, local) transition matrices after the conflict strategy."""
+        if self.strategy == "merge":
+            return self.crowd_next, self.local_next
+        if self._next_views is None:
+            self._next_views = self._resolve_next()
+        return self._next_views
+
+    def _resolve_next(self) -> tuple[F32, F32]:
+        crowd, local = self.crowd_next, self.local_next
+        local_support, local_rate = self.local_next_evidence
+        crowd_support, crowd_rate = self.crowd_next_evidence
+        zero = np.float32(0)
+        if self.strategy == "viewer-wins":
+            return np.where(local_support >= self.min_support, zero, crowd), local
+        if self.strategy == "omega-wins":
+            return crowd, np.where(crowd > 0, zero, local)
+        # quality-wins: where both have the pair, the higher rate (then support; then ours).
+        both = (crowd > 0) & (local_support > 0)
+        ours = (local_rate > crowd_rate) | (
+            (local_rate == crowd_rate) & (local_support >= crowd_support)
+        )
+        return np.where(both & ours, zero, crowd), np.where(both & ~ours, zero, local)
+
     # -- reading -------------------------------------------------------------------------
     def next_scores(self, recent_cells: list[tuple[int, float]]) -> tuple[F32, F32]:
         """(crowd, local) scores per cell for what follows the recent cells (cell, weight)."""
         crowd = np.zeros(self.k, dtype=np.float32)
         local = np.zeros(self.k, dtype=np.float32)
+        crowd_next, local_next = self.next_views()
         for cell, weight in recent_cells:
             if 0 <= cell < self.k:
-                row = self.crowd_next[cell]
+                row = crowd_next[cell]
                 total = float(row.sum())
                 if total > 0:
                     crowd += np.float32(weight) * row / np.float32(total)
-                lrow = self.local_next[cell]
+                lrow = local_next[cell]
                 ltotal = float(lrow.sum())
                 if ltotal > 0:
                     local += np.float32(weight) * lrow / np.float32(ltotal)

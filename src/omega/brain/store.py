@@ -325,7 +325,9 @@ class BrainStore:
             "support, viewers, weight, version) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
             "ON CONFLICT (id) DO UPDATE SET success_rate = excluded.success_rate, "
             "support = excluded.support, viewers = excluded.viewers, "
-            "weight = excluded.weight, version = excluded.version, cells = excluded.cells",
+            "weight = excluded.weight, version = excluded.version, cells = excluded.cells "
+            # Order- and duplicate-free: a re-sent or late older release never wins.
+            "WHERE excluded.version >= collective.version",
             [
                 (
                     p.id,

@@ -1,0 +1,43 @@
+"""The device side of sync: outbox push, cursor pull, conflict strategies, retries, tokens.
+
+``SyncClient(brain, transport).sync()`` does one push + pull round trip; transports are
+``HttpTransport`` (the network) and ``AsgiTransport`` (an app in this process).
+``run_sync(brain, base_url)`` is the blocking one-shot the CLI uses.
+"""
+
+from __future__ import annotations
+
+from omega.sync.client import SyncClient, SyncResult
+from omega.sync.conflicts import (
+    STRATEGIES,
+    ConflictStrategy,
+    Evidence,
+    Ledger,
+    check_strategy,
+    resolve,
+    resolve_updates,
+)
+from omega.sync.push import PushPlan, build_push
+from omega.sync.retry import RetryPolicy
+from omega.sync.runner import run_sync
+from omega.sync.transport import AsgiTransport, HttpTransport, Response, Transport
+
+__all__ = [
+    "STRATEGIES",
+    "AsgiTransport",
+    "ConflictStrategy",
+    "Evidence",
+    "HttpTransport",
+    "Ledger",
+    "PushPlan",
+    "Response",
+    "RetryPolicy",
+    "SyncClient",
+    "SyncResult",
+    "Transport",
+    "build_push",
+    "check_strategy",
+    "resolve",
+    "resolve_updates",
+    "run_sync",
+]

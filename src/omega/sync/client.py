@@ -1,0 +1,294 @@
+"""The device's sync client: a thin async shell around the decisions in ``push``,
+``replies``, ``retry`` and ``credentials``.
+
+One :meth:`SyncClient.sync` is one push + pull round trip (``POST /api/omega/sync``),
+plus further pull pages while the server says ``more`` (bounded). The durable order is:
+
+1. record the batch (``begin_batch``: payload and outbox membership) before sending;
+2. on the ack, ``ack_batch`` — only then do its patterns leave the outbox;
+3. apply each pulled page with ``brain.apply_release`` — one transaction that also
+   moves the ``release_version`` cursor, so the cursor is never ahead of the data.
+
+A crash anywhere leaves a state the next sync completes: an in-flight batch is resent
+with the same id and bytes (the server applies it once), an unapplied page is pulled
+again. A corrupt answer raises :class:`RemoteProtocolError` with nothing applied.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from typing import Any, TypeVar
+
+from omega.brain import Brain
+from omega.brain.config import ConflictStrategy
+from omega.clock import Clock, SystemClock
+from omega.errors import AuthError, ConfigError
+from omega.protocol import codec
+from omega.protocol.messages import (
+    Message,
+    PullRequest,
+    PullResponse,
+    PushRequest,
+    Registration,
+    RegistrationResponse,
+    SyncRequest,
+    TokenRefresh,
+)
+from omega.sync.codebook import fetch_codebook
+from omega.sync.conflicts import check_strategy
+from omega.sync.credentials import CodebookLabel, Credentials, load_credentials, save_credentials
+from omega.sync.push import MAX_PUSH_BYTES, MAX_PUSH_PATTERNS, build_push, new_batch_id
+from omega.sync.replies import BINARY, decode_reply, error_for, read_sync_reply
+from omega.sync.retry import RetryPolicy
+from omega.sync.transport import Response, Transport
+
+__all__ = ["SyncClient", "SyncResult"]
+
+T = TypeVar("T")
+#: Pull pages fetched in one sync at most (the rest waits for the next sync).
+MAX_PAGES = 8
+
+
+@dataclass(frozen=True, slots=True)
+class SyncResult:
+    viewer_id: str
+    batch_id: str | None  # the batch pushed (None: the outbox was empty)
+    resent: bool  # the batch was in flight from an earlier, unanswered sync
+    pushed: int
+    accepted: int
+    rejected: int
+    pulled: int
+    removed: int
+    version: int
+    pages: int
+    more: bool  # the server still has changes past ``version``
+    push_bytes: int
+    pull_bytes: int
+    next_sync_after: float
+    outbox_remaining: int
+    refreshes: int
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _size(push: PushRequest) -> int:
+    return len(push.added) + len(push.updated) + len(push.removed)
+
+
+class SyncClient:
+    """Syncs one brain through one transport. Serialises its own syncs; token refresh is
+    single-flight across everything the client is doing."""
+
+    def __init__(
+        self,
+        brain: Brain,
+        transport: Transport,
+        *,
+        region: str = "global",
+        device_model: str = "tv",
+        max_pull_bytes: int = 5120,
+        max_push_patterns: int = MAX_PUSH_PATTERNS,
+        max_push_bytes: int = MAX_PUSH_BYTES,
+        strategy: ConflictStrategy | None = None,
+        clock: Clock | None = None,
+        retry: RetryPolicy | None = None,
+        max_pages: int = MAX_PAGES,
+        on_step: Callable[[str], None] | None = None,
+    ) -> None:
+        chosen = check_strategy(strategy or brain.config.conflict_strategy)
+        if chosen != brain.config.conflict_strategy:
+            raise ConfigError(
+                f"the brain combines evidence with {brain.config.conflict_strategy!r}; open it "
+                f"with BrainConfig(conflict_strategy={chosen!r}) to use {chosen!r}"
+            )
+        self.brain = brain
+        self.transport = transport
+        self.region = region
+        self.device_model = device_model
+        self.max_pull_bytes = max_pull_bytes
+        self.max_push_patterns = max_push_patterns
+        self.max_push_bytes = max_push_bytes
+        self.strategy: ConflictStrategy = chosen
+        self.clock = clock or SystemClock()
+        self.retry = retry or RetryPolicy()
+        self.max_pages = max(1, max_pages)
+        self.refreshes = 0
+        self._on_step = on_step
+        self._credentials: Credentials | None = None
+        self._sync_lock = asyncio.Lock()
+        self._auth_lock = asyncio.Lock()
+
+    # -- the round trip ----------------------------------------------------------------
+    async def sync(self) -> SyncResult:
+        async with self._sync_lock:
+            brain, store = self.brain, self.brain.store
+            refreshes_before = self.refreshes
+            await asyncio.to_thread(brain.flush)
+            creds = await self.credentials()
+            push, resent = await asyncio.to_thread(self._next_push, creds)
+            self._step("batch-recorded")
+            since = int(store.get_cursor("release_version", "0"))
+            first = SyncRequest(pull=self._pull_request(creds, since), push=push)
+            answer, sent, received = await self._post("/api/omega/sync", first)
+            reply = read_sync_reply(answer, batch_id=push.batch_id if push else None)
+            self._step("reply-received")
+            if push is not None:
+                await asyncio.to_thread(store.ack_batch, push.batch_id)
+                self._step("acked")
+            pull, pages, pulled, removed = reply.pull, 1, 0, 0
+            while True:
+                await asyncio.to_thread(self._apply, pull)
+                self._step("page-applied")
+                pulled, removed = pulled + len(pull.patterns), removed + len(pull.removed)
+                if not pull.more or pages >= self.max_pages:
+                    break
+                page = SyncRequest(pull=self._pull_request(creds, pull.version))
+                answer, _, size = await self._post("/api/omega/sync", page)
+                pull = read_sync_reply(answer, batch_id=None).pull
+                pages, received = pages + 1, received + size
+            ack = reply.ack
+            return SyncResult(
+                viewer_id=creds.viewer_id,
+                batch_id=push.batch_id if push else None,
+                resent=resent,
+                pushed=0
+                if push is None
+                else len(push.added) + len(push.updated) + len(push.removed),
+                accepted=0 if ack is None else len(ack.accepted),
+                rejected=0 if ack is None else len(ack.rejected),
+                pulled=pulled,
+                removed=removed,
+                version=pull.version,
+                pages=pages,
+                more=pull.more,
+                push_bytes=sent if push is not None else 0,
+                pull_bytes=received,
+                next_sync_after=pull.next_sync_after,
+                outbox_remaining=store.outbox_size(),
+                refreshes=self.refreshes - refreshes_before,
+            )
+
+    def _next_push(self, creds: Credentials) -> tuple[PushRequest | None, bool]:
+        """The batch in flight (resent as recorded), else a new one recorded before sending."""
+        store = self.brain.store
+        inflight = store.inflight()
+        if inflight is not None:
+            return codec.decode(inflight[1], expect=PushRequest), True
+        plan = build_push(
+            self.brain,
+            viewer_id=creds.viewer_id,
+            codebook_id=CodebookLabel.current(self.brain),
+            batch_id=new_batch_id(),
+            max_patterns=self.max_push_patterns,
+            max_bytes=self.max_push_bytes,
+        )
+        if plan is None:
+            return None, False
+        store.begin_batch(plan.request.batch_id, plan.payload, plan.pattern_ids, self.clock.now())
+        return plan.request, False
+
+    def _pull_request(self, creds: Credentials, since: int) -> PullRequest:
+        return PullRequest(
+            viewer_id=creds.viewer_id,
+            since_version=since,
+            max_bytes=self.max_pull_bytes,
+            region=self.region,
+        )
+
+    def _apply(self, pull: PullResponse) -> None:
+        self.brain.apply_release(
+            version=pull.version, patterns=pull.patterns, removed=pull.removed, trends=pull.trends
+        )
+
+    def _step(self, name: str) -> None:
+        if self._on_step is not None:
+            self._on_step(name)
+
+    # -- codebook ----------------------------------------------------------------------
+    async def fetch_codebook(self) -> bool:
+        """Adopt the server's codebook if it has one the brain lacks; True if adopted."""
+        await self.credentials()
+        answer = await self._send("GET", "/api/omega/codebook", None, accept_missing=True)
+        if answer.status == 404:
+            return False
+        return await fetch_codebook(self.brain, answer)
+
+    # -- credentials -------------------------------------------------------------------
+    async def credentials(self) -> Credentials:
+        """Stored credentials, registering this device on first use."""
+        if self._credentials is None:
+            self._credentials = load_credentials(self.brain)
+        if self._credentials is None:
+            body = codec.encode(Registration(device_model=self.device_model, region=self.region))
+            answer = await self.retry.call(
+                lambda: self._raw("POST", "/api/omega/viewers", body, token=None)
+            )
+            if answer.status != 201:
+                raise error_for(answer)
+            reg = decode_reply(answer, RegistrationResponse)
+            creds = Credentials(reg.viewer_id, reg.access_token, reg.refresh_token)
+            await asyncio.to_thread(save_credentials, self.brain, creds)
+            self._credentials = creds
+        return self._credentials
+
+    async def _refresh(self, stale_access: str) -> None:
+        """Trade the refresh token for a new pair, once for every caller that saw
+        ``stale_access`` refused (the others find it replaced and simply retry)."""
+        async with self._auth_lock:
+            creds = await self.credentials()
+            if creds.access_token != stale_access:
+                return
+            body = codec.encode(TokenRefresh(refresh_token=creds.refresh_token))
+            answer = await self._raw("POST", "/api/omega/token", body, token=None)
+            if answer.status in (401, 403):
+                raise AuthError(
+                    f"token refresh refused ({error_for(answer)}); this device must register "
+                    "again (delete its sync.* cursors) or be given new credentials"
+                )
+            if answer.status != 200:
+                raise error_for(answer)
+            reg = decode_reply(answer, RegistrationResponse)
+            fresh = Credentials(reg.viewer_id, reg.access_token, reg.refresh_token)
+            await asyncio.to_thread(save_credentials, self.brain, fresh)
+            self._credentials = fresh
+            self.refreshes += 1
+
+    # -- requests ----------------------------------------------------------------------
+    async def _post(self, path: str, message: Message) -> tuple[Response, int, int]:
+        body = codec.encode(message)
+        answer = await self._send("POST", path, body)
+        return answer, len(body), len(answer.body)
+
+    async def _send(
+        self, method: str, path: str, body: bytes | None, *, accept_missing: bool = False
+    ) -> Response:
+        """With retries; a 401 gets one single-flight refresh and one more try."""
+
+        async def attempt() -> Response:
+            creds = await self.credentials()
+            answer = await self._raw(method, path, body, token=creds.access_token)
+            if answer.status == 401:
+                await self._refresh(creds.access_token)
+                answer = await self._raw(method, path, body, token=self._token())
+            if 200 <= answer.status < 300 or (accept_missing and answer.status == 404):
+                return answer
+            raise error_for(answer)
+
+        return await self.retry.call(attempt)
+
+    def _token(self) -> str:
+        assert self._credentials is not None
+        return self._credentials.access_token
+
+    async def _raw(
+        self, method: str, path: str, body: bytes | None, *, token: str | None
+    ) -> Response:
+        headers = {"Accept": f"{BINARY}, application/json"}
+        if body is not None:
+            headers["Content-Type"] = BINARY
+        if token is not None:
+            headers["Authorization"] = f"Bearer {token}"
+        return await self.transport.request(method, path, body=body, headers=headers)

@@ -1,0 +1,56 @@
+"""Adopting the constellation's codebook (``GET /api/omega/codebook``).
+
+Patterns name content by codebook cell, so a device must hold the server's centroids
+before its pushes mean anything there. The server may name a codebook as it likes; the
+brain names it by a hash of its centroids, so the mapping between the two is recorded
+and pushes carry the server's name.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import msgspec
+
+from omega.brain import DIM, Brain
+from omega.brain.codebook import centroids_from_f16_bytes
+from omega.errors import InputError, RemoteProtocolError
+from omega.sync.credentials import CodebookLabel
+from omega.sync.transport import Response
+
+__all__ = ["CodebookDocument", "fetch_codebook"]
+
+
+class CodebookDocument(msgspec.Struct, frozen=True, kw_only=True):
+    """The JSON the server answers with (``centroids_f16``: base64 of k·dim f16, LE).
+
+    The same shape as ``omega.constellation.routes.manage.CodebookDocument``; declared
+    here so a TV does not import the server.
+    """
+
+    codebook_id: str
+    dim: int
+    k: int
+    centroids_f16: bytes
+
+
+async def fetch_codebook(brain: Brain, answer: Response) -> bool:
+    """Adopt the codebook in ``answer`` unless the brain already holds it."""
+    try:
+        doc = msgspec.json.decode(answer.body, type=CodebookDocument)
+    except msgspec.DecodeError as exc:
+        raise RemoteProtocolError(f"malformed codebook document: {exc}") from None
+    if doc.dim != DIM or doc.k < 1 or len(doc.centroids_f16) != doc.k * doc.dim * 2:
+        raise RemoteProtocolError(
+            f"codebook {doc.codebook_id!r} is {doc.k}x{doc.dim} with "
+            f"{len(doc.centroids_f16)} bytes; this brain needs {DIM}-dim f16 centroids"
+        )
+    if CodebookLabel.adopted(brain, doc.codebook_id):
+        return False
+    centroids = centroids_from_f16_bytes(doc.centroids_f16, doc.dim)
+    try:
+        await asyncio.to_thread(brain.set_codebook, centroids)
+    except InputError as exc:
+        raise RemoteProtocolError(f"codebook {doc.codebook_id!r} is unusable: {exc}") from None
+    await asyncio.to_thread(CodebookLabel.record, brain, doc.codebook_id)
+    return True

@@ -1,0 +1,66 @@
+"""The device's identity with the constellation, kept in the brain's ``cursors`` table.
+
+Viewer id, access token and rotating refresh token are written in one durable
+transaction, so a crash never leaves half a pair. So is the mapping from the server's
+codebook name to the brain's own codebook id.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from omega.brain import Brain
+
+__all__ = ["CodebookLabel", "Credentials", "load_credentials", "save_credentials"]
+
+_VIEWER, _ACCESS, _REFRESH = "sync.viewer_id", "sync.access_token", "sync.refresh_token"
+_CB_SERVER, _CB_LOCAL = "sync.codebook_server_id", "sync.codebook_local_id"
+
+
+@dataclass(frozen=True, slots=True)
+class Credentials:
+    viewer_id: str
+    access_token: str
+    refresh_token: str
+
+    def __repr__(self) -> str:  # never print tokens
+        return f"Credentials(viewer_id={self.viewer_id!r})"
+
+
+def load_credentials(brain: Brain) -> Credentials | None:
+    store = brain.store
+    values = [store.get_cursor(name, "") for name in (_VIEWER, _ACCESS, _REFRESH)]
+    return Credentials(*values) if all(values) else None
+
+
+def save_credentials(brain: Brain, credentials: Credentials) -> None:
+    store = brain.store
+    with store.transaction(durable=True) as conn:
+        store.set_cursor(conn, _VIEWER, credentials.viewer_id)
+        store.set_cursor(conn, _ACCESS, credentials.access_token)
+        store.set_cursor(conn, _REFRESH, credentials.refresh_token)
+
+
+class CodebookLabel:
+    """The name pushes carry for the brain's codebook: the server's name for it when the
+    brain adopted the server's codebook, else the brain's own id."""
+
+    @staticmethod
+    def current(brain: Brain) -> str:
+        server = brain.store.get_cursor(_CB_SERVER, "")
+        local = brain.store.get_cursor(_CB_LOCAL, "")
+        if server and local and local == brain.codebook_id:
+            return server
+        return brain.codebook_id
+
+    @staticmethod
+    def adopted(brain: Brain, server_id: str) -> bool:
+        """Whether the brain already holds the server's codebook ``server_id``."""
+        return CodebookLabel.current(brain) == server_id and bool(brain.codebook_id)
+
+    @staticmethod
+    def record(brain: Brain, server_id: str) -> None:
+        store = brain.store
+        with store.transaction(durable=True) as conn:
+            store.set_cursor(conn, _CB_SERVER, server_id)
+            store.set_cursor(conn, _CB_LOCAL, brain.codebook_id)

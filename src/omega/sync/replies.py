@@ -1,0 +1,123 @@
+"""What an answer from the constellation means, decided without any I/O.
+
+Success bodies are decoded strictly (a corrupt or truncated frame is a
+:class:`RemoteProtocolError` and nothing from it may be applied); error statuses become
+Omega's errors: 401 → :class:`AuthError` (the shell refreshes once), 403 →
+:class:`AuthError`, 422 on a push → :class:`ConflictError`, 429/5xx →
+:class:`ServerError` with ``retry_after`` (retryable), other 4xx → :class:`ServerError`
+that is not worth retrying.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import math
+from datetime import UTC, datetime
+from typing import TypeVar
+
+import msgspec
+
+from omega.errors import (
+    AuthError,
+    ConflictError,
+    OmegaError,
+    RemoteProtocolError,
+    ServerError,
+    TransportError,
+)
+from omega.protocol import codec
+from omega.protocol.messages import Message, SyncResponse
+from omega.sync.transport import Response
+
+__all__ = [
+    "BINARY",
+    "MAX_RESPONSE_BYTES",
+    "decode_reply",
+    "error_for",
+    "is_retryable",
+    "parse_retry_after",
+    "read_sync_reply",
+]
+
+BINARY = "application/x-omega"
+#: Largest answer body accepted (a pull is budgeted to a few KB; this is a safety cap).
+MAX_RESPONSE_BYTES = 1 << 20
+M = TypeVar("M", bound=Message)
+
+_RETRYABLE = {408, 425, 429, 500, 502, 503, 504}
+
+
+def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:
+    """Seconds to wait from a ``Retry-After`` header (delta-seconds or HTTP date)."""
+    if value is None or not value.strip():
+        return None
+    text = value.strip()
+    try:
+        seconds = float(text)
+    except ValueError:
+        try:
+            when = email.utils.parsedate_to_datetime(text)
+        except (TypeError, ValueError):
+            return None
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=UTC)
+        base = datetime.now(UTC).timestamp() if now is None else now
+        seconds = when.timestamp() - base
+    if not math.isfinite(seconds):
+        return None
+    return max(0.0, seconds)
+
+
+def _problem(response: Response) -> tuple[str, str]:
+    """(detail, problem type) of an error answer, tolerating non-problem bodies."""
+    try:
+        problem = msgspec.json.decode(response.body)
+    except msgspec.DecodeError:
+        problem = None
+    if isinstance(problem, dict) and isinstance(problem.get("detail"), str):
+        return str(problem["detail"]), str(problem.get("type", ""))
+    text = response.body[:200].decode("utf-8", errors="replace").strip()
+    return text or f"HTTP {response.status}", ""
+
+
+def error_for(response: Response) -> OmegaError:
+    """The error an unsuccessful answer stands for."""
+    detail, kind = _problem(response)
+    if response.status == 401:
+        return AuthError(f"the constellation refused the credentials: {detail}")
+    if response.status == 403:
+        return AuthError(f"the constellation forbids this: {detail}")
+    if response.status == 422 and kind.endswith("/idempotency-conflict"):
+        return ConflictError(detail)
+    retry_after = parse_retry_after(response.header("retry-after"))
+    return ServerError(response.status, detail, retry_after=retry_after)
+
+
+def is_retryable(error: BaseException) -> bool:
+    """Network failures and overload answers are worth another try; anything else is not."""
+    if isinstance(error, ServerError):
+        return error.status in _RETRYABLE
+    return isinstance(error, TransportError)
+
+
+def decode_reply(response: Response, expect: type[M]) -> M:
+    """The message in a 2xx answer; RemoteProtocolError if it is not exactly that."""
+    media = (response.header("content-type") or "").split(";", 1)[0].strip().lower()
+    if media == BINARY:
+        return codec.decode(response.body, expect=expect, max_bytes=MAX_RESPONSE_BYTES)
+    if media == "application/json":
+        return codec.decode_json(response.body, expect=expect, max_bytes=MAX_RESPONSE_BYTES)
+    raise RemoteProtocolError(f"unexpected Content-Type {media or 'none'} in a {expect.__name__}")
+
+
+def read_sync_reply(response: Response, *, batch_id: str | None) -> SyncResponse:
+    """Decode a /sync answer and check it answers what was sent."""
+    reply = decode_reply(response, SyncResponse)
+    if batch_id is not None:
+        if reply.ack is None:
+            raise RemoteProtocolError(f"the answer carries no ack for batch {batch_id}")
+        if reply.ack.batch_id != batch_id:
+            raise RemoteProtocolError(
+                f"the answer acknowledges batch {reply.ack.batch_id}, not {batch_id}"
+            )
+    return reply

@@ -1,0 +1,203 @@
+"""A small world for the sync tests: real constellations (uvicorn child processes on
+127.0.0.1, or the app in this process), a 384-dim codebook, and TV brains whose catalog
+sits around its cells so what they learn is predictable."""
+
+from __future__ import annotations
+
+import os
+import socket
+import sqlite3
+import subprocess
+import sys
+import time
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import msgspec
+import numpy as np
+
+from omega.brain import DIM, Brain, BrainConfig, CatalogItem
+from omega.clock import ManualClock
+from omega.protocol.messages import Pattern
+
+ADMIN_TOKEN = "sync-test-admin-" + "y" * 16
+K = 8
+ITEMS_PER_CELL = 4
+CODEBOOK_ID = "cb-sync-test"
+
+
+def centroids() -> np.ndarray:
+    rng = np.random.default_rng(11)
+    c = rng.normal(size=(K, DIM)).astype(np.float32)
+    c /= np.linalg.norm(c, axis=1, keepdims=True)
+    # What the server stores and hands out: f16. Round-trip so both sides agree exactly.
+    return c.astype("<f2").astype(np.float32)
+
+
+def codebook_document() -> bytes:
+    doc = {
+        "codebook_id": CODEBOOK_ID,
+        "dim": DIM,
+        "k": K,
+        "centroids_f16": centroids().astype("<f2").tobytes(),
+    }
+    return msgspec.json.encode(doc)
+
+
+def catalog() -> list[CatalogItem]:
+    rng = np.random.default_rng(5)
+    cells = centroids()
+    items = []
+    for cell in range(K):
+        for n in range(ITEMS_PER_CELL):
+            vector = cells[cell] + 0.02 * rng.normal(size=DIM).astype(np.float32)
+            items.append(
+                CatalogItem(
+                    item_id=f"c{cell}i{n}",
+                    title=f"Title {cell}-{n}",
+                    genres=("Drama",),
+                    runtime_min=100,
+                    embedding=vector / np.linalg.norm(vector),
+                )
+            )
+    return items
+
+
+def open_brain(directory: Path, clock: ManualClock, **config: Any) -> Brain:
+    fresh = not (directory / "brain.db").exists()
+    brain = Brain.open(directory, clock=clock, config=BrainConfig(codebook_cells=K, **config))
+    if fresh:
+        brain.upsert_items(catalog())  # builds a local codebook until the server's arrives
+    return brain
+
+
+def watch(brain: Brain, clock: ManualClock, cells: list[int], *, rounds: int = 3) -> None:
+    """Watch items of ``cells`` in turn, nearly to the end, ``rounds`` times over."""
+    for r in range(rounds):
+        for cell in cells:
+            brain.track_view(f"c{cell}i{r % ITEMS_PER_CELL}", watch_fraction=0.95)
+            clock.advance(1800)
+
+
+# -- servers ----------------------------------------------------------------------------
+@dataclass
+class Server:
+    base_url: str
+    data_dir: Path
+    db_url: str
+    process: subprocess.Popen[bytes]
+    log_path: Path
+
+    def admin(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=5)
+
+    def publish_codebook(self) -> None:
+        answer = httpx.post(
+            self.base_url + "/api/omega/codebook",
+            content=codebook_document(),
+            headers={"Content-Type": "application/json", **self.admin()},
+        )
+        assert answer.status_code == 201, answer.text
+
+    def run_round(self) -> dict[str, Any]:
+        answer = httpx.post(self.base_url + "/api/omega/rounds", headers=self.admin(), timeout=60)
+        assert answer.status_code == 200, answer.text
+        result: dict[str, Any] = answer.json()
+        return result
+
+    def stats(self) -> dict[str, Any]:
+        answer = httpx.get(self.base_url + "/api/omega/stats", headers=self.admin())
+        assert answer.status_code == 200, answer.text
+        result: dict[str, Any] = answer.json()
+        return result
+
+
+def server_env(data_dir: Path, **env: str) -> dict[str, str]:
+    return {
+        **os.environ,
+        "OMEGA_DATA_DIR": str(data_dir),
+        "OMEGA_ADMIN_TOKEN": ADMIN_TOKEN,
+        "OMEGA_FEDERATION_INTERVAL": "0",
+        "OMEGA_RELEASE_POLL_INTERVAL": "0.2",
+        "OMEGA_RATE_LIMIT": "100000",
+        **env,
+    }
+
+
+def start_server(data_dir: Path, *, db_url: str | None = None, **env: str) -> Server:
+    """uvicorn on a socket bound here (no port race); waits for /healthz."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(128)
+    port = sock.getsockname()[1]
+    child_env = server_env(data_dir, **env)
+    if db_url is not None:
+        child_env["OMEGA_DB_URL"] = db_url
+    log_path = data_dir / "server.log"
+    command = [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        "--factory",
+        "omega.constellation.app:create_app",
+        "--fd",
+        str(sock.fileno()),
+        "--log-level",
+        "warning",
+        "--no-access-log",
+    ]
+    with log_path.open("ab") as log:
+        process = subprocess.Popen(
+            command, env=child_env, stdout=log, stderr=subprocess.STDOUT, pass_fds=[sock.fileno()]
+        )
+    sock.close()
+    server = Server(
+        base_url=f"http://127.0.0.1:{port}",
+        data_dir=data_dir,
+        db_url=db_url or f"sqlite:///{data_dir / 'constellation.db'}",
+        process=process,
+        log_path=log_path,
+    )
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"server exited at start-up:\n{log_path.read_text()}")
+        try:
+            if httpx.get(server.base_url + "/healthz", timeout=1).status_code == 200:
+                return server
+        except httpx.TransportError:
+            pass
+        time.sleep(0.05)
+    server.stop()
+    raise RuntimeError(f"server did not answer /healthz in time:\n{log_path.read_text()}")
+
+
+# -- what the server holds ------------------------------------------------------------------
+def pending_upserts(db_path: Path, viewer_id: str) -> Counter[tuple[str, int]]:
+    """(pattern id, version) of every upsert queued for ``viewer_id`` on a SQLite server."""
+    with sqlite3.connect(db_path) as conn:
+        rows = conn.execute(
+            "SELECT body FROM pending WHERE viewer_id = ? AND op = 'upsert'", (viewer_id,)
+        ).fetchall()
+    decoded = [msgspec.msgpack.decode(r[0], type=Pattern) for r in rows]
+    return Counter((p.id, p.version) for p in decoded)
+
+
+def device_outbox(brain: Brain) -> set[str]:
+    with brain.store.lock:
+        rows = brain.store.conn.execute("SELECT pattern_id FROM outbox").fetchall()
+    return {r[0] for r in rows}
