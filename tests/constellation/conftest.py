@@ -2,17 +2,12 @@
 
 from __future__ import annotations
 
-import contextlib
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 import httpx
-import psycopg
 import pytest
-from _constellation_harness import ServerProcess, start_server
-from psycopg import sql
+from _constellation_harness import ServerProcess, fresh_database, start_server
 
 
 @pytest.fixture(scope="session")
@@ -44,7 +39,7 @@ def sync_server(
         yield process
         process.stop()
         return
-    with _fresh_database(request.getfixturevalue("postgres_url")) as db_url:
+    with fresh_database(request.getfixturevalue("postgres_url")) as db_url:
         process = start_server(data_dir, db_url=db_url, OMEGA_MAX_PATTERNS_PER_BATCH="100")
         yield process
         process.stop()
@@ -54,18 +49,3 @@ def sync_server(
 def sync_client(sync_server: ServerProcess) -> Iterator[httpx.Client]:
     with httpx.Client(base_url=sync_server.base_url, timeout=30) as c:
         yield c
-
-
-@contextlib.contextmanager
-def _fresh_database(server_url: str) -> Iterator[str]:
-    """An empty database on the session's PostgreSQL server (from tests/conftest.py)."""
-    name = f"omega_constellation_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(server_url, autocommit=True) as admin:
-        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    try:
-        yield urlunsplit(urlsplit(server_url)._replace(path="/" + name))
-    finally:
-        with psycopg.connect(server_url, autocommit=True) as admin:
-            admin.execute(
-                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-            )

@@ -2,8 +2,9 @@
 
 Handlers translate, in one place: ``Problem`` (raised by routes with an explicit status),
 Omega's error tree (peer garbage → 400, too large → 413, reused idempotency key → 422,
-bad credentials → 401), FastAPI's request validation, Starlette's 404/405, and anything
-unexpected (500, logged server-side with its traceback).
+bad credentials → 401, storage trouble → 503, our own encoding bug → 500), FastAPI's
+request validation, Starlette's 404/405, and anything unexpected (500, logged
+server-side with its traceback).
 """
 
 from __future__ import annotations
@@ -22,9 +23,9 @@ from omega.errors import (
     ConfigError,
     ConflictError,
     InputError,
+    LocalProtocolError,
     OmegaError,
     PayloadTooLargeError,
-    ProtocolError,
     RemoteProtocolError,
     StoreError,
 )
@@ -95,8 +96,10 @@ def status_for(error: OmegaError) -> tuple[int, str]:
     """The HTTP status and problem slug for one of Omega's errors."""
     if isinstance(error, PayloadTooLargeError):
         return 413, "too-large"
-    if isinstance(error, (RemoteProtocolError, ProtocolError)):
+    if isinstance(error, RemoteProtocolError):
         return 400, "bad-message"
+    if isinstance(error, LocalProtocolError):  # we could not encode our own answer
+        return 500, "internal"
     if isinstance(error, ConflictError):
         return 422, "idempotency-conflict"
     if isinstance(error, AuthError):
