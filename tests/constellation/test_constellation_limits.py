@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
 import zstandard
-from _constellation_harness import BINARY, Device, ServerProcess, preference
+from _constellation_harness import BINARY, Device, ServerProcess, preference, start_server
 
 from omega.protocol import codec
 from omega.protocol.messages import PROTOCOL_VERSION, PullRequest, Registration, SyncRequest
@@ -163,3 +165,20 @@ def test_unknown_routes_and_methods_are_problems(client: httpx.Client) -> None:
     _assert_problem(client.get("/api/omega/nothing-here"), 404)
     _assert_problem(client.get("/api/omega/sync"), 405)
     _assert_problem(client.get("/api/omega/patterns", params={"since": "x"}), 401)
+
+
+def test_retry_after_is_honest_for_a_configured_limit(tmp_path: Path) -> None:
+    server = start_server(tmp_path / "small-limit", OMEGA_RATE_LIMIT="3", OMEGA_RATE_WINDOW="2")
+    try:
+        with httpx.Client(base_url=server.base_url, timeout=30) as client:
+            device = Device.register(client)
+            url = f"/api/omega/viewers/{device.viewer_id}"
+            assert [client.get(url, headers=device.auth).status_code for _ in range(3)] == [200] * 3
+            refused = client.get(url, headers=device.auth)
+            _assert_problem(refused, 429)
+            retry_after = int(refused.headers["retry-after"])
+            assert 1 <= retry_after <= 2
+            time.sleep(retry_after + 0.1)  # a device that waits as told is served again
+            assert client.get(url, headers=device.auth).status_code == 200
+    finally:
+        server.stop()
