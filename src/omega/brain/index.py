@@ -186,11 +186,11 @@ class VectorIndex:
         q = self._query(vector)
         if k < 1:
             return np.empty(0, dtype=np.uint64), np.empty(0, dtype=np.float32)
+        banned = np.fromiter(exclude, dtype=np.uint64) if exclude else None
         with self._lock:
             size = len(self._index)
             if size == 0:
                 return np.empty(0, dtype=np.uint64), np.empty(0, dtype=np.float32)
-            banned = np.fromiter(exclude, dtype=np.uint64) if exclude else None
             want = min(size, k + (banned.size if banned is not None else 0))
             while True:
                 matches = self._index.search(q, want)
