@@ -201,3 +201,83 @@ def device_outbox(brain: Brain) -> set[str]:
     with brain.store.lock:
         rows = brain.store.conn.execute("SELECT pattern_id FROM outbox").fetchall()
     return {r[0] for r in rows}
+
+
+# -- the constellation in this process ------------------------------------------------------
+class Tamper:
+    """An ASGI middleware around the real app that damages the next ``arm``-ed answers to
+    ``POST /api/omega/sync`` after the app has fully handled them (committed its work)."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+        self.modes: list[str] = []
+        self.tampered = 0
+
+    def arm(self, *modes: str) -> None:
+        self.modes.extend(modes)
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http" or scope["path"] != "/api/omega/sync" or not self.modes:
+            await self.app(scope, receive, send)
+            return
+        mode = self.modes.pop(0)
+        start: dict[str, Any] = {}
+        chunks: list[bytes] = []
+
+        async def capture(message: dict[str, Any]) -> None:
+            if message["type"] == "http.response.start":
+                start.update(message)
+            elif message["type"] == "http.response.body":
+                chunks.append(message.get("body", b""))
+
+        await self.app(scope, receive, capture)
+        body = b"".join(chunks)
+        if mode == "truncate":
+            body = body[: len(body) // 2]
+        elif mode == "flip":
+            middle = len(body) // 2
+            body = (
+                body[:middle]
+                + bytes(b ^ 0xA5 for b in body[middle : middle + 8])
+                + body[middle + 8 :]
+            )
+        elif mode == "garbage":
+            body = b"\x01\x00" + b"\xc1" * 40  # our version byte, then bytes msgpack never uses
+        self.tampered += 1
+        headers = [(k, v) for k, v in start["headers"] if k.lower() != b"content-length"]
+        headers.append((b"content-length", str(len(body)).encode()))
+        await send({**start, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+
+
+def inprocess_settings(data_dir: Path, **overrides: Any) -> Any:
+    from omega.constellation.settings import Settings
+
+    values: dict[str, Any] = {
+        "data_dir": data_dir,
+        "admin_token": ADMIN_TOKEN,
+        "federation_interval": 0,
+        "release_poll_interval": 0.2,
+        "rate_limit": 100_000,
+        **overrides,
+    }
+    return Settings(**values)
+
+
+async def publish_codebook_via(transport: Any) -> None:
+    answer = await transport.request(
+        "POST",
+        "/api/omega/codebook",
+        body=codebook_document(),
+        headers={"Content-Type": "application/json", "Authorization": f"Bearer {ADMIN_TOKEN}"},
+    )
+    assert answer.status == 201, answer.body
+
+
+async def run_round_via(transport: Any) -> dict[str, Any]:
+    answer = await transport.request(
+        "POST", "/api/omega/rounds", body=None, headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}
+    )
+    assert answer.status == 200, answer.body
+    result: dict[str, Any] = msgspec.json.decode(answer.body)
+    return result

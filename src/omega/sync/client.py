@@ -38,7 +38,13 @@ from omega.protocol.messages import (
 )
 from omega.sync.codebook import fetch_codebook
 from omega.sync.conflicts import check_strategy
-from omega.sync.credentials import CodebookLabel, Credentials, load_credentials, save_credentials
+from omega.sync.cursors import (
+    CodebookLabel,
+    Credentials,
+    forget_release,
+    load_credentials,
+    save_credentials,
+)
 from omega.sync.push import MAX_PUSH_BYTES, MAX_PUSH_PATTERNS, build_push, new_batch_id
 from omega.sync.replies import BINARY, decode_reply, error_for, read_sync_reply
 from omega.sync.retry import RetryPolicy
@@ -140,6 +146,11 @@ class SyncClient:
                 self._step("acked")
             pull, pages, pulled, removed = reply.pull, 1, 0, 0
             while True:
+                if pull.version < since:
+                    # The server's history restarted (restored or replaced): it resends
+                    # everything, so our collective tier starts afresh with it.
+                    await asyncio.to_thread(forget_release, self.brain)
+                since = pull.version
                 await asyncio.to_thread(self._apply, pull)
                 self._step("page-applied")
                 pulled, removed = pulled + len(pull.patterns), removed + len(pull.removed)

@@ -15,7 +15,7 @@ import msgspec
 from omega.brain import DIM, Brain
 from omega.brain.codebook import centroids_from_f16_bytes
 from omega.errors import InputError, RemoteProtocolError
-from omega.sync.credentials import CodebookLabel
+from omega.sync.cursors import CodebookLabel
 from omega.sync.transport import Response
 
 __all__ = ["CodebookDocument", "fetch_codebook"]

@@ -109,11 +109,13 @@ class AsgiTransport(_HttpxTransport):
     """An ASGI app (e.g. ``omega.constellation.create_app(settings)``) in this process.
 
     ``open()`` (or ``async with``) enters the app's lifespan, so its storage and
-    background tasks start as under uvicorn; ``aclose()`` shuts them down.
+    background tasks start as under uvicorn; ``aclose()`` shuts them down. When ``app``
+    is a middleware around the real app, pass the real one as ``lifespan_app``.
     """
 
-    def __init__(self, app: Any) -> None:
+    def __init__(self, app: Any, *, lifespan_app: Any = None) -> None:
         self.app = app
+        self.lifespan_app = app if lifespan_app is None else lifespan_app
         self._lifespan: contextlib.AbstractAsyncContextManager[Any] | None = None
         super().__init__(
             httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://omega.asgi")
@@ -121,7 +123,7 @@ class AsgiTransport(_HttpxTransport):
 
     async def open(self) -> Self:
         if self._lifespan is None:
-            lifespan = self.app.router.lifespan_context(self.app)
+            lifespan = self.lifespan_app.router.lifespan_context(self.lifespan_app)
             await lifespan.__aenter__()
             self._lifespan = lifespan
         return self

@@ -1,4 +1,4 @@
-"""The device's identity with the constellation, kept in the brain's ``cursors`` table.
+"""What the sync client keeps in the brain's ``cursors`` table: identity, codebook name, release.
 
 Viewer id, access token and rotating refresh token are written in one durable
 transaction, so a crash never leaves half a pair. So is the mapping from the server's
@@ -11,7 +11,13 @@ from dataclasses import dataclass
 
 from omega.brain import Brain
 
-__all__ = ["CodebookLabel", "Credentials", "load_credentials", "save_credentials"]
+__all__ = [
+    "CodebookLabel",
+    "Credentials",
+    "forget_release",
+    "load_credentials",
+    "save_credentials",
+]
 
 _VIEWER, _ACCESS, _REFRESH = "sync.viewer_id", "sync.access_token", "sync.refresh_token"
 _CB_SERVER, _CB_LOCAL = "sync.codebook_server_id", "sync.codebook_local_id"
@@ -64,3 +70,13 @@ class CodebookLabel:
         with store.transaction(durable=True) as conn:
             store.set_cursor(conn, _CB_SERVER, server_id)
             store.set_cursor(conn, _CB_LOCAL, brain.codebook_id)
+
+
+def forget_release(brain: Brain) -> None:
+    """Drop the collective tier and rewind the release cursor, in one durable commit (the
+    cursor is never ahead of the data, so a crash after it is harmless)."""
+    store = brain.store
+    with store.transaction(durable=True) as conn:
+        conn.execute("DELETE FROM collective")
+        conn.execute("DELETE FROM trends")
+        store.set_cursor(conn, "release_version", "0")
