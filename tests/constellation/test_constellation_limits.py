@@ -168,7 +168,12 @@ def test_unknown_routes_and_methods_are_problems(client: httpx.Client) -> None:
 
 
 def test_retry_after_is_honest_for_a_configured_limit(tmp_path: Path) -> None:
-    server = start_server(tmp_path / "small-limit", OMEGA_RATE_LIMIT="3", OMEGA_RATE_WINDOW="2")
+    server = start_server(
+        tmp_path / "small-limit",
+        OMEGA_RATE_LIMIT="3",
+        OMEGA_RATE_WINDOW="2",
+        OMEGA_REGISTRATION_RATE_LIMIT="2",
+    )
     try:
         with httpx.Client(base_url=server.base_url, timeout=30) as client:
             device = Device.register(client)
@@ -180,5 +185,10 @@ def test_retry_after_is_honest_for_a_configured_limit(tmp_path: Path) -> None:
             assert 1 <= retry_after <= 2
             time.sleep(retry_after + 0.1)  # a device that waits as told is served again
             assert client.get(url, headers=device.auth).status_code == 200
+
+            # Registrations per address are limited too when configured.
+            statuses = [client.post("/api/omega/viewers").status_code for _ in range(3)]
+            assert statuses[-1] == 429
+            assert 201 in statuses
     finally:
         server.stop()

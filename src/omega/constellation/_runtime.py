@@ -37,6 +37,7 @@ class Runtime:
     tokens: TokenService
     admin: AdminGate
     limiter: ViewerRateLimiter
+    registration_limiter: ViewerRateLimiter | None
     broker: EventBroker
     metrics: Metrics
     pacer: Pacer

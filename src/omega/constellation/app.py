@@ -103,6 +103,11 @@ def _build_runtime(settings: Settings, clock: Clock, metrics: Metrics) -> Runtim
         tokens=tokens,
         admin=admin,
         limiter=ViewerRateLimiter(limit=settings.rate_limit, window=settings.rate_window),
+        registration_limiter=ViewerRateLimiter(
+            limit=settings.registration_rate_limit, window=settings.rate_window
+        )
+        if settings.registration_rate_limit
+        else None,
         broker=broker,
         metrics=metrics,
         pacer=Pacer(
@@ -161,6 +166,8 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
             runtime.limiter.close()
+            if runtime.registration_limiter is not None:
+                runtime.registration_limiter.close()
             runtime.storage.close()
 
     app = FastAPI(

@@ -9,6 +9,7 @@ from fastapi import Depends, Request
 from omega.constellation._runtime import Runtime, runtime_of
 from omega.constellation.auth import VerifiedToken
 from omega.constellation.problems import Problem
+from omega.constellation.ratelimit import ViewerRateLimiter
 from omega.errors import AuthError
 
 __all__ = [
@@ -16,6 +17,7 @@ __all__ = [
     "Viewer",
     "bearer_token",
     "enforce_rate",
+    "enforce_registration_rate",
     "require_admin",
     "require_own",
     "require_viewer",
@@ -44,12 +46,24 @@ async def require_viewer(request: Request) -> VerifiedToken:
 
 
 def enforce_rate(runtime: Runtime, viewer_id: str) -> None:
-    decision = runtime.limiter.hit(viewer_id)
+    _enforce(runtime.limiter, viewer_id, runtime.settings.rate_window, "this viewer")
+
+
+def enforce_registration_rate(request: Request) -> None:
+    runtime = runtime_of(request)
+    limiter = runtime.registration_limiter
+    if limiter is not None:
+        address = request.client.host if request.client else "unknown"
+        _enforce(limiter, address, runtime.settings.rate_window, "registrations from here")
+
+
+def _enforce(limiter: ViewerRateLimiter, key: str, window: int, who: str) -> None:
+    decision = limiter.hit(key)
     if not decision.allowed:
         raise Problem(
             429,
-            f"over {runtime.limiter.limit} requests per {runtime.settings.rate_window} s for "
-            f"this viewer; retry in {decision.retry_after} s",
+            f"over {limiter.limit} requests per {window} s for {who}; "
+            f"retry in {decision.retry_after} s",
             slug="rate-limited",
             headers={"Retry-After": str(decision.retry_after)},
         )

@@ -47,6 +47,14 @@ class Settings(BaseSettings):
     # -- limits ------------------------------------------------------------------------
     rate_limit: int = Field(default=60, gt=0, description="Requests per viewer per rate_window.")
     rate_window: int = Field(default=60, gt=0, description="Seconds.")
+    registration_rate_limit: int = Field(
+        default=0,
+        ge=0,
+        description=(
+            "Registrations per client address per rate_window; 0 = unlimited (behind a "
+            "proxy every device shares its address, so enable only where addresses are real)."
+        ),
+    )
     max_body_bytes: int = Field(default=256 * 1024, gt=0)
     max_decompressed_bytes: int = Field(default=2 * 1024 * 1024, gt=0)
     max_patterns_per_batch: int = Field(default=512, gt=0)

@@ -10,7 +10,12 @@ from starlette.responses import Response
 
 from omega.constellation._runtime import runtime_of
 from omega.constellation._wire import WireFormat, read_message, reply
-from omega.constellation.guards import Viewer, enforce_rate, require_own
+from omega.constellation.guards import (
+    Viewer,
+    enforce_rate,
+    enforce_registration_rate,
+    require_own,
+)
 from omega.constellation.problems import Problem
 from omega.constellation.routes._bodies import body_doc, reply_doc
 from omega.errors import AuthError
@@ -33,6 +38,7 @@ router = APIRouter(prefix="/api/omega", tags=["viewers"])
 async def register(request: Request) -> Response:
     runtime = runtime_of(request)
     settings = runtime.settings
+    enforce_registration_rate(request)
     fmt: WireFormat = "json"
     if request.headers.get("content-length", "0") == "0" and "content-type" not in request.headers:
         registration = Registration()
