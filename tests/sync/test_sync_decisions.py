@@ -1,0 +1,109 @@
+"""The pure half of the client: what goes into a push, what an answer means, how long to
+wait. No server needed (a real brain on a SQLite file)."""
+
+from __future__ import annotations
+
+import email.utils
+from pathlib import Path
+
+import numpy as np
+import pytest
+from _sync_world import centroids, open_brain, watch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from tenacity import RetryCallState
+
+from omega.clock import ManualClock
+from omega.errors import AuthError, ConflictError, RemoteProtocolError, ServerError, TransportError
+from omega.protocol import codec
+from omega.protocol.messages import PullResponse, PushAck, SyncResponse
+from omega.sync import RetryPolicy, build_push
+from omega.sync.replies import error_for, is_retryable, parse_retry_after, read_sync_reply
+from omega.sync.transport import Response
+
+
+def test_a_push_is_bounded_and_pruned_patterns_travel_as_removals(tmp_path: Path) -> None:
+    clock = ManualClock()
+    tv = open_brain(tmp_path / "tv", clock)
+    tv.set_codebook(centroids())
+    watch(tv, clock, list(range(8)), rounds=4)
+    tv.flush()
+    pending = tv.store.outbox_pending(1000)
+    assert len(pending) > 8
+
+    plan = build_push(tv, viewer_id="v1", codebook_id="cb", batch_id="b1", max_patterns=8)
+    assert plan is not None and plan.size == 8
+    assert plan.pattern_ids == tuple(pid for pid, _ in pending[:8])
+    assert codec.decode(plan.payload) == plan.request
+
+    tight = build_push(tv, viewer_id="v1", codebook_id="cb", batch_id="b2", max_bytes=400)
+    assert tight is not None and 1 < tight.size < len(pending) and len(tight.payload) <= 400
+    alone = build_push(tv, viewer_id="v1", codebook_id="cb", batch_id="b2", max_bytes=10)
+    assert alone is not None and alone.size == 1  # one pattern always goes
+
+    gone = pending[0][0]
+    tv.bank._stats.pop(gone)  # pruned since it was queued
+    plan = build_push(tv, viewer_id="v1", codebook_id="cb", batch_id="b3", max_patterns=2)
+    assert plan is not None and plan.request.removed == [gone]
+    tv.close()
+
+
+def test_nothing_to_push_is_none(tmp_path: Path) -> None:
+    tv = open_brain(tmp_path / "tv", ManualClock())
+    assert build_push(tv, viewer_id="v", codebook_id="c", batch_id="b") is None
+    tv.close()
+
+
+def _answer(status: int, body: bytes = b"", **headers: str) -> Response:
+    return Response(
+        status=status, headers={k.replace("_", "-"): v for k, v in headers.items()}, body=body
+    )
+
+
+def test_answers_map_to_errors() -> None:
+    problem = b'{"title":"x","status":422,"detail":"batch b1 reused","type":"https://omega.invalid/problems/idempotency-conflict"}'
+    assert isinstance(error_for(_answer(401, b'{"detail":"expired"}')), AuthError)
+    assert isinstance(error_for(_answer(403)), AuthError)
+    assert isinstance(error_for(_answer(422, problem)), ConflictError)
+    limited = error_for(_answer(429, b"{}", retry_after="7"))
+    assert isinstance(limited, ServerError) and limited.retry_after == 7
+    assert is_retryable(limited) and is_retryable(TransportError("reset"))
+    assert not is_retryable(error_for(_answer(400, b"not json")))
+    assert not is_retryable(RemoteProtocolError("garbage"))
+
+
+def test_retry_after_reads_seconds_and_http_dates() -> None:
+    assert parse_retry_after("12") == 12
+    assert parse_retry_after("-3") == 0
+    assert parse_retry_after(None) is None and parse_retry_after("soon") is None
+    date = email.utils.formatdate(1_000_030, usegmt=True)
+    assert parse_retry_after(date, now=1_000_000) == pytest.approx(30)
+
+
+def test_a_reply_must_acknowledge_the_batch_sent() -> None:
+    reply = SyncResponse(pull=PullResponse(version=3), ack=PushAck(batch_id="other"))
+    body = codec.encode(reply)
+    answer = _answer(200, body, content_type="application/x-omega")
+    with pytest.raises(RemoteProtocolError, match="not b1"):
+        read_sync_reply(answer, batch_id="b1")
+    assert read_sync_reply(answer, batch_id=None).pull.version == 3
+    with pytest.raises(RemoteProtocolError):
+        read_sync_reply(_answer(200, body, content_type="text/html"), batch_id=None)
+
+
+@settings(max_examples=200, deadline=None)
+@given(attempt=st.integers(1, 12), retry_after=st.none() | st.floats(0, 50))
+def test_backoff_is_full_jitter_capped_and_never_below_retry_after(
+    attempt: int, retry_after: float | None
+) -> None:
+    policy = RetryPolicy(base=0.5, cap=8.0)
+    state = RetryCallState(None, None, (), {})
+    state.attempt_number = attempt
+    error = ServerError(503, "busy", retry_after=retry_after)
+    state.set_exception((ServerError, error, None))
+    wait = policy.delay(state)
+    window = min(8.0, 0.5 * 2 ** (attempt - 1))
+    assert 0 <= wait <= max(window, retry_after or 0)
+    if retry_after is not None:
+        assert wait >= retry_after
+    assert np.isfinite(wait)
