@@ -176,3 +176,47 @@ def test_merge_of_transition_arrays_matches_no_evidence_cost() -> None:
     merged = CellKnowledge(256)
     assert merged.local_next_evidence.size == 2  # a default brain carries no extra arrays
     assert np.shares_memory(merged.next_views()[0], merged.crowd_next)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    strategy=st.sampled_from(["viewer-wins", "omega-wins", "quality-wins"]),
+    mine=st.tuples(st.integers(1, 20), st.integers(0, 20)).filter(lambda t: t[1] <= t[0]),
+    theirs=st.tuples(st.integers(1, 20), st.integers(1, 20)).filter(lambda t: t[1] <= t[0]),
+)
+def test_the_brain_decides_each_pair_as_resolve_does(
+    strategy: str, mine: tuple[int, int], theirs: tuple[int, int]
+) -> None:
+    name = check_strategy(strategy)
+    (my_trials, my_hits), (their_trials, their_hits) = mine, theirs
+    knowledge = CellKnowledge(2, strategy=name, min_support=3)
+    stat = PatternStat(("recommendation", (0, 1), "any", "any"), float(my_hits), my_trials)
+    knowledge.learn_local(stat)
+    crowd = ConsolidatedPattern(
+        id="r",
+        task="recommendation",
+        cells=(0, 1),
+        success_rate=their_hits / their_trials,
+        support=their_trials,
+        viewers=5,
+        weight=1.0,
+        version=1,
+    )
+    knowledge.rebuild_collective([crowd], [])
+    crowd_view, local_view = knowledge.next_views()
+    verdict = resolve(
+        Ledger.of(
+            [
+                Evidence(successes=my_hits, trials=my_trials, version=1, origin="viewer"),
+                Evidence(successes=their_hits, trials=their_trials, version=1, origin="omega"),
+            ]
+        ),
+        name,
+        min_support=3,
+    )
+    assert verdict is not None
+    # The side the strategy picks survives; the other is dropped (viewer-wins keeps a
+    # device's thin evidence beside the crowd's rather than dropping it).
+    assert (crowd_view[0, 1] > 0) == (verdict.origin == "omega")
+    if name != "viewer-wins" and my_hits:
+        assert (local_view[0, 1] > 0) == (verdict.origin == "viewer")

@@ -119,3 +119,19 @@ def test_rate_limited_sync_waits_at_least_retry_after_then_reports_it(tmp_path: 
 
     asyncio.run(scenario())
     tv.close()
+
+
+def test_concurrent_first_calls_register_the_device_once(tmp_path: Path) -> None:
+    clock = ManualClock()
+    app = _app(tmp_path, clock)
+    tv = open_brain(tmp_path / "tv", clock)
+
+    async def scenario() -> None:
+        async with AsgiTransport(app) as transport:
+            await publish_codebook_via(transport)
+            client = SyncClient(tv, transport)
+            await asyncio.gather(client.fetch_codebook(), client.sync(), client.credentials())
+            assert app.state.runtime.storage.stats().viewers == 1
+
+    asyncio.run(scenario())
+    tv.close()

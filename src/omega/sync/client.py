@@ -85,8 +85,13 @@ def _size(push: PushRequest) -> int:
 
 
 class SyncClient:
-    """Syncs one brain through one transport. Serialises its own syncs; token refresh is
-    single-flight across everything the client is doing."""
+    """Syncs one brain through one transport. Serialises its own syncs; registration and
+    token refresh are single-flight across everything the client is doing.
+
+    ``on_step`` is called with the name of each durable step as it completes
+    (``batch-recorded``, ``reply-received``, ``acked``, ``page-applied``): crash tests
+    stop the process there.
+    """
 
     def __init__(
         self,
@@ -229,27 +234,37 @@ class SyncClient:
 
     # -- credentials -------------------------------------------------------------------
     async def credentials(self) -> Credentials:
-        """Stored credentials, registering this device on first use."""
+        """Stored credentials, registering this device on first use (once, however many
+        calls race for it)."""
         if self._credentials is None:
             self._credentials = load_credentials(self.brain)
-        if self._credentials is None:
-            body = codec.encode(Registration(device_model=self.device_model, region=self.region))
-            answer = await self.retry.call(
-                lambda: self._raw("POST", "/api/omega/viewers", body, token=None)
-            )
+        if self._credentials is not None:
+            return self._credentials
+        async with self._auth_lock:
+            if self._credentials is None:
+                self._credentials = await self._register()
+            return self._credentials
+
+    async def _register(self) -> Credentials:
+        body = codec.encode(Registration(device_model=self.device_model, region=self.region))
+
+        async def attempt() -> Response:
+            answer = await self._raw("POST", "/api/omega/viewers", body, token=None)
             if answer.status != 201:
                 raise error_for(answer)
-            reg = decode_reply(answer, RegistrationResponse)
-            creds = Credentials(reg.viewer_id, reg.access_token, reg.refresh_token)
-            await asyncio.to_thread(save_credentials, self.brain, creds)
-            self._credentials = creds
-        return self._credentials
+            return answer
+
+        reg = decode_reply(await self.retry.call(attempt), RegistrationResponse)
+        creds = Credentials(reg.viewer_id, reg.access_token, reg.refresh_token)
+        await asyncio.to_thread(save_credentials, self.brain, creds)
+        return creds
 
     async def _refresh(self, stale_access: str) -> None:
         """Trade the refresh token for a new pair, once for every caller that saw
         ``stale_access`` refused (the others find it replaced and simply retry)."""
+        creds = await self.credentials()
         async with self._auth_lock:
-            creds = await self.credentials()
+            creds = self._credentials or creds
             if creds.access_token != stale_access:
                 return
             body = codec.encode(TokenRefresh(refresh_token=creds.refresh_token))
