@@ -59,6 +59,9 @@ MAX_PAGES = 8
 
 @dataclass(frozen=True, slots=True)
 class SyncResult:
+    """What one sync did. ``push_bytes``: the first request's body (push + pull request);
+    ``pull_bytes``: every answer body; ``next_sync_after``: the server's pace (seconds)."""
+
     viewer_id: str
     batch_id: str | None  # the batch pushed (None: the outbox was empty)
     resent: bool  # the batch was in flight from an earlier, unanswered sync
