@@ -20,6 +20,7 @@ from omega.sim.evaluation import (
     rank_metrics,
     split,
 )
+from omega.sim.viewers import synthetic_dataset
 
 __all__ = [
     "BASELINES",
@@ -39,4 +40,5 @@ __all__ = [
     "load_dataset",
     "rank_metrics",
     "split",
+    "synthetic_dataset",
 ]
