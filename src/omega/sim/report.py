@@ -1,0 +1,265 @@
+"""``omega simulate --report DIR``: the result as JSON, a Markdown summary and PNG plots.
+
+Also the Rich tables the terminal shows at the end of a run. Every reader tolerates
+missing sections (no attack, no timeline, a skipped baseline): that row, line or plot is
+left out rather than invented.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from rich.table import Table
+
+from omega.errors import ConfigError
+from omega.sim._report_data import (
+    Check,
+    attack_checks,
+    byte_checks,
+    fmt,
+    fmt_share,
+    fmt_wall,
+    jsonable,
+    number,
+    privacy_checks,
+    quality_rows,
+    section,
+)
+from omega.sim._report_plots import (
+    attack_exposure_png,
+    bytes_per_sync_png,
+    quality_over_time_png,
+)
+
+__all__ = [
+    "PLOTS",
+    "check_report_directory",
+    "quality_table",
+    "render_markdown",
+    "summary_table",
+    "write_report",
+]
+
+# file name → (title for the Markdown link, what it shows, renderer)
+PLOTS: dict[str, tuple[str, str, Callable[[Mapping[str, Any]], bytes | None]]] = {
+    "quality_over_time.png": (
+        "Quality over simulated time",
+        "NDCG@10 of Omega vs local-only as the replay advances; other baselines at their "
+        "final values",
+        quality_over_time_png,
+    ),
+    "bytes_per_sync.png": (
+        "Bytes per sync",
+        "push and pull sizes per sync against the 1 KB / 5 KB targets",
+        bytes_per_sync_png,
+    ),
+    "attack_exposure.png": (
+        "Exposure under attack",
+        "the promoted item's exposure and NDCG@10, clean vs attacked",
+        attack_exposure_png,
+    ),
+}
+
+
+def check_report_directory(directory: Path) -> Path:
+    """Create ``directory`` if needed and prove it writable; ``ConfigError`` if not.
+
+    Call it before a long run so a bad ``--report DIR`` fails in a second, not at the end.
+    """
+    directory = _not_a_file(directory)
+    probe = directory / ".omega-report-probe"
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        raise ConfigError(f"cannot write the report to {directory}: {reason}") from exc
+    return directory
+
+
+def write_report(result: Mapping[str, Any], directory: Path) -> list[Path]:
+    """Write report.json, report.md and the plots the result has data for into ``directory``.
+
+    Creates the directory if needed. Returns the written paths (JSON, Markdown, then
+    PNGs). A plot of ours left from an earlier run whose section is now missing is
+    removed, so the folder never shows a stale picture. ``ConfigError`` if the directory
+    cannot be created or written.
+    """
+    directory = _not_a_file(directory)
+    # Render everything first: a bad result raises before anything is written.
+    body = json.dumps(jsonable(result), indent=2, ensure_ascii=False) + "\n"
+    pictures = {name: render(result) for name, (_, _, render) in PLOTS.items()}
+    drawn = [name for name, png in pictures.items() if png is not None]
+    markdown = render_markdown(result, plots=drawn)
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        written = [_write(directory / "report.json", body.encode())]
+        written.append(_write(directory / "report.md", markdown.encode()))
+        for name, png in pictures.items():
+            if png is not None:
+                written.append(_write(directory / name, png))
+            else:
+                (directory / name).unlink(missing_ok=True)
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        raise ConfigError(f"cannot write the report to {directory}: {reason}") from exc
+    return written
+
+
+def _not_a_file(directory: Path) -> Path:
+    directory = Path(directory)
+    if directory.exists() and not directory.is_dir():
+        raise ConfigError(f"report directory {directory} is a file, not a directory")
+    return directory
+
+
+def _write(path: Path, data: bytes) -> Path:
+    # Write beside the target, then rename: a reader never sees half a file.
+    partial = path.with_name(f".{path.name}.partial")
+    partial.write_bytes(data)
+    partial.replace(path)
+    return path
+
+
+def render_markdown(result: Mapping[str, Any], *, plots: list[str] | None = None) -> str:
+    """The Markdown summary; ``plots`` are the PNG file names to link (default: none)."""
+    lines = ["# Omega simulation report", ""]
+    lines += ["| run | |", "| --- | --- |"]
+    facts = [
+        ("dataset", f"`{result['dataset']}`" if result.get("dataset") else None),
+        ("format", result.get("format")),
+        ("viewers", _count(result.get("viewers"))),
+        ("items", _count(result.get("items"))),
+        ("events", _count(result.get("events"))),
+        ("seed", result.get("seed")),
+        ("constellation", result.get("constellation")),
+        ("wall time", fmt_wall(number(result.get("wall_s"))) if "wall_s" in result else None),
+    ]
+    lines += [f"| {name} | {value} |" for name, value in facts if value is not None]
+
+    rows = quality_rows(result)
+    if rows:
+        lines += ["", "## Recommendation quality", ""]
+        lines += [
+            "Each viewer's last interaction held out; all unseen items ranked. "
+            "*Pessimistic*: tied items count against the held-out one.",
+            "",
+            "| model | HR@10 | NDCG@10 | NDCG@10 pessimistic | × local-only |",
+            "| --- | ---: | ---: | ---: | ---: |",
+        ]
+        for row in rows:
+            name = f"**{row.label}**" if row.key == "omega" else row.label
+            if row.skipped:
+                lines.append(f"| {name} | skipped | | | |")
+                continue
+            ratio = fmt(row.vs_local, ".2f") + "×" if row.vs_local is not None else "—"
+            lines.append(
+                f"| {name} | {fmt(row.hr)} | {fmt(row.ndcg)} | {fmt(row.ndcg_pessimistic)} "
+                f"| {ratio} |"
+            )
+
+    lines += _check_section("Bytes on the wire", byte_checks(result))
+    privacy = privacy_checks(result)
+    if privacy:
+        lines += _check_section("Privacy audit", privacy)
+        leaked = [c.label for c in privacy if c.met is False]
+        verdict = f"**LEAK: {', '.join(leaked)}**" if leaked else "Nothing private left the TVs."
+        lines += ["", verdict]
+
+    attack = section(result, "attack")
+    if attack:
+        kind = attack.get("kind") or "attack"
+        title = f"Attack: {kind}, {fmt_share(number(attack.get('attackers')))} attackers"
+        lines += _check_section(title, attack_checks(attack))
+        target = attack.get("target_title") or attack.get("target_item")
+        if target:
+            item = attack.get("target_item")
+            lines += ["", f"Target item: {target}" + (f" (`{item}`)" if item != target else "")]
+
+    timings = {k: number(v) for k, v in section(result, "timings").items()}
+    if timings:
+        lines += ["", "## Timings", "", "| stage | seconds |", "| --- | ---: |"]
+        lines += [f"| {k} | {fmt(v, '.2f')} |" for k, v in timings.items()]
+
+    if plots:
+        lines += ["", "## Plots", ""]
+        lines += [f"- [{PLOTS[n][0]}]({n}): {PLOTS[n][1]}" for n in plots if n in PLOTS]
+    return "\n".join(lines) + "\n"
+
+
+def _check_section(title: str, checks: list[Check]) -> list[str]:
+    if not checks:
+        return []
+    lines = ["", f"## {title}", "", "| figure | value | target | |", "| --- | ---: | --- | --- |"]
+    lines += [f"| {c.label} | {c.value} | {c.target} | {c.verdict} |" for c in checks]
+    return lines
+
+
+def _count(value: Any) -> str | None:
+    as_number = number(value)
+    return None if as_number is None else f"{as_number:,.0f}"
+
+
+def quality_table(result: Mapping[str, Any]) -> Table:
+    """Omega and each baseline: HR@10, NDCG@10, pessimistic NDCG@10, × local-only."""
+    viewers = _count(result.get("viewers"))
+    title = "Recommendation quality" + (f" — {viewers} viewers" if viewers else "")
+    table = Table(
+        title=title,
+        caption="last interaction held out, full ranking; pessimistic = ties count against",
+        header_style="bold",
+    )
+    table.add_column("model")
+    for column in ("HR@10", "NDCG@10", "NDCG@10 pessimistic", "× local-only"):
+        table.add_column(column, justify="right")
+    for row in quality_rows(result):
+        style = "bold cyan" if row.key == "omega" else ("dim" if "ref." in row.label else None)
+        if row.skipped:
+            table.add_row(row.label, "skipped", "", "", "", style="dim")
+            continue
+        ratio = f"{row.vs_local:.2f}×" if row.vs_local is not None else "—"
+        table.add_row(
+            row.label, fmt(row.hr), fmt(row.ndcg), fmt(row.ndcg_pessimistic), ratio, style=style
+        )
+    return table
+
+
+def summary_table(result: Mapping[str, Any]) -> Table:
+    """Bytes on the wire, the privacy audit and the attack figures, each with its target."""
+    table = Table(title="Sync, privacy and robustness", header_style="bold")
+    table.add_column("figure")
+    table.add_column("value", justify="right")
+    table.add_column("target")
+    table.add_column("")
+    groups = [byte_checks(result), privacy_checks(result)]
+    attack = section(result, "attack")
+    if attack:
+        kind = attack.get("kind") or "attack"
+        share = fmt_share(number(attack.get("attackers")))
+        target = attack.get("target_title") or attack.get("target_item") or "—"
+        groups.append(
+            [Check("attack", f"{kind}, {share} attackers"), Check("attack target", str(target))]
+            + [
+                Check(f"under attack: {c.label}", c.value, c.target, c.met)
+                for c in attack_checks(attack)
+            ]
+        )
+    for checks in groups:
+        for index, check in enumerate(checks):
+            colour = {True: "green", False: "bold red", None: ""}[check.met]
+            verdict = f"[{colour}]{check.verdict}[/]" if colour else ""
+            table.add_row(
+                check.label,
+                check.value,
+                check.target,
+                verdict,
+                end_section=index == len(checks) - 1,
+            )
+    wall = number(result.get("wall_s"))
+    if wall is not None:
+        table.add_row("wall time", fmt_wall(wall), "", "")
+    return table
