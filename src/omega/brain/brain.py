@@ -23,7 +23,7 @@ import numpy as np
 import numpy.typing as npt
 
 from omega.brain import episodes as ep
-from omega.brain.catalog import Catalog, CatalogItem, item_text
+from omega.brain.catalog import Catalog, CatalogItem, SharedCatalog, item_text
 from omega.brain.codebook import assign_cells, build_codebook, codebook_id
 from omega.brain.config import DAY, BrainConfig
 from omega.brain.episodes import Context, Episode, context_at
@@ -85,8 +85,10 @@ class Brain:
         config: BrainConfig,
         clock: Clock,
         embedder: Embedder | None,
+        shared: SharedCatalog | None = None,
     ) -> None:
         self.directory = directory
+        self.shared = shared
         self.store = store
         self.config = config
         self.clock = clock
@@ -131,8 +133,12 @@ class Brain:
         clock: Clock | None = None,
         embedder: Embedder | None = None,
         create: bool = True,
+        shared_catalog: SharedCatalog | None = None,
     ) -> Brain:
-        """Open (or with ``create``, initialise) the brain in ``directory`` — a warm start."""
+        """Open (or with ``create``, initialise) the brain in ``directory`` — a warm start.
+
+        With ``shared_catalog`` the brain reads titles, vectors, index and codebook from it
+        instead of its own database (a fleet in one process shares one copy)."""
         path = Path(directory)
         if path.exists() and not path.is_dir():
             raise ConfigError(f"{path} exists and is not a directory")
@@ -155,6 +161,7 @@ class Brain:
             config=config or BrainConfig(),
             clock=clock or SystemClock(),
             embedder=embedder,
+            shared=shared_catalog,
         )
         try:
             brain._restore()
@@ -184,6 +191,15 @@ class Brain:
         self.close()
 
     def _restore(self) -> None:
+        if self.shared is not None:
+            self.codebook_id, self.centroids = self.shared.codebook_id, self.shared.centroids
+            self.knowledge = self._new_knowledge(len(self.centroids))
+            self.catalog, self.index = self.shared.catalog, self.shared.index
+        else:
+            self._restore_own_catalog()
+        self._restore_learning()
+
+    def _restore_own_catalog(self) -> None:
         codebook = self.store.load_codebook()
         if codebook is not None:
             self.codebook_id, self.centroids, _ = codebook
@@ -199,6 +215,8 @@ class Brain:
                 log.warning("%s; rebuilding it from brain.db", exc)
         if len(self.index) != len(rows):
             self._rebuild_index()
+
+    def _restore_learning(self) -> None:
         for name, blob, mass, updated in self.store.load_tiers():
             self.tiers.load(name, np.frombuffer(blob, dtype=np.float32), mass, updated)
         stats = self.store.load_patterns()
@@ -239,6 +257,7 @@ class Brain:
     # -- catalog -------------------------------------------------------------------------
     def upsert_items(self, items: Sequence[CatalogItem]) -> int:
         """Add or replace titles; those without an embedding are embedded locally."""
+        self._own_catalog()
         if not items:
             return 0
         ids = [item.item_id for item in items]
@@ -295,6 +314,7 @@ class Brain:
         return len(items)
 
     def remove_items(self, item_ids: Iterable[str]) -> int:
+        self._own_catalog()
         with self._lock:
             with self.store.transaction() as conn:
                 keys = self.store.remove_items(conn, item_ids)
@@ -303,6 +323,10 @@ class Brain:
             self._catalog_dirty = True
             self._save_index()
         return len(keys)
+
+    def _own_catalog(self) -> None:
+        if self.shared is not None:
+            raise ConfigError("this brain reads a shared catalog; change the shared copy instead")
 
     def _reload_catalog(self) -> None:
         rows, matrix = self.store.load_items()
@@ -318,6 +342,7 @@ class Brain:
     ) -> str:
         """Adopt content cells (the constellation's, normally). Patterns are relearned in the
         new cells from the stored episodes."""
+        self._own_catalog()
         centroids = np.asarray(centroids, dtype=np.float32)
         if centroids.ndim != 2 or centroids.shape[1] != DIM or not np.all(np.isfinite(centroids)):
             raise InputError(f"a codebook must be a finite (k, {DIM}) matrix")
@@ -352,7 +377,7 @@ class Brain:
         return new_id
 
     def _save_index(self) -> None:
-        if self._catalog_dirty:
+        if self._catalog_dirty and self.shared is None:
             self.index.save(self.directory / _INDEX_FILE)
             self._catalog_dirty = False
 
@@ -487,10 +512,10 @@ class Brain:
         self._note_recent(episode)
 
     def _note_recent(self, episode: EpisodeRow) -> None:
+        # Every title started counts as recent (weighted by reward when scoring); skips don't.
         if episode.item_key is None or episode.kind in ("skip", "browse"):
             return
-        if episode.reward >= 0.3:
-            self._recent.append((episode.item_key, episode.ts, episode.reward))
+        self._recent.append((episode.item_key, episode.ts, episode.reward))
 
     def _credit_skill(self, episode: EpisodeRow) -> None:
         if self._offer is None or episode.kind not in ("view", "rating", "search"):
@@ -596,8 +621,9 @@ class Brain:
         for key, _, reward in reversed(self._recent):
             row = self.catalog.row_of_key.get(key)
             if row is not None and all(r != row for r, _ in recent):
-                recent.append((row, reward * 0.7 ** len(recent)))
-            if len(recent) == 5:
+                # Recency by position; a title enjoyed counts more than one abandoned.
+                recent.append((row, (0.5 + 0.5 * reward) * 0.8 ** len(recent)))
+            if len(recent) == 10:
                 break
         state = ScoringState(
             tiers={n: self.tiers[n].direction(now) for n in self.tiers.tiers},

@@ -11,7 +11,7 @@ import numpy.typing as npt
 
 from omega.brain.store import ItemRow
 
-__all__ = ["Catalog", "CatalogItem", "item_text"]
+__all__ = ["Catalog", "CatalogItem", "SharedCatalog", "item_text"]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -71,3 +71,45 @@ class Catalog:
         return np.array(
             [self.row_of_key[int(k)] for k in keys if int(k) in self.row_of_key], dtype=np.int64
         )
+
+
+class SharedCatalog:
+    """A read-only catalog (vectors, cells, index, codebook) shared by many brains in one
+    process — what a fleet simulation uses instead of giving every TV its own copy.
+
+    Brains opened with it keep only their own state in their database; the catalog is
+    the constellation's, as shipped to every TV.
+    """
+
+    def __init__(
+        self,
+        items: Sequence[CatalogItem],
+        matrix: npt.NDArray[np.float32],
+        centroids: npt.NDArray[np.float32],
+    ) -> None:
+        from omega.brain.codebook import assign_cells, codebook_id
+        from omega.brain.index import VectorIndex
+
+        if len(items) != len(matrix):
+            raise ValueError("one vector per item is needed")
+        cells = assign_cells(matrix, centroids)
+        rows = [
+            ItemRow(
+                key=n + 1,
+                item_id=item.item_id,
+                title=item.title,
+                genres=tuple(item.genres),
+                year=item.year,
+                runtime_min=item.runtime_min,
+                tags="|".join(item.tags),
+                description=item.description,
+                cell=int(cells[n]),
+            )
+            for n, item in enumerate(items)
+        ]
+        self.matrix = np.ascontiguousarray(matrix, dtype=np.float32)
+        self.centroids = np.ascontiguousarray(centroids, dtype=np.float32)
+        self.codebook_id = codebook_id(self.centroids)
+        self.catalog = Catalog(rows, self.matrix, len(self.centroids))
+        self.index = VectorIndex(self.matrix.shape[1])
+        self.index.upsert(self.catalog.keys.astype(np.uint64), self.matrix)

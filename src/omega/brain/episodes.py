@@ -106,6 +106,7 @@ def view_episode(
             raise InputError(f"duration_s must not be negative, got {duration}")
         runtime = _finite("runtime_s", runtime_s) if runtime_s else 90 * 60.0
         fraction = min(1.0, duration / runtime) if runtime > 0 else 1.0
+    completed = bool(completed)
     if completed:
         fraction = max(fraction, 0.95)
     # Completion is the strongest signal; a bare start (< 10%) reads as a mild rejection.

@@ -3,6 +3,7 @@
 Signals per candidate (each min-max scaled over the candidates, then weighted by the
 chosen skill):
 
+- ``recent``: a sharp similarity kernel over the last titles watched;
 - ``instant`` / ``episodic`` / ``semantic``: cosine to each memory tier's taste
   (the evolutionary tier steadies the semantic one);
 - ``next``: how often content in the candidate's cell follows the cells just watched,
@@ -26,7 +27,7 @@ from omega.brain.skills import Skill
 
 __all__ = ["SIGNALS", "Filters", "Recommendation", "ScoringState", "choose", "score_rows"]
 
-SIGNALS = ("instant", "episodic", "semantic", "next", "crowd")
+SIGNALS = ("recent", "instant", "episodic", "semantic", "next", "crowd")
 F32 = npt.NDArray[np.float32]
 I64 = npt.NDArray[np.int64]
 
@@ -81,12 +82,29 @@ def _scaled(values: F32) -> F32:
     return ((values - lo) / (hi - lo)).astype(np.float32)
 
 
+def recent_kernel(catalog: Catalog, rows: I64, recent: Sequence[tuple[int, float]]) -> F32:
+    """How close each row is to the titles just watched: Σ w·max(0, cos)^4.
+
+    A sharp kernel over the last few titles (not one averaged taste vector) keeps several
+    interests apart — what a household watches next is usually near one of them.
+    """
+    if not recent:
+        return np.zeros(len(rows), np.float32)
+    recent_rows = np.fromiter((r for r, _ in recent), dtype=np.int64, count=len(recent))
+    weights = np.fromiter((w for _, w in recent), dtype=np.float32, count=len(recent))
+    sims = np.maximum(catalog.matrix[rows] @ catalog.matrix[recent_rows].T, 0.0)
+    sims *= sims
+    sims *= sims
+    out: F32 = (sims @ weights).astype(np.float32)
+    return out
+
+
 def score_rows(
     catalog: Catalog, rows: I64, state: ScoringState, skill: Skill
 ) -> tuple[F32, dict[str, F32]]:
     """Scores for the given catalog rows and the scaled signals behind them."""
     vectors = catalog.matrix[rows]
-    raw: dict[str, F32] = {}
+    raw: dict[str, F32] = {"recent": recent_kernel(catalog, rows, state.recent_rows)}
     for name in ("instant", "episodic", "semantic"):
         direction = state.tiers.get(name)
         if direction is None and name == "semantic":
@@ -95,13 +113,10 @@ def score_rows(
             vectors @ direction if direction is not None else np.zeros(len(rows), np.float32)
         )
     cells = catalog.cells[rows]
-    recent_cells = [(int(catalog.cells[r]), w) for r, w in state.recent_rows]
-    crowd_next, local_next = state.knowledge.next_scores(recent_cells)
     valid = (cells >= 0) & (cells < state.knowledge.k)
     safe = np.where(valid, cells, 0)
-    raw["next"] = np.where(valid, crowd_next[safe] + 0.5 * local_next[safe], 0.0).astype(np.float32)
-    crowd = state.knowledge.crowd_scores(state.time_bucket, state.day_type)
-    raw["crowd"] = np.where(valid, crowd[safe], 0.0).astype(np.float32)
+    raw["next"] = np.where(valid, state.next_cells[safe], 0.0).astype(np.float32)
+    raw["crowd"] = np.where(valid, state.crowd_cells[safe], 0.0).astype(np.float32)
     avoid = state.knowledge.avoid_scores()
     penalty = np.where(valid, avoid[safe], 0.0).astype(np.float32)
 
@@ -120,22 +135,21 @@ def candidate_rows(
     *,
     per_source: int,
 ) -> I64:
-    """Rows worth scoring: index neighbours of each tier's taste and the best cells' titles."""
+    """Rows worth scoring: index neighbours of the recent titles and of each tier's taste,
+    and the titles of the cells most likely next."""
     from omega.brain.index import VectorIndex
 
     assert isinstance(search, VectorIndex)
     found: list[I64] = []
-    for name in ("instant", "episodic", "semantic"):
-        direction = state.tiers.get(name)
-        if direction is not None and len(search):
-            keys, _ = search.search(direction, per_source)
+    queries = [catalog.matrix[r] for r, _ in state.recent_rows[:5]]
+    queries += [
+        d for n in ("instant", "episodic", "semantic") if (d := state.tiers.get(n)) is not None
+    ]
+    if queries and len(search):
+        for query in queries:
+            keys, _ = search.search(query, per_source // 2)
             found.append(catalog.rows_for_keys(keys))
-    recent_cells = [(int(catalog.cells[r]), w) for r, w in state.recent_rows]
-    crowd_next, local_next = state.knowledge.next_scores(recent_cells)
-    cell_scores = crowd_next + 0.5 * local_next
-    cell_scores = cell_scores + 0.1 * state.knowledge.crowd_scores(
-        state.time_bucket, state.day_type
-    )
+    cell_scores = state.next_cells + np.float32(0.1) * state.crowd_cells
     if cell_scores.max(initial=0.0) > 0:
         budget = per_source
         for cell in np.argsort(-cell_scores)[:12].tolist():
@@ -207,7 +221,7 @@ def reason_for(
     top = max(contributions, key=lambda n: contributions[n]) if contributions else ""
     if contributions.get(top, 0.0) <= 0:
         return "a varied pick to get to know your taste"
-    if top in ("instant", "episodic") and recent_title:
+    if top in ("recent", "instant", "episodic") and recent_title:
         return f"because you watched {recent_title}"
     if top == "semantic":
         return f"matches your long-term taste{f' for {genre}' if genre else ''}"

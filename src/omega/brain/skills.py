@@ -27,22 +27,50 @@ SKILLS: dict[str, Skill] = {
         Skill(
             "continue",
             "more like what is being watched now",
-            {"instant": 1.0, "episodic": 0.6, "semantic": 0.3, "next": 0.8, "crowd": 0.3},
+            {
+                "recent": 2.0,
+                "instant": 0.4,
+                "episodic": 0.3,
+                "semantic": 0.2,
+                "next": 0.3,
+                "crowd": 0.3,
+            },
         ),
         Skill(
             "taste",
             "the household's long-term taste",
-            {"instant": 0.3, "episodic": 0.6, "semantic": 1.0, "next": 0.5, "crowd": 0.4},
+            {
+                "recent": 1.0,
+                "instant": 0.2,
+                "episodic": 0.5,
+                "semantic": 0.8,
+                "next": 0.3,
+                "crowd": 0.4,
+            },
         ),
         Skill(
             "crowd",
             "what viewers with similar habits go on to enjoy",
-            {"instant": 0.4, "episodic": 0.4, "semantic": 0.4, "next": 1.2, "crowd": 0.8},
+            {
+                "recent": 1.0,
+                "instant": 0.2,
+                "episodic": 0.2,
+                "semantic": 0.2,
+                "next": 1.0,
+                "crowd": 0.8,
+            },
         ),
         Skill(
             "explore",
             "well-liked titles outside the usual",
-            {"instant": 0.2, "episodic": 0.2, "semantic": 0.2, "next": 0.4, "crowd": 1.0},
+            {
+                "recent": 0.5,
+                "instant": 0.1,
+                "episodic": 0.1,
+                "semantic": 0.1,
+                "next": 0.4,
+                "crowd": 1.0,
+            },
         ),
     )
 }
