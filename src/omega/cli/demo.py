@@ -1,102 +1,87 @@
-"""``omega demo``: the README's main command — runs on embedded defaults, no servers."""
+"""``omega demo``: the README's main command — a whole federated fleet on embedded defaults."""
 
 from __future__ import annotations
 
-import tempfile
+import os
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from omega.cli._output import console, emit, emit_rows
+from omega.cli._output import console, emit
+from omega.errors import ConfigError
 
 __all__ = ["register"]
 
 
 def demo(
-    titles: Annotated[int, typer.Option(help="Synthetic catalog size.")] = 2_000,
-    data_dir: Annotated[
-        Path | None, typer.Option(help="Where to keep the brain (default: a temp dir).")
+    dataset: Annotated[
+        Path | None, typer.Option(help="Run on a MovieLens directory instead of synthetic viewers.")
     ] = None,
+    viewers: Annotated[int, typer.Option(help="Synthetic viewers (one TV each).")] = 200,
+    titles: Annotated[int, typer.Option(help="Synthetic catalog size.")] = 1500,
+    days: Annotated[int, typer.Option(help="Simulated days of viewing.")] = 14,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
-    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    report: Annotated[
+        Path | None, typer.Option(help="Also write report.json, report.md and plots here.")
+    ] = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the result as one JSON object.")
+    ] = False,
 ) -> None:
-    """Build a brain on a synthetic catalog, replay a viewer's evening and recommend.
+    """Generate a catalog and viewers with latent tastes and daily habits, start an embedded
+    constellation (SQLite), run every TV's brain for a few simulated days — learning on the
+    device, pushing patterns, federating, pulling — and print the quality table and sync
+    sizes. Needs no dataset and no server software."""
+    from omega.cli.simulate import run_with_progress, show
+    from omega.sim.datasets import load_dataset
+    from omega.sim.fleet import FleetConfig
+    from omega.sim.simulate import SimulationOptions
+    from omega.sim.viewers import synthetic_dataset
 
-    Everything is real: the MiniLM model embeds every title, the brain is a SQLite file
-    plus a usearch index, and each recommendation carries its reason."""
-    import numpy as np
+    if viewers < 3 or titles < 20 or days < 1:
+        raise ConfigError("the demo needs ≥ 3 viewers, ≥ 20 titles and ≥ 1 day")
+    if report is not None:
+        from omega.sim.report import check_report_directory
 
-    from omega.brain import Brain, CatalogItem
-    from omega.clock import ManualClock
-    from omega.sim.synthetic import synthetic_titles
+        check_report_directory(report)
+    if dataset is not None:
+        data = load_dataset(dataset)
+        fleet = FleetConfig(seed=seed)
+        baselines: tuple[str, ...] = ("popularity", "item_knn", "als", "transitions")
+    else:
+        data = synthetic_dataset(titles=titles, viewers=viewers, days=days, seed=seed)
+        # A few days of viewing at ~2 titles a day: sync and federate at that pace.
+        fleet = FleetConfig(
+            cells=128,
+            sync_every=4,
+            sync_gap_s=6 * 3600.0,
+            round_every_s=12 * 3600.0,
+            round_min_pushes=3,
+            seed=seed,
+        )
+        baselines = ("popularity", "transitions")
+    options = SimulationOptions(
+        seed=seed,
+        fleet=fleet,
+        baselines=baselines,
+        checkpoints=5,
+        cache_dir=Path(os.environ.get("OMEGA_CACHE", Path.home() / ".cache" / "omega")),
+    )
+    result = run_with_progress(data, options, quiet=as_json)
+    if report is not None:
+        from omega.sim.report import write_report
 
-    directory = data_dir or Path(tempfile.mkdtemp(prefix="omega-demo-"))
-    clock = ManualClock(1_700_000_000.0)
-    rng = np.random.default_rng(seed)
-    catalog = synthetic_titles(titles, seed=seed)
-    with Brain.open(directory / "tv", clock=clock) as brain:
-        with console.status(f"embedding {titles} titles with all-MiniLM-L6-v2…"):
-            brain.upsert_items(
-                [
-                    CatalogItem(
-                        item_id=t.item_id,
-                        title=t.title,
-                        genres=t.genres,
-                        year=t.year,
-                        runtime_min=t.runtime_min,
-                        description=t.description,
-                    )
-                    for t in catalog
-                ]
-            )
-        cold = brain.recommend(5)
-        # A viewer who loves one genre: finish those, abandon others.
-        favourite = catalog[0].genres[0] if catalog[0].genres else ""
-        liked = [t for t in catalog if favourite in t.genres]
-        other = [t for t in catalog if favourite not in t.genres]
-        history = []
-        for step in range(12):
-            clock.advance(float(rng.integers(600, 3600)))
-            if step % 3 == 2 and other:
-                t = other[int(rng.integers(len(other)))]
-                brain.track_view(t.item_id, watch_fraction=0.05)
-                history.append((t.title, "abandoned"))
-            else:
-                t = liked[int(rng.integers(len(liked)))]
-                brain.track_view(t.item_id, watch_fraction=1.0, completed=True)
-                history.append((t.title, "watched"))
-        warm = brain.recommend(10)
-        stats = brain.stats()
-    recommendations = [
-        {"title": r.title, "score": round(r.score, 3), "reason": r.reason} for r in warm
-    ]
-    result = {
-        "directory": str(directory),
-        "favourite_genre": favourite,
-        "history": [f"{verb}: {title}" for title, verb in history],
-        "cold_start": [f"{r.title} — {r.reason}" for r in cold],
-        "recommendations": [
-            {"title": r.title, "score": round(r.score, 3), "reason": r.reason} for r in warm
-        ],
-        "patterns": stats["patterns"],
-        "shareable_patterns": stats["shareable_patterns"],
-        "footprint_bytes": stats["footprint_bytes"],
-    }
+        write_report(result, report)
     if as_json:
-        emit(result, as_json=True)
+        emit({k: v for k, v in result.items() if k != "sync_bytes"}, as_json=True)
         return
-    console.print(f"[bold]Brain[/] in {directory} — a viewer who loves [cyan]{favourite}[/]")
-    emit_rows(
-        [{"event": f"{verb}: {title}"} for title, verb in history],
-        as_json=False,
-        title="replayed history",
-    )
-    emit_rows(recommendations, as_json=False, title="recommendations")
     console.print(
-        f"patterns learned: {stats['patterns']} ({stats['shareable_patterns']} shareable), "
-        f"state on disk: {stats['footprint_bytes']:,} bytes"
+        f"[bold]Omega demo[/]: {result['viewers']} TVs, {result['events']} events, "
+        f"{result['syncs']} syncs, {result['rounds']} federation rounds, "
+        f"{result['released_patterns']} patterns released, {result['wall_s']:.0f} s"
     )
+    show(result)
 
 
 def register(app: typer.Typer) -> None:

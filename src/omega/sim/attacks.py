@@ -1,0 +1,120 @@
+"""Byzantine viewers for the simulator: honest brains whose pushes are tampered in flight.
+
+An attacker's device learns from its own history like any other, then a transport
+rewrites what it pushes. The rewrite is deterministic, so a retried batch keeps its
+digest (the server's idempotency check sees the same bytes).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from typing import Literal
+
+import msgspec
+
+from omega.protocol.codec import decode, encode
+from omega.protocol.messages import Pattern, PatternContext, PushRequest, SyncRequest
+from omega.sync.transport import Response, Transport
+
+__all__ = ["ATTACKS", "AttackKind", "AttackingTransport", "tamper"]
+
+AttackKind = Literal["sign-flip", "scale", "constant", "promote-item"]
+ATTACKS: tuple[AttackKind, ...] = ("sign-flip", "scale", "constant", "promote-item")
+_MAX_PATTERNS = 512
+
+
+def _pid(*parts: object) -> str:
+    return hashlib.blake2b("|".join(map(str, parts)).encode(), digest_size=8).hexdigest()
+
+
+def _promotion(viewer: str, push: PushRequest, target: int) -> list[Pattern]:
+    """High-success patterns pointing at the target cell from every cell the attacker has."""
+    sources = sorted({p.cells[0] for p in (*push.added, *push.updated)} - {target})[:40]
+    patterns = [
+        Pattern(
+            id=_pid(viewer, "pref", target),
+            task="preference",
+            cells=(target,),
+            success_rate=1.0,
+            support=50,
+        ),
+        Pattern(
+            id=_pid(viewer, "disc", target),
+            task="discovery",
+            cells=(target,),
+            success_rate=1.0,
+            support=50,
+        ),
+    ]
+    patterns += [
+        Pattern(
+            id=_pid(viewer, "rec", src, target),
+            task="recommendation",
+            cells=(src, target),
+            success_rate=1.0,
+            support=50,
+        )
+        for src in sources
+    ]
+    return patterns
+
+
+def tamper(push: PushRequest, kind: AttackKind, *, target_cell: int) -> PushRequest:
+    def each(p: Pattern) -> Pattern:
+        if kind == "sign-flip":
+            return msgspec.structs.replace(p, success_rate=round(1.0 - p.success_rate, 4))
+        if kind == "scale":
+            return msgspec.structs.replace(p, support=min(p.support * 100, 1_000_000))
+        return p
+
+    if kind == "constant":
+        fixed = [
+            Pattern(
+                id=_pid(push.viewer_id, "const", 0),
+                task="preference",
+                cells=(0,),
+                success_rate=1.0,
+                support=10,
+                context=PatternContext(),
+            ),
+            Pattern(
+                id=_pid(push.viewer_id, "const", 1),
+                task="recommendation",
+                cells=(0, 1),
+                success_rate=1.0,
+                support=10,
+            ),
+        ]
+        return msgspec.structs.replace(push, added=fixed, updated=[])
+    if kind == "promote-item":
+        extra = _promotion(push.viewer_id, push, target_cell)
+        taken = {p.id for p in extra}
+        honest = [p for p in push.added if p.id not in taken]
+        room = max(0, _MAX_PATTERNS - len(extra) - len(push.updated) - len(push.removed))
+        return msgspec.structs.replace(push, added=extra + honest[:room])
+    return msgspec.structs.replace(
+        push, added=[each(p) for p in push.added], updated=[each(p) for p in push.updated]
+    )
+
+
+class AttackingTransport:
+    """Rewrites the push inside every binary sync request this device sends."""
+
+    def __init__(self, inner: Transport, kind: AttackKind, *, target_cell: int) -> None:
+        self.inner = inner
+        self.kind = kind
+        self.target_cell = target_cell
+
+    async def request(
+        self, method: str, path: str, *, body: bytes | None, headers: Mapping[str, str]
+    ) -> Response:
+        if body and path.endswith("/sync"):
+            message = decode(body, expect=SyncRequest)
+            if message.push is not None:
+                pushed = tamper(message.push, self.kind, target_cell=self.target_cell)
+                body = encode(msgspec.structs.replace(message, push=pushed))
+        return await self.inner.request(method, path, body=body, headers=headers)
+
+    async def aclose(self) -> None:
+        """Shared inner transport: closed by its owner."""

@@ -1,0 +1,136 @@
+"""The privacy audit: every message a simulated TV sends is opened and inspected.
+
+The audit reads the raw frame generically (not through the typed schema, which would
+drop unknown fields) and walks every key and value, so anything smuggled into a push —
+an item id, a title, a search string, an event-like record — is counted.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import msgspec
+import numpy as np
+import zstandard
+
+from omega.protocol.codec import FLAG_ZSTD
+from omega.sync.transport import Response, Transport
+
+__all__ = ["AuditingTransport", "PrivacyAudit"]
+
+#: Keys that would mean a raw event record left the device.
+_EVENT_KEYS = frozenset(
+    {
+        "item_id",
+        "item",
+        "items",
+        "title",
+        "timestamp",
+        "ts",
+        "rating",
+        "stars",
+        "query",
+        "watch_fraction",
+        "fraction",
+        "history",
+        "episodes",
+        "duration",
+    }
+)
+_MAX_AUDIT_BYTES = 8 << 20
+
+
+def _generic(body: bytes) -> Any:
+    if len(body) < 2:
+        return None
+    payload = body[2:]
+    if body[1] & FLAG_ZSTD:
+        reader = zstandard.ZstdDecompressor().stream_reader(payload)
+        payload = reader.read(_MAX_AUDIT_BYTES)
+    return msgspec.msgpack.decode(payload)
+
+
+@dataclass(slots=True)
+class PrivacyAudit:
+    """Counts what crossed the wire from devices to the constellation."""
+
+    item_ids: frozenset[str]
+    titles: frozenset[str]
+    searches: set[str] = field(default_factory=set)
+    requests: int = 0
+    pushes: int = 0
+    patterns_sent: int = 0
+    raw_items_sent: int = 0
+    event_records_sent: int = 0
+    search_strings_sent: int = 0
+    push_bytes: list[int] = field(default_factory=list)
+    pull_bytes: list[int] = field(default_factory=list)
+
+    @classmethod
+    def for_catalog(cls, item_ids: Iterable[str], titles: Iterable[str]) -> PrivacyAudit:
+        return cls(frozenset(item_ids), frozenset(t.casefold() for t in titles))
+
+    def inspect(self, body: bytes) -> None:
+        self.requests += 1
+        message = _generic(body)
+        push = message.get("push") if isinstance(message, dict) else None
+        if isinstance(message, dict) and message.get("msg") == "push":
+            push = message
+        if isinstance(push, dict):
+            self.pushes += 1
+            self.patterns_sent += len(push.get("added", ())) + len(push.get("updated", ()))
+        self._walk(message)
+
+    def _walk(self, value: Any) -> None:
+        if isinstance(value, str):
+            if value in self.item_ids or value.casefold() in self.titles:
+                self.raw_items_sent += 1
+            elif value in self.searches:
+                self.search_strings_sent += 1
+        elif isinstance(value, Mapping):
+            if _EVENT_KEYS & {str(k) for k in value}:
+                self.event_records_sent += 1
+            for key, item in value.items():
+                self._walk(key)
+                self._walk(item)
+        elif isinstance(value, (list, tuple)):
+            for item in value:
+                self._walk(item)
+
+    def summary(self) -> dict[str, Any]:
+        def stat(values: list[int], q: float) -> float:
+            return float(np.percentile(values, q)) if values else 0.0
+
+        return {
+            "requests_inspected": self.requests,
+            "pushes": self.pushes,
+            "patterns_sent": self.patterns_sent,
+            "raw_items_sent": self.raw_items_sent,
+            "event_records_sent": self.event_records_sent,
+            "search_strings_sent": self.search_strings_sent,
+            "push_bytes_median": stat(self.push_bytes, 50),
+            "push_bytes_p95": stat(self.push_bytes, 95),
+            "pull_bytes_median": stat(self.pull_bytes, 50),
+            "pull_bytes_p95": stat(self.pull_bytes, 95),
+        }
+
+
+class AuditingTransport:
+    """A transport that lets the audit read every request body before it is sent."""
+
+    def __init__(self, inner: Transport, audit: PrivacyAudit) -> None:
+        self.inner = inner
+        self.audit = audit
+
+    async def request(
+        self, method: str, path: str, *, body: bytes | None, headers: Mapping[str, str]
+    ) -> Response:
+        kind = next((v for k, v in headers.items() if k.lower() == "content-type"), "")
+        if body and kind.startswith("application/x-omega"):
+            self.audit.inspect(body)
+        return await self.inner.request(method, path, body=body, headers=headers)
+
+    async def aclose(self) -> None:
+        """The inner transport is shared by the fleet; whoever opened it closes it."""

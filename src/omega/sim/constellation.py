@@ -1,0 +1,82 @@
+"""The simulator's handle on a constellation: in-process (ASGI, embedded SQLite) or a
+running ``omega serve`` over HTTP. Either way every call is the real HTTP API."""
+
+from __future__ import annotations
+
+import base64
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from omega.brain.codebook import centroids_to_f16_bytes
+from omega.errors import ConfigError, ServerError
+from omega.sync.transport import AsgiTransport, HttpTransport, Transport
+
+__all__ = ["SimConstellation"]
+
+
+class SimConstellation:
+    def __init__(self, transport: Transport, admin_token: str, where: str) -> None:
+        self.transport = transport
+        self.admin_token = admin_token
+        self.where = where
+
+    @classmethod
+    async def in_process(cls, data_dir: Path) -> SimConstellation:
+        """A fresh constellation in this process, on SQLite under ``data_dir``.
+
+        Rounds are driven by the simulator as simulated time passes, and the per-viewer
+        rate limit is lifted: a replay compresses years into minutes of wall time."""
+        from omega.constellation.app import create_app
+        from omega.constellation.settings import Settings
+
+        settings = Settings(
+            data_dir=data_dir,
+            federation_interval=0,
+            rate_limit=1_000_000,
+            access_token_ttl=24 * 3600,
+        )
+        transport = await AsgiTransport(create_app(settings)).open()
+        token = (data_dir / "admin-token").read_text().strip()
+        return cls(transport, token, "in-process (ASGI, SQLite)")
+
+    @classmethod
+    async def remote(cls, url: str, admin_token: str | None) -> SimConstellation:
+        if not admin_token:
+            raise ConfigError(
+                "--server needs the constellation's admin token (--admin-token or "
+                "OMEGA_ADMIN_TOKEN) to publish the codebook and run rounds"
+            )
+        return cls(HttpTransport(url), admin_token, url)
+
+    async def _admin(self, method: str, path: str, body: bytes | None = None) -> Any:
+        headers = {"Authorization": f"Bearer {self.admin_token}"}
+        if body is not None:
+            headers["Content-Type"] = "application/json"
+        answer = await self.transport.request(method, path, body=body, headers=headers)
+        if answer.status >= 400:
+            raise ServerError(answer.status, answer.body.decode(errors="replace")[:300])
+        return json.loads(answer.body) if answer.body else None
+
+    async def publish_codebook(self, codebook_id: str, centroids: npt.NDArray[np.float32]) -> None:
+        document = {
+            "codebook_id": codebook_id,
+            "dim": int(centroids.shape[1]),
+            "k": int(centroids.shape[0]),
+            "centroids_f16": base64.b64encode(centroids_to_f16_bytes(centroids)).decode(),
+        }
+        await self._admin("POST", "/api/omega/codebook", json.dumps(document).encode())
+
+    async def run_round(self) -> dict[str, Any]:
+        result = await self._admin("POST", "/api/omega/rounds")
+        return result if isinstance(result, dict) else {}
+
+    async def stats(self) -> dict[str, Any]:
+        result = await self._admin("GET", "/api/omega/stats")
+        return result if isinstance(result, dict) else {}
+
+    async def close(self) -> None:
+        await self.transport.aclose()

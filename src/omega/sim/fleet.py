@@ -1,0 +1,223 @@
+"""Replay viewing logs through a fleet of brains that sync with a real constellation.
+
+One viewer = one brain. Every viewer's training interactions replay in global timestamp
+order; each brain's clock is set to the event's time, so memory tiers decay in simulated
+time. A viewer syncs (push + pull, the real protocol) every few events or simulated
+hours; federation rounds run as simulated time passes. A second, local-only fleet replays
+the same events with federation off, as the baseline Omega must beat.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+
+from omega.brain import Brain, BrainConfig
+from omega.brain.catalog import SharedCatalog
+from omega.clock import ManualClock
+from omega.sim.attacks import AttackingTransport, AttackKind
+from omega.sim.audit import AuditingTransport, PrivacyAudit
+from omega.sim.constellation import SimConstellation
+from omega.sim.datasets import Dataset
+from omega.sim.evaluation import Split
+from omega.sync.client import SyncClient
+
+__all__ = ["FleetConfig", "FleetRun", "Viewer", "rating_to_view", "replay_fleet"]
+
+DAY = 86_400.0
+
+
+def rating_to_view(stars: float) -> tuple[str, float]:
+    """How a MovieLens rating replays on a TV: (event kind, watch fraction).
+
+    5–4.5★ finished; 4★ 90%; 3.5★ 75%; 3★ 60%; 2.5★ 40%; 2★ 25% (an early abandon);
+    1.5★ and below: skipped within the first minutes.
+    """
+    if stars >= 4.5:
+        return "view", 1.0
+    if stars <= 1.5:
+        return "skip", 0.0
+    return "view", {4.0: 0.9, 3.5: 0.75, 3.0: 0.6, 2.5: 0.4, 2.0: 0.25}.get(float(stars), 0.5)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FleetConfig:
+    cells: int = 256
+    #: A viewer syncs after this many events…
+    sync_every: int = 10
+    #: …or at its next event once this much simulated time passed since its last sync.
+    sync_gap_s: float = DAY
+    #: Federation rounds run once this much simulated time passed since the last one…
+    round_every_s: float = 7 * DAY
+    #: …and at least this many pushes arrived.
+    round_min_pushes: int = 20
+    pull_bytes: int = 5120
+    seed: int = 0
+
+
+@dataclass(slots=True)
+class Viewer:
+    index: int
+    brain: Brain
+    clock: ManualClock
+    client: SyncClient | None = None
+    attacker: bool = False
+    since_sync: int = 0
+    last_sync: float = -math.inf
+
+
+@dataclass(slots=True)
+class FleetRun:
+    viewers: dict[int, Viewer]
+    audit: PrivacyAudit | None
+    syncs: int = 0
+    rounds: int = 0
+    released_versions: int = 0
+    sync_errors: int = 0
+    checkpoints: list[dict[str, float]] = field(default_factory=list)
+
+    def close(self) -> None:
+        for viewer in self.viewers.values():
+            viewer.brain.close()
+
+
+def _event_order(split: Split) -> tuple[npt.NDArray[np.int64], ...]:
+    viewers = np.repeat(np.arange(split.n_viewers), np.diff(split.train_indptr))
+    order = np.lexsort((np.arange(len(viewers)), split.train_timestamps))
+    return (
+        viewers[order].astype(np.int64),
+        split.train_items[order].astype(np.int64),
+        split.train_ratings[order].astype(np.float64),
+        split.train_timestamps[order].astype(np.int64),
+    )
+
+
+async def replay_fleet(
+    dataset: Dataset,
+    split: Split,
+    shared: SharedCatalog,
+    *,
+    root: Path,
+    config: FleetConfig,
+    constellation: SimConstellation | None,
+    attack: AttackKind | None = None,
+    attackers: frozenset[int] = frozenset(),
+    target_cell: int = -1,
+    checkpoints: int = 0,
+    on_checkpoint: Callable[[FleetRun, float], dict[str, float]] | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> FleetRun:
+    """Replay every viewer's training history; sync through ``constellation`` if given."""
+    brain_config = BrainConfig(codebook_cells=config.cells)
+    audit = None
+    if constellation is not None:
+        audit = PrivacyAudit.for_catalog(
+            (i.item_id for i in dataset.items), (i.title for i in dataset.items)
+        )
+    run = FleetRun(viewers={}, audit=audit)
+    for v in range(split.n_viewers):
+        clock = ManualClock(0.0)
+        brain = Brain.open(
+            root / f"viewer-{v}", clock=clock, config=brain_config, shared_catalog=shared
+        )
+        viewer = Viewer(v, brain, clock, attacker=v in attackers)
+        if constellation is not None and audit is not None:
+            transport = AuditingTransport(constellation.transport, audit)
+            if viewer.attacker and attack is not None:
+                transport = AttackingTransport(transport, attack, target_cell=target_cell)  # type: ignore[assignment]
+            viewer.client = SyncClient(
+                brain, transport, max_pull_bytes=config.pull_bytes, clock=clock
+            )
+        run.viewers[v] = viewer
+
+    who, what, stars, when = _event_order(split)
+    item_ids = [i.item_id for i in dataset.items]
+    next_round = float(when[0]) + config.round_every_s if len(when) else 0.0
+    pushes_since_round = 0
+    marks = (
+        set(np.quantile(when, np.linspace(0, 1, checkpoints + 1)[1:-1]).astype(np.int64).tolist())
+        if checkpoints > 1 and len(when)
+        else set()
+    )
+    for n in range(len(who)):
+        viewer = run.viewers[int(who[n])]
+        ts = float(when[n])
+        viewer.clock.set(ts)
+        kind, fraction = rating_to_view(float(stars[n]))
+        item = item_ids[int(what[n])]
+        if kind == "skip":
+            viewer.brain.track_skip(item, at_seconds=60.0)
+        else:
+            viewer.brain.track_view(item, watch_fraction=fraction)
+        viewer.since_sync += 1
+        if (
+            viewer.client is not None
+            and (
+                viewer.since_sync >= config.sync_every or ts - viewer.last_sync >= config.sync_gap_s
+            )
+            and await _sync(viewer, run)
+        ):
+            pushes_since_round += 1
+        if constellation is not None and ts >= next_round:
+            if pushes_since_round >= config.round_min_pushes:
+                await _round(constellation, run)
+                pushes_since_round = 0
+            next_round = ts + config.round_every_s
+        if int(when[n]) in marks and on_checkpoint is not None:
+            marks.discard(int(when[n]))
+            run.checkpoints.append({"ts": ts, **on_checkpoint(run, ts)})
+        if progress is not None and (n % 500 == 0 or n == len(who) - 1):
+            progress(n + 1, len(who))
+    if constellation is not None:
+        await finish(run, constellation)
+    return run
+
+
+async def _sync(viewer: Viewer, run: FleetRun) -> bool:
+    assert viewer.client is not None
+    viewer.since_sync = 0
+    viewer.last_sync = viewer.clock.now()
+    result = await viewer.client.sync()
+    run.syncs += 1
+    if run.audit is not None:
+        if result.batch_id is not None:
+            run.audit.push_bytes.append(result.push_bytes)
+        run.audit.pull_bytes.append(result.pull_bytes)
+    return result.batch_id is not None
+
+
+async def _round(constellation: SimConstellation, run: FleetRun) -> None:
+    result = await constellation.run_round()
+    run.rounds += 1
+    detail = result.get("result")
+    if isinstance(detail, dict) and detail.get("status") == "released":
+        run.released_versions += 1
+
+
+async def catch_up(viewers: list[Viewer], run: FleetRun, *, max_syncs: int = 50) -> None:
+    """Let TVs pull everything released so far (what an idle TV does overnight)."""
+    for viewer in viewers:
+        for _ in range(max_syncs):
+            assert viewer.client is not None
+            result = await viewer.client.sync()
+            run.syncs += 1
+            if run.audit is not None:
+                run.audit.pull_bytes.append(result.pull_bytes)
+                if result.batch_id is not None:
+                    run.audit.push_bytes.append(result.push_bytes)
+            if not result.more and result.outbox_remaining == 0:
+                break
+
+
+async def finish(run: FleetRun, constellation: SimConstellation) -> None:
+    """Push what is left, run a last round, and bring every TV up to date."""
+    online = [v for v in run.viewers.values() if v.client is not None]
+    for viewer in online:
+        await _sync(viewer, run)
+    await _round(constellation, run)
+    await catch_up(online, run)
