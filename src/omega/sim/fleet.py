@@ -139,9 +139,10 @@ async def replay_fleet(
     item_ids = [i.item_id for i in dataset.items]
     next_round = float(when[0]) + config.round_every_s if len(when) else 0.0
     pushes_since_round = 0
+    # Checkpoints at evenly spaced events (positions, so they always fall on an event).
     marks = (
-        set(np.quantile(when, np.linspace(0, 1, checkpoints + 1)[1:-1]).astype(np.int64).tolist())
-        if checkpoints > 1 and len(when)
+        {len(who) * k // checkpoints - 1 for k in range(1, checkpoints)}
+        if checkpoints > 1
         else set()
     )
     for n in range(len(who)):
@@ -168,8 +169,7 @@ async def replay_fleet(
                 await _round(constellation, run)
                 pushes_since_round = 0
             next_round = ts + config.round_every_s
-        if int(when[n]) in marks and on_checkpoint is not None:
-            marks.discard(int(when[n]))
+        if n in marks and on_checkpoint is not None:
             run.checkpoints.append({"ts": ts, **on_checkpoint(run, ts)})
         if progress is not None and (n % 500 == 0 or n == len(who) - 1):
             progress(n + 1, len(who))

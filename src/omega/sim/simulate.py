@@ -235,6 +235,17 @@ async def run_simulation(
                     "local_only_hr@10": mark_local["hr@10"],
                 }
             )
+    last_ts = float(split_.holdout_timestamp.max(initial=0))
+    timeline.append(
+        {
+            "ts": last_ts,
+            "viewers": split_.n_viewers,
+            "omega_ndcg@10": omega_figures["ndcg@10"],
+            "local_only_ndcg@10": baselines["local_only"]["ndcg@10"],
+            "omega_hr@10": omega_figures["hr@10"],
+            "local_only_hr@10": baselines["local_only"]["hr@10"],
+        }
+    )
     released = next(
         (c["released_patterns"] for c in omega.checkpoints if "released_patterns" in c), 0.0
     )

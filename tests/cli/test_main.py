@@ -1,0 +1,74 @@
+"""The ``omega`` command as a user meets it: help, errors as sentences and exit codes."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+OMEGA = [sys.executable, "-m", "omega.cli"]
+
+
+def omega(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*OMEGA, *args], capture_output=True, text=True, timeout=300, env=env)
+
+
+def test_help_lists_every_command() -> None:
+    done = omega("--help")
+    assert done.returncode == 0
+    for command in ("brain", "bench", "demo", "simulate", "serve", "worker", "sync"):
+        assert command in done.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "words"),
+    [
+        (("brain", "recommend", "/nonexistent/omega-brain"), 2, "brain init"),
+        (("brain", "recommend", "/nonexistent/omega-brain", "-k", "abc"), 2, "valid integer"),
+        (("simulate",), 2, "--dataset"),
+        (("simulate", "--dataset", "/nonexistent/ml"), 3, "/nonexistent/ml"),
+        (("demo", "--viewers", "1"), 2, "3 viewers"),
+    ],
+)
+def test_bad_input_is_one_sentence_and_an_exit_code(
+    args: tuple[str, ...], code: int, words: str
+) -> None:
+    done = omega(*args)
+    assert done.returncode == code, done.stderr
+    assert words in done.stderr + done.stdout
+    assert "Traceback" not in done.stderr
+
+
+def test_brain_commands_end_to_end(tmp_path: Path) -> None:
+    brain = tmp_path / "tv"
+    catalog = tmp_path / "catalog.csv"
+    catalog.write_text(
+        "item_id,title,genres,year,runtime_min\n"
+        + "\n".join(f"m{n},Space Saga {n},Sci-Fi|Adventure,{1990 + n},{90 + n}" for n in range(8))
+        + "\n"
+        + "\n".join(f"d{n},Kitchen Stories {n},Documentary,{2000 + n},50" for n in range(8))
+        + "\n"
+    )
+    assert omega("brain", "init", str(brain)).returncode == 0
+    imported = json.loads(
+        omega("brain", "catalog-import", str(brain), str(catalog), "--json").stdout
+    )
+    assert imported["items"] == 16
+    for n in range(4):
+        tracked = omega("brain", "track", str(brain), "view", f"m{n}", "--fraction", "1", "--json")
+        assert json.loads(tracked.stdout)["success"] is True
+    bad = omega("brain", "track", str(brain), "view", "m1", "--fraction", "1.5")
+    assert bad.returncode == 3
+    assert "within [0, 1]" in bad.stderr
+    recs = json.loads(omega("brain", "recommend", str(brain), "-k", "3", "--json").stdout)
+    ids = [r["item_id"] for r in recs["recommendations"]]
+    assert len(ids) == 3
+    assert not {"m0", "m1", "m2", "m3"} & set(ids)
+    assert all(r["reason"] for r in recs["recommendations"])
+    stats = json.loads(omega("brain", "stats", str(brain), "--json").stdout)
+    assert stats["episodes"] == 4
+    exported = json.loads(omega("brain", "export", str(brain), "--json").stdout)
+    assert all(p["support"] >= 3 for p in exported["patterns"])

@@ -1,0 +1,104 @@
+"""The fleet replay end to end: real brains, the real protocol, an in-process constellation."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import msgspec
+import pytest
+
+from omega.protocol.codec import encode
+from omega.protocol.messages import Pattern, PullRequest, PushRequest, SyncRequest
+from omega.sim.audit import PrivacyAudit
+from omega.sim.fleet import FleetConfig, rating_to_view
+from omega.sim.simulate import SimulationOptions, run_simulation
+from omega.sim.viewers import synthetic_dataset
+
+FAST = FleetConfig(
+    cells=16, sync_every=3, sync_gap_s=6 * 3600.0, round_every_s=12 * 3600.0, round_min_pushes=2
+)
+
+
+def _run(tmp_path: Path, **options: object) -> dict[str, object]:
+    data = synthetic_dataset(titles=80, viewers=12, days=5, seed=3)
+    chosen = SimulationOptions(
+        fleet=FAST,
+        baselines=("popularity",),
+        work_dir=tmp_path / "work",
+        cache_dir=tmp_path / "cache",
+        checkpoints=3,
+        **options,  # type: ignore[arg-type]
+    )
+    return asyncio.run(run_simulation(data, chosen, lambda *_: None))
+
+
+def test_replay_syncs_through_the_protocol_and_reports(tmp_path: Path) -> None:
+    result = _run(tmp_path)
+    assert result["viewers"] == 12
+    assert result["syncs"] > 12  # every TV synced more than once
+    assert result["rounds"] >= 1
+    assert result["requests_inspected"] >= result["syncs"]
+    # nothing but patterns crossed the wire
+    assert result["raw_items_sent"] == 0
+    assert result["event_records_sent"] == 0
+    assert result["search_strings_sent"] == 0
+    assert 0 < result["push_bytes_median"] <= 1024  # type: ignore[operator]
+    omega = result["omega"]
+    local = result["baselines"]["local_only"]  # type: ignore[index]
+    for figures in (omega, local, result["baselines"]["popularity"]):  # type: ignore[index]
+        assert 0.0 <= figures["ndcg@10"] <= figures["hr@10"] <= 1.0  # type: ignore[index]
+        assert figures["ndcg@10_pessimistic"] <= figures["ndcg@10"]  # type: ignore[index]
+    assert result["timeline"], "checkpoints over simulated time"
+
+
+def test_a_promote_item_attack_is_measured(tmp_path: Path) -> None:
+    result = _run(tmp_path, attack="promote-item", attackers=0.25)
+    attack = result["attack"]
+    assert attack["kind"] == "promote-item"  # type: ignore[index]
+    assert attack["attackers"] == 0.25  # type: ignore[index]
+    for key in ("target_exposure_clean", "target_exposure_attacked"):
+        assert 0.0 <= attack[key] <= 1.0  # type: ignore[index]
+    assert attack["target_item"]  # type: ignore[index]
+
+
+def test_the_audit_catches_an_item_id_smuggled_into_a_push() -> None:
+    audit = PrivacyAudit.for_catalog(["296", "318"], ["Pulp Fiction (1994)"])
+    clean = SyncRequest(
+        pull=PullRequest(viewer_id="v1"),
+        push=PushRequest(
+            viewer_id="v1",
+            batch_id="b1",
+            codebook_id="c",
+            added=[
+                Pattern(id="a" * 16, task="preference", cells=(3,), success_rate=0.9, support=4)
+            ],
+        ),
+    )
+    audit.inspect(encode(clean))
+    assert (audit.raw_items_sent, audit.event_records_sent) == (0, 0)
+    # A push whose pattern id is really an item id, and one with an event-like record.
+    leaky = msgspec.structs.replace(
+        clean,
+        push=msgspec.structs.replace(clean.push, batch_id="296"),  # type: ignore[arg-type]
+    )
+    audit.inspect(encode(leaky))
+    assert audit.raw_items_sent == 1
+    raw = msgspec.msgpack.encode({"msg": "push", "history": [{"item_id": "x", "ts": 1}]})
+    audit.inspect(b"\x01\x00" + raw)
+    assert audit.event_records_sent >= 1
+
+
+@pytest.mark.parametrize(
+    ("stars", "expected"),
+    [
+        (5.0, ("view", 1.0)),
+        (4.0, ("view", 0.9)),
+        (3.0, ("view", 0.6)),
+        (2.0, ("view", 0.25)),
+        (1.0, ("skip", 0.0)),
+        (0.5, ("skip", 0.0)),
+    ],
+)
+def test_ratings_replay_as_tv_events(stars: float, expected: tuple[str, float]) -> None:
+    assert rating_to_view(stars) == expected
