@@ -30,7 +30,8 @@ class CatalogItem:
 
 def item_text(item: CatalogItem) -> str:
     """What the embedder reads for a title: the title, year, genres, then tags/description."""
-    parts = [item.title if item.year is None else f"{item.title} ({item.year})"]
+    has_year = item.year is None or item.title.rstrip().endswith(f"({item.year})")
+    parts = [item.title if has_year else f"{item.title} ({item.year})"]
     if item.genres:
         parts.append(", ".join(item.genres))
     if item.tags:
