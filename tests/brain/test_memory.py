@@ -64,3 +64,17 @@ def test_state_survives_reopen(brain: Brain, clock: ManualClock, tmp_path: objec
         assert [r.item_id for r in reopened.recommend(5)] == recs
     finally:
         reopened.close()
+
+
+def test_consolidation_runs_on_schedule(brain: Brain, clock: ManualClock) -> None:
+    """Daily: stale one-off patterns go. Weekly: episodes past the retention go."""
+    from dataclasses import replace
+
+    brain.config = replace(brain.config, episode_retention=3 * DAY)
+    brain.track_view("doc0", watch_fraction=0.5)  # one episode: a one-off pattern
+    one_offs = {s.id for s in brain.bank if s.support == 1}
+    assert one_offs
+    clock.advance(40 * DAY)  # stale (> 30 days) and past the retention
+    brain.track_view("ani0", watch_fraction=1.0)  # the next event runs the due loops
+    assert not one_offs & {s.id for s in brain.bank}
+    assert brain.stats()["episodes"] == 1  # the 40-day-old episode was pruned

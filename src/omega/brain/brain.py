@@ -117,6 +117,7 @@ class Brain:
         self.index_rebuilt = False
         self._closed = False
         self._seen: npt.NDArray[np.bool_] | None = None
+        self._consolidated = (0.0, 0.0)  # when the daily and weekly loops last ran
 
     def _new_knowledge(self, k: int) -> CellKnowledge:
         return CellKnowledge(
@@ -226,6 +227,10 @@ class Brain:
             self.skills.stats[(name, context)] = SkillStat(uses, successes, updated)
         self._refresh_collective(*self.store.load_collective())
         self._applied_episode = int(self.store.get_meta("applied_episode", "0") or 0)
+        self._consolidated = (
+            float(self.store.get_meta("consolidated_daily", "0") or 0),
+            float(self.store.get_meta("consolidated_weekly", "0") or 0),
+        )
         self._interacted = self.store.interacted_item_keys()
         recent = self.store.recent_episodes(40)
         if recent:
@@ -469,6 +474,7 @@ class Brain:
             self._since_flush += 1
             if self._since_flush >= self.config.flush_every:
                 self.flush()
+            self._maybe_consolidate(now)
             return Tracked(
                 episode_id, episode.kind, episode.reward, episode.success, episode.critique, context
             )
@@ -561,8 +567,9 @@ class Brain:
             self.tiers.end_session(self.clock.now() if now is None else now)
             self._session_id = ""
 
-    def consolidate(self) -> dict[str, int]:
-        """The slow loops: prune stale patterns (daily) and old episodes (weekly)."""
+    def consolidate(self, *, weekly: bool = True) -> dict[str, int]:
+        """The slow loops: prune stale and surplus patterns (daily) and, weekly, episodes
+        older than the retention. Runs by itself as the clock passes; callable any time."""
         with self._lock:
             now = self.clock.now()
             self.flush()
@@ -572,10 +579,21 @@ class Brain:
                 self.store.save_patterns(conn, [], deleted)
                 if shared:
                     self.store.enqueue(conn, [(pid, "remove") for pid in shared])
-                pruned = self.store.prune_episodes(conn, cutoff)
+                pruned = self.store.prune_episodes(conn, cutoff) if weekly else 0
+                self.store.set_meta(conn, "consolidated_daily", repr(now))
+                if weekly:
+                    self.store.set_meta(conn, "consolidated_weekly", repr(now))
+            self._consolidated = (now, now if weekly else self._consolidated[1])
             if deleted:
                 self.knowledge.rebuild_local(self.bank)
             return {"patterns_pruned": len(deleted), "episodes_pruned": pruned}
+
+    def _maybe_consolidate(self, now: float) -> None:
+        daily, weekly = self._consolidated
+        if not daily:
+            self._consolidated = (now, now)
+        elif now - daily >= DAY:
+            self.consolidate(weekly=now - weekly >= 7 * DAY)
 
     def export_patterns(self, min_quality: float | None = None) -> list[Pattern]:
         """Shareable patterns only: success ≥ min quality and support ≥ min support."""
