@@ -1,20 +1,23 @@
-"""Per-viewer rate limiting on the maintained ``limits`` library (moving window, in memory).
+"""Per-viewer rate limiting: a moving window over each key's recent hits, in memory.
 
 A moving window counts each request for exactly ``window`` seconds, so a device cannot
-double its budget at a fixed-window boundary. The counters live in this process: with
-several server processes behind a balancer each enforces the limit on its share; point
-``limits`` at Redis (``storage_from_string``) if a fleet-wide budget is ever needed.
+double its budget at a fixed-window boundary. Each key keeps the times of its allowed
+hits in the window (at most ``limit``), so a hit costs O(1) amortised and nothing runs
+in the background: idle keys are dropped by a sweep every ``window`` seconds, paid by
+the hit that finds it due. (The ``limits`` library's in-memory storage, used before,
+starts a timer thread every 10 ms under load that walks every key: ~14% of a core at
+1,000 viewers, growing with the fleet.) The counters live in this process: with several
+server processes behind a balancer each enforces the limit on its share.
 """
 
 from __future__ import annotations
 
 import math
+import threading
 import time
+from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
-
-from limits import RateLimitItemPerSecond
-from limits.storage import MemoryStorage
-from limits.strategies import MovingWindowRateLimiter
 
 __all__ = ["RateDecision", "ViewerRateLimiter"]
 
@@ -29,23 +32,44 @@ class RateDecision:
 class ViewerRateLimiter:
     """``limit`` requests per ``window`` seconds for each key (a viewer id)."""
 
-    def __init__(self, *, limit: int, window: int) -> None:
-        self._item = RateLimitItemPerSecond(limit, window)
-        self._storage = MemoryStorage()
-        self._limiter = MovingWindowRateLimiter(self._storage)
+    def __init__(
+        self, *, limit: int, window: int, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self._limit = limit
+        self._window = float(window)
+        self._clock = clock
+        self._hits: dict[str, deque[float]] = {}
+        self._lock = threading.Lock()
+        self._next_sweep = clock() + self._window
 
     @property
     def limit(self) -> int:
-        return int(self._item.amount)
+        return self._limit
 
     def hit(self, key: str) -> RateDecision:
-        if self._limiter.hit(self._item, "viewer", key):
-            stats = self._limiter.get_window_stats(self._item, "viewer", key)
-            return RateDecision(allowed=True, remaining=stats.remaining, retry_after=0)
-        stats = self._limiter.get_window_stats(self._item, "viewer", key)
-        # limits reports the reset moment on the wall clock it uses itself.
-        wait = max(1, math.ceil(stats.reset_time - time.time()))
-        return RateDecision(allowed=False, remaining=0, retry_after=wait)
+        now = self._clock()
+        start = now - self._window
+        with self._lock:
+            if now >= self._next_sweep:
+                self._sweep(start)
+                self._next_sweep = now + self._window
+            hits = self._hits.get(key)
+            if hits is None:
+                hits = self._hits[key] = deque()
+            while hits and hits[0] <= start:
+                hits.popleft()
+            if len(hits) < self._limit:
+                hits.append(now)
+                return RateDecision(allowed=True, remaining=self._limit - len(hits), retry_after=0)
+            wait = max(1, math.ceil(hits[0] + self._window - now))
+            return RateDecision(allowed=False, remaining=0, retry_after=wait)
+
+    def _sweep(self, start: float) -> None:
+        """Forget keys with no hit left in the window (called with the lock held)."""
+        idle = [key for key, hits in self._hits.items() if not hits or hits[-1] <= start]
+        for key in idle:
+            del self._hits[key]
 
     def close(self) -> None:
-        self._storage.reset()
+        with self._lock:
+            self._hits.clear()
