@@ -1,0 +1,89 @@
+"""Where the CPU went during a bench step: the server, the load generator, everything else.
+
+Read from Linux's ``/proc`` (per-process ``utime + stime``, and the machine-wide busy
+time from ``/proc/stat``), so a report can say how much of the box the server used per
+sync and how much other work shared the cores. Elsewhere every figure reads as ``None``.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+__all__ = ["CpuMeter", "CpuSnapshot", "process_tree"]
+
+_TICK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+@dataclass(frozen=True, slots=True)
+class CpuSnapshot:
+    wall: float
+    server: float | None  # CPU seconds used so far by the server's processes
+    client: float  # CPU seconds used so far by this process
+    busy: float | None  # CPU seconds the whole machine spent not idle
+
+
+def _process_seconds(pid: int) -> float | None:
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    return (int(fields[11]) + int(fields[12])) / _TICK  # utime, stime
+
+
+def _machine_busy() -> float | None:
+    try:
+        first = Path("/proc/stat").read_text().split("\n", 1)[0].split()
+    except OSError:
+        return None
+    ticks = [int(v) for v in first[1:]]
+    idle = ticks[3] + (ticks[4] if len(ticks) > 4 else 0)  # idle + iowait
+    return (sum(ticks[:8]) - idle) / _TICK
+
+
+def process_tree(pid: int) -> list[int]:
+    """``pid`` and its descendants (uvicorn ``--workers`` runs the app in children)."""
+    found, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        found.append(current)
+        for task in Path(f"/proc/{current}/task").glob("*/children"):
+            try:
+                todo += [int(child) for child in task.read_text().split()]
+            except OSError:
+                continue
+    return found
+
+
+class CpuMeter:
+    def __init__(self, server_pids: list[int]) -> None:
+        self._pids = server_pids
+
+    def snapshot(self) -> CpuSnapshot:
+        seconds = [_process_seconds(pid) for pid in self._pids]
+        server = None if not seconds or None in seconds else sum(s for s in seconds if s)
+        return CpuSnapshot(
+            wall=time.monotonic(), server=server, client=time.process_time(), busy=_machine_busy()
+        )
+
+    @staticmethod
+    def usage(start: CpuSnapshot, end: CpuSnapshot) -> dict[str, float | None]:
+        """Percent of one core used in the interval (a 2-core box has 200%)."""
+        span = max(end.wall - start.wall, 1e-9)
+
+        def pct(a: float | None, b: float | None) -> float | None:
+            return None if a is None or b is None else round(100 * (b - a) / span, 1)
+
+        server = pct(start.server, end.server)
+        client = pct(start.client, end.client)
+        busy = pct(start.busy, end.busy)
+        others = None
+        if busy is not None and server is not None and client is not None:
+            others = round(max(0.0, busy - server - client), 1)
+        return {
+            "server_cpu_pct": server,
+            "client_cpu_pct": client,
+            "other_cpu_pct": others,
+        }

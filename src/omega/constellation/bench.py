@@ -1,0 +1,295 @@
+"""``omega bench server``: a real ``omega serve`` under an open-loop fleet of devices.
+
+:func:`run_server_bench` starts the constellation in a child process on a free
+127.0.0.1 port (SQLite in a temporary data directory unless ``db_url`` is given),
+publishes a codebook, then runs :mod:`omega.constellation.loadgen` in a second child
+process, which registers the fleet and steps the offered sync rate up. The result is the
+highest step sustained with p95 ≤ ``p95_limit_ms`` and no errors, plus every step.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import httpx
+import msgspec
+import numpy as np
+
+from omega.constellation._cpu import process_tree
+from omega.constellation._runtime import load_admin_token, load_keys
+from omega.constellation.loadgen import LoadConfig
+from omega.constellation.settings import Settings
+from omega.errors import ConfigError, InputError, OmegaError
+
+__all__ = ["DEFAULT_RATES", "run_server_bench"]
+
+#: Offered rates (syncs per second) stepped through by default.
+DEFAULT_RATES = (50, 100, 200, 300, 400, 500, 600, 800, 1000, 1200)
+
+_CODEBOOK_ID = "bench-k256"
+_CELLS = 256  # the cells omega.protocol.bench draws from
+_DIM = 384
+_START_TIMEOUT = 60.0
+
+Progress = Callable[[str, Mapping[str, Any]], None]
+
+
+class BenchError(OmegaError):
+    """The server or the load generator failed (not a slow result: a broken run)."""
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def _server_command(
+    *,
+    port: int,
+    data_dir: Path,
+    db_url: str | None,
+    federation_interval: float | None,
+    workers: int,
+) -> tuple[list[str], dict[str, str]]:
+    env = {**os.environ}
+    if workers == 1:
+        command = [sys.executable, "-c", "from omega.cli.main import run; run()", "serve"]
+        command += ["--host", "127.0.0.1", "--port", str(port), "--data-dir", str(data_dir)]
+        command += ["--log-level", "warning", "--json"]
+        if db_url is not None:
+            command += ["--db", db_url]
+        if federation_interval is not None:
+            command += ["--federation-interval", str(federation_interval)]
+        return command, env
+    # `omega serve` runs one process; several need uvicorn's factory mode and OMEGA_* env.
+    env["OMEGA_DATA_DIR"] = str(data_dir)
+    if db_url is not None:
+        env["OMEGA_DB_URL"] = db_url
+    if federation_interval is not None:
+        env["OMEGA_FEDERATION_INTERVAL"] = str(federation_interval)
+    command = [sys.executable, "-m", "uvicorn", "--factory", "omega.constellation.app:create_app"]
+    command += ["--host", "127.0.0.1", "--port", str(port), "--workers", str(workers)]
+    command += ["--log-level", "warning", "--no-access-log"]
+    return command, env
+
+
+@contextlib.contextmanager
+def _server(
+    data_dir: Path, *, db_url: str | None, federation_interval: float | None, workers: int
+) -> Iterator[tuple[str, list[int]]]:
+    """A constellation child process; yields its base URL and process ids once up."""
+    # Made here, once: several uvicorn workers starting together would each make their own.
+    settings = Settings(data_dir=data_dir)
+    load_keys(settings)
+    load_admin_token(settings)
+    port = _free_port()
+    command, env = _server_command(
+        port=port,
+        data_dir=data_dir,
+        db_url=db_url,
+        federation_interval=federation_interval,
+        workers=workers,
+    )
+    log_path = data_dir / "server.log"
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
+    base_url = f"http://127.0.0.1:{port}"
+    try:
+        _wait_healthy(base_url, process, log_path)
+        pids = process_tree(process.pid)
+        deadline = time.monotonic() + 10
+        while workers > 1 and len(pids) <= workers and time.monotonic() < deadline:
+            time.sleep(0.2)  # uvicorn's supervisor is up; its workers may still be starting
+            pids = process_tree(process.pid)
+        yield base_url, pids
+    finally:
+        if process.poll() is None:
+            process.terminate()
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(timeout=5)
+
+
+def _tail(path: Path, lines: int = 30) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return "(no log)"
+
+
+def _wait_healthy(base_url: str, process: subprocess.Popen[bytes], log_path: Path) -> None:
+    deadline = time.monotonic() + _START_TIMEOUT
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise BenchError(f"the server exited at start-up:\n{_tail(log_path)}")
+        with contextlib.suppress(httpx.TransportError):
+            if httpx.get(base_url + "/healthz", timeout=1).status_code == 200:
+                return
+        time.sleep(0.1)
+    raise BenchError(f"the server did not answer /healthz in {_START_TIMEOUT:.0f} s")
+
+
+def _publish_codebook(base_url: str, admin_token: str, *, seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    centroids = rng.normal(size=(_CELLS, _DIM))
+    centroids /= np.linalg.norm(centroids, axis=1, keepdims=True)
+    doc = {
+        "codebook_id": _CODEBOOK_ID,
+        "dim": _DIM,
+        "k": _CELLS,
+        "centroids_f16": centroids.astype("<f2").tobytes(),
+    }
+    answer = httpx.post(
+        base_url + "/api/omega/codebook",
+        content=msgspec.json.encode(doc),
+        headers={"Content-Type": "application/json", "Authorization": f"Bearer {admin_token}"},
+        timeout=30,
+    )
+    if answer.status_code != 201:
+        raise BenchError(f"publishing the codebook failed: {answer.status_code} {answer.text}")
+
+
+def _run_loadgen(
+    config: LoadConfig, log_path: Path, progress: Progress | None
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """Run the device fleet in its own process; collect what it reports, line by line."""
+    command = [
+        sys.executable,
+        "-m",
+        "omega.constellation.loadgen",
+        msgspec.json.encode(config).decode(),
+    ]
+    ready: dict[str, Any] = {}
+    steps: list[dict[str, Any]] = []
+    with (
+        log_path.open("wb") as log,
+        subprocess.Popen(command, stdout=subprocess.PIPE, stderr=log, text=True) as process,
+    ):
+        assert process.stdout is not None
+        for line in process.stdout:
+            event = json.loads(line)
+            kind = event.pop("event")
+            if kind == "ready":
+                ready = event
+            elif kind == "step":
+                steps.append(event)
+            if progress is not None:
+                progress(kind, event)
+        code = process.wait()
+    if code != 0:
+        raise BenchError(f"the load generator failed (exit {code}):\n{_tail(log_path)}")
+    return ready, steps
+
+
+def run_server_bench(
+    *,
+    viewers: int = 1000,
+    db_url: str | None = None,
+    rates: tuple[float, ...] = DEFAULT_RATES,
+    max_rate: float | None = None,
+    step_seconds: float = 10.0,
+    p95_limit_ms: float = 50.0,
+    pull_only: float = 0.0,
+    connections: int = 64,
+    federation_interval: float | None = None,
+    workers: int = 1,
+    seed: int = 0,
+    progress: Progress | None = None,
+) -> dict[str, Any]:
+    """Start a server, step a fleet of ``viewers`` devices through ``rates``; report.
+
+    ``federation_interval`` None keeps the server's default (in-process rounds every
+    60 s); 0 disables rounds. ``workers`` > 1 runs uvicorn's multi-process mode.
+    """
+    if viewers < 1 or step_seconds <= 0 or not 0 <= pull_only <= 1 or workers < 1:
+        raise InputError("viewers ≥ 1, step seconds > 0, 0 ≤ pull-only ≤ 1, workers ≥ 1")
+    if db_url is not None and not db_url.startswith(("sqlite:", "postgresql:", "postgres:")):
+        raise ConfigError(f"--db must be a sqlite:// or postgresql:// URL, got {db_url!r}")
+    stepped = sorted(r for r in rates if r > 0 and (max_rate is None or r <= max_rate))
+    if not stepped:
+        raise InputError("no offered rate to step through (check --max-rate)")
+    with tempfile.TemporaryDirectory(prefix="omega-bench-server-") as tmp:
+        data_dir = Path(tmp)
+        with _server(
+            data_dir, db_url=db_url, federation_interval=federation_interval, workers=workers
+        ) as (base_url, server_pids):
+            admin_token = (data_dir / "admin-token").read_text().strip()
+            _publish_codebook(base_url, admin_token, seed=seed)
+            config = LoadConfig(
+                base_url=base_url,
+                codebook_id=_CODEBOOK_ID,
+                cells=_CELLS,
+                viewers=viewers,
+                rates=[float(r) for r in stepped],
+                step_seconds=step_seconds,
+                p95_limit_ms=p95_limit_ms,
+                pull_only=pull_only,
+                connections=connections,
+                seed=seed,
+                server_pids=server_pids,
+            )
+            ready, steps = _run_loadgen(config, data_dir / "loadgen.log", progress)
+    return _report(
+        steps,
+        viewers=viewers,
+        setup_s=float(ready.get("setup_s", 0.0)),
+        storage="postgresql" if db_url and db_url.startswith("postgres") else "sqlite",
+        settings={
+            "step_seconds": step_seconds,
+            "p95_limit_ms": p95_limit_ms,
+            "pull_only": pull_only,
+            "connections": connections,
+            "federation_interval": federation_interval if federation_interval is not None else 60.0,
+            "workers": workers,
+        },
+    )
+
+
+def _report(
+    steps: list[dict[str, Any]],
+    *,
+    viewers: int,
+    setup_s: float,
+    storage: str,
+    settings: dict[str, Any],
+) -> dict[str, Any]:
+    passed = [s for s in steps if s["passed"]]
+    best = max(passed, key=lambda s: s["syncs_per_s"]) if passed else None
+    failed = next((s for s in steps if not s["passed"]), None)
+    return {
+        "viewers": viewers,
+        "syncs_per_s": best["syncs_per_s"] if best else 0.0,
+        "sync_p50_ms": best["p50_ms"] if best else None,
+        "sync_p95_ms": best["p95_ms"] if best else None,
+        "errors": sum(s["errors"] for s in steps),
+        "offered_per_s": best["offered_per_s"] if best else 0.0,
+        "limited_by": _limited_by(failed, settings["p95_limit_ms"], len(steps)),
+        "storage": storage,
+        "cores": os.cpu_count(),
+        "setup_s": setup_s,
+        **settings,
+        "steps": steps,
+    }
+
+
+def _limited_by(failed: dict[str, Any] | None, limit: float, count: int) -> str:
+    if failed is None:
+        return f"none: all {count} steps passed (raise --max-rate to go further)"
+    rate = failed["offered_per_s"]
+    if failed["errors"]:
+        return f"errors at {rate:g}/s: {failed['error_kinds']}"
+    return f"p95 {failed['p95_ms']:g} ms > {limit:g} ms at {rate:g}/s"

@@ -1,0 +1,360 @@
+"""A fleet of simulated devices syncing with a constellation, open loop, for the server bench.
+
+Run as its own process (``python -m omega.constellation.loadgen CONFIG_JSON``) so the
+devices and the server never share an interpreter. It registers ``viewers`` devices,
+then for each offered rate in ``rates`` runs ``step_seconds`` of syncs: every device
+syncs on its own schedule — period ``viewers / rate`` times a random jitter — whatever
+the answers are doing (open loop, as TVs do), and each sync's latency runs from its
+*scheduled* send time, so time spent queueing in the client counts (no coordinated
+omission). A step's result is one JSON line on stdout; stepping stops after the first
+step with p95 over ``p95_limit_ms`` or any error.
+
+A sync is a real ``POST /api/omega/sync`` with a binary ``SyncRequest``: a push of 10–30
+of the device's patterns under a fresh batch id (shaped as ``omega bench sync`` shapes
+them), plus a pull from the device's cursor. Messages are built from the protocol types
+directly: a full brain per device would measure the brain, not the server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import heapq
+import json
+import random
+import sys
+import time
+import uuid
+from collections import Counter
+from dataclasses import dataclass, field
+
+import httpx
+import msgspec
+import numpy as np
+
+from omega.constellation._cpu import CpuMeter
+from omega.errors import RemoteProtocolError
+from omega.protocol import codec
+from omega.protocol.bench import synthetic_pushes
+from omega.protocol.messages import (
+    Pattern,
+    PullRequest,
+    PushRequest,
+    Registration,
+    RegistrationResponse,
+    SyncRequest,
+    SyncResponse,
+)
+
+__all__ = ["LoadConfig", "StepResult", "main", "run_load"]
+
+BINARY = "application/x-omega"
+_JITTER = (0.5, 1.5)  # a device's next sync comes after its period times U(0.5, 1.5)
+_REGISTER_CONCURRENCY = 32
+_CONNECTIONS_PER_LANE = 4
+
+
+class LoadConfig(msgspec.Struct, frozen=True, kw_only=True):
+    base_url: str
+    codebook_id: str
+    cells: int
+    viewers: int
+    rates: list[float]
+    step_seconds: float
+    p95_limit_ms: float = 50.0
+    pull_only: float = 0.0  # share of syncs that carry no push
+    connections: int = 64
+    timeout: float = 10.0
+    seed: int = 0
+    server_pids: list[int] = []  # whose CPU time each step reports (Linux /proc)
+
+
+class StepResult(msgspec.Struct, frozen=True, kw_only=True):
+    offered_per_s: float
+    syncs: int
+    ok: int
+    errors: int
+    syncs_per_s: float  # successful syncs scheduled in the window, per second
+    p50_ms: float
+    p95_ms: float
+    p99_ms: float
+    max_ms: float
+    send_lag_p95_ms: float  # how late the client itself started sends (its own overload)
+    service_p95_ms: float  # from the request leaving the client's queue to its answer
+    patterns_pushed: int
+    error_kinds: dict[str, int] = {}
+    passed: bool = False
+    # Percent of one core during the step's window, from /proc (None elsewhere):
+    server_cpu_pct: float | None = None
+    client_cpu_pct: float | None = None
+    other_cpu_pct: float | None = None  # the rest of the machine: work sharing the cores
+    server_cpu_ms_per_sync: float | None = None
+
+
+@dataclass(slots=True)
+class _Lane:
+    """One small httpx client and the queue in front of it.
+
+    Devices are spread over several clients with a few connections each rather than one
+    client with many: httpcore scans every connection of its pool on each request, so a
+    big pool makes the client, not the server, the bottleneck. Requests wait in ``gate``
+    (FIFO, O(1)) instead of in httpcore's own queue, which is scanned the same way.
+    """
+
+    client: httpx.AsyncClient
+    gate: asyncio.Semaphore
+
+
+@dataclass(slots=True)
+class _Device:
+    lane: _Lane
+    viewer_id: str
+    headers: dict[str, str]
+    patterns: list[Pattern]
+    removed: list[str]
+    cursor: int = 0
+
+
+@dataclass(slots=True)
+class _Sample:
+    latency: float = 0.0
+    lag: float = 0.0
+    service: float = 0.0
+    pushed: int = 0
+    error: str | None = None
+
+
+@dataclass(slots=True)
+class _Step:
+    rate: float
+    samples: list[asyncio.Task[_Sample]] = field(default_factory=list)
+    cpu: dict[str, float | None] = field(default_factory=dict)
+
+
+async def _register(lanes: list[_Lane], config: LoadConfig) -> list[_Device]:
+    """Register every device; each gets a pool of patterns it re-pushes (as updates)."""
+    rng = np.random.default_rng(config.seed)
+    templates = synthetic_pushes(2 * config.viewers, rng=rng)
+    gate = asyncio.Semaphore(_REGISTER_CONCURRENCY)
+    body = codec.encode(Registration(device_model="bench-tv", region="global"))
+
+    async def one(i: int) -> _Device:
+        lane = lanes[i % len(lanes)]
+        async with gate:
+            answer = await lane.client.post(
+                "/api/omega/viewers", content=body, headers={"Content-Type": BINARY}
+            )
+        if answer.status_code != 201:
+            raise RuntimeError(f"registration failed: {answer.status_code} {answer.text[:200]}")
+        reg = codec.decode(answer.content, expect=RegistrationResponse)
+        a, b = templates[2 * i], templates[2 * i + 1]
+        return _Device(
+            lane=lane,
+            viewer_id=reg.viewer_id,
+            headers={"Content-Type": BINARY, "Authorization": f"Bearer {reg.access_token}"},
+            patterns=[*a.added, *a.updated, *b.added, *b.updated],
+            removed=list(a.removed),
+        )
+
+    return list(await asyncio.gather(*(one(i) for i in range(config.viewers))))
+
+
+def _request(device: _Device, config: LoadConfig, rng: random.Random) -> tuple[bytes, int]:
+    pull = PullRequest(viewer_id=device.viewer_id, since_version=device.cursor, max_bytes=5120)
+    if rng.random() < config.pull_only:
+        return codec.encode(SyncRequest(pull=pull)), 0
+    chosen = rng.sample(device.patterns, min(len(device.patterns), rng.randint(10, 30)))
+    n_added = len(chosen) // 3 * 2
+    push = PushRequest(
+        viewer_id=device.viewer_id,
+        batch_id=uuid.uuid4().hex,
+        codebook_id=config.codebook_id,
+        added=chosen[:n_added],
+        updated=chosen[n_added:],
+        removed=device.removed[: rng.randint(0, len(device.removed))],
+    )
+    return codec.encode(SyncRequest(pull=pull, push=push)), len(chosen)
+
+
+async def _sync(
+    device: _Device,
+    config: LoadConfig,
+    rng: random.Random,
+    scheduled: float,
+) -> _Sample:
+    loop = asyncio.get_running_loop()
+    sample = _Sample(lag=loop.time() - scheduled)
+    body, sample.pushed = _request(device, config, rng)
+    try:
+        async with device.lane.gate:
+            sent = loop.time()
+            answer = await device.lane.client.post(
+                "/api/omega/sync", content=body, headers=device.headers
+            )
+            sample.service = loop.time() - sent
+        if answer.status_code != 200:
+            sample.error = f"http {answer.status_code}"
+        else:
+            reply = codec.decode(answer.content, expect=SyncResponse, max_bytes=1 << 22)
+            if reply.ack is not None and reply.ack.rejected:
+                sample.error = "patterns rejected"
+            device.cursor = max(device.cursor, reply.pull.version)
+    except httpx.TimeoutException:
+        sample.error = "timeout"
+    except httpx.TransportError as exc:
+        sample.error = f"transport: {type(exc).__name__}"
+    except RemoteProtocolError:
+        sample.error = "undecodable answer"
+    sample.latency = loop.time() - scheduled
+    return sample
+
+
+def _p95_ms(values: list[float]) -> float:
+    return round(float(np.percentile(values, 95)) * 1000, 2) if values else 0.0
+
+
+def _summary(step: _Step, samples: list[_Sample], config: LoadConfig) -> StepResult:
+    latencies = np.array([s.latency for s in samples]) * 1000 if samples else np.zeros(1)
+    lags = np.array([s.lag for s in samples]) * 1000 if samples else np.zeros(1)
+    kinds = Counter(s.error for s in samples if s.error is not None)
+    errors = sum(kinds.values())
+    p95 = float(np.percentile(latencies, 95))
+    server_pct = step.cpu.get("server_cpu_pct")
+    per_sync = None
+    if server_pct is not None and samples:
+        per_sync = round(server_pct * 10 * config.step_seconds / len(samples), 3)
+    return StepResult(
+        offered_per_s=step.rate,
+        syncs=len(samples),
+        ok=len(samples) - errors,
+        errors=errors,
+        syncs_per_s=round((len(samples) - errors) / config.step_seconds, 1),
+        p50_ms=round(float(np.percentile(latencies, 50)), 2),
+        p95_ms=round(p95, 2),
+        p99_ms=round(float(np.percentile(latencies, 99)), 2),
+        max_ms=round(float(latencies.max()), 2),
+        send_lag_p95_ms=round(float(np.percentile(lags, 95)), 2),
+        service_p95_ms=_p95_ms([s.service for s in samples]),
+        patterns_pushed=sum(s.pushed for s in samples),
+        error_kinds=dict(kinds),
+        passed=bool(samples) and errors == 0 and p95 <= config.p95_limit_ms,
+        server_cpu_ms_per_sync=per_sync,
+        **step.cpu,
+    )
+
+
+class _Schedule:
+    """When each device syncs next: a heap of (due time, device index).
+
+    Each device keeps its own rhythm across steps; a new rate rescales what is left of
+    every device's current wait, so the arrivals stay spread out when the rate changes.
+    """
+
+    def __init__(self, devices: int, rate: float, start: float, rng: random.Random) -> None:
+        self.period = devices / rate
+        self.heap = [(start + rng.uniform(0, self.period), i) for i in range(devices)]
+        heapq.heapify(self.heap)
+
+    def retime(self, devices: int, rate: float, now: float) -> None:
+        period = devices / rate
+        scale = period / self.period
+        self.heap = [(now + max(0.0, due - now) * scale, i) for due, i in self.heap]
+        heapq.heapify(self.heap)
+        self.period = period
+
+
+async def _run_step(
+    devices: list[_Device],
+    config: LoadConfig,
+    schedule: _Schedule,
+    rng: random.Random,
+    meter: CpuMeter,
+) -> _Step:
+    """Dispatch one step's syncs on schedule; returns with them still in flight."""
+    loop = asyncio.get_running_loop()
+    step = _Step(rate=len(devices) / schedule.period)
+    end = loop.time() + config.step_seconds
+    before = meter.snapshot()
+    heap = schedule.heap
+    while heap[0][0] < end:
+        due, i = heap[0]
+        delay = due - loop.time()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        heapq.heapreplace(heap, (due + schedule.period * rng.uniform(*_JITTER), i))
+        step.samples.append(asyncio.create_task(_sync(devices[i], config, rng, due)))
+    step.cpu = meter.usage(before, meter.snapshot())
+    return step
+
+
+def _emit(event: str, **data: object) -> None:
+    sys.stdout.write(json.dumps({"event": event, **data}) + "\n")
+    sys.stdout.flush()
+
+
+async def run_load(config: LoadConfig) -> list[StepResult]:
+    """Register the fleet, then step the offered rate until a step fails or rates run out.
+
+    Steps follow each other with no pause; a step's syncs that are still in flight when
+    the next begins finish alongside it (and count for the step that scheduled them).
+    """
+    rng = random.Random(config.seed)
+    per_lane = min(config.connections, _CONNECTIONS_PER_LANE)
+    limits = httpx.Limits(max_connections=per_lane, max_keepalive_connections=per_lane)
+    timeout = httpx.Timeout(config.timeout, pool=None)
+    results: list[StepResult] = []
+    async with contextlib.AsyncExitStack() as stack:
+        lanes = [
+            _Lane(
+                client=await stack.enter_async_context(
+                    httpx.AsyncClient(base_url=config.base_url, limits=limits, timeout=timeout)
+                ),
+                gate=asyncio.Semaphore(per_lane),
+            )
+            for _ in range(max(1, config.connections // per_lane))
+        ]
+        started = time.perf_counter()
+        devices = await _register(lanes, config)
+        _emit("ready", viewers=len(devices), setup_s=round(time.perf_counter() - started, 2))
+        pending: asyncio.Task[StepResult] | None = None
+        loop = asyncio.get_running_loop()
+        meter = CpuMeter(config.server_pids)
+        schedule = _Schedule(len(devices), config.rates[0], loop.time(), rng)
+        for rate in config.rates:
+            schedule.retime(len(devices), rate, loop.time())
+            step = await _run_step(devices, config, schedule, rng, meter)
+            if pending is not None:
+                results.append(await pending)
+                _emit("step", **msgspec.to_builtins(results[-1]))
+                if not results[-1].passed:
+                    for task in step.samples:
+                        task.cancel()  # the step after a failure is not reported
+                    await asyncio.gather(*step.samples, return_exceptions=True)
+                    return results
+            pending = asyncio.create_task(_finish(step, config))
+        if pending is not None:
+            results.append(await pending)
+            _emit("step", **msgspec.to_builtins(results[-1]))
+    return results
+
+
+async def _finish(step: _Step, config: LoadConfig) -> StepResult:
+    return _summary(step, list(await asyncio.gather(*step.samples)), config)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``python -m omega.constellation.loadgen '<LoadConfig as JSON>'``."""
+    args = sys.argv[1:] if argv is None else argv
+    config = msgspec.json.decode(args[0], type=LoadConfig)
+    try:
+        import uvloop
+
+        uvloop.install()
+    except ImportError:
+        pass
+    asyncio.run(run_load(config))
+    _emit("done")
+
+
+if __name__ == "__main__":
+    main()
