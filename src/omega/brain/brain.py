@@ -23,6 +23,7 @@ import numpy as np
 import numpy.typing as npt
 
 from omega.brain import episodes as ep
+from omega.brain._popular import load_popular, save_popular
 from omega.brain.catalog import Catalog, CatalogItem, SharedCatalog, item_text
 from omega.brain.codebook import assign_cells, build_codebook, codebook_id
 from omega.brain.config import DAY, BrainConfig
@@ -47,7 +48,7 @@ from omega.brain.store import BrainStore, EpisodeRow
 from omega.brain.tiers import LOCAL_TIERS, MemoryTiers
 from omega.clock import Clock, SystemClock
 from omega.errors import ConfigError, CorruptStoreError, InputError
-from omega.protocol.messages import ConsolidatedPattern, Pattern, Trend
+from omega.protocol.messages import ConsolidatedPattern, ItemScore, Pattern, Trend
 
 if TYPE_CHECKING:
     from omega.brain.embedder import Embedder
@@ -59,7 +60,8 @@ log = logging.getLogger(__name__)
 _INDEX_FILE = "index.usearch"
 _DB_FILE = "brain.db"
 _FULL_SCORE_LIMIT = 3000  # below this catalog size, score every title
-_OFFER_TTL = 6 * 3600.0  # a recommendation list earns credit for this long
+_OFFER_TTL = 6 * 3600.0
+_BLAS_LIMITED = False  # a recommendation list earns credit for this long
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,6 +119,7 @@ class Brain:
         self.index_rebuilt = False
         self._closed = False
         self._seen: npt.NDArray[np.bool_] | None = None
+        self._popular: npt.NDArray[np.float32] | None = None  # per catalog row, cached
         self._consolidated = (0.0, 0.0)  # when the daily and weekly loops last ran
 
     def _new_knowledge(self, k: int) -> CellKnowledge:
@@ -125,6 +128,17 @@ class Brain:
         )
 
     # -- lifecycle -----------------------------------------------------------------------
+    @staticmethod
+    def _one_blas_thread() -> None:
+        """Scoring multiplies small matrices; handing those to BLAS worker threads costs
+        more than it saves, and on a busy CPU a waiting worker stalls a request for ms."""
+        global _BLAS_LIMITED
+        if not _BLAS_LIMITED:
+            from threadpoolctl import threadpool_limits
+
+            threadpool_limits(1, user_api="blas")
+            _BLAS_LIMITED = True
+
     @classmethod
     def open(
         cls,
@@ -140,6 +154,7 @@ class Brain:
 
         With ``shared_catalog`` the brain reads titles, vectors, index and codebook from it
         instead of its own database (a fleet in one process shares one copy)."""
+        cls._one_blas_thread()
         path = Path(directory)
         if path.exists() and not path.is_dir():
             raise ConfigError(f"{path} exists and is not a directory")
@@ -609,11 +624,16 @@ class Brain:
         removed: Sequence[str],
         trends: Sequence[Trend],
         cursor: str = "release_version",
+        popular: Sequence[ItemScore] = (),
     ) -> None:
-        """Apply a pulled release in one transaction; the cursor moves only as it commits."""
+        """Apply a pulled release in one transaction; the cursor moves only as it commits.
+
+        ``popular``: released title popularity (score 0 forgets a title)."""
         with self._lock:
             with self.store.transaction(durable=True) as conn:
                 self.store.apply_release(conn, patterns, removed, trends)
+                save_popular(conn, popular)
+                self._popular = None
                 self.store.set_cursor(conn, cursor, str(version))
                 self.store.set_cursor(conn, "last_sync", repr(self.clock.now()))
             self._refresh_collective(*self.store.load_collective())
@@ -649,9 +669,17 @@ class Brain:
             time_bucket=ctx.time_bucket,
             day_type=ctx.day_type,
             knowledge=self.knowledge,
+            popular=self._popular_scores(),
         )
         cell_state(self.catalog, state)
         return state
+
+    def _popular_scores(self) -> npt.NDArray[np.float32]:
+        """The collective tier's popularity per catalog row (cached until it changes)."""
+        if self._popular is None or len(self._popular) != len(self.catalog):
+            with self.store.lock:
+                self._popular = load_popular(self.store.conn, self.catalog)
+        return self._popular
 
     def _seen_mask(self) -> npt.NDArray[np.bool_]:
         """Catalog rows already watched or skipped, as a mask (cached per catalog)."""

@@ -69,9 +69,11 @@ class Catalog:
         return len(self.rows)
 
     def rows_for_keys(self, keys: npt.NDArray[Any] | Sequence[int]) -> npt.NDArray[np.int64]:
-        return np.array(
-            [self.row_of_key[int(k)] for k in keys if int(k) in self.row_of_key], dtype=np.int64
-        )
+        arr = np.asarray(keys, dtype=np.int64).reshape(-1)
+        arr = arr[(arr >= 0) & (arr < len(self.row_lookup))]
+        found = self.row_lookup[arr]
+        out: npt.NDArray[np.int64] = found[found >= 0]
+        return out
 
 
 class SharedCatalog:

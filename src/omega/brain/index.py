@@ -204,6 +204,19 @@ class VectorIndex:
                 want = min(size, want * 2)
         return keys[:k], (1.0 - dist[:k]).astype(np.float32)
 
+    def search_batch(self, queries: npt.ArrayLike, k: int) -> Keys:
+        """The ``k`` nearest keys of every query row, in one call: shape (m, ≤ k)."""
+        q = np.asarray(queries, dtype=np.float32)
+        if q.ndim != 2 or q.shape[1] != self.dim or not np.all(np.isfinite(q)):
+            raise InputError(f"queries must be a finite (m, {self.dim}) matrix")
+        with self._lock:
+            size = len(self._index)
+            if size == 0 or len(q) == 0 or k < 1:
+                return np.empty((len(q), 0), dtype=np.uint64)
+            matches = self._index.search(q, min(k, size))
+        keys = np.asarray(matches.keys, dtype=np.uint64).reshape(len(q), -1)
+        return keys
+
     def search_exact(self, vector: npt.ArrayLike, k: int) -> tuple[Keys, Floats]:
         """Brute-force top ``k`` (for measuring the index's recall)."""
         keys, sims = self.search_exact_batch(self._query(vector)[None, :], k)

@@ -9,6 +9,8 @@ chosen skill):
 - ``next``: how often content in the candidate's cell follows the cells just watched,
   from the crowd's released transition patterns and the device's own;
 - ``crowd``: what viewers like in this context, plus trends;
+- ``popular``: how often titles are started across the fleet, estimated by the
+  constellation from ε-LDP reports (the collective tier's popularity list);
 - a penalty for cells this household (or the crowd) abandons.
 """
 
@@ -27,7 +29,7 @@ from omega.brain.skills import Skill
 
 __all__ = ["SIGNALS", "Filters", "Recommendation", "ScoringState", "choose", "score_rows"]
 
-SIGNALS = ("recent", "instant", "episodic", "semantic", "next", "crowd")
+SIGNALS = ("recent", "instant", "episodic", "semantic", "next", "crowd", "popular")
 F32 = npt.NDArray[np.float32]
 I64 = npt.NDArray[np.int64]
 
@@ -59,6 +61,8 @@ class ScoringState:
     knowledge: CellKnowledge
     next_cells: F32 = field(default_factory=lambda: np.zeros(0, np.float32))
     crowd_cells: F32 = field(default_factory=lambda: np.zeros(0, np.float32))
+    #: Released title popularity per catalog row (empty: none known).
+    popular: F32 = field(default_factory=lambda: np.zeros(0, np.float32))
 
     def __post_init__(self) -> None:
         # Cell-level scores depend only on the request, not the candidate: compute once.
@@ -117,6 +121,8 @@ def score_rows(
     safe = np.where(valid, cells, 0)
     raw["next"] = np.where(valid, state.next_cells[safe], 0.0).astype(np.float32)
     raw["crowd"] = np.where(valid, state.crowd_cells[safe], 0.0).astype(np.float32)
+    known = len(state.popular) == len(catalog)
+    raw["popular"] = state.popular[rows] if known else np.zeros(len(rows), np.float32)
     avoid = state.knowledge.avoid_scores()
     penalty = np.where(valid, avoid[safe], 0.0).astype(np.float32)
 
@@ -146,9 +152,9 @@ def candidate_rows(
         d for n in ("instant", "episodic", "semantic") if (d := state.tiers.get(n)) is not None
     ]
     if queries and len(search):
-        for query in queries:
-            keys, _ = search.search(query, per_source // 2)
-            found.append(catalog.rows_for_keys(keys))
+        # One batched index call: usearch answers all queries together.
+        keys = search.search_batch(np.stack(queries), per_source // 2)
+        found.append(catalog.rows_for_keys(keys[keys != np.iinfo(np.uint64).max]))
     cell_scores = state.next_cells + np.float32(0.1) * state.crowd_cells
     if cell_scores.max(initial=0.0) > 0:
         budget = per_source
@@ -159,6 +165,9 @@ def candidate_rows(
             if members is not None:
                 found.append(members[:budget])
                 budget -= len(members)
+    if len(state.popular) == len(catalog) and state.popular.max(initial=0.0) > 0:
+        top = np.argsort(-state.popular)[:per_source]
+        found.append(top[state.popular[top] > 0])
     if not found:
         # Cold start with nothing known: a spread over the cells.
         found.append(np.array([m[0] for m in catalog.cell_rows.values()], dtype=np.int64))
@@ -229,6 +238,8 @@ def reason_for(
         return f"viewers who watched {recent_title} often watch this next"
     if top == "crowd":
         return f"popular with viewers like you in the {time_bucket}"
+    if top == "popular":
+        return "widely watched right now"
     return "picked for you"
 
 
