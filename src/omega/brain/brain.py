@@ -591,7 +591,7 @@ class Brain:
             deleted, shared = self.bank.prune(now, stale_after=30 * DAY)
             cutoff = now - self.config.episode_retention
             with self.store.transaction(durable=True) as conn:
-                self.store.save_patterns(conn, [], deleted)
+                self.store.save_patterns(conn, [], [stat.id for stat in deleted])
                 if shared:
                     self.store.enqueue(conn, [(pid, "remove") for pid in shared])
                 pruned = self.store.prune_episodes(conn, cutoff) if weekly else 0
@@ -599,8 +599,7 @@ class Brain:
                 if weekly:
                     self.store.set_meta(conn, "consolidated_weekly", repr(now))
             self._consolidated = (now, now if weekly else self._consolidated[1])
-            if deleted:
-                self.knowledge.rebuild_local(self.bank)
+            self.knowledge.forget_local(stat.key for stat in deleted)
             return {"patterns_pruned": len(deleted), "episodes_pruned": pruned}
 
     def _maybe_consolidate(self, now: float) -> None:

@@ -67,6 +67,21 @@ class CellKnowledge:
         elif task == "behaviour":
             self.local_avoid[cells[0]] = stat.quality * np.log1p(stat.support)
 
+    def forget_local(self, keys: Iterable[tuple[str, tuple[int, ...], str, str]]) -> None:
+        """Drop pruned patterns from the arrays (cheaper than rebuilding from all)."""
+        for task, cells, bucket, _ in keys:
+            if any(c >= self.k for c in cells):
+                continue
+            if task == "recommendation":
+                self.local_next[cells[0], cells[1]] = 0.0
+                if self.strategy != "merge":
+                    self.local_next_evidence[:, cells[0], cells[1]] = 0.0
+                    self._next_views = None
+            elif task == "preference" and bucket == "any":
+                self.local_pref[cells[0]] = 0.0
+            elif task == "behaviour":
+                self.local_avoid[cells[0]] = 0.0
+
     def rebuild_local(self, stats: Iterable[PatternStat]) -> None:
         self.local_next[:] = 0
         self.local_next_evidence[:] = 0

@@ -171,28 +171,29 @@ class PatternBank:
         return dirty
 
     # -- bounds --------------------------------------------------------------------------
-    def prune(self, now: float, *, stale_after: float) -> tuple[list[str], list[str]]:
+    def prune(self, now: float, *, stale_after: float) -> tuple[list[PatternStat], list[str]]:
         """Drop stale one-off patterns and, over the bound, the least valuable.
 
-        Returns (deleted ids, ids that had been shared and so need a removal pushed).
+        Returns (the deleted patterns, ids that had been shared and so need a removal pushed).
         """
-        doomed = [
+        doomed = {
             pid
             for pid, s in self._stats.items()
             if s.support < self.min_support and now - s.updated_at > stale_after
-        ]
+        }
         overflow = len(self._stats) - len(doomed) - self.max_patterns
         if overflow > 0:
-            keep = (s for pid, s in self._stats.items() if pid not in set(doomed))
+            keep = (s for pid, s in self._stats.items() if pid not in doomed)
             ranked = sorted(keep, key=lambda s: (self.shareable(s), s.support, s.updated_at))
-            doomed.extend(s.id for s in ranked[:overflow])
-        shared = []
+            doomed.update(s.id for s in ranked[:overflow])
+        deleted, shared = [], []
         for pid in doomed:
             stat = self._stats.pop(pid)
             self._dirty.discard(pid)
+            deleted.append(stat)
             if stat.shared_rate >= 0:
                 shared.append(pid)
-        return doomed, shared
+        return deleted, shared
 
     # -- access --------------------------------------------------------------------------
     def restore(self, stats: Iterable[PatternStat], seen_cells: Iterable[int]) -> None:
