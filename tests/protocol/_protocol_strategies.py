@@ -13,6 +13,8 @@ from omega.protocol import (
     MAX_INT8_SCALE,
     ConsolidatedPattern,
     ContentUpdate,
+    FrequencyReport,
+    ItemScore,
     Message,
     Pattern,
     PatternContext,
@@ -118,6 +120,22 @@ token_refreshes = st.builds(TokenRefresh, refresh_token=st.text(_chars, min_size
 
 
 @st.composite
+def frequency_reports(draw: st.DrawFn) -> FrequencyReport:
+    buckets = draw(st.integers(2, 100_000))
+    return FrequencyReport(
+        seed=draw(st.integers(0, 2**63 - 1)),
+        value=draw(st.integers(0, buckets - 1)),
+        buckets=buckets,
+        epsilon=draw(st.floats(0.0, 20.0, exclude_min=True)),
+    )
+
+
+item_scores = st.builds(
+    ItemScore, item_id=ids, score=st.floats(0.0, allow_nan=False, allow_infinity=False)
+)
+
+
+@st.composite
 def push_requests(draw: st.DrawFn, viewer_id: str | None = None) -> PushRequest:
     unique = draw(st.lists(ids, unique=True, max_size=12))
     n_added = draw(st.integers(0, len(unique)))
@@ -132,6 +150,7 @@ def push_requests(draw: st.DrawFn, viewer_id: str | None = None) -> PushRequest:
         updated=updated,
         removed=unique[n_added + n_updated :],
         client_version=draw(short_text),
+        reports=draw(st.lists(frequency_reports(), max_size=8)),
     )
 
 
@@ -171,6 +190,7 @@ def pull_responses(draw: st.DrawFn) -> PullResponse:
         ),
         next_sync_after=draw(st.floats(0.0, 30 * 86_400.0)),
         more=draw(st.booleans()),
+        popular=draw(st.lists(item_scores, max_size=6)),
     )
 
 

@@ -17,7 +17,7 @@ from omega.storage._migrations import load_migrations
 from omega.storage.postgres import PostgresStorage
 
 #: Every numbered migration, as recorded once applied (the same numbers on both backends).
-MIGRATIONS = [(1, "initial"), (2, "pending_columns")]
+MIGRATIONS = [(1, "initial"), (2, "pending_columns"), (3, "popularity")]
 
 
 def _migrations_table(url: str) -> list[tuple[int, str]]:

@@ -106,6 +106,13 @@ MIGRATIONS: list[tuple[int, str, str]] = [
         );
         """,
     ),
+    (
+        2,
+        "popular",
+        """
+        CREATE TABLE popular (item_id TEXT PRIMARY KEY, score REAL NOT NULL);
+        """,
+    ),
 ]
 
 

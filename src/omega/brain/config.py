@@ -53,3 +53,8 @@ class BrainConfig:
     diversity: float = 0.15
     #: viewer-wins, omega-wins, quality-wins or merge (both pooled, the default).
     conflict_strategy: ConflictStrategy = "merge"
+    #: ε of the one local-differential-privacy popularity report (OLH) a push may carry
+    #: about a title started since the last one; 0 sends none. Each report is ε-LDP: it
+    #: changes the odds of any guess about which title it came from by at most e^ε.
+    #: Reports compose: k reports bound the viewer's total loss by k·ε.
+    report_epsilon: float = 8.0

@@ -34,6 +34,7 @@ SKILLS: dict[str, Skill] = {
                 "semantic": 0.2,
                 "next": 0.3,
                 "crowd": 0.3,
+                "popular": 0.8,
             },
         ),
         Skill(
@@ -46,6 +47,7 @@ SKILLS: dict[str, Skill] = {
                 "semantic": 0.8,
                 "next": 0.3,
                 "crowd": 0.4,
+                "popular": 0.6,
             },
         ),
         Skill(
@@ -58,6 +60,7 @@ SKILLS: dict[str, Skill] = {
                 "semantic": 0.2,
                 "next": 1.0,
                 "crowd": 0.8,
+                "popular": 0.8,
             },
         ),
         Skill(
@@ -70,6 +73,7 @@ SKILLS: dict[str, Skill] = {
                 "semantic": 0.1,
                 "next": 0.4,
                 "crowd": 1.0,
+                "popular": 1.0,
             },
         ),
     )

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -441,10 +441,18 @@ class BrainStore:
         return self.count("outbox")
 
     def begin_batch(
-        self, batch_id: str, payload: bytes, pattern_ids: Sequence[str], now: float
+        self,
+        batch_id: str,
+        payload: bytes,
+        pattern_ids: Sequence[str],
+        now: float,
+        cursors: Mapping[str, str] | None = None,
     ) -> None:
-        """Record an outgoing push before sending it, so a retry resends the same bytes."""
+        """Record an outgoing push before sending it, so a retry resends the same bytes;
+        ``cursors`` (e.g. the report cursor) move in the same durable transaction."""
         with self.transaction(durable=True) as conn:
+            for name, value in (cursors or {}).items():
+                self.set_cursor(conn, name, value)
             conn.execute(
                 "INSERT INTO inflight (batch_id, payload, created_at) VALUES (?, ?, ?)",
                 (batch_id, payload, now),

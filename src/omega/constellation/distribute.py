@@ -11,6 +11,11 @@ the cursor moves past the version anyway: the device keeps its top-priority shar
 the release instead of pulling the same first page forever. (A device wanting all of
 it asks with a larger ``max_bytes``.)
 
+Popularity entries (``delta.popular``, best first) ride on the page that completes the
+delta (cursor at ``delta.version``): they fill what budget the patterns leave, and a
+device whose budget cannot hold them all keeps the top share (as with one oversized
+version above); the others reach it when their scores next change.
+
 ``Pacer`` steers when a device syncs next: the base interval with jitter (so a fleet
 that booted together spreads out), stretched when the server sees more syncs than its
 target rate, and short when a pull was cut and more is waiting.
@@ -21,6 +26,8 @@ from __future__ import annotations
 import random
 from collections import deque
 from collections.abc import Callable
+
+import msgspec
 
 from omega.clock import Clock
 from omega.protocol.messages import PullResponse
@@ -69,7 +76,7 @@ def fit_pull(
 
     whole = build(len(delta.patterns))
     if size_of(whole) <= max_bytes:
-        return whole
+        return _with_popular(whole, delta, max_bytes=max_bytes, size_of=size_of)
     lo, hi = 0, len(delta.patterns) - 1  # the answer is the largest count in [lo, hi] that fits
     while lo < hi:
         mid = (lo + hi + 1) // 2
@@ -80,7 +87,34 @@ def fit_pull(
     best = build(lo)
     if lo == 0 and size_of(best) > max_bytes:
         best = build(0, trends=False)  # trends are current-state hints; the cursor is not
-    return best
+    return _with_popular(best, delta, max_bytes=max_bytes, size_of=size_of)
+
+
+def _with_popular(
+    response: PullResponse,
+    delta: ReleaseDelta,
+    *,
+    max_bytes: int,
+    size_of: Callable[[PullResponse], int],
+) -> PullResponse:
+    """``response`` plus the most popular entries that still fit (on the last page only)."""
+    if not delta.popular or response.version != delta.version:
+        return response
+
+    def build(count: int) -> PullResponse:
+        return msgspec.structs.replace(response, popular=delta.popular[:count])
+
+    whole = build(len(delta.popular))
+    if size_of(whole) <= max_bytes:
+        return whole
+    lo, hi = 0, len(delta.popular) - 1
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if size_of(build(mid)) <= max_bytes:
+            lo = mid
+        else:
+            hi = mid - 1
+    return build(lo) if lo else response
 
 
 class Pacer:

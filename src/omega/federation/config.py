@@ -60,6 +60,11 @@ class FederationConfig:
     #: A round stops applying after this many (the rest wait for the next round), so a
     #: flood of pushes cannot keep a round from ever releasing.
     max_apply_per_round: int = 1_000_000
+    #: Popularity (OLH reports): titles released, the score change that re-sends one,
+    #: and reports folded per transaction.
+    popular_top: int = 500
+    popular_tolerance: float = 0.05
+    report_batch: int = 20_000
 
     def __post_init__(self) -> None:
         checks: list[tuple[bool, str]] = [
@@ -81,6 +86,9 @@ class FederationConfig:
             (self.change_tolerance >= 0, "change_tolerance must be ≥ 0"),
             (self.apply_batch >= 1, "apply_batch must be ≥ 1"),
             (self.max_apply_per_round >= 1, "max_apply_per_round must be ≥ 1"),
+            (0 <= self.popular_top <= 1000, "popular_top must be in [0, 1000]"),
+            (self.popular_tolerance >= 0, "popular_tolerance must be ≥ 0"),
+            (self.report_batch >= 1, "report_batch must be ≥ 1"),
             (
                 self.fusion in ("trimmed_mean", "median", "weighted_mean"),
                 f"unknown fusion rule {self.fusion!r}",

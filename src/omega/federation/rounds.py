@@ -19,6 +19,7 @@ from omega.federation._table import build_table
 from omega.federation.cells import CellGroups
 from omega.federation.config import FederationConfig
 from omega.federation.consolidate import ConsolidationStats, consolidate_table
+from omega.federation.popularity import diff_popular, fold_reports, popular_scores
 from omega.federation.trends import detect_trends_table
 from omega.protocol.messages import ConsolidatedPattern, Trend
 from omega.storage.base import Storage
@@ -45,6 +46,9 @@ class RoundResult:
     stats: ConsolidationStats | None = None
     #: Seconds from the start of the round to the end of each step it reached.
     timings: dict[str, float] = field(default_factory=dict)
+    #: Popularity: OLH reports folded this round, and popular entries released.
+    reports: int = 0
+    popular: int = 0
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -132,6 +136,15 @@ def run_round(
     patterns, stats = consolidate_table(table, groups, config, codebook_id=codebook.codebook_id)
     trends = detect_trends_table(table, config, now=now)
     upserted, removed = diff_release(current, patterns, tolerance=config.change_tolerance)
+    reports = fold_reports(
+        storage, codebook, batch=config.report_batch, limit=config.max_apply_per_round
+    )
+    ranked = popular_scores(
+        storage.popularity_counts(codebook_id=codebook.codebook_id),
+        codebook.item_ids,
+        top=config.popular_top,
+    )
+    popular = diff_popular(storage.current_popular(), ranked, tolerance=config.popular_tolerance)
     step("consolidated")
 
     counts: dict[str, Any] = {
@@ -139,18 +152,26 @@ def run_round(
         "released": len(patterns),
         "trends": len(trends),
         "stats": stats,
+        "reports": reports,
     }
     old_trends = storage.release_delta(since_version=base_version, limit=1).trends
     if (
         not upserted
         and not removed
+        and not popular
         and not _trends_changed(old_trends, trends, config.change_tolerance)
     ):
         return result("unchanged", base_version, **counts)
     step("committing")
     version = storage.commit_release(
-        base_version=base_version, upserted=upserted, removed=removed, trends=trends, now=now
+        base_version=base_version,
+        upserted=upserted,
+        removed=removed,
+        trends=trends,
+        now=now,
+        popular=popular,
     )
     if version is None:
         return result("conflict", base_version, **counts)
-    return result("released", version, upserted=len(upserted), removed=len(removed), **counts)
+    changed = {"upserted": len(upserted), "removed": len(removed), "popular": len(popular)}
+    return result("released", version, **changed, **counts)

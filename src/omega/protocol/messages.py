@@ -25,6 +25,8 @@ __all__ = [
     "PROTOCOL_VERSION",
     "ConsolidatedPattern",
     "ContentUpdate",
+    "FrequencyReport",
+    "ItemScore",
     "Message",
     "Pattern",
     "PatternContext",
@@ -105,6 +107,24 @@ class ContentUpdate(msgspec.Struct, frozen=True, kw_only=True):
     embedding: Vector
 
 
+class FrequencyReport(msgspec.Struct, frozen=True, kw_only=True):
+    """One locally differentially private report of a title started (OLH; see
+    ``omega.protocol.frequency``): the hash seed, the perturbed bucket and the parameters.
+    It names no item: every title hashing to ``value`` under the seed is equally likely."""
+
+    seed: int
+    value: int
+    buckets: int
+    epsilon: float
+
+
+class ItemScore(msgspec.Struct, frozen=True, kw_only=True):
+    """A catalog title's released popularity, in [0, 1] (0: no longer among the top)."""
+
+    item_id: str
+    score: float
+
+
 class Registration(msgspec.Struct, frozen=True, kw_only=True, tag="registration", tag_field="msg"):
     device_model: str = "unknown"
     region: str = "global"
@@ -132,6 +152,7 @@ class PushRequest(msgspec.Struct, frozen=True, kw_only=True, tag="push", tag_fie
     updated: list[Pattern] = []
     removed: list[str] = []
     client_version: str = "0.1.0"
+    reports: list[FrequencyReport] = []
 
 
 class Rejection(msgspec.Struct, frozen=True, kw_only=True):
@@ -162,6 +183,7 @@ class PullResponse(msgspec.Struct, frozen=True, kw_only=True, tag="pull_response
     content: list[ContentUpdate] = []
     next_sync_after: float = 3600.0
     more: bool = False
+    popular: list[ItemScore] = []
 
 
 class SyncRequest(msgspec.Struct, frozen=True, kw_only=True, tag="sync", tag_field="msg"):

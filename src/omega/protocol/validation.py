@@ -34,8 +34,13 @@ from omega.protocol._limits import (
     MAX_INTERESTS,
     MAX_PATTERNS_PER_PULL,
     MAX_PATTERNS_PER_PUSH,
+    MAX_POPULAR_PER_PULL,
     MAX_PULL_BYTES,
     MAX_REMOVED,
+    MAX_REPORT_BUCKETS,
+    MAX_REPORT_EPSILON,
+    MAX_REPORT_SEED,
+    MAX_REPORTS_PER_PUSH,
     MAX_SHORT_TEXT,
     MAX_SYNC_AFTER,
     MAX_TOKEN_LENGTH,
@@ -47,6 +52,8 @@ from omega.protocol._limits import (
 from omega.protocol.messages import (
     ConsolidatedPattern,
     ContentUpdate,
+    FrequencyReport,
+    ItemScore,
     Message,
     Pattern,
     PatternContext,
@@ -247,6 +254,26 @@ def _content(c: ContentUpdate, where: str) -> None:
     _check_vector(c.embedding, f"{where}.embedding")
 
 
+def _report(r: FrequencyReport, where: str) -> None:
+    if not isinstance(r, FrequencyReport):
+        raise _Violation(f"{where} must be a FrequencyReport")
+    _int(r.seed, f"{where}.seed", 0, MAX_REPORT_SEED)
+    _int(r.buckets, f"{where}.buckets", 2, MAX_REPORT_BUCKETS)
+    _int(r.value, f"{where}.value", 0, r.buckets - 1)
+    if not (_is_number(r.epsilon) and 0.0 < r.epsilon <= MAX_REPORT_EPSILON):
+        raise _Violation(
+            f"{where}.epsilon must be in (0, {MAX_REPORT_EPSILON:g}], got {r.epsilon!r}"
+        )
+
+
+def _item_score(s: ItemScore, where: str) -> None:
+    if not isinstance(s, ItemScore):
+        raise _Violation(f"{where} must be an ItemScore")
+    _text(s.item_id, f"{where}.item_id", MAX_ID_LENGTH)
+    if not (_is_number(s.score) and 0.0 <= s.score < _INF):
+        raise _Violation(f"{where}.score must be finite and >= 0, got {s.score!r}")
+
+
 # -- messages -----------------------------------------------------------------------------
 
 
@@ -284,6 +311,9 @@ def _push(m: PushRequest, where: str) -> None:
             _pattern(p, f"{where}.updated[{i}]")
     _ids(m.removed, f"{where}.removed", MAX_REMOVED)
     _unique([*(p.id for p in m.added), *(p.id for p in m.updated), *m.removed], where)
+    _count(m.reports, f"{where}.reports", MAX_REPORTS_PER_PUSH)
+    for i, r in enumerate(m.reports):
+        _report(r, f"{where}.reports[{i}]")
 
 
 def _ack(m: PushAck, where: str) -> None:
@@ -328,6 +358,9 @@ def _pull_response(m: PullResponse, where: str) -> None:
         )
     if not isinstance(m.more, bool):
         raise _Violation(f"{where}.more must be a bool")
+    _count(m.popular, f"{where}.popular", MAX_POPULAR_PER_PULL)
+    for i, s in enumerate(m.popular):
+        _item_score(s, f"{where}.popular[{i}]")
 
 
 def _sync(m: SyncRequest, where: str) -> None:

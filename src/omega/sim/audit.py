@@ -3,6 +3,9 @@
 The audit reads the raw frame generically (not through the typed schema, which would
 drop unknown fields) and walks every key and value, so anything smuggled into a push —
 an item id, a title, a search string, an event-like record — is counted.
+
+Popularity reports (OLH) are integers only — a seed, a bucket, a bucket count and ε —
+so they can name no title; the audit counts them and the ε they used.
 """
 
 from __future__ import annotations
@@ -65,6 +68,8 @@ class PrivacyAudit:
     raw_items_sent: int = 0
     event_records_sent: int = 0
     search_strings_sent: int = 0
+    frequency_reports_sent: int = 0
+    report_epsilons: set[float] = field(default_factory=set)
     push_bytes: list[int] = field(default_factory=list)
     pull_bytes: list[int] = field(default_factory=list)
 
@@ -81,6 +86,12 @@ class PrivacyAudit:
         if isinstance(push, dict):
             self.pushes += 1
             self.patterns_sent += len(push.get("added", ())) + len(push.get("updated", ()))
+            reports = push.get("reports", ())
+            if isinstance(reports, list):
+                self.frequency_reports_sent += len(reports)
+                self.report_epsilons.update(
+                    float(r["epsilon"]) for r in reports if isinstance(r, dict) and "epsilon" in r
+                )
         self._walk(message)
 
     def _walk(self, value: Any) -> None:
@@ -110,6 +121,8 @@ class PrivacyAudit:
             "raw_items_sent": self.raw_items_sent,
             "event_records_sent": self.event_records_sent,
             "search_strings_sent": self.search_strings_sent,
+            "frequency_reports_sent": self.frequency_reports_sent,
+            "report_epsilon": max(self.report_epsilons, default=0.0),
             "push_bytes_median": stat(self.push_bytes, 50),
             "push_bytes_p95": stat(self.push_bytes, 95),
             "pull_bytes_median": stat(self.pull_bytes, 50),

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import json
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -61,12 +62,19 @@ class SimConstellation:
             raise ServerError(answer.status, answer.body.decode(errors="replace")[:300])
         return json.loads(answer.body) if answer.body else None
 
-    async def publish_codebook(self, codebook_id: str, centroids: npt.NDArray[np.float32]) -> None:
+    async def publish_codebook(
+        self,
+        codebook_id: str,
+        centroids: npt.NDArray[np.float32],
+        item_ids: Sequence[str] = (),
+    ) -> None:
+        """Publish the content cells and the catalog's (public) item ids."""
         document = {
             "codebook_id": codebook_id,
             "dim": int(centroids.shape[1]),
             "k": int(centroids.shape[0]),
             "centroids_f16": base64.b64encode(centroids_to_f16_bytes(centroids)).decode(),
+            "item_ids": list(item_ids),
         }
         await self._admin("POST", "/api/omega/codebook", json.dumps(document).encode())
 

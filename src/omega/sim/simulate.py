@@ -116,7 +116,9 @@ async def _fleet(
             constellation = await SimConstellation.remote(options.server, options.admin_token)
         else:
             constellation = await SimConstellation.in_process(root / f"{label}-constellation")
-        await constellation.publish_codebook(shared.codebook_id, shared.centroids)
+        await constellation.publish_codebook(
+            shared.codebook_id, shared.centroids, shared.catalog.ids
+        )
 
     def checkpoint(run: FleetRun, ts: float) -> dict[str, float]:
         assert finished_at is not None

@@ -9,6 +9,11 @@ Flow: ``ingest`` (push, idempotent per viewer+batch) → pending contributions �
 set, deletes them; one transaction) → the worker reads ``live_patterns`` and computes a
 release → ``commit_release`` (atomic, optimistic on the base version) → devices read
 ``release_delta`` since their version.
+
+Popularity (OLH, ``omega.protocol.frequency``): a push's frequency reports are queued
+with it (``pending_reports``, no viewer id) → a round folds them into per-catalog-item
+support counts (``fold_reports``: counts saved and reports deleted in one transaction)
+→ the estimated top titles travel in ``commit_release(popular=…)`` → ``release_delta``.
 """
 
 from __future__ import annotations
@@ -16,7 +21,15 @@ from __future__ import annotations
 import abc
 from dataclasses import dataclass, field
 
-from omega.protocol.messages import ConsolidatedPattern, Pattern, PushAck, PushRequest, Trend
+from omega.protocol.messages import (
+    ConsolidatedPattern,
+    FrequencyReport,
+    ItemScore,
+    Pattern,
+    PushAck,
+    PushRequest,
+    Trend,
+)
 
 __all__ = [
     "Codebook",
@@ -24,6 +37,7 @@ __all__ = [
     "ReleaseDelta",
     "Storage",
     "StorageStats",
+    "SupportCounts",
     "ViewerRecord",
 ]
 
@@ -45,6 +59,19 @@ class Codebook:
     dim: int
     centroids_f16: bytes  # k * dim little-endian float16, row-major
     k: int
+    #: The catalog's public item ids (the domain of popularity reports); may be empty.
+    item_ids: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class SupportCounts:
+    """OLH support per catalog item (codebook ``item_ids`` order) for one parameter set."""
+
+    codebook_id: str
+    buckets: int
+    epsilon: float
+    reports: int
+    support: bytes  # int64 little-endian, one per catalog item
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +93,8 @@ class ReleaseDelta:
     patterns: list[ConsolidatedPattern] = field(default_factory=list)
     removed: list[str] = field(default_factory=list)
     trends: list[Trend] = field(default_factory=list)
+    #: Popularity entries changed after since_version, up to ``version``, best first.
+    popular: list[ItemScore] = field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,8 +186,10 @@ class Storage(abc.ABC):
         removed: list[str],
         trends: list[Trend],
         now: float,
+        popular: list[ItemScore] | None = None,
     ) -> int | None:
         """Atomically publish version base_version + 1 (patterns carry that version).
+        ``popular`` entries (score 0: left the list) are stamped with it too.
         Returns None, changing nothing, if the current version is no longer base_version."""
 
     @abc.abstractmethod
@@ -169,6 +200,23 @@ class Storage(abc.ABC):
         ``ReleaseDelta.version`` is the highest version *completely* contained in the answer
         (== since_version if even the first version did not fit), so a device that stores
         it as its cursor never skips a change; re-sent patterns are idempotent upserts."""
+
+    # -- popularity --------------------------------------------------------------------
+    @abc.abstractmethod
+    def pending_reports(self, *, limit: int) -> list[tuple[int, FrequencyReport]]:
+        """Up to ``limit`` queued reports, oldest first, with their sequence numbers."""
+
+    @abc.abstractmethod
+    def popularity_counts(self, *, codebook_id: str) -> list[SupportCounts]: ...
+
+    @abc.abstractmethod
+    def fold_reports(self, *, seqs: list[int], counts: list[SupportCounts]) -> bool:
+        """Delete the reports ``seqs`` and save ``counts`` (which include them) in one
+        transaction; False, changing nothing, if another worker folded any of them."""
+
+    @abc.abstractmethod
+    def current_popular(self) -> list[ItemScore]:
+        """The released popularity list (score > 0), best first."""
 
     @abc.abstractmethod
     def stats(self) -> StorageStats: ...

@@ -16,6 +16,7 @@ bytes every reader uses. ``stats().capabilities`` says which case holds.
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import time
@@ -27,7 +28,14 @@ import numpy as np
 import psycopg
 
 from omega.errors import ConflictError, InputError, StoreError
-from omega.protocol.messages import ConsolidatedPattern, Pattern, PushAck, PushRequest, Trend
+from omega.protocol.messages import (
+    ConsolidatedPattern,
+    ItemScore,
+    Pattern,
+    PushAck,
+    PushRequest,
+    Trend,
+)
 from omega.storage._codec import (
     check_codebook,
     decode_ack,
@@ -38,6 +46,12 @@ from omega.storage._codec import (
 )
 from omega.storage._migrations import check_known, load_migrations
 from omega.storage._pending import pending_rows
+from omega.storage._postgres_popularity import (
+    PostgresPopularity,
+    insert_reports,
+    popular_between,
+    upsert_popular,
+)
 from omega.storage._release import check_limit, delta_cut, stamp_release
 from omega.storage.base import (
     Codebook,
@@ -109,7 +123,7 @@ def _translated() -> Iterator[None]:
         raise StoreError(f"PostgreSQL store: {type(exc).__name__}: {exc}".strip()) from exc
 
 
-class PostgresStorage(Storage):
+class PostgresStorage(PostgresPopularity, Storage):
     """The constellation's state in a PostgreSQL database given by a libpq URL."""
 
     def __init__(self, url: str, *, connect_timeout: int = 10) -> None:
@@ -223,12 +237,15 @@ class PostgresStorage(Storage):
     # -- content -------------------------------------------------------------------------------
     def put_codebook(self, codebook: Codebook) -> None:
         check_codebook(codebook)
+        ids = json.dumps(list(codebook.item_ids)) if codebook.item_ids else None
         with self._tx() as cur:
             cur.execute(
-                "INSERT INTO codebooks (codebook_id, dim, k, centroids_f16) VALUES (%s, %s, %s, %s)"
+                "INSERT INTO codebooks (codebook_id, dim, k, centroids_f16, item_ids)"
+                " VALUES (%s, %s, %s, %s, %s)"
                 " ON CONFLICT (codebook_id) DO UPDATE SET dim = EXCLUDED.dim, k = EXCLUDED.k,"
-                " centroids_f16 = EXCLUDED.centroids_f16, put_seq = nextval('codebook_puts')",
-                (codebook.codebook_id, codebook.dim, codebook.k, codebook.centroids_f16),
+                " centroids_f16 = EXCLUDED.centroids_f16, item_ids = EXCLUDED.item_ids,"
+                " put_seq = nextval('codebook_puts')",
+                (codebook.codebook_id, codebook.dim, codebook.k, codebook.centroids_f16, ids),
             )
             if not self._vector_enabled(cur):
                 return
@@ -256,11 +273,14 @@ class PostgresStorage(Storage):
     def get_codebook(self) -> Codebook | None:
         with self._tx() as cur:
             cur.execute(
-                "SELECT codebook_id, dim, centroids_f16, k FROM codebooks"
+                "SELECT codebook_id, dim, centroids_f16, k, item_ids FROM codebooks"
                 " ORDER BY put_seq DESC LIMIT 1"
             )
             row = cur.fetchone()
-        return None if row is None else Codebook(row[0], row[1], bytes(row[2]), row[3])
+        if row is None:
+            return None
+        ids = tuple(json.loads(row[4])) if row[4] else ()
+        return Codebook(row[0], row[1], bytes(row[2]), row[3], ids)
 
     # -- ingestion -----------------------------------------------------------------------------
     def ingest(
@@ -297,6 +317,7 @@ class PostgresStorage(Storage):
                 " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
                 rows,
             )
+            insert_reports(cur, push.reports, now)
         return ack
 
     # -- federation ----------------------------------------------------------------------------
@@ -348,6 +369,7 @@ class PostgresStorage(Storage):
         removed: list[str],
         trends: list[Trend],
         now: float,
+        popular: list[ItemScore] | None = None,
     ) -> int | None:
         version = base_version + 1
         patterns, stamped = stamp_release(upserted, removed, trends, version)
@@ -380,6 +402,7 @@ class PostgresStorage(Storage):
                 " VALUES (%s, %s, %s, %s)",
                 (version, now, len(patterns), dropped),
             )
+            upsert_popular(cur, popular or [], version)
         return version
 
     def release_delta(self, *, since_version: int, limit: int) -> ReleaseDelta:
@@ -403,11 +426,13 @@ class PostgresStorage(Storage):
             removed = [r[0] for r in cur.fetchall()]
             cur.execute("SELECT cell, region, score, version FROM trends ORDER BY position")
             trends = [Trend(cell=r[0], region=r[1], score=r[2], version=r[3]) for r in cur]
+            popular = popular_between(cur, since_version, version)
         return ReleaseDelta(
             version=version,
             patterns=[decode_consolidated(r[1]) for r in rows[:n]],
             removed=removed,
             trends=trends,
+            popular=popular,
         )
 
     def stats(self) -> StorageStats:

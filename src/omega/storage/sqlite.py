@@ -24,7 +24,14 @@ from pathlib import Path
 from typing import Literal, TypeVar
 
 from omega.errors import ConflictError, CorruptStoreError, InputError, StoreError
-from omega.protocol.messages import ConsolidatedPattern, Pattern, PushAck, PushRequest, Trend
+from omega.protocol.messages import (
+    ConsolidatedPattern,
+    ItemScore,
+    Pattern,
+    PushAck,
+    PushRequest,
+    Trend,
+)
 from omega.storage._codec import (
     check_codebook,
     decode_ack,
@@ -36,6 +43,12 @@ from omega.storage._codec import (
 from omega.storage._migrations import check_known, load_migrations
 from omega.storage._pending import Leased, latest_per_key, pending_rows
 from omega.storage._release import check_limit, delta_cut, stamp_release
+from omega.storage._sqlite_popularity import (
+    SQLitePopularity,
+    insert_reports,
+    popular_between,
+    upsert_popular,
+)
 from omega.storage._sqlite_writer import Writer, WriterClosedError
 from omega.storage.base import (
     Codebook,
@@ -93,7 +106,7 @@ def _translated(path: Path) -> Iterator[None]:
         raise StoreError(f"SQLite store {path}: {exc}") from exc
 
 
-class SQLiteStorage(Storage):
+class SQLiteStorage(SQLitePopularity, Storage):
     """The constellation's state in one SQLite file (created, with its folder, if missing)."""
 
     def __init__(
@@ -239,14 +252,16 @@ class SQLiteStorage(Storage):
     # -- content -------------------------------------------------------------------------------
     def put_codebook(self, codebook: Codebook) -> None:
         check_codebook(codebook)
+        ids = json.dumps(list(codebook.item_ids)) if codebook.item_ids else None
 
         def write(c: sqlite3.Connection) -> None:
             c.execute(
-                "INSERT INTO codebooks (codebook_id, dim, k, centroids_f16, put_seq)"
-                " VALUES (?, ?, ?, ?, (SELECT coalesce(max(put_seq), 0) + 1 FROM codebooks))"
+                "INSERT INTO codebooks (codebook_id, dim, k, centroids_f16, item_ids, put_seq)"
+                " VALUES (?, ?, ?, ?, ?, (SELECT coalesce(max(put_seq), 0) + 1 FROM codebooks))"
                 " ON CONFLICT (codebook_id) DO UPDATE SET dim = excluded.dim, k = excluded.k,"
-                " centroids_f16 = excluded.centroids_f16, put_seq = excluded.put_seq",
-                (codebook.codebook_id, codebook.dim, codebook.k, codebook.centroids_f16),
+                " centroids_f16 = excluded.centroids_f16, item_ids = excluded.item_ids,"
+                " put_seq = excluded.put_seq",
+                (codebook.codebook_id, codebook.dim, codebook.k, codebook.centroids_f16, ids),
             )
 
         self._write(write)
@@ -254,10 +269,13 @@ class SQLiteStorage(Storage):
     def get_codebook(self) -> Codebook | None:
         with self._read() as c:
             row = c.execute(
-                "SELECT codebook_id, dim, centroids_f16, k FROM codebooks"
+                "SELECT codebook_id, dim, centroids_f16, k, item_ids FROM codebooks"
                 " ORDER BY put_seq DESC LIMIT 1"
             ).fetchone()
-        return None if row is None else Codebook(row[0], row[1], bytes(row[2]), row[3])
+        if row is None:
+            return None
+        ids = tuple(json.loads(row[4])) if row[4] else ()
+        return Codebook(row[0], row[1], bytes(row[2]), row[3], ids)
 
     # -- ingestion -----------------------------------------------------------------------------
     def ingest(
@@ -293,6 +311,7 @@ class SQLiteStorage(Storage):
                 " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 rows,
             )
+            insert_reports(c, push.reports, now)
             return ack
 
         return self._write(write)
@@ -364,6 +383,7 @@ class SQLiteStorage(Storage):
         removed: list[str],
         trends: list[Trend],
         now: float,
+        popular: list[ItemScore] | None = None,
     ) -> int | None:
         version = base_version + 1
         patterns, stamped = stamp_release(upserted, removed, trends, version)
@@ -391,6 +411,7 @@ class SQLiteStorage(Storage):
                 "INSERT INTO releases (version, created_at, upserted, removed) VALUES (?, ?, ?, ?)",
                 (version, now, len(patterns), max(dropped, 0)),
             )
+            upsert_popular(c, popular or [], version)
             return version
 
         return self._write(write)
@@ -421,11 +442,13 @@ class SQLiteStorage(Storage):
                     "SELECT cell, region, score, version FROM trends ORDER BY position"
                 )
             ]
+            popular = popular_between(c, since_version, version)
         return ReleaseDelta(
             version=version,
             patterns=[decode_consolidated(r[1]) for r in rows[:n]],
             removed=removed,
             trends=trends,
+            popular=popular,
         )
 
     def stats(self) -> StorageStats:

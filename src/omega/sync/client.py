@@ -47,6 +47,7 @@ from omega.sync.cursors import (
 )
 from omega.sync.push import MAX_PUSH_BYTES, MAX_PUSH_PATTERNS, build_push, new_batch_id
 from omega.sync.replies import BINARY, decode_reply, error_for, read_sync_reply
+from omega.sync.reports import REPORT_CURSOR, next_report
 from omega.sync.retry import RetryPolicy
 from omega.sync.transport import Response, Transport
 
@@ -196,6 +197,7 @@ class SyncClient:
         inflight = store.inflight()
         if inflight is not None:
             return codec.decode(inflight[1], expect=PushRequest), True
+        report = next_report(self.brain)
         plan = build_push(
             self.brain,
             viewer_id=creds.viewer_id,
@@ -203,10 +205,14 @@ class SyncClient:
             batch_id=new_batch_id(),
             max_patterns=self.max_push_patterns,
             max_bytes=self.max_push_bytes,
+            reports=[report.report] if report is not None and report.report else [],
         )
         if plan is None:
             return None, False
-        store.begin_batch(plan.request.batch_id, plan.payload, plan.pattern_ids, self.clock.now())
+        cursors = {REPORT_CURSOR: str(report.cursor)} if report is not None else {}
+        store.begin_batch(
+            plan.request.batch_id, plan.payload, plan.pattern_ids, self.clock.now(), cursors
+        )
         return plan.request, False
 
     def _pull_request(self, creds: Credentials, since: int) -> PullRequest:
@@ -219,7 +225,11 @@ class SyncClient:
 
     def _apply(self, pull: PullResponse) -> None:
         self.brain.apply_release(
-            version=pull.version, patterns=pull.patterns, removed=pull.removed, trends=pull.trends
+            version=pull.version,
+            patterns=pull.patterns,
+            removed=pull.removed,
+            trends=pull.trends,
+            popular=pull.popular,
         )
 
     def _step(self, name: str) -> None:

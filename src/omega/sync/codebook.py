@@ -32,6 +32,8 @@ class CodebookDocument(msgspec.Struct, frozen=True, kw_only=True):
     dim: int
     k: int
     centroids_f16: bytes
+    #: The catalog's public item ids (the domain of popularity reports); may be empty.
+    item_ids: list[str] = []
 
 
 async def fetch_codebook(brain: Brain, answer: Response) -> bool:

@@ -79,4 +79,5 @@ def forget_release(brain: Brain) -> None:
     with store.transaction(durable=True) as conn:
         conn.execute("DELETE FROM collective")
         conn.execute("DELETE FROM trends")
+        conn.execute("DELETE FROM popular")
         store.set_cursor(conn, "release_version", "0")

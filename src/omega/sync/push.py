@@ -13,11 +13,12 @@ once.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from omega.brain import Brain
 from omega.protocol import codec
-from omega.protocol.messages import Pattern, PushRequest
+from omega.protocol.messages import FrequencyReport, Pattern, PushRequest
 
 __all__ = ["MAX_PUSH_BYTES", "MAX_PUSH_PATTERNS", "PushPlan", "build_push", "new_batch_id"]
 
@@ -49,10 +50,13 @@ def build_push(
     client_version: str = "0.1.0",
     max_patterns: int = MAX_PUSH_PATTERNS,
     max_bytes: int = MAX_PUSH_BYTES,
+    reports: Sequence[FrequencyReport] = (),
 ) -> PushPlan | None:
-    """The next batch, or None when nothing waits in the outbox."""
+    """The next batch, or None when nothing waits in the outbox and there is no report.
+
+    ``reports`` (popularity reports, see ``omega.sync.reports``) always travel whole."""
     entries = brain.store.outbox_pending(max_patterns)
-    if not entries:
+    if not entries and not reports:
         return None
     items: list[tuple[str, Pattern | None]] = []
     for pattern_id, op in entries:
@@ -69,10 +73,11 @@ def build_push(
             updated=[p for _, p in chosen if p is not None and p.version > 1],
             removed=[pid for pid, p in chosen if p is None],
             client_version=client_version,
+            reports=list(reports),
         )
 
     # The largest prefix within the byte budget (binary search: encoding is monotone).
-    lo, hi = 1, len(items)
+    lo, hi = min(1, len(items)), len(items)
     while lo < hi:
         mid = (lo + hi + 1) // 2
         if len(codec.encode(request(mid))) <= max_bytes:

@@ -15,7 +15,7 @@ from omega.constellation._runtime import runtime_of
 from omega.constellation._wire import read_body
 from omega.constellation.guards import Admin, Viewer
 from omega.constellation.problems import Problem
-from omega.protocol.validation import MAX_CELL, MAX_VECTOR_DIM
+from omega.protocol.validation import MAX_CELL, MAX_ID_LENGTH, MAX_VECTOR_DIM
 from omega.storage.base import Codebook
 
 __all__ = ["CodebookDocument", "router"]
@@ -24,15 +24,19 @@ router = APIRouter(prefix="/api/omega", tags=["management"])
 
 #: A codebook is public catalog data and much larger than any device message.
 _MAX_CODEBOOK_BYTES = 64 * 1024 * 1024
+_MAX_ITEMS = 2_000_000
 
 
 class CodebookDocument(msgspec.Struct, frozen=True, kw_only=True):
-    """A codebook on the wire (JSON; ``centroids_f16`` in base64: k*dim little-endian f16)."""
+    """A codebook on the wire (JSON; ``centroids_f16`` in base64: k*dim little-endian f16).
+
+    ``item_ids``: the catalog's public item ids, the domain of popularity reports."""
 
     codebook_id: str
     dim: int
     k: int
     centroids_f16: bytes
+    item_ids: list[str] = []
 
 
 def _checked(doc: CodebookDocument) -> Codebook:
@@ -48,8 +52,20 @@ def _checked(doc: CodebookDocument) -> Codebook:
             f"centroids_f16 holds {len(doc.centroids_f16)} bytes; k*dim*2 = {doc.k * doc.dim * 2}",
             slug="invalid-codebook",
         )
+    if len(doc.item_ids) > _MAX_ITEMS or len(set(doc.item_ids)) != len(doc.item_ids):
+        raise Problem(
+            422, f"item_ids must be at most {_MAX_ITEMS} distinct ids", slug="invalid-codebook"
+        )
+    if not all(1 <= len(i) <= MAX_ID_LENGTH for i in doc.item_ids):
+        raise Problem(
+            422, f"each item id must be 1..{MAX_ID_LENGTH} characters", slug="invalid-codebook"
+        )
     return Codebook(
-        codebook_id=doc.codebook_id, dim=doc.dim, centroids_f16=doc.centroids_f16, k=doc.k
+        codebook_id=doc.codebook_id,
+        dim=doc.dim,
+        centroids_f16=doc.centroids_f16,
+        k=doc.k,
+        item_ids=tuple(doc.item_ids),
     )
 
 
@@ -78,6 +94,7 @@ async def get_codebook(request: Request, _: Viewer) -> Response:
         dim=codebook.dim,
         k=codebook.k,
         centroids_f16=codebook.centroids_f16,
+        item_ids=list(codebook.item_ids),
     )
     return Response(msgspec.json.encode(doc), media_type="application/json")
 

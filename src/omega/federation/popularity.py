@@ -1,0 +1,114 @@
+"""Item popularity from OLH reports: fold, estimate, release the top titles.
+
+Devices send ε-LDP reports of titles they started (``omega.protocol.frequency``); no
+report names a title. A round folds the queued reports into per-title support counts
+(one vector per catalog, per report parameters; vectorised over the catalog), turns the
+counts into unbiased frequency estimates, and releases the ``popular_top`` titles with
+the highest estimates as scores ``log1p(f) / log1p(max f)`` in [0, 1]. Only titles whose
+score moved by more than ``popular_tolerance`` are re-sent; a title that left the top
+is sent once with score 0.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from omega.protocol.frequency import estimate, hash_items, support_counts
+from omega.protocol.messages import FrequencyReport, ItemScore
+from omega.storage.base import Codebook, Storage, SupportCounts
+
+__all__ = ["diff_popular", "fold_reports", "popular_scores"]
+
+_HASHES: dict[str, np.ndarray] = {}
+
+
+def _hashes(codebook: Codebook) -> np.ndarray:
+    """The catalog's hashes, cached per codebook (the catalog travels with it)."""
+    found = _HASHES.get(codebook.codebook_id)
+    if found is None or len(found) != len(codebook.item_ids):
+        found = hash_items(codebook.item_ids)
+        _HASHES.clear()
+        _HASHES[codebook.codebook_id] = found
+    return found
+
+
+def _fold(
+    counts: dict[tuple[int, float], SupportCounts],
+    codebook: Codebook,
+    reports: Sequence[FrequencyReport],
+) -> None:
+    hashes = _hashes(codebook)
+    groups: dict[tuple[int, float], list[FrequencyReport]] = {}
+    for report in reports:
+        groups.setdefault((report.buckets, report.epsilon), []).append(report)
+    for key, group in groups.items():
+        old = counts.get(key)
+        support = support_counts(hashes, group)
+        n = len(group)
+        if old is not None and len(old.support) == 8 * len(hashes):
+            support += np.frombuffer(old.support, dtype="<i8")
+            n += old.reports
+        counts[key] = SupportCounts(
+            codebook.codebook_id, key[0], key[1], n, support.astype("<i8").tobytes()
+        )
+
+
+def fold_reports(storage: Storage, codebook: Codebook, *, batch: int, limit: int) -> int:
+    """Fold up to ``limit`` queued reports into the codebook's counts; how many folded.
+
+    Each batch is saved with the deletion of its reports in one transaction, so a crash
+    folds a report once or not at all; a batch another worker folded first is skipped.
+    """
+    if not codebook.item_ids:
+        return 0
+    folded = 0
+    while folded < limit:
+        queued = storage.pending_reports(limit=min(batch, limit - folded))
+        if not queued:
+            break
+        counts = {
+            (c.buckets, c.epsilon): c
+            for c in storage.popularity_counts(codebook_id=codebook.codebook_id)
+        }
+        _fold(counts, codebook, [r for _, r in queued])
+        if not storage.fold_reports(seqs=[s for s, _ in queued], counts=list(counts.values())):
+            break
+        folded += len(queued)
+        if len(queued) < batch:
+            break
+    return folded
+
+
+def popular_scores(
+    counts: Sequence[SupportCounts], item_ids: Sequence[str], *, top: int
+) -> list[ItemScore]:
+    """The ``top`` titles by estimated frequency (summed over parameter sets), best first."""
+    if not item_ids or top < 1:
+        return []
+    total = np.zeros(len(item_ids), dtype=np.float64)
+    for c in counts:
+        support = np.frombuffer(c.support, dtype="<i8")
+        if len(support) == len(item_ids):
+            total += estimate(support, c.reports, epsilon=c.epsilon, buckets=c.buckets)
+    order = np.argsort(-total, kind="stable")[:top]
+    order = order[total[order] > 0]
+    if len(order) == 0:
+        return []
+    scores = np.log1p(total[order]) / np.log1p(total[order[0]])
+    return [
+        ItemScore(item_id=item_ids[i], score=round(float(s), 4))
+        for i, s in zip(order.tolist(), scores.tolist(), strict=True)
+    ]
+
+
+def diff_popular(
+    current: Sequence[ItemScore], new: Sequence[ItemScore], *, tolerance: float
+) -> list[ItemScore]:
+    """Entries to release: new or moved by more than ``tolerance``, and 0 for the dropped."""
+    old = {s.item_id: s.score for s in current}
+    changed = [s for s in new if abs(old.get(s.item_id, 0.0) - s.score) > tolerance]
+    kept = {s.item_id for s in new}
+    changed += [ItemScore(item_id=i, score=0.0) for i in sorted(old) if i not in kept]
+    return changed

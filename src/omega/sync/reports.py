@@ -1,0 +1,54 @@
+"""The popularity report a push carries: one ε-LDP OLH report of a title started lately.
+
+At each new push the device looks at the episodes since its last report (cursor
+``report_episode``), takes the titles it *started* (views and ratings, not skips),
+picks one uniformly with the system's CSPRNG and randomises it with
+:func:`omega.protocol.frequency.make_report`. The report rides in the push, so it is
+recorded with the batch (``begin_batch``) and a retry resends the identical bytes; the
+cursor moves in that same durable transaction, so a title is reported once at most.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+
+from omega.brain import Brain
+from omega.protocol.frequency import make_report
+from omega.protocol.messages import FrequencyReport
+
+__all__ = ["REPORT_CURSOR", "ReportPlan", "next_report"]
+
+REPORT_CURSOR = "report_episode"
+_STARTED = ("view", "rating")
+_SYSTEM_RNG = random.SystemRandom()
+
+
+@dataclass(frozen=True, slots=True)
+class ReportPlan:
+    report: FrequencyReport | None
+    cursor: int  # the last episode this report covers (stored when the batch is recorded)
+
+
+def next_report(brain: Brain, rng: random.Random | None = None) -> ReportPlan | None:
+    """The report for the titles started since the last one; None when no episode is new."""
+    store = brain.store
+    since = int(store.get_cursor(REPORT_CURSOR, "0"))
+    episodes = store.episodes_after(since)
+    if not episodes:
+        return None
+    cursor = episodes[-1].id
+    epsilon = brain.config.report_epsilon
+    ids = brain.catalog.ids
+    rows = brain.catalog.row_of_key
+    started = sorted(
+        {
+            ids[rows[e.item_key]]
+            for e in episodes
+            if e.kind in _STARTED and e.item_key is not None and e.item_key in rows
+        }
+    )
+    if epsilon <= 0 or not started:
+        return ReportPlan(None, cursor)
+    rng = rng or _SYSTEM_RNG
+    return ReportPlan(make_report(rng.choice(started), epsilon, rng), cursor)

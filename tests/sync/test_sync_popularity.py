@@ -1,0 +1,125 @@
+"""Popularity end to end: TVs push ε-LDP reports with their syncs, a round estimates and
+releases the popular titles, another TV pulls them and its recommendations use them."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from pathlib import Path
+
+import msgspec
+from _sync_world import (
+    ADMIN_TOKEN,
+    CODEBOOK_ID,
+    K,
+    catalog,
+    centroids,
+    inprocess_settings,
+    open_brain,
+    run_round_via,
+)
+
+from omega.clock import ManualClock
+from omega.constellation import create_app
+from omega.protocol import codec
+from omega.protocol.messages import PushRequest
+from omega.sync import AsgiTransport, SyncClient
+from omega.sync.reports import REPORT_CURSOR
+
+POPULAR = "c3i1"
+
+
+async def _publish_with_items(transport: AsgiTransport) -> None:
+    doc = {
+        "codebook_id": CODEBOOK_ID,
+        "dim": centroids().shape[1],
+        "k": K,
+        "centroids_f16": centroids().astype("<f2").tobytes(),
+        "item_ids": [item.item_id for item in catalog()],
+    }
+    answer = await transport.request(
+        "POST",
+        "/api/omega/codebook",
+        body=msgspec.json.encode(doc),
+        headers={"Content-Type": "application/json", "Authorization": f"Bearer {ADMIN_TOKEN}"},
+    )
+    assert answer.status == 201, answer.body
+
+
+def test_reports_become_a_popular_list_that_other_tvs_use(tmp_path: Path) -> None:
+    app = create_app(inprocess_settings(tmp_path / "server"))
+    clock = ManualClock()
+
+    async def scenario() -> None:
+        async with AsgiTransport(app) as transport:
+            await _publish_with_items(transport)
+            for n in range(24):
+                tv = open_brain(tmp_path / f"tv{n}", clock)
+                client = SyncClient(tv, transport)
+                await client.fetch_codebook()
+                tv.track_view(POPULAR, watch_fraction=0.9)
+                tv.track_skip("c6i2")  # skips are not reported
+                clock.advance(600)
+                await client.sync()
+                # The report went with the recorded push, and the cursor moved with it.
+                assert int(tv.store.get_cursor(REPORT_CURSOR)) == tv.store.recent_episodes(1)[0].id
+                again = await client.sync()  # nothing new started: no report, no push
+                assert again.batch_id is None
+                tv.close()
+            db = sqlite3.connect(tmp_path / "server" / "constellation.db")
+            assert db.execute("SELECT count(*) FROM pending_reports").fetchone()[0] == 24
+            db.close()
+
+            result = (await run_round_via(transport))["result"]
+            assert result["status"] == "released"
+            assert result["reports"] == 24 and result["popular"] >= 1
+
+            fresh = open_brain(tmp_path / "fresh", clock)
+            client = SyncClient(fresh, transport)
+            await client.fetch_codebook()
+            await client.sync()
+            recs = fresh.recommend(3)
+            assert recs[0].item_id == POPULAR
+            assert recs[0].signals["popular"] == 1.0
+            assert recs[0].reason == "widely watched right now"
+            scores = fresh.score_all()
+            assert (
+                int(scores.argmax()) == fresh.catalog.row_of_key[fresh.catalog.key_of_id[POPULAR]]
+            )
+            fresh.close()
+
+    asyncio.run(scenario())
+
+
+def test_a_report_is_recorded_with_its_batch_and_names_no_title(tmp_path: Path) -> None:
+    clock = ManualClock()
+    tv = open_brain(tmp_path / "tv", clock)
+    tv.track_view(POPULAR, watch_fraction=0.9)
+    app = create_app(inprocess_settings(tmp_path / "server"))
+
+    async def scenario() -> None:
+        async with AsgiTransport(app) as transport:
+            await _publish_with_items(transport)
+            client = SyncClient(tv, transport)
+            push, resent = client._next_push(await client.credentials())
+            assert push is not None and not resent and len(push.reports) == 1
+            report = push.reports[0]
+            assert (report.epsilon, report.buckets) == (8.0, 2982)
+            recorded = tv.store.inflight()
+            assert recorded is not None
+            assert codec.decode(recorded[1], expect=PushRequest).reports == [report]
+            assert POPULAR.encode() not in recorded[1]
+
+    asyncio.run(scenario())
+    tv.close()
+
+
+def test_epsilon_zero_sends_no_report(tmp_path: Path) -> None:
+    from omega.sync.reports import next_report
+
+    clock = ManualClock()
+    tv = open_brain(tmp_path / "tv", clock, report_epsilon=0.0)
+    tv.track_view(POPULAR, watch_fraction=0.9)
+    plan = next_report(tv)
+    assert plan is not None and plan.report is None
+    tv.close()
