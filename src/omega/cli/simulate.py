@@ -73,6 +73,13 @@ def simulate(
         str | None, typer.Option(help="sign-flip | scale | constant | promote-item")
     ] = None,
     attackers: Annotated[float, typer.Option(help="Share of viewers attacking.")] = 0.33,
+    report_epsilon: Annotated[
+        float,
+        typer.Option(
+            help="ε of each TV's local-DP popularity report (one per push; 0: none). "
+            "Each report is ε-LDP; a viewer's reports compose to k·ε."
+        ),
+    ] = 8.0,
     no_als: Annotated[
         bool, typer.Option("--no-als", help="Skip the ALS and item-kNN references.")
     ] = False,
@@ -105,6 +112,8 @@ def simulate(
         raise ConfigError(f"--attack must be one of {', '.join(ATTACKS)}")
     if cells < 2 or sync_every < 1 or sync_hours <= 0 or round_days <= 0:
         raise ConfigError("--cells ≥ 2, --sync-every ≥ 1, --sync-hours > 0 and --round-days > 0")
+    if not 0.0 <= report_epsilon <= 20.0:
+        raise ConfigError("--report-epsilon must be in [0, 20] (0 sends no reports)")
     if report is not None:
         from omega.sim.report import check_report_directory
 
@@ -118,6 +127,7 @@ def simulate(
             sync_gap_s=sync_hours * 3600,
             round_every_s=round_days * 86400,
             seed=seed,
+            report_epsilon=report_epsilon,
         ),
         server=server,
         admin_token=admin_token or os.environ.get("OMEGA_ADMIN_TOKEN"),

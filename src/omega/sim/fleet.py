@@ -58,6 +58,8 @@ class FleetConfig:
     round_min_pushes: int = 20
     pull_bytes: int = 5120
     seed: int = 0
+    #: ε of each TV's popularity report (OLH, one per push at most); 0 sends none.
+    report_epsilon: float = 8.0
 
 
 @dataclass(slots=True)
@@ -113,7 +115,7 @@ async def replay_fleet(
     progress: Callable[[int, int], None] | None = None,
 ) -> FleetRun:
     """Replay every viewer's training history; sync through ``constellation`` if given."""
-    brain_config = BrainConfig(codebook_cells=config.cells)
+    brain_config = BrainConfig(codebook_cells=config.cells, report_epsilon=config.report_epsilon)
     audit = None
     if constellation is not None:
         audit = PrivacyAudit.for_catalog(
