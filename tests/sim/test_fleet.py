@@ -43,6 +43,9 @@ def test_replay_syncs_through_the_protocol_and_reports(tmp_path: Path) -> None:
     assert result["raw_items_sent"] == 0
     assert result["event_records_sent"] == 0
     assert result["search_strings_sent"] == 0
+    # one ε-LDP popularity report (integers only) rides with most pushes
+    assert result["frequency_reports_sent"] > 0
+    assert result["report_epsilon"] == 8.0
     assert 0 < result["push_bytes_median"] <= 1024  # type: ignore[operator]
     omega = result["omega"]
     local = result["baselines"]["local_only"]  # type: ignore[index]

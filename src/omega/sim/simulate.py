@@ -271,6 +271,8 @@ async def run_simulation(
         "search_strings_sent": audit["search_strings_sent"],
         "requests_inspected": audit["requests_inspected"],
         "patterns_sent": audit["patterns_sent"],
+        "frequency_reports_sent": audit["frequency_reports_sent"],
+        "report_epsilon": audit["report_epsilon"],
         "syncs": omega.syncs,
         "rounds": omega.rounds,
         "released_patterns": int(released),
