@@ -156,4 +156,18 @@ def server(
     emit(
         {k: v for k, v in result.items() if k != "steps"}, as_json=False, title="omega bench server"
     )
-    emit_rows(result["steps"], as_json=False, title="steps (offered rate → measured)")
+    shown = {
+        "offered_per_s": "offered/s",
+        "syncs_per_s": "syncs/s",
+        "p50_ms": "p50 ms",
+        "p95_ms": "p95 ms",
+        "p99_ms": "p99 ms",
+        "errors": "errors",
+        "send_lag_p95_ms": "client lag p95",
+        "server_cpu_pct": "server %cpu",
+        "client_cpu_pct": "client %cpu",
+        "other_cpu_pct": "other %cpu",
+        "passed": "passed",
+    }
+    rows = [{label: step.get(key) for key, label in shown.items()} for step in result["steps"]]
+    emit_rows(rows, as_json=False, title="steps (%cpu: percent of one core; --json has more)")
