@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import socket
 import subprocess
@@ -48,6 +49,11 @@ class BenchError(OmegaError):
     """The server or the load generator failed (not a slow result: a broken run)."""
 
 
+def _default(setting: str) -> Any:
+    """The server's built-in default for ``setting`` (not the environment's override)."""
+    return Settings.model_fields[setting].default
+
+
 def _free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
@@ -62,8 +68,9 @@ def _server_command(
     db_url: str | None,
     federation_interval: float | None,
     workers: int,
+    rate_limit: int,
 ) -> tuple[list[str], dict[str, str]]:
-    env = {**os.environ}
+    env = {**os.environ, "OMEGA_RATE_LIMIT": str(rate_limit)}
     if workers == 1:
         command = [sys.executable, "-c", "from omega.cli.main import run; run()", "serve"]
         command += ["--host", "127.0.0.1", "--port", str(port), "--data-dir", str(data_dir)]
@@ -87,7 +94,12 @@ def _server_command(
 
 @contextlib.contextmanager
 def _server(
-    data_dir: Path, *, db_url: str | None, federation_interval: float | None, workers: int
+    data_dir: Path,
+    *,
+    db_url: str | None,
+    federation_interval: float | None,
+    workers: int,
+    rate_limit: int,
 ) -> Iterator[tuple[str, list[int]]]:
     """A constellation child process; yields its base URL and process ids once up."""
     # Made here, once: several uvicorn workers starting together would each make their own.
@@ -101,6 +113,7 @@ def _server(
         db_url=db_url,
         federation_interval=federation_interval,
         workers=workers,
+        rate_limit=rate_limit,
     )
     log_path = data_dir / "server.log"
     with log_path.open("wb") as log:
@@ -222,10 +235,20 @@ def run_server_bench(
     stepped = sorted(r for r in rates if r > 0 and (max_rate is None or r <= max_rate))
     if not stepped:
         raise InputError("no offered rate to step through (check --max-rate)")
+    # The fleet syncs in compressed time (every few seconds, where a TV syncs hourly): keep
+    # the limiter on, with room for the fastest step, so it costs what it costs but never
+    # answers 429 to a schedule a real fleet would spread over an hour.
+    rate_limit = max(
+        _default("rate_limit"), math.ceil(1.5 * stepped[-1] / viewers * _default("rate_window"))
+    )
     with tempfile.TemporaryDirectory(prefix="omega-bench-server-") as tmp:
         data_dir = Path(tmp)
         with _server(
-            data_dir, db_url=db_url, federation_interval=federation_interval, workers=workers
+            data_dir,
+            db_url=db_url,
+            federation_interval=federation_interval,
+            workers=workers,
+            rate_limit=rate_limit,
         ) as (base_url, server_pids):
             admin_token = (data_dir / "admin-token").read_text().strip()
             _publish_codebook(base_url, admin_token, seed=seed)
@@ -253,8 +276,13 @@ def run_server_bench(
             "p95_limit_ms": p95_limit_ms,
             "pull_only": pull_only,
             "connections": connections,
-            "federation_interval": federation_interval if federation_interval is not None else 60.0,
+            "federation_interval": (
+                federation_interval
+                if federation_interval is not None
+                else _default("federation_interval")
+            ),
             "workers": workers,
+            "rate_limit_per_min": rate_limit,
         },
     )
 
