@@ -68,3 +68,10 @@ def test_codebook_keeps_its_item_ids(store: Storage) -> None:
     with_ids = Codebook("cb-b", 2, bytes(8), 2, ("1", "2", "x"))
     store.put_codebook(with_ids)
     assert store.get_codebook() == with_ids
+
+
+def test_a_delta_carries_at_most_the_pull_limit_of_popular_entries(store: Storage) -> None:
+    many = [ItemScore(item_id=f"i{n:04d}", score=1.0 - n / 2000) for n in range(1001)]
+    empty: dict[str, list[str]] = {"upserted": [], "removed": [], "trends": []}
+    assert store.commit_release(base_version=0, now=1.0, popular=many, **empty) == 1
+    assert store.release_delta(since_version=0, limit=10).popular == many[:1000]

@@ -31,6 +31,7 @@ import msgspec
 
 from omega.clock import Clock
 from omega.protocol.messages import PullResponse
+from omega.protocol.validation import MAX_POPULAR_PER_PULL
 from omega.storage.base import ReleaseDelta
 
 __all__ = ["Pacer", "fit_pull", "pattern_budget"]
@@ -98,16 +99,17 @@ def _with_popular(
     size_of: Callable[[PullResponse], int],
 ) -> PullResponse:
     """``response`` plus the most popular entries that still fit (on the last page only)."""
-    if not delta.popular or response.version != delta.version:
+    popular = delta.popular[:MAX_POPULAR_PER_PULL]
+    if not popular or response.version != delta.version:
         return response
 
     def build(count: int) -> PullResponse:
-        return msgspec.structs.replace(response, popular=delta.popular[:count])
+        return msgspec.structs.replace(response, popular=popular[:count])
 
-    whole = build(len(delta.popular))
+    whole = build(len(popular))
     if size_of(whole) <= max_bytes:
         return whole
-    lo, hi = 0, len(delta.popular) - 1
+    lo, hi = 0, len(popular) - 1
     while lo < hi:
         mid = (lo + hi + 1) // 2
         if size_of(build(mid)) <= max_bytes:

@@ -80,6 +80,7 @@ __all__ = [
     "MAX_INT8_SCALE",
     "MAX_PATTERNS_PER_PULL",
     "MAX_PATTERNS_PER_PUSH",
+    "MAX_POPULAR_PER_PULL",
     "MAX_REMOVED",
     "MAX_TRENDS",
     "MAX_VECTOR_DIM",

@@ -9,6 +9,7 @@ from typing import Any
 import psycopg
 
 from omega.protocol.messages import FrequencyReport, ItemScore
+from omega.protocol.validation import MAX_POPULAR_PER_PULL
 from omega.storage._release import check_limit
 from omega.storage.base import SupportCounts
 
@@ -36,8 +37,8 @@ def upsert_popular(cur: Cursor, popular: Sequence[ItemScore], version: int) -> N
 def popular_between(cur: Cursor, since: int, upto: int) -> list[ItemScore]:
     cur.execute(
         "SELECT item_id, score FROM popular WHERE version > %s AND version <= %s"
-        " ORDER BY score DESC, item_id",
-        (since, upto),
+        " ORDER BY score DESC, item_id LIMIT %s",
+        (since, upto, MAX_POPULAR_PER_PULL),
     )
     return [ItemScore(item_id=r[0], score=r[1]) for r in cur.fetchall()]
 

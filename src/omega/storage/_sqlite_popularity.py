@@ -8,6 +8,7 @@ from contextlib import AbstractContextManager
 from typing import TypeVar
 
 from omega.protocol.messages import FrequencyReport, ItemScore
+from omega.protocol.validation import MAX_POPULAR_PER_PULL
 from omega.storage._release import check_limit
 from omega.storage.base import SupportCounts
 
@@ -35,8 +36,8 @@ def upsert_popular(c: sqlite3.Connection, popular: Sequence[ItemScore], version:
 def popular_between(c: sqlite3.Connection, since: int, upto: int) -> list[ItemScore]:
     rows = c.execute(
         "SELECT item_id, score FROM popular WHERE version > ? AND version <= ?"
-        " ORDER BY score DESC, item_id",
-        (since, upto),
+        " ORDER BY score DESC, item_id LIMIT ?",
+        (since, upto, MAX_POPULAR_PER_PULL),
     )
     return [ItemScore(item_id=r[0], score=r[1]) for r in rows]
 
