@@ -14,7 +14,14 @@ from typing import Literal
 import msgspec
 
 from omega.protocol.codec import decode, encode
-from omega.protocol.messages import Pattern, PatternContext, PushRequest, SyncRequest
+from omega.protocol.frequency import PRIME, bucket_count, hash_item, seed_params
+from omega.protocol.messages import (
+    FrequencyReport,
+    Pattern,
+    PatternContext,
+    PushRequest,
+    SyncRequest,
+)
 from omega.sync.transport import Response, Transport
 
 __all__ = ["ATTACKS", "AttackKind", "AttackingTransport", "tamper"]
@@ -22,6 +29,7 @@ __all__ = ["ATTACKS", "AttackKind", "AttackingTransport", "tamper"]
 AttackKind = Literal["sign-flip", "scale", "constant", "promote-item"]
 ATTACKS: tuple[AttackKind, ...] = ("sign-flip", "scale", "constant", "promote-item")
 _MAX_PATTERNS = 512
+_MAX_REPORTS = 8
 
 
 def _pid(*parts: object) -> str:
@@ -60,7 +68,29 @@ def _promotion(viewer: str, push: PushRequest, target: int) -> list[Pattern]:
     return patterns
 
 
-def tamper(push: PushRequest, kind: AttackKind, *, target_cell: int) -> PushRequest:
+def _forged_reports(push: PushRequest, target_item: str) -> list[FrequencyReport]:
+    """As many popularity reports as a push may carry, every one naming the target (no
+    randomisation): the strongest poisoning a device can do to the LDP estimate."""
+    epsilon = push.reports[0].epsilon if push.reports else 8.0
+    buckets = bucket_count(epsilon)
+    target = hash_item(target_item)
+    forged = []
+    for n in range(_MAX_REPORTS):
+        seed = (
+            int.from_bytes(
+                hashlib.blake2b(f"{push.batch_id}|{n}".encode(), digest_size=8).digest(), "little"
+            )
+            >> 1
+        )
+        a, b = seed_params(seed)
+        value = ((a * target + b) % PRIME) % buckets
+        forged.append(FrequencyReport(seed=seed, value=value, buckets=buckets, epsilon=epsilon))
+    return forged
+
+
+def tamper(
+    push: PushRequest, kind: AttackKind, *, target_cell: int, target_item: str | None = None
+) -> PushRequest:
     def each(p: Pattern) -> Pattern:
         if kind == "sign-flip":
             return msgspec.structs.replace(p, success_rate=round(1.0 - p.success_rate, 4))
@@ -92,7 +122,8 @@ def tamper(push: PushRequest, kind: AttackKind, *, target_cell: int) -> PushRequ
         taken = {p.id for p in extra}
         honest = [p for p in push.added if p.id not in taken]
         room = max(0, _MAX_PATTERNS - len(extra) - len(push.updated) - len(push.removed))
-        return msgspec.structs.replace(push, added=extra + honest[:room])
+        reports = _forged_reports(push, target_item) if target_item else push.reports
+        return msgspec.structs.replace(push, added=extra + honest[:room], reports=reports)
     return msgspec.structs.replace(
         push, added=[each(p) for p in push.added], updated=[each(p) for p in push.updated]
     )
@@ -101,10 +132,13 @@ def tamper(push: PushRequest, kind: AttackKind, *, target_cell: int) -> PushRequ
 class AttackingTransport:
     """Rewrites the push inside every binary sync request this device sends."""
 
-    def __init__(self, inner: Transport, kind: AttackKind, *, target_cell: int) -> None:
+    def __init__(
+        self, inner: Transport, kind: AttackKind, *, target_cell: int, target_item: str | None
+    ) -> None:
         self.inner = inner
         self.kind = kind
         self.target_cell = target_cell
+        self.target_item = target_item
 
     async def request(
         self, method: str, path: str, *, body: bytes | None, headers: Mapping[str, str]
@@ -112,7 +146,12 @@ class AttackingTransport:
         if body and path.endswith("/sync"):
             message = decode(body, expect=SyncRequest)
             if message.push is not None:
-                pushed = tamper(message.push, self.kind, target_cell=self.target_cell)
+                pushed = tamper(
+                    message.push,
+                    self.kind,
+                    target_cell=self.target_cell,
+                    target_item=self.target_item,
+                )
                 body = encode(msgspec.structs.replace(message, push=pushed))
         return await self.inner.request(method, path, body=body, headers=headers)
 

@@ -110,6 +110,7 @@ async def replay_fleet(
     attack: AttackKind | None = None,
     attackers: frozenset[int] = frozenset(),
     target_cell: int = -1,
+    target_item: str | None = None,
     checkpoints: int = 0,
     on_checkpoint: Callable[[FleetRun, float], dict[str, float]] | None = None,
     progress: Callable[[int, int], None] | None = None,
@@ -131,7 +132,9 @@ async def replay_fleet(
         if constellation is not None and audit is not None:
             transport = AuditingTransport(constellation.transport, audit)
             if viewer.attacker and attack is not None:
-                transport = AttackingTransport(transport, attack, target_cell=target_cell)  # type: ignore[assignment]
+                transport = AttackingTransport(  # type: ignore[assignment]
+                    transport, attack, target_cell=target_cell, target_item=target_item
+                )
             viewer.client = SyncClient(
                 brain, transport, max_pull_bytes=config.pull_bytes, clock=clock
             )

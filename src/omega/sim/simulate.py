@@ -107,6 +107,7 @@ async def _fleet(
     progress: Progress,
     attackers: frozenset[int] = frozenset(),
     target_cell: int = -1,
+    target_item: str | None = None,
     finished_at: npt.NDArray[np.int64] | None = None,
 ) -> tuple[FleetRun, float]:
     start = time.perf_counter()
