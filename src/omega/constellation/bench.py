@@ -255,7 +255,6 @@ def run_server_bench(
             config = LoadConfig(
                 base_url=base_url,
                 codebook_id=_CODEBOOK_ID,
-                cells=_CELLS,
                 viewers=viewers,
                 rates=[float(r) for r in stepped],
                 step_seconds=step_seconds,

@@ -57,7 +57,6 @@ _CONNECTIONS_PER_LANE = 4
 class LoadConfig(msgspec.Struct, frozen=True, kw_only=True):
     base_url: str
     codebook_id: str
-    cells: int
     viewers: int
     rates: list[float]
     step_seconds: float
