@@ -38,8 +38,14 @@ def test_released_popularity_reaches_scoring_and_survives_a_restart(
     assert int(np.argmax(scores)) == _row(brain, first)
     recs = brain.recommend(2)
     assert recs[0].item_id == first and recs[0].signals["popular"] == 1.0
-    brain.apply_release(
-        version=4, patterns=[], removed=[], trends=[], popular=[ItemScore(item_id=first, score=0)]
+    brain.apply_release(version=4, patterns=[], removed=[], trends=[])  # list unchanged
+    assert int(np.argmax(brain.score_all())) == _row(brain, first)
+    brain.apply_release(  # a new list replaces the old one whole
+        version=5,
+        patterns=[],
+        removed=[],
+        trends=[],
+        popular=[ItemScore(item_id=second, score=0.4)],
     )
     assert int(np.argmax(brain.score_all())) == _row(brain, second)
     brain.close()

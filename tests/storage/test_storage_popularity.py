@@ -55,8 +55,11 @@ def test_popular_list_is_versioned_with_the_release(store: Storage) -> None:
     assert store.release_delta(since_version=1, limit=10).popular == []
     change = [ItemScore(item_id="b", score=0.0), ItemScore(item_id="c", score=0.7)]
     assert store.commit_release(base_version=1, now=2.0, popular=change, **base) == 2
-    assert store.current_popular() == [first[0], change[1]]
-    assert store.release_delta(since_version=1, limit=10).popular == [change[1], change[0]]
+    now_listed = [first[0], change[1]]  # b left the list
+    assert store.current_popular() == now_listed
+    # A device behind gets the whole current list (not only what changed).
+    assert store.release_delta(since_version=1, limit=10).popular == now_listed
+    assert store.release_delta(since_version=0, limit=10).popular == now_listed
     assert store.commit_release(base_version=2, now=3.0, **base) == 3  # list unchanged
     assert store.release_delta(since_version=2, limit=10).popular == []
 

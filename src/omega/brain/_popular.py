@@ -23,14 +23,19 @@ F32 = npt.NDArray[np.float32]
 
 
 def save_popular(conn: sqlite3.Connection, entries: Iterable[ItemScore]) -> None:
-    """Apply released entries: a score replaces the last one; score 0 forgets the title."""
+    """Replace the list with a released one (none: keep the current list).
+
+    The constellation sends its whole current list (best first, cut to the pull's byte
+    budget) whenever it changed, so replacing never keeps a stale title."""
     rows = [(e.item_id, float(e.score)) for e in entries]
+    if not rows:
+        return
+    conn.execute("DELETE FROM popular")
     conn.executemany(
         "INSERT INTO popular (item_id, score) VALUES (?, ?) "
         "ON CONFLICT (item_id) DO UPDATE SET score = excluded.score",
         [r for r in rows if r[1] > 0],
     )
-    conn.executemany("DELETE FROM popular WHERE item_id = ?", [(r[0],) for r in rows if r[1] <= 0])
 
 
 def clear_popular(conn: sqlite3.Connection) -> None:

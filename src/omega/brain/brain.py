@@ -627,7 +627,7 @@ class Brain:
     ) -> None:
         """Apply a pulled release in one transaction; the cursor moves only as it commits.
 
-        ``popular``: released title popularity (score 0 forgets a title)."""
+        ``popular``: the released title popularity list; non-empty replaces the last one."""
         with self._lock:
             with self.store.transaction(durable=True) as conn:
                 self.store.apply_release(conn, patterns, removed, trends)

@@ -119,7 +119,8 @@ class FrequencyReport(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class ItemScore(msgspec.Struct, frozen=True, kw_only=True):
-    """A catalog title's released popularity, in [0, 1] (0: no longer among the top)."""
+    """A catalog title's released popularity, in [0, 1]. ``PullResponse.popular``, when
+    not empty, is the whole current list, best first (cut to the pull's byte budget)."""
 
     item_id: str
     score: float

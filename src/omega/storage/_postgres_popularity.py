@@ -35,10 +35,13 @@ def upsert_popular(cur: Cursor, popular: Sequence[ItemScore], version: int) -> N
 
 
 def popular_between(cur: Cursor, since: int, upto: int) -> list[ItemScore]:
+    """The whole current list (best first), if it changed in (since, upto]; else []."""
+    cur.execute("SELECT 1 FROM popular WHERE version > %s AND version <= %s LIMIT 1", (since, upto))
+    if cur.fetchone() is None:
+        return []
     cur.execute(
-        "SELECT item_id, score FROM popular WHERE version > %s AND version <= %s"
-        " ORDER BY score DESC, item_id LIMIT %s",
-        (since, upto, MAX_POPULAR_PER_PULL),
+        "SELECT item_id, score FROM popular WHERE score > 0 ORDER BY score DESC, item_id LIMIT %s",
+        (MAX_POPULAR_PER_PULL,),
     )
     return [ItemScore(item_id=r[0], score=r[1]) for r in cur.fetchall()]
 

@@ -34,10 +34,15 @@ def upsert_popular(c: sqlite3.Connection, popular: Sequence[ItemScore], version:
 
 
 def popular_between(c: sqlite3.Connection, since: int, upto: int) -> list[ItemScore]:
+    """The whole current list (best first), if it changed in (since, upto]; else []."""
+    changed = c.execute(
+        "SELECT 1 FROM popular WHERE version > ? AND version <= ? LIMIT 1", (since, upto)
+    ).fetchone()
+    if changed is None:
+        return []
     rows = c.execute(
-        "SELECT item_id, score FROM popular WHERE version > ? AND version <= ?"
-        " ORDER BY score DESC, item_id LIMIT ?",
-        (since, upto, MAX_POPULAR_PER_PULL),
+        "SELECT item_id, score FROM popular WHERE score > 0 ORDER BY score DESC, item_id LIMIT ?",
+        (MAX_POPULAR_PER_PULL,),
     )
     return [ItemScore(item_id=r[0], score=r[1]) for r in rows]
 

@@ -93,9 +93,9 @@ class ReleaseDelta:
     patterns: list[ConsolidatedPattern] = field(default_factory=list)
     removed: list[str] = field(default_factory=list)
     trends: list[Trend] = field(default_factory=list)
-    #: Popularity entries changed after since_version, up to ``version``, best first, at
-    #: most ``MAX_POPULAR_PER_PULL`` (a device far behind misses the lowest, e.g. titles
-    #: that left the list: score 0).
+    #: The whole current popularity list (score > 0, best first, at most
+    #: ``MAX_POPULAR_PER_PULL``) when it changed after since_version (up to ``version``);
+    #: empty when it did not. Devices replace their list with it.
     popular: list[ItemScore] = field(default_factory=list)
 
 
