@@ -213,7 +213,8 @@ class VectorIndex:
             size = len(self._index)
             if size == 0 or len(q) == 0 or k < 1:
                 return np.empty((len(q), 0), dtype=np.uint64)
-            matches = self._index.search(q, min(k, size))
+            # One thread: a handful of queries is cheaper than waking a pool for them.
+            matches = self._index.search(q, min(k, size), threads=1)
         keys = np.asarray(matches.keys, dtype=np.uint64).reshape(len(q), -1)
         return keys
 
