@@ -12,9 +12,11 @@ the release instead of pulling the same first page forever. (A device wanting al
 it asks with a larger ``max_bytes``.)
 
 Popularity entries (``delta.popular``, best first) ride on the page that completes the
-delta (cursor at ``delta.version``): they fill what budget the patterns leave, and a
-device whose budget cannot hold them all keeps the top share (as with one oversized
-version above); the others reach it when their scores next change.
+delta (cursor at ``delta.version``). The list replaces the device's whole list, so that
+page keeps room for it: up to ``POPULAR_SHARE`` of the budget is held back from the
+patterns, which then take more pages (``more``) instead of crowding the list out. A
+device whose budget cannot hold the whole list keeps its top share (as with one
+oversized version above); the rest reaches it when the list next changes.
 
 ``Pacer`` steers when a device syncs next: the base interval with jitter (so a fleet
 that booted together spreads out), stretched when the server sees more syncs than its
@@ -38,6 +40,8 @@ __all__ = ["Pacer", "fit_pull", "pattern_budget"]
 
 #: Smallest encoded pattern we expect; bounds how many rows to ask storage for.
 _MIN_PATTERN_BYTES = 24
+#: The most of a pull's budget held back for the popularity list on the final page.
+POPULAR_SHARE = 0.75
 
 
 def pattern_budget(max_bytes: int, *, cap: int) -> int:
@@ -76,19 +80,43 @@ def fit_pull(
         )
 
     whole = build(len(delta.patterns))
-    if size_of(whole) <= max_bytes:
+    # Room the final page keeps for the popularity list (measured on an answer without it).
+    reserve = _popular_reserve(delta, build(0), max_bytes=max_bytes, size_of=size_of)
+    if size_of(whole) + reserve <= max_bytes:
         return _with_popular(whole, delta, max_bytes=max_bytes, size_of=size_of)
+    # Every pattern fits but the list does not: this page stops short, the next one
+    # carries the rest with the list. Pages before it use the whole budget.
+    budget = max_bytes - reserve if size_of(whole) <= max_bytes else max_bytes
     lo, hi = 0, len(delta.patterns) - 1  # the answer is the largest count in [lo, hi] that fits
     while lo < hi:
         mid = (lo + hi + 1) // 2
-        if size_of(build(mid)) <= max_bytes:
+        if size_of(build(mid)) <= budget:
             lo = mid
         else:
             hi = mid - 1
     best = build(lo)
+    if budget < max_bytes and best.version == delta.version:
+        # Holding room back would cut the last version short (a version cannot span two
+        # pages): send every pattern and the share of the list that still fits.
+        best = whole
     if lo == 0 and size_of(best) > max_bytes:
         best = build(0, trends=False)  # trends are current-state hints; the cursor is not
     return _with_popular(best, delta, max_bytes=max_bytes, size_of=size_of)
+
+
+def _popular_reserve(
+    delta: ReleaseDelta,
+    empty: PullResponse,
+    *,
+    max_bytes: int,
+    size_of: Callable[[PullResponse], int],
+) -> int:
+    """Bytes the whole popularity list adds to an answer, capped at ``POPULAR_SHARE``."""
+    popular = delta.popular[:MAX_POPULAR_PER_PULL]
+    if not popular:
+        return 0
+    extra = size_of(msgspec.structs.replace(empty, popular=popular)) - size_of(empty)
+    return max(0, min(extra, int(max_bytes * POPULAR_SHARE)))
 
 
 def _with_popular(

