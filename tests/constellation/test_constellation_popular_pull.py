@@ -99,3 +99,15 @@ def test_without_a_list_the_patterns_use_the_whole_budget() -> None:
     delta = ReleaseDelta(version=8, patterns=patterns)
     page = fit_pull(delta, since_version=0, max_bytes=1 << 20, fetched_limit=4096, size_of=_size)
     assert len(page.patterns) == 80 and not page.more
+
+
+def test_a_crowded_last_version_keeps_its_top_patterns_beside_the_whole_list() -> None:
+    ids = random.Random(3).sample(range(200_000), 300)
+    popular = [ItemScore(item_id=str(n), score=round(1 - i / 600, 2)) for i, n in enumerate(ids)]
+    patterns = [_released(i, version=4) for i in range(400)]  # one version, best first
+    delta = ReleaseDelta(version=4, patterns=patterns, popular=popular)
+    page = fit_pull(delta, since_version=3, max_bytes=5120, fetched_limit=4096, size_of=_size)
+    assert _size(page) <= 5120
+    assert page.version == 4 and page.popular == popular
+    assert 0 < len(page.patterns) < len(patterns)
+    assert page.patterns == patterns[: len(page.patterns)]  # the highest weights

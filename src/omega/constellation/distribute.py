@@ -13,10 +13,11 @@ it asks with a larger ``max_bytes``.)
 
 Popularity entries (``delta.popular``, best first) ride on the page that completes the
 delta (cursor at ``delta.version``). The list replaces the device's whole list, so that
-page keeps room for it: up to ``POPULAR_SHARE`` of the budget is held back from the
-patterns, which then take more pages (``more``) instead of crowding the list out. A
-device whose budget cannot hold the whole list keeps its top share (as with one
-oversized version above); the rest reaches it when the list next changes.
+page keeps room for it: earlier versions go on pages of their own (``more``), and the
+last version keeps its highest-weight patterns that fit beside the list (up to
+``POPULAR_SHARE`` of the budget is held back for it). Rounds re-release many patterns
+whose weight drifted, so without this the last version crowded the list out (devices
+held 26 of 500 titles). A budget that cannot hold the whole list keeps its top share.
 
 ``Pacer`` steers when a device syncs next: the base interval with jitter (so a fleet
 that booted together spreads out), stretched when the server sees more syncs than its
@@ -32,7 +33,7 @@ from collections.abc import Callable
 import msgspec
 
 from omega.clock import Clock
-from omega.protocol.messages import PullResponse
+from omega.protocol.messages import ItemScore, PullResponse
 from omega.protocol.validation import MAX_POPULAR_PER_PULL
 from omega.storage.base import ReleaseDelta
 
@@ -84,24 +85,42 @@ def fit_pull(
     reserve = _popular_reserve(delta, build(0), max_bytes=max_bytes, size_of=size_of)
     if size_of(whole) + reserve <= max_bytes:
         return _with_popular(whole, delta, max_bytes=max_bytes, size_of=size_of)
-    # Every pattern fits but the list does not: this page stops short, the next one
-    # carries the rest with the list. Pages before it use the whole budget.
-    budget = max_bytes - reserve if size_of(whole) <= max_bytes else max_bytes
-    lo, hi = 0, len(delta.patterns) - 1  # the answer is the largest count in [lo, hi] that fits
+    # Each page's patterns must fit ``limit`` beside ``beside`` (the list, on a final page).
+    limit, beside, hi = max_bytes, list[ItemScore](), len(delta.patterns) - 1
+    if reserve and whole.version == delta.version:
+        final = _final_version_start(delta)
+        if final > 0:
+            # Earlier versions first, on pages of their own with the whole budget...
+            hi = final
+        else:
+            # ...then the final version, cut to its top share so the list fits beside it
+            # (a list over POPULAR_SHARE of the budget leaves the patterns the rest).
+            beside = delta.popular[:MAX_POPULAR_PER_PULL]
+            if size_of(msgspec.structs.replace(build(0), popular=beside)) > max_bytes:
+                limit, beside = max_bytes - reserve, []
+
+    def fits(count: int) -> bool:
+        return size_of(msgspec.structs.replace(build(count), popular=beside)) <= limit
+
+    lo = 0  # the answer is the largest count in [lo, hi] that fits
     while lo < hi:
         mid = (lo + hi + 1) // 2
-        if size_of(build(mid)) <= budget:
+        if fits(mid):
             lo = mid
         else:
             hi = mid - 1
     best = build(lo)
-    if budget < max_bytes and best.version == delta.version:
-        # Holding room back would cut the last version short (a version cannot span two
-        # pages): send every pattern and the share of the list that still fits.
-        best = whole
     if lo == 0 and size_of(best) > max_bytes:
         best = build(0, trends=False)  # trends are current-state hints; the cursor is not
     return _with_popular(best, delta, max_bytes=max_bytes, size_of=size_of)
+
+
+def _final_version_start(delta: ReleaseDelta) -> int:
+    """Index of the first pattern of the delta's last version."""
+    last = delta.patterns[-1].version if delta.patterns else delta.version
+    return (
+        next(i for i, p in enumerate(delta.patterns) if p.version == last) if delta.patterns else 0
+    )
 
 
 def _popular_reserve(
