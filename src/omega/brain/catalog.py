@@ -55,6 +55,8 @@ class Catalog:
         self.runtime = np.array(
             [r.runtime_min if r.runtime_min is not None else -1 for r in rows], dtype=np.int64
         )
+        #: Release year per row, NaN where unknown.
+        self.years = np.array([float(r.year) if r.year else np.nan for r in rows], dtype=np.float32)
         self.k = k
         # key -> row as an array: converting index results is one fancy-index, not a loop
         top = int(self.keys.max()) + 1 if len(rows) else 1

@@ -4,6 +4,8 @@ Signals per candidate (each min-max scaled over the candidates, then weighted by
 chosen skill):
 
 - ``recent``: a sharp similarity kernel over the last titles watched;
+- ``era``: how close the title's release year is to those of the last titles watched
+  (households watch in runs of one period: years apart cost ``1 / ERA_YEARS`` each);
 - ``instant`` / ``episodic`` / ``semantic``: cosine to each memory tier's taste
   (the evolutionary tier steadies the semantic one);
 - ``next``: how often content in the candidate's cell follows the cells just watched,
@@ -29,7 +31,13 @@ from omega.brain.skills import Skill
 
 __all__ = ["SIGNALS", "Filters", "Recommendation", "ScoringState", "choose", "score_rows"]
 
-SIGNALS = ("recent", "instant", "episodic", "semantic", "next", "crowd", "popular")
+SIGNALS = ("recent", "era", "instant", "episodic", "semantic", "next", "crowd", "popular")
+#: Signals on a fixed scale, not min-max scaled per request: ``recent`` is a mean kernel
+#: in [0, 1], ``popular`` a released score in [0, 1], ``era`` minus years / ERA_YEARS.
+#: Min-max scaling let one close title or one released score swamp the rest.
+FIXED_SCALE = frozenset({"recent", "era", "popular"})
+#: Years between releases that cost one unit of the ``era`` signal.
+ERA_YEARS = 5.0
 F32 = npt.NDArray[np.float32]
 I64 = npt.NDArray[np.int64]
 
@@ -103,12 +111,28 @@ def recent_kernel(catalog: Catalog, rows: I64, recent: Sequence[tuple[int, float
     return out
 
 
+def era_gap(catalog: Catalog, rows: I64, recent: Sequence[tuple[int, float]]) -> F32:
+    """Minus the years between each row's release and the nearest recent title's, in
+    units of ``ERA_YEARS`` (0 where a year is unknown)."""
+    years = catalog.years[[r for r, _ in recent]] if recent else np.zeros(0, np.float32)
+    years = years[np.isfinite(years)]
+    if len(years) == 0:
+        return np.zeros(len(rows), np.float32)
+    gaps = np.abs(catalog.years[rows, None] - years[None, :]).min(axis=1)
+    out: F32 = np.where(np.isfinite(gaps), -gaps / np.float32(ERA_YEARS), 0.0).astype(np.float32)
+    return out
+
+
 def score_rows(
     catalog: Catalog, rows: I64, state: ScoringState, skill: Skill
 ) -> tuple[F32, dict[str, F32]]:
     """Scores for the given catalog rows and the scaled signals behind them."""
     vectors = catalog.matrix[rows]
-    raw: dict[str, F32] = {"recent": recent_kernel(catalog, rows, state.recent_rows)}
+    weight_sum = sum(w for _, w in state.recent_rows) or 1.0
+    raw: dict[str, F32] = {
+        "recent": recent_kernel(catalog, rows, state.recent_rows) / np.float32(weight_sum),
+        "era": era_gap(catalog, rows, state.recent_rows),
+    }
     for name in ("instant", "episodic", "semantic"):
         direction = state.tiers.get(name)
         if direction is None and name == "semantic":
@@ -126,7 +150,9 @@ def score_rows(
     avoid = state.knowledge.avoid_scores()
     penalty = np.where(valid, avoid[safe], 0.0).astype(np.float32)
 
-    signals = {name: _scaled(values) for name, values in raw.items()}
+    signals = {
+        name: values if name in FIXED_SCALE else _scaled(values) for name, values in raw.items()
+    }
     total = np.zeros(len(rows), dtype=np.float32)
     for name, values in signals.items():
         total += np.float32(skill.weights.get(name, 0.0)) * values

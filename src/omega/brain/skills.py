@@ -21,6 +21,10 @@ class Skill:
     weights: dict[str, float]
 
 
+# ``recent`` is a mean kernel (mostly 0.0–0.5), ``popular`` a score in [0, 1] and ``era``
+# minus years / 5; the rest are min-max scaled. The "continue" weights were chosen on the
+# ml-latest-small replay (docs/results.md): the recent kernel, the crowd's popularity
+# and the era carry most of what predicts the next title; the cell signals add little.
 SKILLS: dict[str, Skill] = {
     s.name: s
     for s in (
@@ -28,52 +32,56 @@ SKILLS: dict[str, Skill] = {
             "continue",
             "more like what is being watched now",
             {
-                "recent": 2.0,
-                "instant": 0.4,
-                "episodic": 0.3,
-                "semantic": 0.2,
-                "next": 0.3,
-                "crowd": 0.3,
-                "popular": 0.8,
+                "recent": 8.0,
+                "era": 0.2,
+                "instant": 0.0,
+                "episodic": 0.0,
+                "semantic": 0.05,
+                "next": 0.02,
+                "crowd": 0.01,
+                "popular": 1.0,
             },
         ),
         Skill(
             "taste",
             "the household's long-term taste",
             {
-                "recent": 1.0,
-                "instant": 0.2,
-                "episodic": 0.5,
+                "recent": 4.0,
+                "era": 0.1,
+                "instant": 0.1,
+                "episodic": 0.4,
                 "semantic": 0.8,
-                "next": 0.3,
-                "crowd": 0.4,
-                "popular": 0.6,
+                "next": 0.2,
+                "crowd": 0.2,
+                "popular": 1.0,
             },
         ),
         Skill(
             "crowd",
             "what viewers with similar habits go on to enjoy",
             {
-                "recent": 1.0,
-                "instant": 0.2,
-                "episodic": 0.2,
-                "semantic": 0.2,
+                "recent": 4.0,
+                "era": 0.1,
+                "instant": 0.1,
+                "episodic": 0.1,
+                "semantic": 0.1,
                 "next": 1.0,
-                "crowd": 0.8,
-                "popular": 0.8,
+                "crowd": 0.6,
+                "popular": 1.0,
             },
         ),
         Skill(
             "explore",
             "well-liked titles outside the usual",
             {
-                "recent": 0.5,
-                "instant": 0.1,
-                "episodic": 0.1,
-                "semantic": 0.1,
+                "recent": 2.0,
+                "era": 0.05,
+                "instant": 0.05,
+                "episodic": 0.05,
+                "semantic": 0.05,
                 "next": 0.4,
                 "crowd": 1.0,
-                "popular": 1.0,
+                "popular": 1.2,
             },
         ),
     )
