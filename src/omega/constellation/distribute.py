@@ -102,25 +102,31 @@ def fit_pull(
     def fits(count: int) -> bool:
         return size_of(msgspec.structs.replace(build(count), popular=beside)) <= limit
 
-    lo = 0  # the answer is the largest count in [lo, hi] that fits
-    while lo < hi:
-        mid = (lo + hi + 1) // 2
-        if fits(mid):
-            lo = mid
-        else:
-            hi = mid - 1
+    lo = _largest(hi, fits)
     best = build(lo)
     if lo == 0 and size_of(best) > max_bytes:
         best = build(0, trends=False)  # trends are current-state hints; the cursor is not
     return _with_popular(best, delta, max_bytes=max_bytes, size_of=size_of)
 
 
+def _largest(hi: int, fits: Callable[[int], bool]) -> int:
+    """The largest count in [0, hi] that fits (0 when none does); ``fits`` is monotone."""
+    lo = 0
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if fits(mid):
+            lo = mid
+        else:
+            hi = mid - 1
+    return lo
+
+
 def _final_version_start(delta: ReleaseDelta) -> int:
-    """Index of the first pattern of the delta's last version."""
-    last = delta.patterns[-1].version if delta.patterns else delta.version
-    return (
-        next(i for i, p in enumerate(delta.patterns) if p.version == last) if delta.patterns else 0
-    )
+    """Index of the first pattern of the delta's last version (0 when there are none)."""
+    if not delta.patterns:
+        return 0
+    last = delta.patterns[-1].version
+    return next(i for i, p in enumerate(delta.patterns) if p.version == last)
 
 
 def _popular_reserve(
@@ -156,13 +162,7 @@ def _with_popular(
     whole = build(len(popular))
     if size_of(whole) <= max_bytes:
         return whole
-    lo, hi = 0, len(popular) - 1
-    while lo < hi:
-        mid = (lo + hi + 1) // 2
-        if size_of(build(mid)) <= max_bytes:
-            lo = mid
-        else:
-            hi = mid - 1
+    lo = _largest(len(popular) - 1, lambda count: size_of(build(count)) <= max_bytes)
     return build(lo) if lo else response
 
 
