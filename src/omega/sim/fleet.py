@@ -10,6 +10,7 @@ the same events with federation off, as the baseline Omega must beat.
 from __future__ import annotations
 
 import math
+import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -136,7 +137,11 @@ async def replay_fleet(
                     transport, attack, target_cell=target_cell, target_item=target_item
                 )
             viewer.client = SyncClient(
-                brain, transport, max_pull_bytes=config.pull_bytes, clock=clock
+                brain,
+                transport,
+                max_pull_bytes=config.pull_bytes,
+                clock=clock,
+                report_rng=random.Random(config.seed * 1_000_003 + v),
             )
         run.viewers[v] = viewer
 

@@ -6,6 +6,12 @@ a queue; the writer thread runs the jobs it finds waiting (up to ``max_batch``) 
 ``BEGIN IMMEDIATE`` transaction, each inside its own savepoint, and commits once. A job
 that raises is rolled back to its savepoint alone and its caller gets the exception;
 every caller returns only after the commit that made its job durable.
+
+Checkpoints (copying the WAL back into the database file, with its own fsync) would
+otherwise run inside whichever commit crosses SQLite's 1,000-page mark and stall that
+group and every caller queued behind it. The writer's connection turns that off, and a
+second thread checkpoints in PASSIVE mode on its own connection, between and beside
+commits: it never blocks the writer or readers.
 """
 
 from __future__ import annotations
@@ -38,13 +44,24 @@ class WriterClosedError(RuntimeError):
 
 
 class Writer:
-    def __init__(self, connect: Connect, *, name: str, max_batch: int = 64) -> None:
+    def __init__(
+        self,
+        connect: Connect,
+        *,
+        name: str,
+        max_batch: int = 64,
+        checkpoint_every_s: float = 0.2,
+    ) -> None:
         self._connect = connect
         self._name = name
         self._max_batch = max_batch
+        self._checkpoint_every_s = checkpoint_every_s
         self._queue: queue.SimpleQueue[_Job[Any] | None] = queue.SimpleQueue()
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
+        self._checkpointer: threading.Thread | None = None
+        self._stop = threading.Event()
+        self._commits = 0  # groups committed (read by the checkpointer)
         self._closed = False
 
     def run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
@@ -58,6 +75,10 @@ class Writer:
             if self._thread is None:
                 self._thread = threading.Thread(target=self._loop, name=self._name, daemon=True)
                 self._thread.start()
+                self._checkpointer = threading.Thread(
+                    target=self._checkpoint_loop, name=f"{self._name}:checkpoint", daemon=True
+                )
+                self._checkpointer.start()
             self._queue.put(job)
         job.done.wait()
         if job.error is not None:
@@ -67,10 +88,13 @@ class Writer:
     def close(self) -> None:
         with self._lock:
             self._closed = True
-            thread = self._thread
+            thread, checkpointer = self._thread, self._checkpointer
             self._queue.put(None)
         if thread is not None:
             thread.join()
+        self._stop.set()
+        if checkpointer is not None:
+            checkpointer.join()
 
     # -- the writer thread ---------------------------------------------------------------
     def _loop(self) -> None:
@@ -93,7 +117,9 @@ class Writer:
             try:
                 if conn is None:
                     conn = self._connect()
+                    conn.execute("PRAGMA wal_autocheckpoint = 0")  # see the module docstring
                 _commit_group(conn, batch)
+                self._commits += 1
             except BaseException as exc:  # a failed BEGIN/COMMIT fails the whole group
                 for job in batch:
                     if job.error is None:
@@ -103,6 +129,31 @@ class Writer:
                     job.done.set()
         if conn is not None:
             conn.close()
+
+    def _checkpoint_loop(self) -> None:
+        conn: sqlite3.Connection | None = None
+        seen = 0
+        try:
+            while not self._stop.wait(self._checkpoint_every_s):
+                if self._commits == seen:
+                    continue
+                seen = self._commits
+                try:
+                    if conn is None:
+                        conn = self._connect()
+                    conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+                except sqlite3.Error:
+                    # Busy or failing now; the next pass (or the final one) tries again, and
+                    # a WAL that is not checkpointed stays correct, only longer.
+                    continue
+            if conn is not None or self._commits:
+                conn = conn or self._connect()
+                conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+        except sqlite3.Error:
+            pass  # the store is closing; SQLite checkpoints when the last connection closes
+        finally:
+            if conn is not None:
+                conn.close()
 
 
 def _commit_group(conn: sqlite3.Connection, batch: list[_Job[Any]]) -> None:

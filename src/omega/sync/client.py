@@ -17,6 +17,7 @@ again. A corrupt answer raises :class:`RemoteProtocolError` with nothing applied
 from __future__ import annotations
 
 import asyncio
+import random
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any, TypeVar
@@ -112,6 +113,7 @@ class SyncClient:
         retry: RetryPolicy | None = None,
         max_pages: int = MAX_PAGES,
         on_step: Callable[[str], None] | None = None,
+        report_rng: random.Random | None = None,
     ) -> None:
         chosen = check_strategy(strategy or brain.config.conflict_strategy)
         if chosen != brain.config.conflict_strategy:
@@ -132,6 +134,9 @@ class SyncClient:
         self.max_pages = max(1, max_pages)
         self.refreshes = 0
         self._on_step = on_step
+        # The LDP reports' randomness: the system RNG on a TV (None); a seeded one in the
+        # simulator, so that a run's popularity estimates are reproducible.
+        self._report_rng = report_rng
         self._credentials: Credentials | None = None
         self._sync_lock = asyncio.Lock()
         self._auth_lock = asyncio.Lock()
@@ -197,7 +202,7 @@ class SyncClient:
         inflight = store.inflight()
         if inflight is not None:
             return codec.decode(inflight[1], expect=PushRequest), True
-        report = next_report(self.brain)
+        report = next_report(self.brain, self._report_rng)
         plan = build_push(
             self.brain,
             viewer_id=creds.viewer_id,
