@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import threading
 
 import pytest
@@ -49,6 +50,57 @@ def test_reused_batch_id_with_another_payload_conflicts(store: Storage) -> None:
     with pytest.raises(ConflictError, match="b1"):
         ingest(store, other)
     assert store.stats().pending_contributions == 1
+
+
+def test_awaited_ingest_is_the_same_contract(store: Storage) -> None:
+    """``ingest_async`` (awaited on an event loop): stored once, retried acks, conflicts."""
+    viewer(store, "v1")
+    p = push("v1", "b1", added=[pattern("a"), pattern("b")], removed=["z"])
+    ack = ack_all(p, reject={"b"}, version=3)
+
+    async def scenario() -> None:
+        first, again = await asyncio.gather(
+            store.ingest_async(p, digest=digest(p), region="eu", ack=ack, now=5.0),
+            store.ingest_async(p, digest=digest(p), region="eu", ack=ack, now=6.0),
+        )
+        assert first == again == ack
+        other = push("v1", "b1", added=[pattern("a", success=0.95)])
+        with pytest.raises(ConflictError, match="b1"):
+            await store.ingest_async(
+                other, digest=digest(other), region="eu", ack=ack_all(other), now=7.0
+            )
+        ghost = push("ghost", "b9", added=[pattern("a")])
+        with pytest.raises(InputError, match="not registered"):
+            await store.ingest_async(
+                ghost, digest=digest(ghost), region="eu", ack=ack_all(ghost), now=8.0
+            )
+
+    asyncio.run(scenario())
+    assert store.stats().pending_contributions == 2  # a and remove z, once
+
+
+def test_a_cancelled_wait_still_commits_the_push(store: Storage) -> None:
+    """Cancelling the awaiting request does not undo a push already handed to the store:
+    the device's retry then gets the stored ack, as with a lost answer."""
+    viewer(store, "v1")
+    p = push("v1", "b1", added=[pattern("a")])
+
+    async def scenario() -> None:
+        task = asyncio.ensure_future(
+            store.ingest_async(p, digest=digest(p), region="eu", ack=ack_all(p), now=1.0)
+        )
+        await asyncio.sleep(0)  # let it reach the store
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        for _ in range(500):  # the commit lands a moment later; the loop keeps running
+            if store.stats().pending_contributions == 1:
+                break
+            await asyncio.sleep(0.01)
+
+    asyncio.run(scenario())
+    assert store.stats().pending_contributions == 1
+    assert ingest(store, p) == ack_all(p)
 
 
 def test_ingest_from_an_unknown_viewer_stores_nothing(store: Storage) -> None:

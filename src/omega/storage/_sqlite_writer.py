@@ -16,6 +16,8 @@ commits: it never blocks the writer or readers.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import queue
 import sqlite3
 import threading
@@ -30,13 +32,35 @@ Connect = Callable[[], sqlite3.Connection]
 
 
 class _Job(Generic[T]):
-    __slots__ = ("done", "error", "fn", "result")
+    __slots__ = ("done", "error", "fn", "future", "result")
 
-    def __init__(self, fn: Callable[[sqlite3.Connection], T]) -> None:
+    def __init__(
+        self,
+        fn: Callable[[sqlite3.Connection], T],
+        future: asyncio.Future[T] | None = None,
+    ) -> None:
         self.fn = fn
         self.done = threading.Event()
+        self.future = future  # an event loop's caller awaits this instead of ``done``
         self.result: T | None = None
         self.error: BaseException | None = None
+
+    def finish(self) -> None:
+        self.done.set()
+        future = self.future
+        if future is not None:
+            # RuntimeError: that event loop is closed, so nobody is waiting any more.
+            with contextlib.suppress(RuntimeError):
+                future.get_loop().call_soon_threadsafe(_settle, future, self.result, self.error)
+
+
+def _settle(future: asyncio.Future[Any], result: object, error: BaseException | None) -> None:
+    if future.cancelled():
+        return  # the caller went away; the write itself stands (it is committed)
+    if error is not None:
+        future.set_exception(error)
+    else:
+        future.set_result(result)
 
 
 class WriterClosedError(RuntimeError):
@@ -69,6 +93,24 @@ class Writer:
         if threading.current_thread() is self._thread:
             raise RuntimeError("a write job may not queue another write (it would wait forever)")
         job: _Job[T] = _Job(fn)
+        self._submit(job)
+        job.done.wait()
+        if job.error is not None:
+            raise job.error
+        return job.result  # type: ignore[return-value]  # set when error is None
+
+    async def run_async(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """As :meth:`run`, awaited on an event loop: no worker thread waits for the commit.
+
+        If the caller is cancelled, the job still runs and commits (as a push whose answer
+        was lost would): cancellation only stops the waiting.
+        """
+        job: _Job[T] = _Job(fn, asyncio.get_running_loop().create_future())
+        self._submit(job)
+        assert job.future is not None
+        return await asyncio.shield(job.future)
+
+    def _submit(self, job: _Job[Any]) -> None:
         with self._lock:
             if self._closed:
                 raise WriterClosedError("the store is closed")
@@ -80,10 +122,6 @@ class Writer:
                 )
                 self._checkpointer.start()
             self._queue.put(job)
-        job.done.wait()
-        if job.error is not None:
-            raise job.error
-        return job.result  # type: ignore[return-value]  # set when error is None
 
     def close(self) -> None:
         with self._lock:
@@ -126,7 +164,7 @@ class Writer:
                         job.error = exc
             finally:
                 for job in batch:
-                    job.done.set()
+                    job.finish()
         if conn is not None:
             conn.close()
 

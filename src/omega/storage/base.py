@@ -19,7 +19,12 @@ support counts (``fold_reports``: counts saved and reports deleted in one transa
 from __future__ import annotations
 
 import abc
+import asyncio
+import functools
 from dataclasses import dataclass, field
+from typing import ClassVar
+
+from anyio import to_thread
 
 from omega.protocol.messages import (
     ConsolidatedPattern,
@@ -113,7 +118,12 @@ class StorageStats:
 
 
 class Storage(abc.ABC):
-    """Every method is synchronous and safe to call from one thread per connection."""
+    """Every method is synchronous and safe to call from one thread per connection,
+    except the ``*_async`` ones, which are awaited on an event loop."""
+
+    #: Reads are short and never wait on a lock or the network, so an event loop may run
+    #: them inline instead of paying a worker-thread hop (the SQLite backend).
+    inline_reads: ClassVar[bool] = False
 
     # -- lifecycle -----------------------------------------------------------------
     @abc.abstractmethod
@@ -153,6 +163,17 @@ class Storage(abc.ABC):
         ``digest`` again: change nothing, return the ack stored the first time. Same key,
         different digest: raise ``ConflictError``.
         """
+
+    async def ingest_async(
+        self, push: PushRequest, *, digest: str, region: str, ack: PushAck, now: float
+    ) -> PushAck:
+        """:meth:`ingest` awaited on an event loop; by default on a worker thread.
+
+        Once called, the push is stored even if the caller is cancelled (the device's
+        retry then gets the stored ack, as after a lost answer).
+        """
+        call = functools.partial(self.ingest, push, digest=digest, region=region, ack=ack, now=now)
+        return await asyncio.shield(asyncio.ensure_future(to_thread.run_sync(call)))
 
     # -- federation ------------------------------------------------------------------
     @abc.abstractmethod

@@ -109,6 +109,8 @@ def _translated(path: Path) -> Iterator[None]:
 class SQLiteStorage(SQLitePopularity, Storage):
     """The constellation's state in one SQLite file (created, with its folder, if missing)."""
 
+    inline_reads = True  # local-file reads in WAL mode: short, and never wait for a writer
+
     def __init__(
         self,
         path: str | os.PathLike[str],
@@ -176,6 +178,14 @@ class SQLiteStorage(SQLitePopularity, Storage):
         with _translated(self.path):
             try:
                 return self._writer.run(job)
+            except WriterClosedError:
+                raise StoreError(f"SQLite store {self.path} is closed") from None
+
+    async def _write_async(self, job: Callable[[sqlite3.Connection], T]) -> T:
+        """As :meth:`_write`, awaited on an event loop (no thread waits for the commit)."""
+        with _translated(self.path):
+            try:
+                return await self._writer.run_async(job)
             except WriterClosedError:
                 raise StoreError(f"SQLite store {self.path} is closed") from None
 
@@ -281,6 +291,17 @@ class SQLiteStorage(SQLitePopularity, Storage):
     def ingest(
         self, push: PushRequest, *, digest: str, region: str, ack: PushAck, now: float
     ) -> PushAck:
+        return self._write(self._ingest_job(push, digest=digest, region=region, ack=ack, now=now))
+
+    async def ingest_async(
+        self, push: PushRequest, *, digest: str, region: str, ack: PushAck, now: float
+    ) -> PushAck:
+        job = self._ingest_job(push, digest=digest, region=region, ack=ack, now=now)
+        return await self._write_async(job)
+
+    def _ingest_job(
+        self, push: PushRequest, *, digest: str, region: str, ack: PushAck, now: float
+    ) -> Callable[[sqlite3.Connection], PushAck]:
         head = (push.viewer_id, push.batch_id, region, push.codebook_id)
         rows = [
             (*head, r.pattern_id, r.op, r.body, *_pending_columns(r.pattern), now)
@@ -314,7 +335,7 @@ class SQLiteStorage(SQLitePopularity, Storage):
             insert_reports(c, push.reports, now)
             return ack
 
-        return self._write(write)
+        return write
 
     # -- federation ----------------------------------------------------------------------------
     def apply_pending(self, *, worker_id: str, limit: int, now: float) -> int:

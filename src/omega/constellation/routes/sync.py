@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import msgspec
-from anyio import to_thread
 from fastapi import APIRouter, Query, Request
 from starlette.responses import Response
 
@@ -14,7 +13,6 @@ from omega.constellation.routes._bodies import body_doc, reply_doc
 from omega.protocol.messages import (
     PullRequest,
     PullResponse,
-    PushAck,
     PushRequest,
     SyncRequest,
     SyncResponse,
@@ -47,15 +45,9 @@ async def sync(request: Request, verified: Viewer) -> Response:
         max_decompressed=settings.max_decompressed_bytes,
     )
     require_own(verified, body.pull.viewer_id)
-    exchange, version = runtime.exchange, runtime.broker.version
-
-    def work() -> tuple[PushAck | None, PullResponse]:
-        ack = None
-        if body.push is not None:
-            ack = exchange.push(verified.viewer_id, body.push, server_version=version)
-        return ack, exchange.pull(body.pull)
-
-    ack, fitted = await to_thread.run_sync(work)
+    ack, fitted = await runtime.exchange.sync(
+        verified.viewer_id, body.push, body.pull, server_version=runtime.broker.version
+    )
     runtime.metrics.syncs.inc()
     return reply(SyncResponse(pull=_paced(runtime, fitted), ack=ack), fmt)
 
@@ -77,9 +69,7 @@ async def push_patterns(request: Request, verified: Viewer) -> Response:
         max_decompressed=settings.max_decompressed_bytes,
     )
     version = runtime.broker.version
-    ack = await to_thread.run_sync(
-        lambda: runtime.exchange.push(verified.viewer_id, body, server_version=version)
-    )
+    ack = await runtime.exchange.push_async(verified.viewer_id, body, server_version=version)
     return reply(ack, fmt)
 
 
@@ -97,5 +87,5 @@ async def pull_patterns(
 ) -> Response:
     runtime = runtime_of(request)
     pull = PullRequest(viewer_id=verified.viewer_id, since_version=since, max_bytes=max_bytes)
-    fitted = await to_thread.run_sync(lambda: runtime.exchange.pull(pull))
+    fitted = await runtime.exchange.pull_async(pull)
     return reply(_paced(runtime, fitted), reply_format(request))
