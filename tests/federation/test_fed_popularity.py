@@ -9,9 +9,10 @@ import msgspec
 
 from omega.federation import FederationConfig, run_round
 from omega.federation.popularity import diff_popular, popular_scores
-from omega.protocol.frequency import make_report
+from omega.protocol.frequency import hash_items, make_report, support_counts
 from omega.protocol.messages import ItemScore, PushAck, PushRequest
 from omega.storage import Codebook, Storage, ViewerRecord
+from omega.storage.base import SupportCounts
 
 ITEMS = tuple(f"m{i}" for i in range(200))
 
@@ -39,7 +40,9 @@ def test_a_round_releases_the_estimated_top_titles(fed_store: Storage) -> None:
     config = FederationConfig(popular_top=10)
 
     first = run_round(fed_store, config, now=100.0, worker_id="w")
-    assert first.status == "released" and first.reports == 1800 and first.popular == 10
+    # Top 10 asked, but only the 5 watched titles stand above the LDP noise (the other
+    # 195 share 300 views, ~1.5 each, well inside it).
+    assert first.status == "released" and first.reports == 1800 and first.popular == 5
     assert fed_store.pending_reports(limit=10) == []
     top = fed_store.current_popular()
     assert {s.item_id for s in top[:5]} == set(ITEMS[:5])
@@ -58,3 +61,16 @@ def test_scores_and_diffs() -> None:
         ItemScore(item_id="c", score=0.6),
         ItemScore(item_id="b", score=0.0),
     ]
+
+
+def test_titles_within_the_ldp_noise_are_not_released() -> None:
+    """With 1,000 reports over 20 watched titles, the 180 titles nobody watched must not be
+    released as popular (their estimates are noise), and the watched ones all are."""
+    rng = random.Random(7)
+    watched = [rng.choice(ITEMS[:20]) for _ in range(1000)]
+    reports = [make_report(item, 4.0, rng) for item in watched]
+    support = support_counts(hash_items(ITEMS), reports)
+    counts = SupportCounts("cb", reports[0].buckets, 4.0, len(reports), support.tobytes())
+    released = {s.item_id for s in popular_scores([counts], ITEMS, top=200)}
+    assert set(ITEMS[:20]) <= released
+    assert released == set(ITEMS[:20])  # the floor sits above the largest of 180 noises

@@ -111,3 +111,11 @@ def estimate(support: I64, reports: int, *, epsilon: float, buckets: int) -> F64
     """Unbiased estimates of how many of ``reports`` named each title (may be < 0)."""
     p = keep_probability(epsilon, buckets)
     return (support.astype(np.float64) - reports / buckets) / (p - 1.0 / buckets)
+
+
+def estimate_variance(reports: int, *, epsilon: float, buckets: int) -> float:
+    """The variance of :func:`estimate` for a title nobody named (the noise floor):
+    ``n·q(1−q)/(p−q)²`` with ``q = 1/buckets`` (Wang et al., USENIX Security 2017, OLH)."""
+    p = keep_probability(epsilon, buckets)
+    q = 1.0 / buckets
+    return reports * q * (1.0 - q) / (p - q) ** 2
