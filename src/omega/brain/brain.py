@@ -39,11 +39,13 @@ from omega.brain.recommend import (
     candidate_rows,
     cell_state,
     choose,
+    combine,
     explain,
     reason_for,
     score_rows,
+    signal_rows,
 )
-from omega.brain.skills import SkillLibrary, SkillStat
+from omega.brain.skills import SELF_TESTED, SKILLS, SkillLibrary, SkillStat
 from omega.brain.store import BrainStore, EpisodeRow
 from omega.brain.tiers import LOCAL_TIERS, MemoryTiers
 from omega.clock import Clock, SystemClock
@@ -484,6 +486,7 @@ class Brain:
                 episode.detail,
             )
             self._credit_skill(row)
+            self._self_test(row)
             self._learn(row)
             self._applied_episode = episode_id
             self._since_flush += 1
@@ -537,6 +540,39 @@ class Brain:
         if episode.item_key is None or episode.kind in ("skip", "browse"):
             return
         self._recent.append((episode.item_key, episode.ts, episode.reward))
+
+    def _self_test(self, episode: EpisodeRow) -> None:
+        """Before learning from a title the household started and enjoyed, rank it under
+        each skill among a sample of unseen titles, as a moment earlier (see ``skills``)."""
+        sample = self.config.self_test_sample
+        if (
+            sample <= 0
+            or episode.kind not in ("view", "rating")
+            or not episode.success
+            or episode.item_key is None
+        ):
+            return
+        target = self.catalog.row_of_key.get(episode.item_key)
+        if target is None or episode.item_key in self._interacted:
+            return  # not in the catalog, or a rewatch (a recommender would not offer it)
+        seen = self._seen_mask()
+        if len(self.catalog) <= sample:  # rank among every unseen title
+            drawn = np.flatnonzero(~seen)
+            drawn = drawn[drawn != target]
+        else:
+            rng = np.random.default_rng(episode.id)  # deterministic per brain
+            drawn = rng.integers(0, len(self.catalog), size=sample + sample // 2)
+            drawn = np.unique(drawn[~seen[drawn] & (drawn != target)])[:sample]
+        if len(drawn) == 0:
+            return
+        rows = np.concatenate(([target], drawn)).astype(np.int64)
+        signals, penalty = signal_rows(self.catalog, rows, self._state(episode.ts, None))
+        gains = {}
+        for name in SELF_TESTED:
+            scores = combine(signals, penalty, SKILLS[name])
+            rank = int(np.count_nonzero(scores[1:] >= scores[0]))  # ties count against it
+            gains[name] = 1.0 / (1.0 + rank)
+        self.skills.self_test(gains, episode.ts)
 
     def _credit_skill(self, episode: EpisodeRow) -> None:
         if self._offer is None or episode.kind not in ("view", "rating", "search"):

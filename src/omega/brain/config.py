@@ -58,3 +58,8 @@ class BrainConfig:
     #: changes the odds of any guess about which title it came from by at most e^ε.
     #: Reports compose: k reports bound the viewer's total loss by k·ε.
     report_epsilon: float = 8.0
+    #: Unseen titles each self-test ranks an enjoyed title among (see ``skills``): all of
+    #: them up to this catalog size, a sample of this many above (on the demo's viewers a
+    #: sample of 100 chose as well as the whole catalog, at a fraction of the cost); 0
+    #: turns self-tests off, leaving skill choice to shown recommendations alone.
+    self_test_sample: int = 300

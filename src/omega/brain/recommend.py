@@ -29,7 +29,16 @@ from omega.brain.catalog import Catalog
 from omega.brain.knowledge import CellKnowledge
 from omega.brain.skills import Skill
 
-__all__ = ["SIGNALS", "Filters", "Recommendation", "ScoringState", "choose", "score_rows"]
+__all__ = [
+    "SIGNALS",
+    "Filters",
+    "Recommendation",
+    "ScoringState",
+    "choose",
+    "combine",
+    "score_rows",
+    "signal_rows",
+]
 
 SIGNALS = ("recent", "era", "instant", "episodic", "semantic", "next", "crowd", "popular")
 #: Signals on a fixed scale, not min-max scaled per request: ``recent`` is a mean kernel
@@ -127,6 +136,13 @@ def score_rows(
     catalog: Catalog, rows: I64, state: ScoringState, skill: Skill
 ) -> tuple[F32, dict[str, F32]]:
     """Scores for the given catalog rows and the scaled signals behind them."""
+    signals, penalty = signal_rows(catalog, rows, state)
+    return combine(signals, penalty, skill), signals
+
+
+def signal_rows(catalog: Catalog, rows: I64, state: ScoringState) -> tuple[dict[str, F32], F32]:
+    """Each signal for the given rows (fixed-scale or min-max scaled) and the scaled
+    penalty of cells the household avoids."""
     vectors = catalog.matrix[rows]
     weight_sum = sum(w for _, w in state.recent_rows) or 1.0
     raw: dict[str, F32] = {
@@ -153,11 +169,16 @@ def score_rows(
     signals = {
         name: values if name in FIXED_SCALE else _scaled(values) for name, values in raw.items()
     }
-    total = np.zeros(len(rows), dtype=np.float32)
+    return signals, _scaled(penalty)
+
+
+def combine(signals: dict[str, F32], penalty: F32, skill: Skill) -> F32:
+    """A skill's score: its weighted sum of the signals, less half the avoid penalty."""
+    total = np.zeros(len(penalty), dtype=np.float32)
     for name, values in signals.items():
         total += np.float32(skill.weights.get(name, 0.0)) * values
-    total -= np.float32(0.5) * _scaled(penalty)
-    return total, signals
+    total -= np.float32(0.5) * penalty
+    return total
 
 
 def candidate_rows(

@@ -1,8 +1,16 @@
 """Skills (SkillLibrary): recommendation strategies with usage and success statistics.
 
-A skill is a weighting of the recommender's signals. The library picks, per context,
-the skill with the best upper confidence bound on its success rate, and learns from
-whether what it recommended was then watched.
+A skill is a weighting of the recommender's signals. Two kinds of evidence pick one:
+
+- **Self-tests** (every title the household starts and enjoys): before the brain learns
+  from it, each skill ranks that title among a sample of unseen ones, as it would have
+  if asked a moment earlier. Every skill is scored on every test (full information), so
+  the household's best weighting — how much the crowd's popularity helps *this*
+  household, say — emerges within tens of titles, whether or not recommendations are
+  ever shown. A decayed mean of the reciprocal rank; the best skill wins once
+  ``SELF_TEST_MIN`` tests are in.
+- **Offers** (recommendations shown, then watched or not): UCB1 per context, used until
+  the self-tests have spoken.
 """
 
 from __future__ import annotations
@@ -10,7 +18,27 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-__all__ = ["SKILLS", "Skill", "SkillLibrary", "SkillStat"]
+__all__ = [
+    "SELF_TEST",
+    "SELF_TESTED",
+    "SELF_TEST_DECAY",
+    "SELF_TEST_MIN",
+    "SKILLS",
+    "Skill",
+    "SkillLibrary",
+    "SkillStat",
+]
+
+#: The skills self-tests compare: they differ only in how much the crowd's popularity
+#: counts, the one choice a household's evidence settles quickly (broader comparisons
+#: over-fit a sampled test and lost ranking quality on the replays).
+SELF_TESTED = ("continue", "personal")
+#: The context under which self-test evidence is kept (one per household, not per hour).
+SELF_TEST = "self-test"
+#: Each test's weight relative to the one after it (a half-life of ~35 titles).
+SELF_TEST_DECAY = 0.98
+#: Tests (decayed count) before the self-tests choose the skill.
+SELF_TEST_MIN = 5.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,6 +112,20 @@ SKILLS: dict[str, Skill] = {
                 "popular": 1.2,
             },
         ),
+        Skill(
+            "personal",
+            "this household's own viewing, whatever is popular",
+            {
+                "recent": 8.0,
+                "era": 0.2,
+                "instant": 0.0,
+                "episodic": 0.0,
+                "semantic": 0.05,
+                "next": 0.02,
+                "crowd": 0.01,
+                "popular": 0.0,
+            },
+        ),
     )
 }
 
@@ -105,7 +147,13 @@ class SkillLibrary:
     dirty: set[tuple[str, str]] = field(default_factory=set)
 
     def choose(self, context: str) -> Skill:
-        """UCB1 over the skills' record in this context; untried skills go first."""
+        """The self-tests' best skill once there are enough of them; before that, UCB1
+        over the skills' record in this context, untried skills first."""
+        tested = [(n, self.stats.get((n, SELF_TEST))) for n in SELF_TESTED]
+        if all(stat is not None and stat.uses >= SELF_TEST_MIN for _, stat in tested):
+            # max() keeps the first of equals: the declaration order breaks ties.
+            name = max(tested, key=lambda pair: pair[1].success_rate if pair[1] else 0.0)[0]
+            return SKILLS[name]
         total = sum(self.stats.get((n, context), SkillStat()).uses for n in SKILLS) + 1.0
         best, best_score = SKILLS["continue"], -math.inf
         for name, skill in SKILLS.items():
@@ -117,6 +165,15 @@ class SkillLibrary:
             if score > best_score:
                 best, best_score = skill, score
         return best
+
+    def self_test(self, gains: dict[str, float], now: float) -> None:
+        """Record one self-test: each skill's gain (reciprocal rank) on the same title."""
+        for name, gain in gains.items():
+            stat = self.stats.setdefault((name, SELF_TEST), SkillStat())
+            stat.uses = stat.uses * SELF_TEST_DECAY + 1.0
+            stat.successes = stat.successes * SELF_TEST_DECAY + gain
+            stat.updated_at = now
+            self.dirty.add((name, SELF_TEST))
 
     def record(self, name: str, context: str, success: bool, now: float) -> None:
         stat = self.stats.setdefault((name, context), SkillStat())
@@ -143,7 +200,11 @@ class SkillLibrary:
 
     def summary(self) -> dict[str, dict[str, float]]:
         out: dict[str, dict[str, float]] = {}
-        for (name, _), stat in self.stats.items():
+        for (name, context), stat in self.stats.items():
+            if context == SELF_TEST:
+                tests = out.setdefault(name, {"uses": 0.0, "successes": 0.0})
+                tests["self_test_mrr"] = round(stat.success_rate, 4)
+                continue
             entry = out.setdefault(name, {"uses": 0.0, "successes": 0.0})
             entry["uses"] += stat.uses
             entry["successes"] += stat.successes

@@ -1,0 +1,101 @@
+"""Self-tests: each title a household enjoys is ranked by every compared skill a moment
+before the brain learns it, and the household's better weighting wins."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+
+from conftest import catalog_items
+from omega.brain import Brain, BrainConfig
+from omega.brain.skills import SELF_TEST, SELF_TESTED
+from omega.clock import ManualClock
+from omega.protocol.messages import ItemScore
+
+POPULAR = [f"doc{n}" for n in range(12)]  # documentaries, most popular first
+
+
+def _release_popularity(brain: Brain) -> None:
+    brain.apply_release(
+        version=1,
+        patterns=[],
+        removed=[],
+        trends=[],
+        popular=[ItemScore(item_id=i, score=1.0 - 0.05 * n) for n, i in enumerate(POPULAR)],
+    )
+
+
+def _watch(brain: Brain, clock: ManualClock, items: list[str]) -> None:
+    for item in items:
+        clock.advance(3 * 3600)
+        brain.track_view(item, watch_fraction=1.0, completed=True)
+
+
+def _tested(brain: Brain) -> dict[str, float]:
+    return {n: brain.skills.stats[(n, SELF_TEST)].success_rate for n in SELF_TESTED}
+
+
+def test_a_household_that_watches_what_is_popular_keeps_the_crowd(
+    brain: Brain, clock: ManualClock
+) -> None:
+    _release_popularity(brain)
+    _watch(brain, clock, POPULAR[:8])
+    mrr = _tested(brain)
+    assert mrr["continue"] > mrr["personal"]
+    assert brain.skills.choose("evening/weekday").name == "continue"
+
+
+def test_a_household_with_its_own_taste_drops_the_crowd(
+    brain: Brain, clock: ManualClock, tmp_path: Path
+) -> None:
+    _release_popularity(brain)
+    _watch(brain, clock, [f"cri{n}" for n in range(8)])
+    mrr = _tested(brain)
+    assert mrr["personal"] > mrr["continue"]
+    assert brain.skills.choose("evening/weekday").name == "personal"
+    # The evidence is part of the brain's state: it survives a restart.
+    brain.flush()
+    brain.close()
+    reopened = Brain.open(tmp_path / "tv", clock=clock)
+    try:
+        assert reopened.skills.choose("evening/weekday").name == "personal"
+        assert reopened.stats()["skills"]["personal"]["self_test_mrr"] == round(  # type: ignore[index]
+            mrr["personal"], 4
+        )
+    finally:
+        reopened.close()
+
+
+def test_no_self_test_for_skips_abandons_or_rewatches(brain: Brain, clock: ManualClock) -> None:
+    _release_popularity(brain)
+    brain.track_skip("cri0", at_seconds=30)
+    brain.track_view("cri1", watch_fraction=0.1)  # abandoned: not a success
+    assert all((n, SELF_TEST) not in brain.skills.stats for n in SELF_TESTED)
+    brain.track_view("cri2", watch_fraction=1.0, completed=True)
+    uses = brain.skills.stats[("continue", SELF_TEST)].uses
+    clock.advance(3600)
+    brain.track_view("cri2", watch_fraction=1.0, completed=True)  # a rewatch
+    assert brain.skills.stats[("continue", SELF_TEST)].uses == uses
+
+
+def test_self_tests_can_be_turned_off(
+    tmp_path: Path, clock: ManualClock, catalog_vectors: dict[str, np.ndarray]
+) -> None:
+    quiet = Brain.open(
+        tmp_path / "quiet", clock=clock, config=BrainConfig(codebook_cells=6, self_test_sample=0)
+    )
+    try:
+        quiet.upsert_items(
+            [
+                dataclasses.replace(item, embedding=catalog_vectors[item.item_id])
+                for item in catalog_items()
+            ]
+        )
+        _release_popularity(quiet)
+        _watch(quiet, clock, [f"cri{n}" for n in range(8)])
+        assert all((n, SELF_TEST) not in quiet.skills.stats for n in SELF_TESTED)
+        assert quiet.skills.choose("evening/weekday").name == "continue"
+    finally:
+        quiet.close()
