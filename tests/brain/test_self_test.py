@@ -3,13 +3,10 @@ before the brain learns it, and the household's better weighting wins."""
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 
-import numpy as np
-
-from conftest import catalog_items
 from omega.brain import Brain, BrainConfig
+from omega.brain.catalog import CatalogItem
 from omega.brain.skills import SELF_TEST, SELF_TESTED
 from omega.clock import ManualClock
 from omega.protocol.messages import ItemScore
@@ -80,17 +77,17 @@ def test_no_self_test_for_skips_abandons_or_rewatches(brain: Brain, clock: Manua
     assert brain.skills.stats[("continue", SELF_TEST)].uses == uses
 
 
-def test_self_tests_can_be_turned_off(
-    tmp_path: Path, clock: ManualClock, catalog_vectors: dict[str, np.ndarray]
-) -> None:
+def test_self_tests_can_be_turned_off(tmp_path: Path, clock: ManualClock, brain: Brain) -> None:
     quiet = Brain.open(
         tmp_path / "quiet", clock=clock, config=BrainConfig(codebook_cells=6, self_test_sample=0)
     )
     try:
-        quiet.upsert_items(
+        quiet.upsert_items(  # the same titles and vectors as the fixture's brain
             [
-                dataclasses.replace(item, embedding=catalog_vectors[item.item_id])
-                for item in catalog_items()
+                CatalogItem(item_id=item_id, title=row.title, embedding=brain.catalog.matrix[i])
+                for i, (item_id, row) in enumerate(
+                    zip(brain.catalog.ids, brain.catalog.rows, strict=True)
+                )
             ]
         )
         _release_popularity(quiet)
