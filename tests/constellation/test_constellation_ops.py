@@ -5,14 +5,17 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
+import pytest
 from _constellation_harness import (
     Device,
     ServerProcess,
     preference,
     publish_codebook,
     run_round,
+    start_server,
     stats,
 )
 
@@ -154,3 +157,42 @@ def test_health_and_openapi(client: httpx.Client) -> None:
     assert set(sync_body) == {"application/x-omega", "application/json"}
     assert "SyncRequest" in spec["components"]["schemas"]
     assert client.get("/docs").status_code == 200
+
+
+def test_scheduled_rounds_release_from_a_child_process(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    """`omega serve`'s own schedule federates without an admin call; the round runs in
+    a child process (the server's GIL stays free for syncs), and the server's watcher
+    picks its release up."""
+    scheduled = start_server(tmp_path_factory.mktemp("scheduled"), OMEGA_FEDERATION_INTERVAL="0.5")
+    try:
+        with httpx.Client(base_url=scheduled.base_url, timeout=30) as client:
+            codebook_id = publish_codebook(scheduled)
+            for _ in range(3):
+                device = Device.register(client)
+                device.sync(device.push([preference(7), preference(8)], codebook_id=codebook_id))
+            deadline = time.monotonic() + 60
+            while stats(scheduled)["version"] == 0 and time.monotonic() < deadline:
+                time.sleep(0.2)
+            assert stats(scheduled)["version"] > 0, scheduled.log_path.read_text()
+            reader = Device.register(client)
+            pulled = reader.sync()
+            pid = scheduled.process.pid
+            children = [
+                c
+                for task in Path(f"/proc/{pid}/task").iterdir()
+                for c in (task / "children").read_text().split()
+            ]
+            assert children, "the round ran inside the server process"
+            released = {c for p in pulled.pull.patterns for c in p.cells}
+            assert released >= {7, 8} and all(p.viewers >= 3 for p in pulled.pull.patterns)
+            rounds = client.get("/metrics").text
+            assert any(
+                line.startswith("omega_federation_rounds_total") and float(line.split()[-1]) >= 1
+                for line in rounds.splitlines()
+            )
+    finally:
+        scheduled.stop()
+    children = [line for line in scheduled.log_path.read_text().splitlines() if "Traceback" in line]
+    assert children == []

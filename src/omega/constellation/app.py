@@ -132,6 +132,7 @@ def _build_runtime(settings: Settings, clock: Clock, metrics: Metrics) -> Runtim
             metrics=metrics,
             watcher=watcher,
             interval=settings.federation_interval,
+            storage_url=settings.storage_url,
         ),
     )
 

@@ -57,6 +57,10 @@ class FederationConfig:
     change_tolerance: float = 0.01
     #: Pending contributions applied per storage transaction.
     apply_batch: int = 5_000
+    #: Seconds to wait between those transactions, so a server writing the same SQLite
+    #: file gets the write lock in between (its busy handler polls; back-to-back
+    #: transactions from a round would starve it).
+    apply_pause_s: float = 0.0
     #: A round stops applying after this many (the rest wait for the next round), so a
     #: flood of pushes cannot keep a round from ever releasing.
     max_apply_per_round: int = 1_000_000

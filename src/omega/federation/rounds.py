@@ -112,6 +112,8 @@ def run_round(
         applied += n
         if n < config.apply_batch:
             break
+        if config.apply_pause_s > 0:
+            time.sleep(config.apply_pause_s)
     step("applied")
     pruned = storage.prune_live(updated_before=now - config.max_age_s)
     step("pruned")
