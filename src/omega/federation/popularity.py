@@ -4,10 +4,12 @@ Devices send ε-LDP reports of titles they started (``omega.protocol.frequency``
 report names a title. A round folds the queued reports into per-title support counts
 (one vector per catalog, per report parameters; vectorised over the catalog), turns the
 counts into unbiased frequency estimates, and releases the ``popular_top`` titles with
-the highest estimates as scores ``log1p(f) / log1p(max f)`` in [0, 1] — only titles whose
-estimate stands clear of the LDP noise (``noise_z`` standard deviations): with a few
-hundred devices, the rest of a top-500 is noise, and log scaling made that noise look
-like a third of the top title's popularity. Only titles whose
+the highest estimates as scores ``log1p(f) / log1p(max f)`` in [0, 1], each estimate
+first shrunk towards 0 by how little it stands above the LDP noise (``noise_z``). With a
+few hundred devices much of a top-500 is noise, and the log scale made that noise look
+like a third of the top title's popularity. (A hard floor instead of the shrinkage:
+NDCG@10 0.0328 / 0.0332 on seeds 0 / 1 of the ml-latest-small replay; shrinkage:
+0.0322 / 0.0363, HR@10 0.061 on both.) Only titles whose
 score moved by more than ``popular_tolerance`` are re-sent; a title that left the top
 is sent once with score 0.
 """
@@ -30,10 +32,11 @@ __all__ = ["diff_popular", "fold_reports", "popular_scores"]
 SCORE_DECIMALS = 2
 
 
-#: A title is released only if its estimated count clears the noise floor: the largest
-#: of n Gaussian noises rarely exceeds sqrt(2·ln n) standard deviations, so with n titles
-#: in the catalog, about none that nobody watched pass (a fixed 2σ let ~2 % of a 9,000
-#: title catalog through: a third of a top-500 list was noise).
+#: The noise floor of a title's estimated count: the largest of n Gaussian noises rarely
+#: exceeds sqrt(2·ln n) standard deviations, so with n titles in the catalog about none
+#: that nobody watched clear it. On ml-latest-small's replay (~10K reports, σ ≈ 4
+#: counts) a third of an unshrunk top-500 list was noise, scored up to half the top
+#: title by the log scale.
 def noise_z(titles: int) -> float:
     return math.sqrt(2.0 * math.log(max(titles, 2)))
 
@@ -111,15 +114,21 @@ def popular_scores(
         if len(support) == len(item_ids):
             total += estimate(support, c.reports, epsilon=c.epsilon, buckets=c.buckets)
             variance += estimate_variance(c.reports, epsilon=c.epsilon, buckets=c.buckets)
+    # Shrink each estimate by how far it stands above the noise: f · f² / (f² + floor²).
+    # A title at the floor keeps half its count, one well above it nearly all, one inside
+    # the noise almost none (and rounds to 0, so it is not sent).
     floor = noise_z(len(item_ids)) * variance**0.5
-    order = np.argsort(-total, kind="stable")[:top]
-    order = order[total[order] > floor]
+    positive = np.maximum(total, 0.0)
+    shrunk = positive * positive**2 / (positive**2 + floor**2 + 1e-12)
+    order = np.argsort(-shrunk, kind="stable")[:top]
+    order = order[shrunk[order] > 0]
     if len(order) == 0:
         return []
-    scores = np.log1p(total[order]) / np.log1p(total[order[0]])
+    scores = np.round(np.log1p(shrunk[order]) / np.log1p(shrunk[order[0]]), SCORE_DECIMALS)
     return [
-        ItemScore(item_id=item_ids[i], score=round(float(s), SCORE_DECIMALS))
+        ItemScore(item_id=item_ids[i], score=float(s))
         for i, s in zip(order.tolist(), scores.tolist(), strict=True)
+        if s > 0
     ]
 
 
