@@ -4,10 +4,11 @@
 install needs no separate ``omega worker``; with PostgreSQL and real workers, set the
 interval to 0. Storage leasing makes both safe to run at once.
 
-Scheduled rounds run in a child process (one, kept between rounds) on their own storage
-connection: a round decodes and clusters every live pattern, seconds of Python that on
-a thread would hold the server's GIL and stall every sync meanwhile (``omega bench
-server`` saw p95 go from ~15 ms to 3 s while one ran). Its writes go in small
+Scheduled rounds run in a child process (a fresh ``python`` per round, killed if the
+server stops meanwhile) on their own storage connection: a round decodes and clusters
+every live pattern, seconds of Python that on a thread would hold the server's GIL and
+stall every sync meanwhile (``omega bench server`` saw p95 go from ~15 ms to 3 s while
+one ran). Its writes go in small
 transactions (``CHILD_APPLY_BATCH``) so a sync never waits long for the write lock.
 Rounds asked for by an admin (``POST /api/omega/rounds``) run on a worker thread of the
 server, as tests and the simulator want them: at once and in step with their clock.
@@ -16,10 +17,10 @@ server, as tests and the simulator want them: at once and in step with their clo
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
-import multiprocessing
 import socket
-from concurrent.futures import ProcessPoolExecutor
+import sys
 from typing import Any
 
 from anyio import to_thread
@@ -39,23 +40,28 @@ log = logging.getLogger("omega.constellation")
 CHILD_APPLY_BATCH = 500
 CHILD_APPLY_PAUSE_S = 0.01
 
-_CHILD_STORAGE: dict[str, Any] = {}
+_CHILD = "from omega.constellation.rounds import child_main; child_main()"
 
 
-def _round_in_child(storage_url: str, now: float, worker_id: str) -> object:
-    """One round in the child process, on its own (cached) storage connection."""
+def child_main() -> None:
+    """A scheduled round in a child process: the job (storage URL, time, worker id) comes
+    as JSON on stdin (so a database password never shows in a process list), the result
+    goes to stdout as one JSON line."""
     from omega.federation import FederationConfig, run_round
     from omega.storage.factory import open_storage
 
-    storage = _CHILD_STORAGE.get(storage_url)
-    if storage is None:
-        storage = _CHILD_STORAGE[storage_url] = open_storage(storage_url)
-    config = FederationConfig(
-        apply_batch=CHILD_APPLY_BATCH,
-        apply_pause_s=CHILD_APPLY_PAUSE_S,
-        report_batch=CHILD_APPLY_BATCH,
-    )
-    return _plain(run_round(storage, config, now=now, worker_id=worker_id))
+    job = json.loads(sys.stdin.read())
+    storage = open_storage(job["storage_url"])
+    try:
+        config = FederationConfig(
+            apply_batch=CHILD_APPLY_BATCH,
+            apply_pause_s=CHILD_APPLY_PAUSE_S,
+            report_batch=CHILD_APPLY_BATCH,
+        )
+        result = run_round(storage, config, now=job["now"], worker_id=job["worker_id"])
+    finally:
+        storage.close()
+    sys.stdout.write(json.dumps(_plain(result)) + "\n")
 
 
 class RoundRunner:
@@ -75,7 +81,6 @@ class RoundRunner:
         rounds; None runs them on a worker thread too."""
         self._storage = storage
         self._storage_url = storage_url
-        self._pool: ProcessPoolExecutor | None = None
         self._clock = clock
         self._metrics = metrics
         self._watcher = watcher
@@ -106,36 +111,41 @@ class RoundRunner:
         """One scheduled round: in the child process when there is a storage URL."""
         if self._storage_url is None:
             return await self.run_once()
-        if self._pool is None:
-            self._pool = ProcessPoolExecutor(
-                max_workers=1, mp_context=multiprocessing.get_context("spawn")
-            )
-        loop = asyncio.get_running_loop()
+        job = {"storage_url": self._storage_url, "now": self._clock.now()}
+        job["worker_id"] = self._worker_id
         async with self._lock:
-            result = await loop.run_in_executor(
-                self._pool, _round_in_child, self._storage_url, self._clock.now(), self._worker_id
+            child = await asyncio.create_subprocess_exec(
+                sys.executable,
+                "-c",
+                _CHILD,
+                stdin=asyncio.subprocess.PIPE,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE,
             )
+            try:
+                out, err = await child.communicate(json.dumps(job).encode())
+            except BaseException:  # cancelled (the server is stopping): stop the round too
+                if child.returncode is None:
+                    child.kill()
+                    await child.wait()
+                raise
+            if child.returncode != 0:
+                tail = err.decode(errors="replace").strip().splitlines()[-5:]
+                raise RuntimeError(
+                    f"the round's child process exited {child.returncode}: " + " | ".join(tail)
+                )
+            result = json.loads(out.decode().strip().splitlines()[-1])
         self._metrics.rounds.inc()
         version = await self._watcher.check()
         return {"version": version, "result": result}
 
     async def run(self) -> None:
-        try:
-            while True:
-                await asyncio.sleep(self._interval)
-                try:
-                    await self.run_scheduled()
-                except Exception:  # the next round may succeed; the server must keep serving
-                    log.exception("scheduled federation round failed")
-                    self._close_pool()  # a broken child is replaced at the next round
-        finally:
-            self._close_pool()
-
-    def _close_pool(self) -> None:
-        if self._pool is not None:
-            # A round still running in the child finishes there (its commit is atomic).
-            self._pool.shutdown(wait=False, cancel_futures=True)
-            self._pool = None
+        while True:
+            await asyncio.sleep(self._interval)
+            try:
+                await self.run_scheduled()
+            except Exception:  # the next round may succeed; the server must keep serving
+                log.exception("scheduled federation round failed")
 
 
 def _plain(result: object) -> object:
