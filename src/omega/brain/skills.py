@@ -53,23 +53,21 @@ class Skill:
 # minus years / 5; the rest are min-max scaled. The "continue" weights were chosen on the
 # ml-latest-small replay (docs/results.md): the recent kernel, the crowd's popularity
 # and the era carry most of what predicts the next title; the cell signals add little.
+_CONTINUE = {
+    "recent": 8.0,
+    "era": 0.2,
+    "instant": 0.0,
+    "episodic": 0.0,
+    "semantic": 0.05,
+    "next": 0.02,
+    "crowd": 0.01,
+    "popular": 1.0,
+}
+
 SKILLS: dict[str, Skill] = {
     s.name: s
     for s in (
-        Skill(
-            "continue",
-            "more like what is being watched now",
-            {
-                "recent": 8.0,
-                "era": 0.2,
-                "instant": 0.0,
-                "episodic": 0.0,
-                "semantic": 0.05,
-                "next": 0.02,
-                "crowd": 0.01,
-                "popular": 1.0,
-            },
-        ),
+        Skill("continue", "more like what is being watched now", _CONTINUE),
         Skill(
             "taste",
             "the household's long-term taste",
@@ -112,19 +110,11 @@ SKILLS: dict[str, Skill] = {
                 "popular": 1.2,
             },
         ),
+        # "continue" without the crowd's popularity; self-tests pick between the two.
         Skill(
             "personal",
             "this household's own viewing, whatever is popular",
-            {
-                "recent": 8.0,
-                "era": 0.2,
-                "instant": 0.0,
-                "episodic": 0.0,
-                "semantic": 0.05,
-                "next": 0.02,
-                "crowd": 0.01,
-                "popular": 0.0,
-            },
+            {**_CONTINUE, "popular": 0.0},
         ),
     )
 }
