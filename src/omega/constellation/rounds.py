@@ -8,8 +8,8 @@ Scheduled rounds run in a child process (a fresh ``python`` per round, killed if
 server stops meanwhile) on their own storage connection: a round decodes and clusters
 every live pattern, seconds of Python that on a thread would hold the server's GIL and
 stall every sync meanwhile (``omega bench server`` saw p95 go from ~15 ms to 3 s while
-one ran). Its writes go in small
-transactions (``CHILD_APPLY_BATCH``) so a sync never waits long for the write lock.
+one ran). Its writes go in small, paced transactions (``CHILD_APPLY_BATCH``) so a sync
+never waits long for the write lock.
 Rounds asked for by an admin (``POST /api/omega/rounds``) run on a worker thread of the
 server, as tests and the simulator want them: at once and in step with their clock.
 """
@@ -111,8 +111,11 @@ class RoundRunner:
         """One scheduled round: in the child process when there is a storage URL."""
         if self._storage_url is None:
             return await self.run_once()
-        job = {"storage_url": self._storage_url, "now": self._clock.now()}
-        job["worker_id"] = self._worker_id
+        job = {
+            "storage_url": self._storage_url,
+            "now": self._clock.now(),
+            "worker_id": self._worker_id,
+        }
         async with self._lock:
             child = await asyncio.create_subprocess_exec(
                 sys.executable,
