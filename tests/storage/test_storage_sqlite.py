@@ -3,9 +3,15 @@
 from __future__ import annotations
 
 import sqlite3
+import threading
+import time
 from pathlib import Path
 
+import pytest
+
+from omega.errors import StoreError
 from omega.storage import SQLiteStorage, open_storage
+from omega.storage.base import ViewerRecord
 
 
 def test_sqlite_file_is_in_wal_mode(tmp_path: Path) -> None:
@@ -27,5 +33,42 @@ def test_sqlite_connections_enforce_foreign_keys_and_durability(tmp_path: Path) 
         assert conn.execute("PRAGMA foreign_keys").fetchone() == (1,)
         assert conn.execute("PRAGMA synchronous").fetchone() == (2,)  # FULL
         assert conn.execute("PRAGMA busy_timeout").fetchone() == (10_000,)
+    finally:
+        store.close()
+
+
+def test_a_write_waits_for_another_process_lock_then_commits(tmp_path: Path) -> None:
+    """A write waits for the lock another connection holds (a round in a child process)."""
+    store = SQLiteStorage(tmp_path / "omega.db")
+    try:
+        store.migrate()
+        other = sqlite3.connect(
+            tmp_path / "omega.db", isolation_level=None, check_same_thread=False
+        )
+        other.execute("BEGIN IMMEDIATE")
+        released = threading.Timer(0.3, other.execute, args=("COMMIT",))
+        released.start()
+        started = time.monotonic()
+        store.create_viewer(ViewerRecord("v1", "eu", "tv", created_at=1.0))
+        assert time.monotonic() - started >= 0.25  # it waited for the lock, then wrote
+        released.join()
+        other.close()
+        assert store.stats().viewers == 1
+    finally:
+        store.close()
+
+
+def test_a_lock_never_released_is_a_clear_error(tmp_path: Path) -> None:
+    store = SQLiteStorage(tmp_path / "omega.db", busy_timeout_ms=200)
+    try:
+        store.migrate()
+        other = sqlite3.connect(tmp_path / "omega.db", isolation_level=None)
+        other.execute("BEGIN IMMEDIATE")
+        with pytest.raises(StoreError, match="locked"):
+            store.create_viewer(ViewerRecord("v1", "eu", "tv", created_at=1.0))
+        other.execute("ROLLBACK")
+        other.close()
+        store.create_viewer(ViewerRecord("v1", "eu", "tv", created_at=1.0))  # fine again
+        assert store.stats().viewers == 1
     finally:
         store.close()
