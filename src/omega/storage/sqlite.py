@@ -23,6 +23,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Literal, TypeVar
 
+from tenacity import Retrying, retry_if_exception, stop_after_delay, wait_random_exponential
+
 from omega.errors import ConflictError, CorruptStoreError, InputError, StoreError
 from omega.protocol.messages import (
     ConsolidatedPattern,
@@ -106,6 +108,26 @@ def _translated(path: Path) -> Iterator[None]:
         raise StoreError(f"SQLite store {path}: {exc}") from exc
 
 
+def _is_locked(exc: BaseException) -> bool:
+    return isinstance(exc, sqlite3.OperationalError) and "locked" in str(exc)
+
+
+def _set_wal(conn: sqlite3.Connection, timeout_s: float) -> None:
+    """Switch the file to WAL, retrying while other connections lock it.
+
+    SQLite does not always call the busy handler here: servers starting together on a
+    fresh file failed 2 test runs in 30 with "database is locked" until this retried.
+    """
+    for attempt in Retrying(
+        retry=retry_if_exception(_is_locked),
+        stop=stop_after_delay(timeout_s),
+        wait=wait_random_exponential(multiplier=0.005, max=0.1),
+        reraise=True,
+    ):
+        with attempt:
+            conn.execute("PRAGMA journal_mode = WAL")
+
+
 class SQLiteStorage(SQLitePopularity, Storage):
     """The constellation's state in one SQLite file (created, with its folder, if missing)."""
 
@@ -141,7 +163,7 @@ class SQLiteStorage(SQLitePopularity, Storage):
         )
         try:
             conn.execute(f"PRAGMA busy_timeout = {int(self._busy_timeout_ms)}")
-            conn.execute("PRAGMA journal_mode = WAL")
+            _set_wal(conn, self._busy_timeout_ms / 1000)
             conn.execute(f"PRAGMA synchronous = {self._synchronous}")
             conn.execute("PRAGMA foreign_keys = ON")
         except BaseException:
