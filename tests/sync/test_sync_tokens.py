@@ -33,9 +33,14 @@ def test_token_expiring_mid_sync_costs_one_refresh_and_loses_nothing(tmp_path: P
         async with AsgiTransport(app) as transport:
             await publish_codebook_via(transport)
 
+            expired: list[str] = []
+
             def expire(step: str) -> None:
-                if step == "batch-recorded":
-                    clock.advance(2 * TTL)  # the batch is recorded; the token dies now
+                # Once: the first batch is recorded and the token dies now. (A later sync
+                # that records a batch must not age the tokens the refresh just issued.)
+                if step == "batch-recorded" and not expired:
+                    expired.append(step)
+                    clock.advance(2 * TTL)
 
             client = SyncClient(tv, transport, on_step=expire)
             await client.fetch_codebook()
