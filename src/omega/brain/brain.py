@@ -4,6 +4,10 @@ It owns a directory with ``brain.db`` (SQLite) and ``index.usearch`` (the vector
 Learning happens on every event (tiers, patterns); flushes persist derived state in
 batches with a watermark, and reopening replays the episodes tracked after it, so a crash
 loses nothing that was tracked.
+
+This module holds the lifecycle, tracking, learning and consolidation; the catalog and
+codebook operations are in ``_catalog_ops`` and recommending (with the skills'
+self-tests) in ``_recommending``, mixed into :class:`Brain`.
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ import os
 import threading
 import uuid
 from collections import deque
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -23,33 +27,20 @@ import numpy as np
 import numpy.typing as npt
 
 from omega.brain import episodes as ep
-from omega.brain._popular import load_popular, save_popular
-from omega.brain.catalog import Catalog, CatalogItem, SharedCatalog, item_text
-from omega.brain.codebook import assign_cells, build_codebook, codebook_id
+from omega.brain._catalog_ops import DIM, INDEX_FILE, CatalogOps
+from omega.brain._popular import save_popular
+from omega.brain._recommending import Recommending
+from omega.brain.catalog import Catalog, SharedCatalog
 from omega.brain.config import DAY, BrainConfig
 from omega.brain.episodes import Context, Episode, context_at
 from omega.brain.index import VectorIndex
 from omega.brain.knowledge import CellKnowledge
 from omega.brain.patterns import PatternBank
-from omega.brain.recommend import (
-    Filters,
-    Recommendation,
-    ScoringState,
-    allowed,
-    candidate_rows,
-    cell_state,
-    choose,
-    combine,
-    explain,
-    reason_for,
-    score_rows,
-    signal_rows,
-)
-from omega.brain.skills import SELF_TESTED, SKILLS, SkillLibrary, SkillStat
+from omega.brain.skills import SkillLibrary, SkillStat
 from omega.brain.store import BrainStore, EpisodeRow
 from omega.brain.tiers import LOCAL_TIERS, MemoryTiers
 from omega.clock import Clock, SystemClock
-from omega.errors import ConfigError, CorruptStoreError, InputError
+from omega.errors import ConfigError
 from omega.protocol.messages import ConsolidatedPattern, ItemScore, Pattern, Trend
 
 if TYPE_CHECKING:
@@ -57,13 +48,9 @@ if TYPE_CHECKING:
 
 __all__ = ["DIM", "Brain", "Tracked"]
 
-DIM = 384
 log = logging.getLogger(__name__)
-_INDEX_FILE = "index.usearch"
 _DB_FILE = "brain.db"
-_FULL_SCORE_LIMIT = 3000  # below this catalog size, score every title
-_OFFER_TTL = 6 * 3600.0
-_BLAS_LIMITED = False  # a recommendation list earns credit for this long
+_BLAS_LIMITED = False  # BLAS is held to one thread once per process
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,7 +65,7 @@ class Tracked:
     context: Context
 
 
-class Brain:
+class Brain(CatalogOps, Recommending):
     """Use :meth:`open`; close it (or use ``with``) to flush."""
 
     def __init__(
@@ -217,23 +204,6 @@ class Brain:
             self._restore_own_catalog()
         self._restore_learning()
 
-    def _restore_own_catalog(self) -> None:
-        codebook = self.store.load_codebook()
-        if codebook is not None:
-            self.codebook_id, self.centroids, _ = codebook
-            self.knowledge = self._new_knowledge(len(self.centroids))
-        rows, matrix = self.store.load_items()
-        self.catalog = Catalog(rows, matrix, self.knowledge.k)
-        index_path = self.directory / _INDEX_FILE
-        if index_path.exists():
-            try:
-                self.index = VectorIndex.load(index_path, DIM)
-            except CorruptStoreError as exc:
-                # brain.db holds every vector, so the index is rebuilt exactly, not degraded.
-                log.warning("%s; rebuilding it from brain.db", exc)
-        if len(self.index) != len(rows):
-            self._rebuild_index()
-
     def _restore_learning(self) -> None:
         for name, blob, mass, updated in self.store.load_tiers():
             self.tiers.load(name, np.frombuffer(blob, dtype=np.float32), mass, updated)
@@ -259,155 +229,6 @@ class Brain:
         for episode in self.store.episodes_after(self._applied_episode):
             self._learn(episode)
             self._applied_episode = episode.id
-
-    def _rebuild_index(self) -> None:
-        self.index = VectorIndex(DIM)
-        if len(self.catalog):
-            self.index.upsert(self.catalog.keys.astype(np.uint64), self.catalog.matrix)
-        self.index_rebuilt = True
-        self._catalog_dirty = True
-
-    # -- embedding ---------------------------------------------------------------------
-    @property
-    def embedder(self) -> Embedder:
-        if self._embedder is None:
-            from omega.brain.embedder import shared_embedder
-
-            self._embedder = shared_embedder()
-        return self._embedder
-
-    # -- catalog -------------------------------------------------------------------------
-    def upsert_items(self, items: Sequence[CatalogItem]) -> int:
-        """Add or replace titles; those without an embedding are embedded locally."""
-        self._own_catalog()
-        if not items:
-            return 0
-        ids = [item.item_id for item in items]
-        if any(not isinstance(i, str) or not i.strip() for i in ids):
-            raise InputError("every catalog item needs a non-empty item_id")
-        if len(set(ids)) != len(ids):
-            raise InputError("duplicate item_id in one catalog batch")
-        vectors = np.zeros((len(items), DIM), dtype=np.float32)
-        missing = [i for i, item in enumerate(items) if item.embedding is None]
-        for i, item in enumerate(items):
-            if item.embedding is not None:
-                vec = np.asarray(item.embedding, dtype=np.float32).reshape(-1)
-                if vec.shape != (DIM,) or not np.all(np.isfinite(vec)):
-                    raise InputError(
-                        f"item {item.item_id!r}: embedding must be {DIM} finite floats"
-                    )
-                norm = float(np.linalg.norm(vec))
-                if norm <= 0:
-                    raise InputError(f"item {item.item_id!r}: embedding is all zeros")
-                vectors[i] = vec / norm
-        if missing:
-            vectors[missing] = self.embedder.embed([item_text(items[i]) for i in missing])
-        with self._lock:
-            cells = (
-                assign_cells(vectors, self.centroids)
-                if self.centroids is not None
-                else np.full(len(items), -1, dtype=np.int32)
-            )
-            f16 = vectors.astype(np.float16)
-            with self.store.transaction() as conn:
-                keys = self.store.upsert_items(
-                    conn,
-                    [
-                        (
-                            item.item_id,
-                            item.title,
-                            "|".join(item.genres),
-                            item.year,
-                            item.runtime_min,
-                            "|".join(item.tags),
-                            item.description,
-                            f16[i].tobytes(),
-                            int(cells[i]),
-                        )
-                        for i, item in enumerate(items)
-                    ],
-                )
-            self.index.upsert(np.array(keys, dtype=np.uint64), f16.astype(np.float32))
-            self._reload_catalog()
-            if self.centroids is None and len(self.catalog) >= 2:
-                self._build_local_codebook()
-            self._catalog_dirty = True
-            self._save_index()
-        return len(items)
-
-    def remove_items(self, item_ids: Iterable[str]) -> int:
-        self._own_catalog()
-        with self._lock:
-            with self.store.transaction() as conn:
-                keys = self.store.remove_items(conn, item_ids)
-            self.index.remove(np.array(keys, dtype=np.uint64))
-            self._reload_catalog()
-            self._catalog_dirty = True
-            self._save_index()
-        return len(keys)
-
-    def _own_catalog(self) -> None:
-        if self.shared is not None:
-            raise ConfigError("this brain reads a shared catalog; change the shared copy instead")
-
-    def _reload_catalog(self) -> None:
-        rows, matrix = self.store.load_items()
-        self.catalog = Catalog(rows, matrix, self.knowledge.k)
-        self._seen = None
-
-    def _build_local_codebook(self) -> None:
-        k = min(self.config.codebook_cells, len(self.catalog))
-        self.set_codebook(build_codebook(self.catalog.matrix, k, seed=0), origin="local")
-
-    def set_codebook(
-        self, centroids: npt.NDArray[np.float32], *, origin: str = "constellation"
-    ) -> str:
-        """Adopt content cells (the constellation's, normally). Patterns are relearned in the
-        new cells from the stored episodes."""
-        self._own_catalog()
-        centroids = np.asarray(centroids, dtype=np.float32)
-        if centroids.ndim != 2 or centroids.shape[1] != DIM or not np.all(np.isfinite(centroids)):
-            raise InputError(f"a codebook must be a finite (k, {DIM}) matrix")
-        with self._lock:
-            new_id = codebook_id(centroids)
-            if new_id == self.codebook_id:
-                return new_id
-            cells = (
-                assign_cells(self.catalog.matrix, centroids).tolist() if len(self.catalog) else []
-            )
-            with self.store.transaction(durable=True) as conn:
-                self.store.save_codebook(conn, new_id, centroids, origin)
-                self.store.set_cells(conn, self.catalog.keys.tolist(), cells)
-                self.store.clear_patterns(conn)
-                conn.execute("DELETE FROM outbox")
-                conn.execute("DELETE FROM inflight")
-                self.store.set_meta(conn, "applied_episode", "0")
-            self.centroids, self.codebook_id = centroids, new_id
-            self.knowledge = self._new_knowledge(len(centroids))
-            self._reload_catalog()
-            self.bank = PatternBank(
-                min_quality=self.config.min_quality,
-                min_support=self.config.min_support,
-                max_patterns=self.config.max_patterns,
-            )
-            self._recent.clear()
-            for episode in self.store.episodes_after(0):
-                self._learn(episode)
-                self._applied_episode = episode.id
-            self._refresh_collective(*self.store.load_collective())
-            self.flush()
-        return new_id
-
-    def _save_index(self) -> None:
-        if self._catalog_dirty and self.shared is None:
-            self.index.save(self.directory / _INDEX_FILE)
-            self._catalog_dirty = False
-
-    def item_key(self, item_id: str) -> int:
-        key = self.catalog.key_of_id.get(item_id)
-        if key is None:
-            raise InputError(f"unknown item {item_id!r}: add it to the catalog first")
-        return key
 
     # -- tracking ------------------------------------------------------------------------
     def track_view(
@@ -541,51 +362,6 @@ class Brain:
             return
         self._recent.append((episode.item_key, episode.ts, episode.reward))
 
-    def _self_test(self, episode: EpisodeRow) -> None:
-        """Before learning from a title the household started and enjoyed, rank it under
-        each skill among a sample of unseen titles, as a moment earlier (see ``skills``)."""
-        sample = self.config.self_test_sample
-        if (
-            sample <= 0
-            or episode.kind not in ("view", "rating")
-            or not episode.success
-            or episode.item_key is None
-        ):
-            return
-        target = self.catalog.row_of_key.get(episode.item_key)
-        if target is None or episode.item_key in self._interacted:
-            return  # not in the catalog, or a rewatch (a recommender would not offer it)
-        seen = self._seen_mask()
-        if len(self.catalog) <= sample:  # rank among every unseen title
-            drawn = np.flatnonzero(~seen)
-            drawn = drawn[drawn != target]
-        else:
-            rng = np.random.default_rng(episode.id)  # deterministic per brain
-            drawn = rng.integers(0, len(self.catalog), size=sample + sample // 2)
-            drawn = np.unique(drawn[~seen[drawn] & (drawn != target)])[:sample]
-        if len(drawn) == 0:
-            return
-        rows = np.concatenate(([target], drawn)).astype(np.int64)
-        signals, penalty = signal_rows(self.catalog, rows, self._state(episode.ts, None))
-        gains = {}
-        for name in SELF_TESTED:
-            scores = combine(signals, penalty, SKILLS[name])
-            rank = int(np.count_nonzero(scores[1:] >= scores[0]))  # ties count against it
-            gains[name] = 1.0 / (1.0 + rank)
-        self.skills.self_test(gains, episode.ts)
-
-    def _credit_skill(self, episode: EpisodeRow) -> None:
-        if self._offer is None or episode.kind not in ("view", "rating", "search"):
-            return
-        shown_at, skill, context, keys = self._offer
-        if episode.ts - shown_at > _OFFER_TTL:
-            self._offer = None
-            return
-        if episode.item_key is not None:
-            hit = episode.item_key in keys and episode.success
-            self.skills.record(skill, context, hit, episode.ts)
-            self._offer = None
-
     # -- consolidation -------------------------------------------------------------------
     def flush(self) -> None:
         """Persist derived state (tiers, patterns, skills, outbox) in one durable commit."""
@@ -687,120 +463,12 @@ class Brain:
             vector = (weights / weights.sum()) @ self.centroids
             self.tiers.set_collective(vector, float(weights.sum()), self.clock.now())
 
-    # -- recommending --------------------------------------------------------------------
-    def _state(self, now: float, context: Context | None) -> ScoringState:
-        ctx = context or context_at(now)
-        recent: list[tuple[int, float]] = []
-        for key, _, reward in reversed(self._recent):
-            row = self.catalog.row_of_key.get(key)
-            if row is not None and all(r != row for r, _ in recent):
-                # Recency by position; a title enjoyed counts more than one abandoned.
-                recent.append((row, (0.5 + 0.5 * reward) * 0.8 ** len(recent)))
-            if len(recent) == 10:
-                break
-        state = ScoringState(
-            tiers={n: self.tiers[n].direction(now) for n in self.tiers.tiers},
-            recent_rows=recent,
-            time_bucket=ctx.time_bucket,
-            day_type=ctx.day_type,
-            knowledge=self.knowledge,
-            popular=self._popular_scores(),
-        )
-        cell_state(self.catalog, state)
-        return state
-
-    def _popular_scores(self) -> npt.NDArray[np.float32]:
-        """The collective tier's popularity per catalog row (cached until it changes)."""
-        if self._popular is None or len(self._popular) != len(self.catalog):
-            with self.store.lock:
-                self._popular = load_popular(self.store.conn, self.catalog)
-        return self._popular
-
-    def _seen_mask(self) -> npt.NDArray[np.bool_]:
-        """Catalog rows already watched or skipped, as a mask (cached per catalog)."""
-        if self._seen is None or len(self._seen) != len(self.catalog):
-            self._seen = np.zeros(len(self.catalog), dtype=bool)
-            if self._interacted:
-                self._seen[self.catalog.rows_for_keys(sorted(self._interacted))] = True
-        return self._seen
-
-    def recommend(
-        self,
-        k: int = 10,
-        *,
-        context: Context | None = None,
-        filters: Filters | None = None,
-    ) -> list[Recommendation]:
-        """Up to k titles not yet watched or skipped, best first, each with a reason."""
-        if k < 1 or k > 1000:
-            raise InputError(f"k must be within [1, 1000], got {k}")
-        with self._lock:
-            now = self.clock.now()
-            filters = filters or Filters()
-            state = self._state(now, context)
-            ctx_key = f"{state.time_bucket}/{state.day_type}"
-            skill = self.skills.choose(ctx_key)
-            if len(self.catalog) <= _FULL_SCORE_LIMIT:
-                rows = np.arange(len(self.catalog), dtype=np.int64)
-            else:
-                rows = candidate_rows(
-                    self.catalog, state, self.index, per_source=self.config.candidates
-                )
-            seen = self._seen_mask()
-            rows = allowed(self.catalog, rows, filters, seen)
-            if len(rows) < k and len(self.catalog) > _FULL_SCORE_LIMIT:
-                every = np.arange(len(self.catalog), dtype=np.int64)
-                rows = allowed(self.catalog, every, filters, seen)
-            if len(rows) == 0:
-                return []
-            scores, signals = score_rows(self.catalog, rows, state, skill)
-            picked = choose(scores, rows, self.catalog, k, self.config.diversity)
-            out = []
-            picked_rows = [int(rows[i]) for i in picked]
-            explained = explain(self.catalog, picked_rows, state.recent_rows)
-            for i, row, (recent_title, genre) in zip(picked, picked_rows, explained, strict=True):
-                item_signals = {n: float(v[i]) for n, v in signals.items()}
-                out.append(
-                    Recommendation(
-                        item_id=self.catalog.ids[row],
-                        title=self.catalog.rows[row].title,
-                        score=float(scores[i]),
-                        reason=reason_for(
-                            item_signals,
-                            skill,
-                            recent_title=recent_title,
-                            time_bucket=state.time_bucket,
-                            genre=genre,
-                        ),
-                        signals=item_signals,
-                    )
-                )
-            self._offer = (
-                now,
-                skill.name,
-                ctx_key,
-                frozenset(int(self.catalog.keys[rows[i]]) for i in picked),
-            )
-            return out
-
-    def score_all(self, *, context: Context | None = None) -> npt.NDArray[np.float32]:
-        """A score for every catalog row (−inf for titles already interacted with): the
-        full ranking the evaluation protocol asks for."""
-        with self._lock:
-            now = self.clock.now()
-            state = self._state(now, context)
-            skill = self.skills.choose(f"{state.time_bucket}/{state.day_type}")
-            rows = np.arange(len(self.catalog), dtype=np.int64)
-            scores, _ = score_rows(self.catalog, rows, state, skill)
-            scores[self._seen_mask()] = -np.inf
-            return scores
-
     # -- introspection -------------------------------------------------------------------
     def stats(self) -> dict[str, object]:
         with self._lock:
             now = self.clock.now()
             self.flush()
-            index_file = self.directory / _INDEX_FILE
+            index_file = self.directory / INDEX_FILE
             shareable = sum(1 for s in self.bank if self.bank.shareable(s))
             last_sync = self.store.get_cursor("last_sync", "")
             return {
