@@ -80,6 +80,21 @@ ON CONFLICT (viewer_id, pattern_id) DO UPDATE SET
 WHERE excluded.seq > live.seq
 """
 
+_FOLD_PENDING = """
+INSERT INTO live (viewer_id, pattern_id, region, codebook_id, removed, task, cells,
+                  time_bucket, day_type, success_rate, support, body, seq, updated_at)
+SELECT viewer_id, pattern_id, region, codebook_id, op = 'remove', task, cells,
+       time_bucket, day_type, success_rate, support, body, seq, ?
+FROM pending WHERE seq <= ? AND (op = 'remove' OR task IS NOT NULL) ORDER BY seq
+ON CONFLICT (viewer_id, pattern_id) DO UPDATE SET
+    region = excluded.region, codebook_id = excluded.codebook_id,
+    removed = excluded.removed, task = excluded.task, cells = excluded.cells,
+    time_bucket = excluded.time_bucket, day_type = excluded.day_type,
+    success_rate = excluded.success_rate, support = excluded.support,
+    body = excluded.body, seq = excluded.seq, updated_at = excluded.updated_at
+WHERE excluded.seq > live.seq
+"""
+
 _UPSERT_RELEASED = """
 INSERT INTO released (pattern_id, version, removed, weight, task, cells, time_bucket,
                       day_type, success_rate, support, viewers, body)
@@ -364,20 +379,29 @@ class SQLiteStorage(SQLitePopularity, Storage):
         check_limit(limit)
 
         def write(c: sqlite3.Connection) -> int:
-            leased = [
+            # The write lock is ours, so the first `limit` rows by seq are all the batch.
+            count, last = c.execute(
+                "SELECT count(*), max(seq) FROM (SELECT seq FROM pending ORDER BY seq LIMIT ?)",
+                (limit,),
+            ).fetchone()
+            if not count:
+                return 0
+            # One statement folds the batch (newest per key wins by seq); only rows queued
+            # before migration 0002, without the structured columns, need decoding here.
+            c.execute(_FOLD_PENDING, (now, last))
+            legacy = [
                 Leased(*row)
                 for row in c.execute(
                     "SELECT seq, viewer_id, region, codebook_id, pattern_id, op, body"
-                    " FROM pending ORDER BY seq LIMIT ?",
-                    (limit,),
+                    " FROM pending WHERE seq <= ? AND op = 'upsert' AND task IS NULL",
+                    (last,),
                 )
             ]
-            if not leased:
-                return 0
-            c.executemany(_UPSERT_LIVE, [_live_values(row, now) for row in latest_per_key(leased)])
-            # The write lock is ours, so the first `limit` rows by seq are exactly `leased`.
-            c.execute("DELETE FROM pending WHERE seq <= ?", (leased[-1].seq,))
-            return len(leased)
+            if legacy:
+                values = [_live_values(row, now) for row in latest_per_key(legacy)]
+                c.executemany(_UPSERT_LIVE, values)
+            c.execute("DELETE FROM pending WHERE seq <= ?", (last,))
+            return int(count)
 
         applied = self._write(write)
         _log.debug("worker %s applied %d contributions", worker_id, applied)
