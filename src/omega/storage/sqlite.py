@@ -23,13 +23,10 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Literal, TypeVar
 
-from tenacity import Retrying, retry_if_exception, stop_after_delay, wait_random_exponential
-
-from omega.errors import ConflictError, CorruptStoreError, InputError, StoreError
+from omega.errors import ConflictError, InputError, StoreError
 from omega.protocol.messages import (
     ConsolidatedPattern,
     ItemScore,
-    Pattern,
     PushAck,
     PushRequest,
     Trend,
@@ -40,16 +37,24 @@ from omega.storage._codec import (
     decode_consolidated,
     decode_pattern,
     encode,
-    pattern_columns,
 )
 from omega.storage._migrations import check_known, load_migrations
 from omega.storage._pending import Leased, latest_per_key, pending_rows
 from omega.storage._release import check_limit, delta_cut, stamp_release
+from omega.storage._sqlite_conn import set_wal, statements, translated
 from omega.storage._sqlite_popularity import (
     SQLitePopularity,
     insert_reports,
     popular_between,
     upsert_popular,
+)
+from omega.storage._sqlite_rows import (
+    FOLD_PENDING,
+    UPSERT_LIVE,
+    UPSERT_RELEASED,
+    columns,
+    live_values,
+    pending_columns,
 )
 from omega.storage._sqlite_writer import Writer, WriterClosedError
 from omega.storage.base import (
@@ -66,81 +71,6 @@ __all__ = ["SQLiteStorage"]
 _log = logging.getLogger(__name__)
 
 T = TypeVar("T")
-
-_UPSERT_LIVE = """
-INSERT INTO live (viewer_id, pattern_id, region, codebook_id, removed, task, cells,
-                  time_bucket, day_type, success_rate, support, body, seq, updated_at)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-ON CONFLICT (viewer_id, pattern_id) DO UPDATE SET
-    region = excluded.region, codebook_id = excluded.codebook_id,
-    removed = excluded.removed, task = excluded.task, cells = excluded.cells,
-    time_bucket = excluded.time_bucket, day_type = excluded.day_type,
-    success_rate = excluded.success_rate, support = excluded.support,
-    body = excluded.body, seq = excluded.seq, updated_at = excluded.updated_at
-WHERE excluded.seq > live.seq
-"""
-
-_FOLD_PENDING = """
-INSERT INTO live (viewer_id, pattern_id, region, codebook_id, removed, task, cells,
-                  time_bucket, day_type, success_rate, support, body, seq, updated_at)
-SELECT viewer_id, pattern_id, region, codebook_id, op = 'remove', task, cells,
-       time_bucket, day_type, success_rate, support, body, seq, ?
-FROM pending WHERE seq <= ? AND (op = 'remove' OR task IS NOT NULL) ORDER BY seq
-ON CONFLICT (viewer_id, pattern_id) DO UPDATE SET
-    region = excluded.region, codebook_id = excluded.codebook_id,
-    removed = excluded.removed, task = excluded.task, cells = excluded.cells,
-    time_bucket = excluded.time_bucket, day_type = excluded.day_type,
-    success_rate = excluded.success_rate, support = excluded.support,
-    body = excluded.body, seq = excluded.seq, updated_at = excluded.updated_at
-WHERE excluded.seq > live.seq
-"""
-
-_UPSERT_RELEASED = """
-INSERT INTO released (pattern_id, version, removed, weight, task, cells, time_bucket,
-                      day_type, success_rate, support, viewers, body)
-VALUES (?, ?, 0, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-ON CONFLICT (pattern_id) DO UPDATE SET
-    version = excluded.version, removed = 0, weight = excluded.weight,
-    task = excluded.task, cells = excluded.cells, time_bucket = excluded.time_bucket,
-    day_type = excluded.day_type, success_rate = excluded.success_rate,
-    support = excluded.support, viewers = excluded.viewers, body = excluded.body
-"""
-
-
-@contextmanager
-def _translated(path: Path) -> Iterator[None]:
-    """Turn sqlite3's errors into Omega's, naming the file."""
-    try:
-        yield
-    except sqlite3.DatabaseError as exc:
-        text = str(exc)
-        if isinstance(exc, sqlite3.OperationalError):
-            raise StoreError(f"SQLite store {path}: {text}") from exc
-        if "not a database" in text or "malformed" in text:
-            raise CorruptStoreError(f"SQLite store {path} is damaged: {text}") from exc
-        raise StoreError(f"SQLite store {path}: {text}") from exc
-    except sqlite3.Error as exc:
-        raise StoreError(f"SQLite store {path}: {exc}") from exc
-
-
-def _is_locked(exc: BaseException) -> bool:
-    return isinstance(exc, sqlite3.OperationalError) and "locked" in str(exc)
-
-
-def _set_wal(conn: sqlite3.Connection, timeout_s: float) -> None:
-    """Switch the file to WAL, retrying while other connections lock it.
-
-    SQLite does not always call the busy handler here: servers starting together on a
-    fresh file failed 2 test runs in 30 with "database is locked" until this retried.
-    """
-    for attempt in Retrying(
-        retry=retry_if_exception(_is_locked),
-        stop=stop_after_delay(timeout_s),
-        wait=wait_random_exponential(multiplier=0.005, max=0.1),
-        reraise=True,
-    ):
-        with attempt:
-            conn.execute("PRAGMA journal_mode = WAL")
 
 
 class SQLiteStorage(SQLitePopularity, Storage):
@@ -178,7 +108,7 @@ class SQLiteStorage(SQLitePopularity, Storage):
         )
         try:
             conn.execute(f"PRAGMA busy_timeout = {int(self._busy_timeout_ms)}")
-            _set_wal(conn, self._busy_timeout_ms / 1000)
+            set_wal(conn, self._busy_timeout_ms / 1000)
             conn.execute(f"PRAGMA synchronous = {self._synchronous}")
             conn.execute("PRAGMA foreign_keys = ON")
         except BaseException:
@@ -201,7 +131,7 @@ class SQLiteStorage(SQLitePopularity, Storage):
 
     @contextmanager
     def _read(self) -> Iterator[sqlite3.Connection]:
-        with _translated(self.path):
+        with translated(self.path):
             conn = self._conn()
             conn.execute("BEGIN DEFERRED")
             try:
@@ -212,7 +142,7 @@ class SQLiteStorage(SQLitePopularity, Storage):
 
     def _write(self, job: Callable[[sqlite3.Connection], T]) -> T:
         """Run ``job`` in a write transaction on the writer thread; return once committed."""
-        with _translated(self.path):
+        with translated(self.path):
             try:
                 return self._writer.run(job)
             except WriterClosedError:
@@ -220,7 +150,7 @@ class SQLiteStorage(SQLitePopularity, Storage):
 
     async def _write_async(self, job: Callable[[sqlite3.Connection], T]) -> T:
         """As :meth:`_write`, awaited on an event loop (no thread waits for the commit)."""
-        with _translated(self.path):
+        with translated(self.path):
             try:
                 return await self._writer.run_async(job)
             except WriterClosedError:
@@ -249,7 +179,7 @@ class SQLiteStorage(SQLitePopularity, Storage):
             for m in migrations:
                 if m.number in applied:
                     continue
-                for statement in _statements(m.sql):
+                for statement in statements(m.sql):
                     c.execute(statement)
                 c.execute(
                     "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)",
@@ -341,7 +271,7 @@ class SQLiteStorage(SQLitePopularity, Storage):
     ) -> Callable[[sqlite3.Connection], PushAck]:
         head = (push.viewer_id, push.batch_id, region, push.codebook_id)
         rows = [
-            (*head, r.pattern_id, r.op, r.body, *_pending_columns(r.pattern), now)
+            (*head, r.pattern_id, r.op, r.body, *pending_columns(r.pattern), now)
             for r in pending_rows(push, ack)
         ]
 
@@ -388,7 +318,7 @@ class SQLiteStorage(SQLitePopularity, Storage):
                 return 0
             # One statement folds the batch (newest per key wins by seq); only rows queued
             # before migration 0002, without the structured columns, need decoding here.
-            c.execute(_FOLD_PENDING, (now, last))
+            c.execute(FOLD_PENDING, (now, last))
             legacy = [
                 Leased(*row)
                 for row in c.execute(
@@ -398,8 +328,8 @@ class SQLiteStorage(SQLitePopularity, Storage):
                 )
             ]
             if legacy:
-                values = [_live_values(row, now) for row in latest_per_key(legacy)]
-                c.executemany(_UPSERT_LIVE, values)
+                values = [live_values(row, now) for row in latest_per_key(legacy)]
+                c.executemany(UPSERT_LIVE, values)
             c.execute("DELETE FROM pending WHERE seq <= ?", (last,))
             return int(count)
 
@@ -460,8 +390,8 @@ class SQLiteStorage(SQLitePopularity, Storage):
                 return None
             c.execute("UPDATE release_state SET version = ? WHERE id = 1", (version,))
             c.executemany(
-                _UPSERT_RELEASED,
-                [(p.id, version, p.weight, *_columns(p), p.viewers, encode(p)) for p in patterns],
+                UPSERT_RELEASED,
+                [(p.id, version, p.weight, *columns(p), p.viewers, encode(p)) for p in patterns],
             )
             dropped = c.executemany(
                 "UPDATE released SET removed = 1, version = ?, body = NULL"
@@ -528,36 +458,6 @@ class SQLiteStorage(SQLitePopularity, Storage):
             ).fetchone()
         viewers, pending, live, released, version = row
         return StorageStats(viewers, pending, live, released, version, backend="sqlite")
-
-
-def _statements(script: str) -> Iterator[str]:
-    """Split a migration script into statements (sqlite3 runs one per execute)."""
-    buffer = ""
-    for line in script.splitlines(keepends=True):
-        buffer += line
-        if sqlite3.complete_statement(buffer):
-            yield buffer
-            buffer = ""
-    leftover = [ln for ln in buffer.splitlines() if ln.strip() and not ln.strip().startswith("--")]
-    if leftover:
-        raise StoreError(f"migration script ends with an incomplete statement: {buffer[:80]!r}")
-
-
-def _columns(p: Pattern | ConsolidatedPattern) -> tuple[object, ...]:
-    task, cells, time_bucket, day_type, success_rate, support = pattern_columns(p)
-    return (task, json.dumps(list(cells)), time_bucket, day_type, success_rate, support)
-
-
-def _live_values(row: Leased, now: float) -> tuple[object, ...]:
-    head = (row.viewer_id, row.pattern_id, row.region, row.codebook_id)
-    if row.op == "remove" or row.body is None:
-        return (*head, 1, None, None, None, None, None, None, None, row.seq, now)
-    columns = _columns(decode_pattern(row.body))
-    return (*head, 0, *columns, row.body, row.seq, now)
-
-
-def _pending_columns(p: Pattern | None) -> tuple[object, ...]:
-    return (None,) * 6 if p is None else _columns(p)
 
 
 def _version(c: sqlite3.Connection) -> int:
