@@ -4,7 +4,8 @@ tiers, outbox and cursors.
 Durability: WAL. Each tracked event commits on its own with ``synchronous=NORMAL`` (it
 survives a crash of the TV process). Derived state (tiers, patterns) is flushed in
 batches with a watermark and rebuilt from later episodes on open. The outbox and sync
-cursors commit with ``synchronous=FULL``: they must survive power loss.
+cursors commit with ``synchronous=FULL``: they must survive power loss. The tables the
+sync client uses (outbox, in-flight batch, collective knowledge) are in ``_store_sync``.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,9 +23,9 @@ import numpy as np
 import numpy.typing as npt
 
 from omega.brain._migrations import apply_migrations
+from omega.brain._store_sync import SyncTables, parse_cells
 from omega.brain.patterns import PatternStat
 from omega.errors import CorruptStoreError, StoreError
-from omega.protocol.messages import ConsolidatedPattern, PatternContext, Trend
 
 __all__ = ["BrainStore", "EpisodeRow", "ItemRow"]
 
@@ -57,10 +58,6 @@ class EpisodeRow:
     detail: dict[str, object]
 
 
-def _cells(text: str) -> tuple[int, ...]:
-    return tuple(int(c) for c in text.split(",") if c)
-
-
 def _episode(r: tuple[Any, ...]) -> EpisodeRow:
     return EpisodeRow(
         int(r[0]),
@@ -77,7 +74,7 @@ def _episode(r: tuple[Any, ...]) -> EpisodeRow:
     )
 
 
-class BrainStore:
+class BrainStore(SyncTables):
     """One connection, used under a lock (the brain is one TV's process)."""
 
     def __init__(self, path: Path) -> None:
@@ -310,72 +307,7 @@ class BrainStore:
                 "SELECT task, cells, time_bucket, day_type, successes, support, version, "
                 "updated_at, shared_rate, shared_support FROM patterns"
             ).fetchall()
-        return [PatternStat((r[0], _cells(r[1]), r[2], r[3]), *r[4:]) for r in rows]
-
-    # -- collective knowledge ------------------------------------------------------------
-    def apply_release(
-        self,
-        conn: sqlite3.Connection,
-        patterns: Iterable[ConsolidatedPattern],
-        removed: Iterable[str],
-        trends: Iterable[Trend],
-    ) -> None:
-        conn.executemany(
-            "INSERT INTO collective (id, task, cells, time_bucket, day_type, success_rate, "
-            "support, viewers, weight, version) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
-            "ON CONFLICT (id) DO UPDATE SET success_rate = excluded.success_rate, "
-            "support = excluded.support, viewers = excluded.viewers, "
-            "weight = excluded.weight, version = excluded.version, cells = excluded.cells "
-            # Order- and duplicate-free: a re-sent or late older release never wins.
-            "WHERE excluded.version >= collective.version",
-            [
-                (
-                    p.id,
-                    p.task,
-                    ",".join(map(str, p.cells)),
-                    p.context.time_bucket,
-                    p.context.day_type,
-                    p.success_rate,
-                    p.support,
-                    p.viewers,
-                    p.weight,
-                    p.version,
-                )
-                for p in patterns
-            ],
-        )
-        conn.executemany("DELETE FROM collective WHERE id = ?", [(r,) for r in removed])
-        trends = list(trends)
-        if trends:
-            conn.execute("DELETE FROM trends")
-            conn.executemany(
-                "INSERT INTO trends (cell, score, version) VALUES (?, ?, ?) "
-                "ON CONFLICT (cell) DO UPDATE SET score = excluded.score",
-                [(t.cell, t.score, t.version) for t in trends],
-            )
-
-    def load_collective(self) -> tuple[list[ConsolidatedPattern], list[Trend]]:
-        with self.lock:
-            rows = self.conn.execute(
-                "SELECT id, task, cells, time_bucket, day_type, success_rate, support, "
-                "viewers, weight, version FROM collective"
-            ).fetchall()
-            trend_rows = self.conn.execute("SELECT cell, score, version FROM trends").fetchall()
-        patterns = [
-            ConsolidatedPattern(
-                id=r[0],
-                task=r[1],
-                cells=_cells(r[2]),
-                context=PatternContext(time_bucket=r[3], day_type=r[4]),
-                success_rate=r[5],
-                support=r[6],
-                viewers=r[7],
-                weight=r[8],
-                version=r[9],
-            )
-            for r in rows
-        ]
-        return patterns, [Trend(cell=c, score=s, version=v) for c, s, v in trend_rows]
+        return [PatternStat((r[0], parse_cells(r[1]), r[2], r[3]), *r[4:]) for r in rows]
 
     # -- skills and tiers ----------------------------------------------------------------
     def save_skills(
@@ -414,67 +346,6 @@ class BrainStore:
                 (r[0], r[1], r[2], r[3])
                 for r in self.conn.execute("SELECT name, vector, mass, updated_at FROM tiers")
             ]
-
-    # -- outbox --------------------------------------------------------------------------
-    def enqueue(self, conn: sqlite3.Connection, changes: Iterable[tuple[str, str]]) -> None:
-        """Queue pattern changes; a newer change to a pattern in flight detaches it from
-        that batch, so the ack of the old batch cannot drop the newer change."""
-        conn.executemany(
-            "INSERT INTO outbox (pattern_id, op, seq, batch_id) VALUES (?, ?, "
-            "(SELECT COALESCE(MAX(seq), 0) + 1 FROM outbox), NULL) "
-            "ON CONFLICT (pattern_id) DO UPDATE SET op = excluded.op, seq = excluded.seq, "
-            "batch_id = NULL",
-            list(changes),
-        )
-
-    def outbox_pending(self, limit: int) -> list[tuple[str, str]]:
-        with self.lock:
-            return [
-                (r[0], r[1])
-                for r in self.conn.execute(
-                    "SELECT pattern_id, op FROM outbox WHERE batch_id IS NULL ORDER BY seq LIMIT ?",
-                    (limit,),
-                )
-            ]
-
-    def outbox_size(self) -> int:
-        return self.count("outbox")
-
-    def begin_batch(
-        self,
-        batch_id: str,
-        payload: bytes,
-        pattern_ids: Sequence[str],
-        now: float,
-        cursors: Mapping[str, str] | None = None,
-    ) -> None:
-        """Record an outgoing push before sending it, so a retry resends the same bytes;
-        ``cursors`` (e.g. the report cursor) move in the same durable transaction."""
-        with self.transaction(durable=True) as conn:
-            for name, value in (cursors or {}).items():
-                self.set_cursor(conn, name, value)
-            conn.execute(
-                "INSERT INTO inflight (batch_id, payload, created_at) VALUES (?, ?, ?)",
-                (batch_id, payload, now),
-            )
-            conn.executemany(
-                "UPDATE outbox SET batch_id = ? WHERE pattern_id = ? AND batch_id IS NULL",
-                [(batch_id, pid) for pid in pattern_ids],
-            )
-
-    def inflight(self) -> tuple[str, bytes] | None:
-        with self.lock:
-            row = self.conn.execute(
-                "SELECT batch_id, payload FROM inflight ORDER BY created_at LIMIT 1"
-            ).fetchone()
-        return None if row is None else (str(row[0]), bytes(row[1]))
-
-    def ack_batch(self, batch_id: str) -> int:
-        """The server acknowledged the batch: its patterns leave the outbox."""
-        with self.transaction(durable=True) as conn:
-            removed = conn.execute("DELETE FROM outbox WHERE batch_id = ?", (batch_id,)).rowcount
-            conn.execute("DELETE FROM inflight WHERE batch_id = ?", (batch_id,))
-        return int(removed)
 
     # -- codebook ------------------------------------------------------------------------
     def save_codebook(
