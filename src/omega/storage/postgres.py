@@ -31,7 +31,6 @@ from omega.errors import ConflictError, InputError, StoreError
 from omega.protocol.messages import (
     ConsolidatedPattern,
     ItemScore,
-    Pattern,
     PushAck,
     PushRequest,
     Trend,
@@ -42,7 +41,6 @@ from omega.storage._codec import (
     decode_consolidated,
     decode_pattern,
     encode,
-    pattern_columns,
 )
 from omega.storage._migrations import check_known, load_migrations
 from omega.storage._pending import pending_rows
@@ -52,6 +50,7 @@ from omega.storage._postgres_popularity import (
     popular_between,
     upsert_popular,
 )
+from omega.storage._postgres_rows import APPLY, UPSERT_RELEASED, columns, pending_columns
 from omega.storage._release import check_limit, delta_cut, stamp_release
 from omega.storage.base import (
     Codebook,
@@ -72,46 +71,6 @@ VECTOR_DIM = 384
 _MIGRATION_LOCK = 0x6F6D656761
 
 Cursor = psycopg.Cursor[tuple[Any, ...]]
-
-_UPSERT_RELEASED = """
-INSERT INTO released (pattern_id, version, removed, weight, task, cells, time_bucket,
-                      day_type, success_rate, support, viewers, body)
-VALUES (%s, %s, FALSE, %s, %s, %s, %s, %s, %s, %s, %s, %s)
-ON CONFLICT (pattern_id) DO UPDATE SET
-    version = EXCLUDED.version, removed = FALSE, weight = EXCLUDED.weight,
-    task = EXCLUDED.task, cells = EXCLUDED.cells, time_bucket = EXCLUDED.time_bucket,
-    day_type = EXCLUDED.day_type, success_rate = EXCLUDED.success_rate,
-    support = EXCLUDED.support, viewers = EXCLUDED.viewers, body = EXCLUDED.body
-"""
-
-# Lease (SKIP LOCKED: rows another worker holds are invisible), delete, keep the newest
-# contribution per (viewer, pattern), fold it into the live set last-writer-wins on seq,
-# all in one statement. Rows are inserted in key order so that concurrent workers lock
-# live rows in the same order.
-_APPLY = """
-WITH lease AS (
-    SELECT seq FROM pending ORDER BY seq LIMIT %(limit)s FOR UPDATE SKIP LOCKED
-), leased AS (
-    DELETE FROM pending p USING lease WHERE p.seq = lease.seq RETURNING p.*
-), latest AS (
-    SELECT DISTINCT ON (viewer_id, pattern_id) * FROM leased
-    ORDER BY viewer_id, pattern_id, seq DESC
-), folded AS (
-    INSERT INTO live (viewer_id, pattern_id, region, codebook_id, removed, task, cells,
-                      time_bucket, day_type, success_rate, support, body, seq, updated_at)
-    SELECT viewer_id, pattern_id, region, codebook_id, op = 'remove', task, cells,
-           time_bucket, day_type, success_rate, support, body, seq, %(now)s
-    FROM latest ORDER BY viewer_id, pattern_id
-    ON CONFLICT (viewer_id, pattern_id) DO UPDATE SET
-        region = EXCLUDED.region, codebook_id = EXCLUDED.codebook_id,
-        removed = EXCLUDED.removed, task = EXCLUDED.task, cells = EXCLUDED.cells,
-        time_bucket = EXCLUDED.time_bucket, day_type = EXCLUDED.day_type,
-        success_rate = EXCLUDED.success_rate, support = EXCLUDED.support,
-        body = EXCLUDED.body, seq = EXCLUDED.seq, updated_at = EXCLUDED.updated_at
-    WHERE live.seq < EXCLUDED.seq
-)
-SELECT count(*) FROM leased
-"""
 
 
 @contextmanager
@@ -288,7 +247,7 @@ class PostgresStorage(PostgresPopularity, Storage):
     ) -> PushAck:
         head = (push.viewer_id, push.batch_id, region, push.codebook_id)
         rows = [
-            (*head, r.pattern_id, r.op, r.body, *_pending_columns(r.pattern), now)
+            (*head, r.pattern_id, r.op, r.body, *pending_columns(r.pattern), now)
             for r in pending_rows(push, ack)
         ]
         with self._tx() as cur:
@@ -324,7 +283,7 @@ class PostgresStorage(PostgresPopularity, Storage):
     def apply_pending(self, *, worker_id: str, limit: int, now: float) -> int:
         check_limit(limit)
         with self._tx() as cur:
-            cur.execute(_APPLY, {"limit": limit, "now": now})
+            cur.execute(APPLY, {"limit": limit, "now": now})
             applied = int(_one(cur)[0])
         _log.debug("worker %s applied %d contributions", worker_id, applied)
         return applied
@@ -382,8 +341,8 @@ class PostgresStorage(PostgresPopularity, Storage):
             if cur.rowcount != 1:
                 return None
             cur.executemany(
-                _UPSERT_RELEASED,
-                [(p.id, version, p.weight, *_columns(p), p.viewers, encode(p)) for p in patterns],
+                UPSERT_RELEASED,
+                [(p.id, version, p.weight, *columns(p), p.viewers, encode(p)) for p in patterns],
             )
             cur.execute(
                 "UPDATE released SET removed = TRUE, version = %s, body = NULL"
@@ -481,15 +440,6 @@ def _one(cur: Cursor) -> tuple[Any, ...]:
     if row is None:
         raise StoreError("PostgreSQL store: expected a row, got none (schema not migrated?)")
     return row
-
-
-def _columns(p: Pattern | ConsolidatedPattern) -> tuple[object, ...]:
-    task, cells, time_bucket, day_type, success_rate, support = pattern_columns(p)
-    return (task, list(cells), time_bucket, day_type, success_rate, support)
-
-
-def _pending_columns(p: Pattern | None) -> tuple[object, ...]:
-    return (None,) * 6 if p is None else _columns(p)
 
 
 def _version(cur: Cursor) -> int:
