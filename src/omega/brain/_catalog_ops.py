@@ -34,7 +34,7 @@ __all__ = ["DIM", "INDEX_FILE", "CatalogOps"]
 
 DIM = 384
 INDEX_FILE = "index.usearch"
-log = logging.getLogger("omega.brain.brain")
+log = logging.getLogger(__name__)
 
 
 class CatalogOps:
