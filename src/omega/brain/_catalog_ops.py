@@ -25,6 +25,7 @@ from omega.brain.knowledge import CellKnowledge
 from omega.brain.patterns import PatternBank
 from omega.brain.store import BrainStore, EpisodeRow
 from omega.errors import ConfigError, CorruptStoreError, InputError
+from omega.protocol import EMBEDDING_DIM
 from omega.protocol.messages import ConsolidatedPattern, Trend
 
 if TYPE_CHECKING:
@@ -32,7 +33,7 @@ if TYPE_CHECKING:
 
 __all__ = ["DIM", "INDEX_FILE", "CatalogOps"]
 
-DIM = 384
+DIM = EMBEDDING_DIM  # all-MiniLM-L6-v2, the one embedding size on the wire
 INDEX_FILE = "index.usearch"
 log = logging.getLogger(__name__)
 
