@@ -5,6 +5,7 @@ and stale bases; after every step the live set, the release and the stats must m
 from __future__ import annotations
 
 import sqlite3
+from pathlib import Path
 
 import psycopg
 import pytest
@@ -16,10 +17,11 @@ from storage_records import CODEBOOK, ack_all, digest, pattern, push, released, 
 from omega.errors import ConflictError
 from omega.protocol.messages import Pattern
 from omega.storage import Storage
+from omega.storage._sqlite_live import live_path
 
 VIEWERS = ["v0", "v1", "v2"]
 IDS = ["a", "b", "c", "d"]
-_TABLES = ["pending", "live", "push_batches", "released", "releases", "trends"]
+_TABLES = ["pending", "push_batches", "released", "releases", "trends"]
 
 
 def _reset(url: str) -> None:
@@ -27,12 +29,15 @@ def _reset(url: str) -> None:
     statements = [f"DELETE FROM {t}" for t in _TABLES]
     statements.append("UPDATE release_state SET version = 0")
     if url.startswith("sqlite:///"):
-        with sqlite3.connect(url.removeprefix("sqlite:///")) as conn:
+        path = Path(url.removeprefix("sqlite:///"))
+        with sqlite3.connect(path) as conn:
             for s in statements:
                 conn.execute(s)
+        with sqlite3.connect(live_path(path)) as conn:  # the SQLite live set's own file
+            conn.execute("DELETE FROM live")
     else:
         with psycopg.connect(url) as conn:
-            for s in statements:
+            for s in [*statements, "DELETE FROM live"]:
                 conn.execute(s.encode())
 
 

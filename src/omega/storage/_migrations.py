@@ -26,7 +26,7 @@ class Migration:
     sql: str
 
 
-def load_migrations(backend: Literal["sqlite", "postgres"]) -> list[Migration]:
+def load_migrations(backend: Literal["sqlite", "sqlite_live", "postgres"]) -> list[Migration]:
     """The backend's migrations in order; numbering must run 1, 2, 3… without gaps."""
     folder = resources.files("omega.storage").joinpath("migrations", backend)
     found: list[Migration] = []

@@ -11,6 +11,7 @@ from omega.storage._pending import Leased
 
 __all__ = [
     "FOLD_PENDING",
+    "NEWER_WINS",
     "UPSERT_LIVE",
     "UPSERT_RELEASED",
     "columns",
@@ -18,13 +19,13 @@ __all__ = [
     "pending_columns",
 ]
 
-# Into the live set, newest contribution per (viewer, pattern id) by seq, whatever the
-# order rows arrive in (two workers may commit in either order).
+# Into the live set (the live file's ``main`` schema), newest contribution per (viewer,
+# pattern id) by seq, whatever the order rows arrive in.
 _INTO_LIVE = """
-INSERT INTO live (viewer_id, pattern_id, region, codebook_id, removed, task, cells,
+INSERT INTO main.live (viewer_id, pattern_id, region, codebook_id, removed, task, cells,
                   time_bucket, day_type, success_rate, support, body, seq, updated_at)
 """
-_NEWER_WINS = """
+NEWER_WINS = """
 ON CONFLICT (viewer_id, pattern_id) DO UPDATE SET
     region = excluded.region, codebook_id = excluded.codebook_id,
     removed = excluded.removed, task = excluded.task, cells = excluded.cells,
@@ -33,15 +34,17 @@ ON CONFLICT (viewer_id, pattern_id) DO UPDATE SET
     body = excluded.body, seq = excluded.seq, updated_at = excluded.updated_at
 WHERE excluded.seq > live.seq
 """
-UPSERT_LIVE = _INTO_LIVE + "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)" + _NEWER_WINS
-#: A batch of pending rows (parameters: now, the batch's last seq) in one statement, from
-#: their structured columns; rows queued before those existed are folded by UPSERT_LIVE.
+UPSERT_LIVE = _INTO_LIVE + "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)" + NEWER_WINS
+#: A batch of the main file's pending rows (parameters: now, the seq after which the batch
+#: starts, its last seq) in one statement on the live file's connection (the main file
+#: attached as ``q``), from their structured columns; rows queued before those existed are
+#: folded by UPSERT_LIVE.
 FOLD_PENDING = (
     _INTO_LIVE
     + """SELECT viewer_id, pattern_id, region, codebook_id, op = 'remove', task, cells,
        time_bucket, day_type, success_rate, support, body, seq, ?
-FROM pending WHERE seq <= ? AND (op = 'remove' OR task IS NOT NULL) ORDER BY seq"""
-    + _NEWER_WINS
+FROM q.pending WHERE seq > ? AND seq <= ? AND (op = 'remove' OR task IS NOT NULL) ORDER BY seq"""
+    + NEWER_WINS
 )
 
 UPSERT_RELEASED = """

@@ -17,7 +17,6 @@ import logging
 import os
 import sqlite3
 import threading
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -38,10 +37,11 @@ from omega.storage._codec import (
     decode_pattern,
     encode,
 )
-from omega.storage._migrations import check_known, load_migrations
+from omega.storage._migrations import load_migrations
 from omega.storage._pending import Leased, latest_per_key, pending_rows
 from omega.storage._release import check_limit, delta_cut, stamp_release
-from omega.storage._sqlite_conn import set_wal, statements, translated
+from omega.storage._sqlite_conn import migrate_file, set_wal, translated
+from omega.storage._sqlite_live import LiveFile
 from omega.storage._sqlite_popularity import (
     SQLitePopularity,
     insert_reports,
@@ -93,15 +93,16 @@ class SQLiteStorage(SQLitePopularity, Storage):
         self._connections: list[sqlite3.Connection] = []
         self._closed = False
         self._writer = Writer(self._connect, name=f"omega-sqlite-writer:{self.path.name}")
+        self._live = LiveFile(self.path, self._connect)
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise StoreError(f"cannot create the folder for {self.path}: {exc}") from exc
 
     # -- connections and transactions ---------------------------------------------------
-    def _connect(self) -> sqlite3.Connection:
+    def _connect(self, path: Path | None = None) -> sqlite3.Connection:
         conn = sqlite3.connect(
-            self.path,
+            path or self.path,
             isolation_level=None,  # we issue BEGIN/COMMIT ourselves
             check_same_thread=False,  # only so close() may close it from another thread
             timeout=self._busy_timeout_ms / 1000,
@@ -161,33 +162,20 @@ class SQLiteStorage(SQLitePopularity, Storage):
             self._closed = True
             connections, self._connections = self._connections, []
         self._writer.close()
+        self._live.close()
         for conn in connections:
             conn.close()
         self._local = threading.local()
 
     # -- lifecycle ---------------------------------------------------------------------------
     def migrate(self) -> None:
+        with self._read() as c:  # a damaged main file is named as such, before the live one
+            c.execute("SELECT count(*) FROM sqlite_master").fetchone()
+        # The live file first: it takes over the rows of the main file's old live table,
+        # which the main file's migration 0004 then drops.
+        self._live.migrate()
         migrations = load_migrations("sqlite")
-
-        def write(c: sqlite3.Connection) -> None:
-            c.execute(
-                "CREATE TABLE IF NOT EXISTS schema_migrations ("
-                " version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at REAL NOT NULL)"
-            )
-            applied = {row[0] for row in c.execute("SELECT version FROM schema_migrations")}
-            check_known(applied, migrations)
-            for m in migrations:
-                if m.number in applied:
-                    continue
-                for statement in statements(m.sql):
-                    c.execute(statement)
-                c.execute(
-                    "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)",
-                    (m.number, m.name, time.time()),
-                )
-                _log.info("applied SQLite migration %04d_%s to %s", m.number, m.name, self.path)
-
-        self._write(write)
+        self._write(lambda c: migrate_file(c, migrations, self.path))
 
     # -- viewers -----------------------------------------------------------------------------
     def create_viewer(self, viewer: ViewerRecord) -> None:
@@ -308,37 +296,61 @@ class SQLiteStorage(SQLitePopularity, Storage):
     def apply_pending(self, *, worker_id: str, limit: int, now: float) -> int:
         check_limit(limit)
 
-        def write(c: sqlite3.Connection) -> int:
-            # The write lock is ours, so the first `limit` rows by seq are all the batch.
+        def fold(c: sqlite3.Connection) -> tuple[int, int]:
+            # On the live file (see _sqlite_live); its write lock is ours, so no other
+            # fold moves applied_seq meanwhile.
+            (done,) = c.execute("SELECT applied_seq FROM fold_state WHERE id = 1").fetchone()
+            issued = c.execute(
+                "SELECT coalesce(max(seq), 0) FROM q.sqlite_sequence WHERE name = 'pending'"
+            ).fetchone()[0]
+            if issued < done:
+                raise StoreError(
+                    f"{self._live.path} has folded queued contributions up to #{done} but "
+                    f"{self.path} has only queued up to #{issued}: the two files are from "
+                    f"different times; move {self._live.path.name} aside to rebuild the live "
+                    "set from the devices' next pushes"
+                )
             count, last = c.execute(
-                "SELECT count(*), max(seq) FROM (SELECT seq FROM pending ORDER BY seq LIMIT ?)",
-                (limit,),
+                "SELECT count(*), max(seq) FROM"
+                " (SELECT seq FROM q.pending WHERE seq > ? ORDER BY seq LIMIT ?)",
+                (done, limit),
             ).fetchone()
             if not count:
-                return 0
+                return 0, done
             # One statement folds the batch (newest per key wins by seq); only rows queued
             # before migration 0002, without the structured columns, need decoding here.
-            c.execute(FOLD_PENDING, (now, last))
+            c.execute(FOLD_PENDING, (now, done, last))
             legacy = [
                 Leased(*row)
                 for row in c.execute(
                     "SELECT seq, viewer_id, region, codebook_id, pattern_id, op, body"
-                    " FROM pending WHERE seq <= ? AND op = 'upsert' AND task IS NULL",
-                    (last,),
+                    " FROM q.pending WHERE seq > ? AND seq <= ? AND op = 'upsert'"
+                    " AND task IS NULL",
+                    (done, last),
                 )
             ]
             if legacy:
                 values = [live_values(row, now) for row in latest_per_key(legacy)]
                 c.executemany(UPSERT_LIVE, values)
-            c.execute("DELETE FROM pending WHERE seq <= ?", (last,))
-            return int(count)
+            c.execute("UPDATE fold_state SET applied_seq = ? WHERE id = 1", (last,))
+            return int(count), int(last)
 
-        applied = self._write(write)
+        applied, through = self._live.write(fold)
+        if through and (applied or self._queued_through(through)):
+            # Folded rows leave the queue (also any a crash left after an earlier fold).
+            self._write(lambda c: c.execute("DELETE FROM pending WHERE seq <= ?", (through,)))
         _log.debug("worker %s applied %d contributions", worker_id, applied)
         return applied
 
-    def live_patterns(self, *, codebook_id: str, updated_after: float) -> list[LivePattern]:
+    def _queued_through(self, seq: int) -> bool:
         with self._read() as c:
+            return (
+                c.execute("SELECT 1 FROM pending WHERE seq <= ? LIMIT 1", (seq,)).fetchone()
+                is not None
+            )
+
+    def live_patterns(self, *, codebook_id: str, updated_after: float) -> list[LivePattern]:
+        with self._live.read() as c:
             rows = c.execute(
                 "SELECT viewer_id, region, codebook_id, body, updated_at FROM live"
                 " WHERE removed = 0 AND codebook_id = ? AND updated_at > ?"
@@ -354,7 +366,7 @@ class SQLiteStorage(SQLitePopularity, Storage):
             ).fetchall()
             return sum(1 for (removed,) in dropped if not removed)
 
-        return self._write(write)
+        return self._live.write(write)
 
     def prune_batches(self, *, created_before: float) -> int:
         def write(c: sqlite3.Connection) -> int:
@@ -450,13 +462,13 @@ class SQLiteStorage(SQLitePopularity, Storage):
 
     def stats(self) -> StorageStats:
         with self._read() as c:
-            row = c.execute(
+            viewers, pending, released, version = c.execute(
                 "SELECT (SELECT count(*) FROM viewers), (SELECT count(*) FROM pending),"
-                " (SELECT count(*) FROM live WHERE removed = 0),"
                 " (SELECT count(*) FROM released WHERE removed = 0),"
                 " (SELECT version FROM release_state WHERE id = 1)"
             ).fetchone()
-        viewers, pending, live, released, version = row
+        with self._live.read() as c:
+            (live,) = c.execute("SELECT count(*) FROM live WHERE removed = 0").fetchone()
         return StorageStats(viewers, pending, live, released, version, backend="sqlite")
 
 

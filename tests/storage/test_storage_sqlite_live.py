@@ -1,0 +1,148 @@
+"""The SQLite live set's own file: a round's fold never holds the main file's write lock,
+folds exactly once across the two files, and upgrades move the old live table over."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+from pathlib import Path
+
+import msgspec
+import pytest
+from storage_records import ingest, pattern, push, viewer
+
+from omega.errors import StoreError
+from omega.storage import SQLiteStorage, open_storage
+from omega.storage._migrations import load_migrations
+from omega.storage._sqlite_live import live_path
+
+
+def _live(store: SQLiteStorage) -> dict[str, float]:
+    return {
+        lp.pattern.id: lp.pattern.success_rate
+        for lp in store.live_patterns(codebook_id="cb-1", updated_after=0.0)
+    }
+
+
+def test_live_file_sits_beside_the_main_one() -> None:
+    assert live_path(Path("data/constellation.db")) == Path("data/constellation.live.db")
+    assert live_path(Path("data/omega")) == Path("data/omega.live")
+
+
+def test_a_fold_waits_for_the_live_file_while_pushes_go_on(tmp_path: Path) -> None:
+    """A round folding (here: waiting for the live file's lock) leaves the main file's
+    write lock free: a push commits meanwhile, and the fold then takes it in too."""
+    store = SQLiteStorage(tmp_path / "omega.db")
+    try:
+        store.migrate()
+        viewer(store, "v1")
+        ingest(store, push("v1", "b1", added=[pattern("a")]))
+        other = sqlite3.connect(live_path(tmp_path / "omega.db"), isolation_level=None)
+        other.execute("BEGIN IMMEDIATE")  # another round holds the live file
+        applied: list[int] = []
+        fold = threading.Thread(
+            target=lambda: applied.append(store.apply_pending(worker_id="w", limit=10, now=5.0))
+        )
+        fold.start()
+        time.sleep(0.2)
+        ingest(store, push("v1", "b2", added=[pattern("b")]))  # the main file is free
+        assert fold.is_alive() and not applied
+        other.execute("COMMIT")
+        other.close()
+        fold.join(timeout=10)
+        assert applied == [2]
+        assert _live(store) == {"a": 0.8, "b": 0.8}
+        assert store.stats().pending_contributions == 0
+    finally:
+        store.close()
+
+
+def test_a_fold_whose_queue_delete_was_lost_applies_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Killed after the live file committed and before the queue's rows were deleted: the
+    rows stay queued, the next fold skips them (applied_seq) and deletes them."""
+    store = SQLiteStorage(tmp_path / "omega.db")
+    try:
+        store.migrate()
+        viewer(store, "v1")
+        ingest(store, push("v1", "b1", added=[pattern("a"), pattern("b")]))
+
+        def crash(job: object) -> None:
+            raise KeyboardInterrupt("killed before the queue's delete")
+
+        with monkeypatch.context() as m:
+            m.setattr(store, "_write", crash)
+            with pytest.raises(KeyboardInterrupt):
+                store.apply_pending(worker_id="w", limit=10, now=5.0)
+        assert store.stats().pending_contributions == 2
+        assert _live(store) == {"a": 0.8, "b": 0.8}
+
+        ingest(store, push("v1", "b2", updated=[pattern("a", success=0.95)]))
+        assert store.apply_pending(worker_id="w", limit=10, now=6.0) == 1
+        assert store.apply_pending(worker_id="w", limit=10, now=7.0) == 0
+        assert store.stats().pending_contributions == 0
+        assert _live(store) == {"a": 0.95, "b": 0.8}
+    finally:
+        store.close()
+
+
+def test_files_from_different_times_are_a_clear_error(tmp_path: Path) -> None:
+    """A live file that folded further than the main file ever queued (one of the two was
+    restored from a backup) must not swallow new contributions as already folded."""
+    main = tmp_path / "omega.db"
+    store = open_storage(str(main))
+    viewer(store, "v1")
+    ingest(store, push("v1", "b1", added=[pattern("a"), pattern("b"), pattern("c")]))
+    assert store.apply_pending(worker_id="w", limit=10, now=5.0) == 3
+    store.close()
+    for leftover in tmp_path.glob("omega.db*"):
+        leftover.unlink()  # the main file "restored" to an empty one
+    store = open_storage(str(main))
+    try:
+        viewer(store, "v1")
+        ingest(store, push("v1", "b2", added=[pattern("d")]))
+        with pytest.raises(StoreError, match="different times"):
+            store.apply_pending(worker_id="w", limit=10, now=6.0)
+        assert store.stats().pending_contributions == 1  # nothing dropped
+    finally:
+        store.close()
+
+
+def test_upgrade_moves_the_live_table_to_its_own_file(tmp_path: Path) -> None:
+    """A file at migration 0003 (one file, live set inside) opens with its live rows in
+    the live file, its queue still folding, and no live table left in the main file."""
+    main = tmp_path / "omega.db"
+    body = msgspec.msgpack.encode(pattern("old", success=0.9))
+    with sqlite3.connect(main) as conn:
+        for m in load_migrations("sqlite")[:3]:
+            conn.executescript(m.sql)
+        conn.execute(
+            "CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL,"
+            " applied_at REAL NOT NULL)"
+        )
+        conn.executemany(
+            "INSERT INTO schema_migrations VALUES (?, ?, 0)",
+            [(1, "initial"), (2, "pending_columns"), (3, "popularity")],
+        )
+        conn.execute("INSERT INTO viewers VALUES ('v1', 'eu', 'tv', '0.1.0', 1)")
+        conn.execute(
+            "INSERT INTO live (viewer_id, pattern_id, region, codebook_id, task, cells,"
+            " time_bucket, day_type, success_rate, support, body, seq, updated_at)"
+            " VALUES ('v1', 'old', 'eu', 'cb-1', 'preference', '[1]', 'evening', 'weekend',"
+            " 0.9, 5, ?, 7, 50.0)",
+            (body,),
+        )
+    store = open_storage(str(main))
+    try:
+        ingest(store, push("v1", "b1", added=[pattern("new")]))
+        assert store.apply_pending(worker_id="w", limit=10, now=60.0) == 1
+        assert _live(store) == {"old": 0.9, "new": 0.8}
+        assert store.stats().live_patterns == 2
+    finally:
+        store.close()
+    with sqlite3.connect(main) as conn:
+        tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        assert "live" not in tables and "pending" in tables
+        assert conn.execute("SELECT max(version) FROM schema_migrations").fetchone() == (4,)
