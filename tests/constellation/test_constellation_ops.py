@@ -216,3 +216,35 @@ def test_scheduled_rounds_release_from_a_child_process(
         time.sleep(0.1)
     assert _round_children() == [], "a round's child process outlived the server"
     assert "Traceback" not in scheduled.log_path.read_text()
+
+
+_FREEZE_PROBE = """
+import asyncio, gc, sys
+from omega.constellation import Settings, create_app
+
+async def main() -> None:
+    settings = Settings(data_dir=sys.argv[1], federation_interval=0, gc_freeze=sys.argv[2] == "1")
+    app = create_app(settings)
+    async with app.router.lifespan_context(app):
+        print(gc.get_freeze_count())
+
+asyncio.run(main())
+"""
+
+
+@pytest.mark.parametrize("freeze", [True, False])
+def test_a_started_server_freezes_what_it_loaded(tmp_path: Path, freeze: bool) -> None:
+    """With gc_freeze (the default) the libraries' objects leave the collector's view once
+    the app has started; embedded with it off, the process's collector is left alone."""
+    import subprocess
+    import sys
+
+    out = subprocess.run(
+        [sys.executable, "-c", _FREEZE_PROBE, str(tmp_path), "1" if freeze else "0"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    ).stdout
+    frozen = int(out.strip().splitlines()[-1])
+    assert frozen > 10_000 if freeze else frozen == 0

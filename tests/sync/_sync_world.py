@@ -259,6 +259,7 @@ def inprocess_settings(data_dir: Path, **overrides: Any) -> Any:
         "federation_interval": 0,
         "release_poll_interval": 0.2,
         "rate_limit": 100_000,
+        "gc_freeze": False,  # the test process is not a server
         **overrides,
     }
     return Settings(**values)

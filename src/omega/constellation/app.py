@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 from collections.abc import AsyncIterator
 from typing import Any
@@ -159,6 +160,9 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
                 runtime.broker.version,
                 runtime.tokens.keys.signer.kid,
             )
+            if settings.gc_freeze:  # see Settings.gc_freeze
+                gc.collect()
+                gc.freeze()
             yield
         finally:
             for task in tasks:

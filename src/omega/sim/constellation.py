@@ -39,6 +39,7 @@ class SimConstellation:
             federation_interval=0,
             rate_limit=1_000_000,
             access_token_ttl=24 * 3600,
+            gc_freeze=False,  # the simulator's process is not a server
         )
         transport = await AsgiTransport(create_app(settings)).open()
         token = (data_dir / "admin-token").read_text().strip()
