@@ -146,3 +146,18 @@ def test_upgrade_moves_the_live_table_to_its_own_file(tmp_path: Path) -> None:
         tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
         assert "live" not in tables and "pending" in tables
         assert conn.execute("SELECT max(version) FROM schema_migrations").fetchone() == (4,)
+
+
+def test_a_fold_larger_than_one_delete_chunk_empties_the_queue(tmp_path: Path) -> None:
+    store = SQLiteStorage(tmp_path / "omega.db")
+    try:
+        store.migrate()
+        for v in range(5):
+            viewer(store, f"v{v}")
+            added = [pattern(f"p{i}") for i in range(500)]
+            ingest(store, push(f"v{v}", "b1", added=added))
+        assert store.apply_pending(worker_id="w", limit=10_000, now=5.0) == 2_500
+        assert store.stats().pending_contributions == 0
+        assert store.stats().live_patterns == 2_500
+    finally:
+        store.close()

@@ -167,6 +167,7 @@ def server(
         "server_cpu_pct": "server %cpu",
         "client_cpu_pct": "client %cpu",
         "other_cpu_pct": "other %cpu",
+        "steal_cpu_pct": "stolen %cpu",
         "passed": "passed",
     }
     rows = [{label: step.get(key) for key, label in shown.items()} for step in result["steps"]]

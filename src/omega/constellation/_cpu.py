@@ -22,7 +22,8 @@ class CpuSnapshot:
     wall: float
     server: float | None  # CPU seconds used so far by the server's processes
     client: float  # CPU seconds used so far by this process
-    busy: float | None  # CPU seconds the whole machine spent not idle
+    busy: float | None  # CPU seconds the whole machine spent not idle (nor stolen)
+    stolen: float | None  # CPU seconds the hypervisor gave other guests while we waited
 
 
 def _process_seconds(pid: int) -> float | None:
@@ -33,14 +34,16 @@ def _process_seconds(pid: int) -> float | None:
     return (int(fields[11]) + int(fields[12])) / _TICK  # utime, stime
 
 
-def _machine_busy() -> float | None:
+def _machine_busy() -> tuple[float | None, float | None]:
+    """Machine-wide CPU seconds busy and stolen (a virtual machine's cores are shared)."""
     try:
         first = Path("/proc/stat").read_text().split("\n", 1)[0].split()
     except OSError:
-        return None
-    ticks = [int(v) for v in first[1:]]
-    idle = ticks[3] + (ticks[4] if len(ticks) > 4 else 0)  # idle + iowait
-    return (sum(ticks[:8]) - idle) / _TICK
+        return None, None
+    ticks = [int(v) for v in first[1:]] + [0] * 8
+    idle = ticks[3] + ticks[4]  # idle + iowait
+    steal = ticks[7]
+    return (sum(ticks[:8]) - idle - steal) / _TICK, steal / _TICK
 
 
 def process_tree(pid: int) -> list[int]:
@@ -64,8 +67,13 @@ class CpuMeter:
     def snapshot(self) -> CpuSnapshot:
         seconds = [_process_seconds(pid) for pid in self._pids]
         server = None if not seconds or None in seconds else sum(s for s in seconds if s)
+        busy, stolen = _machine_busy()
         return CpuSnapshot(
-            wall=time.monotonic(), server=server, client=time.process_time(), busy=_machine_busy()
+            wall=time.monotonic(),
+            server=server,
+            client=time.process_time(),
+            busy=busy,
+            stolen=stolen,
         )
 
     @staticmethod
@@ -86,4 +94,5 @@ class CpuMeter:
             "server_cpu_pct": server,
             "client_cpu_pct": client,
             "other_cpu_pct": others,
+            "steal_cpu_pct": pct(start.stolen, end.stolen),
         }

@@ -299,6 +299,7 @@ def _report(
     failed = next((s for s in steps if not s["passed"]), None)
     shown = best or (steps[0] if steps else {})
     others = [s["other_cpu_pct"] for s in steps if s.get("other_cpu_pct") is not None]
+    stolen = [s["steal_cpu_pct"] for s in steps if s.get("steal_cpu_pct") is not None]
     return {
         "viewers": viewers,
         "syncs_per_s": best["syncs_per_s"] if best else 0.0,
@@ -308,9 +309,11 @@ def _report(
         "offered_per_s": best["offered_per_s"] if best else 0.0,
         "limited_by": _limited_by(failed, settings["p95_limit_ms"], len(steps)),
         # Contention-proof figures: the server's CPU per sync (at the best step, else the
-        # first), and the most CPU other work on the machine took during a step (% of a core).
+        # first), and the most CPU other work on the machine, or the hypervisor (a virtual
+        # machine's cores are shared), took during a step (% of a core).
         "server_cpu_ms_per_sync": shown.get("server_cpu_ms_per_sync"),
         "other_cpu_pct_max": max(others) if others else None,
+        "steal_cpu_pct_max": max(stolen) if stolen else None,
         "storage": storage,
         "cores": os.cpu_count(),
         "setup_s": setup_s,
@@ -327,7 +330,8 @@ def _limited_by(failed: dict[str, Any] | None, limit: float, count: int) -> str:
     if failed.get("server_cpu_pct") is not None:
         cpu = (
             f" (CPU, % of a core: server {failed['server_cpu_pct']:g}, client "
-            f"{failed['client_cpu_pct']:g}, other work {failed['other_cpu_pct']:g})"
+            f"{failed['client_cpu_pct']:g}, other work {failed['other_cpu_pct']:g}, "
+            f"stolen by the hypervisor {failed.get('steal_cpu_pct') or 0:g})"
         )
     if failed["errors"]:
         return f"errors at {rate:g}/s: {failed['error_kinds']}{cpu}"

@@ -88,6 +88,7 @@ class StepResult(msgspec.Struct, frozen=True, kw_only=True):
     server_cpu_pct: float | None = None
     client_cpu_pct: float | None = None
     other_cpu_pct: float | None = None  # the rest of the machine: work sharing the cores
+    steal_cpu_pct: float | None = None  # taken by the hypervisor: the box itself was slower
     server_cpu_ms_per_sync: float | None = None
 
 

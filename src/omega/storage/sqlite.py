@@ -72,6 +72,9 @@ _log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
+#: Folded rows deleted from the queue per transaction (~2 ms of the main file's lock).
+_DROP_CHUNK = 1_000
+
 
 class SQLiteStorage(SQLitePopularity, Storage):
     """The constellation's state in one SQLite file (created, with its folder, if missing)."""
@@ -337,10 +340,24 @@ class SQLiteStorage(SQLitePopularity, Storage):
 
         applied, through = self._live.write(fold)
         if through and (applied or self._queued_through(through)):
-            # Folded rows leave the queue (also any a crash left after an earlier fold).
-            self._write(lambda c: c.execute("DELETE FROM pending WHERE seq <= ?", (through,)))
+            self._drop_folded(through)
         _log.debug("worker %s applied %d contributions", worker_id, applied)
         return applied
+
+    def _drop_folded(self, through: int) -> None:
+        """Delete the queue's rows up to ``through`` (folded), also any a crash left after
+        an earlier fold, in short transactions: each holds the lock pushes need."""
+        while True:
+
+            def drop(c: sqlite3.Connection) -> int:
+                return c.execute(
+                    "DELETE FROM pending WHERE seq IN"
+                    " (SELECT seq FROM pending WHERE seq <= ? ORDER BY seq LIMIT ?)",
+                    (through, _DROP_CHUNK),
+                ).rowcount
+
+            if self._write(drop) < _DROP_CHUNK:
+                return
 
     def _queued_through(self, seq: int) -> bool:
         with self._read() as c:
