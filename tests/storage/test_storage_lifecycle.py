@@ -16,7 +16,7 @@ from omega.storage import SQLiteStorage, Storage, StorageStats, open_storage
 from omega.storage._migrations import load_migrations
 from omega.storage.postgres import PostgresStorage
 
-#: Every numbered migration, as recorded once applied (the same numbers on both backends).
+#: Every numbered migration, as recorded once applied (on both backends up to 0003).
 MIGRATIONS = [(1, "initial"), (2, "pending_columns"), (3, "popularity")]
 #: SQLite's live set moved to a file of its own (PostgreSQL has no single write lock).
 SQLITE_MIGRATIONS = [*MIGRATIONS, (4, "live_moved")]

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-import time
 from pathlib import Path
 
 import msgspec
@@ -25,35 +24,41 @@ def _live(store: SQLiteStorage) -> dict[str, float]:
     }
 
 
-def test_live_file_sits_beside_the_main_one() -> None:
-    assert live_path(Path("data/constellation.db")) == Path("data/constellation.live.db")
-    assert live_path(Path("data/omega")) == Path("data/omega.live")
+def test_live_file_sits_beside_the_main_one(tmp_path: Path) -> None:
+    assert live_path(tmp_path / "constellation.db") == tmp_path / "constellation.live.db"
+    assert live_path(tmp_path / "omega") == tmp_path / "omega.live"
+    (tmp_path / "real").mkdir()
+    (tmp_path / "real" / "c.db").touch()
+    (tmp_path / "link.db").symlink_to(tmp_path / "real" / "c.db")
+    assert live_path(tmp_path / "link.db") == tmp_path / "real" / "c.live.db"
 
 
-def test_a_fold_waits_for_the_live_file_while_pushes_go_on(tmp_path: Path) -> None:
-    """A round folding (here: waiting for the live file's lock) leaves the main file's
-    write lock free: a push commits meanwhile, and the fold then takes it in too."""
-    store = SQLiteStorage(tmp_path / "omega.db")
+def test_a_fold_in_progress_leaves_the_main_file_writable(tmp_path: Path) -> None:
+    """While a fold holds the live file and reads the queue, a push commits in the main
+    file (``BEGIN IMMEDIATE`` would have locked both files)."""
+    store = SQLiteStorage(tmp_path / "omega.db", busy_timeout_ms=2_000)
     try:
         store.migrate()
         viewer(store, "v1")
         ingest(store, push("v1", "b1", added=[pattern("a")]))
-        other = sqlite3.connect(live_path(tmp_path / "omega.db"), isolation_level=None)
-        other.execute("BEGIN IMMEDIATE")  # another round holds the live file
-        applied: list[int] = []
-        fold = threading.Thread(
-            target=lambda: applied.append(store.apply_pending(worker_id="w", limit=10, now=5.0))
-        )
+        reading, release = threading.Event(), threading.Event()
+
+        def slow_fold(c: sqlite3.Connection) -> int:
+            (queued,) = c.execute("SELECT count(*) FROM q.pending").fetchone()
+            reading.set()
+            release.wait(timeout=10)
+            return int(queued)
+
+        seen: list[int] = []
+        fold = threading.Thread(target=lambda: seen.append(store._live.write(slow_fold)))
         fold.start()
-        time.sleep(0.2)
-        ingest(store, push("v1", "b2", added=[pattern("b")]))  # the main file is free
-        assert fold.is_alive() and not applied
-        other.execute("COMMIT")
-        other.close()
+        assert reading.wait(timeout=10)
+        ingest(store, push("v1", "b2", added=[pattern("b")]))  # fails if the main is locked
+        release.set()
         fold.join(timeout=10)
-        assert applied == [2]
+        assert seen == [1]
+        assert store.apply_pending(worker_id="w", limit=10, now=5.0) == 2
         assert _live(store) == {"a": 0.8, "b": 0.8}
-        assert store.stats().pending_contributions == 0
     finally:
         store.close()
 
@@ -88,24 +93,54 @@ def test_a_fold_whose_queue_delete_was_lost_applies_once(
         store.close()
 
 
-def test_files_from_different_times_are_a_clear_error(tmp_path: Path) -> None:
-    """A live file that folded further than the main file ever queued (one of the two was
-    restored from a backup) must not swallow new contributions as already folded."""
-    main = tmp_path / "omega.db"
-    store = open_storage(str(main))
+def _files(tmp_path: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in tmp_path.glob("omega*.db")}
+
+
+def _restore(tmp_path: Path, files: dict[str, bytes], name: str) -> None:
+    for leftover in tmp_path.glob(f"{name}*"):
+        leftover.unlink()
+    (tmp_path / name).write_bytes(files[name])
+
+
+def _used_store(tmp_path: Path) -> dict[str, bytes]:
+    """A closed store whose queue was folded and deleted up to #3; its files before that."""
+    store = open_storage(str(tmp_path / "omega.db"))
     viewer(store, "v1")
+    store.close()  # checkpointed: each file is whole without its -wal
+    before = _files(tmp_path)
+    store = open_storage(str(tmp_path / "omega.db"))
     ingest(store, push("v1", "b1", added=[pattern("a"), pattern("b"), pattern("c")]))
     assert store.apply_pending(worker_id="w", limit=10, now=5.0) == 3
     store.close()
-    for leftover in tmp_path.glob("omega.db*"):
-        leftover.unlink()  # the main file "restored" to an empty one
-    store = open_storage(str(main))
+    return before
+
+
+def test_a_main_file_older_than_its_live_file_is_refused_at_start(tmp_path: Path) -> None:
+    """Restoring only the main file would let new pushes reuse sequence numbers the live
+    file has folded (and skip them): the start-up refuses the pair instead."""
+    before = _used_store(tmp_path)
+    _restore(tmp_path, before, "omega.db")
+    with pytest.raises(StoreError, match="from different times"):
+        open_storage(str(tmp_path / "omega.db"))
+
+
+def test_a_live_file_older_than_its_main_file_is_refused_at_start(tmp_path: Path) -> None:
+    before = _used_store(tmp_path)
+    _restore(tmp_path, before, "omega.live.db")
+    with pytest.raises(StoreError, match="live file is older"):
+        open_storage(str(tmp_path / "omega.db"))
+
+
+def test_a_live_file_moved_aside_starts_after_the_queue_deletions(tmp_path: Path) -> None:
+    _used_store(tmp_path)
+    for live in tmp_path.glob("omega.live.db*"):
+        live.unlink()
+    store = open_storage(str(tmp_path / "omega.db"))
     try:
-        viewer(store, "v1")
         ingest(store, push("v1", "b2", added=[pattern("d")]))
-        with pytest.raises(StoreError, match="different times"):
-            store.apply_pending(worker_id="w", limit=10, now=6.0)
-        assert store.stats().pending_contributions == 1  # nothing dropped
+        assert store.apply_pending(worker_id="w", limit=10, now=6.0) == 1
+        assert _live(store) == {"d": 0.8}
     finally:
         store.close()
 

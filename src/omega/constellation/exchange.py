@@ -8,6 +8,7 @@ writer directly: no worker-thread hop, which at ~500 syncs/s cost more than the 
 
 from __future__ import annotations
 
+import functools
 import os
 from dataclasses import dataclass
 
@@ -29,6 +30,10 @@ CRASH_AFTER_INGEST = "crash-after-ingest"
 
 #: Rows asked of storage for one pull, whatever the budget (the codec caps a pull at 4096).
 _MAX_FETCH = 4096
+
+#: Registered viewers' regions kept in memory: a registration never changes, and reading
+#: it from storage was one query per push (storage still checks the viewer exists).
+_REGIONS_CACHED = 100_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +60,8 @@ class Exchange:
         self._clock = clock
         self._metrics = metrics
         self._failpoints = failpoints
+        # A miss raises (404), and lru_cache keeps no exceptions: only found viewers stay.
+        self._region = functools.lru_cache(maxsize=_REGIONS_CACHED)(self._stored_region)
 
     async def sync(
         self, viewer_id: str, push: PushRequest | None, pull: PullRequest, *, server_version: int
@@ -115,11 +122,14 @@ class Exchange:
                 "split it into several batches",
                 slug="too-many-patterns",
             )
+        ack = review_push(push, self._codebooks.get(), server_version=server_version)
+        return ack, self._region(viewer_id)
+
+    def _stored_region(self, viewer_id: str) -> str:
         viewer = self._storage.get_viewer(viewer_id)
         if viewer is None:
             raise Problem(404, f"viewer {viewer_id} is not registered", slug="no-such-viewer")
-        ack = review_push(push, self._codebooks.get(), server_version=server_version)
-        return ack, viewer.region
+        return viewer.region
 
     def _ingested(self, ack: PushAck, stored: PushAck) -> PushAck:
         if CRASH_AFTER_INGEST in self._failpoints:

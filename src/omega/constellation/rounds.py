@@ -36,14 +36,17 @@ __all__ = ["RoundRunner"]
 
 log = logging.getLogger("omega.constellation")
 
-#: How a child-process round shares the box with the server: contributions (and LDP
-#: reports) applied per transaction, the pause after each (~40 ms of work, then 80 ms
-#: left to the server: the minute's ~600,000 rows at 500 syncs/s take ~15 s instead of
-#: bursting a core), and a lower CPU priority. With batches of 500 and 10 ms pauses, one
-#: ``omega bench server`` run failed at 500 syncs/s while the round ran (p95 121 ms);
-#: with these, two runs in a row held 500 and 600 across it.
+#: How a child-process round shares the box with the server: contributions applied per
+#: transaction and the pause after each (~40 ms of work, then 80 ms left to the server:
+#: the minute's ~600,000 rows at 500 syncs/s take ~15 s instead of bursting a core), LDP
+#: reports folded per transaction (in the main file, whose lock pushes need), and a lower
+#: CPU priority for the round's own thread (its storage writer threads keep the server's,
+#: so the main file's lock is never held by a descheduled thread). With batches of 500
+#: and 10 ms pauses, one ``omega bench server`` run failed at 500 syncs/s while the round
+#: ran (p95 121 ms); with these, four runs in five held 500 or 600 across it.
 CHILD_APPLY_BATCH = 5000
 CHILD_APPLY_PAUSE_S = 0.08
+CHILD_REPORT_BATCH = 500
 CHILD_NICE = 10
 
 _CHILD = "from omega.constellation.rounds import child_main; child_main()"
@@ -56,14 +59,15 @@ def child_main() -> None:
     from omega.federation import FederationConfig, run_round
     from omega.storage.factory import open_storage
 
-    os.nice(CHILD_NICE)
     job = json.loads(sys.stdin.read())
-    storage = open_storage(job["storage_url"])
+    storage = open_storage(job["storage_url"])  # its writer threads start here, un-niced
+    if hasattr(os, "nice"):  # Linux: per thread, so this one only
+        os.nice(CHILD_NICE)
     try:
         config = FederationConfig(
             apply_batch=CHILD_APPLY_BATCH,
             apply_pause_s=CHILD_APPLY_PAUSE_S,
-            report_batch=CHILD_APPLY_BATCH,
+            report_batch=CHILD_REPORT_BATCH,
         )
         result = run_round(storage, config, now=job["now"], worker_id=job["worker_id"])
     finally:

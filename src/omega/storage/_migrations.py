@@ -41,10 +41,12 @@ def load_migrations(backend: Literal["sqlite", "sqlite_live", "postgres"]) -> li
     return found
 
 
-def check_known(applied: set[int], migrations: list[Migration]) -> None:
+def check_known(applied: set[int], migrations: list[Migration], where: object = None) -> None:
+    """Refuse a database written by a newer Omega; ``where`` names it in the message."""
     newer = applied - {m.number for m in migrations}
     if newer:
+        name = f"the database {where}" if where is not None else "the database"
         raise SchemaVersionError(
-            f"the database has schema migration(s) {sorted(newer)} this Omega does not know; "
+            f"{name} has schema migration(s) {sorted(newer)} this Omega does not know; "
             "it was written by a newer version"
         )

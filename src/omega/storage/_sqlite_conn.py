@@ -69,14 +69,15 @@ def statements(script: str) -> Iterator[str]:
         raise StoreError(f"migration script ends with an incomplete statement: {buffer[:80]!r}")
 
 
-def migrate_file(c: sqlite3.Connection, migrations: list[Migration], path: Path) -> None:
-    """Apply the migrations ``c``'s file has not recorded, inside the caller's transaction."""
+def migrate_file(c: sqlite3.Connection, migrations: list[Migration], path: Path) -> bool:
+    """Apply the migrations ``c``'s file has not recorded, inside the caller's transaction;
+    False if the file had none (it is new)."""
     c.execute(
         "CREATE TABLE IF NOT EXISTS schema_migrations ("
         " version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at REAL NOT NULL)"
     )
     applied = {row[0] for row in c.execute("SELECT version FROM schema_migrations")}
-    check_known(applied, migrations)
+    check_known(applied, migrations, path)
     for m in migrations:
         if m.number in applied:
             continue
@@ -87,3 +88,4 @@ def migrate_file(c: sqlite3.Connection, migrations: list[Migration], path: Path)
             (m.number, m.name, time.time()),
         )
         _log.info("applied SQLite migration %04d_%s to %s", m.number, m.name, path)
+    return bool(applied)

@@ -12,7 +12,14 @@ the queue rows already folded.
 Exactly once across two files without a two-file transaction: the live file records how
 far into the queue it has folded (``fold_state.applied_seq``) in the same transaction as
 the fold, so a crash between the fold and the queue's delete only leaves rows the next
-fold skips and deletes.
+fold skips and deletes. The main file records how far its queue was deleted
+(``queue_state.deleted_through``), and both are checked at start-up and at every fold, so
+files restored from different times are an error, never contributions skipped unseen: a
+live file ahead of every sequence number the main file has issued, or behind what it has
+already deleted. A new live file beside a used main file starts after its deletions.
+
+The live file commits with ``synchronous=FULL`` whatever the main file uses: its commit
+must be on disk before the main file's delete of the same rows.
 
 ``BEGIN IMMEDIATE`` would take the write lock of every attached file, the main one too,
 so a write here begins deferred and its first statement claims this file's lock alone.
@@ -29,8 +36,9 @@ from typing import TypeVar
 
 from omega.errors import StoreError
 from omega.storage._migrations import load_migrations
+from omega.storage._pending import Leased, latest_per_key
 from omega.storage._sqlite_conn import migrate_file, translated
-from omega.storage._sqlite_rows import NEWER_WINS
+from omega.storage._sqlite_rows import FOLD_PENDING, NEWER_WINS, UPSERT_LIVE, live_values
 
 __all__ = ["LiveFile", "live_path"]
 
@@ -47,7 +55,9 @@ FROM q.live WHERE true"""
 
 
 def live_path(main: Path) -> Path:
-    """``data/constellation.db`` → ``data/constellation.live.db``."""
+    """``data/constellation.db`` → ``data/constellation.live.db`` (beside the real file,
+    when the main path is a symbolic link)."""
+    main = main.resolve()
     return main.with_name(f"{main.stem}.live{main.suffix}")
 
 
@@ -64,6 +74,7 @@ class LiveFile:
         self._writer: sqlite3.Connection | None = None
         self._connections: list[sqlite3.Connection] = []
         self._closed = False
+        self._fresh = False  # migrate() created this file just now
 
     def _track(self, conn: sqlite3.Connection) -> sqlite3.Connection:
         with self._lock:
@@ -91,9 +102,14 @@ class LiveFile:
         with translated(self.path), self._write_lock:
             conn = self._writer
             if conn is None:
-                conn = self._track(self._connect(self.path))
-                conn.execute("ATTACH DATABASE ? AS q", (str(self.main),))
-                self._writer = conn
+                conn = self._connect(self.path)
+                try:
+                    conn.execute("PRAGMA synchronous = FULL")  # see the module docstring
+                    conn.execute("ATTACH DATABASE ? AS q", (str(self.main),))
+                except BaseException:
+                    conn.close()
+                    raise
+                self._writer = conn = self._track(conn)
             conn.execute("BEGIN")
             try:
                 conn.execute(_CLAIM)
@@ -113,7 +129,7 @@ class LiveFile:
             try:
                 conn.execute("BEGIN IMMEDIATE")  # nothing attached on this connection
                 try:
-                    migrate_file(conn, load_migrations("sqlite_live"), self.path)
+                    self._fresh = not migrate_file(conn, load_migrations("sqlite_live"), self.path)
                     conn.execute("COMMIT")
                 except BaseException:
                     if conn.in_transaction:
@@ -130,6 +146,77 @@ class LiveFile:
                 c.execute(_ADOPT)
 
         self.write(adopt)
+
+    def check(self) -> None:
+        """Refuse a live file and a main file from different times (see the module
+        docstring); a live file created by this start-up starts after the main file's
+        deletions."""
+
+        def job(c: sqlite3.Connection) -> None:
+            if self._fresh:
+                c.execute(
+                    "UPDATE fold_state SET applied_seq ="
+                    " (SELECT deleted_through FROM q.queue_state WHERE id = 1) WHERE id = 1"
+                )
+            self._applied(c)
+
+        self.write(job)
+        self._fresh = False
+
+    def fold(self, *, limit: int, now: float) -> tuple[int, int]:
+        """Fold the next ``limit`` queued rows: (rows folded, applied_seq after)."""
+
+        def job(c: sqlite3.Connection) -> tuple[int, int]:
+            done = self._applied(c)  # this file's write lock is ours: nobody moves it
+            count, last = c.execute(
+                "SELECT count(*), max(seq) FROM"
+                " (SELECT seq FROM q.pending WHERE seq > ? ORDER BY seq LIMIT ?)",
+                (done, limit),
+            ).fetchone()
+            if not count:
+                return 0, done
+            # One statement folds the batch (newest per key wins by seq); only rows queued
+            # before migration 0002, without the structured columns, need decoding here.
+            c.execute(FOLD_PENDING, (now, done, last))
+            legacy = [
+                Leased(*row)
+                for row in c.execute(
+                    "SELECT seq, viewer_id, region, codebook_id, pattern_id, op, body"
+                    " FROM q.pending WHERE seq > ? AND seq <= ? AND op = 'upsert'"
+                    " AND task IS NULL",
+                    (done, last),
+                )
+            ]
+            if legacy:
+                c.executemany(UPSERT_LIVE, [live_values(r, now) for r in latest_per_key(legacy)])
+            c.execute("UPDATE fold_state SET applied_seq = ? WHERE id = 1", (last,))
+            return int(count), int(last)
+
+        return self.write(job)
+
+    def _applied(self, c: sqlite3.Connection) -> int:
+        (done,) = c.execute("SELECT applied_seq FROM fold_state WHERE id = 1").fetchone()
+        (issued,) = c.execute(
+            "SELECT coalesce(max(seq), 0) FROM q.sqlite_sequence WHERE name = 'pending'"
+        ).fetchone()
+        (deleted,) = c.execute("SELECT deleted_through FROM q.queue_state WHERE id = 1").fetchone()
+        fix = (
+            f"Stop every server and worker on them, then restore both from one backup, or "
+            f"move {self.path.name} aside (the live set then holds what devices push from "
+            "now on)"
+        )
+        if issued < done:
+            raise StoreError(
+                f"{self.path} has folded queued contributions up to #{done}, but {self.main} "
+                f"has only ever queued up to #{issued}: the files are from different times. " + fix
+            )
+        if deleted > done:
+            raise StoreError(
+                f"{self.main} has deleted queued contributions up to #{deleted} as folded, "
+                f"but {self.path} has folded only up to #{done}: the live file is older and "
+                "lacks them. " + fix
+            )
+        return int(done)
 
     def close(self) -> None:
         with self._lock:

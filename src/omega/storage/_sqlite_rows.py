@@ -3,7 +3,7 @@ structured columns a pattern is stored with (beside its msgpack body)."""
 
 from __future__ import annotations
 
-import json
+import msgspec
 
 from omega.protocol.messages import ConsolidatedPattern, Pattern
 from omega.storage._codec import decode_pattern, pattern_columns
@@ -59,9 +59,12 @@ ON CONFLICT (pattern_id) DO UPDATE SET
 """
 
 
+_json = msgspec.json.Encoder()
+
+
 def columns(p: Pattern | ConsolidatedPattern) -> tuple[object, ...]:
     task, cells, time_bucket, day_type, success_rate, support = pattern_columns(p)
-    return (task, json.dumps(list(cells)), time_bucket, day_type, success_rate, support)
+    return (task, _json.encode(cells).decode(), time_bucket, day_type, success_rate, support)
 
 
 def live_values(row: Leased, now: float) -> tuple[object, ...]:

@@ -6,9 +6,9 @@ until a federation round applies them, and the versioned releases it distributes
 
 Flow: ``ingest`` (push, idempotent per viewer+batch) → pending contributions →
 ``apply_pending`` (a worker leases rows no other worker sees, folds them into the live
-set, deletes them; one transaction) → the worker reads ``live_patterns`` and computes a
-release → ``commit_release`` (atomic, optimistic on the base version) → devices read
-``release_delta`` since their version.
+set, deletes them; exactly once, even if the worker dies at any point) → the worker
+reads ``live_patterns`` and computes a release → ``commit_release`` (atomic, optimistic
+on the base version) → devices read ``release_delta`` since their version.
 
 Popularity (OLH, ``omega.protocol.frequency``): a push's frequency reports are queued
 with it (``pending_reports``, no viewer id) → a round folds them into per-catalog-item
@@ -179,8 +179,9 @@ class Storage(abc.ABC):
     @abc.abstractmethod
     def apply_pending(self, *, worker_id: str, limit: int, now: float) -> int:
         """Lease up to ``limit`` pending contributions no other worker holds, fold them into
-        the live set (upsert / delete by (viewer, pattern id)), delete them; one
-        transaction. Returns how many were applied."""
+        the live set (upsert / delete by (viewer, pattern id)), delete them. Exactly once:
+        a worker that dies at any point leaves each contribution either folded (and
+        never folded again) or queued. Returns how many were applied."""
 
     @abc.abstractmethod
     def live_patterns(self, *, codebook_id: str, updated_after: float) -> list[LivePattern]: ...

@@ -1,4 +1,6 @@
-"""SQLite backend: the embedded default, one file, no server software.
+"""SQLite backend: the embedded default, no server software: one file, plus the live
+set's own file beside it (``<name>.live.db``, written only by rounds; see
+``_sqlite_live``).
 
 Threading: any thread may call any method. Reads use one connection per thread
 (``threading.local``), each read one deferred transaction (one snapshot); WAL lets them
@@ -17,6 +19,7 @@ import logging
 import os
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -37,8 +40,8 @@ from omega.storage._codec import (
     decode_pattern,
     encode,
 )
-from omega.storage._migrations import load_migrations
-from omega.storage._pending import Leased, latest_per_key, pending_rows
+from omega.storage._migrations import check_known, load_migrations
+from omega.storage._pending import pending_rows
 from omega.storage._release import check_limit, delta_cut, stamp_release
 from omega.storage._sqlite_conn import migrate_file, set_wal, translated
 from omega.storage._sqlite_live import LiveFile
@@ -49,11 +52,8 @@ from omega.storage._sqlite_popularity import (
     upsert_popular,
 )
 from omega.storage._sqlite_rows import (
-    FOLD_PENDING,
-    UPSERT_LIVE,
     UPSERT_RELEASED,
     columns,
-    live_values,
     pending_columns,
 )
 from omega.storage._sqlite_writer import Writer, WriterClosedError
@@ -72,8 +72,10 @@ _log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-#: Folded rows deleted from the queue per transaction (~2 ms of the main file's lock).
+#: Folded rows deleted from the queue per transaction (~2 ms of the main file's lock),
+#: and the gap left after each for other processes' writers.
 _DROP_CHUNK = 1_000
+_DROP_GAP_S = 0.003
 
 
 class SQLiteStorage(SQLitePopularity, Storage):
@@ -172,13 +174,18 @@ class SQLiteStorage(SQLitePopularity, Storage):
 
     # -- lifecycle ---------------------------------------------------------------------------
     def migrate(self) -> None:
-        with self._read() as c:  # a damaged main file is named as such, before the live one
-            c.execute("SELECT count(*) FROM sqlite_master").fetchone()
-        # The live file first: it takes over the rows of the main file's old live table,
+        migrations = load_migrations("sqlite")
+        with self._read() as c:  # the main file first: damaged, or from a newer Omega?
+            if c.execute(
+                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations'"
+            ).fetchone():
+                applied = {r[0] for r in c.execute("SELECT version FROM schema_migrations")}
+                check_known(applied, migrations, self.path)
+        # Then the live file: it takes over the rows of the main file's old live table,
         # which the main file's migration 0004 then drops.
         self._live.migrate()
-        migrations = load_migrations("sqlite")
         self._write(lambda c: migrate_file(c, migrations, self.path))
+        self._live.check()
 
     # -- viewers -----------------------------------------------------------------------------
     def create_viewer(self, viewer: ViewerRecord) -> None:
@@ -298,47 +305,7 @@ class SQLiteStorage(SQLitePopularity, Storage):
     # -- federation ----------------------------------------------------------------------------
     def apply_pending(self, *, worker_id: str, limit: int, now: float) -> int:
         check_limit(limit)
-
-        def fold(c: sqlite3.Connection) -> tuple[int, int]:
-            # On the live file (see _sqlite_live); its write lock is ours, so no other
-            # fold moves applied_seq meanwhile.
-            (done,) = c.execute("SELECT applied_seq FROM fold_state WHERE id = 1").fetchone()
-            issued = c.execute(
-                "SELECT coalesce(max(seq), 0) FROM q.sqlite_sequence WHERE name = 'pending'"
-            ).fetchone()[0]
-            if issued < done:
-                raise StoreError(
-                    f"{self._live.path} has folded queued contributions up to #{done} but "
-                    f"{self.path} has only queued up to #{issued}: the two files are from "
-                    f"different times; move {self._live.path.name} aside to rebuild the live "
-                    "set from the devices' next pushes"
-                )
-            count, last = c.execute(
-                "SELECT count(*), max(seq) FROM"
-                " (SELECT seq FROM q.pending WHERE seq > ? ORDER BY seq LIMIT ?)",
-                (done, limit),
-            ).fetchone()
-            if not count:
-                return 0, done
-            # One statement folds the batch (newest per key wins by seq); only rows queued
-            # before migration 0002, without the structured columns, need decoding here.
-            c.execute(FOLD_PENDING, (now, done, last))
-            legacy = [
-                Leased(*row)
-                for row in c.execute(
-                    "SELECT seq, viewer_id, region, codebook_id, pattern_id, op, body"
-                    " FROM q.pending WHERE seq > ? AND seq <= ? AND op = 'upsert'"
-                    " AND task IS NULL",
-                    (done, last),
-                )
-            ]
-            if legacy:
-                values = [live_values(row, now) for row in latest_per_key(legacy)]
-                c.executemany(UPSERT_LIVE, values)
-            c.execute("UPDATE fold_state SET applied_seq = ? WHERE id = 1", (last,))
-            return int(count), int(last)
-
-        applied, through = self._live.write(fold)
+        applied, through = self._live.fold(limit=limit, now=now)  # see _sqlite_live
         if through and (applied or self._queued_through(through)):
             self._drop_folded(through)
         _log.debug("worker %s applied %d contributions", worker_id, applied)
@@ -346,18 +313,23 @@ class SQLiteStorage(SQLitePopularity, Storage):
 
     def _drop_folded(self, through: int) -> None:
         """Delete the queue's rows up to ``through`` (folded), also any a crash left after
-        an earlier fold, in short transactions: each holds the lock pushes need."""
-        while True:
+        an earlier fold, in short transactions with gaps: each holds the lock pushes need,
+        and a writer waiting in SQLite's busy handler retries after 1, 2, 5… ms."""
 
-            def drop(c: sqlite3.Connection) -> int:
-                return c.execute(
-                    "DELETE FROM pending WHERE seq IN"
-                    " (SELECT seq FROM pending WHERE seq <= ? ORDER BY seq LIMIT ?)",
-                    (through, _DROP_CHUNK),
-                ).rowcount
+        def drop(c: sqlite3.Connection) -> int:
+            deleted = c.execute(
+                "DELETE FROM pending WHERE seq IN"
+                " (SELECT seq FROM pending WHERE seq <= ? ORDER BY seq LIMIT ?)",
+                (through, _DROP_CHUNK),
+            ).rowcount
+            c.execute(
+                "UPDATE queue_state SET deleted_through = max(deleted_through, ?) WHERE id = 1",
+                (through,),
+            )
+            return int(deleted)
 
-            if self._write(drop) < _DROP_CHUNK:
-                return
+        while self._write(drop) == _DROP_CHUNK:
+            time.sleep(_DROP_GAP_S)
 
     def _queued_through(self, seq: int) -> bool:
         with self._read() as c:
