@@ -3,13 +3,20 @@
 from __future__ import annotations
 
 import random
+from pathlib import Path
+
+import pytest
 
 from omega.clock import ManualClock
 from omega.constellation.distribute import Pacer, fit_pull
-from omega.constellation.ingest import push_digest, review_push
+from omega.constellation.exchange import Exchange, ExchangeLimits
+from omega.constellation.ingest import CodebookCache, framed_push_digest, push_digest, review_push
+from omega.constellation.metrics import Metrics
+from omega.errors import ConflictError
 from omega.protocol import codec
-from omega.protocol.messages import ConsolidatedPattern, Pattern, PushRequest, Trend
-from omega.storage.base import Codebook, ReleaseDelta
+from omega.protocol.messages import ConsolidatedPattern, Pattern, PushAck, PushRequest, Trend
+from omega.storage import open_storage
+from omega.storage.base import Codebook, ReleaseDelta, ViewerRecord
 
 
 def _released(i: int, version: int) -> ConsolidatedPattern:
@@ -135,3 +142,31 @@ def test_push_digest_is_stable_and_payload_sensitive() -> None:
         codec.decode_json(codec.encode_json(a), expect=PushRequest)
     )
     assert push_digest(a) != push_digest(b)
+
+
+def test_a_batch_stored_under_the_old_framed_digest_is_still_recognised(tmp_path: Path) -> None:
+    """Servers before 2026-12 stored the digest of the compressed frame: a device retrying
+    such a batch after the upgrade gets its stored ack, and another payload still 422s."""
+    storage = open_storage(str(tmp_path / "c.db"))
+    try:
+        storage.create_viewer(ViewerRecord("v", "eu", "tv", created_at=1.0))
+        exchange = Exchange(
+            storage,
+            CodebookCache(storage, clock=ManualClock(10.0)),
+            limits=ExchangeLimits(
+                max_patterns_per_batch=100, min_pull_bytes=512, max_pull_bytes=5120
+            ),
+            clock=ManualClock(10.0),
+            metrics=Metrics(),
+        )
+        push = PushRequest(viewer_id="v", batch_id="b", codebook_id="c", removed=["x"])
+        old_ack = PushAck(batch_id="b", server_version=7)
+        assert framed_push_digest(push) != push_digest(push)
+        storage.ingest(push, digest=framed_push_digest(push), region="eu", ack=old_ack, now=1.0)
+        assert exchange.push("v", push, server_version=9) == old_ack
+        other = PushRequest(viewer_id="v", batch_id="b", codebook_id="c", removed=["y"])
+        with pytest.raises(ConflictError):
+            exchange.push("v", other, server_version=9)
+        assert storage.stats().pending_contributions == 1
+    finally:
+        storage.close()

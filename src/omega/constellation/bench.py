@@ -28,7 +28,7 @@ import numpy as np
 
 from omega.constellation._cpu import process_tree
 from omega.constellation._runtime import load_admin_token, load_keys
-from omega.constellation.loadgen import LoadConfig
+from omega.constellation.loadgen import LoadConfig, catalog_item
 from omega.constellation.settings import Settings
 from omega.errors import ConfigError, InputError, OmegaError
 
@@ -40,6 +40,9 @@ DEFAULT_RATES = (50, 100, 200, 300, 400, 500, 600, 800, 1000, 1200)
 _CODEBOOK_ID = "bench-k256"
 _CELLS = 256  # the cells omega.protocol.bench draws from
 _DIM = 384
+#: Catalog titles published with the codebook: the domain of the devices' popularity
+#: reports (about ml-latest-small's 9,742 movies).
+CATALOG = 9_000
 _START_TIMEOUT = 60.0
 
 Progress = Callable[[str, Mapping[str, Any]], None]
@@ -165,6 +168,7 @@ def _publish_codebook(base_url: str, admin_token: str, *, seed: int) -> None:
         "dim": _DIM,
         "k": _CELLS,
         "centroids_f16": centroids.astype("<f2").tobytes(),
+        "item_ids": [catalog_item(i) for i in range(CATALOG)],
     }
     answer = httpx.post(
         base_url + "/api/omega/codebook",
@@ -263,6 +267,7 @@ def run_server_bench(
                 connections=connections,
                 seed=seed,
                 server_pids=server_pids,
+                catalog=CATALOG,
             )
             ready, steps = _run_loadgen(config, data_dir / "loadgen.log", progress)
     return _report(
@@ -282,6 +287,8 @@ def run_server_bench(
             ),
             "workers": workers,
             "rate_limit_per_min": rate_limit,
+            "catalog": CATALOG,
+            "reports_per_push": 1,
         },
     )
 

@@ -16,9 +16,15 @@ from anyio import to_thread
 
 from omega.clock import Clock
 from omega.constellation.distribute import fit_pull, pattern_budget
-from omega.constellation.ingest import CodebookCache, push_digest, review_push
+from omega.constellation.ingest import (
+    CodebookCache,
+    framed_push_digest,
+    push_digest,
+    review_push,
+)
 from omega.constellation.metrics import Metrics
 from omega.constellation.problems import Problem
+from omega.errors import ConflictError
 from omega.protocol import codec
 from omega.protocol.messages import PullRequest, PullResponse, PushAck, PushRequest
 from omega.storage.base import Storage
@@ -88,9 +94,15 @@ class Exchange:
                 lambda: self.push(viewer_id, push, server_version=server_version)
             )
         ack, region = self._review(viewer_id, push, server_version=server_version)
-        stored = await self._storage.ingest_async(
-            push, digest=push_digest(push), region=region, ack=ack, now=self._clock.now()
-        )
+        now = self._clock.now()
+        try:
+            stored = await self._storage.ingest_async(
+                push, digest=push_digest(push), region=region, ack=ack, now=now
+            )
+        except ConflictError:  # stored under the old digest? (see framed_push_digest)
+            stored = await self._storage.ingest_async(
+                push, digest=framed_push_digest(push), region=region, ack=ack, now=now
+            )
         return self._ingested(ack, stored)
 
     async def pull_async(self, pull: PullRequest) -> PullResponse:
@@ -102,9 +114,15 @@ class Exchange:
     def push(self, viewer_id: str, push: PushRequest, *, server_version: int) -> PushAck:
         """Check and ingest ``push`` for the authenticated ``viewer_id`` (exactly once)."""
         ack, region = self._review(viewer_id, push, server_version=server_version)
-        stored = self._storage.ingest(
-            push, digest=push_digest(push), region=region, ack=ack, now=self._clock.now()
-        )
+        now = self._clock.now()
+        try:
+            stored = self._storage.ingest(
+                push, digest=push_digest(push), region=region, ack=ack, now=now
+            )
+        except ConflictError:  # stored under the old digest? (see framed_push_digest)
+            stored = self._storage.ingest(
+                push, digest=framed_push_digest(push), region=region, ack=ack, now=now
+            )
         return self._ingested(ack, stored)
 
     def _review(

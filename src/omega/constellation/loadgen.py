@@ -11,7 +11,9 @@ step with p95 over ``p95_limit_ms`` or any error.
 
 A sync is a real ``POST /api/omega/sync`` with a binary ``SyncRequest``: a push of 10–30
 of the device's patterns under a fresh batch id (shaped as ``omega bench sync`` shapes
-them), plus a pull from the device's cursor. Messages are built from the protocol types
+them) and, as a real device's push, one ε-LDP popularity report of a title (drawn with
+Zipf-like weights from the ``catalog`` the bench published), plus a pull from the
+device's cursor. Messages are built from the protocol types
 directly: a full brain per device would measure the brain, not the server.
 """
 
@@ -37,6 +39,7 @@ from omega.constellation._cpu import CpuMeter
 from omega.errors import RemoteProtocolError
 from omega.protocol import codec
 from omega.protocol.bench import synthetic_pushes
+from omega.protocol.frequency import DEFAULT_EPSILON, make_report
 from omega.protocol.messages import (
     Pattern,
     PullRequest,
@@ -47,7 +50,7 @@ from omega.protocol.messages import (
     SyncResponse,
 )
 
-__all__ = ["LoadConfig", "StepResult", "main", "run_load"]
+__all__ = ["LoadConfig", "StepResult", "catalog_item", "main", "run_load"]
 
 BINARY = "application/x-omega"
 _JITTER = (0.5, 1.5)  # a device's next sync comes after its period times U(0.5, 1.5)
@@ -67,6 +70,7 @@ class LoadConfig(msgspec.Struct, frozen=True, kw_only=True):
     timeout: float = 10.0
     seed: int = 0
     server_pids: list[int] = []  # whose CPU time each step reports (Linux /proc)
+    catalog: int = 0  # titles ``catalog_item(0…catalog-1)`` reports are drawn from; 0: none
 
 
 class StepResult(msgspec.Struct, frozen=True, kw_only=True):
@@ -164,6 +168,16 @@ async def _register(lanes: list[_Lane], config: LoadConfig) -> list[_Device]:
     return list(await asyncio.gather(*(one(i) for i in range(config.viewers))))
 
 
+def catalog_item(i: int) -> str:
+    return f"bench-title-{i}"
+
+
+def _title(config: LoadConfig, rng: random.Random) -> str:
+    """A title with probability ∝ 1 / (rank + 1) (a long tail, as viewing is)."""
+    u = rng.random()
+    return catalog_item(min(config.catalog - 1, int((config.catalog + 1) ** u) - 1))
+
+
 def _request(device: _Device, config: LoadConfig, rng: random.Random) -> tuple[bytes, int]:
     pull = PullRequest(viewer_id=device.viewer_id, since_version=device.cursor, max_bytes=5120)
     if rng.random() < config.pull_only:
@@ -177,6 +191,7 @@ def _request(device: _Device, config: LoadConfig, rng: random.Random) -> tuple[b
         added=chosen[:n_added],
         updated=chosen[n_added:],
         removed=device.removed[: rng.randint(0, len(device.removed))],
+        reports=[make_report(_title(config, rng), DEFAULT_EPSILON, rng)] if config.catalog else [],
     )
     return codec.encode(SyncRequest(pull=pull, push=push)), len(chosen)
 

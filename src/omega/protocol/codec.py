@@ -78,6 +78,12 @@ class _Zstd(threading.local):
 _zstd = _Zstd()
 
 
+def canonical(msg: Message) -> bytes:
+    """``msg``'s msgpack body alone (no frame, no compression, no validation): the same
+    message gives the same bytes however it travelled, for digests."""
+    return _msgpack_encoder.encode(msg)
+
+
 def encode(msg: Message) -> bytes:
     """Validate ``msg`` and return its binary frame; :class:`LocalProtocolError` if invalid."""
     _check_outgoing(msg)
