@@ -14,7 +14,14 @@ from omega.constellation.ingest import CodebookCache, framed_push_digest, push_d
 from omega.constellation.metrics import Metrics
 from omega.errors import ConflictError
 from omega.protocol import codec
-from omega.protocol.messages import ConsolidatedPattern, Pattern, PushAck, PushRequest, Trend
+from omega.protocol.messages import (
+    ConsolidatedPattern,
+    Pattern,
+    PullRequest,
+    PushAck,
+    PushRequest,
+    Trend,
+)
 from omega.storage import open_storage
 from omega.storage.base import Codebook, ReleaseDelta, ViewerRecord
 
@@ -168,5 +175,41 @@ def test_a_batch_stored_under_the_old_framed_digest_is_still_recognised(tmp_path
         with pytest.raises(ConflictError):
             exchange.push("v", other, server_version=9)
         assert storage.stats().pending_contributions == 1
+    finally:
+        storage.close()
+
+
+def test_pulls_answered_from_the_cache_never_miss_a_new_release(tmp_path: Path) -> None:
+    """Devices at one version share one fitted answer, until the next release."""
+    storage = open_storage(str(tmp_path / "c.db"))
+    try:
+        exchange = Exchange(
+            storage,
+            CodebookCache(storage, clock=ManualClock(10.0)),
+            limits=ExchangeLimits(
+                max_patterns_per_batch=100, min_pull_bytes=512, max_pull_bytes=5120
+            ),
+            clock=ManualClock(10.0),
+            metrics=Metrics(),
+        )
+        pull = PullRequest(viewer_id="v", since_version=0)
+        assert exchange.pull(pull).version == 0
+        first = ConsolidatedPattern(
+            id="p1",
+            task="preference",
+            cells=(1,),
+            success_rate=0.8,
+            support=9,
+            viewers=3,
+            weight=1.0,
+            version=0,
+        )
+        storage.commit_release(base_version=0, upserted=[first], removed=[], trends=[], now=1.0)
+        fresh = exchange.pull(pull)
+        assert (fresh.version, [p.id for p in fresh.patterns]) == (1, ["p1"])
+        assert exchange.pull(PullRequest(viewer_id="w", since_version=0)) is fresh  # shared
+        storage.commit_release(base_version=1, upserted=[], removed=["p1"], trends=[], now=2.0)
+        after = exchange.pull(pull)
+        assert (after.version, after.patterns) == (2, [])
     finally:
         storage.close()

@@ -34,9 +34,10 @@ def _commit(
 
 def test_commit_release_publishes_the_next_version(store: Storage) -> None:
     assert store.current_release() == (0, [])
+    assert store.release_version() == 0
     assert _commit(store, 0, ["a", "b"], weights={"a": 1.0, "b": 2.0}) == 1
     version, patterns = store.current_release()
-    assert version == 1
+    assert version == 1 == store.release_version()
     assert [(p.id, p.version) for p in patterns] == [("b", 1), ("a", 1)]  # stamped, by weight
     assert patterns[0] == msgspec.structs.replace(released("b", weight=2.0), version=1)
     assert _commit(store, 1, ["c"], ["a"]) == 2

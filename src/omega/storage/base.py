@@ -202,6 +202,10 @@ class Storage(abc.ABC):
         """The latest version and every pattern live in it."""
 
     @abc.abstractmethod
+    def release_version(self) -> int:
+        """The latest version alone (one row: cheap enough for every pull)."""
+
+    @abc.abstractmethod
     def commit_release(
         self,
         *,

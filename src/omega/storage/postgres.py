@@ -311,6 +311,10 @@ class PostgresStorage(PostgresPopularity, Storage):
             cur.execute("DELETE FROM push_batches WHERE created_at < %s", (created_before,))
             return cur.rowcount
 
+    def release_version(self) -> int:
+        with self._tx(snapshot=True) as cur:
+            return _version(cur)
+
     def current_release(self) -> tuple[int, list[ConsolidatedPattern]]:
         with self._tx(snapshot=True) as cur:
             version = _version(cur)

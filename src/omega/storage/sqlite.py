@@ -365,6 +365,10 @@ class SQLiteStorage(SQLitePopularity, Storage):
 
         return self._write(write)
 
+    def release_version(self) -> int:
+        with self._read() as c:
+            return _version(c)
+
     def current_release(self) -> tuple[int, list[ConsolidatedPattern]]:
         with self._read() as c:
             version = _version(c)
@@ -385,15 +389,14 @@ class SQLiteStorage(SQLitePopularity, Storage):
     ) -> int | None:
         version = base_version + 1
         patterns, stamped = stamp_release(upserted, removed, trends, version)
+        # Encoded before the transaction: it holds the lock every push needs.
+        rows = [(p.id, version, p.weight, *columns(p), p.viewers, encode(p)) for p in patterns]
 
         def write(c: sqlite3.Connection) -> int | None:
             if _version(c) != base_version:
                 return None
             c.execute("UPDATE release_state SET version = ? WHERE id = 1", (version,))
-            c.executemany(
-                UPSERT_RELEASED,
-                [(p.id, version, p.weight, *columns(p), p.viewers, encode(p)) for p in patterns],
-            )
+            c.executemany(UPSERT_RELEASED, rows)
             dropped = c.executemany(
                 "UPDATE released SET removed = 1, version = ?, body = NULL"
                 " WHERE pattern_id = ? AND removed = 0",
