@@ -71,6 +71,15 @@ def test_old_patterns_are_pruned(fed_store: Storage) -> None:
     assert fed_store.current_release()[1] == []
 
 
+def test_rounds_forget_idempotency_records_past_their_retention(fed_store: Storage) -> None:
+    push(fed_store, "v0", added=[pattern((1, 2))], batch="old", now=NOW)
+    push(fed_store, "v0", added=[pattern((3, 4))], batch="new", now=NOW + 3_600)
+    run_round(fed_store, CONFIG, now=NOW + CONFIG.batch_retention_s + 60, worker_id="w1")
+    # "old" is forgotten (a retry would count as new); "new" is still within the window.
+    assert fed_store.prune_batches(created_before=NOW + 1) == 0
+    assert fed_store.prune_batches(created_before=NOW + 3_601) == 1
+
+
 class Died(Exception):
     """Stands in for the worker process dying at that point."""
 

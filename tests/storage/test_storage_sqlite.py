@@ -72,3 +72,21 @@ def test_a_lock_never_released_is_a_clear_error(tmp_path: Path) -> None:
         assert store.stats().viewers == 1
     finally:
         store.close()
+
+
+def test_pruning_many_batch_records_takes_short_transactions(tmp_path: Path) -> None:
+    store = SQLiteStorage(tmp_path / "omega.db")
+    try:
+        store.migrate()
+        store.create_viewer(ViewerRecord("v1", "eu", "tv", created_at=1.0))
+        with sqlite3.connect(tmp_path / "omega.db") as conn:
+            conn.executemany(
+                "INSERT INTO push_batches (viewer_id, batch_id, digest, ack, created_at)"
+                " VALUES ('v1', ?, 'd', x'00', ?)",
+                [(f"b{i}", 10.0 if i < 2_500 else 99.0) for i in range(2_600)],
+            )
+        assert store.prune_batches(created_before=50.0) == 2_500
+        assert store.prune_batches(created_before=50.0) == 0
+        assert store.prune_batches(created_before=100.0) == 100
+    finally:
+        store.close()

@@ -44,6 +44,9 @@ class FederationConfig:
     viewers_saturation: int = 100
     #: Live patterns older than this are pruned and ignored.
     max_age_s: float = 30 * 86_400.0
+    #: Idempotency records (viewer, batch id → ack) are kept this long: a device retrying
+    #: a push within it gets its first ack back; after it, the push counts as new.
+    batch_retention_s: float = 86_400.0
     #: Trends: half-lives of the fast and slow exponentially decayed counts.
     trend_half_life_s: float = 86_400.0
     trend_baseline_half_life_s: float = 7 * 86_400.0
@@ -80,6 +83,7 @@ class FederationConfig:
             (0.0 <= self.trim < 0.5, "trim must be in [0, 0.5)"),
             (self.viewers_saturation >= 1, "viewers_saturation must be ≥ 1"),
             (self.max_age_s > 0, "max_age_s must be > 0"),
+            (self.batch_retention_s > 0, "batch_retention_s must be > 0"),
             (
                 0 < self.trend_half_life_s < self.trend_baseline_half_life_s,
                 "trend half-lives must satisfy 0 < fast < baseline",

@@ -116,6 +116,7 @@ def run_round(
             time.sleep(config.apply_pause_s)
     step("applied")
     pruned = storage.prune_live(updated_before=now - config.max_age_s)
+    storage.prune_batches(created_before=now - config.batch_retention_s)
     step("pruned")
 
     codebook = storage.get_codebook()

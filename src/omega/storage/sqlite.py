@@ -359,11 +359,19 @@ class SQLiteStorage(SQLitePopularity, Storage):
 
     def prune_batches(self, *, created_before: float) -> int:
         def write(c: sqlite3.Connection) -> int:
-            return c.execute(
-                "DELETE FROM push_batches WHERE created_at < ?", (created_before,)
-            ).rowcount
+            return int(
+                c.execute(
+                    "DELETE FROM push_batches WHERE rowid IN (SELECT rowid FROM push_batches"
+                    " WHERE created_at < ? LIMIT ?)",
+                    (created_before, _DROP_CHUNK),
+                ).rowcount
+            )
 
-        return self._write(write)
+        dropped = 0
+        while (n := self._write(write)) == _DROP_CHUNK:  # short transactions, as the queue's
+            dropped += n
+            time.sleep(_DROP_GAP_S)
+        return dropped + n
 
     def release_version(self) -> int:
         with self._read() as c:
