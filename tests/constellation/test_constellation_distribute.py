@@ -22,7 +22,7 @@ from omega.protocol.messages import (
     PushRequest,
     Trend,
 )
-from omega.storage import open_storage
+from omega.storage import Storage, open_storage
 from omega.storage.base import Codebook, ReleaseDelta, ViewerRecord
 
 
@@ -151,21 +151,24 @@ def test_push_digest_is_stable_and_payload_sensitive() -> None:
     assert push_digest(a) != push_digest(b)
 
 
+def _exchange(storage: Storage) -> Exchange:
+    clock = ManualClock(10.0)
+    return Exchange(
+        storage,
+        CodebookCache(storage, clock=clock),
+        limits=ExchangeLimits(max_patterns_per_batch=100, min_pull_bytes=512, max_pull_bytes=5120),
+        clock=clock,
+        metrics=Metrics(),
+    )
+
+
 def test_a_batch_stored_under_the_old_framed_digest_is_still_recognised(tmp_path: Path) -> None:
     """Servers before 2026-12 stored the digest of the compressed frame: a device retrying
     such a batch after the upgrade gets its stored ack, and another payload still 422s."""
     storage = open_storage(str(tmp_path / "c.db"))
     try:
         storage.create_viewer(ViewerRecord("v", "eu", "tv", created_at=1.0))
-        exchange = Exchange(
-            storage,
-            CodebookCache(storage, clock=ManualClock(10.0)),
-            limits=ExchangeLimits(
-                max_patterns_per_batch=100, min_pull_bytes=512, max_pull_bytes=5120
-            ),
-            clock=ManualClock(10.0),
-            metrics=Metrics(),
-        )
+        exchange = _exchange(storage)
         push = PushRequest(viewer_id="v", batch_id="b", codebook_id="c", removed=["x"])
         old_ack = PushAck(batch_id="b", server_version=7)
         assert framed_push_digest(push) != push_digest(push)
@@ -183,15 +186,7 @@ def test_pulls_answered_from_the_cache_never_miss_a_new_release(tmp_path: Path) 
     """Devices at one version share one fitted answer, until the next release."""
     storage = open_storage(str(tmp_path / "c.db"))
     try:
-        exchange = Exchange(
-            storage,
-            CodebookCache(storage, clock=ManualClock(10.0)),
-            limits=ExchangeLimits(
-                max_patterns_per_batch=100, min_pull_bytes=512, max_pull_bytes=5120
-            ),
-            clock=ManualClock(10.0),
-            metrics=Metrics(),
-        )
+        exchange = _exchange(storage)
         pull = PullRequest(viewer_id="v", since_version=0)
         assert exchange.pull(pull).version == 0
         first = ConsolidatedPattern(
