@@ -311,10 +311,19 @@ class SQLiteStorage(SQLitePopularity, Storage):
         _log.debug("worker %s applied %d contributions", worker_id, applied)
         return applied
 
+    def _delete_in_chunks(self, job: Callable[[sqlite3.Connection], int]) -> int:
+        """Run ``job`` (deleting at most ``_DROP_CHUNK`` rows, returning how many) until it
+        deletes fewer, with gaps: each transaction holds the lock pushes need, and a writer
+        waiting in SQLite's busy handler retries after 1, 2, 5… ms. Returns the total."""
+        total = 0
+        while (n := self._write(job)) == _DROP_CHUNK:
+            total += n
+            time.sleep(_DROP_GAP_S)
+        return total + n
+
     def _drop_folded(self, through: int) -> None:
         """Delete the queue's rows up to ``through`` (folded), also any a crash left after
-        an earlier fold, in short transactions with gaps: each holds the lock pushes need,
-        and a writer waiting in SQLite's busy handler retries after 1, 2, 5… ms."""
+        an earlier fold."""
 
         def drop(c: sqlite3.Connection) -> int:
             deleted = c.execute(
@@ -328,8 +337,7 @@ class SQLiteStorage(SQLitePopularity, Storage):
             )
             return int(deleted)
 
-        while self._write(drop) == _DROP_CHUNK:
-            time.sleep(_DROP_GAP_S)
+        self._delete_in_chunks(drop)
 
     def _queued_through(self, seq: int) -> bool:
         with self._read() as c:
@@ -367,11 +375,7 @@ class SQLiteStorage(SQLitePopularity, Storage):
                 ).rowcount
             )
 
-        dropped = 0
-        while (n := self._write(write)) == _DROP_CHUNK:  # short transactions, as the queue's
-            dropped += n
-            time.sleep(_DROP_GAP_S)
-        return dropped + n
+        return self._delete_in_chunks(write)
 
     def release_version(self) -> int:
         with self._read() as c:
