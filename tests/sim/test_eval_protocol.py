@@ -21,6 +21,7 @@ from omega.sim import (
     rank_metrics,
     split,
 )
+from omega.sim.evaluation import validation_dataset
 
 
 def _ids(data: Split, items: npt.NDArray[np.int64]) -> list[str]:
@@ -51,6 +52,35 @@ def test_holdout_is_last_by_timestamp_then_numeric_item_id(
     assert matrix.sum() == 5  # 8 ratings minus 3 held out
     assert matrix[users["1"], data.dataset.item_index["9"]] == 1
     assert matrix[users["1"], data.dataset.item_index["10"]] == 0
+
+
+@pytest.mark.parametrize("writer", [write_ml_latest, write_ml100k])
+def test_validation_holds_out_second_to_last_and_never_sees_the_last(
+    tmp_path: Path, writer: Callable[[Path], Path]
+) -> None:
+    full = load_dataset(writer(tmp_path / "ml"))
+    data = split(validation_dataset(full))
+    users = data.dataset.user_index
+    # User 1: 1, 2, 9, 10 in protocol order ("10" after "9" in the same second): the test
+    # item "10" is gone, "9" is held out, "1" and "2" train.
+    assert _ids(data, data.holdout[[users["1"]]]) == ["9"]
+    assert _ids(data, data.train_sequence(users["1"])) == ["1", "2"]
+    # User 10 ("2" then "77"): "2" is held out with nothing before it.
+    assert _ids(data, data.holdout[[users["10"]]]) == ["2"]
+    assert data.train_sequence(users["10"]).size == 0
+    test = split(full)
+    for v in range(test.n_viewers):  # every fixture viewer has ≥ 2 interactions, no re-rating
+        assert data.holdout[v] != test.holdout[v]
+        assert test.holdout[v] not in data.train_sequence(v).tolist()
+    assert data.dataset.n_ratings == full.n_ratings - 3
+    assert full.n_ratings == 8  # the original is untouched
+
+
+def test_validation_keeps_a_single_interaction(tmp_path: Path) -> None:
+    movies: list[Movie] = [(1, "A (2000)", ()), (2, "B (2000)", ())]
+    full = load_dataset(write_ml_latest(tmp_path / "ml", movies, [(5, 2, 4.0, 1)], None))
+    data = split(validation_dataset(full))
+    assert _ids(data, data.holdout) == ["2"]
 
 
 def test_single_rating_viewer_has_empty_train(tmp_path: Path) -> None:

@@ -36,6 +36,7 @@ def _run(tmp_path: Path, **options: object) -> dict[str, object]:
 def test_replay_syncs_through_the_protocol_and_reports(tmp_path: Path) -> None:
     result = _run(tmp_path)
     assert result["viewers"] == 12
+    assert result["holdout"] == "last"
     assert result["syncs"] > 12  # every TV synced more than once
     assert result["rounds"] >= 1
     assert result["requests_inspected"] >= result["syncs"]
@@ -53,6 +54,14 @@ def test_replay_syncs_through_the_protocol_and_reports(tmp_path: Path) -> None:
         assert 0.0 <= figures["ndcg@10"] <= figures["hr@10"] <= 1.0  # type: ignore[index]
         assert figures["ndcg@10_pessimistic"] <= figures["ndcg@10"]  # type: ignore[index]
     assert result["timeline"], "checkpoints over simulated time"
+
+
+def test_a_validation_run_drops_each_viewers_last_interaction(tmp_path: Path) -> None:
+    full = synthetic_dataset(titles=80, viewers=12, days=5, seed=3).n_ratings
+    result = _run(tmp_path, validation=True)
+    assert result["holdout"] == "second-to-last (validation)"
+    assert result["viewers"] == 12
+    assert result["events"] == full - 12  # every synthetic viewer has more than one event
 
 
 def test_a_promote_item_attack_is_measured(tmp_path: Path) -> None:

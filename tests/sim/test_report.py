@@ -230,6 +230,15 @@ def test_figures_that_miss_their_targets_are_flagged() -> None:
     assert summary.count("MISSED") == 3
 
 
+def test_the_summary_says_which_interaction_was_held_out() -> None:
+    result = _result()
+    assert "Each viewer's last interaction held out" in render_markdown(result)
+    result["holdout"] = "second-to-last (validation)"
+    md = render_markdown(result)
+    assert "| held out | second-to-last (validation) |" in md
+    assert "Each viewer's second-to-last interaction held out" in md
+
+
 def test_a_file_is_not_a_report_directory(tmp_path: Path) -> None:
     target = tmp_path / "report"
     target.write_text("not a folder")

@@ -86,6 +86,14 @@ def simulate(
     report: Annotated[
         Path | None, typer.Option(help="Write report.json, report.md and PNG plots here.")
     ] = None,
+    validation: Annotated[
+        bool,
+        typer.Option(
+            "--validation",
+            help="Hold out each viewer's second-to-last interaction and drop the last: tune "
+            "settings on this, report figures from the default run.",
+        ),
+    ] = False,
     work_dir: Annotated[
         Path | None, typer.Option(help="Where the fleet's brains live (default: temp).")
     ] = None,
@@ -137,6 +145,7 @@ def simulate(
         if no_als
         else ("popularity", "item_knn", "als", "transitions"),
         work_dir=work_dir,
+        validation=validation,
         cache_dir=Path(os.environ.get("OMEGA_CACHE", Path.home() / ".cache" / "omega")),
     )
     result = run_with_progress(data, options, quiet=as_json)

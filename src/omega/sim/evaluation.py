@@ -21,7 +21,7 @@ means the scorer's ties, not its ordering, earn the figure.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 from typing import Protocol
 
@@ -41,6 +41,7 @@ __all__ = [
     "holdout_ranks",
     "rank_metrics",
     "split",
+    "validation_dataset",
 ]
 
 K = 10
@@ -97,11 +98,37 @@ class Split:
         return matrix
 
 
-def split(dataset: Dataset) -> Split:
-    """Hold out each viewer's last interaction in (timestamp, numeric item id) order."""
+def _protocol_order(dataset: Dataset) -> npt.NDArray[np.int64]:
+    """Rating rows by viewer, then (timestamp, numeric item id): the protocol's order."""
     keys = dataset.item_keys[dataset.items_idx]
     # lexsort: the last key is the primary one.
-    order = np.lexsort((keys, dataset.timestamps, dataset.users))
+    order: npt.NDArray[np.int64] = np.lexsort((keys, dataset.timestamps, dataset.users))
+    return order
+
+
+def validation_dataset(dataset: Dataset) -> Dataset:
+    """The log without each viewer's last interaction (the test item), for tuning.
+
+    Splitting it holds out each viewer's *second-to-last* interaction, so settings chosen
+    on it never see the item the reported figures are measured on. A viewer with a
+    single interaction keeps it (there is nothing earlier to hold out)."""
+    order = _protocol_order(dataset)
+    counts = np.bincount(dataset.users, minlength=dataset.n_users)
+    last = np.cumsum(counts) - 1
+    keep = np.ones(dataset.n_ratings, dtype=bool)
+    keep[order[last[counts >= 2]]] = False
+    return replace(
+        dataset,
+        users=dataset.users[keep],
+        items_idx=dataset.items_idx[keep],
+        ratings=dataset.ratings[keep],
+        timestamps=dataset.timestamps[keep],
+    )
+
+
+def split(dataset: Dataset) -> Split:
+    """Hold out each viewer's last interaction in (timestamp, numeric item id) order."""
+    order = _protocol_order(dataset)
     users = dataset.users[order]
     counts = np.bincount(users, minlength=dataset.n_users)
     ends = np.cumsum(counts)

@@ -136,6 +136,7 @@ def render_markdown(result: Mapping[str, Any], *, plots: list[str] | None = None
         ("items", _count(result.get("items"))),
         ("events", _count(result.get("events"))),
         ("seed", result.get("seed")),
+        ("held out", result.get("holdout")),
         ("constellation", result.get("constellation")),
         ("wall time", fmt_wall(number(result.get("wall_s"))) if "wall_s" in result else None),
     ]
@@ -145,7 +146,9 @@ def render_markdown(result: Mapping[str, Any], *, plots: list[str] | None = None
     if rows:
         lines += ["", "## Recommendation quality", ""]
         lines += [
-            "Each viewer's last interaction held out; all unseen items ranked. "
+            "Each viewer's "
+            + ("second-to-last" if str(result.get("holdout", "")).startswith("second") else "last")
+            + " interaction held out; all unseen items ranked. "
             "*Pessimistic*: tied items count against the held-out one.",
             "",
             "| model | HR@10 | NDCG@10 | NDCG@10 pessimistic | × local-only |",

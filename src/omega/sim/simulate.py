@@ -27,7 +27,7 @@ from omega.sim.baselines import BASELINES
 from omega.sim.constellation import SimConstellation
 from omega.sim.content import shared_catalog
 from omega.sim.datasets import Dataset
-from omega.sim.evaluation import Split, evaluate, rank_metrics, split
+from omega.sim.evaluation import Split, evaluate, rank_metrics, split, validation_dataset
 from omega.sim.fleet import FleetConfig, FleetRun, replay_fleet
 
 __all__ = ["SimulationOptions", "run_simulation"]
@@ -47,6 +47,9 @@ class SimulationOptions:
     work_dir: Path | None = None
     cache_dir: Path | None = None
     checkpoints: int = 6
+    #: Hold out each viewer's second-to-last interaction (the last is dropped): for tuning
+    #: settings without looking at the items the reported figures are measured on.
+    validation: bool = False
 
 
 def _ranks(
@@ -168,6 +171,8 @@ async def run_simulation(
         raise ConfigError("--attackers must be a fraction in (0, 0.5)")
     timings: dict[str, float] = {}
     root = options.work_dir or Path(tempfile.mkdtemp(prefix="omega-sim-"))
+    if options.validation:
+        dataset = validation_dataset(dataset)
     split_ = split(dataset)
 
     start = time.perf_counter()
@@ -259,6 +264,7 @@ async def run_simulation(
         "items": dataset.n_items,
         "events": dataset.n_ratings,
         "seed": options.seed,
+        "holdout": "second-to-last (validation)" if options.validation else "last",
         "cells": len(shared.centroids),
         "constellation": options.server or "in-process (ASGI, SQLite)",
         "omega": omega_figures,
