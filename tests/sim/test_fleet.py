@@ -9,7 +9,13 @@ import msgspec
 import pytest
 
 from omega.protocol.codec import encode
-from omega.protocol.messages import Pattern, PullRequest, PushRequest, SyncRequest
+from omega.protocol.messages import (
+    FrequencyReport,
+    Pattern,
+    PullRequest,
+    PushRequest,
+    SyncRequest,
+)
 from omega.sim.audit import PrivacyAudit
 from omega.sim.fleet import FleetConfig, rating_to_view
 from omega.sim.simulate import SimulationOptions, run_simulation
@@ -47,6 +53,8 @@ def test_replay_syncs_through_the_protocol_and_reports(tmp_path: Path) -> None:
     # one ε-LDP popularity report (integers only) rides with most pushes
     assert result["frequency_reports_sent"] > 0
     assert result["report_epsilon"] == 8.0
+    # ε composes over each TV's reports: at least one report, at most one per push.
+    assert 8.0 <= result["epsilon_per_viewer_median"] <= result["epsilon_per_viewer_max"]  # type: ignore[operator]
     assert 0 < result["push_bytes_median"] <= 1024  # type: ignore[operator]
     omega = result["omega"]
     local = result["baselines"]["local_only"]  # type: ignore[index]
@@ -99,6 +107,26 @@ def test_the_audit_catches_an_item_id_smuggled_into_a_push() -> None:
     raw = msgspec.msgpack.encode({"msg": "push", "history": [{"item_id": "x", "ts": 1}]})
     audit.inspect(b"\x01\x00" + raw)
     assert audit.event_records_sent >= 1
+
+
+def test_the_audit_composes_each_viewers_reports_once() -> None:
+    audit = PrivacyAudit.for_catalog(["296"], ["Pulp Fiction (1994)"])
+
+    def push(batch: str, *seeds: int) -> bytes:
+        reports = [FrequencyReport(seed=s, value=1, buckets=2982, epsilon=8.0) for s in seeds]
+        return encode(PushRequest(viewer_id="v", batch_id=batch, codebook_id="c", reports=reports))
+
+    audit.inspect(push("b1", 11), viewer="a")
+    audit.inspect(push("b1", 11), viewer="a")  # a retry resends the same report: no new loss
+    audit.inspect(push("b2", 12), viewer="a")
+    audit.inspect(push("b3", 11, 13), viewer="b")  # another TV may draw the same seed
+    summary = audit.summary()
+    assert audit.frequency_reports_sent == 5
+    assert audit.epsilon_spent == {"a": 16.0, "b": 16.0}
+    assert (summary["epsilon_per_viewer_median"], summary["epsilon_per_viewer_max"]) == (16, 16)
+    audit.inspect(push("b4", 14), viewer="b")
+    assert audit.summary()["epsilon_per_viewer_max"] == 24.0
+    assert audit.summary()["epsilon_per_viewer_median"] == 20.0
 
 
 @pytest.mark.parametrize(

@@ -239,6 +239,19 @@ def test_the_summary_says_which_interaction_was_held_out() -> None:
     assert "Each viewer's second-to-last interaction held out" in md
 
 
+def test_the_privacy_section_shows_what_the_reports_compose_to() -> None:
+    result = _result()
+    result.update(
+        frequency_reports_sent=13_891,
+        report_epsilon=8.0,
+        epsilon_per_viewer_median=96.0,
+        epsilon_per_viewer_max=1_264.0,
+    )
+    line = "13,891 at ε = 8; per viewer, composed: median 96, max 1264"
+    assert line in render_markdown(result)
+    assert line in _text(summary_table(result))
+
+
 def test_a_file_is_not_a_report_directory(tmp_path: Path) -> None:
     target = tmp_path / "report"
     target.write_text("not a folder")

@@ -205,6 +205,18 @@ def privacy_checks(result: Mapping[str, Any]) -> list[Check]:
         value = number(result.get(key))
         if value is not None:
             checks.append(Check(f"{label} sent", f"{value:,.0f}", "0", value == 0))
+    reports = number(result.get("frequency_reports_sent"))
+    epsilon = number(result.get("report_epsilon"))
+    median = number(result.get("epsilon_per_viewer_median"))
+    most = number(result.get("epsilon_per_viewer_max"))
+    if reports and epsilon and median is not None and most is not None:
+        checks.append(
+            Check(
+                "popularity reports (ε-LDP)",
+                f"{reports:,.0f} at ε = {epsilon:g}; per viewer, composed: "
+                f"median {median:g}, max {most:g}",
+            )
+        )
     return checks
 
 

@@ -5,7 +5,9 @@ drop unknown fields) and walks every key and value, so anything smuggled into a 
 an item id, a title, a search string, an event-like record — is counted.
 
 Popularity reports (OLH) are integers only — a seed, a bucket, a bucket count and ε —
-so they can name no title; the audit counts them and the ε they used.
+so they can name no title; the audit counts them, the ε they used, and what they compose
+to per viewer (the sum of the ε of the distinct reports each TV sent: a retried push
+resends the same report, which costs nothing more).
 """
 
 from __future__ import annotations
@@ -70,6 +72,9 @@ class PrivacyAudit:
     search_strings_sent: int = 0
     frequency_reports_sent: int = 0
     report_epsilons: set[float] = field(default_factory=set)
+    #: Per viewer: the seeds of the reports seen (a retry repeats one) and their ε summed.
+    report_seeds: dict[str, set[int]] = field(default_factory=dict)
+    epsilon_spent: dict[str, float] = field(default_factory=dict)
     push_bytes: list[int] = field(default_factory=list)
     pull_bytes: list[int] = field(default_factory=list)
 
@@ -77,7 +82,7 @@ class PrivacyAudit:
     def for_catalog(cls, item_ids: Iterable[str], titles: Iterable[str]) -> PrivacyAudit:
         return cls(frozenset(item_ids), frozenset(t.casefold() for t in titles))
 
-    def inspect(self, body: bytes) -> None:
+    def inspect(self, body: bytes, *, viewer: str = "") -> None:
         self.requests += 1
         message = _generic(body)
         push = message.get("push") if isinstance(message, dict) else None
@@ -89,10 +94,21 @@ class PrivacyAudit:
             reports = push.get("reports", ())
             if isinstance(reports, list):
                 self.frequency_reports_sent += len(reports)
-                self.report_epsilons.update(
-                    float(r["epsilon"]) for r in reports if isinstance(r, dict) and "epsilon" in r
-                )
+                for report in reports:
+                    if isinstance(report, dict) and "epsilon" in report:
+                        self._spend(viewer, report)
         self._walk(message)
+
+    def _spend(self, viewer: str, report: Mapping[str, Any]) -> None:
+        epsilon = float(report["epsilon"])
+        self.report_epsilons.add(epsilon)
+        seeds = self.report_seeds.setdefault(viewer, set())
+        seed = report.get("seed")
+        if isinstance(seed, int) and seed in seeds:
+            return
+        if isinstance(seed, int):
+            seeds.add(seed)
+        self.epsilon_spent[viewer] = self.epsilon_spent.get(viewer, 0.0) + epsilon
 
     def _walk(self, value: Any) -> None:
         if isinstance(value, str):
@@ -114,6 +130,8 @@ class PrivacyAudit:
         def stat(values: list[int], q: float) -> float:
             return float(np.percentile(values, q)) if values else 0.0
 
+        spent = list(self.epsilon_spent.values())
+
         return {
             "requests_inspected": self.requests,
             "pushes": self.pushes,
@@ -123,6 +141,10 @@ class PrivacyAudit:
             "search_strings_sent": self.search_strings_sent,
             "frequency_reports_sent": self.frequency_reports_sent,
             "report_epsilon": max(self.report_epsilons, default=0.0),
+            # Basic composition over each viewer's distinct reports (viewers who sent none
+            # are not counted).
+            "epsilon_per_viewer_median": float(np.median(spent)) if spent else 0.0,
+            "epsilon_per_viewer_max": max(spent, default=0.0),
             "push_bytes_median": stat(self.push_bytes, 50),
             "push_bytes_p95": stat(self.push_bytes, 95),
             "pull_bytes_median": stat(self.pull_bytes, 50),
@@ -133,16 +155,17 @@ class PrivacyAudit:
 class AuditingTransport:
     """A transport that lets the audit read every request body before it is sent."""
 
-    def __init__(self, inner: Transport, audit: PrivacyAudit) -> None:
+    def __init__(self, inner: Transport, audit: PrivacyAudit, *, viewer: str = "") -> None:
         self.inner = inner
         self.audit = audit
+        self.viewer = viewer
 
     async def request(
         self, method: str, path: str, *, body: bytes | None, headers: Mapping[str, str]
     ) -> Response:
         kind = next((v for k, v in headers.items() if k.lower() == "content-type"), "")
         if body and kind.startswith("application/x-omega"):
-            self.audit.inspect(body)
+            self.audit.inspect(body, viewer=self.viewer)
         return await self.inner.request(method, path, body=body, headers=headers)
 
     async def aclose(self) -> None:

@@ -131,7 +131,7 @@ async def replay_fleet(
         )
         viewer = Viewer(v, brain, clock, attacker=v in attackers)
         if constellation is not None and audit is not None:
-            transport = AuditingTransport(constellation.transport, audit)
+            transport = AuditingTransport(constellation.transport, audit, viewer=str(v))
             if viewer.attacker and attack is not None:
                 transport = AttackingTransport(  # type: ignore[assignment]
                     transport, attack, target_cell=target_cell, target_item=target_item

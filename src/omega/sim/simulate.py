@@ -280,6 +280,8 @@ async def run_simulation(
         "patterns_sent": audit["patterns_sent"],
         "frequency_reports_sent": audit["frequency_reports_sent"],
         "report_epsilon": audit["report_epsilon"],
+        "epsilon_per_viewer_median": audit["epsilon_per_viewer_median"],
+        "epsilon_per_viewer_max": audit["epsilon_per_viewer_max"],
         "syncs": omega.syncs,
         "rounds": omega.rounds,
         "released_patterns": int(released),
