@@ -237,6 +237,7 @@ def test_the_summary_says_which_interaction_was_held_out() -> None:
     md = render_markdown(result)
     assert "| held out | second-to-last (validation) |" in md
     assert "Each viewer's second-to-last interaction held out" in md
+    assert "second-to-last interaction held out" in _text(quality_table(result))
 
 
 def test_the_privacy_section_shows_what_the_reports_compose_to() -> None:

@@ -104,9 +104,9 @@ class PrivacyAudit:
         self.report_epsilons.add(epsilon)
         seeds = self.report_seeds.setdefault(viewer, set())
         seed = report.get("seed")
-        if isinstance(seed, int) and seed in seeds:
-            return
         if isinstance(seed, int):
+            if seed in seeds:
+                return
             seeds.add(seed)
         self.epsilon_spent[viewer] = self.epsilon_spent.get(viewer, 0.0) + epsilon
 

@@ -146,9 +146,7 @@ def render_markdown(result: Mapping[str, Any], *, plots: list[str] | None = None
     if rows:
         lines += ["", "## Recommendation quality", ""]
         lines += [
-            "Each viewer's "
-            + ("second-to-last" if str(result.get("holdout", "")).startswith("second") else "last")
-            + " interaction held out; all unseen items ranked. "
+            f"Each viewer's {_held_out(result)} interaction held out; all unseen items ranked. "
             "*Pessimistic*: tied items count against the held-out one.",
             "",
             "| model | HR@10 | NDCG@10 | NDCG@10 pessimistic | × local-only |",
@@ -202,6 +200,11 @@ def _check_section(title: str, checks: list[Check]) -> list[str]:
     return lines
 
 
+def _held_out(result: Mapping[str, Any]) -> str:
+    """Which interaction the run held out: the last, or the second-to-last (--validation)."""
+    return "second-to-last" if str(result.get("holdout", "")).startswith("second") else "last"
+
+
 def _count(value: Any) -> str | None:
     as_number = number(value)
     return None if as_number is None else f"{as_number:,.0f}"
@@ -213,7 +216,8 @@ def quality_table(result: Mapping[str, Any]) -> Table:
     title = "Recommendation quality" + (f" — {viewers} viewers" if viewers else "")
     table = Table(
         title=title,
-        caption="last interaction held out, full ranking; pessimistic = ties count against",
+        caption=f"{_held_out(result)} interaction held out, full ranking; "
+        "pessimistic = ties count against",
         header_style="bold",
     )
     table.add_column("model")
