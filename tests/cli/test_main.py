@@ -30,6 +30,7 @@ def test_help_lists_every_command() -> None:
         (("brain", "recommend", "/nonexistent/omega-brain", "-k", "abc"), 2, "valid integer"),
         (("simulate",), 2, "--dataset"),
         (("simulate", "--dataset", "/nonexistent/ml"), 3, "/nonexistent/ml"),
+        (("simulate", "--dataset", "/nonexistent/ml", "--report-budget", "-1"), 2, "≥ 0"),
         (("demo", "--viewers", "1"), 2, "3 viewers"),
     ],
 )

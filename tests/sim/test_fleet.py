@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 from pathlib import Path
 
 import msgspec
@@ -26,10 +27,10 @@ FAST = FleetConfig(
 )
 
 
-def _run(tmp_path: Path, **options: object) -> dict[str, object]:
+def _run(tmp_path: Path, fleet: FleetConfig = FAST, **options: object) -> dict[str, object]:
     data = synthetic_dataset(titles=80, viewers=12, days=5, seed=3)
     chosen = SimulationOptions(
-        fleet=FAST,
+        fleet=fleet,
         baselines=("popularity",),
         work_dir=tmp_path / "work",
         cache_dir=tmp_path / "cache",
@@ -70,6 +71,14 @@ def test_a_validation_run_drops_each_viewers_last_interaction(tmp_path: Path) ->
     assert result["holdout"] == "second-to-last (validation)"
     assert result["viewers"] == 12
     assert result["events"] == full - 12  # every synthetic viewer has more than one event
+
+
+def test_the_report_budget_caps_what_each_viewer_spends(tmp_path: Path) -> None:
+    free = _run(tmp_path / "free", replace(FAST, report_budget=0.0))
+    capped = _run(tmp_path / "capped", replace(FAST, report_budget=16.0))
+    assert free["epsilon_per_viewer_max"] > 16.0  # type: ignore[operator]
+    assert capped["epsilon_per_viewer_max"] == 16.0  # two reports at ε = 8
+    assert capped["frequency_reports_sent"] < free["frequency_reports_sent"]  # type: ignore[operator]
 
 
 def test_a_promote_item_attack_is_measured(tmp_path: Path) -> None:

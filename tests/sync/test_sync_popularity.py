@@ -123,3 +123,54 @@ def test_epsilon_zero_sends_no_report(tmp_path: Path) -> None:
     plan = next_report(tv)
     assert plan is not None and plan.report is None
     tv.close()
+
+
+def test_reports_stop_when_the_privacy_budget_is_spent_and_resume_after_the_window(
+    tmp_path: Path,
+) -> None:
+    from omega.sync.reports import REPORT_SPENT
+
+    app = create_app(inprocess_settings(tmp_path / "server"))
+    clock = ManualClock()
+    # Two reports at ε = 8 fit a budget of 16 per day.
+    tv = open_brain(tmp_path / "tv", clock, report_budget=16.0, report_window_s=86_400.0)
+    titles = iter(["c1i0", "c2i0", "c3i0", "c4i0", "c5i0"])
+
+    def queued() -> int:
+        db = sqlite3.connect(tmp_path / "server" / "constellation.db")
+        try:
+            return int(db.execute("SELECT count(*) FROM pending_reports").fetchone()[0])
+        finally:
+            db.close()
+
+    async def scenario() -> None:
+        async with AsgiTransport(app) as transport:
+            await _publish_with_items(transport)
+            client = SyncClient(tv, transport)
+            await client.fetch_codebook()
+            for expected in (1, 2, 2, 2):
+                tv.track_view(next(titles), watch_fraction=0.9)
+                clock.advance(600)
+                await client.sync()  # over budget with no pattern to push: no push at all
+                assert queued() == expected
+            assert len(tv.store.get_cursor(REPORT_SPENT, "").split()) == 2
+            clock.advance(86_400)  # the window has passed: the budget is free again
+            tv.track_view(next(titles), watch_fraction=0.9)
+            await client.sync()
+            assert queued() == 3
+            assert len(tv.store.get_cursor(REPORT_SPENT, "").split()) == 1
+
+    asyncio.run(scenario())
+    tv.close()
+
+
+def test_no_budget_keeps_no_record_of_report_times(tmp_path: Path) -> None:
+    from omega.sync.reports import REPORT_SPENT, next_report
+
+    clock = ManualClock()
+    tv = open_brain(tmp_path / "tv", clock, report_budget=0.0)
+    tv.track_view(POPULAR, watch_fraction=0.9)
+    plan = next_report(tv)
+    assert plan is not None and plan.report is not None
+    assert REPORT_SPENT not in plan.cursors()
+    tv.close()

@@ -58,6 +58,12 @@ class BrainConfig:
     #: changes the odds of any guess about which title it came from by at most e^ε.
     #: Reports compose: k reports bound the viewer's total loss by k·ε.
     report_epsilon: float = 8.0
+    #: The most ε a viewer's reports may spend within any ``report_window_s`` (20 reports
+    #: at ε = 8 a year); while it is spent, pushes carry no report.
+    #: Without a cap the loss grows with activity: in the ml-latest-small replay one
+    #: viewer's 851 reports composed to 6,808. 0 lifts the cap.
+    report_budget: float = 160.0
+    report_window_s: float = 365 * DAY
     #: Unseen titles each self-test ranks an enjoyed title among (see ``skills``): all of
     #: them up to this catalog size, a sample of this many above (on the demo's viewers a
     #: sample of 100 chose as well as the whole catalog, at a fraction of the cost); 0

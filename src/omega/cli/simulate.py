@@ -80,6 +80,15 @@ def simulate(
             "Each report is ε-LDP; a viewer's reports compose to k·ε."
         ),
     ] = 8.0,
+    report_budget: Annotated[
+        float,
+        typer.Option(
+            help="The most ε a TV's reports may spend per --report-window-days (0: no cap)."
+        ),
+    ] = 160.0,
+    report_window_days: Annotated[
+        float, typer.Option(help="The window the report budget renews over.")
+    ] = 365.0,
     no_als: Annotated[
         bool, typer.Option("--no-als", help="Skip the ALS and item-kNN references.")
     ] = False,
@@ -122,6 +131,8 @@ def simulate(
         raise ConfigError("--cells ≥ 2, --sync-every ≥ 1, --sync-hours > 0 and --round-days > 0")
     if not 0.0 <= report_epsilon <= 20.0:
         raise ConfigError("--report-epsilon must be in [0, 20] (0 sends no reports)")
+    if report_budget < 0 or report_window_days <= 0:
+        raise ConfigError("--report-budget must be ≥ 0 (0: no cap) and --report-window-days > 0")
     if report is not None:
         from omega.sim.report import check_report_directory
 
@@ -136,6 +147,8 @@ def simulate(
             round_every_s=round_days * 86400,
             seed=seed,
             report_epsilon=report_epsilon,
+            report_budget=report_budget,
+            report_window_s=report_window_days * 86400,
         ),
         server=server,
         admin_token=admin_token or os.environ.get("OMEGA_ADMIN_TOKEN"),

@@ -61,6 +61,9 @@ class FleetConfig:
     seed: int = 0
     #: ε of each TV's popularity report (OLH, one per push at most); 0 sends none.
     report_epsilon: float = 8.0
+    #: The most ε a TV's reports may spend per window (``BrainConfig.report_budget``).
+    report_budget: float = 160.0
+    report_window_s: float = 365 * DAY
 
 
 @dataclass(slots=True)
@@ -117,7 +120,12 @@ async def replay_fleet(
     progress: Callable[[int, int], None] | None = None,
 ) -> FleetRun:
     """Replay every viewer's training history; sync through ``constellation`` if given."""
-    brain_config = BrainConfig(codebook_cells=config.cells, report_epsilon=config.report_epsilon)
+    brain_config = BrainConfig(
+        codebook_cells=config.cells,
+        report_epsilon=config.report_epsilon,
+        report_budget=config.report_budget,
+        report_window_s=config.report_window_s,
+    )
     audit = None
     if constellation is not None:
         audit = PrivacyAudit.for_catalog(

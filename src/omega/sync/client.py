@@ -48,7 +48,7 @@ from omega.sync.cursors import (
 )
 from omega.sync.push import MAX_PUSH_BYTES, MAX_PUSH_PATTERNS, build_push, new_batch_id
 from omega.sync.replies import BINARY, decode_reply, error_for, read_sync_reply
-from omega.sync.reports import REPORT_CURSOR, next_report
+from omega.sync.reports import next_report
 from omega.sync.retry import RetryPolicy
 from omega.sync.transport import Response, Transport
 
@@ -214,7 +214,7 @@ class SyncClient:
         )
         if plan is None:
             return None, False
-        cursors = {REPORT_CURSOR: str(report.cursor)} if report is not None else {}
+        cursors = report.cursors() if report is not None else {}
         store.begin_batch(
             plan.request.batch_id, plan.payload, plan.pattern_ids, self.clock.now(), cursors
         )

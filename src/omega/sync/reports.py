@@ -6,6 +6,11 @@ picks one uniformly with the system's CSPRNG and randomises it with
 :func:`omega.protocol.frequency.make_report`. The report rides in the push, so it is
 recorded with the batch (``begin_batch``) and a retry resends the identical bytes; the
 cursor moves in that same durable transaction, so a title is reported once at most.
+
+A privacy budget caps what the reports compose to: the times of the reports sent within
+the last ``report_window_s`` are kept (cursor ``report_spent``, moved with the batch too)
+and no report is made while one more would take their ε past ``report_budget``. A title
+started meanwhile may still be picked once the budget allows; the loss stays within it.
 """
 
 from __future__ import annotations
@@ -17,9 +22,10 @@ from omega.brain import Brain
 from omega.protocol.frequency import make_report
 from omega.protocol.messages import FrequencyReport
 
-__all__ = ["REPORT_CURSOR", "ReportPlan", "next_report"]
+__all__ = ["REPORT_CURSOR", "REPORT_SPENT", "ReportPlan", "next_report"]
 
 REPORT_CURSOR = "report_episode"
+REPORT_SPENT = "report_spent"
 _STARTED = ("view", "rating")
 _SYSTEM_RNG = random.SystemRandom()
 
@@ -28,6 +34,19 @@ _SYSTEM_RNG = random.SystemRandom()
 class ReportPlan:
     report: FrequencyReport | None
     cursor: int  # the last episode this report covers (stored when the batch is recorded)
+    spent: str | None = None  # report times in the budget window, this one included
+
+    def cursors(self) -> dict[str, str]:
+        """What to store with the batch that carries this plan."""
+        stored = {REPORT_CURSOR: str(self.cursor)}
+        if self.spent is not None:
+            stored[REPORT_SPENT] = self.spent
+        return stored
+
+
+def _spent_within(stored: str, now: float, window: float) -> list[float]:
+    """The report times still inside the window (a time ahead of the clock counts)."""
+    return [t for t in map(float, stored.split()) if now - t < window]
 
 
 def next_report(brain: Brain, rng: random.Random | None = None) -> ReportPlan | None:
@@ -51,4 +70,13 @@ def next_report(brain: Brain, rng: random.Random | None = None) -> ReportPlan | 
     if epsilon <= 0 or not started:
         return ReportPlan(None, cursor)
     rng = rng or _SYSTEM_RNG
-    return ReportPlan(make_report(rng.choice(started), epsilon, rng), cursor)
+    budget = brain.config.report_budget
+    if budget <= 0:  # no cap: nothing to keep track of
+        return ReportPlan(make_report(rng.choice(started), epsilon, rng), cursor)
+    now = brain.clock.now()
+    window = brain.config.report_window_s
+    times = _spent_within(store.get_cursor(REPORT_SPENT, ""), now, window)
+    if (len(times) + 1) * epsilon > budget + 1e-9:
+        return ReportPlan(None, cursor)
+    spent = " ".join(repr(t) for t in [*times, now])
+    return ReportPlan(make_report(rng.choice(started), epsilon, rng), cursor, spent)
