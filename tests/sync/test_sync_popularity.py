@@ -174,3 +174,91 @@ def test_no_budget_keeps_no_record_of_report_times(tmp_path: Path) -> None:
     assert plan is not None and plan.report is not None
     assert REPORT_SPENT not in plan.cursors()
     tv.close()
+
+
+def _commit(tv: object, plan: object) -> None:
+    """Store a plan's cursors as recording its batch would."""
+    from omega.brain import Brain
+    from omega.sync.reports import ReportPlan
+
+    assert isinstance(tv, Brain) and isinstance(plan, ReportPlan)
+    with tv.store.transaction(durable=True) as conn:
+        for name, value in plan.cursors().items():
+            tv.store.set_cursor(conn, name, value)
+
+
+def _reports(tv: object, clock: ManualClock, titles: list[str]) -> list[bool]:
+    """Watch each title, then plan a push: was a report made?"""
+    from omega.brain import Brain
+    from omega.sync.reports import next_report
+
+    assert isinstance(tv, Brain)
+    made = []
+    for title in titles:
+        tv.track_view(title, watch_fraction=0.9)
+        clock.advance(3600)
+        plan = next_report(tv)
+        assert plan is not None
+        _commit(tv, plan)
+        made.append(plan.report is not None)
+    return made
+
+
+def test_the_budget_window_slides_report_by_report(tmp_path: Path) -> None:
+    clock = ManualClock(1_000_000.0)
+    tv = open_brain(tmp_path / "tv", clock, report_budget=16.0, report_window_s=4 * 3600.0)
+    # Hours 1 and 2 report; 3 and 4 are over budget (the first report is 3 h old at hour
+    # 4); at hour 5 the first report has left the window, at hour 6 the second.
+    assert _reports(tv, clock, ["c1i0", "c2i0", "c3i0", "c4i0", "c5i0", "c6i0"]) == [
+        True, True, False, False, True, True,
+    ]  # fmt: skip
+    tv.close()
+
+
+def test_the_budget_counts_each_reports_own_epsilon(tmp_path: Path) -> None:
+    from dataclasses import replace
+
+    clock = ManualClock(1_000_000.0)
+    tv = open_brain(tmp_path / "tv", clock, report_budget=16.0, report_window_s=86_400.0)
+    assert _reports(tv, clock, ["c1i0", "c2i0"]) == [True, True]  # 16 spent at ε = 8
+    tv.config = replace(tv.config, report_epsilon=2.0)  # an operator lowers ε later
+    assert _reports(tv, clock, ["c3i0"]) == [False]  # still 16 spent, not 2 × 2
+    tv.close()
+
+
+def test_a_clock_that_ran_ahead_frees_its_budget_one_window_after_correction(
+    tmp_path: Path,
+) -> None:
+    clock = ManualClock(5_000_000.0)
+    tv = open_brain(tmp_path / "tv", clock, report_budget=8.0, report_window_s=86_400.0)
+    assert _reports(tv, clock, ["c1i0"]) == [True]
+    clock.set(1_000_000.0)  # corrected back by weeks
+    assert _reports(tv, clock, ["c2i0"]) == [False]  # the slot counts as taken now…
+    clock.advance(86_400)
+    assert _reports(tv, clock, ["c3i0"]) == [True]  # …and frees one window later
+    tv.close()
+
+
+def test_an_unreadable_budget_record_blocks_reports_for_one_window(tmp_path: Path) -> None:
+    from omega.sync.reports import REPORT_SPENT
+
+    clock = ManualClock(1_000_000.0)
+    tv = open_brain(tmp_path / "tv", clock, report_budget=16.0, report_window_s=86_400.0)
+    with tv.store.transaction(durable=True) as conn:
+        tv.store.set_cursor(conn, REPORT_SPENT, "not-a-time")
+    assert _reports(tv, clock, ["c1i0"]) == [False]  # conservative, and no crash
+    clock.advance(86_400)
+    assert _reports(tv, clock, ["c2i0"]) == [True]
+    tv.close()
+
+
+def test_a_negative_budget_or_an_empty_window_is_refused() -> None:
+    import pytest
+
+    from omega.brain import BrainConfig
+    from omega.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="report_budget must be ≥ 0"):
+        BrainConfig(report_budget=-1.0)
+    with pytest.raises(ConfigError, match="report_window_s > 0"):
+        BrainConfig(report_window_s=0.0)

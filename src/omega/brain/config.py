@@ -5,7 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-__all__ = ["BrainConfig", "ConflictStrategy", "TierHalfLives"]
+from omega.errors import ConfigError
+
+__all__ = ["REPORT_BUDGET", "REPORT_WINDOW_S", "BrainConfig", "ConflictStrategy", "TierHalfLives"]
 
 #: How the device's own evidence and the constellation's combine where both speak about
 #: one (a → b) transition (see ``omega.sync.conflicts``).
@@ -13,6 +15,9 @@ ConflictStrategy = Literal["viewer-wins", "omega-wins", "quality-wins", "merge"]
 
 HOUR = 3600.0
 DAY = 24 * HOUR
+#: Default popularity-report budget: ε 160 per 365 days (see ``BrainConfig.report_budget``).
+REPORT_BUDGET = 160.0
+REPORT_WINDOW_S = 365 * DAY
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -61,11 +66,19 @@ class BrainConfig:
     #: The most ε a viewer's reports may spend within any ``report_window_s`` (20 reports
     #: at ε = 8 a year); while it is spent, pushes carry no report.
     #: Without a cap the loss grows with activity: in the ml-latest-small replay one
-    #: viewer's 851 reports composed to 6,808. 0 lifts the cap.
-    report_budget: float = 160.0
-    report_window_s: float = 365 * DAY
+    #: viewer's 851 reports composed to 6,808. 0 lifts the cap (``report_epsilon`` 0 is
+    #: what turns reports off).
+    report_budget: float = REPORT_BUDGET
+    report_window_s: float = REPORT_WINDOW_S
     #: Unseen titles each self-test ranks an enjoyed title among (see ``skills``): all of
     #: them up to this catalog size, a sample of this many above (on the demo's viewers a
     #: sample of 100 chose as well as the whole catalog, at a fraction of the cost); 0
     #: turns self-tests off, leaving skill choice to shown recommendations alone.
     self_test_sample: int = 300
+
+    def __post_init__(self) -> None:
+        if self.report_budget < 0 or self.report_window_s <= 0:
+            raise ConfigError(
+                "report_budget must be ≥ 0 (0: no cap) and report_window_s > 0, got "
+                f"{self.report_budget!r} and {self.report_window_s!r}"
+            )

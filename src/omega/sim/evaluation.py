@@ -111,7 +111,9 @@ def validation_dataset(dataset: Dataset) -> Dataset:
 
     Splitting it holds out each viewer's *second-to-last* interaction, so settings chosen
     on it never see the item the reported figures are measured on. A viewer with a
-    single interaction keeps it (there is nothing earlier to hold out)."""
+    single interaction keeps it (there is nothing earlier to hold out), so for such a
+    viewer the validation item *is* the test item; MovieLens has none (≥ 20 ratings
+    each)."""
     order = _protocol_order(dataset)
     counts = np.bincount(dataset.users, minlength=dataset.n_users)
     last = np.cumsum(counts) - 1

@@ -20,6 +20,7 @@ import numpy.typing as npt
 
 from omega.brain import Brain, BrainConfig
 from omega.brain.catalog import SharedCatalog
+from omega.brain.config import REPORT_BUDGET, REPORT_WINDOW_S
 from omega.clock import ManualClock
 from omega.sim.attacks import AttackingTransport, AttackKind
 from omega.sim.audit import AuditingTransport, PrivacyAudit
@@ -62,8 +63,8 @@ class FleetConfig:
     #: ε of each TV's popularity report (OLH, one per push at most); 0 sends none.
     report_epsilon: float = 8.0
     #: The most ε a TV's reports may spend per window (``BrainConfig.report_budget``).
-    report_budget: float = 160.0
-    report_window_s: float = 365 * DAY
+    report_budget: float = REPORT_BUDGET
+    report_window_s: float = REPORT_WINDOW_S
 
 
 @dataclass(slots=True)

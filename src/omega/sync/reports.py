@@ -7,10 +7,11 @@ picks one uniformly with the system's CSPRNG and randomises it with
 recorded with the batch (``begin_batch``) and a retry resends the identical bytes; the
 cursor moves in that same durable transaction, so a title is reported once at most.
 
-A privacy budget caps what the reports compose to: the times of the reports sent within
-the last ``report_window_s`` are kept (cursor ``report_spent``, moved with the batch too)
-and no report is made while one more would take their ε past ``report_budget``. A title
-started meanwhile may still be picked once the budget allows; the loss stays within it.
+A privacy budget caps what the reports compose to: the time and ε of each report sent
+within the last ``report_window_s`` are kept (cursor ``report_spent``, stored with the
+batch too) and no report is made while one more would take their ε past
+``report_budget``. The report cursor still moves with any push, so titles started while
+the budget is spent are not reported later. The window assumes a roughly monotonic clock.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ _SYSTEM_RNG = random.SystemRandom()
 class ReportPlan:
     report: FrequencyReport | None
     cursor: int  # the last episode this report covers (stored when the batch is recorded)
-    spent: str | None = None  # report times in the budget window, this one included
+    spent: str | None = None  # the budget window's reports, as stored with the batch
 
     def cursors(self) -> dict[str, str]:
         """What to store with the batch that carries this plan."""
@@ -44,9 +45,26 @@ class ReportPlan:
         return stored
 
 
-def _spent_within(stored: str, now: float, window: float) -> list[float]:
-    """The report times still inside the window (a time ahead of the clock counts)."""
-    return [t for t in map(float, stored.split()) if now - t < window]
+def _spent_within(
+    stored: str, now: float, window: float, budget: float
+) -> list[tuple[float, float]]:
+    """The (time, ε) of the reports still inside the window.
+
+    A time ahead of the clock counts as now, so a clock that ran ahead and was corrected
+    frees its slots one window later rather than years later. A record that cannot be read
+    counts as the whole budget spent now: no report for one window, never a crash."""
+    kept = []
+    try:
+        for entry in stored.split():
+            at, _, epsilon = entry.partition(":")
+            kept.append((min(float(at), now), float(epsilon)))
+    except ValueError:
+        return [(now, budget)]
+    return [(at, epsilon) for at, epsilon in kept if now - at < window]
+
+
+def _record(spent: list[tuple[float, float]]) -> str:
+    return " ".join(f"{at!r}:{epsilon!r}" for at, epsilon in spent)
 
 
 def next_report(brain: Brain, rng: random.Random | None = None) -> ReportPlan | None:
@@ -73,10 +91,11 @@ def next_report(brain: Brain, rng: random.Random | None = None) -> ReportPlan | 
     budget = brain.config.report_budget
     if budget <= 0:  # no cap: nothing to keep track of
         return ReportPlan(make_report(rng.choice(started), epsilon, rng), cursor)
-    now = brain.clock.now()
-    window = brain.config.report_window_s
-    times = _spent_within(store.get_cursor(REPORT_SPENT, ""), now, window)
-    if (len(times) + 1) * epsilon > budget + 1e-9:
-        return ReportPlan(None, cursor)
-    spent = " ".join(repr(t) for t in [*times, now])
-    return ReportPlan(make_report(rng.choice(started), epsilon, rng), cursor, spent)
+    now = float(brain.clock.now())
+    spent = _spent_within(
+        store.get_cursor(REPORT_SPENT, ""), now, brain.config.report_window_s, budget
+    )
+    if sum(e for _, e in spent) + epsilon > budget + 1e-9:
+        return ReportPlan(None, cursor, _record(spent))
+    spent.append((now, float(epsilon)))
+    return ReportPlan(make_report(rng.choice(started), epsilon, rng), cursor, _record(spent))
