@@ -8,6 +8,7 @@ import sqlite3
 from pathlib import Path
 
 import msgspec
+import pytest
 from _sync_world import (
     ADMIN_TOKEN,
     CODEBOOK_ID,
@@ -114,14 +115,22 @@ def test_a_report_is_recorded_with_its_batch_and_names_no_title(tmp_path: Path) 
     tv.close()
 
 
-def test_epsilon_zero_sends_no_report(tmp_path: Path) -> None:
-    from omega.sync.reports import next_report
+@pytest.mark.parametrize(
+    ("config", "reports"),
+    [({"report_epsilon": 0.0}, False), ({"report_budget": 0.0}, True)],
+    ids=["epsilon 0 sends none", "budget 0 lifts the cap"],
+)
+def test_zero_epsilon_or_zero_budget(
+    tmp_path: Path, config: dict[str, float], reports: bool
+) -> None:
+    from omega.sync.reports import REPORT_SPENT, next_report
 
     clock = ManualClock()
-    tv = open_brain(tmp_path / "tv", clock, report_epsilon=0.0)
+    tv = open_brain(tmp_path / "tv", clock, **config)
     tv.track_view(POPULAR, watch_fraction=0.9)
     plan = next_report(tv)
-    assert plan is not None and plan.report is None
+    assert plan is not None and (plan.report is not None) == reports
+    assert REPORT_SPENT not in plan.cursors()  # nothing spent, or nothing to keep track of
     tv.close()
 
 
@@ -161,18 +170,6 @@ def test_reports_stop_when_the_privacy_budget_is_spent_and_resume_after_the_wind
             assert len(tv.store.get_cursor(REPORT_SPENT, "").split()) == 1
 
     asyncio.run(scenario())
-    tv.close()
-
-
-def test_no_budget_keeps_no_record_of_report_times(tmp_path: Path) -> None:
-    from omega.sync.reports import REPORT_SPENT, next_report
-
-    clock = ManualClock()
-    tv = open_brain(tmp_path / "tv", clock, report_budget=0.0)
-    tv.track_view(POPULAR, watch_fraction=0.9)
-    plan = next_report(tv)
-    assert plan is not None and plan.report is not None
-    assert REPORT_SPENT not in plan.cursors()
     tv.close()
 
 
@@ -253,8 +250,6 @@ def test_an_unreadable_budget_record_blocks_reports_for_one_window(tmp_path: Pat
 
 
 def test_a_negative_budget_or_an_empty_window_is_refused() -> None:
-    import pytest
-
     from omega.brain import BrainConfig
     from omega.errors import ConfigError
 
