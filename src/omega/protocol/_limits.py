@@ -25,6 +25,10 @@ MAX_POPULAR_PER_PULL = 1000
 MAX_REPORT_SEED = 2**63 - 1
 MAX_REPORT_BUCKETS = 100_000
 MAX_REPORT_EPSILON = 20.0
+#: Shared (two-server) reports: per push, catalog size, and byte sizes of the parts.
+MAX_SHARES_PER_PUSH = 1
+MAX_SHARED_CATALOG = 1 << 20
+MAX_SHARE_PART = 512
 MAX_INTERESTS = 256
 MAX_EVENT_FIELDS = 64
 MAX_COUNT = 2**31 - 1

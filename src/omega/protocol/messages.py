@@ -39,6 +39,7 @@ __all__ = [
     "RegistrationResponse",
     "Rejection",
     "ServerEvent",
+    "SharedReport",
     "SyncRequest",
     "SyncResponse",
     "TaskType",
@@ -118,6 +119,18 @@ class FrequencyReport(msgspec.Struct, frozen=True, kw_only=True):
     epsilon: float
 
 
+class SharedReport(msgspec.Struct, frozen=True, kw_only=True):
+    """A title started, split between two servers (``omega.protocol.shares``): the DPF
+    correction words over a catalog of ``size`` titles, the leader's input share, and the
+    helper's input share sealed to the helper's public key. No server alone learns the
+    title; the two together learn only the sum over many reports."""
+
+    size: int
+    public: bytes
+    leader: bytes
+    helper: bytes
+
+
 class ItemScore(msgspec.Struct, frozen=True, kw_only=True):
     """A catalog title's released popularity, in [0, 1]. ``PullResponse.popular``, when
     not empty, is the whole current list, best first (cut to the pull's byte budget)."""
@@ -154,6 +167,7 @@ class PushRequest(msgspec.Struct, frozen=True, kw_only=True, tag="push", tag_fie
     removed: list[str] = []
     client_version: str = "0.1.0"
     reports: list[FrequencyReport] = []
+    shares: list[SharedReport] = []
 
 
 class Rejection(msgspec.Struct, frozen=True, kw_only=True):

@@ -41,6 +41,9 @@ from omega.protocol._limits import (
     MAX_REPORT_EPSILON,
     MAX_REPORT_SEED,
     MAX_REPORTS_PER_PUSH,
+    MAX_SHARE_PART,
+    MAX_SHARED_CATALOG,
+    MAX_SHARES_PER_PUSH,
     MAX_SHORT_TEXT,
     MAX_SYNC_AFTER,
     MAX_TOKEN_LENGTH,
@@ -65,6 +68,7 @@ from omega.protocol.messages import (
     Registration,
     RegistrationResponse,
     ServerEvent,
+    SharedReport,
     SyncRequest,
     SyncResponse,
     TokenRefresh,
@@ -267,6 +271,16 @@ def _report(r: FrequencyReport, where: str) -> None:
         )
 
 
+def _shared(r: SharedReport, where: str) -> None:
+    if not isinstance(r, SharedReport):
+        raise _Violation(f"{where} must be a SharedReport")
+    _int(r.size, f"{where}.size", 1, MAX_SHARED_CATALOG)
+    for name in ("public", "leader", "helper"):
+        part = getattr(r, name)
+        if not isinstance(part, bytes) or not 0 < len(part) <= MAX_SHARE_PART:
+            raise _Violation(f"{where}.{name} must be 1..{MAX_SHARE_PART} bytes")
+
+
 def _item_score(s: ItemScore, where: str) -> None:
     if not isinstance(s, ItemScore):
         raise _Violation(f"{where} must be an ItemScore")
@@ -315,6 +329,9 @@ def _push(m: PushRequest, where: str) -> None:
     _count(m.reports, f"{where}.reports", MAX_REPORTS_PER_PUSH)
     for i, r in enumerate(m.reports):
         _report(r, f"{where}.reports[{i}]")
+    _count(m.shares, f"{where}.shares", MAX_SHARES_PER_PUSH)
+    for i, sr in enumerate(m.shares):
+        _shared(sr, f"{where}.shares[{i}]")
 
 
 def _ack(m: PushAck, where: str) -> None:
