@@ -87,6 +87,23 @@ def federation(
     emit(result, as_json=as_json, title="omega bench federation")
 
 
+@app.command("shares")
+def shares(
+    reports: int = typer.Option(2000, help="Two-server reports to make and count (≤ 5000)."),
+    catalog: int = typer.Option(9742, help="Catalog size (ml-latest-small has 9,742)."),
+    seed: int = typer.Option(0, help="Seed for the titles reported."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
+) -> None:
+    """Two-server popularity reports: what a TV spends making one, its size, and how fast
+    the constellation counts a batch with a real helper over loopback HTTP."""
+    from omega.cli._output import err_console
+    from omega.helper.bench import run_shares_bench
+
+    with err_console.status("making reports and counting them with a helper…"):
+        result = run_shares_bench(reports=reports, catalog=catalog, seed=seed)
+    emit(result, as_json=as_json, title="omega bench shares")
+
+
 @app.command("server")
 def server(
     viewers: int = typer.Option(1000, help="Registered devices simulated."),

@@ -1,0 +1,95 @@
+"""``omega helper``: the second server of two-server popularity counting."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from omega.cli._output import emit, err_console
+
+__all__ = ["register"]
+
+app = typer.Typer(
+    help=(
+        "The helper: counts two-server popularity reports with the constellation so that "
+        "neither server sees which title a TV reported. Run by a different operator than "
+        "the constellation; the two share one secret."
+    ),
+    no_args_is_help=True,
+)
+
+_DATA = Annotated[
+    Path,
+    typer.Option(help="Where the helper keeps its X25519 key, the shared secret and its ids."),
+]
+
+
+@app.command("serve")
+def serve(
+    data_dir: _DATA = Path("omega-helper"),
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port.")] = 8100,
+    min_batch: Annotated[
+        int, typer.Option(help="The fewest valid reports the helper aggregates at once.")
+    ] = 100,
+    noise_epsilon: Annotated[
+        float,
+        typer.Option(help="ε of the discrete Laplace noise added per report (0: none)."),
+    ] = 4.0,
+    log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the start-up summary as JSON.")
+    ] = False,
+) -> None:
+    """Serve the helper API (/helper/v1/…, /metrics, /docs) until interrupted."""
+    import uvicorn
+
+    from omega.helper.app import create_helper_app
+    from omega.helper.service import SECRET_FILE, HelperConfig, HelperService
+
+    service = HelperService.open(
+        data_dir, HelperConfig(min_batch=min_batch, noise_epsilon=noise_epsilon)
+    )
+    emit(
+        {
+            "url": f"http://{host}:{port}",
+            "public_key": service.info().public_key.hex(),
+            "secret_file": str(data_dir / SECRET_FILE),
+            "min_batch": min_batch,
+            "noise_epsilon": noise_epsilon,
+        },
+        as_json=as_json,
+        title="omega helper serve",
+    )
+    err_console.print(
+        "give the constellation the secret file (--helper-secret-file) and TVs the public "
+        "key; press Ctrl+C to stop"
+    )
+    uvicorn.run(
+        create_helper_app(service), host=host, port=port, log_level=log_level, access_log=False
+    )
+
+
+@app.command("key")
+def key(
+    data_dir: _DATA = Path("omega-helper"),
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Print the helper's public key (hex), making the key and secret on first use."""
+    from omega.helper.service import SECRET_FILE, HelperService
+
+    service = HelperService.open(data_dir)
+    emit(
+        {
+            "public_key": service.info().public_key.hex(),
+            "secret_file": str(data_dir / SECRET_FILE),
+        },
+        as_json=as_json,
+        title="omega helper key",
+    )
+
+
+def register(root: typer.Typer) -> None:
+    root.add_typer(app, name="helper")

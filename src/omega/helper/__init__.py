@@ -1,0 +1,15 @@
+"""The helper: the second server of two-server popularity counting (``omega helper``).
+
+``HelperService`` does the work (open shares, answer the sketch check, aggregate each
+report once, add noise); ``create_helper_app`` serves it over HTTP; ``HelperThread``
+runs that app on a loopback port inside this process (simulator, tests, benchmarks).
+See ``docs/popularity.md``.
+"""
+
+from __future__ import annotations
+
+from omega.helper.app import create_helper_app
+from omega.helper.service import BatchTooSmall, HelperConfig, HelperService
+from omega.helper.thread import HelperThread
+
+__all__ = ["BatchTooSmall", "HelperConfig", "HelperService", "HelperThread", "create_helper_app"]

@@ -1,0 +1,283 @@
+"""The helper's work, without HTTP: open shares, answer the check, aggregate once.
+
+The helper is the second of the two servers that count two-server popularity reports
+(``omega.protocol.shares``); another operator runs it. It holds:
+
+- an X25519 private key: devices seal their half of each report to its public key;
+- a secret shared with the leader only: the key of the sketch check's random vectors
+  (devices must not know it) and, derived from it, the leader's bearer token;
+- a SQLite file of the ids of the reports it has counted, so the leader cannot have one
+  report counted twice (or isolate it by aggregating it alone in several batches).
+
+It never stores a share and answers nothing but check values and sums over batches of at
+least ``min_batch`` reports, to which it adds its own discrete Laplace noise at
+``noise_epsilon`` per report: a leader alone, even one that cheats, learns only noisy
+aggregates.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import hmac
+import math
+import os
+import secrets
+import sqlite3
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import msgspec
+import numpy as np
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+
+from omega.errors import ConfigError, InputError
+from omega.protocol.aggregation import (
+    AggregateRequest,
+    AggregateResponse,
+    HelperInfo,
+    PrepareAnswer,
+    PrepareRequest,
+    PrepareResponse,
+)
+from omega.protocol.dpf import PRIME
+from omega.protocol.shares import open_helper_share, report_id, sketch, verify_share
+
+__all__ = [
+    "BatchTooSmall",
+    "HelperConfig",
+    "HelperService",
+    "auth_token",
+    "laplace_noise",
+    "laplace_variance",
+    "load_secret",
+    "verify_key",
+]
+
+KEY_FILE = "helper-x25519.key"
+SECRET_FILE = "aggregation-secret"
+STORE_FILE = "helper.sqlite3"
+MAX_ITEMS = 5_000
+_answer_decoder = msgspec.msgpack.Decoder(AggregateResponse)
+
+
+class BatchTooSmall(InputError):
+    """Fewer valid, never-counted reports than the helper's minimum batch."""
+
+
+def verify_key(secret: bytes) -> bytes:
+    """The sketch check's key, derived from the leader–helper secret."""
+    return hmac.new(secret, b"omega sketch key", hashlib.sha256).digest()
+
+
+def auth_token(secret: bytes) -> str:
+    """The bearer token the leader presents to the helper."""
+    return hmac.new(secret, b"omega helper auth", hashlib.sha256).hexdigest()
+
+
+def load_secret(path: Path, *, create: bool) -> bytes:
+    """The leader–helper secret (hex in a file), made on first use when ``create``."""
+    if not path.exists():
+        if not create:
+            raise ConfigError(f"no aggregation secret at {path}")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as out:
+            out.write(secrets.token_hex(32) + "\n")
+    try:
+        secret = bytes.fromhex(path.read_text().strip())
+    except ValueError:
+        raise ConfigError(f"the aggregation secret in {path} is not hex") from None
+    if len(secret) < 16:
+        raise ConfigError(f"the aggregation secret in {path} is under 16 bytes")
+    return secret
+
+
+def _load_key(path: Path) -> X25519PrivateKey:
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as out:
+            out.write(secrets.token_bytes(32))
+    raw = path.read_bytes()
+    if len(raw) != 32:
+        raise ConfigError(f"the helper key {path} must hold 32 raw bytes, has {len(raw)}")
+    return X25519PrivateKey.from_private_bytes(raw)
+
+
+def laplace_variance(epsilon: float) -> float:
+    """The variance of discrete Laplace noise with parameter ``exp(−ε)`` (0 for ε = 0)."""
+    if epsilon <= 0:
+        return 0.0
+    q = math.exp(-epsilon)
+    return 2.0 * q / (1.0 - q) ** 2
+
+
+def laplace_noise(epsilon: float, size: int) -> np.ndarray:
+    """Discrete Laplace noise (difference of two geometrics): ε-DP for counts that one
+    report moves by at most 1. Zeros when ε = 0."""
+    if epsilon <= 0:
+        return np.zeros(size, dtype=np.int64)
+    rng = np.random.default_rng(secrets.randbits(128))
+    p = 1.0 - math.exp(-epsilon)
+    return (rng.geometric(p, size) - rng.geometric(p, size)).astype(np.int64)
+
+
+@dataclass(frozen=True, slots=True)
+class HelperConfig:
+    min_batch: int = 100
+    noise_epsilon: float = 4.0
+
+    def __post_init__(self) -> None:
+        if self.min_batch < 1:
+            raise ConfigError("the helper's min_batch must be ≥ 1")
+        if not 0.0 <= self.noise_epsilon <= 20.0:
+            raise ConfigError("the helper's noise_epsilon must be in [0, 20] (0: no noise)")
+
+
+class HelperService:
+    def __init__(
+        self, private_key: X25519PrivateKey, secret: bytes, store: Path, config: HelperConfig
+    ) -> None:
+        self.private_key = private_key
+        self.secret = secret
+        self.verify_key = verify_key(secret)
+        self.config = config
+        self.store = store
+        with self._db() as c:
+            c.execute("CREATE TABLE IF NOT EXISTS counted (id BLOB PRIMARY KEY, at REAL NOT NULL)")
+            c.execute(
+                "CREATE TABLE IF NOT EXISTS batches"
+                " (id BLOB PRIMARY KEY, answer BLOB NOT NULL, at REAL NOT NULL)"
+            )
+
+    @classmethod
+    def open(cls, data_dir: Path, config: HelperConfig | None = None) -> HelperService:
+        """The helper kept in ``data_dir`` (key and secret are made on first start)."""
+        data_dir.mkdir(parents=True, exist_ok=True)
+        return cls(
+            _load_key(data_dir / KEY_FILE),
+            load_secret(data_dir / SECRET_FILE, create=True),
+            data_dir / STORE_FILE,
+            config or HelperConfig(),
+        )
+
+    @contextlib.contextmanager
+    def _db(self) -> Iterator[sqlite3.Connection]:
+        c = sqlite3.connect(self.store, timeout=30.0, isolation_level=None)
+        try:
+            c.execute("PRAGMA journal_mode = WAL")
+            yield c
+        finally:
+            c.close()
+
+    def info(self) -> HelperInfo:
+        return HelperInfo(
+            public_key=self.private_key.public_key().public_bytes_raw(),
+            min_batch=self.config.min_batch,
+            noise_epsilon=self.config.noise_epsilon,
+        )
+
+    def check_token(self, token: str) -> bool:
+        return hmac.compare_digest(token.encode(), auth_token(self.secret).encode())
+
+    @staticmethod
+    def _check_size(size: int, count: int) -> None:
+        if not 1 <= size <= 1 << 20:
+            raise InputError(f"catalog size {size} is outside 1..{1 << 20}")
+        if count > MAX_ITEMS:
+            raise InputError(f"a request carries at most {MAX_ITEMS} reports, got {count}")
+
+    def prepare(self, request: PrepareRequest) -> PrepareResponse:
+        self._check_size(request.size, len(request.items))
+        answers = []
+        for item in request.items:
+            try:
+                if item.report.size != request.size:
+                    raise InputError(f"report over {item.report.size} titles, not {request.size}")
+                s1 = sketch(
+                    1,
+                    item.report,
+                    open_helper_share(item.report, self.private_key),
+                    self.verify_key,
+                )
+            except InputError as exc:
+                answers.append(PrepareAnswer(error=str(exc)))
+                continue
+            d = (item.d + s1.d) % PRIME
+            answers.append(PrepareAnswer(d=s1.d, w=s1.w(d)))
+        return PrepareResponse(answers=answers)
+
+    def aggregate(self, request: AggregateRequest) -> AggregateResponse:
+        """The helper's share of the histogram of the batch's valid, new reports.
+
+        Idempotent per batch: the same set of reports gets the same answer (a leader that
+        crashed after asking may ask again); a report counted in another batch is refused
+        (``accepted`` False) and the rest still count."""
+        self._check_size(request.size, len(request.items))
+        rids = [report_id(item.report) for item in request.items]
+        batch = hashlib.sha256(b"".join(sorted(rids))).digest()
+        with self._db() as c:
+            stored = c.execute("SELECT answer FROM batches WHERE id = ?", (batch,)).fetchone()
+            if stored is not None:
+                return _answer_decoder.decode(bytes(stored[0]))
+            counted = self._counted(c, rids)
+        total = np.zeros(request.size, dtype=np.int64)
+        accepted: list[bool] = []
+        ids: list[bytes] = []
+        for item, rid in zip(request.items, rids, strict=True):
+            ok = False
+            if item.report.size == request.size and rid not in counted and rid not in ids:
+                try:
+                    share = open_helper_share(item.report, self.private_key)
+                    s1 = sketch(1, item.report, share, self.verify_key)
+                except InputError:
+                    s1 = None
+                if s1 is not None:
+                    ok = verify_share(item.w, s1.w((item.d + s1.d) % PRIME))
+                    if ok:
+                        total += s1.y
+                        ids.append(rid)
+            accepted.append(ok)
+        with self._db() as c:
+            c.execute("BEGIN IMMEDIATE")
+            try:
+                if len(ids) < self.config.min_batch:
+                    raise BatchTooSmall(
+                        f"{len(ids)} valid new report(s); the helper aggregates batches of at "
+                        f"least {self.config.min_batch}"
+                    )
+                if self._counted(c, ids):
+                    raise InputError("another request counted some of these reports meanwhile")
+                noise = laplace_noise(self.config.noise_epsilon, request.size)
+                answer = AggregateResponse(
+                    accepted=accepted,
+                    share=((total + noise) % PRIME).astype("<i8").tobytes(),
+                    noise_variance=laplace_variance(self.config.noise_epsilon),
+                )
+                now = time.time()
+                c.executemany("INSERT INTO counted (id, at) VALUES (?, ?)", [(i, now) for i in ids])
+                c.execute(
+                    "INSERT INTO batches (id, answer, at) VALUES (?, ?, ?)",
+                    (batch, msgspec.msgpack.encode(answer), now),
+                )
+                c.execute("COMMIT")
+            except BaseException:
+                c.execute("ROLLBACK")
+                raise
+        return answer
+
+    @staticmethod
+    def _counted(c: sqlite3.Connection, ids: list[bytes]) -> set[bytes]:
+        found: set[bytes] = set()
+        for chunk in _chunks(ids, 500):
+            marks = ",".join("?" * len(chunk))
+            rows = c.execute(f"SELECT id FROM counted WHERE id IN ({marks})", chunk)
+            found.update(bytes(r[0]) for r in rows)
+        return found
+
+
+def _chunks(items: list[bytes], n: int) -> list[list[bytes]]:
+    return [items[i : i + n] for i in range(0, len(items), n)]

@@ -1,0 +1,63 @@
+"""A helper served by uvicorn on a loopback port, in a background thread of this process.
+
+The simulator and the tests use it so that the leader talks to a real helper over real
+HTTP without a second program to install or start by hand.
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from types import TracebackType
+
+import uvicorn
+
+from omega.errors import ConfigError
+from omega.helper.app import create_helper_app
+from omega.helper.service import HelperService
+
+__all__ = ["HelperThread"]
+
+
+class HelperThread:
+    def __init__(self, service: HelperService, *, host: str = "127.0.0.1") -> None:
+        self.service = service
+        self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self._sock.bind((host, 0))
+        port = self._sock.getsockname()[1]
+        self.url = f"http://{host}:{port}"
+        config = uvicorn.Config(
+            create_helper_app(service), log_level="warning", access_log=False, lifespan="off"
+        )
+        self._server = uvicorn.Server(config)
+        self._thread = threading.Thread(
+            target=self._server.run, kwargs={"sockets": [self._sock]}, daemon=True
+        )
+
+    def start(self, timeout: float = 30.0) -> HelperThread:
+        self._thread.start()
+        deadline = time.monotonic() + timeout
+        while not self._server.started:
+            if not self._thread.is_alive() or time.monotonic() > deadline:
+                raise ConfigError(f"the helper did not start on {self.url}")
+            time.sleep(0.01)
+        return self
+
+    def stop(self) -> None:
+        self._server.should_exit = True
+        if self._thread.is_alive():
+            self._thread.join(timeout=10.0)
+        self._sock.close()
+
+    def __enter__(self) -> HelperThread:
+        return self.start()
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        trace: TracebackType | None,
+    ) -> None:
+        self.stop()
