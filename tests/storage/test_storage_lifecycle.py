@@ -17,9 +17,10 @@ from omega.storage._migrations import load_migrations
 from omega.storage.postgres import PostgresStorage
 
 #: Every numbered migration, as recorded once applied (on both backends up to 0003).
-MIGRATIONS = [(1, "initial"), (2, "pending_columns"), (3, "popularity")]
+_COMMON = [(1, "initial"), (2, "pending_columns"), (3, "popularity")]
+MIGRATIONS = [*_COMMON, (4, "shared_reports")]
 #: SQLite's live set moved to a file of its own (PostgreSQL has no single write lock).
-SQLITE_MIGRATIONS = [*MIGRATIONS, (4, "live_moved")]
+SQLITE_MIGRATIONS = [*_COMMON, (4, "live_moved"), (5, "shared_reports")]
 
 
 def _expected(url: str) -> list[tuple[int, str]]:

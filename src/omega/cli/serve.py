@@ -28,6 +28,13 @@ def serve(
         float | None,
         typer.Option(help="Seconds between in-process federation rounds; 0 disables them."),
     ] = None,
+    helper_url: Annotated[
+        str | None,
+        typer.Option(help="The helper that counts two-server popularity reports with us."),
+    ] = None,
+    helper_secret_file: Annotated[
+        Path | None, typer.Option(help="The secret shared with that helper (hex file).")
+    ] = None,
     log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
     as_json: Annotated[
         bool, typer.Option("--json", help="Print the start-up summary as JSON.")
@@ -49,6 +56,10 @@ def serve(
         overrides["data_dir"] = data_dir
     if federation_interval is not None:
         overrides["federation_interval"] = federation_interval
+    if helper_url is not None:
+        overrides["helper_url"] = helper_url
+    if helper_secret_file is not None:
+        overrides["helper_secret_file"] = helper_secret_file
     settings = Settings(**overrides)
     app = create_app(settings)
     emit(
@@ -61,6 +72,7 @@ def serve(
             if settings.admin_token is None
             else "(from OMEGA_ADMIN_TOKEN)",
             "federation_interval": settings.federation_interval,
+            "helper": settings.helper_url or "(none: two-server reports are not counted)",
         },
         as_json=as_json,
         title="omega serve",

@@ -6,6 +6,7 @@ import json
 import signal
 import socket
 import threading
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -25,6 +26,13 @@ def worker(
     worker_id: Annotated[
         str | None, typer.Option(help="Name in logs and leases; default host-pid.")
     ] = None,
+    helper_url: Annotated[
+        str | None,
+        typer.Option(help="The helper that counts two-server popularity reports with us."),
+    ] = None,
+    helper_secret_file: Annotated[
+        Path | None, typer.Option(help="The secret shared with that helper (hex file).")
+    ] = None,
     as_json: Annotated[
         bool, typer.Option("--json", help="Print each round as one JSON object (a line each).")
     ] = False,
@@ -34,6 +42,7 @@ def worker(
     import os
 
     from omega.cli._output import emit, err_console
+    from omega.constellation.rounds import shared_counting
     from omega.errors import ConfigError, StoreError
     from omega.federation import FederationConfig, Worker
     from omega.storage import open_storage
@@ -41,6 +50,7 @@ def worker(
     if interval <= 0:
         raise ConfigError(f"--interval must be > 0 seconds, got {interval}")
     name = worker_id or f"{socket.gethostname()}-{os.getpid()}"
+    shares = shared_counting(helper_url, helper_secret_file)
     storage = open_storage(db)
     try:
 
@@ -67,6 +77,7 @@ def worker(
             interval_s=interval,
             on_round=report,
             on_error=failed,
+            shares=shares,
         )
         if once:
             runner.run_once()
@@ -83,6 +94,8 @@ def worker(
                 signal.signal(sig, handler)
     finally:
         storage.close()
+        if shares is not None:
+            shares.close()
 
 
 def _row(result: RoundResult) -> dict[str, Any]:

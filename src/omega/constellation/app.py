@@ -134,6 +134,10 @@ def _build_runtime(settings: Settings, clock: Clock, metrics: Metrics) -> Runtim
             watcher=watcher,
             interval=settings.federation_interval,
             storage_url=settings.storage_url,
+            helper_url=settings.helper_url,
+            helper_secret_file=settings.helper_secret_file,
+            share_min_batch=settings.share_min_batch,
+            share_noise_epsilon=settings.share_noise_epsilon,
         ),
     )
 
@@ -173,6 +177,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
             runtime.limiter.close()
             if runtime.registration_limiter is not None:
                 runtime.registration_limiter.close()
+            runtime.rounds.close()
             runtime.storage.close()
 
     app = FastAPI(

@@ -23,14 +23,19 @@ import logging
 import os
 import socket
 import sys
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from anyio import to_thread
 
 from omega.clock import Clock
 from omega.constellation.events import ReleaseWatcher
 from omega.constellation.metrics import Metrics
+from omega.errors import ConfigError
 from omega.storage.base import Storage
+
+if TYPE_CHECKING:
+    from omega.federation.shared import SharedCounting
 
 __all__ = ["RoundRunner"]
 
@@ -69,7 +74,12 @@ def child_main() -> None:
             apply_pause_s=CHILD_APPLY_PAUSE_S,
             report_batch=CHILD_REPORT_BATCH,
         )
-        result = run_round(storage, config, now=job["now"], worker_id=job["worker_id"])
+        shares = shared_counting(*job["helper"]) if job.get("helper") else None
+        result = run_round(
+            storage, config, now=job["now"], worker_id=job["worker_id"], shares=shares
+        )
+        if shares is not None:
+            shares.close()
     finally:
         storage.close()
     sys.stdout.write(json.dumps(_plain(result)) + "\n")
@@ -87,9 +97,21 @@ class RoundRunner:
         watcher: ReleaseWatcher,
         interval: float,
         storage_url: str | None = None,
+        helper_url: str | None = None,
+        helper_secret_file: Path | None = None,
+        share_min_batch: int = 500,
+        share_noise_epsilon: float = 4.0,
     ) -> None:
         """``storage_url``: where a child process finds the same storage for scheduled
-        rounds; None runs them on a worker thread too."""
+        rounds; None runs them on a worker thread too. ``helper_url`` and its secret:
+        the helper two-server reports are counted with (None: they are not)."""
+        self._helper = (
+            helper_url,
+            str(helper_secret_file) if helper_secret_file else None,
+            share_min_batch,
+            share_noise_epsilon,
+        )
+        self._shares: SharedCounting | None = None
         self._storage = storage
         self._storage_url = storage_url
         self._clock = clock
@@ -105,6 +127,8 @@ class RoundRunner:
         # (federation_interval=0, rounds in `omega worker`) never needs.
         from omega.federation import FederationConfig, run_round
 
+        if self._shares is None:
+            self._shares = shared_counting(*self._helper)
         async with self._lock:  # one in-process round at a time
             result = await to_thread.run_sync(
                 lambda: run_round(
@@ -112,11 +136,18 @@ class RoundRunner:
                     FederationConfig(),
                     now=self._clock.now(),
                     worker_id=self._worker_id,
+                    shares=self._shares,
                 )
             )
         self._metrics.rounds.inc()
         version = await self._watcher.check()
         return {"version": version, "result": _plain(result)}
+
+    def close(self) -> None:
+        """Close the helper connection, if a round opened one."""
+        if self._shares is not None:
+            self._shares.close()
+            self._shares = None
 
     async def run_scheduled(self) -> dict[str, Any]:
         """One scheduled round: in the child process when there is a storage URL."""
@@ -126,6 +157,7 @@ class RoundRunner:
             "storage_url": self._storage_url,
             "now": self._clock.now(),
             "worker_id": self._worker_id,
+            "helper": list(self._helper),
         }
         async with self._lock:
             child = await asyncio.create_subprocess_exec(
@@ -160,6 +192,30 @@ class RoundRunner:
                 await self.run_scheduled()
             except Exception:  # the next round may succeed; the server must keep serving
                 log.exception("scheduled federation round failed")
+
+
+def shared_counting(
+    url: str | None,
+    secret_file: str | Path | None,
+    min_batch: int = 500,
+    noise_epsilon: float = 4.0,
+) -> SharedCounting | None:
+    """The helper connection for two-server reports, or None when none is configured."""
+    if not url:
+        return None
+    if not secret_file:
+        raise ConfigError("a helper URL needs the helper secret file (helper_secret_file)")
+    from omega.federation.shared import HttpHelper, SharedCounting
+    from omega.helper.service import auth_token, load_secret
+
+    secret = load_secret(Path(secret_file), create=False)
+    return SharedCounting(
+        helper=HttpHelper(url, auth_token(secret)),
+        secret=secret,
+        batch=max(2 * min_batch, 1000),
+        min_batch=min_batch,
+        noise_epsilon=noise_epsilon,
+    )
 
 
 def _plain(result: object) -> object:

@@ -70,6 +70,29 @@ class Settings(BaseSettings):
     federation_interval: float = Field(
         default=60.0, ge=0, description="Seconds between in-process rounds; 0 disables them."
     )
+    helper_url: str | None = Field(
+        default=None,
+        description=(
+            "Base URL of the helper (`omega helper serve`, run by another operator) that "
+            "counts two-server popularity reports with this server; unset: such reports "
+            "wait in the queue uncounted."
+        ),
+    )
+    helper_secret_file: Path | None = Field(
+        default=None,
+        description="File holding the secret shared with the helper (hex; the helper "
+        "writes it to its data dir on first start). Needed with helper_url.",
+    )
+    share_min_batch: int = Field(
+        default=500,
+        ge=1,
+        le=2500,
+        description="Two-server reports counted at once, at least (each batch adds the "
+        "servers' noise once: fewer, larger batches keep the counts closer).",
+    )
+    share_noise_epsilon: float = Field(
+        default=4.0, ge=0, le=20, description="ε of the noise this server adds per report."
+    )
     release_poll_interval: float = Field(
         default=5.0, gt=0, description="How often to look for releases committed by other workers."
     )

@@ -1,5 +1,9 @@
 """Item popularity from OLH reports: fold, estimate, release the top titles.
 
+Two-server reports (``omega.federation.shared``) arrive as exact counts with a little
+noise (``SupportCounts.buckets == 0``); they add to the estimates and their noise to the
+variance below.
+
 Devices send ε-LDP reports of titles they started (``omega.protocol.frequency``); no
 report names a title. A round folds the queued reports into per-title support counts
 (one vector per catalog, per report parameters; vectorised over the catalog), turns the
@@ -111,7 +115,12 @@ def popular_scores(
     variance = 0.0
     for c in counts:
         support = np.frombuffer(c.support, dtype="<i8")
-        if len(support) == len(item_ids):
+        if len(support) != len(item_ids):
+            continue
+        if c.buckets == 0:  # exact counts of two-server reports, with the servers' noise
+            total += support
+            variance += c.noise_variance
+        else:
             total += estimate(support, c.reports, epsilon=c.epsilon, buckets=c.buckets)
             variance += estimate_variance(c.reports, epsilon=c.epsilon, buckets=c.buckets)
     # Shrink each estimate by how far it stands above the noise: f · f² / (f² + floor²).

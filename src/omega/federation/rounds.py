@@ -10,21 +10,26 @@ consolidates them.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
+from omega.errors import ServerError, TransportError
 from omega.federation._table import build_table
 from omega.federation.cells import CellGroups
 from omega.federation.config import FederationConfig
 from omega.federation.consolidate import ConsolidationStats, consolidate_table
 from omega.federation.popularity import diff_popular, fold_reports, popular_scores
+from omega.federation.shared import SharedCounting, fold_shares
 from omega.federation.trends import detect_trends_table
 from omega.protocol.messages import ConsolidatedPattern, Trend
-from omega.storage.base import Storage
+from omega.storage.base import Codebook, Storage
 
 __all__ = ["RoundResult", "RoundStatus", "diff_release", "run_round"]
+
+_log = logging.getLogger("omega.federation")
 
 RoundStatus = Literal["released", "unchanged", "no_codebook", "conflict"]
 #: Steps a round announces to ``on_step`` (tests use it to kill a round between steps).
@@ -46,7 +51,8 @@ class RoundResult:
     stats: ConsolidationStats | None = None
     #: Seconds from the start of the round to the end of each step it reached.
     timings: dict[str, float] = field(default_factory=dict)
-    #: Popularity: OLH reports folded this round, and popular entries released.
+    #: Popularity: reports folded this round (OLH and two-server), and popular entries
+    #: released.
     reports: int = 0
     popular: int = 0
 
@@ -86,6 +92,24 @@ def _trends_changed(old: list[Trend], new: list[Trend], tolerance: float) -> boo
     return any(_moved(a.score, b.score, tolerance) for a, b in zip(old, new, strict=True))
 
 
+def _count_shares(
+    storage: Storage, codebook: Codebook, shares: SharedCounting, *, limit: int
+) -> int:
+    """Two-server reports counted this round. A helper that is down or answers garbage
+    costs this round its popularity update, not its release."""
+    counted = 0
+    while counted < limit:
+        try:
+            n = fold_shares(storage, codebook, shares)
+        except (TransportError, ServerError) as exc:
+            _log.warning("two-server reports not counted this round: %s", exc)
+            break
+        counted += n
+        if n == 0:
+            break
+    return counted
+
+
 def run_round(
     storage: Storage,
     config: FederationConfig,
@@ -94,6 +118,7 @@ def run_round(
     worker_id: str,
     cells: CellGroups | None = None,
     on_step: Callable[[str], None] | None = None,
+    shares: SharedCounting | None = None,
 ) -> RoundResult:
     """Run one round; see the module docstring for what survives a crash."""
     started = time.perf_counter()
@@ -142,6 +167,8 @@ def run_round(
     reports = fold_reports(
         storage, codebook, batch=config.report_batch, limit=config.max_apply_per_round
     )
+    if shares is not None:
+        reports += _count_shares(storage, codebook, shares, limit=config.max_apply_per_round)
     ranked = popular_scores(
         storage.popularity_counts(codebook_id=codebook.codebook_id),
         codebook.item_ids,

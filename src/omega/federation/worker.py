@@ -16,6 +16,7 @@ from omega.errors import ConfigError, StoreError
 from omega.federation.cells import CellGroups
 from omega.federation.config import FederationConfig
 from omega.federation.rounds import RoundResult, run_round
+from omega.federation.shared import SharedCounting
 from omega.storage.base import Storage
 
 __all__ = ["Worker"]
@@ -36,6 +37,7 @@ class Worker:
         clock: Clock | None = None,
         on_round: Callable[[RoundResult], None] | None = None,
         on_error: Callable[[StoreError], None] | None = None,
+        shares: SharedCounting | None = None,
     ) -> None:
         if interval_s <= 0:
             raise ConfigError(f"interval must be > 0 seconds, got {interval_s}")
@@ -47,6 +49,7 @@ class Worker:
         self._on_round = on_round
         self._on_error = on_error
         self._cells = CellGroups()
+        self._shares = shares
         self.rounds = 0
         self.failures = 0
 
@@ -57,6 +60,7 @@ class Worker:
             now=self.clock.now(),
             worker_id=self.worker_id,
             cells=self._cells,
+            shares=self._shares,
         )
         self.rounds += 1
         if self._on_round is not None:

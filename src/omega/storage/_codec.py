@@ -10,22 +10,43 @@ from __future__ import annotations
 import msgspec
 
 from omega.errors import InputError
-from omega.protocol.messages import ConsolidatedPattern, Pattern, PushAck
-from omega.storage.base import Codebook
+from omega.protocol.messages import ConsolidatedPattern, Pattern, PushAck, SharedReport
+from omega.storage.base import Codebook, ReportQueue
 
 __all__ = [
     "check_codebook",
     "decode_ack",
     "decode_consolidated",
     "decode_pattern",
+    "decode_share",
     "encode",
+    "encode_share",
     "pattern_columns",
+    "queue_table",
 ]
 
 _encoder = msgspec.msgpack.Encoder()
 _pattern_decoder = msgspec.msgpack.Decoder(Pattern)
 _consolidated_decoder = msgspec.msgpack.Decoder(ConsolidatedPattern)
 _ack_decoder = msgspec.msgpack.Decoder(PushAck)
+_share_decoder = msgspec.msgpack.Decoder(SharedReport)
+_QUEUES: dict[str, str] = {"reports": "pending_reports", "shares": "pending_shares"}
+
+
+def encode_share(report: SharedReport) -> bytes:
+    return _encoder.encode(report)
+
+
+def decode_share(data: bytes) -> SharedReport:
+    return _share_decoder.decode(data)
+
+
+def queue_table(queue: ReportQueue) -> str:
+    """The table a report queue lives in (a fixed name: safe to put in SQL)."""
+    try:
+        return _QUEUES[queue]
+    except KeyError:
+        raise InputError(f"unknown report queue {queue!r}") from None
 
 
 def encode(obj: Pattern | ConsolidatedPattern | PushAck) -> bytes:

@@ -8,12 +8,19 @@ from typing import Any
 
 import psycopg
 
-from omega.protocol.messages import FrequencyReport, ItemScore
+from omega.protocol.messages import FrequencyReport, ItemScore, SharedReport
 from omega.protocol.validation import MAX_POPULAR_PER_PULL
+from omega.storage._codec import decode_share, encode_share, queue_table
 from omega.storage._release import check_limit
-from omega.storage.base import SupportCounts
+from omega.storage.base import ReportQueue, SupportCounts
 
-__all__ = ["PostgresPopularity", "insert_reports", "popular_between", "upsert_popular"]
+__all__ = [
+    "PostgresPopularity",
+    "insert_reports",
+    "insert_shares",
+    "popular_between",
+    "upsert_popular",
+]
 
 Cursor = psycopg.Cursor[tuple[Any, ...]]
 
@@ -23,6 +30,13 @@ def insert_reports(cur: Cursor, reports: Sequence[FrequencyReport], now: float) 
         "INSERT INTO pending_reports (seed, value, buckets, epsilon, created_at)"
         " VALUES (%s, %s, %s, %s, %s)",
         [(r.seed, r.value, r.buckets, r.epsilon, now) for r in reports],
+    )
+
+
+def insert_shares(cur: Cursor, shares: Sequence[SharedReport], now: float) -> None:
+    cur.executemany(
+        "INSERT INTO pending_shares (body, created_at) VALUES (%s, %s)",
+        [(encode_share(r), now) for r in shares],
     )
 
 
@@ -65,28 +79,49 @@ class PostgresPopularity:
             (r[0], FrequencyReport(seed=r[1], value=r[2], buckets=r[3], epsilon=r[4])) for r in rows
         ]
 
+    def pending_shares(self, *, limit: int) -> list[tuple[int, SharedReport]]:
+        check_limit(limit)
+        with self._tx() as cur:
+            cur.execute("SELECT seq, body FROM pending_shares ORDER BY seq LIMIT %s", (limit,))
+            rows = cur.fetchall()
+        return [(r[0], decode_share(bytes(r[1]))) for r in rows]
+
     def popularity_counts(self, *, codebook_id: str) -> list[SupportCounts]:
         with self._tx() as cur:
             cur.execute(
-                "SELECT buckets, epsilon, reports, support FROM popularity_counts"
+                "SELECT buckets, epsilon, reports, support, noise_variance FROM popularity_counts"
                 " WHERE codebook_id = %s ORDER BY buckets, epsilon",
                 (codebook_id,),
             )
             rows = cur.fetchall()
-        return [SupportCounts(codebook_id, r[0], r[1], r[2], bytes(r[3])) for r in rows]
+        return [SupportCounts(codebook_id, r[0], r[1], r[2], bytes(r[3]), r[4]) for r in rows]
 
-    def fold_reports(self, *, seqs: list[int], counts: list[SupportCounts]) -> bool:
+    def fold_reports(
+        self, *, seqs: list[int], counts: list[SupportCounts], queue: ReportQueue = "reports"
+    ) -> bool:
+        table = queue_table(queue)
         try:
             with self._tx() as cur:
-                cur.execute("DELETE FROM pending_reports WHERE seq = ANY(%s)", (seqs,))
+                cur.execute(f"DELETE FROM {table} WHERE seq = ANY(%s)", (seqs,))
                 if cur.rowcount != len(seqs):
                     raise _Raced
                 cur.executemany(
                     "INSERT INTO popularity_counts (codebook_id, buckets, epsilon, reports,"
-                    " support) VALUES (%s, %s, %s, %s, %s)"
+                    " support, noise_variance) VALUES (%s, %s, %s, %s, %s, %s)"
                     " ON CONFLICT (codebook_id, buckets, epsilon) DO UPDATE"
-                    " SET reports = EXCLUDED.reports, support = EXCLUDED.support",
-                    [(k.codebook_id, k.buckets, k.epsilon, k.reports, k.support) for k in counts],
+                    " SET reports = EXCLUDED.reports, support = EXCLUDED.support,"
+                    " noise_variance = EXCLUDED.noise_variance",
+                    [
+                        (
+                            k.codebook_id,
+                            k.buckets,
+                            k.epsilon,
+                            k.reports,
+                            k.support,
+                            k.noise_variance,
+                        )
+                        for k in counts
+                    ],
                 )
         except _Raced:
             return False
@@ -99,6 +134,10 @@ class PostgresPopularity:
             )
             rows = cur.fetchall()
         return [ItemScore(item_id=r[0], score=r[1]) for r in rows]
+
+
+def _count_row(k: SupportCounts) -> tuple[str, int, float, int, bytes, float]:
+    return (k.codebook_id, k.buckets, k.epsilon, k.reports, k.support, k.noise_variance)
 
 
 class _Raced(Exception):

@@ -7,12 +7,19 @@ from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from typing import TypeVar
 
-from omega.protocol.messages import FrequencyReport, ItemScore
+from omega.protocol.messages import FrequencyReport, ItemScore, SharedReport
 from omega.protocol.validation import MAX_POPULAR_PER_PULL
+from omega.storage._codec import decode_share, encode_share, queue_table
 from omega.storage._release import check_limit
-from omega.storage.base import SupportCounts
+from omega.storage.base import ReportQueue, SupportCounts
 
-__all__ = ["SQLitePopularity", "insert_reports", "popular_between", "upsert_popular"]
+__all__ = [
+    "SQLitePopularity",
+    "insert_reports",
+    "insert_shares",
+    "popular_between",
+    "upsert_popular",
+]
 
 T = TypeVar("T")
 
@@ -22,6 +29,13 @@ def insert_reports(c: sqlite3.Connection, reports: Sequence[FrequencyReport], no
         "INSERT INTO pending_reports (seed, value, buckets, epsilon, created_at)"
         " VALUES (?, ?, ?, ?, ?)",
         [(r.seed, r.value, r.buckets, r.epsilon, now) for r in reports],
+    )
+
+
+def insert_shares(c: sqlite3.Connection, shares: Sequence[SharedReport], now: float) -> None:
+    c.executemany(
+        "INSERT INTO pending_shares (body, created_at) VALUES (?, ?)",
+        [(encode_share(r), now) for r in shares],
     )
 
 
@@ -68,27 +82,44 @@ class SQLitePopularity:
             (r[0], FrequencyReport(seed=r[1], value=r[2], buckets=r[3], epsilon=r[4])) for r in rows
         ]
 
+    def pending_shares(self, *, limit: int) -> list[tuple[int, SharedReport]]:
+        check_limit(limit)
+        with self._read() as c:
+            rows = c.execute(
+                "SELECT seq, body FROM pending_shares ORDER BY seq LIMIT ?", (limit,)
+            ).fetchall()
+        return [(r[0], decode_share(bytes(r[1]))) for r in rows]
+
     def popularity_counts(self, *, codebook_id: str) -> list[SupportCounts]:
         with self._read() as c:
             rows = c.execute(
-                "SELECT buckets, epsilon, reports, support FROM popularity_counts"
+                "SELECT buckets, epsilon, reports, support, noise_variance FROM popularity_counts"
                 " WHERE codebook_id = ? ORDER BY buckets, epsilon",
                 (codebook_id,),
             ).fetchall()
-        return [SupportCounts(codebook_id, r[0], r[1], r[2], bytes(r[3])) for r in rows]
+        return [SupportCounts(codebook_id, r[0], r[1], r[2], bytes(r[3]), r[4]) for r in rows]
 
-    def fold_reports(self, *, seqs: list[int], counts: list[SupportCounts]) -> bool:
+    def fold_reports(
+        self, *, seqs: list[int], counts: list[SupportCounts], queue: ReportQueue = "reports"
+    ) -> bool:
+        table = queue_table(queue)
+
         def write(c: sqlite3.Connection) -> bool:
             deleted = c.executemany(
-                "DELETE FROM pending_reports WHERE seq = ?", [(s,) for s in seqs]
+                f"DELETE FROM {table} WHERE seq = ?", [(s,) for s in seqs]
             ).rowcount
             if deleted != len(seqs):
                 raise _Raced
             c.executemany(
-                "INSERT INTO popularity_counts (codebook_id, buckets, epsilon, reports, support)"
-                " VALUES (?, ?, ?, ?, ?) ON CONFLICT (codebook_id, buckets, epsilon) DO UPDATE"
-                " SET reports = excluded.reports, support = excluded.support",
-                [(k.codebook_id, k.buckets, k.epsilon, k.reports, k.support) for k in counts],
+                "INSERT INTO popularity_counts (codebook_id, buckets, epsilon, reports, support,"
+                " noise_variance) VALUES (?, ?, ?, ?, ?, ?)"
+                " ON CONFLICT (codebook_id, buckets, epsilon) DO UPDATE"
+                " SET reports = excluded.reports, support = excluded.support,"
+                " noise_variance = excluded.noise_variance",
+                [
+                    (k.codebook_id, k.buckets, k.epsilon, k.reports, k.support, k.noise_variance)
+                    for k in counts
+                ],
             )
             return True
 

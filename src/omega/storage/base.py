@@ -14,6 +14,9 @@ Popularity (OLH, ``omega.protocol.frequency``): a push's frequency reports are q
 with it (``pending_reports``, no viewer id) → a round folds them into per-catalog-item
 support counts (``fold_reports``: counts saved and reports deleted in one transaction)
 → the estimated top titles travel in ``commit_release(popular=…)`` → ``release_delta``.
+Two-server reports (``omega.protocol.shares``) queue the same way (``pending_shares``);
+a round has the helper verify and aggregate them and folds the exact counts
+(``fold_reports(queue="shares")``).
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ import abc
 import asyncio
 import functools
 from dataclasses import dataclass, field
-from typing import ClassVar
+from typing import ClassVar, Literal
 
 from anyio import to_thread
 
@@ -33,6 +36,7 @@ from omega.protocol.messages import (
     Pattern,
     PushAck,
     PushRequest,
+    SharedReport,
     Trend,
 )
 
@@ -40,11 +44,15 @@ __all__ = [
     "Codebook",
     "LivePattern",
     "ReleaseDelta",
+    "ReportQueue",
     "Storage",
     "StorageStats",
     "SupportCounts",
     "ViewerRecord",
 ]
+
+#: Which queue ``fold_reports`` deletes from.
+ReportQueue = Literal["reports", "shares"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,13 +78,16 @@ class Codebook:
 
 @dataclass(frozen=True, slots=True)
 class SupportCounts:
-    """OLH support per catalog item (codebook ``item_ids`` order) for one parameter set."""
+    """Per catalog item (codebook ``item_ids`` order), for one parameter set: the OLH
+    support of ε-LDP reports, or (``buckets == 0``) the exact counts of two-server reports
+    with the servers' noise, whose variance per item is ``noise_variance``."""
 
     codebook_id: str
     buckets: int
     epsilon: float
     reports: int
     support: bytes  # int64 little-endian, one per catalog item
+    noise_variance: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -238,9 +249,16 @@ class Storage(abc.ABC):
     def popularity_counts(self, *, codebook_id: str) -> list[SupportCounts]: ...
 
     @abc.abstractmethod
-    def fold_reports(self, *, seqs: list[int], counts: list[SupportCounts]) -> bool:
-        """Delete the reports ``seqs`` and save ``counts`` (which include them) in one
-        transaction; False, changing nothing, if another worker folded any of them."""
+    def pending_shares(self, *, limit: int) -> list[tuple[int, SharedReport]]:
+        """Up to ``limit`` queued two-server reports, oldest first, with their seqs."""
+
+    @abc.abstractmethod
+    def fold_reports(
+        self, *, seqs: list[int], counts: list[SupportCounts], queue: ReportQueue = "reports"
+    ) -> bool:
+        """Delete the queued reports ``seqs`` (from ``queue``) and save ``counts`` (which
+        include them) in one transaction; False, changing nothing, if another worker
+        folded any of them."""
 
     @abc.abstractmethod
     def current_popular(self) -> list[ItemScore]:

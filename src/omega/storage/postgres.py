@@ -47,6 +47,7 @@ from omega.storage._pending import pending_rows
 from omega.storage._postgres_popularity import (
     PostgresPopularity,
     insert_reports,
+    insert_shares,
     popular_between,
     upsert_popular,
 )
@@ -277,6 +278,7 @@ class PostgresStorage(PostgresPopularity, Storage):
                 rows,
             )
             insert_reports(cur, push.reports, now)
+            insert_shares(cur, push.shares, now)
         return ack
 
     # -- federation ----------------------------------------------------------------------------

@@ -48,6 +48,7 @@ from omega.storage._sqlite_live import LiveFile
 from omega.storage._sqlite_popularity import (
     SQLitePopularity,
     insert_reports,
+    insert_shares,
     popular_between,
     upsert_popular,
 )
@@ -298,6 +299,7 @@ class SQLiteStorage(SQLitePopularity, Storage):
                 rows,
             )
             insert_reports(c, push.reports, now)
+            insert_shares(c, push.shares, now)
             return ack
 
         return write

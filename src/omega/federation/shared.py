@@ -1,0 +1,198 @@
+"""The leader's half of two-server popularity: check and count queued shared reports.
+
+A round takes up to ``share_batch`` queued reports (``omega.protocol.shares``). Reports
+over another catalog size are dropped. The leader evaluates its key of each, and with
+the helper (``omega.helper``) runs the sketch check: ``prepare`` opens both halves of
+``d``; each side then knows its share of ``z² − z*`` and the report is valid when they
+add to 0. The valid ones go to ``aggregate``: the helper checks them again itself and
+answers with its share of their histogram plus its noise. The leader adds its own
+share and noise, and folds the exact (noisy) counts into the catalog's counts; deleting
+the batch from the queue is the same transaction. A batch smaller than ``min_batch``
+valid reports waits for more.
+
+A crash between the helper's answer and the fold is safe: the next round sends the
+same oldest reports, and the helper answers the same batch with the answer it kept.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Protocol
+
+import httpx
+import msgspec
+import numpy as np
+
+from omega.errors import InputError, ServerError, TransportError
+from omega.helper.service import BatchTooSmall, laplace_noise, laplace_variance, verify_key
+from omega.protocol.aggregation import (
+    AggregateItem,
+    AggregateRequest,
+    AggregateResponse,
+    PrepareItem,
+    PrepareRequest,
+    PrepareResponse,
+)
+from omega.protocol.dpf import PRIME
+from omega.protocol.messages import SharedReport
+from omega.protocol.shares import HelperShare, Sketch, sketch, verify_share
+from omega.storage.base import Codebook, Storage, SupportCounts
+
+__all__ = ["HelperClient", "HttpHelper", "SharedCounting", "fold_shares", "signed"]
+
+log = logging.getLogger("omega.federation")
+MSGPACK = "application/msgpack"
+
+
+class HelperClient(Protocol):
+    def prepare(self, request: PrepareRequest) -> PrepareResponse: ...
+
+    def aggregate(self, request: AggregateRequest) -> AggregateResponse: ...
+
+
+class HttpHelper:
+    """A helper reached over HTTP (``omega helper serve``)."""
+
+    def __init__(self, url: str, token: str, *, timeout: float = 300.0) -> None:
+        self._client = httpx.Client(
+            base_url=url.rstrip("/"),
+            headers={"Authorization": f"Bearer {token}", "Content-Type": MSGPACK},
+            timeout=timeout,
+        )
+
+    def _post(self, path: str, message: msgspec.Struct) -> bytes:
+        try:
+            answer = self._client.post(path, content=msgspec.msgpack.encode(message))
+        except httpx.HTTPError as exc:
+            raise TransportError(f"helper at {self._client.base_url} unreachable: {exc}") from exc
+        if answer.status_code == 409:
+            raise BatchTooSmall(answer.text[:300])
+        if answer.status_code >= 400:
+            raise ServerError(answer.status_code, answer.text[:300])
+        return answer.content
+
+    def prepare(self, request: PrepareRequest) -> PrepareResponse:
+        body = self._post("/helper/v1/prepare", request)
+        return msgspec.msgpack.decode(body, type=PrepareResponse)
+
+    def aggregate(self, request: AggregateRequest) -> AggregateResponse:
+        body = self._post("/helper/v1/aggregate", request)
+        return msgspec.msgpack.decode(body, type=AggregateResponse)
+
+    def close(self) -> None:
+        self._client.close()
+
+
+@dataclass(frozen=True, slots=True)
+class SharedCounting:
+    """What a round needs to count shared reports: the helper and the shared secret."""
+
+    helper: HelperClient
+    secret: bytes
+    #: Reports per batch, the fewest a batch may count, and the leader's noise.
+    batch: int = 1000
+    min_batch: int = 100
+    noise_epsilon: float = 4.0
+
+    @property
+    def verify_key(self) -> bytes:
+        return verify_key(self.secret)
+
+    def close(self) -> None:
+        """Close the helper connection (if it holds one)."""
+        close = getattr(self.helper, "close", None)
+        if close is not None:
+            close()
+
+
+def signed(values: np.ndarray) -> np.ndarray:
+    """Elements of Z_p as signed integers (noise can make a count negative)."""
+    v = values % PRIME
+    return np.where(v > PRIME // 2, v - PRIME, v)
+
+
+def _leader_sketch(report: SharedReport, key: bytes) -> Sketch | None:
+    try:
+        return sketch(0, report, HelperShare.parse(report.leader), key)
+    except InputError:
+        return None
+
+
+def fold_shares(storage: Storage, codebook: Codebook, counting: SharedCounting) -> int:
+    """Check and count one batch of queued shared reports; how many were counted."""
+    size = len(codebook.item_ids)
+    queued = storage.pending_shares(limit=counting.batch)
+    if not queued or size == 0:
+        return 0
+    stale = [seq for seq, r in queued if r.size != size]
+    if stale:
+        storage.fold_reports(seqs=stale, counts=[], queue="shares")
+    queued = [(seq, r) for seq, r in queued if r.size == size]
+    if len(queued) < counting.min_batch:
+        return 0
+    key = counting.verify_key
+    mine = [_leader_sketch(r, key) for _, r in queued]
+    asked = [(seq, r, s) for (seq, r), s in zip(queued, mine, strict=True) if s is not None]
+    prepared = counting.helper.prepare(
+        PrepareRequest(size=size, items=[PrepareItem(report=r, d=s.d) for _, r, s in asked])
+    )
+    if len(prepared.answers) != len(asked):
+        raise ServerError(502, "the helper answered a different number of reports")
+    valid: list[tuple[int, SharedReport, Sketch, int]] = []
+    for (seq, r, s), check in zip(asked, prepared.answers, strict=True):
+        if check.error:
+            continue
+        d = (s.d + check.d) % PRIME
+        w = s.w(d)
+        if verify_share(w, check.w):
+            valid.append((seq, r, s, w))
+    invalid = [seq for seq, _ in queued if seq not in {v[0] for v in valid}]
+    if len(valid) < counting.min_batch:
+        if invalid:
+            storage.fold_reports(seqs=invalid, counts=[], queue="shares")
+        return 0
+    try:
+        answer = counting.helper.aggregate(
+            AggregateRequest(
+                size=size,
+                items=[AggregateItem(report=r, d=s.d, w=w) for _, r, s, w in valid],
+            )
+        )
+    except BatchTooSmall as exc:
+        log.info("helper refused the batch: %s", exc)
+        return 0
+    if len(answer.accepted) != len(valid) or len(answer.share) != 8 * size:
+        raise ServerError(502, "the helper's aggregate does not match the batch")
+    total = np.zeros(size, dtype=np.int64)
+    for (_, _, s, _), ok in zip(valid, answer.accepted, strict=True):
+        if ok:
+            total = (total + s.y) % PRIME
+    counted = sum(answer.accepted)
+    helper_share = np.frombuffer(answer.share, dtype="<i8")
+    batch = signed(total + helper_share + laplace_noise(counting.noise_epsilon, size))
+    old = next(
+        (
+            c
+            for c in storage.popularity_counts(codebook_id=codebook.codebook_id)
+            if c.buckets == 0 and c.epsilon == counting.noise_epsilon
+        ),
+        None,
+    )
+    reports = counted
+    variance = answer.noise_variance + laplace_variance(counting.noise_epsilon)
+    if old is not None and len(old.support) == 8 * size:
+        batch = batch + np.frombuffer(old.support, dtype="<i8")
+        reports += old.reports
+        variance += old.noise_variance
+    merged = SupportCounts(
+        codebook.codebook_id,
+        0,
+        counting.noise_epsilon,
+        reports,
+        batch.astype("<i8").tobytes(),
+        variance,
+    )
+    if not storage.fold_reports(seqs=[seq for seq, _ in queued], counts=[merged], queue="shares"):
+        return 0
+    return counted

@@ -1,0 +1,9 @@
+-- Two-server popularity reports (see omega.protocol.shares): each waits here, encoded
+-- (msgpack), until a round has the helper verify and aggregate it. No viewer id.
+CREATE TABLE pending_shares (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    body BLOB NOT NULL,
+    created_at REAL NOT NULL
+);
+-- Exact counts (buckets = 0) carry the variance of the noise the servers added.
+ALTER TABLE popularity_counts ADD COLUMN noise_variance REAL NOT NULL DEFAULT 0;
