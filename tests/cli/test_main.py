@@ -19,7 +19,7 @@ def omega(*args: str, env: dict[str, str] | None = None) -> subprocess.Completed
 def test_help_lists_every_command() -> None:
     done = omega("--help")
     assert done.returncode == 0
-    for command in ("brain", "bench", "demo", "simulate", "serve", "worker", "sync"):
+    for command in ("brain", "bench", "demo", "simulate", "serve", "worker", "helper", "sync"):
         assert command in done.stdout
 
 
@@ -32,6 +32,10 @@ def test_help_lists_every_command() -> None:
         (("simulate", "--dataset", "/nonexistent/ml"), 3, "/nonexistent/ml"),
         (("simulate", "--dataset", "/nonexistent/ml", "--report-budget", "-1"), 2, "≥ 0"),
         (("demo", "--viewers", "1"), 2, "3 viewers"),
+        (("simulate", "--dataset", "/nonexistent/ml", "--reports", "both"), 2, "'shared' or"),
+        (("simulate", "--dataset", "/nonexistent/ml", "--share-min-batch", "0"), 2, "1..2500"),
+        (("helper", "serve", "--noise-epsilon", "30"), 2, "noise_epsilon"),
+        (("worker", "--once", "--helper-url", "http://127.0.0.1:9"), 2, "secret file"),
     ],
 )
 def test_bad_input_is_one_sentence_and_an_exit_code(
@@ -41,6 +45,16 @@ def test_bad_input_is_one_sentence_and_an_exit_code(
     assert done.returncode == code, done.stderr
     assert words in done.stderr + done.stdout
     assert "Traceback" not in done.stderr
+
+
+def test_helper_key_prints_the_public_key_and_keeps_it(tmp_path: Path) -> None:
+    first = omega("helper", "key", "--data-dir", str(tmp_path / "h"), "--json")
+    assert first.returncode == 0, first.stderr
+    key = json.loads(first.stdout)["public_key"]
+    assert len(bytes.fromhex(key)) == 32
+    again = omega("helper", "key", "--data-dir", str(tmp_path / "h"), "--json")
+    assert json.loads(again.stdout)["public_key"] == key
+    assert (tmp_path / "h" / "aggregation-secret").stat().st_mode & 0o077 == 0
 
 
 def test_brain_commands_end_to_end(tmp_path: Path) -> None:

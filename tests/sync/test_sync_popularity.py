@@ -257,3 +257,65 @@ def test_a_negative_budget_or_an_empty_window_is_refused() -> None:
         BrainConfig(report_budget=-1.0)
     with pytest.raises(ConfigError, match="report_window_s > 0"):
         BrainConfig(report_window_s=0.0)
+
+
+def test_two_server_reports_become_a_popular_list_no_server_could_read(tmp_path: Path) -> None:
+    from omega.helper.service import SECRET_FILE, HelperConfig, HelperService
+    from omega.helper.thread import HelperThread
+    from omega.sync.reports import REPORT_SPENT
+
+    service = HelperService.open(tmp_path / "helper", HelperConfig(min_batch=10, noise_epsilon=0))
+    clock = ManualClock()
+
+    async def scenario(helper_url: str) -> None:
+        settings = inprocess_settings(
+            tmp_path / "server",
+            helper_url=helper_url,
+            helper_secret_file=tmp_path / "helper" / SECRET_FILE,
+            share_min_batch=10,
+            share_noise_epsilon=0.0,
+        )
+        async with AsgiTransport(create_app(settings)) as transport:
+            await _publish_with_items(transport)
+            key = service.info().public_key
+            for n in range(12):
+                tv = open_brain(tmp_path / f"tv{n}", clock)
+                client = SyncClient(tv, transport, helper_key=key)
+                await client.fetch_codebook()
+                tv.track_view(POPULAR, watch_fraction=0.9)
+                clock.advance(600)
+                push, _ = client._next_push(await client.credentials())
+                assert push is not None and push.reports == [] and len(push.shares) == 1
+                inflight = tv.store.inflight()
+                assert inflight is not None and POPULAR.encode() not in inflight[1]
+                await client.sync()
+                assert tv.store.get_cursor(REPORT_SPENT, "").endswith(":4.0")  # shared_epsilon
+                tv.close()
+            db = sqlite3.connect(tmp_path / "server" / "constellation.db")
+            assert db.execute("SELECT count(*) FROM pending_shares").fetchone()[0] == 12
+            db.close()
+
+            result = (await run_round_via(transport))["result"]
+            assert result["status"] == "released" and result["reports"] == 12
+
+            fresh = open_brain(tmp_path / "fresh", clock)
+            client = SyncClient(fresh, transport)
+            await client.fetch_codebook()
+            await client.sync()
+            recs = fresh.recommend(3)
+            assert recs[0].item_id == POPULAR and recs[0].signals["popular"] == 1.0
+            fresh.close()
+
+    with HelperThread(service) as helper:
+        asyncio.run(scenario(helper.url))
+
+
+def test_a_bad_helper_key_is_a_config_error(tmp_path: Path) -> None:
+    from omega.errors import ConfigError
+
+    tv = open_brain(tmp_path / "tv", ManualClock())
+    with pytest.raises(ConfigError, match="32 raw X25519 bytes"):
+        SyncClient(
+            tv, AsgiTransport(create_app(inprocess_settings(tmp_path / "s"))), helper_key=b"x"
+        )
+    tv.close()

@@ -70,6 +70,11 @@ class BrainConfig:
     #: what turns reports off).
     report_budget: float = REPORT_BUDGET
     report_window_s: float = REPORT_WINDOW_S
+    #: What a two-server report (sent instead of an OLH report when the sync client is
+    #: given a helper's key; ``omega.protocol.shares``) costs the budget: neither server
+    #: sees the title, and each adds noise of this ε per report to what it releases, so
+    #: the released counts are ε-DP per report. At 4, the budget allows 40 reports a year.
+    shared_epsilon: float = 4.0
     #: Unseen titles each self-test ranks an enjoyed title among (see ``skills``): all of
     #: them up to this catalog size, a sample of this many above (on the demo's viewers a
     #: sample of 100 chose as well as the whole catalog, at a fraction of the cost); 0
@@ -77,6 +82,8 @@ class BrainConfig:
     self_test_sample: int = 300
 
     def __post_init__(self) -> None:
+        if not 0.0 < self.shared_epsilon <= 20.0:
+            raise ConfigError(f"shared_epsilon must be in (0, 20], got {self.shared_epsilon!r}")
         if self.report_budget < 0 or self.report_window_s <= 0:
             raise ConfigError(
                 "report_budget must be ≥ 0 (0: no cap) and report_window_s > 0, got "

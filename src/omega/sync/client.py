@@ -22,6 +22,8 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any, TypeVar
 
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PublicKey
+
 from omega.brain import Brain
 from omega.brain.config import ConflictStrategy
 from omega.clock import Clock, SystemClock
@@ -40,6 +42,7 @@ from omega.protocol.messages import (
 from omega.sync.codebook import fetch_codebook
 from omega.sync.conflicts import check_strategy
 from omega.sync.cursors import (
+    CatalogOrder,
     CodebookLabel,
     Credentials,
     forget_release,
@@ -85,6 +88,15 @@ class SyncResult:
         return asdict(self)
 
 
+def _helper_key(raw: bytes | None) -> X25519PublicKey | None:
+    if raw is None:
+        return None
+    try:
+        return X25519PublicKey.from_public_bytes(raw)
+    except ValueError:
+        raise ConfigError(f"a helper key is 32 raw X25519 bytes, got {len(raw)}") from None
+
+
 def _size(push: PushRequest) -> int:
     return len(push.added) + len(push.updated) + len(push.removed)
 
@@ -114,7 +126,11 @@ class SyncClient:
         max_pages: int = MAX_PAGES,
         on_step: Callable[[str], None] | None = None,
         report_rng: random.Random | None = None,
+        helper_key: bytes | None = None,
     ) -> None:
+        """``helper_key``: the raw X25519 public key of the helper that counts two-server
+        reports with the constellation (pinned, as a TV pins its server's certificate);
+        None sends ε-LDP reports instead."""
         chosen = check_strategy(strategy or brain.config.conflict_strategy)
         if chosen != brain.config.conflict_strategy:
             raise ConfigError(
@@ -137,6 +153,8 @@ class SyncClient:
         # The LDP reports' randomness: the system RNG on a TV (None); a seeded one in the
         # simulator, so that a run's popularity estimates are reproducible.
         self._report_rng = report_rng
+        self._helper_key = _helper_key(helper_key)
+        self._positions: dict[str, int] | None = None  # the catalog order, once read
         self._credentials: Credentials | None = None
         self._sync_lock = asyncio.Lock()
         self._auth_lock = asyncio.Lock()
@@ -202,7 +220,9 @@ class SyncClient:
         inflight = store.inflight()
         if inflight is not None:
             return codec.decode(inflight[1], expect=PushRequest), True
-        report = next_report(self.brain, self._report_rng)
+        if self._helper_key is not None and not self._positions:
+            self._positions = CatalogOrder.positions(self.brain)
+        report = next_report(self.brain, self._report_rng, self._helper_key, self._positions)
         plan = build_push(
             self.brain,
             viewer_id=creds.viewer_id,
@@ -211,6 +231,7 @@ class SyncClient:
             max_patterns=self.max_push_patterns,
             max_bytes=self.max_push_bytes,
             reports=[report.report] if report is not None and report.report else [],
+            shares=[report.shared] if report is not None and report.shared else [],
         )
         if plan is None:
             return None, False
@@ -248,6 +269,7 @@ class SyncClient:
         answer = await self._send("GET", "/api/omega/codebook", None, accept_missing=True)
         if answer.status == 404:
             return False
+        self._positions = None  # the document may carry a new catalog order
         return await fetch_codebook(self.brain, answer)
 
     # -- credentials -------------------------------------------------------------------

@@ -15,7 +15,7 @@ import msgspec
 from omega.brain import DIM, Brain
 from omega.brain.codebook import centroids_from_f16_bytes
 from omega.errors import InputError, RemoteProtocolError
-from omega.sync.cursors import CodebookLabel
+from omega.sync.cursors import CatalogOrder, CodebookLabel
 from omega.sync.transport import Response
 
 __all__ = ["CodebookDocument", "fetch_codebook"]
@@ -48,6 +48,8 @@ async def fetch_codebook(brain: Brain, answer: Response) -> bool:
             f"{len(doc.centroids_f16)} bytes; this brain needs {DIM}-dim f16 centroids"
         )
     if CodebookLabel.adopted(brain, doc.codebook_id):
+        if doc.item_ids and not CatalogOrder.known(brain):
+            await asyncio.to_thread(CatalogOrder.record, brain, doc.item_ids)
         return False
     centroids = centroids_from_f16_bytes(doc.centroids_f16, doc.dim)
     try:
@@ -55,4 +57,5 @@ async def fetch_codebook(brain: Brain, answer: Response) -> bool:
     except InputError as exc:
         raise RemoteProtocolError(f"codebook {doc.codebook_id!r} is unusable: {exc}") from None
     await asyncio.to_thread(CodebookLabel.record, brain, doc.codebook_id)
+    await asyncio.to_thread(CatalogOrder.record, brain, doc.item_ids)
     return True

@@ -7,11 +7,14 @@ codebook name to the brain's own codebook id.
 
 from __future__ import annotations
 
+import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from omega.brain import Brain
 
 __all__ = [
+    "CatalogOrder",
     "CodebookLabel",
     "Credentials",
     "forget_release",
@@ -21,6 +24,7 @@ __all__ = [
 
 _VIEWER, _ACCESS, _REFRESH = "sync.viewer_id", "sync.access_token", "sync.refresh_token"
 _CB_SERVER, _CB_LOCAL = "sync.codebook_server_id", "sync.codebook_local_id"
+_CATALOG = "sync.catalog_order"
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +74,31 @@ class CodebookLabel:
         with store.transaction(durable=True) as conn:
             store.set_cursor(conn, _CB_SERVER, server_id)
             store.set_cursor(conn, _CB_LOCAL, brain.codebook_id)
+
+
+class CatalogOrder:
+    """The server's catalog order (the codebook document's ``item_ids``): a two-server
+    report names a title by its position in it."""
+
+    @staticmethod
+    def known(brain: Brain) -> bool:
+        return bool(brain.store.get_cursor(_CATALOG, ""))
+
+    @staticmethod
+    def record(brain: Brain, item_ids: Sequence[str]) -> None:
+        store = brain.store
+        with store.transaction(durable=True) as conn:
+            store.set_cursor(conn, _CATALOG, json.dumps(list(item_ids)))
+
+    @staticmethod
+    def positions(brain: Brain) -> dict[str, int]:
+        """Item id → position; empty when the server published no catalog."""
+        stored = brain.store.get_cursor(_CATALOG, "")
+        try:
+            ids = json.loads(stored) if stored else []
+        except json.JSONDecodeError:
+            return {}
+        return {str(item): i for i, item in enumerate(ids)} if isinstance(ids, list) else {}
 
 
 def forget_release(brain: Brain) -> None:

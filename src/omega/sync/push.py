@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 from omega.brain import Brain
 from omega.protocol import codec
-from omega.protocol.messages import FrequencyReport, Pattern, PushRequest
+from omega.protocol.messages import FrequencyReport, Pattern, PushRequest, SharedReport
 
 __all__ = ["MAX_PUSH_BYTES", "MAX_PUSH_PATTERNS", "PushPlan", "build_push", "new_batch_id"]
 
@@ -51,12 +51,14 @@ def build_push(
     max_patterns: int = MAX_PUSH_PATTERNS,
     max_bytes: int = MAX_PUSH_BYTES,
     reports: Sequence[FrequencyReport] = (),
+    shares: Sequence[SharedReport] = (),
 ) -> PushPlan | None:
     """The next batch, or None when nothing waits in the outbox and there is no report.
 
-    ``reports`` (popularity reports, see ``omega.sync.reports``) always travel whole."""
+    ``reports`` and ``shares`` (popularity reports, see ``omega.sync.reports``) always
+    travel whole."""
     entries = brain.store.outbox_pending(max_patterns)
-    if not entries and not reports:
+    if not entries and not reports and not shares:
         return None
     items: list[tuple[str, Pattern | None]] = []
     for pattern_id, op in entries:
@@ -74,6 +76,7 @@ def build_push(
             removed=[pid for pid, p in chosen if p is None],
             client_version=client_version,
             reports=list(reports),
+            shares=list(shares),
         )
 
     # The largest prefix within the byte budget (binary search: encoding is monotone).

@@ -1,4 +1,6 @@
-"""The popularity report a push carries: one ε-LDP OLH report of a title started lately.
+"""The popularity report a push carries: one ε-LDP OLH report of a title started lately,
+or — when the sync client pins a helper's key — one two-server report of it
+(``omega.protocol.shares``: the exact title, split so that neither server sees it).
 
 At each new push the device looks at the episodes since its last report (cursor
 ``report_episode``), takes the titles it *started* (views and ratings, not skips),
@@ -19,9 +21,13 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PublicKey
+
 from omega.brain import Brain
 from omega.protocol.frequency import make_report
-from omega.protocol.messages import FrequencyReport
+from omega.protocol.messages import FrequencyReport, SharedReport
+from omega.protocol.shares import make_shared_report
+from omega.sync.cursors import CatalogOrder
 
 __all__ = ["REPORT_CURSOR", "REPORT_SPENT", "ReportPlan", "next_report"]
 
@@ -36,6 +42,7 @@ class ReportPlan:
     report: FrequencyReport | None
     cursor: int  # the last episode this report covers (stored when the batch is recorded)
     spent: str | None = None  # the budget window's reports, as stored with the batch
+    shared: SharedReport | None = None
 
     def cursors(self) -> dict[str, str]:
         """What to store with the batch that carries this plan."""
@@ -67,14 +74,24 @@ def _record(spent: list[tuple[float, float]]) -> str:
     return " ".join(f"{at!r}:{epsilon!r}" for at, epsilon in spent)
 
 
-def next_report(brain: Brain, rng: random.Random | None = None) -> ReportPlan | None:
-    """The report for the titles started since the last one; None when no episode is new."""
+def next_report(
+    brain: Brain,
+    rng: random.Random | None = None,
+    helper_key: X25519PublicKey | None = None,
+    positions: dict[str, int] | None = None,
+) -> ReportPlan | None:
+    """The report for the titles started since the last one; None when no episode is new.
+
+    With ``helper_key``, a two-server report of a title in the server's catalog order
+    (``positions``, read from the store when not given; no report while the device has
+    not fetched it), charged ``shared_epsilon``."""
     store = brain.store
     since = int(store.get_cursor(REPORT_CURSOR, "0"))
     episodes = store.episodes_after(since)
     if not episodes:
         return None
     cursor = episodes[-1].id
+    shared = helper_key is not None
     epsilon = brain.config.report_epsilon
     ids = brain.catalog.ids
     rows = brain.catalog.row_of_key
@@ -85,17 +102,27 @@ def next_report(brain: Brain, rng: random.Random | None = None) -> ReportPlan | 
             if e.kind in _STARTED and e.item_key is not None and e.item_key in rows
         }
     )
+    if shared:
+        positions = CatalogOrder.positions(brain) if positions is None else positions
+        started = [item for item in started if item in positions]
     if epsilon <= 0 or not started:
         return ReportPlan(None, cursor)
+    if shared:
+        epsilon = brain.config.shared_epsilon
     rng = rng or _SYSTEM_RNG
     budget = brain.config.report_budget
-    if budget <= 0:  # no cap: nothing to keep track of
-        return ReportPlan(make_report(rng.choice(started), epsilon, rng), cursor)
-    now = float(brain.clock.now())
-    spent = _spent_within(
-        store.get_cursor(REPORT_SPENT, ""), now, brain.config.report_window_s, budget
-    )
-    if sum(e for _, e in spent) + epsilon > budget + 1e-9:
-        return ReportPlan(None, cursor, _record(spent))
-    spent.append((now, float(epsilon)))
-    return ReportPlan(make_report(rng.choice(started), epsilon, rng), cursor, _record(spent))
+    spent_record = None
+    if budget > 0:
+        now = float(brain.clock.now())
+        spent = _spent_within(
+            store.get_cursor(REPORT_SPENT, ""), now, brain.config.report_window_s, budget
+        )
+        if sum(e for _, e in spent) + epsilon > budget + 1e-9:
+            return ReportPlan(None, cursor, _record(spent))
+        spent.append((now, float(epsilon)))
+        spent_record = _record(spent)
+    title = rng.choice(started)
+    if helper_key is not None and positions:
+        report = make_shared_report(positions[title], len(positions), helper_key)
+        return ReportPlan(None, cursor, spent_record, report)
+    return ReportPlan(make_report(title, epsilon, rng), cursor, spent_record)
