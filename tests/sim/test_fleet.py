@@ -51,11 +51,12 @@ def test_replay_syncs_through_the_protocol_and_reports(tmp_path: Path) -> None:
     assert result["raw_items_sent"] == 0
     assert result["event_records_sent"] == 0
     assert result["search_strings_sent"] == 0
-    # one ε-LDP popularity report (integers only) rides with most pushes
-    assert result["frequency_reports_sent"] > 0
-    assert result["report_epsilon"] == 8.0
+    # one two-server popularity report (opaque bytes) rides with most pushes, counted by
+    # the constellation and the helper the simulator started
+    assert result["reports"] == "shared" and result["frequency_reports_sent"] == 0
+    assert result["shared_reports_sent"] > 0 and result["shared_epsilon"] == 4.0
     # ε composes over each TV's reports: at least one report, at most one per push.
-    assert 8.0 <= result["epsilon_per_viewer_median"] <= result["epsilon_per_viewer_max"]  # type: ignore[operator]
+    assert 4.0 <= result["epsilon_per_viewer_median"] <= result["epsilon_per_viewer_max"]  # type: ignore[operator]
     assert 0 < result["push_bytes_median"] <= 1024  # type: ignore[operator]
     omega = result["omega"]
     local = result["baselines"]["local_only"]  # type: ignore[index]
@@ -73,9 +74,16 @@ def test_a_validation_run_drops_each_viewers_last_interaction(tmp_path: Path) ->
     assert result["events"] == full - 12  # every synthetic viewer has more than one event
 
 
+def test_ldp_reports_instead_of_two_server_ones(tmp_path: Path) -> None:
+    result = _run(tmp_path, replace(FAST, reports="ldp"))
+    assert result["reports"] == "ldp" and result["shared_reports_sent"] == 0
+    assert result["frequency_reports_sent"] > 0 and result["report_epsilon"] == 8.0
+    assert 8.0 <= result["epsilon_per_viewer_median"] <= result["epsilon_per_viewer_max"]  # type: ignore[operator]
+
+
 def test_the_report_budget_caps_what_each_viewer_spends(tmp_path: Path) -> None:
-    free = _run(tmp_path / "free", replace(FAST, report_budget=0.0))
-    capped = _run(tmp_path / "capped", replace(FAST, report_budget=16.0))
+    free = _run(tmp_path / "free", replace(FAST, report_budget=0.0, reports="ldp"))
+    capped = _run(tmp_path / "capped", replace(FAST, report_budget=16.0, reports="ldp"))
     assert free["epsilon_per_viewer_max"] > 16.0  # type: ignore[operator]
     assert capped["epsilon_per_viewer_max"] == 16.0  # two reports at ε = 8
     assert capped["frequency_reports_sent"] < free["frequency_reports_sent"]  # type: ignore[operator]

@@ -59,6 +59,7 @@ def demo(
             round_every_s=12 * 3600.0,
             round_min_pushes=3,
             seed=seed,
+            share_min_batch=100,  # a few hundred TVs send a few hundred reports
         )
         baselines = ("popularity", "transitions")
     options = SimulationOptions(

@@ -73,13 +73,35 @@ def simulate(
         str | None, typer.Option(help="sign-flip | scale | constant | promote-item")
     ] = None,
     attackers: Annotated[float, typer.Option(help="Share of viewers attacking.")] = 0.33,
+    reports: Annotated[
+        str,
+        typer.Option(
+            help="Popularity reports: 'shared' (two-server: the constellation and a helper "
+            "count exact titles, neither sees one; a helper starts in-process) or 'ldp' "
+            "(ε-LDP OLH reports, one server)."
+        ),
+    ] = "shared",
     report_epsilon: Annotated[
         float,
         typer.Option(
-            help="ε of each TV's local-DP popularity report (one per push; 0: none). "
-            "Each report is ε-LDP; a viewer's reports compose to k·ε."
+            help="ε of each TV's local-DP popularity report with --reports ldp (one per "
+            "push; 0: no reports of either kind). A viewer's reports compose to k·ε."
         ),
     ] = 8.0,
+    shared_epsilon: Annotated[
+        float,
+        typer.Option(
+            help="With --reports shared: the noise ε each server adds per report, and what "
+            "a report costs a TV's budget."
+        ),
+    ] = 4.0,
+    share_min_batch: Annotated[
+        int, typer.Option(help="With --reports shared: reports counted at once, at least.")
+    ] = 500,
+    helper_url: Annotated[
+        str | None,
+        typer.Option(help="With --server and --reports shared: the helper that server uses."),
+    ] = None,
     report_budget: Annotated[
         float,
         typer.Option(
@@ -131,6 +153,12 @@ def simulate(
         raise ConfigError("--cells ≥ 2, --sync-every ≥ 1, --sync-hours > 0 and --round-days > 0")
     if not 0.0 <= report_epsilon <= 20.0:
         raise ConfigError("--report-epsilon must be in [0, 20] (0 sends no reports)")
+    if reports not in ("shared", "ldp"):
+        raise ConfigError("--reports must be 'shared' or 'ldp'")
+    if not 0.0 < shared_epsilon <= 20.0:
+        raise ConfigError("--shared-epsilon must be in (0, 20]")
+    if not 1 <= share_min_batch <= 2500:
+        raise ConfigError("--share-min-batch must be in 1..2500")
     if report_budget < 0 or report_window_days <= 0:
         raise ConfigError("--report-budget must be ≥ 0 (0: no cap) and --report-window-days > 0")
     if report is not None:
@@ -149,8 +177,12 @@ def simulate(
             report_epsilon=report_epsilon,
             report_budget=report_budget,
             report_window_s=report_window_days * 86400,
+            reports="shared" if reports == "shared" else "ldp",
+            shared_epsilon=shared_epsilon,
+            share_min_batch=share_min_batch,
         ),
         server=server,
+        helper_url=helper_url,
         admin_token=admin_token or os.environ.get("OMEGA_ADMIN_TOKEN"),
         attack=attack,
         attackers=attackers,

@@ -217,6 +217,17 @@ def privacy_checks(result: Mapping[str, Any]) -> list[Check]:
                 f"median {median:g}, max {most:g}",
             )
         )
+    shared = number(result.get("shared_reports_sent"))
+    shared_epsilon = number(result.get("shared_epsilon"))
+    if shared and shared_epsilon and median is not None and most is not None:
+        checks.append(
+            Check(
+                "popularity reports (two-server)",
+                f"{shared:,.0f}, no title readable by either server; counts released with "
+                f"noise of ε = {shared_epsilon:g} per report; per viewer, composed: "
+                f"median {median:g}, max {most:g}",
+            )
+        )
     return checks
 
 

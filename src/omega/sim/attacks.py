@@ -8,11 +8,12 @@ digest (the server's idempotency check sees the same bytes).
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Literal
 
 import msgspec
 
+from omega.protocol._limits import MAX_SHARES_PER_PUSH
 from omega.protocol.codec import decode, encode
 from omega.protocol.frequency import PRIME, bucket_count, hash_item, seed_params
 from omega.protocol.messages import (
@@ -20,6 +21,7 @@ from omega.protocol.messages import (
     Pattern,
     PatternContext,
     PushRequest,
+    SharedReport,
     SyncRequest,
 )
 from omega.sync.transport import Response, Transport
@@ -89,8 +91,17 @@ def _forged_reports(push: PushRequest, target_item: str) -> list[FrequencyReport
 
 
 def tamper(
-    push: PushRequest, kind: AttackKind, *, target_cell: int, target_item: str | None = None
+    push: PushRequest,
+    kind: AttackKind,
+    *,
+    target_cell: int,
+    target_item: str | None = None,
+    forge_share: Callable[[], SharedReport] | None = None,
 ) -> PushRequest:
+    """The push an attacking device sends instead of ``push``. For ``promote-item`` with
+    ``forge_share`` (two-server reports): a valid report of the target in every push,
+    whatever the device's budget — the most a device can get counted."""
+
     def each(p: Pattern) -> Pattern:
         if kind == "sign-flip":
             return msgspec.structs.replace(p, success_rate=round(1.0 - p.success_rate, 4))
@@ -123,7 +134,10 @@ def tamper(
         honest = [p for p in push.added if p.id not in taken]
         room = max(0, _MAX_PATTERNS - len(extra) - len(push.updated) - len(push.removed))
         reports = _forged_reports(push, target_item) if target_item else push.reports
-        return msgspec.structs.replace(push, added=extra + honest[:room], reports=reports)
+        shares = [forge_share() for _ in range(MAX_SHARES_PER_PUSH)] if forge_share else push.shares
+        return msgspec.structs.replace(
+            push, added=extra + honest[:room], reports=reports, shares=shares
+        )
     return msgspec.structs.replace(
         push, added=[each(p) for p in push.added], updated=[each(p) for p in push.updated]
     )
@@ -133,12 +147,19 @@ class AttackingTransport:
     """Rewrites the push inside every binary sync request this device sends."""
 
     def __init__(
-        self, inner: Transport, kind: AttackKind, *, target_cell: int, target_item: str | None
+        self,
+        inner: Transport,
+        kind: AttackKind,
+        *,
+        target_cell: int,
+        target_item: str | None,
+        forge_share: Callable[[], SharedReport] | None = None,
     ) -> None:
         self.inner = inner
         self.kind = kind
         self.target_cell = target_cell
         self.target_item = target_item
+        self.forge_share = forge_share
 
     async def request(
         self, method: str, path: str, *, body: bytes | None, headers: Mapping[str, str]
@@ -151,6 +172,7 @@ class AttackingTransport:
                     self.kind,
                     target_cell=self.target_cell,
                     target_item=self.target_item,
+                    forge_share=self.forge_share,
                 )
                 body = encode(msgspec.structs.replace(message, push=pushed))
         return await self.inner.request(method, path, body=body, headers=headers)

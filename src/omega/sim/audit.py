@@ -72,15 +72,26 @@ class PrivacyAudit:
     search_strings_sent: int = 0
     frequency_reports_sent: int = 0
     report_epsilons: set[float] = field(default_factory=set)
-    #: Per viewer: the seeds of the reports seen (a retry repeats one) and their ε summed.
-    report_seeds: dict[str, set[int]] = field(default_factory=dict)
+    #: Two-server reports (``omega.protocol.shares``) and what each costs a viewer's
+    #: budget (they carry no ε: the servers' noise is configured, not sent).
+    shared_reports_sent: int = 0
+    shared_epsilon: float = 0.0
+    #: Per viewer: the reports seen (by OLH seed or DPF correction words: a retry repeats
+    #: one) and their ε summed.
+    report_seeds: dict[str, set[object]] = field(default_factory=dict)
     epsilon_spent: dict[str, float] = field(default_factory=dict)
     push_bytes: list[int] = field(default_factory=list)
     pull_bytes: list[int] = field(default_factory=list)
 
     @classmethod
-    def for_catalog(cls, item_ids: Iterable[str], titles: Iterable[str]) -> PrivacyAudit:
-        return cls(frozenset(item_ids), frozenset(t.casefold() for t in titles))
+    def for_catalog(
+        cls, item_ids: Iterable[str], titles: Iterable[str], *, shared_epsilon: float = 0.0
+    ) -> PrivacyAudit:
+        return cls(
+            frozenset(item_ids),
+            frozenset(t.casefold() for t in titles),
+            shared_epsilon=shared_epsilon,
+        )
 
     def inspect(self, body: bytes, *, viewer: str = "") -> None:
         self.requests += 1
@@ -96,18 +107,23 @@ class PrivacyAudit:
                 self.frequency_reports_sent += len(reports)
                 for report in reports:
                     if isinstance(report, dict) and "epsilon" in report:
-                        self._spend(viewer, report)
+                        epsilon = float(report["epsilon"])
+                        self.report_epsilons.add(epsilon)
+                        self._spend(viewer, epsilon, report.get("seed"))
+            shares = push.get("shares", ())
+            if isinstance(shares, list):
+                self.shared_reports_sent += len(shares)
+                for share in shares:
+                    if isinstance(share, dict):
+                        self._spend(viewer, self.shared_epsilon, share.get("public"))
         self._walk(message)
 
-    def _spend(self, viewer: str, report: Mapping[str, Any]) -> None:
-        epsilon = float(report["epsilon"])
-        self.report_epsilons.add(epsilon)
-        seeds = self.report_seeds.setdefault(viewer, set())
-        seed = report.get("seed")
-        if isinstance(seed, int):
-            if seed in seeds:
+    def _spend(self, viewer: str, epsilon: float, key: object) -> None:
+        seen = self.report_seeds.setdefault(viewer, set())
+        if isinstance(key, (int, bytes)):
+            if key in seen:
                 return
-            seeds.add(seed)
+            seen.add(key)
         self.epsilon_spent[viewer] = self.epsilon_spent.get(viewer, 0.0) + epsilon
 
     def _walk(self, value: Any) -> None:
@@ -141,6 +157,8 @@ class PrivacyAudit:
             "search_strings_sent": self.search_strings_sent,
             "frequency_reports_sent": self.frequency_reports_sent,
             "report_epsilon": max(self.report_epsilons, default=0.0),
+            "shared_reports_sent": self.shared_reports_sent,
+            "shared_epsilon": self.shared_epsilon if self.shared_reports_sent else 0.0,
             # Basic composition over each viewer's distinct reports (viewers who sent none
             # are not counted).
             "epsilon_per_viewer_median": float(np.median(spent)) if spent else 0.0,

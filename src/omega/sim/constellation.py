@@ -26,8 +26,17 @@ class SimConstellation:
         self.where = where
 
     @classmethod
-    async def in_process(cls, data_dir: Path) -> SimConstellation:
-        """A fresh constellation in this process, on SQLite under ``data_dir``.
+    async def in_process(
+        cls,
+        data_dir: Path,
+        *,
+        helper_url: str | None = None,
+        helper_secret_file: Path | None = None,
+        share_min_batch: int = 500,
+        share_noise_epsilon: float = 4.0,
+    ) -> SimConstellation:
+        """A fresh constellation in this process, on SQLite under ``data_dir``; with a
+        helper when two-server reports are to be counted.
 
         Rounds are driven by the simulator as simulated time passes, and the per-viewer
         rate limit is lifted: a replay compresses years into minutes of wall time."""
@@ -40,6 +49,10 @@ class SimConstellation:
             rate_limit=1_000_000,
             access_token_ttl=24 * 3600,
             gc_freeze=False,  # the simulator's process is not a server
+            helper_url=helper_url,
+            helper_secret_file=helper_secret_file,
+            share_min_batch=share_min_batch,
+            share_noise_epsilon=share_noise_epsilon,
         )
         transport = await AsgiTransport(create_app(settings)).open()
         token = (data_dir / "admin-token").read_text().strip()

@@ -14,20 +14,25 @@ import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import numpy.typing as npt
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PublicKey
 
 from omega.brain import Brain, BrainConfig
 from omega.brain.catalog import SharedCatalog
 from omega.brain.config import REPORT_BUDGET, REPORT_WINDOW_S
 from omega.clock import ManualClock
+from omega.protocol.messages import SharedReport
+from omega.protocol.shares import make_shared_report
 from omega.sim.attacks import AttackingTransport, AttackKind
 from omega.sim.audit import AuditingTransport, PrivacyAudit
 from omega.sim.constellation import SimConstellation
 from omega.sim.datasets import Dataset
 from omega.sim.evaluation import Split
 from omega.sync.client import SyncClient
+from omega.sync.cursors import CatalogOrder
 
 __all__ = ["FleetConfig", "FleetRun", "Viewer", "rating_to_view", "replay_fleet"]
 
@@ -45,6 +50,9 @@ def rating_to_view(stars: float) -> tuple[str, float]:
     if stars <= 1.5:
         return "skip", 0.0
     return "view", {4.0: 0.9, 3.5: 0.75, 3.0: 0.6, 2.5: 0.4, 2.0: 0.25}.get(float(stars), 0.5)
+
+
+ReportKind = Literal["shared", "ldp"]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -65,6 +73,14 @@ class FleetConfig:
     #: The most ε a TV's reports may spend per window (``BrainConfig.report_budget``).
     report_budget: float = REPORT_BUDGET
     report_window_s: float = REPORT_WINDOW_S
+    #: "shared": two-server reports counted by the constellation with a helper (exact
+    #: counts, neither server sees a title; ``omega.protocol.shares``); "ldp": ε-LDP OLH
+    #: reports (no second server needed).
+    reports: ReportKind = "shared"
+    #: What a two-server report costs a TV's budget; both servers add noise of this ε.
+    shared_epsilon: float = 4.0
+    #: The constellation counts two-server reports in batches of at least this many.
+    share_min_batch: int = 500
 
 
 @dataclass(slots=True)
@@ -93,6 +109,18 @@ class FleetRun:
             viewer.brain.close()
 
 
+def _forger(
+    helper_key: bytes | None, order: list[str], target_item: str | None
+) -> Callable[[], SharedReport] | None:
+    """An attacker's source of valid two-server reports of the target (None: no target or
+    no helper)."""
+    if helper_key is None or target_item is None or target_item not in order:
+        return None
+    key = X25519PublicKey.from_public_bytes(helper_key)
+    position, size = order.index(target_item), len(order)
+    return lambda: make_shared_report(position, size, key)
+
+
 def _event_order(split: Split) -> tuple[npt.NDArray[np.int64], ...]:
     viewers = np.repeat(np.arange(split.n_viewers), np.diff(split.train_indptr))
     order = np.lexsort((np.arange(len(viewers)), split.train_timestamps))
@@ -119,31 +147,45 @@ async def replay_fleet(
     checkpoints: int = 0,
     on_checkpoint: Callable[[FleetRun, float], dict[str, float]] | None = None,
     progress: Callable[[int, int], None] | None = None,
+    helper_key: bytes | None = None,
 ) -> FleetRun:
-    """Replay every viewer's training history; sync through ``constellation`` if given."""
+    """Replay every viewer's training history; sync through ``constellation`` if given
+    (sending two-server reports sealed to ``helper_key`` when given)."""
     brain_config = BrainConfig(
         codebook_cells=config.cells,
         report_epsilon=config.report_epsilon,
         report_budget=config.report_budget,
         report_window_s=config.report_window_s,
+        shared_epsilon=config.shared_epsilon,
     )
     audit = None
     if constellation is not None:
         audit = PrivacyAudit.for_catalog(
-            (i.item_id for i in dataset.items), (i.title for i in dataset.items)
+            (i.item_id for i in dataset.items),
+            (i.title for i in dataset.items),
+            shared_epsilon=config.shared_epsilon,
         )
     run = FleetRun(viewers={}, audit=audit)
+    order = list(shared.catalog.ids) if helper_key is not None else []
     for v in range(split.n_viewers):
         clock = ManualClock(0.0)
         brain = Brain.open(
             root / f"viewer-{v}", clock=clock, config=brain_config, shared_catalog=shared
         )
+        if order:
+            # What ``SyncClient.fetch_codebook`` stores from the codebook document the
+            # simulator publishes (the brains already share its centroids).
+            CatalogOrder.record(brain, order)
         viewer = Viewer(v, brain, clock, attacker=v in attackers)
         if constellation is not None and audit is not None:
             transport = AuditingTransport(constellation.transport, audit, viewer=str(v))
             if viewer.attacker and attack is not None:
                 transport = AttackingTransport(  # type: ignore[assignment]
-                    transport, attack, target_cell=target_cell, target_item=target_item
+                    transport,
+                    attack,
+                    target_cell=target_cell,
+                    target_item=target_item,
+                    forge_share=_forger(helper_key, order, target_item),
                 )
             viewer.client = SyncClient(
                 brain,
@@ -151,6 +193,7 @@ async def replay_fleet(
                 max_pull_bytes=config.pull_bytes,
                 clock=clock,
                 report_rng=random.Random(config.seed * 1_000_003 + v),
+                helper_key=helper_key,
             )
         run.viewers[v] = viewer
 

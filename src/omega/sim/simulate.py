@@ -17,11 +17,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import httpx
 import numpy as np
 import numpy.typing as npt
 
 from omega.brain.catalog import SharedCatalog
 from omega.errors import ConfigError
+from omega.helper.app import info_of
+from omega.helper.service import SECRET_FILE, HelperConfig, HelperService
+from omega.helper.thread import HelperThread
 from omega.sim.attacks import AttackKind
 from omega.sim.baselines import BASELINES
 from omega.sim.constellation import SimConstellation
@@ -47,6 +51,8 @@ class SimulationOptions:
     work_dir: Path | None = None
     cache_dir: Path | None = None
     checkpoints: int = 6
+    #: The helper a remote ``server`` counts two-server reports with (devices fetch its key).
+    helper_url: str | None = None
     #: Hold out each viewer's second-to-last interaction (the last is dropped): for tuning
     #: settings without looking at the items the reported figures are measured on.
     validation: bool = False
@@ -115,9 +121,33 @@ async def _fleet(
 ) -> tuple[FleetRun, float]:
     start = time.perf_counter()
     constellation = None
+    helper: HelperThread | None = None
+    helper_key: bytes | None = None
+    fleet = options.fleet
     if federated:
+        shared_reports = fleet.reports == "shared" and fleet.report_epsilon > 0
         if options.server is not None:
             constellation = await SimConstellation.remote(options.server, options.admin_token)
+            if shared_reports:
+                helper_key = await _remote_helper_key(options.helper_url)
+        elif shared_reports:
+            helper = HelperThread(
+                HelperService.open(
+                    root / f"{label}-helper",
+                    HelperConfig(
+                        min_batch=min(100, fleet.share_min_batch),
+                        noise_epsilon=fleet.shared_epsilon,
+                    ),
+                )
+            ).start()
+            helper_key = helper.service.info().public_key
+            constellation = await SimConstellation.in_process(
+                root / f"{label}-constellation",
+                helper_url=helper.url,
+                helper_secret_file=root / f"{label}-helper" / SECRET_FILE,
+                share_min_batch=fleet.share_min_batch,
+                share_noise_epsilon=fleet.shared_epsilon,
+            )
         else:
             constellation = await SimConstellation.in_process(root / f"{label}-constellation")
         await constellation.publish_codebook(
@@ -145,9 +175,11 @@ async def _fleet(
             attack=options.attack if attackers else None,
             attackers=attackers,
             target_cell=target_cell,
+            target_item=target_item,
             checkpoints=options.checkpoints if finished_at is not None else 0,
             on_checkpoint=checkpoint if finished_at is not None else None,
             progress=lambda n, total: progress(label, n, total),
+            helper_key=helper_key,
         )
         if constellation is not None:
             stats = await constellation.stats()
@@ -155,7 +187,26 @@ async def _fleet(
     finally:
         if constellation is not None:
             await constellation.close()
+        if helper is not None:
+            helper.stop()
     return run, time.perf_counter() - start
+
+
+async def _remote_helper_key(url: str | None) -> bytes:
+    """The public key of the helper a remote constellation counts with."""
+    if not url:
+        raise ConfigError(
+            "two-server reports with --server need the helper that server counts with "
+            "(--helper-url), or --reports ldp"
+        )
+    async with httpx.AsyncClient(timeout=30.0) as client:
+        try:
+            answer = await client.get(url.rstrip("/") + "/helper/v1/info")
+        except httpx.HTTPError as exc:
+            raise ConfigError(f"the helper at {url} is unreachable: {exc}") from None
+    if answer.status_code != 200:
+        raise ConfigError(f"the helper at {url} answered {answer.status_code} for its key")
+    return info_of(answer.content).public_key
 
 
 async def run_simulation(
@@ -280,6 +331,9 @@ async def run_simulation(
         "patterns_sent": audit["patterns_sent"],
         "frequency_reports_sent": audit["frequency_reports_sent"],
         "report_epsilon": audit["report_epsilon"],
+        "reports": options.fleet.reports,
+        "shared_reports_sent": audit["shared_reports_sent"],
+        "shared_epsilon": audit["shared_epsilon"],
         "epsilon_per_viewer_median": audit["epsilon_per_viewer_median"],
         "epsilon_per_viewer_max": audit["epsilon_per_viewer_max"],
         "syncs": omega.syncs,
@@ -332,6 +386,7 @@ async def _attack(
         progress=progress,
         attackers=attackers,
         target_cell=target_cell,
+        target_item=dataset.items[target].item_id,
     )
     clean_figures = _metrics(split_, honest, _fleet_scorer(clean, split_))
     attacked_figures = _metrics(split_, honest, _fleet_scorer(attacked, split_))
