@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import numpy as np
+
 from omega.brain import Brain, Filters
 from omega.clock import ManualClock
 
@@ -65,3 +67,20 @@ def test_bad_k_is_rejected(brain: Brain) -> None:
 
     with pytest.raises(InputError):
         brain.recommend(0)
+
+
+def test_the_popularity_gate_only_boosts_the_households_own_top_share() -> None:
+    from omega.brain.recommend import combine
+    from omega.brain.skills import SKILLS
+
+    own = np.linspace(1.0, 0.0, 100, dtype=np.float32)  # row 0 is the household's best
+    popular = np.zeros(100, dtype=np.float32)
+    popular[[1, 90]] = 1.0  # a title it likes and one far from its taste
+    signals = {"recent": own / 8, "popular": popular}
+    penalty = np.zeros(100, dtype=np.float32)
+    skill = SKILLS["continue"]
+    ungated = combine(signals, penalty, skill)
+    gated = combine(signals, penalty, skill, gate=0.05)
+    assert gated[1] == ungated[1] and gated[1] > gated[0]  # re-ordered within its top 5 %
+    assert gated[90] == own[90] < ungated[90]  # not lifted from outside it
+    assert combine(signals, penalty, skill, gate=0.0)[90] == ungated[90]

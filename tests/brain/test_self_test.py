@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from omega.brain import Brain, BrainConfig
 from omega.brain.catalog import CatalogItem
 from omega.brain.skills import SELF_TEST, SELF_TESTED
@@ -44,6 +46,10 @@ def test_a_household_that_watches_what_is_popular_keeps_the_crowd(
     assert brain.skills.choose("evening/weekday").name == "continue"
 
 
+UNGATED = BrainConfig(codebook_cells=6, flush_every=8, popular_gate=0.0)
+
+
+@pytest.mark.parametrize("config", [UNGATED])  # popularity everywhere: it can mislead
 def test_a_household_with_its_own_taste_drops_the_crowd(
     brain: Brain, clock: ManualClock, tmp_path: Path
 ) -> None:
@@ -63,6 +69,17 @@ def test_a_household_with_its_own_taste_drops_the_crowd(
         )
     finally:
         reopened.close()
+
+
+def test_gated_popularity_leaves_a_household_with_its_own_taste_alone(
+    brain: Brain, clock: ManualClock
+) -> None:
+    # Popular documentaries are far from a crime household's titles: with the default
+    # gate they add nothing to its ranking, so dropping the crowd changes nothing.
+    _release_popularity(brain)
+    _watch(brain, clock, [f"cri{n}" for n in range(8)])
+    mrr = _tested(brain)
+    assert mrr["personal"] == mrr["continue"]
 
 
 def test_no_self_test_for_skips_abandons_or_rewatches(brain: Brain, clock: ManualClock) -> None:

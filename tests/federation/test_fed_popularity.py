@@ -6,6 +6,7 @@ from __future__ import annotations
 import random
 
 import msgspec
+import numpy as np
 
 from omega.federation import FederationConfig, run_round
 from omega.federation.popularity import diff_popular, popular_scores
@@ -75,3 +76,14 @@ def test_titles_within_the_ldp_noise_are_shrunk_towards_zero() -> None:
     assert set(ITEMS[:20]) <= set(scores)
     assert sum(noise) / len(noise) < 0.1
     assert min(scores[i] for i in ITEMS[:20]) > max(noise)
+
+
+def test_one_inflated_title_does_not_squash_the_others() -> None:
+    counts = np.zeros(len(ITEMS), dtype=np.int64)
+    counts[:6] = [5000, 60, 50, 40, 30, 20]  # one title a coalition pushed far past the rest
+    exact = SupportCounts("cb", 0, 4.0, int(counts.sum()), counts.astype("<i8").tobytes())
+    scores = {s.item_id: s.score for s in popular_scores([exact], ITEMS, top=10)}
+    assert scores[ITEMS[0]] == 1.0 and scores[ITEMS[1]] == 1.0  # capped at the 5th
+    assert scores[ITEMS[4]] == 1.0 and scores[ITEMS[5]] < 1.0
+    plain = {s.item_id: s.score for s in popular_scores([exact], ITEMS, top=10, reference=1)}
+    assert plain[ITEMS[1]] < 0.5  # scaled by the inflated title, the honest top would shrink

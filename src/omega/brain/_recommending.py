@@ -87,10 +87,11 @@ class Recommending:
         if len(drawn) == 0:
             return
         rows = np.concatenate(([target], drawn)).astype(np.int64)
-        signals, penalty = signal_rows(self.catalog, rows, self._state(episode.ts, None))
+        state = self._state(episode.ts, None)
+        signals, penalty = signal_rows(self.catalog, rows, state)
         gains = {}
         for name in SELF_TESTED:
-            scores = combine(signals, penalty, SKILLS[name])
+            scores = combine(signals, penalty, SKILLS[name], gate=self._gate(state))
             rank = int(np.count_nonzero(scores[1:] >= scores[0]))  # ties count against it
             gains[name] = 1.0 / (1.0 + rank)
         self.skills.self_test(gains, episode.ts)
@@ -128,6 +129,10 @@ class Recommending:
         )
         cell_state(self.catalog, state)
         return state
+
+    def _gate(self, state: ScoringState) -> float:
+        """The popularity gate (``BrainConfig.popular_gate``); none before any viewing."""
+        return self.config.popular_gate if state.recent_rows else 0.0
 
     def _popular_scores(self) -> npt.NDArray[np.float32]:
         """The collective tier's popularity per catalog row (cached until it changes)."""
@@ -173,7 +178,10 @@ class Recommending:
                 rows = allowed(self.catalog, every, filters, seen)
             if len(rows) == 0:
                 return []
-            scores, signals = score_rows(self.catalog, rows, state, skill)
+            # Candidates already come from the household's taste; a full scoring is gated.
+            full = len(rows) == len(self.catalog)
+            gate = self._gate(state) if full else 0.0
+            scores, signals = score_rows(self.catalog, rows, state, skill, gate=gate)
             picked = choose(scores, rows, self.catalog, k, self.config.diversity)
             out = []
             picked_rows = [int(rows[i]) for i in picked]
@@ -211,6 +219,9 @@ class Recommending:
             state = self._state(now, context)
             skill = self.skills.choose(f"{state.time_bucket}/{state.day_type}")
             rows = np.arange(len(self.catalog), dtype=np.int64)
-            scores, _ = score_rows(self.catalog, rows, state, skill)
-            scores[self._seen_mask()] = -np.inf
+            seen = self._seen_mask()
+            scores, _ = score_rows(
+                self.catalog, rows, state, skill, gate=self._gate(state), ranked=~seen
+            )
+            scores[seen] = -np.inf
             return scores

@@ -19,6 +19,7 @@ chosen skill):
 from __future__ import annotations
 
 import heapq
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -133,11 +134,18 @@ def era_gap(catalog: Catalog, rows: I64, recent: Sequence[tuple[int, float]]) ->
 
 
 def score_rows(
-    catalog: Catalog, rows: I64, state: ScoringState, skill: Skill
+    catalog: Catalog,
+    rows: I64,
+    state: ScoringState,
+    skill: Skill,
+    *,
+    gate: float = 0.0,
+    ranked: npt.NDArray[np.bool_] | None = None,
 ) -> tuple[F32, dict[str, F32]]:
-    """Scores for the given catalog rows and the scaled signals behind them."""
+    """Scores for the given catalog rows and the scaled signals behind them (``gate`` and
+    ``ranked``: see :func:`combine`)."""
     signals, penalty = signal_rows(catalog, rows, state)
-    return combine(signals, penalty, skill), signals
+    return combine(signals, penalty, skill, gate=gate, ranked=ranked), signals
 
 
 def signal_rows(catalog: Catalog, rows: I64, state: ScoringState) -> tuple[dict[str, F32], F32]:
@@ -172,12 +180,39 @@ def signal_rows(catalog: Catalog, rows: I64, state: ScoringState) -> tuple[dict[
     return signals, _scaled(penalty)
 
 
-def combine(signals: dict[str, F32], penalty: F32, skill: Skill) -> F32:
-    """A skill's score: its weighted sum of the signals, less half the avoid penalty."""
+def combine(
+    signals: dict[str, F32],
+    penalty: F32,
+    skill: Skill,
+    *,
+    gate: float = 0.0,
+    ranked: npt.NDArray[np.bool_] | None = None,
+) -> F32:
+    """A skill's score: its weighted sum of the signals, less half the avoid penalty.
+
+    With ``gate`` in (0, 1], the crowd's popularity only adds to the rows in that top
+    share of the household's own score (the rest of the sum) among the ``ranked`` rows
+    (default: all; titles already watched are left out): popularity re-orders what
+    this household's viewing already brought up and never puts a title in front of it on
+    its own. A coalition of TVs that makes one title "popular" (a third of the fleet
+    reporting it) then reaches only the households already close to it (see
+    ``docs/popularity.md``)."""
     total = np.zeros(len(penalty), dtype=np.float32)
+    boost = None
     for name, values in signals.items():
-        total += np.float32(skill.weights.get(name, 0.0)) * values
+        weight = np.float32(skill.weights.get(name, 0.0))
+        if name == "popular":
+            boost = weight * values
+        else:
+            total += weight * values
     total -= np.float32(0.5) * penalty
+    if boost is not None:
+        pool = total if ranked is None else total[ranked]
+        keep = max(1, math.ceil(gate * len(pool))) if gate > 0 else len(pool)
+        if 0 < keep < len(pool):
+            threshold = np.partition(pool, len(pool) - keep)[len(pool) - keep]
+            boost = np.where(total >= threshold, boost, np.float32(0.0))
+        total += boost
     return total
 
 
@@ -211,7 +246,13 @@ def candidate_rows(
             if members is not None:
                 found.append(members[:budget])
                 budget -= len(members)
-    if len(state.popular) == len(catalog) and state.popular.max(initial=0.0) > 0:
+    # The crowd's popular titles are candidates of their own only for a household with no
+    # viewing yet; otherwise they count where the household's taste already reaches.
+    if (
+        not state.recent_rows
+        and len(state.popular) == len(catalog)
+        and state.popular.max(initial=0.0) > 0
+    ):
         top = np.argsort(-state.popular)[:per_source]
         found.append(top[state.popular[top] > 0])
     if not found:

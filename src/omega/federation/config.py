@@ -70,6 +70,9 @@ class FederationConfig:
     #: Popularity (OLH reports): titles released, the score change that re-sends one,
     #: and reports folded per transaction.
     popular_top: int = 500
+    #: Released scores are relative to this rank's estimate (capped at 1), so one title
+    #: inflated by a coalition does not squash every other title's score.
+    popular_reference: int = 5
     popular_tolerance: float = 0.05
     report_batch: int = 20_000
 
@@ -96,6 +99,7 @@ class FederationConfig:
             (self.max_apply_per_round >= 1, "max_apply_per_round must be ≥ 1"),
             (0 <= self.popular_top <= 1000, "popular_top must be in [0, 1000]"),
             (self.popular_tolerance >= 0, "popular_tolerance must be ≥ 0"),
+            (self.popular_reference >= 1, "popular_reference must be ≥ 1"),
             (self.report_batch >= 1, "report_batch must be ≥ 1"),
             (
                 self.fusion in ("trimmed_mean", "median", "weighted_mean"),

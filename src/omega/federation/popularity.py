@@ -8,7 +8,8 @@ Devices send ε-LDP reports of titles they started (``omega.protocol.frequency``
 report names a title. A round folds the queued reports into per-title support counts
 (one vector per catalog, per report parameters; vectorised over the catalog), turns the
 counts into unbiased frequency estimates, and releases the ``popular_top`` titles with
-the highest estimates as scores ``log1p(f) / log1p(max f)`` in [0, 1], each estimate
+the highest estimates as scores ``min(1, log1p(f) / log1p(f₅))`` (f₅ the fifth largest
+estimate, so one inflated title cannot squash the rest), each estimate
 first shrunk towards 0 by how little it stands above the LDP noise (``noise_z``). With a
 few hundred devices much of a top-500 is noise, and the log scale made that noise look
 like a third of the top title's popularity. (A hard floor instead of the shrinkage:
@@ -106,9 +107,13 @@ def fold_reports(storage: Storage, codebook: Codebook, *, batch: int, limit: int
 
 
 def popular_scores(
-    counts: Sequence[SupportCounts], item_ids: Sequence[str], *, top: int
+    counts: Sequence[SupportCounts], item_ids: Sequence[str], *, top: int, reference: int = 5
 ) -> list[ItemScore]:
-    """The ``top`` titles by estimated frequency (summed over parameter sets), best first."""
+    """The ``top`` titles by estimated frequency (summed over parameter sets), best first.
+
+    Scores are ``log1p(f) / log1p(f_ref)`` capped at 1, ``f_ref`` the ``reference``-th
+    largest estimate: titles a coalition inflates far past the rest get 1 like the
+    honest top titles, and cannot shrink everyone else's score by their size."""
     if not item_ids or top < 1:
         return []
     total = np.zeros(len(item_ids), dtype=np.float64)
@@ -133,7 +138,8 @@ def popular_scores(
     order = order[shrunk[order] > 0]
     if len(order) == 0:
         return []
-    scores = np.round(np.log1p(shrunk[order]) / np.log1p(shrunk[order[0]]), SCORE_DECIMALS)
+    ref = shrunk[order[min(max(reference, 1), len(order)) - 1]]
+    scores = np.minimum(np.round(np.log1p(shrunk[order]) / np.log1p(ref), SCORE_DECIMALS), 1.0)
     return [
         ItemScore(item_id=item_ids[i], score=float(s))
         for i, s in zip(order.tolist(), scores.tolist(), strict=True)

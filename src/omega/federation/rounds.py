@@ -173,6 +173,7 @@ def run_round(
         storage.popularity_counts(codebook_id=codebook.codebook_id),
         codebook.item_ids,
         top=config.popular_top,
+        reference=config.popular_reference,
     )
     popular = diff_popular(storage.current_popular(), ranked, tolerance=config.popular_tolerance)
     step("consolidated")
