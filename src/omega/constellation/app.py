@@ -138,6 +138,7 @@ def _build_runtime(settings: Settings, clock: Clock, metrics: Metrics) -> Runtim
             helper_secret_file=settings.helper_secret_file,
             share_min_batch=settings.share_min_batch,
             share_noise_epsilon=settings.share_noise_epsilon,
+            share_noise_seed=settings.share_noise_seed,
         ),
     )
 

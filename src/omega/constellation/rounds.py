@@ -101,6 +101,7 @@ class RoundRunner:
         helper_secret_file: Path | None = None,
         share_min_batch: int = 500,
         share_noise_epsilon: float = 4.0,
+        share_noise_seed: int | None = None,
     ) -> None:
         """``storage_url``: where a child process finds the same storage for scheduled
         rounds; None runs them on a worker thread too. ``helper_url`` and its secret:
@@ -110,6 +111,7 @@ class RoundRunner:
             str(helper_secret_file) if helper_secret_file else None,
             share_min_batch,
             share_noise_epsilon,
+            share_noise_seed,
         )
         self._shares: SharedCounting | None = None
         self._storage = storage
@@ -199,6 +201,7 @@ def shared_counting(
     secret_file: str | Path | None,
     min_batch: int = 500,
     noise_epsilon: float = 4.0,
+    noise_seed: int | None = None,
 ) -> SharedCounting | None:
     """The helper connection for two-server reports, or None when none is configured."""
     if not url:
@@ -215,6 +218,7 @@ def shared_counting(
         batch=max(2 * min_batch, 1000),
         min_batch=min_batch,
         noise_epsilon=noise_epsilon,
+        noise_seed=noise_seed,
     )
 
 

@@ -93,6 +93,11 @@ class Settings(BaseSettings):
     share_noise_epsilon: float = Field(
         default=4.0, ge=0, le=20, description="ε of the noise this server adds per report."
     )
+    share_noise_seed: int | None = Field(
+        default=None,
+        description="Seeds this server's noise: for simulations that must reproduce, "
+        "never in production (unset: drawn from the OS).",
+    )
     release_poll_interval: float = Field(
         default=5.0, gt=0, description="How often to look for releases committed by other workers."
     )

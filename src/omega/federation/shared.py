@@ -17,7 +17,7 @@ same oldest reports, and the helper answers the same batch with the answer it ke
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 import httpx
@@ -94,6 +94,15 @@ class SharedCounting:
     batch: int = 1000
     min_batch: int = 100
     noise_epsilon: float = 4.0
+    #: Seeds the leader's noise (simulations that must reproduce); None: from the OS.
+    noise_seed: int | None = None
+    _rng: list[np.random.Generator] = field(default_factory=list, repr=False)
+
+    def noise(self, size: int) -> np.ndarray:
+        """The leader's noise for one batch's histogram."""
+        if self.noise_seed is not None and not self._rng:
+            self._rng.append(np.random.default_rng(self.noise_seed))
+        return laplace_noise(self.noise_epsilon, size, self._rng[0] if self._rng else None)
 
     @property
     def verify_key(self) -> bytes:
@@ -170,7 +179,7 @@ def fold_shares(storage: Storage, codebook: Codebook, counting: SharedCounting) 
             total = (total + s.y) % PRIME
     counted = sum(answer.accepted)
     helper_share = np.frombuffer(answer.share, dtype="<i8")
-    batch = signed(total + helper_share + laplace_noise(counting.noise_epsilon, size))
+    batch = signed(total + helper_share + counting.noise(size))
     old = next(
         (
             c

@@ -115,12 +115,13 @@ def laplace_variance(epsilon: float) -> float:
     return 2.0 * q / (1.0 - q) ** 2
 
 
-def laplace_noise(epsilon: float, size: int) -> np.ndarray:
+def laplace_noise(epsilon: float, size: int, rng: np.random.Generator | None = None) -> np.ndarray:
     """Discrete Laplace noise (difference of two geometrics): ε-DP for counts that one
-    report moves by at most 1. Zeros when ε = 0."""
+    report moves by at most 1. Zeros when ε = 0. ``rng``: a seeded generator for
+    reproducible simulations; by default one seeded from the OS's CSPRNG."""
     if epsilon <= 0:
         return np.zeros(size, dtype=np.int64)
-    rng = np.random.default_rng(secrets.randbits(128))
+    rng = rng or np.random.default_rng(secrets.randbits(128))
     p = 1.0 - math.exp(-epsilon)
     return (rng.geometric(p, size) - rng.geometric(p, size)).astype(np.int64)
 
@@ -129,6 +130,8 @@ def laplace_noise(epsilon: float, size: int) -> np.ndarray:
 class HelperConfig:
     min_batch: int = 100
     noise_epsilon: float = 4.0
+    #: Seeds the noise (simulations that must reproduce); None draws it from the OS.
+    noise_seed: int | None = None
 
     def __post_init__(self) -> None:
         if self.min_batch < 1:
@@ -146,6 +149,7 @@ class HelperService:
         self.verify_key = verify_key(secret)
         self.config = config
         self.store = store
+        self._rng = None if config.noise_seed is None else np.random.default_rng(config.noise_seed)
         with self._db() as c:
             c.execute("CREATE TABLE IF NOT EXISTS counted (id BLOB PRIMARY KEY, at REAL NOT NULL)")
             c.execute(
@@ -251,7 +255,7 @@ class HelperService:
                     )
                 if self._counted(c, ids):
                     raise InputError("another request counted some of these reports meanwhile")
-                noise = laplace_noise(self.config.noise_epsilon, request.size)
+                noise = laplace_noise(self.config.noise_epsilon, request.size, self._rng)
                 answer = AggregateResponse(
                     accepted=accepted,
                     share=((total + noise) % PRIME).astype("<i8").tobytes(),

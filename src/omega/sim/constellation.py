@@ -34,6 +34,7 @@ class SimConstellation:
         helper_secret_file: Path | None = None,
         share_min_batch: int = 500,
         share_noise_epsilon: float = 4.0,
+        share_noise_seed: int | None = None,
     ) -> SimConstellation:
         """A fresh constellation in this process, on SQLite under ``data_dir``; with a
         helper when two-server reports are to be counted.
@@ -53,6 +54,7 @@ class SimConstellation:
             helper_secret_file=helper_secret_file,
             share_min_batch=share_min_batch,
             share_noise_epsilon=share_noise_epsilon,
+            share_noise_seed=share_noise_seed,
         )
         transport = await AsgiTransport(create_app(settings)).open()
         token = (data_dir / "admin-token").read_text().strip()

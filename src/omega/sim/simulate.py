@@ -137,6 +137,7 @@ async def _fleet(
                     HelperConfig(
                         min_batch=min(100, fleet.share_min_batch),
                         noise_epsilon=fleet.shared_epsilon,
+                        noise_seed=fleet.seed * 2 + 1,  # --seed reproduces the counts too
                     ),
                 )
             ).start()
@@ -147,6 +148,7 @@ async def _fleet(
                 helper_secret_file=root / f"{label}-helper" / SECRET_FILE,
                 share_min_batch=fleet.share_min_batch,
                 share_noise_epsilon=fleet.shared_epsilon,
+                share_noise_seed=fleet.seed * 2,
             )
         else:
             constellation = await SimConstellation.in_process(root / f"{label}-constellation")
