@@ -159,3 +159,11 @@ def test_the_audit_composes_each_viewers_reports_once() -> None:
 )
 def test_ratings_replay_as_tv_events(stars: float, expected: tuple[str, float]) -> None:
     assert rating_to_view(stars) == expected
+
+
+def test_a_seed_reproduces_a_run_with_two_server_reports(tmp_path: Path) -> None:
+    fleet = replace(FAST, share_min_batch=5, seed=7)
+    first = _run(tmp_path / "a", fleet, seed=7)
+    again = _run(tmp_path / "b", fleet, seed=7)
+    assert first["shared_reports_sent"] == again["shared_reports_sent"] > 0
+    assert first["omega"] == again["omega"]  # the servers' noise is seeded too
