@@ -27,6 +27,7 @@ from omega.protocol import (
     RegistrationResponse,
     Rejection,
     ServerEvent,
+    SharedReport,
     SyncRequest,
     SyncResponse,
     TokenRefresh,
@@ -150,10 +151,15 @@ def push_requests(draw: st.DrawFn, viewer_id: str | None = None) -> PushRequest:
         updated=updated,
         removed=unique[n_added + n_updated :],
         client_version=draw(short_text),
-        reports=draw(st.lists(frequency_reports(), max_size=8)),
+        reports=draw(st.lists(frequency_reports(), max_size=1)),
+        shares=draw(st.lists(shared_reports, max_size=1)),
     )
 
 
+_part = st.binary(min_size=1, max_size=512)
+shared_reports = st.builds(
+    SharedReport, size=st.integers(1, 1 << 20), public=_part, leader=_part, helper=_part
+)
 push_acks = st.builds(
     PushAck,
     batch_id=ids,

@@ -136,7 +136,8 @@ def test_the_audit_composes_each_viewers_reports_once() -> None:
     audit.inspect(push("b1", 11), viewer="a")
     audit.inspect(push("b1", 11), viewer="a")  # a retry resends the same report: no new loss
     audit.inspect(push("b2", 12), viewer="a")
-    audit.inspect(push("b3", 11, 13), viewer="b")  # another TV may draw the same seed
+    audit.inspect(push("b3", 11), viewer="b")  # another TV may draw the same seed
+    audit.inspect(push("b5", 13), viewer="b")
     summary = audit.summary()
     assert audit.frequency_reports_sent == 5
     assert audit.epsilon_spent == {"a": 16.0, "b": 16.0}

@@ -319,3 +319,26 @@ def test_a_bad_helper_key_is_a_config_error(tmp_path: Path) -> None:
             tv, AsgiTransport(create_app(inprocess_settings(tmp_path / "s"))), helper_key=b"x"
         )
     tv.close()
+
+
+def test_a_server_refuses_the_report_kind_it_does_not_count(tmp_path: Path) -> None:
+    from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+
+    from omega.errors import OmegaError
+
+    key = X25519PrivateKey.generate().public_key().public_bytes_raw()
+    clock = ManualClock()
+
+    async def scenario() -> None:
+        app = create_app(inprocess_settings(tmp_path / "server"))  # no helper
+        async with AsgiTransport(app) as transport:
+            await _publish_with_items(transport)
+            tv = open_brain(tmp_path / "tv", clock)
+            client = SyncClient(tv, transport, helper_key=key)
+            await client.fetch_codebook()
+            tv.track_view(POPULAR, watch_fraction=0.9)
+            with pytest.raises(OmegaError, match="no helper"):
+                await client.sync()
+            tv.close()
+
+    asyncio.run(scenario())

@@ -96,6 +96,7 @@ def _build_runtime(settings: Settings, clock: Clock, metrics: Metrics) -> Runtim
         max_patterns_per_batch=settings.max_patterns_per_batch,
         min_pull_bytes=settings.min_pull_bytes,
         max_pull_bytes=settings.max_pull_bytes,
+        two_server_reports=settings.helper_url is not None,
     )
     return Runtime(
         settings=settings,

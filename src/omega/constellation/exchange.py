@@ -54,6 +54,10 @@ class ExchangeLimits:
     max_patterns_per_batch: int
     min_pull_bytes: int
     max_pull_bytes: int
+    #: The one kind of popularity report this server counts: two-server reports when it
+    #: has a helper, ε-LDP reports otherwise. The other kind is refused: an attacker must
+    #: not get a second channel (forged LDP reports drowned an exact list in noise).
+    two_server_reports: bool = False
 
 
 class Exchange:
@@ -147,6 +151,20 @@ class Exchange:
                 f"a push carries at most {cap} patterns and removals; this one has {count}: "
                 "split it into several batches",
                 slug="too-many-patterns",
+            )
+        if self._limits.two_server_reports and push.reports:
+            raise Problem(
+                422,
+                "this constellation counts two-server popularity reports (it has a helper); "
+                "ε-LDP reports are refused: send the push without them",
+                slug="wrong-report-kind",
+            )
+        if not self._limits.two_server_reports and push.shares:
+            raise Problem(
+                422,
+                "this constellation has no helper to count two-server popularity reports: "
+                "send the push without them (or ε-LDP reports)",
+                slug="wrong-report-kind",
             )
         ack = review_push(push, self._codebooks.get(), server_version=server_version)
         return ack, self._region(viewer_id)

@@ -13,7 +13,7 @@ from typing import Literal
 
 import msgspec
 
-from omega.protocol._limits import MAX_SHARES_PER_PUSH
+from omega.protocol._limits import MAX_REPORTS_PER_PUSH, MAX_SHARES_PER_PUSH
 from omega.protocol.codec import decode, encode
 from omega.protocol.frequency import PRIME, bucket_count, hash_item, seed_params
 from omega.protocol.messages import (
@@ -31,7 +31,7 @@ __all__ = ["ATTACKS", "AttackKind", "AttackingTransport", "tamper"]
 AttackKind = Literal["sign-flip", "scale", "constant", "promote-item"]
 ATTACKS: tuple[AttackKind, ...] = ("sign-flip", "scale", "constant", "promote-item")
 _MAX_PATTERNS = 512
-_MAX_REPORTS = 8
+_MAX_REPORTS = MAX_REPORTS_PER_PUSH
 
 
 def _pid(*parts: object) -> str:
@@ -133,8 +133,11 @@ def tamper(
         taken = {p.id for p in extra}
         honest = [p for p in push.added if p.id not in taken]
         room = max(0, _MAX_PATTERNS - len(extra) - len(push.updated) - len(push.removed))
-        reports = _forged_reports(push, target_item) if target_item else push.reports
-        shares = [forge_share() for _ in range(MAX_SHARES_PER_PUSH)] if forge_share else push.shares
+        if forge_share is not None:  # the server counts two-server reports: forge those
+            reports, shares = [], [forge_share() for _ in range(MAX_SHARES_PER_PUSH)]
+        else:
+            reports = _forged_reports(push, target_item) if target_item else push.reports
+            shares = push.shares
         return msgspec.structs.replace(
             push, added=extra + honest[:room], reports=reports, shares=shares
         )
