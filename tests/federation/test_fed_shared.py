@@ -225,3 +225,31 @@ def test_the_shares_bench_counts_what_it_made() -> None:
     assert 300 < result["report_bytes_median"] < 450
     with pytest.raises(InputError, match="--reports"):
         run_shares_bench(reports=0)
+
+
+def test_reports_counted_before_a_leader_crash_do_not_block_the_queue(
+    fed_store: Storage, helper: HelperThread
+) -> None:
+    _setup(fed_store)
+    counting = _counting(helper)
+    first = [make_shared_report(n % 7, len(ITEMS), _key(helper)) for n in range(20)]
+    for n, report in enumerate(first):
+        _push(fed_store, "v", n, [report])
+    codebook = fed_store.get_codebook()
+    assert codebook is not None
+    # The helper counts the batch, then the leader "crashes" before folding it.
+    queued = fed_store.pending_shares(limit=100)
+    key = verify_key(helper.service.secret)
+    items = []
+    for _, report in queued:
+        s0 = sketch(0, report, HelperShare.parse(report.leader), key)
+        (check,) = helper.service.prepare(
+            PrepareRequest(size=len(ITEMS), items=[PrepareItem(report=report, d=s0.d)])
+        ).answers
+        items.append(AggregateItem(report=report, d=s0.d, w=s0.w((s0.d + check.d) % PRIME)))
+    helper.service.aggregate(AggregateRequest(size=len(ITEMS), items=items))
+    # A few new reports arrive: the old ones are dropped, the queue moves on.
+    for n in range(20, 45):
+        _push(fed_store, "v", n, [make_shared_report(3, len(ITEMS), _key(helper))])
+    assert fold_shares(fed_store, codebook, counting) == 25
+    assert fed_store.pending_shares(limit=100) == []

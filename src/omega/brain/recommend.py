@@ -46,6 +46,8 @@ SIGNALS = ("recent", "era", "instant", "episodic", "semantic", "next", "crowd", 
 #: in [0, 1], ``popular`` a released score in [0, 1], ``era`` minus years / ERA_YEARS.
 #: Min-max scaling let one close title or one released score swamp the rest.
 FIXED_SCALE = frozenset({"recent", "era", "popular"})
+#: Signals from the released patterns (the fleet's), not from this household's viewing.
+CROWD_SIGNALS = frozenset({"next", "crowd"})
 #: Years between releases that cost one unit of the ``era`` signal.
 ERA_YEARS = 5.0
 F32 = npt.NDArray[np.float32]
@@ -191,27 +193,34 @@ def combine(
     """A skill's score: its weighted sum of the signals, less half the avoid penalty.
 
     With ``gate`` in (0, 1], the crowd's popularity only adds to the rows in that top
-    share of the household's own score (the rest of the sum) among the ``ranked`` rows
+    share of the household's own score (the sum of its own signals: not the released
+    patterns' ``next`` and ``crowd``, nor popularity) among the ``ranked`` rows
     (default: all; titles already watched are left out): popularity re-orders what
     this household's viewing already brought up and never puts a title in front of it on
     its own. A coalition of TVs that makes one title "popular" (a third of the fleet
     reporting it) then reaches only the households already close to it (see
     ``docs/popularity.md``)."""
-    total = np.zeros(len(penalty), dtype=np.float32)
+    own = np.zeros(len(penalty), dtype=np.float32)  # what this household's viewing says
+    crowd = np.zeros(len(penalty), dtype=np.float32)  # what the released patterns say
     boost = None
     for name, values in signals.items():
         weight = np.float32(skill.weights.get(name, 0.0))
         if name == "popular":
             boost = weight * values
+        elif name in CROWD_SIGNALS:
+            crowd += weight * values
         else:
-            total += weight * values
-    total -= np.float32(0.5) * penalty
+            own += weight * values
+    own -= np.float32(0.5) * penalty
+    total = own + crowd
     if boost is not None:
-        pool = total if ranked is None else total[ranked]
+        # Ranked by the household's own signals alone: patterns a coalition got released
+        # must not decide which titles popularity may lift.
+        pool = own if ranked is None else own[ranked]
         keep = max(1, math.ceil(gate * len(pool))) if gate > 0 else len(pool)
         if 0 < keep < len(pool):
             threshold = np.partition(pool, len(pool) - keep)[len(pool) - keep]
-            boost = np.where(total >= threshold, boost, np.float32(0.0))
+            boost = np.where(own >= threshold, boost, np.float32(0.0))
         total += boost
     return total
 

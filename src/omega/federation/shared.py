@@ -11,7 +11,10 @@ the batch from the queue is the same transaction. A batch smaller than ``min_bat
 valid reports waits for more.
 
 A crash between the helper's answer and the fold is safe: the next round sends the
-same oldest reports, and the helper answers the same batch with the answer it kept.
+same oldest reports, and the helper answers the same batch with the answer it kept. If
+new reports joined the batch meanwhile, the helper marks those it counted before as
+unusable in ``prepare`` and they are dropped (their counts lost), so they never block
+the queue.
 """
 
 from __future__ import annotations

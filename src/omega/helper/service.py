@@ -196,9 +196,14 @@ class HelperService:
 
     def prepare(self, request: PrepareRequest) -> PrepareResponse:
         self._check_size(request.size, len(request.items))
+        rids = [report_id(item.report) for item in request.items]
+        with self._db() as c:
+            counted = self._counted(c, rids)
         answers = []
-        for item in request.items:
+        for item, rid in zip(request.items, rids, strict=True):
             try:
+                if rid in counted:  # the leader drops it (it may have crashed after counting)
+                    raise InputError("counted in an earlier batch")
                 if item.report.size != request.size:
                     raise InputError(f"report over {item.report.size} titles, not {request.size}")
                 s1 = sketch(
