@@ -20,7 +20,7 @@ from omega.federation import FederationConfig, run_round
 from omega.federation.shared import HttpHelper, SharedCounting, fold_shares
 from omega.helper.service import HelperConfig, HelperService, auth_token, verify_key
 from omega.helper.thread import HelperThread
-from omega.protocol.aggregation import AggregateItem, AggregateRequest, PrepareItem, PrepareRequest
+from omega.protocol.aggregation import AggregateItem, AggregateRequest, PrepareRequest
 from omega.protocol.dpf import PRIME, gen
 from omega.protocol.messages import PushAck, PushRequest, SharedReport
 from omega.protocol.shares import (
@@ -162,8 +162,7 @@ def test_the_helper_counts_a_report_once(tmp_path: Path) -> None:
 
     def item(report: SharedReport) -> AggregateItem:
         s0 = sketch(0, report, HelperShare.parse(report.leader), verify_key(service.secret))
-        asked = PrepareRequest(size=report.size, items=[PrepareItem(report=report, d=s0.d)])
-        (prepared,) = service.prepare(asked).answers
+        (prepared,) = service.prepare(PrepareRequest(size=report.size, reports=[report])).answers
         d = (s0.d + prepared.d) % PRIME
         return AggregateItem(report=report, d=s0.d, w=s0.w(d))
 
@@ -175,6 +174,20 @@ def test_the_helper_counts_a_report_once(tmp_path: Path) -> None:
     overlap = AggregateRequest(size=50, items=[item(r) for r in reports[1:]])
     with pytest.raises(InputError, match="at least 2"):  # report 1 is refused: 1 < 2 left
         service.aggregate(overlap)
+    # Report 2 was checked in that refused batch: it is spent, so a leader cannot retry it
+    # with altered check values to learn anything.
+    again = AggregateRequest(size=50, items=[item(reports[2]), item(reports[2])])
+    with pytest.raises(InputError, match="0 valid"):
+        service.aggregate(again)
+
+
+def test_a_probing_leader_gets_nothing_from_prepare(tmp_path: Path) -> None:
+    service = HelperService.open(tmp_path / "h", HelperConfig(min_batch=1, noise_epsilon=0))
+    key = X25519PublicKey.from_public_bytes(service.info().public_key)
+    report = make_shared_report(7, 50, key)
+    first = service.prepare(PrepareRequest(size=50, reports=[report]))
+    assert service.prepare(PrepareRequest(size=50, reports=[report])) == first
+    assert set(msgspec.structs.asdict(first.answers[0])) == {"d", "error"}  # no check value
 
 
 def test_the_helper_answers_only_its_leader_with_problems(helper: HelperThread) -> None:
@@ -227,7 +240,7 @@ def test_the_shares_bench_counts_what_it_made() -> None:
         run_shares_bench(reports=0)
 
 
-def test_reports_counted_before_a_leader_crash_do_not_block_the_queue(
+def test_reports_the_helper_counted_elsewhere_are_refused_not_counted_twice(
     fed_store: Storage, helper: HelperThread
 ) -> None:
     _setup(fed_store)
@@ -241,15 +254,41 @@ def test_reports_counted_before_a_leader_crash_do_not_block_the_queue(
     queued = fed_store.pending_shares(limit=100)
     key = verify_key(helper.service.secret)
     items = []
-    for _, report in queued:
+    for _, report, _ in queued:
         s0 = sketch(0, report, HelperShare.parse(report.leader), key)
-        (check,) = helper.service.prepare(
-            PrepareRequest(size=len(ITEMS), items=[PrepareItem(report=report, d=s0.d)])
-        ).answers
+        asked = PrepareRequest(size=len(ITEMS), reports=[report])
+        (check,) = helper.service.prepare(asked).answers
         items.append(AggregateItem(report=report, d=s0.d, w=s0.w((s0.d + check.d) % PRIME)))
     helper.service.aggregate(AggregateRequest(size=len(ITEMS), items=items))
-    # A few new reports arrive: the old ones are dropped, the queue moves on.
+    # New reports arrive: the old ones are refused (counted already), the rest count.
     for n in range(20, 45):
         _push(fed_store, "v", n, [make_shared_report(3, len(ITEMS), _key(helper))])
     assert fold_shares(fed_store, codebook, counting) == 25
     assert fed_store.pending_shares(limit=100) == []
+
+
+def test_a_round_that_died_after_the_helper_answered_gets_the_same_answer(
+    fed_store: Storage, helper: HelperThread, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _setup(fed_store)
+    titles = [n % 9 for n in range(30)]
+    for n, t in enumerate(titles):
+        _push(fed_store, "v", n, [make_shared_report(t, len(ITEMS), _key(helper))])
+    codebook = fed_store.get_codebook()
+    assert codebook is not None
+    real_fold = fed_store.fold_reports
+
+    def crash(**_: object) -> bool:
+        raise RuntimeError("the round died before its fold")
+
+    monkeypatch.setattr(fed_store, "fold_reports", crash)
+    with pytest.raises(RuntimeError):
+        fold_shares(fed_store, codebook, _counting(helper))
+    monkeypatch.setattr(fed_store, "fold_reports", real_fold)
+    for n in range(30, 35):  # newer reports wait behind the tagged batch
+        _push(fed_store, "v", n, [make_shared_report(1, len(ITEMS), _key(helper))])
+    assert fold_shares(fed_store, codebook, _counting(helper)) == 30
+    (counts,) = fed_store.popularity_counts(codebook_id="cb")
+    support = np.frombuffer(counts.support, dtype="<i8")
+    assert support.tolist() == np.bincount(titles, minlength=len(ITEMS)).tolist()
+    assert len(fed_store.pending_shares(limit=50)) == 5

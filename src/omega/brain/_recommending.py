@@ -165,7 +165,8 @@ class Recommending:
             state = self._state(now, context)
             ctx_key = f"{state.time_bucket}/{state.day_type}"
             skill = self.skills.choose(ctx_key)
-            if len(self.catalog) <= FULL_SCORE_LIMIT:
+            whole = len(self.catalog) <= FULL_SCORE_LIMIT
+            if whole:
                 rows = np.arange(len(self.catalog), dtype=np.int64)
             else:
                 rows = candidate_rows(
@@ -173,14 +174,15 @@ class Recommending:
                 )
             seen = self._seen_mask()
             rows = allowed(self.catalog, rows, filters, seen)
-            if len(rows) < k and len(self.catalog) > FULL_SCORE_LIMIT:
+            if len(rows) < k and not whole:
                 every = np.arange(len(self.catalog), dtype=np.int64)
                 rows = allowed(self.catalog, every, filters, seen)
+                whole = True
             if len(rows) == 0:
                 return []
-            # Candidates already come from the household's taste; a full scoring is gated.
-            full = len(rows) == len(self.catalog)
-            gate = self._gate(state) if full else 0.0
+            # Candidates already come from the household's taste; a whole-catalog scoring
+            # (the rows left after the filters) is gated.
+            gate = self._gate(state) if whole else 0.0
             scores, signals = score_rows(self.catalog, rows, state, skill, gate=gate)
             picked = choose(scores, rows, self.catalog, k, self.config.diversity)
             out = []

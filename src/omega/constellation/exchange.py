@@ -12,6 +12,7 @@ import functools
 import os
 from dataclasses import dataclass
 
+import msgspec
 from anyio import to_thread
 
 from omega.clock import Clock
@@ -55,8 +56,10 @@ class ExchangeLimits:
     min_pull_bytes: int
     max_pull_bytes: int
     #: The one kind of popularity report this server counts: two-server reports when it
-    #: has a helper, ε-LDP reports otherwise. The other kind is refused: an attacker must
-    #: not get a second channel (forged LDP reports drowned an exact list in noise).
+    #: has a helper, ε-LDP reports otherwise. The other kind is dropped before the push is
+    #: stored (counted in ``omega_rejections{reason="report_kind"}``): an attacker must not
+    #: get a second channel (forged LDP reports drowned an exact list in noise), and a TV
+    #: still sending the other kind keeps syncing its patterns.
     two_server_reports: bool = False
 
 
@@ -106,14 +109,15 @@ class Exchange:
                 lambda: self.push(viewer_id, push, server_version=server_version)
             )
         ack, region = self._review(viewer_id, push, server_version=server_version)
+        kept = self._counted_reports(push)
         now = self._clock.now()
         try:
             stored = await self._storage.ingest_async(
-                push, digest=push_digest(push), region=region, ack=ack, now=now
+                kept, digest=push_digest(push), region=region, ack=ack, now=now
             )
         except ConflictError:  # stored under the old digest? (see framed_push_digest)
             stored = await self._storage.ingest_async(
-                push, digest=framed_push_digest(push), region=region, ack=ack, now=now
+                kept, digest=framed_push_digest(push), region=region, ack=ack, now=now
             )
         return self._ingested(ack, stored)
 
@@ -126,16 +130,27 @@ class Exchange:
     def push(self, viewer_id: str, push: PushRequest, *, server_version: int) -> PushAck:
         """Check and ingest ``push`` for the authenticated ``viewer_id`` (exactly once)."""
         ack, region = self._review(viewer_id, push, server_version=server_version)
+        kept = self._counted_reports(push)
         now = self._clock.now()
         try:
             stored = self._storage.ingest(
-                push, digest=push_digest(push), region=region, ack=ack, now=now
+                kept, digest=push_digest(push), region=region, ack=ack, now=now
             )
         except ConflictError:  # stored under the old digest? (see framed_push_digest)
             stored = self._storage.ingest(
-                push, digest=framed_push_digest(push), region=region, ack=ack, now=now
+                kept, digest=framed_push_digest(push), region=region, ack=ack, now=now
             )
         return self._ingested(ack, stored)
+
+    def _counted_reports(self, push: PushRequest) -> PushRequest:
+        """``push`` without the kind of popularity report this server does not count."""
+        if self._limits.two_server_reports and push.reports:
+            self._metrics.rejections.labels("report_kind").inc()
+            return msgspec.structs.replace(push, reports=[])
+        if not self._limits.two_server_reports and push.shares:
+            self._metrics.rejections.labels("report_kind").inc()
+            return msgspec.structs.replace(push, shares=[])
+        return push
 
     def _review(
         self, viewer_id: str, push: PushRequest, *, server_version: int
@@ -151,20 +166,6 @@ class Exchange:
                 f"a push carries at most {cap} patterns and removals; this one has {count}: "
                 "split it into several batches",
                 slug="too-many-patterns",
-            )
-        if self._limits.two_server_reports and push.reports:
-            raise Problem(
-                422,
-                "this constellation counts two-server popularity reports (it has a helper); "
-                "ε-LDP reports are refused: send the push without them",
-                slug="wrong-report-kind",
-            )
-        if not self._limits.two_server_reports and push.shares:
-            raise Problem(
-                422,
-                "this constellation has no helper to count two-server popularity reports: "
-                "send the push without them (or ε-LDP reports)",
-                slug="wrong-report-kind",
             )
         ack = review_push(push, self._codebooks.get(), server_version=server_version)
         return ack, self._region(viewer_id)

@@ -112,8 +112,9 @@ def popular_scores(
     """The ``top`` titles by estimated frequency (summed over parameter sets), best first.
 
     Scores are ``log1p(f) / log1p(f_ref)`` capped at 1, ``f_ref`` the ``reference``-th
-    largest estimate: titles a coalition inflates far past the rest get 1 like the
-    honest top titles, and cannot shrink everyone else's score by their size."""
+    largest estimate (at least the noise floor): titles a coalition inflates far past the
+    rest get 1 like the honest top titles, and cannot shrink everyone else's score by
+    their size."""
     if not item_ids or top < 1:
         return []
     total = np.zeros(len(item_ids), dtype=np.float64)
@@ -138,7 +139,9 @@ def popular_scores(
     order = order[shrunk[order] > 0]
     if len(order) == 0:
         return []
-    ref = shrunk[order[min(max(reference, 1), len(order)) - 1]]
+    # Never below the noise floor (or one report): with only a few titles counted, the
+    # k-th would be noise, and every title above it would tie at 1.
+    ref = max(float(shrunk[order[min(max(reference, 1), len(order)) - 1]]), floor, 1.0)
     scores = np.minimum(np.round(np.log1p(shrunk[order]) / np.log1p(ref), SCORE_DECIMALS), 1.0)
     return [
         ItemScore(item_id=item_ids[i], score=float(s))

@@ -1,25 +1,24 @@
 """The leader's half of two-server popularity: check and count queued shared reports.
 
 A round takes up to ``share_batch`` queued reports (``omega.protocol.shares``). Reports
-over another catalog size are dropped. The leader evaluates its key of each, and with
-the helper (``omega.helper``) runs the sketch check: ``prepare`` opens both halves of
-``d``; each side then knows its share of ``z² − z*`` and the report is valid when they
-add to 0. The valid ones go to ``aggregate``: the helper checks them again itself and
-answers with its share of their histogram plus its noise. The leader adds its own
-share and noise, and folds the exact (noisy) counts into the catalog's counts; deleting
-the batch from the queue is the same transaction. A batch smaller than ``min_batch``
-valid reports waits for more.
+over another catalog size are dropped. The leader evaluates its key of each; ``prepare``
+gets the helper's half of each ``d = z − a`` (an answer that depends on nothing the
+leader sends); the leader sends its shares of ``d`` and of ``z² − z*`` with the reports
+to ``aggregate``, and the helper decides which pass (the shares add to 0), counts each
+report once, and answers with its share of their histogram plus its noise. The leader
+adds its own share and noise, and folds the exact (noisy) counts into the catalog's
+counts; deleting the batch from the queue is the same transaction. A batch smaller than
+``min_batch`` valid reports waits for more.
 
-A crash between the helper's answer and the fold is safe: the next round sends the
-same oldest reports, and the helper answers the same batch with the answer it kept. If
-new reports joined the batch meanwhile, the helper marks those it counted before as
-unusable in ``prepare`` and they are dropped (their counts lost), so they never block
-the queue.
+A crash between the helper's answer and the fold is safe: the batch is tagged in the
+queue before the helper is asked, the next round sends exactly that batch again, and the
+helper answers it with the answer it kept (two workers racing on it fold it once).
 """
 
 from __future__ import annotations
 
 import logging
+import uuid
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -33,13 +32,12 @@ from omega.protocol.aggregation import (
     AggregateItem,
     AggregateRequest,
     AggregateResponse,
-    PrepareItem,
     PrepareRequest,
     PrepareResponse,
 )
 from omega.protocol.dpf import PRIME
 from omega.protocol.messages import SharedReport
-from omega.protocol.shares import HelperShare, Sketch, sketch, verify_share
+from omega.protocol.shares import HelperShare, Sketch, sketch
 from omega.storage.base import Codebook, Storage, SupportCounts
 
 __all__ = ["HelperClient", "HttpHelper", "SharedCounting", "fold_shares", "signed"]
@@ -137,47 +135,46 @@ def fold_shares(storage: Storage, codebook: Codebook, counting: SharedCounting) 
     queued = storage.pending_shares(limit=counting.batch)
     if not queued or size == 0:
         return 0
-    stale = [seq for seq, r in queued if r.size != size]
+    stale = [seq for seq, r, _ in queued if r.size != size]
     if stale:
         storage.fold_reports(seqs=stale, counts=[], queue="shares")
-    queued = [(seq, r) for seq, r in queued if r.size == size]
-    if len(queued) < counting.min_batch:
-        return 0
+    tag = queued[0][2]
+    if tag is not None:  # a batch the helper may have answered: send exactly it again
+        queued = [q for q in queued if q[2] == tag and q[1].size == size]
+    else:
+        queued = [q for q in queued if q[1].size == size]
+        if len(queued) < counting.min_batch:
+            return 0
     key = counting.verify_key
-    mine = [_leader_sketch(r, key) for _, r in queued]
-    asked = [(seq, r, s) for (seq, r), s in zip(queued, mine, strict=True) if s is not None]
-    prepared = counting.helper.prepare(
-        PrepareRequest(size=size, items=[PrepareItem(report=r, d=s.d) for _, r, s in asked])
-    )
+    mine = [_leader_sketch(r, key) for _, r, _ in queued]
+    asked = [(seq, r, s) for (seq, r, _), s in zip(queued, mine, strict=True) if s is not None]
+    prepared = counting.helper.prepare(PrepareRequest(size=size, reports=[r for _, r, _ in asked]))
     if len(prepared.answers) != len(asked):
         raise ServerError(502, "the helper answered a different number of reports")
-    valid: list[tuple[int, SharedReport, Sketch, int]] = []
-    for (seq, r, s), check in zip(asked, prepared.answers, strict=True):
-        if check.error:
-            continue
-        d = (s.d + check.d) % PRIME
-        w = s.w(d)
-        if verify_share(w, check.w):
-            valid.append((seq, r, s, w))
-    invalid = [seq for seq, _ in queued if seq not in {v[0] for v in valid}]
-    if len(valid) < counting.min_batch:
-        if invalid:
-            storage.fold_reports(seqs=invalid, counts=[], queue="shares")
+    usable = [(seq, r, s, a.d) for (seq, r, s), a in zip(asked, prepared.answers, strict=True)]
+    usable = [u for u, a in zip(usable, prepared.answers, strict=True) if not a.error]
+    unusable = sorted({seq for seq, _, _ in queued} - {u[0] for u in usable})
+    if unusable:
+        storage.fold_reports(seqs=unusable, counts=[], queue="shares")
+    if not usable or (tag is None and len(usable) < counting.min_batch):
         return 0
+    if tag is None:
+        tag = uuid.uuid4().hex
+        storage.tag_shares(seqs=[seq for seq, *_ in usable], batch=tag)
+    items = []
+    for _, r, s, d1 in usable:
+        d = (s.d + d1) % PRIME
+        items.append(AggregateItem(report=r, d=s.d, w=s.w(d)))
     try:
-        answer = counting.helper.aggregate(
-            AggregateRequest(
-                size=size,
-                items=[AggregateItem(report=r, d=s.d, w=w) for _, r, s, w in valid],
-            )
-        )
-    except BatchTooSmall as exc:
-        log.info("helper refused the batch: %s", exc)
+        answer = counting.helper.aggregate(AggregateRequest(size=size, items=items))
+    except BatchTooSmall as exc:  # its reports are spent at the helper: drop them
+        log.warning("the helper refused a batch, %d reports dropped: %s", len(usable), exc)
+        storage.fold_reports(seqs=[seq for seq, *_ in usable], counts=[], queue="shares")
         return 0
-    if len(answer.accepted) != len(valid) or len(answer.share) != 8 * size:
+    if len(answer.accepted) != len(usable) or len(answer.share) != 8 * size:
         raise ServerError(502, "the helper's aggregate does not match the batch")
     total = np.zeros(size, dtype=np.int64)
-    for (_, _, s, _), ok in zip(valid, answer.accepted, strict=True):
+    for (_, _, s, _), ok in zip(usable, answer.accepted, strict=True):
         if ok:
             total = (total + s.y) % PRIME
     counted = sum(answer.accepted)
@@ -205,6 +202,6 @@ def fold_shares(storage: Storage, codebook: Codebook, counting: SharedCounting) 
         batch.astype("<i8").tobytes(),
         variance,
     )
-    if not storage.fold_reports(seqs=[seq for seq, _ in queued], counts=[merged], queue="shares"):
+    if not storage.fold_reports(seqs=[seq for seq, *_ in usable], counts=[merged], queue="shares"):
         return 0
     return counted

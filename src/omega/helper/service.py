@@ -6,8 +6,9 @@ The helper is the second of the two servers that count two-server popularity rep
 - an X25519 private key: devices seal their half of each report to its public key;
 - a secret shared with the leader only: the key of the sketch check's random vectors
   (devices must not know it) and, derived from it, the leader's bearer token;
-- a SQLite file of the ids of the reports it has counted, so the leader cannot have one
-  report counted twice (or isolate it by aggregating it alone in several batches).
+- a SQLite file of the ids of the reports it has checked (each is checked once, passed
+  or not, so a leader can neither have one counted twice nor probe it with altered
+  check values) and of the answers it gave per batch.
 
 It never stores a share and answers nothing but check values and sums over batches of at
 least ``min_batch`` reports, to which it adds its own discrete Laplace noise at
@@ -195,28 +196,19 @@ class HelperService:
             raise InputError(f"a request carries at most {MAX_ITEMS} reports, got {count}")
 
     def prepare(self, request: PrepareRequest) -> PrepareResponse:
-        self._check_size(request.size, len(request.items))
-        rids = [report_id(item.report) for item in request.items]
-        with self._db() as c:
-            counted = self._counted(c, rids)
+        """The helper's share of ``d`` for each report: nothing the leader chooses."""
+        self._check_size(request.size, len(request.reports))
         answers = []
-        for item, rid in zip(request.items, rids, strict=True):
+        for report in request.reports:
             try:
-                if rid in counted:  # the leader drops it (it may have crashed after counting)
-                    raise InputError("counted in an earlier batch")
-                if item.report.size != request.size:
-                    raise InputError(f"report over {item.report.size} titles, not {request.size}")
-                s1 = sketch(
-                    1,
-                    item.report,
-                    open_helper_share(item.report, self.private_key),
-                    self.verify_key,
-                )
+                if report.size != request.size:
+                    raise InputError(f"report over {report.size} titles, not {request.size}")
+                share = open_helper_share(report, self.private_key)
+                s1 = sketch(1, report, share, self.verify_key)
             except InputError as exc:
                 answers.append(PrepareAnswer(error=str(exc)))
                 continue
-            d = (item.d + s1.d) % PRIME
-            answers.append(PrepareAnswer(d=s1.d, w=s1.w(d)))
+            answers.append(PrepareAnswer(d=s1.d))
         return PrepareResponse(answers=answers)
 
     def aggregate(self, request: AggregateRequest) -> AggregateResponse:
@@ -236,9 +228,13 @@ class HelperService:
         total = np.zeros(request.size, dtype=np.int64)
         accepted: list[bool] = []
         ids: list[bytes] = []
+        checked: list[bytes] = []
         for item, rid in zip(request.items, rids, strict=True):
             ok = False
-            if item.report.size == request.size and rid not in counted and rid not in ids:
+            fresh = rid not in counted and rid not in checked
+            if fresh:
+                checked.append(rid)  # one check per report, passed or not
+            if item.report.size == request.size and fresh:
                 try:
                     share = open_helper_share(item.report, self.private_key)
                     s1 = sketch(1, item.report, share, self.verify_key)
@@ -253,26 +249,32 @@ class HelperService:
         with self._db() as c:
             c.execute("BEGIN IMMEDIATE")
             try:
+                if self._counted(c, checked):
+                    raise InputError("another request checked some of these reports meanwhile")
+                now = time.time()
+                # Spent even when the batch is refused: no report can be checked twice.
+                c.executemany(
+                    "INSERT INTO counted (id, at) VALUES (?, ?)", [(i, now) for i in checked]
+                )
                 if len(ids) < self.config.min_batch:
+                    c.execute("COMMIT")
                     raise BatchTooSmall(
                         f"{len(ids)} valid new report(s); the helper aggregates batches of at "
                         f"least {self.config.min_batch}"
                     )
-                if self._counted(c, ids):
-                    raise InputError("another request counted some of these reports meanwhile")
                 noise = laplace_noise(self.config.noise_epsilon, request.size, self._rng)
                 answer = AggregateResponse(
                     accepted=accepted,
                     share=((total + noise) % PRIME).astype("<i8").tobytes(),
                     noise_variance=laplace_variance(self.config.noise_epsilon),
                 )
-                now = time.time()
-                c.executemany("INSERT INTO counted (id, at) VALUES (?, ?)", [(i, now) for i in ids])
                 c.execute(
                     "INSERT INTO batches (id, answer, at) VALUES (?, ?, ?)",
                     (batch, msgspec.msgpack.encode(answer), now),
                 )
                 c.execute("COMMIT")
+            except BatchTooSmall:
+                raise
             except BaseException:
                 c.execute("ROLLBACK")
                 raise

@@ -2,13 +2,15 @@
 
 Two requests per batch of two-server reports (``omega.protocol.shares``):
 
-1. ``PrepareRequest``: the reports and the leader's share of each ``d``. The helper
-   opens its shares, evaluates them, and answers with its shares of ``d`` and of the
-   check value ``w`` (or why a report is unusable).
-2. ``AggregateRequest``: the reports the leader found valid, with its shares of ``d``
-   and ``w``. The helper checks each again itself, refuses any it counted before,
-   refuses a batch smaller than its minimum, and answers with its share of the batch's
-   histogram plus its noise. Nothing else leaves the helper.
+1. ``PrepareRequest``: the reports. The helper opens its shares, evaluates them, and
+   answers with its share of each ``d = z − a`` (or why a report is unusable). Its
+   answer does not depend on anything the leader sends, so a leader cannot probe it.
+2. ``AggregateRequest``: the usable reports with the leader's shares of ``d`` and of the
+   check value ``w``. The helper checks each report itself (once: a report it has
+   checked is spent, accepted or not), refuses a batch with fewer valid reports than its
+   minimum, and answers with which reports passed and its share of their histogram plus
+   its noise. The same batch asked again gets the same answer. Nothing else leaves the
+   helper.
 """
 
 from __future__ import annotations
@@ -23,25 +25,18 @@ __all__ = [
     "AggregateResponse",
     "HelperInfo",
     "PrepareAnswer",
-    "PrepareItem",
     "PrepareRequest",
     "PrepareResponse",
 ]
 
 
-class PrepareItem(msgspec.Struct, frozen=True, kw_only=True):
-    report: SharedReport
-    d: int  # the leader's share of d = z − a
-
-
 class PrepareRequest(msgspec.Struct, frozen=True, kw_only=True):
     size: int  # the catalog size every report must be over
-    items: list[PrepareItem]
+    reports: list[SharedReport]
 
 
 class PrepareAnswer(msgspec.Struct, frozen=True, kw_only=True):
     d: int = 0  # the helper's share of d
-    w: int = 0  # the helper's share of z² − z*
     error: str = ""  # non-empty: the report is unusable (and why)
 
 

@@ -79,12 +79,20 @@ class PostgresPopularity:
             (r[0], FrequencyReport(seed=r[1], value=r[2], buckets=r[3], epsilon=r[4])) for r in rows
         ]
 
-    def pending_shares(self, *, limit: int) -> list[tuple[int, SharedReport]]:
+    def pending_shares(self, *, limit: int) -> list[tuple[int, SharedReport, str | None]]:
         check_limit(limit)
         with self._tx() as cur:
-            cur.execute("SELECT seq, body FROM pending_shares ORDER BY seq LIMIT %s", (limit,))
+            cur.execute(
+                "SELECT seq, body, batch FROM pending_shares"
+                " ORDER BY batch IS NULL, batch, seq LIMIT %s",
+                (limit,),
+            )
             rows = cur.fetchall()
-        return [(r[0], decode_share(bytes(r[1]))) for r in rows]
+        return [(r[0], decode_share(bytes(r[1])), r[2]) for r in rows]
+
+    def tag_shares(self, *, seqs: list[int], batch: str) -> None:
+        with self._tx() as cur:
+            cur.execute("UPDATE pending_shares SET batch = %s WHERE seq = ANY(%s)", (batch, seqs))
 
     def popularity_counts(self, *, codebook_id: str) -> list[SupportCounts]:
         with self._tx() as cur:

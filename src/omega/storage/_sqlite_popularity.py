@@ -82,13 +82,22 @@ class SQLitePopularity:
             (r[0], FrequencyReport(seed=r[1], value=r[2], buckets=r[3], epsilon=r[4])) for r in rows
         ]
 
-    def pending_shares(self, *, limit: int) -> list[tuple[int, SharedReport]]:
+    def pending_shares(self, *, limit: int) -> list[tuple[int, SharedReport, str | None]]:
         check_limit(limit)
         with self._read() as c:
             rows = c.execute(
-                "SELECT seq, body FROM pending_shares ORDER BY seq LIMIT ?", (limit,)
+                "SELECT seq, body, batch FROM pending_shares"
+                " ORDER BY batch IS NULL, batch, seq LIMIT ?",
+                (limit,),
             ).fetchall()
-        return [(r[0], decode_share(bytes(r[1]))) for r in rows]
+        return [(r[0], decode_share(bytes(r[1])), r[2]) for r in rows]
+
+    def tag_shares(self, *, seqs: list[int], batch: str) -> None:
+        self._write(
+            lambda c: c.executemany(
+                "UPDATE pending_shares SET batch = ? WHERE seq = ?", [(batch, s) for s in seqs]
+            )
+        )
 
     def popularity_counts(self, *, codebook_id: str) -> list[SupportCounts]:
         with self._read() as c:

@@ -249,8 +249,14 @@ class Storage(abc.ABC):
     def popularity_counts(self, *, codebook_id: str) -> list[SupportCounts]: ...
 
     @abc.abstractmethod
-    def pending_shares(self, *, limit: int) -> list[tuple[int, SharedReport]]:
-        """Up to ``limit`` queued two-server reports, oldest first, with their seqs."""
+    def pending_shares(self, *, limit: int) -> list[tuple[int, SharedReport, str | None]]:
+        """Up to ``limit`` queued two-server reports with their seqs and batch tags: the
+        tagged ones first (a batch the helper may already have answered), then the
+        oldest."""
+
+    @abc.abstractmethod
+    def tag_shares(self, *, seqs: list[int], batch: str) -> None:
+        """Mark the queued reports ``seqs`` as the batch ``batch`` (durably)."""
 
     @abc.abstractmethod
     def fold_reports(

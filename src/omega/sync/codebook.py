@@ -48,7 +48,7 @@ async def fetch_codebook(brain: Brain, answer: Response) -> bool:
             f"{len(doc.centroids_f16)} bytes; this brain needs {DIM}-dim f16 centroids"
         )
     if CodebookLabel.adopted(brain, doc.codebook_id):
-        if doc.item_ids and not CatalogOrder.known(brain):
+        if doc.item_ids and not CatalogOrder.same(brain, doc.item_ids):
             await asyncio.to_thread(CatalogOrder.record, brain, doc.item_ids)
         return False
     centroids = centroids_from_f16_bytes(doc.centroids_f16, doc.dim)

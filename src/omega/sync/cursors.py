@@ -81,8 +81,9 @@ class CatalogOrder:
     report names a title by its position in it."""
 
     @staticmethod
-    def known(brain: Brain) -> bool:
-        return bool(brain.store.get_cursor(_CATALOG, ""))
+    def same(brain: Brain, item_ids: Sequence[str]) -> bool:
+        """Whether the stored order is ``item_ids`` (a republished catalog may differ)."""
+        return brain.store.get_cursor(_CATALOG, "") == json.dumps(list(item_ids))
 
     @staticmethod
     def record(brain: Brain, item_ids: Sequence[str]) -> None:

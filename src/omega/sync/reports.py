@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PublicKey
 
 from omega.brain import Brain
+from omega.protocol._limits import MAX_SHARED_CATALOG
 from omega.protocol.frequency import make_report
 from omega.protocol.messages import FrequencyReport, SharedReport
 from omega.protocol.shares import make_shared_report
@@ -104,6 +105,8 @@ def next_report(
     )
     if shared:
         positions = CatalogOrder.positions(brain) if positions is None else positions
+        if len(positions) > MAX_SHARED_CATALOG:  # past what a report can index: none
+            positions = {}
         started = [item for item in started if item in positions]
     if epsilon <= 0 or not started:
         return ReportPlan(None, cursor)
