@@ -9,7 +9,16 @@ import typer
 
 from omega.cli._output import emit, err_console
 
-__all__ = ["register"]
+__all__ = ["HelperSecretOption", "HelperUrlOption", "register"]
+
+#: The options `omega serve` and `omega worker` take to count two-server reports.
+HelperUrlOption = Annotated[
+    str | None,
+    typer.Option(help="The helper that counts two-server popularity reports with us."),
+]
+HelperSecretOption = Annotated[
+    Path | None, typer.Option(help="The secret shared with that helper (hex file).")
+]
 
 app = typer.Typer(
     help=(

@@ -8,6 +8,7 @@ from typing import Annotated, Any
 import typer
 
 from omega.cli._output import err_console
+from omega.cli.helper import HelperSecretOption, HelperUrlOption
 
 __all__ = ["register"]
 
@@ -28,13 +29,8 @@ def serve(
         float | None,
         typer.Option(help="Seconds between in-process federation rounds; 0 disables them."),
     ] = None,
-    helper_url: Annotated[
-        str | None,
-        typer.Option(help="The helper that counts two-server popularity reports with us."),
-    ] = None,
-    helper_secret_file: Annotated[
-        Path | None, typer.Option(help="The secret shared with that helper (hex file).")
-    ] = None,
+    helper_url: HelperUrlOption = None,
+    helper_secret_file: HelperSecretOption = None,
     log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
     as_json: Annotated[
         bool, typer.Option("--json", help="Print the start-up summary as JSON.")

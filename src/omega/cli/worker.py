@@ -6,10 +6,11 @@ import json
 import signal
 import socket
 import threading
-from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
+
+from omega.cli.helper import HelperSecretOption, HelperUrlOption
 
 if TYPE_CHECKING:
     from omega.federation import RoundResult
@@ -26,13 +27,8 @@ def worker(
     worker_id: Annotated[
         str | None, typer.Option(help="Name in logs and leases; default host-pid.")
     ] = None,
-    helper_url: Annotated[
-        str | None,
-        typer.Option(help="The helper that counts two-server popularity reports with us."),
-    ] = None,
-    helper_secret_file: Annotated[
-        Path | None, typer.Option(help="The secret shared with that helper (hex file).")
-    ] = None,
+    helper_url: HelperUrlOption = None,
+    helper_secret_file: HelperSecretOption = None,
     as_json: Annotated[
         bool, typer.Option("--json", help="Print each round as one JSON object (a line each).")
     ] = False,
