@@ -151,8 +151,11 @@ def fold_shares(storage: Storage, codebook: Codebook, counting: SharedCounting) 
     prepared = counting.helper.prepare(PrepareRequest(size=size, reports=[r for _, r, _ in asked]))
     if len(prepared.answers) != len(asked):
         raise ServerError(502, "the helper answered a different number of reports")
-    usable = [(seq, r, s, a.d) for (seq, r, s), a in zip(asked, prepared.answers, strict=True)]
-    usable = [u for u, a in zip(usable, prepared.answers, strict=True) if not a.error]
+    usable = [
+        (seq, r, s, a.d)
+        for (seq, r, s), a in zip(asked, prepared.answers, strict=True)
+        if not a.error
+    ]
     unusable = sorted({seq for seq, _, _ in queued} - {u[0] for u in usable})
     if unusable:
         storage.fold_reports(seqs=unusable, counts=[], queue="shares")

@@ -205,27 +205,25 @@ def privacy_checks(result: Mapping[str, Any]) -> list[Check]:
         value = number(result.get(key))
         if value is not None:
             checks.append(Check(f"{label} sent", f"{value:,.0f}", "0", value == 0))
-    reports = number(result.get("frequency_reports_sent"))
-    epsilon = number(result.get("report_epsilon"))
     median = number(result.get("epsilon_per_viewer_median"))
     most = number(result.get("epsilon_per_viewer_max"))
-    if reports and epsilon and median is not None and most is not None:
+    if median is None or most is None:
+        return checks
+    composed = f"per viewer, composed: median {median:g}, max {most:g}"
+    reports = number(result.get("frequency_reports_sent"))
+    epsilon = number(result.get("report_epsilon"))
+    if reports and epsilon:
         checks.append(
-            Check(
-                "popularity reports (ε-LDP)",
-                f"{reports:,.0f} at ε = {epsilon:g}; per viewer, composed: "
-                f"median {median:g}, max {most:g}",
-            )
+            Check("popularity reports (ε-LDP)", f"{reports:,.0f} at ε = {epsilon:g}; {composed}")
         )
     shared = number(result.get("shared_reports_sent"))
     shared_epsilon = number(result.get("shared_epsilon"))
-    if shared and shared_epsilon and median is not None and most is not None:
+    if shared and shared_epsilon:
         checks.append(
             Check(
                 "popularity reports (two-server)",
                 f"{shared:,.0f}, no title readable by either server; counts released with "
-                f"noise of ε = {shared_epsilon:g} per report; per viewer, composed: "
-                f"median {median:g}, max {most:g}",
+                f"noise of ε = {shared_epsilon:g} per report; {composed}",
             )
         )
     return checks
