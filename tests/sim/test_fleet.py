@@ -97,6 +97,9 @@ def test_a_promote_item_attack_is_measured(tmp_path: Path) -> None:
     for key in ("target_exposure_clean", "target_exposure_attacked"):
         assert 0.0 <= attack[key] <= 1.0  # type: ignore[index]
     assert attack["target_item"]  # type: ignore[index]
+    # A TV that never watched anything syncs after each replay: its first screen is measured.
+    for key in ("target_on_new_tv_clean", "target_on_new_tv_attacked"):
+        assert isinstance(attack[key], bool)  # type: ignore[index]
 
 
 def test_the_audit_catches_an_item_id_smuggled_into_a_push() -> None:

@@ -345,3 +345,13 @@ def test_degenerate_sections_still_draw(tmp_path: Path) -> None:
     ]
     assert all(p.read_bytes()[:8] == PNG_SIGNATURE for p in written[2:])
     assert "| ALS (centralised ref.) | skipped |" in (tmp_path / "report.md").read_text()
+
+
+def test_a_new_tvs_first_screen_is_reported_without_a_verdict() -> None:
+    result = _result()
+    result["attack"].update(target_on_new_tv_clean=False, target_on_new_tv_attacked=True)
+
+    md = render_markdown(result)
+
+    assert "| target on a new TV's first screen | no → yes |  |  |" in md
+    assert "first screen" not in render_markdown(_result(attack=False))

@@ -256,4 +256,8 @@ def attack_checks(attack: Mapping[str, Any]) -> list[Check]:
                 met,
             )
         )
+    new_tv = [attack.get(f"target_on_new_tv_{run}") for run in ("clean", "attacked")]
+    if any(isinstance(seen, bool) for seen in new_tv):
+        shown = ["yes" if seen else "no" if seen is False else "—" for seen in new_tv]
+        checks.append(Check("target on a new TV's first screen", " → ".join(shown)))
     return checks

@@ -103,10 +103,21 @@ class FleetRun:
     released_versions: int = 0
     sync_errors: int = 0
     checkpoints: list[dict[str, float]] = field(default_factory=list)
+    #: A TV that never watched anything and syncs once the replay is over: what a new
+    #: household's first screen shows from the fleet's release (None without federation).
+    newcomer: Viewer | None = None
 
     def close(self) -> None:
         for viewer in self.viewers.values():
             viewer.brain.close()
+        if self.newcomer is not None:
+            self.newcomer.brain.close()
+
+    def first_screen(self, k: int = 10) -> list[str] | None:
+        """The titles the newcomer is recommended (None without federation)."""
+        if self.newcomer is None:
+            return None
+        return [r.item_id for r in self.newcomer.brain.recommend(k)]
 
 
 def _forger(
@@ -196,6 +207,15 @@ async def replay_fleet(
                 helper_key=helper_key,
             )
         run.viewers[v] = viewer
+    if constellation is not None:
+        clock = ManualClock(0.0)
+        brain = Brain.open(
+            root / "newcomer", clock=clock, config=brain_config, shared_catalog=shared
+        )
+        run.newcomer = Viewer(split.n_viewers, brain, clock)
+        run.newcomer.client = SyncClient(
+            brain, constellation.transport, max_pull_bytes=config.pull_bytes, clock=clock
+        )
 
     who, what, stars, when = _event_order(split)
     item_ids = [i.item_id for i in dataset.items]
@@ -283,3 +303,10 @@ async def finish(run: FleetRun, constellation: SimConstellation) -> None:
         await _sync(viewer, run)
     await _round(constellation, run)
     await catch_up(online, run)
+    if run.newcomer is not None and run.newcomer.client is not None:
+        # Outside the audit and the sync counts: it is not one of the replayed viewers.
+        run.newcomer.clock.set(max((v.clock.now() for v in online), default=0.0))
+        for _ in range(50):
+            result = await run.newcomer.client.sync()
+            if not result.more:
+                break

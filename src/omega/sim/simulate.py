@@ -357,6 +357,11 @@ async def run_simulation(
     return result
 
 
+def _on_first_screen(run: FleetRun, item_id: str) -> bool | None:
+    screen = run.first_screen()
+    return None if screen is None else item_id in screen
+
+
 async def _attack(
     dataset: Dataset,
     split_: Split,
@@ -404,6 +409,9 @@ async def _attack(
         "hr@10_attacked": attacked_figures["hr@10"],
         "target_exposure_clean": _exposure(clean, split_, honest, target),
         "target_exposure_attacked": _exposure(attacked, split_, honest, target),
+        # Not one of issue 4's targets: whether a TV with no viewing yet sees the title.
+        "target_on_new_tv_clean": _on_first_screen(clean, dataset.items[target].item_id),
+        "target_on_new_tv_attacked": _on_first_screen(attacked, dataset.items[target].item_id),
         "released_patterns": attacked.checkpoints[-1].get("released_patterns", 0.0)
         if attacked.checkpoints
         else 0.0,
