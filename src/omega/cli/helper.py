@@ -9,7 +9,7 @@ import typer
 
 from omega.cli._output import emit, err_console
 
-__all__ = ["HelperSecretOption", "HelperUrlOption", "register"]
+__all__ = ["HelperSecretOption", "HelperUrlOption", "check_helper", "register"]
 
 #: The options `omega serve` and `omega worker` take to count two-server reports.
 HelperUrlOption = Annotated[
@@ -19,6 +19,45 @@ HelperUrlOption = Annotated[
 HelperSecretOption = Annotated[
     Path | None, typer.Option(help="The secret shared with that helper (hex file).")
 ]
+
+
+def check_helper(url: str | None, *, min_batch: int, noise_epsilon: float) -> None:
+    """Refuse to start against a helper that would never count our batches.
+
+    A helper whose minimum batch is above the leader's refuses every batch the leader can
+    make, and reports would wait forever; that is a setting to fix before starting. An
+    unreachable helper only warns: rounds keep the reports queued until it answers."""
+    if not url:
+        return
+    import httpx
+
+    from omega.errors import ConfigError
+    from omega.helper.app import info_of
+
+    try:
+        answer = httpx.get(url.rstrip("/") + "/helper/v1/info", timeout=10.0)
+        info = info_of(answer.content) if answer.status_code == 200 else None
+    except (httpx.HTTPError, ValueError) as exc:
+        err_console.print(f"[yellow]warning:[/] the helper at {url} did not answer ({exc})")
+        return
+    if info is None:
+        err_console.print(
+            f"[yellow]warning:[/] the helper at {url} answered {answer.status_code} for its info"
+        )
+        return
+    if info.min_batch > min_batch:
+        raise ConfigError(
+            f"the helper at {url} aggregates batches of at least {info.min_batch} reports, "
+            f"but this server makes batches from {min_batch} (share_min_batch): raise "
+            f"OMEGA_SHARE_MIN_BATCH to ≥ {info.min_batch} or lower the helper's --min-batch"
+        )
+    if info.noise_epsilon != noise_epsilon:
+        err_console.print(
+            f"[yellow]warning:[/] the helper adds noise of ε = {info.noise_epsilon:g} per "
+            f"report, this server ε = {noise_epsilon:g} (share_noise_epsilon); TVs charge "
+            "their budget one ε, so keep the three equal"
+        )
+
 
 app = typer.Typer(
     help=(

@@ -101,6 +101,15 @@ def run() -> None:
     except typer.Exit as exc:
         sys.exit(exc.exit_code)
     except Exception as exc:
+        from pydantic import ValidationError
+
+        if isinstance(exc, ValidationError):  # an OMEGA_* variable that does not parse
+            for error in exc.errors():
+                name = ".".join(str(part) for part in error["loc"])
+                err_console.print(
+                    f"[bold red]error:[/] setting {name} (OMEGA_{name.upper()}): {error['msg']}"
+                )
+            sys.exit(int(ExitCode.USAGE))
         # Typer ships its own copy of click (typer._click): match usage errors by shape.
         show = getattr(exc, "show", None)
         code = getattr(exc, "exit_code", None)

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 import typer
 
 from omega.cli._output import err_console
-from omega.cli.helper import HelperSecretOption, HelperUrlOption
+from omega.cli.helper import HelperSecretOption, HelperUrlOption, check_helper
 
 __all__ = ["register"]
 
@@ -57,6 +57,11 @@ def serve(
     if helper_secret_file is not None:
         overrides["helper_secret_file"] = helper_secret_file
     settings = Settings(**overrides)
+    check_helper(
+        settings.helper_url,
+        min_batch=settings.share_min_batch,
+        noise_epsilon=settings.share_noise_epsilon,
+    )
     app = create_app(settings)
     emit(
         {

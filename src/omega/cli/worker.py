@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from omega.cli.helper import HelperSecretOption, HelperUrlOption
+from omega.cli.helper import HelperSecretOption, HelperUrlOption, check_helper
 
 if TYPE_CHECKING:
     from omega.federation import RoundResult
@@ -38,6 +38,7 @@ def worker(
     import os
 
     from omega.cli._output import emit, err_console
+    from omega.constellation import Settings
     from omega.constellation.rounds import shared_counting
     from omega.errors import ConfigError, StoreError
     from omega.federation import FederationConfig, Worker
@@ -46,7 +47,19 @@ def worker(
     if interval <= 0:
         raise ConfigError(f"--interval must be > 0 seconds, got {interval}")
     name = worker_id or f"{socket.gethostname()}-{os.getpid()}"
-    shares = shared_counting(helper_url, helper_secret_file)
+    # The same OMEGA_SHARE_* settings `omega serve` reads, so both count alike.
+    settings = Settings()
+    shares = shared_counting(
+        helper_url,
+        helper_secret_file,
+        settings.share_min_batch,
+        settings.share_noise_epsilon,
+    )
+    check_helper(
+        helper_url,
+        min_batch=settings.share_min_batch,
+        noise_epsilon=settings.share_noise_epsilon,
+    )
     storage = open_storage(db)
     try:
 
