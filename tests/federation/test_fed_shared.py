@@ -26,9 +26,11 @@ from omega.protocol.messages import PushAck, PushRequest, SharedReport
 from omega.protocol.shares import (
     _SUITE,
     HelperShare,
+    Sketch,
     _bind,
     _share_bytes,
     make_shared_report,
+    open_helper_share,
     sketch,
 )
 from omega.storage import Codebook, Storage, ViewerRecord
@@ -179,6 +181,43 @@ def test_the_helper_counts_a_report_once(tmp_path: Path) -> None:
     again = AggregateRequest(size=50, items=[item(reports[2]), item(reports[2])])
     with pytest.raises(InputError, match="0 valid"):
         service.aggregate(again)
+
+
+def test_the_helper_evaluates_a_prepared_report_once(tmp_path: Path) -> None:
+    service = HelperService.open(tmp_path / "h", HelperConfig(min_batch=1, noise_epsilon=0))
+    key = X25519PublicKey.from_public_bytes(service.info().public_key)
+    evaluated: list[bytes] = []
+    plain = service._sketch
+
+    def counted(report: SharedReport) -> Sketch:
+        evaluated.append(report.public)
+        return plain(report)
+
+    service._sketch = counted  # type: ignore[method-assign]
+    reports = [make_shared_report(i, 40, key) for i in (3, 3, 17)]
+    prepared = service.prepare(PrepareRequest(size=40, reports=reports)).answers
+    items = []
+    for report, answer in zip(reports, prepared, strict=True):
+        s0 = sketch(0, report, HelperShare.parse(report.leader), verify_key(service.secret))
+        items.append(AggregateItem(report=report, d=s0.d, w=s0.w((s0.d + answer.d) % PRIME)))
+    unprepared = make_shared_report(5, 40, key)
+    s0 = sketch(0, unprepared, HelperShare.parse(unprepared.leader), verify_key(service.secret))
+    s1 = sketch(
+        1, unprepared, open_helper_share(unprepared, service.private_key), service.verify_key
+    )
+    items.append(AggregateItem(report=unprepared, d=s0.d, w=s0.w((s0.d + s1.d) % PRIME)))
+
+    answer = service.aggregate(AggregateRequest(size=40, items=items))
+
+    assert answer.accepted == [True, True, True, True]
+    assert len(evaluated) == 4  # three in prepare, reused; the unprepared one in aggregate
+    share = np.frombuffer(answer.share, dtype="<i8")
+    leader = sum(
+        sketch(0, r, HelperShare.parse(r.leader), verify_key(service.secret)).y
+        for r in [*reports, unprepared]
+    )
+    counts = (share + leader) % PRIME
+    assert counts[3] == 2 and counts[17] == 1 and counts[5] == 1 and counts.sum() == 4
 
 
 def test_a_probing_leader_gets_nothing_from_prepare(tmp_path: Path) -> None:
