@@ -48,3 +48,14 @@ def test_newer_schema_is_refused(tmp_path: Path) -> None:
     conn.close()
     with pytest.raises(SchemaVersionError, match="newer"):
         Brain.open(tmp_path / "b")
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "words"),
+    [("popular_pool", -1, "popular_pool"), ("shared_epsilon", 0.0, "shared_epsilon")],
+)
+def test_a_bad_brain_setting_is_named(field: str, value: float, words: str) -> None:
+    from omega.brain import BrainConfig
+
+    with pytest.raises(ConfigError, match=words):
+        BrainConfig(**{field: value})  # type: ignore[arg-type]

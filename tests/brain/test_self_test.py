@@ -46,7 +46,7 @@ def test_a_household_that_watches_what_is_popular_keeps_the_crowd(
     assert brain.skills.choose("evening/weekday").name == "continue"
 
 
-UNGATED = BrainConfig(codebook_cells=6, flush_every=8, popular_gate=0.0)
+UNGATED = BrainConfig(codebook_cells=6, flush_every=8, popular_pool=0)
 
 
 @pytest.mark.parametrize("config", [UNGATED])  # popularity everywhere: it can mislead
@@ -71,11 +71,17 @@ def test_a_household_with_its_own_taste_drops_the_crowd(
         reopened.close()
 
 
+#: The default gate is the household's top 100 titles: this catalog is smaller, so the
+#: same gate here is its top 3 (~5 %).
+GATED = BrainConfig(codebook_cells=6, flush_every=8, popular_pool=3)
+
+
+@pytest.mark.parametrize("config", [GATED])
 def test_gated_popularity_leaves_a_household_with_its_own_taste_alone(
     brain: Brain, clock: ManualClock
 ) -> None:
-    # Popular documentaries are far from a crime household's titles: with the default
-    # gate they add nothing to its ranking, so dropping the crowd changes nothing.
+    # Popular documentaries are far from a crime household's titles: gated to its own
+    # top titles they add nothing to its ranking, so dropping the crowd changes nothing.
     _release_popularity(brain)
     _watch(brain, clock, [f"cri{n}" for n in range(8)])
     mrr = _tested(brain)

@@ -131,8 +131,12 @@ class Recommending:
         return state
 
     def _gate(self, state: ScoringState) -> float:
-        """The popularity gate (``BrainConfig.popular_gate``); none before any viewing."""
-        return self.config.popular_gate if state.recent_rows else 0.0
+        """The popularity gate as a share of the titles ranked (``BrainConfig.popular_pool``
+        of the catalog); none before any viewing."""
+        pool = self.config.popular_pool
+        if not pool or not state.recent_rows or not len(self.catalog):
+            return 0.0
+        return min(1.0, pool / len(self.catalog))
 
     def _popular_scores(self) -> npt.NDArray[np.float32]:
         """The collective tier's popularity per catalog row (cached until it changes)."""
