@@ -37,48 +37,29 @@ def test_an_unreachable_helper_only_warns(capsys: pytest.CaptureFixture[str]) ->
     assert capsys.readouterr().err == ""
 
 
+def _worker(
+    db: Path, *extra: str, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    command = [sys.executable, "-m", "omega.cli", "worker", "--once", "--db", f"sqlite:///{db}"]
+    return subprocess.run([*command, *extra], capture_output=True, text=True, timeout=120, env=env)
+
+
 def test_the_worker_says_which_setting_to_change(
     strict_helper: HelperThread, tmp_path: Path
 ) -> None:
     secret = strict_helper.service.store.parent / "aggregation-secret"
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "omega.cli",
-            "worker",
-            "--once",
-            "--db",
-            f"sqlite:///{tmp_path / 'c.db'}",
-            "--helper-url",
-            strict_helper.url,
-            "--helper-secret-file",
-            str(secret),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
+    done = _worker(
+        tmp_path / "c.db",
+        "--helper-url",
+        strict_helper.url,
+        "--helper-secret-file",
+        str(secret),
     )
     assert done.returncode == 2, done.stderr
     assert "OMEGA_SHARE_MIN_BATCH" in done.stderr and "Traceback" not in done.stderr
 
 
 def test_a_setting_that_does_not_parse_is_one_sentence(tmp_path: Path) -> None:
-    env = {**os.environ, "OMEGA_SHARE_MIN_BATCH": "many"}
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "omega.cli",
-            "worker",
-            "--once",
-            "--db",
-            f"sqlite:///{tmp_path}/c.db",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env=env,
-    )
+    done = _worker(tmp_path / "c.db", env={**os.environ, "OMEGA_SHARE_MIN_BATCH": "many"})
     assert done.returncode == 2
     assert "OMEGA_SHARE_MIN_BATCH" in done.stderr and "Traceback" not in done.stderr
