@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from omega.brain.catalog import Catalog
+from omega.brain.catalog import Catalog, ItemRow
 from omega.brain.recommend import ERA_YEARS, era_gap
-from omega.brain.store import ItemRow
 
 
 def _catalog(years: list[int | None]) -> Catalog:

@@ -11,25 +11,29 @@ DAY = 24 * HOUR
 
 def test_tiers_decay_at_their_own_time_scales(brain: Brain, clock: ManualClock) -> None:
     brain.track_view("ani0", watch_fraction=1.0, completed=True)
-    start = {n: brain.tiers[n].strength(clock.now()) for n in ("instant", "episodic", "semantic")}
+    start = {
+        n: brain.learner.tiers[n].strength(clock.now()) for n in ("instant", "episodic", "semantic")
+    }
     assert all(v > 0.5 for v in start.values())
 
     clock.advance(HOUR)  # two instant half-lives, a sliver of the others
     now = clock.now()
-    assert brain.tiers["instant"].strength(now) < 0.3 * start["instant"]
-    assert brain.tiers["episodic"].strength(now) > 0.95 * start["episodic"]
+    assert brain.learner.tiers["instant"].strength(now) < 0.3 * start["instant"]
+    assert brain.learner.tiers["episodic"].strength(now) > 0.95 * start["episodic"]
 
     clock.advance(4 * DAY)  # two episodic half-lives
     now = clock.now()
-    assert brain.tiers["episodic"].strength(now) < 0.3 * start["episodic"]
-    assert brain.tiers["semantic"].strength(now) > 0.9 * start["semantic"]
-    assert brain.tiers["evolutionary"].strength(now) > brain.tiers["semantic"].strength(now)
+    assert brain.learner.tiers["episodic"].strength(now) < 0.3 * start["episodic"]
+    assert brain.learner.tiers["semantic"].strength(now) > 0.9 * start["semantic"]
+    assert brain.learner.tiers["evolutionary"].strength(now) > brain.learner.tiers[
+        "semantic"
+    ].strength(now)
 
 
 def test_tiers_point_towards_what_was_enjoyed(brain: Brain) -> None:
     for item in ("cri0", "cri1", "cri2"):
         brain.track_view(item, watch_fraction=1.0, completed=True)
-    taste = brain.tiers["semantic"].direction(brain.clock.now())
+    taste = brain.learner.tiers["semantic"].direction(brain.clock.now())
     assert taste is not None
     crime = brain.catalog.matrix[brain.catalog.row_of_key[brain.item_key("cri5")]]
     cartoon = brain.catalog.matrix[brain.catalog.row_of_key[brain.item_key("ani5")]]
@@ -40,8 +44,8 @@ def test_session_end_clears_only_the_instant_tier(brain: Brain, clock: ManualClo
     brain.track_view("doc0", watch_fraction=1.0)
     brain.end_session()
     now = clock.now()
-    assert brain.tiers["instant"].strength(now) == 0.0
-    assert brain.tiers["episodic"].strength(now) > 0.5
+    assert brain.learner.tiers["instant"].strength(now) == 0.0
+    assert brain.learner.tiers["episodic"].strength(now) > 0.5
 
 
 def test_state_survives_reopen(brain: Brain, clock: ManualClock, tmp_path: object) -> None:
@@ -50,17 +54,19 @@ def test_state_survives_reopen(brain: Brain, clock: ManualClock, tmp_path: objec
         brain.track_view(f"ani{n}", watch_fraction=0.9, completed=True)
     brain.track_skip("cri0", at_seconds=10)
     before = brain.stats()
-    taste = brain.tiers["semantic"].vector.copy()
+    taste = brain.learner.tiers["semantic"].vector.copy()
     recs = [r.item_id for r in brain.recommend(5)]
     directory = brain.directory
     brain.close()
 
-    reopened = Brain.open(directory, clock=clock, config=brain.config, embedder=brain._embedder)
+    reopened = Brain.open(
+        directory, clock=clock, config=brain.config, embedder=brain.titles.embedder
+    )
     try:
         after = reopened.stats()
         for key in ("items", "episodes", "patterns", "shareable_patterns", "codebook_id"):
             assert after[key] == before[key], key
-        assert np.allclose(reopened.tiers["semantic"].vector, taste, atol=1e-5)
+        assert np.allclose(reopened.learner.tiers["semantic"].vector, taste, atol=1e-5)
         assert [r.item_id for r in reopened.recommend(5)] == recs
     finally:
         reopened.close()
@@ -72,9 +78,9 @@ def test_consolidation_runs_on_schedule(brain: Brain, clock: ManualClock) -> Non
 
     brain.config = replace(brain.config, episode_retention=3 * DAY)
     brain.track_view("doc0", watch_fraction=0.5)  # one episode: a one-off pattern
-    one_offs = {s.id for s in brain.bank if s.support == 1}
+    one_offs = {s.id for s in brain.learner.bank if s.support == 1}
     assert one_offs
     clock.advance(40 * DAY)  # stale (> 30 days) and past the retention
     brain.track_view("ani0", watch_fraction=1.0)  # the next event runs the due loops
-    assert not one_offs & {s.id for s in brain.bank}
+    assert not one_offs & {s.id for s in brain.learner.bank}
     assert brain.stats()["episodes"] == 1  # the 40-day-old episode was pruned

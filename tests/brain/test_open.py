@@ -6,16 +6,16 @@ from pathlib import Path
 import pytest
 
 from omega.brain import Brain
-from omega.brain._migrations import MIGRATIONS
+from omega.brain._migrations import migrations
 from omega.errors import ConfigError, CorruptStoreError, SchemaVersionError
 
 
 def test_migrations_from_empty_are_recorded(tmp_path: Path) -> None:
     with Brain.open(tmp_path / "b") as brain:
-        assert brain.store.schema_version == MIGRATIONS[-1][0]
+        assert brain.store.schema_version == migrations()[-1].number
     conn = sqlite3.connect(tmp_path / "b" / "brain.db")
     versions = [r[0] for r in conn.execute("SELECT version FROM schema_migrations")]
-    assert versions == [m[0] for m in MIGRATIONS]
+    assert versions == [m.number for m in migrations()]
     assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     conn.close()
 

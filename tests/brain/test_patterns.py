@@ -29,7 +29,7 @@ def test_only_quality_patterns_with_enough_support_are_exported(
     assert "preference" in tasks
     # the abandoned crime titles became a behaviour pattern, not a preference
     assert "behaviour" in tasks
-    every = {s.id: s for s in brain.bank}
+    every = {s.id: s for s in brain.learner.bank}
     weak = [s for s in every.values() if s.support >= 3 and s.quality < 0.7]
     assert weak, "the abandons should have produced low-success preference patterns"
     assert not {s.id for s in weak} & {p.id for p in exported}
@@ -47,7 +47,7 @@ def test_patterns_never_name_items(brain: Brain, clock: ManualClock) -> None:
 def test_shareable_patterns_go_to_the_outbox(brain: Brain, clock: ManualClock) -> None:
     _binge(brain, clock, ["ani0", "ani1", "ani2", "ani3", "ani4"], 1.0)
     brain.flush()
-    queued = dict(brain.store.outbox_pending(100))
+    queued = dict(brain.store.outbox.pending(100))
     exported = {p.id for p in brain.export_patterns()}
     assert exported and exported <= set(queued)
     assert set(queued.values()) == {"upsert"}
@@ -56,9 +56,9 @@ def test_shareable_patterns_go_to_the_outbox(brain: Brain, clock: ManualClock) -
 def test_pattern_storage_is_bounded(brain: Brain, clock: ManualClock) -> None:
     from dataclasses import replace
 
-    brain.bank.max_patterns = 5
+    brain.learner.bank.max_patterns = 5
     brain.config = replace(brain.config, max_patterns=5)
     _binge(brain, clock, [f"ani{n}" for n in range(12)] + [f"doc{n}" for n in range(12)], 1.0)
     brain.consolidate()
-    assert len(brain.bank) <= 5
+    assert len(brain.learner.bank) <= 5
     assert brain.stats()["patterns"] <= 5

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from omega.brain import Brain
-from omega.brain._migrations import MIGRATIONS
+from omega.brain._migrations import migrations
 from omega.clock import ManualClock
 from omega.protocol.messages import ItemScore
 
@@ -23,7 +23,7 @@ def test_released_popularity_reaches_scoring_and_survives_a_restart(
 ) -> None:
     ids = brain.catalog.ids
     first, second = ids[0], ids[1]
-    brain.apply_release(
+    brain.sync.apply_release(
         version=3,
         patterns=[],
         removed=[],
@@ -38,9 +38,9 @@ def test_released_popularity_reaches_scoring_and_survives_a_restart(
     assert int(np.argmax(scores)) == _row(brain, first)
     recs = brain.recommend(2)
     assert recs[0].item_id == first and recs[0].signals["popular"] == 1.0
-    brain.apply_release(version=4, patterns=[], removed=[], trends=[])  # list unchanged
+    brain.sync.apply_release(version=4, patterns=[], removed=[], trends=[])  # list unchanged
     assert int(np.argmax(brain.score_all())) == _row(brain, first)
-    brain.apply_release(  # a new list replaces the old one whole
+    brain.sync.apply_release(  # a new list replaces the old one whole
         version=5,
         patterns=[],
         removed=[],
@@ -51,7 +51,7 @@ def test_released_popularity_reaches_scoring_and_survives_a_restart(
     brain.close()
     reopened = Brain.open(tmp_path / "tv", clock=clock)
     try:
-        popular = reopened._popular_scores()
+        popular = reopened.learner.popular(reopened.catalog, reopened.store.releases)
         assert popular[_row(reopened, second)] == np.float32(0.4)
         assert popular[_row(reopened, first)] == 0.0
     finally:
@@ -66,7 +66,7 @@ def test_a_schema_one_brain_upgrades(tmp_path: Path) -> None:
         "CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, "
         "applied_at REAL NOT NULL)"
     )
-    for statement in filter(str.strip, MIGRATIONS[0][2].split(";")):
+    for statement in filter(str.strip, migrations()[0].sql.split(";")):
         conn.execute(statement)
     conn.execute("INSERT INTO schema_migrations VALUES (1, 'initial', 0)")
     conn.commit()

@@ -17,7 +17,7 @@ POPULAR = [f"doc{n}" for n in range(12)]  # documentaries, most popular first
 
 
 def _release_popularity(brain: Brain) -> None:
-    brain.apply_release(
+    brain.sync.apply_release(
         version=1,
         patterns=[],
         removed=[],
@@ -33,7 +33,7 @@ def _watch(brain: Brain, clock: ManualClock, items: list[str]) -> None:
 
 
 def _tested(brain: Brain) -> dict[str, float]:
-    return {n: brain.skills.stats[(n, SELF_TEST)].success_rate for n in SELF_TESTED}
+    return {n: brain.learner.skills.stats[(n, SELF_TEST)].success_rate for n in SELF_TESTED}
 
 
 def test_a_household_that_watches_what_is_popular_keeps_the_crowd(
@@ -43,7 +43,7 @@ def test_a_household_that_watches_what_is_popular_keeps_the_crowd(
     _watch(brain, clock, POPULAR[:8])
     mrr = _tested(brain)
     assert mrr["continue"] > mrr["personal"]
-    assert brain.skills.choose("evening/weekday").name == "continue"
+    assert brain.learner.skills.choose("evening/weekday").name == "continue"
 
 
 UNGATED = BrainConfig(codebook_cells=6, flush_every=8, popular_pool=0)
@@ -57,13 +57,13 @@ def test_a_household_with_its_own_taste_drops_the_crowd(
     _watch(brain, clock, [f"cri{n}" for n in range(8)])
     mrr = _tested(brain)
     assert mrr["personal"] > mrr["continue"]
-    assert brain.skills.choose("evening/weekday").name == "personal"
+    assert brain.learner.skills.choose("evening/weekday").name == "personal"
     # The evidence is part of the brain's state: it survives a restart.
     brain.flush()
     brain.close()
     reopened = Brain.open(tmp_path / "tv", clock=clock)
     try:
-        assert reopened.skills.choose("evening/weekday").name == "personal"
+        assert reopened.learner.skills.choose("evening/weekday").name == "personal"
         assert reopened.stats()["skills"]["personal"]["self_test_mrr"] == round(  # type: ignore[index]
             mrr["personal"], 4
         )
@@ -92,12 +92,12 @@ def test_no_self_test_for_skips_abandons_or_rewatches(brain: Brain, clock: Manua
     _release_popularity(brain)
     brain.track_skip("cri0", at_seconds=30)
     brain.track_view("cri1", watch_fraction=0.1)  # abandoned: not a success
-    assert all((n, SELF_TEST) not in brain.skills.stats for n in SELF_TESTED)
+    assert all((n, SELF_TEST) not in brain.learner.skills.stats for n in SELF_TESTED)
     brain.track_view("cri2", watch_fraction=1.0, completed=True)
-    uses = brain.skills.stats[("continue", SELF_TEST)].uses
+    uses = brain.learner.skills.stats[("continue", SELF_TEST)].uses
     clock.advance(3600)
     brain.track_view("cri2", watch_fraction=1.0, completed=True)  # a rewatch
-    assert brain.skills.stats[("continue", SELF_TEST)].uses == uses
+    assert brain.learner.skills.stats[("continue", SELF_TEST)].uses == uses
 
 
 def test_self_tests_can_be_turned_off(tmp_path: Path, clock: ManualClock, brain: Brain) -> None:
@@ -115,7 +115,7 @@ def test_self_tests_can_be_turned_off(tmp_path: Path, clock: ManualClock, brain:
         )
         _release_popularity(quiet)
         _watch(quiet, clock, [f"cri{n}" for n in range(8)])
-        assert all((n, SELF_TEST) not in quiet.skills.stats for n in SELF_TESTED)
-        assert quiet.skills.choose("evening/weekday").name == "continue"
+        assert all((n, SELF_TEST) not in quiet.learner.skills.stats for n in SELF_TESTED)
+        assert quiet.learner.skills.choose("evening/weekday").name == "continue"
     finally:
         quiet.close()

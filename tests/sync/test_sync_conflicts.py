@@ -139,7 +139,7 @@ def test_the_brain_config_selects_the_strategy(tmp_path: Path) -> None:
     from omega.brain import Brain, BrainConfig
 
     with Brain.open(tmp_path / "tv", config=BrainConfig(conflict_strategy="omega-wins")) as b:
-        assert b.knowledge.strategy == "omega-wins"
+        assert b.learner.knowledge.strategy == "omega-wins"
 
 
 # -- releases in any order ------------------------------------------------------------------
@@ -165,8 +165,8 @@ def test_pulled_releases_apply_in_any_order_to_the_same_state(
     try:
         for version in order:
             with store.transaction() as conn:
-                store.apply_release(conn, [_release(version, rate=version / 10)], [], [])
-        patterns, _ = store.load_collective()
+                store.releases.apply(conn, [_release(version, rate=version / 10)], [], [], [])
+        patterns, _ = store.releases.load()
         assert [(p.version, p.success_rate) for p in patterns] == [(3, 0.3)]
     finally:
         store.close()

@@ -53,23 +53,23 @@ def test_server_killed_after_commit_before_answer_applies_the_retry_once(tmp_pat
         assert crashing.process.wait(timeout=30) == 70
     finally:
         crashing.stop()
-    inflight = tv.store.inflight()
+    inflight = tv.sync.inflight()
     assert inflight is not None
     in_batch = device_outbox(tv)
     assert in_batch  # nothing acknowledged has left
 
     restarted = start_server(data_dir)
     try:
-        viewer = tv.store.get_cursor("sync.viewer_id")
+        viewer = tv.sync.cursor("sync.viewer_id", "0")
         db = data_dir / "constellation.db"
         committed = pending_upserts(db, viewer)
         assert committed  # the crashed server had committed the push
         result = asyncio.run(_sync(tv, restarted.base_url))
-        assert result.resent and result.batch_id == inflight[0]
+        assert result.resent and result.batch_id == inflight.batch_id
         assert result.accepted == result.pushed
         assert pending_upserts(db, viewer) == committed  # the retry changed nothing there
         assert set(committed.values()) == {1}
-        assert tv.store.outbox_size() == 0
+        assert tv.sync.outbox_size() == 0
     finally:
         restarted.stop()
     tv.close()
@@ -160,28 +160,26 @@ def test_client_killed_mid_sync_loses_and_duplicates_nothing(
 
     tv = open_brain(tv_dir, clock)
     assert tv.store.integrity_ok()
-    viewer = tv.store.get_cursor("sync.viewer_id")
+    viewer = tv.sync.cursor("sync.viewer_id", "0")
     acked = target in ("acked", "page-applied")
     assert (device_outbox(tv) == set()) if acked else (device_outbox(tv) == queued)
-    assert (tv.store.inflight() is None) == acked
+    assert (tv.sync.inflight() is None) == acked
     _assert_cursor_backed_by_data(tv, released)
 
     result = asyncio.run(_sync(tv, released.base_url))
     assert result.resent == (not acked)
-    assert tv.store.outbox_size() == 0
+    assert tv.sync.outbox_size() == 0
     upserts = pending_upserts(released.data_dir / "constellation.db", viewer)
     assert set(upserts.values()) == {1}
     assert {pid for pid, _ in upserts} == queued
     _assert_cursor_backed_by_data(tv, released)
-    assert int(tv.store.get_cursor("release_version")) == released.stats()["version"]
+    assert int(tv.sync.cursor("release_version", "0")) == released.stats()["version"]
     tv.close()
 
 
 def _rewind(tv: Brain) -> None:
     """Forget the pulled release so the killed sync has pages to pull."""
-    from omega.sync.cursors import forget_release
-
-    forget_release(tv)
+    tv.sync.forget_release()
 
 
 def _assert_cursor_backed_by_data(tv: Brain, server: Server) -> None:
@@ -189,7 +187,7 @@ def _assert_cursor_backed_by_data(tv: Brain, server: Server) -> None:
     tier (a page's patterns commit with the cursor that covers them)."""
     import sqlite3
 
-    cursor = int(tv.store.get_cursor("release_version", "0"))
+    cursor = int(tv.sync.cursor("release_version", "0"))
     with sqlite3.connect(server.data_dir / "constellation.db") as conn:
         released = {
             r[0]

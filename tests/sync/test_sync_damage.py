@@ -40,19 +40,19 @@ def test_a_damaged_answer_applies_nothing_and_the_next_sync_succeeds(
             tamper.arm(mode)
             with pytest.raises(RemoteProtocolError):
                 await client.sync()
-            inflight = tv.store.inflight()
+            inflight = tv.sync.inflight()
             assert inflight is not None  # the server committed it; we never saw the ack
-            assert tv.store.get_cursor("release_version", "none") == "none"
-            assert tv.store.get_cursor("last_sync", "none") == "none"
-            assert tv.store.outbox_size() > 0
+            assert tv.sync.cursor("release_version", "none") == "none"
+            assert tv.sync.cursor("last_sync", "none") == "none"
+            assert tv.sync.outbox_size() > 0
 
             result = await client.sync()
             assert result.resent
-            assert result.batch_id == inflight[0]
+            assert result.batch_id == inflight.batch_id
             assert result.accepted == result.pushed > 0
-            assert tv.store.inflight() is None
-            assert tv.store.outbox_size() == 0
-            assert tv.store.get_cursor("release_version", "none") == str(result.version)
+            assert tv.sync.inflight() is None
+            assert tv.sync.outbox_size() == 0
+            assert tv.sync.cursor("release_version", "none") == str(result.version)
             upserts = pending_upserts(tmp_path / "server" / "constellation.db", result.viewer_id)
             assert len(upserts) == result.pushed
             assert set(upserts.values()) == {1}  # each pattern version exactly once

@@ -28,29 +28,30 @@ def test_a_push_is_bounded_and_pruned_patterns_travel_as_removals(tmp_path: Path
     tv.set_codebook(centroids())
     watch(tv, clock, list(range(8)), rounds=4)
     tv.flush()
-    pending = tv.store.outbox_pending(1000)
+    pending = tv.sync.pending(1000)
     assert len(pending) > 8
 
-    plan = build_push(tv, viewer_id="v1", codebook_id="cb", batch_id="b1", max_patterns=8)
+    plan = build_push(pending, viewer_id="v1", codebook_id="cb", batch_id="b1", max_patterns=8)
     assert plan is not None and plan.size == 8
-    assert plan.pattern_ids == tuple(pid for pid, _ in pending[:8])
+    assert plan.pattern_ids == tuple(e.pattern_id for e in pending[:8])
     assert codec.decode(plan.payload) == plan.request
 
-    tight = build_push(tv, viewer_id="v1", codebook_id="cb", batch_id="b2", max_bytes=400)
+    tight = build_push(pending, viewer_id="v1", codebook_id="cb", batch_id="b2", max_bytes=400)
     assert tight is not None and 1 < tight.size < len(pending) and len(tight.payload) <= 400
-    alone = build_push(tv, viewer_id="v1", codebook_id="cb", batch_id="b2", max_bytes=10)
+    alone = build_push(pending, viewer_id="v1", codebook_id="cb", batch_id="b2", max_bytes=10)
     assert alone is not None and alone.size == 1  # one pattern always goes
 
-    gone = pending[0][0]
-    tv.bank._stats.pop(gone)  # pruned since it was queued
-    plan = build_push(tv, viewer_id="v1", codebook_id="cb", batch_id="b3", max_patterns=2)
+    gone = pending[0].pattern_id
+    tv.learner.bank._stats.pop(gone)  # pruned since it was queued
+    fresh = tv.sync.pending(2)
+    plan = build_push(fresh, viewer_id="v1", codebook_id="cb", batch_id="b3", max_patterns=2)
     assert plan is not None and plan.request.removed == [gone]
     tv.close()
 
 
 def test_nothing_to_push_is_none(tmp_path: Path) -> None:
     tv = open_brain(tmp_path / "tv", ManualClock())
-    assert build_push(tv, viewer_id="v", codebook_id="c", batch_id="b") is None
+    assert build_push(tv.sync.pending(64), viewer_id="v", codebook_id="c", batch_id="b") is None
     tv.close()
 
 

@@ -28,8 +28,8 @@ def test_patterns_learned_on_three_tvs_reach_a_fourth(any_server: Server, tmp_pa
         tv = open_brain(tmp_path / f"tv{n}", ManualClock(clock.now()))
         watch(tv, tv.clock, [0, 1, 2])  # type: ignore[arg-type]
         results.append(asyncio.run(_sync(tv, any_server)))
-        assert tv.store.outbox_size() == 0
-        assert tv.store.inflight() is None
+        assert tv.sync.outbox_size() == 0
+        assert tv.sync.inflight() is None
         tv.close()
     for result in results:
         assert result.pushed > 0
@@ -42,11 +42,11 @@ def test_patterns_learned_on_three_tvs_reach_a_fourth(any_server: Server, tmp_pa
     assert round_["version"] >= 1
 
     fourth = open_brain(tmp_path / "tv3", clock)
-    assert fourth.knowledge.collective_patterns == 0
+    assert fourth.learner.knowledge.collective_patterns == 0
     pulled = run_sync(fourth, any_server.base_url)
     assert pulled.pulled > 0
     assert pulled.version == round_["version"]
-    assert fourth.knowledge.collective_patterns > 0
+    assert fourth.learner.knowledge.collective_patterns > 0
     assert fourth.stats()["release_version"] == round_["version"]
     assert pulled.next_sync_after > 0
     # A second sync has nothing new either way and keeps the cursor.
@@ -55,7 +55,7 @@ def test_patterns_learned_on_three_tvs_reach_a_fourth(any_server: Server, tmp_pa
     fourth.close()
 
     reopened = open_brain(tmp_path / "tv3", clock)  # the collective tier survives a restart
-    assert reopened.knowledge.collective_patterns == pulled.pulled
+    assert reopened.learner.knowledge.collective_patterns == pulled.pulled
     reopened.close()
 
 
@@ -65,7 +65,7 @@ def test_a_big_outbox_drains_in_several_batches(server: Server, tmp_path: Path) 
     asyncio.run(_sync(tv, server))  # adopt the codebook, register
     watch(tv, clock, list(range(8)), rounds=4)
     tv.flush()
-    waiting = tv.store.outbox_size()
+    waiting = tv.sync.outbox_size()
     before = server.stats()["pending_contributions"]
 
     async def drain() -> list[SyncResult]:
@@ -82,5 +82,5 @@ def test_a_big_outbox_drains_in_several_batches(server: Server, tmp_path: Path) 
     assert len({r.batch_id for r in results}) == len(results)
     assert sum(r.pushed for r in results) == waiting
     assert server.stats()["pending_contributions"] - before == waiting
-    assert tv.store.outbox_size() == 0
+    assert tv.sync.outbox_size() == 0
     tv.close()

@@ -63,7 +63,7 @@ def test_reports_become_a_popular_list_that_other_tvs_use(tmp_path: Path) -> Non
                 clock.advance(600)
                 await client.sync()
                 # The report went with the recorded push, and the cursor moved with it.
-                assert int(tv.store.get_cursor(REPORT_CURSOR)) == tv.store.recent_episodes(1)[0].id
+                assert int(tv.sync.cursor(REPORT_CURSOR, "0")) == tv.store.episodes.recent(1)[0].id
                 again = await client.sync()  # nothing new started: no report, no push
                 assert again.batch_id is None
                 tv.close()
@@ -106,9 +106,9 @@ def test_a_report_is_recorded_with_its_batch_and_names_no_title(tmp_path: Path) 
             assert push is not None and not resent and len(push.reports) == 1
             report = push.reports[0]
             assert (report.epsilon, report.buckets) == (8.0, 2982)
-            recorded = tv.store.inflight()
+            recorded = tv.sync.inflight()
             assert recorded is not None
-            assert codec.decode(recorded[1], expect=PushRequest).reports == [report]
+            assert codec.decode(recorded.payload, expect=PushRequest).reports == [report]
             assert POPULAR.encode() not in recorded[1]
 
     asyncio.run(scenario())
@@ -162,12 +162,12 @@ def test_reports_stop_when_the_privacy_budget_is_spent_and_resume_after_the_wind
                 clock.advance(600)
                 await client.sync()  # over budget with no pattern to push: no push at all
                 assert queued() == expected
-            assert len(tv.store.get_cursor(REPORT_SPENT, "").split()) == 2
+            assert len(tv.sync.cursor(REPORT_SPENT, "").split()) == 2
             clock.advance(86_400)  # the window has passed: the budget is free again
             tv.track_view(next(titles), watch_fraction=0.9)
             await client.sync()
             assert queued() == 3
-            assert len(tv.store.get_cursor(REPORT_SPENT, "").split()) == 1
+            assert len(tv.sync.cursor(REPORT_SPENT, "").split()) == 1
 
     asyncio.run(scenario())
     tv.close()
@@ -286,10 +286,10 @@ def test_two_server_reports_become_a_popular_list_no_server_could_read(tmp_path:
                 clock.advance(600)
                 push, _ = client._next_push(await client.credentials())
                 assert push is not None and push.reports == [] and len(push.shares) == 1
-                inflight = tv.store.inflight()
-                assert inflight is not None and POPULAR.encode() not in inflight[1]
+                inflight = tv.sync.inflight()
+                assert inflight is not None and POPULAR.encode() not in inflight.payload
                 await client.sync()
-                assert tv.store.get_cursor(REPORT_SPENT, "").endswith(":4.0")  # shared_epsilon
+                assert tv.sync.cursor(REPORT_SPENT, "").endswith(":4.0")  # shared_epsilon
                 tv.close()
             db = sqlite3.connect(tmp_path / "server" / "constellation.db")
             assert db.execute("SELECT count(*) FROM pending_shares").fetchone()[0] == 12
@@ -336,7 +336,7 @@ def test_a_server_drops_the_report_kind_it_does_not_count(tmp_path: Path) -> Non
             await client.fetch_codebook()
             tv.track_view(POPULAR, watch_fraction=0.9)
             result = await client.sync()  # the TV keeps syncing; its report is dropped
-            assert result.batch_id is not None and tv.store.inflight() is None
+            assert result.batch_id is not None and tv.sync.inflight() is None
             db = sqlite3.connect(tmp_path / "server" / "constellation.db")
             assert db.execute("SELECT count(*) FROM pending_shares").fetchone()[0] == 0
             db.close()

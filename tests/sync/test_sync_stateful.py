@@ -123,7 +123,7 @@ class SyncMachine(RuleBasedStateMachine):
 
     def _drain_server_queue(self) -> None:
         """Count every upsert the server queued for this TV (before a round applies it)."""
-        viewer = self.brain.store.get_cursor("sync.viewer_id", "")
+        viewer = self.brain.sync.cursor("sync.viewer_id", "")
         with sqlite3.connect(self.tmp / "server" / "constellation.db") as conn:
             rows = conn.execute(
                 "SELECT seq, body FROM pending WHERE viewer_id = ? AND op = 'upsert' AND seq > ?",
@@ -218,15 +218,15 @@ class SyncMachine(RuleBasedStateMachine):
     @invariant()
     def cursor_never_ahead(self) -> None:
         server_version = self.app.state.runtime.storage.stats().version
-        assert int(self.brain.store.get_cursor("release_version", "0")) <= server_version
+        assert int(self.brain.sync.cursor("release_version", "0")) <= server_version
 
     def _check_converged(self) -> None:
         brain: Brain = self.brain
-        assert brain.store.outbox_size() == 0 and brain.store.inflight() is None
+        assert brain.sync.outbox_size() == 0 and brain.sync.inflight() is None
         storage = self.app.state.runtime.storage
         now = self.app.state.runtime.clock.now()  # the server's time, as its rounds use
         storage.apply_pending(worker_id="test", limit=100_000, now=now)
-        viewer = brain.store.get_cursor("sync.viewer_id")
+        viewer = brain.sync.cursor("sync.viewer_id", "0")
         live = {
             (lp.pattern.id, lp.pattern.version)
             for lp in storage.live_patterns(codebook_id=CODEBOOK_ID, updated_after=0.0)
@@ -237,8 +237,8 @@ class SyncMachine(RuleBasedStateMachine):
         event(f"converged with {'some' if exported else 'no'} shareable patterns")
         assert exported <= set(self.queued)
         version, released = storage.current_release()
-        assert int(brain.store.get_cursor("release_version", "0")) == version
-        held, _ = brain.store.load_collective()
+        assert int(brain.sync.cursor("release_version", "0")) == version
+        held, _ = brain.sync.collective()
         assert {p.id for p in held} == {p.id for p in released}
         event(f"converged with {'a' if released else 'no'} crowd release")
         assert brain.store.integrity_ok()

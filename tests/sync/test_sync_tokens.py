@@ -49,7 +49,7 @@ def test_token_expiring_mid_sync_costs_one_refresh_and_loses_nothing(tmp_path: P
             result = await client.sync()
             assert result.refreshes == 1
             assert result.accepted == result.pushed > 0
-            assert tv.store.outbox_size() == 0 and tv.store.inflight() is None
+            assert tv.sync.outbox_size() == 0 and tv.sync.inflight() is None
             upserts = pending_upserts(tmp_path / "server" / "constellation.db", result.viewer_id)
             assert len(upserts) == result.pushed and set(upserts.values()) == {1}
             # The rotated pair is what the brain keeps, durably.
@@ -87,7 +87,7 @@ def test_a_refused_refresh_is_a_clear_auth_error_and_keeps_the_batch(tmp_path: P
             clock.advance(2 * TTL)
             with pytest.raises(AuthError, match="register again"):
                 await SyncClient(tv, transport).sync()
-            assert tv.store.inflight() is not None  # nothing lost: it waits for credentials
+            assert tv.sync.inflight() is not None  # nothing lost: it waits for credentials
 
     asyncio.run(scenario())
     tv.close()

@@ -1,21 +1,32 @@
-"""The on-device brain: catalog, embedder, index, memory tiers, patterns, skills, recommender."""
+"""The on-device brain: catalog, embedder, index, memory tiers, patterns, skills, recommender.
+
+:class:`Brain` is the facade a TV app embeds; ``brain.sync`` (:class:`SyncState`) is the
+one seam the device's sync uses.
+"""
 
 from __future__ import annotations
 
 from omega.brain.brain import DIM, Brain, Tracked
-from omega.brain.catalog import CatalogItem
-from omega.brain.config import BrainConfig, TierHalfLives
+from omega.brain.catalog import CatalogItem, SharedCatalog
+from omega.brain.config import BrainConfig, ConflictStrategy, TierHalfLives
 from omega.brain.episodes import Context
 from omega.brain.recommend import Filters, Recommendation
+from omega.brain.sync_state import InflightBatch, OutboxEntry, StartedTitles, SyncState
 
 __all__ = [
     "DIM",
     "Brain",
     "BrainConfig",
     "CatalogItem",
+    "ConflictStrategy",
     "Context",
     "Filters",
+    "InflightBatch",
+    "OutboxEntry",
     "Recommendation",
+    "SharedCatalog",
+    "StartedTitles",
+    "SyncState",
     "TierHalfLives",
     "Tracked",
 ]

@@ -1,51 +1,123 @@
-"""The brain store's tables the sync client reads and writes: the outbox of pattern
-changes, the push in flight, and the collective knowledge pulled from the constellation.
+"""The tables that cross the wire, in ``brain.db``: the outbox of pattern changes and the
+push in flight (``OutboxTables``), and the collective knowledge pulled from the
+constellation — released patterns, trends and the title popularity list
+(``ReleaseTables``).
 
-A mixin of :class:`omega.brain.store.BrainStore` (kept apart by concept: what crosses the
-wire, not what the brain learns). The outbox commits durably (``synchronous=FULL``): a
-pattern leaves it only when the server acknowledged its batch.
+The outbox commits durably (``synchronous=FULL``): a pattern leaves it only when the
+server acknowledged its batch.
 """
 
 from __future__ import annotations
 
 import sqlite3
-import threading
 from collections.abc import Iterable, Mapping, Sequence
-from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from omega.protocol.messages import ConsolidatedPattern, PatternContext, Trend
+from omega.brain.patterns import parse_cells
+from omega.protocol.messages import ConsolidatedPattern, ItemScore, PatternContext, Trend
 
-__all__ = ["SyncTables", "parse_cells"]
+if TYPE_CHECKING:
+    from omega.brain.store import BrainStore
+
+__all__ = ["InflightBatch", "OutboxTables", "ReleaseTables"]
 
 
-def parse_cells(text: str) -> tuple[int, ...]:
-    """Cells stored as comma-separated text."""
-    return tuple(int(c) for c in text.split(",") if c)
+@dataclass(frozen=True, slots=True)
+class InflightBatch:
+    """A push recorded before it was sent: resent byte for byte until acknowledged."""
+
+    batch_id: str
+    payload: bytes
 
 
-class SyncTables:
-    """Outbox, in-flight batch and collective tables; the connection is the store's."""
+class OutboxTables:
+    """``outbox`` (pattern changes not yet acknowledged) and ``inflight`` (the batch sent)."""
 
-    conn: sqlite3.Connection
-    lock: threading.RLock
+    def __init__(self, store: BrainStore) -> None:
+        self._store = store
 
-    # Provided by the store.
-    def transaction(self, *, durable: bool = False) -> AbstractContextManager[sqlite3.Connection]:
-        raise NotImplementedError
+    def enqueue(self, conn: sqlite3.Connection, changes: Iterable[tuple[str, str]]) -> None:
+        """Queue (pattern id, op) changes; a newer change to a pattern in flight detaches it
+        from that batch, so the ack of the old batch cannot drop the newer change."""
+        conn.executemany(
+            "INSERT INTO outbox (pattern_id, op, seq, batch_id) VALUES (?, ?, "
+            "(SELECT COALESCE(MAX(seq), 0) + 1 FROM outbox), NULL) "
+            "ON CONFLICT (pattern_id) DO UPDATE SET op = excluded.op, seq = excluded.seq, "
+            "batch_id = NULL",
+            list(changes),
+        )
 
-    def set_cursor(self, conn: sqlite3.Connection, name: str, value: str) -> None:
-        raise NotImplementedError
+    def pending(self, limit: int) -> list[tuple[str, str]]:
+        """The oldest (pattern id, op) entries not in a batch."""
+        with self._store.lock:
+            return [
+                (r[0], r[1])
+                for r in self._store.conn.execute(
+                    "SELECT pattern_id, op FROM outbox WHERE batch_id IS NULL ORDER BY seq LIMIT ?",
+                    (limit,),
+                )
+            ]
 
-    def count(self, table: str) -> int:
-        raise NotImplementedError
+    def size(self) -> int:
+        return self._store.count("outbox")
 
-    # -- collective knowledge ------------------------------------------------------------
-    def apply_release(
+    def begin_batch(
+        self,
+        batch: InflightBatch,
+        pattern_ids: Sequence[str],
+        now: float,
+        cursors: Mapping[str, str],
+    ) -> None:
+        """Record an outgoing push before sending it, so a retry resends the same bytes;
+        ``cursors`` (e.g. the report cursor) move in the same durable transaction."""
+        store = self._store
+        with store.transaction(durable=True) as conn:
+            for name, value in cursors.items():
+                store.set_cursor(conn, name, value)
+            conn.execute(
+                "INSERT INTO inflight (batch_id, payload, created_at) VALUES (?, ?, ?)",
+                (batch.batch_id, batch.payload, now),
+            )
+            conn.executemany(
+                "UPDATE outbox SET batch_id = ? WHERE pattern_id = ? AND batch_id IS NULL",
+                [(batch.batch_id, pid) for pid in pattern_ids],
+            )
+
+    def inflight(self) -> InflightBatch | None:
+        with self._store.lock:
+            row = self._store.conn.execute(
+                "SELECT batch_id, payload FROM inflight ORDER BY created_at LIMIT 1"
+            ).fetchone()
+        return None if row is None else InflightBatch(str(row[0]), bytes(row[1]))
+
+    def ack_batch(self, batch_id: str) -> int:
+        """The server acknowledged the batch: its patterns leave the outbox."""
+        with self._store.transaction(durable=True) as conn:
+            removed = conn.execute("DELETE FROM outbox WHERE batch_id = ?", (batch_id,)).rowcount
+            conn.execute("DELETE FROM inflight WHERE batch_id = ?", (batch_id,))
+        return int(removed)
+
+    def clear(self, conn: sqlite3.Connection) -> None:
+        """Drop every queued change and the batch in flight (patterns named in an old
+        codebook's cells mean nothing under a new one)."""
+        conn.execute("DELETE FROM outbox")
+        conn.execute("DELETE FROM inflight")
+
+
+class ReleaseTables:
+    """``collective``, ``trends`` and ``popular``: what the constellation released."""
+
+    def __init__(self, store: BrainStore) -> None:
+        self._store = store
+
+    def apply(
         self,
         conn: sqlite3.Connection,
         patterns: Iterable[ConsolidatedPattern],
         removed: Iterable[str],
         trends: Iterable[Trend],
+        popular: Iterable[ItemScore],
     ) -> None:
         conn.executemany(
             "INSERT INTO collective (id, task, cells, time_bucket, day_type, success_rate, "
@@ -80,14 +152,40 @@ class SyncTables:
                 "ON CONFLICT (cell) DO UPDATE SET score = excluded.score",
                 [(t.cell, t.score, t.version) for t in trends],
             )
+        self._replace_popular(conn, popular)
 
-    def load_collective(self) -> tuple[list[ConsolidatedPattern], list[Trend]]:
-        with self.lock:
-            rows = self.conn.execute(
+    @staticmethod
+    def _replace_popular(conn: sqlite3.Connection, entries: Iterable[ItemScore]) -> None:
+        """Replace the popularity list with a released one (none: keep the current list).
+
+        The constellation sends its whole current list (best first, cut to the pull's
+        byte budget) whenever it changed, so replacing never keeps a stale title."""
+        rows = [(e.item_id, float(e.score)) for e in entries]
+        if not rows:
+            return
+        conn.execute("DELETE FROM popular")
+        conn.executemany(
+            "INSERT INTO popular (item_id, score) VALUES (?, ?) "
+            "ON CONFLICT (item_id) DO UPDATE SET score = excluded.score",
+            [r for r in rows if r[1] > 0],
+        )
+
+    def forget(self, conn: sqlite3.Connection) -> None:
+        """Drop every released pattern, trend and popular title."""
+        conn.execute("DELETE FROM collective")
+        conn.execute("DELETE FROM trends")
+        conn.execute("DELETE FROM popular")
+
+    def load(self) -> tuple[list[ConsolidatedPattern], list[Trend]]:
+        """The released patterns and trends held."""
+        with self._store.lock:
+            rows = self._store.conn.execute(
                 "SELECT id, task, cells, time_bucket, day_type, success_rate, support, "
                 "viewers, weight, version FROM collective"
             ).fetchall()
-            trend_rows = self.conn.execute("SELECT cell, score, version FROM trends").fetchall()
+            trend_rows = self._store.conn.execute(
+                "SELECT cell, score, version FROM trends"
+            ).fetchall()
         patterns = [
             ConsolidatedPattern(
                 id=r[0],
@@ -104,63 +202,10 @@ class SyncTables:
         ]
         return patterns, [Trend(cell=c, score=s, version=v) for c, s, v in trend_rows]
 
-    # -- outbox --------------------------------------------------------------------------
-    def enqueue(self, conn: sqlite3.Connection, changes: Iterable[tuple[str, str]]) -> None:
-        """Queue pattern changes; a newer change to a pattern in flight detaches it from
-        that batch, so the ack of the old batch cannot drop the newer change."""
-        conn.executemany(
-            "INSERT INTO outbox (pattern_id, op, seq, batch_id) VALUES (?, ?, "
-            "(SELECT COALESCE(MAX(seq), 0) + 1 FROM outbox), NULL) "
-            "ON CONFLICT (pattern_id) DO UPDATE SET op = excluded.op, seq = excluded.seq, "
-            "batch_id = NULL",
-            list(changes),
-        )
-
-    def outbox_pending(self, limit: int) -> list[tuple[str, str]]:
-        with self.lock:
-            return [
-                (r[0], r[1])
-                for r in self.conn.execute(
-                    "SELECT pattern_id, op FROM outbox WHERE batch_id IS NULL ORDER BY seq LIMIT ?",
-                    (limit,),
-                )
-            ]
-
-    def outbox_size(self) -> int:
-        return self.count("outbox")
-
-    def begin_batch(
-        self,
-        batch_id: str,
-        payload: bytes,
-        pattern_ids: Sequence[str],
-        now: float,
-        cursors: Mapping[str, str] | None = None,
-    ) -> None:
-        """Record an outgoing push before sending it, so a retry resends the same bytes;
-        ``cursors`` (e.g. the report cursor) move in the same durable transaction."""
-        with self.transaction(durable=True) as conn:
-            for name, value in (cursors or {}).items():
-                self.set_cursor(conn, name, value)
-            conn.execute(
-                "INSERT INTO inflight (batch_id, payload, created_at) VALUES (?, ?, ?)",
-                (batch_id, payload, now),
-            )
-            conn.executemany(
-                "UPDATE outbox SET batch_id = ? WHERE pattern_id = ? AND batch_id IS NULL",
-                [(batch_id, pid) for pid in pattern_ids],
-            )
-
-    def inflight(self) -> tuple[str, bytes] | None:
-        with self.lock:
-            row = self.conn.execute(
-                "SELECT batch_id, payload FROM inflight ORDER BY created_at LIMIT 1"
-            ).fetchone()
-        return None if row is None else (str(row[0]), bytes(row[1]))
-
-    def ack_batch(self, batch_id: str) -> int:
-        """The server acknowledged the batch: its patterns leave the outbox."""
-        with self.transaction(durable=True) as conn:
-            removed = conn.execute("DELETE FROM outbox WHERE batch_id = ?", (batch_id,)).rowcount
-            conn.execute("DELETE FROM inflight WHERE batch_id = ?", (batch_id,))
-        return int(removed)
+    def popular(self) -> dict[str, float]:
+        """The released popularity list: item id → score in (0, 1]."""
+        with self._store.lock:
+            return {
+                str(item_id): float(score)
+                for item_id, score in self._store.conn.execute("SELECT item_id, score FROM popular")
+            }

@@ -177,11 +177,11 @@ def run_brain_bench(
     say("search: index vs exact")
     queries = matrix[rng.choice(len(matrix), size=min(calls, len(matrix)), replace=False)]
     queries = queries + rng.normal(0, 0.05, size=queries.shape).astype(np.float32)
-    search_ms = _timed(len(queries), lambda i: brain.index.search(queries[i], 10))
+    search_ms = _timed(len(queries), lambda i: brain.titles.index.search(queries[i], 10))
     recalls = []
     for q in queries[:200]:
-        approx, _ = brain.index.search(q, 10)
-        exact, _ = brain.index.search_exact(q, 10)
+        approx, _ = brain.titles.index.search(q, 10)
+        exact, _ = brain.titles.index.search_exact(q, 10)
         recalls.append(len(set(approx.tolist()) & set(exact.tolist())) / 10.0)
 
     say("embed: one short title through the model")
@@ -190,12 +190,12 @@ def run_brain_bench(
     embed_ms = _timed(200, lambda i: embedder.embed_one(f"Star Trek {i}"))
 
     say(f"footprint: filling the bank to {patterns} patterns")
-    k = len(brain.centroids) if brain.centroids is not None else 1
+    k = brain.titles.k or 1
     guard = 0
-    while len(brain.bank) < patterns and guard < patterns * 20:
+    while len(brain.learner.bank) < patterns and guard < patterns * 20:
         guard += 1
         a, b = (int(x) for x in rng.integers(0, k, size=2))
-        brain.bank.learn(
+        brain.learner.bank.learn(
             cell=b,
             previous_cell=a,
             success=bool(rng.random() < 0.8),
@@ -206,7 +206,7 @@ def run_brain_bench(
         )
     brain.flush()
     footprint = brain.store.footprint_bytes(exclude_catalog=True)
-    pattern_count = len(brain.bank)
+    pattern_count = len(brain.learner.bank)
 
     brain.close()
     say("cold start, warm start and RSS in a fresh TV process")

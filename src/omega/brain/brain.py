@@ -1,13 +1,19 @@
 """One TV's brain: the facade a TV app embeds.
 
-It owns a directory with ``brain.db`` (SQLite) and ``index.usearch`` (the vector index).
-Learning happens on every event (tiers, patterns); flushes persist derived state in
-batches with a watermark, and reopening replays the episodes tracked after it, so a crash
-loses nothing that was tracked.
+It owns a directory with ``brain.db`` (SQLite) and ``index.usearch`` (the vector index),
+and delegates to a few parts with one job each:
 
-This module holds the lifecycle, tracking, learning and consolidation; the catalog and
-codebook operations are in ``_catalog_ops`` and recommending (with the skills'
-self-tests) in ``_recommending``, mixed into :class:`Brain`.
+- ``titles`` (:class:`~omega.brain.catalog_state.CatalogState`): catalog, index, codebook;
+- ``learner`` (:class:`~omega.brain.learner.Learner`): tiers, patterns, cell knowledge,
+  skills, recent titles;
+- ``sync`` (:class:`~omega.brain.sync_state.SyncState`): the one seam the device's sync
+  uses — cursors, outbox, the push in flight, releases;
+- recommending is :mod:`omega.brain.ranking`, functions over a snapshot the brain takes.
+
+An event flows: ``track_*`` → an episode committed (``store.episodes``) → the learner
+(tiers, patterns → outbox at the next flush) → ``recommend`` reads a snapshot of what
+was learned. Flushes persist derived state in batches with a watermark, and reopening
+replays the episodes tracked after it, so a crash loses nothing that was tracked.
 """
 
 from __future__ import annotations
@@ -16,8 +22,7 @@ import logging
 import os
 import threading
 import uuid
-from collections import deque
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -27,21 +32,19 @@ import numpy as np
 import numpy.typing as npt
 
 from omega.brain import episodes as ep
-from omega.brain._catalog_ops import DIM, INDEX_FILE, CatalogOps
-from omega.brain._popular import save_popular
-from omega.brain._recommending import Recommending
-from omega.brain.catalog import Catalog, SharedCatalog
+from omega.brain import ranking
+from omega.brain.catalog import Catalog, CatalogItem, SharedCatalog
+from omega.brain.catalog_state import DIM, INDEX_FILE, CatalogState, checked_centroids
+from omega.brain.codebook import codebook_id as centroids_id
 from omega.brain.config import DAY, BrainConfig
-from omega.brain.episodes import Context, Episode, context_at
-from omega.brain.index import VectorIndex
-from omega.brain.knowledge import CellKnowledge
-from omega.brain.patterns import PatternBank
-from omega.brain.skills import SkillLibrary, SkillStat
-from omega.brain.store import BrainStore, EpisodeRow
-from omega.brain.tiers import LOCAL_TIERS, MemoryTiers
+from omega.brain.episodes import Context, Episode, EpisodeRow, context_at
+from omega.brain.learner import Learner
+from omega.brain.recommend import Filters, Recommendation
+from omega.brain.store import BrainStore
+from omega.brain.sync_state import LAST_SYNC_CURSOR, SyncState
 from omega.clock import Clock, SystemClock
-from omega.errors import ConfigError
-from omega.protocol.messages import ConsolidatedPattern, ItemScore, Pattern, Trend
+from omega.errors import ConfigError, InputError
+from omega.protocol.messages import Pattern
 
 if TYPE_CHECKING:
     from omega.brain.embedder import Embedder
@@ -50,6 +53,8 @@ __all__ = ["DIM", "Brain", "Tracked"]
 
 log = logging.getLogger(__name__)
 _DB_FILE = "brain.db"
+_APPLIED = "applied_episode"  # meta: the last episode the flushed state has learned
+_DAILY, _WEEKLY = "consolidated_daily", "consolidated_weekly"
 _BLAS_LIMITED = False  # BLAS is held to one thread once per process
 
 
@@ -65,7 +70,37 @@ class Tracked:
     context: Context
 
 
-class Brain(CatalogOps, Recommending):
+def _one_blas_thread() -> None:
+    """Scoring multiplies small matrices; handing those to BLAS worker threads costs more
+    than it saves, and on a busy CPU a waiting worker stalls a request for ms."""
+    global _BLAS_LIMITED
+    if not _BLAS_LIMITED:
+        from threadpoolctl import threadpool_limits
+
+        threadpool_limits(1, user_api="blas")
+        _BLAS_LIMITED = True
+
+
+def _brain_directory(directory: str | os.PathLike[str], *, create: bool) -> Path:
+    """The brain's directory, made when ``create``; a clear error when it cannot be used."""
+    path = Path(directory)
+    if path.exists() and not path.is_dir():
+        raise ConfigError(f"{path} exists and is not a directory")
+    if not path.exists():
+        if not create:
+            raise ConfigError(f"no brain at {path} (run `omega brain init {path}` first)")
+        try:
+            path.mkdir(parents=True)
+        except OSError as exc:
+            raise ConfigError(f"cannot create brain directory {path}: {exc}") from exc
+    if not os.access(path, os.W_OK):
+        raise ConfigError(f"brain directory {path} is not writable")
+    if not create and not (path / _DB_FILE).exists():
+        raise ConfigError(f"{path} holds no brain (missing {_DB_FILE})")
+    return path
+
+
+class Brain:
     """Use :meth:`open`; close it (or use ``with``) to flush."""
 
     def __init__(
@@ -79,55 +114,24 @@ class Brain(CatalogOps, Recommending):
         shared: SharedCatalog | None = None,
     ) -> None:
         self.directory = directory
-        self.shared = shared
         self.store = store
         self.config = config
         self.clock = clock
-        self._embedder = embedder
         self._lock = threading.RLock()
-        self.tiers = MemoryTiers(DIM, config.half_lives)
-        self.bank = PatternBank(
-            min_quality=config.min_quality,
-            min_support=config.min_support,
-            max_patterns=config.max_patterns,
+        self.titles = CatalogState(directory, store.items, embedder=embedder, shared=shared)
+        self.learner = Learner(config, config.codebook_cells)
+        self.sync = SyncState(
+            store, learner=self.learner, titles=self.titles, clock=clock, lock=self._lock
         )
-        self.skills = SkillLibrary()
-        self.index = VectorIndex(DIM)
-        self.catalog = Catalog([], np.zeros((0, DIM), np.float32), config.codebook_cells)
-        self.centroids: npt.NDArray[np.float32] | None = None
-        self.codebook_id = ""
-        self.knowledge = self._new_knowledge(config.codebook_cells)
-        self._recent: deque[tuple[int, float, float]] = deque(maxlen=20)  # key, ts, reward
-        self._interacted: set[int] = set()
-        self._last_event_ts = 0.0
         self._session_id = ""
-        self._applied_episode = 0
+        self._last_event_ts = 0.0
+        self._applied_episode = 0  # the last episode learned from
         self._since_flush = 0
-        self._catalog_dirty = False
-        self._offer: tuple[float, str, str, frozenset[int]] | None = None
-        self.index_rebuilt = False
-        self._closed = False
-        self._seen: npt.NDArray[np.bool_] | None = None
-        self._popular: npt.NDArray[np.float32] | None = None  # per catalog row, cached
+        self._offer: ranking.Offer | None = None
         self._consolidated = (0.0, 0.0)  # when the daily and weekly loops last ran
-
-    def _new_knowledge(self, k: int) -> CellKnowledge:
-        return CellKnowledge(
-            k, strategy=self.config.conflict_strategy, min_support=self.config.min_support
-        )
+        self._closed = False
 
     # -- lifecycle -----------------------------------------------------------------------
-    @staticmethod
-    def _one_blas_thread() -> None:
-        """Scoring multiplies small matrices; handing those to BLAS worker threads costs
-        more than it saves, and on a busy CPU a waiting worker stalls a request for ms."""
-        global _BLAS_LIMITED
-        if not _BLAS_LIMITED:
-            from threadpoolctl import threadpool_limits
-
-            threadpool_limits(1, user_api="blas")
-            _BLAS_LIMITED = True
-
     @classmethod
     def open(
         cls,
@@ -143,23 +147,9 @@ class Brain(CatalogOps, Recommending):
 
         With ``shared_catalog`` the brain reads titles, vectors, index and codebook from it
         instead of its own database (a fleet in one process shares one copy)."""
-        cls._one_blas_thread()
-        path = Path(directory)
-        if path.exists() and not path.is_dir():
-            raise ConfigError(f"{path} exists and is not a directory")
-        if not path.exists():
-            if not create:
-                raise ConfigError(f"no brain at {path} (run `omega brain init {path}` first)")
-            try:
-                path.mkdir(parents=True)
-            except OSError as exc:
-                raise ConfigError(f"cannot create brain directory {path}: {exc}") from exc
-        if not os.access(path, os.W_OK):
-            raise ConfigError(f"brain directory {path} is not writable")
-        db = path / _DB_FILE
-        if not create and not db.exists():
-            raise ConfigError(f"{path} holds no brain (missing {_DB_FILE})")
-        store = BrainStore(db)
+        _one_blas_thread()
+        path = _brain_directory(directory, create=create)
+        store = BrainStore(path / _DB_FILE)
         brain = cls(
             path,
             store,
@@ -196,39 +186,43 @@ class Brain(CatalogOps, Recommending):
         self.close()
 
     def _restore(self) -> None:
-        if self.shared is not None:
-            self.codebook_id, self.centroids = self.shared.codebook_id, self.shared.centroids
-            self.knowledge = self._new_knowledge(len(self.centroids))
-            self.catalog, self.index = self.shared.catalog, self.shared.index
-        else:
-            self._restore_own_catalog()
-        self._restore_learning()
-
-    def _restore_learning(self) -> None:
-        for name, blob, mass, updated in self.store.load_tiers():
-            self.tiers.load(name, np.frombuffer(blob, dtype=np.float32), mass, updated)
-        stats = self.store.load_patterns()
-        self.bank.restore(stats, {s.key[1][0] for s in stats if s.key[0] == "preference"})
-        self.knowledge.rebuild_local(self.bank)
-        for name, context, uses, successes, updated in self.store.load_skills():
-            self.skills.stats[(name, context)] = SkillStat(uses, successes, updated)
-        self._refresh_collective(*self.store.load_collective())
-        self._applied_episode = int(self.store.get_meta("applied_episode", "0") or 0)
+        self.titles.restore()
+        if self.titles.codebook is not None:
+            self.learner.relearn(self.titles.k)
+        self.learner.restore(self.store.learned)
+        self.sync.refresh()
+        store = self.store
+        self._applied_episode = int(store.get_meta(_APPLIED, "0") or 0)
         self._consolidated = (
-            float(self.store.get_meta("consolidated_daily", "0") or 0),
-            float(self.store.get_meta("consolidated_weekly", "0") or 0),
+            float(store.get_meta(_DAILY, "0") or 0),
+            float(store.get_meta(_WEEKLY, "0") or 0),
         )
-        self._interacted = self.store.interacted_item_keys()
-        recent = self.store.recent_episodes(40)
+        self.learner.interacted = store.episodes.interacted_keys()
+        recent = store.episodes.recent(40)
         if recent:
             self._last_event_ts, self._session_id = recent[0].ts, recent[0].session_id
         for episode in reversed(recent):
             if episode.id <= self._applied_episode:
-                self._note_recent(episode)
+                self.learner.note_recent(episode)
         # Replay what was tracked after the last flush: a crash loses no learning.
-        for episode in self.store.episodes_after(self._applied_episode):
-            self._learn(episode)
+        self._replay(self._applied_episode)
+
+    def _replay(self, after: int) -> None:
+        catalog = self.titles.catalog
+        for episode in self.store.episodes.after(after):
+            self.learner.learn(episode, catalog)
             self._applied_episode = episode.id
+
+    # -- what the brain holds ------------------------------------------------------------
+    @property
+    def catalog(self) -> Catalog:
+        """The current catalog snapshot (titles, vectors, cells)."""
+        return self.titles.catalog
+
+    @property
+    def codebook_id(self) -> str:
+        """The codebook the brain's patterns speak in ("" before there is one)."""
+        return self.titles.codebook_id
 
     # -- tracking ------------------------------------------------------------------------
     def track_view(
@@ -239,37 +233,35 @@ class Brain(CatalogOps, Recommending):
         duration_s: float | None = None,
         completed: bool = False,
     ) -> Tracked:
-        key = self.item_key(item_id)
-        row = self.catalog.rows[self.catalog.row_of_key[key]]
-        runtime = row.runtime_min * 60.0 if row.runtime_min else None
+        key = self.titles.key(item_id)
         episode = ep.view_episode(
             item_id,
             watch_fraction=watch_fraction,
             duration_s=duration_s,
-            runtime_s=runtime,
+            runtime_s=self.titles.runtime_s(key),
             completed=completed,
         )
         return self._track(episode, key)
 
     def track_skip(self, item_id: str, *, at_seconds: float = 0.0) -> Tracked:
-        key = self.item_key(item_id)
+        key = self.titles.key(item_id)
         return self._track(ep.skip_episode(item_id, at_seconds=at_seconds), key)
 
     def track_rating(self, item_id: str, stars: float) -> Tracked:
-        key = self.item_key(item_id)
+        key = self.titles.key(item_id)
         return self._track(ep.rating_episode(item_id, stars=stars), key)
 
     def track_search(
         self, query: str, results: Sequence[str], selected: str | None = None
     ) -> Tracked:
         for item_id in results:
-            self.item_key(item_id)
+            self.titles.key(item_id)
         episode = ep.search_episode(query, results=list(results), selected=selected)
-        return self._track(episode, self.item_key(selected) if selected else None)
+        return self._track(episode, self.titles.key(selected) if selected else None)
 
     def track_browse(self, items: Sequence[str]) -> Tracked:
         for item_id in items:
-            self.item_key(item_id)
+            self.titles.key(item_id)
         return self._track(ep.browse_episode(list(items)), None)
 
     def _track(self, episode: Episode, key: int | None) -> Tracked:
@@ -281,117 +273,151 @@ class Brain(CatalogOps, Recommending):
                 self._session_id = uuid.uuid4().hex[:12]
             self._last_event_ts = now
             context = context_at(now, self._session_id)
-            episode_id = self.store.insert_episode(
-                ts=now,
-                kind=episode.kind,
-                item_key=key,
-                session_id=self._session_id,
-                time_bucket=context.time_bucket,
-                day_type=context.day_type,
-                reward=episode.reward,
-                success=episode.success,
-                critique=episode.critique,
-                detail=episode.detail,
-            )
-            row = EpisodeRow(
-                episode_id,
-                now,
-                episode.kind,
-                key,
-                self._session_id,
-                context.time_bucket,
-                context.day_type,
-                episode.reward,
-                episode.success,
-                episode.critique,
-                episode.detail,
-            )
-            self._credit_skill(row)
+            row = self.store.episodes.insert(episode, ts=now, item_key=key, context=context)
+            self._credit_offer(row)
             self._self_test(row)
-            self._learn(row)
-            self._applied_episode = episode_id
+            self.learner.learn(row, self.titles.catalog)
+            self._applied_episode = row.id
             self._since_flush += 1
             if self._since_flush >= self.config.flush_every:
                 self.flush()
             self._maybe_consolidate(now)
-            return Tracked(
-                episode_id, episode.kind, episode.reward, episode.success, episode.critique, context
-            )
+            return Tracked(row.id, row.kind, row.reward, row.success, row.critique, context)
 
-    def _learn(self, episode: EpisodeRow) -> None:
-        """The reflexive loop: one episode updates tiers, patterns and cell knowledge."""
-        if episode.item_key is None or episode.kind == "browse":
-            return
-        row = self.catalog.row_of_key.get(episode.item_key)
-        if row is None:
-            return  # the title has left the catalog since
-        if episode.kind in ("view", "skip", "rating"):
-            self._interacted.add(episode.item_key)
-            if self._seen is not None and len(self._seen) == len(self.catalog):
-                self._seen[row] = True
-        self.tiers.observe(self.catalog.matrix[row], episode.reward, episode.ts)
-        cell = int(self.catalog.cells[row])
-        negative = episode.kind == "skip" or episode.reward < 0.3
-        if cell >= 0:
-            previous = None
-            if self._recent and not negative:
-                last_key, last_ts, _ = self._recent[-1]
-                last_row = self.catalog.row_of_key.get(last_key)
-                if (
-                    last_row is not None
-                    and last_key != episode.item_key
-                    and episode.ts - last_ts <= self.config.transition_window
-                ):
-                    previous = int(self.catalog.cells[last_row])
-            changed = self.bank.learn(
-                cell=cell,
-                previous_cell=previous if previous is not None and previous >= 0 else None,
-                success=episode.success,
-                negative=negative,
-                bucket=episode.time_bucket,
-                day=episode.day_type,
-                now=episode.ts,
-            )
-            for stat in changed:
-                self.knowledge.learn_local(stat)
-        self._note_recent(episode)
+    def _credit_offer(self, episode: EpisodeRow) -> None:
+        offer = self._offer
+        hit, self._offer = ranking.credit(offer, episode)
+        if hit is not None and offer is not None:
+            self.learner.skills.record(offer.skill, offer.context, hit, episode.ts)
 
-    def _note_recent(self, episode: EpisodeRow) -> None:
-        # Every title started counts as recent (weighted by reward when scoring); skips don't.
-        if episode.item_key is None or episode.kind in ("skip", "browse"):
+    def _self_test(self, episode: EpisodeRow) -> None:
+        """Before learning from a title the household started and enjoyed, rank it under
+        each skill as a moment earlier (see ``omega.brain.skills``)."""
+        sample = self.config.self_test_sample
+        if not ranking.is_self_test(episode, self.learner.interacted, sample=sample):
             return
-        self._recent.append((episode.item_key, episode.ts, episode.reward))
+        snap = self._snapshot(episode.ts, None)
+        gains = ranking.self_test(snap, episode, sample=sample)
+        if gains:
+            self.learner.skills.self_test(gains, episode.ts)
+
+    # -- recommending --------------------------------------------------------------------
+    def _snapshot(self, now: float, context: Context | None) -> ranking.Snapshot:
+        catalog, learner = self.titles.catalog, self.learner
+        state = ranking.scoring_state(
+            catalog,
+            tiers=learner.tiers,
+            recent=learner.recent,
+            knowledge=learner.knowledge,
+            popular=learner.popular(catalog, self.store.releases),
+            now=now,
+            context=context,
+        )
+        return ranking.Snapshot(
+            catalog=catalog,
+            index=self.titles.index,
+            state=state,
+            seen=learner.seen(catalog),
+            gate=ranking.popularity_gate(self.config, state, catalog),
+        )
+
+    def recommend(
+        self,
+        k: int = 10,
+        *,
+        context: Context | None = None,
+        filters: Filters | None = None,
+    ) -> list[Recommendation]:
+        """Up to k titles not yet watched or skipped, best first, each with a reason."""
+        if k < 1 or k > 1000:
+            raise InputError(f"k must be within [1, 1000], got {k}")
+        with self._lock:
+            now = self.clock.now()
+            snap = self._snapshot(now, context)
+            skill = self.learner.skills.choose(f"{snap.state.time_bucket}/{snap.state.day_type}")
+            out, offer = ranking.recommend(
+                snap, skill, k=k, filters=filters or Filters(), config=self.config, now=now
+            )
+            if offer is not None:
+                self._offer = offer
+            return out
+
+    def score_all(self, *, context: Context | None = None) -> npt.NDArray[np.float32]:
+        """A score for every catalog row (−inf for titles already interacted with): the
+        full ranking the evaluation protocol asks for."""
+        with self._lock:
+            snap = self._snapshot(self.clock.now(), context)
+            skill = self.learner.skills.choose(f"{snap.state.time_bucket}/{snap.state.day_type}")
+            return ranking.rank(snap, skill)
+
+    # -- catalog and codebook ------------------------------------------------------------
+    def upsert_items(self, items: Sequence[CatalogItem]) -> int:
+        """Add or replace titles; those without an embedding are embedded locally."""
+        vectors = self.titles.embed(items)  # outside the lock: embedding is the slow part
+        if not items:
+            return 0
+        with self._lock:
+            with self.store.transaction() as conn:
+                self.titles.upsert(conn, items, vectors)
+            self.titles.reload()
+            centroids = self.titles.local_codebook(self.config.codebook_cells)
+            if centroids is not None:
+                self.set_codebook(centroids, origin="local")
+        return len(items)
+
+    def remove_items(self, item_ids: Iterable[str]) -> int:
+        with self._lock:
+            with self.store.transaction() as conn:
+                removed = self.titles.remove(conn, item_ids)
+            self.titles.reload()
+        return removed
+
+    def set_codebook(
+        self, centroids: npt.NDArray[np.float32], *, origin: str = "constellation"
+    ) -> str:
+        """Adopt content cells (the constellation's, normally). Patterns are relearned in the
+        new cells from the stored episodes."""
+        self.titles.require_own()
+        centroids = checked_centroids(centroids)
+        with self._lock:
+            if centroids_id(centroids) == self.titles.codebook_id:
+                return self.titles.codebook_id
+            with self.store.transaction(durable=True) as conn:
+                codebook = self.titles.write_codebook(conn, centroids, origin)
+                # Patterns named in the old cells mean nothing in the new ones.
+                self.store.learned.clear_patterns(conn)
+                self.store.outbox.clear(conn)
+                self.store.set_meta(conn, _APPLIED, "0")
+            self.titles.adopt(codebook)
+            self.learner.relearn(codebook.k)
+            self._replay(0)
+            self.sync.refresh()
+            self.flush()
+        return codebook.codebook_id
+
+    def item_key(self, item_id: str) -> int:
+        """The brain's key for a catalog title (an input error for an unknown one)."""
+        return self.titles.key(item_id)
 
     # -- consolidation -------------------------------------------------------------------
     def flush(self) -> None:
         """Persist derived state (tiers, patterns, skills, outbox) in one durable commit."""
         with self._lock:
-            changes = self.bank.outbox_changes() if self.codebook_id else []
-            dirty = self.bank.take_dirty()
+            bank = self.learner.bank
+            changes = bank.outbox_changes() if self.titles.codebook_id else []
             with self.store.transaction(durable=True) as conn:
-                self.store.save_patterns(conn, dirty, [])
+                self.learner.flush(conn, self.store.learned)
                 if changes:
-                    self.store.enqueue(conn, changes)
-                self.store.save_tiers(
-                    conn,
-                    [
-                        (n, t.vector.astype(np.float32).tobytes(), t.mass, t.updated_at)
-                        for n, t in self.tiers.tiers.items()
-                        if n in LOCAL_TIERS
-                    ],
-                )
-                if self.skills.dirty:
-                    self.store.save_skills(conn, self.skills.rows(self.skills.dirty))
-                    self.skills.dirty.clear()
-                self.store.set_meta(conn, "applied_episode", str(self._applied_episode))
+                    self.store.outbox.enqueue(conn, changes)
+                self.store.set_meta(conn, _APPLIED, str(self._applied_episode))
             self._since_flush = 0
-            self._save_index()
+            self.titles.save_index()
 
     def end_session(self, *, now: float | None = None) -> None:
         """Session-end consolidation: the instant tier starts afresh. (No forced flush: the
         episodes are already committed, and derived state is rebuilt from them on open.)"""
         with self._lock:
-            self.tiers.end_session(self.clock.now() if now is None else now)
+            self.learner.tiers.end_session(self.clock.now() if now is None else now)
             self._session_id = ""
 
     def consolidate(self, *, weekly: bool = True) -> dict[str, int]:
@@ -400,18 +426,17 @@ class Brain(CatalogOps, Recommending):
         with self._lock:
             now = self.clock.now()
             self.flush()
-            deleted, shared = self.bank.prune(now, stale_after=30 * DAY)
+            deleted, shared = self.learner.prune(now, stale_after=30 * DAY)
             cutoff = now - self.config.episode_retention
             with self.store.transaction(durable=True) as conn:
-                self.store.save_patterns(conn, [], [stat.id for stat in deleted])
+                self.store.learned.save_patterns(conn, [], [stat.id for stat in deleted])
                 if shared:
-                    self.store.enqueue(conn, [(pid, "remove") for pid in shared])
-                pruned = self.store.prune_episodes(conn, cutoff) if weekly else 0
-                self.store.set_meta(conn, "consolidated_daily", repr(now))
+                    self.store.outbox.enqueue(conn, [(pid, "remove") for pid in shared])
+                pruned = self.store.episodes.prune(conn, cutoff) if weekly else 0
+                self.store.set_meta(conn, _DAILY, repr(now))
                 if weekly:
-                    self.store.set_meta(conn, "consolidated_weekly", repr(now))
+                    self.store.set_meta(conn, _WEEKLY, repr(now))
             self._consolidated = (now, now if weekly else self._consolidated[1])
-            self.knowledge.forget_local(stat.key for stat in deleted)
             return {"patterns_pruned": len(deleted), "episodes_pruned": pruned}
 
     def _maybe_consolidate(self, now: float) -> None:
@@ -424,44 +449,7 @@ class Brain(CatalogOps, Recommending):
     def export_patterns(self, min_quality: float | None = None) -> list[Pattern]:
         """Shareable patterns only: success ≥ min quality and support ≥ min support."""
         with self._lock:
-            return self.bank.export(min_quality)
-
-    # -- collective knowledge ------------------------------------------------------------
-    def apply_release(
-        self,
-        *,
-        version: int,
-        patterns: Sequence[ConsolidatedPattern],
-        removed: Sequence[str],
-        trends: Sequence[Trend],
-        cursor: str = "release_version",
-        popular: Sequence[ItemScore] = (),
-    ) -> None:
-        """Apply a pulled release in one transaction; the cursor moves only as it commits.
-
-        ``popular``: the released title popularity list; non-empty replaces the last one."""
-        with self._lock:
-            with self.store.transaction(durable=True) as conn:
-                self.store.apply_release(conn, patterns, removed, trends)
-                save_popular(conn, popular)
-                self._popular = None
-                self.store.set_cursor(conn, cursor, str(version))
-                self.store.set_cursor(conn, "last_sync", repr(self.clock.now()))
-            self._refresh_collective(*self.store.load_collective())
-
-    def _refresh_collective(
-        self, patterns: Sequence[ConsolidatedPattern], trends: Sequence[Trend]
-    ) -> None:
-        self.knowledge.rebuild_collective(patterns, trends)
-        if self.centroids is None:
-            return
-        weights = np.zeros(len(self.centroids), dtype=np.float32)
-        for p in patterns:
-            if p.task == "preference" and p.cells and 0 <= p.cells[0] < len(weights):
-                weights[p.cells[0]] += float(p.weight) * float(p.success_rate)
-        if weights.sum() > 0:
-            vector = (weights / weights.sum()) @ self.centroids
-            self.tiers.set_collective(vector, float(weights.sum()), self.clock.now())
+            return self.learner.bank.export(min_quality)
 
     # -- introspection -------------------------------------------------------------------
     def stats(self) -> dict[str, object]:
@@ -469,24 +457,24 @@ class Brain(CatalogOps, Recommending):
             now = self.clock.now()
             self.flush()
             index_file = self.directory / INDEX_FILE
-            shareable = sum(1 for s in self.bank if self.bank.shareable(s))
-            last_sync = self.store.get_cursor("last_sync", "")
+            bank, store = self.learner.bank, self.store
+            last_sync = self.sync.cursor(LAST_SYNC_CURSOR)
             return {
                 "directory": str(self.directory),
-                "schema_version": self.store.schema_version,
-                "items": len(self.catalog),
-                "episodes": self.store.count("episodes"),
-                "patterns": len(self.bank),
-                "shareable_patterns": shareable,
-                "collective_patterns": self.knowledge.collective_patterns,
-                "outbox": self.store.outbox_size(),
-                "codebook_id": self.codebook_id,
-                "codebook_cells": 0 if self.centroids is None else len(self.centroids),
-                "skills": self.skills.summary(),
-                "tiers": self.tiers.summary(now),
-                "footprint_bytes": self.store.footprint_bytes(exclude_catalog=True),
-                "db_bytes": self.store.footprint_bytes(exclude_catalog=False),
+                "schema_version": store.schema_version,
+                "items": len(self.titles.catalog),
+                "episodes": store.count("episodes"),
+                "patterns": len(bank),
+                "shareable_patterns": sum(1 for s in bank if bank.shareable(s)),
+                "collective_patterns": self.learner.knowledge.collective_patterns,
+                "outbox": self.sync.outbox_size(),
+                "codebook_id": self.titles.codebook_id,
+                "codebook_cells": self.titles.k,
+                "skills": self.learner.skills.summary(),
+                "tiers": self.learner.tiers.summary(now),
+                "footprint_bytes": store.footprint_bytes(exclude_catalog=True),
+                "db_bytes": store.footprint_bytes(exclude_catalog=False),
                 "index_bytes": index_file.stat().st_size if index_file.exists() else 0,
-                "release_version": int(self.store.get_cursor("release_version", "0")),
+                "release_version": self.sync.release_version(),
                 "last_sync": float(last_sync) if last_sync else None,
             }

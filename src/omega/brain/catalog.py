@@ -9,9 +9,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from omega.brain.store import ItemRow
-
-__all__ = ["Catalog", "CatalogItem", "SharedCatalog", "item_text"]
+__all__ = ["Catalog", "CatalogItem", "ItemRow", "SharedCatalog", "item_text"]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -26,6 +24,21 @@ class CatalogItem:
     tags: tuple[str, ...] = ()
     description: str = ""
     embedding: npt.NDArray[np.float32] | None = field(default=None, compare=False)
+
+
+@dataclass(frozen=True, slots=True)
+class ItemRow:
+    """A title as the brain's database holds it (``key``: the index's key for it)."""
+
+    key: int
+    item_id: str
+    title: str
+    genres: tuple[str, ...]
+    year: int | None
+    runtime_min: int | None
+    tags: str
+    description: str
+    cell: int
 
 
 def item_text(item: CatalogItem) -> str:

@@ -18,6 +18,7 @@ __all__ = [
     "Context",
     "DayType",
     "Episode",
+    "EpisodeRow",
     "EventKind",
     "TimeBucket",
     "browse_episode",
@@ -71,6 +72,23 @@ class Episode:
     @property
     def success(self) -> bool:
         return self.reward >= SUCCESS_THRESHOLD
+
+
+@dataclass(frozen=True, slots=True)
+class EpisodeRow:
+    """An episode as stored: what was tracked, when, in which session and context."""
+
+    id: int
+    ts: float
+    kind: str
+    item_key: int | None
+    session_id: str
+    time_bucket: str
+    day_type: str
+    reward: float
+    success: bool
+    critique: str
+    detail: dict[str, object]
 
 
 def _finite(name: str, value: float) -> float:

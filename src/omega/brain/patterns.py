@@ -21,12 +21,17 @@ from dataclasses import dataclass
 
 from omega.protocol.messages import Pattern, PatternContext, TaskType
 
-__all__ = ["PatternBank", "PatternKey", "PatternStat", "pattern_id"]
+__all__ = ["PatternBank", "PatternKey", "PatternStat", "parse_cells", "pattern_id"]
 
 PatternKey = tuple[str, tuple[int, ...], str, str]  # task, cells, time bucket, day type
 
 
 _ids: dict[PatternKey, str] = {}
+
+
+def parse_cells(text: str) -> tuple[int, ...]:
+    """Cells as the brain's database stores them: comma-separated text."""
+    return tuple(int(c) for c in text.split(",") if c)
 
 
 def pattern_id(key: PatternKey) -> str:

@@ -202,7 +202,6 @@ async def replay_fleet(
                 brain,
                 transport,
                 max_pull_bytes=config.pull_bytes,
-                clock=clock,
                 report_rng=random.Random(config.seed * 1_000_003 + v),
                 helper_key=helper_key,
             )
@@ -214,7 +213,7 @@ async def replay_fleet(
         )
         run.newcomer = Viewer(split.n_viewers, brain, clock)
         run.newcomer.client = SyncClient(
-            brain, constellation.transport, max_pull_bytes=config.pull_bytes, clock=clock
+            brain, constellation.transport, max_pull_bytes=config.pull_bytes
         )
 
     who, what, stars, when = _event_order(split)

@@ -1,12 +1,14 @@
 """The device's sync client: a thin async shell around the decisions in ``push``,
-``replies``, ``retry`` and ``credentials``.
+``replies``, ``retry`` and ``cursors``; it reaches the brain only through its public API
+and ``brain.sync`` (:class:`omega.brain.SyncState`).
 
 One :meth:`SyncClient.sync` is one push + pull round trip (``POST /api/omega/sync``),
 plus further pull pages while the server says ``more`` (bounded). The durable order is:
 
-1. record the batch (``begin_batch``: payload and outbox membership) before sending;
-2. on the ack, ``ack_batch`` — only then do its patterns leave the outbox;
-3. apply each pulled page with ``brain.apply_release`` — one transaction that also
+1. record the batch (``brain.sync.begin_batch``: payload and outbox membership) before
+   sending;
+2. on the ack, ``brain.sync.ack_batch`` — only then do its patterns leave the outbox;
+3. apply each pulled page with ``brain.sync.apply_release`` — one transaction that also
    moves the ``release_version`` cursor, so the cursor is never ahead of the data.
 
 A crash anywhere leaves a state the next sync completes: an in-flight batch is resent
@@ -24,9 +26,7 @@ from typing import Any, TypeVar
 
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PublicKey
 
-from omega.brain import Brain
-from omega.brain.config import ConflictStrategy
-from omega.clock import Clock, SystemClock
+from omega.brain import Brain, ConflictStrategy, InflightBatch
 from omega.errors import AuthError, ConfigError
 from omega.protocol import codec
 from omega.protocol.messages import (
@@ -45,7 +45,6 @@ from omega.sync.cursors import (
     CatalogOrder,
     CodebookLabel,
     Credentials,
-    forget_release,
     load_credentials,
     save_credentials,
 )
@@ -97,10 +96,6 @@ def _helper_key(raw: bytes | None) -> X25519PublicKey | None:
         raise ConfigError(f"a helper key is 32 raw X25519 bytes, got {len(raw)}") from None
 
 
-def _size(push: PushRequest) -> int:
-    return len(push.added) + len(push.updated) + len(push.removed)
-
-
 class SyncClient:
     """Syncs one brain through one transport. Serialises its own syncs; registration and
     token refresh are single-flight across everything the client is doing.
@@ -121,7 +116,6 @@ class SyncClient:
         max_push_patterns: int = MAX_PUSH_PATTERNS,
         max_push_bytes: int = MAX_PUSH_BYTES,
         strategy: ConflictStrategy | None = None,
-        clock: Clock | None = None,
         retry: RetryPolicy | None = None,
         max_pages: int = MAX_PAGES,
         on_step: Callable[[str], None] | None = None,
@@ -145,7 +139,6 @@ class SyncClient:
         self.max_push_patterns = max_push_patterns
         self.max_push_bytes = max_push_bytes
         self.strategy: ConflictStrategy = chosen
-        self.clock = clock or SystemClock()
         self.retry = retry or RetryPolicy()
         self.max_pages = max(1, max_pages)
         self.refreshes = 0
@@ -162,26 +155,26 @@ class SyncClient:
     # -- the round trip ----------------------------------------------------------------
     async def sync(self) -> SyncResult:
         async with self._sync_lock:
-            brain, store = self.brain, self.brain.store
+            brain = self.brain
             refreshes_before = self.refreshes
             await asyncio.to_thread(brain.flush)
             creds = await self.credentials()
             push, resent = await asyncio.to_thread(self._next_push, creds)
             self._step("batch-recorded")
-            since = int(store.get_cursor("release_version", "0"))
+            since = brain.sync.release_version()
             first = SyncRequest(pull=self._pull_request(creds, since), push=push)
             answer, sent, received = await self._post("/api/omega/sync", first)
             reply = read_sync_reply(answer, batch_id=push.batch_id if push else None)
             self._step("reply-received")
             if push is not None:
-                await asyncio.to_thread(store.ack_batch, push.batch_id)
+                await asyncio.to_thread(brain.sync.ack_batch, push.batch_id)
                 self._step("acked")
             pull, pages, pulled, removed = reply.pull, 1, 0, 0
             while True:
                 if pull.version < since:
                     # The server's history restarted (restored or replaced): it resends
                     # everything, so our collective tier starts afresh with it.
-                    await asyncio.to_thread(forget_release, self.brain)
+                    await asyncio.to_thread(brain.sync.forget_release)
                 since = pull.version
                 await asyncio.to_thread(self._apply, pull)
                 self._step("page-applied")
@@ -210,21 +203,21 @@ class SyncClient:
                 push_bytes=sent if push is not None else 0,
                 pull_bytes=received,
                 next_sync_after=pull.next_sync_after,
-                outbox_remaining=store.outbox_size(),
+                outbox_remaining=brain.sync.outbox_size(),
                 refreshes=self.refreshes - refreshes_before,
             )
 
     def _next_push(self, creds: Credentials) -> tuple[PushRequest | None, bool]:
         """The batch in flight (resent as recorded), else a new one recorded before sending."""
-        store = self.brain.store
-        inflight = store.inflight()
+        sync = self.brain.sync
+        inflight = sync.inflight()
         if inflight is not None:
-            return codec.decode(inflight[1], expect=PushRequest), True
+            return codec.decode(inflight.payload, expect=PushRequest), True
         if self._helper_key is not None and not self._positions:
             self._positions = CatalogOrder.positions(self.brain)
         report = next_report(self.brain, self._report_rng, self._helper_key, self._positions)
         plan = build_push(
-            self.brain,
+            sync.pending(self.max_push_patterns),
             viewer_id=creds.viewer_id,
             codebook_id=CodebookLabel.current(self.brain),
             batch_id=new_batch_id(),
@@ -236,8 +229,8 @@ class SyncClient:
         if plan is None:
             return None, False
         cursors = report.cursors() if report is not None else {}
-        store.begin_batch(
-            plan.request.batch_id, plan.payload, plan.pattern_ids, self.clock.now(), cursors
+        sync.begin_batch(
+            InflightBatch(plan.request.batch_id, plan.payload), plan.pattern_ids, cursors
         )
         return plan.request, False
 
@@ -250,7 +243,7 @@ class SyncClient:
         )
 
     def _apply(self, pull: PullResponse) -> None:
-        self.brain.apply_release(
+        self.brain.sync.apply_release(
             version=pull.version,
             patterns=pull.patterns,
             removed=pull.removed,

@@ -1,8 +1,9 @@
-"""What the sync client keeps in the brain's ``cursors`` table: identity, codebook name, release.
+"""What the sync client keeps in the brain's sync cursors: identity, codebook name,
+catalog order.
 
 Viewer id, access token and rotating refresh token are written in one durable
-transaction, so a crash never leaves half a pair. So is the mapping from the server's
-codebook name to the brain's own codebook id.
+transaction (``brain.sync.set_cursors``), so a crash never leaves half a pair. So is the
+mapping from the server's codebook name to the brain's own codebook id.
 """
 
 from __future__ import annotations
@@ -17,7 +18,6 @@ __all__ = [
     "CatalogOrder",
     "CodebookLabel",
     "Credentials",
-    "forget_release",
     "load_credentials",
     "save_credentials",
 ]
@@ -38,17 +38,18 @@ class Credentials:
 
 
 def load_credentials(brain: Brain) -> Credentials | None:
-    store = brain.store
-    values = [store.get_cursor(name, "") for name in (_VIEWER, _ACCESS, _REFRESH)]
+    values = [brain.sync.cursor(name) for name in (_VIEWER, _ACCESS, _REFRESH)]
     return Credentials(*values) if all(values) else None
 
 
 def save_credentials(brain: Brain, credentials: Credentials) -> None:
-    store = brain.store
-    with store.transaction(durable=True) as conn:
-        store.set_cursor(conn, _VIEWER, credentials.viewer_id)
-        store.set_cursor(conn, _ACCESS, credentials.access_token)
-        store.set_cursor(conn, _REFRESH, credentials.refresh_token)
+    brain.sync.set_cursors(
+        {
+            _VIEWER: credentials.viewer_id,
+            _ACCESS: credentials.access_token,
+            _REFRESH: credentials.refresh_token,
+        }
+    )
 
 
 class CodebookLabel:
@@ -57,8 +58,8 @@ class CodebookLabel:
 
     @staticmethod
     def current(brain: Brain) -> str:
-        server = brain.store.get_cursor(_CB_SERVER, "")
-        local = brain.store.get_cursor(_CB_LOCAL, "")
+        server = brain.sync.cursor(_CB_SERVER)
+        local = brain.sync.cursor(_CB_LOCAL)
         if server and local and local == brain.codebook_id:
             return server
         return brain.codebook_id
@@ -70,10 +71,7 @@ class CodebookLabel:
 
     @staticmethod
     def record(brain: Brain, server_id: str) -> None:
-        store = brain.store
-        with store.transaction(durable=True) as conn:
-            store.set_cursor(conn, _CB_SERVER, server_id)
-            store.set_cursor(conn, _CB_LOCAL, brain.codebook_id)
+        brain.sync.set_cursors({_CB_SERVER: server_id, _CB_LOCAL: brain.codebook_id})
 
 
 class CatalogOrder:
@@ -83,31 +81,18 @@ class CatalogOrder:
     @staticmethod
     def same(brain: Brain, item_ids: Sequence[str]) -> bool:
         """Whether the stored order is ``item_ids`` (a republished catalog may differ)."""
-        return brain.store.get_cursor(_CATALOG, "") == json.dumps(list(item_ids))
+        return brain.sync.cursor(_CATALOG) == json.dumps(list(item_ids))
 
     @staticmethod
     def record(brain: Brain, item_ids: Sequence[str]) -> None:
-        store = brain.store
-        with store.transaction(durable=True) as conn:
-            store.set_cursor(conn, _CATALOG, json.dumps(list(item_ids)))
+        brain.sync.set_cursors({_CATALOG: json.dumps(list(item_ids))})
 
     @staticmethod
     def positions(brain: Brain) -> dict[str, int]:
         """Item id → position; empty when the server published no catalog."""
-        stored = brain.store.get_cursor(_CATALOG, "")
+        stored = brain.sync.cursor(_CATALOG)
         try:
             ids = json.loads(stored) if stored else []
         except json.JSONDecodeError:
             return {}
         return {str(item): i for i, item in enumerate(ids)} if isinstance(ids, list) else {}
-
-
-def forget_release(brain: Brain) -> None:
-    """Drop the collective tier and rewind the release cursor, in one durable commit (the
-    cursor is never ahead of the data, so a crash after it is harmless)."""
-    store = brain.store
-    with store.transaction(durable=True) as conn:
-        conn.execute("DELETE FROM collective")
-        conn.execute("DELETE FROM trends")
-        conn.execute("DELETE FROM popular")
-        store.set_cursor(conn, "release_version", "0")

@@ -5,9 +5,9 @@ about ``max_bytes`` encoded (always at least one), and carries each pattern's *c
 shareable state. An ``upsert`` whose pattern is gone from the bank (pruned since it was
 queued) travels as a removal: the server must not keep what the device no longer has.
 
-The encoded frame is what :meth:`BrainStore.begin_batch` records before sending, so a
-retry resends the very same bytes under the same batch id and the server applies it
-once.
+The encoded frame is what :meth:`omega.brain.SyncState.begin_batch` records before
+sending, so a retry resends the very same bytes under the same batch id and the server
+applies it once.
 """
 
 from __future__ import annotations
@@ -16,9 +16,9 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from omega.brain import Brain
+from omega.brain import OutboxEntry
 from omega.protocol import codec
-from omega.protocol.messages import FrequencyReport, Pattern, PushRequest, SharedReport
+from omega.protocol.messages import FrequencyReport, PushRequest, SharedReport
 
 __all__ = ["MAX_PUSH_BYTES", "MAX_PUSH_PATTERNS", "PushPlan", "build_push", "new_batch_id"]
 
@@ -42,7 +42,7 @@ def new_batch_id() -> str:
 
 
 def build_push(
-    brain: Brain,
+    entries: Sequence[OutboxEntry],
     *,
     viewer_id: str,
     codebook_id: str,
@@ -53,17 +53,14 @@ def build_push(
     reports: Sequence[FrequencyReport] = (),
     shares: Sequence[SharedReport] = (),
 ) -> PushPlan | None:
-    """The next batch, or None when nothing waits in the outbox and there is no report.
+    """The next batch from the oldest outbox ``entries`` (``brain.sync.pending``), or None
+    when none waits and there is no report.
 
     ``reports`` and ``shares`` (popularity reports, see ``omega.sync.reports``) always
     travel whole."""
-    entries = brain.store.outbox_pending(max_patterns)
     if not entries and not reports and not shares:
         return None
-    items: list[tuple[str, Pattern | None]] = []
-    for pattern_id, op in entries:
-        stat = brain.bank.get(pattern_id) if op == "upsert" else None
-        items.append((pattern_id, None if stat is None else stat.to_message()))
+    items = [(e.pattern_id, e.pattern) for e in entries[:max_patterns]]
 
     def request(count: int) -> PushRequest:
         chosen = items[:count]

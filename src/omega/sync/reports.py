@@ -34,7 +34,6 @@ __all__ = ["REPORT_CURSOR", "REPORT_SPENT", "ReportPlan", "next_report"]
 
 REPORT_CURSOR = "report_episode"
 REPORT_SPENT = "report_spent"
-_STARTED = ("view", "rating")
 _SYSTEM_RNG = random.SystemRandom()
 
 
@@ -86,29 +85,18 @@ def next_report(
     With ``helper_key``, a two-server report of a title in the server's catalog order
     (``positions``, read from the store when not given; no report while the device has
     not fetched it), charged ``shared_epsilon``."""
-    store = brain.store
-    since = int(store.get_cursor(REPORT_CURSOR, "0"))
-    episodes = store.episodes_after(since)
-    if not episodes:
+    started = brain.sync.started_since(int(brain.sync.cursor(REPORT_CURSOR, "0")))
+    if started is None:
         return None
-    cursor = episodes[-1].id
+    cursor, titles = started.last_episode, started.item_ids
     shared = helper_key is not None
     epsilon = brain.config.report_epsilon
-    ids = brain.catalog.ids
-    rows = brain.catalog.row_of_key
-    started = sorted(
-        {
-            ids[rows[e.item_key]]
-            for e in episodes
-            if e.kind in _STARTED and e.item_key is not None and e.item_key in rows
-        }
-    )
     if shared:
         positions = CatalogOrder.positions(brain) if positions is None else positions
         if len(positions) > MAX_SHARED_CATALOG:  # past what a report can index: none
             positions = {}
-        started = [item for item in started if item in positions]
-    if epsilon <= 0 or not started:
+        titles = [item for item in titles if item in positions]
+    if epsilon <= 0 or not titles:
         return ReportPlan(None, cursor)
     if shared:
         epsilon = brain.config.shared_epsilon
@@ -118,13 +106,13 @@ def next_report(
     if budget > 0:
         now = float(brain.clock.now())
         spent = _spent_within(
-            store.get_cursor(REPORT_SPENT, ""), now, brain.config.report_window_s, budget
+            brain.sync.cursor(REPORT_SPENT), now, brain.config.report_window_s, budget
         )
         if sum(e for _, e in spent) + epsilon > budget + 1e-9:
             return ReportPlan(None, cursor, _record(spent))
         spent.append((now, float(epsilon)))
         spent_record = _record(spent)
-    title = rng.choice(started)
+    title = rng.choice(titles)
     if helper_key is not None and positions:
         report = make_shared_report(positions[title], len(positions), helper_key)
         return ReportPlan(None, cursor, spent_record, report)

@@ -1,0 +1,1 @@
+CREATE TABLE popular (item_id TEXT PRIMARY KEY, score REAL NOT NULL);
