@@ -35,8 +35,8 @@ def test_tiers_point_towards_what_was_enjoyed(brain: Brain) -> None:
         brain.track_view(item, watch_fraction=1.0, completed=True)
     taste = brain.learner.tiers["semantic"].direction(brain.clock.now())
     assert taste is not None
-    crime = brain.catalog.matrix[brain.catalog.row_of_key[brain.item_key("cri5")]]
-    cartoon = brain.catalog.matrix[brain.catalog.row_of_key[brain.item_key("ani5")]]
+    crime = brain.catalog.matrix[brain.catalog.row_of_key[brain.titles.key("cri5")]]
+    cartoon = brain.catalog.matrix[brain.catalog.row_of_key[brain.titles.key("ani5")]]
     assert float(taste @ crime) > float(taste @ cartoon)
 
 

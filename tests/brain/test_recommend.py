@@ -26,7 +26,7 @@ def test_honours_filters(brain: Brain) -> None:
     short = brain.recommend(10, filters=Filters(max_runtime_min=100))
     assert short
     for r in short:
-        row = brain.catalog.rows[brain.catalog.row_of_key[brain.item_key(r.item_id)]]
+        row = brain.catalog.rows[brain.catalog.row_of_key[brain.titles.key(r.item_id)]]
         assert row.runtime_min is not None and row.runtime_min <= 100
     excluded = brain.recommend(36, filters=Filters(exclude=frozenset({"ani1", "doc1"})))
     assert not {"ani1", "doc1"} & {r.item_id for r in excluded}

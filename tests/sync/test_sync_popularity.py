@@ -109,7 +109,7 @@ def test_a_report_is_recorded_with_its_batch_and_names_no_title(tmp_path: Path) 
             recorded = tv.sync.inflight()
             assert recorded is not None
             assert codec.decode(recorded.payload, expect=PushRequest).reports == [report]
-            assert POPULAR.encode() not in recorded[1]
+            assert POPULAR.encode() not in recorded.payload
 
     asyncio.run(scenario())
     tv.close()

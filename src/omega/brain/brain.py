@@ -395,10 +395,6 @@ class Brain:
             self.flush()
         return codebook.codebook_id
 
-    def item_key(self, item_id: str) -> int:
-        """The brain's key for a catalog title (an input error for an unknown one)."""
-        return self.titles.key(item_id)
-
     # -- consolidation -------------------------------------------------------------------
     def flush(self) -> None:
         """Persist derived state (tiers, patterns, skills, outbox) in one durable commit."""
