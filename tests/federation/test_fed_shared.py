@@ -15,12 +15,19 @@ import numpy as np
 import pytest
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PublicKey
 
+from omega.constellation.helper_client import HttpHelper
 from omega.errors import InputError
 from omega.federation import FederationConfig, run_round
-from omega.federation.shared import HttpHelper, SharedCounting, fold_shares
-from omega.helper.service import HelperConfig, HelperService, auth_token, verify_key
+from omega.federation.shared import SharedCounting, fold_shares
+from omega.helper.service import HelperConfig, HelperService
 from omega.helper.thread import HelperThread
-from omega.protocol.aggregation import AggregateItem, AggregateRequest, PrepareRequest
+from omega.protocol.aggregation import (
+    AggregateItem,
+    AggregateRequest,
+    PrepareRequest,
+    auth_token,
+    verify_key,
+)
 from omega.protocol.dpf import PRIME, gen
 from omega.protocol.messages import PushAck, PushRequest, SharedReport
 from omega.protocol.shares import (
