@@ -276,16 +276,6 @@ def test_a_round_survives_a_helper_that_is_down(fed_store: Storage, tmp_path: Pa
     assert result.reports == 0 and len(fed_store.pending_shares(limit=5)) == 1  # kept for later
 
 
-def test_the_shares_bench_counts_what_it_made() -> None:
-    from omega.helper.bench import run_shares_bench
-
-    result = run_shares_bench(reports=40, catalog=700, seed=3)
-    assert result["counted"] == 40 and result["counts_exact"] is True
-    assert 300 < result["report_bytes_median"] < 450
-    with pytest.raises(InputError, match="--reports"):
-        run_shares_bench(reports=0)
-
-
 def test_reports_the_helper_counted_elsewhere_are_refused_not_counted_twice(
     fed_store: Storage, helper: HelperThread
 ) -> None:

@@ -1,7 +1,8 @@
 """The wire protocol: message types, validation, the binary codec and vector quantisation.
 
 Sans-IO (as h11): everything here maps values to bytes and back, with no sockets or files.
-``bench`` (the ``omega bench sync`` measurement) is not re-exported.
+The two-server counting parts (``shares``, ``aggregation``, ``noise``, ``dpf``) are used
+through their modules.
 """
 
 from __future__ import annotations
