@@ -160,7 +160,7 @@ def test_health_and_openapi(client: httpx.Client) -> None:
 
 
 def _round_children() -> list[int]:
-    """Processes running a scheduled round (``child_main``), from /proc."""
+    """Processes running a scheduled round (``omega.constellation._round_child``), from /proc."""
     found = []
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
@@ -168,7 +168,7 @@ def _round_children() -> list[int]:
                 cmdline = (entry / "cmdline").read_bytes()
             except OSError:
                 continue
-            if b"import child_main" in cmdline:
+            if b"omega.constellation._round_child" in cmdline:
                 found.append(int(entry.name))
     return found
 

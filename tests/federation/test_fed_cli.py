@@ -12,7 +12,6 @@ from _fed_helpers import codebook, pattern, push
 from typer.testing import CliRunner
 
 from omega.cli import worker as worker_cli
-from omega.cli.bench import app as bench_app
 from omega.storage import open_storage
 
 
@@ -84,19 +83,6 @@ def test_worker_loop_stops_on_sigterm(tmp_path: Path) -> None:
     assert proc.returncode == 0, err
     for line in out.splitlines():
         assert json.loads(line)["status"] == "unchanged"
-
-
-def test_bench_federation_json() -> None:
-    result = CliRunner().invoke(
-        bench_app, ["federation", "--patterns", "3000", "--viewers", "150", "--json"]
-    )
-    assert result.exit_code == 0, result.output
-    row = json.loads(result.stdout)
-    assert row["patterns"] == 3000
-    assert row["viewers"] == 150
-    assert row["status"] == "released"
-    assert row["released"] > 0
-    assert row["patterns_per_s"] > 0
 
 
 def test_worker_class_runs_rounds_until_stopped(tmp_path: Path) -> None:

@@ -15,12 +15,19 @@ import numpy as np
 import pytest
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PublicKey
 
+from omega.constellation.helper_client import HttpHelper
 from omega.errors import InputError
 from omega.federation import FederationConfig, run_round
-from omega.federation.shared import HttpHelper, SharedCounting, fold_shares
-from omega.helper.service import HelperConfig, HelperService, auth_token, verify_key
+from omega.federation.shared import SharedCounting, fold_shares
+from omega.helper.service import HelperConfig, HelperService
 from omega.helper.thread import HelperThread
-from omega.protocol.aggregation import AggregateItem, AggregateRequest, PrepareRequest
+from omega.protocol.aggregation import (
+    AggregateItem,
+    AggregateRequest,
+    PrepareRequest,
+    auth_token,
+    verify_key,
+)
 from omega.protocol.dpf import PRIME, gen
 from omega.protocol.messages import PushAck, PushRequest, SharedReport
 from omega.protocol.shares import (
@@ -267,16 +274,6 @@ def test_a_round_survives_a_helper_that_is_down(fed_store: Storage, tmp_path: Pa
     )
     result = run_round(fed_store, FederationConfig(), now=100.0, worker_id="w", shares=down)
     assert result.reports == 0 and len(fed_store.pending_shares(limit=5)) == 1  # kept for later
-
-
-def test_the_shares_bench_counts_what_it_made() -> None:
-    from omega.helper.bench import run_shares_bench
-
-    result = run_shares_bench(reports=40, catalog=700, seed=3)
-    assert result["counted"] == 40 and result["counts_exact"] is True
-    assert 300 < result["report_bytes_median"] < 450
-    with pytest.raises(InputError, match="--reports"):
-        run_shares_bench(reports=0)
 
 
 def test_reports_the_helper_counted_elsewhere_are_refused_not_counted_twice(

@@ -11,6 +11,7 @@ from _protocol_strategies import STRATEGIES, messages
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from omega.bench.sync import synthetic_pulls
 from omega.errors import LocalProtocolError, RemoteProtocolError
 from omega.protocol import (
     FLAG_ZSTD,
@@ -26,7 +27,6 @@ from omega.protocol import (
     encode,
     encode_json,
 )
-from omega.protocol.bench import synthetic_pulls
 
 _TYPES = sorted(STRATEGIES, key=lambda t: t.__name__)
 

@@ -9,6 +9,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from omega.protocol import EMBEDDING_DIM
+
 __all__ = ["Catalog", "CatalogItem", "ItemRow", "SharedCatalog", "item_text"]
 
 
@@ -59,7 +61,7 @@ class Catalog:
 
     def __init__(self, rows: Sequence[ItemRow], matrix: npt.NDArray[np.float32], k: int) -> None:
         self.rows = list(rows)
-        self.matrix = matrix if len(rows) else np.zeros((0, 384), dtype=np.float32)
+        self.matrix = matrix if len(rows) else np.zeros((0, EMBEDDING_DIM), dtype=np.float32)
         self.keys = np.array([r.key for r in rows], dtype=np.int64)
         self.ids = [r.item_id for r in rows]
         self.row_of_key = {r.key: i for i, r in enumerate(rows)}

@@ -22,6 +22,7 @@ import numpy as np
 import numpy.typing as npt
 
 from omega.errors import ConfigError, ModelError
+from omega.protocol import EMBEDDING_DIM
 
 __all__ = ["Embedder", "shared_embedder"]
 
@@ -59,7 +60,7 @@ class Embedder:
     only read after load.
     """
 
-    DIM = 384
+    DIM = EMBEDDING_DIM
 
     def __init__(self, session: Any, tokenizer: Any, *, model_path: Path, threads: int) -> None:
         self._session = session

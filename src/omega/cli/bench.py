@@ -25,7 +25,7 @@ def sync(
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
 ) -> None:
     """Wire size and codec speed of realistic push and pull deltas (msgpack + zstd)."""
-    from omega.protocol.bench import run_sync_bench
+    from omega.bench import run_sync_bench
 
     result = run_sync_bench(pushes=pushes, seed=seed, repeats=repeats)
     emit(result, as_json=as_json, title="omega bench sync")
@@ -45,7 +45,7 @@ def brain(
 ) -> None:
     """A TV brain at scale: recommend/search latency, recall, observe rate, embed time,
     footprint, RSS, cold and warm start."""
-    from omega.brain.bench import run_brain_bench
+    from omega.bench import run_brain_bench
     from omega.cli._output import err_console
     from omega.errors import InputError
 
@@ -75,9 +75,9 @@ def federation(
 ) -> None:
     """One full federation round (read live set, consolidate, trends, diff, atomic commit)
     over a real SQLite store filled by synthetic viewers; the fill is not timed."""
+    from omega.bench import run_federation_bench
     from omega.cli._output import err_console
     from omega.errors import InputError
-    from omega.federation.bench import run_federation_bench
 
     viewers = viewers or max(1, patterns // 25)
     if patterns < 1 or viewers < 1 or viewers > patterns:
@@ -96,8 +96,8 @@ def shares(
 ) -> None:
     """Two-server popularity reports: what a TV spends making one, its size, and how fast
     the constellation counts a batch with a real helper over loopback HTTP."""
+    from omega.bench import run_shares_bench
     from omega.cli._output import err_console
-    from omega.helper.bench import run_shares_bench
 
     with err_console.status("making reports and counting them with a helper…"):
         result = run_shares_bench(reports=reports, catalog=catalog, seed=seed)
@@ -131,8 +131,8 @@ def server(
 
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
+    from omega.bench import DEFAULT_RATES, run_server_bench
     from omega.cli._output import emit_rows, err_console
-    from omega.constellation.bench import DEFAULT_RATES, run_server_bench
     from omega.errors import InputError
 
     try:

@@ -39,7 +39,7 @@ def worker(
 
     from omega.cli._output import emit, err_console
     from omega.constellation import Settings
-    from omega.constellation.rounds import shared_counting
+    from omega.constellation.helper_client import HelperSettings, connect_helper
     from omega.errors import ConfigError, StoreError
     from omega.federation import FederationConfig, Worker
     from omega.storage import open_storage
@@ -49,11 +49,13 @@ def worker(
     name = worker_id or f"{socket.gethostname()}-{os.getpid()}"
     # The same OMEGA_SHARE_* settings `omega serve` reads, so both count alike.
     settings = Settings()
-    shares = shared_counting(
-        helper_url,
-        helper_secret_file,
-        settings.share_min_batch,
-        settings.share_noise_epsilon,
+    shares = connect_helper(
+        HelperSettings(
+            url=helper_url,
+            secret_file=helper_secret_file,
+            min_batch=settings.share_min_batch,
+            noise_epsilon=settings.share_noise_epsilon,
+        )
     )
     check_helper(
         helper_url,

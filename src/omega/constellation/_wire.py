@@ -16,12 +16,12 @@ from starlette.responses import Response
 
 from omega.constellation.problems import Problem
 from omega.errors import PayloadTooLargeError
+from omega.protocol import BINARY_MEDIA_TYPE as BINARY
 from omega.protocol import codec
 from omega.protocol.messages import Message
 
-__all__ = ["BINARY", "JSON", "WireFormat", "read_body", "read_message", "reply", "reply_format"]
+__all__ = ["JSON", "WireFormat", "read_body", "read_message", "reply", "reply_format"]
 
-BINARY = "application/x-omega"
 JSON = "application/json"
 WireFormat = Literal["binary", "json"]
 M = TypeVar("M", bound=msgspec.Struct)

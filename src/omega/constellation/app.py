@@ -23,6 +23,7 @@ from omega.constellation.auth import AdminGate, TokenService
 from omega.constellation.distribute import Pacer
 from omega.constellation.events import EventBroker, ReleaseWatcher
 from omega.constellation.exchange import Exchange, ExchangeLimits
+from omega.constellation.helper_client import HelperSettings
 from omega.constellation.ingest import CodebookCache
 from omega.constellation.metrics import Metrics, MetricsMiddleware
 from omega.constellation.problems import install_problem_handlers
@@ -135,11 +136,13 @@ def _build_runtime(settings: Settings, clock: Clock, metrics: Metrics) -> Runtim
             watcher=watcher,
             interval=settings.federation_interval,
             storage_url=settings.storage_url,
-            helper_url=settings.helper_url,
-            helper_secret_file=settings.helper_secret_file,
-            share_min_batch=settings.share_min_batch,
-            share_noise_epsilon=settings.share_noise_epsilon,
-            share_noise_seed=settings.share_noise_seed,
+            helper=HelperSettings(
+                url=settings.helper_url,
+                secret_file=settings.helper_secret_file,
+                min_batch=settings.share_min_batch,
+                noise_epsilon=settings.share_noise_epsilon,
+                noise_seed=settings.share_noise_seed,
+            ),
         ),
     )
 

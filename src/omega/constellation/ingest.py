@@ -1,9 +1,11 @@
-"""What the server accepts from a push: pure decisions, no I/O.
+"""What the server accepts from a push: pure decisions, plus the codebook they need.
 
 A push is checked as a whole first (size, owner) by the routes; here each pattern is
 checked against the server's codebook, and rejected patterns get a reason the device can
 show or log. The digest that makes ingestion idempotent is the SHA-256 of the push's
-canonical msgpack body, so the same push sent as JSON or binary has one digest.
+canonical msgpack body, so the same push sent as JSON or binary has one digest. The
+decisions (``review_push``, the digests) do no I/O; ``CodebookCache`` is the one part
+that reads storage (the current codebook, re-read at most every few seconds).
 """
 
 from __future__ import annotations
@@ -12,13 +14,11 @@ import hashlib
 import threading
 
 from omega.clock import Clock
-from omega.protocol import codec
+from omega.protocol import CELLS_BY_TASK, codec
 from omega.protocol.messages import Pattern, PushAck, PushRequest, Rejection
 from omega.storage.base import Codebook, Storage
 
 __all__ = ["CodebookCache", "framed_push_digest", "push_digest", "review_push"]
-
-_CELLS_BY_TASK = {"preference": 1, "recommendation": 2, "discovery": 1, "behaviour": 1}
 
 
 def push_digest(push: PushRequest) -> str:
@@ -33,7 +33,7 @@ def framed_push_digest(push: PushRequest) -> str:
 
 
 def _reason(pattern: Pattern, codebook: Codebook) -> str | None:
-    arity = _CELLS_BY_TASK.get(pattern.task)
+    arity = CELLS_BY_TASK.get(pattern.task)
     if arity is not None and len(pattern.cells) != arity:
         return f"a {pattern.task} pattern names {arity} cell(s), got {len(pattern.cells)}"
     for cell in pattern.cells:

@@ -9,8 +9,10 @@ server stops meanwhile) on their own storage connection: a round decodes and clu
 every live pattern, seconds of Python that on a thread would hold the server's GIL and
 stall every sync meanwhile (``omega bench server`` saw p95 go from ~15 ms to 3 s while
 one ran). With SQLite its heavy writes (folding the queue into the live set) go to the
-live set's own file (``omega.storage._sqlite_live``), so the server's writes only wait
-for the short deletes of folded rows from the queue, paced by ``CHILD_APPLY_BATCH``.
+live set's own file (see ``omega.storage``), so the server's writes only wait for the
+short deletes of folded rows from the queue, paced in small batches. The child is
+``python -m omega.constellation._round_child`` (its docstring has the pacing).
+
 Rounds asked for by an admin (``POST /api/omega/rounds``) run on a worker thread of the
 server, as tests and the simulator want them: at once and in step with their clock.
 """
@@ -18,71 +20,34 @@ server, as tests and the simulator want them: at once and in step with their clo
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import logging
-import os
 import socket
 import sys
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from anyio import to_thread
 
 from omega.clock import Clock
 from omega.constellation.events import ReleaseWatcher
+from omega.constellation.helper_client import HelperSettings, connect_helper
 from omega.constellation.metrics import Metrics
-from omega.errors import ConfigError
+from omega.errors import OmegaError
 from omega.storage.base import Storage
 
 if TYPE_CHECKING:
     from omega.federation.shared import SharedCounting
 
-__all__ = ["RoundRunner"]
+__all__ = ["RoundChildError", "RoundRunner", "plain"]
 
 log = logging.getLogger("omega.constellation")
-
-#: How a child-process round shares the box with the server: contributions applied per
-#: transaction and the pause after each (~40 ms of work, then 80 ms left to the server:
-#: the minute's ~600,000 rows at 500 syncs/s take ~15 s instead of bursting a core), LDP
-#: reports folded per transaction (in the main file, whose lock pushes need), and a lower
-#: CPU priority for the round's own thread (its storage writer threads keep the server's,
-#: so the main file's lock is never held by a descheduled thread). With batches of 500
-#: and 10 ms pauses, one ``omega bench server`` run failed at 500 syncs/s while the round
-#: ran (p95 121 ms); with these, four runs in five held 500 or 600 across it.
-CHILD_APPLY_BATCH = 5000
-CHILD_APPLY_PAUSE_S = 0.08
-CHILD_REPORT_BATCH = 500
-CHILD_NICE = 10
-
-_CHILD = "from omega.constellation.rounds import child_main; child_main()"
+#: The scheduled round's child process: ``python -m`` this module.
+ROUND_CHILD = "omega.constellation._round_child"
 
 
-def child_main() -> None:
-    """A scheduled round in a child process: the job (storage URL, time, worker id) comes
-    as JSON on stdin (so a database password never shows in a process list), the result
-    goes to stdout as one JSON line."""
-    from omega.federation import FederationConfig, run_round
-    from omega.storage.factory import open_storage
-
-    job = json.loads(sys.stdin.read())
-    storage = open_storage(job["storage_url"])  # its writer threads start here, un-niced
-    if hasattr(os, "nice"):  # Linux: per thread, so this one only
-        os.nice(CHILD_NICE)
-    try:
-        config = FederationConfig(
-            apply_batch=CHILD_APPLY_BATCH,
-            apply_pause_s=CHILD_APPLY_PAUSE_S,
-            report_batch=CHILD_REPORT_BATCH,
-        )
-        shares = shared_counting(*job["helper"]) if job.get("helper") else None
-        result = run_round(
-            storage, config, now=job["now"], worker_id=job["worker_id"], shares=shares
-        )
-        if shares is not None:
-            shares.close()
-    finally:
-        storage.close()
-    sys.stdout.write(json.dumps(_plain(result)) + "\n")
+class RoundChildError(OmegaError):
+    """A scheduled round's child process failed (its last stderr lines say why)."""
 
 
 class RoundRunner:
@@ -97,22 +62,12 @@ class RoundRunner:
         watcher: ReleaseWatcher,
         interval: float,
         storage_url: str | None = None,
-        helper_url: str | None = None,
-        helper_secret_file: Path | None = None,
-        share_min_batch: int = 500,
-        share_noise_epsilon: float = 4.0,
-        share_noise_seed: int | None = None,
+        helper: HelperSettings | None = None,
     ) -> None:
         """``storage_url``: where a child process finds the same storage for scheduled
-        rounds; None runs them on a worker thread too. ``helper_url`` and its secret:
-        the helper two-server reports are counted with (None: they are not)."""
-        self._helper = (
-            helper_url,
-            str(helper_secret_file) if helper_secret_file else None,
-            share_min_batch,
-            share_noise_epsilon,
-            share_noise_seed,
-        )
+        rounds; None runs them on a worker thread too. ``helper``: the helper two-server
+        reports are counted with (None, or no URL: they are not)."""
+        self._helper = helper or HelperSettings()
         self._shares: SharedCounting | None = None
         self._storage = storage
         self._storage_url = storage_url
@@ -130,7 +85,7 @@ class RoundRunner:
         from omega.federation import FederationConfig, run_round
 
         if self._shares is None:
-            self._shares = shared_counting(*self._helper)
+            self._shares = connect_helper(self._helper)
         async with self._lock:  # one in-process round at a time
             result = await to_thread.run_sync(
                 lambda: run_round(
@@ -143,7 +98,7 @@ class RoundRunner:
             )
         self._metrics.rounds.inc()
         version = await self._watcher.check()
-        return {"version": version, "result": _plain(result)}
+        return {"version": version, "result": plain(result)}
 
     def close(self) -> None:
         """Close the helper connection, if a round opened one."""
@@ -159,13 +114,13 @@ class RoundRunner:
             "storage_url": self._storage_url,
             "now": self._clock.now(),
             "worker_id": self._worker_id,
-            "helper": list(self._helper),
+            "helper": _helper_job(self._helper),
         }
         async with self._lock:
             child = await asyncio.create_subprocess_exec(
                 sys.executable,
-                "-c",
-                _CHILD,
+                "-m",
+                ROUND_CHILD,
                 stdin=asyncio.subprocess.PIPE,
                 stdout=asyncio.subprocess.PIPE,
                 stderr=asyncio.subprocess.PIPE,
@@ -179,7 +134,7 @@ class RoundRunner:
                 raise
             if child.returncode != 0:
                 tail = err.decode(errors="replace").strip().splitlines()[-5:]
-                raise RuntimeError(
+                raise RoundChildError(
                     f"the round's child process exited {child.returncode}: " + " | ".join(tail)
                 )
             result = json.loads(out.decode().strip().splitlines()[-1])
@@ -196,42 +151,21 @@ class RoundRunner:
                 log.exception("scheduled federation round failed")
 
 
-def shared_counting(
-    url: str | None,
-    secret_file: str | Path | None,
-    min_batch: int = 500,
-    noise_epsilon: float = 4.0,
-    noise_seed: int | None = None,
-) -> SharedCounting | None:
-    """The helper connection for two-server reports, or None when none is configured."""
-    if not url:
-        return None
-    if not secret_file:
-        raise ConfigError("a helper URL needs the helper secret file (helper_secret_file)")
-    from omega.federation.shared import HttpHelper, SharedCounting
-    from omega.helper.service import auth_token, load_secret
-
-    secret = load_secret(Path(secret_file), create=False)
-    return SharedCounting(
-        helper=HttpHelper(url, auth_token(secret)),
-        secret=secret,
-        batch=max(2 * min_batch, 1000),
-        min_batch=min_batch,
-        noise_epsilon=noise_epsilon,
-        noise_seed=noise_seed,
-    )
+def _helper_job(helper: HelperSettings) -> dict[str, Any]:
+    """``helper`` as JSON for the child (which rebuilds it with ``HelperSettings(**job)``)."""
+    job = dataclasses.asdict(helper)
+    job["secret_file"] = str(helper.secret_file) if helper.secret_file else None
+    return job
 
 
-def _plain(result: object) -> object:
+def plain(result: object) -> object:
     """A round result as JSON-friendly data (dataclass, mapping or scalar)."""
-    import dataclasses
-
     if dataclasses.is_dataclass(result) and not isinstance(result, type):
-        return {k: _plain(v) for k, v in dataclasses.asdict(result).items()}
+        return {k: plain(v) for k, v in dataclasses.asdict(result).items()}
     if isinstance(result, dict):
-        return {str(k): _plain(v) for k, v in result.items()}
+        return {str(k): plain(v) for k, v in result.items()}
     if isinstance(result, (list, tuple)):
-        return [_plain(v) for v in result]
+        return [plain(v) for v in result]
     if result is None or isinstance(result, (str, int, float, bool)):
         return result
     return repr(result)

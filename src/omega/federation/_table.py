@@ -9,6 +9,7 @@ import numpy as np
 import numpy.typing as npt
 
 from omega.federation.config import FederationConfig
+from omega.protocol import CELLS_BY_TASK
 from omega.protocol.messages import PatternContext, TaskType
 from omega.storage.base import LivePattern
 
@@ -24,7 +25,6 @@ CONTEXTS: tuple[PatternContext, ...] = tuple(
 )
 _CONTEXT_CODE = {(c.time_bucket, c.day_type): i for i, c in enumerate(CONTEXTS)}
 _TASK_CODE = {t: i for i, t in enumerate(TASKS)}
-_ARITY = {"preference": 1, "recommendation": 2, "discovery": 1, "behaviour": 1}
 
 #: Patterns stamped slightly in the future (clock skew between hosts) are still counted.
 CLOCK_SKEW_S = 300.0
@@ -84,7 +84,7 @@ def build_table(
     for lp in live:
         p = lp.pattern
         cells = p.cells
-        arity = _ARITY.get(p.task)
+        arity = CELLS_BY_TASK.get(p.task)
         s = p.success_rate
         if flip and p.task == "behaviour":
             s = 1.0 - s

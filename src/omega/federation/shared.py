@@ -22,67 +22,35 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Protocol
 
-import httpx
-import msgspec
 import numpy as np
 
-from omega.errors import InputError, ServerError, TransportError
-from omega.helper.service import BatchTooSmall, laplace_noise, laplace_variance, verify_key
+from omega.errors import InputError, ServerError
 from omega.protocol.aggregation import (
     AggregateItem,
     AggregateRequest,
     AggregateResponse,
+    BatchTooSmall,
     PrepareRequest,
     PrepareResponse,
+    verify_key,
 )
 from omega.protocol.dpf import PRIME
 from omega.protocol.messages import SharedReport
+from omega.protocol.noise import laplace_noise, laplace_variance
 from omega.protocol.shares import HelperShare, Sketch, sketch
 from omega.storage.base import Codebook, Storage, SupportCounts
 
-__all__ = ["HelperClient", "HttpHelper", "SharedCounting", "fold_shares", "signed"]
+__all__ = ["HelperClient", "SharedCounting", "fold_shares", "signed"]
 
 log = logging.getLogger("omega.federation")
-MSGPACK = "application/msgpack"
 
 
 class HelperClient(Protocol):
+    """The helper as a round sees it; ``omega.constellation`` reaches one over HTTP."""
+
     def prepare(self, request: PrepareRequest) -> PrepareResponse: ...
 
     def aggregate(self, request: AggregateRequest) -> AggregateResponse: ...
-
-
-class HttpHelper:
-    """A helper reached over HTTP (``omega helper serve``)."""
-
-    def __init__(self, url: str, token: str, *, timeout: float = 300.0) -> None:
-        self._client = httpx.Client(
-            base_url=url.rstrip("/"),
-            headers={"Authorization": f"Bearer {token}", "Content-Type": MSGPACK},
-            timeout=timeout,
-        )
-
-    def _post(self, path: str, message: msgspec.Struct) -> bytes:
-        try:
-            answer = self._client.post(path, content=msgspec.msgpack.encode(message))
-        except httpx.HTTPError as exc:
-            raise TransportError(f"helper at {self._client.base_url} unreachable: {exc}") from exc
-        if answer.status_code == 409:
-            raise BatchTooSmall(answer.text[:300])
-        if answer.status_code >= 400:
-            raise ServerError(answer.status_code, answer.text[:300])
-        return answer.content
-
-    def prepare(self, request: PrepareRequest) -> PrepareResponse:
-        body = self._post("/helper/v1/prepare", request)
-        return msgspec.msgpack.decode(body, type=PrepareResponse)
-
-    def aggregate(self, request: AggregateRequest) -> AggregateResponse:
-        body = self._post("/helper/v1/aggregate", request)
-        return msgspec.msgpack.decode(body, type=AggregateResponse)
-
-    def close(self) -> None:
-        self._client.close()
 
 
 @dataclass(frozen=True, slots=True)

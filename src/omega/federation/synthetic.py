@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from omega.protocol import EMBEDDING_DIM
 from omega.protocol.messages import Pattern, PatternContext, TaskType
 from omega.storage.base import Codebook
 
@@ -50,7 +51,7 @@ def make_world(
     viewers: int,
     patterns_per_viewer: int,
     k: int = 512,
-    dim: int = 384,
+    dim: int = EMBEDDING_DIM,
     regions: tuple[str, ...] = ("eu", "us", "apac"),
     disliked: int = 8,
     seed: int = 0,

@@ -9,7 +9,7 @@ See ``docs/popularity.md``.
 from __future__ import annotations
 
 from omega.helper.app import create_helper_app
-from omega.helper.service import BatchTooSmall, HelperConfig, HelperService
+from omega.helper.service import HelperConfig, HelperService
 from omega.helper.thread import HelperThread
 
-__all__ = ["BatchTooSmall", "HelperConfig", "HelperService", "HelperThread", "create_helper_app"]
+__all__ = ["HelperConfig", "HelperService", "HelperThread", "create_helper_app"]

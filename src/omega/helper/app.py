@@ -23,12 +23,17 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, g
 from starlette.responses import Response
 
 from omega.constellation.problems import Problem, install_problem_handlers
-from omega.helper.service import BatchTooSmall, HelperService
-from omega.protocol.aggregation import AggregateRequest, HelperInfo, PrepareRequest
+from omega.helper.service import HelperService
+from omega.protocol.aggregation import MSGPACK_MEDIA_TYPE as MSGPACK
+from omega.protocol.aggregation import (
+    AggregateRequest,
+    BatchTooSmall,
+    HelperInfo,
+    PrepareRequest,
+)
 
-__all__ = ["MSGPACK", "create_helper_app"]
+__all__ = ["create_helper_app", "info_of"]
 
-MSGPACK = "application/msgpack"
 #: A request of 5,000 reports is about 2.5 MB.
 MAX_BODY = 8 * 1024 * 1024
 T = TypeVar("T")

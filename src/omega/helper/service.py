@@ -21,7 +21,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import hmac
-import math
 import os
 import secrets
 import sqlite3
@@ -40,25 +39,22 @@ from omega.errors import ConfigError, InputError
 from omega.protocol.aggregation import (
     AggregateRequest,
     AggregateResponse,
+    BatchTooSmall,
     HelperInfo,
     PrepareAnswer,
     PrepareRequest,
     PrepareResponse,
+    auth_token,
+    new_secret,
+    parse_secret,
+    verify_key,
 )
 from omega.protocol.dpf import PRIME
 from omega.protocol.messages import SharedReport
+from omega.protocol.noise import laplace_noise, laplace_variance
 from omega.protocol.shares import Sketch, open_helper_share, report_id, sketch, verify_share
 
-__all__ = [
-    "BatchTooSmall",
-    "HelperConfig",
-    "HelperService",
-    "auth_token",
-    "laplace_noise",
-    "laplace_variance",
-    "load_secret",
-    "verify_key",
-]
+__all__ = ["HelperConfig", "HelperService", "load_secret"]
 
 #: Bytes of evaluated reports kept between ``prepare`` and ``aggregate`` (each is
 #: 8 bytes per catalog title: ~78 KB on a 9,742-title catalog, ~3,400 reports).
@@ -71,20 +67,6 @@ MAX_ITEMS = 5_000
 _answer_decoder = msgspec.msgpack.Decoder(AggregateResponse)
 
 
-class BatchTooSmall(InputError):
-    """Fewer valid, never-counted reports than the helper's minimum batch."""
-
-
-def verify_key(secret: bytes) -> bytes:
-    """The sketch check's key, derived from the leader–helper secret."""
-    return hmac.new(secret, b"omega sketch key", hashlib.sha256).digest()
-
-
-def auth_token(secret: bytes) -> str:
-    """The bearer token the leader presents to the helper."""
-    return hmac.new(secret, b"omega helper auth", hashlib.sha256).hexdigest()
-
-
 def load_secret(path: Path, *, create: bool) -> bytes:
     """The leader–helper secret (hex in a file), made on first use when ``create``."""
     if not path.exists():
@@ -93,14 +75,8 @@ def load_secret(path: Path, *, create: bool) -> bytes:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w") as out:
-            out.write(secrets.token_hex(32) + "\n")
-    try:
-        secret = bytes.fromhex(path.read_text().strip())
-    except ValueError:
-        raise ConfigError(f"the aggregation secret in {path} is not hex") from None
-    if len(secret) < 16:
-        raise ConfigError(f"the aggregation secret in {path} is under 16 bytes")
-    return secret
+            out.write(new_secret())
+    return parse_secret(path.read_text(), source=str(path))
 
 
 def _load_key(path: Path) -> X25519PrivateKey:
@@ -113,25 +89,6 @@ def _load_key(path: Path) -> X25519PrivateKey:
     if len(raw) != 32:
         raise ConfigError(f"the helper key {path} must hold 32 raw bytes, has {len(raw)}")
     return X25519PrivateKey.from_private_bytes(raw)
-
-
-def laplace_variance(epsilon: float) -> float:
-    """The variance of discrete Laplace noise with parameter ``exp(−ε)`` (0 for ε = 0)."""
-    if epsilon <= 0:
-        return 0.0
-    q = math.exp(-epsilon)
-    return 2.0 * q / (1.0 - q) ** 2
-
-
-def laplace_noise(epsilon: float, size: int, rng: np.random.Generator | None = None) -> np.ndarray:
-    """Discrete Laplace noise (difference of two geometrics): ε-DP for counts that one
-    report moves by at most 1. Zeros when ε = 0. ``rng``: a seeded generator for
-    reproducible simulations; by default one seeded from the OS's CSPRNG."""
-    if epsilon <= 0:
-        return np.zeros(size, dtype=np.int64)
-    rng = rng or np.random.default_rng(secrets.randbits(128))
-    p = 1.0 - math.exp(-epsilon)
-    return (rng.geometric(p, size) - rng.geometric(p, size)).astype(np.int64)
 
 
 @dataclass(frozen=True, slots=True)

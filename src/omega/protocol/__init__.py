@@ -1,12 +1,20 @@
 """The wire protocol: message types, validation, the binary codec and vector quantisation.
 
 Sans-IO (as h11): everything here maps values to bytes and back, with no sockets or files.
-``bench`` (the ``omega bench sync`` measurement) is not re-exported.
+The two-server counting parts (``shares``, ``aggregation``, ``noise``, ``dpf``) are used
+through their modules.
 """
 
 from __future__ import annotations
 
+from omega.protocol._limits import (
+    CELLS_BY_TASK,
+    MAX_REPORTS_PER_PUSH,
+    MAX_SHARED_CATALOG,
+    MAX_SHARES_PER_PUSH,
+)
 from omega.protocol.codec import (
+    BINARY_MEDIA_TYPE,
     COMPRESS_THRESHOLD,
     DEFAULT_MAX_BYTES,
     DEFAULT_MAX_DECOMPRESSED,
@@ -36,6 +44,8 @@ from omega.protocol.validation import (
 
 __all__ = [
     *_messages_all,
+    "BINARY_MEDIA_TYPE",
+    "CELLS_BY_TASK",
     "COMPRESS_THRESHOLD",
     "DEFAULT_MAX_BYTES",
     "DEFAULT_MAX_DECOMPRESSED",
@@ -48,6 +58,9 @@ __all__ = [
     "MAX_PATTERNS_PER_PULL",
     "MAX_PATTERNS_PER_PUSH",
     "MAX_REMOVED",
+    "MAX_REPORTS_PER_PUSH",
+    "MAX_SHARED_CATALOG",
+    "MAX_SHARES_PER_PUSH",
     "MAX_TRENDS",
     "MAX_VECTOR_DIM",
     "decode",

@@ -11,23 +11,72 @@ Two requests per batch of two-server reports (``omega.protocol.shares``):
    minimum, and answers with which reports passed and its share of their histogram plus
    its noise. The same batch asked again gets the same answer. Nothing else leaves the
    helper.
+
+Both servers hold one secret (hex in a file the helper writes on first start); from it
+each derives the sketch check's key (:func:`verify_key`) and the leader's bearer token
+(:func:`auth_token`). Reading and writing the file is each server's business.
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import secrets
+
 import msgspec
 
+from omega.errors import ConfigError, InputError
 from omega.protocol.messages import SharedReport
 
 __all__ = [
+    "MSGPACK_MEDIA_TYPE",
     "AggregateItem",
     "AggregateRequest",
     "AggregateResponse",
+    "BatchTooSmall",
     "HelperInfo",
     "PrepareAnswer",
     "PrepareRequest",
     "PrepareResponse",
+    "auth_token",
+    "new_secret",
+    "parse_secret",
+    "verify_key",
 ]
+
+MSGPACK_MEDIA_TYPE = "application/msgpack"
+"""The media type of every request and answer between the leader and the helper."""
+_MIN_SECRET_BYTES = 16
+
+
+class BatchTooSmall(InputError):
+    """Fewer valid, never-counted reports than the helper's minimum batch (HTTP 409)."""
+
+
+def verify_key(secret: bytes) -> bytes:
+    """The sketch check's key, derived from the leader–helper secret."""
+    return hmac.new(secret, b"omega sketch key", hashlib.sha256).digest()
+
+
+def auth_token(secret: bytes) -> str:
+    """The bearer token the leader presents to the helper."""
+    return hmac.new(secret, b"omega helper auth", hashlib.sha256).hexdigest()
+
+
+def new_secret() -> str:
+    """A fresh leader–helper secret, as the hex line its file holds."""
+    return secrets.token_hex(32) + "\n"
+
+
+def parse_secret(text: str, *, source: str) -> bytes:
+    """The secret in ``text`` (a secret file's contents; ``source`` names it in errors)."""
+    try:
+        secret = bytes.fromhex(text.strip())
+    except ValueError:
+        raise ConfigError(f"the aggregation secret in {source} is not hex") from None
+    if len(secret) < _MIN_SECRET_BYTES:
+        raise ConfigError(f"the aggregation secret in {source} is under {_MIN_SECRET_BYTES} bytes")
+    return secret
 
 
 class PrepareRequest(msgspec.Struct, frozen=True, kw_only=True):

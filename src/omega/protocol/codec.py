@@ -26,6 +26,7 @@ from omega.protocol.messages import PROTOCOL_VERSION, Message
 from omega.protocol.validation import validate
 
 __all__ = [
+    "BINARY_MEDIA_TYPE",
     "COMPRESS_THRESHOLD",
     "DEFAULT_MAX_BYTES",
     "DEFAULT_MAX_DECOMPRESSED",
@@ -36,6 +37,8 @@ __all__ = [
     "encode_json",
 ]
 
+BINARY_MEDIA_TYPE = "application/x-omega"
+"""The HTTP media type of a binary frame (``Content-Type`` and ``Accept``)."""
 FLAG_ZSTD = 0x01
 COMPRESS_THRESHOLD = 64
 """msgpack bodies shorter than this are sent raw: zstd's frame overhead would not pay."""

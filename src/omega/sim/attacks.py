@@ -13,7 +13,7 @@ from typing import Literal
 
 import msgspec
 
-from omega.protocol._limits import MAX_REPORTS_PER_PUSH, MAX_SHARES_PER_PUSH
+from omega.protocol import MAX_REPORTS_PER_PUSH, MAX_SHARES_PER_PUSH
 from omega.protocol.codec import decode, encode
 from omega.protocol.frequency import PRIME, bucket_count, hash_item, seed_params
 from omega.protocol.messages import (

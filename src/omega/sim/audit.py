@@ -20,7 +20,7 @@ import msgspec
 import numpy as np
 import zstandard
 
-from omega.protocol.codec import FLAG_ZSTD
+from omega.protocol.codec import BINARY_MEDIA_TYPE, FLAG_ZSTD
 from omega.sync.transport import Response, Transport
 
 __all__ = ["AuditingTransport", "PrivacyAudit"]
@@ -182,7 +182,7 @@ class AuditingTransport:
         self, method: str, path: str, *, body: bytes | None, headers: Mapping[str, str]
     ) -> Response:
         kind = next((v for k, v in headers.items() if k.lower() == "content-type"), "")
-        if body and kind.startswith("application/x-omega"):
+        if body and kind.startswith(BINARY_MEDIA_TYPE):
             self.audit.inspect(body, viewer=self.viewer)
         return await self.inner.request(method, path, body=body, headers=headers)
 

@@ -15,6 +15,7 @@ import numpy.typing as npt
 
 from omega.brain.catalog import CatalogItem, SharedCatalog, item_text
 from omega.brain.codebook import build_codebook
+from omega.protocol import EMBEDDING_DIM
 from omega.sim.datasets import Dataset
 
 __all__ = ["catalog_items", "embed_texts", "shared_catalog"]
@@ -54,12 +55,12 @@ def embed_texts(
     cache = cache_dir / f"embeddings-{digest.hexdigest()[:20]}.npy" if cache_dir else None
     if cache is not None and cache.exists():
         cached = np.load(cache)
-        if cached.shape == (len(texts), 384):
+        if cached.shape == (len(texts), EMBEDDING_DIM):
             if progress:
                 progress(len(texts), len(texts))
             matrix: npt.NDArray[np.float32] = cached.astype(np.float32)
             return matrix
-    out = np.zeros((len(texts), 384), dtype=np.float32)
+    out = np.zeros((len(texts), EMBEDDING_DIM), dtype=np.float32)
     for lo in range(0, len(texts), batch):
         out[lo : lo + batch] = embedder.embed(texts[lo : lo + batch])
         if progress:

@@ -15,6 +15,8 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
+from omega.protocol import EMBEDDING_DIM
+
 __all__ = ["SyntheticItem", "clustered_vectors", "synthetic_titles"]
 
 
@@ -205,7 +207,7 @@ def synthetic_titles(n: int, *, seed: int = 0) -> list[SyntheticItem]:
 
 
 def clustered_vectors(
-    n: int, dim: int = 384, *, clusters: int = 200, seed: int = 0
+    n: int, dim: int = EMBEDDING_DIM, *, clusters: int = 200, seed: int = 0
 ) -> npt.NDArray[np.float32]:
     """``n`` unit float32 vectors shaped like sentence embeddings of a catalog.
 

@@ -28,7 +28,7 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PublicKey
 
 from omega.brain import Brain, ConflictStrategy, InflightBatch
 from omega.errors import AuthError, ConfigError
-from omega.protocol import codec
+from omega.protocol import BINARY_MEDIA_TYPE, codec
 from omega.protocol.messages import (
     Message,
     PullRequest,
@@ -49,7 +49,7 @@ from omega.sync.cursors import (
     save_credentials,
 )
 from omega.sync.push import MAX_PUSH_BYTES, MAX_PUSH_PATTERNS, build_push, new_batch_id
-from omega.sync.replies import BINARY, decode_reply, error_for, read_sync_reply
+from omega.sync.replies import decode_reply, error_for, read_sync_reply
 from omega.sync.reports import next_report
 from omega.sync.retry import RetryPolicy
 from omega.sync.transport import Response, Transport
@@ -345,9 +345,9 @@ class SyncClient:
     async def _raw(
         self, method: str, path: str, body: bytes | None, *, token: str | None
     ) -> Response:
-        headers = {"Accept": f"{BINARY}, application/json"}
+        headers = {"Accept": f"{BINARY_MEDIA_TYPE}, application/json"}
         if body is not None:
-            headers["Content-Type"] = BINARY
+            headers["Content-Type"] = BINARY_MEDIA_TYPE
         if token is not None:
             headers["Authorization"] = f"Bearer {token}"
         return await self.transport.request(method, path, body=body, headers=headers)

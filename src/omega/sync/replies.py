@@ -25,12 +25,11 @@ from omega.errors import (
     ServerError,
     TransportError,
 )
-from omega.protocol import codec
+from omega.protocol import BINARY_MEDIA_TYPE, codec
 from omega.protocol.messages import Message, SyncResponse
 from omega.sync.transport import Response
 
 __all__ = [
-    "BINARY",
     "MAX_RESPONSE_BYTES",
     "decode_reply",
     "error_for",
@@ -39,7 +38,6 @@ __all__ = [
     "read_sync_reply",
 ]
 
-BINARY = "application/x-omega"
 #: Largest answer body accepted (a pull is budgeted to a few KB; this is a safety cap).
 MAX_RESPONSE_BYTES = 1 << 20
 M = TypeVar("M", bound=Message)
@@ -103,7 +101,7 @@ def is_retryable(error: BaseException) -> bool:
 def decode_reply(response: Response, expect: type[M]) -> M:
     """The message in a 2xx answer; RemoteProtocolError if it is not exactly that."""
     media = (response.header("content-type") or "").split(";", 1)[0].strip().lower()
-    if media == BINARY:
+    if media == BINARY_MEDIA_TYPE:
         return codec.decode(response.body, expect=expect, max_bytes=MAX_RESPONSE_BYTES)
     if media == "application/json":
         return codec.decode_json(response.body, expect=expect, max_bytes=MAX_RESPONSE_BYTES)

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PublicKey
 
 from omega.brain import Brain
-from omega.protocol._limits import MAX_SHARED_CATALOG
+from omega.protocol import MAX_SHARED_CATALOG
 from omega.protocol.frequency import make_report
 from omega.protocol.messages import FrequencyReport, SharedReport
 from omega.protocol.shares import make_shared_report

@@ -6,6 +6,8 @@ from typing import Any
 
 import msgspec
 
+from omega.protocol import BINARY_MEDIA_TYPE
+
 __all__ = ["body_doc", "message_components", "reply_doc"]
 
 _REF = "#/components/schemas/{name}"
@@ -20,7 +22,7 @@ def message_components(types: list[type[msgspec.Struct]]) -> dict[str, Any]:
 def _content(name: str) -> dict[str, Any]:
     ref = {"$ref": _REF.format(name=name)}
     return {
-        "application/x-omega": {"schema": {"type": "string", "format": "binary"}},
+        BINARY_MEDIA_TYPE: {"schema": {"type": "string", "format": "binary"}},
         "application/json": {"schema": ref},
     }
 

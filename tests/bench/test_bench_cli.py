@@ -1,4 +1,4 @@
-"""``omega bench sync --json`` prints the figures the benchmark measured."""
+"""``omega bench sync|federation --json`` print the figures the benchmarks measured."""
 
 from __future__ import annotations
 
@@ -35,3 +35,15 @@ def test_bench_sync_refuses_zero_pushes() -> None:
     result = CliRunner().invoke(app, ["bench", "sync", "--pushes", "0"])
     assert result.exit_code != 0
     assert "at least 1" in str(result.exception)
+
+
+def test_bench_federation_json() -> None:
+    args = ["bench", "federation", "--patterns", "3000", "--viewers", "150", "--json"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    row = json.loads(result.stdout)
+    assert row["patterns"] == 3000
+    assert row["viewers"] == 150
+    assert row["status"] == "released"
+    assert row["released"] > 0
+    assert row["patterns_per_s"] > 0

@@ -2,7 +2,7 @@
 
 :func:`run_server_bench` starts the constellation in a child process on a free
 127.0.0.1 port (SQLite in a temporary data directory unless ``db_url`` is given),
-publishes a codebook, then runs :mod:`omega.constellation.loadgen` in a second child
+publishes a codebook, then runs :mod:`omega.bench.loadgen` in a second child
 process, which registers the fleet and steps the offered sync rate up. The result is the
 highest step sustained with p95 ≤ ``p95_limit_ms`` and no errors, plus every step.
 """
@@ -26,20 +26,19 @@ import httpx
 import msgspec
 import numpy as np
 
-from omega.constellation._cpu import process_tree
-from omega.constellation._runtime import load_admin_token, load_keys
-from omega.constellation.loadgen import LoadConfig, catalog_item
-from omega.constellation.settings import Settings
+from omega.bench._cpu import process_tree
+from omega.bench.loadgen import LoadConfig, catalog_item
+from omega.constellation import Settings, load_admin_token, load_keys
 from omega.errors import ConfigError, InputError, OmegaError
+from omega.protocol import EMBEDDING_DIM
 
-__all__ = ["DEFAULT_RATES", "run_server_bench"]
+__all__ = ["DEFAULT_RATES", "BenchError", "run_server_bench"]
 
 #: Offered rates (syncs per second) stepped through by default.
 DEFAULT_RATES = (50, 100, 200, 300, 400, 500, 600, 800, 1000, 1200)
 
 _CODEBOOK_ID = "bench-k256"
-_CELLS = 256  # the cells omega.protocol.bench draws from
-_DIM = 384
+_CELLS = 256  # the cells omega.bench.sync draws from
 #: Catalog titles published with the codebook: the domain of the devices' popularity
 #: reports (about ml-latest-small's 9,742 movies).
 CATALOG = 9_000
@@ -161,11 +160,11 @@ def _wait_healthy(base_url: str, process: subprocess.Popen[bytes], log_path: Pat
 
 def _publish_codebook(base_url: str, admin_token: str, *, seed: int) -> None:
     rng = np.random.default_rng(seed)
-    centroids = rng.normal(size=(_CELLS, _DIM))
+    centroids = rng.normal(size=(_CELLS, EMBEDDING_DIM))
     centroids /= np.linalg.norm(centroids, axis=1, keepdims=True)
     doc = {
         "codebook_id": _CODEBOOK_ID,
-        "dim": _DIM,
+        "dim": EMBEDDING_DIM,
         "k": _CELLS,
         "centroids_f16": centroids.astype("<f2").tobytes(),
         "item_ids": [catalog_item(i) for i in range(CATALOG)],
@@ -187,7 +186,7 @@ def _run_loadgen(
     command = [
         sys.executable,
         "-m",
-        "omega.constellation.loadgen",
+        "omega.bench.loadgen",
         msgspec.json.encode(config).decode(),
     ]
     ready: dict[str, Any] = {}

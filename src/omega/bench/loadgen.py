@@ -1,6 +1,6 @@
 """A fleet of simulated devices syncing with a constellation, open loop, for the server bench.
 
-Run as its own process (``python -m omega.constellation.loadgen CONFIG_JSON``) so the
+Run as its own process (``python -m omega.bench.loadgen CONFIG_JSON``) so the
 devices and the server never share an interpreter. It registers ``viewers`` devices,
 then for each offered rate in ``rates`` runs ``step_seconds`` of syncs: every device
 syncs on its own schedule — period ``viewers / rate`` times a random jitter — whatever
@@ -35,10 +35,10 @@ import aiohttp
 import msgspec
 import numpy as np
 
-from omega.constellation._cpu import CpuMeter
+from omega.bench._cpu import CpuMeter
+from omega.bench.sync import synthetic_pushes
 from omega.errors import RemoteProtocolError
-from omega.protocol import codec
-from omega.protocol.bench import synthetic_pushes
+from omega.protocol import BINARY_MEDIA_TYPE, codec
 from omega.protocol.frequency import DEFAULT_EPSILON, make_report
 from omega.protocol.messages import (
     Pattern,
@@ -52,7 +52,6 @@ from omega.protocol.messages import (
 
 __all__ = ["LoadConfig", "StepResult", "catalog_item", "main", "run_load"]
 
-BINARY = "application/x-omega"
 _JITTER = (0.5, 1.5)  # a device's next sync comes after its period times U(0.5, 1.5)
 _REGISTER_CONCURRENCY = 32
 _CONNECTIONS_PER_LANE = 4
@@ -149,7 +148,7 @@ async def _register(lanes: list[_Lane], config: LoadConfig) -> list[_Device]:
         async with (
             gate,
             lane.client.post(
-                "/api/omega/viewers", data=body, headers={"Content-Type": BINARY}
+                "/api/omega/viewers", data=body, headers={"Content-Type": BINARY_MEDIA_TYPE}
             ) as answer,
         ):
             content = await answer.read()
@@ -160,7 +159,10 @@ async def _register(lanes: list[_Lane], config: LoadConfig) -> list[_Device]:
         return _Device(
             lane=lane,
             viewer_id=reg.viewer_id,
-            headers={"Content-Type": BINARY, "Authorization": f"Bearer {reg.access_token}"},
+            headers={
+                "Content-Type": BINARY_MEDIA_TYPE,
+                "Authorization": f"Bearer {reg.access_token}",
+            },
             patterns=[*a.added, *a.updated, *b.added, *b.updated],
             removed=list(a.removed),
         )
@@ -375,7 +377,7 @@ async def _finish(step: _Step, config: LoadConfig) -> StepResult:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """``python -m omega.constellation.loadgen '<LoadConfig as JSON>'``."""
+    """``python -m omega.bench.loadgen '<LoadConfig as JSON>'``."""
     args = sys.argv[1:] if argv is None else argv
     config = msgspec.json.decode(args[0], type=LoadConfig)
     try:

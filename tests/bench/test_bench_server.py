@@ -8,8 +8,8 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
+from omega.bench.server import run_server_bench
 from omega.cli.bench import app as bench_app
-from omega.constellation.bench import run_server_bench
 from omega.errors import InputError
 
 app = typer.Typer()

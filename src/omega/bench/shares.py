@@ -19,10 +19,12 @@ import msgspec
 import numpy as np
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PublicKey
 
+from omega.constellation.helper_client import HttpHelper
 from omega.errors import InputError
-from omega.federation.shared import HttpHelper, SharedCounting, fold_shares, signed
-from omega.helper.service import HelperConfig, HelperService, auth_token
+from omega.federation.shared import SharedCounting, fold_shares, signed
+from omega.helper.service import HelperConfig, HelperService
 from omega.helper.thread import HelperThread
+from omega.protocol.aggregation import auth_token
 from omega.protocol.messages import PushAck, PushRequest
 from omega.protocol.shares import make_shared_report
 from omega.storage import Codebook, ViewerRecord, open_storage

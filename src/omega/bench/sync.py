@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from omega.errors import InputError
+from omega.protocol import CELLS_BY_TASK
 from omega.protocol.codec import decode, encode
 from omega.protocol.messages import (
     ConsolidatedPattern,
@@ -49,8 +50,7 @@ def _hex(rng: np.random.Generator, nbytes: int) -> str:
 
 def _shape(rng: np.random.Generator) -> tuple[TaskType, tuple[int, ...], PatternContext]:
     task = _TASKS[int(rng.choice(len(_TASKS), p=_TASK_P))]
-    arity = 2 if task == "recommendation" else 1
-    cells = tuple(int(c) for c in rng.integers(0, _CELLS, size=arity))
+    cells = tuple(int(c) for c in rng.integers(0, _CELLS, size=CELLS_BY_TASK[task]))
     context = PatternContext(
         time_bucket=_BUCKETS[int(rng.integers(len(_BUCKETS)))],  # type: ignore[arg-type]
         day_type=_DAYS[int(rng.integers(len(_DAYS)))],  # type: ignore[arg-type]

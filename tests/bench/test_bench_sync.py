@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from omega.bench.sync import measure_sync, run_sync_bench, synthetic_pulls, synthetic_pushes
 from omega.errors import InputError
 from omega.protocol import decode, encode
-from omega.protocol.bench import measure_sync, run_sync_bench, synthetic_pulls, synthetic_pushes
 
 
 def test_synthetic_deltas_are_valid_and_sized_like_the_design() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import statistics
 import subprocess
@@ -13,48 +14,19 @@ from pathlib import Path
 
 import numpy as np
 
-from omega.brain.brain import Brain
-from omega.brain.catalog import CatalogItem
-from omega.brain.config import BrainConfig
-from omega.clock import ManualClock
-
-__all__ = ["rss_mb", "run_brain_bench"]
-
-
-def rss_mb() -> float:
-    """Resident set size of this process now, from /proc (Linux)."""
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024.0
-    return float("nan")
-
-
-# Run in a fresh interpreter: what a TV process pays to start, and what it then holds.
-_FRESH_PROCESS = """
-import json, sys, time
-start = time.perf_counter()
-from omega.brain import Brain
+from omega.brain import Brain, BrainConfig, CatalogItem
+from omega.brain.catalog import item_text
 from omega.brain.embedder import Embedder
-from omega.brain.bench import rss_mb
-embedder = Embedder.load()
-brain = Brain.open(sys.argv[1], embedder=embedder, create=False)
-cold = time.perf_counter() - start
-brain.recommend(10)
-embedder.embed_one("The Matrix")
-rss = rss_mb()
-brain.close()
-start = time.perf_counter()
-brain = Brain.open(sys.argv[1], embedder=embedder, create=False)
-warm = time.perf_counter() - start
-brain.close()
-print(json.dumps({"cold_start_s": cold, "warm_start_s": warm, "rss_mb": rss}))
-"""
+from omega.clock import ManualClock
+from omega.sim.synthetic import clustered_vectors, synthetic_titles
+
+__all__ = ["fresh_process_figures", "run_brain_bench"]
 
 
 def fresh_process_figures(directory: Path) -> dict[str, float]:
     """Cold start (imports + model + open), warm start and RSS of a new TV process."""
     done = subprocess.run(
-        [sys.executable, "-c", _FRESH_PROCESS, str(directory)],
+        [sys.executable, "-m", "omega.bench._fresh_tv", str(directory)],
         capture_output=True,
         text=True,
         timeout=600,
@@ -89,9 +61,6 @@ def run_brain_bench(
 ) -> dict[str, object]:
     """Build a brain, replay a history, and measure it. ``vectors``: model | clustered | auto
     (auto = the real model up to 20,000 titles, clustered synthetic vectors above)."""
-    from omega.brain.embedder import Embedder
-    from omega.sim.synthetic import clustered_vectors, synthetic_titles
-
     say = progress or (lambda _: None)
     rng = np.random.default_rng(seed)
     mode = vectors if vectors != "auto" else ("model" if catalog <= 20_000 else "clustered")
@@ -104,27 +73,7 @@ def run_brain_bench(
     brain = Brain.open(workdir / "tv", clock=clock, config=config, embedder=embedder)
 
     titles = synthetic_titles(catalog, seed=seed)
-    say(f"catalog: {catalog} titles ({mode} vectors)")
-    start = time.perf_counter()
-    if mode == "model":
-        from omega.brain.catalog import item_text
-
-        plain = [
-            CatalogItem(
-                item_id=t.item_id,
-                title=t.title,
-                genres=t.genres,
-                year=t.year,
-                runtime_min=t.runtime_min,
-                description=t.description,
-            )
-            for t in titles
-        ]
-        matrix = embedder.embed([item_text(i) for i in plain])
-    else:
-        matrix = clustered_vectors(catalog, seed=seed)
-    embed_catalog_s = time.perf_counter() - start
-    items = [
+    plain = [
         CatalogItem(
             item_id=t.item_id,
             title=t.title,
@@ -132,10 +81,17 @@ def run_brain_bench(
             year=t.year,
             runtime_min=t.runtime_min,
             description=t.description,
-            embedding=matrix[i],
         )
-        for i, t in enumerate(titles)
+        for t in titles
     ]
+    say(f"catalog: {catalog} titles ({mode} vectors)")
+    start = time.perf_counter()
+    if mode == "model":
+        matrix = embedder.embed([item_text(i) for i in plain])
+    else:
+        matrix = clustered_vectors(catalog, seed=seed)
+    embed_catalog_s = time.perf_counter() - start
+    items = [dataclasses.replace(item, embedding=matrix[i]) for i, item in enumerate(plain)]
     start = time.perf_counter()
     for lo in range(0, len(items), 5_000):
         brain.upsert_items(items[lo : lo + 5_000])

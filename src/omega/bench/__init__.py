@@ -1,0 +1,68 @@
+"""Benchmarks: each ``omega bench`` command performs the real operation and reports what
+it measured. One module per command:
+
+- ``brain``: a TV brain at scale (:func:`run_brain_bench`; its fresh TV process is
+  ``python -m omega.bench._fresh_tv``);
+- ``sync``: wire sizes and codec speed of push and pull deltas (:func:`run_sync_bench`);
+- ``server``: a real ``omega serve`` under an open-loop device fleet
+  (:func:`run_server_bench`), which ``loadgen`` runs in its own process
+  (``python -m omega.bench.loadgen``);
+- ``federation``: one full round over a filled SQLite store (:func:`run_federation_bench`);
+- ``shares``: two-server popularity reports counted with a real helper
+  (:func:`run_shares_bench`).
+
+The names below load their module on first use (PEP 562): each bench imports the part it
+measures (the embedding model, FastAPI, scipy), and importing one must not import the
+others — the load generator and the fresh TV process would carry them in the figures
+they report.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from omega.bench.brain import run_brain_bench
+    from omega.bench.federation import run_federation_bench
+    from omega.bench.loadgen import LoadConfig
+    from omega.bench.server import DEFAULT_RATES, BenchError, run_server_bench
+    from omega.bench.shares import run_shares_bench
+    from omega.bench.sync import measure_sync, run_sync_bench, synthetic_pulls, synthetic_pushes
+
+__all__ = [
+    "DEFAULT_RATES",
+    "BenchError",
+    "LoadConfig",
+    "measure_sync",
+    "run_brain_bench",
+    "run_federation_bench",
+    "run_server_bench",
+    "run_shares_bench",
+    "run_sync_bench",
+    "synthetic_pulls",
+    "synthetic_pushes",
+]
+
+_HOMES = {
+    "DEFAULT_RATES": "server",
+    "BenchError": "server",
+    "LoadConfig": "loadgen",
+    "measure_sync": "sync",
+    "run_brain_bench": "brain",
+    "run_federation_bench": "federation",
+    "run_server_bench": "server",
+    "run_shares_bench": "shares",
+    "run_sync_bench": "sync",
+    "synthetic_pulls": "sync",
+    "synthetic_pushes": "sync",
+}
+
+
+def __getattr__(name: str) -> object:
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module 'omega.bench' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"omega.bench.{home}"), name)
+    globals()[name] = value
+    return value
