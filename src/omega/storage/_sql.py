@@ -119,7 +119,8 @@ class Tx:
 
     def one(self, sql: str, params: Sequence[Any] = ()) -> tuple[Any, ...]:
         """The row a query must return (a missing one: the schema is not migrated)."""
-        row = self.row(sql, params)
+        self._cur.execute(self._sql(sql), params)
+        row: tuple[Any, ...] | None = self._cur.fetchone()
         if row is None:
             raise StoreError(
                 f"{self.dialect.name} store: expected a row, got none (schema not migrated?)"

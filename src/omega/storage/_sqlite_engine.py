@@ -72,26 +72,31 @@ class SQLiteEngine:
 
     def conn(self) -> sqlite3.Connection:
         """The calling thread's read connection."""
-        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
-        if conn is not None:
-            return conn
+        return self._reader()[0]
+
+    def _reader(self) -> tuple[sqlite3.Connection, Tx]:
+        """The calling thread's read connection, and a ``Tx`` on a cursor of it (reused:
+        a thread runs one read at a time)."""
+        reader: tuple[sqlite3.Connection, Tx] | None = getattr(self._local, "reader", None)
+        if reader is not None:
+            return reader
         if self._closed:
             raise StoreError(f"SQLite store {self.path} is closed")
         conn = self.connect()
         with self._lock:
             self._connections.append(conn)
-        self._local.conn = conn
-        return conn
+        self._local.reader = reader = (conn, Tx(conn.cursor(), SQLITE))
+        return reader
 
     # -- the Engine: the shared SQL's transactions ----------------------------------------
     @contextmanager
     def read(self, *, snapshot: bool = False) -> Iterator[Tx]:
         """A deferred transaction: always one snapshot, whatever ``snapshot`` says."""
         with translated(self.path):
-            conn = self.conn()
+            conn, tx = self._reader()
             conn.execute("BEGIN DEFERRED")
             try:
-                yield Tx(conn.cursor(), SQLITE)
+                yield tx
             finally:
                 if conn.in_transaction:
                     conn.execute("ROLLBACK")  # read-only: nothing to keep
