@@ -154,6 +154,17 @@ def test_release_delta_carries_the_current_trends(store: Storage) -> None:
     ]
 
 
+def test_current_trends_are_the_latest_release_s(store: Storage) -> None:
+    assert store.current_trends() == []
+    _commit(store, 0, ["a"], trends=[Trend(cell=4, region="eu", score=2.5)])
+    _commit(store, 1, ["b"], trends=[Trend(cell=9, score=1.0), Trend(cell=2, score=0.5)])
+    assert store.current_trends() == [
+        Trend(cell=9, score=1.0, version=2),
+        Trend(cell=2, score=0.5, version=2),
+    ]
+    assert store.current_trends() == store.release_delta(since_version=0, limit=1).trends
+
+
 def test_stats_count_every_stage(store: Storage) -> None:
     for vid in ("v1", "v2"):
         viewer(store, vid)

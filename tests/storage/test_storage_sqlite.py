@@ -29,7 +29,7 @@ def test_sqlite_connections_enforce_foreign_keys_and_durability(tmp_path: Path) 
     store = SQLiteStorage(tmp_path / "omega.db")
     try:
         store.migrate()
-        conn = store._conn()  # the calling thread's connection
+        conn = store._db.conn()  # the calling thread's connection
         assert conn.execute("PRAGMA foreign_keys").fetchone() == (1,)
         assert conn.execute("PRAGMA synchronous").fetchone() == (2,)  # FULL
         assert conn.execute("PRAGMA busy_timeout").fetchone() == (10_000,)

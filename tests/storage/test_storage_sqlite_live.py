@@ -50,7 +50,7 @@ def test_a_fold_in_progress_leaves_the_main_file_writable(tmp_path: Path) -> Non
             return int(queued)
 
         seen: list[int] = []
-        fold = threading.Thread(target=lambda: seen.append(store._live.write(slow_fold)))
+        fold = threading.Thread(target=lambda: seen.append(store._db.live.write(slow_fold)))
         fold.start()
         assert reading.wait(timeout=10)
         ingest(store, push("v1", "b2", added=[pattern("b")]))  # fails if the main is locked
@@ -78,7 +78,7 @@ def test_a_fold_whose_queue_delete_was_lost_applies_once(
             raise KeyboardInterrupt("killed before the queue's delete")
 
         with monkeypatch.context() as m:
-            m.setattr(store, "_write", crash)
+            m.setattr(store._db, "write", crash)
             with pytest.raises(KeyboardInterrupt):
                 store.apply_pending(worker_id="w", limit=10, now=5.0)
         assert store.stats().pending_contributions == 2

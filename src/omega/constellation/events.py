@@ -80,9 +80,7 @@ class ReleaseWatcher:
             stats = await to_thread.run_sync(self._storage.stats)
             if stats.version <= self._broker.version:
                 return self._broker.version
-            delta = await to_thread.run_sync(
-                lambda: self._storage.release_delta(since_version=stats.version, limit=1)
-            )
+            trends = await to_thread.run_sync(self._storage.current_trends)
             self._broker.publish(
                 ServerEvent(
                     kind="release",
@@ -90,7 +88,7 @@ class ReleaseWatcher:
                     data={"released_patterns": stats.released_patterns},
                 )
             )
-            top = sorted(delta.trends, key=lambda t: t.score, reverse=True)
+            top = sorted(trends, key=lambda t: t.score, reverse=True)
             for trend in top[:_TRENDS_PER_RELEASE]:
                 self._broker.publish(
                     ServerEvent(

@@ -185,7 +185,7 @@ def run_round(
         "stats": stats,
         "reports": reports,
     }
-    old_trends = storage.release_delta(since_version=base_version, limit=1).trends
+    old_trends = storage.current_trends()
     if (
         not upserted
         and not removed

@@ -37,8 +37,9 @@ from typing import TypeVar
 from omega.errors import StoreError
 from omega.storage._migrations import load_migrations
 from omega.storage._pending import Leased, latest_per_key
+from omega.storage._sql_rows import NEWER_WINS
 from omega.storage._sqlite_conn import migrate_file, translated
-from omega.storage._sqlite_rows import FOLD_PENDING, NEWER_WINS, UPSERT_LIVE, live_values
+from omega.storage._sqlite_rows import FOLD_PENDING, UPSERT_LIVE, live_values
 
 __all__ = ["LiveFile", "live_path"]
 

@@ -240,6 +240,10 @@ class Storage(abc.ABC):
         (== since_version if even the first version did not fit), so a device that stores
         it as its cursor never skips a change; re-sent patterns are idempotent upserts."""
 
+    @abc.abstractmethod
+    def current_trends(self) -> list[Trend]:
+        """The latest release's trends (as ``release_delta`` carries them)."""
+
     # -- popularity --------------------------------------------------------------------
     @abc.abstractmethod
     def pending_reports(self, *, limit: int) -> list[tuple[int, FrequencyReport]]:

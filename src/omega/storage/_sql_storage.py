@@ -1,0 +1,381 @@
+"""The storage methods both backends share: each is one transaction of SQL written once,
+run by the backend's :class:`~omega.storage._sql.Engine`.
+
+A backend subclasses :class:`SQLStorage` with its engine and adds what only it does:
+migrating, folding pending contributions into the live set, pruning idempotency
+records, closing.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Generic, TypeVar
+
+from omega.errors import ConflictError, InputError
+from omega.protocol.messages import (
+    ConsolidatedPattern,
+    FrequencyReport,
+    ItemScore,
+    PushAck,
+    PushRequest,
+    SharedReport,
+    Trend,
+)
+from omega.storage import _sql_popularity as popularity
+from omega.storage._codec import (
+    check_codebook,
+    decode_ack,
+    decode_consolidated,
+    decode_pattern,
+    encode,
+    queue_table,
+)
+from omega.storage._pending import pending_rows
+from omega.storage._release import check_limit, delta_cut, stamp_release
+from omega.storage._sql import Engine, Tx
+from omega.storage._sql_rows import UPSERT_RELEASED, columns, pending_columns
+from omega.storage.base import (
+    Codebook,
+    LivePattern,
+    ReleaseDelta,
+    ReportQueue,
+    Storage,
+    StorageStats,
+    SupportCounts,
+    ViewerRecord,
+)
+
+__all__ = ["SQLStorage", "write_codebook"]
+
+E = TypeVar("E", bound=Engine)
+
+
+class SQLStorage(Storage, Generic[E]):
+    """``Storage`` over an engine ``E``; ``migrate``, ``close``, ``apply_pending`` and
+    ``prune_batches`` are the backend's."""
+
+    def __init__(self, db: E) -> None:
+        self._db = db
+
+    # -- viewers -----------------------------------------------------------------------------
+    def create_viewer(self, viewer: ViewerRecord) -> None:
+        def write(tx: Tx) -> None:
+            inserted = tx.run(
+                "INSERT INTO viewers (viewer_id, region, device_model, client_version, created_at)"
+                " VALUES (?, ?, ?, ?, ?) ON CONFLICT (viewer_id) DO NOTHING",
+                (
+                    viewer.viewer_id,
+                    viewer.region,
+                    viewer.device_model,
+                    viewer.client_version,
+                    viewer.created_at,
+                ),
+            )
+            if inserted == 0 and _viewer(tx, viewer.viewer_id) != viewer:
+                raise ConflictError(f"viewer {viewer.viewer_id!r} is already registered")
+
+        self._db.write(write)
+
+    def get_viewer(self, viewer_id: str) -> ViewerRecord | None:
+        with self._db.read() as tx:
+            return _viewer(tx, viewer_id)
+
+    def use_refresh_token(self, jti: str, viewer_id: str, *, now: float) -> bool:
+        def write(tx: Tx) -> bool:
+            _require_viewer(tx, viewer_id)
+            return (
+                tx.run(
+                    "INSERT INTO refresh_tokens (jti, viewer_id, used_at) VALUES (?, ?, ?)"
+                    " ON CONFLICT (jti) DO NOTHING",
+                    (jti, viewer_id, now),
+                )
+                == 1
+            )
+
+        return self._db.write(write)
+
+    # -- content -----------------------------------------------------------------------------
+    def put_codebook(self, codebook: Codebook) -> None:
+        check_codebook(codebook)
+        self._db.write(lambda tx: write_codebook(tx, codebook))
+
+    def get_codebook(self) -> Codebook | None:
+        with self._db.read() as tx:
+            row = tx.row(
+                "SELECT codebook_id, dim, centroids_f16, k, item_ids FROM codebooks"
+                " ORDER BY put_seq DESC LIMIT 1"
+            )
+        if row is None:
+            return None
+        ids = tuple(json.loads(row[4])) if row[4] else ()
+        return Codebook(row[0], row[1], bytes(row[2]), row[3], ids)
+
+    # -- ingestion -----------------------------------------------------------------------------
+    def ingest(
+        self, push: PushRequest, *, digest: str, region: str, ack: PushAck, now: float
+    ) -> PushAck:
+        return self._db.write(
+            self._ingest_job(push, digest=digest, region=region, ack=ack, now=now)
+        )
+
+    async def ingest_async(
+        self, push: PushRequest, *, digest: str, region: str, ack: PushAck, now: float
+    ) -> PushAck:
+        job = self._ingest_job(push, digest=digest, region=region, ack=ack, now=now)
+        return await self._db.write_async(job)
+
+    def _ingest_job(
+        self, push: PushRequest, *, digest: str, region: str, ack: PushAck, now: float
+    ) -> Callable[[Tx], PushAck]:
+        # Encoded before the transaction: on SQLite it holds the lock every push needs.
+        dialect = self._db.dialect
+        head = (push.viewer_id, push.batch_id, region, push.codebook_id)
+        rows = [
+            (*head, r.pattern_id, r.op, r.body, *pending_columns(r.pattern, dialect), now)
+            for r in pending_rows(push, ack)
+        ]
+        stored = (push.viewer_id, push.batch_id, digest, encode(ack), now)
+
+        def write(tx: Tx) -> PushAck:
+            _require_viewer(tx, push.viewer_id)
+            # On PostgreSQL a concurrent push of the same key waits here until the first
+            # one commits.
+            if not tx.run(
+                "INSERT INTO push_batches (viewer_id, batch_id, digest, ack, created_at)"
+                " VALUES (?, ?, ?, ?, ?) ON CONFLICT (viewer_id, batch_id) DO NOTHING",
+                stored,
+            ):
+                found_digest, found_ack = tx.one(
+                    "SELECT digest, ack FROM push_batches WHERE viewer_id = ? AND batch_id = ?",
+                    (push.viewer_id, push.batch_id),
+                )
+                if found_digest != digest:
+                    raise ConflictError(
+                        f"batch {push.batch_id!r} of viewer {push.viewer_id!r} was already "
+                        "pushed with a different payload"
+                    )
+                return decode_ack(bytes(found_ack))
+            tx.many(
+                "INSERT INTO pending (viewer_id, batch_id, region, codebook_id, pattern_id, op,"
+                " body, task, cells, time_bucket, day_type, success_rate, support, created_at)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                rows,
+            )
+            popularity.insert_reports(tx, push.reports, now)
+            popularity.insert_shares(tx, push.shares, now)
+            return ack
+
+        return write
+
+    # -- federation ----------------------------------------------------------------------------
+    def live_patterns(self, *, codebook_id: str, updated_after: float) -> list[LivePattern]:
+        with self._db.read_live() as tx:
+            rows = tx.rows(
+                "SELECT viewer_id, region, codebook_id, body, updated_at FROM live"
+                " WHERE NOT removed AND codebook_id = ? AND updated_at > ?"
+                " ORDER BY viewer_id, pattern_id",
+                (codebook_id, updated_after),
+            )
+        return [LivePattern(r[0], r[1], r[2], decode_pattern(r[3]), r[4]) for r in rows]
+
+    def prune_live(self, *, updated_before: float) -> int:
+        def write(tx: Tx) -> int:
+            dropped = tx.rows(
+                "DELETE FROM live WHERE updated_at < ? RETURNING removed", (updated_before,)
+            )
+            return sum(1 for (removed,) in dropped if not removed)
+
+        return self._db.write_live(write)
+
+    def release_version(self) -> int:
+        with self._db.read() as tx:
+            return _version(tx)
+
+    def current_release(self) -> tuple[int, list[ConsolidatedPattern]]:
+        with self._db.read(snapshot=True) as tx:
+            version = _version(tx)
+            rows = tx.rows(
+                "SELECT body FROM released WHERE NOT removed ORDER BY weight DESC, pattern_id"
+            )
+        return version, [decode_consolidated(r[0]) for r in rows]
+
+    def commit_release(
+        self,
+        *,
+        base_version: int,
+        upserted: list[ConsolidatedPattern],
+        removed: list[str],
+        trends: list[Trend],
+        now: float,
+        popular: list[ItemScore] | None = None,
+    ) -> int | None:
+        version = base_version + 1
+        patterns, stamped = stamp_release(upserted, removed, trends, version)
+        # Encoded before the transaction: on SQLite it holds the lock every push needs.
+        dialect = self._db.dialect
+        rows = [
+            (p.id, version, p.weight, *columns(p, dialect), p.viewers, encode(p)) for p in patterns
+        ]
+        removed_ids = dialect.array(removed)
+
+        def write(tx: Tx) -> int | None:
+            # Of two workers on the same base, exactly one changes the row (PostgreSQL:
+            # the row lock makes the other re-check and miss).
+            if (
+                tx.run(
+                    "UPDATE release_state SET version = version + 1 WHERE id = 1 AND version = ?",
+                    (base_version,),
+                )
+                != 1
+            ):
+                return None
+            tx.many(UPSERT_RELEASED, rows)
+            dropped = tx.run(
+                "UPDATE released SET removed = TRUE, version = ?, body = NULL"
+                f" WHERE pattern_id {dialect.any_of} AND NOT removed",
+                (version, removed_ids),
+            )
+            tx.run("DELETE FROM trends")
+            tx.many(
+                "INSERT INTO trends (position, cell, region, score, version)"
+                " VALUES (?, ?, ?, ?, ?)",
+                [(i, t.cell, t.region, t.score, t.version) for i, t in enumerate(stamped)],
+            )
+            tx.run(
+                "INSERT INTO releases (version, created_at, upserted, removed) VALUES (?, ?, ?, ?)",
+                (version, now, len(patterns), dropped),
+            )
+            popularity.upsert_popular(tx, popular or [], version)
+            return version
+
+        return self._db.write(write)
+
+    def release_delta(self, *, since_version: int, limit: int) -> ReleaseDelta:
+        check_limit(limit)
+        with self._db.read(snapshot=True) as tx:
+            current = _version(tx)
+            rows = tx.rows(
+                "SELECT version, body FROM released WHERE NOT removed AND version > ?"
+                " ORDER BY version, weight DESC, pattern_id LIMIT ?",
+                (since_version, limit + 1),
+            )
+            n, version = delta_cut(
+                [r[0] for r in rows], limit=limit, since=since_version, current=current
+            )
+            removed = tx.rows(
+                "SELECT pattern_id FROM released WHERE removed AND version > ? AND version <= ?"
+                " ORDER BY version, pattern_id",
+                (since_version, version),
+            )
+            trends = _trends(tx)
+            popular = popularity.popular_between(tx, since_version, version)
+        return ReleaseDelta(
+            version=version,
+            patterns=[decode_consolidated(r[1]) for r in rows[:n]],
+            removed=[r[0] for r in removed],
+            trends=trends,
+            popular=popular,
+        )
+
+    def current_trends(self) -> list[Trend]:
+        with self._db.read() as tx:
+            return _trends(tx)
+
+    # -- popularity --------------------------------------------------------------------------
+    def pending_reports(self, *, limit: int) -> list[tuple[int, FrequencyReport]]:
+        check_limit(limit)
+        with self._db.read() as tx:
+            return popularity.pending_reports(tx, limit)
+
+    def pending_shares(self, *, limit: int) -> list[tuple[int, SharedReport, str | None]]:
+        check_limit(limit)
+        with self._db.read() as tx:
+            return popularity.pending_shares(tx, limit)
+
+    def tag_shares(self, *, seqs: list[int], batch: str) -> None:
+        self._db.write(lambda tx: popularity.tag_shares(tx, seqs, batch))
+
+    def popularity_counts(self, *, codebook_id: str) -> list[SupportCounts]:
+        with self._db.read() as tx:
+            return popularity.counts(tx, codebook_id)
+
+    def fold_reports(
+        self, *, seqs: list[int], counts: list[SupportCounts], queue: ReportQueue = "reports"
+    ) -> bool:
+        table = queue_table(queue)
+        try:
+            self._db.write(lambda tx: popularity.fold(tx, table, seqs, counts))
+        except popularity.Raced:
+            return False
+        return True
+
+    def current_popular(self) -> list[ItemScore]:
+        with self._db.read() as tx:
+            return popularity.current(tx)
+
+    # -- stats -------------------------------------------------------------------------------
+    def stats(self) -> StorageStats:
+        with self._db.read() as tx:
+            viewers, pending, released, version = tx.one(
+                "SELECT (SELECT count(*) FROM viewers), (SELECT count(*) FROM pending),"
+                " (SELECT count(*) FROM released WHERE NOT removed),"
+                " (SELECT version FROM release_state WHERE id = 1)"
+            )
+            capabilities = self._capabilities(tx)
+        with self._db.read_live() as tx:
+            (live,) = tx.one("SELECT count(*) FROM live WHERE NOT removed")
+        return StorageStats(
+            viewers,
+            pending,
+            live,
+            released,
+            version,
+            backend=self._db.dialect.name,
+            capabilities=capabilities,
+        )
+
+    def _capabilities(self, tx: Tx) -> tuple[str, ...]:
+        """What this backend can do beyond the interface (``StorageStats.capabilities``)."""
+        return ()
+
+
+def write_codebook(tx: Tx, codebook: Codebook) -> None:
+    """Insert or replace ``codebook``; it becomes the latest one."""
+    tx.run(
+        "INSERT INTO codebooks (codebook_id, dim, k, centroids_f16, item_ids, put_seq)"
+        f" VALUES (?, ?, ?, ?, ?, {tx.dialect.next_put_seq})"
+        " ON CONFLICT (codebook_id) DO UPDATE SET dim = excluded.dim, k = excluded.k,"
+        " centroids_f16 = excluded.centroids_f16, item_ids = excluded.item_ids,"
+        " put_seq = excluded.put_seq",
+        (
+            codebook.codebook_id,
+            codebook.dim,
+            codebook.k,
+            codebook.centroids_f16,
+            json.dumps(list(codebook.item_ids)) if codebook.item_ids else None,
+        ),
+    )
+
+
+def _version(tx: Tx) -> int:
+    return int(tx.one("SELECT version FROM release_state WHERE id = 1")[0])
+
+
+def _trends(tx: Tx) -> list[Trend]:
+    rows = tx.rows("SELECT cell, region, score, version FROM trends ORDER BY position")
+    return [Trend(cell=r[0], region=r[1], score=r[2], version=r[3]) for r in rows]
+
+
+def _viewer(tx: Tx, viewer_id: str) -> ViewerRecord | None:
+    row = tx.row(
+        "SELECT viewer_id, region, device_model, created_at, client_version FROM viewers"
+        " WHERE viewer_id = ?",
+        (viewer_id,),
+    )
+    return None if row is None else ViewerRecord(*row)
+
+
+def _require_viewer(tx: Tx, viewer_id: str) -> None:
+    if tx.row("SELECT 1 FROM viewers WHERE viewer_id = ?", (viewer_id,)) is None:
+        raise InputError(f"viewer {viewer_id!r} is not registered")
