@@ -35,10 +35,11 @@ from pathlib import Path
 from typing import TypeVar
 
 from omega.errors import StoreError
+from omega.migrations import migrate_sqlite
 from omega.storage._migrations import load_migrations
 from omega.storage._pending import Leased, latest_per_key
 from omega.storage._sql_rows import NEWER_WINS
-from omega.storage._sqlite_conn import migrate_file, translated
+from omega.storage._sqlite_conn import translated
 from omega.storage._sqlite_rows import FOLD_PENDING, UPSERT_LIVE, live_values
 
 __all__ = ["LiveFile", "live_path"]
@@ -130,7 +131,9 @@ class LiveFile:
             try:
                 conn.execute("BEGIN IMMEDIATE")  # nothing attached on this connection
                 try:
-                    self._fresh = not migrate_file(conn, load_migrations("sqlite_live"), self.path)
+                    self._fresh = not migrate_sqlite(
+                        conn, load_migrations("sqlite_live"), self.path
+                    )
                     conn.execute("COMMIT")
                 except BaseException:
                     if conn.in_transaction:

@@ -25,11 +25,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Literal
 
+from omega.migrations import migrate_sqlite
 from omega.storage._migrations import check_known, load_migrations
 from omega.storage._release import check_limit
 from omega.storage._sql import Tx
 from omega.storage._sql_storage import SQLStorage
-from omega.storage._sqlite_conn import migrate_file
 from omega.storage._sqlite_engine import SQLiteEngine
 
 __all__ = ["SQLiteStorage"]
@@ -74,7 +74,7 @@ class SQLiteStorage(SQLStorage[SQLiteEngine]):
         # Then the live file: it takes over the rows of the main file's old live table,
         # which the main file's migration 0004 then drops.
         self._db.live.migrate()
-        self._db.write_raw(lambda c: migrate_file(c, migrations, self.path))
+        self._db.write_raw(lambda c: migrate_sqlite(c, migrations, self.path))
         self._db.live.check()
 
     # -- federation ----------------------------------------------------------------------------
