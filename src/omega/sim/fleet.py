@@ -33,6 +33,7 @@ from omega.sim.datasets import Dataset
 from omega.sim.evaluation import Split
 from omega.sync.client import SyncClient
 from omega.sync.cursors import CatalogOrder
+from omega.sync.transport import Transport
 
 __all__ = ["FleetConfig", "FleetRun", "Viewer", "rating_to_view", "replay_fleet"]
 
@@ -162,6 +163,53 @@ async def replay_fleet(
 ) -> FleetRun:
     """Replay every viewer's training history; sync through ``constellation`` if given
     (sending two-server reports sealed to ``helper_key`` when given)."""
+    run = _open_fleet(
+        dataset,
+        split,
+        shared,
+        root=root,
+        config=config,
+        constellation=constellation,
+        attack=_Attack(attack, target_cell, target_item) if attack is not None else None,
+        attackers=attackers,
+        helper_key=helper_key,
+    )
+    item_ids = [i.item_id for i in dataset.items]
+    await _replay(
+        run,
+        split,
+        item_ids,
+        config=config,
+        constellation=constellation,
+        checkpoints=checkpoints,
+        on_checkpoint=on_checkpoint,
+        progress=progress,
+    )
+    if constellation is not None:
+        await finish(run, constellation)
+    return run
+
+
+@dataclass(frozen=True, slots=True)
+class _Attack:
+    kind: AttackKind
+    target_cell: int
+    target_item: str | None
+
+
+def _open_fleet(
+    dataset: Dataset,
+    split: Split,
+    shared: SharedCatalog,
+    *,
+    root: Path,
+    config: FleetConfig,
+    constellation: SimConstellation | None,
+    attack: _Attack | None,
+    attackers: frozenset[int],
+    helper_key: bytes | None,
+) -> FleetRun:
+    """One brain per viewer (and, with a constellation, its sync client and a newcomer)."""
     brain_config = BrainConfig(
         codebook_cells=config.cells,
         report_epsilon=config.report_epsilon,
@@ -189,14 +237,14 @@ async def replay_fleet(
             CatalogOrder.record(brain, order)
         viewer = Viewer(v, brain, clock, attacker=v in attackers)
         if constellation is not None and audit is not None:
-            transport = AuditingTransport(constellation.transport, audit, viewer=str(v))
+            transport: Transport = AuditingTransport(constellation.transport, audit, viewer=str(v))
             if viewer.attacker and attack is not None:
-                transport = AttackingTransport(  # type: ignore[assignment]
+                transport = AttackingTransport(
                     transport,
-                    attack,
-                    target_cell=target_cell,
-                    target_item=target_item,
-                    forge_share=_forger(helper_key, order, target_item),
+                    attack.kind,
+                    target_cell=attack.target_cell,
+                    target_item=attack.target_item,
+                    forge_share=_forger(helper_key, order, attack.target_item),
                 )
             viewer.client = SyncClient(
                 brain,
@@ -216,9 +264,22 @@ async def replay_fleet(
         run.newcomer.client = SyncClient(
             brain, constellation.transport, max_pull_bytes=config.pull_bytes, clock=clock
         )
+    return run
 
+
+async def _replay(
+    run: FleetRun,
+    split: Split,
+    item_ids: list[str],
+    *,
+    config: FleetConfig,
+    constellation: SimConstellation | None,
+    checkpoints: int,
+    on_checkpoint: Callable[[FleetRun, float], dict[str, float]] | None,
+    progress: Callable[[int, int], None] | None,
+) -> None:
+    """Every training event in time order: track it, sync, run the rounds that are due."""
     who, what, stars, when = _event_order(split)
-    item_ids = [i.item_id for i in dataset.items]
     next_round = float(when[0]) + config.round_every_s if len(when) else 0.0
     pushes_since_round = 0
     # Checkpoints at evenly spaced events (positions, so they always fall on an event).
@@ -255,9 +316,6 @@ async def replay_fleet(
             run.checkpoints.append({"ts": ts, **on_checkpoint(run, ts)})
         if progress is not None and (n % 500 == 0 or n == len(who) - 1):
             progress(n + 1, len(who))
-    if constellation is not None:
-        await finish(run, constellation)
-    return run
 
 
 async def _sync(viewer: Viewer, run: FleetRun) -> bool:
