@@ -192,9 +192,23 @@ async def replay_fleet(
 
 @dataclass(frozen=True, slots=True)
 class _Attack:
+    """What the attackers of a fleet do, and to which cell and title."""
+
     kind: AttackKind
-    target_cell: int
-    target_item: str | None
+    cell: int
+    item: str | None
+
+    def transport(
+        self, honest: Transport, forge_share: Callable[[], SharedReport] | None
+    ) -> Transport:
+        """An attacker's transport: ``honest`` with every push tampered with."""
+        return AttackingTransport(
+            honest,
+            self.kind,
+            target_cell=self.cell,
+            target_item=self.item,
+            forge_share=forge_share,
+        )
 
 
 def _open_fleet(
@@ -239,13 +253,7 @@ def _open_fleet(
         if constellation is not None and audit is not None:
             transport: Transport = AuditingTransport(constellation.transport, audit, viewer=str(v))
             if viewer.attacker and attack is not None:
-                transport = AttackingTransport(
-                    transport,
-                    attack.kind,
-                    target_cell=attack.target_cell,
-                    target_item=attack.target_item,
-                    forge_share=_forger(helper_key, order, attack.target_item),
-                )
+                transport = attack.transport(transport, _forger(helper_key, order, attack.item))
             viewer.client = SyncClient(
                 brain,
                 transport,
@@ -260,10 +268,10 @@ def _open_fleet(
         brain = Brain.open(
             root / "newcomer", clock=clock, config=brain_config, shared_catalog=shared
         )
-        run.newcomer = Viewer(split.n_viewers, brain, clock)
-        run.newcomer.client = SyncClient(
+        client = SyncClient(
             brain, constellation.transport, max_pull_bytes=config.pull_bytes, clock=clock
         )
+        run.newcomer = Viewer(split.n_viewers, brain, clock, client)
     return run
 
 
