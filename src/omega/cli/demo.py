@@ -7,15 +7,8 @@ from typing import Annotated
 
 import typer
 
+from omega.cli import _simulation as simulation
 from omega.cli._output import JsonOption, console
-from omega.cli._simulation import (
-    cache_dir,
-    check_report,
-    emit_json,
-    run_with_progress,
-    show,
-    write_report,
-)
 from omega.errors import ConfigError
 
 __all__ = ["register"]
@@ -45,7 +38,7 @@ def demo(
 
     if viewers < 3 or titles < 20 or days < 1:
         raise ConfigError("the demo needs ≥ 3 viewers, ≥ 20 titles and ≥ 1 day")
-    check_report(report)
+    simulation.check_report(report)
     if dataset is not None:
         data = load_dataset(dataset)
         fleet = FleetConfig(seed=seed)
@@ -68,19 +61,19 @@ def demo(
         fleet=fleet,
         baselines=baselines,
         checkpoints=5,
-        cache_dir=cache_dir(),
+        cache_dir=simulation.cache_dir(),
     )
-    result = run_with_progress(data, options, quiet=as_json)
-    write_report(result, report)
+    result = simulation.run_with_progress(data, options, quiet=as_json)
+    simulation.write_report(result, report)
     if as_json:
-        emit_json(result)
+        simulation.emit_json(result)
         return
     console.print(
         f"[bold]Omega demo[/]: {result['viewers']} TVs, {result['events']} events, "
         f"{result['syncs']} syncs, {result['rounds']} federation rounds, "
         f"{result['released_patterns']} patterns released, {result['wall_s']:.0f} s"
     )
-    show(result)
+    simulation.show(result)
 
 
 def register(app: typer.Typer) -> None:

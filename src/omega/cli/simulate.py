@@ -8,15 +8,8 @@ from typing import Annotated
 
 import typer
 
+from omega.cli import _simulation as simulation
 from omega.cli._output import JsonOption, console
-from omega.cli._simulation import (
-    cache_dir,
-    check_report,
-    emit_json,
-    run_with_progress,
-    show,
-    write_report,
-)
 from omega.errors import ConfigError
 
 __all__ = ["register"]
@@ -128,7 +121,7 @@ def simulate(
         raise ConfigError("--share-min-batch must be in 1..2500")
     if report_budget < 0 or report_window_days <= 0:
         raise ConfigError("--report-budget must be ≥ 0 (0: no cap) and --report-window-days > 0")
-    check_report(report)  # fail now, not after a ten-minute replay
+    simulation.check_report(report)  # fail now, not after a ten-minute replay
     data = load_dataset(path)
     options = SimulationOptions(
         seed=seed,
@@ -155,16 +148,16 @@ def simulate(
         else ("popularity", "item_knn", "als", "transitions"),
         work_dir=work_dir,
         validation=validation,
-        cache_dir=cache_dir(),
+        cache_dir=simulation.cache_dir(),
     )
-    result = run_with_progress(data, options, quiet=as_json)
-    written = write_report(result, report)
+    result = simulation.run_with_progress(data, options, quiet=as_json)
+    written = simulation.write_report(result, report)
     if written and not as_json:
         console.print(f"report written: {', '.join(str(p) for p in written)}")
     if as_json:
-        emit_json(result)
+        simulation.emit_json(result)
     else:
-        show(result)
+        simulation.show(result)
 
 
 def _dataset_path(dataset: Path | None) -> Path:

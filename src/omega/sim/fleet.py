@@ -165,8 +165,8 @@ async def replay_fleet(
     (sending two-server reports sealed to ``helper_key`` when given)."""
     run = _open_fleet(
         dataset,
-        split,
         shared,
+        viewers=split.n_viewers,
         root=root,
         config=config,
         constellation=constellation,
@@ -213,9 +213,9 @@ class _Attack:
 
 def _open_fleet(
     dataset: Dataset,
-    split: Split,
     shared: SharedCatalog,
     *,
+    viewers: int,
     root: Path,
     config: FleetConfig,
     constellation: SimConstellation | None,
@@ -223,7 +223,8 @@ def _open_fleet(
     attackers: frozenset[int],
     helper_key: bytes | None,
 ) -> FleetRun:
-    """One brain per viewer (and, with a constellation, its sync client and a newcomer)."""
+    """One brain for each of ``viewers`` (and, with a constellation, its sync client) and,
+    with a constellation, a newcomer."""
     brain_config = BrainConfig(
         codebook_cells=config.cells,
         report_epsilon=config.report_epsilon,
@@ -240,7 +241,7 @@ def _open_fleet(
         )
     run = FleetRun(viewers={}, audit=audit)
     order = list(shared.catalog.ids) if helper_key is not None else []
-    for v in range(split.n_viewers):
+    for v in range(viewers):
         clock = ManualClock(0.0)
         brain = Brain.open(
             root / f"viewer-{v}", clock=clock, config=brain_config, shared_catalog=shared
@@ -271,7 +272,7 @@ def _open_fleet(
         client = SyncClient(
             brain, constellation.transport, max_pull_bytes=config.pull_bytes, clock=clock
         )
-        run.newcomer = Viewer(split.n_viewers, brain, clock, client)
+        run.newcomer = Viewer(viewers, brain, clock, client)
     return run
 
 
