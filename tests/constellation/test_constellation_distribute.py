@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import random
 from pathlib import Path
 
@@ -162,21 +163,31 @@ def _exchange(storage: Storage) -> Exchange:
     )
 
 
-def test_a_batch_stored_under_the_old_framed_digest_is_still_recognised(tmp_path: Path) -> None:
+@pytest.mark.parametrize("awaited", [False, True], ids=["push", "push_async"])
+def test_a_batch_stored_under_the_old_framed_digest_is_still_recognised(
+    tmp_path: Path, awaited: bool
+) -> None:
     """Servers before 2026-12 stored the digest of the compressed frame: a device retrying
-    such a batch after the upgrade gets its stored ack, and another payload still 422s."""
+    such a batch after the upgrade gets its stored ack, and another payload still 422s.
+    Both shells (the worker-thread one and the one awaited on the event loop) do so."""
     storage = open_storage(str(tmp_path / "c.db"))
     try:
         storage.create_viewer(ViewerRecord("v", "eu", "tv", created_at=1.0))
         exchange = _exchange(storage)
+
+        def push_to(request: PushRequest) -> PushAck:
+            if awaited:
+                return asyncio.run(exchange.push_async("v", request, server_version=9))
+            return exchange.push("v", request, server_version=9)
+
         push = PushRequest(viewer_id="v", batch_id="b", codebook_id="c", removed=["x"])
         old_ack = PushAck(batch_id="b", server_version=7)
         assert framed_push_digest(push) != push_digest(push)
         storage.ingest(push, digest=framed_push_digest(push), region="eu", ack=old_ack, now=1.0)
-        assert exchange.push("v", push, server_version=9) == old_ack
+        assert push_to(push) == old_ack
         other = PushRequest(viewer_id="v", batch_id="b", codebook_id="c", removed=["y"])
         with pytest.raises(ConflictError):
-            exchange.push("v", other, server_version=9)
+            push_to(other)
         assert storage.stats().pending_contributions == 1
     finally:
         storage.close()

@@ -5,15 +5,19 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Annotated, Any
 
+import typer
 from rich.console import Console
 from rich.table import Table
 
-__all__ = ["console", "emit", "emit_rows", "err_console"]
+__all__ = ["JsonOption", "console", "emit", "emit_rows", "err_console"]
 
 console = Console()
 err_console = Console(stderr=True)
+
+#: The ``--json`` flag of a command that prints one result.
+JsonOption = Annotated[bool, typer.Option("--json", help="Print the result as one JSON object.")]
 
 
 def _plain(value: Any) -> Any:

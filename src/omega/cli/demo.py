@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from omega.cli._output import console, emit
+from omega.cli import _simulation as simulation
+from omega.cli._output import JsonOption, console
 from omega.errors import ConfigError
 
 __all__ = ["register"]
@@ -25,15 +25,12 @@ def demo(
     report: Annotated[
         Path | None, typer.Option(help="Also write report.json, report.md and plots here.")
     ] = None,
-    as_json: Annotated[
-        bool, typer.Option("--json", help="Print the result as one JSON object.")
-    ] = False,
+    as_json: JsonOption = False,
 ) -> None:
     """Generate a catalog and viewers with latent tastes and daily habits, start an embedded
     constellation (SQLite), run every TV's brain for a few simulated days — learning on the
     device, pushing patterns, federating, pulling — and print the quality table and sync
     sizes. Needs no dataset and no server software."""
-    from omega.cli.simulate import run_with_progress, show
     from omega.sim.datasets import load_dataset
     from omega.sim.fleet import FleetConfig
     from omega.sim.simulate import SimulationOptions
@@ -41,10 +38,7 @@ def demo(
 
     if viewers < 3 or titles < 20 or days < 1:
         raise ConfigError("the demo needs ≥ 3 viewers, ≥ 20 titles and ≥ 1 day")
-    if report is not None:
-        from omega.sim.report import check_report_directory
-
-        check_report_directory(report)
+    simulation.check_report(report)
     if dataset is not None:
         data = load_dataset(dataset)
         fleet = FleetConfig(seed=seed)
@@ -67,22 +61,19 @@ def demo(
         fleet=fleet,
         baselines=baselines,
         checkpoints=5,
-        cache_dir=Path(os.environ.get("OMEGA_CACHE", Path.home() / ".cache" / "omega")),
+        cache_dir=simulation.cache_dir(),
     )
-    result = run_with_progress(data, options, quiet=as_json)
-    if report is not None:
-        from omega.sim.report import write_report
-
-        write_report(result, report)
+    result = simulation.run_with_progress(data, options, quiet=as_json)
+    simulation.write_report(result, report)
     if as_json:
-        emit({k: v for k, v in result.items() if k != "sync_bytes"}, as_json=True)
+        simulation.emit_json(result)
         return
     console.print(
         f"[bold]Omega demo[/]: {result['viewers']} TVs, {result['events']} events, "
         f"{result['syncs']} syncs, {result['rounds']} federation rounds, "
         f"{result['released_patterns']} patterns released, {result['wall_s']:.0f} s"
     )
-    show(result)
+    simulation.show(result)
 
 
 def register(app: typer.Typer) -> None:

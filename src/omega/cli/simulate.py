@@ -2,49 +2,17 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
-from omega.cli._output import console, emit, err_console
+from omega.cli import _simulation as simulation
+from omega.cli._output import JsonOption, console
 from omega.errors import ConfigError
 
-__all__ = ["register", "run_with_progress"]
-
-
-def run_with_progress(dataset: Any, options: Any, *, quiet: bool) -> dict[str, Any]:
-    """Run a simulation with one progress bar per stage (on stderr)."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-    from omega.sim.simulate import run_simulation
-
-    with Progress(
-        TextColumn("{task.description:<24}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=err_console,
-        disable=quiet,
-        transient=False,
-    ) as bars:
-        tasks: dict[str, Any] = {}
-
-        def progress(label: str, n: int, total: int) -> None:
-            if label not in tasks:
-                tasks[label] = bars.add_task(label, total=total)
-            bars.update(tasks[label], completed=n, total=total)
-
-        return asyncio.run(run_simulation(dataset, options, progress))
-
-
-def show(result: dict[str, Any]) -> None:
-    from omega.sim.report import quality_table, summary_table
-
-    console.print(quality_table(result))
-    console.print(summary_table(result))
+__all__ = ["register"]
 
 
 def simulate(
@@ -128,9 +96,7 @@ def simulate(
     work_dir: Annotated[
         Path | None, typer.Option(help="Where the fleet's brains live (default: temp).")
     ] = None,
-    as_json: Annotated[
-        bool, typer.Option("--json", help="Print the result as one JSON object.")
-    ] = False,
+    as_json: JsonOption = False,
 ) -> None:
     """Replay each viewer's ratings as TV events through one brain per viewer, syncing with a
     real constellation; rank every unseen title for each viewer's held-out last interaction
@@ -140,13 +106,7 @@ def simulate(
     from omega.sim.fleet import FleetConfig
     from omega.sim.simulate import SimulationOptions
 
-    path = dataset or (
-        Path(os.environ["OMEGA_DATASET"]) if os.environ.get("OMEGA_DATASET") else None
-    )
-    if path is None:
-        raise ConfigError(
-            "give --dataset DIR (or set OMEGA_DATASET); try ../shared/datasets/ml-latest-small"
-        )
+    path = _dataset_path(dataset)
     if attack is not None and attack not in ATTACKS:
         raise ConfigError(f"--attack must be one of {', '.join(ATTACKS)}")
     if cells < 2 or sync_every < 1 or sync_hours <= 0 or round_days <= 0:
@@ -161,10 +121,7 @@ def simulate(
         raise ConfigError("--share-min-batch must be in 1..2500")
     if report_budget < 0 or report_window_days <= 0:
         raise ConfigError("--report-budget must be ≥ 0 (0: no cap) and --report-window-days > 0")
-    if report is not None:
-        from omega.sim.report import check_report_directory
-
-        check_report_directory(report)  # fail now, not after a ten-minute replay
+    simulation.check_report(report)  # fail now, not after a ten-minute replay
     data = load_dataset(path)
     options = SimulationOptions(
         seed=seed,
@@ -191,20 +148,28 @@ def simulate(
         else ("popularity", "item_knn", "als", "transitions"),
         work_dir=work_dir,
         validation=validation,
-        cache_dir=Path(os.environ.get("OMEGA_CACHE", Path.home() / ".cache" / "omega")),
+        cache_dir=simulation.cache_dir(),
     )
-    result = run_with_progress(data, options, quiet=as_json)
-    if report is not None:
-        from omega.sim.report import write_report
-
-        written = write_report(result, report)
-        if not as_json:
-            console.print(f"report written: {', '.join(str(p) for p in written)}")
+    result = simulation.run_with_progress(data, options, quiet=as_json)
+    written = simulation.write_report(result, report)
+    if written and not as_json:
+        console.print(f"report written: {', '.join(str(p) for p in written)}")
     if as_json:
-        slim = {k: v for k, v in result.items() if k != "sync_bytes"}
-        emit(slim, as_json=True)
+        simulation.emit_json(result)
     else:
-        show(result)
+        simulation.show(result)
+
+
+def _dataset_path(dataset: Path | None) -> Path:
+    """``--dataset``, else $OMEGA_DATASET."""
+    path = dataset or (
+        Path(os.environ["OMEGA_DATASET"]) if os.environ.get("OMEGA_DATASET") else None
+    )
+    if path is None:
+        raise ConfigError(
+            "give --dataset DIR (or set OMEGA_DATASET); try ../shared/datasets/ml-latest-small"
+        )
+    return path
 
 
 def register(app: typer.Typer) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import signal
 import socket
@@ -13,7 +14,8 @@ import typer
 from omega.cli.helper import HelperSecretOption, HelperUrlOption, check_helper
 
 if TYPE_CHECKING:
-    from omega.federation import RoundResult
+    from omega.errors import StoreError
+    from omega.federation import RoundResult, Worker
 
 __all__ = ["register"]
 
@@ -37,10 +39,9 @@ def worker(
     it between rounds; a round killed half-way publishes nothing)."""
     import os
 
-    from omega.cli._output import emit, err_console
     from omega.constellation import Settings
     from omega.constellation.helper_client import HelperSettings, connect_helper
-    from omega.errors import ConfigError, StoreError
+    from omega.errors import ConfigError
     from omega.federation import FederationConfig, Worker
     from omega.storage import open_storage
 
@@ -64,49 +65,60 @@ def worker(
     )
     storage = open_storage(db)
     try:
-
-        def report(result: RoundResult) -> None:
-            row = _row(result)
-            if once:
-                emit(row, as_json=as_json, title="omega worker")
-            elif as_json:
-                print(json.dumps(row), flush=True)
-            else:
-                err_console.print(
-                    f"round: {row['status']} version={row['version']} applied={row['applied']}"
-                    f" live={row['live']} released={row['released']} +{row['upserted']}"
-                    f" -{row['removed']} trends={row['trends']} in {row['seconds']:.3f}s"
-                )
-
-        def failed(exc: StoreError) -> None:
-            err_console.print(f"[bold red]round failed:[/] {exc} (retrying next round)")
-
         runner = Worker(
             storage,
             FederationConfig(),
             worker_id=name,
             interval_s=interval,
-            on_round=report,
-            on_error=failed,
+            on_round=functools.partial(_print_round, once=once, as_json=as_json),
+            on_error=_print_failure,
             shares=shares,
         )
         if once:
             runner.run_once()
-            return
-        stop = threading.Event()
-        previous = {
-            sig: signal.signal(sig, lambda _signum, _frame: stop.set())
-            for sig in (signal.SIGTERM, signal.SIGINT)
-        }
-        try:
-            runner.run(stop)
-        finally:
-            for sig, handler in previous.items():
-                signal.signal(sig, handler)
+        else:
+            _run_until_stopped(runner)
     finally:
         storage.close()
         if shares is not None:
             shares.close()
+
+
+def _print_round(result: RoundResult, *, once: bool, as_json: bool) -> None:
+    """One round's result: a table (or JSON) with --once, else a line (or a JSON line)."""
+    from omega.cli._output import emit, err_console
+
+    row = _row(result)
+    if once:
+        emit(row, as_json=as_json, title="omega worker")
+    elif as_json:
+        print(json.dumps(row), flush=True)
+    else:
+        err_console.print(
+            f"round: {row['status']} version={row['version']} applied={row['applied']}"
+            f" live={row['live']} released={row['released']} +{row['upserted']}"
+            f" -{row['removed']} trends={row['trends']} in {row['seconds']:.3f}s"
+        )
+
+
+def _print_failure(exc: StoreError) -> None:
+    from omega.cli._output import err_console
+
+    err_console.print(f"[bold red]round failed:[/] {exc} (retrying next round)")
+
+
+def _run_until_stopped(runner: Worker) -> None:
+    """Run rounds until SIGTERM or SIGINT (Ctrl-C), which stop the loop between rounds."""
+    stop = threading.Event()
+    previous = {
+        sig: signal.signal(sig, lambda _signum, _frame: stop.set())
+        for sig in (signal.SIGTERM, signal.SIGINT)
+    }
+    try:
+        runner.run(stop)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def _row(result: RoundResult) -> dict[str, Any]:

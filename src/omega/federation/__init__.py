@@ -1,8 +1,9 @@
 """Federation: aggregation rounds that turn viewers' live patterns into releases.
 
 ``consolidate`` (pure) filters, clusters, bounds each viewer's influence, fuses robustly
-and applies consensus; ``detect_trends`` finds rising content; ``run_round`` does one
-round against a ``Storage``; ``Worker`` runs rounds on a schedule (``omega worker``).
+and applies consensus; ``detect_trends`` finds rising content; ``plan_release`` (pure)
+plans what a round publishes; ``run_round`` does one round against a ``Storage``;
+``Worker`` runs rounds on a schedule (``omega worker``).
 """
 
 from __future__ import annotations
@@ -16,7 +17,8 @@ from omega.federation.consolidate import (
     pattern_id,
 )
 from omega.federation.fusion import fuse_grouped
-from omega.federation.rounds import RoundResult, RoundStatus, diff_release, run_round
+from omega.federation.plan import ReleasePlan, RoundInputs, diff_release, plan_release
+from omega.federation.rounds import RoundResult, RoundStatus, run_round
 from omega.federation.trends import GLOBAL_REGION, detect_trends
 from omega.federation.worker import Worker
 
@@ -26,6 +28,8 @@ __all__ = [
     "ConsolidationStats",
     "FederationConfig",
     "FusionRule",
+    "ReleasePlan",
+    "RoundInputs",
     "RoundResult",
     "RoundStatus",
     "Worker",
@@ -37,5 +41,6 @@ __all__ = [
     "fuse_grouped",
     "group_cells",
     "pattern_id",
+    "plan_release",
     "run_round",
 ]

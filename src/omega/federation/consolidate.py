@@ -47,6 +47,8 @@ import numpy.typing as npt
 from omega.federation._table import (
     BEHAVIOUR,
     CONTEXTS,
+    F64,
+    I64,
     TASKS,
     PatternTable,
     build_table,
@@ -58,8 +60,6 @@ from omega.protocol.messages import ConsolidatedPattern
 from omega.storage.base import LivePattern
 
 __all__ = ["ConsolidationStats", "consolidate", "consolidate_table", "pattern_id"]
-
-I64 = npt.NDArray[np.int64]
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,110 +99,211 @@ def consolidate(
     return consolidate_table(table, groups, config, codebook_id=codebook_id)[0]
 
 
-def _mode_cell(cluster: I64, cells: I64, viewer: I64, clusters: int, k: int, v: int) -> I64:
-    """Per cluster, the cell backed by the most distinct viewers (ties: smallest cell)."""
-    triples = np.unique((cluster * (k + 1) + (cells + 1)) * v + viewer)
-    pairs, counts = np.unique(triples // v, return_counts=True)
-    owner = pairs // (k + 1)
-    cell = pairs % (k + 1) - 1
-    order = np.lexsort((cell, -counts, owner))
-    head = np.ones(len(order), dtype=bool)
-    head[1:] = owner[order][1:] != owner[order][:-1]
-    best = np.full(clusters, -1, dtype=np.int64)
-    best[owner[order][head]] = cell[order][head]
-    return best
-
-
 def consolidate_table(
-    t: PatternTable, groups: I64, config: FederationConfig, *, codebook_id: str
+    table: PatternTable, groups: I64, config: FederationConfig, *, codebook_id: str
 ) -> tuple[list[ConsolidatedPattern], ConsolidationStats]:
-    k, v, n_ctx = len(groups), max(len(t.viewers), 1), len(CONTEXTS)
-
-    def stats(clusters: int, released: int, few: int, disputed: int) -> ConsolidationStats:
-        return ConsolidationStats(
-            t.received, t.invalid, t.low_quality, clusters, released, few, disputed
-        )
-
-    if len(t) == 0:
-        return [], stats(0, 0, 0, 0)
-    g0 = groups[t.cell0]
-    g1 = np.where(t.cell1 >= 0, groups[np.maximum(t.cell1, 0)], -1)
-    key = ((t.task * n_ctx + t.context) * k + g0) * (k + 1) + (g1 + 1)
-    _, first_row, row_cluster = np.unique(key, return_index=True, return_inverse=True)
-    row_cluster = row_cluster.reshape(-1)
-    n_clusters = len(first_row)
-
-    # One vote per viewer per cluster, support clipped.
-    vote_keys, row_vote = np.unique(row_cluster * v + t.viewer, return_inverse=True)
-    row_vote = row_vote.reshape(-1)
-    vote_cluster = vote_keys // v
-    summed = np.bincount(row_vote, weights=t.support)
-    vote_success = np.bincount(row_vote, weights=t.support * t.success) / summed
-    vote_support = np.minimum(summed, float(config.support_cap))
-    backers = np.bincount(vote_cluster, minlength=n_clusters)
-
-    # Agreement is about the content: every viewer with an opinion on the target group,
-    # in any context (an attacker must not dodge dissent by picking an unusual context).
-    c_positive = t.task[first_row] != BEHAVIOUR
-    row_group = np.where(g1 >= 0, g1, g0)
-    opinion = row_group * v + t.viewer
-    row_positive = t.task != BEHAVIOUR
-    likes = np.bincount(np.unique(opinion[row_positive]) // v, minlength=k)
-    quits = np.bincount(np.unique(opinion[~row_positive]) // v, minlength=k)
-    c_group = row_group[first_row]
-    agreeing = np.where(c_positive, likes[c_group], quits[c_group])
-    agreement = agreeing / (likes[c_group] + quits[c_group])
-
-    enough = backers >= config.min_viewers
+    """Steps 2-7 of the module docstring over a built table (step 1 is ``build_table``)."""
+    n_viewers = max(len(table.viewers), 1)
+    if len(table) == 0:
+        return [], _stats(table, clusters=0, released=0, too_few=0, disputed=0)
+    clusters = _Clusters.of(table, groups)
+    votes = _Votes.of(table, clusters, n_viewers=n_viewers, support_cap=config.support_cap)
+    agreement = _agreement(table, clusters, n_cells=len(groups), n_viewers=n_viewers)
+    enough = votes.backers >= config.min_viewers
     passing = enough & (agreement >= config.min_agreement)
-    stats_out = stats(
-        n_clusters, int(passing.sum()), int((~enough).sum()), int((enough & ~passing).sum())
+    stats = _stats(
+        table,
+        clusters=len(clusters),
+        released=int(passing.sum()),
+        too_few=int((~enough).sum()),
+        disputed=int((enough & ~passing).sum()),
     )
     if not passing.any():
-        return [], stats_out
-
-    # Fuse only the released clusters' votes.
-    released = np.flatnonzero(passing)
-    remap = np.full(n_clusters, -1, dtype=np.int64)
-    remap[released] = np.arange(len(released))
-    take = remap[vote_cluster] >= 0
-    fc = remap[vote_cluster[take]]
-    success = vote_success[take]
-    quality = np.where(c_positive[vote_cluster[take]], success, 1.0 - success)
-    clipped = vote_support[take]
-    fused = fuse_grouped(
-        fc, success, quality * clipped, clusters=len(released), rule=config.fusion, trim=config.trim
+        return [], stats
+    released = _release(
+        table,
+        clusters,
+        votes,
+        np.flatnonzero(passing),
+        config,
+        n_cells=len(groups),
+        n_viewers=n_viewers,
+        codebook_id=codebook_id,
     )
-    per_viewer = fuse_grouped(
-        fc, clipped, np.ones(len(fc)), clusters=len(released), rule=config.fusion, trim=config.trim
+    return released, stats
+
+
+def _stats(
+    table: PatternTable, *, clusters: int, released: int, too_few: int, disputed: int
+) -> ConsolidationStats:
+    return ConsolidationStats(
+        table.received, table.invalid, table.low_quality, clusters, released, too_few, disputed
     )
 
-    rows = remap[row_cluster] >= 0
-    rc = remap[row_cluster[rows]]
-    cell0 = _mode_cell(rc, t.cell0[rows], t.viewer[rows], len(released), k, v)
-    cell1 = _mode_cell(rc, t.cell1[rows], t.viewer[rows], len(released), k, v)
+
+@dataclass(frozen=True, slots=True)
+class _Clusters:
+    """The table's rows grouped by (task, context, content groups): step 2."""
+
+    group0: I64  # per row: the content group of its first cell
+    group1: I64  # per row: the content group of its second cell, or -1
+    first_row: I64  # per cluster: one of its rows (they share task, context, groups)
+    of_row: I64  # per row: its cluster
+    positive: npt.NDArray[np.bool_]  # per cluster: not a behaviour cluster
+
+    @classmethod
+    def of(cls, table: PatternTable, groups: I64) -> _Clusters:
+        n_cells, n_contexts = len(groups), len(CONTEXTS)
+        group0 = groups[table.cell0]
+        group1 = np.where(table.cell1 >= 0, groups[np.maximum(table.cell1, 0)], -1)
+        key = ((table.task * n_contexts + table.context) * n_cells + group0) * (n_cells + 1)
+        key += group1 + 1
+        _, first_row, of_row = np.unique(key, return_index=True, return_inverse=True)
+        positive = table.task[first_row] != BEHAVIOUR
+        return cls(group0, group1, first_row, of_row.reshape(-1), positive)
+
+    def __len__(self) -> int:
+        return len(self.first_row)
+
+
+@dataclass(frozen=True, slots=True)
+class _Votes:
+    """One vote per viewer per cluster, its support clipped: step 3."""
+
+    cluster: I64  # per vote: its cluster
+    success: F64  # per vote: the viewer's support-weighted success in the cluster
+    support: F64  # per vote: the viewer's summed support, clipped to ``support_cap``
+    backers: I64  # per cluster: its votes (distinct viewers)
+
+    @classmethod
+    def of(
+        cls, table: PatternTable, clusters: _Clusters, *, n_viewers: int, support_cap: int
+    ) -> _Votes:
+        vote_keys, row_vote = np.unique(
+            clusters.of_row * n_viewers + table.viewer, return_inverse=True
+        )
+        row_vote = row_vote.reshape(-1)
+        vote_cluster = vote_keys // n_viewers
+        summed = np.bincount(row_vote, weights=table.support)
+        success = np.bincount(row_vote, weights=table.support * table.success) / summed
+        support = np.minimum(summed, float(support_cap))
+        backers = np.bincount(vote_cluster, minlength=len(clusters))
+        return cls(vote_cluster, success, support, backers)
+
+
+def _agreement(table: PatternTable, clusters: _Clusters, *, n_cells: int, n_viewers: int) -> F64:
+    """Per cluster, the share of viewers with an opinion on its target group who are on
+    its side (step 4). Counted in every context: an attacker must not dodge dissent by
+    picking an unusual one."""
+    row_target = np.where(clusters.group1 >= 0, clusters.group1, clusters.group0)
+    opinion = row_target * n_viewers + table.viewer
+    row_positive = table.task != BEHAVIOUR
+    likes = np.bincount(np.unique(opinion[row_positive]) // n_viewers, minlength=n_cells)
+    quits = np.bincount(np.unique(opinion[~row_positive]) // n_viewers, minlength=n_cells)
+    target = row_target[clusters.first_row]
+    agreeing = np.where(clusters.positive, likes[target], quits[target])
+    agreement: F64 = agreeing / (likes[target] + quits[target])
+    return agreement
+
+
+def _release(
+    table: PatternTable,
+    clusters: _Clusters,
+    votes: _Votes,
+    released: I64,
+    config: FederationConfig,
+    *,
+    n_cells: int,
+    n_viewers: int,
+    codebook_id: str,
+) -> list[ConsolidatedPattern]:
+    """The ``released`` clusters as patterns (steps 5-7), sorted by id."""
+    # Index among the released clusters, -1 for the others.
+    rank = np.full(len(clusters), -1, dtype=np.int64)
+    rank[released] = np.arange(len(released))
+    fused, per_viewer = _fuse(votes, clusters.positive, rank, len(released), config)
+    taken = rank[clusters.of_row] >= 0
+    row_rank = rank[clusters.of_row[taken]]
+    viewer = table.viewer[taken]
+    cell0 = _mode_cell(row_rank, table.cell0[taken], viewer, len(released), n_cells, n_viewers)
+    cell1 = _mode_cell(row_rank, table.cell1[taken], viewer, len(released), n_cells, n_viewers)
     saturation = math.log1p(config.viewers_saturation)
     flip = config.behaviour_rate == "abandonment"
     out: list[ConsolidatedPattern] = []
-    for i, c in enumerate(released.tolist()):
-        row = int(first_row[c])
-        task = TASKS[int(t.task[row])]
-        n = int(backers[c])
-        q = float(fused[i]) if c_positive[c] else 1.0 - float(fused[i])
-        cells = (int(cell0[i]),) if cell1[i] < 0 else (int(cell0[i]), int(cell1[i]))
-        ids = (int(g0[row]),) if g1[row] < 0 else (int(g0[row]), int(g1[row]))
+    for index, cluster in enumerate(released.tolist()):
+        row = int(clusters.first_row[cluster])
+        task = TASKS[int(table.task[row])]
+        backers = int(votes.backers[cluster])
+        positive = bool(clusters.positive[cluster])
+        quality = float(fused[index]) if positive else 1.0 - float(fused[index])
+        first, second = int(cell0[index]), int(cell1[index])
+        group0, group1 = int(clusters.group0[row]), int(clusters.group1[row])
         out.append(
             ConsolidatedPattern(
-                id=pattern_id(codebook_id, task, int(t.context[row]), ids),
+                id=pattern_id(
+                    codebook_id,
+                    task,
+                    int(table.context[row]),
+                    (group0,) if group1 < 0 else (group0, group1),
+                ),
                 task=task,
-                cells=cells,
-                context=CONTEXTS[int(t.context[row])],
-                success_rate=round(float(fused[i]) if c_positive[c] or not flip else q, 4),
-                support=max(1, round(float(per_viewer[i]) * n)),
-                viewers=n,
-                weight=round(q * min(1.0, math.log1p(n) / saturation), 6),
+                cells=(first,) if second < 0 else (first, second),
+                context=CONTEXTS[int(table.context[row])],
+                success_rate=round(float(fused[index]) if positive or not flip else quality, 4),
+                support=max(1, round(float(per_viewer[index]) * backers)),
+                viewers=backers,
+                weight=round(quality * min(1.0, math.log1p(backers) / saturation), 6),
                 version=0,
             )
         )
     out.sort(key=lambda p: p.id)
-    return out, stats_out
+    return out
+
+
+def _fuse(
+    votes: _Votes,
+    positive: npt.NDArray[np.bool_],
+    rank: I64,
+    n_released: int,
+    config: FederationConfig,
+) -> tuple[F64, F64]:
+    """Per released cluster: the fused success (weighted by quality × clipped support) and
+    the fused per-viewer support (step 5). Only the released clusters' votes are fused."""
+    taken = rank[votes.cluster] >= 0
+    vote_rank = rank[votes.cluster[taken]]
+    success = votes.success[taken]
+    quality = np.where(positive[votes.cluster[taken]], success, 1.0 - success)
+    clipped = votes.support[taken]
+    fused = fuse_grouped(
+        vote_rank,
+        success,
+        quality * clipped,
+        clusters=n_released,
+        rule=config.fusion,
+        trim=config.trim,
+    )
+    per_viewer = fuse_grouped(
+        vote_rank,
+        clipped,
+        np.ones(len(vote_rank)),
+        clusters=n_released,
+        rule=config.fusion,
+        trim=config.trim,
+    )
+    return fused, per_viewer
+
+
+def _mode_cell(
+    cluster: I64, cells: I64, viewer: I64, n_clusters: int, n_cells: int, n_viewers: int
+) -> I64:
+    """Per cluster, the cell backed by the most distinct viewers (ties: smallest cell)."""
+    triples = np.unique((cluster * (n_cells + 1) + (cells + 1)) * n_viewers + viewer)
+    pairs, counts = np.unique(triples // n_viewers, return_counts=True)
+    owner = pairs // (n_cells + 1)
+    cell = pairs % (n_cells + 1) - 1
+    order = np.lexsort((cell, -counts, owner))
+    head = np.ones(len(order), dtype=bool)
+    head[1:] = owner[order][1:] != owner[order][:-1]
+    best = np.full(n_clusters, -1, dtype=np.int64)
+    best[owner[order][head]] = cell[order][head]
+    return best

@@ -1,4 +1,4 @@
-"""One federation round against a storage: apply, prune, consolidate, diff, commit.
+"""One federation round against a storage: apply, plan the release, commit.
 
 Only ``commit_release`` publishes anything, and it is one transaction that is
 optimistic on the base version; so a worker that dies anywhere in a round leaves no
@@ -6,6 +6,9 @@ partial release, and two workers racing on one storage publish one release betwe
 (the loser gets ``status="conflict"`` and changes nothing). Contributions applied before
 a crash stay applied: folding them into the live set is idempotent and the next round
 consolidates them.
+
+A round is three steps: apply (fold pushed contributions and popularity reports in),
+plan (``omega.federation.plan``: pure, from what the round read), commit.
 """
 
 from __future__ import annotations
@@ -17,14 +20,12 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
 from omega.errors import ServerError, TransportError
-from omega.federation._table import build_table
 from omega.federation.cells import CellGroups
 from omega.federation.config import FederationConfig
-from omega.federation.consolidate import ConsolidationStats, consolidate_table
-from omega.federation.popularity import diff_popular, fold_reports, popular_scores
+from omega.federation.consolidate import ConsolidationStats
+from omega.federation.plan import ReleasePlan, RoundInputs, diff_release, plan_release
+from omega.federation.popularity import fold_reports
 from omega.federation.shared import SharedCounting, fold_shares
-from omega.federation.trends import detect_trends_table
-from omega.protocol.messages import ConsolidatedPattern, Trend
 from omega.storage.base import Codebook, Storage
 
 __all__ = ["RoundResult", "RoundStatus", "diff_release", "run_round"]
@@ -60,36 +61,113 @@ class RoundResult:
         return asdict(self)
 
 
-def _moved(old: float, new: float, tolerance: float) -> bool:
-    return abs(new - old) > tolerance * max(abs(old), 1e-9)
+def run_round(
+    storage: Storage,
+    config: FederationConfig,
+    *,
+    now: float,
+    worker_id: str,
+    cells: CellGroups | None = None,
+    on_step: Callable[[str], None] | None = None,
+    shares: SharedCounting | None = None,
+) -> RoundResult:
+    """Run one round: apply what was pushed, plan the release (pure), commit it.
 
-
-def _changed(old: ConsolidatedPattern | None, new: ConsolidatedPattern, tolerance: float) -> bool:
-    if old is None:
-        return True
-    return (
-        old.cells != new.cells
-        or old.task != new.task
-        or old.context != new.context
-        or _moved(old.weight, new.weight, tolerance)
-        or abs(old.success_rate - new.success_rate) > tolerance
+    See the module docstring for what survives a crash."""
+    progress = _Progress(on_step)
+    _apply(storage, config, now=now, worker_id=worker_id, progress=progress)
+    codebook = storage.get_codebook()
+    base_version, current = storage.current_release()
+    if codebook is None:
+        return progress.result("no_codebook", base_version)
+    live = storage.live_patterns(
+        codebook_id=codebook.codebook_id, updated_after=now - config.max_age_s
     )
+    progress.live = len(live)
+    progress.reached("read")
+    progress.reports = _fold_popularity(storage, codebook, config, shares)
+    inputs = RoundInputs(
+        codebook=codebook,
+        live=live,
+        base_version=base_version,
+        current=current,
+        current_trends=storage.current_trends(),
+        popularity=storage.popularity_counts(codebook_id=codebook.codebook_id),
+        current_popular=storage.current_popular(),
+    )
+    groups = (cells or CellGroups()).for_codebook(codebook, config.similarity)
+    plan = plan_release(inputs, groups, config, now=now)
+    progress.reached("consolidated")
+    return _commit(storage, plan, now=now, progress=progress)
 
 
-def diff_release(
-    current: list[ConsolidatedPattern], new: list[ConsolidatedPattern], *, tolerance: float
-) -> tuple[list[ConsolidatedPattern], list[str]]:
-    """Upserts (new, or moved by more than ``tolerance``) and removals (no longer passing)."""
-    by_id = {p.id: p for p in current}
-    upserted = [p for p in new if _changed(by_id.get(p.id), p, tolerance)]
-    keep = {p.id for p in new}
-    return upserted, sorted(pid for pid in by_id if pid not in keep)
+@dataclass(slots=True)
+class _Progress:
+    """What a round has done so far: its counts and the seconds to each step it reached."""
+
+    on_step: Callable[[str], None] | None
+    started: float = field(default_factory=time.perf_counter)
+    timings: dict[str, float] = field(default_factory=dict)
+    applied: int = 0
+    pruned: int = 0
+    live: int = 0
+    reports: int = 0
+
+    def reached(self, step: str) -> None:
+        self.timings[step] = round(time.perf_counter() - self.started, 4)
+        if self.on_step is not None:
+            self.on_step(step)
+
+    def result(
+        self, status: RoundStatus, version: int, plan: ReleasePlan | None = None
+    ) -> RoundResult:
+        """The round's result; only a released ``plan`` counts its changes."""
+        published = plan if status == "released" else None
+        return RoundResult(
+            status,
+            version,
+            self.applied,
+            self.pruned,
+            live=self.live,
+            released=len(plan.patterns) if plan else 0,
+            upserted=len(published.upserted) if published else 0,
+            removed=len(published.removed) if published else 0,
+            trends=len(plan.trends) if plan else 0,
+            seconds=time.perf_counter() - self.started,
+            stats=plan.stats if plan else None,
+            timings=self.timings,
+            reports=self.reports,
+            popular=len(published.popular) if published else 0,
+        )
 
 
-def _trends_changed(old: list[Trend], new: list[Trend], tolerance: float) -> bool:
-    if [(t.region, t.cell) for t in old] != [(t.region, t.cell) for t in new]:
-        return True
-    return any(_moved(a.score, b.score, tolerance) for a, b in zip(old, new, strict=True))
+def _apply(
+    storage: Storage, config: FederationConfig, *, now: float, worker_id: str, progress: _Progress
+) -> None:
+    """Fold pending contributions into the live set, then forget what is too old."""
+    while progress.applied < config.max_apply_per_round:
+        n = storage.apply_pending(worker_id=worker_id, limit=config.apply_batch, now=now)
+        progress.applied += n
+        if n < config.apply_batch:
+            break
+        if config.apply_pause_s > 0:
+            time.sleep(config.apply_pause_s)
+    progress.reached("applied")
+    progress.pruned = storage.prune_live(updated_before=now - config.max_age_s)
+    storage.prune_batches(created_before=now - config.batch_retention_s)
+    progress.reached("pruned")
+
+
+def _fold_popularity(
+    storage: Storage, codebook: Codebook, config: FederationConfig, shares: SharedCounting | None
+) -> int:
+    """Fold this round's popularity reports (ε-LDP, then two-server) into the counts."""
+    reports = fold_reports(
+        storage, codebook, batch=config.report_batch, limit=config.max_apply_per_round
+    )
+    if shares is not None:
+        reports += _count_shares(storage, codebook, shares, limit=config.max_apply_per_round)
+    return reports
 
 
 def _count_shares(
@@ -110,99 +188,19 @@ def _count_shares(
     return counted
 
 
-def run_round(
-    storage: Storage,
-    config: FederationConfig,
-    *,
-    now: float,
-    worker_id: str,
-    cells: CellGroups | None = None,
-    on_step: Callable[[str], None] | None = None,
-    shares: SharedCounting | None = None,
-) -> RoundResult:
-    """Run one round; see the module docstring for what survives a crash."""
-    started = time.perf_counter()
-    timings: dict[str, float] = {}
-
-    def step(name: str) -> None:
-        timings[name] = round(time.perf_counter() - started, 4)
-        if on_step is not None:
-            on_step(name)
-
-    cells = cells or CellGroups()
-
-    applied = 0
-    while applied < config.max_apply_per_round:
-        n = storage.apply_pending(worker_id=worker_id, limit=config.apply_batch, now=now)
-        applied += n
-        if n < config.apply_batch:
-            break
-        if config.apply_pause_s > 0:
-            time.sleep(config.apply_pause_s)
-    step("applied")
-    pruned = storage.prune_live(updated_before=now - config.max_age_s)
-    storage.prune_batches(created_before=now - config.batch_retention_s)
-    step("pruned")
-
-    codebook = storage.get_codebook()
-    base_version, current = storage.current_release()
-
-    def result(status: RoundStatus, version: int, **counts: Any) -> RoundResult:
-        fields: dict[str, Any] = {"live": 0, "released": 0, "upserted": 0, "removed": 0}
-        fields |= {"trends": 0, "stats": None, "timings": timings} | counts
-        seconds = time.perf_counter() - started
-        return RoundResult(status, version, applied, pruned, seconds=seconds, **fields)
-
-    if codebook is None:
-        return result("no_codebook", base_version)
-    oldest = now - config.max_age_s
-    live = storage.live_patterns(codebook_id=codebook.codebook_id, updated_after=oldest)
-    step("read")
-
-    groups = cells.for_codebook(codebook, config.similarity)
-    table = build_table(live, config, k=len(groups), now=now)
-    patterns, stats = consolidate_table(table, groups, config, codebook_id=codebook.codebook_id)
-    trends = detect_trends_table(table, config, now=now)
-    upserted, removed = diff_release(current, patterns, tolerance=config.change_tolerance)
-    reports = fold_reports(
-        storage, codebook, batch=config.report_batch, limit=config.max_apply_per_round
-    )
-    if shares is not None:
-        reports += _count_shares(storage, codebook, shares, limit=config.max_apply_per_round)
-    ranked = popular_scores(
-        storage.popularity_counts(codebook_id=codebook.codebook_id),
-        codebook.item_ids,
-        top=config.popular_top,
-        reference=config.popular_reference,
-    )
-    popular = diff_popular(storage.current_popular(), ranked, tolerance=config.popular_tolerance)
-    step("consolidated")
-
-    counts: dict[str, Any] = {
-        "live": len(live),
-        "released": len(patterns),
-        "trends": len(trends),
-        "stats": stats,
-        "reports": reports,
-    }
-    old_trends = storage.current_trends()
-    if (
-        not upserted
-        and not removed
-        and not popular
-        and not _trends_changed(old_trends, trends, config.change_tolerance)
-    ):
-        return result("unchanged", base_version, **counts)
-    step("committing")
+def _commit(storage: Storage, plan: ReleasePlan, *, now: float, progress: _Progress) -> RoundResult:
+    """Publish ``plan`` in one transaction, optimistic on its base version."""
+    if not plan.changed:
+        return progress.result("unchanged", plan.base_version, plan)
+    progress.reached("committing")
     version = storage.commit_release(
-        base_version=base_version,
-        upserted=upserted,
-        removed=removed,
-        trends=trends,
+        base_version=plan.base_version,
+        upserted=plan.upserted,
+        removed=plan.removed,
+        trends=plan.trends,
         now=now,
-        popular=popular,
+        popular=plan.popular,
     )
     if version is None:
-        return result("conflict", base_version, **counts)
-    changed = {"upserted": len(upserted), "removed": len(removed), "popular": len(popular)}
-    return result("released", version, **changed, **counts)
+        return progress.result("conflict", plan.base_version, plan)
+    return progress.result("released", version, plan)

@@ -23,6 +23,7 @@ from omega.protocol.messages import (
     PushRequest,
     SharedReport,
     SyncRequest,
+    TaskType,
 )
 from omega.sync.transport import Response, Transport
 
@@ -41,33 +42,17 @@ def _pid(*parts: object) -> str:
 def _promotion(viewer: str, push: PushRequest, target: int) -> list[Pattern]:
     """High-success patterns pointing at the target cell from every cell the attacker has."""
     sources = sorted({p.cells[0] for p in (*push.added, *push.updated)} - {target})[:40]
-    patterns = [
-        Pattern(
-            id=_pid(viewer, "pref", target),
-            task="preference",
-            cells=(target,),
-            success_rate=1.0,
-            support=50,
-        ),
-        Pattern(
-            id=_pid(viewer, "disc", target),
-            task="discovery",
-            cells=(target,),
-            success_rate=1.0,
-            support=50,
-        ),
+    claims: list[tuple[TaskType, tuple[int, ...], str]] = [
+        ("preference", (target,), _pid(viewer, "pref", target)),
+        ("discovery", (target,), _pid(viewer, "disc", target)),
     ]
-    patterns += [
-        Pattern(
-            id=_pid(viewer, "rec", src, target),
-            task="recommendation",
-            cells=(src, target),
-            success_rate=1.0,
-            support=50,
-        )
-        for src in sources
+    claims += [
+        ("recommendation", (src, target), _pid(viewer, "rec", src, target)) for src in sources
     ]
-    return patterns
+    return [
+        Pattern(id=pid, task=task, cells=cells, success_rate=1.0, support=50)
+        for task, cells, pid in claims
+    ]
 
 
 def _forged_reports(push: PushRequest, target_item: str) -> list[FrequencyReport]:

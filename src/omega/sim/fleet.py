@@ -33,6 +33,7 @@ from omega.sim.datasets import Dataset
 from omega.sim.evaluation import Split
 from omega.sync.client import SyncClient
 from omega.sync.cursors import CatalogOrder
+from omega.sync.transport import Transport
 
 __all__ = ["FleetConfig", "FleetRun", "Viewer", "rating_to_view", "replay_fleet"]
 
@@ -162,6 +163,68 @@ async def replay_fleet(
 ) -> FleetRun:
     """Replay every viewer's training history; sync through ``constellation`` if given
     (sending two-server reports sealed to ``helper_key`` when given)."""
+    run = _open_fleet(
+        dataset,
+        shared,
+        viewers=split.n_viewers,
+        root=root,
+        config=config,
+        constellation=constellation,
+        attack=_Attack(attack, target_cell, target_item) if attack is not None else None,
+        attackers=attackers,
+        helper_key=helper_key,
+    )
+    item_ids = [i.item_id for i in dataset.items]
+    await _replay(
+        run,
+        split,
+        item_ids,
+        config=config,
+        constellation=constellation,
+        checkpoints=checkpoints,
+        on_checkpoint=on_checkpoint,
+        progress=progress,
+    )
+    if constellation is not None:
+        await finish(run, constellation)
+    return run
+
+
+@dataclass(frozen=True, slots=True)
+class _Attack:
+    """What the attackers of a fleet do, and to which cell and title."""
+
+    kind: AttackKind
+    cell: int
+    item: str | None
+
+    def transport(
+        self, honest: Transport, forge_share: Callable[[], SharedReport] | None
+    ) -> Transport:
+        """An attacker's transport: ``honest`` with every push tampered with."""
+        return AttackingTransport(
+            honest,
+            self.kind,
+            target_cell=self.cell,
+            target_item=self.item,
+            forge_share=forge_share,
+        )
+
+
+def _open_fleet(
+    dataset: Dataset,
+    shared: SharedCatalog,
+    *,
+    viewers: int,
+    root: Path,
+    config: FleetConfig,
+    constellation: SimConstellation | None,
+    attack: _Attack | None,
+    attackers: frozenset[int],
+    helper_key: bytes | None,
+) -> FleetRun:
+    """One brain for each of ``viewers`` (and, with a constellation, its sync client) and,
+    with a constellation, a newcomer."""
     brain_config = BrainConfig(
         codebook_cells=config.cells,
         report_epsilon=config.report_epsilon,
@@ -178,7 +241,7 @@ async def replay_fleet(
         )
     run = FleetRun(viewers={}, audit=audit)
     order = list(shared.catalog.ids) if helper_key is not None else []
-    for v in range(split.n_viewers):
+    for v in range(viewers):
         clock = ManualClock(0.0)
         brain = Brain.open(
             root / f"viewer-{v}", clock=clock, config=brain_config, shared_catalog=shared
@@ -189,15 +252,9 @@ async def replay_fleet(
             CatalogOrder.record(brain, order)
         viewer = Viewer(v, brain, clock, attacker=v in attackers)
         if constellation is not None and audit is not None:
-            transport = AuditingTransport(constellation.transport, audit, viewer=str(v))
+            transport: Transport = AuditingTransport(constellation.transport, audit, viewer=str(v))
             if viewer.attacker and attack is not None:
-                transport = AttackingTransport(  # type: ignore[assignment]
-                    transport,
-                    attack,
-                    target_cell=target_cell,
-                    target_item=target_item,
-                    forge_share=_forger(helper_key, order, target_item),
-                )
+                transport = attack.transport(transport, _forger(helper_key, order, attack.item))
             viewer.client = SyncClient(
                 brain,
                 transport,
@@ -211,13 +268,24 @@ async def replay_fleet(
         brain = Brain.open(
             root / "newcomer", clock=clock, config=brain_config, shared_catalog=shared
         )
-        run.newcomer = Viewer(split.n_viewers, brain, clock)
-        run.newcomer.client = SyncClient(
-            brain, constellation.transport, max_pull_bytes=config.pull_bytes
-        )
+        client = SyncClient(brain, constellation.transport, max_pull_bytes=config.pull_bytes)
+        run.newcomer = Viewer(viewers, brain, clock, client)
+    return run
 
+
+async def _replay(
+    run: FleetRun,
+    split: Split,
+    item_ids: list[str],
+    *,
+    config: FleetConfig,
+    constellation: SimConstellation | None,
+    checkpoints: int,
+    on_checkpoint: Callable[[FleetRun, float], dict[str, float]] | None,
+    progress: Callable[[int, int], None] | None,
+) -> None:
+    """Every training event in time order: track it, sync, run the rounds that are due."""
     who, what, stars, when = _event_order(split)
-    item_ids = [i.item_id for i in dataset.items]
     next_round = float(when[0]) + config.round_every_s if len(when) else 0.0
     pushes_since_round = 0
     # Checkpoints at evenly spaced events (positions, so they always fall on an event).
@@ -254,9 +322,6 @@ async def replay_fleet(
             run.checkpoints.append({"ts": ts, **on_checkpoint(run, ts)})
         if progress is not None and (n % 500 == 0 or n == len(who) - 1):
             progress(n + 1, len(who))
-    if constellation is not None:
-        await finish(run, constellation)
-    return run
 
 
 async def _sync(viewer: Viewer, run: FleetRun) -> bool:

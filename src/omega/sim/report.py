@@ -128,7 +128,22 @@ def _write(path: Path, data: bytes) -> Path:
 def render_markdown(result: Mapping[str, Any], *, plots: list[str] | None = None) -> str:
     """The Markdown summary; ``plots`` are the PNG file names to link (default: none)."""
     lines = ["# Omega simulation report", ""]
-    lines += ["| run | |", "| --- | --- |"]
+    lines += _run_facts(result)
+    lines += _quality_section(result)
+    lines += _check_section("Bytes on the wire", byte_checks(result))
+    lines += _privacy_section(result)
+    lines += _attack_section(result)
+    timings = {k: number(v) for k, v in section(result, "timings").items()}
+    if timings:
+        lines += ["", "## Timings", "", "| stage | seconds |", "| --- | ---: |"]
+        lines += [f"| {k} | {fmt(v, '.2f')} |" for k, v in timings.items()]
+    if plots:
+        lines += ["", "## Plots", ""]
+        lines += [f"- [{PLOTS[n][0]}]({n}): {PLOTS[n][1]}" for n in plots if n in PLOTS]
+    return "\n".join(lines) + "\n"
+
+
+def _run_facts(result: Mapping[str, Any]) -> list[str]:
     facts = [
         ("dataset", f"`{result['dataset']}`" if result.get("dataset") else None),
         ("format", result.get("format")),
@@ -140,56 +155,57 @@ def render_markdown(result: Mapping[str, Any], *, plots: list[str] | None = None
         ("constellation", result.get("constellation")),
         ("wall time", fmt_wall(number(result.get("wall_s"))) if "wall_s" in result else None),
     ]
-    lines += [f"| {name} | {value} |" for name, value in facts if value is not None]
+    lines = ["| run | |", "| --- | --- |"]
+    return lines + [f"| {name} | {value} |" for name, value in facts if value is not None]
 
+
+def _quality_section(result: Mapping[str, Any]) -> list[str]:
     rows = quality_rows(result)
-    if rows:
-        lines += ["", "## Recommendation quality", ""]
-        lines += [
-            f"Each viewer's {_held_out(result)} interaction held out; all unseen items ranked. "
-            "*Pessimistic*: tied items count against the held-out one.",
-            "",
-            "| model | HR@10 | NDCG@10 | NDCG@10 pessimistic | × local-only |",
-            "| --- | ---: | ---: | ---: | ---: |",
-        ]
-        for row in rows:
-            name = f"**{row.label}**" if row.key == "omega" else row.label
-            if row.skipped:
-                lines.append(f"| {name} | skipped | | | |")
-                continue
-            ratio = fmt(row.vs_local, ".2f") + "×" if row.vs_local is not None else "—"
-            lines.append(
-                f"| {name} | {fmt(row.hr)} | {fmt(row.ndcg)} | {fmt(row.ndcg_pessimistic)} "
-                f"| {ratio} |"
-            )
+    if not rows:
+        return []
+    lines = [
+        "",
+        "## Recommendation quality",
+        "",
+        f"Each viewer's {_held_out(result)} interaction held out; all unseen items ranked. "
+        "*Pessimistic*: tied items count against the held-out one.",
+        "",
+        "| model | HR@10 | NDCG@10 | NDCG@10 pessimistic | × local-only |",
+        "| --- | ---: | ---: | ---: | ---: |",
+    ]
+    for row in rows:
+        name = f"**{row.label}**" if row.key == "omega" else row.label
+        if row.skipped:
+            lines.append(f"| {name} | skipped | | | |")
+            continue
+        ratio = fmt(row.vs_local, ".2f") + "×" if row.vs_local is not None else "—"
+        lines.append(
+            f"| {name} | {fmt(row.hr)} | {fmt(row.ndcg)} | {fmt(row.ndcg_pessimistic)} | {ratio} |"
+        )
+    return lines
 
-    lines += _check_section("Bytes on the wire", byte_checks(result))
+
+def _privacy_section(result: Mapping[str, Any]) -> list[str]:
     privacy = privacy_checks(result)
-    if privacy:
-        lines += _check_section("Privacy audit", privacy)
-        leaked = [c.label for c in privacy if c.met is False]
-        verdict = f"**LEAK: {', '.join(leaked)}**" if leaked else "Nothing private left the TVs."
-        lines += ["", verdict]
+    if not privacy:
+        return []
+    leaked = [c.label for c in privacy if c.met is False]
+    verdict = f"**LEAK: {', '.join(leaked)}**" if leaked else "Nothing private left the TVs."
+    return [*_check_section("Privacy audit", privacy), "", verdict]
 
+
+def _attack_section(result: Mapping[str, Any]) -> list[str]:
     attack = section(result, "attack")
-    if attack:
-        kind = attack.get("kind") or "attack"
-        title = f"Attack: {kind}, {fmt_share(number(attack.get('attackers')))} attackers"
-        lines += _check_section(title, attack_checks(attack))
-        target = attack.get("target_title") or attack.get("target_item")
-        if target:
-            item = attack.get("target_item")
-            lines += ["", f"Target item: {target}" + (f" (`{item}`)" if item != target else "")]
-
-    timings = {k: number(v) for k, v in section(result, "timings").items()}
-    if timings:
-        lines += ["", "## Timings", "", "| stage | seconds |", "| --- | ---: |"]
-        lines += [f"| {k} | {fmt(v, '.2f')} |" for k, v in timings.items()]
-
-    if plots:
-        lines += ["", "## Plots", ""]
-        lines += [f"- [{PLOTS[n][0]}]({n}): {PLOTS[n][1]}" for n in plots if n in PLOTS]
-    return "\n".join(lines) + "\n"
+    if not attack:
+        return []
+    kind = attack.get("kind") or "attack"
+    title = f"Attack: {kind}, {fmt_share(number(attack.get('attackers')))} attackers"
+    lines = _check_section(title, attack_checks(attack))
+    target = attack.get("target_title") or attack.get("target_item")
+    if target:
+        item = attack.get("target_item")
+        lines += ["", f"Target item: {target}" + (f" (`{item}`)" if item != target else "")]
+    return lines
 
 
 def _check_section(title: str, checks: list[Check]) -> list[str]:

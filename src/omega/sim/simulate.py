@@ -9,10 +9,12 @@ beside them.
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import math
 import tempfile
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -58,6 +60,18 @@ class SimulationOptions:
     validation: bool = False
 
 
+@dataclass(frozen=True, slots=True)
+class _World:
+    """What every fleet of one simulation replays, and where it keeps its files."""
+
+    dataset: Dataset
+    split: Split
+    shared: SharedCatalog
+    options: SimulationOptions
+    root: Path
+    progress: Progress
+
+
 def _ranks(
     split_: Split, viewers: Iterable[int], score: Callable[[int], npt.NDArray[np.float32]]
 ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
@@ -94,6 +108,10 @@ def _fleet_scorer(run: FleetRun, split_: Split) -> Callable[[int], npt.NDArray[n
     return score
 
 
+def _fleet_metrics(run: FleetRun, split_: Split, viewers: Iterable[int]) -> dict[str, float]:
+    return _metrics(split_, viewers, _fleet_scorer(run, split_))
+
+
 def _exposure(run: FleetRun, split_: Split, viewers: list[int], target: int) -> float:
     score = _fleet_scorer(run, split_)
     hits = 0
@@ -105,93 +123,114 @@ def _exposure(run: FleetRun, split_: Split, viewers: list[int], target: int) -> 
 
 
 async def _fleet(
-    dataset: Dataset,
-    split_: Split,
-    shared: SharedCatalog,
-    options: SimulationOptions,
-    root: Path,
+    world: _World,
     *,
     federated: bool,
     label: str,
-    progress: Progress,
     attackers: frozenset[int] = frozenset(),
     target_cell: int = -1,
     target_item: str | None = None,
     finished_at: npt.NDArray[np.int64] | None = None,
 ) -> tuple[FleetRun, float]:
+    """Replay the fleet ``label``, federated or local-only; with ``finished_at`` (when each
+    viewer's training ends), measure the viewers done so far at evenly spaced checkpoints."""
     start = time.perf_counter()
-    constellation = None
-    helper: HelperThread | None = None
-    helper_key: bytes | None = None
-    fleet = options.fleet
-    if federated:
-        shared_reports = fleet.reports == "shared" and fleet.report_epsilon > 0
-        if options.server is not None:
-            constellation = await SimConstellation.remote(options.server, options.admin_token)
-            if shared_reports:
-                helper_key = await _remote_helper_key(options.helper_url)
-        elif shared_reports:
-            helper = HelperThread(
-                HelperService.open(
-                    root / f"{label}-helper",
-                    HelperConfig(
-                        min_batch=min(100, fleet.share_min_batch),
-                        noise_epsilon=fleet.shared_epsilon,
-                        noise_seed=fleet.seed * 2 + 1,  # --seed reproduces the counts too
-                    ),
-                )
-            ).start()
-            helper_key = helper.service.info().public_key
-            constellation = await SimConstellation.in_process(
-                root / f"{label}-constellation",
-                helper_url=helper.url,
-                helper_secret_file=root / f"{label}-helper" / SECRET_FILE,
-                share_min_batch=fleet.share_min_batch,
-                share_noise_epsilon=fleet.shared_epsilon,
-                share_noise_seed=fleet.seed * 2,
-            )
-        else:
-            constellation = await SimConstellation.in_process(root / f"{label}-constellation")
-        await constellation.publish_codebook(
-            shared.codebook_id, shared.centroids, shared.catalog.ids
-        )
-
-    def checkpoint(run: FleetRun, ts: float) -> dict[str, float]:
-        assert finished_at is not None
-        done = [int(v) for v in np.flatnonzero(finished_at <= ts) if int(v) not in attackers]
-        figures = _metrics(split_, done, _fleet_scorer(run, split_)) if done else {}
-        return {
-            "viewers": float(len(done)),
-            "ndcg@10": figures.get("ndcg@10", math.nan),
-            "hr@10": figures.get("hr@10", math.nan),
-        }
-
-    try:
+    async with _federation(world, label, federated=federated) as (constellation, helper_key):
         run = await replay_fleet(
-            dataset,
-            split_,
-            shared,
-            root=root / label,
-            config=options.fleet,
+            world.dataset,
+            world.split,
+            world.shared,
+            root=world.root / label,
+            config=world.options.fleet,
             constellation=constellation,
-            attack=options.attack if attackers else None,
+            attack=world.options.attack if attackers else None,
             attackers=attackers,
             target_cell=target_cell,
             target_item=target_item,
-            checkpoints=options.checkpoints if finished_at is not None else 0,
-            on_checkpoint=checkpoint if finished_at is not None else None,
-            progress=lambda n, total: progress(label, n, total),
+            checkpoints=world.options.checkpoints if finished_at is not None else 0,
+            on_checkpoint=None
+            if finished_at is None
+            else functools.partial(_checkpoint, world.split, finished_at, attackers),
+            progress=lambda n, total: world.progress(label, n, total),
             helper_key=helper_key,
         )
         if constellation is not None:
             stats = await constellation.stats()
             run.checkpoints.append({"released_patterns": float(stats.get("released_patterns", 0))})
+    return run, time.perf_counter() - start
+
+
+def _checkpoint(
+    split_: Split,
+    finished_at: npt.NDArray[np.int64],
+    attackers: frozenset[int],
+    run: FleetRun,
+    ts: float,
+) -> dict[str, float]:
+    """The quality so far, over the honest viewers whose training ended by ``ts``."""
+    done = [int(v) for v in np.flatnonzero(finished_at <= ts) if int(v) not in attackers]
+    figures = _fleet_metrics(run, split_, done) if done else {}
+    return {
+        "viewers": float(len(done)),
+        "ndcg@10": figures.get("ndcg@10", math.nan),
+        "hr@10": figures.get("hr@10", math.nan),
+    }
+
+
+@contextlib.asynccontextmanager
+async def _federation(
+    world: _World, label: str, *, federated: bool
+) -> AsyncIterator[tuple[SimConstellation | None, bytes | None]]:
+    """The constellation a fleet syncs with (None: local-only) and the public key of the
+    helper that counts its two-server reports (None: no such reports); closed on exit."""
+    if not federated:
+        yield None, None
+        return
+    fleet = world.options.fleet
+    shared_reports = fleet.reports == "shared" and fleet.report_epsilon > 0
+    helper: HelperThread | None = None
+    helper_key: bytes | None = None
+    constellation: SimConstellation | None = None
+    try:
+        if world.options.server is not None:
+            constellation = await SimConstellation.remote(
+                world.options.server, world.options.admin_token
+            )
+            if shared_reports:
+                helper_key = await _remote_helper_key(world.options.helper_url)
+        elif shared_reports:
+            helper = _start_helper(world.root / f"{label}-helper", fleet)
+            helper_key = helper.service.info().public_key
+            constellation = await SimConstellation.in_process(
+                world.root / f"{label}-constellation",
+                helper_url=helper.url,
+                helper_secret_file=world.root / f"{label}-helper" / SECRET_FILE,
+                share_min_batch=fleet.share_min_batch,
+                share_noise_epsilon=fleet.shared_epsilon,
+                share_noise_seed=fleet.seed * 2,
+            )
+        else:
+            constellation = await SimConstellation.in_process(world.root / f"{label}-constellation")
+        shared = world.shared
+        await constellation.publish_codebook(
+            shared.codebook_id, shared.centroids, shared.catalog.ids
+        )
+        yield constellation, helper_key
     finally:
         if constellation is not None:
             await constellation.close()
         if helper is not None:
             helper.stop()
-    return run, time.perf_counter() - start
+
+
+def _start_helper(directory: Path, fleet: FleetConfig) -> HelperThread:
+    """An in-process helper counting with the fleet's settings."""
+    config = HelperConfig(
+        min_batch=min(100, fleet.share_min_batch),
+        noise_epsilon=fleet.shared_epsilon,
+        noise_seed=fleet.seed * 2 + 1,  # --seed reproduces the counts too
+    )
+    return HelperThread(HelperService.open(directory, config)).start()
 
 
 async def _remote_helper_key(url: str | None) -> bytes:
@@ -216,18 +255,52 @@ async def run_simulation(
 ) -> dict[str, Any]:
     """Everything ``omega simulate`` reports, as one JSON-ready dict."""
     wall = time.perf_counter()
+    _check(options)
+    timings: dict[str, float] = {}
+    world = _world(dataset, options, progress, timings)
+    split_ = world.split
+    baselines = _baselines(world, timings)
+    finished_at = np.array(
+        [int(split_.train_history(v)[2].max(initial=0)) for v in range(split_.n_viewers)],
+        dtype=np.int64,
+    )
+    local, timings["local_only_s"] = await _fleet(
+        world, federated=False, label="local-only", finished_at=finished_at
+    )
+    everyone = range(split_.n_viewers)
+    baselines["local_only"] = _fleet_metrics(local, split_, everyone)
+    omega, timings["omega_s"] = await _fleet(
+        world, federated=True, label="omega", finished_at=finished_at
+    )
+    result = _result(world, omega, _fleet_metrics(omega, split_, everyone), baselines, local)
+    local.close()
+
+    if options.attack is not None:
+        result["attack"], timings["attack_s"] = await _attack(world, omega)
+    omega.close()
+    timings["wall_s"] = time.perf_counter() - wall
+    result["timings"] = {k: round(v, 2) for k, v in timings.items()}
+    result["wall_s"] = round(timings["wall_s"], 2)
+    return result
+
+
+def _check(options: SimulationOptions) -> None:
     if options.attack is not None and options.server is not None:
         raise ConfigError(
             "attacks need a fresh constellation per run: drop --server to use the in-process one"
         )
     if not 0.0 < options.attackers < 0.5:
         raise ConfigError("--attackers must be a fraction in (0, 0.5)")
-    timings: dict[str, float] = {}
+
+
+def _world(
+    dataset: Dataset, options: SimulationOptions, progress: Progress, timings: dict[str, float]
+) -> _World:
+    """Hold out each viewer's interaction and embed the catalog (timed as ``embed_s``)."""
     root = options.work_dir or Path(tempfile.mkdtemp(prefix="omega-sim-"))
     if options.validation:
         dataset = validation_dataset(dataset)
     split_ = split(dataset)
-
     start = time.perf_counter()
     shared = shared_catalog(
         dataset,
@@ -237,124 +310,121 @@ async def run_simulation(
         progress=lambda n, total: progress("embedding catalog", n, total),
     )
     timings["embed_s"] = time.perf_counter() - start
+    return _World(dataset, split_, shared, options, root, progress)
 
+
+def _baselines(world: _World, timings: dict[str, float]) -> dict[str, dict[str, float]]:
+    """The reference models' figures (a model whose library is missing is skipped)."""
     baselines: dict[str, dict[str, float]] = {}
-    for name in options.baselines:
+    for name in world.options.baselines:
         start = time.perf_counter()
         try:
-            scorer = BASELINES[name](split_, options.seed)
+            scorer = BASELINES[name](world.split, world.options.seed)
         except ConfigError as exc:
             baselines[name] = {"skipped": 1.0}
-            progress(f"{name} skipped: {exc}", 1, 1)
+            world.progress(f"{name} skipped: {exc}", 1, 1)
             continue
-        baselines[name] = {k: float(v) for k, v in evaluate(split_, scorer).items()}
+        baselines[name] = {k: float(v) for k, v in evaluate(world.split, scorer).items()}
         timings[f"{name}_s"] = time.perf_counter() - start
-        progress(f"baseline {name}", 1, 1)
+        world.progress(f"baseline {name}", 1, 1)
+    return baselines
 
-    finished_at = np.array(
-        [int(split_.train_history(v)[2].max(initial=0)) for v in range(split_.n_viewers)],
-        dtype=np.int64,
-    )
-    local, timings["local_only_s"] = await _fleet(
-        dataset,
-        split_,
-        shared,
-        options,
-        root,
-        federated=False,
-        label="local-only",
-        progress=progress,
-        finished_at=finished_at,
-    )
-    everyone = range(split_.n_viewers)
-    baselines["local_only"] = _metrics(split_, everyone, _fleet_scorer(local, split_))
-    omega, timings["omega_s"] = await _fleet(
-        dataset,
-        split_,
-        shared,
-        options,
-        root,
-        federated=True,
-        label="omega",
-        progress=progress,
-        finished_at=finished_at,
-    )
-    omega_figures = _metrics(split_, everyone, _fleet_scorer(omega, split_))
-    assert omega.audit is not None
-    audit = omega.audit.summary()
 
-    timeline = []
-    for mark_local, mark_omega in zip(local.checkpoints, omega.checkpoints, strict=False):
-        if "ts" in mark_local and "ts" in mark_omega:
-            timeline.append(
-                {
-                    "ts": mark_omega["ts"],
-                    "viewers": int(mark_omega["viewers"]),
-                    "omega_ndcg@10": mark_omega["ndcg@10"],
-                    "local_only_ndcg@10": mark_local["ndcg@10"],
-                    "omega_hr@10": mark_omega["hr@10"],
-                    "local_only_hr@10": mark_local["hr@10"],
-                }
-            )
-    last_ts = float(split_.holdout_timestamp.max(initial=0))
+def _timeline(
+    world: _World,
+    local: FleetRun,
+    omega: FleetRun,
+    omega_figures: dict[str, float],
+    local_figures: dict[str, float],
+) -> list[dict[str, float]]:
+    """Omega against local-only at each checkpoint, then at the end of the replay."""
+    marks = [
+        (mark_local, mark_omega)
+        for mark_local, mark_omega in zip(local.checkpoints, omega.checkpoints, strict=False)
+        if "ts" in mark_local and "ts" in mark_omega
+    ]
+    timeline: list[dict[str, float]] = [
+        {
+            "ts": mark_omega["ts"],
+            "viewers": int(mark_omega["viewers"]),
+            "omega_ndcg@10": mark_omega["ndcg@10"],
+            "local_only_ndcg@10": mark_local["ndcg@10"],
+            "omega_hr@10": mark_omega["hr@10"],
+            "local_only_hr@10": mark_local["hr@10"],
+        }
+        for mark_local, mark_omega in marks
+    ]
     timeline.append(
         {
-            "ts": last_ts,
-            "viewers": split_.n_viewers,
+            "ts": float(world.split.holdout_timestamp.max(initial=0)),
+            "viewers": world.split.n_viewers,
             "omega_ndcg@10": omega_figures["ndcg@10"],
-            "local_only_ndcg@10": baselines["local_only"]["ndcg@10"],
+            "local_only_ndcg@10": local_figures["ndcg@10"],
             "omega_hr@10": omega_figures["hr@10"],
-            "local_only_hr@10": baselines["local_only"]["hr@10"],
+            "local_only_hr@10": local_figures["hr@10"],
         }
     )
+    return timeline
+
+
+#: The privacy audit's figures a result carries, under the same names.
+_AUDITED = (
+    "push_bytes_median",
+    "pull_bytes_median",
+    "push_bytes_p95",
+    "pull_bytes_p95",
+    "raw_items_sent",
+    "event_records_sent",
+    "search_strings_sent",
+    "requests_inspected",
+    "patterns_sent",
+    "frequency_reports_sent",
+    "report_epsilon",
+)
+_AUDITED_SHARED = (
+    "shared_reports_sent",
+    "shared_epsilon",
+    "epsilon_per_viewer_median",
+    "epsilon_per_viewer_max",
+)
+
+
+def _result(
+    world: _World,
+    omega: FleetRun,
+    omega_figures: dict[str, float],
+    baselines: dict[str, dict[str, float]],
+    local: FleetRun,
+) -> dict[str, Any]:
+    """The JSON-ready result, without the attack and the timings."""
+    dataset, options = world.dataset, world.options
+    assert omega.audit is not None
+    audit = omega.audit.summary()
     released = next(
         (c["released_patterns"] for c in omega.checkpoints if "released_patterns" in c), 0.0
     )
-    result: dict[str, Any] = {
+    timeline = _timeline(world, local, omega, omega_figures, baselines["local_only"])
+    return {
         "dataset": str(dataset.path),
         "format": str(dataset.format),
-        "viewers": split_.n_viewers,
+        "viewers": world.split.n_viewers,
         "items": dataset.n_items,
         "events": dataset.n_ratings,
         "seed": options.seed,
         "holdout": "second-to-last (validation)" if options.validation else "last",
-        "cells": len(shared.centroids),
+        "cells": len(world.shared.centroids),
         "constellation": options.server or "in-process (ASGI, SQLite)",
         "omega": omega_figures,
         "baselines": baselines,
-        "push_bytes_median": audit["push_bytes_median"],
-        "pull_bytes_median": audit["pull_bytes_median"],
-        "push_bytes_p95": audit["push_bytes_p95"],
-        "pull_bytes_p95": audit["pull_bytes_p95"],
-        "raw_items_sent": audit["raw_items_sent"],
-        "event_records_sent": audit["event_records_sent"],
-        "search_strings_sent": audit["search_strings_sent"],
-        "requests_inspected": audit["requests_inspected"],
-        "patterns_sent": audit["patterns_sent"],
-        "frequency_reports_sent": audit["frequency_reports_sent"],
-        "report_epsilon": audit["report_epsilon"],
+        **{name: audit[name] for name in _AUDITED},
         "reports": options.fleet.reports,
-        "shared_reports_sent": audit["shared_reports_sent"],
-        "shared_epsilon": audit["shared_epsilon"],
-        "epsilon_per_viewer_median": audit["epsilon_per_viewer_median"],
-        "epsilon_per_viewer_max": audit["epsilon_per_viewer_max"],
+        **{name: audit[name] for name in _AUDITED_SHARED},
         "syncs": omega.syncs,
         "rounds": omega.rounds,
         "released_patterns": int(released),
         "timeline": timeline,
         "sync_bytes": {"push": omega.audit.push_bytes, "pull": omega.audit.pull_bytes},
     }
-    local.close()
-
-    if options.attack is not None:
-        result["attack"], timings["attack_s"] = await _attack(
-            dataset, split_, shared, options, root, omega, progress
-        )
-    omega.close()
-    timings["wall_s"] = time.perf_counter() - wall
-    result["timings"] = {k: round(v, 2) for k, v in timings.items()}
-    result["wall_s"] = round(timings["wall_s"], 2)
-    return result
 
 
 def _on_first_screen(run: FleetRun, item_id: str) -> bool | None:
@@ -362,15 +432,9 @@ def _on_first_screen(run: FleetRun, item_id: str) -> bool | None:
     return None if screen is None else item_id in screen
 
 
-async def _attack(
-    dataset: Dataset,
-    split_: Split,
-    shared: SharedCatalog,
-    options: SimulationOptions,
-    root: Path,
-    clean: FleetRun,
-    progress: Progress,
-) -> tuple[dict[str, Any], float]:
+async def _attack(world: _World, clean: FleetRun) -> tuple[dict[str, Any], float]:
+    """Replay the fleet again with a share of attackers; compare the honest viewers."""
+    dataset, split_, options = world.dataset, world.split, world.options
     rng = np.random.default_rng(options.seed)
     n = split_.n_viewers
     attackers = frozenset(
@@ -381,27 +445,23 @@ async def _attack(
     counts = np.bincount(split_.train_items, minlength=dataset.n_items)
     rare = np.flatnonzero((counts >= 1) & (counts <= 2))
     target = int(rng.choice(rare if len(rare) else np.arange(dataset.n_items)))
-    target_cell = int(shared.catalog.cells[target])
+    target_cell = int(world.shared.catalog.cells[target])
+    target_item = dataset.items[target]
     attacked, seconds = await _fleet(
-        dataset,
-        split_,
-        shared,
-        options,
-        root,
+        world,
         federated=True,
         label="attacked",
-        progress=progress,
         attackers=attackers,
         target_cell=target_cell,
-        target_item=dataset.items[target].item_id,
+        target_item=target_item.item_id,
     )
-    clean_figures = _metrics(split_, honest, _fleet_scorer(clean, split_))
-    attacked_figures = _metrics(split_, honest, _fleet_scorer(attacked, split_))
+    clean_figures = _fleet_metrics(clean, split_, honest)
+    attacked_figures = _fleet_metrics(attacked, split_, honest)
     summary = {
         "kind": options.attack,
         "attackers": round(len(attackers) / n, 4),
-        "target_item": dataset.items[target].item_id,
-        "target_title": dataset.items[target].title,
+        "target_item": target_item.item_id,
+        "target_title": target_item.title,
         "target_cell": target_cell,
         "ndcg@10_clean": clean_figures["ndcg@10"],
         "ndcg@10_attacked": attacked_figures["ndcg@10"],
@@ -410,8 +470,8 @@ async def _attack(
         "target_exposure_clean": _exposure(clean, split_, honest, target),
         "target_exposure_attacked": _exposure(attacked, split_, honest, target),
         # Not one of issue 4's targets: whether a TV with no viewing yet sees the title.
-        "target_on_new_tv_clean": _on_first_screen(clean, dataset.items[target].item_id),
-        "target_on_new_tv_attacked": _on_first_screen(attacked, dataset.items[target].item_id),
+        "target_on_new_tv_clean": _on_first_screen(clean, target_item.item_id),
+        "target_on_new_tv_attacked": _on_first_screen(attacked, target_item.item_id),
         "released_patterns": attacked.checkpoints[-1].get("released_patterns", 0.0)
         if attacked.checkpoints
         else 0.0,
