@@ -49,29 +49,19 @@ def _timed(calls: int, fn: Callable[[int], object]) -> list[float]:
     return out
 
 
-def run_brain_bench(
-    *,
-    catalog: int = 10_000,
-    events: int = 500,
-    patterns: int = 10_000,
-    calls: int = 1_000,
-    vectors: str = "auto",
-    seed: int = 0,
-    progress: Callable[[str], None] | None = None,
-) -> dict[str, object]:
-    """Build a brain, replay a history, and measure it. ``vectors``: model | clustered | auto
-    (auto = the real model up to 20,000 titles, clustered synthetic vectors above)."""
-    say = progress or (lambda _: None)
-    rng = np.random.default_rng(seed)
-    mode = vectors if vectors != "auto" else ("model" if catalog <= 20_000 else "clustered")
-    workdir = Path(tempfile.mkdtemp(prefix="omega-bench-brain-"))
-    clock = ManualClock(1_700_000_000.0)
-    config = BrainConfig()
+@dataclasses.dataclass(frozen=True)
+class _Catalog:
+    """The synthetic catalog as imported: its ids and vectors, and what importing cost."""
 
-    say("loading the model and opening a new brain")
-    embedder = Embedder.load()
-    brain = Brain.open(workdir / "tv", clock=clock, config=config, embedder=embedder)
+    ids: list[str]
+    matrix: np.ndarray
+    figures: dict[str, float]
 
+
+def _import_catalog(
+    brain: Brain, embedder: Embedder, *, catalog: int, mode: str, seed: int
+) -> _Catalog:
+    """Make ``catalog`` synthetic titles, give them vectors (``mode``), upsert them."""
     titles = synthetic_titles(catalog, seed=seed)
     plain = [
         CatalogItem(
@@ -84,26 +74,35 @@ def run_brain_bench(
         )
         for t in titles
     ]
-    say(f"catalog: {catalog} titles ({mode} vectors)")
     start = time.perf_counter()
     if mode == "model":
         matrix = embedder.embed([item_text(i) for i in plain])
     else:
         matrix = clustered_vectors(catalog, seed=seed)
-    embed_catalog_s = time.perf_counter() - start
+    vectors_s = time.perf_counter() - start
     items = [dataclasses.replace(item, embedding=matrix[i]) for i, item in enumerate(plain)]
     start = time.perf_counter()
     for lo in range(0, len(items), 5_000):
         brain.upsert_items(items[lo : lo + 5_000])
     import_s = time.perf_counter() - start
+    figures = {"catalog_vectors_s": round(vectors_s, 2), "catalog_import_s": round(import_s, 2)}
+    return _Catalog([t.item_id for t in titles], matrix, figures)
 
-    say(f"history: {events} events")
-    ids = [t.item_id for t in titles]
-    favourite = rng.choice(len(ids), size=min(len(ids), 200), replace=False)
 
-    def one_event(i: int, *, gap: tuple[int, int] = (60, 4 * 3600)) -> None:
-        clock.advance(float(rng.integers(*gap)))
-        item = ids[int(favourite[int(rng.integers(len(favourite)))])]
+class _Household:
+    """Watches, skips, rates and searches around 200 favourite titles, drawn from ``rng``."""
+
+    def __init__(
+        self, brain: Brain, clock: ManualClock, rng: np.random.Generator, ids: list[str]
+    ) -> None:
+        self.brain, self.clock, self.rng, self.ids = brain, clock, rng, ids
+        self.favourite = rng.choice(len(ids), size=min(len(ids), 200), replace=False)
+
+    def event(self, *, gap: tuple[int, int] = (60, 4 * 3600)) -> None:
+        """One tracked event, a drawn ``gap`` of seconds after the last."""
+        brain, rng = self.brain, self.rng
+        self.clock.advance(float(rng.integers(*gap)))
+        item = self.ids[int(self.favourite[int(rng.integers(len(self.favourite)))])]
         roll = rng.random()
         if roll < 0.7:
             brain.track_view(item, watch_fraction=float(rng.uniform(0.0, 1.0)))
@@ -114,38 +113,60 @@ def run_brain_bench(
         else:
             brain.track_search("space adventure", [item], selected=item)
 
-    for i in range(events):
-        one_event(i)
 
-    say("observe: durable tracked events per second")
-    observed = 2_000
+def _observe_figures(household: _Household, observed: int = 2_000) -> dict[str, float]:
+    """Durable tracked events per second."""
     start = time.perf_counter()
-    for i in range(observed):
+    for _ in range(observed):
         # A busy session (events seconds apart): this measures tracking itself; the daily
         # and weekly consolidation loops run on their own schedule, not per event.
-        one_event(i, gap=(1, 10))
-    brain.flush()
-    observe_per_s = observed / (time.perf_counter() - start)
+        household.event(gap=(1, 10))
+    household.brain.flush()
+    return {"observe_per_s": round(observed / (time.perf_counter() - start), 1)}
 
-    say(f"recommend: {calls} calls, k=10")
-    rec_ms = _timed(calls, lambda _: brain.recommend(10))
 
-    say("search: index vs exact")
+def _recommend_figures(brain: Brain, calls: int) -> dict[str, float]:
+    """``recommend(10)`` latency over ``calls`` calls."""
+    ms = _timed(calls, lambda _: brain.recommend(10))
+    return {
+        "recommend_p50_ms": round(statistics.median(ms), 3),
+        "recommend_p99_ms": round(_percentile(ms, 99), 3),
+        "recommend_calls": calls,
+    }
+
+
+def _search_figures(
+    brain: Brain, matrix: np.ndarray, rng: np.random.Generator, *, calls: int
+) -> dict[str, float]:
+    """The title index's latency on noisy catalog vectors, and its recall@10 against
+    exact search."""
     queries = matrix[rng.choice(len(matrix), size=min(calls, len(matrix)), replace=False)]
     queries = queries + rng.normal(0, 0.05, size=queries.shape).astype(np.float32)
-    search_ms = _timed(len(queries), lambda i: brain.titles.index.search(queries[i], 10))
+    ms = _timed(len(queries), lambda i: brain.titles.index.search(queries[i], 10))
     recalls = []
     for q in queries[:200]:
         approx, _ = brain.titles.index.search(q, 10)
         exact, _ = brain.titles.index.search_exact(q, 10)
         recalls.append(len(set(approx.tolist()) & set(exact.tolist())) / 10.0)
+    return {
+        "search_p50_ms": round(statistics.median(ms), 4),
+        "search_p99_ms": round(_percentile(ms, 99), 4),
+        "search_recall_at_10": round(float(np.mean(recalls)), 4),
+    }
 
-    say("embed: one short title through the model")
+
+def _embed_figures(embedder: Embedder) -> dict[str, float]:
+    """One short title through the model (warmed up first)."""
     for _ in range(5):
         embedder.embed_one("The Matrix")
-    embed_ms = _timed(200, lambda i: embedder.embed_one(f"Star Trek {i}"))
+    ms = _timed(200, lambda i: embedder.embed_one(f"Star Trek {i}"))
+    return {"embed_ms": round(statistics.median(ms), 3)}
 
-    say(f"footprint: filling the bank to {patterns} patterns")
+
+def _footprint_figures(
+    brain: Brain, clock: ManualClock, rng: np.random.Generator, patterns: int
+) -> dict[str, float]:
+    """Fill the pattern bank to ``patterns`` (random transitions); the store's size."""
     k = brain.titles.k or 1
     guard = 0
     while len(brain.learner.bank) < patterns and guard < patterns * 20:
@@ -161,31 +182,72 @@ def run_brain_bench(
             now=clock.now(),
         )
     brain.flush()
-    footprint = brain.store.footprint_bytes(exclude_catalog=True)
-    pattern_count = len(brain.learner.bank)
+    return {
+        "footprint_bytes": brain.store.footprint_bytes(exclude_catalog=True),
+        "footprint_patterns": len(brain.learner.bank),
+    }
 
+
+def _fresh_figures(directory: Path) -> dict[str, float]:
+    fresh = fresh_process_figures(directory)
+    return {
+        "rss_mb": round(fresh["rss_mb"], 1),
+        "cold_start_s": round(fresh["cold_start_s"], 3),
+        "warm_start_s": round(fresh["warm_start_s"], 3),
+    }
+
+
+def run_brain_bench(
+    *,
+    catalog: int = 10_000,
+    events: int = 500,
+    patterns: int = 10_000,
+    calls: int = 1_000,
+    vectors: str = "auto",
+    seed: int = 0,
+    progress: Callable[[str], None] | None = None,
+) -> dict[str, object]:
+    """Build a brain, replay a history, and measure it. ``vectors``: model | clustered | auto
+    (auto = the real model up to 20,000 titles, clustered synthetic vectors above)."""
+    say = progress or (lambda _: None)
+    rng = np.random.default_rng(seed)  # one stream, drawn in the order of the phases
+    mode = vectors if vectors != "auto" else ("model" if catalog <= 20_000 else "clustered")
+    workdir = Path(tempfile.mkdtemp(prefix="omega-bench-brain-"))
+    clock = ManualClock(1_700_000_000.0)
+
+    say("loading the model and opening a new brain")
+    embedder = Embedder.load()
+    brain = Brain.open(workdir / "tv", clock=clock, config=BrainConfig(), embedder=embedder)
+    say(f"catalog: {catalog} titles ({mode} vectors)")
+    imported = _import_catalog(brain, embedder, catalog=catalog, mode=mode, seed=seed)
+    say(f"history: {events} events")
+    household = _Household(brain, clock, rng, imported.ids)
+    for _ in range(events):
+        household.event()
+    say("observe: durable tracked events per second")
+    observe = _observe_figures(household)
+    say(f"recommend: {calls} calls, k=10")
+    recommend = _recommend_figures(brain, calls)
+    say("search: index vs exact")
+    search = _search_figures(brain, imported.matrix, rng, calls=calls)
+    say("embed: one short title through the model")
+    embed = _embed_figures(embedder)
+    say(f"footprint: filling the bank to {patterns} patterns")
+    footprint = _footprint_figures(brain, clock, rng, patterns)
     brain.close()
     say("cold start, warm start and RSS in a fresh TV process")
-    fresh = fresh_process_figures(workdir / "tv")
+    fresh = _fresh_figures(workdir / "tv")
 
     return {
         "catalog_size": catalog,
         "vectors": mode,
         "events": events,
-        "recommend_p50_ms": round(statistics.median(rec_ms), 3),
-        "recommend_p99_ms": round(_percentile(rec_ms, 99), 3),
-        "recommend_calls": calls,
-        "search_p50_ms": round(statistics.median(search_ms), 4),
-        "search_p99_ms": round(_percentile(search_ms, 99), 4),
-        "search_recall_at_10": round(float(np.mean(recalls)), 4),
-        "observe_per_s": round(observe_per_s, 1),
-        "embed_ms": round(statistics.median(embed_ms), 3),
-        "footprint_bytes": footprint,
-        "footprint_patterns": pattern_count,
-        "rss_mb": round(fresh["rss_mb"], 1),
-        "cold_start_s": round(fresh["cold_start_s"], 3),
-        "warm_start_s": round(fresh["warm_start_s"], 3),
-        "catalog_vectors_s": round(embed_catalog_s, 2),
-        "catalog_import_s": round(import_s, 2),
+        **recommend,
+        **search,
+        **observe,
+        **embed,
+        **footprint,
+        **fresh,
+        **imported.figures,
         "workdir": str(workdir),
     }

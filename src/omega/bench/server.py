@@ -235,15 +235,8 @@ def run_server_bench(
         raise InputError("viewers ≥ 1, step seconds > 0, 0 ≤ pull-only ≤ 1, workers ≥ 1")
     if db_url is not None and not db_url.startswith(("sqlite:", "postgresql:", "postgres:")):
         raise ConfigError(f"--db must be a sqlite:// or postgresql:// URL, got {db_url!r}")
-    stepped = sorted(r for r in rates if r > 0 and (max_rate is None or r <= max_rate))
-    if not stepped:
-        raise InputError("no offered rate to step through (check --max-rate)")
-    # The fleet syncs in compressed time (every few seconds, where a TV syncs hourly): keep
-    # the limiter on, with room for the fastest step, so it costs what it costs but never
-    # answers 429 to a schedule a real fleet would spread over an hour.
-    rate_limit = max(
-        _default("rate_limit"), math.ceil(1.5 * stepped[-1] / viewers * _default("rate_window"))
-    )
+    stepped = _offered_rates(rates, max_rate)
+    rate_limit = _rate_limit(stepped, viewers)
     with tempfile.TemporaryDirectory(prefix="omega-bench-server-") as tmp:
         data_dir = Path(tmp)
         with _server(
@@ -274,22 +267,51 @@ def run_server_bench(
         viewers=viewers,
         setup_s=float(ready.get("setup_s", 0.0)),
         storage="postgresql" if db_url and db_url.startswith("postgres") else "sqlite",
-        settings={
-            "step_seconds": step_seconds,
-            "p95_limit_ms": p95_limit_ms,
-            "pull_only": pull_only,
-            "connections": connections,
-            "federation_interval": (
-                federation_interval
-                if federation_interval is not None
-                else _default("federation_interval")
-            ),
-            "workers": workers,
-            "rate_limit_per_min": rate_limit,
-            "catalog": CATALOG,
-            "reports_per_push": 1,
-        },
+        settings=_settings(
+            config, federation_interval=federation_interval, workers=workers, rate_limit=rate_limit
+        ),
     )
+
+
+def _offered_rates(rates: tuple[float, ...], max_rate: float | None) -> list[float]:
+    """The positive ``rates`` up to ``max_rate``, in increasing order."""
+    stepped = sorted(r for r in rates if r > 0 and (max_rate is None or r <= max_rate))
+    if not stepped:
+        raise InputError("no offered rate to step through (check --max-rate)")
+    return stepped
+
+
+def _rate_limit(stepped: list[float], viewers: int) -> int:
+    """The server's per-viewer sync limit (per ``rate_window``) for this run.
+
+    The fleet syncs in compressed time (every few seconds, where a TV syncs hourly): keep
+    the limiter on, with room for the fastest step, so it costs what it costs but never
+    answers 429 to a schedule a real fleet would spread over an hour."""
+    limit: int = max(
+        _default("rate_limit"), math.ceil(1.5 * stepped[-1] / viewers * _default("rate_window"))
+    )
+    return limit
+
+
+def _settings(
+    config: LoadConfig, *, federation_interval: float | None, workers: int, rate_limit: int
+) -> dict[str, Any]:
+    """What the run was set to, as the report shows it."""
+    return {
+        "step_seconds": config.step_seconds,
+        "p95_limit_ms": config.p95_limit_ms,
+        "pull_only": config.pull_only,
+        "connections": config.connections,
+        "federation_interval": (
+            federation_interval
+            if federation_interval is not None
+            else _default("federation_interval")
+        ),
+        "workers": workers,
+        "rate_limit_per_min": rate_limit,
+        "catalog": config.catalog,
+        "reports_per_push": 1,
+    }
 
 
 def _report(

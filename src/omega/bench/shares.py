@@ -25,9 +25,9 @@ from omega.federation.shared import SharedCounting, fold_shares, signed
 from omega.helper.service import HelperConfig, HelperService
 from omega.helper.thread import HelperThread
 from omega.protocol.aggregation import auth_token
-from omega.protocol.messages import PushAck, PushRequest
+from omega.protocol.messages import PushAck, PushRequest, SharedReport
 from omega.protocol.shares import make_shared_report
-from omega.storage import Codebook, ViewerRecord, open_storage
+from omega.storage import Codebook, Storage, ViewerRecord, open_storage
 
 __all__ = ["run_shares_bench"]
 
@@ -41,41 +41,12 @@ def run_shares_bench(*, reports: int = 2000, catalog: int = 9742, seed: int = 0)
         root = Path(tmp)
         service = HelperService.open(root / "helper", HelperConfig(min_batch=1, noise_epsilon=0))
         key = X25519PublicKey.from_public_bytes(service.info().public_key)
-        made = []
-        per_report = []
-        for title in titles:
-            t = time.perf_counter()
-            made.append(make_shared_report(int(title), catalog, key))
-            per_report.append(time.perf_counter() - t)
+        made, per_report = _make_reports(titles, catalog, key)
         sizes = [len(msgspec.msgpack.encode(r)) for r in made]
         store = open_storage(f"sqlite:///{root / 'constellation.db'}")
         try:
-            ids = tuple(f"t{i}" for i in range(catalog))
-            store.put_codebook(Codebook("bench", 2, bytes(8), 2, ids))
-            store.create_viewer(ViewerRecord("bench-tv", "global", "tv", 0.0))
-            for n in range(0, reports, 4):
-                batch = made[n : n + 4]
-                push = PushRequest(
-                    viewer_id="bench-tv", batch_id=f"b{n}", codebook_id="bench", shares=batch
-                )
-                ack = PushAck(batch_id=push.batch_id)
-                store.ingest(push, digest=f"d{n}", region="global", ack=ack, now=0.0)
-            codebook = store.get_codebook()
-            assert codebook is not None
-            with HelperThread(service) as helper:
-                counting = SharedCounting(
-                    helper=HttpHelper(helper.url, auth_token(service.secret)),
-                    secret=service.secret,
-                    batch=reports,
-                    min_batch=1,
-                    noise_epsilon=0.0,
-                )
-                try:
-                    started = time.perf_counter()
-                    counted = fold_shares(store, codebook, counting)
-                    fold_s = time.perf_counter() - started
-                finally:
-                    counting.close()
+            _queue(store, made, catalog)
+            counted, fold_s = _count(store, service, batch=reports)
             (counts,) = store.popularity_counts(codebook_id="bench")
             support = signed(np.frombuffer(counts.support, dtype="<i8"))
         finally:
@@ -93,3 +64,49 @@ def run_shares_bench(*, reports: int = 2000, catalog: int = 9742, seed: int = 0)
         "fold_reports_per_s": round(counted / fold_s, 1) if fold_s > 0 else None,
         "counts_exact": exact,
     }
+
+
+def _make_reports(
+    titles: np.ndarray, catalog: int, key: X25519PublicKey
+) -> tuple[list[SharedReport], list[float]]:
+    """A device's report of each title, and the seconds each took to make."""
+    made = []
+    seconds = []
+    for title in titles:
+        t = time.perf_counter()
+        made.append(make_shared_report(int(title), catalog, key))
+        seconds.append(time.perf_counter() - t)
+    return made, seconds
+
+
+def _queue(store: Storage, made: list[SharedReport], catalog: int) -> None:
+    """Queue the reports as one TV's pushes of four (not timed)."""
+    ids = tuple(f"t{i}" for i in range(catalog))
+    store.put_codebook(Codebook("bench", 2, bytes(8), 2, ids))
+    store.create_viewer(ViewerRecord("bench-tv", "global", "tv", 0.0))
+    for n in range(0, len(made), 4):
+        push = PushRequest(
+            viewer_id="bench-tv", batch_id=f"b{n}", codebook_id="bench", shares=made[n : n + 4]
+        )
+        ack = PushAck(batch_id=push.batch_id)
+        store.ingest(push, digest=f"d{n}", region="global", ack=ack, now=0.0)
+
+
+def _count(store: Storage, service: HelperService, *, batch: int) -> tuple[int, float]:
+    """Count the queue with ``service`` served on loopback: reports counted, seconds."""
+    codebook = store.get_codebook()
+    assert codebook is not None
+    with HelperThread(service) as helper:
+        counting = SharedCounting(
+            helper=HttpHelper(helper.url, auth_token(service.secret)),
+            secret=service.secret,
+            batch=batch,
+            min_batch=1,
+            noise_epsilon=0.0,
+        )
+        try:
+            started = time.perf_counter()
+            counted = fold_shares(store, codebook, counting)
+            return counted, time.perf_counter() - started
+        finally:
+            counting.close()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import typer
 
 from omega.cli._output import emit
@@ -127,18 +129,13 @@ def server(
     """A real `omega serve` under an open-loop fleet of devices in another process: the
     highest sync rate held with p95 ≤ 50 ms and no errors, and every step tried."""
     from collections.abc import Mapping
-    from typing import Any
 
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from omega.bench import DEFAULT_RATES, run_server_bench
-    from omega.cli._output import emit_rows, err_console
-    from omega.errors import InputError
+    from omega.bench import run_server_bench
+    from omega.cli._output import err_console
 
-    try:
-        offered = tuple(float(r) for r in rates.split(",")) if rates else DEFAULT_RATES
-    except ValueError:
-        raise InputError("--rates must be comma-separated numbers, e.g. 50,100,200") from None
+    offered = _offered_rates(rates)
     columns = (TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn())
     with Progress(*columns, console=err_console, transient=True) as bar:
         task = bar.add_task("starting the server and registering devices…", total=None)
@@ -167,25 +164,48 @@ def server(
             seed=seed,
             progress=progress,
         )
+    _emit_server(result, as_json=as_json)
+
+
+def _offered_rates(rates: str | None) -> tuple[float, ...]:
+    """``--rates`` as numbers (the default steps when not given)."""
+    from omega.bench import DEFAULT_RATES
+    from omega.errors import InputError
+
+    try:
+        return tuple(float(r) for r in rates.split(",")) if rates else DEFAULT_RATES
+    except ValueError:
+        raise InputError("--rates must be comma-separated numbers, e.g. 50,100,200") from None
+
+
+#: The columns of ``omega bench server``'s table of steps: result key -> heading.
+_STEP_COLUMNS = {
+    "offered_per_s": "offered/s",
+    "syncs_per_s": "syncs/s",
+    "p50_ms": "p50 ms",
+    "p95_ms": "p95 ms",
+    "p99_ms": "p99 ms",
+    "errors": "errors",
+    "send_lag_p95_ms": "client lag p95",
+    "server_cpu_pct": "server %cpu",
+    "client_cpu_pct": "client %cpu",
+    "other_cpu_pct": "other %cpu",
+    "steal_cpu_pct": "stolen %cpu",
+    "passed": "passed",
+}
+
+
+def _emit_server(result: dict[str, Any], *, as_json: bool) -> None:
+    """The figures, then a table of the steps (``--json``: one object, steps included)."""
+    from omega.cli._output import emit_rows
+
     if as_json:
         emit(result, as_json=True)
         return
     emit(
         {k: v for k, v in result.items() if k != "steps"}, as_json=False, title="omega bench server"
     )
-    shown = {
-        "offered_per_s": "offered/s",
-        "syncs_per_s": "syncs/s",
-        "p50_ms": "p50 ms",
-        "p95_ms": "p95 ms",
-        "p99_ms": "p99 ms",
-        "errors": "errors",
-        "send_lag_p95_ms": "client lag p95",
-        "server_cpu_pct": "server %cpu",
-        "client_cpu_pct": "client %cpu",
-        "other_cpu_pct": "other %cpu",
-        "steal_cpu_pct": "stolen %cpu",
-        "passed": "passed",
-    }
-    rows = [{label: step.get(key) for key, label in shown.items()} for step in result["steps"]]
+    rows = [
+        {label: step.get(key) for key, label in _STEP_COLUMNS.items()} for step in result["steps"]
+    ]
     emit_rows(rows, as_json=False, title="steps (%cpu: percent of one core; --json has more)")

@@ -51,6 +51,7 @@ from omega.protocol.messages import (
     SyncResponse,
     TokenRefresh,
 )
+from omega.storage.base import Storage
 from omega.storage.factory import open_storage
 
 __all__ = ["create_app"]
@@ -73,16 +74,9 @@ _DOC_TYPES: list[Any] = [
 
 
 def _build_runtime(settings: Settings, clock: Clock, metrics: Metrics) -> Runtime:
+    """Every part of the service, wired from ``settings`` (the lifespan opens it)."""
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    tokens = TokenService(
-        load_keys(settings),
-        issuer=settings.jwt_issuer,
-        audience=settings.jwt_audience,
-        access_ttl=settings.access_token_ttl,
-        refresh_ttl=settings.refresh_token_ttl,
-        leeway=settings.jwt_leeway,
-        clock=clock,
-    )
+    tokens = _token_service(settings, clock)
     admin = AdminGate(load_admin_token(settings))
     storage = open_storage(settings.storage_url)
     broker = EventBroker()
@@ -129,20 +123,45 @@ def _build_runtime(settings: Settings, clock: Clock, metrics: Metrics) -> Runtim
             metrics=metrics,
             failpoints=settings.failpoints,
         ),
-        rounds=RoundRunner(
-            storage,
-            clock=clock,
-            metrics=metrics,
-            watcher=watcher,
-            interval=settings.federation_interval,
-            storage_url=settings.storage_url,
-            helper=HelperSettings(
-                url=settings.helper_url,
-                secret_file=settings.helper_secret_file,
-                min_batch=settings.share_min_batch,
-                noise_epsilon=settings.share_noise_epsilon,
-                noise_seed=settings.share_noise_seed,
-            ),
+        rounds=_round_runner(settings, storage, clock=clock, metrics=metrics, watcher=watcher),
+    )
+
+
+def _token_service(settings: Settings, clock: Clock) -> TokenService:
+    """The JWT issuer and checker, with the keys from the data directory."""
+    return TokenService(
+        load_keys(settings),
+        issuer=settings.jwt_issuer,
+        audience=settings.jwt_audience,
+        access_ttl=settings.access_token_ttl,
+        refresh_ttl=settings.refresh_token_ttl,
+        leeway=settings.jwt_leeway,
+        clock=clock,
+    )
+
+
+def _round_runner(
+    settings: Settings,
+    storage: Storage,
+    *,
+    clock: Clock,
+    metrics: Metrics,
+    watcher: ReleaseWatcher,
+) -> RoundRunner:
+    """In-process federation rounds, counting two-server reports with the helper if set."""
+    return RoundRunner(
+        storage,
+        clock=clock,
+        metrics=metrics,
+        watcher=watcher,
+        interval=settings.federation_interval,
+        storage_url=settings.storage_url,
+        helper=HelperSettings(
+            url=settings.helper_url,
+            secret_file=settings.helper_secret_file,
+            min_batch=settings.share_min_batch,
+            noise_epsilon=settings.share_noise_epsilon,
+            noise_seed=settings.share_noise_seed,
         ),
     )
 

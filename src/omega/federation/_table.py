@@ -31,6 +31,9 @@ CLOCK_SKEW_S = 300.0
 
 I64 = npt.NDArray[np.int64]
 F64 = npt.NDArray[np.float64]
+#: One valid pattern in PatternTable's column order: viewer, region, task, context, cell0,
+#: cell1 (ints), then success, support, updated_at (floats).
+_Row = tuple[int, int, int, int, int, int, float, float, float]
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,13 +76,16 @@ def build_table(
     the quality filter (positive: success ≥ min_quality; behaviour: success ≤ 1 - it).
 
     ``success`` is always the viewer's success with the content: behaviour rates sent in
-    the "abandonment" convention are turned around here (and back in the release)."""
+    the "abandonment" convention are turned around here (and back in the release).
+
+    Long on purpose: one pass of checks over each live pattern (100K and more a round),
+    read top to bottom and kept inline in the hot loop; ``_table`` makes the columns."""
     min_quality = config.min_quality
     oldest, newest = now - config.max_age_s, now + CLOCK_SKEW_S
     flip = config.behaviour_rate == "abandonment"
     viewer_ids: dict[str, int] = {}
     region_ids: dict[str, int] = {}
-    rows: list[tuple[int, int, int, int, int, int, float, float, float]] = []
+    rows: list[_Row] = []
     invalid = low = 0
     for lp in live:
         p = lp.pattern
@@ -120,6 +126,26 @@ def build_table(
                 lp.updated_at,
             )
         )
+    return _table(
+        rows,
+        viewers=list(viewer_ids),
+        regions=list(region_ids),
+        received=len(live),
+        invalid=invalid,
+        low_quality=low,
+    )
+
+
+def _table(
+    rows: list[_Row],
+    *,
+    viewers: list[str],
+    regions: list[str],
+    received: int,
+    invalid: int,
+    low_quality: int,
+) -> PatternTable:
+    """The valid patterns' rows as columns."""
     ints = np.array([r[:6] for r in rows], dtype=np.int64).reshape(-1, 6)
     floats = np.array([r[6:] for r in rows], dtype=np.float64).reshape(-1, 3)
     return PatternTable(
@@ -132,9 +158,9 @@ def build_table(
         success=floats[:, 0].copy(),
         support=floats[:, 1].copy(),
         updated_at=floats[:, 2].copy(),
-        viewers=list(viewer_ids),
-        regions=list(region_ids),
-        received=len(live),
+        viewers=viewers,
+        regions=regions,
+        received=received,
         invalid=invalid,
-        low_quality=low,
+        low_quality=low_quality,
     )

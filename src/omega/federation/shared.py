@@ -97,60 +97,41 @@ def _leader_sketch(report: SharedReport, key: bytes) -> Sketch | None:
         return None
 
 
+@dataclass(frozen=True, slots=True)
+class _Batch:
+    """Queued reports to count together: a tagged batch resent whole, or new ones."""
+
+    queued: list[tuple[int, SharedReport, str | None]]  # (seq, report, tag)
+    tag: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class _Checked:
+    """A queued report the leader evaluated and the helper prepared."""
+
+    seq: int
+    report: SharedReport
+    sketch: Sketch  # the leader's
+    helper_d: int  # the helper's share of d
+
+
 def fold_shares(storage: Storage, codebook: Codebook, counting: SharedCounting) -> int:
     """Check and count one batch of queued shared reports; how many were counted."""
     size = len(codebook.item_ids)
-    queued = storage.pending_shares(limit=counting.batch)
-    if not queued or size == 0:
+    batch = _next_batch(storage, counting, size)
+    if batch is None:
         return 0
-    stale = [seq for seq, r, _ in queued if r.size != size]
-    if stale:
-        storage.fold_reports(seqs=stale, counts=[], queue="shares")
-    tag = queued[0][2]
-    if tag is not None:  # a batch the helper may have answered: send exactly it again
-        queued = [q for q in queued if q[2] == tag and q[1].size == size]
-    else:
-        queued = [q for q in queued if q[1].size == size]
-        if len(queued) < counting.min_batch:
-            return 0
-    key = counting.verify_key
-    mine = [_leader_sketch(r, key) for _, r, _ in queued]
-    asked = [(seq, r, s) for (seq, r, _), s in zip(queued, mine, strict=True) if s is not None]
-    prepared = counting.helper.prepare(PrepareRequest(size=size, reports=[r for _, r, _ in asked]))
-    if len(prepared.answers) != len(asked):
-        raise ServerError(502, "the helper answered a different number of reports")
-    usable = [
-        (seq, r, s, a.d)
-        for (seq, r, s), a in zip(asked, prepared.answers, strict=True)
-        if not a.error
-    ]
-    unusable = sorted({seq for seq, _, _ in queued} - {u[0] for u in usable})
-    if unusable:
-        storage.fold_reports(seqs=unusable, counts=[], queue="shares")
-    if not usable or (tag is None and len(usable) < counting.min_batch):
+    usable = _prepare(storage, counting, size, batch.queued)
+    if not usable or (batch.tag is None and len(usable) < counting.min_batch):
         return 0
-    if tag is None:
-        tag = uuid.uuid4().hex
-        storage.tag_shares(seqs=[seq for seq, *_ in usable], batch=tag)
-    items = []
-    for _, r, s, d1 in usable:
-        d = (s.d + d1) % PRIME
-        items.append(AggregateItem(report=r, d=s.d, w=s.w(d)))
-    try:
-        answer = counting.helper.aggregate(AggregateRequest(size=size, items=items))
-    except BatchTooSmall as exc:  # its reports are spent at the helper: drop them
-        log.warning("the helper refused a batch, %d reports dropped: %s", len(usable), exc)
-        storage.fold_reports(seqs=[seq for seq, *_ in usable], counts=[], queue="shares")
+    seqs = [u.seq for u in usable]
+    if batch.tag is None:
+        storage.tag_shares(seqs=seqs, batch=uuid.uuid4().hex)
+    answer = _aggregate(storage, counting, size, usable)
+    if answer is None:
         return 0
-    if len(answer.accepted) != len(usable) or len(answer.share) != 8 * size:
-        raise ServerError(502, "the helper's aggregate does not match the batch")
-    total = np.zeros(size, dtype=np.int64)
-    for (_, _, s, _), ok in zip(usable, answer.accepted, strict=True):
-        if ok:
-            total = (total + s.y) % PRIME
     counted = sum(answer.accepted)
-    helper_share = np.frombuffer(answer.share, dtype="<i8")
-    batch = signed(total + helper_share + counting.noise(size))
+    histogram = _histogram(usable, answer, counting.noise(size))
     old = next(
         (
             c
@@ -159,20 +140,105 @@ def fold_shares(storage: Storage, codebook: Codebook, counting: SharedCounting) 
         ),
         None,
     )
-    reports = counted
-    variance = answer.noise_variance + laplace_variance(counting.noise_epsilon)
-    if old is not None and len(old.support) == 8 * size:
-        batch = batch + np.frombuffer(old.support, dtype="<i8")
-        reports += old.reports
-        variance += old.noise_variance
-    merged = SupportCounts(
-        codebook.codebook_id,
-        0,
-        counting.noise_epsilon,
-        reports,
-        batch.astype("<i8").tobytes(),
-        variance,
+    merged = _merged(
+        old,
+        histogram,
+        reports=counted,
+        variance=answer.noise_variance + laplace_variance(counting.noise_epsilon),
+        codebook_id=codebook.codebook_id,
+        epsilon=counting.noise_epsilon,
     )
-    if not storage.fold_reports(seqs=[seq for seq, *_ in usable], counts=[merged], queue="shares"):
+    if not storage.fold_reports(seqs=seqs, counts=[merged], queue="shares"):
         return 0
     return counted
+
+
+def _next_batch(storage: Storage, counting: SharedCounting, size: int) -> _Batch | None:
+    """The batch to count now (dropping reports over another catalog size), or None."""
+    queued = storage.pending_shares(limit=counting.batch)
+    if not queued or size == 0:
+        return None
+    stale = [seq for seq, r, _ in queued if r.size != size]
+    if stale:
+        storage.fold_reports(seqs=stale, counts=[], queue="shares")
+    tag = queued[0][2]
+    if tag is not None:  # a batch the helper may have answered: send exactly it again
+        return _Batch([q for q in queued if q[2] == tag and q[1].size == size], tag)
+    queued = [q for q in queued if q[1].size == size]
+    if len(queued) < counting.min_batch:
+        return None
+    return _Batch(queued, None)
+
+
+def _prepare(
+    storage: Storage,
+    counting: SharedCounting,
+    size: int,
+    queued: list[tuple[int, SharedReport, str | None]],
+) -> list[_Checked]:
+    """Evaluate the leader's key of each report and ask the helper for its share of d;
+    the reports that fail either are dropped from the queue."""
+    key = counting.verify_key
+    mine = [_leader_sketch(r, key) for _, r, _ in queued]
+    asked = [(seq, r, s) for (seq, r, _), s in zip(queued, mine, strict=True) if s is not None]
+    prepared = counting.helper.prepare(PrepareRequest(size=size, reports=[r for _, r, _ in asked]))
+    if len(prepared.answers) != len(asked):
+        raise ServerError(502, "the helper answered a different number of reports")
+    usable = [
+        _Checked(seq, r, s, a.d)
+        for (seq, r, s), a in zip(asked, prepared.answers, strict=True)
+        if not a.error
+    ]
+    unusable = sorted({seq for seq, _, _ in queued} - {u.seq for u in usable})
+    if unusable:
+        storage.fold_reports(seqs=unusable, counts=[], queue="shares")
+    return usable
+
+
+def _aggregate(
+    storage: Storage, counting: SharedCounting, size: int, usable: list[_Checked]
+) -> AggregateResponse | None:
+    """The helper's answer for the batch; None if it refused it (its reports dropped)."""
+    items = []
+    for u in usable:
+        d = (u.sketch.d + u.helper_d) % PRIME
+        items.append(AggregateItem(report=u.report, d=u.sketch.d, w=u.sketch.w(d)))
+    try:
+        answer = counting.helper.aggregate(AggregateRequest(size=size, items=items))
+    except BatchTooSmall as exc:  # its reports are spent at the helper: drop them
+        log.warning("the helper refused a batch, %d reports dropped: %s", len(usable), exc)
+        storage.fold_reports(seqs=[u.seq for u in usable], counts=[], queue="shares")
+        return None
+    if len(answer.accepted) != len(usable) or len(answer.share) != 8 * size:
+        raise ServerError(502, "the helper's aggregate does not match the batch")
+    return answer
+
+
+def _histogram(usable: list[_Checked], answer: AggregateResponse, noise: np.ndarray) -> np.ndarray:
+    """The batch's counts: the leader's shares of the accepted reports, the helper's
+    share and the leader's ``noise``, as signed integers."""
+    total = np.zeros(len(noise), dtype=np.int64)
+    for u, ok in zip(usable, answer.accepted, strict=True):
+        if ok:
+            total = (total + u.sketch.y) % PRIME
+    helper_share = np.frombuffer(answer.share, dtype="<i8")
+    return signed(total + helper_share + noise)
+
+
+def _merged(
+    old: SupportCounts | None,
+    histogram: np.ndarray,
+    *,
+    reports: int,
+    variance: float,
+    codebook_id: str,
+    epsilon: float,
+) -> SupportCounts:
+    """The catalog's counts with one batch's ``histogram`` added (``old`` if it fits)."""
+    if old is not None and len(old.support) == 8 * len(histogram):
+        histogram = histogram + np.frombuffer(old.support, dtype="<i8")
+        reports += old.reports
+        variance += old.noise_variance
+    return SupportCounts(
+        codebook_id, 0, epsilon, reports, histogram.astype("<i8").tobytes(), variance
+    )

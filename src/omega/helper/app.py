@@ -47,6 +47,10 @@ def _decode(body: bytes, kind: type[T]) -> T:
 
 
 def create_helper_app(service: HelperService) -> FastAPI:
+    """The helper's routes over ``service`` (the work itself is in :class:`HelperService`).
+
+    Long because it is one sequence: the app, its metrics, then each route registered in
+    turn, closing over both."""
     app = FastAPI(
         title="Omega helper",
         summary="The second server of two-server popularity counting",

@@ -33,6 +33,7 @@ from pathlib import Path
 
 import msgspec
 import numpy as np
+import numpy.typing as npt
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
 from omega.errors import ConfigError, InputError
@@ -103,6 +104,17 @@ class HelperConfig:
             raise ConfigError("the helper's min_batch must be ≥ 1")
         if not 0.0 <= self.noise_epsilon <= 20.0:
             raise ConfigError("the helper's noise_epsilon must be in [0, 20] (0: no noise)")
+
+
+@dataclass(frozen=True, slots=True)
+class _BatchCheck:
+    """One aggregate request checked: per item whether it counts, the ids that pass, the
+    ids spent by this check (passed or not) and the passing reports' summed shares."""
+
+    accepted: list[bool]
+    passed: list[bytes]
+    checked: list[bytes]
+    total: npt.NDArray[np.int64]
 
 
 class HelperService:
@@ -219,6 +231,12 @@ class HelperService:
             if stored is not None:
                 return _answer_decoder.decode(bytes(stored[0]))
             counted = self._counted(c, rids)
+        return self._answer(batch, request.size, self._check(request, rids, counted))
+
+    def _check(
+        self, request: AggregateRequest, rids: list[bytes], counted: set[bytes]
+    ) -> _BatchCheck:
+        """Check each new report's share of ``z² − z*``; sum the ones that pass."""
         total = np.zeros(request.size, dtype=np.int64)
         accepted: list[bool] = []
         ids: list[bytes] = []
@@ -239,26 +257,31 @@ class HelperService:
                         total += s1.y
                         ids.append(rid)
             accepted.append(ok)
+        return _BatchCheck(accepted=accepted, passed=ids, checked=checked, total=total)
+
+    def _answer(self, batch: bytes, size: int, check: _BatchCheck) -> AggregateResponse:
+        """Spend the checked reports and, for a batch big enough, keep and return the
+        noisy answer: one transaction (:class:`BatchTooSmall` after spending them)."""
         with self._db() as c:
             c.execute("BEGIN IMMEDIATE")
             try:
-                if self._counted(c, checked):
+                if self._counted(c, check.checked):
                     raise InputError("another request checked some of these reports meanwhile")
                 now = time.time()
                 # Spent even when the batch is refused: no report can be checked twice.
                 c.executemany(
-                    "INSERT INTO counted (id, at) VALUES (?, ?)", [(i, now) for i in checked]
+                    "INSERT INTO counted (id, at) VALUES (?, ?)", [(i, now) for i in check.checked]
                 )
-                if len(ids) < self.config.min_batch:
+                if len(check.passed) < self.config.min_batch:
                     c.execute("COMMIT")
                     raise BatchTooSmall(
-                        f"{len(ids)} valid new report(s); the helper aggregates batches of at "
-                        f"least {self.config.min_batch}"
+                        f"{len(check.passed)} valid new report(s); the helper aggregates batches "
+                        f"of at least {self.config.min_batch}"
                     )
-                noise = laplace_noise(self.config.noise_epsilon, request.size, self._rng)
+                noise = laplace_noise(self.config.noise_epsilon, size, self._rng)
                 answer = AggregateResponse(
-                    accepted=accepted,
-                    share=((total + noise) % PRIME).astype("<i8").tobytes(),
+                    accepted=check.accepted,
+                    share=((check.total + noise) % PRIME).astype("<i8").tobytes(),
                     noise_variance=laplace_variance(self.config.noise_epsilon),
                 )
                 c.execute(
