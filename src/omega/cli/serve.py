@@ -39,6 +39,9 @@ def serve(
     """Serve the constellation API (REST, SSE events, /metrics, /docs) until interrupted.
 
     Options not given fall back to OMEGA_* environment variables, then to defaults.
+
+    \f
+    Long only by its options: each is one annotated parameter, as Typer reads them.
     """
     import uvicorn
 

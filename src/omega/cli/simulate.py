@@ -100,7 +100,10 @@ def simulate(
 ) -> None:
     """Replay each viewer's ratings as TV events through one brain per viewer, syncing with a
     real constellation; rank every unseen title for each viewer's held-out last interaction
-    and compare Omega with popularity, local-only, ALS, item-kNN and co-watch transitions."""
+    and compare Omega with popularity, local-only, ALS, item-kNN and co-watch transitions.
+
+    \f
+    Long only by its options: each is one annotated parameter, as Typer reads them."""
     from omega.sim.attacks import ATTACKS
     from omega.sim.datasets import load_dataset
     from omega.sim.fleet import FleetConfig

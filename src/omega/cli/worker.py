@@ -36,7 +36,11 @@ def worker(
     ] = False,
 ) -> None:
     """Apply pushed contributions, consolidate, and publish releases (Ctrl-C / SIGTERM stop
-    it between rounds; a round killed half-way publishes nothing)."""
+    it between rounds; a round killed half-way publishes nothing).
+
+    \f
+    Long only by its options: each is one annotated parameter, as Typer reads them.
+    """
     import os
 
     from omega.constellation import Settings
