@@ -65,12 +65,16 @@ def embed_texts(
         out[lo : lo + batch] = embedder.embed(texts[lo : lo + batch])
         if progress:
             progress(min(len(texts), lo + batch), len(texts))
+    # The cache keeps f16 (as a TV's catalog does): a first run returns what later runs
+    # read back, so the same seed gives the same figures with or without the cache.
+    half = out.astype(np.float16)
     if cache is not None:
         cache.parent.mkdir(parents=True, exist_ok=True)
         tmp = cache.with_suffix(".tmp.npy")
-        np.save(tmp, out.astype(np.float16))
+        np.save(tmp, half)
         tmp.replace(cache)
-    return out
+    rounded: npt.NDArray[np.float32] = half.astype(np.float32)
+    return rounded
 
 
 def shared_catalog(
