@@ -115,7 +115,8 @@ def test_save_and_load_round_trip(tmp_path: Path) -> None:
     assert not list(tmp_path.glob("*.tmp"))
 
 
-def test_truncated_file_is_reported_as_corrupt(tmp_path: Path) -> None:
+@pytest.mark.parametrize("view", [True, False])
+def test_truncated_file_is_reported_as_corrupt(tmp_path: Path, view: bool) -> None:
     index, _ = _filled()
     path = tmp_path / "index.usearch"
     index.save(path)
@@ -123,12 +124,88 @@ def test_truncated_file_is_reported_as_corrupt(tmp_path: Path) -> None:
     for cut in (0, 40, len(data) // 2, len(data) - 8):
         path.write_bytes(data[:cut])
         with pytest.raises(CorruptStoreError, match=r"index\.usearch"):
-            VectorIndex.load(path, DIM)
+            VectorIndex.load(path, DIM, view=view)
     path.write_bytes(b"not an index at all" * 100)
     with pytest.raises(CorruptStoreError):
-        VectorIndex.load(path, DIM)
+        VectorIndex.load(path, DIM, view=view)
     with pytest.raises(StoreError):
-        VectorIndex.load(tmp_path / "missing.usearch", DIM)
+        VectorIndex.load(tmp_path / "missing.usearch", DIM, view=view)
+
+
+def test_a_loaded_index_reads_the_mapped_file_until_its_first_write(tmp_path: Path) -> None:
+    index, vectors = _filled()
+    index.remove([5, 6])
+    path = tmp_path / "index.usearch"
+    index.save(path)
+    mapped = VectorIndex.load(path, DIM)
+    loaded = VectorIndex.load(path, DIM, view=False)
+    assert mapped.is_view and not loaded.is_view
+    assert mapped.tombstones == loaded.tombstones == 2
+    for i in (0, 7, 123, 499):  # the same graph: the same answers
+        for a, b in zip(mapped.search(vectors[i], 10), loaded.search(vectors[i], 10), strict=True):
+            np.testing.assert_array_equal(a, b)
+    batch = mapped.search_batch(vectors[:8], 10)
+    np.testing.assert_array_equal(batch, index.search_batch(vectors[:8], 10))
+    np.testing.assert_array_equal(mapped.get([1, 2]), loaded.get([1, 2]))
+    assert 5 not in mapped and 7 in mapped and len(mapped) == 498
+
+    before = path.read_bytes()
+    assert mapped.remove([7]) == 1  # removing from a usearch view would crash: copied first
+    assert not mapped.is_view
+    assert 7 not in mapped and len(mapped) == 497
+    mapped.upsert([5], vectors[5:6])
+    assert mapped.search(vectors[5], 1)[0][0] == 5
+    assert path.read_bytes() == before  # the file is left as it was
+
+    mapped.save(path)  # a new file renamed over the old one
+    again = VectorIndex.load(path, DIM)
+    assert 5 in again and 7 not in again and len(again) == 498
+
+
+def test_a_view_survives_its_file_being_replaced(tmp_path: Path) -> None:
+    index, vectors = _filled()
+    path = tmp_path / "index.usearch"
+    index.save(path)
+    mapped = VectorIndex.load(path, DIM)
+    index.remove(range(100))
+    index.save(path)  # what a brain does when its catalog changes: rename over it
+    assert mapped.is_view and len(mapped) == 500
+    assert mapped.search(vectors[3], 1)[0][0] == 3  # still the old file's graph
+    mapped.upsert([9999], vectors[3:4])  # the copy is taken from the mapped file
+    assert len(mapped) == 501
+    assert len(VectorIndex.load(path, DIM)) == 400
+
+
+def test_a_view_keeps_its_tombstones_through_the_copy(tmp_path: Path) -> None:
+    index, vectors = _filled()
+    index.remove(range(80))  # under a fifth of the live entries: kept as tombstones
+    path = tmp_path / "index.usearch"
+    index.save(path)
+    mapped = VectorIndex.load(path, DIM)
+    assert mapped.is_view and mapped.tombstones == 80 and len(mapped) == 420
+    mapped.upsert([9000], vectors[0:1])  # copied into memory, tombstones and all
+    assert not mapped.is_view and mapped.tombstones == 80 and len(mapped) == 421
+    assert not set(range(80)) & set(mapped.keys().tolist())
+    mapped.remove(range(80, 90))  # past a fifth now: rebuilt without them
+    assert mapped.tombstones == 0
+    assert sorted(mapped.keys().tolist()) == [*range(90, 500), 9000]
+    assert mapped.search(vectors[300], 1)[0][0] == 300
+
+
+def test_batched_searches_are_remembered_until_a_write() -> None:
+    index, vectors = _filled()
+    queries = vectors[[10, 20, 30]]
+    first = index.search_batch(queries, 5)
+    first[:] = 0  # the caller's copy: changing it changes nothing remembered
+    again = index.search_batch(queries, 5)
+    assert again[:, 0].tolist() == [10, 20, 30]
+    mixed = index.search_batch(vectors[[20, 40]], 5)  # one remembered row, one new
+    assert mixed[:, 0].tolist() == [20, 40]
+    np.testing.assert_array_equal(mixed[0], again[1])
+    index.upsert([7777], vectors[20:21] + 1e-3)  # a near twin of 20 appears
+    assert 7777 in index.search_batch(vectors[[20]], 2)[0].tolist()
+    index.remove([7777])
+    assert 7777 not in index.search_batch(vectors[[20]], 2)[0].tolist()
 
 
 def test_dimension_mismatch(tmp_path: Path) -> None:

@@ -4,14 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, overload
 
 import numpy as np
 import numpy.typing as npt
 
-from omega.protocol import EMBEDDING_DIM
-
-__all__ = ["Catalog", "CatalogItem", "ItemRow", "SharedCatalog", "item_text"]
+__all__ = ["Catalog", "CatalogColumns", "CatalogItem", "ItemRow", "SharedCatalog", "item_text"]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -56,31 +54,112 @@ def item_text(item: CatalogItem) -> str:
     return ". ".join(parts)
 
 
-class Catalog:
-    """Immutable snapshot of the catalog; the brain builds a new one when items change."""
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CatalogColumns:
+    """The catalog's titles column by column, in row order, as one query reads them.
 
-    def __init__(self, rows: Sequence[ItemRow], matrix: npt.NDArray[np.float32], k: int) -> None:
-        self.rows = list(rows)
-        self.matrix = matrix if len(rows) else np.zeros((0, EMBEDDING_DIM), dtype=np.float32)
-        self.keys = np.array([r.key for r in rows], dtype=np.int64)
-        self.ids = [r.item_id for r in rows]
-        self.row_of_key = {r.key: i for i, r in enumerate(rows)}
-        self.key_of_id = {r.item_id: r.key for r in rows}
-        self.cells = np.array([r.cell for r in rows], dtype=np.int64)
-        self.runtime = np.array(
-            [r.runtime_min if r.runtime_min is not None else -1 for r in rows], dtype=np.int64
+    What a warm start should hand :class:`Catalog`: at 100K titles, making an
+    :class:`ItemRow` per title costs about as much as the query itself. Tags and
+    descriptions are left out: only embedding reads them, when a title is added.
+    """
+
+    keys: Sequence[int]
+    item_ids: Sequence[str]
+    titles: Sequence[str]
+    genres: Sequence[tuple[str, ...]]
+    years: Sequence[int | None]
+    runtimes: Sequence[int | None]
+    cells: Sequence[int]
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+    @classmethod
+    def of(cls, rows: Sequence[ItemRow]) -> CatalogColumns:
+        return cls(
+            keys=[r.key for r in rows],
+            item_ids=[r.item_id for r in rows],
+            titles=[r.title for r in rows],
+            genres=[r.genres for r in rows],
+            years=[r.year for r in rows],
+            runtimes=[r.runtime_min for r in rows],
+            cells=[r.cell for r in rows],
         )
+
+
+class _Rows(Sequence[ItemRow]):
+    """``Catalog.rows`` over columns: an :class:`ItemRow` made when one is read."""
+
+    def __init__(self, columns: CatalogColumns) -> None:
+        self._c = columns
+
+    def __len__(self) -> int:
+        return len(self._c.keys)
+
+    @overload
+    def __getitem__(self, i: int) -> ItemRow: ...
+    @overload
+    def __getitem__(self, i: slice) -> list[ItemRow]: ...
+    def __getitem__(self, i: int | slice) -> ItemRow | list[ItemRow]:
+        if isinstance(i, slice):
+            return [self[j] for j in range(*i.indices(len(self)))]
+        c = self._c
+        return ItemRow(
+            key=c.keys[i],
+            item_id=c.item_ids[i],
+            title=c.titles[i],
+            genres=c.genres[i],
+            year=c.years[i],
+            runtime_min=c.runtimes[i],
+            tags="",
+            description="",
+            cell=c.cells[i],
+        )
+
+
+class Catalog:
+    """Immutable snapshot of the catalog; the brain builds a new one when items change.
+
+    Built from :class:`ItemRow` objects or, cheaper at scale, from :class:`CatalogColumns`.
+    """
+
+    def __init__(
+        self,
+        rows: Sequence[ItemRow] | CatalogColumns,
+        matrix: npt.NDArray[np.float32],
+        k: int,
+    ) -> None:
+        # Built column by column, no per-title Python loop: at 100K titles this runs on
+        # every warm start and catalog change.
+        if isinstance(rows, CatalogColumns):
+            columns = rows
+            self.rows: Sequence[ItemRow] = _Rows(columns)
+        else:
+            self.rows = list(rows)
+            columns = CatalogColumns.of(self.rows)
+        n = len(columns.keys)
+        self.matrix = matrix if n else np.zeros((0, 384), dtype=np.float32)
+        self.keys = np.array(columns.keys, dtype=np.int64)
+        self.ids = list(columns.item_ids)
+        self.row_of_key = dict(zip(columns.keys, range(n), strict=True))
+        self.key_of_id = dict(zip(self.ids, columns.keys, strict=True))
+        self.cells = np.array(columns.cells, dtype=np.int64)
+        self.runtime = np.array([-1 if r is None else r for r in columns.runtimes], dtype=np.int64)
         #: Release year per row, NaN where unknown.
-        self.years = np.array([float(r.year) if r.year else np.nan for r in rows], dtype=np.float32)
+        self.years = np.array([y or np.nan for y in columns.years], dtype=np.float32)
         self.k = k
         # key -> row as an array: converting index results is one fancy-index, not a loop
-        top = int(self.keys.max()) + 1 if len(rows) else 1
+        top = int(self.keys.max()) + 1 if n else 1
         self.row_lookup = np.full(top, -1, dtype=np.int64)
-        self.row_lookup[self.keys] = np.arange(len(rows), dtype=np.int64)
-        members: dict[int, list[int]] = {}
-        for i, cell in enumerate(self.cells.tolist()):
-            members.setdefault(int(cell), []).append(i)
-        self.cell_rows = {c: np.array(v, dtype=np.int64) for c, v in members.items()}
+        self.row_lookup[self.keys] = np.arange(n, dtype=np.int64)
+        #: Rows of each cell, in row order; cells in the order they first appear.
+        self.cell_rows: dict[int, npt.NDArray[np.int64]] = {}
+        if n:
+            order = np.argsort(self.cells, kind="stable")
+            cells, starts = np.unique(self.cells[order], return_index=True)
+            groups = np.split(order, starts[1:])
+            for i in np.argsort(order[starts], kind="stable").tolist():
+                self.cell_rows[int(cells[i])] = groups[i]
 
     def __len__(self) -> int:
         return len(self.rows)

@@ -4,6 +4,12 @@ Keys are uint64 (the store maps item and pattern ids to them). usearch deletes a
 tombstones, so the index counts them and rebuilds itself once they pass a fifth of the
 live entries. One lock guards every call: searches take ~0.1 ms, so sharing is cheap and
 concurrent insert + search stays safe.
+
+A saved index opens as a memory-mapped view (a warm start maps the file instead of
+reading it: ~0.02 s instead of ~0.2 s at 100K titles); usearch cannot write to a view,
+so the first write copies it into memory. Batched searches are remembered until the
+next write: the neighbours of a title stay the same while the catalog does, and a TV
+asks for the same neighbourhoods again and again between events.
 """
 
 from __future__ import annotations
@@ -33,6 +39,7 @@ __all__ = ["VectorIndex"]
 _COMPACT_RATIO = 0.2  # rebuild once tombstones exceed this share of live entries
 _COMPACT_MIN = 64  # ...and there are at least this many (small indexes don't care)
 _LARGE = 50_000  # entries past which searches use a wider beam
+_REMEMBERED = 256  # batched search results kept until the next write
 
 Keys = npt.NDArray[np.uint64]
 Floats = npt.NDArray[np.float32]
@@ -54,10 +61,13 @@ class VectorIndex:
         self.dim = dim
         self._params = (connectivity, expansion_add, expansion_search)
         self._index = self._new_index()
+        self._view = False  # a read-only memory-mapped file (see load)
         self._tombstones = 0
         self._lock = threading.RLock()
         # While compact() rebuilds, writes are logged here to replay onto the new graph.
         self._replay: list[tuple[Keys, Floats | None]] | None = None
+        # (query bytes, k) -> one row of search_batch's answer; cleared by every write.
+        self._remembered: dict[tuple[bytes, int], Keys] = {}
 
     def _new_index(self) -> Index:
         connectivity, expansion_add, expansion_search = self._params
@@ -116,6 +126,7 @@ class VectorIndex:
             raise InputError("duplicate keys in one upsert")
         v = self._matrix(vectors, k.size)
         with self._lock:
+            self._writable()
             present = k[np.asarray(self._index.contains(k), dtype=bool)]
             if present.size:
                 self._tombstones += int(self._index.remove(present))
@@ -143,12 +154,26 @@ class VectorIndex:
             present = k[np.asarray(self._index.contains(k), dtype=bool)]
             if present.size == 0:
                 return 0
+            self._writable()
             removed = int(self._index.remove(present))
             self._tombstones += removed
             if self._replay is not None:
                 self._replay.append((present, None))
         self._maybe_compact()
         return removed
+
+    def _writable(self) -> None:
+        """Before a write (lock held): forget remembered searches, and copy a mapped
+        view into memory (usearch refuses to add to a view; removing from one crashes)."""
+        self._remembered.clear()
+        if self._view:
+            self._index = self._index.copy()
+            self._view = False
+
+    @property
+    def is_view(self) -> bool:
+        """Whether the index still reads a memory-mapped file (no write since load)."""
+        return self._view
 
     def _maybe_compact(self) -> None:
         if self._tombstones >= _COMPACT_MIN and self._tombstones > _COMPACT_RATIO * len(self):
@@ -179,6 +204,8 @@ class VectorIndex:
                     if op_vectors is not None:
                         fresh.add(op_keys, op_vectors)
                 self._index = fresh
+                self._view = False
+                self._remembered.clear()
                 self._tombstones = tombstones
         finally:
             with self._lock:
@@ -216,18 +243,37 @@ class VectorIndex:
         return keys[:k], (1.0 - dist[:k]).astype(np.float32)
 
     def search_batch(self, queries: npt.ArrayLike, k: int) -> Keys:
-        """The ``k`` nearest keys of every query row, in one call: shape (m, ≤ k)."""
-        q = np.asarray(queries, dtype=np.float32)
+        """The ``k`` nearest keys of every query row, in one call: shape (m, ≤ k).
+
+        Rows answered since the last write come from memory; the rest go to usearch
+        together. A search is deterministic for one graph, so the answer is the same.
+        """
+        q = np.ascontiguousarray(queries, dtype=np.float32)
         if q.ndim != 2 or q.shape[1] != self.dim or not np.all(np.isfinite(q)):
             raise InputError(f"queries must be a finite (m, {self.dim}) matrix")
         with self._lock:
             size = len(self._index)
             if size == 0 or len(q) == 0 or k < 1:
                 return np.empty((len(q), 0), dtype=np.uint64)
-            # One thread: a handful of queries is cheaper than waking a pool for them.
-            matches = self._index.search(q, min(k, size), threads=1)
-        keys = np.asarray(matches.keys, dtype=np.uint64).reshape(len(q), -1)
-        return keys
+            width = min(k, size)
+            out = np.empty((len(q), width), dtype=np.uint64)
+            tags = [(row.tobytes(), width) for row in q]
+            missing = []
+            for i, tag in enumerate(tags):
+                known = self._remembered.get(tag)
+                if known is None:
+                    missing.append(i)
+                else:
+                    out[i] = known
+            if missing:
+                # One thread: a handful of queries is cheaper than waking a pool for them.
+                matches = self._index.search(q[missing], width, threads=1)
+                out[missing] = np.asarray(matches.keys, dtype=np.uint64).reshape(len(missing), -1)
+                if len(self._remembered) + len(missing) > _REMEMBERED:
+                    self._remembered.clear()
+                for i in missing:
+                    self._remembered[tags[i]] = out[i].copy()
+        return out
 
     def search_exact(self, vector: npt.ArrayLike, k: int) -> tuple[Keys, Floats]:
         """Brute-force top ``k`` (for measuring the index's recall)."""
@@ -330,8 +376,14 @@ class VectorIndex:
         connectivity: int = 16,
         expansion_add: int = 128,
         expansion_search: int = 64,
+        view: bool = True,
     ) -> VectorIndex:
-        """Read an index saved by :meth:`save`; a damaged file raises CorruptStoreError."""
+        """Open an index saved by :meth:`save`; a damaged file raises CorruptStoreError.
+
+        With ``view`` (the default) the file is memory-mapped, not read: opening costs
+        next to nothing and pages come in as searches touch them; the first write copies
+        the index into memory. :meth:`save` replaces the file with a new one (rename), so
+        a mapped file is never changed underneath a view."""
         source = Path(path)
         if not source.is_file():
             raise StoreError(f"no vector index file at {source}")
@@ -353,9 +405,13 @@ class VectorIndex:
             expansion_search=expansion_search,
         )
         try:
-            out._index.load(str(source))
+            if view:
+                out._index.view(str(source))
+            else:
+                out._index.load(str(source))
         except (ValueError, RuntimeError) as exc:
             raise CorruptStoreError(f"the vector index file {source} is damaged: {exc}") from exc
+        out._view = view
         out._tombstones = int(meta.get("count_deleted", 0))
         out._tune_expansion()
         out._maybe_compact()

@@ -150,21 +150,15 @@ class CellKnowledge:
 
     # -- reading -------------------------------------------------------------------------
     def next_scores(self, recent_cells: list[tuple[int, float]]) -> tuple[F32, F32]:
-        """(crowd, local) scores per cell for what follows the recent cells (cell, weight)."""
-        crowd = np.zeros(self.k, dtype=np.float32)
-        local = np.zeros(self.k, dtype=np.float32)
+        """(crowd, local) scores per cell for what follows the recent cells (cell, weight):
+        Σ weight · (the cell's transition row / its sum), rows summing to 0 left out."""
         crowd_next, local_next = self.next_views()
-        for cell, weight in recent_cells:
-            if 0 <= cell < self.k:
-                row = crowd_next[cell]
-                total = float(row.sum())
-                if total > 0:
-                    crowd += np.float32(weight) * row / np.float32(total)
-                lrow = local_next[cell]
-                ltotal = float(lrow.sum())
-                if ltotal > 0:
-                    local += np.float32(weight) * lrow / np.float32(ltotal)
-        return crowd, local
+        known = [(c, w) for c, w in recent_cells if 0 <= c < self.k]
+        if not known:
+            return np.zeros(self.k, dtype=np.float32), np.zeros(self.k, dtype=np.float32)
+        cells = np.fromiter((c for c, _ in known), dtype=np.int64, count=len(known))
+        weights = np.fromiter((w for _, w in known), dtype=np.float32, count=len(known))
+        return _follow(crowd_next, cells, weights), _follow(local_next, cells, weights)
 
     def crowd_scores(self, time_bucket: str, day_type: str) -> F32:
         """What the crowd likes in this context, plus what is trending."""
@@ -182,3 +176,17 @@ class CellKnowledge:
         if self.crowd_avoid.max() > 0:
             out += np.float32(0.3) * self.crowd_avoid / self.crowd_avoid.max()
         return out
+
+
+def _follow(transitions: F32, cells: npt.NDArray[np.int64], weights: F32) -> F32:
+    """Σ over the given cells of weight · row / row sum, added in the cells' order (as a
+    loop over them would: the same float32 result)."""
+    rows = transitions[cells]
+    totals = rows.sum(axis=1)
+    used = totals > 0
+    out = np.zeros(transitions.shape[1], dtype=np.float32)
+    if used.any():
+        share = weights[used, None] * rows[used] / totals[used, None]
+        for term in share:  # a handful of rows; np.sum would add them pairwise
+            out += term
+    return out

@@ -11,8 +11,10 @@ chosen skill):
 - ``next``: how often content in the candidate's cell follows the cells just watched,
   from the crowd's released transition patterns and the device's own;
 - ``crowd``: what viewers like in this context, plus trends;
-- ``popular``: how often titles are started across the fleet, estimated by the
-  constellation from ε-LDP reports (the collective tier's popularity list);
+- ``popular``: how often titles are started across the fleet, released by the
+  constellation as the collective tier's popularity list: counted from two-server
+  reports that neither server can read alone, with noise on the released totals (from
+  ε-LDP reports where there is no helper server; see ``docs/popularity.md``);
 - a penalty for cells this household (or the crowd) abandons.
 """
 
@@ -22,6 +24,7 @@ import heapq
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 import numpy.typing as npt
@@ -29,6 +32,9 @@ import numpy.typing as npt
 from omega.brain.catalog import Catalog
 from omega.brain.knowledge import CellKnowledge
 from omega.brain.skills import Skill
+
+if TYPE_CHECKING:  # usearch is loaded only by brains that search
+    from omega.brain.index import VectorIndex
 
 __all__ = [
     "SIGNALS",
@@ -103,23 +109,35 @@ def _scaled(values: F32) -> F32:
     lo, hi = float(values.min(initial=0.0)), float(values.max(initial=0.0))
     if hi - lo <= 1e-9:
         return np.zeros_like(values)
-    return ((values - lo) / (hi - lo)).astype(np.float32)
+    out: F32 = values - lo  # float32 throughout: the scalars take the array's type
+    out /= hi - lo
+    return out
 
 
-def recent_kernel(catalog: Catalog, rows: I64, recent: Sequence[tuple[int, float]]) -> F32:
+def recent_kernel(
+    catalog: Catalog,
+    rows: I64,
+    recent: Sequence[tuple[int, float]],
+    *,
+    vectors: F32 | None = None,
+) -> F32:
     """How close each row is to the titles just watched: Σ w·max(0, cos)^4.
 
     A sharp kernel over the last few titles (not one averaged taste vector) keeps several
     interests apart — what a household watches next is usually near one of them.
+    ``vectors``: ``catalog.matrix[rows]`` when the caller already gathered it.
     """
     if not recent:
         return np.zeros(len(rows), np.float32)
     recent_rows = np.fromiter((r for r, _ in recent), dtype=np.int64, count=len(recent))
     weights = np.fromiter((w for _, w in recent), dtype=np.float32, count=len(recent))
-    sims = np.maximum(catalog.matrix[rows] @ catalog.matrix[recent_rows].T, 0.0)
+    if vectors is None:
+        vectors = catalog.matrix[rows]
+    sims = vectors @ catalog.matrix[recent_rows].T
+    np.maximum(sims, np.float32(0.0), out=sims)
     sims *= sims
     sims *= sims
-    out: F32 = (sims @ weights).astype(np.float32)
+    out: F32 = (sims @ weights).astype(np.float32, copy=False)
     return out
 
 
@@ -153,10 +171,12 @@ def score_rows(
 def signal_rows(catalog: Catalog, rows: I64, state: ScoringState) -> tuple[dict[str, F32], F32]:
     """Each signal for the given rows (fixed-scale or min-max scaled) and the scaled
     penalty of cells the household avoids."""
-    vectors = catalog.matrix[rows]
+    vectors = catalog.matrix[rows]  # gathered once: the costliest step at a few hundred rows
     weight_sum = sum(w for _, w in state.recent_rows) or 1.0
+    recent = recent_kernel(catalog, rows, state.recent_rows, vectors=vectors)
+    recent /= np.float32(weight_sum)
     raw: dict[str, F32] = {
-        "recent": recent_kernel(catalog, rows, state.recent_rows) / np.float32(weight_sum),
+        "recent": recent,
         "era": era_gap(catalog, rows, state.recent_rows),
     }
     for name in ("instant", "episodic", "semantic"):
@@ -228,15 +248,12 @@ def combine(
 def candidate_rows(
     catalog: Catalog,
     state: ScoringState,
-    search: object,
+    search: VectorIndex,
     *,
     per_source: int,
 ) -> I64:
     """Rows worth scoring: index neighbours of the recent titles and of each tier's taste,
     and the titles of the cells most likely next."""
-    from omega.brain.index import VectorIndex
-
-    assert isinstance(search, VectorIndex)
     found: list[I64] = []
     # The last three titles and two time scales of taste: each index query costs ~0.2 ms.
     queries = [catalog.matrix[r] for r, _ in state.recent_rows[:3]]
@@ -267,7 +284,17 @@ def candidate_rows(
     if not found:
         # Cold start with nothing known: a spread over the cells.
         found.append(np.array([m[0] for m in catalog.cell_rows.values()], dtype=np.int64))
-    return np.unique(np.concatenate(found))
+    return _sorted_unique(np.concatenate(found))
+
+
+def _sorted_unique(rows: I64) -> I64:
+    """``np.unique`` for a few hundred rows, without its general-purpose overhead."""
+    rows.sort()
+    keep = np.empty(len(rows), dtype=bool)
+    keep[:1] = True
+    np.not_equal(rows[1:], rows[:-1], out=keep[1:])
+    out: I64 = rows[keep]
+    return out
 
 
 def allowed(catalog: Catalog, rows: I64, filters: Filters, seen: npt.NDArray[np.bool_]) -> I64:
@@ -298,7 +325,10 @@ def choose(scores: F32, rows: I64, catalog: Catalog, k: int, diversity: float) -
     pool = min(len(rows), k * 5)
     order = np.argpartition(-scores, pool - 1)[:pool] if pool < len(rows) else np.arange(len(rows))
     cells = catalog.cells[rows[order]].tolist()
-    heap = [(-float(scores[i]), 0, int(i), c) for i, c in zip(order.tolist(), cells, strict=True)]
+    heap = [
+        (-score, 0, i, c)
+        for score, i, c in zip(scores[order].tolist(), order.tolist(), cells, strict=True)
+    ]
     heapq.heapify(heap)
     used: dict[int, int] = {}
     picked: list[int] = []
@@ -322,9 +352,13 @@ def reason_for(
     time_bucket: str,
     genre: str | None,
 ) -> str:
-    contributions = {n: skill.weights.get(n, 0.0) * v for n, v in signals.items()}
-    top = max(contributions, key=lambda n: contributions[n]) if contributions else ""
-    if contributions.get(top, 0.0) <= 0:
+    # The signal contributing most (the first of equals), in one pass: this runs per title.
+    top, best = "", 0.0
+    for name, value in signals.items():
+        contribution = skill.weights.get(name, 0.0) * value
+        if not top or contribution > best:
+            top, best = name, contribution
+    if best <= 0:
         return "a varied pick to get to know your taste"
     if top in ("recent", "instant", "episodic") and recent_title:
         return f"because you watched {recent_title}"

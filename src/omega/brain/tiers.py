@@ -53,10 +53,13 @@ class Tier:
             factor = float(2.0 ** (-(now - self.updated_at) / self.half_life))
         if self.mass * factor <= 1e-3:
             return None
-        norm = float(np.linalg.norm(self.vector))
+        # The norm as np.linalg.norm takes it (the root of the float32 dot product),
+        # without its dispatch: this runs for every tier on every request.
+        norm = math.sqrt(float(self.vector @ self.vector))
         if norm <= 1e-9:
             return None
-        return (self.vector / norm).astype(np.float32)
+        out: Vec = self.vector / np.float32(norm)
+        return out
 
     def strength(self, now: float) -> float:
         """Decayed mass: how much evidence the tier holds right now."""
