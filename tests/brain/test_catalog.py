@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from omega.brain.catalog import Catalog, CatalogColumns
-from omega.brain.store import ItemRow
+from omega.brain.catalog import Catalog, CatalogColumns, ItemRow
 
 
 def _rows() -> list[ItemRow]:

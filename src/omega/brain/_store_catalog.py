@@ -11,12 +11,14 @@ from typing import TYPE_CHECKING
 import numpy as np
 import numpy.typing as npt
 
-from omega.brain.catalog import CatalogItem, ItemRow
+from omega.brain.catalog import CatalogColumns, CatalogItem
 
 if TYPE_CHECKING:
     from omega.brain.store import BrainStore
 
 __all__ = ["CatalogTables", "StoredCodebook"]
+
+_VERSION = "catalog_version"  # meta: bumped by every change to the set of titles
 
 _UPSERT = (
     "INSERT INTO items (item_id, title, genres, year, runtime_min, tags, description, "
@@ -64,6 +66,7 @@ class CatalogTables:
                 int(cell),
             )
             keys.append(int(conn.execute(_UPSERT, row).fetchone()[0]))
+        self._bump(conn)
         return keys
 
     def remove(self, conn: sqlite3.Connection, item_ids: Iterable[str]) -> list[int]:
@@ -74,6 +77,7 @@ class CatalogTables:
             ).fetchone()
             if row is not None:
                 keys.append(int(row[0]))
+        self._bump(conn)
         return keys
 
     def set_cells(
@@ -84,20 +88,53 @@ class CatalogTables:
             [(int(c), int(k)) for c, k in zip(cells, keys, strict=True)],
         )
 
-    def load(self) -> tuple[list[ItemRow], npt.NDArray[np.float32]]:
-        """Every title in key order, and their vectors as one float32 matrix."""
+    @staticmethod
+    def _bump(conn: sqlite3.Connection) -> None:
+        conn.execute(
+            "INSERT INTO meta (key, value) VALUES (?, '1') ON CONFLICT (key) "
+            "DO UPDATE SET value = CAST(value AS INTEGER) + 1",
+            (_VERSION,),
+        )
+
+    def version(self) -> int:
+        """Changes to the titles so far: a copy of the vectors made at this version is
+        current as long as it stays the same."""
+        return int(self._store.get_meta(_VERSION, "0") or 0)
+
+    def load(self) -> CatalogColumns:
+        """Every title in key order, column by column (not their vectors: see
+        :meth:`vectors`); tags and descriptions stay in the database."""
         with self._store.lock:
             rows = self._store.conn.execute(
-                "SELECT key, item_id, title, genres, year, runtime_min, tags, description, "
-                "cell, embedding FROM items ORDER BY key"
+                "SELECT key, item_id, title, genres, year, runtime_min, cell FROM items "
+                "ORDER BY key"
             ).fetchall()
-        items = [
-            ItemRow(r[0], r[1], r[2], tuple(g for g in r[3].split("|") if g), *r[4:9]) for r in rows
-        ]
         if not rows:
-            return items, np.zeros((0, 0), dtype=np.float32)
-        matrix = np.frombuffer(b"".join(r[9] for r in rows), dtype=np.float16)
-        return items, matrix.reshape(len(rows), -1).astype(np.float32)
+            return CatalogColumns(
+                keys=[], item_ids=[], titles=[], genres=[], years=[], runtimes=[], cells=[]
+            )
+        keys, item_ids, titles, genres, years, runtimes, cells = zip(*rows, strict=True)
+        split: dict[str, tuple[str, ...]] = {}  # a catalog has few distinct genre lists
+        for text in set(genres):
+            split[text] = tuple(g for g in text.split("|") if g)
+        return CatalogColumns(
+            keys=keys,
+            item_ids=item_ids,
+            titles=titles,
+            genres=[split[g] for g in genres],
+            years=years,
+            runtimes=runtimes,
+            cells=cells,
+        )
+
+    def vectors(self) -> npt.NDArray[np.float32]:
+        """Every title's vector in key order, as one float32 matrix."""
+        with self._store.lock:
+            blobs = self._store.conn.execute("SELECT embedding FROM items ORDER BY key").fetchall()
+        if not blobs:
+            return np.zeros((0, 0), dtype=np.float32)
+        matrix = np.frombuffer(b"".join(b[0] for b in blobs), dtype=np.float16)
+        return matrix.reshape(len(blobs), -1).astype(np.float32)
 
     def save_codebook(self, conn: sqlite3.Connection, codebook: StoredCodebook) -> None:
         centroids = codebook.centroids

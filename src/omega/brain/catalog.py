@@ -9,6 +9,8 @@ from typing import Any, overload
 import numpy as np
 import numpy.typing as npt
 
+from omega.protocol import EMBEDDING_DIM
+
 __all__ = ["Catalog", "CatalogColumns", "CatalogItem", "ItemRow", "SharedCatalog", "item_text"]
 
 
@@ -138,7 +140,7 @@ class Catalog:
             self.rows = list(rows)
             columns = CatalogColumns.of(self.rows)
         n = len(columns.keys)
-        self.matrix = matrix if n else np.zeros((0, 384), dtype=np.float32)
+        self.matrix = matrix if n else np.zeros((0, EMBEDDING_DIM), dtype=np.float32)
         self.keys = np.array(columns.keys, dtype=np.int64)
         self.ids = list(columns.item_ids)
         self.row_of_key = dict(zip(columns.keys, range(n), strict=True))

@@ -33,6 +33,10 @@ __all__ = ["DIM", "INDEX_FILE", "CatalogState", "Codebook"]
 
 DIM = EMBEDDING_DIM  # all-MiniLM-L6-v2, the one embedding size on the wire
 INDEX_FILE = "index.usearch"
+#: The catalog's vectors as float32, for a warm start that maps them instead of reading
+#: and widening every title's f16 vector from brain.db (0.3-0.8 s at 100K titles). Named
+#: by the catalog version it was written at: any other version's file is stale.
+MATRIX_FILE = "vectors-{version}.f32.npy"
 log = logging.getLogger(__name__)
 
 F32 = npt.NDArray[np.float32]
@@ -55,6 +59,35 @@ def checked_centroids(centroids: npt.ArrayLike) -> F32:
     if matrix.ndim != 2 or matrix.shape[1] != DIM or not np.all(np.isfinite(matrix)):
         raise InputError(f"a codebook must be a finite (k, {DIM}) matrix")
     return matrix
+
+
+def _mapped_matrix(path: Path, rows: int) -> F32 | None:
+    """The vectors saved at ``path``, memory-mapped; None when missing or not ``rows`` ×
+    DIM float32 (brain.db holds every vector, so the caller reads them from there)."""
+    try:
+        mapped = np.load(path, mmap_mode="r", allow_pickle=False)
+    except (OSError, ValueError):
+        return None
+    if mapped.dtype != np.float32 or mapped.shape != (rows, DIM):
+        return None
+    matrix: F32 = mapped.view(np.ndarray)
+    return matrix
+
+
+def _save_matrix(directory: Path, version: int, matrix: F32) -> None:
+    """Write the vectors for ``version`` (atomically) and drop other versions' files."""
+    name = MATRIX_FILE.format(version=version)
+    tmp = directory / f".{name}.tmp"
+    try:
+        with tmp.open("wb") as out:
+            np.save(out, np.ascontiguousarray(matrix, dtype=np.float32), allow_pickle=False)
+        tmp.replace(directory / name)
+        for old in directory.glob(MATRIX_FILE.format(version="*")):
+            if old.name != name:
+                old.unlink(missing_ok=True)
+    except OSError as exc:  # only a faster next start is lost
+        log.warning("cannot save the catalog's vectors to %s: %s", directory, exc)
+        tmp.unlink(missing_ok=True)
 
 
 def _unit_vectors(items: Sequence[CatalogItem]) -> tuple[F32, list[int]]:
@@ -216,8 +249,14 @@ class CatalogState:
             self._dirty = False
 
     def _reload(self) -> None:
-        rows, matrix = self._tables.load()
-        self.catalog = Catalog(rows, matrix, self.k)
+        columns = self._tables.load()
+        version = self._tables.version()
+        matrix = _mapped_matrix(self.directory / MATRIX_FILE.format(version=version), len(columns))
+        if matrix is None:
+            matrix = self._tables.vectors()
+            if len(columns):
+                _save_matrix(self.directory, version, matrix)
+        self.catalog = Catalog(columns, matrix, self.k)
 
     def require_own(self) -> None:
         """Refuse to change a shared catalog (a configuration error, not bad input)."""
