@@ -12,7 +12,13 @@ def test_a_small_brain_bench_reports_every_figure() -> None:
     result = run_brain_bench(catalog=200, events=20, patterns=50, calls=10, vectors="clustered")
     try:
         assert result["catalog_size"] == 200 and result["vectors"] == "clustered"
-        for key in ("recommend_p50_ms", "recommend_p99_ms", "observe_per_s", "embed_ms"):
+        for key in (
+            "recommend_p50_ms",
+            "recommend_p99_ms",
+            "recommend_after_event_p50_ms",
+            "observe_per_s",
+            "embed_ms",
+        ):
             assert isinstance(result[key], float) and result[key] > 0
         # From the fresh TV process (python -m omega.bench._fresh_tv).
         for key in ("rss_mb", "cold_start_s", "warm_start_s"):
