@@ -144,7 +144,8 @@ def _fresh_recommend_figures(
     of the last ranking's work can be reused). Only the recommend is timed."""
     brain = household.brain
     unseen = np.setdiff1d(np.arange(len(household.ids)), household.favourite)
-    picks = rng.choice(unseen, size=min(rounds, len(unseen)), replace=False)
+    pool = unseen if len(unseen) else np.arange(len(household.ids))  # a tiny catalog: rewatch
+    picks = rng.choice(pool, size=min(rounds, len(pool)), replace=False)
     ms = []
     for i in picks.tolist():
         household.clock.advance(float(rng.integers(60, 1800)))
