@@ -17,8 +17,6 @@ def _rows() -> list[ItemRow]:
             genres=("Drama",) if key % 3 else ("Comedy", "Crime"),
             year=None if key % 7 == 0 else 1950 + int(key) % 70,
             runtime_min=None if key % 5 == 0 else 80 + int(key) % 60,
-            tags="",
-            description="",
             cell=int(rng.integers(-1, 6)),
         )
         for key in (3, 4, 9, 10, 11, 20, 21, 22, 40, 41, 57, 60)

@@ -17,8 +17,6 @@ def _catalog(years: list[int | None]) -> Catalog:
             genres=(),
             year=y,
             runtime_min=None,
-            tags="",
-            description="",
             cell=0,
         )
         for i, y in enumerate(years)

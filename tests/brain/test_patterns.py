@@ -47,7 +47,7 @@ def test_patterns_never_name_items(brain: Brain, clock: ManualClock) -> None:
 def test_shareable_patterns_go_to_the_outbox(brain: Brain, clock: ManualClock) -> None:
     _binge(brain, clock, ["ani0", "ani1", "ani2", "ani3", "ani4"], 1.0)
     brain.flush()
-    queued = dict(brain.store.outbox.pending(100))
+    queued = {q.pattern_id: q.op for q in brain.store.outbox.pending(100)}
     exported = {p.id for p in brain.export_patterns()}
     assert exported and exported <= set(queued)
     assert set(queued.values()) == {"upsert"}

@@ -108,3 +108,28 @@ def test_backoff_is_full_jitter_capped_and_never_below_retry_after(
     if retry_after is not None:
         assert wait >= retry_after
     assert np.isfinite(wait)
+
+
+def test_a_change_queued_again_after_it_was_read_is_not_dropped_by_the_ack(
+    tmp_path: Path,
+) -> None:
+    """A flush between reading the outbox and recording the batch re-queues a pattern with
+    its newer state: that row must stay queued, or the ack of a batch carrying the older
+    state would drop the newer change."""
+    from omega.brain import InflightBatch
+
+    clock = ManualClock()
+    tv = open_brain(tmp_path / "tv", clock)
+    tv.set_codebook(centroids())
+    watch(tv, clock, list(range(4)), rounds=4)
+    tv.flush()
+    pending = tv.sync.pending(64)
+    plan = build_push(pending, viewer_id="v1", codebook_id="cb", batch_id="b1")
+    assert plan is not None
+    again = plan.entries[0].pattern_id
+    with tv.store.transaction(durable=True) as conn:  # what a flush does meanwhile
+        tv.store.outbox.enqueue(conn, [(again, "upsert")])
+    tv.sync.begin_batch(InflightBatch("b1", plan.payload), plan.entries)
+    assert tv.sync.ack_batch("b1") == len(plan.entries) - 1
+    assert [e.pattern_id for e in tv.sync.pending(64)] == [again]
+    tv.close()

@@ -4,7 +4,9 @@ codebook (content cells) the brain uses."""
 from __future__ import annotations
 
 import sqlite3
+import uuid
 from collections.abc import Iterable, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -18,7 +20,6 @@ if TYPE_CHECKING:
 
 __all__ = ["CatalogTables", "StoredCodebook"]
 
-_VERSION = "catalog_version"  # meta: bumped by every change to the set of titles
 
 _UPSERT = (
     "INSERT INTO items (item_id, title, genres, year, runtime_min, tags, description, "
@@ -66,7 +67,8 @@ class CatalogTables:
                 int(cell),
             )
             keys.append(int(conn.execute(_UPSERT, row).fetchone()[0]))
-        self._bump(conn)
+        if keys:
+            self._new_token(conn)
         return keys
 
     def remove(self, conn: sqlite3.Connection, item_ids: Iterable[str]) -> list[int]:
@@ -77,7 +79,8 @@ class CatalogTables:
             ).fetchone()
             if row is not None:
                 keys.append(int(row[0]))
-        self._bump(conn)
+        if keys:
+            self._new_token(conn)
         return keys
 
     def set_cells(
@@ -89,17 +92,23 @@ class CatalogTables:
         )
 
     @staticmethod
-    def _bump(conn: sqlite3.Connection) -> None:
+    def _new_token(conn: sqlite3.Connection) -> None:
         conn.execute(
-            "INSERT INTO meta (key, value) VALUES (?, '1') ON CONFLICT (key) "
-            "DO UPDATE SET value = CAST(value AS INTEGER) + 1",
-            (_VERSION,),
+            "INSERT INTO catalog_token (id, token) VALUES (1, ?) "
+            "ON CONFLICT (id) DO UPDATE SET token = excluded.token",
+            (uuid.uuid4().hex,),
         )
 
-    def version(self) -> int:
-        """Changes to the titles so far: a copy of the vectors made at this version is
-        current as long as it stays the same."""
-        return int(self._store.get_meta(_VERSION, "0") or 0)
+    def reading(self) -> AbstractContextManager[sqlite3.Connection]:
+        """One read transaction for several reads (see ``BrainStore.reading``)."""
+        return self._store.reading()
+
+    def token(self) -> str:
+        """Names the current set of titles: replaced by every change to it ("" before the
+        first title)."""
+        with self._store.lock:
+            row = self._store.conn.execute("SELECT token FROM catalog_token").fetchone()
+        return "" if row is None else str(row[0])
 
     def load(self) -> CatalogColumns:
         """Every title in key order, column by column (not their vectors: see

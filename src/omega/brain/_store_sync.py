@@ -20,7 +20,16 @@ from omega.protocol.messages import ConsolidatedPattern, ItemScore, PatternConte
 if TYPE_CHECKING:
     from omega.brain.store import BrainStore
 
-__all__ = ["InflightBatch", "OutboxTables", "ReleaseTables"]
+__all__ = ["InflightBatch", "OutboxTables", "Queued", "ReleaseTables"]
+
+
+@dataclass(frozen=True, slots=True)
+class Queued:
+    """An outbox row: a pattern's change ('upsert' or 'remove') at queue position ``seq``."""
+
+    pattern_id: str
+    op: str
+    seq: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,13 +57,14 @@ class OutboxTables:
             list(changes),
         )
 
-    def pending(self, limit: int) -> list[tuple[str, str]]:
-        """The oldest (pattern id, op) entries not in a batch."""
+    def pending(self, limit: int) -> list[Queued]:
+        """The oldest entries not in a batch."""
         with self._store.lock:
             return [
-                (r[0], r[1])
+                Queued(r[0], r[1], r[2])
                 for r in self._store.conn.execute(
-                    "SELECT pattern_id, op FROM outbox WHERE batch_id IS NULL ORDER BY seq LIMIT ?",
+                    "SELECT pattern_id, op, seq FROM outbox WHERE batch_id IS NULL "
+                    "ORDER BY seq LIMIT ?",
                     (limit,),
                 )
             ]
@@ -65,12 +75,13 @@ class OutboxTables:
     def begin_batch(
         self,
         batch: InflightBatch,
-        pattern_ids: Sequence[str],
+        sent: Sequence[tuple[str, int]],
         now: float,
         cursors: Mapping[str, str],
     ) -> None:
         """Record an outgoing push before sending it, so a retry resends the same bytes;
-        ``cursors`` (e.g. the report cursor) move in the same durable transaction."""
+        ``cursors`` (e.g. the report cursor) move in the same durable transaction. Only
+        the (pattern id, seq) rows ``sent`` carries join the batch."""
         store = self._store
         with store.transaction(durable=True) as conn:
             for name, value in cursors.items():
@@ -80,8 +91,9 @@ class OutboxTables:
                 (batch.batch_id, batch.payload, now),
             )
             conn.executemany(
-                "UPDATE outbox SET batch_id = ? WHERE pattern_id = ? AND batch_id IS NULL",
-                [(batch.batch_id, pid) for pid in pattern_ids],
+                "UPDATE outbox SET batch_id = ? WHERE pattern_id = ? AND seq = ? "
+                "AND batch_id IS NULL",
+                [(batch.batch_id, pid, seq) for pid, seq in sent],
             )
 
     def inflight(self) -> InflightBatch | None:

@@ -357,9 +357,9 @@ class Brain:
         if not items:
             return 0
         with self._lock:
-            with self.store.transaction() as conn:
-                self.titles.upsert(conn, items, vectors)
-            self.titles.reload()
+            with self.store.transaction(durable=True) as conn:
+                change = self.titles.upsert(conn, items, vectors)
+            self.titles.apply(change)
             centroids = self.titles.local_codebook(self.config.codebook_cells)
             if centroids is not None:
                 self.set_codebook(centroids, origin="local")
@@ -367,10 +367,10 @@ class Brain:
 
     def remove_items(self, item_ids: Iterable[str]) -> int:
         with self._lock:
-            with self.store.transaction() as conn:
-                removed = self.titles.remove(conn, item_ids)
-            self.titles.reload()
-        return removed
+            with self.store.transaction(durable=True) as conn:
+                change = self.titles.remove(conn, item_ids)
+            self.titles.apply(change)
+        return len(change.keys)
 
     def set_codebook(
         self, centroids: npt.NDArray[np.float32], *, origin: str = "constellation"

@@ -30,7 +30,8 @@ class CatalogItem:
 
 @dataclass(frozen=True, slots=True)
 class ItemRow:
-    """A title as the brain's database holds it (``key``: the index's key for it)."""
+    """A title as the recommender reads it (``key``: the index's key for it). Tags and
+    descriptions stay in the database: only embedding reads them, when a title is added."""
 
     key: int
     item_id: str
@@ -38,8 +39,6 @@ class ItemRow:
     genres: tuple[str, ...]
     year: int | None
     runtime_min: int | None
-    tags: str
-    description: str
     cell: int
 
 
@@ -113,8 +112,6 @@ class _Rows(Sequence[ItemRow]):
             genres=c.genres[i],
             year=c.years[i],
             runtime_min=c.runtimes[i],
-            tags="",
-            description="",
             cell=c.cells[i],
         )
 
@@ -202,8 +199,6 @@ class SharedCatalog:
                 genres=tuple(item.genres),
                 year=item.year,
                 runtime_min=item.runtime_min,
-                tags="|".join(item.tags),
-                description=item.description,
                 cell=int(cells[n]),
             )
             for n, item in enumerate(items)

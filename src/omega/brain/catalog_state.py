@@ -20,6 +20,7 @@ import numpy as np
 import numpy.typing as npt
 
 from omega.brain._store_catalog import CatalogTables, StoredCodebook
+from omega.brain._vector_file import map_vectors, remove_leftovers, save_vectors
 from omega.brain.catalog import Catalog, CatalogItem, SharedCatalog, item_text
 from omega.brain.codebook import assign_cells, build_codebook, codebook_id
 from omega.brain.index import VectorIndex
@@ -33,13 +34,18 @@ __all__ = ["DIM", "INDEX_FILE", "CatalogState", "Codebook"]
 
 DIM = EMBEDDING_DIM  # all-MiniLM-L6-v2, the one embedding size on the wire
 INDEX_FILE = "index.usearch"
-#: The catalog's vectors as float32, for a warm start that maps them instead of reading
-#: and widening every title's f16 vector from brain.db (0.3-0.8 s at 100K titles). Named
-#: by the catalog version it was written at: any other version's file is stale.
-MATRIX_FILE = "vectors-{version}.f32.npy"
 log = logging.getLogger(__name__)
 
 F32 = npt.NDArray[np.float32]
+
+
+@dataclass(frozen=True, slots=True)
+class IndexChange:
+    """Titles written to brain.db, for the index once the write commits: their keys and
+    vectors (None: removed)."""
+
+    keys: npt.NDArray[np.uint64]
+    vectors: F32 | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,35 +65,6 @@ def checked_centroids(centroids: npt.ArrayLike) -> F32:
     if matrix.ndim != 2 or matrix.shape[1] != DIM or not np.all(np.isfinite(matrix)):
         raise InputError(f"a codebook must be a finite (k, {DIM}) matrix")
     return matrix
-
-
-def _mapped_matrix(path: Path, rows: int) -> F32 | None:
-    """The vectors saved at ``path``, memory-mapped; None when missing or not ``rows`` ×
-    DIM float32 (brain.db holds every vector, so the caller reads them from there)."""
-    try:
-        mapped = np.load(path, mmap_mode="r", allow_pickle=False)
-    except (OSError, ValueError):
-        return None
-    if mapped.dtype != np.float32 or mapped.shape != (rows, DIM):
-        return None
-    matrix: F32 = mapped.view(np.ndarray)
-    return matrix
-
-
-def _save_matrix(directory: Path, version: int, matrix: F32) -> None:
-    """Write the vectors for ``version`` (atomically) and drop other versions' files."""
-    name = MATRIX_FILE.format(version=version)
-    tmp = directory / f".{name}.tmp"
-    try:
-        with tmp.open("wb") as out:
-            np.save(out, np.ascontiguousarray(matrix, dtype=np.float32), allow_pickle=False)
-        tmp.replace(directory / name)
-        for old in directory.glob(MATRIX_FILE.format(version="*")):
-            if old.name != name:
-                old.unlink(missing_ok=True)
-    except OSError as exc:  # only a faster next start is lost
-        log.warning("cannot save the catalog's vectors to %s: %s", directory, exc)
-        tmp.unlink(missing_ok=True)
 
 
 def _unit_vectors(items: Sequence[CatalogItem]) -> tuple[F32, list[int]]:
@@ -133,6 +110,8 @@ class CatalogState:
         self.codebook: Codebook | None = None
         self.index_rebuilt = False  # the saved index was missing or unreadable on open
         self._dirty = False  # the index changed since it was saved
+        self._token = ""  # names the set of titles the catalog snapshot holds
+        self._unsaved_vectors = False  # the snapshot's vectors have no saved copy
 
     # -- opening -----------------------------------------------------------------------
     def restore(self) -> None:
@@ -144,6 +123,7 @@ class CatalogState:
         stored = self._tables.load_codebook()
         if stored is not None:
             self.codebook = Codebook(stored.codebook_id, stored.centroids)
+        remove_leftovers(self.directory)
         self._reload()
         index_path = self.directory / INDEX_FILE
         if index_path.exists():
@@ -158,6 +138,7 @@ class CatalogState:
                 self.index.upsert(self.catalog.keys.astype(np.uint64), self.catalog.matrix)
             self.index_rebuilt = True
             self._dirty = True
+        self.save_index()  # a rebuilt index or a missing copy of the vectors: save now
 
     # -- reading -----------------------------------------------------------------------
     @property
@@ -198,8 +179,11 @@ class CatalogState:
             vectors[missing] = self.embedder.embed([item_text(items[i]) for i in missing])
         return vectors
 
-    def upsert(self, conn: sqlite3.Connection, items: Sequence[CatalogItem], vectors: F32) -> None:
-        """Write titles (with their cells under the current codebook) and index them."""
+    def upsert(
+        self, conn: sqlite3.Connection, items: Sequence[CatalogItem], vectors: F32
+    ) -> IndexChange:
+        """Write titles (with their cells under the current codebook) in the caller's
+        transaction; :meth:`apply` the returned change to the index once it commits."""
         cells = (
             assign_cells(vectors, self.codebook.centroids)
             if self.codebook is not None
@@ -207,18 +191,24 @@ class CatalogState:
         )
         f16 = vectors.astype(np.float16)
         keys = self._tables.upsert(conn, items, f16, cells)
-        self.index.upsert(np.array(keys, dtype=np.uint64), f16.astype(np.float32))
-        self._dirty = True
+        return IndexChange(np.array(keys, dtype=np.uint64), f16.astype(np.float32))
 
-    def remove(self, conn: sqlite3.Connection, item_ids: Iterable[str]) -> int:
+    def remove(self, conn: sqlite3.Connection, item_ids: Iterable[str]) -> IndexChange:
+        """Delete titles in the caller's transaction; :meth:`apply` the change after."""
         self.require_own()
         keys = self._tables.remove(conn, item_ids)
-        self.index.remove(np.array(keys, dtype=np.uint64))
-        self._dirty = True
-        return len(keys)
+        return IndexChange(np.array(keys, dtype=np.uint64), None)
 
-    def reload(self) -> None:
-        """Rebuild the catalog snapshot from the database after a committed change."""
+    def apply(self, change: IndexChange) -> None:
+        """After the change committed: update the index, the snapshot and the saved files
+        (the index is never ahead of brain.db)."""
+        if len(change.keys) == 0:
+            return
+        if change.vectors is None:
+            self.index.remove(change.keys)
+        else:
+            self.index.upsert(change.keys, change.vectors)
+        self._dirty = True
         self._reload()
         self.save_index()
 
@@ -244,19 +234,28 @@ class CatalogState:
         self._reload()
 
     def save_index(self) -> None:
-        if self._dirty and self.shared is None:
+        """Save the index and a copy of the vectors if either changed since saved."""
+        if self.shared is not None:
+            return
+        if self._dirty:
             self.index.save(self.directory / INDEX_FILE)
             self._dirty = False
+        if self._unsaved_vectors:
+            save_vectors(self.directory, self._token, self.catalog.matrix)
+            self._unsaved_vectors = False
 
     def _reload(self) -> None:
-        columns = self._tables.load()
-        version = self._tables.version()
-        matrix = _mapped_matrix(self.directory / MATRIX_FILE.format(version=version), len(columns))
-        if matrix is None:
-            matrix = self._tables.vectors()
-            if len(columns):
-                _save_matrix(self.directory, version, matrix)
+        """Read the titles and their vectors in one read transaction: the saved copy of the
+        vectors when it was made from these titles, else brain.db's."""
+        with self._tables.reading():
+            token = self._tables.token()
+            columns = self._tables.load()
+            matrix = map_vectors(self.directory, token, len(columns))
+            unsaved = matrix is None and bool(token) and len(columns) > 0
+            if matrix is None:
+                matrix = self._tables.vectors()
         self.catalog = Catalog(columns, matrix, self.k)
+        self._token, self._unsaved_vectors = token, unsaved
 
     def require_own(self) -> None:
         """Refuse to change a shared catalog (a configuration error, not bad input)."""

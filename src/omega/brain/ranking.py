@@ -1,8 +1,10 @@
-"""How a brain recommends: full rankings and self-tests over an immutable snapshot.
+"""How a brain recommends: full rankings and self-tests over a snapshot of its state.
 
 The brain gathers a :class:`Snapshot` under its lock — the catalog, the index, the
 scoring state (tiers' tastes, recent titles, cell knowledge, popularity) and the titles
-already seen — and these functions rank from it without touching the brain. The scoring
+already seen — and these functions rank from it without changing the brain. The
+snapshot shares the live index, cell knowledge and seen mask, so it is read under the
+brain's lock. The scoring
 itself (signals, skills' weights, diversity) is :mod:`omega.brain.recommend`.
 """
 

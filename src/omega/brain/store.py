@@ -80,6 +80,20 @@ class BrainStore:
                 if durable:
                     self.conn.execute("PRAGMA synchronous=NORMAL")
 
+    @contextmanager
+    def reading(self) -> Iterator[sqlite3.Connection]:
+        """One read transaction: the reads inside see one state of the file, whatever
+        another process writes meanwhile."""
+        with self.lock:
+            try:
+                self.conn.execute("BEGIN")
+                try:
+                    yield self.conn
+                finally:
+                    self.conn.execute("COMMIT")
+            except sqlite3.DatabaseError as exc:
+                raise StoreError(f"brain database {self.path}: {exc}") from exc
+
     def integrity_ok(self) -> bool:
         with self.lock:
             return bool(self.conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok")

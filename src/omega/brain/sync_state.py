@@ -34,10 +34,12 @@ _STARTED = ("view", "rating")
 @dataclass(frozen=True, slots=True)
 class OutboxEntry:
     """A queued change: the pattern's current shareable state, or None to remove it (it
-    was withdrawn, or pruned since it was queued)."""
+    was withdrawn, or pruned since it was queued). ``seq`` is the queue position it was
+    read at: a change queued again since then is not the one a batch carries."""
 
     pattern_id: str
     pattern: Pattern | None
+    seq: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,19 +92,25 @@ class SyncState:
             entries = self._store.outbox.pending(limit)
             bank = self._learner.bank
             out = []
-            for pattern_id, op in entries:
-                stat = bank.get(pattern_id) if op == "upsert" else None
-                out.append(OutboxEntry(pattern_id, None if stat is None else stat.to_message()))
+            for queued in entries:
+                stat = bank.get(queued.pattern_id) if queued.op == "upsert" else None
+                message = None if stat is None else stat.to_message()
+                out.append(OutboxEntry(queued.pattern_id, message, queued.seq))
             return out
 
     def begin_batch(
         self,
         batch: InflightBatch,
-        pattern_ids: Sequence[str],
+        entries: Sequence[OutboxEntry],
         cursors: Mapping[str, str] | None = None,
     ) -> None:
-        """Record a push before sending it; ``cursors`` move in the same durable commit."""
-        self._store.outbox.begin_batch(batch, pattern_ids, self._clock.now(), cursors or {})
+        """Record a push before sending it; ``cursors`` move in the same durable commit.
+
+        Only the ``entries`` the batch carries join it: a pattern queued again since it
+        was read stays in the outbox for the next push (its newer state is not in this
+        batch, so this batch's ack must not drop it)."""
+        sent = [(e.pattern_id, e.seq) for e in entries]
+        self._store.outbox.begin_batch(batch, sent, self._clock.now(), cursors or {})
 
     def inflight(self) -> InflightBatch | None:
         """The batch sent but not acknowledged, to resend as recorded."""
@@ -148,12 +156,13 @@ class SyncState:
 
     def refresh(self) -> None:
         """Rebuild the learner's collective knowledge from the stored release."""
-        codebook = self._titles.codebook
-        self._learner.refresh_collective(
-            *self._store.releases.load(),
-            None if codebook is None else codebook.centroids,
-            self._clock.now(),
-        )
+        with self._lock:
+            codebook = self._titles.codebook
+            self._learner.refresh_collective(
+                *self._store.releases.load(),
+                None if codebook is None else codebook.centroids,
+                self._clock.now(),
+            )
 
     # -- reports -----------------------------------------------------------------------
     def started_since(self, episode_id: int) -> StartedTitles | None:

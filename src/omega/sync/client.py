@@ -230,7 +230,7 @@ class SyncClient:
             return None, False
         cursors = report.cursors() if report is not None else {}
         sync.begin_batch(
-            InflightBatch(plan.request.batch_id, plan.payload), plan.pattern_ids, cursors
+            InflightBatch(plan.request.batch_id, plan.payload), plan.entries, cursors
         )
         return plan.request, False
 

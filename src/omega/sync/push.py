@@ -30,7 +30,11 @@ MAX_PUSH_BYTES = 1024
 class PushPlan:
     request: PushRequest
     payload: bytes  # codec.encode(request): recorded, then sent, byte for byte
-    pattern_ids: tuple[str, ...]  # the outbox entries this batch acknowledges
+    entries: tuple[OutboxEntry, ...]  # the outbox entries this batch acknowledges
+
+    @property
+    def pattern_ids(self) -> tuple[str, ...]:
+        return tuple(e.pattern_id for e in self.entries)
 
     @property
     def size(self) -> int:
@@ -60,7 +64,8 @@ def build_push(
     travel whole."""
     if not entries and not reports and not shares:
         return None
-    items = [(e.pattern_id, e.pattern) for e in entries[:max_patterns]]
+    entries = entries[:max_patterns]
+    items = [(e.pattern_id, e.pattern) for e in entries]
 
     def request(count: int) -> PushRequest:
         chosen = items[:count]
@@ -88,5 +93,5 @@ def build_push(
     return PushPlan(
         request=chosen,
         payload=codec.encode(chosen),
-        pattern_ids=tuple(pid for pid, _ in items[:lo]),
+        entries=tuple(entries[:lo]),
     )
