@@ -4,8 +4,8 @@ The brain gathers a :class:`Snapshot` under its lock — the catalog, the index,
 scoring state (tiers' tastes, recent titles, cell knowledge, popularity) and the titles
 already seen — and these functions rank from it without changing the brain. The
 snapshot shares the live index, cell knowledge and seen mask, so it is read under the
-brain's lock. The scoring
-itself (signals, skills' weights, diversity) is :mod:`omega.brain.recommend`.
+brain's lock. The scoring itself (signals, skills' weights, diversity) is
+:mod:`omega.brain.recommend`.
 """
 
 from __future__ import annotations
