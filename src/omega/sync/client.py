@@ -229,9 +229,8 @@ class SyncClient:
         if plan is None:
             return None, False
         cursors = report.cursors() if report is not None else {}
-        sync.begin_batch(
-            InflightBatch(plan.request.batch_id, plan.payload), plan.entries, cursors
-        )
+        batch = InflightBatch(plan.request.batch_id, plan.payload)
+        sync.begin_batch(batch, plan.entries, cursors)
         return plan.request, False
 
     def _pull_request(self, creds: Credentials, since: int) -> PullRequest:
