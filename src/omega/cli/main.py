@@ -67,6 +67,30 @@ app = typer.Typer(
 )
 
 
+def _version(value: bool) -> None:
+    if value:
+        from importlib.metadata import version
+
+        typer.echo(f"omega {version('exogenesis-omega')}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(
+    show_version: bool = typer.Option(
+        False,
+        "--version",
+        callback=_version,
+        is_eager=True,
+        help="Print Omega's version and exit.",
+    ),
+) -> None:
+    """Omega: a federated, privacy-first recommender for TVs.
+
+    Each TV runs a brain that learns from its household; only quality-filtered patterns
+    go to the constellation, which fuses them and sends knowledge back."""
+
+
 def _register() -> None:
     # Sub-apps are imported here, not at module import, so `omega --help` stays fast
     # and one part's missing optional dependency cannot break the others' commands.
