@@ -15,15 +15,15 @@ from __future__ import annotations
 import importlib.util
 import shutil
 import sys
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import ModuleType
-from typing import NoReturn
+from typing import Any, NoReturn
 
 import pytest
+import typer.main
 
-REPO = Path(__file__).resolve().parents[2]
-DEPLOY = REPO / "deploy"
-CHART = DEPLOY / "helm" / "omega"
+from omega.cli.main import app
 
 
 def _missing(tool: str, package: str) -> NoReturn:
@@ -59,3 +59,21 @@ def helm() -> ModuleType:
     except ImportError:
         _missing("helm_python", "helm-python-sdk")
     return helm_python
+
+
+@pytest.fixture(scope="session")
+def parse_cli() -> Callable[[Sequence[str]], dict[str, Any]]:
+    """``omega ARGS`` parsed down to its command's options, as the CLI parses them, without
+    running anything: an option the CLI lacks, or a value it refuses, raises."""
+
+    def parse(args: Sequence[str]) -> dict[str, Any]:
+        command: Any = typer.main.get_command(app)
+        rest = list(args)
+        while hasattr(command, "get_command"):
+            name, *rest = rest
+            command = command.get_command(None, name)
+            assert command is not None, f"omega has no command {name!r}"
+        params: dict[str, Any] = command.make_context("omega", rest).params
+        return params
+
+    return parse

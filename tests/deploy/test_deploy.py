@@ -16,7 +16,7 @@ import stat
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -189,6 +189,21 @@ def test_compose_services_listen_on_all_interfaces(compose_model: dict[str, Any]
     assert services["helper"]["command"][:3] == ["helper", "serve", "--host=0.0.0.0"]
     assert services["worker"]["command"][0] == "worker"
     assert services["postgres"]["image"].startswith("pgvector/pgvector:pg")
+
+
+def test_compose_commands_are_what_the_cli_takes(
+    compose_model: dict[str, Any], parse_cli: Callable[[Sequence[str]], dict[str, Any]]
+) -> None:
+    services = compose_model["services"]
+    serve = parse_cli(services["constellation"]["command"])
+    helper = parse_cli(services["helper"]["command"])
+    worker = parse_cli(services["worker"]["command"])
+    assert (serve["host"], serve["port"]) == ("0.0.0.0", 8000)
+    assert (helper["host"], helper["port"]) == ("0.0.0.0", 8100)
+    assert serve["helper_url"] == worker["helper_url"] == "http://helper:8100"
+    assert serve["helper_secret_file"] == worker["helper_secret_file"]
+    # The worker takes its URL from --db only; the server from OMEGA_DB_URL.
+    assert worker["db"] == services["constellation"]["environment"]["OMEGA_DB_URL"]
 
 
 def test_compose_healthchecks(compose_model: dict[str, Any]) -> None:

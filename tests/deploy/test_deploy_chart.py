@@ -5,6 +5,10 @@ from __future__ import annotations
 
 import base64
 import json
+import os
+import subprocess
+import sys
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -86,6 +90,32 @@ def test_every_deployment_is_probed_hardened_and_sized(
         assert "--host=0.0.0.0" in c["args"], name
         for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
             assert c[probe]["httpGet"] == {"path": "/healthz", "port": "http"}, (name, probe)
+
+
+@pytest.mark.parametrize(
+    "values", [{}, PRODUCTION, HELPER_SIDE], ids=["default", "production", "helper"]
+)
+def test_every_command_is_what_the_cli_takes(
+    helm: ModuleType,
+    values: dict[str, Any],
+    parse_cli: Callable[[Sequence[str]], dict[str, Any]],
+) -> None:
+    for name, deployment in kinds(render(helm, values), "Deployment").items():
+        c = container(deployment)
+        options = parse_cli(c["args"])
+        if c["name"] != "worker":
+            assert options["host"] == "0.0.0.0", name
+            assert options["port"] == c["ports"][0]["containerPort"], name
+
+
+@pytest.mark.postgres
+def test_worker_readiness_probe_asks_postgresql(helm: ModuleType, postgres_url: str) -> None:
+    worker = container(kinds(render(helm, {}), "Deployment")["omega-worker"])
+    command = [sys.executable, *worker["readinessProbe"]["exec"]["command"][1:]]
+    for url, ready in ((postgres_url, True), ("postgresql://nobody@127.0.0.1:1/none", False)):
+        env = {**os.environ, "OMEGA_DB_URL": url}
+        answer = subprocess.run(command, capture_output=True, timeout=60, env=env)
+        assert (answer.returncode == 0) is ready, answer.stderr
 
 
 def test_defaults_run_the_three_processes_with_secrets_from_secrets(helm: ModuleType) -> None:
