@@ -18,7 +18,10 @@ app.add_typer(bench_app, name="bench")
 
 def test_bench_server_tiny_run_reports_every_step() -> None:
     args = ["bench", "server", "--viewers", "20", "--rates", "5,10", "--step-seconds", "1.5"]
-    result = CliRunner().invoke(app, [*args, "--federation-interval", "0", "--json"])
+    # A loose latency bar: a step that misses it ends the run, and this test is about
+    # every step being reported, not about how fast a shared machine is.
+    args += ["--p95-limit-ms", "10000", "--federation-interval", "0", "--json"]
+    result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
     figures = json.loads(result.stdout)
     for key in ("viewers", "syncs_per_s", "sync_p50_ms", "sync_p95_ms", "errors", "steps"):
@@ -26,6 +29,7 @@ def test_bench_server_tiny_run_reports_every_step() -> None:
     assert figures["viewers"] == 20
     assert figures["errors"] == 0
     assert figures["federation_interval"] == 0
+    assert figures["p95_limit_ms"] == 10000
     assert figures["rate_limit_per_min"] >= 60  # the server default, or room for the steps
     steps = figures["steps"]
     assert [s["offered_per_s"] for s in steps] == [5.0, 10.0]

@@ -113,6 +113,9 @@ def server(
         None, help="Storage URL (postgresql://…); default SQLite in a temporary data dir."
     ),
     step_seconds: float = typer.Option(10.0, help="Seconds at each offered rate."),
+    p95_limit_ms: float = typer.Option(
+        50.0, help="A step is held when its p95 latency is at most this (and no errors)."
+    ),
     max_rate: float | None = typer.Option(None, help="Highest offered rate (syncs/s) to try."),
     rates: str | None = typer.Option(
         None, help="Comma-separated offered rates to step through (default 50…1200)."
@@ -157,6 +160,7 @@ def server(
             rates=offered,
             max_rate=max_rate,
             step_seconds=step_seconds,
+            p95_limit_ms=p95_limit_ms,
             pull_only=pull_only,
             connections=connections,
             federation_interval=federation_interval,
