@@ -44,6 +44,10 @@ def test_version_is_the_installed_package_version() -> None:
         (("simulate", "--dataset", "/nonexistent/ml", "--share-min-batch", "0"), 2, "1..2500"),
         (("helper", "serve", "--noise-epsilon", "30"), 2, "noise_epsilon"),
         (("worker", "--once", "--helper-url", "http://127.0.0.1:9"), 2, "secret file"),
+        (("serve", "--port", "99999"), 2, "--port"),
+        (("serve", "--db", "mysql://x", "--data-dir", "/nonexistent/omega"), 2, "mysql://x"),
+        (("serve", "--data-dir", "/etc/passwd/x"), 2, "data directory"),
+        (("helper", "serve", "--port", "-1", "--data-dir", "/nonexistent/helper"), 2, "--port"),
     ],
 )
 def test_bad_input_is_one_sentence_and_an_exit_code(

@@ -8,6 +8,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
+import msgspec
+import numpy as np
 import pytest
 import zstandard
 from _constellation_harness import BINARY, Device, ServerProcess, preference, start_server
@@ -192,3 +194,35 @@ def test_retry_after_is_honest_for_a_configured_limit(tmp_path: Path) -> None:
             assert 201 in statuses
     finally:
         server.stop()
+
+
+@pytest.mark.parametrize(
+    "params",
+    [{"since": str(2**80)}, {"since": "-1"}, {"max_bytes": str(2**40)}, {"max_bytes": "0"}],
+)
+def test_numbers_past_their_bounds_are_400_problems(
+    client: httpx.Client, params: dict[str, str]
+) -> None:
+    device = Device.register(client)
+    problem = _assert_problem(
+        client.get("/api/omega/patterns", params=params, headers=device.auth), 400
+    )
+    assert next(iter(params)) in str(problem["detail"])
+    assert client.get("/api/omega/patterns", headers=device.auth).status_code == 200  # still up
+
+
+def test_a_codebook_with_non_finite_centroids_is_refused(
+    client: httpx.Client, server: ServerProcess
+) -> None:
+    centroids = np.ones((4, 8), dtype="<f2")
+    centroids[2, 3] = np.nan
+    doc = {"codebook_id": "cb-nan", "dim": 8, "k": 4, "centroids_f16": centroids.tobytes()}
+    response = client.post(
+        "/api/omega/codebook",
+        content=msgspec.json.encode(doc),
+        headers={"Content-Type": "application/json", **server.admin()},
+    )
+    problem = _assert_problem(response, 422)
+    assert "finite" in str(problem["detail"])
+    current = client.get("/api/omega/codebook", headers=Device.register(client).auth)
+    assert current.status_code == 404 or current.json()["codebook_id"] != "cb-nan"

@@ -15,7 +15,7 @@ __all__ = ["register"]
 
 def serve(
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
+    port: Annotated[int, typer.Option(help="TCP port (1–65535).", min=1, max=65535)] = 8000,
     db: Annotated[
         str | None,
         typer.Option(
@@ -46,7 +46,8 @@ def serve(
     import uvicorn
 
     from omega.cli._output import emit
-    from omega.constellation import Settings, create_app
+    from omega.constellation import Settings, create_app, ensure_data_dir
+    from omega.storage import check_storage_url, open_storage
 
     overrides: dict[str, Any] = {}
     if db is not None:
@@ -60,6 +61,11 @@ def serve(
     if helper_secret_file is not None:
         overrides["helper_secret_file"] = helper_secret_file
     settings = Settings(**overrides)
+    # What the server's start-up would fail on, refused now in one sentence (exit 2 or 4)
+    # instead of a traceback from inside the server.
+    check_storage_url(settings.storage_url)
+    ensure_data_dir(settings.data_dir)
+    open_storage(settings.storage_url).close()
     check_helper(
         settings.helper_url,
         min_batch=settings.share_min_batch,

@@ -12,7 +12,9 @@ import asyncio
 import contextlib
 import gc
 import logging
+import os
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI
@@ -39,6 +41,7 @@ from omega.constellation.routes import (
 from omega.constellation.routes._bodies import message_components
 from omega.constellation.routes.manage import CodebookDocument
 from omega.constellation.settings import Settings
+from omega.errors import ConfigError
 from omega.protocol.messages import (
     ProblemDetail,
     PullResponse,
@@ -54,7 +57,7 @@ from omega.protocol.messages import (
 from omega.storage.base import Storage
 from omega.storage.factory import open_storage
 
-__all__ = ["create_app"]
+__all__ = ["create_app", "ensure_data_dir"]
 
 log = logging.getLogger("omega.constellation")
 
@@ -73,9 +76,20 @@ _DOC_TYPES: list[Any] = [
 ]
 
 
+def ensure_data_dir(path: Path) -> None:
+    """Create the data directory (keys, admin token, the default database), or say in one
+    sentence why it cannot be used."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"cannot use {path} as the data directory: {exc.strerror}") from None
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise ConfigError(f"cannot use {path} as the data directory: it is not writable")
+
+
 def _build_runtime(settings: Settings, clock: Clock, metrics: Metrics) -> Runtime:
     """Every part of the service, wired from ``settings`` (the lifespan opens it)."""
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    ensure_data_dir(settings.data_dir)
     tokens = _token_service(settings, clock)
     admin = AdminGate(load_admin_token(settings))
     storage = open_storage(settings.storage_url)

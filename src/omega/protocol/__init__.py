@@ -9,9 +9,11 @@ from __future__ import annotations
 
 from omega.protocol._limits import (
     CELLS_BY_TASK,
+    MAX_PULL_BYTES,
     MAX_REPORTS_PER_PUSH,
     MAX_SHARED_CATALOG,
     MAX_SHARES_PER_PUSH,
+    MAX_VERSION,
 )
 from omega.protocol.codec import (
     BINARY_MEDIA_TYPE,
@@ -52,6 +54,7 @@ __all__ = [
     "EMBEDDING_DIM",
     "FLAG_ZSTD",
     "MAX_CELL",
+    "MAX_PULL_BYTES",
     "MAX_CONTENT_UPDATES",
     "MAX_ID_LENGTH",
     "MAX_INT8_SCALE",
@@ -63,6 +66,7 @@ __all__ = [
     "MAX_SHARES_PER_PUSH",
     "MAX_TRENDS",
     "MAX_VECTOR_DIM",
+    "MAX_VERSION",
     "decode",
     "decode_json",
     "encode",

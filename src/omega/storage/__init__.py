@@ -10,7 +10,7 @@ from omega.storage.base import (
     StorageStats,
     ViewerRecord,
 )
-from omega.storage.factory import open_storage
+from omega.storage.factory import check_storage_url, open_storage
 from omega.storage.postgres import PostgresStorage
 from omega.storage.sqlite import SQLiteStorage
 
@@ -23,5 +23,6 @@ __all__ = [
     "Storage",
     "StorageStats",
     "ViewerRecord",
+    "check_storage_url",
     "open_storage",
 ]

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from pathlib import Path
 
 from omega.errors import ConfigError
 from omega.storage.base import Storage
 
-__all__ = ["open_storage"]
+__all__ = ["check_storage_url", "open_storage"]
 
 _POSTGRES_SCHEMES = ("postgresql://", "postgres://", "postgresql+psycopg://")
 
@@ -23,31 +25,44 @@ def open_storage(url: str) -> Storage:
 
     Anything else raises ``ConfigError``.
     """
-    url = url.strip()
-    storage: Storage
-    if url.startswith(_POSTGRES_SCHEMES):
-        from omega.storage.postgres import PostgresStorage
-
-        storage = PostgresStorage(url.replace("postgresql+psycopg://", "postgresql://", 1))
-    elif url.startswith("sqlite:"):
-        if not url.startswith("sqlite:///") or url == "sqlite:///":
-            raise ConfigError(
-                f"bad SQLite URL {url!r}: use sqlite:///relative/file.db or sqlite:////abs/file.db"
-            )
-        storage = _sqlite(url.removeprefix("sqlite:///"))
-    elif "://" in url or not url:
-        raise ConfigError(
-            f"unknown storage URL {url!r}: use sqlite:///path/to/file.db, a file path, "
-            "or postgresql://user@host/db"
-        )
-    else:
-        storage = _sqlite(url)
+    storage = _opener(url)()
     try:
         storage.migrate()
     except BaseException:
         storage.close()
         raise
     return storage
+
+
+def check_storage_url(url: str) -> None:
+    """Refuse a URL :func:`open_storage` would not open (``ConfigError``), touching nothing."""
+    _opener(url)
+
+
+def _opener(url: str) -> Callable[[], Storage]:
+    """What opens the store ``url`` names; a URL of no known kind is a ``ConfigError``."""
+    url = url.strip()
+    if url.startswith(_POSTGRES_SCHEMES):
+        dsn = url.replace("postgresql+psycopg://", "postgresql://", 1)
+
+        def postgres() -> Storage:
+            from omega.storage.postgres import PostgresStorage
+
+            return PostgresStorage(dsn)
+
+        return postgres
+    if url.startswith("sqlite:"):
+        if not url.startswith("sqlite:///") or url == "sqlite:///":
+            raise ConfigError(
+                f"bad SQLite URL {url!r}: use sqlite:///relative/file.db or sqlite:////abs/file.db"
+            )
+        return functools.partial(_sqlite, url.removeprefix("sqlite:///"))
+    if "://" in url or not url:
+        raise ConfigError(
+            f"unknown storage URL {url!r}: use sqlite:///path/to/file.db, a file path, "
+            "or postgresql://user@host/db"
+        )
+    return functools.partial(_sqlite, url)
 
 
 def _sqlite(path: str) -> Storage:

@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 import msgspec
+import numpy as np
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
@@ -52,6 +53,9 @@ def _checked(doc: CodebookDocument) -> Codebook:
             f"centroids_f16 holds {len(doc.centroids_f16)} bytes; k*dim*2 = {doc.k * doc.dim * 2}",
             slug="invalid-codebook",
         )
+    centroids = np.frombuffer(doc.centroids_f16, dtype="<f2")
+    if not np.all(np.isfinite(centroids)):
+        raise Problem(422, "centroids must be finite numbers", slug="invalid-codebook")
     if len(doc.item_ids) > _MAX_ITEMS or len(set(doc.item_ids)) != len(doc.item_ids):
         raise Problem(
             422, f"item_ids must be at most {_MAX_ITEMS} distinct ids", slug="invalid-codebook"

@@ -10,6 +10,7 @@ from omega.constellation._runtime import Runtime, runtime_of
 from omega.constellation._wire import read_message, reply, reply_format
 from omega.constellation.guards import Viewer, require_own
 from omega.constellation.routes._bodies import body_doc, reply_doc
+from omega.protocol import MAX_PULL_BYTES, MAX_VERSION
 from omega.protocol.messages import (
     PullRequest,
     PullResponse,
@@ -82,8 +83,10 @@ async def push_patterns(request: Request, verified: Viewer) -> Response:
 async def pull_patterns(
     request: Request,
     verified: Viewer,
-    since: int = Query(0, ge=0, description="The version the device already has."),
-    max_bytes: int = Query(5120, gt=0, description="Byte budget of the encoded answer."),
+    since: int = Query(0, ge=0, le=MAX_VERSION, description="The version the device already has."),
+    max_bytes: int = Query(
+        5120, gt=0, le=MAX_PULL_BYTES, description="Byte budget of the encoded answer."
+    ),
 ) -> Response:
     runtime = runtime_of(request)
     pull = PullRequest(viewer_id=verified.viewer_id, since_version=since, max_bytes=max_bytes)
