@@ -78,7 +78,9 @@ _DATA = Annotated[
 def serve(
     data_dir: _DATA = Path("omega-helper"),
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="TCP port (1–65535).", min=1, max=65535)] = 8100,
+    port: Annotated[
+        int, typer.Option(help="TCP port (0: any free port).", min=0, max=65535)
+    ] = 8100,
     min_batch: Annotated[
         int, typer.Option(help="The fewest valid reports the helper aggregates at once.")
     ] = 100,

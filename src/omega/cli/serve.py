@@ -15,7 +15,9 @@ __all__ = ["register"]
 
 def serve(
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="TCP port (1–65535).", min=1, max=65535)] = 8000,
+    port: Annotated[
+        int, typer.Option(help="TCP port (0: any free port).", min=0, max=65535)
+    ] = 8000,
     db: Annotated[
         str | None,
         typer.Option(
