@@ -110,6 +110,25 @@ def test_backoff_is_full_jitter_capped_and_never_below_retry_after(
     assert np.isfinite(wait)
 
 
+@pytest.mark.parametrize("attempt", [1, 2, 3, 4, 5, 6])
+def test_backoff_waits_are_spread_uniformly_over_the_window(attempt: int) -> None:
+    """Full jitter, measured: over many draws the waits fill [0, window] evenly (mean
+    window/2, spread window/√12, both ends reached), so a fleet that failed together does
+    not come back together. A constant, or waits bunched at one end, fail this."""
+    policy = RetryPolicy(base=0.5, cap=8.0)
+    state = RetryCallState(None, None, (), {})
+    state.attempt_number = attempt
+    state.set_exception((TransportError, TransportError("connection refused"), None))
+    waits = np.array([policy.delay(state) for _ in range(4000)])
+    window = min(8.0, 0.5 * 2 ** (attempt - 1))
+    assert waits.min() >= 0 and waits.max() <= window
+    assert abs(waits.mean() - window / 2) < 0.05 * window
+    assert abs(waits.std() - window / np.sqrt(12)) < 0.05 * window
+    assert waits.min() < 0.02 * window and waits.max() > 0.98 * window
+    counts, _ = np.histogram(waits, bins=4, range=(0, window))
+    assert counts.min() > 0.8 * len(waits) / 4  # no quarter of the window left empty
+
+
 def test_a_change_queued_again_after_it_was_read_is_not_dropped_by_the_ack(
     tmp_path: Path,
 ) -> None:
