@@ -15,7 +15,7 @@ import zstandard
 from _constellation_harness import BINARY, Device, ServerProcess, preference, start_server
 
 from omega.protocol import codec
-from omega.protocol.messages import PROTOCOL_VERSION, PullRequest, Registration, SyncRequest
+from omega.protocol.messages import PullRequest, Registration, SyncRequest
 
 _GIB = 1 << 30
 _ZSTD_FLAG = 0x01
@@ -97,7 +97,7 @@ def test_a_zstd_bomb_is_413_in_bounded_memory(
     else:
         assert zstandard.frame_content_size(bomb) in (-1, zstandard.CONTENTSIZE_UNKNOWN)
     device = Device.register(client)
-    frame = bytes((PROTOCOL_VERSION, _ZSTD_FLAG)) + bomb
+    frame = codec.frame(bomb, flags=_ZSTD_FLAG)
     peak_before = server.peak_rss_bytes()
     for _ in range(3):
         problem = _assert_problem(device.post_frame("/api/omega/sync", frame), 413)
@@ -111,9 +111,9 @@ def test_a_zstd_bomb_is_413_in_bounded_memory(
         (BINARY, b""),
         (BINARY, b"\x01"),
         (BINARY, os.urandom(512)),
-        (BINARY, bytes((PROTOCOL_VERSION, 0)) + b"\xc1\xc1\xc1"),
+        (BINARY, codec.frame(b"\xc1\xc1\xc1")),
         (BINARY, bytes((99, 0)) + b"\x80"),
-        (BINARY, bytes((PROTOCOL_VERSION, _ZSTD_FLAG)) + b"not zstd at all"),
+        (BINARY, codec.frame(b"not zstd at all", flags=_ZSTD_FLAG)),
         ("application/json", b"{not json"),
         ("application/json", b'{"msg": "sync"}'),
         ("application/json", b'{"msg": "sync", "pull": {"viewer_id": "x", "max_bytes": -5}}'),

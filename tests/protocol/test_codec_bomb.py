@@ -19,11 +19,11 @@ from omega.errors import PayloadTooLargeError, RemoteProtocolError
 from omega.protocol import (
     DEFAULT_MAX_DECOMPRESSED,
     FLAG_ZSTD,
-    PROTOCOL_VERSION,
     Registration,
     decode,
     encode,
 )
+from omega.protocol.codec import frame
 
 _GIB = 1 << 30
 _BLOCK = 128 * 1024
@@ -47,7 +47,7 @@ def _rle_frame(total: int, *, declared: int | None, window: bytes = _WINDOW_128K
 
 
 def _frame(zstd_payload: bytes) -> bytes:
-    return bytes((PROTOCOL_VERSION, FLAG_ZSTD)) + zstd_payload
+    return frame(zstd_payload, flags=FLAG_ZSTD)
 
 
 def _peak_bytes(action: Callable[[], object]) -> int:

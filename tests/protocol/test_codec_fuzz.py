@@ -21,6 +21,7 @@ from omega.protocol import (
     encode,
     encode_json,
 )
+from omega.protocol.codec import frame
 
 _FUZZ = settings(max_examples=150, deadline=None)
 
@@ -45,7 +46,7 @@ def _decode_json_or_reject(data: bytes) -> None:
 def _frame(body: bytes, *, compress: bool) -> bytes:
     if compress:
         body = zstandard.ZstdCompressor().compress(body)
-    return bytes((PROTOCOL_VERSION, FLAG_ZSTD if compress else 0)) + body
+    return frame(body, flags=FLAG_ZSTD if compress else 0)
 
 
 @_FUZZ
@@ -106,28 +107,50 @@ def test_random_json(data: bytes) -> None:
 
 
 def test_empty_and_header_only_frames() -> None:
-    for data in (b"", bytes((PROTOCOL_VERSION,)), bytes((PROTOCOL_VERSION, 0))):
+    for data in (b"", bytes((PROTOCOL_VERSION,)), bytes((PROTOCOL_VERSION, 0)), frame(b"")):
         with pytest.raises(RemoteProtocolError):
             decode(data)
     with pytest.raises(RemoteProtocolError, match="zstd"):
-        decode(bytes((PROTOCOL_VERSION, FLAG_ZSTD)))
+        decode(frame(b"", flags=FLAG_ZSTD))
 
 
 def test_wrong_version_and_unknown_flags_are_named() -> None:
-    frame = encode(_small_message())
+    sent = encode(_small_message())
     with pytest.raises(RemoteProtocolError, match="protocol version 9"):
-        decode(bytes((9,)) + frame[1:])
+        decode(bytes((9,)) + sent[1:])
+    with pytest.raises(RemoteProtocolError, match="protocol version 1"):
+        decode(bytes((1,)) + sent[1:])  # the frames before checksums: refused by name
     with pytest.raises(RemoteProtocolError, match="flags"):
-        decode(frame[:1] + bytes((0x80,)) + frame[2:])
+        decode(sent[:1] + bytes((0x80,)) + sent[2:])
+
+
+@pytest.mark.parametrize("compressed", [False, True])
+def test_every_single_bit_flip_is_refused_not_applied(compressed: bool) -> None:
+    """A flipped bit anywhere in a frame — header, checksum or body — is a protocol error:
+    never a different valid message (without the checksum, some flips of a compressed
+    body decoded into other valid data)."""
+    msg = _small_message() if not compressed else _large_message()
+    sent = encode(msg)
+    assert bool(sent[1] & FLAG_ZSTD) == compressed
+    for i in range(len(sent) * 8):
+        damaged = bytearray(sent)
+        damaged[i // 8] ^= 1 << (i % 8)
+        with pytest.raises(RemoteProtocolError):
+            decode(bytes(damaged))
 
 
 def test_frame_over_max_bytes_is_payload_too_large() -> None:
-    frame = encode(_small_message())
+    sent = encode(_small_message())
     with pytest.raises(PayloadTooLargeError):
-        decode(frame, max_bytes=len(frame) - 1)
+        decode(sent, max_bytes=len(sent) - 1)
     with pytest.raises(PayloadTooLargeError):
         decode_json(encode_json(_small_message()), max_bytes=4)
 
 
 def _small_message() -> PullRequest:
     return PullRequest(viewer_id="viewer-1", interests=[1, 2, 3])
+
+
+def _large_message() -> PullRequest:
+    """Long enough that its frame is compressed."""
+    return PullRequest(viewer_id="viewer-1", interests=[c % 7 for c in range(60)])

@@ -16,7 +16,6 @@ from omega.protocol import (
     MAX_CELL,
     MAX_PATTERNS_PER_PUSH,
     MAX_REMOVED,
-    PROTOCOL_VERSION,
     ConsolidatedPattern,
     ContentUpdate,
     Message,
@@ -36,6 +35,7 @@ from omega.protocol import (
     validate,
 )
 from omega.protocol._fast import ids_ok, patterns_ok, trends_ok
+from omega.protocol.codec import frame
 
 
 def _pattern(**changes: Any) -> Pattern:
@@ -79,7 +79,7 @@ def _pull(**changes: Any) -> PullResponse:
 
 def _raw_frame(msg: Any) -> bytes:
     """What a careless or hostile peer could send: msgpack without our validation."""
-    return bytes((PROTOCOL_VERSION, 0)) + msgspec.msgpack.encode(msg)
+    return frame(msgspec.msgpack.encode(msg))
 
 
 _NON_FINITE = [math.nan, math.inf, -math.inf]

@@ -140,3 +140,35 @@ def test_concurrent_first_calls_register_the_device_once(tmp_path: Path) -> None
 
     asyncio.run(scenario())
     tv.close()
+
+
+def test_a_batch_recorded_in_an_old_frame_goes_out_again_in_a_new_one(tmp_path: Path) -> None:
+    """A TV upgraded with a push in flight recorded in a frame of an older protocol version
+    (no checksum): the frame is not resent — the server would refuse it for ever — its
+    changes rejoin the outbox and leave in a new batch."""
+    from omega.brain import InflightBatch
+    from omega.sync import build_push
+
+    clock = ManualClock()
+    app = _app(tmp_path, clock)
+    tv = open_brain(tmp_path / "tv", clock)
+
+    async def scenario() -> None:
+        async with AsgiTransport(app) as transport:
+            await publish_codebook_via(transport)
+            client = SyncClient(tv, transport)
+            await client.fetch_codebook()
+            watch(tv, clock, [0, 1, 2])
+            tv.flush()
+            pending = tv.sync.pending(64)
+            plan = build_push(pending, viewer_id="v", codebook_id="c", batch_id="old")
+            assert plan is not None
+            old_frame = bytes((1, plan.payload[1])) + plan.payload[6:]  # version 1's layout
+            tv.sync.begin_batch(InflightBatch("old", old_frame), plan.entries)
+            result = await client.sync()
+            assert not result.resent and result.batch_id != "old"
+            assert result.accepted == result.pushed == len(plan.entries)
+            assert tv.sync.outbox_size() == 0 and tv.sync.inflight() is None
+
+    asyncio.run(scenario())
+    tv.close()

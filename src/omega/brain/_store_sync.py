@@ -103,6 +103,12 @@ class OutboxTables:
             ).fetchone()
         return None if row is None else InflightBatch(str(row[0]), bytes(row[1]))
 
+    def abandon_batch(self, batch_id: str) -> None:
+        """The batch will not be sent: its entries rejoin the queue, in one durable commit."""
+        with self._store.transaction(durable=True) as conn:
+            conn.execute("UPDATE outbox SET batch_id = NULL WHERE batch_id = ?", (batch_id,))
+            conn.execute("DELETE FROM inflight WHERE batch_id = ?", (batch_id,))
+
     def ack_batch(self, batch_id: str) -> int:
         """The server acknowledged the batch: its patterns leave the outbox."""
         with self._store.transaction(durable=True) as conn:

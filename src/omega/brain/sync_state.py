@@ -116,6 +116,11 @@ class SyncState:
         """The batch sent but not acknowledged, to resend as recorded."""
         return self._store.outbox.inflight()
 
+    def abandon_batch(self, batch_id: str) -> None:
+        """Forget a recorded batch that can no longer be sent: its changes return to the
+        outbox (the next batch carries their current state)."""
+        self._store.outbox.abandon_batch(batch_id)
+
     def ack_batch(self, batch_id: str) -> int:
         """The server acknowledged the batch: its changes leave the outbox."""
         return self._store.outbox.ack_batch(batch_id)

@@ -49,7 +49,7 @@ __all__ = [
 ]
 
 #: Bumped when a message shape changes incompatibly; also the codec's version byte.
-PROTOCOL_VERSION = 1
+PROTOCOL_VERSION = 2
 
 TaskType = Literal["preference", "recommendation", "discovery", "behaviour"]
 TimeBucket = Literal["morning", "afternoon", "evening", "night", "any"]

@@ -20,7 +20,10 @@ import msgspec
 import numpy as np
 import zstandard
 
-from omega.protocol.codec import BINARY_MEDIA_TYPE, FLAG_ZSTD
+from omega.errors import RemoteProtocolError
+from omega.protocol.codec import BINARY_MEDIA_TYPE, FLAG_ZSTD, FRAME_HEADER
+from omega.protocol.codec import payload as frame_payload
+from omega.protocol.messages import PROTOCOL_VERSION
 from omega.sync.transport import Response, Transport
 
 __all__ = ["AuditingTransport", "PrivacyAudit"]
@@ -48,10 +51,17 @@ _MAX_AUDIT_BYTES = 8 << 20
 
 
 def _generic(body: bytes) -> Any:
-    if len(body) < 2:
-        return None
-    payload = body[2:]
-    if body[1] & FLAG_ZSTD:
+    """The msgpack inside a frame, read leniently: what left the device counts even when
+    the frame is damaged or of another version (the server would refuse it, but the bytes
+    were sent)."""
+    try:
+        flags, payload = frame_payload(body)
+    except RemoteProtocolError:
+        if len(body) < 2:
+            return None
+        header = FRAME_HEADER if body[0] == PROTOCOL_VERSION else 2
+        flags, payload = body[1], body[header:]
+    if flags & FLAG_ZSTD:
         reader = zstandard.ZstdDecompressor().stream_reader(payload)
         payload = reader.read(_MAX_AUDIT_BYTES)
     return msgspec.msgpack.decode(payload)

@@ -27,7 +27,7 @@ from typing import Any, TypeVar
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PublicKey
 
 from omega.brain import Brain, ConflictStrategy, InflightBatch
-from omega.errors import AuthError, ConfigError
+from omega.errors import AuthError, ConfigError, RemoteProtocolError
 from omega.protocol import BINARY_MEDIA_TYPE, codec
 from omega.protocol.messages import (
     Message,
@@ -212,7 +212,12 @@ class SyncClient:
         sync = self.brain.sync
         inflight = sync.inflight()
         if inflight is not None:
-            return codec.decode(inflight.payload, expect=PushRequest), True
+            try:
+                return codec.decode(inflight.payload, expect=PushRequest), True
+            except RemoteProtocolError:
+                # Recorded by an older Omega in a frame this one no longer speaks: its
+                # changes go back to the outbox and leave in a new batch.
+                sync.abandon_batch(inflight.batch_id)
         if self._helper_key is not None and not self._positions:
             self._positions = CatalogOrder.positions(self.brain)
         report = next_report(self.brain, self._report_rng, self._helper_key, self._positions)
