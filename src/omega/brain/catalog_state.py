@@ -108,7 +108,6 @@ class CatalogState:
         self.catalog = Catalog([], np.zeros((0, DIM), np.float32), 0)
         self.index = VectorIndex(DIM)
         self.codebook: Codebook | None = None
-        self.index_rebuilt = False  # the saved index was missing or unreadable on open
         self._dirty = False  # the index changed since it was saved
         self._token = ""  # names the set of titles the catalog snapshot holds
         self._unsaved_vectors = False  # the snapshot's vectors have no saved copy
@@ -136,7 +135,6 @@ class CatalogState:
             self.index = VectorIndex(DIM)
             if len(self.catalog):
                 self.index.upsert(self.catalog.keys.astype(np.uint64), self.catalog.matrix)
-            self.index_rebuilt = True
             self._dirty = True
         self.save_index()  # a rebuilt index or a missing copy of the vectors: save now
 
