@@ -16,6 +16,7 @@ __all__ = [
     "Admin",
     "Viewer",
     "bearer_token",
+    "enforce_manufacturer_rate",
     "enforce_rate",
     "enforce_registration_rate",
     "require_admin",
@@ -55,6 +56,13 @@ def enforce_registration_rate(request: Request) -> None:
     if limiter is not None:
         address = request.client.host if request.client else "unknown"
         _enforce(limiter, address, runtime.settings.rate_window, "registrations from here")
+
+
+def enforce_manufacturer_rate(runtime: Runtime, manufacturer_id: str) -> None:
+    limiter = runtime.manufacturer_limiter
+    if limiter is not None:
+        who = f"registrations of manufacturer {manufacturer_id!r}"
+        _enforce(limiter, manufacturer_id, runtime.settings.rate_window, who)
 
 
 def _enforce(limiter: ViewerRateLimiter, key: str, window: int, who: str) -> None:
