@@ -6,7 +6,8 @@ the certified device key at a time within ``attestation_max_skew`` of the server
 and later than the device's previous registration. It then counts against its
 manufacturer's registration limit (after the checks: forged certificates cannot use up a
 real manufacturer's budget). A device is one viewer: registering again returns its
-viewer id with new tokens, so one certificate cannot mint identities.
+viewer id with new tokens, so one certificate cannot mint identities (and such a
+registration is refunded to the limit: one device cannot use up its maker's budget).
 
 A registration without attestation is refused unless ``allow_unattested`` is set.
 Every refusal is a 403 problem saying what is wrong.
@@ -20,7 +21,7 @@ from dataclasses import dataclass
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from omega.constellation._runtime import Runtime
-from omega.constellation.guards import enforce_manufacturer_rate
+from omega.constellation.guards import enforce_manufacturer_rate, refund_manufacturer_rate
 from omega.constellation.problems import Problem
 from omega.errors import AuthError
 from omega.protocol.attestation import verify_registration
@@ -69,6 +70,8 @@ async def _attested(runtime: Runtime, registration: Registration, proof: Attesta
     device = AttestedDevice(cert.manufacturer_id, cert.device_id, cert.key_id, proof.signed_at)
     record = _record(runtime, registration, model=cert.model)
     viewer_id = await runtime.db(lambda: runtime.storage.register_device(device, record))
+    if viewer_id != record.viewer_id:  # no new identity: it costs its maker nothing
+        refund_manufacturer_rate(runtime, cert.manufacturer_id)
     if viewer_id is None:
         raise Problem(
             403,

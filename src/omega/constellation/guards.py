@@ -19,6 +19,7 @@ __all__ = [
     "enforce_manufacturer_rate",
     "enforce_rate",
     "enforce_registration_rate",
+    "refund_manufacturer_rate",
     "require_admin",
     "require_own",
     "require_viewer",
@@ -63,6 +64,13 @@ def enforce_manufacturer_rate(runtime: Runtime, manufacturer_id: str) -> None:
     if limiter is not None:
         who = f"registrations of manufacturer {manufacturer_id!r}"
         _enforce(limiter, manufacturer_id, runtime.settings.rate_window, who)
+
+
+def refund_manufacturer_rate(runtime: Runtime, manufacturer_id: str) -> None:
+    """Undo :func:`enforce_manufacturer_rate`'s hit for a registration that made no new
+    identity, so one device registering over and over cannot use up its maker's budget."""
+    if runtime.manufacturer_limiter is not None:
+        runtime.manufacturer_limiter.refund(manufacturer_id)
 
 
 def _enforce(limiter: ViewerRateLimiter, key: str, window: int, who: str) -> None:
