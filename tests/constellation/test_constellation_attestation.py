@@ -3,6 +3,7 @@ manufacturer key does to the identities it vouched for."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,9 +25,11 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from omega.clock import ManualClock
+from omega.constellation import Settings, create_app
 from omega.protocol import codec
 from omega.protocol.attestation import DeviceIdentity, Manufacturer, registration_payload
 from omega.protocol.messages import Attestation, Registration, RegistrationResponse, TokenRefresh
+from omega.sync import AsgiTransport
 
 JSON = {"Content-Type": "application/json"}
 
@@ -168,6 +171,24 @@ def limited(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]
     )
     yield server
     server.stop()
+
+
+def test_out_of_the_box_a_server_limits_registrations(tmp_path: Path) -> None:
+    fields = Settings.model_fields
+    assert fields["allow_unattested"].default is False
+    assert fields["manufacturer_registration_limit"].default == 1000
+    app = create_app(Settings(data_dir=tmp_path / "data", gc_freeze=False))
+
+    async def register_from_one_address(n: int) -> list[int]:
+        async with AsgiTransport(app) as transport:
+            answers = [
+                await transport.request("POST", "/api/omega/viewers", body=None, headers={})
+                for _ in range(n)
+            ]
+        return [a.status for a in answers]
+
+    statuses = asyncio.run(register_from_one_address(31))
+    assert statuses == [403] * 30 + [429]  # refused unattested, then over 30 a minute
 
 
 def test_registrations_are_limited_per_manufacturer_and_per_address(
