@@ -19,7 +19,8 @@ def omega(*args: str, env: dict[str, str] | None = None) -> subprocess.Completed
 def test_help_lists_every_command() -> None:
     done = omega("--help")
     assert done.returncode == 0
-    for command in ("brain", "bench", "demo", "simulate", "serve", "worker", "helper", "sync"):
+    commands = ("brain", "bench", "demo", "simulate", "serve", "worker", "helper", "sync", "admin")
+    for command in (*commands, "attest"):
         assert command in done.stdout
 
 

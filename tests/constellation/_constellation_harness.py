@@ -25,6 +25,7 @@ import psycopg
 from psycopg import sql
 
 from omega.protocol import codec
+from omega.protocol.attestation import Manufacturer
 from omega.protocol.messages import (
     Pattern,
     PullRequest,
@@ -36,6 +37,9 @@ from omega.protocol.messages import (
 
 BINARY = "application/x-omega"
 ADMIN_TOKEN = "test-admin-token-" + "x" * 16
+#: The tests' TV maker: every server started here trusts it, and ``Device.register``
+#: attests each device with a certificate of its own.
+MANUFACTURER = Manufacturer.generate("test-maker", "k1")
 
 
 @dataclass
@@ -80,6 +84,9 @@ def start_server(data_dir: Path, *, db_url: str | None = None, **env: str) -> Se
         "OMEGA_ADMIN_TOKEN": ADMIN_TOKEN,
         "OMEGA_FEDERATION_INTERVAL": "0",
         "OMEGA_RELEASE_POLL_INTERVAL": "0.2",
+        # Many devices register from this one address; the limit tests set their own.
+        "OMEGA_REGISTRATION_RATE_LIMIT": "0",
+        "OMEGA_MANUFACTURER_REGISTRATION_LIMIT": "0",
         **env,
     }
     if db_url is not None:
@@ -115,12 +122,27 @@ def start_server(data_dir: Path, *, db_url: str | None = None, **env: str) -> Se
             raise RuntimeError(f"server exited at start-up:\n{log_path.read_text()}")
         try:
             if httpx.get(server.base_url + "/healthz", timeout=1).status_code == 200:
+                trust(server, MANUFACTURER)
                 return server
         except httpx.TransportError:
             pass
         time.sleep(0.05)
     server.stop()
     raise RuntimeError(f"server did not answer /healthz in time:\n{log_path.read_text()}")
+
+
+def trust(server: ServerProcess, manufacturer: Manufacturer) -> httpx.Response:
+    """Register ``manufacturer``'s key with ``server`` (admin API)."""
+    doc = {
+        "manufacturer_id": manufacturer.manufacturer_id,
+        "key_id": manufacturer.key_id,
+        "public_key": manufacturer.public_key.hex(),
+    }
+    response = httpx.post(
+        server.base_url + "/api/omega/manufacturers", json=doc, headers=server.admin()
+    )
+    assert response.status_code in (200, 201), response.text
+    return response
 
 
 # -- the device side ------------------------------------------------------------------------
@@ -136,7 +158,9 @@ class Device:
 
     @classmethod
     def register(cls, client: httpx.Client, *, region: str = "global") -> Device:
-        body = codec.encode_json(_registration(region))
+        """A new device of the tests' manufacturer, attested."""
+        identity = MANUFACTURER.device(uuid.uuid4().hex, model="test-tv")
+        body = codec.encode_json(identity.attest(_registration(region)))
         response = client.post(
             "/api/omega/viewers", content=body, headers={"Content-Type": "application/json"}
         )

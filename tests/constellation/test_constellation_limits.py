@@ -175,6 +175,7 @@ def test_retry_after_is_honest_for_a_configured_limit(tmp_path: Path) -> None:
         OMEGA_RATE_LIMIT="3",
         OMEGA_RATE_WINDOW="2",
         OMEGA_REGISTRATION_RATE_LIMIT="2",
+        OMEGA_ALLOW_UNATTESTED="true",  # the empty registrations below
     )
     try:
         with httpx.Client(base_url=server.base_url, timeout=30) as client:

@@ -60,7 +60,10 @@ def test_omega_serve_starts_answers_and_stops(tmp_path: Path) -> None:
         assert summary["federation_interval"] == 0
 
         assert httpx.get(url + "/healthz").json()["status"] == "ok"
-        assert httpx.post(url + "/api/omega/viewers").status_code == 201
+        # Out of the box, a device without a manufacturer's certificate is refused.
+        refused = httpx.post(url + "/api/omega/viewers")
+        assert refused.status_code == 403
+        assert refused.json()["type"].endswith("/attestation-required")
         assert (tmp_path / "data" / "constellation.db").exists()
         assert (tmp_path / "data" / "admin-token").exists()
         assert any((tmp_path / "data" / "jwt-keys").glob("*.pem"))

@@ -180,7 +180,8 @@ def test_upgrade_moves_the_live_table_to_its_own_file(tmp_path: Path) -> None:
     with sqlite3.connect(main) as conn:
         tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
         assert "live" not in tables and "pending" in tables
-        assert conn.execute("SELECT max(version) FROM schema_migrations").fetchone() == (5,)
+        latest = len(load_migrations("sqlite"))
+        assert conn.execute("SELECT max(version) FROM schema_migrations").fetchone() == (latest,)
 
 
 def test_a_fold_larger_than_one_delete_chunk_empties_the_queue(tmp_path: Path) -> None:

@@ -132,6 +132,10 @@ def server_env(data_dir: Path, **env: str) -> dict[str, str]:
         "OMEGA_FEDERATION_INTERVAL": "0",
         "OMEGA_RELEASE_POLL_INTERVAL": "0.2",
         "OMEGA_RATE_LIMIT": "100000",
+        # The sync suite is about syncing: its TVs register without attestation, many from
+        # this one address (tests/sync/test_sync_attestation.py attests them).
+        "OMEGA_ALLOW_UNATTESTED": "true",
+        "OMEGA_REGISTRATION_RATE_LIMIT": "0",
         **env,
     }
 
@@ -259,6 +263,8 @@ def inprocess_settings(data_dir: Path, **overrides: Any) -> Any:
         "federation_interval": 0,
         "release_poll_interval": 0.2,
         "rate_limit": 100_000,
+        "allow_unattested": True,  # as server_env
+        "registration_rate_limit": 0,
         "gc_freeze": False,  # the test process is not a server
         **overrides,
     }

@@ -9,6 +9,9 @@ the answers are doing (open loop, as TVs do), and each sync's latency runs from 
 omission). A step's result is one JSON line on stdout; stepping stops after the first
 step with p95 over ``p95_limit_ms`` or any error.
 
+Every device registers attested: the bench acts as a TV maker (``manufacturer_key``, whose
+public half the bench registered with the server) and certifies each one.
+
 A sync is a real ``POST /api/omega/sync`` with a binary ``SyncRequest``: a push of 10–30
 of the device's patterns under a fresh batch id (shaped as ``omega bench sync`` shapes
 them) and, as a real device's push, one ε-LDP popularity report of a title (drawn with
@@ -29,16 +32,19 @@ import sys
 import time
 import uuid
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import aiohttp
 import msgspec
 import numpy as np
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from omega.bench._cpu import CpuMeter
 from omega.bench.sync import synthetic_pushes
 from omega.errors import RemoteProtocolError
 from omega.protocol import BINARY_MEDIA_TYPE, codec
+from omega.protocol.attestation import Manufacturer
 from omega.protocol.frequency import DEFAULT_EPSILON, make_report
 from omega.protocol.messages import (
     Pattern,
@@ -52,6 +58,8 @@ from omega.protocol.messages import (
 
 __all__ = ["LoadConfig", "StepResult", "catalog_item", "main", "run_load"]
 
+#: The manufacturer id the bench certifies its devices as (key id "k1").
+MANUFACTURER = "omega-bench"
 _JITTER = (0.5, 1.5)  # a device's next sync comes after its period times U(0.5, 1.5)
 _REGISTER_CONCURRENCY = 32
 _CONNECTIONS_PER_LANE = 4
@@ -70,6 +78,9 @@ class LoadConfig(msgspec.Struct, frozen=True, kw_only=True):
     seed: int = 0
     server_pids: list[int] = []  # whose CPU time each step reports (Linux /proc)
     catalog: int = 0  # titles ``catalog_item(0…catalog-1)`` reports are drawn from; 0: none
+    #: The raw Ed25519 private key of the manufacturer ``MANUFACTURER``/k1 that attests
+    #: every device (empty: devices register unattested, for a server that allows it).
+    manufacturer_key: bytes = b""
 
 
 class StepResult(msgspec.Struct, frozen=True, kw_only=True):
@@ -136,15 +147,26 @@ class _Step:
     cpu: dict[str, float | None] = field(default_factory=dict)
 
 
+def _registrations(config: LoadConfig) -> Callable[[int], Registration]:
+    """Device ``i``'s registration: attested by the bench's manufacturer, if it has one."""
+    registration = Registration(device_model="bench-tv", region="global")
+    if not config.manufacturer_key:
+        return lambda i: registration
+    key = Ed25519PrivateKey.from_private_bytes(config.manufacturer_key)
+    maker = Manufacturer(MANUFACTURER, "k1", key)
+    return lambda i: maker.device(f"bench-{i}", model="bench-tv").attest(registration)
+
+
 async def _register(lanes: list[_Lane], config: LoadConfig) -> list[_Device]:
     """Register every device; each gets a pool of patterns it re-pushes (as updates)."""
     rng = np.random.default_rng(config.seed)
     templates = synthetic_pushes(2 * config.viewers, rng=rng)
     gate = asyncio.Semaphore(_REGISTER_CONCURRENCY)
-    body = codec.encode(Registration(device_model="bench-tv", region="global"))
+    make = _registrations(config)
 
     async def one(i: int) -> _Device:
         lane = lanes[i % len(lanes)]
+        body = codec.encode(make(i))
         async with (
             gate,
             lane.client.post(

@@ -27,10 +27,11 @@ import msgspec
 import numpy as np
 
 from omega.bench._cpu import process_tree
-from omega.bench.loadgen import LoadConfig, catalog_item
+from omega.bench.loadgen import MANUFACTURER, LoadConfig, catalog_item
 from omega.constellation import Settings, load_admin_token, load_keys
 from omega.errors import ConfigError, InputError, OmegaError
 from omega.protocol import EMBEDDING_DIM
+from omega.protocol.attestation import Manufacturer
 
 __all__ = ["DEFAULT_RATES", "BenchError", "run_server_bench"]
 
@@ -72,7 +73,14 @@ def _server_command(
     workers: int,
     rate_limit: int,
 ) -> tuple[list[str], dict[str, str]]:
-    env = {**os.environ, "OMEGA_RATE_LIMIT": str(rate_limit)}
+    env = {
+        **os.environ,
+        "OMEGA_RATE_LIMIT": str(rate_limit),
+        # The whole fleet registers from this one address, attested by one manufacturer
+        # (the bench's), within seconds: limits a real fleet never meets in one minute.
+        "OMEGA_REGISTRATION_RATE_LIMIT": "0",
+        "OMEGA_MANUFACTURER_REGISTRATION_LIMIT": "0",
+    }
     if workers == 1:
         command = [sys.executable, "-c", "from omega.cli.main import run; run()", "serve"]
         command += ["--host", "127.0.0.1", "--port", str(port), "--data-dir", str(data_dir)]
@@ -179,6 +187,23 @@ def _publish_codebook(base_url: str, admin_token: str, *, seed: int) -> None:
         raise BenchError(f"publishing the codebook failed: {answer.status_code} {answer.text}")
 
 
+def _trust(base_url: str, admin_token: str, maker: Manufacturer) -> None:
+    """Register the bench's manufacturer key: it attests every device of the fleet."""
+    doc = {
+        "manufacturer_id": maker.manufacturer_id,
+        "key_id": maker.key_id,
+        "public_key": maker.public_key.hex(),
+    }
+    answer = httpx.post(
+        base_url + "/api/omega/manufacturers",
+        json=doc,
+        headers={"Authorization": f"Bearer {admin_token}"},
+        timeout=30,
+    )
+    if answer.status_code != 201:
+        raise BenchError(f"registering the manufacturer failed: {answer.status_code} {answer.text}")
+
+
 def _run_loadgen(
     config: LoadConfig, log_path: Path, progress: Progress | None
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
@@ -248,6 +273,8 @@ def run_server_bench(
         ) as (base_url, server_pids):
             admin_token = (data_dir / "admin-token").read_text().strip()
             _publish_codebook(base_url, admin_token, seed=seed)
+            maker = Manufacturer.generate(MANUFACTURER, "k1")
+            _trust(base_url, admin_token, maker)
             config = LoadConfig(
                 base_url=base_url,
                 codebook_id=_CODEBOOK_ID,
@@ -260,6 +287,7 @@ def run_server_bench(
                 seed=seed,
                 server_pids=server_pids,
                 catalog=CATALOG,
+                manufacturer_key=maker.key.private_bytes_raw(),
             )
             ready, steps = _run_loadgen(config, data_dir / "loadgen.log", progress)
     return _report(

@@ -89,6 +89,33 @@ def federation(
     emit(result, as_json=as_json, title="omega bench federation")
 
 
+@app.command("sybil")
+def sybil(
+    attempts: int = typer.Option(2000, help="Registrations tried each way (≤ 20000)."),
+    seed: int = typer.Option(0, help="Seed for the drill's codebook."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
+) -> None:
+    """Sybil identities against attested registration: how many an attacker registers
+    without a manufacturer's key, with one TV's key, with a leaked manufacturer key, and
+    after the operator revokes it (an in-process constellation, the real HTTP API)."""
+    import asyncio
+    import tempfile
+    from pathlib import Path
+
+    from omega.cli._output import err_console
+    from omega.errors import InputError
+    from omega.sim.sybil import sybil_drill
+
+    if not 1 <= attempts <= 20_000:
+        raise InputError("--attempts must be in 1..20000")
+    with (
+        tempfile.TemporaryDirectory(prefix="omega-sybil-") as tmp,
+        err_console.status("registering Sybils every way…"),
+    ):
+        result = asyncio.run(sybil_drill(Path(tmp), attempts=attempts, seed=seed))
+    emit(result, as_json=as_json, title="omega bench sybil")
+
+
 @app.command("shares")
 def shares(
     reports: int = typer.Option(2000, help="Two-server reports to make and count (≤ 5000)."),

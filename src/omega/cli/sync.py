@@ -22,18 +22,30 @@ def sync(
     codebook: Annotated[
         bool, typer.Option(help="Adopt the server's codebook first if it is new.")
     ] = True,
+    certificate: Annotated[
+        Path | None,
+        typer.Option(help="The TV's device certificate (`omega attest device` writes it)."),
+    ] = None,
+    device_key: Annotated[
+        Path | None, typer.Option(help="The TV's device key (PEM), with --certificate.")
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
     """Push the brain's outbox and pull the constellation's release since its cursor.
 
-    Registers the device on first use (credentials stay in the brain's database)."""
+    Registers the device on first use (credentials stay in the brain's database), attested
+    by --certificate and --device-key."""
     from omega.brain import Brain
     from omega.cli._output import emit
-    from omega.errors import InputError
+    from omega.cli.attest import read_identity
+    from omega.errors import ConfigError, InputError
     from omega.sync import run_sync
 
     if max_pull_bytes < 1:
         raise InputError(f"--max-pull-bytes must be positive, got {max_pull_bytes}")
+    if (certificate is None) != (device_key is None):
+        raise ConfigError("--certificate and --device-key go together")
+    identity = read_identity(certificate, device_key) if certificate and device_key else None
     with Brain.open(directory, create=False) as brain:
         result = run_sync(
             brain,
@@ -41,6 +53,7 @@ def sync(
             fetch_codebook=codebook,
             region=region,
             max_pull_bytes=max_pull_bytes,
+            attestation=identity,
         )
     emit(result.as_dict(), as_json=as_json, title=f"omega sync {directory}")
 

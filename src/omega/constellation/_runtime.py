@@ -38,6 +38,7 @@ class Runtime:
     admin: AdminGate
     limiter: ViewerRateLimiter
     registration_limiter: ViewerRateLimiter | None
+    manufacturer_limiter: ViewerRateLimiter | None
     broker: EventBroker
     metrics: Metrics
     pacer: Pacer

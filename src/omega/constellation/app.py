@@ -33,6 +33,7 @@ from omega.constellation.ratelimit import ViewerRateLimiter
 from omega.constellation.rounds import RoundRunner
 from omega.constellation.routes import (
     manage_router,
+    manufacturers_router,
     ops_router,
     stream_router,
     sync_router,
@@ -40,6 +41,7 @@ from omega.constellation.routes import (
 )
 from omega.constellation.routes._bodies import message_components
 from omega.constellation.routes.manage import CodebookDocument
+from omega.constellation.routes.manufacturers import ManufacturerKeyDocument
 from omega.constellation.settings import Settings
 from omega.errors import ConfigError
 from omega.protocol.messages import (
@@ -73,6 +75,7 @@ _DOC_TYPES: list[Any] = [
     ServerEvent,
     ProblemDetail,
     CodebookDocument,
+    ManufacturerKeyDocument,
 ]
 
 
@@ -114,11 +117,10 @@ def _build_runtime(settings: Settings, clock: Clock, metrics: Metrics) -> Runtim
         tokens=tokens,
         admin=admin,
         limiter=ViewerRateLimiter(limit=settings.rate_limit, window=settings.rate_window),
-        registration_limiter=ViewerRateLimiter(
-            limit=settings.registration_rate_limit, window=settings.rate_window
-        )
-        if settings.registration_rate_limit
-        else None,
+        registration_limiter=_limiter(settings.registration_rate_limit, settings.rate_window),
+        manufacturer_limiter=_limiter(
+            settings.manufacturer_registration_limit, settings.rate_window
+        ),
         broker=broker,
         metrics=metrics,
         pacer=Pacer(
@@ -139,6 +141,11 @@ def _build_runtime(settings: Settings, clock: Clock, metrics: Metrics) -> Runtim
         ),
         rounds=_round_runner(settings, storage, clock=clock, metrics=metrics, watcher=watcher),
     )
+
+
+def _limiter(limit: int, window: int) -> ViewerRateLimiter | None:
+    """``limit`` per ``window`` seconds for each key; None when ``limit`` is 0 (no limit)."""
+    return ViewerRateLimiter(limit=limit, window=window) if limit else None
 
 
 def _token_service(settings: Settings, clock: Clock) -> TokenService:
@@ -213,8 +220,9 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
             runtime.limiter.close()
-            if runtime.registration_limiter is not None:
-                runtime.registration_limiter.close()
+            for limiter in (runtime.registration_limiter, runtime.manufacturer_limiter):
+                if limiter is not None:
+                    limiter.close()
             runtime.rounds.close()
             runtime.storage.close()
 
@@ -231,7 +239,14 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
     )
     install_problem_handlers(app)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
-    for router in (viewers_router, sync_router, manage_router, stream_router, ops_router):
+    for router in (
+        viewers_router,
+        sync_router,
+        manage_router,
+        manufacturers_router,
+        stream_router,
+        ops_router,
+    ):
         app.include_router(router)
     _document_messages(app)
     return app

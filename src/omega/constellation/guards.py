@@ -16,8 +16,10 @@ __all__ = [
     "Admin",
     "Viewer",
     "bearer_token",
+    "enforce_manufacturer_rate",
     "enforce_rate",
     "enforce_registration_rate",
+    "refund_manufacturer_rate",
     "require_admin",
     "require_own",
     "require_viewer",
@@ -55,6 +57,20 @@ def enforce_registration_rate(request: Request) -> None:
     if limiter is not None:
         address = request.client.host if request.client else "unknown"
         _enforce(limiter, address, runtime.settings.rate_window, "registrations from here")
+
+
+def enforce_manufacturer_rate(runtime: Runtime, manufacturer_id: str) -> None:
+    limiter = runtime.manufacturer_limiter
+    if limiter is not None:
+        who = f"registrations of manufacturer {manufacturer_id!r}"
+        _enforce(limiter, manufacturer_id, runtime.settings.rate_window, who)
+
+
+def refund_manufacturer_rate(runtime: Runtime, manufacturer_id: str) -> None:
+    """Undo :func:`enforce_manufacturer_rate`'s hit for a registration that made no new
+    identity, so one device registering over and over cannot use up its maker's budget."""
+    if runtime.manufacturer_limiter is not None:
+        runtime.manufacturer_limiter.refund(manufacturer_id)
 
 
 def _enforce(limiter: ViewerRateLimiter, key: str, window: int, who: str) -> None:

@@ -64,6 +64,14 @@ class ViewerRateLimiter:
             wait = max(1, math.ceil(hits[0] + self._window - now))
             return RateDecision(allowed=False, remaining=0, retry_after=wait)
 
+    def refund(self, key: str) -> None:
+        """Give back ``key``'s latest hit: the request it allowed turned out to cost nothing
+        (an attested device registering again mints no identity)."""
+        with self._lock:
+            hits = self._hits.get(key)
+            if hits:
+                hits.pop()
+
     def _sweep(self, start: float) -> None:
         """Forget keys with no hit left in the window (called with the lock held)."""
         idle = [key for key, hits in self._hits.items() if not hits or hits[-1] <= start]

@@ -48,12 +48,37 @@ class Settings(BaseSettings):
     rate_limit: int = Field(default=60, gt=0, description="Requests per viewer per rate_window.")
     rate_window: int = Field(default=60, gt=0, description="Seconds.")
     registration_rate_limit: int = Field(
-        default=0,
+        default=30,
         ge=0,
         description=(
-            "Registrations per client address per rate_window; 0 = unlimited (behind a "
-            "proxy every device shares its address, so enable only where addresses are real)."
+            "Registrations per client address per rate_window; 0 = unlimited. Behind a "
+            "reverse proxy every device shares the proxy's address: let uvicorn believe the "
+            "proxy's X-Forwarded-For (FORWARDED_ALLOW_IPS=<proxy address>), or raise this."
         ),
+    )
+    manufacturer_registration_limit: int = Field(
+        default=1000,
+        ge=0,
+        description=(
+            "Attested registrations per manufacturer per rate_window; 0 = unlimited. Bounds "
+            "how fast a leaked manufacturer key mints identities until it is revoked; "
+            "raise it for a launch day."
+        ),
+    )
+
+    # -- attestation (omega.protocol.attestation) -----------------------------------------
+    allow_unattested: bool = Field(
+        default=False,
+        description=(
+            "Register devices that present no manufacturer-signed certificate. Off: such "
+            "identities cost nothing to make (Sybils); on only for a closed test setup."
+        ),
+    )
+    attestation_max_skew: float = Field(
+        default=300.0,
+        gt=0,
+        le=86_400,
+        description="Seconds a registration's signing time may be from the server's clock.",
     )
     max_body_bytes: int = Field(default=256 * 1024, gt=0)
     max_decompressed_bytes: int = Field(default=2 * 1024 * 1024, gt=0)

@@ -83,6 +83,9 @@ def run_round(
     live = storage.live_patterns(
         codebook_id=codebook.codebook_id, updated_after=now - config.max_age_s
     )
+    revoked = storage.revoked_viewers()  # attested under a revoked manufacturer key
+    if revoked:
+        live = [p for p in live if p.viewer_id not in revoked]
     progress.live = len(live)
     progress.reached("read")
     progress.reports = _fold_popularity(storage, codebook, config, shares)

@@ -36,6 +36,11 @@ MAX_VERSION = 2**63 - 1
 MAX_PULL_BYTES = 1 << 22
 MAX_SYNC_AFTER = 30 * 86_400.0
 MAX_EXPIRES_IN = 366 * 86_400
+#: Device attestation (``omega.protocol.attestation``): Ed25519 key and signature sizes.
+ED25519_KEY_BYTES = 32
+ED25519_SIGNATURE_BYTES = 64
+MAX_TIME = 2**62
+"""Seconds since the epoch, in certificates."""
 
 CELLS_BY_TASK = {"preference": 1, "recommendation": 2, "discovery": 1, "behaviour": 1}
 """Pattern shapes (see ``messages``): a recommendation names (from, to), others one cell."""

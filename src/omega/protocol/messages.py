@@ -23,8 +23,10 @@ import msgspec
 
 __all__ = [
     "PROTOCOL_VERSION",
+    "Attestation",
     "ConsolidatedPattern",
     "ContentUpdate",
+    "DeviceCertificate",
     "FrequencyReport",
     "ItemScore",
     "Message",
@@ -139,10 +141,37 @@ class ItemScore(msgspec.Struct, frozen=True, kw_only=True):
     score: float
 
 
+class DeviceCertificate(msgspec.Struct, frozen=True, kw_only=True):
+    """A manufacturer's statement that ``device_key`` belongs to one of its devices
+    (``omega.protocol.attestation``): Ed25519 by the manufacturer's key ``key_id`` over
+    the canonical encoding of every other field. Times are whole seconds since the epoch."""
+
+    manufacturer_id: str
+    key_id: str
+    device_id: str
+    model: str
+    device_key: bytes  # the device's raw Ed25519 public key (32 bytes)
+    not_before: int
+    not_after: int
+    signature: bytes  # 64 bytes
+
+
+class Attestation(msgspec.Struct, frozen=True, kw_only=True):
+    """A registration's proof of a real device: its certificate, and the device key's
+    Ed25519 signature over the registration's fields and ``signed_at`` (the device's clock,
+    seconds since the epoch), which the server wants fresh and newer than the last one."""
+
+    certificate: DeviceCertificate
+    signed_at: float
+    signature: bytes  # 64 bytes
+
+
 class Registration(msgspec.Struct, frozen=True, kw_only=True, tag="registration", tag_field="msg"):
     device_model: str = "unknown"
     region: str = "global"
     client_version: str = "0.1.0"
+    #: Required by a server that refuses unattested devices (the default).
+    attestation: Attestation | None = None
 
 
 class RegistrationResponse(

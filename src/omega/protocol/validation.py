@@ -21,6 +21,8 @@ from omega.protocol._fast import ids_ok, patterns_ok, trends_ok
 from omega.protocol._limits import (
     CELLS_BY_TASK,
     DAY_TYPES,
+    ED25519_KEY_BYTES,
+    ED25519_SIGNATURE_BYTES,
     EMBEDDING_DIM,
     MAX_ACK_IDS,
     MAX_CELL,
@@ -46,6 +48,7 @@ from omega.protocol._limits import (
     MAX_SHARES_PER_PUSH,
     MAX_SHORT_TEXT,
     MAX_SYNC_AFTER,
+    MAX_TIME,
     MAX_TOKEN_LENGTH,
     MAX_TRENDS,
     MAX_VECTOR_DIM,
@@ -53,6 +56,7 @@ from omega.protocol._limits import (
     TIME_BUCKETS,
 )
 from omega.protocol.messages import (
+    Attestation,
     ConsolidatedPattern,
     ContentUpdate,
     FrequencyReport,
@@ -296,6 +300,31 @@ def _registration(m: Registration, where: str) -> None:
     _text(m.device_model, f"{where}.device_model", MAX_SHORT_TEXT)
     _text(m.region, f"{where}.region", MAX_ID_LENGTH)
     _text(m.client_version, f"{where}.client_version", MAX_ID_LENGTH)
+    if m.attestation is not None:
+        _attestation(m.attestation, f"{where}.attestation")
+
+
+def _attestation(a: Attestation, where: str) -> None:
+    if not isinstance(a, Attestation):
+        raise _Violation(f"{where} must be an Attestation")
+    c = a.certificate
+    for name in ("manufacturer_id", "key_id", "device_id"):
+        _text(getattr(c, name), f"{where}.certificate.{name}", MAX_ID_LENGTH)
+    _text(c.model, f"{where}.certificate.model", MAX_SHORT_TEXT)
+    _int(c.not_before, f"{where}.certificate.not_before", 0, MAX_TIME)
+    _int(c.not_after, f"{where}.certificate.not_after", c.not_before, MAX_TIME)
+    _exact_bytes(c.device_key, f"{where}.certificate.device_key", ED25519_KEY_BYTES)
+    _exact_bytes(c.signature, f"{where}.certificate.signature", ED25519_SIGNATURE_BYTES)
+    if not (_is_number(a.signed_at) and 0.0 <= a.signed_at <= MAX_TIME):
+        raise _Violation(
+            f"{where}.signed_at must be a time in [0, {MAX_TIME}], got {a.signed_at!r}"
+        )
+    _exact_bytes(a.signature, f"{where}.signature", ED25519_SIGNATURE_BYTES)
+
+
+def _exact_bytes(value: object, where: str, size: int) -> None:
+    if not (isinstance(value, bytes) and len(value) == size):
+        raise _Violation(f"{where} must be {size} bytes")
 
 
 def _registration_response(m: RegistrationResponse, where: str) -> None:

@@ -3,6 +3,10 @@
 An attacker's device learns from its own history like any other, then a transport
 rewrites what it pushes. The rewrite is deterministic, so a retried batch keeps its
 digest (the server's idempotency check sees the same bytes).
+
+Attackers here are genuine TVs: the simulator's manufacturer attests every TV, theirs
+included, and each is one identity. Identities minted beyond that — with a leaked
+manufacturer key, until it is revoked — are what ``omega.sim.sybil`` measures.
 """
 
 from __future__ import annotations

@@ -1,10 +1,15 @@
 """The simulator's handle on a constellation: in-process (ASGI, embedded SQLite) or a
-running ``omega serve`` over HTTP. Either way every call is the real HTTP API."""
+running ``omega serve`` over HTTP. Either way every call is the real HTTP API.
+
+The simulator acts as a TV maker: each run makes a manufacturer key, registers it with
+the constellation through the admin API, and certifies every simulated TV with it
+(:meth:`SimConstellation.device`), as a factory would."""
 
 from __future__ import annotations
 
 import base64
 import json
+import secrets
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -14,6 +19,7 @@ import numpy.typing as npt
 
 from omega.brain.codebook import centroids_to_f16_bytes
 from omega.errors import ConfigError, ServerError
+from omega.protocol.attestation import DeviceIdentity, Manufacturer
 from omega.sync.transport import AsgiTransport, HttpTransport, Transport
 
 __all__ = ["SimConstellation"]
@@ -24,6 +30,8 @@ class SimConstellation:
         self.transport = transport
         self.admin_token = admin_token
         self.where = where
+        # A key id of its own per run: a server keeps the keys of earlier runs.
+        self.manufacturer = Manufacturer.generate("omega-sim", secrets.token_hex(6))
 
     @classmethod
     async def in_process(
@@ -35,12 +43,15 @@ class SimConstellation:
         share_min_batch: int = 500,
         share_noise_epsilon: float = 4.0,
         share_noise_seed: int | None = None,
+        manufacturer_registration_limit: int = 0,
     ) -> SimConstellation:
         """A fresh constellation in this process, on SQLite under ``data_dir``; with a
         helper when two-server reports are to be counted.
 
         Rounds are driven by the simulator as simulated time passes, and the per-viewer
-        rate limit is lifted: a replay compresses years into minutes of wall time."""
+        rate limit is lifted: a replay compresses years into minutes of wall time. So are
+        the registration limits (every TV registers from this process, attested by the
+        simulator's one manufacturer) unless ``manufacturer_registration_limit`` is set."""
         from omega.constellation.app import create_app
         from omega.constellation.settings import Settings
 
@@ -55,10 +66,14 @@ class SimConstellation:
             share_min_batch=share_min_batch,
             share_noise_epsilon=share_noise_epsilon,
             share_noise_seed=share_noise_seed,
+            registration_rate_limit=0,
+            manufacturer_registration_limit=manufacturer_registration_limit,
         )
         transport = await AsgiTransport(create_app(settings)).open()
         token = (data_dir / "admin-token").read_text().strip()
-        return cls(transport, token, "in-process (ASGI, SQLite)")
+        sim = cls(transport, token, "in-process (ASGI, SQLite)")
+        await sim.trust(sim.manufacturer)
+        return sim
 
     @classmethod
     async def remote(cls, url: str, admin_token: str | None) -> SimConstellation:
@@ -67,7 +82,9 @@ class SimConstellation:
                 "--server needs the constellation's admin token (--admin-token or "
                 "OMEGA_ADMIN_TOKEN) to publish the codebook and run rounds"
             )
-        return cls(HttpTransport(url), admin_token, url)
+        sim = cls(HttpTransport(url), admin_token, url)
+        await sim.trust(sim.manufacturer)
+        return sim
 
     async def _admin(self, method: str, path: str, body: bytes | None = None) -> Any:
         headers = {"Authorization": f"Bearer {self.admin_token}"}
@@ -93,6 +110,25 @@ class SimConstellation:
             "item_ids": list(item_ids),
         }
         await self._admin("POST", "/api/omega/codebook", json.dumps(document).encode())
+
+    async def trust(self, maker: Manufacturer) -> dict[str, Any]:
+        """Register ``maker``'s key with the constellation (as its operator would)."""
+        doc = {
+            "manufacturer_id": maker.manufacturer_id,
+            "key_id": maker.key_id,
+            "public_key": maker.public_key.hex(),
+        }
+        result = await self._admin("POST", "/api/omega/manufacturers", json.dumps(doc).encode())
+        return result if isinstance(result, dict) else {}
+
+    async def revoke(self, maker: Manufacturer) -> dict[str, Any]:
+        path = f"/api/omega/manufacturers/{maker.manufacturer_id}/keys/{maker.key_id}/revoke"
+        result = await self._admin("POST", path)
+        return result if isinstance(result, dict) else {}
+
+    def device(self, name: str) -> DeviceIdentity:
+        """A TV certified by the simulator's manufacturer."""
+        return self.manufacturer.device(f"sim-{name}", model="sim-tv")
 
     async def run_round(self) -> dict[str, Any]:
         result = await self._admin("POST", "/api/omega/rounds")

@@ -261,6 +261,7 @@ def _open_fleet(
                 max_pull_bytes=config.pull_bytes,
                 report_rng=random.Random(config.seed * 1_000_003 + v),
                 helper_key=helper_key,
+                attestation=constellation.device(f"tv-{v}"),
             )
         run.viewers[v] = viewer
     if constellation is not None:
@@ -268,7 +269,12 @@ def _open_fleet(
         brain = Brain.open(
             root / "newcomer", clock=clock, config=brain_config, shared_catalog=shared
         )
-        client = SyncClient(brain, constellation.transport, max_pull_bytes=config.pull_bytes)
+        client = SyncClient(
+            brain,
+            constellation.transport,
+            max_pull_bytes=config.pull_bytes,
+            attestation=constellation.device("newcomer"),
+        )
         run.newcomer = Viewer(viewers, brain, clock, client)
     return run
 

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from omega.storage.base import (
+    AttestedDevice,
     Codebook,
     LivePattern,
+    ManufacturerKey,
     ReleaseDelta,
     Storage,
     StorageStats,
@@ -15,8 +17,10 @@ from omega.storage.postgres import PostgresStorage
 from omega.storage.sqlite import SQLiteStorage
 
 __all__ = [
+    "AttestedDevice",
     "Codebook",
     "LivePattern",
+    "ManufacturerKey",
     "PostgresStorage",
     "ReleaseDelta",
     "SQLiteStorage",

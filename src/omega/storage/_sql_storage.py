@@ -23,6 +23,7 @@ from omega.protocol.messages import (
     Trend,
 )
 from omega.storage import _sql_popularity as popularity
+from omega.storage import _sql_viewers as viewers
 from omega.storage._codec import (
     check_codebook,
     decode_ack,
@@ -36,8 +37,10 @@ from omega.storage._release import check_limit, delta_cut, stamp_release
 from omega.storage._sql import Engine, Tx
 from omega.storage._sql_rows import UPSERT_RELEASED, columns, pending_columns
 from omega.storage.base import (
+    AttestedDevice,
     Codebook,
     LivePattern,
+    ManufacturerKey,
     ReleaseDelta,
     ReportQueue,
     Storage,
@@ -61,17 +64,7 @@ class SQLStorage(Storage, Generic[E]):
     # -- viewers -----------------------------------------------------------------------------
     def create_viewer(self, viewer: ViewerRecord) -> None:
         def write(tx: Tx) -> None:
-            inserted = tx.run(
-                "INSERT INTO viewers (viewer_id, region, device_model, client_version, created_at)"
-                " VALUES (?, ?, ?, ?, ?) ON CONFLICT (viewer_id) DO NOTHING",
-                (
-                    viewer.viewer_id,
-                    viewer.region,
-                    viewer.device_model,
-                    viewer.client_version,
-                    viewer.created_at,
-                ),
-            )
+            inserted = viewers.insert_viewer(tx, viewer)
             if inserted == 0 and _viewer(tx, viewer.viewer_id) != viewer:
                 raise ConflictError(f"viewer {viewer.viewer_id!r} is already registered")
 
@@ -94,6 +87,37 @@ class SQLStorage(Storage, Generic[E]):
             )
 
         return self._db.write(write)
+
+    # -- attestation -------------------------------------------------------------------------
+    def add_manufacturer_key(self, key: ManufacturerKey) -> bool:
+        return self._db.write(lambda tx: viewers.add_key(tx, key))
+
+    def manufacturer_keys(self) -> list[ManufacturerKey]:
+        with self._db.read() as tx:
+            return viewers.keys(tx)
+
+    def get_manufacturer_key(self, manufacturer_id: str, key_id: str) -> ManufacturerKey | None:
+        with self._db.read() as tx:
+            return viewers.get_key(tx, manufacturer_id, key_id)
+
+    def revoke_manufacturer_key(
+        self, manufacturer_id: str, key_id: str, *, now: float
+    ) -> ManufacturerKey | None:
+        return self._db.write(lambda tx: viewers.revoke_key(tx, manufacturer_id, key_id, now))
+
+    def register_device(self, device: AttestedDevice, viewer: ViewerRecord) -> str | None:
+        try:
+            return self._db.write(lambda tx: viewers.register_device(tx, device, viewer))
+        except viewers.Raced:  # rolled back; the device's row is there now
+            return self._db.write(lambda tx: viewers.register_device(tx, device, viewer))
+
+    def revoked_viewers(self) -> frozenset[str]:
+        with self._db.read() as tx:
+            return viewers.revoked_viewers(tx)
+
+    def revoked_key_of(self, viewer_id: str) -> ManufacturerKey | None:
+        with self._db.read() as tx:
+            return viewers.revoked_key_of(tx, viewer_id)
 
     # -- content -----------------------------------------------------------------------------
     def put_codebook(self, codebook: Codebook) -> None:

@@ -17,6 +17,11 @@ support counts (``fold_reports``: counts saved and reports deleted in one transa
 Two-server reports (``omega.protocol.shares``) queue the same way (``pending_shares``);
 a round has the helper verify and aggregate them and folds the exact counts
 (``fold_reports(queue="shares")``).
+
+Attestation (``omega.protocol.attestation``): the manufacturer keys the operator trusts
+(``add_manufacturer_key``, ``revoke_manufacturer_key``) and one row per attested device
+(``register_device``): a device is one viewer however often it registers. Viewers of a
+revoked key (``revoked_viewers``) are left out of rounds and refused new tokens.
 """
 
 from __future__ import annotations
@@ -41,8 +46,10 @@ from omega.protocol.messages import (
 )
 
 __all__ = [
+    "AttestedDevice",
     "Codebook",
     "LivePattern",
+    "ManufacturerKey",
     "ReleaseDelta",
     "ReportQueue",
     "Storage",
@@ -62,6 +69,29 @@ class ViewerRecord:
     device_model: str
     created_at: float
     client_version: str = "0.1.0"
+
+
+@dataclass(frozen=True, slots=True)
+class ManufacturerKey:
+    """A manufacturer public key the operator trusts to vouch for devices."""
+
+    manufacturer_id: str
+    key_id: str
+    public_key: bytes  # raw Ed25519, 32 bytes
+    created_at: float
+    revoked_at: float | None = None
+    #: Devices registered under this key (filled in by ``manufacturer_keys``).
+    devices: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class AttestedDevice:
+    """One attested registration: which device, under which key, signed when."""
+
+    manufacturer_id: str
+    device_id: str
+    key_id: str
+    signed_at: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,6 +184,41 @@ class Storage(abc.ABC):
     @abc.abstractmethod
     def use_refresh_token(self, jti: str, viewer_id: str, *, now: float) -> bool:
         """Mark a refresh token id as spent; False if it was already used (replay)."""
+
+    # -- attestation -------------------------------------------------------------------
+    @abc.abstractmethod
+    def add_manufacturer_key(self, key: ManufacturerKey) -> bool:
+        """Trust ``key``; True if it is new, False if this very key was already there.
+        ``ConflictError`` if the names hold another key, or this key was revoked (a revoked
+        key stays revoked: register a new key id)."""
+
+    @abc.abstractmethod
+    def manufacturer_keys(self) -> list[ManufacturerKey]:
+        """Every key, revoked ones too, with its device count, by manufacturer and key id."""
+
+    @abc.abstractmethod
+    def get_manufacturer_key(self, manufacturer_id: str, key_id: str) -> ManufacturerKey | None: ...
+
+    @abc.abstractmethod
+    def revoke_manufacturer_key(
+        self, manufacturer_id: str, key_id: str, *, now: float
+    ) -> ManufacturerKey | None:
+        """Mark the key revoked (once: a second call keeps the first time); None if unknown."""
+
+    @abc.abstractmethod
+    def register_device(self, device: AttestedDevice, viewer: ViewerRecord) -> str | None:
+        """The viewer id of an attested device: the one it was given before (its row moves
+        to ``device.key_id`` and ``device.signed_at``), else ``viewer`` is created for it.
+        None, changing nothing, if ``device.signed_at`` is not later than the device's last
+        registration (a replay)."""
+
+    @abc.abstractmethod
+    def revoked_viewers(self) -> frozenset[str]:
+        """Viewers whose device was last attested under a revoked key."""
+
+    @abc.abstractmethod
+    def revoked_key_of(self, viewer_id: str) -> ManufacturerKey | None:
+        """The revoked key ``viewer_id``'s device was last attested under, if it was."""
 
     # -- content -----------------------------------------------------------------------
     @abc.abstractmethod

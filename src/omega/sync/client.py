@@ -29,6 +29,7 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PublicKey
 from omega.brain import Brain, ConflictStrategy, InflightBatch
 from omega.errors import AuthError, ConfigError, RemoteProtocolError
 from omega.protocol import BINARY_MEDIA_TYPE, codec
+from omega.protocol.attestation import DeviceIdentity
 from omega.protocol.messages import (
     Message,
     PullRequest,
@@ -121,10 +122,12 @@ class SyncClient:
         on_step: Callable[[str], None] | None = None,
         report_rng: random.Random | None = None,
         helper_key: bytes | None = None,
+        attestation: DeviceIdentity | None = None,
     ) -> None:
         """``helper_key``: the raw X25519 public key of the helper that counts two-server
         reports with the constellation (pinned, as a TV pins its server's certificate);
-        None sends ε-LDP reports instead."""
+        None sends ε-LDP reports instead. ``attestation``: the device's certificate and
+        key, which sign its registration (a server refuses unattested devices by default)."""
         chosen = check_strategy(strategy or brain.config.conflict_strategy)
         if chosen != brain.config.conflict_strategy:
             raise ConfigError(
@@ -147,6 +150,7 @@ class SyncClient:
         # simulator, so that a run's popularity estimates are reproducible.
         self._report_rng = report_rng
         self._helper_key = _helper_key(helper_key)
+        self._attestation = attestation
         self._positions: dict[str, int] | None = None  # the catalog order, once read
         self._credentials: Credentials | None = None
         self._sync_lock = asyncio.Lock()
@@ -283,11 +287,13 @@ class SyncClient:
             return self._credentials
 
     async def _register(self) -> Credentials:
-        body = codec.encode(Registration(device_model=self.device_model, region=self.region))
+        registration = Registration(device_model=self.device_model, region=self.region)
 
         async def attempt() -> Response:
+            identity = self._attestation  # signs afresh each try: replays are refused
+            body = codec.encode(identity.attest(registration) if identity else registration)
             answer = await self._raw("POST", "/api/omega/viewers", body, token=None)
-            if answer.status != 201:
+            if answer.status not in (200, 201):  # 200: an attested device, registered before
                 raise error_for(answer)
             return answer
 

@@ -1,8 +1,8 @@
-"""Viewer registry and tokens: register, refresh (single use, rotating), read one's own entry."""
+"""Viewer registry and tokens: register (attested, ``admission``), refresh (single use,
+rotating; refused once the device's manufacturer key is revoked), read one's own entry."""
 
 from __future__ import annotations
 
-import secrets
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -10,6 +10,7 @@ from starlette.responses import Response
 
 from omega.constellation._runtime import runtime_of
 from omega.constellation._wire import WireFormat, read_message, reply
+from omega.constellation.admission import admit
 from omega.constellation.guards import (
     Viewer,
     enforce_rate,
@@ -20,7 +21,6 @@ from omega.constellation.problems import Problem
 from omega.constellation.routes._bodies import body_doc, reply_doc
 from omega.errors import AuthError
 from omega.protocol.messages import Registration, RegistrationResponse, TokenRefresh
-from omega.storage.base import ViewerRecord
 
 __all__ = ["router"]
 
@@ -30,7 +30,12 @@ router = APIRouter(prefix="/api/omega", tags=["viewers"])
 @router.post(
     "/viewers",
     status_code=201,
-    summary="Register a device; returns its viewer id, access and refresh tokens",
+    summary="Register a device (attested: see docs/security.md); returns its viewer id and tokens",
+    description=(
+        "201: a new viewer. 200: an attested device that registered before gets its viewer "
+        "id back with new tokens. 403: no attestation (unless the server allows it), or one "
+        "that does not check out. 429: over the per-address or per-manufacturer limit."
+    ),
     openapi_extra=body_doc("Registration", required=False),
     responses=reply_doc("RegistrationResponse", 201, "Registered"),
     response_class=Response,
@@ -49,23 +54,15 @@ async def register(request: Request) -> Response:
             max_bytes=settings.max_body_bytes,
             max_decompressed=settings.max_decompressed_bytes,
         )
-    viewer_id = "v_" + secrets.token_urlsafe(16)
-    record = ViewerRecord(
-        viewer_id=viewer_id,
-        region=registration.region,
-        device_model=registration.device_model,
-        created_at=runtime.clock.now(),
-        client_version=registration.client_version,
-    )
-    await runtime.db(lambda: runtime.storage.create_viewer(record))
-    pair = runtime.tokens.issue_pair(viewer_id)
+    admitted = await admit(runtime, registration)
+    pair = runtime.tokens.issue_pair(admitted.viewer_id)
     answer = RegistrationResponse(
-        viewer_id=viewer_id,
+        viewer_id=admitted.viewer_id,
         access_token=pair.access_token,
         refresh_token=pair.refresh_token,
         expires_in=pair.expires_in,
     )
-    return reply(answer, fmt, status=201)
+    return reply(answer, fmt, status=201 if admitted.new else 200)
 
 
 @router.post(
@@ -89,6 +86,13 @@ async def refresh(request: Request) -> Response:
     viewer = await runtime.db(lambda: runtime.storage.get_viewer(verified.viewer_id))
     if viewer is None:
         raise AuthError("the refresh token's viewer is not registered here")
+    revoked = await runtime.db(lambda: runtime.storage.revoked_key_of(verified.viewer_id))
+    if revoked is not None:
+        raise AuthError(
+            f"this device was attested under manufacturer key {revoked.manufacturer_id}/"
+            f"{revoked.key_id}, since revoked: register again with a certificate from a "
+            "trusted key"
+        )
     first_use = await runtime.db(
         lambda: runtime.storage.use_refresh_token(
             verified.jti, verified.viewer_id, now=runtime.clock.now()

@@ -1,0 +1,166 @@
+"""A TV registers with its manufacturer's certificate: through ``SyncClient`` in-process, and
+through the command line as a maker, an operator and a TV would, against a real server."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import typer
+from _sync_world import (
+    ADMIN_TOKEN,
+    Server,
+    inprocess_settings,
+    open_brain,
+    publish_codebook_via,
+    start_server,
+    watch,
+)
+from typer.testing import CliRunner
+
+from omega.clock import ManualClock
+from omega.constellation import create_app
+from omega.errors import AuthError
+from omega.protocol.attestation import Manufacturer
+from omega.sync import AsgiTransport, SyncClient
+from omega.sync.cursors import load_credentials
+from omega.sync.transport import Transport
+
+MAKER = Manufacturer.generate("sync-maker", "k1")
+
+
+async def _trust(transport: Transport, maker: Manufacturer) -> None:
+    doc = {"manufacturer_id": maker.manufacturer_id, "key_id": maker.key_id}
+    body = json.dumps({**doc, "public_key": maker.public_key.hex()}).encode()
+    headers = {"Content-Type": "application/json", "Authorization": f"Bearer {ADMIN_TOKEN}"}
+    answer = await transport.request("POST", "/api/omega/manufacturers", body=body, headers=headers)
+    assert answer.status == 201, answer.body
+
+
+def test_an_attested_tv_syncs_and_stays_one_viewer(tmp_path: Path) -> None:
+    clock = ManualClock()
+    settings = inprocess_settings(tmp_path / "server", allow_unattested=False)
+    app = create_app(settings, clock=clock)
+    identity = MAKER.device("SN-1", model="X55", clock=clock)
+
+    async def scenario() -> None:
+        async with AsgiTransport(app) as transport:
+            await publish_codebook_via(transport)
+            await _trust(transport, MAKER)
+            tv = open_brain(tmp_path / "tv", clock)
+            watch(tv, clock, [0, 1])
+            client = SyncClient(tv, transport, attestation=identity)
+            await client.fetch_codebook()
+            assert (await client.sync()).accepted > 0
+            viewer = load_credentials(tv)
+            assert viewer is not None
+            # The same TV, its storage wiped: it registers again and is the same viewer.
+            clock.advance(60)
+            wiped = open_brain(tmp_path / "wiped", clock)
+            again = await SyncClient(wiped, transport, attestation=identity).sync()
+            assert again.viewer_id == viewer.viewer_id
+            # A TV without a certificate is refused, with a sentence saying why.
+            bare = open_brain(tmp_path / "bare", clock)
+            with pytest.raises(AuthError, match="attested devices"):
+                await SyncClient(bare, transport).sync()
+            for brain in (tv, wiped, bare):
+                brain.close()
+
+    asyncio.run(scenario())
+
+
+# -- the command line -------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def attesting(tmp_path_factory: pytest.TempPathFactory) -> Server:
+    """A server with the defaults: attested devices only."""
+    server = start_server(tmp_path_factory.mktemp("attesting"), OMEGA_ALLOW_UNATTESTED="false")
+    server.publish_codebook()
+    yield server  # type: ignore[misc]
+    server.stop()
+
+
+def _omega() -> typer.Typer:
+    from omega.cli.main import app
+
+    return app
+
+
+def _run(*args: str) -> dict[str, object]:
+    result = CliRunner().invoke(_omega(), [*args, "--json"])
+    assert result.exit_code == 0, result.output
+    parsed: dict[str, object] = json.loads(result.output)
+    return parsed
+
+
+def test_a_maker_an_operator_and_a_tv_on_the_command_line(
+    attesting: Server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OMEGA_ADMIN_TOKEN", ADMIN_TOKEN)
+    monkeypatch.setenv("OMEGA_SERVER", attesting.base_url)
+    key = tmp_path / "acme-2026.pem"
+    made = _run("attest", "keygen", "acme", "2026", "--out", str(key))
+    assert key.stat().st_mode & 0o777 == 0o600
+    added = _run(
+        "admin", "manufacturers", "add", "acme", "2026", "--public-key", str(made["public_key"])
+    )
+    assert added["revoked_at"] is None
+    tv_files = tmp_path / "tv-files"
+    _run(
+        "attest", "device", "SN-42", "--key", str(key), "--manufacturer", "acme",
+        "--key-id", "2026", "--model", "X55", "--out", str(tv_files),
+    )  # fmt: skip
+    assert (tv_files / "device.key").stat().st_mode & 0o777 == 0o600
+
+    tv = open_brain(tmp_path / "tv", ManualClock())
+    watch(tv, tv.clock, [1, 2])  # type: ignore[arg-type]
+    tv.close()
+    files = ["--certificate", str(tv_files / "device.cert")]
+    files += ["--device-key", str(tv_files / "device.key")]
+    synced = _run("sync", str(tmp_path / "tv"), "--server", attesting.base_url, *files)
+    assert synced["accepted"] == synced["pushed"] > 0
+
+    listed = _run("admin", "manufacturers", "list")["keys"]
+    assert [(k["manufacturer_id"], k["devices"]) for k in listed] == [("acme", 1)]  # type: ignore[index, union-attr]
+    revoked = _run("admin", "manufacturers", "revoke", "acme", "2026")
+    assert revoked["revoked_at"] is not None and revoked["devices"] == 1
+
+
+def test_command_line_mistakes_are_one_sentence_and_an_exit_code(
+    attesting: Server, tmp_path: Path
+) -> None:
+    tv = open_brain(tmp_path / "tv", ManualClock())
+    tv.close()
+    (tmp_path / "junk.cert").write_text("{}")
+    command = [sys.executable, "-c", "from omega.cli.main import run; run()"]
+    sync = ["sync", str(tmp_path / "tv"), "--server", attesting.base_url]
+    junk = ["--certificate", str(tmp_path / "junk.cert")]
+    admin = ["admin", "manufacturers"]
+    at = ["--server", attesting.base_url]
+    wrong = ["--admin-token", "wrong-token-" + "z" * 16]
+    cases = [
+        (sync, 7, "attested"),  # no certificate: the server refuses the TV
+        ([*sync, *junk], 2, "--device-key"),
+        ([*sync, *junk, "--device-key", "x"], 3, "not a device certificate"),
+        ([*admin, "list", *at], 2, "--admin-token"),
+        ([*admin, "list", *at, *wrong], 7, "admin token"),
+        (
+            [*admin, "add", "m", "k", "--public-key", "nope", *at, "--admin-token", ADMIN_TOKEN],
+            3,
+            "key",
+        ),
+    ]
+    wide = {**os.environ, "COLUMNS": "500"}  # one sentence on one line
+    for args, code, words in cases:
+        done = subprocess.run(
+            [*command, *args], capture_output=True, text=True, timeout=120, check=False, env=wide
+        )
+        assert done.returncode == code, (args, done.stdout, done.stderr)
+        assert "error:" in done.stderr and words in done.stderr, done.stderr
+        assert "Traceback" not in done.stderr
