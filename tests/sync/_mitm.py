@@ -5,7 +5,6 @@ answer to ``rewrite``, which may send other bytes back in its place."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import http
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -39,6 +38,7 @@ class ManInTheMiddle:
     rewritten: int = 0
     _server: asyncio.Server | None = None
     _client: httpx.AsyncClient | None = None
+    _handlers: dict[asyncio.Task[None], asyncio.StreamWriter] = field(default_factory=dict)
 
     @property
     def base_url(self) -> str:
@@ -59,25 +59,32 @@ class ManInTheMiddle:
     ) -> None:
         assert self._server is not None and self._client is not None
         self._server.close()
+        handlers = list(self._handlers.items())
+        for _, writer in handlers:  # connections the device left open: their reads end
+            writer.close()
+        for task, _ in handlers:
+            await task
         await self._server.wait_closed()
         await self._client.aclose()
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self._handlers[task] = writer
         try:
             while True:
                 try:
                     head = await reader.readuntil(b"\r\n\r\n")
-                except asyncio.IncompleteReadError:
-                    return  # the device closed the connection
+                except (asyncio.IncompleteReadError, ConnectionError):
+                    return  # the connection closed
                 method, path, headers = _parse_head(head)
                 body = await reader.readexactly(int(headers.get("content-length", "0")))
                 await self._forward(writer, method, path, headers, body)
                 if headers.get("connection", "").lower() == "close":
                     return
         finally:
+            self._handlers.pop(task, None)
             writer.close()
-            with contextlib.suppress(ConnectionError):
-                await writer.wait_closed()
 
     async def _forward(
         self,
