@@ -206,6 +206,10 @@ def test_configured_release_keys_win_and_endorsed_keys_follow_their_roots() -> N
     assert out_of_band.keys() == {"k9": c}  # registration's k1 (and what it endorsed) is out
     assert out_of_band.learn([signing.Endorsement("k10", a, "k9", b"sig checked by verify")])
     assert set(out_of_band.keys()) == {"k9", "k10"}
+    # k2, pinned under registration's root, is taken anew when a trusted key endorses it
+    assert out_of_band.learn([signing.Endorsement("k2", c, "k9", b"sig")])
+    assert out_of_band.keys()["k2"] == c and out_of_band.pins()["k2"].by == "k9"
+    assert not out_of_band.learn([signing.Endorsement("k2", a, "k9", b"sig")])  # no override
     assert pins_from_json(pins_to_json(pins)) == pins
     assert pins_from_json("not json") == {} and pins_from_json('{"k": {"key": "!"}}') == {}
     with pytest.raises(ConfigError, match="release key 'k1' must be 32"):

@@ -172,6 +172,7 @@ class SyncClient:
         self._credentials: Credentials | None = None
         self._sync_lock = asyncio.Lock()
         self._auth_lock = asyncio.Lock()
+        self._trust_lock = asyncio.Lock()
 
     # -- the round trip ----------------------------------------------------------------
     async def sync(self) -> SyncResult:
@@ -354,15 +355,16 @@ class SyncClient:
         at registration; plus the keys they endorsed since. A device registered before
         releases were signed pins the server's signing key now, from
         ``GET /api/omega/release-keys`` (the same trust as a registration answer)."""
-        if self._trust is None:
-            pins = await asyncio.to_thread(ReleasePins.load, self.brain)
-            trust = ReleaseTrust(pins, configured=self._configured_keys)
-            if not trust.keys():
-                pins = await self._first_pins()
-                await asyncio.to_thread(ReleasePins.save, self.brain, pins)
+        async with self._trust_lock:
+            if self._trust is None:
+                pins = await asyncio.to_thread(ReleasePins.load, self.brain)
                 trust = ReleaseTrust(pins, configured=self._configured_keys)
-            self._trust = trust
-        return self._trust
+                if not trust.keys():
+                    pins = await self._first_pins()
+                    await asyncio.to_thread(ReleasePins.save, self.brain, pins)
+                    trust = ReleaseTrust(pins, configured=self._configured_keys)
+                self._trust = trust
+            return self._trust
 
     async def _first_pins(self) -> dict[str, PinnedKey]:
         answer = await self._send("GET", "/api/omega/release-keys", None)

@@ -84,7 +84,7 @@ class ReleaseTrust:
         """Pin the keys of ``endorsements`` (already verified); True if any was new."""
         changed = False
         for e in endorsements:
-            if e.kid not in self._pins and e.by in self._keys:
+            if e.kid not in self._keys and e.by in self._keys:
                 self._pins[e.kid] = PinnedKey(e.public, e.by)
                 changed = True
         if changed:
