@@ -36,7 +36,6 @@ from omega.brain import Brain, ConflictStrategy, InflightBatch
 from omega.errors import AuthError, ConfigError, RemoteProtocolError
 from omega.protocol import BINARY_MEDIA_TYPE, codec
 from omega.protocol.messages import (
-    Message,
     PullRequest,
     PullResponse,
     PushRequest,
@@ -394,11 +393,6 @@ class SyncClient:
             self.refreshes += 1
 
     # -- requests ----------------------------------------------------------------------
-    async def _post(self, path: str, message: Message) -> tuple[Response, int, int]:
-        body = codec.encode(message)
-        answer = await self._send("POST", path, body)
-        return answer, len(body), len(answer.body)
-
     async def _send(
         self, method: str, path: str, body: bytes | None, *, accept_missing: bool = False
     ) -> Response:
