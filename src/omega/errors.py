@@ -12,7 +12,8 @@
     ├── ProtocolError               wire protocol violations
     │   ├── LocalProtocolError      we tried to send something invalid (our bug)
     │   └── RemoteProtocolError     the peer sent garbage (their bug or an attack)
-    │       └── PayloadTooLargeError  body or decompressed size over the limit
+    │       ├── PayloadTooLargeError  body or decompressed size over the limit
+    │       └── SignatureError      a release not signed by a key this device trusts
     ├── TransportError              the network failed (retryable)
     │   └── ServerError             the server answered with an error status
     ├── AuthError                   missing, bad or expired credentials
@@ -37,6 +38,7 @@ __all__ = [
     "RemoteProtocolError",
     "SchemaVersionError",
     "ServerError",
+    "SignatureError",
     "StoreError",
     "TransportError",
 ]
@@ -84,6 +86,11 @@ class RemoteProtocolError(ProtocolError):
 
 class PayloadTooLargeError(RemoteProtocolError):
     """A body, or its decompressed form, is over the limit."""
+
+
+class SignatureError(RemoteProtocolError):
+    """A signed answer failed its check (no seal, a bad signature, a key not trusted, an
+    answer to another request): nothing from it may be applied."""
 
 
 class TransportError(OmegaError):

@@ -32,6 +32,8 @@ def test_same_seed_same_sizes() -> None:
     assert first["encode_us_median"] > 0
     assert first["decode_us_median"] > 0
     assert set(first["kinds"]) == {"push", "pull", "sync_request", "sync_response"}
+    assert first["seal"]["seal_us_median"] > 0 and first["seal"]["verify_us_median"] > 0
+    assert 64 < first["seal"]["seal_bytes"] == second["seal"]["seal_bytes"] < 200
 
 
 def test_measure_sync_takes_any_messages() -> None:

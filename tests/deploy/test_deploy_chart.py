@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 import yaml
 
-from omega.constellation import Settings, load_admin_token, load_keys
+from omega.constellation import Settings, load_admin_token, load_keys, load_release_keys
 from omega.helper.service import SECRET_FILE
 from omega.protocol.aggregation import parse_secret
 
@@ -128,6 +128,7 @@ def test_defaults_run_the_three_processes_with_secrets_from_secrets(helm: Module
     for name, key in (
         ("OMEGA_DB_URL", "database-url"),
         ("OMEGA_JWT_KEYS", "jwt-keys"),
+        ("OMEGA_RELEASE_KEYS", "release-keys"),
         ("OMEGA_ADMIN_TOKEN", "admin-token"),
     ):
         assert env[name]["valueFrom"]["secretKeyRef"]["key"] == key
@@ -159,10 +160,13 @@ def test_generated_secrets_are_what_the_servers_load(helm: ModuleType, tmp_path:
     settings = Settings(
         data_dir=tmp_path,
         jwt_keys=json.loads(auth["jwt-keys"]),
+        release_keys=json.loads(auth["release-keys"]),
         admin_token=auth["admin-token"],
     )
     ring = load_keys(settings)
     assert ring.signer.algorithm == "EdDSA" and ring.signer.private is not None
+    assert len(load_release_keys(settings).public_keys()) == 1
+    assert not (tmp_path / "release-keys").exists()  # from the Secret, not a ring per pod
     assert len(load_admin_token(settings)) >= 32
     shared = secrets["omega-helper-secret"]["data"]["aggregation-secret"]
     assert len(parse_secret(base64.b64decode(shared).decode(), source="chart")) == 32

@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import subprocess
 import sys
 from pathlib import Path
 
+import httpx
 import typer
 from _sync_world import Server, open_brain, watch
 from typer.testing import CliRunner
 
 from omega.cli import sync as sync_cli
+from omega.cli.main import ExitCode, exit_code_for
 from omega.clock import ManualClock
+from omega.errors import SignatureError
 
 
 def _app() -> typer.Typer:
@@ -50,6 +54,7 @@ def test_omega_sync_errors_are_one_sentence_and_an_exit_code(tmp_path: Path) -> 
         (["sync", str(tmp_path / "missing"), "--server", "http://127.0.0.1:9"], 2),
         (["sync", str(tmp_path / "tv"), "--server", "ftp://nowhere"], 2),
         (["sync", str(tmp_path / "tv"), "--server", "http://127.0.0.1:9"], 6),
+        (["sync", str(tmp_path / "tv"), "--server", "http://x", "--release-key", "k=AAAA"], 2),
     ]
     for args, code in cases:
         done = subprocess.run(
@@ -57,3 +62,22 @@ def test_omega_sync_errors_are_one_sentence_and_an_exit_code(tmp_path: Path) -> 
         )
         assert done.returncode == code, (args, done.stdout, done.stderr)
         assert "error:" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_omega_sync_pins_a_release_key_given_out_of_band(server: Server, tmp_path: Path) -> None:
+    keys = httpx.get(server.base_url + "/api/omega/release-keys").json()
+    kid = keys["signing_kid"]
+    wrong = base64.b64encode(bytes(32)[:-1] + b"\x01").decode()
+    runner = CliRunner()
+    for name, pin in [("right", keys["keys"][kid]), ("wrong", wrong)]:
+        tv = open_brain(tmp_path / name, ManualClock())
+        tv.close()
+        args = ["sync", str(tmp_path / name), "--server", server.base_url]
+        result = runner.invoke(_app(), [*args, "--release-key", f"{kid}={pin}", "--json"])
+        if name == "right":
+            assert result.exit_code == 0, result.output
+            continue
+        # omega's entry point prints this error's sentence and exits with the protocol code
+        assert isinstance(result.exception, SignatureError)
+        assert "does not match its signature" in str(result.exception)
+        assert exit_code_for(result.exception) == ExitCode.PROTOCOL

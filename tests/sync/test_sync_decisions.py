@@ -9,16 +9,38 @@ from pathlib import Path
 import numpy as np
 import pytest
 from _sync_world import centroids, open_brain, watch
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from tenacity import RetryCallState
 
 from omega.clock import ManualClock
-from omega.errors import AuthError, ConflictError, RemoteProtocolError, ServerError, TransportError
-from omega.protocol import codec
+from omega.errors import (
+    AuthError,
+    ConfigError,
+    ConflictError,
+    RemoteProtocolError,
+    ServerError,
+    SignatureError,
+    TransportError,
+)
+from omega.protocol import codec, signing
 from omega.protocol.messages import PullResponse, PushAck, SyncResponse
 from omega.sync import RetryPolicy, build_push
-from omega.sync.replies import error_for, is_retryable, parse_retry_after, read_sync_reply
+from omega.sync.releases import (
+    PinnedKey,
+    ReleaseTrust,
+    check_release_keys,
+    pins_from_json,
+    pins_to_json,
+)
+from omega.sync.replies import (
+    error_for,
+    is_retryable,
+    open_sealed,
+    parse_retry_after,
+    read_sync_reply,
+)
 from omega.sync.transport import Response
 
 
@@ -152,3 +174,43 @@ def test_a_change_queued_again_after_it_was_read_is_not_dropped_by_the_ack(
     assert tv.sync.ack_batch("b1") == len(plan.entries) - 1
     assert [e.pattern_id for e in tv.sync.pending(64)] == [again]
     tv.close()
+
+
+def test_only_a_sealed_frame_from_a_trusted_key_opens() -> None:
+    key = Ed25519PrivateKey.generate()
+    trusted = {"k1": signing.public_bytes(key)}
+    sent = b"the request frame"
+    frame = codec.encode(SyncResponse(pull=PullResponse(version=3)))
+    sealed = signing.seal(frame, request=signing.request_digest(sent), kid="k1", key=key)
+    binary = "application/x-omega"
+    assert (
+        open_sealed(_answer(200, sealed, content_type=binary), request=sent, trusted=trusted) == []
+    )
+    json_body = codec.encode_json(SyncResponse(pull=PullResponse(version=3)))
+    refusals = [
+        (_answer(200, json_body, content_type="application/json"), trusted, "not a sealed"),
+        (_answer(200, frame, content_type=binary), trusted, "not signed"),
+        (_answer(200, sealed, content_type=binary), {}, "no release key is pinned"),
+    ]
+    for answer, keys, why in refusals:
+        with pytest.raises(SignatureError, match=why):
+            open_sealed(answer, request=sent, trusted=keys)
+
+
+def test_configured_release_keys_win_and_endorsed_keys_follow_their_roots() -> None:
+    a, b, c = (signing.public_bytes(Ed25519PrivateKey.generate()) for _ in range(3))
+    pins = {"k1": PinnedKey(a), "k2": PinnedKey(b, by="k1"), "k3": PinnedKey(c, by="k2")}
+    assert ReleaseTrust(pins).keys() == {"k1": a, "k2": b, "k3": c}
+    assert ReleaseTrust(pins).kids() == ["k3", "k2", "k1"]
+    out_of_band = ReleaseTrust(pins, configured={"k9": c})
+    assert out_of_band.keys() == {"k9": c}  # registration's k1 (and what it endorsed) is out
+    assert out_of_band.learn([signing.Endorsement("k10", a, "k9", b"sig checked by verify")])
+    assert set(out_of_band.keys()) == {"k9", "k10"}
+    # k2, pinned under registration's root, is taken anew when a trusted key endorses it
+    assert out_of_band.learn([signing.Endorsement("k2", c, "k9", b"sig")])
+    assert out_of_band.keys()["k2"] == c and out_of_band.pins()["k2"].by == "k9"
+    assert not out_of_band.learn([signing.Endorsement("k2", a, "k9", b"sig")])  # no override
+    assert pins_from_json(pins_to_json(pins)) == pins
+    assert pins_from_json("not json") == {} and pins_from_json('{"k": {"key": "!"}}') == {}
+    with pytest.raises(ConfigError, match="release key 'k1' must be 32"):
+        check_release_keys({"k1": b"short"})

@@ -3,7 +3,8 @@
 :func:`measure_sync` takes lists of real messages (for example, brain-produced pushes and
 federation-produced pulls); :func:`run_sync_bench` feeds it seeded synthetic ones shaped
 like what the brain and the federation round emit: hex ids, rates rounded to 4 places,
-cells from a 256-cell codebook.
+cells from a 256-cell codebook. ``seal`` times what signed releases cost: the server
+sealing each ``/sync`` answer to its request, and the device checking the seal.
 """
 
 from __future__ import annotations
@@ -14,9 +15,10 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from omega.errors import InputError
-from omega.protocol import CELLS_BY_TASK
+from omega.protocol import CELLS_BY_TASK, signing
 from omega.protocol.codec import decode, encode
 from omega.protocol.messages import (
     ConsolidatedPattern,
@@ -42,6 +44,8 @@ _TASK_P = (0.6, 0.25, 0.08, 0.07)
 _BUCKETS = ("morning", "afternoon", "evening", "night", "any")
 _DAYS = ("weekday", "weekend", "any")
 _REGIONS = ("global", "eu-west", "us-east", "apac")
+#: A release key id as the server's ring makes them (its length is what a seal carries).
+_KID = "k20260101T000000.000000000-0000"
 
 
 def _hex(rng: np.random.Generator, nbytes: int) -> str:
@@ -144,9 +148,9 @@ def _round_trips(pushes: Sequence[PushRequest], pulls: Sequence[PullResponse]) -
     """Pair each push with a pull into the messages one ``/sync`` round trip carries."""
     requests, responses = [], []
     for push, pull in zip(pushes, pulls, strict=False):
-        requests.append(
-            SyncRequest(pull=PullRequest(viewer_id=push.viewer_id, since_version=1), push=push)
-        )
+        nonce = bytes.fromhex(push.batch_id)[:16].ljust(16, b"\0")  # 16 bytes, as a device's
+        pull_request = PullRequest(viewer_id=push.viewer_id, since_version=1)
+        requests.append(SyncRequest(pull=pull_request, push=push, nonce=nonce, release_kids=[_KID]))
         accepted = [p.id for p in (*push.added, *push.updated)] + list(push.removed)
         ack = PushAck(batch_id=push.batch_id, accepted=accepted, server_version=pull.version)
         responses.append(SyncResponse(pull=pull, ack=ack))
@@ -179,13 +183,41 @@ def _kind_stats(
     return stats, enc, dec
 
 
+def _seal_stats(
+    requests: Sequence[Message], responses: Sequence[Message], repeats: int
+) -> dict[str, float]:
+    """Seal each answer frame to its request's frame, and check it as a device does."""
+    key = Ed25519PrivateKey.generate()
+    trusted = {_KID: signing.public_bytes(key)}
+    pairs = [(encode(q), encode(r)) for q, r in zip(requests, responses, strict=True)]
+    seal_us: list[float] = []
+    verify_us: list[float] = []
+    extra: list[int] = []
+    for _ in range(repeats):
+        for request, frame in pairs:
+            t0 = time.perf_counter_ns()
+            sealed = signing.seal(frame, request=signing.request_digest(request), kid=_KID, key=key)
+            t1 = time.perf_counter_ns()
+            signing.verify(sealed, request=signing.request_digest(request), trusted=trusted)
+            t2 = time.perf_counter_ns()
+            seal_us.append((t1 - t0) / 1e3)
+            verify_us.append((t2 - t1) / 1e3)
+            extra.append(len(sealed) - len(frame))
+    return {
+        "seal_us_median": statistics.median(seal_us),
+        "verify_us_median": statistics.median(verify_us),
+        "seal_bytes": float(np.median(extra)),
+    }
+
+
 def measure_sync(
     pushes: Sequence[PushRequest], pulls: Sequence[PullResponse], *, repeats: int = 3
 ) -> dict[str, Any]:
     """Encode and decode every message ``repeats`` times; sizes and median timings.
 
     Top-level figures cover pushes and pulls; ``kinds`` adds the combined ``/sync``
-    request and response (each push paired with a pull).
+    request and response (each push paired with a pull); ``seal``: the median µs to seal
+    one ``/sync`` answer (server) and to check it (device), and the bytes a seal adds.
     """
     if not pushes or not pulls:
         raise InputError("measure_sync needs at least one push and one pull")
@@ -198,6 +230,7 @@ def measure_sync(
         if kind in ("push", "pull"):
             encode_us += enc
             decode_us += dec
+    seal = _seal_stats(samples["sync_request"], samples["sync_response"], repeats)
     pattern_counts = [len(p.added) + len(p.updated) for p in pushes]
     return {
         "pushes": len(pushes),
@@ -212,6 +245,7 @@ def measure_sync(
         "patterns_per_pull_median": float(np.median([len(p.patterns) for p in pulls])),
         "pulls_within_5kb": float(np.mean([len(encode(p)) <= 5120 for p in pulls])),
         "kinds": kinds,
+        "seal": seal,
     }
 
 

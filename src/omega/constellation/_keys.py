@@ -1,8 +1,14 @@
-"""The JWT key ring: several keys by ``kid``; the newest private key signs, any verifies.
+"""Key rings: several keys by ``kid``; the newest private key signs, any verifies.
+
+Two rings use it: the JWT keys (:data:`JWT_KEYS`, Ed25519 or RSA) and the release keys
+that seal answers to devices (:data:`RELEASE_KEYS`, Ed25519 only).
 
 Rotation: add a key (``KeyRing.rotate`` writes a new Ed25519 key to the data dir, or an
-operator adds one to ``OMEGA_JWT_KEYS``); tokens signed by older keys stay valid until
-they expire, and an old key is retired by removing it once its refresh tokens are gone.
+operator adds one to ``OMEGA_JWT_KEYS`` / ``OMEGA_RELEASE_KEYS``). For JWTs, tokens
+signed by older keys stay valid until they expire, and an old key is retired by removing
+it once its refresh tokens are gone. For releases, an older private key endorses the new
+one to devices that still trust only the older (see ``omega.protocol.signing``); retire
+it once every device has synced since the rotation.
 """
 
 from __future__ import annotations
@@ -18,13 +24,28 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
 
 from omega.errors import ConfigError
+from omega.protocol import KID_PATTERN
 
-__all__ = ["KeyRing", "SigningKey"]
+__all__ = ["JWT_KEYS", "RELEASE_KEYS", "KeyKind", "KeyRing", "SigningKey"]
 
 PrivateKey = ed25519.Ed25519PrivateKey | rsa.RSAPrivateKey
 PublicKey = ed25519.Ed25519PublicKey | rsa.RSAPublicKey
 
-_KID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+_KID = re.compile(KID_PATTERN)
+
+
+@dataclass(frozen=True, slots=True)
+class KeyKind:
+    """What a ring holds: its name in messages, where operators configure it, and
+    whether RSA keys are allowed besides Ed25519."""
+
+    label: str
+    setting: str
+    rsa: bool
+
+
+JWT_KEYS = KeyKind(label="JWT", setting="OMEGA_JWT_KEYS", rsa=True)
+RELEASE_KEYS = KeyKind(label="release", setting="OMEGA_RELEASE_KEYS", rsa=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,31 +60,46 @@ class SigningKey:
         return "EdDSA" if isinstance(self.public, ed25519.Ed25519PublicKey) else "RS256"
 
 
-def _load_pem(kid: str, pem: bytes) -> SigningKey:
+def _load_pem(kid: str, pem: bytes, kind: KeyKind = JWT_KEYS) -> SigningKey:
+    name = f"{kind.label} key {kid!r}"
     if not _KID.match(kid):
-        raise ConfigError(f"JWT key id {kid!r} must match {_KID.pattern}")
+        raise ConfigError(f"{kind.label} key id {kid!r} must match {_KID.pattern}")
+    key = _read_pem(name, pem)
+    if isinstance(key.public, rsa.RSAPublicKey):
+        if not kind.rsa:
+            raise ConfigError(f"{name}: only Ed25519 keys are allowed")
+        if key.public.key_size < 2048:
+            raise ConfigError(f"{name}: RSA keys need at least 2048 bits")
+    return SigningKey(kid=kid, public=key.public, private=key.private)
+
+
+def _read_pem(name: str, pem: bytes) -> SigningKey:
     try:
         if b"PRIVATE KEY" in pem:
             private = serialization.load_pem_private_key(pem, password=None)
             if not isinstance(private, (ed25519.Ed25519PrivateKey, rsa.RSAPrivateKey)):
-                raise ConfigError(f"JWT key {kid!r}: only Ed25519 or RSA keys are allowed")
-            return SigningKey(kid=kid, public=private.public_key(), private=private)
+                raise ConfigError(f"{name}: only Ed25519 or RSA keys are allowed")
+            return SigningKey(kid="", public=private.public_key(), private=private)
         public = serialization.load_pem_public_key(pem)
     except (ValueError, TypeError) as exc:
-        raise ConfigError(f"JWT key {kid!r} is not a readable PEM key: {exc}") from exc
+        raise ConfigError(f"{name} is not a readable PEM key: {exc}") from exc
     if not isinstance(public, (ed25519.Ed25519PublicKey, rsa.RSAPublicKey)):
-        raise ConfigError(f"JWT key {kid!r}: only Ed25519 or RSA keys are allowed")
-    if isinstance(public, rsa.RSAPublicKey) and public.key_size < 2048:
-        raise ConfigError(f"JWT key {kid!r}: RSA keys need at least 2048 bits")
-    return SigningKey(kid=kid, public=public, private=None)
+        raise ConfigError(f"{name}: only Ed25519 or RSA keys are allowed")
+    return SigningKey(kid="", public=public, private=None)
 
 
 class KeyRing:
     """Keys by kid. ``signer`` is the configured kid or the greatest kid holding a private key."""
 
     def __init__(
-        self, keys: list[SigningKey], *, signing_kid: str | None = None, directory: Path | None
+        self,
+        keys: list[SigningKey],
+        *,
+        signing_kid: str | None = None,
+        directory: Path | None,
+        kind: KeyKind = JWT_KEYS,
     ) -> None:
+        self.kind = kind
         self._keys = {key.kid: key for key in keys}
         self._directory = directory
         self._pinned = signing_kid
@@ -73,29 +109,35 @@ class KeyRing:
         if self._pinned is not None:
             key = self._keys.get(self._pinned)
             if key is None or key.private is None:
-                raise ConfigError(f"no private JWT key with kid {self._pinned!r}")
+                raise ConfigError(f"no private {self.kind.label} key with kid {self._pinned!r}")
             return key
         private = sorted(kid for kid, key in self._keys.items() if key.private is not None)
         if not private:
-            raise ConfigError("the JWT key ring holds no private key to sign with")
+            raise ConfigError(f"the {self.kind.label} key ring holds no private key to sign with")
         return self._keys[private[-1]]
 
     @classmethod
-    def from_pems(cls, pems: dict[str, bytes], *, signing_kid: str | None = None) -> KeyRing:
+    def from_pems(
+        cls, pems: dict[str, bytes], *, signing_kid: str | None = None, kind: KeyKind = JWT_KEYS
+    ) -> KeyRing:
         return cls(
-            [_load_pem(kid, pem) for kid, pem in pems.items()],
+            [_load_pem(kid, pem, kind) for kid, pem in pems.items()],
             signing_kid=signing_kid,
             directory=None,
+            kind=kind,
         )
 
     @classmethod
-    def open_directory(cls, directory: Path, *, signing_kid: str | None = None) -> KeyRing:
+    def open_directory(
+        cls, directory: Path, *, signing_kid: str | None = None, kind: KeyKind = JWT_KEYS
+    ) -> KeyRing:
         """Load ``<kid>.pem`` files from ``directory``; create a first Ed25519 key if none."""
         directory.mkdir(parents=True, exist_ok=True, mode=0o700)
         if not any(directory.glob("*.pem")):
             _write_new_key(directory)
-        keys = [_load_pem(path.stem, path.read_bytes()) for path in sorted(directory.glob("*.pem"))]
-        return cls(keys, signing_kid=signing_kid, directory=directory)
+        paths = sorted(directory.glob("*.pem"))
+        keys = [_load_pem(path.stem, path.read_bytes(), kind) for path in paths]
+        return cls(keys, signing_kid=signing_kid, directory=directory, kind=kind)
 
     @property
     def signer(self) -> SigningKey:
@@ -107,12 +149,17 @@ class KeyRing:
     def kids(self) -> list[str]:
         return sorted(self._keys)
 
+    def by_age(self) -> list[SigningKey]:
+        """Every key, oldest kid first."""
+        return [self._keys[kid] for kid in sorted(self._keys)]
+
     def rotate(self) -> SigningKey:
         """Create a new Ed25519 key in the ring's directory; it signs from now on."""
         if self._directory is None:
-            raise ConfigError("keys come from OMEGA_JWT_KEYS; rotate them there")
+            raise ConfigError(f"keys come from {self.kind.setting}; rotate them there")
         kid = _write_new_key(self._directory)
-        self._keys[kid] = _load_pem(kid, (self._directory / f"{kid}.pem").read_bytes())
+        pem = (self._directory / f"{kid}.pem").read_bytes()
+        self._keys[kid] = _load_pem(kid, pem, self.kind)
         self._pinned = None
         self._signer = self._choose_signer()
         return self._signer

@@ -12,7 +12,7 @@ from anyio import to_thread
 from fastapi import Request
 
 from omega.clock import Clock
-from omega.constellation._keys import KeyRing
+from omega.constellation._keys import RELEASE_KEYS, KeyRing
 from omega.constellation.auth import AdminGate, TokenService
 from omega.constellation.distribute import Pacer
 from omega.constellation.events import EventBroker, ReleaseWatcher
@@ -21,10 +21,11 @@ from omega.constellation.ingest import CodebookCache
 from omega.constellation.metrics import Metrics
 from omega.constellation.ratelimit import ViewerRateLimiter
 from omega.constellation.rounds import RoundRunner
+from omega.constellation.sealing import ReleaseSealer
 from omega.constellation.settings import Settings
 from omega.storage.base import Storage
 
-__all__ = ["Runtime", "load_admin_token", "load_keys", "runtime_of"]
+__all__ = ["Runtime", "load_admin_token", "load_keys", "load_release_keys", "runtime_of"]
 
 T = TypeVar("T")
 
@@ -46,6 +47,7 @@ class Runtime:
     codebooks: CodebookCache
     exchange: Exchange
     rounds: RoundRunner
+    sealer: ReleaseSealer
 
     async def db(self, call: Callable[[], T]) -> T:
         """Run a (blocking) storage call on a worker thread."""
@@ -65,6 +67,16 @@ def load_keys(settings: Settings) -> KeyRing:
     return KeyRing.open_directory(
         settings.data_dir / "jwt-keys", signing_kid=settings.jwt_signing_kid
     )
+
+
+def load_release_keys(settings: Settings) -> ReleaseSealer:
+    """The release key ring (``OMEGA_RELEASE_KEYS``, else ``<data_dir>/release-keys``)."""
+    kid = settings.release_signing_kid
+    if settings.release_keys:
+        pems = {k: pem.get_secret_value().encode() for k, pem in settings.release_keys.items()}
+        return ReleaseSealer(KeyRing.from_pems(pems, signing_kid=kid, kind=RELEASE_KEYS))
+    directory = settings.data_dir / "release-keys"
+    return ReleaseSealer(KeyRing.open_directory(directory, signing_kid=kid, kind=RELEASE_KEYS))
 
 
 def load_admin_token(settings: Settings) -> str:

@@ -20,7 +20,7 @@ from typing import Any
 from fastapi import FastAPI
 
 from omega.clock import Clock, SystemClock
-from omega.constellation._runtime import Runtime, load_admin_token, load_keys
+from omega.constellation._runtime import Runtime, load_admin_token, load_keys, load_release_keys
 from omega.constellation.auth import AdminGate, TokenService
 from omega.constellation.distribute import Pacer
 from omega.constellation.events import EventBroker, ReleaseWatcher
@@ -94,6 +94,7 @@ def _build_runtime(settings: Settings, clock: Clock, metrics: Metrics) -> Runtim
     """Every part of the service, wired from ``settings`` (the lifespan opens it)."""
     ensure_data_dir(settings.data_dir)
     tokens = _token_service(settings, clock)
+    sealer = load_release_keys(settings)
     admin = AdminGate(load_admin_token(settings))
     storage = open_storage(settings.storage_url)
     broker = EventBroker()
@@ -140,6 +141,7 @@ def _build_runtime(settings: Settings, clock: Clock, metrics: Metrics) -> Runtim
             failpoints=settings.failpoints,
         ),
         rounds=_round_runner(settings, storage, clock=clock, metrics=metrics, watcher=watcher),
+        sealer=sealer,
     )
 
 
@@ -204,10 +206,11 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
             if settings.federation_interval > 0:
                 tasks.append(asyncio.create_task(runtime.rounds.run(), name="omega-rounds"))
             log.info(
-                "constellation up: storage %s, release v%d, signing kid %s",
+                "constellation up: storage %s, release v%d, signing kid %s, release kid %s",
                 settings.storage_url.split("@")[-1],
                 runtime.broker.version,
                 runtime.tokens.keys.signer.kid,
+                runtime.sealer.kid,
             )
             if settings.gc_freeze:  # see Settings.gc_freeze
                 gc.collect()

@@ -40,6 +40,17 @@ class Settings(BaseSettings):
     access_token_ttl: int = Field(default=15 * 60, gt=0, description="Seconds.")
     refresh_token_ttl: int = Field(default=30 * 24 * 3600, gt=0, description="Seconds.")
     jwt_leeway: float = Field(default=5.0, ge=0, description="Clock skew allowed on exp/iat.")
+    release_keys: dict[str, SecretStr] = Field(
+        default_factory=dict,
+        description=(
+            "kid -> Ed25519 PEM that seals answers to devices (private keys sign and "
+            "endorse newer keys; replicas must share them). Empty: a key ring under "
+            "<data_dir>/release-keys, created on first start."
+        ),
+    )
+    release_signing_kid: str | None = Field(
+        default=None, description="kid that seals answers; default the greatest private kid."
+    )
     admin_token: SecretStr | None = Field(
         default=None, description="Bearer token for management; default <data_dir>/admin-token."
     )

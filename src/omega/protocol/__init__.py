@@ -1,14 +1,15 @@
 """The wire protocol: message types, validation, the binary codec and vector quantisation.
 
 Sans-IO (as h11): everything here maps values to bytes and back, with no sockets or files.
-The two-server counting parts (``shares``, ``aggregation``, ``noise``, ``dpf``) are used
-through their modules.
+The two-server counting parts (``shares``, ``aggregation``, ``noise``, ``dpf``) and the
+release seals (``signing``) are used through their modules.
 """
 
 from __future__ import annotations
 
 from omega.protocol._limits import (
     CELLS_BY_TASK,
+    KID_PATTERN,
     MAX_PULL_BYTES,
     MAX_REPORTS_PER_PUSH,
     MAX_SHARED_CATALOG,
@@ -53,6 +54,7 @@ __all__ = [
     "DEFAULT_MAX_DECOMPRESSED",
     "EMBEDDING_DIM",
     "FLAG_ZSTD",
+    "KID_PATTERN",
     "MAX_CELL",
     "MAX_PULL_BYTES",
     "MAX_CONTENT_UPDATES",

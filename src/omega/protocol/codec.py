@@ -3,14 +3,19 @@
 A frame is::
 
     byte 0     PROTOCOL_VERSION
-    byte 1     flags (bit 0: payload is one zstd frame; other bits must be 0)
-    bytes 2–5  CRC-32 of the payload (big-endian), checked before anything is decoded
-    bytes 6…   msgpack of the tagged message, zstd-compressed when that makes it smaller
+    byte 1     flags (bit 0: payload is one zstd frame; bit 1: sealed; other bits must be 0)
+    bytes 2–5  CRC-32 of bytes 6… (big-endian), checked before anything is decoded
+    [sealed]   2 bytes: the seal's length n (big-endian), then the n-byte seal
+    bytes …    msgpack of the tagged message, zstd-compressed when that makes it smaller
 
 The checksum catches what would otherwise decode: a flipped bit in a compressed body can
 still expand into different valid data (measured: 26 of 558 single-bit flips of a pull
 answer did), which a device would apply and move its cursor past. CRC-32 catches every
 single-bit flip and every burst up to 32 bits.
+
+A seal is the constellation's Ed25519 signature over the body and the request it answers
+(``omega.protocol.signing`` makes and checks it; the codec only carries it): the codec
+decodes a sealed frame without looking at its seal, so a device checks the seal first.
 
 Decoding is hostile-input safe: every failure is a :class:`RemoteProtocolError` (or its
 subclass :class:`PayloadTooLargeError`), and decompression memory is bounded by
@@ -24,6 +29,7 @@ from __future__ import annotations
 import struct
 import threading
 import zlib
+from dataclasses import dataclass
 from typing import Any, TypeVar, overload
 
 import msgspec
@@ -38,19 +44,28 @@ __all__ = [
     "COMPRESS_THRESHOLD",
     "DEFAULT_MAX_BYTES",
     "DEFAULT_MAX_DECOMPRESSED",
+    "FLAG_SEALED",
     "FLAG_ZSTD",
     "FRAME_HEADER",
+    "MAX_SEAL",
+    "FrameParts",
     "decode",
     "decode_json",
     "encode",
     "encode_json",
     "frame",
+    "parts",
     "payload",
 ]
 
 BINARY_MEDIA_TYPE = "application/x-omega"
 """The HTTP media type of a binary frame (``Content-Type`` and ``Accept``)."""
 FLAG_ZSTD = 0x01
+FLAG_SEALED = 0x02
+"""The frame carries a seal (``omega.protocol.signing``) between its header and its body."""
+_KNOWN_FLAGS = FLAG_ZSTD | FLAG_SEALED
+MAX_SEAL = 1024
+"""Largest seal a frame may carry (one key id, one signature, a few key endorsements)."""
 COMPRESS_THRESHOLD = 64
 """msgpack bodies shorter than this are sent raw: zstd's frame overhead would not pay."""
 DEFAULT_MAX_BYTES = 1 << 20
@@ -59,7 +74,8 @@ DEFAULT_MAX_DECOMPRESSED = 2 << 20
 """Largest msgpack body a compressed frame may expand to by default."""
 
 FRAME_HEADER = 6
-"""Bytes before a frame's body: version, flags, CRC-32."""
+"""Bytes before a frame's body (or its seal): version, flags, CRC-32."""
+_SEAL_LENGTH = struct.Struct(">H")
 _ZSTD_LEVEL = 3
 # Level 3 never uses a window above 2 MiB, so a frame asking for more is not ours; the
 # cap also stops a hostile window size from making the decoder allocate a huge buffer.
@@ -113,15 +129,34 @@ def encode(msg: Message) -> bytes:
     return frame(body)
 
 
-def frame(body: bytes, *, flags: int = 0) -> bytes:
-    """A frame around ``body`` (already compressed when ``flags`` says so): the header and
-    the body's checksum. :func:`encode` is what senders use."""
-    return struct.pack(">BBI", PROTOCOL_VERSION, flags, zlib.crc32(body)) + body
+def frame(body: bytes, *, flags: int = 0, seal: bytes = b"") -> bytes:
+    """A frame around ``body`` (already compressed when ``flags`` says so), with ``seal``
+    when given: the header and the checksum. :func:`encode` is what senders use."""
+    if seal:
+        if len(seal) > MAX_SEAL:
+            raise LocalProtocolError(f"a seal of {len(seal)} bytes is over the {MAX_SEAL} limit")
+        flags |= FLAG_SEALED
+        rest = _SEAL_LENGTH.pack(len(seal)) + seal + body
+    else:
+        flags &= ~FLAG_SEALED
+        rest = body
+    return struct.pack(">BBI", PROTOCOL_VERSION, flags, zlib.crc32(rest)) + rest
 
 
-def payload(data: Buffer) -> tuple[int, bytes]:
-    """A frame's flags and its body, checked (version, flags, checksum) but not expanded or
-    decoded; :class:`RemoteProtocolError` when it is not an intact frame of ours."""
+@dataclass(frozen=True, slots=True)
+class FrameParts:
+    """An intact frame taken apart: ``flags`` as sent, the ``seal`` (empty when the frame
+    is not sealed) and the ``body`` (compressed when ``flags`` has :data:`FLAG_ZSTD`)."""
+
+    flags: int
+    seal: bytes
+    body: bytes
+
+
+def parts(data: Buffer) -> FrameParts:
+    """A frame's flags, seal and body, checked (version, flags, checksum, seal length) but
+    not expanded or decoded; :class:`RemoteProtocolError` when it is not an intact frame
+    of ours."""
     frame_bytes = bytes(data)
     if len(frame_bytes) < FRAME_HEADER:
         raise RemoteProtocolError(f"truncated frame: {len(frame_bytes)} bytes, no header")
@@ -130,12 +165,25 @@ def payload(data: Buffer) -> tuple[int, bytes]:
         raise RemoteProtocolError(
             f"unsupported protocol version {version} (this side speaks {PROTOCOL_VERSION})"
         )
-    if flags & ~FLAG_ZSTD:
+    if flags & ~_KNOWN_FLAGS:
         raise RemoteProtocolError(f"unknown frame flags 0x{flags:02x}")
-    body = frame_bytes[FRAME_HEADER:]
-    if zlib.crc32(body) != checksum:
+    if zlib.crc32(memoryview(frame_bytes)[FRAME_HEADER:]) != checksum:
         raise RemoteProtocolError("frame checksum mismatch: the bytes were damaged on the way")
-    return flags, body
+    if not flags & FLAG_SEALED:
+        return FrameParts(flags, b"", frame_bytes[FRAME_HEADER:])
+    start = FRAME_HEADER + _SEAL_LENGTH.size
+    if len(frame_bytes) < start:
+        raise RemoteProtocolError("truncated frame: the seal's length is missing")
+    (length,) = _SEAL_LENGTH.unpack_from(frame_bytes, FRAME_HEADER)
+    if length == 0 or length > MAX_SEAL or start + length > len(frame_bytes):
+        raise RemoteProtocolError(f"a frame's seal of {length} bytes does not fit the frame")
+    return FrameParts(flags, frame_bytes[start : start + length], frame_bytes[start + length :])
+
+
+def payload(data: Buffer) -> tuple[int, bytes]:
+    """A frame's flags and its body (without any seal), checked as :func:`parts` does."""
+    taken = parts(data)
+    return taken.flags, taken.body
 
 
 @overload

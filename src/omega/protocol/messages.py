@@ -181,6 +181,9 @@ class RegistrationResponse(
     access_token: str
     refresh_token: str
     expires_in: int
+    #: The constellation's release keys (kid → raw Ed25519 public key), given at
+    #: registration: the device pins them and applies only releases they sign.
+    release_keys: dict[str, bytes] = {}
 
 
 class TokenRefresh(msgspec.Struct, frozen=True, kw_only=True, tag="token_refresh", tag_field="msg"):
@@ -231,10 +234,17 @@ class PullResponse(msgspec.Struct, frozen=True, kw_only=True, tag="pull_response
 
 
 class SyncRequest(msgspec.Struct, frozen=True, kw_only=True, tag="sync", tag_field="msg"):
-    """Push and pull in one round trip."""
+    """Push and pull in one round trip.
+
+    The answer is sealed to this request's exact bytes (``omega.protocol.signing``):
+    ``nonce`` (random, new for each request) makes every request unique, so an older
+    answer cannot be replayed to it; ``release_kids`` names the release keys the device
+    trusts, so the server can endorse a newer signing key with one of them."""
 
     pull: PullRequest
     push: PushRequest | None = None
+    nonce: bytes = b""
+    release_kids: list[str] = []
 
 
 class SyncResponse(msgspec.Struct, frozen=True, kw_only=True, tag="sync_response", tag_field="msg"):

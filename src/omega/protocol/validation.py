@@ -11,6 +11,7 @@ Comparisons are written so that NaN fails them (``0.0 <= x <= 1.0`` is False for
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -24,6 +25,7 @@ from omega.protocol._limits import (
     ED25519_KEY_BYTES,
     ED25519_SIGNATURE_BYTES,
     EMBEDDING_DIM,
+    KID_PATTERN,
     MAX_ACK_IDS,
     MAX_CELL,
     MAX_CONTENT_UPDATES,
@@ -34,10 +36,12 @@ from omega.protocol._limits import (
     MAX_ID_LENGTH,
     MAX_INT8_SCALE,
     MAX_INTERESTS,
+    MAX_NONCE,
     MAX_PATTERNS_PER_PULL,
     MAX_PATTERNS_PER_PUSH,
     MAX_POPULAR_PER_PULL,
     MAX_PULL_BYTES,
+    MAX_RELEASE_KEYS,
     MAX_REMOVED,
     MAX_REPORT_BUCKETS,
     MAX_REPORT_EPSILON,
@@ -53,6 +57,7 @@ from omega.protocol._limits import (
     MAX_TRENDS,
     MAX_VECTOR_DIM,
     MAX_VERSION,
+    RELEASE_KEY_BYTES,
     TIME_BUCKETS,
 )
 from omega.protocol.messages import (
@@ -97,6 +102,7 @@ __all__ = [
 ]
 
 _BYTES_PER_VALUE = {"f16": 2, "int8": 1}
+_KID = re.compile(KID_PATTERN)
 _INF = float("inf")
 
 
@@ -173,6 +179,11 @@ def _text(value: object, where: str, max_length: int, *, empty: bool = False) ->
         shown = repr(value) if not isinstance(value, str) else f"{len(value)} characters"
         least = 0 if empty else 1
         raise _Violation(f"{where} must be a string of {least}..{max_length} characters: {shown}")
+
+
+def _kid(value: object, where: str) -> None:
+    if not isinstance(value, str) or not _KID.match(value):
+        raise _Violation(f"{where} must be a key id (1-64 of A-Z a-z 0-9 . _ -), got {value!r}")
 
 
 def _count(items: object, where: str, limit: int) -> None:
@@ -332,6 +343,14 @@ def _registration_response(m: RegistrationResponse, where: str) -> None:
     _text(m.access_token, f"{where}.access_token", MAX_TOKEN_LENGTH)
     _text(m.refresh_token, f"{where}.refresh_token", MAX_TOKEN_LENGTH)
     _int(m.expires_in, f"{where}.expires_in", 0, MAX_EXPIRES_IN)
+    if not isinstance(m.release_keys, dict) or len(m.release_keys) > MAX_RELEASE_KEYS:
+        raise _Violation(f"{where}.release_keys must map at most {MAX_RELEASE_KEYS} key ids")
+    for kid, key in m.release_keys.items():
+        _kid(kid, f"{where}.release_keys key")
+        if not isinstance(key, bytes) or len(key) != RELEASE_KEY_BYTES:
+            raise _Violation(
+                f"{where}.release_keys[{kid!r}] must be {RELEASE_KEY_BYTES} raw Ed25519 bytes"
+            )
 
 
 def _token_refresh(m: TokenRefresh, where: str) -> None:
@@ -420,6 +439,11 @@ def _sync(m: SyncRequest, where: str) -> None:
         _push(m.push, f"{where}.push")
         if m.push.viewer_id != m.pull.viewer_id:
             raise _Violation(f"{where}: push and pull name different viewers")
+    if not isinstance(m.nonce, bytes) or len(m.nonce) > MAX_NONCE:
+        raise _Violation(f"{where}.nonce must be at most {MAX_NONCE} bytes")
+    _count(m.release_kids, f"{where}.release_kids", MAX_RELEASE_KEYS)
+    for i, kid in enumerate(m.release_kids):
+        _kid(kid, f"{where}.release_kids[{i}]")
 
 
 def _sync_response(m: SyncResponse, where: str) -> None:

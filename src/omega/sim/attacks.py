@@ -7,17 +7,25 @@ digest (the server's idempotency check sees the same bytes).
 Attackers here are genuine TVs: the simulator's manufacturer attests every TV, theirs
 included, and each is one identity. Identities minted beyond that — with a leaked
 manufacturer key, until it is revoked — are what ``omega.sim.sybil`` measures.
+
+The server seals its answer to the rewritten request, which the attacker's own sync
+client would refuse as an answer to another request; so the attacker's transport seals
+each answer again with its own key, the one key its client pins
+(:attr:`AttackingTransport.release_keys`): an attacker controls its own device, not the
+answers other devices accept.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from collections.abc import Callable, Mapping
-from typing import Literal
+from typing import ClassVar, Literal
 
 import msgspec
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from omega.protocol import MAX_REPORTS_PER_PUSH, MAX_SHARES_PER_PUSH
+from omega.protocol import BINARY_MEDIA_TYPE, MAX_REPORTS_PER_PUSH, MAX_SHARES_PER_PUSH, signing
 from omega.protocol.codec import decode, encode
 from omega.protocol.frequency import PRIME, bucket_count, hash_item, seed_params
 from omega.protocol.messages import (
@@ -37,6 +45,9 @@ AttackKind = Literal["sign-flip", "scale", "constant", "promote-item"]
 ATTACKS: tuple[AttackKind, ...] = ("sign-flip", "scale", "constant", "promote-item")
 _MAX_PATTERNS = 512
 _MAX_REPORTS = MAX_REPORTS_PER_PUSH
+#: The key attackers seal their own answers with (fixed: a run must reproduce).
+_ATTACKER_KID = "sim-attacker"
+_ATTACKER_KEY = Ed25519PrivateKey.from_private_bytes(hashlib.sha256(b"omega-sim-attacker").digest())
 
 
 def _pid(*parts: object) -> str:
@@ -136,7 +147,13 @@ def tamper(
 
 
 class AttackingTransport:
-    """Rewrites the push inside every binary sync request this device sends."""
+    """Rewrites the push inside every binary sync request this device sends, and seals
+    the answers again for the original request with the attacker's own key."""
+
+    #: What the attacker's sync client pins (``SyncClient(release_keys=…)``).
+    release_keys: ClassVar[Mapping[str, bytes]] = {
+        _ATTACKER_KID: signing.public_bytes(_ATTACKER_KEY)
+    }
 
     def __init__(
         self,
@@ -156,18 +173,28 @@ class AttackingTransport:
     async def request(
         self, method: str, path: str, *, body: bytes | None, headers: Mapping[str, str]
     ) -> Response:
-        if body and path.endswith("/sync"):
-            message = decode(body, expect=SyncRequest)
-            if message.push is not None:
-                pushed = tamper(
-                    message.push,
-                    self.kind,
-                    target_cell=self.target_cell,
-                    target_item=self.target_item,
-                    forge_share=self.forge_share,
-                )
-                body = encode(msgspec.structs.replace(message, push=pushed))
-        return await self.inner.request(method, path, body=body, headers=headers)
+        if not body or not path.endswith("/sync"):
+            return await self.inner.request(method, path, body=body, headers=headers)
+        original, message = body, decode(body, expect=SyncRequest)
+        if message.push is not None:
+            pushed = tamper(
+                message.push,
+                self.kind,
+                target_cell=self.target_cell,
+                target_item=self.target_item,
+                forge_share=self.forge_share,
+            )
+            body = encode(msgspec.structs.replace(message, push=pushed))
+        answer = await self.inner.request(method, path, body=body, headers=headers)
+        if answer.status != 200 or answer.header("content-type") != BINARY_MEDIA_TYPE:
+            return answer
+        resealed = signing.seal(
+            signing.unseal(answer.body),
+            request=signing.request_digest(original),
+            kid=_ATTACKER_KID,
+            key=_ATTACKER_KEY,
+        )
+        return dataclasses.replace(answer, body=resealed)
 
     async def aclose(self) -> None:
         """Shared inner transport: closed by its owner."""

@@ -253,8 +253,10 @@ def _open_fleet(
         viewer = Viewer(v, brain, clock, attacker=v in attackers)
         if constellation is not None and audit is not None:
             transport: Transport = AuditingTransport(constellation.transport, audit, viewer=str(v))
+            release_keys = None  # an honest TV pins the constellation's keys at registration
             if viewer.attacker and attack is not None:
                 transport = attack.transport(transport, _forger(helper_key, order, attack.item))
+                release_keys = AttackingTransport.release_keys
             viewer.client = SyncClient(
                 brain,
                 transport,
@@ -262,6 +264,7 @@ def _open_fleet(
                 report_rng=random.Random(config.seed * 1_000_003 + v),
                 helper_key=helper_key,
                 attestation=constellation.device(f"tv-{v}"),
+                release_keys=release_keys,
             )
         run.viewers[v] = viewer
     if constellation is not None:

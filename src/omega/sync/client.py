@@ -14,13 +14,19 @@ plus further pull pages while the server says ``more`` (bounded). The durable or
 A crash anywhere leaves a state the next sync completes: an in-flight batch is resent
 with the same id and bytes (the server applies it once), an unapplied page is pulled
 again. A corrupt answer raises :class:`RemoteProtocolError` with nothing applied.
+
+Every answer is checked before it is decoded: it must be sealed by a release key this
+device trusts (pinned at registration, or configured with ``release_keys``; see
+``omega.sync.releases``) and bound to the very request sent (each carries a fresh
+nonce). Otherwise :class:`SignatureError`, with nothing applied and no cursor moved.
 """
 
 from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import Callable
+import secrets
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from typing import Any, TypeVar
 
@@ -31,13 +37,13 @@ from omega.errors import AuthError, ConfigError, RemoteProtocolError
 from omega.protocol import BINARY_MEDIA_TYPE, codec
 from omega.protocol.attestation import DeviceIdentity
 from omega.protocol.messages import (
-    Message,
     PullRequest,
     PullResponse,
     PushRequest,
     Registration,
     RegistrationResponse,
     SyncRequest,
+    SyncResponse,
     TokenRefresh,
 )
 from omega.sync.codebook import fetch_codebook
@@ -46,11 +52,18 @@ from omega.sync.cursors import (
     CatalogOrder,
     CodebookLabel,
     Credentials,
+    ReleasePins,
     load_credentials,
     save_credentials,
 )
 from omega.sync.push import MAX_PUSH_BYTES, MAX_PUSH_PATTERNS, build_push, new_batch_id
-from omega.sync.replies import decode_reply, error_for, read_sync_reply
+from omega.sync.releases import (
+    PinnedKey,
+    ReleaseTrust,
+    check_release_keys,
+    pins_from_key_list,
+)
+from omega.sync.replies import decode_reply, error_for, open_sealed, read_sync_reply
 from omega.sync.reports import next_report
 from omega.sync.retry import RetryPolicy
 from omega.sync.transport import Response, Transport
@@ -60,6 +73,8 @@ __all__ = ["SyncClient", "SyncResult"]
 T = TypeVar("T")
 #: Pull pages fetched in one sync at most (the rest waits for the next sync).
 MAX_PAGES = 8
+#: Random bytes in each sync request: no two requests are alike, so no old answer fits.
+NONCE_BYTES = 16
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,11 +138,15 @@ class SyncClient:
         report_rng: random.Random | None = None,
         helper_key: bytes | None = None,
         attestation: DeviceIdentity | None = None,
+        release_keys: Mapping[str, bytes] | None = None,
     ) -> None:
         """``helper_key``: the raw X25519 public key of the helper that counts two-server
         reports with the constellation (pinned, as a TV pins its server's certificate);
         None sends ε-LDP reports instead. ``attestation``: the device's certificate and
-        key, which sign its registration (a server refuses unattested devices by default)."""
+        key, which sign its registration (a server refuses unattested devices by default).
+        ``release_keys``: the constellation's release keys (kid → raw Ed25519 public key)
+        configured out of band; they win over the keys registration gives. None: trust
+        the keys given at registration."""
         chosen = check_strategy(strategy or brain.config.conflict_strategy)
         if chosen != brain.config.conflict_strategy:
             raise ConfigError(
@@ -151,10 +170,13 @@ class SyncClient:
         self._report_rng = report_rng
         self._helper_key = _helper_key(helper_key)
         self._attestation = attestation
+        self._configured_keys = check_release_keys(release_keys) if release_keys else None
+        self._trust: ReleaseTrust | None = None
         self._positions: dict[str, int] | None = None  # the catalog order, once read
         self._credentials: Credentials | None = None
         self._sync_lock = asyncio.Lock()
         self._auth_lock = asyncio.Lock()
+        self._trust_lock = asyncio.Lock()
 
     # -- the round trip ----------------------------------------------------------------
     async def sync(self) -> SyncResult:
@@ -163,12 +185,14 @@ class SyncClient:
             refreshes_before = self.refreshes
             await asyncio.to_thread(brain.flush)
             creds = await self.credentials()
+            trust = await self.release_trust()
             push, resent = await asyncio.to_thread(self._next_push, creds)
             self._step("batch-recorded")
             since = brain.sync.release_version()
-            first = SyncRequest(pull=self._pull_request(creds, since), push=push)
-            answer, sent, received = await self._post("/api/omega/sync", first)
-            reply = read_sync_reply(answer, batch_id=push.batch_id if push else None)
+            first = self._sync_request(creds, since, trust, push)
+            reply, sent, received = await self._exchange(
+                first, trust, batch_id=push.batch_id if push else None
+            )
             self._step("reply-received")
             if push is not None:
                 await asyncio.to_thread(brain.sync.ack_batch, push.batch_id)
@@ -185,9 +209,9 @@ class SyncClient:
                 pulled, removed = pulled + len(pull.patterns), removed + len(pull.removed)
                 if not pull.more or pages >= self.max_pages:
                     break
-                page = SyncRequest(pull=self._pull_request(creds, pull.version))
-                answer, _, size = await self._post("/api/omega/sync", page)
-                pull = read_sync_reply(answer, batch_id=None).pull
+                page = self._sync_request(creds, pull.version, trust)
+                answer, _, size = await self._exchange(page, trust, batch_id=None)
+                pull = answer.pull
                 pages, received = pages + 1, received + size
             ack = reply.ack
             return SyncResult(
@@ -242,13 +266,39 @@ class SyncClient:
         sync.begin_batch(batch, plan.entries, cursors)
         return plan.request, False
 
-    def _pull_request(self, creds: Credentials, since: int) -> PullRequest:
-        return PullRequest(
+    def _sync_request(
+        self,
+        creds: Credentials,
+        since: int,
+        trust: ReleaseTrust,
+        push: PushRequest | None = None,
+    ) -> SyncRequest:
+        pull = PullRequest(
             viewer_id=creds.viewer_id,
             since_version=since,
             max_bytes=self.max_pull_bytes,
             region=self.region,
         )
+        return SyncRequest(
+            pull=pull,
+            push=push,
+            nonce=secrets.token_bytes(NONCE_BYTES),
+            release_kids=trust.kids(),
+        )
+
+    async def _exchange(
+        self, request: SyncRequest, trust: ReleaseTrust, *, batch_id: str | None
+    ) -> tuple[SyncResponse, int, int]:
+        """POST one sync request; the answer checked (seal, then content) before anything
+        of it is used. Keys the answer's endorsements vouch for are pinned. Returns the
+        answer and the request's and answer's sizes in bytes."""
+        body = codec.encode(request)
+        answer = await self._send("POST", "/api/omega/sync", body)
+        learned = open_sealed(answer, request=body, trusted=trust.keys())
+        reply = read_sync_reply(answer, batch_id=batch_id)
+        if trust.learn(learned):
+            await asyncio.to_thread(ReleasePins.save, self.brain, trust.pins())
+        return reply, len(body), len(answer.body)
 
     def _apply(self, pull: PullResponse) -> None:
         self.brain.sync.apply_release(
@@ -265,13 +315,15 @@ class SyncClient:
 
     # -- codebook ----------------------------------------------------------------------
     async def fetch_codebook(self) -> bool:
-        """Adopt the server's codebook if it has one the brain lacks; True if adopted."""
+        """Adopt the server's codebook if it has one the brain lacks; True if adopted.
+        The document must be sealed by a trusted release key, as releases are."""
         await self.credentials()
+        trust = await self.release_trust()
         answer = await self._send("GET", "/api/omega/codebook", None, accept_missing=True)
         if answer.status == 404:
             return False
         self._positions = None  # the document may carry a new catalog order
-        return await fetch_codebook(self.brain, answer)
+        return await fetch_codebook(self.brain, answer, trust)
 
     # -- credentials -------------------------------------------------------------------
     async def credentials(self) -> Credentials:
@@ -299,8 +351,30 @@ class SyncClient:
 
         reg = decode_reply(await self.retry.call(attempt), RegistrationResponse)
         creds = Credentials(reg.viewer_id, reg.access_token, reg.refresh_token)
-        await asyncio.to_thread(save_credentials, self.brain, creds)
+        pins = {kid: PinnedKey(raw) for kid, raw in reg.release_keys.items()}
+        await asyncio.to_thread(save_credentials, self.brain, creds, release_keys=pins)
         return creds
+
+    # -- release keys ------------------------------------------------------------------
+    async def release_trust(self) -> ReleaseTrust:
+        """The release keys this device verifies with: configured ones, else those pinned
+        at registration; plus the keys they endorsed since. A device registered before
+        releases were signed pins the server's signing key now, from
+        ``GET /api/omega/release-keys`` (the same trust as a registration answer)."""
+        async with self._trust_lock:
+            if self._trust is None:
+                pins = await asyncio.to_thread(ReleasePins.load, self.brain)
+                trust = ReleaseTrust(pins, configured=self._configured_keys)
+                if not trust.keys():
+                    pins = await self._first_pins()
+                    await asyncio.to_thread(ReleasePins.save, self.brain, pins)
+                    trust = ReleaseTrust(pins, configured=self._configured_keys)
+                self._trust = trust
+            return self._trust
+
+    async def _first_pins(self) -> dict[str, PinnedKey]:
+        answer = await self._send("GET", "/api/omega/release-keys", None)
+        return pins_from_key_list(answer.body)
 
     async def _refresh(self, stale_access: str) -> None:
         """Trade the refresh token for a new pair, once for every caller that saw
@@ -326,11 +400,6 @@ class SyncClient:
             self.refreshes += 1
 
     # -- requests ----------------------------------------------------------------------
-    async def _post(self, path: str, message: Message) -> tuple[Response, int, int]:
-        body = codec.encode(message)
-        answer = await self._send("POST", path, body)
-        return answer, len(body), len(answer.body)
-
     async def _send(
         self, method: str, path: str, body: bytes | None, *, accept_missing: bool = False
     ) -> Response:

@@ -4,6 +4,10 @@ Patterns name content by codebook cell, so a device must hold the server's centr
 before its pushes mean anything there. The server may name a codebook as it likes; the
 brain names it by a hash of its centroids, so the mapping between the two is recorded
 and pushes carry the server's name.
+
+The document comes sealed by a release key (as releases do): swapped centroids would
+move every pattern to other titles, so a document that is not sealed by a trusted key
+is refused (:class:`SignatureError`) before anything of it is used.
 """
 
 from __future__ import annotations
@@ -14,8 +18,10 @@ import msgspec
 
 from omega.brain import DIM, Brain
 from omega.brain.codebook import centroids_from_f16_bytes
-from omega.errors import InputError, RemoteProtocolError
-from omega.sync.cursors import CatalogOrder, CodebookLabel
+from omega.errors import InputError, RemoteProtocolError, SignatureError
+from omega.protocol import signing
+from omega.sync.cursors import CatalogOrder, CodebookLabel, ReleasePins
+from omega.sync.releases import ReleaseTrust
 from omega.sync.transport import Response
 
 __all__ = ["CodebookDocument", "fetch_codebook"]
@@ -34,14 +40,19 @@ class CodebookDocument(msgspec.Struct, frozen=True, kw_only=True):
     centroids_f16: bytes
     #: The catalog's public item ids (the domain of popularity reports); may be empty.
     item_ids: list[str] = []
+    #: The release key's seal over ``signing.codebook_digest`` of the fields above.
+    seal: signing.Seal | None = None
 
 
-async def fetch_codebook(brain: Brain, answer: Response) -> bool:
-    """Adopt the codebook in ``answer`` unless the brain already holds it."""
+async def fetch_codebook(brain: Brain, answer: Response, trust: ReleaseTrust) -> bool:
+    """Adopt the codebook in ``answer`` unless the brain already holds it; its seal is
+    checked against ``trust`` first (keys it endorses are pinned)."""
     try:
         doc = msgspec.json.decode(answer.body, type=CodebookDocument)
     except msgspec.DecodeError as exc:
         raise RemoteProtocolError(f"malformed codebook document: {exc}") from None
+    if trust.learn(_check_seal(doc, trust)):
+        await asyncio.to_thread(ReleasePins.save, brain, trust.pins())
     if doc.dim != DIM or doc.k < 1 or len(doc.centroids_f16) != doc.k * doc.dim * 2:
         raise RemoteProtocolError(
             f"codebook {doc.codebook_id!r} is {doc.k}x{doc.dim} with "
@@ -59,3 +70,16 @@ async def fetch_codebook(brain: Brain, answer: Response) -> bool:
     await asyncio.to_thread(CodebookLabel.record, brain, doc.codebook_id)
     await asyncio.to_thread(CatalogOrder.record, brain, doc.item_ids)
     return True
+
+
+def _check_seal(doc: CodebookDocument, trust: ReleaseTrust) -> list[signing.Endorsement]:
+    what = f"codebook {doc.codebook_id!r}"
+    if doc.seal is None:
+        raise SignatureError(
+            f"{what} is not signed: this device adopts only a codebook signed by a release "
+            "key it pinned"
+        )
+    digest = signing.codebook_digest(
+        doc.codebook_id, doc.dim, doc.k, doc.centroids_f16, doc.item_ids
+    )
+    return signing.verify_document(doc.seal, digest, trusted=trust.keys(), what=what)

@@ -1,23 +1,26 @@
-"""What the sync client keeps in the brain's sync cursors: identity, codebook name,
-catalog order.
+"""What the sync client keeps in the brain's sync cursors: identity, release keys,
+codebook name, catalog order.
 
-Viewer id, access token and rotating refresh token are written in one durable
-transaction (``brain.sync.set_cursors``), so a crash never leaves half a pair. So is the
-mapping from the server's codebook name to the brain's own codebook id.
+Viewer id, access token, rotating refresh token and the release keys pinned at
+registration are written in one durable transaction (``brain.sync.set_cursors``), so a
+crash never leaves half a pair, nor credentials without their pins. So is the mapping
+from the server's codebook name to the brain's own codebook id.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from omega.brain import Brain
+from omega.sync.releases import PinnedKey, pins_from_json, pins_to_json
 
 __all__ = [
     "CatalogOrder",
     "CodebookLabel",
     "Credentials",
+    "ReleasePins",
     "load_credentials",
     "save_credentials",
 ]
@@ -25,6 +28,7 @@ __all__ = [
 _VIEWER, _ACCESS, _REFRESH = "sync.viewer_id", "sync.access_token", "sync.refresh_token"
 _CB_SERVER, _CB_LOCAL = "sync.codebook_server_id", "sync.codebook_local_id"
 _CATALOG = "sync.catalog_order"
+_RELEASE_KEYS = "sync.release_keys"
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,14 +46,30 @@ def load_credentials(brain: Brain) -> Credentials | None:
     return Credentials(*values) if all(values) else None
 
 
-def save_credentials(brain: Brain, credentials: Credentials) -> None:
-    brain.sync.set_cursors(
-        {
-            _VIEWER: credentials.viewer_id,
-            _ACCESS: credentials.access_token,
-            _REFRESH: credentials.refresh_token,
-        }
-    )
+def save_credentials(
+    brain: Brain, credentials: Credentials, *, release_keys: Mapping[str, PinnedKey] | None = None
+) -> None:
+    """Store ``credentials`` (and, at registration, the ``release_keys`` to pin) at once."""
+    values = {
+        _VIEWER: credentials.viewer_id,
+        _ACCESS: credentials.access_token,
+        _REFRESH: credentials.refresh_token,
+    }
+    if release_keys is not None:
+        values[_RELEASE_KEYS] = pins_to_json(release_keys)
+    brain.sync.set_cursors(values)
+
+
+class ReleasePins:
+    """The release keys this device pinned (see ``omega.sync.releases``)."""
+
+    @staticmethod
+    def load(brain: Brain) -> dict[str, PinnedKey]:
+        return pins_from_json(brain.sync.cursor(_RELEASE_KEYS))
+
+    @staticmethod
+    def save(brain: Brain, pins: Mapping[str, PinnedKey]) -> None:
+        brain.sync.set_cursors({_RELEASE_KEYS: pins_to_json(pins)})
 
 
 class CodebookLabel:

@@ -1,7 +1,9 @@
 """What an answer from the constellation means, decided without any I/O.
 
 Success bodies are decoded strictly (a corrupt or truncated frame is a
-:class:`RemoteProtocolError` and nothing from it may be applied); error statuses become
+:class:`RemoteProtocolError` and nothing from it may be applied); an answer that carries
+a release is first checked by :func:`open_sealed` (a :class:`SignatureError` unless it
+is a frame sealed to this very request by a trusted key); error statuses become
 Omega's errors: 401 → :class:`AuthError` (the shell refreshes once), 403 →
 :class:`AuthError`, 422 on a push → :class:`ConflictError`, 429/5xx →
 :class:`ServerError` with ``retry_after`` (retryable), other 4xx → :class:`ServerError`
@@ -12,6 +14,7 @@ from __future__ import annotations
 
 import email.utils
 import math
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import TypeVar
 
@@ -21,11 +24,13 @@ from omega.errors import (
     AuthError,
     ConflictError,
     OmegaError,
+    PayloadTooLargeError,
     RemoteProtocolError,
     ServerError,
+    SignatureError,
     TransportError,
 )
-from omega.protocol import BINARY_MEDIA_TYPE, codec
+from omega.protocol import BINARY_MEDIA_TYPE, codec, signing
 from omega.protocol.messages import Message, SyncResponse
 from omega.sync.transport import Response
 
@@ -34,6 +39,7 @@ __all__ = [
     "decode_reply",
     "error_for",
     "is_retryable",
+    "open_sealed",
     "parse_retry_after",
     "read_sync_reply",
 ]
@@ -106,6 +112,30 @@ def decode_reply(response: Response, expect: type[M]) -> M:
     if media == "application/json":
         return codec.decode_json(response.body, expect=expect, max_bytes=MAX_RESPONSE_BYTES)
     raise RemoteProtocolError(f"unexpected Content-Type {media or 'none'} in a {expect.__name__}")
+
+
+def open_sealed(
+    response: Response, *, request: bytes, trusted: Mapping[str, bytes]
+) -> list[signing.Endorsement]:
+    """Check, before anything is decoded, that ``response`` is a frame sealed by a key in
+    ``trusted`` (or one it endorses) as the answer to the request frame ``request``.
+    Returns the endorsements found valid (keys to pin)."""
+    media = (response.header("content-type") or "").split(";", 1)[0].strip().lower()
+    if media != BINARY_MEDIA_TYPE:
+        raise SignatureError(
+            f"the answer is {media or 'untyped'}, not a sealed {BINARY_MEDIA_TYPE} frame: "
+            "this device applies only releases signed by a key it pinned"
+        )
+    if not trusted:
+        raise SignatureError(
+            "no release key is pinned: the constellation gave none at registration and none "
+            "was configured (SyncClient(release_keys=…), omega sync --release-key)"
+        )
+    if len(response.body) > MAX_RESPONSE_BYTES:
+        raise PayloadTooLargeError(
+            f"body of {len(response.body)} bytes is over the {MAX_RESPONSE_BYTES} limit"
+        )
+    return signing.verify(response.body, request=signing.request_digest(request), trusted=trusted)
 
 
 def read_sync_reply(response: Response, *, batch_id: str | None) -> SyncResponse:

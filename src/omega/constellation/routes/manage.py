@@ -1,10 +1,12 @@
 """Management (admin token): codebook, stats, rounds, key rotation.
 
-Viewers may read the codebook (they map content to its cells).
+Viewers may read the codebook (they map content to its cells); it comes sealed with the
+release key, as releases do. Anyone may read the release keys' public halves.
 """
 
 from __future__ import annotations
 
+import base64
 from typing import Any
 
 import msgspec
@@ -16,6 +18,8 @@ from omega.constellation._runtime import runtime_of
 from omega.constellation._wire import read_body
 from omega.constellation.guards import Admin, Viewer
 from omega.constellation.problems import Problem
+from omega.errors import ConfigError
+from omega.protocol import signing
 from omega.protocol.validation import MAX_CELL, MAX_ID_LENGTH, MAX_VECTOR_DIM
 from omega.storage.base import Codebook
 
@@ -31,13 +35,16 @@ _MAX_ITEMS = 2_000_000
 class CodebookDocument(msgspec.Struct, frozen=True, kw_only=True):
     """A codebook on the wire (JSON; ``centroids_f16`` in base64: k*dim little-endian f16).
 
-    ``item_ids``: the catalog's public item ids, the domain of popularity reports."""
+    ``item_ids``: the catalog's public item ids, the domain of popularity reports.
+    ``seal``: the release key's seal over ``signing.codebook_digest`` of the rest (set by
+    the server on the way out; ignored on the way in)."""
 
     codebook_id: str
     dim: int
     k: int
     centroids_f16: bytes
     item_ids: list[str] = []
+    seal: signing.Seal | None = None
 
 
 def _checked(doc: CodebookDocument) -> Codebook:
@@ -93,12 +100,16 @@ async def get_codebook(request: Request, _: Viewer) -> Response:
     codebook = await runtime.db(runtime.codebooks.get)
     if codebook is None:
         raise Problem(404, "no codebook has been published yet", slug="no-codebook")
+    digest = signing.codebook_digest(
+        codebook.codebook_id, codebook.dim, codebook.k, codebook.centroids_f16, codebook.item_ids
+    )
     doc = CodebookDocument(
         codebook_id=codebook.codebook_id,
         dim=codebook.dim,
         k=codebook.k,
         centroids_f16=codebook.centroids_f16,
         item_ids=list(codebook.item_ids),
+        seal=runtime.sealer.seal_document(digest),
     )
     return Response(msgspec.json.encode(doc), media_type="application/json")
 
@@ -128,3 +139,26 @@ async def rotate_keys(request: Request, _: Admin) -> dict[str, Any]:
     keys = runtime_of(request).tokens.keys
     signer = keys.rotate()
     return {"signing_kid": signer.kid, "kids": keys.kids()}
+
+
+@router.get("/release-keys", summary="The public release keys that seal answers (anyone)")
+async def release_keys(request: Request) -> dict[str, Any]:
+    sealer = runtime_of(request).sealer
+    keys = sealer.all_public_keys()
+    return {
+        "signing_kid": sealer.kid,
+        "keys": {kid: base64.b64encode(raw).decode() for kid, raw in keys.items()},
+    }
+
+
+@router.post(
+    "/release-keys/rotate",
+    summary="Seal with a new release key; older keys endorse it to devices (admin)",
+)
+async def rotate_release_keys(request: Request, _: Admin) -> dict[str, Any]:
+    sealer = runtime_of(request).sealer
+    try:
+        signer = sealer.rotate()
+    except ConfigError as exc:  # the keys come from the settings, not the data dir
+        raise Problem(409, str(exc), slug="keys-configured") from None
+    return {"signing_kid": signer.kid, "kids": sealer.kids()}

@@ -1,4 +1,8 @@
-"""Push and pull: ``/sync`` does both in one round trip; ``/patterns`` does one each."""
+"""Push and pull: ``/sync`` does both in one round trip; ``/patterns`` does one each.
+
+Binary answers that carry a release are sealed with the release key (``sealing``):
+``/sync`` answers to the request's exact bytes, ``GET /patterns`` answers unbound (a
+cache may serve an older one, never a forged one)."""
 
 from __future__ import annotations
 
@@ -7,10 +11,10 @@ from fastapi import APIRouter, Query, Request
 from starlette.responses import Response
 
 from omega.constellation._runtime import Runtime, runtime_of
-from omega.constellation._wire import read_message, reply, reply_format
+from omega.constellation._wire import read_message, read_request, reply, reply_format, sealed_reply
 from omega.constellation.guards import Viewer, require_own
 from omega.constellation.routes._bodies import body_doc, reply_doc
-from omega.protocol import MAX_PULL_BYTES, MAX_VERSION
+from omega.protocol import MAX_PULL_BYTES, MAX_VERSION, signing
 from omega.protocol.messages import (
     PullRequest,
     PullResponse,
@@ -39,7 +43,7 @@ def _paced(runtime: Runtime, fitted: PullResponse) -> PullResponse:
 async def sync(request: Request, verified: Viewer) -> Response:
     runtime = runtime_of(request)
     settings = runtime.settings
-    body, fmt = await read_message(
+    body, fmt, digest = await read_request(
         request,
         SyncRequest,
         max_bytes=settings.max_body_bytes,
@@ -50,7 +54,10 @@ async def sync(request: Request, verified: Viewer) -> Response:
         verified.viewer_id, body.push, body.pull, server_version=runtime.broker.version
     )
     runtime.metrics.syncs.inc()
-    return reply(SyncResponse(pull=_paced(runtime, fitted), ack=ack), fmt)
+    answer = SyncResponse(pull=_paced(runtime, fitted), ack=ack)
+    return sealed_reply(
+        answer, fmt, sealer=runtime.sealer, request=digest, trusted=body.release_kids
+    )
 
 
 @router.post(
@@ -91,4 +98,7 @@ async def pull_patterns(
     runtime = runtime_of(request)
     pull = PullRequest(viewer_id=verified.viewer_id, since_version=since, max_bytes=max_bytes)
     fitted = await runtime.exchange.pull_async(pull)
-    return reply(_paced(runtime, fitted), reply_format(request))
+    answer = _paced(runtime, fitted)
+    return sealed_reply(
+        answer, reply_format(request), sealer=runtime.sealer, request=signing.UNBOUND
+    )

@@ -61,6 +61,7 @@ async def register(request: Request) -> Response:
         access_token=pair.access_token,
         refresh_token=pair.refresh_token,
         expires_in=pair.expires_in,
+        release_keys=runtime.sealer.public_keys(),
     )
     return reply(answer, fmt, status=201 if admitted.new else 200)
 
