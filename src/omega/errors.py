@@ -12,7 +12,8 @@
     ├── ProtocolError               wire protocol violations
     │   ├── LocalProtocolError      we tried to send something invalid (our bug)
     │   └── RemoteProtocolError     the peer sent garbage (their bug or an attack)
-    │       └── PayloadTooLargeError  body or decompressed size over the limit
+    │       ├── PayloadTooLargeError  body or decompressed size over the limit
+    │       └── InvalidMessageError   a well-formed message that breaks a protocol rule
     ├── TransportError              the network failed (retryable)
     │   └── ServerError             the server answered with an error status
     ├── AuthError                   missing, bad or expired credentials
@@ -29,6 +30,7 @@ __all__ = [
     "ConflictError",
     "CorruptStoreError",
     "InputError",
+    "InvalidMessageError",
     "LocalProtocolError",
     "ModelError",
     "OmegaError",
@@ -84,6 +86,11 @@ class RemoteProtocolError(ProtocolError):
 
 class PayloadTooLargeError(RemoteProtocolError):
     """A body, or its decompressed form, is over the limit."""
+
+
+class InvalidMessageError(RemoteProtocolError):
+    """A message of the right shape that breaks a rule of the protocol (a bound, a NaN,
+    a pattern's cell arity): the server answers 422, where garbage is a 400."""
 
 
 class TransportError(OmegaError):

@@ -11,13 +11,14 @@ from starlette.responses import Response
 from omega.constellation._runtime import runtime_of
 from omega.constellation._wire import WireFormat, read_message, reply
 from omega.constellation.guards import (
+    VIEWER_ROUTE,
     Viewer,
     enforce_rate,
     enforce_registration_rate,
     require_own,
 )
+from omega.constellation.openapi import body_doc, problem_responses, reply_doc
 from omega.constellation.problems import Problem
-from omega.constellation.routes._bodies import body_doc, reply_doc
 from omega.errors import AuthError
 from omega.protocol.messages import Registration, RegistrationResponse, TokenRefresh
 from omega.storage.base import ViewerRecord
@@ -32,7 +33,8 @@ router = APIRouter(prefix="/api/omega", tags=["viewers"])
     status_code=201,
     summary="Register a device; returns its viewer id, access and refresh tokens",
     openapi_extra=body_doc("Registration", required=False),
-    responses=reply_doc("RegistrationResponse", 201, "Registered"),
+    responses=reply_doc("RegistrationResponse", 201, "Registered")
+    | problem_responses(400, 413, 415, 422, 429, 503),
     response_class=Response,
 )
 async def register(request: Request) -> Response:
@@ -72,7 +74,8 @@ async def register(request: Request) -> Response:
     "/token",
     summary="Trade a refresh token (once) for a new access and refresh token",
     openapi_extra=body_doc("TokenRefresh"),
-    responses=reply_doc("RegistrationResponse"),
+    responses=reply_doc("RegistrationResponse")
+    | problem_responses(400, 401, 413, 415, 422, 429, 503),
     response_class=Response,
 )
 async def refresh(request: Request) -> Response:
@@ -106,7 +109,11 @@ async def refresh(request: Request) -> Response:
     return reply(answer, fmt)
 
 
-@router.get("/viewers/{viewer_id}", summary="Read one's own registry entry")
+@router.get(
+    "/viewers/{viewer_id}",
+    summary="Read one's own registry entry",
+    responses=problem_responses(*VIEWER_ROUTE, 403, 404),
+)
 async def get_viewer(viewer_id: str, request: Request, verified: Viewer) -> dict[str, Any]:
     require_own(verified, viewer_id)
     runtime = runtime_of(request)
