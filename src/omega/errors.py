@@ -13,7 +13,8 @@
     │   ├── LocalProtocolError      we tried to send something invalid (our bug)
     │   └── RemoteProtocolError     the peer sent garbage (their bug or an attack)
     │       ├── PayloadTooLargeError  body or decompressed size over the limit
-    │       └── SignatureError      a release not signed by a key this device trusts
+    │       ├── SignatureError      a release not signed by a key this device trusts
+    │       └── InvalidMessageError   a well-formed message that breaks a protocol rule
     ├── TransportError              the network failed (retryable)
     │   └── ServerError             the server answered with an error status
     ├── AuthError                   missing, bad or expired credentials
@@ -30,6 +31,7 @@ __all__ = [
     "ConflictError",
     "CorruptStoreError",
     "InputError",
+    "InvalidMessageError",
     "LocalProtocolError",
     "ModelError",
     "OmegaError",
@@ -91,6 +93,11 @@ class PayloadTooLargeError(RemoteProtocolError):
 class SignatureError(RemoteProtocolError):
     """A signed answer failed its check (no seal, a bad signature, a key not trusted, an
     answer to another request): nothing from it may be applied."""
+
+
+class InvalidMessageError(RemoteProtocolError):
+    """A message of the right shape that breaks a rule of the protocol (a bound, a NaN,
+    a pattern's cell arity): the server answers 422, where garbage is a 400."""
 
 
 class TransportError(OmegaError):

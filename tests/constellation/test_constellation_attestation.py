@@ -148,14 +148,14 @@ def test_a_registration_signed_far_from_the_servers_time_is_refused(client: http
     )
 
 
-def test_a_malformed_attestation_is_a_400(client: httpx.Client) -> None:
+def test_a_malformed_attestation_is_a_422(client: httpx.Client) -> None:
     registration = _tv().attest(Registration())
     assert registration.attestation is not None
     short = msgspec.structs.replace(registration.attestation, signature=b"\x00" * 10)
     bad = msgspec.structs.replace(registration, attestation=short)
     body = msgspec.json.encode(bad)  # the codec would refuse to build it
     response = client.post("/api/omega/viewers", content=body, headers=JSON)
-    assert response.status_code == 400, response.text
+    assert response.status_code == 422, response.text  # a well-formed message, out of bounds
     assert "signature must be 64 bytes" in response.json()["detail"]
 
 

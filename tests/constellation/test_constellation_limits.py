@@ -116,7 +116,7 @@ def test_a_zstd_bomb_is_413_in_bounded_memory(
         (BINARY, codec.frame(b"not zstd at all", flags=_ZSTD_FLAG)),
         ("application/json", b"{not json"),
         ("application/json", b'{"msg": "sync"}'),
-        ("application/json", b'{"msg": "sync", "pull": {"viewer_id": "x", "max_bytes": -5}}'),
+        ("application/json", b'{"msg": "sync", "pull": {"viewer_id": "x", "max_bytes": 5.5}}'),
     ],
     ids=[
         "empty",
@@ -127,7 +127,7 @@ def test_a_zstd_bomb_is_413_in_bounded_memory(
         "bad-zstd",
         "bad-json",
         "missing-field",
-        "invalid-value",
+        "fractional-integer",
     ],
 )
 def test_garbage_bodies_are_400_problems(
@@ -138,6 +138,26 @@ def test_garbage_bodies_are_400_problems(
         "/api/omega/sync", content=body, headers={"Content-Type": content_type, **device.auth}
     )
     _assert_problem(response, 400)
+
+
+def test_a_well_formed_message_that_breaks_a_rule_is_a_422_problem(client: httpx.Client) -> None:
+    device = Device.register(client)
+    body = b'{"msg": "sync", "pull": {"viewer_id": "x", "max_bytes": -5}}'
+    headers = {"Content-Type": "application/json", **device.auth}
+    problem = _assert_problem(client.post("/api/omega/sync", content=body, headers=headers), 422)
+    assert str(problem["type"]).endswith("/invalid-message") and "max_bytes" in str(
+        problem["detail"]
+    )
+
+
+def test_a_whole_number_written_as_a_float_is_an_integer_in_json(client: httpx.Client) -> None:
+    # JSON Schema (so the OpenAPI document) counts 5120.0 as an integer; so does the server.
+    device = Device.register(client)
+    body = b'{"msg": "sync", "pull": {"viewer_id": "%s", "max_bytes": 5120.0}}' % (
+        device.viewer_id.encode()
+    )
+    headers = {"Content-Type": "application/json", **device.auth}
+    assert client.post("/api/omega/sync", content=body, headers=headers).status_code == 200
 
 
 def test_a_message_of_the_wrong_type_is_400(client: httpx.Client) -> None:
@@ -167,6 +187,20 @@ def test_unknown_routes_and_methods_are_problems(client: httpx.Client) -> None:
     _assert_problem(client.get("/api/omega/nothing-here"), 404)
     _assert_problem(client.get("/api/omega/sync"), 405)
     _assert_problem(client.get("/api/omega/patterns", params={"since": "x"}), 401)
+
+
+def test_a_405_allows_every_method_of_the_path(client: httpx.Client) -> None:
+    # GET and POST /codebook are two routes; the 405 names both (RFC 9110 Allow).
+    refused = client.put("/api/omega/codebook")
+    _assert_problem(refused, 405)
+    assert refused.headers["allow"] == "GET, POST"
+
+
+def test_an_unknown_query_parameter_is_a_400_problem(client: httpx.Client) -> None:
+    device = Device.register(client)
+    response = client.get("/api/omega/patterns", params={"sinse": "5"}, headers=device.auth)
+    problem = _assert_problem(response, 400)
+    assert "sinse" in str(problem["detail"]) and "since" in str(problem["detail"])
 
 
 def test_retry_after_is_honest_for_a_configured_limit(tmp_path: Path) -> None:

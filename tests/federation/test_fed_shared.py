@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PublicKey
 
-from omega.constellation.helper_client import HttpHelper
+from omega.constellation.helper_client import HelperSettings, HttpHelper, connect_helper
 from omega.errors import InputError
 from omega.federation import FederationConfig, run_round
 from omega.federation.shared import SharedCounting, fold_shares
@@ -30,6 +30,7 @@ from omega.protocol.aggregation import (
 )
 from omega.protocol.dpf import PRIME, gen
 from omega.protocol.messages import PushAck, PushRequest, SharedReport
+from omega.protocol.noise import ExactLaplace, SeededLaplace
 from omega.protocol.shares import (
     _SUITE,
     HelperShare,
@@ -163,6 +164,27 @@ def test_noise_is_added_by_both_servers(fed_store: Storage, tmp_path: Path) -> N
     assert counts.noise_variance == pytest.approx(3.68, abs=0.01)
     assert abs(int(support[0]) - 40) < 25 and np.count_nonzero(support[1:]) > 100
     assert abs(float(np.var(support[1:])) - 3.68) < 1.5
+
+
+@pytest.mark.parametrize(("seed", "kind"), [(None, ExactLaplace), (5, SeededLaplace)])
+def test_both_servers_draw_exact_noise_unless_seeded(
+    tmp_path: Path, seed: int | None, kind: type
+) -> None:
+    # As `omega helper serve` and `omega serve` build them (share_noise_seed unset in
+    # production): OpenDP's exact sampler; a seeded stream only for simulations.
+    service = HelperService.open(tmp_path / "h", HelperConfig(noise_epsilon=2.0, noise_seed=seed))
+    leader = connect_helper(
+        HelperSettings(
+            url="http://127.0.0.1:9",
+            secret_file=tmp_path / "h" / "aggregation-secret",
+            noise_epsilon=2.0,
+            noise_seed=seed,
+        )
+    )
+    assert leader is not None
+    _OPEN.append(leader)
+    assert isinstance(service.noise, kind) and isinstance(leader.noise, kind)
+    assert service.noise.epsilon == leader.noise.epsilon == 2.0
 
 
 def test_the_helper_counts_a_report_once(tmp_path: Path) -> None:

@@ -4,7 +4,10 @@ Devices make ``reports`` reports of Zipf-distributed titles over a catalog of
 ``catalog`` titles (timed: the device's cost); the reports are queued in a real SQLite
 constellation store (not timed); then the leader counts them with a real helper served
 by uvicorn on loopback (timed end to end: evaluation, both check requests over HTTP,
-aggregation and the fold). The counts are compared with the titles sent.
+aggregation and the fold; the fold adds no noise, so the counts are compared with the
+titles sent). Apart, it times each server's noise for one batch's histogram (one value
+per catalog title at ε = 4): OpenDP's exact sampler the servers use, and the seeded
+numpy stream simulations use.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from omega.helper.service import HelperConfig, HelperService
 from omega.helper.thread import HelperThread
 from omega.protocol.aggregation import auth_token
 from omega.protocol.messages import PushAck, PushRequest, SharedReport
+from omega.protocol.noise import LaplaceSampler, laplace_sampler
 from omega.protocol.shares import make_shared_report
 from omega.storage import Codebook, Storage, ViewerRecord, open_storage
 
@@ -63,7 +67,19 @@ def run_shares_bench(*, reports: int = 2000, catalog: int = 9742, seed: int = 0)
         "fold_s": round(fold_s, 3),
         "fold_reports_per_s": round(counted / fold_s, 1) if fold_s > 0 else None,
         "counts_exact": exact,
+        "noise_ms_exact_p50": _noise_ms(laplace_sampler(4.0), catalog),
+        "noise_ms_seeded_p50": _noise_ms(laplace_sampler(4.0, seed=seed), catalog),
     }
+
+
+def _noise_ms(sampler: LaplaceSampler, catalog: int, *, draws: int = 21) -> float:
+    """Median milliseconds for one batch's noise: ``catalog`` values."""
+    seconds = []
+    for _ in range(draws):
+        t = time.perf_counter()
+        sampler(catalog)
+        seconds.append(time.perf_counter() - t)
+    return round(1000 * statistics.median(seconds), 3)
 
 
 def _make_reports(

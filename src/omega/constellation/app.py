@@ -17,7 +17,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 
 from omega.clock import Clock, SystemClock
 from omega.constellation._runtime import Runtime, load_admin_token, load_keys, load_release_keys
@@ -25,9 +25,11 @@ from omega.constellation.auth import AdminGate, TokenService
 from omega.constellation.distribute import Pacer
 from omega.constellation.events import EventBroker, ReleaseWatcher
 from omega.constellation.exchange import Exchange, ExchangeLimits
+from omega.constellation.guards import known_query_only
 from omega.constellation.helper_client import HelperSettings
 from omega.constellation.ingest import CodebookCache
 from omega.constellation.metrics import Metrics, MetricsMiddleware
+from omega.constellation.openapi import document_components
 from omega.constellation.problems import install_problem_handlers
 from omega.constellation.ratelimit import ViewerRateLimiter
 from omega.constellation.rounds import RoundRunner
@@ -39,9 +41,11 @@ from omega.constellation.routes import (
     sync_router,
     viewers_router,
 )
-from omega.constellation.routes._bodies import message_components
-from omega.constellation.routes.manage import CodebookDocument
-from omega.constellation.routes.manufacturers import ManufacturerKeyDocument
+from omega.constellation.routes.manage import CodebookDocument, CodebookPublished
+from omega.constellation.routes.manufacturers import (
+    ManufacturerKeyDocument,
+    TrustedManufacturerKey,
+)
 from omega.constellation.settings import Settings
 from omega.errors import ConfigError
 from omega.protocol.messages import (
@@ -76,6 +80,8 @@ _DOC_TYPES: list[Any] = [
     ProblemDetail,
     CodebookDocument,
     ManufacturerKeyDocument,
+    TrustedManufacturerKey,
+    CodebookPublished,
 ]
 
 
@@ -239,6 +245,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         ),
         version="0.1.0",
         lifespan=lifespan,
+        dependencies=[Depends(known_query_only)],
     )
     install_problem_handlers(app)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
@@ -251,20 +258,5 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         ops_router,
     ):
         app.include_router(router)
-    _document_messages(app)
+    document_components(app, _DOC_TYPES)
     return app
-
-
-def _document_messages(app: FastAPI) -> None:
-    """Add the msgspec message schemas the routes refer to into the OpenAPI components."""
-    build = app.openapi
-
-    def openapi() -> dict[str, Any]:
-        if app.openapi_schema is None:
-            schema = build()
-            schemas = schema.setdefault("components", {}).setdefault("schemas", {})
-            schemas.update(message_components(_DOC_TYPES))
-            app.openapi_schema = schema
-        return app.openapi_schema
-
-    app.openapi = openapi  # type: ignore[method-assign]

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Request, Security
+from fastapi.dependencies.models import Dependant
+from fastapi.routing import APIRoute
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from omega.constellation._runtime import Runtime, runtime_of
 from omega.constellation.auth import VerifiedToken
@@ -13,17 +16,42 @@ from omega.constellation.ratelimit import ViewerRateLimiter
 from omega.errors import AuthError
 
 __all__ = [
+    "ADMIN_ROUTE",
+    "VIEWER_ROUTE",
     "Admin",
     "Viewer",
     "bearer_token",
     "enforce_manufacturer_rate",
     "enforce_rate",
     "enforce_registration_rate",
+    "known_query_only",
     "refund_manufacturer_rate",
     "require_admin",
     "require_own",
     "require_viewer",
 ]
+
+
+#: The two bearer schemes, for the OpenAPI document only (``auto_error=False``): the
+#: guards read the header themselves, so a missing or malformed one is a 401 problem.
+_VIEWER_TOKEN = HTTPBearer(
+    scheme_name="viewerToken",
+    bearerFormat="JWT",
+    description="A viewer's access token (from registration or /api/omega/token).",
+    auto_error=False,
+)
+_ADMIN_TOKEN = HTTPBearer(
+    scheme_name="adminToken",
+    description="The operator's management token (admin_token, or <data_dir>/admin-token).",
+    auto_error=False,
+)
+_Documented = HTTPAuthorizationCredentials | None
+
+#: The problems every guarded route may answer with, besides its own (see
+#: ``omega.constellation.openapi.problem_responses``): bad credentials, the viewer's
+#: rate limit, and storage that does not answer.
+VIEWER_ROUTE = (401, 429, 503)
+ADMIN_ROUTE = (401, 503)
 
 
 def bearer_token(request: Request) -> str | None:
@@ -36,7 +64,9 @@ def bearer_token(request: Request) -> str | None:
     return token.strip()
 
 
-async def require_viewer(request: Request) -> VerifiedToken:
+async def require_viewer(
+    request: Request, _: Annotated[_Documented, Security(_VIEWER_TOKEN)]
+) -> VerifiedToken:
     """A valid access token, within its viewer's rate limit (429 with Retry-After if not)."""
     runtime = runtime_of(request)
     token = bearer_token(request)
@@ -85,8 +115,34 @@ def _enforce(limiter: ViewerRateLimiter, key: str, window: int, who: str) -> Non
         )
 
 
-async def require_admin(request: Request) -> None:
+async def require_admin(
+    request: Request, _: Annotated[_Documented, Security(_ADMIN_TOKEN)]
+) -> None:
     runtime_of(request).admin.check(bearer_token(request))
+
+
+async def known_query_only(request: Request) -> None:
+    """Refuse query parameters the route does not declare (a 400 problem): a misspelt
+    ``?sinse=5`` must not silently pull everything from version 0."""
+    route = request.scope.get("route")
+    if not isinstance(route, APIRoute) or not request.query_params:
+        return
+    known = _query_names(route.dependant)
+    unknown = sorted(set(request.query_params) - known)
+    if unknown:
+        allowed = ", ".join(sorted(known)) or "none"
+        raise Problem(
+            400,
+            f"unknown query parameter(s): {', '.join(unknown)}; this route takes {allowed}",
+            slug="bad-request",
+        )
+
+
+def _query_names(dependant: Dependant) -> set[str]:
+    names = {param.alias for param in dependant.query_params}
+    for sub in dependant.dependencies:
+        names |= _query_names(sub)
+    return names
 
 
 def require_own(verified: VerifiedToken, viewer_id: str) -> None:

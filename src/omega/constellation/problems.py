@@ -1,7 +1,8 @@
 """Every error answer is an RFC 9457 problem (``application/problem+json``), never a traceback.
 
 Handlers translate, in one place: ``Problem`` (raised by routes with an explicit status),
-Omega's error tree (peer garbage → 400, too large → 413, reused idempotency key → 422,
+Omega's error tree (peer garbage → 400, a well-formed message that breaks a protocol rule
+→ 422, too large → 413, reused idempotency key → 422,
 bad credentials → 401, storage trouble → 503, our own encoding bug → 500), FastAPI's
 request validation, Starlette's 404/405, and anything unexpected (500, logged
 server-side with its traceback).
@@ -17,12 +18,14 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
+from starlette.routing import Match
 
 from omega.errors import (
     AuthError,
     ConfigError,
     ConflictError,
     InputError,
+    InvalidMessageError,
     LocalProtocolError,
     OmegaError,
     PayloadTooLargeError,
@@ -31,13 +34,22 @@ from omega.errors import (
 )
 from omega.protocol.messages import ProblemDetail
 
-__all__ = ["PROBLEM_TYPE", "Problem", "install_problem_handlers", "problem_response"]
+__all__ = [
+    "PROBLEM_MEDIA_TYPE",
+    "PROBLEM_TYPE",
+    "Problem",
+    "install_problem_handlers",
+    "problem_response",
+    "problem_title",
+]
 
 log = logging.getLogger("omega.constellation")
 
 #: Base of the ``type`` URIs; each problem kind gets a stable slug after it.
 PROBLEM_TYPE = "https://omega.invalid/problems/"
+PROBLEM_MEDIA_TYPE = "application/problem+json"
 
+_METHODS = ("DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT")
 _TITLES = {
     400: "Bad Request",
     401: "Unauthorized",
@@ -52,6 +64,10 @@ _TITLES = {
     500: "Internal Server Error",
     503: "Service Unavailable",
 }
+
+
+def problem_title(status: int) -> str:
+    return _TITLES.get(status, "Error")
 
 
 class Problem(Exception):
@@ -76,7 +92,7 @@ def problem_response(
     status: int, detail: str, *, slug: str | None = None, headers: Mapping[str, str] | None = None
 ) -> Response:
     body = ProblemDetail(
-        title=_TITLES.get(status, "Error"),
+        title=problem_title(status),
         status=status,
         detail=detail,
         type=PROBLEM_TYPE + slug if slug else "about:blank",
@@ -87,7 +103,7 @@ def problem_response(
     return Response(
         msgspec.json.encode(body),
         status_code=status,
-        media_type="application/problem+json",
+        media_type=PROBLEM_MEDIA_TYPE,
         headers=all_headers,
     )
 
@@ -96,6 +112,8 @@ def status_for(error: OmegaError) -> tuple[int, str]:
     """The HTTP status and problem slug for one of Omega's errors."""
     if isinstance(error, PayloadTooLargeError):
         return 413, "too-large"
+    if isinstance(error, InvalidMessageError):
+        return 422, "invalid-message"
     if isinstance(error, RemoteProtocolError):
         return 400, "bad-message"
     if isinstance(error, LocalProtocolError):  # we could not encode our own answer
@@ -132,9 +150,12 @@ def install_problem_handlers(app: FastAPI) -> None:
             parts.append(f"{where}: {error.get('msg', 'invalid')}")
         return problem_response(400, "; ".join(parts) or "invalid request", slug="bad-request")
 
-    async def on_http(_: Request, exc: Exception) -> Response:
+    async def on_http(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, StarletteHTTPException)
-        return problem_response(exc.status_code, str(exc.detail), headers=exc.headers)
+        headers = dict(exc.headers or {})
+        if exc.status_code == 405:
+            headers["Allow"] = _allowed_methods(request)
+        return problem_response(exc.status_code, str(exc.detail), headers=headers)
 
     async def on_unexpected(request: Request, exc: Exception) -> Response:
         log.error("%s %s crashed", request.method, request.url.path, exc_info=exc)
@@ -145,3 +166,17 @@ def install_problem_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, on_validation)
     app.add_exception_handler(StarletteHTTPException, on_http)
     app.add_exception_handler(Exception, on_unexpected)
+
+
+def _allowed_methods(request: Request) -> str:
+    """Every method the path serves (RFC 9110 ``Allow``): Starlette names only those of
+    the first route whose path matched, so ``GET /codebook`` was missing from the 405 of
+    ``PUT /codebook``. Asked of the routes one method at a time (FastAPI nests the
+    routes of an included router behind one entry)."""
+    routes = request.app.router.routes
+    allowed = [
+        method
+        for method in _METHODS
+        if any(r.matches({**request.scope, "method": method})[0] is Match.FULL for r in routes)
+    ]
+    return ", ".join(allowed)

@@ -36,7 +36,7 @@ from omega.protocol.aggregation import (
 )
 from omega.protocol.dpf import PRIME
 from omega.protocol.messages import SharedReport
-from omega.protocol.noise import laplace_noise, laplace_variance
+from omega.protocol.noise import LaplaceSampler, laplace_sampler, laplace_variance
 from omega.protocol.shares import HelperShare, Sketch, sketch
 from omega.storage.base import Codebook, Storage, SupportCounts
 
@@ -63,15 +63,15 @@ class SharedCounting:
     batch: int = 1000
     min_batch: int = 100
     noise_epsilon: float = 4.0
-    #: Seeds the leader's noise (simulations that must reproduce); None: from the OS.
+    #: Seeds the leader's noise (simulations that must reproduce, never in production);
+    #: None: OpenDP's exact sampler from a cryptographic source (``omega.protocol.noise``).
     noise_seed: int | None = None
-    _rng: list[np.random.Generator] = field(default_factory=list, repr=False)
+    #: Draws the leader's noise for one batch's histogram (made from the two above).
+    noise: LaplaceSampler = field(init=False, repr=False)
 
-    def noise(self, size: int) -> np.ndarray:
-        """The leader's noise for one batch's histogram."""
-        if self.noise_seed is not None and not self._rng:
-            self._rng.append(np.random.default_rng(self.noise_seed))
-        return laplace_noise(self.noise_epsilon, size, self._rng[0] if self._rng else None)
+    def __post_init__(self) -> None:
+        sampler = laplace_sampler(self.noise_epsilon, seed=self.noise_seed)
+        object.__setattr__(self, "noise", sampler)  # frozen: set once, here
 
     @property
     def verify_key(self) -> bytes:

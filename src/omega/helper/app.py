@@ -18,25 +18,57 @@ from typing import Any, TypeVar
 
 import msgspec
 from anyio import to_thread
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request, Security
+from fastapi.security import HTTPBearer
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, generate_latest
 from starlette.responses import Response
 
+from omega.constellation.guards import known_query_only
+from omega.constellation.openapi import (
+    document_components,
+    json_reply_doc,
+    media_body_doc,
+    media_reply_doc,
+    problem_responses,
+)
 from omega.constellation.problems import Problem, install_problem_handlers
 from omega.helper.service import HelperService
 from omega.protocol.aggregation import MSGPACK_MEDIA_TYPE as MSGPACK
 from omega.protocol.aggregation import (
     AggregateRequest,
+    AggregateResponse,
     BatchTooSmall,
     HelperInfo,
     PrepareRequest,
+    PrepareResponse,
 )
+from omega.protocol.messages import ProblemDetail
 
 __all__ = ["create_helper_app", "info_of"]
 
 #: A request of 5,000 reports is about 2.5 MB.
 MAX_BODY = 8 * 1024 * 1024
 T = TypeVar("T")
+
+#: For the OpenAPI document only: ``body_of`` checks the token, so that a missing or
+#: wrong one is a 401 problem.
+_LEADER_TOKEN = HTTPBearer(
+    scheme_name="leaderToken",
+    description="The leader's token, derived from the secret the two servers share.",
+    auto_error=False,
+)
+_LEADER_ONLY = [Security(_LEADER_TOKEN)]
+
+
+def _call_doc(request: str, answer: str, *problems: int) -> dict[str, Any]:
+    """A leader's call: a msgpack ``request`` answered by a msgpack ``answer``."""
+    return {
+        "openapi_extra": media_body_doc(MSGPACK, request),
+        "responses": media_reply_doc(MSGPACK, answer)
+        | problem_responses(400, 401, 413, 415, 422, *problems),
+        "response_class": Response,
+        "dependencies": _LEADER_ONLY,
+    }
 
 
 def _decode(body: bytes, kind: type[T]) -> T:
@@ -55,6 +87,7 @@ def create_helper_app(service: HelperService) -> FastAPI:
         title="Omega helper",
         summary="The second server of two-server popularity counting",
         version="1",
+        dependencies=[Depends(known_query_only)],
     )
     install_problem_handlers(app)
     registry = CollectorRegistry()
@@ -80,11 +113,20 @@ def create_helper_app(service: HelperService) -> FastAPI:
             raise Problem(413, f"request over {MAX_BODY} bytes", slug="too-large")
         return body
 
-    @app.get("/helper/v1/info", summary="The helper's public key and batch rules")
+    @app.get(
+        "/helper/v1/info",
+        summary="The helper's public key and batch rules",
+        response_class=Response,
+        responses=json_reply_doc("HelperInfo"),
+    )
     async def info() -> Response:
         return Response(msgspec.json.encode(service.info()), media_type="application/json")
 
-    @app.post("/helper/v1/prepare", summary="Open and check a batch of reports (leader only)")
+    @app.post(
+        "/helper/v1/prepare",
+        summary="Open and check a batch of reports (leader only)",
+        **_call_doc("PrepareRequest", "PrepareResponse"),
+    )
     async def prepare(request: Request) -> Response:
         asked = _decode(await body_of(request), PrepareRequest)
         answer = await to_thread.run_sync(service.prepare, asked)
@@ -92,7 +134,11 @@ def create_helper_app(service: HelperService) -> FastAPI:
             reports.labels("prepare", "error" if a.error else "ok").inc()
         return Response(msgspec.msgpack.encode(answer), media_type=MSGPACK)
 
-    @app.post("/helper/v1/aggregate", summary="Aggregate a checked batch (leader only)")
+    @app.post(
+        "/helper/v1/aggregate",
+        summary="Aggregate a checked batch (leader only)",
+        **_call_doc("AggregateRequest", "AggregateResponse", 409),
+    )
     async def aggregate(request: Request) -> Response:
         asked = _decode(await body_of(request), AggregateRequest)
         try:
@@ -113,6 +159,17 @@ def create_helper_app(service: HelperService) -> FastAPI:
     async def metrics() -> Response:
         return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
+    document_components(
+        app,
+        [
+            HelperInfo,
+            PrepareRequest,
+            PrepareResponse,
+            AggregateRequest,
+            AggregateResponse,
+            ProblemDetail,
+        ],
+    )
     return app
 
 

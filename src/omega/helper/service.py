@@ -52,7 +52,7 @@ from omega.protocol.aggregation import (
 )
 from omega.protocol.dpf import PRIME
 from omega.protocol.messages import SharedReport
-from omega.protocol.noise import laplace_noise, laplace_variance
+from omega.protocol.noise import laplace_sampler, laplace_variance
 from omega.protocol.shares import Sketch, open_helper_share, report_id, sketch, verify_share
 
 __all__ = ["HelperConfig", "HelperService", "load_secret"]
@@ -96,7 +96,8 @@ def _load_key(path: Path) -> X25519PrivateKey:
 class HelperConfig:
     min_batch: int = 100
     noise_epsilon: float = 4.0
-    #: Seeds the noise (simulations that must reproduce); None draws it from the OS.
+    #: Seeds the noise (simulations that must reproduce, never in production); None:
+    #: OpenDP's exact sampler from a cryptographic source (``omega.protocol.noise``).
     noise_seed: int | None = None
 
     def __post_init__(self) -> None:
@@ -126,7 +127,7 @@ class HelperService:
         self.verify_key = verify_key(secret)
         self.config = config
         self.store = store
-        self._rng = None if config.noise_seed is None else np.random.default_rng(config.noise_seed)
+        self.noise = laplace_sampler(config.noise_epsilon, seed=config.noise_seed)
         # Reports evaluated by ``prepare``, by (id, size), oldest first: ``aggregate`` of the
         # same batch reuses them instead of evaluating each report's key a second time.
         self._evaluated: OrderedDict[tuple[bytes, int], Sketch] = OrderedDict()
@@ -278,7 +279,7 @@ class HelperService:
                         f"{len(check.passed)} valid new report(s); the helper aggregates batches "
                         f"of at least {self.config.min_batch}"
                     )
-                noise = laplace_noise(self.config.noise_epsilon, size, self._rng)
+                noise = self.noise(size)
                 answer = AggregateResponse(
                     accepted=check.accepted,
                     share=((check.total + noise) % PRIME).astype("<i8").tobytes(),

@@ -56,6 +56,7 @@ __all__ = [
     "frame",
     "parts",
     "payload",
+    "read_json",
 ]
 
 BINARY_MEDIA_TYPE = "application/x-omega"
@@ -247,15 +248,44 @@ def decode_json(
 ) -> Message | M:
     """Parse and validate a JSON message from a peer; same errors as :func:`decode`."""
     _check_expect(expect)
-    decoder = _json_decoder if expect is None else _typed_json[expect]
     body = _as_bytes(data, max_bytes)
     try:
-        msg: Message = decoder.decode(body)
+        msg: Message = _json_message(body, expect)
     except Exception as exc:  # the peer's bytes: any failure in the parser is theirs
         wanted = f" (expected {expect.__name__})" if expect is not None else ""
         raise RemoteProtocolError(f"malformed JSON message{wanted}: {exc}") from None
     validate(msg)
     return msg
+
+
+def _json_message(body: bytes, expect: type[M] | None) -> Message:
+    decoder = _json_decoder if expect is None else _typed_json[expect]
+    try:
+        return decoder.decode(body)
+    except msgspec.ValidationError:
+        msg: Message = read_json(body, Message if expect is None else expect)
+        return msg
+
+
+def read_json(body: bytes, kind: Any) -> Any:
+    """``body`` as msgspec decodes it into ``kind``, except that a whole number written
+    as a float (``5.0``) is taken where an integer is due: JSON has one kind of number,
+    and JSON Schema (so the OpenAPI documents) counts 5.0 as an integer. Raises
+    msgspec's errors."""
+    try:
+        return msgspec.json.decode(body, type=kind)
+    except msgspec.ValidationError:
+        return msgspec.convert(_whole_numbers(msgspec.json.decode(body)), kind)
+
+
+def _whole_numbers(node: Any) -> Any:
+    if isinstance(node, float) and node.is_integer() and -(2**63) <= node < 2**64:
+        return int(node)
+    if isinstance(node, list):
+        return [_whole_numbers(value) for value in node]
+    if isinstance(node, dict):
+        return {key: _whole_numbers(value) for key, value in node.items()}
+    return node
 
 
 def _check_outgoing(msg: Message) -> None:

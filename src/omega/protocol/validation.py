@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from omega.errors import RemoteProtocolError
+from omega.errors import InvalidMessageError, RemoteProtocolError
 from omega.protocol._fast import ids_ok, patterns_ok, trends_ok
 from omega.protocol._limits import (
     CELLS_BY_TASK,
@@ -111,25 +111,26 @@ class _Violation(Exception):
 
 
 def validate(msg: Message) -> None:
-    """Raise :class:`RemoteProtocolError` naming the first field that breaks a rule."""
+    """Raise :class:`InvalidMessageError` naming the first field that breaks a rule
+    (:class:`RemoteProtocolError` for an object that is no message at all)."""
     check = _CHECKS.get(type(msg))
     if check is None:
         raise RemoteProtocolError(f"not a protocol message: {type(msg).__name__}")
     try:
         check(msg, type(msg).__name__)
     except _Violation as exc:
-        raise RemoteProtocolError(f"invalid {type(msg).__name__}: {exc}") from None
+        raise InvalidMessageError(f"invalid {type(msg).__name__}: {exc}") from None
 
 
 def validate_vector(vector: Vector, *, dim: int | None = EMBEDDING_DIM) -> None:
-    """Raise :class:`RemoteProtocolError` unless ``vector`` is well formed.
+    """Raise :class:`InvalidMessageError` unless ``vector`` is well formed.
 
     ``dim=None`` accepts any dimension from 1 to ``MAX_VECTOR_DIM``.
     """
     try:
         _check_vector(vector, "vector", dim=dim)
     except _Violation as exc:
-        raise RemoteProtocolError(f"invalid Vector: {exc}") from None
+        raise InvalidMessageError(f"invalid Vector: {exc}") from None
 
 
 def _check_vector(vector: Vector, where: str, *, dim: int | None = EMBEDDING_DIM) -> None:

@@ -16,14 +16,19 @@ from starlette.responses import Response
 
 from omega.constellation._runtime import runtime_of
 from omega.constellation._wire import read_body
-from omega.constellation.guards import Admin, Viewer
+from omega.constellation.guards import ADMIN_ROUTE, VIEWER_ROUTE, Admin, Viewer
+from omega.constellation.openapi import (
+    json_body_doc,
+    json_reply_doc,
+    problem_responses,
+)
 from omega.constellation.problems import Problem
 from omega.errors import ConfigError
-from omega.protocol import signing
+from omega.protocol import codec, signing
 from omega.protocol.validation import MAX_CELL, MAX_ID_LENGTH, MAX_VECTOR_DIM
 from omega.storage.base import Codebook
 
-__all__ = ["CodebookDocument", "router"]
+__all__ = ["CodebookDocument", "CodebookPublished", "router"]
 
 router = APIRouter(prefix="/api/omega", tags=["management"])
 
@@ -80,21 +85,42 @@ def _checked(doc: CodebookDocument) -> Codebook:
     )
 
 
-@router.post("/codebook", summary="Publish a new codebook (admin)", response_class=Response)
+class CodebookPublished(msgspec.Struct, frozen=True, kw_only=True):
+    """The answer to a published codebook."""
+
+    codebook_id: str
+    k: int
+    dim: int
+
+
+@router.post(
+    "/codebook",
+    summary="Publish a new codebook (admin)",
+    status_code=201,
+    response_class=Response,
+    openapi_extra=json_body_doc("CodebookDocument"),
+    responses=json_reply_doc("CodebookPublished", 201, "Published")
+    | problem_responses(*ADMIN_ROUTE, 400, 413, 422),
+)
 async def put_codebook(request: Request, _: Admin) -> Response:
     runtime = runtime_of(request)
     data = await read_body(request, limit=_MAX_CODEBOOK_BYTES)
     try:
-        doc = msgspec.json.decode(data, type=CodebookDocument)
+        doc: CodebookDocument = codec.read_json(data, CodebookDocument)
     except msgspec.DecodeError as exc:
         raise Problem(400, f"not a codebook document: {exc}", slug="bad-request") from None
     codebook = _checked(doc)
     await runtime.db(lambda: runtime.codebooks.put(codebook))
-    body = {"codebook_id": codebook.codebook_id, "k": codebook.k, "dim": codebook.dim}
+    body = CodebookPublished(codebook_id=codebook.codebook_id, k=codebook.k, dim=codebook.dim)
     return Response(msgspec.json.encode(body), status_code=201, media_type="application/json")
 
 
-@router.get("/codebook", summary="The current codebook (viewers)", response_class=Response)
+@router.get(
+    "/codebook",
+    summary="The current codebook (viewers)",
+    response_class=Response,
+    responses=json_reply_doc("CodebookDocument") | problem_responses(*VIEWER_ROUTE, 404),
+)
 async def get_codebook(request: Request, _: Viewer) -> Response:
     runtime = runtime_of(request)
     codebook = await runtime.db(runtime.codebooks.get)
@@ -114,7 +140,11 @@ async def get_codebook(request: Request, _: Viewer) -> Response:
     return Response(msgspec.json.encode(doc), media_type="application/json")
 
 
-@router.get("/stats", summary="Counts and the current release version (admin)")
+@router.get(
+    "/stats",
+    summary="Counts and the current release version (admin)",
+    responses=problem_responses(*ADMIN_ROUTE),
+)
 async def stats(request: Request, _: Admin) -> dict[str, Any]:
     runtime = runtime_of(request)
     s = await runtime.db(runtime.storage.stats)
@@ -129,19 +159,31 @@ async def stats(request: Request, _: Admin) -> dict[str, Any]:
     }
 
 
-@router.post("/rounds", summary="Run one federation round now (admin)")
+@router.post(
+    "/rounds",
+    summary="Run one federation round now (admin)",
+    responses=problem_responses(*ADMIN_ROUTE),
+)
 async def run_round_now(request: Request, _: Admin) -> dict[str, Any]:
     return await runtime_of(request).rounds.run_once()
 
 
-@router.post("/keys/rotate", summary="Start signing with a new key; old ones still verify (admin)")
+@router.post(
+    "/keys/rotate",
+    summary="Start signing with a new key; old ones still verify (admin)",
+    responses=problem_responses(*ADMIN_ROUTE),
+)
 async def rotate_keys(request: Request, _: Admin) -> dict[str, Any]:
     keys = runtime_of(request).tokens.keys
     signer = keys.rotate()
     return {"signing_kid": signer.kid, "kids": keys.kids()}
 
 
-@router.get("/release-keys", summary="The public release keys that seal answers (anyone)")
+@router.get(
+    "/release-keys",
+    summary="The public release keys that seal answers (anyone)",
+    responses=problem_responses(503),
+)
 async def release_keys(request: Request) -> dict[str, Any]:
     sealer = runtime_of(request).sealer
     keys = sealer.all_public_keys()
@@ -154,6 +196,7 @@ async def release_keys(request: Request) -> dict[str, Any]:
 @router.post(
     "/release-keys/rotate",
     summary="Seal with a new release key; older keys endorse it to devices (admin)",
+    responses=problem_responses(*ADMIN_ROUTE, 409),
 )
 async def rotate_release_keys(request: Request, _: Admin) -> dict[str, Any]:
     sealer = runtime_of(request).sealer

@@ -19,13 +19,14 @@ from starlette.responses import Response
 
 from omega.constellation._runtime import runtime_of
 from omega.constellation._wire import read_body
-from omega.constellation.guards import Admin
+from omega.constellation.guards import ADMIN_ROUTE, Admin
+from omega.constellation.openapi import json_body_doc, json_reply_doc, problem_responses
 from omega.constellation.problems import Problem
 from omega.errors import ConflictError, InputError
 from omega.protocol.attestation import load_public_key, public_key_bytes
 from omega.storage.base import ManufacturerKey
 
-__all__ = ["ManufacturerKeyDocument", "router"]
+__all__ = ["ManufacturerKeyDocument", "TrustedManufacturerKey", "router"]
 
 router = APIRouter(prefix="/api/omega", tags=["management"])
 
@@ -42,15 +43,29 @@ class ManufacturerKeyDocument(msgspec.Struct, frozen=True, kw_only=True):
     public_key: str
 
 
+class TrustedManufacturerKey(msgspec.Struct, frozen=True, kw_only=True):
+    """A manufacturer key as the server keeps it: ``public_key`` raw Ed25519, base64;
+    ``devices`` the viewers registered with its certificates."""
+
+    manufacturer_id: str
+    key_id: str
+    public_key: str
+    created_at: float
+    revoked_at: float | None
+    devices: int
+
+
 def _described(key: ManufacturerKey) -> dict[str, Any]:
-    return {
-        "manufacturer_id": key.manufacturer_id,
-        "key_id": key.key_id,
-        "public_key": base64.b64encode(key.public_key).decode(),
-        "created_at": key.created_at,
-        "revoked_at": key.revoked_at,
-        "devices": key.devices,
-    }
+    entry = TrustedManufacturerKey(
+        manufacturer_id=key.manufacturer_id,
+        key_id=key.key_id,
+        public_key=base64.b64encode(key.public_key).decode(),
+        created_at=key.created_at,
+        revoked_at=key.revoked_at,
+        devices=key.devices,
+    )
+    described: dict[str, Any] = msgspec.to_builtins(entry)
+    return described
 
 
 def _json(body: Any, status: int = 200) -> Response:
@@ -76,6 +91,10 @@ def _parsed(data: bytes) -> ManufacturerKeyDocument:
     "/manufacturers",
     summary="Trust a manufacturer's public key for device certificates (admin)",
     response_class=Response,
+    openapi_extra=json_body_doc("ManufacturerKeyDocument"),
+    responses=json_reply_doc("TrustedManufacturerKey", 201, "Trusted")
+    | json_reply_doc("TrustedManufacturerKey", 200, "Already trusted")
+    | problem_responses(*ADMIN_ROUTE, 400, 409, 413, 422),
 )
 async def add_key(request: Request, _: Admin) -> Response:
     runtime = runtime_of(request)
@@ -97,7 +116,11 @@ async def add_key(request: Request, _: Admin) -> Response:
     return _json(_described(stored), 201 if added else 200)
 
 
-@router.get("/manufacturers", summary="Every manufacturer key, revoked ones too (admin)")
+@router.get(
+    "/manufacturers",
+    summary="Every manufacturer key, revoked ones too (admin)",
+    responses=problem_responses(*ADMIN_ROUTE),
+)
 async def list_keys(request: Request, _: Admin) -> dict[str, Any]:
     runtime = runtime_of(request)
     keys = await runtime.db(runtime.storage.manufacturer_keys)
@@ -107,6 +130,7 @@ async def list_keys(request: Request, _: Admin) -> dict[str, Any]:
 @router.post(
     "/manufacturers/{manufacturer_id}/keys/{key_id}/revoke",
     summary="Revoke a manufacturer key: its certificates and viewers are refused (admin)",
+    responses=problem_responses(*ADMIN_ROUTE, 404, 422),
 )
 async def revoke_key(
     manufacturer_id: str, key_id: str, request: Request, _: Admin

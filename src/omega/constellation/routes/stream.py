@@ -14,7 +14,8 @@ from fastapi import APIRouter, Request
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
 from omega.constellation._runtime import runtime_of
-from omega.constellation.guards import Viewer
+from omega.constellation.guards import VIEWER_ROUTE, Viewer
+from omega.constellation.openapi import problem_responses
 from omega.protocol import codec
 from omega.protocol.messages import ServerEvent
 
@@ -33,6 +34,7 @@ def _sse(event: ServerEvent) -> ServerSentEvent:
     "/events",
     summary="Server-sent events: `release` (new version) and `trend` events",
     response_class=EventSourceResponse,
+    responses=problem_responses(*VIEWER_ROUTE),
 )
 async def events(request: Request, _: Viewer) -> EventSourceResponse:
     runtime = runtime_of(request)

@@ -12,8 +12,8 @@ from starlette.responses import Response
 
 from omega.constellation._runtime import Runtime, runtime_of
 from omega.constellation._wire import read_message, read_request, reply, reply_format, sealed_reply
-from omega.constellation.guards import Viewer, require_own
-from omega.constellation.routes._bodies import body_doc, reply_doc
+from omega.constellation.guards import VIEWER_ROUTE, Viewer, require_own
+from omega.constellation.openapi import body_doc, problem_responses, reply_doc
 from omega.protocol import MAX_PULL_BYTES, MAX_VERSION, signing
 from omega.protocol.messages import (
     PullRequest,
@@ -37,7 +37,8 @@ def _paced(runtime: Runtime, fitted: PullResponse) -> PullResponse:
     "/sync",
     summary="Push new patterns (optional) and pull the consolidated delta, in one round trip",
     openapi_extra=body_doc("SyncRequest"),
-    responses=reply_doc("SyncResponse"),
+    responses=reply_doc("SyncResponse")
+    | problem_responses(*VIEWER_ROUTE, 400, 403, 404, 413, 415, 422),
     response_class=Response,
 )
 async def sync(request: Request, verified: Viewer) -> Response:
@@ -64,7 +65,7 @@ async def sync(request: Request, verified: Viewer) -> Response:
     "/patterns",
     summary="Push patterns only (idempotent per batch id)",
     openapi_extra=body_doc("PushRequest"),
-    responses=reply_doc("PushAck"),
+    responses=reply_doc("PushAck") | problem_responses(*VIEWER_ROUTE, 400, 403, 404, 413, 415, 422),
     response_class=Response,
 )
 async def push_patterns(request: Request, verified: Viewer) -> Response:
@@ -84,7 +85,7 @@ async def push_patterns(request: Request, verified: Viewer) -> Response:
 @router.get(
     "/patterns",
     summary="Consolidated patterns changed since a version, paged by byte budget",
-    responses=reply_doc("PullResponse"),
+    responses=reply_doc("PullResponse") | problem_responses(*VIEWER_ROUTE, 400),
     response_class=Response,
 )
 async def pull_patterns(

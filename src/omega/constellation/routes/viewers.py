@@ -12,13 +12,14 @@ from omega.constellation._runtime import runtime_of
 from omega.constellation._wire import WireFormat, read_message, reply
 from omega.constellation.admission import admit
 from omega.constellation.guards import (
+    VIEWER_ROUTE,
     Viewer,
     enforce_rate,
     enforce_registration_rate,
     require_own,
 )
+from omega.constellation.openapi import body_doc, problem_responses, reply_doc
 from omega.constellation.problems import Problem
-from omega.constellation.routes._bodies import body_doc, reply_doc
 from omega.errors import AuthError
 from omega.protocol.messages import Registration, RegistrationResponse, TokenRefresh
 
@@ -37,7 +38,9 @@ router = APIRouter(prefix="/api/omega", tags=["viewers"])
         "that does not check out. 429: over the per-address or per-manufacturer limit."
     ),
     openapi_extra=body_doc("Registration", required=False),
-    responses=reply_doc("RegistrationResponse", 201, "Registered"),
+    responses=reply_doc("RegistrationResponse", 201, "Registered")
+    | reply_doc("RegistrationResponse", 200, "Registered before: the same viewer id")
+    | problem_responses(400, 403, 413, 415, 422, 429, 503),
     response_class=Response,
 )
 async def register(request: Request) -> Response:
@@ -70,7 +73,8 @@ async def register(request: Request) -> Response:
     "/token",
     summary="Trade a refresh token (once) for a new access and refresh token",
     openapi_extra=body_doc("TokenRefresh"),
-    responses=reply_doc("RegistrationResponse"),
+    responses=reply_doc("RegistrationResponse")
+    | problem_responses(400, 401, 413, 415, 422, 429, 503),
     response_class=Response,
 )
 async def refresh(request: Request) -> Response:
@@ -111,7 +115,11 @@ async def refresh(request: Request) -> Response:
     return reply(answer, fmt)
 
 
-@router.get("/viewers/{viewer_id}", summary="Read one's own registry entry")
+@router.get(
+    "/viewers/{viewer_id}",
+    summary="Read one's own registry entry",
+    responses=problem_responses(*VIEWER_ROUTE, 403, 404),
+)
 async def get_viewer(viewer_id: str, request: Request, verified: Viewer) -> dict[str, Any]:
     require_own(verified, viewer_id)
     runtime = runtime_of(request)
