@@ -4,7 +4,9 @@ sits around its cells so what they learn is predictable."""
 
 from __future__ import annotations
 
+import asyncio
 import os
+import shutil
 import socket
 import sqlite3
 import subprocess
@@ -21,7 +23,8 @@ import numpy as np
 
 from omega.brain import DIM, Brain, BrainConfig, CatalogItem
 from omega.clock import ManualClock
-from omega.protocol.messages import Pattern
+from omega.protocol import codec
+from omega.protocol.messages import Pattern, PushRequest, Registration, RegistrationResponse
 
 ADMIN_TOKEN = "sync-test-admin-" + "y" * 16
 K = 8
@@ -184,6 +187,77 @@ def start_server(data_dir: Path, *, db_url: str | None = None, **env: str) -> Se
         time.sleep(0.05)
     server.stop()
     raise RuntimeError(f"server did not answer /healthz in time:\n{log_path.read_text()}")
+
+
+def crowd_release(server: Server, rounds: list[list[int]], *, viewers: int = 3) -> int:
+    """Releases made by a crowd of protocol-level viewers: for each entry of ``rounds``,
+    every viewer pushes a preference pattern per cell, then a federation round runs (one
+    release version each). Returns the server's release version."""
+    crowd = []
+    with httpx.Client(base_url=server.base_url, timeout=30) as client:
+        for _ in range(viewers):
+            answer = client.post(
+                "/api/omega/viewers",
+                content=codec.encode(Registration()),
+                headers={"Content-Type": "application/x-omega"},
+            )
+            assert answer.status_code == 201, answer.text
+            crowd.append(codec.decode(answer.content, expect=RegistrationResponse))
+        for n, cells in enumerate(rounds):
+            patterns = [
+                Pattern(id=f"crowd-{c}", task="preference", cells=(c,), success_rate=0.9, support=9)
+                for c in cells
+            ]
+            for viewer in crowd:
+                push = PushRequest(
+                    viewer_id=viewer.viewer_id,
+                    batch_id=f"crowd-{n}",
+                    codebook_id=CODEBOOK_ID,
+                    added=patterns,
+                )
+                answer = client.post(
+                    "/api/omega/patterns",
+                    content=codec.encode(push),
+                    headers={
+                        "Content-Type": "application/x-omega",
+                        "Authorization": f"Bearer {viewer.access_token}",
+                    },
+                )
+                assert answer.status_code == 200, answer.text
+            server.run_round()
+    version: int = server.stats()["version"]
+    return version
+
+
+def device_template(server: Server, directory: Path, cells: list[int]) -> Path:
+    """A TV brain that adopted ``server``'s codebook and learned ``cells`` (its outbox
+    full, nothing pushed or pulled yet), without credentials: each copy of it registers as
+    a viewer of its own on its first sync. Closed; copy it with :func:`copy_device`."""
+    from omega.sync import HttpTransport, SyncClient
+
+    clock = ManualClock()
+    brain = open_brain(directory, clock)
+
+    async def adopt() -> None:
+        async with HttpTransport(server.base_url) as transport:
+            await SyncClient(brain, transport).fetch_codebook()
+
+    asyncio.run(adopt())
+    watch(brain, clock, cells)
+    brain.flush()
+    assert brain.sync.outbox_size() > 0
+    forget = ("sync.viewer_id", "sync.access_token", "sync.refresh_token")
+    brain.sync.set_cursors(dict.fromkeys(forget, ""))
+    brain.close()
+    (directory / "clock").write_text(repr(clock.now()))
+    return directory
+
+
+def copy_device(template: Path, directory: Path) -> tuple[Brain, ManualClock]:
+    """A fresh TV from :func:`device_template`, opened at the template's time."""
+    shutil.copytree(template, directory)
+    clock = ManualClock(float((template / "clock").read_text()))
+    return open_brain(directory, clock), clock
 
 
 # -- what the server holds ------------------------------------------------------------------
