@@ -5,21 +5,29 @@ sits around its cells so what they learn is predictable."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import shutil
+import signal
 import socket
 import sqlite3
 import subprocess
 import sys
 import time
+import uuid
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from threading import Thread
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 import msgspec
 import numpy as np
+import psycopg
+from psycopg import sql
 
 from omega.brain import DIM, Brain, BrainConfig, CatalogItem
 from omega.clock import ManualClock
@@ -125,6 +133,21 @@ class Server:
         assert answer.status_code == 200, answer.text
         result: dict[str, Any] = answer.json()
         return result
+
+
+@contextlib.contextmanager
+def fresh_database(server_url: str) -> Iterator[str]:
+    """An empty database on the session's PostgreSQL server (``postgres_url``)."""
+    name = f"omega_sync_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(server_url, autocommit=True) as admin:
+        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    try:
+        yield urlunsplit(urlsplit(server_url)._replace(path="/" + name))
+    finally:
+        with psycopg.connect(server_url, autocommit=True) as admin:
+            admin.execute(
+                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+            )
 
 
 def server_env(data_dir: Path, **env: str) -> dict[str, str]:
@@ -258,6 +281,24 @@ def copy_device(template: Path, directory: Path) -> tuple[Brain, ManualClock]:
     shutil.copytree(template, directory)
     clock = ManualClock(float((template / "clock").read_text()))
     return open_brain(directory, clock), clock
+
+
+def sigkill_when_stopped(process: subprocess.Popen[bytes], *, timeout: float = 60) -> Thread:
+    """A thread that waits until ``process`` has stopped itself (the ``stop-after-ingest``
+    failpoint's SIGSTOP, right after a commit), then SIGKILLs it from outside."""
+
+    def watch() -> None:
+        deadline = time.monotonic() + timeout
+        stat = Path(f"/proc/{process.pid}/stat")
+        while time.monotonic() < deadline and process.poll() is None:
+            if stat.read_text().rsplit(")", 1)[1].split()[0] == "T":  # stopped
+                os.kill(process.pid, signal.SIGKILL)
+                return
+            time.sleep(0.005)
+
+    thread = Thread(target=watch, daemon=True)
+    thread.start()
+    return thread
 
 
 # -- what the server holds ------------------------------------------------------------------
