@@ -165,7 +165,7 @@ def test_a_reset_mid_exchange_is_retried_and_applied_once(
     async def scenario() -> tuple[Run, list[Reset]]:
         async with _proxied(world.server) as proxy:
             run = await _sync_through(proxy, brain, cuts=[(exchange, direction, at)])
-            return run, proxy.resets
+            return run, list(proxy.resets)
 
     run, resets = asyncio.run(scenario())
     result = run.result

@@ -100,11 +100,13 @@ class ResetProxy:
         return self
 
     async def aclose(self) -> None:
-        """Stop listening and reset every connection still open."""
+        """Stop listening and reset every connection still open (not counted in
+        :attr:`resets`: that list is of the faults made while running)."""
         if self._server is not None:
             self._server.close()
             self._server = None
-        self.reset_all()
+        for link in list(self._links.values()):
+            self._reset(link, None, record=False)
         # Every link is aborted, so each handler ends on its own (cancelling them would
         # make asyncio's stream callback log the CancelledError).
         await asyncio.gather(*self._tasks, return_exceptions=True)
