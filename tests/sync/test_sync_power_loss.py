@@ -143,6 +143,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
         assert zygote.run(job) == 0, zygote.log.read_text()[-3000:]
         world.seconds = time.monotonic() - started
         world.ops = int(Path(job.report).read_text())
+        assert world.ops > 0  # the brain's files went through the VFS
         clean = open_brain(directory, ManualClock(world.now))
         world.held = {p.id for p in clean.sync.collective()[0]}
         assert clean.sync.outbox_size() == 0 and world.held
