@@ -125,10 +125,10 @@ def test_settings_from_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Pa
     monkeypatch.setenv("OMEGA_DATA_DIR", str(tmp_path))
     monkeypatch.setenv("OMEGA_RATE_LIMIT", "5")
     monkeypatch.setenv("OMEGA_FEDERATION_INTERVAL", "0")
-    monkeypatch.setenv("OMEGA_FAILPOINTS", '["crash-after-ingest"]')
+    monkeypatch.setenv("OMEGA_FAILPOINTS", '["stop-after-ingest"]')
     settings = Settings()
     assert settings.rate_limit == 5
     assert settings.federation_interval == 0
     assert settings.storage_url == f"sqlite:///{tmp_path}/constellation.db"
-    assert "crash-after-ingest" in settings.failpoints
+    assert "stop-after-ingest" in settings.failpoints
     assert Settings(db_url="postgresql://x@h/db").storage_url == "postgresql://x@h/db"

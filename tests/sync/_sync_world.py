@@ -4,24 +4,35 @@ sits around its cells so what they learn is predictable."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import os
+import shutil
+import signal
 import socket
 import sqlite3
 import subprocess
 import sys
 import time
+import uuid
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from threading import Thread
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 import msgspec
 import numpy as np
+import psycopg
+from psycopg import sql
 
 from omega.brain import DIM, Brain, BrainConfig, CatalogItem
 from omega.clock import ManualClock
-from omega.protocol.messages import Pattern
+from omega.protocol import codec
+from omega.protocol.messages import Pattern, PushRequest, Registration, RegistrationResponse
 
 ADMIN_TOKEN = "sync-test-admin-" + "y" * 16
 K = 8
@@ -124,6 +135,21 @@ class Server:
         return result
 
 
+@contextlib.contextmanager
+def fresh_database(server_url: str) -> Iterator[str]:
+    """An empty database on the session's PostgreSQL server (``postgres_url``)."""
+    name = f"omega_sync_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(server_url, autocommit=True) as admin:
+        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    try:
+        yield urlunsplit(urlsplit(server_url)._replace(path="/" + name))
+    finally:
+        with psycopg.connect(server_url, autocommit=True) as admin:
+            admin.execute(
+                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+            )
+
+
 def server_env(data_dir: Path, **env: str) -> dict[str, str]:
     return {
         **os.environ,
@@ -188,6 +214,95 @@ def start_server(data_dir: Path, *, db_url: str | None = None, **env: str) -> Se
         time.sleep(0.05)
     server.stop()
     raise RuntimeError(f"server did not answer /healthz in time:\n{log_path.read_text()}")
+
+
+def crowd_release(server: Server, rounds: list[list[int]], *, viewers: int = 3) -> int:
+    """Releases made by a crowd of protocol-level viewers: for each entry of ``rounds``,
+    every viewer pushes a preference pattern per cell, then a federation round runs (one
+    release version each). Returns the server's release version."""
+    crowd = []
+    with httpx.Client(base_url=server.base_url, timeout=30) as client:
+        for _ in range(viewers):
+            answer = client.post(
+                "/api/omega/viewers",
+                content=codec.encode(Registration()),
+                headers={"Content-Type": "application/x-omega"},
+            )
+            assert answer.status_code == 201, answer.text
+            crowd.append(codec.decode(answer.content, expect=RegistrationResponse))
+        for n, cells in enumerate(rounds):
+            patterns = [
+                Pattern(id=f"crowd-{c}", task="preference", cells=(c,), success_rate=0.9, support=9)
+                for c in cells
+            ]
+            for viewer in crowd:
+                push = PushRequest(
+                    viewer_id=viewer.viewer_id,
+                    batch_id=f"crowd-{n}",
+                    codebook_id=CODEBOOK_ID,
+                    added=patterns,
+                )
+                answer = client.post(
+                    "/api/omega/patterns",
+                    content=codec.encode(push),
+                    headers={
+                        "Content-Type": "application/x-omega",
+                        "Authorization": f"Bearer {viewer.access_token}",
+                    },
+                )
+                assert answer.status_code == 200, answer.text
+            server.run_round()
+    version: int = server.stats()["version"]
+    return version
+
+
+def device_template(server: Server, directory: Path, cells: list[int]) -> Path:
+    """A TV brain that adopted ``server``'s codebook and learned ``cells`` (its outbox
+    full, nothing pushed or pulled yet), without credentials: each copy of it registers as
+    a viewer of its own on its first sync. Closed; copy it with :func:`copy_device`."""
+    from omega.sync import HttpTransport, SyncClient
+
+    clock = ManualClock()
+    brain = open_brain(directory, clock)
+
+    async def adopt() -> None:
+        async with HttpTransport(server.base_url) as transport:
+            await SyncClient(brain, transport).fetch_codebook()
+
+    asyncio.run(adopt())
+    watch(brain, clock, cells)
+    brain.flush()
+    assert brain.sync.outbox_size() > 0
+    forget = ("sync.viewer_id", "sync.access_token", "sync.refresh_token")
+    brain.sync.set_cursors(dict.fromkeys(forget, ""))
+    brain.close()
+    (directory / "clock").write_text(repr(clock.now()))
+    return directory
+
+
+def copy_device(template: Path, directory: Path) -> tuple[Brain, ManualClock]:
+    """A fresh TV from :func:`device_template`, opened at the template's time."""
+    shutil.copytree(template, directory)
+    clock = ManualClock(float((template / "clock").read_text()))
+    return open_brain(directory, clock), clock
+
+
+def sigkill_when_stopped(process: subprocess.Popen[bytes], *, timeout: float = 60) -> Thread:
+    """A thread that waits until ``process`` has stopped itself (the ``stop-after-ingest``
+    failpoint's SIGSTOP, right after a commit), then SIGKILLs it from outside."""
+
+    def watch() -> None:
+        deadline = time.monotonic() + timeout
+        stat = Path(f"/proc/{process.pid}/stat")
+        while time.monotonic() < deadline and process.poll() is None:
+            if stat.read_text().rsplit(")", 1)[1].split()[0] == "T":  # stopped
+                os.kill(process.pid, signal.SIGKILL)
+                return
+            time.sleep(0.005)
+
+    thread = Thread(target=watch, daemon=True)
+    thread.start()
+    return thread
 
 
 # -- what the server holds ------------------------------------------------------------------

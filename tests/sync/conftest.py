@@ -2,16 +2,11 @@
 
 from __future__ import annotations
 
-import contextlib
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
-import psycopg
 import pytest
-from _sync_world import Server, start_server
-from psycopg import sql
+from _sync_world import Server, fresh_database, start_server
 
 
 @pytest.fixture(scope="module")
@@ -37,22 +32,8 @@ def any_server(
         yield process
         process.stop()
         return
-    with _fresh_database(request.getfixturevalue("postgres_url")) as db_url:
+    with fresh_database(request.getfixturevalue("postgres_url")) as db_url:
         process = start_server(data_dir, db_url=db_url)
         process.publish_codebook()
         yield process
         process.stop()
-
-
-@contextlib.contextmanager
-def _fresh_database(server_url: str) -> Iterator[str]:
-    name = f"omega_sync_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(server_url, autocommit=True) as admin:
-        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    try:
-        yield urlunsplit(urlsplit(server_url)._replace(path="/" + name))
-    finally:
-        with psycopg.connect(server_url, autocommit=True) as admin:
-            admin.execute(
-                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-            )

@@ -1,7 +1,9 @@
-"""Crashes on either side, with real processes: the constellation dies after committing a
-push and before answering; the TV's process is SIGKILLed at each step of a sync. Every
-time the database is intact, nothing unacknowledged leaves the outbox, the cursor is
-never ahead of the data, and the next sync pushes each pattern version exactly once."""
+"""Crashes on either side, with real processes: the constellation is SIGKILLed after
+committing a push and before answering; the TV's process is SIGKILLed at each step of a
+sync. Every time the database is intact, nothing unacknowledged leaves the outbox, the
+cursor is never ahead of the data, and the next sync pushes each pattern version exactly
+once. (The same under a fleet: ``test_sync_server_kill``; power cuts on the TV:
+``test_sync_power_loss``.)"""
 
 from __future__ import annotations
 
@@ -15,7 +17,15 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from _sync_world import Server, device_outbox, open_brain, pending_upserts, start_server, watch
+from _sync_world import (
+    Server,
+    device_outbox,
+    open_brain,
+    pending_upserts,
+    sigkill_when_stopped,
+    start_server,
+    watch,
+)
 
 from omega.brain import Brain
 from omega.clock import ManualClock
@@ -34,7 +44,7 @@ async def _sync(brain: Brain, url: str, *, attempts: int = 3) -> SyncResult:
         return await client.sync()
 
 
-def test_server_killed_after_commit_before_answer_applies_the_retry_once(tmp_path: Path) -> None:
+def test_server_sigkilled_after_commit_before_answer_applies_the_retry_once(tmp_path: Path) -> None:
     clock = ManualClock()
     tv = open_brain(tmp_path / "tv", clock)
     data_dir = tmp_path / "constellation"
@@ -46,11 +56,14 @@ def test_server_killed_after_commit_before_answer_applies_the_retry_once(tmp_pat
         healthy.stop()
     watch(tv, clock, [0, 1, 2])
 
-    crashing = start_server(data_dir, OMEGA_FAILPOINTS='["crash-after-ingest"]')
+    # The server stops itself right after the commit; the test SIGKILLs it there.
+    crashing = start_server(data_dir, OMEGA_FAILPOINTS='["stop-after-ingest"]')
     try:
+        killer = sigkill_when_stopped(crashing.process)
         with pytest.raises(TransportError):
-            asyncio.run(_sync(tv, crashing.base_url))  # it dies; the retries find no one
-        assert crashing.process.wait(timeout=30) == 70
+            asyncio.run(_sync(tv, crashing.base_url))  # killed; the retries find no one
+        killer.join()
+        assert crashing.process.wait(timeout=30) == -signal.SIGKILL
     finally:
         crashing.stop()
     inflight = tv.sync.inflight()

@@ -59,7 +59,7 @@ class Lossy:
         answer = await self.inner.request(method, path, body=body, headers=headers)
         if self.to_lose and path == "/api/omega/sync":
             self.to_lose -= 1
-            raise TransportError("connection reset before the answer arrived")
+            raise TransportError("answer lost (simulated; real resets: test_sync_resets)")
         return answer
 
     async def aclose(self) -> None:

@@ -9,7 +9,9 @@ it measured. One module per command:
   (``python -m omega.bench.loadgen``);
 - ``federation``: one full round over a filled SQLite store (:func:`run_federation_bench`);
 - ``shares``: two-server popularity reports counted with a real helper
-  (:func:`run_shares_bench`).
+  (:func:`run_shares_bench`);
+- ``faults``: faults on the wire for the fault tests and the soak bench
+  (:class:`ResetProxy`, a TCP proxy that resets connections at chosen byte offsets).
 
 The names below load their module on first use (PEP 562): each bench imports the part it
 measures (the embedding model, FastAPI, scipy), and importing one must not import the
@@ -24,6 +26,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from omega.bench.brain import run_brain_bench
+    from omega.bench.faults import ResetProxy
     from omega.bench.federation import run_federation_bench
     from omega.bench.loadgen import LoadConfig
     from omega.bench.server import DEFAULT_RATES, BenchError, run_server_bench
@@ -34,6 +37,7 @@ __all__ = [
     "DEFAULT_RATES",
     "BenchError",
     "LoadConfig",
+    "ResetProxy",
     "measure_sync",
     "run_brain_bench",
     "run_federation_bench",
@@ -48,6 +52,7 @@ _HOMES = {
     "DEFAULT_RATES": "server",
     "BenchError": "server",
     "LoadConfig": "loadgen",
+    "ResetProxy": "faults",
     "measure_sync": "sync",
     "run_brain_bench": "brain",
     "run_federation_bench": "federation",

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import os
+import signal
 from dataclasses import dataclass
 from typing import TypedDict
 
@@ -31,10 +32,11 @@ from omega.protocol import codec
 from omega.protocol.messages import PullRequest, PullResponse, PushAck, PushRequest
 from omega.storage.base import Storage
 
-__all__ = ["CRASH_AFTER_INGEST", "Exchange", "ExchangeLimits"]
+__all__ = ["STOP_AFTER_INGEST", "Exchange", "ExchangeLimits"]
 
-#: Failpoint: exit the process right after a push commits, before its ack is sent.
-CRASH_AFTER_INGEST = "crash-after-ingest"
+#: Failpoint: stop the process (SIGSTOP) right after a push commits, before its ack is
+#: sent, so that a test can SIGKILL it from outside at that very point.
+STOP_AFTER_INGEST = "stop-after-ingest"
 
 #: Rows asked of storage for one pull, whatever the budget (the codec caps a pull at 4096).
 _MAX_FETCH = 4096
@@ -200,8 +202,8 @@ class Exchange:
         return viewer.region
 
     def _ingested(self, ack: PushAck, stored: PushAck) -> PushAck:
-        if CRASH_AFTER_INGEST in self._failpoints:
-            os._exit(70)  # as a power cut would: no ack sent, no cleanup
+        if STOP_AFTER_INGEST in self._failpoints:
+            os.kill(os.getpid(), signal.SIGSTOP)  # frozen here until killed (or continued)
         if stored is ack:  # first delivery; a retry returns the ack stored back then
             self._metrics.patterns_ingested.inc(len(ack.accepted))
             self._metrics.patterns_rejected.inc(len(ack.rejected))

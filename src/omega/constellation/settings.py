@@ -153,8 +153,9 @@ class Settings(BaseSettings):
     failpoints: frozenset[str] = Field(
         default=frozenset(),
         description=(
-            "Deliberate crashes for reliability tests, e.g. ['crash-after-ingest'] kills "
-            "the process after a push commits and before it is answered. Never in production."
+            "Deliberate faults for reliability tests, e.g. ['stop-after-ingest'] stops the "
+            "process (SIGSTOP) after a push commits and before it is answered, for the test "
+            "to SIGKILL it there. Never in production."
         ),
     )
 
