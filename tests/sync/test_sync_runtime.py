@@ -258,9 +258,13 @@ def test_credentials_that_cannot_heal_stop_the_runtime_loudly_and_keep_the_outbo
             save_credentials(world.tv, creds)
             world.clock.advance(120)  # the access token has run out
             watch(world.tv, world.brain_clock, [0, 1, 2])
-            runtime = world.runtime(transport, until=lambda s, r: None)
+
+            def until(status: RuntimeStatus, runtime: DeviceRuntime) -> None:
+                if status.failures >= 3:  # retrying it: stop, and fail below
+                    runtime.stop()
+
             with pytest.raises(AuthError, match="register again"):
-                await runtime.run()
+                await world.runtime(transport, until=until).run()
 
     asyncio.run(scenario())
     states = [s.state for s in world.seen]
@@ -344,4 +348,25 @@ def test_the_runtime_drives_the_brains_loops_on_its_clock(tmp_path: Path) -> Non
     assert loops["deliberative"]["last_ran"] > start  # consolidated with no event at all
     assert loops["reflexive"]["last_ran"] < start  # the last event, before the runtime ran
     assert loops["transcendent"]["last_ran"] is None
+    world.tv.close()
+
+
+def test_stop_flushes_what_the_brain_learned_since_the_last_sync(tmp_path: Path) -> None:
+    world = World(tmp_path)
+
+    def script(status: RuntimeStatus, runtime: DeviceRuntime) -> None:
+        if status.syncs == 1 and status.state == "active":
+            watch(world.tv, world.brain_clock, [5, 6])  # learned, not yet flushed
+            runtime.stop()
+
+    async def scenario() -> None:
+        async with AsgiTransport(world.proxy, lifespan_app=world.app) as transport:
+            await publish_codebook_via(transport)
+            await world.runtime(transport, until=script).run()
+
+    asyncio.run(scenario())
+    # Read by a second connection: only what was flushed (committed) is there.
+    other = open_brain(tmp_path / "tv", ManualClock(world.brain_clock.now()))
+    assert other.sync.outbox_size() > 0
+    other.close()
     world.tv.close()

@@ -45,6 +45,7 @@ import httpx
 import msgspec
 import numpy as np
 
+from omega.bench._fresh_tv import rss_mb
 from omega.bench.server import BenchError, _free_port, _server_command, _wait_healthy
 from omega.brain import Brain, BrainConfig, CatalogItem, SharedCatalog
 from omega.clock import ManualClock, SystemClock
@@ -94,21 +95,27 @@ class _Device:
     cells: list[int]
     runtime: DeviceRuntime | None = None
     last: tuple[int, int] = (0, 0)  # syncs, failures seen so far
+    began: float = 0.0  # when the attempt under way started
 
 
 @dataclass
 class _Log:
-    """Every sync attempt of the fleet: (monotonic time, device, succeeded)."""
+    """Every sync attempt of the fleet: (monotonic time it started, device, succeeded).
+
+    Start times: the load the fleet offers, which is what a thundering herd is about
+    (when the answers came also depends on how fast the server got through them)."""
 
     attempts: list[tuple[float, int, bool]] = field(default_factory=list)
 
     def listener(self, device: _Device, index: int) -> Callable[[RuntimeStatus], None]:
         def heard(status: RuntimeStatus) -> None:
             syncs, failures = device.last
-            if status.syncs > syncs:
-                self.attempts.append((time.monotonic(), index, True))
+            if status.state == "syncing":
+                device.began = time.monotonic()
+            elif status.syncs > syncs:
+                self.attempts.append((device.began, index, True))
             elif status.failures > failures:
-                self.attempts.append((time.monotonic(), index, False))
+                self.attempts.append((device.began, index, False))
             device.last = (status.syncs, status.failures)
 
         return heard
@@ -411,6 +418,7 @@ def run_fleet_restart(
             with _serving(root / "server", pace=interval / 2) as (server, token):
                 _publish_codebook(server.base_url, token, shared)
                 marks, drained = asyncio.run(_drive(fleet, server, plan, log, report))
+                fleet_rss = rss_mb()  # this process: the brains and their runtimes
             audit = _audit(root / "server" / "constellation.db", fleet)
         finally:
             for device in fleet:
@@ -422,6 +430,7 @@ def run_fleet_restart(
         "drained_with_sync_now": drained,
         "attempts": len(log.attempts),
         "setup_s": round(setup_s, 1),
+        "fleet_rss_mb": round(fleet_rss, 1),
         "settings": {
             "interval_s": interval,
             "jitter": 0.1,

@@ -202,6 +202,9 @@ class DeviceRuntime:
         self._enter()
         try:
             await self._lifecycle()
+        except Exception as exc:  # a bad option or a bug: said, never swallowed
+            self._fatal = exc
+            self._publish(last_error=_describe(exc))
         finally:
             await self._shutdown()
         if self._fatal is not None:
