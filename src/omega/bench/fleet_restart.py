@@ -5,7 +5,8 @@ One process runs ``devices`` TVs. Each is a real :class:`~omega.brain.Brain` —
 simulator's fleet does (so no embedding model is loaded), and each is kept syncing by
 its own :class:`~omega.sync.DeviceRuntime`, over real HTTP on loopback (one shared
 connection pool) to ``omega serve`` in a child process (SQLite in a temporary data
-directory, no rounds). The run:
+directory, no rounds). The bench acts as the TVs' maker: it registers a manufacturer key
+with the server and every TV registers attested by it. The run:
 
 1. **steady**: the fleet starts, first syncs spread over one ``interval``; the next
    ``steady`` seconds give the steady rate;
@@ -46,12 +47,13 @@ import msgspec
 import numpy as np
 
 from omega.bench._fresh_tv import rss_mb
-from omega.bench.server import BenchError, _free_port, _server_command, _wait_healthy
+from omega.bench.server import BenchError, _free_port, _server_command, _trust, _wait_healthy
 from omega.brain import Brain, BrainConfig, CatalogItem, SharedCatalog
 from omega.clock import ManualClock, SystemClock
 from omega.constellation import Settings, load_admin_token, load_keys
 from omega.errors import InputError
 from omega.protocol import EMBEDDING_DIM
+from omega.protocol.attestation import DeviceIdentity, Manufacturer
 from omega.protocol.messages import Pattern
 from omega.sync import DeviceRuntime, HttpTransport, RuntimeStatus, SyncSchedule
 from omega.sync.cursors import load_credentials
@@ -93,6 +95,7 @@ class _Device:
     brain: Brain
     clock: ManualClock  # the household's time (watching moves it); syncs run on wall time
     cells: list[int]
+    identity: DeviceIdentity  # its certificate from the bench's manufacturer, and its key
     runtime: DeviceRuntime | None = None
     last: tuple[int, int] = (0, 0)  # syncs, failures seen so far
     began: float = 0.0  # when the attempt under way started
@@ -121,14 +124,17 @@ class _Log:
         return heard
 
 
-def _open_fleet(root: Path, devices: int, shared: SharedCatalog, seed: int) -> list[_Device]:
+def _open_fleet(
+    root: Path, devices: int, shared: SharedCatalog, maker: Manufacturer, seed: int
+) -> list[_Device]:
     rng = random.Random(seed)
     fleet = []
     config = BrainConfig(codebook_cells=_CELLS)
     for n in range(devices):
         clock = ManualClock()
         brain = Brain.open(root / f"tv-{n}", clock=clock, config=config, shared_catalog=shared)
-        device = _Device(brain, clock, rng.sample(range(_CELLS), 6))
+        identity = maker.device(f"fleet-tv-{n}", model="bench-tv")
+        device = _Device(brain, clock, rng.sample(range(_CELLS), 6), identity)
         _watch(brain, clock, device.cells[:3])
         fleet.append(device)
     return fleet
@@ -243,6 +249,7 @@ async def _drive(
             clock=SystemClock(),
             rng=random.Random(plan.seed * 1_000_003 + n),
             on_status=log.listener(device, n),
+            sync_options={"attestation": device.identity},
         )
         tasks.append(asyncio.ensure_future(device.runtime.run()))
     marks: dict[str, float] = {"started": time.monotonic()}
@@ -408,8 +415,9 @@ def run_fleet_restart(
     with tempfile.TemporaryDirectory(prefix="omega-bench-fleet-") as tmp:
         root = Path(tmp)
         shared = _shared_catalog(seed)
+        maker = Manufacturer.generate("omega-bench-fleet", "k1")
         started = time.perf_counter()
-        fleet = _open_fleet(root / "tvs", devices, shared, seed)
+        fleet = _open_fleet(root / "tvs", devices, shared, maker, seed)
         setup_s = time.perf_counter() - started
         report("fleet", {"devices": devices, "setup_s": round(setup_s, 1)})
         log = _Log()
@@ -417,6 +425,7 @@ def run_fleet_restart(
             (root / "server").mkdir()
             with _serving(root / "server", pace=interval / 2) as (server, token):
                 _publish_codebook(server.base_url, token, shared)
+                _trust(server.base_url, token, maker)
                 marks, drained = asyncio.run(_drive(fleet, server, plan, log, report))
                 fleet_rss = rss_mb()  # this process: the brains and their runtimes
             audit = _audit(root / "server" / "constellation.db", fleet)
