@@ -166,12 +166,13 @@ def server_env(data_dir: Path, **env: str) -> dict[str, str]:
     }
 
 
-def start_server(data_dir: Path, *, db_url: str | None = None, **env: str) -> Server:
-    """uvicorn on a socket bound here (no port race); waits for /healthz."""
+def start_server(data_dir: Path, *, db_url: str | None = None, port: int = 0, **env: str) -> Server:
+    """uvicorn on a socket bound here (no port race; ``port`` 0: any free one, else that
+    one again, as a restarted server takes its old port); waits for /healthz."""
     data_dir.mkdir(parents=True, exist_ok=True)
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
+    sock.bind(("127.0.0.1", port))
     sock.listen(128)
     port = sock.getsockname()[1]
     child_env = server_env(data_dir, **env)

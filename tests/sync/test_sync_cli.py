@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import base64
 import json
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import httpx
@@ -16,7 +18,7 @@ from typer.testing import CliRunner
 from omega.cli import sync as sync_cli
 from omega.cli.main import ExitCode, exit_code_for
 from omega.clock import ManualClock
-from omega.errors import SignatureError
+from omega.errors import InputError, SignatureError
 
 
 def _app() -> typer.Typer:
@@ -81,3 +83,44 @@ def test_omega_sync_pins_a_release_key_given_out_of_band(server: Server, tmp_pat
         assert isinstance(result.exception, SignatureError)
         assert "does not match its signature" in str(result.exception)
         assert exit_code_for(result.exception) == ExitCode.PROTOCOL
+
+
+def test_omega_sync_every_keeps_syncing_until_sigterm_then_stops_cleanly(
+    server: Server, tmp_path: Path
+) -> None:
+    """The runtime from the command line: one JSON line per sync; SIGTERM cuts the wait
+    (the server asked for an hour) and the final status says it stopped cleanly."""
+    clock = ManualClock(time.time() - 4 * 3600)  # watched this afternoon: the CLI's brain
+    tv = open_brain(tmp_path / "tv", clock)  # runs on the wall clock, whose loops then
+    watch(tv, clock, [1, 2])  # have nothing to prune yet
+    tv.close()
+    command = [sys.executable, "-m", "omega.cli", "sync", str(tmp_path / "tv")]
+    command += ["--server", server.base_url, "--every", "0.5", "--json"]
+    pipes = {"stdout": subprocess.PIPE, "stderr": subprocess.PIPE, "text": True}
+    with subprocess.Popen(command, **pipes) as cli:  # type: ignore[call-overload]
+        try:
+            assert cli.stdout is not None
+            first = json.loads(cli.stdout.readline())  # blocks until the first sync is done
+            assert first["event"] == "sync" and first["accepted"] == first["pushed"] > 0
+            assert first["next_sync_after"] > 60  # so the runtime is now waiting a long time
+            cli.send_signal(signal.SIGTERM)
+            rest, errors = cli.communicate(timeout=60)
+        finally:
+            cli.kill()  # a no-op once it has exited
+    assert cli.returncode == 0, errors
+    final = json.loads(rest)
+    assert final["state"] == "stopped" and final["syncs"] == 1 and final["failures"] == 0
+    assert final["next_sync_at"] is None
+    reopened = open_brain(tmp_path / "tv", clock)
+    assert reopened.sync.outbox_size() == 0 and reopened.sync.inflight() is None
+    reopened.close()
+
+
+def test_omega_sync_every_refuses_bad_intervals_in_one_sentence(tmp_path: Path) -> None:
+    open_brain(tmp_path / "tv", ManualClock()).close()
+    runner = CliRunner()
+    for bad in ("0", "-1", "nan", "inf"):
+        args = ["sync", str(tmp_path / "tv"), "--server", "http://127.0.0.1:9", "--every", bad]
+        result = runner.invoke(_app(), args)
+        assert isinstance(result.exception, InputError), (bad, result.output)
+        assert "--every" in str(result.exception)

@@ -4,6 +4,8 @@ wait. No server needed (a real brain on a SQLite file)."""
 from __future__ import annotations
 
 import email.utils
+import random
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +14,7 @@ from _sync_world import centroids, open_brain, watch
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from scipy import stats
 from tenacity import RetryCallState
 
 from omega.clock import ManualClock
@@ -26,7 +29,7 @@ from omega.errors import (
 )
 from omega.protocol import codec, signing
 from omega.protocol.messages import PullResponse, PushAck, SyncResponse
-from omega.sync import RetryPolicy, build_push
+from omega.sync import RetryPolicy, SyncSchedule, build_push
 from omega.sync.releases import (
     PinnedKey,
     ReleaseTrust,
@@ -132,23 +135,105 @@ def test_backoff_is_full_jitter_capped_and_never_below_retry_after(
     assert np.isfinite(wait)
 
 
-@pytest.mark.parametrize("attempt", [1, 2, 3, 4, 5, 6])
-def test_backoff_waits_are_spread_uniformly_over_the_window(attempt: int) -> None:
-    """Full jitter, measured: over many draws the waits fill [0, window] evenly (mean
-    window/2, spread window/√12, both ends reached), so a fleet that failed together does
-    not come back together. A constant, or waits bunched at one end, fail this."""
-    policy = RetryPolicy(base=0.5, cap=8.0)
-    state = RetryCallState(None, None, (), {})
-    state.attempt_number = attempt
-    state.set_exception((TransportError, TransportError("connection refused"), None))
-    waits = np.array([policy.delay(state) for _ in range(4000)])
-    window = min(8.0, 0.5 * 2 ** (attempt - 1))
+def assert_full_jitter(waits: np.ndarray, window: float) -> None:
+    """Waits drawn uniformly from [0, window] — full jitter — judged by their distribution,
+    not only their bounds: mean window/2, spread window/√12, both ends reached, no quarter
+    of the window left empty, and a Kolmogorov–Smirnov test against U(0, window)."""
     assert waits.min() >= 0 and waits.max() <= window
     assert abs(waits.mean() - window / 2) < 0.05 * window
     assert abs(waits.std() - window / np.sqrt(12)) < 0.05 * window
     assert waits.min() < 0.02 * window and waits.max() > 0.98 * window
     counts, _ = np.histogram(waits, bins=4, range=(0, window))
-    assert counts.min() > 0.8 * len(waits) / 4  # no quarter of the window left empty
+    assert counts.min() > 0.8 * len(waits) / 4
+    assert stats.kstest(waits, "uniform", args=(0, window)).pvalue > 0.001
+
+
+@pytest.fixture
+def seeded_random() -> Iterator[None]:
+    """tenacity draws from the ``random`` module's shared generator: seed it, then put
+    its state back."""
+    state = random.getstate()
+    random.seed(15)
+    yield
+    random.setstate(state)
+
+
+@pytest.mark.usefixtures("seeded_random")
+@pytest.mark.parametrize("attempt", [1, 2, 3, 4, 5, 6, 9])
+def test_retry_waits_are_spread_uniformly_over_the_window(attempt: int) -> None:
+    """Within one sync (``RetryPolicy``): full jitter, measured. A fleet that failed
+    together does not come back together."""
+    policy = RetryPolicy(base=0.5, cap=8.0)
+    state = RetryCallState(None, None, (), {})
+    state.attempt_number = attempt
+    state.set_exception((TransportError, TransportError("connection refused"), None))
+    waits = np.array([policy.delay(state) for _ in range(4000)])
+    assert_full_jitter(waits, min(8.0, 0.5 * 2 ** (attempt - 1)))
+
+
+@pytest.mark.parametrize("failures", [1, 2, 5, 8, 10, 11, 40, 10_000])
+def test_runtime_backoff_waits_are_full_jitter_up_to_the_cap(failures: int) -> None:
+    """Between syncs (``SyncSchedule``, the device runtime's): after n failures in a row,
+    uniform over [0, min(cap, base·2^(n-1))] — 1 s, 2 s … 15 min and there it stays."""
+    schedule = SyncSchedule(base=1.0, cap=900.0)
+    rng = random.Random(failures)
+    error = TransportError("connection refused")
+    waits = np.array(
+        [schedule.after_failure(rng, failures=failures, error=error) for _ in range(4000)]
+    )
+    window = 900.0 if failures > 20 else min(900.0, 2.0 ** (failures - 1))
+    assert schedule.window(failures) == window
+    assert_full_jitter(waits, window)
+
+
+_WINDOW = 64.0
+_DRAWS = np.random.default_rng(3)
+IMPOSTORS = {
+    "always 0": np.zeros(4000),
+    "always the window": np.full(4000, _WINDOW),
+    "always the middle": np.full(4000, _WINDOW / 2),
+    "equal jitter": _DRAWS.uniform(_WINDOW / 2, _WINDOW, 4000),
+    "half the window": _DRAWS.uniform(0, _WINDOW / 2, 4000),
+    "bunched at the middle": np.clip(_DRAWS.normal(_WINDOW / 2, _WINDOW / 8, 4000), 0, _WINDOW),
+}
+
+
+@pytest.mark.parametrize("impostor", list(IMPOSTORS))
+def test_the_distribution_check_fails_what_is_not_full_jitter(impostor: str) -> None:
+    """The check above can fail: constant waits (0, the window, its middle), waits that
+    keep half the window ("equal jitter"), or use half of it, are each refused."""
+    with pytest.raises(AssertionError):
+        assert_full_jitter(IMPOSTORS[impostor], _WINDOW)
+
+
+def test_the_distribution_check_passes_full_jitter() -> None:
+    assert_full_jitter(np.random.default_rng(4).uniform(0, _WINDOW, 4000), _WINDOW)
+
+
+@settings(max_examples=200, deadline=None)
+@given(failures=st.integers(1, 60), retry_after=st.none() | st.floats(0, 1e6))
+def test_runtime_backoff_never_comes_before_retry_after(
+    failures: int, retry_after: float | None
+) -> None:
+    schedule = SyncSchedule(base=1.0, cap=900.0, max_retry_after=3600.0)
+    error = ServerError(503, "busy", retry_after=retry_after)
+    wait = schedule.after_failure(random.Random(failures), failures=failures, error=error)
+    floor = 0.0 if retry_after is None else min(retry_after, 3600.0)
+    assert floor <= wait <= max(floor, schedule.window(failures))
+
+
+def test_after_a_success_the_interval_is_jittered_and_the_server_pace_is_a_floor() -> None:
+    schedule = SyncSchedule(interval=1800.0, jitter=0.1)
+    rng = random.Random(1)
+    waits = np.array([schedule.after_success(rng, next_sync_after=60.0) for _ in range(4000)])
+    assert waits.min() >= 1620 and waits.max() <= 1980
+    assert stats.kstest(waits, "uniform", args=(1620, 360)).pvalue > 0.001
+    assert schedule.after_success(rng, next_sync_after=7200.0) == 7200.0  # a slower server
+    assert schedule.after_success(rng, next_sync_after=1.5, more=True) == 1.5  # more to pull
+    with pytest.raises(ConfigError):
+        SyncSchedule(base=10.0, cap=1.0)
+    with pytest.raises(ConfigError):
+        SyncSchedule(interval=0.0)
 
 
 def test_a_change_queued_again_after_it_was_read_is_not_dropped_by_the_ack(

@@ -11,7 +11,9 @@ it measured. One module per command:
 - ``shares``: two-server popularity reports counted with a real helper
   (:func:`run_shares_bench`);
 - ``faults``: faults on the wire for the fault tests and the soak bench
-  (:class:`ResetProxy`, a TCP proxy that resets connections at chosen byte offsets).
+  (:class:`ResetProxy`, a TCP proxy that resets connections at chosen byte offsets);
+- ``fleet_restart``: device runtimes riding out a SIGKILLed server
+  (:func:`run_fleet_restart`).
 
 The names below load their module on first use (PEP 562): each bench imports the part it
 measures (the embedding model, FastAPI, scipy), and importing one must not import the
@@ -28,6 +30,7 @@ if TYPE_CHECKING:
     from omega.bench.brain import run_brain_bench
     from omega.bench.faults import ResetProxy
     from omega.bench.federation import run_federation_bench
+    from omega.bench.fleet_restart import run_fleet_restart
     from omega.bench.loadgen import LoadConfig
     from omega.bench.server import DEFAULT_RATES, BenchError, run_server_bench
     from omega.bench.shares import run_shares_bench
@@ -41,6 +44,7 @@ __all__ = [
     "measure_sync",
     "run_brain_bench",
     "run_federation_bench",
+    "run_fleet_restart",
     "run_server_bench",
     "run_shares_bench",
     "run_sync_bench",
@@ -56,6 +60,7 @@ _HOMES = {
     "measure_sync": "sync",
     "run_brain_bench": "brain",
     "run_federation_bench": "federation",
+    "run_fleet_restart": "fleet_restart",
     "run_server_bench": "server",
     "run_shares_bench": "shares",
     "run_sync_bench": "sync",

@@ -1,7 +1,8 @@
 """The on-device brain: catalog, embedder, index, memory tiers, patterns, skills, recommender.
 
 :class:`Brain` is the facade a TV app embeds; ``brain.sync`` (:class:`SyncState`) is the
-one seam the device's sync uses.
+one seam the device's sync uses; ``LOOPS`` lists its seven feedback loops, which
+``Brain.tick`` (and the sync) drive.
 """
 
 from __future__ import annotations
@@ -10,11 +11,14 @@ from omega.brain.brain import DIM, Brain, Tracked
 from omega.brain.catalog import CatalogItem, SharedCatalog
 from omega.brain.config import BrainConfig, ConflictStrategy, TierHalfLives
 from omega.brain.episodes import Context
+from omega.brain.loops import LOOPS, TICK_S, Loop
 from omega.brain.recommend import Filters, Recommendation
 from omega.brain.sync_state import InflightBatch, OutboxEntry, StartedTitles, SyncState
 
 __all__ = [
     "DIM",
+    "LOOPS",
+    "TICK_S",
     "Brain",
     "BrainConfig",
     "CatalogItem",
@@ -22,6 +26,7 @@ __all__ = [
     "Context",
     "Filters",
     "InflightBatch",
+    "Loop",
     "OutboxEntry",
     "Recommendation",
     "SharedCatalog",

@@ -39,6 +39,7 @@ from omega.brain.codebook import codebook_id as centroids_id
 from omega.brain.config import DAY, BrainConfig
 from omega.brain.episodes import Context, Episode, EpisodeRow, context_at
 from omega.brain.learner import Learner
+from omega.brain.loops import META_KEYS, LoopTimes, loop_report
 from omega.brain.recommend import Filters, Recommendation
 from omega.brain.store import BrainStore
 from omega.brain.sync_state import LAST_SYNC_CURSOR, SyncState
@@ -54,7 +55,8 @@ __all__ = ["DIM", "Brain", "Tracked"]
 log = logging.getLogger(__name__)
 _DB_FILE = "brain.db"
 _APPLIED = "applied_episode"  # meta: the last episode the flushed state has learned
-_DAILY, _WEEKLY = "consolidated_daily", "consolidated_weekly"
+_DAILY, _WEEKLY = META_KEYS["deliberative"], META_KEYS["evolutionary"]
+_TRANSFORMED = META_KEYS["transformative"]
 _BLAS_LIMITED = False  # BLAS is held to one thread once per process
 
 
@@ -128,7 +130,7 @@ class Brain:
         self._applied_episode = 0  # the last episode learned from
         self._since_flush = 0
         self._offer: ranking.Offer | None = None
-        self._consolidated = (0.0, 0.0)  # when the daily and weekly loops last ran
+        self._loop_times = LoopTimes()  # when the clock-driven loops last ran
         self._closed = False
 
     # -- lifecycle -----------------------------------------------------------------------
@@ -193,10 +195,7 @@ class Brain:
         self.sync.refresh()
         store = self.store
         self._applied_episode = int(store.get_meta(_APPLIED, "0") or 0)
-        self._consolidated = (
-            float(store.get_meta(_DAILY, "0") or 0),
-            float(store.get_meta(_WEEKLY, "0") or 0),
-        )
+        self._loop_times = LoopTimes.restore(store.get_meta)
         self.learner.interacted = store.episodes.interacted_keys()
         recent = store.episodes.recent(40)
         if recent:
@@ -388,6 +387,7 @@ class Brain:
                 self.store.learned.clear_patterns(conn)
                 self.store.outbox.clear(conn)
                 self.store.set_meta(conn, _APPLIED, "0")
+                self.store.set_meta(conn, _TRANSFORMED, repr(self.clock.now()))
             self.titles.adopt(codebook)
             self.learner.relearn(codebook.k)
             self._replay(0)
@@ -432,15 +432,55 @@ class Brain:
                 self.store.set_meta(conn, _DAILY, repr(now))
                 if weekly:
                     self.store.set_meta(conn, _WEEKLY, repr(now))
-            self._consolidated = (now, now if weekly else self._consolidated[1])
+            self._loop_times.daily = now
+            if weekly:
+                self._loop_times.weekly = now
             return {"patterns_pruned": len(deleted), "episodes_pruned": pruned}
 
-    def _maybe_consolidate(self, now: float) -> None:
-        daily, weekly = self._consolidated
-        if not daily:
-            self._consolidated = (now, now)
-        elif now - daily >= DAY:
-            self.consolidate(weekly=now - weekly >= 7 * DAY)
+    def _maybe_consolidate(self, now: float) -> list[str]:
+        """The daily and weekly loops, when due; the names of those that ran."""
+        times = self._loop_times
+        if not times.started:
+            with self.store.transaction(durable=True) as conn:
+                self.store.set_meta(conn, META_KEYS["since"], repr(now))
+            times.since = now
+            return []
+        due = times.due(now)
+        if due:
+            self.consolidate(weekly="evolutionary" in due)
+        return due
+
+    def tick(self) -> list[str]:
+        """Run the clock-driven loops that are due (``omega.brain.loops``): the reactive one
+        (a session idle past ``session_gap`` ends) every call, the daily and weekly
+        consolidation when their time has come. A runtime calls this every few seconds
+        (``loops.TICK_S``); returns the names of the loops that ran."""
+        with self._lock:
+            now = self.clock.now()
+            idle = now - self._last_event_ts > self.config.session_gap
+            if self._session_id and self._last_event_ts and idle:
+                self.end_session(now=now)
+            self._loop_times.reacted = now
+            return ["reactive", *self._maybe_consolidate(now)]
+
+    def loops(self) -> dict[str, dict[str, object]]:
+        """The seven loops (``omega.brain.loops``) and when each last ran. Persisted in
+        ``brain.db`` (and so across restarts): all but the reactive loop's, which runs
+        every few seconds and is kept in memory."""
+        with self._lock:
+            times = self._loop_times
+            last_sync = self.sync.cursor(LAST_SYNC_CURSOR)
+            adopted = self.store.get_meta(_TRANSFORMED)
+            return loop_report(
+                {
+                    "reflexive": self._last_event_ts or None,
+                    "reactive": times.reacted or None,
+                    "adaptive": float(last_sync) if last_sync else None,
+                    "deliberative": times.daily or None,
+                    "evolutionary": times.weekly or None,
+                    "transformative": float(adopted) if adopted else None,
+                }
+            )
 
     def export_patterns(self, min_quality: float | None = None) -> list[Pattern]:
         """Shareable patterns only: success ≥ min quality and support ≥ min support."""
@@ -473,4 +513,5 @@ class Brain:
                 "index_bytes": index_file.stat().st_size if index_file.exists() else 0,
                 "release_version": self.sync.release_version(),
                 "last_sync": float(last_sync) if last_sync else None,
+                "loops": self.loops(),
             }

@@ -198,6 +198,50 @@ def server(
     _emit_server(result, as_json=as_json)
 
 
+@app.command("fleet-restart")
+def fleet_restart(
+    devices: int = typer.Option(1000, help="TVs: real brains, each kept syncing by a runtime."),
+    interval: float = typer.Option(60.0, help="Each device's sync interval, seconds (± 10 %)."),
+    outage: float = typer.Option(30.0, help="Seconds from the SIGKILL to the restart."),
+    window: float = typer.Option(60.0, help="Seconds after the restart compared with steady."),
+    after: float | None = typer.Option(
+        None, help="Seconds observed after the restart (default: window + 2 intervals)."
+    ),
+    backoff_cap: float = typer.Option(900.0, help="The devices' longest backoff, seconds."),
+    seed: int = typer.Option(0, help="Seed for the households' viewing and the jitter."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
+) -> None:
+    """A fleet of device runtimes in this process syncing with a real `omega serve`, which
+    is SIGKILLed and restarted on the same port: the reconnect against the steady rate,
+    the recovery, and the server's storage audited (patterns lost or stored twice)."""
+    from collections.abc import Mapping
+
+    from omega.bench import run_fleet_restart
+    from omega.cli._output import err_console
+
+    with err_console.status("opening the fleet…") as status:
+
+        def progress(kind: str, event: Mapping[str, Any]) -> None:
+            texts = {
+                "fleet": "the fleet is syncing (steady)…",
+                "killed": "server SIGKILLed: the fleet rides it out…",
+                "restarted": "server restarted: the fleet reconnects…",
+            }
+            status.update(texts.get(kind, kind))
+
+        result = run_fleet_restart(
+            devices=devices,
+            interval=interval,
+            outage=outage,
+            window=window,
+            after=after,
+            cap=backoff_cap,
+            seed=seed,
+            progress=progress,
+        )
+    emit(result, as_json=as_json, title="omega bench fleet-restart")
+
+
 def _offered_rates(rates: str | None) -> tuple[float, ...]:
     """``--rates`` as numbers (the default steps when not given)."""
     from omega.bench import DEFAULT_RATES

@@ -1,13 +1,22 @@
-"""``omega sync DIR --server URL``: one push + pull round trip for a brain directory."""
+"""``omega sync DIR --server URL``: one push + pull round trip for a brain directory;
+with ``--every SECONDS``, the device runtime: sync on that interval, ride out outages,
+stop cleanly on Ctrl-C or SIGTERM."""
 
 from __future__ import annotations
 
 import base64
 import binascii
+import json
+import math
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
+
+if TYPE_CHECKING:
+    from omega.brain import Brain
+    from omega.sync import RuntimeStatus
 
 __all__ = ["register"]
 
@@ -59,13 +68,27 @@ def sync(
     release_key: Annotated[
         list[str] | None, typer.Option("--release-key", help=_RELEASE_KEY_HELP)
     ] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    every: Annotated[
+        float | None,
+        typer.Option(
+            help="Keep running: sync every SECONDS (± 10 %; never sooner than the server "
+            "asks), back off after failures, stop on Ctrl-C/SIGTERM.",
+        ),
+    ] = None,
+    backoff_cap: Annotated[
+        float, typer.Option(help="With --every: the longest wait after failures, seconds.")
+    ] = 900.0,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Push the brain's outbox and pull the constellation's release since its cursor.
 
     Registers the device on first use, attested by --certificate and --device-key
     (credentials and the release keys it pins stay in the brain's database); applies only
-    answers signed by a pinned release key."""
+    answers signed by a pinned release key. With --every, prints one line per sync or
+    failure (JSON lines with --json) and the final status when stopped.
+
+    \f
+    Long only by its options: each is one annotated parameter, as Typer reads them."""
     from omega.brain import Brain
     from omega.cli._output import emit
     from omega.cli.attest import read_identity
@@ -74,21 +97,92 @@ def sync(
 
     if max_pull_bytes < 1:
         raise InputError(f"--max-pull-bytes must be positive, got {max_pull_bytes}")
+    if every is not None and not (every > 0 and math.isfinite(every)):
+        raise InputError(f"--every must be a positive number of seconds, got {every}")
+    if not (backoff_cap >= 1 and math.isfinite(backoff_cap)):
+        raise InputError(f"--backoff-cap must be at least 1 second, got {backoff_cap}")
     if (certificate is None) != (device_key is None):
         raise ConfigError("--certificate and --device-key go together")
     identity = read_identity(certificate, device_key) if certificate and device_key else None
     pinned = release_keys(release_key or [])
+    options: dict[str, Any] = {
+        "region": region,
+        "max_pull_bytes": max_pull_bytes,
+        "attestation": identity,
+        "release_keys": pinned or None,
+    }
     with Brain.open(directory, create=False) as brain:
-        result = run_sync(
-            brain,
-            server,
-            fetch_codebook=codebook,
-            region=region,
-            max_pull_bytes=max_pull_bytes,
-            attestation=identity,
-            release_keys=pinned or None,
-        )
+        if every is not None:
+            final = _keep_syncing(brain, server, every, backoff_cap, codebook, options, as_json)
+            emit(final, as_json=as_json, title=f"omega sync {directory} (stopped)")
+            return
+        result = run_sync(brain, server, fetch_codebook=codebook, **options)
     emit(result.as_dict(), as_json=as_json, title=f"omega sync {directory}")
+
+
+def _keep_syncing(
+    brain: Brain,
+    server: str,
+    every: float,
+    backoff_cap: float,
+    codebook: bool,
+    options: dict[str, Any],
+    as_json: bool,
+) -> dict[str, Any]:
+    """Run the device runtime in this thread until a signal; its final status."""
+    import asyncio
+    import signal
+
+    from omega.sync import DeviceRuntime, SyncSchedule
+
+    schedule = SyncSchedule(interval=every, cap=max(1.0, backoff_cap), first_delay=0)
+    runtime = DeviceRuntime(
+        brain,
+        server,
+        schedule=schedule,
+        fetch_codebook=codebook,
+        on_status=_printer(as_json),
+        sync_options=options,
+    )
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, runtime.stop)
+        await runtime.run()
+
+    asyncio.run(main())
+    final = runtime.status().as_dict()
+    final.pop("last_result", None)  # printed when it happened
+    return final
+
+
+def _printer(as_json: bool) -> Callable[[RuntimeStatus], None]:
+    """An ``on_status`` that prints each completed sync and each failure, once."""
+    from omega.cli._output import console, err_console
+
+    seen = [0, 0]  # syncs, failures
+
+    def show(status: RuntimeStatus) -> None:
+        if status.syncs > seen[0] and status.last_result is not None:
+            event = {"event": "sync", **status.last_result.as_dict()}
+        elif status.failures > seen[1]:
+            event = {"event": "failure", "error": status.last_error}
+        else:
+            return
+        seen[:] = [status.syncs, status.failures]
+        event["next_sync_at"] = status.next_sync_at
+        if as_json:
+            print(json.dumps(event), flush=True)
+        elif event["event"] == "sync":
+            console.print(
+                f"synced: pushed {event['pushed']}, pulled {event['pulled']}, version "
+                f"{event['version']}, outbox {event['outbox_remaining']}"
+            )
+        else:
+            err_console.print(f"sync failed ({event['error']}); retrying with backoff")
+
+    return show
 
 
 def register(app: typer.Typer) -> None:

@@ -2,7 +2,8 @@
 
 ``SyncClient(brain, transport).sync()`` does one push + pull round trip; transports are
 ``HttpTransport`` (the network) and ``AsgiTransport`` (an app in this process).
-``run_sync(brain, base_url)`` is the blocking one-shot the CLI uses.
+``DeviceRuntime(brain, base_url)`` keeps a TV syncing on a ``SyncSchedule`` through any
+outage and drives the brain's loops; ``run_sync(brain, base_url)`` is a blocking one-shot.
 """
 
 from __future__ import annotations
@@ -20,20 +21,26 @@ from omega.sync.conflicts import (
 from omega.sync.push import PushPlan, build_push
 from omega.sync.retry import RetryPolicy
 from omega.sync.runner import run_sync
+from omega.sync.runtime import DeviceRuntime, RuntimeState, RuntimeStatus
+from omega.sync.schedule import SyncSchedule
 from omega.sync.transport import AsgiTransport, HttpTransport, Response, Transport
 
 __all__ = [
     "STRATEGIES",
     "AsgiTransport",
     "ConflictStrategy",
+    "DeviceRuntime",
     "Evidence",
     "HttpTransport",
     "Ledger",
     "PushPlan",
     "Response",
     "RetryPolicy",
+    "RuntimeState",
+    "RuntimeStatus",
     "SyncClient",
     "SyncResult",
+    "SyncSchedule",
     "Transport",
     "build_push",
     "check_strategy",

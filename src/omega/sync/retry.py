@@ -4,7 +4,8 @@ the server's ``Retry-After``.
 Only failures worth repeating are retried: the network (no answer) and overload or
 server errors (408/425/429/5xx). A push is safe to repeat because it carries the same
 batch id and bytes every time. A ``Retry-After`` longer than ``max_retry_after`` is not
-slept through: the error goes back to the caller, whose scheduler honours it.
+slept through: the error goes back to the caller, whose scheduler honours it (the device
+runtime, :mod:`omega.sync.runtime`, which does all the waiting itself between syncs).
 """
 
 from __future__ import annotations
