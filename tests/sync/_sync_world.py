@@ -32,6 +32,7 @@ from psycopg import sql
 from omega.brain import DIM, Brain, BrainConfig, CatalogItem
 from omega.clock import ManualClock
 from omega.protocol import codec
+from omega.protocol.attestation import Manufacturer
 from omega.protocol.messages import Pattern, PushRequest, Registration, RegistrationResponse
 
 ADMIN_TOKEN = "sync-test-admin-" + "y" * 16
@@ -392,6 +393,22 @@ async def publish_codebook_via(transport: Any) -> None:
         "POST",
         "/api/omega/codebook",
         body=codebook_document(),
+        headers={"Content-Type": "application/json", "Authorization": f"Bearer {ADMIN_TOKEN}"},
+    )
+    assert answer.status == 201, answer.body
+
+
+async def trust_via(transport: Any, maker: Manufacturer) -> None:
+    """Register ``maker``'s key with the constellation behind ``transport`` (admin API)."""
+    doc = {
+        "manufacturer_id": maker.manufacturer_id,
+        "key_id": maker.key_id,
+        "public_key": maker.public_key.hex(),
+    }
+    answer = await transport.request(
+        "POST",
+        "/api/omega/manufacturers",
+        body=msgspec.json.encode(doc),
         headers={"Content-Type": "application/json", "Authorization": f"Bearer {ADMIN_TOKEN}"},
     )
     assert answer.status == 201, answer.body

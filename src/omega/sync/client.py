@@ -63,7 +63,13 @@ from omega.sync.releases import (
     check_release_keys,
     pins_from_key_list,
 )
-from omega.sync.replies import decode_reply, error_for, open_sealed, read_sync_reply
+from omega.sync.replies import (
+    decode_reply,
+    error_for,
+    open_sealed,
+    problem_slug,
+    read_sync_reply,
+)
 from omega.sync.reports import next_report
 from omega.sync.retry import RetryPolicy
 from omega.sync.transport import Response, Transport
@@ -386,7 +392,10 @@ class SyncClient:
                 return
             body = codec.encode(TokenRefresh(refresh_token=creds.refresh_token))
             answer = await self._raw("POST", "/api/omega/token", body, token=None)
-            if answer.status in (401, 403):
+            if answer.status == 401 and problem_slug(answer) is not None:
+                # The constellation itself refused the refresh token (spent, expired, its
+                # viewer or maker's key gone): no wait heals that. Anyone else's 401/403
+                # (a captive portal, a proxy) is a ServerError, tried again later.
                 raise AuthError(
                     f"token refresh refused ({error_for(answer)}); this device must register "
                     "again (delete its sync.* cursors) or be given new credentials"
