@@ -34,7 +34,7 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PublicKey
 
 from omega.brain import Brain, ConflictStrategy, InflightBatch
 from omega.errors import AuthError, ConfigError, RemoteProtocolError
-from omega.protocol import BINARY_MEDIA_TYPE, codec
+from omega.protocol import BINARY_MEDIA_TYPE, MAX_PULL_BYTES, codec
 from omega.protocol.attestation import DeviceIdentity
 from omega.protocol.messages import (
     PullRequest,
@@ -153,6 +153,8 @@ class SyncClient:
         ``release_keys``: the constellation's release keys (kid → raw Ed25519 public key)
         configured out of band; they win over the keys registration gives. None: trust
         the keys given at registration."""
+        if not 1 <= max_pull_bytes <= MAX_PULL_BYTES:  # refused before anything is sent
+            raise ConfigError(f"max_pull_bytes must be 1 … {MAX_PULL_BYTES}, got {max_pull_bytes}")
         chosen = check_strategy(strategy or brain.config.conflict_strategy)
         if chosen != brain.config.conflict_strategy:
             raise ConfigError(
