@@ -27,9 +27,13 @@ CONFIG = schemathesis.Config.from_dict(
     {
         "seed": SEED,
         "generation": {"deterministic": True, "max-examples": MAX_EXAMPLES},
+        # Schema-valid data may still be refused for what a schema cannot say (a missing
+        # token, another viewer's id, a rule, the rate limit); never with a 5xx, which
+        # `not_a_server_error` fails in any case (tests/constellation/test_constellation_fuzz.py
+        # shows it failing a documented 503).
         "checks": {
             "positive_data_acceptance": {
-                "expected-statuses": ["2xx", "3xx", "401", "403", "404", "409", "422", "429", "5xx"]
+                "expected-statuses": ["2xx", "3xx", "401", "403", "404", "409", "422", "429"]
             }
         },
     }

@@ -149,6 +149,31 @@ def test_unpinned_cuts_take_turns_one_connection_each() -> None:
     _run(scenario)
 
 
+def test_a_cut_whose_connection_closes_short_of_it_moves_to_the_next() -> None:
+    """A connection that closes before its unpinned cut fired (a short request here)
+    hands the cut to the next one, which it then cuts; the cut after it gets its turn."""
+
+    async def scenario(proxy: ResetProxy, seen: list[tuple[bytes, str]]) -> None:
+        loop = asyncio.get_running_loop()
+        proxy.cut("up", after=500)
+        proxy.cut("up", after=100)
+        with socket.socket() as short:
+            short.setblocking(False)
+            await loop.sock_connect(short, ("127.0.0.1", proxy.port))
+            await loop.sock_sendall(short, REQUEST[:10])  # 10 bytes, then gone
+        for _ in range(500):  # the proxy sees it close a moment later
+            if proxy.connections == 1 and proxy.open_connections == 0:
+                break
+            await asyncio.sleep(0.01)
+        assert proxy.open_connections == 0 and proxy.resets == []
+        assert await _exchange(proxy.port) == (b"", "reset")
+        assert await _exchange(proxy.port) == (b"", "reset")
+        assert [(r.connection, r.up_bytes) for r in proxy.resets] == [(2, 500), (3, 100)]
+        assert proxy.armed == []
+
+    _run(scenario)
+
+
 def test_reset_all_tears_every_open_connection() -> None:
     async def scenario(proxy: ResetProxy, seen: list[tuple[bytes, str]]) -> None:
         loop = asyncio.get_running_loop()

@@ -7,10 +7,6 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
-import socket
-import subprocess
-import sys
-import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -24,6 +20,7 @@ import numpy as np
 import psycopg
 from psycopg import sql
 
+from omega.bench import serving
 from omega.protocol import codec
 from omega.protocol.attestation import Manufacturer
 from omega.protocol.messages import (
@@ -42,13 +39,12 @@ ADMIN_TOKEN = "test-admin-token-" + "x" * 16
 MANUFACTURER = Manufacturer.generate("test-maker", "k1")
 
 
-@dataclass
-class ServerProcess:
-    base_url: str
+@dataclass(eq=False, kw_only=True)
+class ServerProcess(serving.ServerProcess):
+    """A constellation child process (``omega.bench.serving``) with the test's data."""
+
     data_dir: Path
     db_url: str
-    process: subprocess.Popen[bytes]
-    log_path: Path
 
     def admin(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {ADMIN_TOKEN}"}
@@ -60,24 +56,11 @@ class ServerProcess:
                 return int(line.split()[1]) * 1024
         raise AssertionError("no VmHWM in /proc status")
 
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=5)
-
 
 def start_server(data_dir: Path, *, db_url: str | None = None, **env: str) -> ServerProcess:
-    """Start uvicorn on a socket bound here (no port race) and wait for /healthz."""
+    """Start uvicorn on a socket bound here (no port race), wait for /healthz, and have it
+    trust the tests' manufacturer."""
     data_dir.mkdir(parents=True, exist_ok=True)
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
-    sock.listen(128)
-    port = sock.getsockname()[1]
     child_env = {
         **os.environ,
         "OMEGA_DATA_DIR": str(data_dir),
@@ -91,44 +74,22 @@ def start_server(data_dir: Path, *, db_url: str | None = None, **env: str) -> Se
     }
     if db_url is not None:
         child_env["OMEGA_DB_URL"] = db_url
-    log_path = data_dir / "server.log"
-    command = [
-        sys.executable,
-        "-m",
-        "uvicorn",
-        "--factory",
-        "omega.constellation.app:create_app",
-        "--fd",
-        str(sock.fileno()),
-        "--log-level",
-        "warning",
-        "--no-access-log",
-    ]
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            command, env=child_env, stdout=log, stderr=subprocess.STDOUT, pass_fds=[sock.fileno()]
-        )
-    sock.close()
-    server = ServerProcess(
-        base_url=f"http://127.0.0.1:{port}",
-        data_dir=data_dir,
-        db_url=db_url or f"sqlite:///{data_dir / 'constellation.db'}",
-        process=process,
-        log_path=log_path,
-    )
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"server exited at start-up:\n{log_path.read_text()}")
-        try:
-            if httpx.get(server.base_url + "/healthz", timeout=1).status_code == 200:
-                trust(server, MANUFACTURER)
-                return server
-        except httpx.TransportError:
-            pass
-        time.sleep(0.05)
-    server.stop()
-    raise RuntimeError(f"server did not answer /healthz in time:\n{log_path.read_text()}")
+    with serving.bound_socket() as sock:
+        server = ServerProcess(
+            serving.uvicorn_command(fd=sock.fileno()),
+            env=child_env,
+            base_url=f"http://127.0.0.1:{sock.getsockname()[1]}",
+            log_path=data_dir / "server.log",
+            pass_fds=(sock.fileno(),),
+            data_dir=data_dir,
+            db_url=db_url or f"sqlite:///{data_dir / 'constellation.db'}",
+        ).start()
+    try:
+        trust(server, MANUFACTURER)
+    except BaseException:
+        server.stop()
+        raise
+    return server
 
 
 def trust(server: ServerProcess, manufacturer: Manufacturer) -> httpx.Response:

@@ -10,6 +10,8 @@ import httpx
 import pytest
 import schemathesis
 from _constellation_harness import ADMIN_TOKEN, Device, ServerProcess, start_server
+from fastapi import FastAPI
+from fastapi.responses import JSONResponse
 from hypothesis import HealthCheck, settings
 from schemathesis import GenerationMode
 
@@ -64,3 +66,18 @@ def test_every_operation_answers_as_documented(case: schemathesis.Case, live: Li
     server, viewer_id, tokens = live
     _as_own(case, viewer_id)
     case.call_and_validate(base_url=server.base_url, headers=auth_for(case, tokens), timeout=30)
+
+
+def test_the_checks_fail_a_server_error_even_a_documented_one() -> None:
+    """The fuzzing above can fail on a 5xx: a route documented to answer 503, answering
+    it to a schema-valid request, fails the built-in ``not_a_server_error`` check."""
+    app = FastAPI()
+
+    @app.get("/busy", responses={503: {"description": "storage away"}})
+    def busy() -> JSONResponse:
+        return JSONResponse({"detail": "storage away"}, status_code=503)
+
+    operation = schemathesis.openapi.from_asgi("/openapi.json", app, config=CONFIG)["/busy"]["GET"]
+    with pytest.raises(BaseExceptionGroup) as failed:
+        operation.Case().call_and_validate()
+    assert any("Server error" in str(e) for e in failed.value.exceptions)

@@ -15,6 +15,12 @@ reaching the disk out of order, directory fsyncs (a created file is taken to exi
 ``-shm`` index is not a VFS file (SQLite maps it itself); the first connection after the
 crash rebuilds it from the WAL, as after a real power cut.
 
+The ctypes structures below are SQLite's ``sqlite3_vfs`` and ``sqlite3_io_methods`` as of
+version 3 of each (SQLite ≥ 3.7.17). :meth:`PowerLossVfs.install` checks the library
+against them before anything runs on it (:func:`check_layout`, and a probe file opened
+through the VFS) and stops with a sentence saying so on a mismatch: a wrong layout would
+otherwise crash the process, or worse, write through the wrong function.
+
 Run as a script, this module is a zygote (see :class:`Zygote`): it imports the brain and
 the sync client once, then forks one device process per job, so each of many kill points
 costs a fork, not an interpreter start.
@@ -24,11 +30,13 @@ from __future__ import annotations
 
 import _sqlite3
 import asyncio
+import contextlib
 import ctypes as C
 import functools
 import json
 import os
 import signal
+import sqlite3
 import struct
 import subprocess
 import sys
@@ -104,6 +112,30 @@ class _Vfs(C.Structure):  # sqlite3_vfs, version 3
     ]
 
 
+#: The version of sqlite3_vfs and of sqlite3_io_methods the structures above describe, and
+#: the first SQLite that has both.
+LAYOUT_VERSION = 3
+LAYOUT_SINCE = (3, 7, 17)
+
+
+def check_layout(library: str, vfs_version: int, io_version: int | None = None) -> None:
+    """RuntimeError, in one sentence, unless SQLite ``library`` (``sqlite3.sqlite_version``)
+    has the structures above: a VFS of version 3 and file methods of version 1 to 3."""
+    parts = tuple(int(n) for n in library.split(".")[:3])
+    fits = parts >= LAYOUT_SINCE and vfs_version == LAYOUT_VERSION
+    if fits and (io_version is None or 1 <= io_version <= LAYOUT_VERSION):
+        return
+    found = f"a VFS of version {vfs_version}"
+    if io_version is not None:
+        found += f" and file methods of version {io_version}"
+    raise RuntimeError(
+        f"tests/sync/_power_loss.py drives SQLite through ctypes structures of sqlite3_vfs "
+        f"and sqlite3_io_methods version {LAYOUT_VERSION} (SQLite ≥ "
+        f"{'.'.join(map(str, LAYOUT_SINCE))}), but SQLite {library} has {found}: compare "
+        "_Vfs and _IoMethods with its sqlite3.h and update them"
+    )
+
+
 _OPEN = C.CFUNCTYPE(C.c_int, C.c_void_p, C.c_void_p, C.c_void_p, C.c_int, C.c_void_p)
 _CLOSE = C.CFUNCTYPE(C.c_int, C.c_void_p)
 _READ = C.CFUNCTYPE(C.c_int, C.c_void_p, C.c_void_p, C.c_int, C.c_int64)
@@ -149,8 +181,9 @@ class PowerLossVfs:
         self._lib.sqlite3_vfs_register.argtypes = [C.c_void_p, C.c_int]
         self._base_address = self._lib.sqlite3_vfs_find(None)
         base = _Vfs.from_address(self._base_address)
-        if base.iVersion < 3:
-            raise RuntimeError(f"the default SQLite VFS is version {base.iVersion}, not 3")
+        check_layout(sqlite3.sqlite_version, base.iVersion)
+        self._journal_path = journal
+        self._layout_error: str | None = None
         self._base_open = _OPEN(base.xOpen)
         self._vfs = _Vfs.from_buffer_copy(base)
         self._vfs.zName = b"omega-power-loss"
@@ -167,6 +200,22 @@ class PowerLossVfs:
         self._files: dict[int, tuple[str, _IoMethods]] = {}  # file → (path, base methods)
 
     def install(self) -> None:
+        """Check the file methods' layout on a probe file opened through this VFS (it
+        reads, so nothing is journaled or counted), then make it the default."""
+        if self._lib.sqlite3_vfs_register(C.addressof(self._vfs), 0) != SQLITE_OK:
+            raise RuntimeError("sqlite3_vfs_register failed")
+        probe = self._journal_path.with_name(self._journal_path.name + ".probe")
+        try:
+            uri = f"file:{probe}?vfs={self._vfs.zName.decode()}"
+            with contextlib.closing(sqlite3.connect(uri, uri=True)) as conn:
+                conn.execute("PRAGMA user_version").fetchone()
+        except sqlite3.Error:
+            if self._layout_error is None:
+                raise
+        finally:
+            probe.unlink(missing_ok=True)
+        if self._layout_error is not None:
+            raise RuntimeError(self._layout_error)
         if self._lib.sqlite3_vfs_register(C.addressof(self._vfs), 1) != SQLITE_OK:
             raise RuntimeError("sqlite3_vfs_register failed")
 
@@ -184,6 +233,11 @@ class PowerLossVfs:
         """Our copy of a base method table, with the calls we watch put in."""
         if address not in self._tables:
             base = _IoMethods.from_address(address)
+            try:
+                check_layout(sqlite3.sqlite_version, self._vfs.iVersion, base.iVersion)
+            except RuntimeError as exc:  # refused (an I/O error), and said by install()
+                self._layout_error = str(exc)
+                raise
             ours = _IoMethods.from_buffer_copy(base)
             for name in ("xClose", "xWrite", "xTruncate", "xSync"):
                 setattr(ours, name, C.cast(self._callbacks[name], C.c_void_p).value)

@@ -9,10 +9,8 @@ import contextlib
 import os
 import shutil
 import signal
-import socket
 import sqlite3
 import subprocess
-import sys
 import time
 import uuid
 from collections import Counter
@@ -29,9 +27,11 @@ import numpy as np
 import psycopg
 from psycopg import sql
 
+from omega.bench.serving import ServerProcess, bound_socket, uvicorn_command
 from omega.brain import DIM, Brain, BrainConfig, CatalogItem
 from omega.clock import ManualClock
 from omega.protocol import codec
+from omega.protocol.attestation import Manufacturer
 from omega.protocol.messages import Pattern, PushRequest, Registration, RegistrationResponse
 
 ADMIN_TOKEN = "sync-test-admin-" + "y" * 16
@@ -94,25 +94,15 @@ def watch(brain: Brain, clock: ManualClock, cells: list[int], *, rounds: int = 3
 
 
 # -- servers ----------------------------------------------------------------------------
-@dataclass
-class Server:
-    base_url: str
+@dataclass(eq=False, kw_only=True)
+class Server(ServerProcess):
+    """A constellation child process (``omega.bench.serving``) with the test's data."""
+
     data_dir: Path
     db_url: str
-    process: subprocess.Popen[bytes]
-    log_path: Path
 
     def admin(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {ADMIN_TOKEN}"}
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=5)
 
     def publish_codebook(self) -> None:
         answer = httpx.post(
@@ -170,51 +160,20 @@ def start_server(data_dir: Path, *, db_url: str | None = None, port: int = 0, **
     """uvicorn on a socket bound here (no port race; ``port`` 0: any free one, else that
     one again, as a restarted server takes its old port); waits for /healthz."""
     data_dir.mkdir(parents=True, exist_ok=True)
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", port))
-    sock.listen(128)
-    port = sock.getsockname()[1]
     child_env = server_env(data_dir, **env)
     if db_url is not None:
         child_env["OMEGA_DB_URL"] = db_url
-    log_path = data_dir / "server.log"
-    command = [
-        sys.executable,
-        "-m",
-        "uvicorn",
-        "--factory",
-        "omega.constellation.app:create_app",
-        "--fd",
-        str(sock.fileno()),
-        "--log-level",
-        "warning",
-        "--no-access-log",
-    ]
-    with log_path.open("ab") as log:
-        process = subprocess.Popen(
-            command, env=child_env, stdout=log, stderr=subprocess.STDOUT, pass_fds=[sock.fileno()]
+    with bound_socket(port) as sock:
+        server = Server(
+            uvicorn_command(fd=sock.fileno()),
+            env=child_env,
+            base_url=f"http://127.0.0.1:{sock.getsockname()[1]}",
+            log_path=data_dir / "server.log",
+            pass_fds=(sock.fileno(),),
+            data_dir=data_dir,
+            db_url=db_url or f"sqlite:///{data_dir / 'constellation.db'}",
         )
-    sock.close()
-    server = Server(
-        base_url=f"http://127.0.0.1:{port}",
-        data_dir=data_dir,
-        db_url=db_url or f"sqlite:///{data_dir / 'constellation.db'}",
-        process=process,
-        log_path=log_path,
-    )
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"server exited at start-up:\n{log_path.read_text()}")
-        try:
-            if httpx.get(server.base_url + "/healthz", timeout=1).status_code == 200:
-                return server
-        except httpx.TransportError:
-            pass
-        time.sleep(0.05)
-    server.stop()
-    raise RuntimeError(f"server did not answer /healthz in time:\n{log_path.read_text()}")
+        return server.start()
 
 
 def crowd_release(server: Server, rounds: list[list[int]], *, viewers: int = 3) -> int:
@@ -392,6 +351,22 @@ async def publish_codebook_via(transport: Any) -> None:
         "POST",
         "/api/omega/codebook",
         body=codebook_document(),
+        headers={"Content-Type": "application/json", "Authorization": f"Bearer {ADMIN_TOKEN}"},
+    )
+    assert answer.status == 201, answer.body
+
+
+async def trust_via(transport: Any, maker: Manufacturer) -> None:
+    """Register ``maker``'s key with the constellation behind ``transport`` (admin API)."""
+    doc = {
+        "manufacturer_id": maker.manufacturer_id,
+        "key_id": maker.key_id,
+        "public_key": maker.public_key.hex(),
+    }
+    answer = await transport.request(
+        "POST",
+        "/api/omega/manufacturers",
+        body=msgspec.json.encode(doc),
         headers={"Content-Type": "application/json", "Authorization": f"Bearer {ADMIN_TOKEN}"},
     )
     assert answer.status == 201, answer.body

@@ -124,3 +124,15 @@ def test_omega_sync_every_refuses_bad_intervals_in_one_sentence(tmp_path: Path) 
         result = runner.invoke(_app(), args)
         assert isinstance(result.exception, InputError), (bad, result.output)
         assert "--every" in str(result.exception)
+
+
+def test_omega_sync_refuses_a_pull_budget_past_the_protocols_bound_before_registering(
+    tmp_path: Path,
+) -> None:
+    open_brain(tmp_path / "tv", ManualClock()).close()
+    runner = CliRunner()
+    for bad in ("0", "99999999999"):
+        args = ["sync", str(tmp_path / "tv"), "--server", "http://127.0.0.1:9"]
+        result = runner.invoke(_app(), [*args, "--max-pull-bytes", bad])
+        assert isinstance(result.exception, InputError), (bad, result.output)
+        assert "--max-pull-bytes" in str(result.exception) and "4194304" in str(result.exception)

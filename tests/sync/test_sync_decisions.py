@@ -8,6 +8,7 @@ import random
 from collections.abc import Iterator
 from pathlib import Path
 
+import msgspec
 import numpy as np
 import pytest
 from _sync_world import centroids, open_brain, watch
@@ -28,7 +29,13 @@ from omega.errors import (
     TransportError,
 )
 from omega.protocol import codec, signing
-from omega.protocol.messages import PullResponse, PushAck, SyncResponse
+from omega.protocol.messages import (
+    PROBLEM_MEDIA_TYPE,
+    PROBLEM_TYPE,
+    PullResponse,
+    PushAck,
+    SyncResponse,
+)
 from omega.sync import RetryPolicy, SyncSchedule, build_push
 from omega.sync.releases import (
     PinnedKey,
@@ -38,6 +45,7 @@ from omega.sync.releases import (
     pins_to_json,
 )
 from omega.sync.replies import (
+    LASTING_REFUSALS,
     error_for,
     is_retryable,
     open_sealed,
@@ -86,16 +94,54 @@ def _answer(status: int, body: bytes = b"", **headers: str) -> Response:
     )
 
 
+def _problem(status: int, slug: str, detail: str = "no") -> Response:
+    """An Omega problem answer, as the constellation sends it."""
+    body = {"title": "x", "status": status, "detail": detail, "type": PROBLEM_TYPE + slug}
+    return _answer(status, msgspec.json.encode(body), content_type=PROBLEM_MEDIA_TYPE)
+
+
 def test_answers_map_to_errors() -> None:
-    problem = b'{"title":"x","status":422,"detail":"batch b1 reused","type":"https://omega.invalid/problems/idempotency-conflict"}'
-    assert isinstance(error_for(_answer(401, b'{"detail":"expired"}')), AuthError)
-    assert isinstance(error_for(_answer(403)), AuthError)
-    assert isinstance(error_for(_answer(422, problem)), ConflictError)
+    assert isinstance(error_for(_problem(422, "idempotency-conflict")), ConflictError)
     limited = error_for(_answer(429, b"{}", retry_after="7"))
     assert isinstance(limited, ServerError) and limited.retry_after == 7
     assert is_retryable(limited) and is_retryable(TransportError("reset"))
     assert not is_retryable(error_for(_answer(400, b"not json")))
     assert not is_retryable(RemoteProtocolError("garbage"))
+
+
+@pytest.mark.parametrize("slug", sorted(LASTING_REFUSALS))
+def test_the_constellations_lasting_refusals_are_auth_errors(slug: str) -> None:
+    error = error_for(_problem(403, slug, "manufacturer key m/k1 was revoked"))
+    assert isinstance(error, AuthError) and slug in str(error)
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        _answer(403, b"<html>Accept the terms to use the Wi-Fi</html>", content_type="text/html"),
+        _answer(401, b"<html>Proxy login</html>", content_type="text/html"),
+        _answer(403),  # a firewall's empty refusal
+        # JSON that is not Omega's problem: a proxy's, or ours with another media type
+        _answer(401, b'{"detail":"expired"}', content_type="application/json"),
+        _answer(
+            403,
+            b'{"detail":"x","type":"https://omega.invalid/problems/manufacturer-key-revoked"}',
+            content_type="application/json",
+        ),
+        _problem(403, "attestation-refused", "signed 1 year from the server's time"),
+        _problem(403, "registration-replayed", "a replayed registration: sign a new one"),
+        _problem(401, "unauthorized", "access token expired"),  # even after a refresh
+    ],
+)
+def test_refusals_that_may_heal_are_server_errors_retried_later(answer: Response) -> None:
+    """Not the constellation's lasting refusal (a captive portal, a proxy, a clock not yet
+    set or stepped back): a ServerError, which the runtime backs off from and retries."""
+    error = error_for(answer)
+    assert isinstance(error, ServerError) and error.status == answer.status
+    assert not is_retryable(error)  # not at once: the runtime's schedule waits
+    schedule = SyncSchedule(base=1.0, cap=900.0)
+    wait = schedule.after_failure(random.Random(1), failures=1, error=error)
+    assert schedule.refused_floor <= wait <= schedule.refused_floor + schedule.window(1)
 
 
 def test_retry_after_reads_seconds_and_http_dates() -> None:

@@ -20,26 +20,39 @@ from _sync_world import (
     open_brain,
     pending_upserts,
     publish_codebook_via,
+    trust_via,
     watch,
 )
 
 from omega.clock import ManualClock
 from omega.constellation import create_app
 from omega.errors import AuthError
-from omega.sync import AsgiTransport, DeviceRuntime, RuntimeStatus, SyncClient, SyncSchedule
+from omega.protocol.attestation import DeviceIdentity, Manufacturer
+from omega.sync import (
+    AsgiTransport,
+    DeviceRuntime,
+    HttpTransport,
+    RuntimeStatus,
+    SyncClient,
+    SyncSchedule,
+)
 from omega.sync.cursors import load_credentials, save_credentials
+
+PORTAL_PAGE = b"<html><body><h1>Welcome!</h1>Accept the terms to use the Wi-Fi.</body></html>"
 
 
 class Proxy:
     """ASGI middleware in front of the real app, as a reverse proxy: while ``down`` it
-    answers 502 itself (the app never sees the request); for the next ``throttle`` syncs
-    it answers 429 with ``Retry-After: 120``, as a gateway's rate limit does; with
-    ``hold_answers`` the app handles each sync fully (commits) and its answer waits
-    until ``release()``."""
+    answers 502 itself (the app never sees the request); while ``portal`` is a status
+    (401, 403) it answers every request with that status and an HTML page, as a captive
+    portal or a corporate proxy does; for the next ``throttle`` syncs it answers 429 with
+    ``Retry-After: 120``, as a gateway's rate limit does; with ``hold_answers`` the app
+    handles each sync fully (commits) and its answer waits until ``release()``."""
 
     def __init__(self, app: Any) -> None:
         self.app = app
         self.down = False
+        self.portal: int | None = None
         self.throttle = 0
         self.hold_answers = False
         self.parked = asyncio.Event()
@@ -52,6 +65,12 @@ class Proxy:
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
+            return
+        if self.portal is not None:
+            self.refused += 1
+            headers = [(b"content-type", b"text/html; charset=utf-8")]
+            await send({"type": "http.response.start", "status": self.portal, "headers": headers})
+            await send({"type": "http.response.body", "body": PORTAL_PAGE})
             return
         if self.down or (self.throttle and scope["path"] == "/api/omega/sync"):
             status, headers = (502, []) if self.down else (429, [(b"retry-after", b"120")])
@@ -272,6 +291,141 @@ def test_credentials_that_cannot_heal_stop_the_runtime_loudly_and_keep_the_outbo
     assert world.seen[-1].syncs == 0 and "AuthError" in (world.seen[-1].last_error or "")
     assert world.tv.sync.outbox_size() > 0  # what was learned waits for new credentials
     world.tv.close()
+
+
+def test_a_captive_portals_401_and_403_pages_are_ridden_out_and_nothing_is_lost(
+    tmp_path: Path,
+) -> None:
+    """A TV boots behind a captive portal (403 and an HTML page for everything, its
+    registration included); later a proxy wants a login (401 to the sync, and to the token
+    refresh that 401 sets off). Neither is the constellation's refusal: the runtime backs
+    off, a minute more than after an outage, and syncs once the real server answers."""
+    world = World(tmp_path)
+    schedule = SyncSchedule(interval=600, base=1.0, cap=60.0, first_delay=0)
+    login_wanted = [False]
+
+    def script(status: RuntimeStatus, runtime: DeviceRuntime) -> None:
+        proxy = world.proxy
+        if status.consecutive_failures >= 3 and proxy.portal is not None:
+            proxy.portal = None  # the terms accepted, the proxy let through
+        elif status.syncs == 1 and not login_wanted[0]:
+            login_wanted[0] = True
+            proxy.portal = 401
+            watch(world.tv, world.brain_clock, [3, 4, 5])
+        if status.syncs >= 2:
+            runtime.stop()
+
+    async def scenario() -> None:
+        async with AsgiTransport(world.proxy, lifespan_app=world.app) as transport:
+            await publish_codebook_via(transport)
+            watch(world.tv, world.brain_clock, [0, 1, 2])
+            world.proxy.portal = 403
+            await world.runtime(transport, until=script, schedule=schedule).run()
+
+    asyncio.run(scenario())
+    assert "failed" not in [s.state for s in world.seen]
+    backoffs = [s for s in world.seen if s.state == "backoff"]
+    assert [s.consecutive_failures for s in backoffs] == [1, 2, 3, 1, 2, 3]
+    for status, code in zip(backoffs, ["403"] * 3 + ["401"] * 3, strict=True):
+        assert f"server answered {code}" in (status.last_error or "")
+        assert "not the constellation's answer" in (status.last_error or "")
+        assert status.next_sync_at is not None and status.last_failure_at is not None
+        wait = status.next_sync_at - status.last_failure_at
+        floor = schedule.refused_floor
+        assert floor <= wait <= floor + schedule.window(status.consecutive_failures)
+    final = world.seen[-1]
+    assert final.state == "stopped" and final.syncs == 2 and final.failures == 6
+    world.check_exactly_once()  # including what was watched behind the proxy
+    world.tv.close()
+
+
+class SkewedClock:
+    """A TV's wall clock before NTP has set it: ``offset`` seconds off the true time."""
+
+    def __init__(self, true: ManualClock, offset: float) -> None:
+        self.true, self.offset = true, offset
+
+    def now(self) -> float:
+        return self.true.now() + self.offset
+
+
+def test_a_registration_refused_for_a_clock_not_yet_set_is_retried_until_it_is(
+    tmp_path: Path,
+) -> None:
+    """A TV that boots before NTP signs its registration a year in the past: the
+    constellation refuses it (403 attestation-refused, "set the device's clock"). That
+    heals once the clock is set, so the runtime backs off and registers then."""
+    world = World(tmp_path, allow_unattested=False)
+    maker = Manufacturer.generate("runtime-maker", "k1")
+    factory = maker.device("SN-7", clock=world.clock)
+    tv_clock = SkewedClock(world.clock, offset=-365 * 86_400.0)
+    identity = DeviceIdentity(factory.certificate, factory.key, tv_clock)
+
+    def script(status: RuntimeStatus, runtime: DeviceRuntime) -> None:
+        if status.consecutive_failures >= 2:
+            tv_clock.offset = 0.0  # NTP answered
+        if status.syncs >= 1:
+            runtime.stop()
+
+    async def scenario() -> None:
+        async with AsgiTransport(world.proxy, lifespan_app=world.app) as transport:
+            await publish_codebook_via(transport)
+            await trust_via(transport, maker)
+            watch(world.tv, world.brain_clock, [0, 1, 2])
+            options = {"attestation": identity}
+            await world.runtime(transport, until=script, sync_options=options).run()
+
+    asyncio.run(scenario())
+    backoffs = [s for s in world.seen if s.state == "backoff"]
+    assert [s.consecutive_failures for s in backoffs] == [1, 2]
+    for status in backoffs:
+        assert "403" in (status.last_error or "")
+        assert "set the device's clock" in (status.last_error or "")
+    final = world.seen[-1]
+    assert final.state == "stopped" and final.syncs == 1
+    world.check_exactly_once()
+    world.tv.close()
+
+
+def test_the_constellations_lasting_refusal_stops_the_runtime_at_once(tmp_path: Path) -> None:
+    """A TV with no certificate against a server that registers attested TVs only: the
+    constellation's own 403 (attestation-required) cannot heal by waiting — failed, said,
+    with the outbox kept."""
+    world = World(tmp_path, allow_unattested=False)
+
+    async def scenario() -> None:
+        async with AsgiTransport(world.proxy, lifespan_app=world.app) as transport:
+            await publish_codebook_via(transport)
+            watch(world.tv, world.brain_clock, [0, 1, 2])
+
+            def until(status: RuntimeStatus, runtime: DeviceRuntime) -> None:
+                if status.failures >= 3:  # retrying it: stop, and fail below
+                    runtime.stop()
+
+            with pytest.raises(AuthError, match="attestation-required"):
+                await world.runtime(transport, until=until).run()
+
+    asyncio.run(scenario())
+    states = [s.state for s in world.seen]
+    assert states[-2:] == ["stopping", "failed"] and "backoff" not in states
+    assert world.tv.sync.outbox_size() > 0
+    world.tv.close()
+
+
+def test_a_runtime_opens_its_http_transport_only_when_it_runs_and_closes_it(
+    tmp_path: Path,
+) -> None:
+    tv = open_brain(tmp_path / "tv", ManualClock())
+    never_run = DeviceRuntime(tv, "http://127.0.0.1:9")
+    assert never_run.transport is None  # nothing opened, so nothing to leak
+
+    ran = DeviceRuntime(tv, "http://127.0.0.1:9", schedule=SyncSchedule(first_delay=0))
+    ran.stop()  # asked before it runs: run() starts and stops at once
+    asyncio.run(ran.run())
+    assert isinstance(ran.transport, HttpTransport)
+    assert ran.transport._client.is_closed
+    assert ran.status().state == "stopped"
+    tv.close()
 
 
 def test_stop_abandons_a_sync_whose_answer_is_late_and_the_next_run_resends_it_once(

@@ -16,8 +16,6 @@ import asyncio
 import os
 import random
 import signal
-import socket
-import subprocess
 import sys
 import time
 from collections import Counter
@@ -25,12 +23,12 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import httpx
 import msgspec
 import psycopg
 import pytest
 from _sync_world import Server, copy_device, device_template, fresh_database, server_env
 
+from omega.bench.serving import free_port
 from omega.brain import Brain
 from omega.clock import ManualClock
 from omega.errors import ServerError, TransportError
@@ -48,53 +46,22 @@ Key = tuple[str, str, int | str]  # (op, pattern id, version for an upsert / bat
 
 
 # -- the server, as an operator runs it ------------------------------------------------------
-def _free_port() -> int:
-    """A free port below the ephemeral range: no client connection can be holding it when
-    the server binds it again after the kill."""
-    rng = random.Random()
-    for _ in range(100):
-        port = rng.randrange(20_000, 32_000)
-        with socket.socket() as probe:
-            try:
-                probe.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            return port
-    raise RuntimeError("no free port in 20000-32000")
-
-
 def _omega_serve(data_dir: Path, port: int, db_url: str | None) -> Server:
-    """``omega serve`` in a child process; waits for /healthz."""
+    """``omega serve`` in a child process (``start()`` it, and again after a kill)."""
     data_dir.mkdir(parents=True, exist_ok=True)
     command = [
         *(sys.executable, "-m", "omega.cli", "serve", "--host", "127.0.0.1"),
         *("--port", str(port), "--data-dir", str(data_dir), "--log-level", "warning"),
         *(("--db", db_url) if db_url else ()),
     ]
-    log_path = data_dir / "server.log"
-    with log_path.open("ab") as log:
-        process = subprocess.Popen(
-            command, env=server_env(data_dir), stdout=log, stderr=subprocess.STDOUT
-        )
-    server = Server(
+    return Server(
+        command,
+        env=server_env(data_dir),
         base_url=f"http://127.0.0.1:{port}",
+        log_path=data_dir / "server.log",
         data_dir=data_dir,
         db_url=db_url or f"sqlite:///{data_dir / 'constellation.db'}",
-        process=process,
-        log_path=log_path,
     )
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"omega serve exited at start-up:\n{log_path.read_text()}")
-        try:
-            if httpx.get(server.base_url + "/healthz", timeout=1).status_code == 200:
-                return server
-        except httpx.TransportError:
-            pass
-        time.sleep(0.05)
-    server.stop()
-    raise RuntimeError(f"omega serve did not answer /healthz in time:\n{log_path.read_text()}")
 
 
 def _stored(db_url: str) -> Counter[tuple[str, Key]]:
@@ -154,12 +121,13 @@ class Kill:
         self.acked_before[device.number].add(device.current)  # it holds the ack
         self.killed.set()
 
-    async def restart_each_time(self, port: int, db_url: str | None) -> None:
-        """Wait for each kill, reap the server and start it again on the same data."""
+    async def restart_each_time(self) -> None:
+        """Wait for each kill, reap the server and start it again on the same data and
+        port."""
         for _ in self.at:
             await self.killed.wait()
             assert await asyncio.to_thread(self.server.process.wait, 30) == -signal.SIGKILL
-            self.server = await asyncio.to_thread(_omega_serve, self.server.data_dir, port, db_url)
+            await asyncio.to_thread(self.server.start)
             self.killed.clear()
 
 
@@ -205,14 +173,25 @@ class Device:
         return self.brain.sync.cursor("sync.viewer_id", "")
 
 
+#: Longest a device keeps trying one sync (a restart takes a few seconds): past it the
+#: test fails instead of hanging.
+SYNC_DEADLINE = 180.0
+
+
 async def _sync_until_done(device: Device, client: SyncClient) -> None:
     """One sync, tried again (after a short pause) for as long as the server is away."""
+    deadline = time.monotonic() + SYNC_DEADLINE
     while True:
         device.in_flight = False
         try:
             await client.sync()
-        except (TransportError, ServerError):
+        except (TransportError, ServerError) as exc:
             device.failures += 1
+            if time.monotonic() > deadline:
+                raise AssertionError(
+                    f"tv{device.number} could not sync for {SYNC_DEADLINE:.0f} s "
+                    f"(was the server restarted?): {exc}"
+                ) from exc
             await asyncio.sleep(0.05)
             continue
         device.syncs += 1
@@ -250,22 +229,21 @@ def test_a_server_sigkilled_under_a_fleet_loses_and_duplicates_nothing(
     tmp_path: Path, db_url: str | None
 ) -> None:
     rng = random.Random(SEED)
-    port = _free_port()
-    first = _omega_serve(tmp_path / "constellation", port, db_url)
-    kill = Kill(sorted(rng.sample(range(2 * DEVICES, 4 * DEVICES), KILLS)), first)
+    server = _omega_serve(tmp_path / "constellation", free_port(), db_url).start()
+    kill = Kill(sorted(rng.sample(range(2 * DEVICES, 4 * DEVICES), KILLS)), server)
     fleet: list[Device] = []
     try:
-        first.publish_codebook()
-        template = device_template(first, tmp_path / "template", [rng.randrange(8)])
+        server.publish_codebook()
+        template = device_template(server, tmp_path / "template", [rng.randrange(8)])
         for n in range(DEVICES):
             brain, clock = copy_device(template, tmp_path / f"tv{n}")
             fleet.append(Device(n, brain, clock, kill))
         kill.fleet = fleet
 
         async def scenario() -> None:
-            restarts = asyncio.create_task(kill.restart_each_time(port, db_url))
+            restarts = asyncio.create_task(kill.restart_each_time())
             try:
-                await asyncio.gather(*(_run_device(d, first.base_url) for d in fleet))
+                await asyncio.gather(*(_run_device(d, server.base_url) for d in fleet))
             finally:
                 if not restarts.done():  # the fleet finished before every kill came
                     restarts.cancel()
@@ -276,7 +254,7 @@ def test_a_server_sigkilled_under_a_fleet_loses_and_duplicates_nothing(
         assert min(kill.in_flight) >= DEVICES // 4
         assert sum(d.failures for d in fleet) > 0  # and the devices rode out the outages
 
-        stored = _stored(kill.server.db_url)
+        stored = _stored(server.db_url)
         for device in fleet:
             assert device.brain.sync.outbox_size() == 0 and device.brain.sync.inflight() is None
             recorded = Counter(k for batch in device.batches.values() for k in batch)
@@ -290,5 +268,4 @@ def test_a_server_sigkilled_under_a_fleet_loses_and_duplicates_nothing(
     finally:
         for device in fleet:
             device.brain.close()
-        first.stop()
-        kill.server.stop()
+        server.stop()

@@ -13,7 +13,9 @@ it measured. One module per command:
 - ``faults``: faults on the wire for the fault tests and the soak bench
   (:class:`ResetProxy`, a TCP proxy that resets connections at chosen byte offsets);
 - ``fleet_restart``: device runtimes riding out a SIGKILLed server
-  (:func:`run_fleet_restart`).
+  (:func:`run_fleet_restart`);
+- ``serving``: a constellation in a child process, started, waited for (/healthz) and
+  stopped or SIGKILLed (:class:`ServerProcess`), for the benches and the tests.
 
 The names below load their module on first use (PEP 562): each bench imports the part it
 measures (the embedding model, FastAPI, scipy), and importing one must not import the
@@ -32,7 +34,8 @@ if TYPE_CHECKING:
     from omega.bench.federation import run_federation_bench
     from omega.bench.fleet_restart import run_fleet_restart
     from omega.bench.loadgen import LoadConfig
-    from omega.bench.server import DEFAULT_RATES, BenchError, run_server_bench
+    from omega.bench.server import DEFAULT_RATES, run_server_bench
+    from omega.bench.serving import BenchError, ServerProcess
     from omega.bench.shares import run_shares_bench
     from omega.bench.sync import measure_sync, run_sync_bench, synthetic_pulls, synthetic_pushes
 
@@ -41,6 +44,7 @@ __all__ = [
     "BenchError",
     "LoadConfig",
     "ResetProxy",
+    "ServerProcess",
     "measure_sync",
     "run_brain_bench",
     "run_federation_bench",
@@ -54,9 +58,10 @@ __all__ = [
 
 _HOMES = {
     "DEFAULT_RATES": "server",
-    "BenchError": "server",
+    "BenchError": "serving",
     "LoadConfig": "loadgen",
     "ResetProxy": "faults",
+    "ServerProcess": "serving",
     "measure_sync": "sync",
     "run_brain_bench": "brain",
     "run_federation_bench": "federation",

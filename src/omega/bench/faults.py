@@ -45,7 +45,8 @@ class Cut:
     connection, counting from that connection's first byte. Without one, cuts in a
     direction take turns in the order they were armed: the first goes to the first
     connection that moves bytes that way once it is armed, counting from then; the next
-    waits until it has fired.
+    waits until it has fired. A connection that closes before its cut fired hands the
+    cut on to the next connection (counting afresh there).
     """
 
     direction: Direction
@@ -146,6 +147,11 @@ class ResetProxy:
         """Cuts not fired yet."""
         return list(self._cuts)
 
+    @property
+    def open_connections(self) -> int:
+        """Connections accepted and not yet closed or reset."""
+        return sum(not link.closed for link in self._links.values())
+
     def reset_all(self) -> int:
         """Reset every open connection now; returns how many."""
         links = [link for link in self._links.values() if not link.closed]
@@ -237,10 +243,18 @@ class ResetProxy:
         )
         return pinned if turn is None else [*pinned, turn]
 
+    def _unbind(self, link: _Link) -> None:
+        """``link`` is closing: an unpinned cut it held and did not fire waits for the next
+        connection (else it could never fire, and the cuts after it never get a turn)."""
+        link.closed = True
+        for armed in self._cuts:
+            if armed._bound is not None and armed._bound[0] == link.number:
+                armed._bound = None
+
     def _reset(self, link: _Link, direction: Direction | None, *, record: bool = True) -> None:
         if link.closed:
             return
-        link.closed = True
+        self._unbind(link)
         for writer in (link.client, link.upstream):
             if writer is None:
                 continue
@@ -255,7 +269,7 @@ class ResetProxy:
     def _close(self, link: _Link) -> None:
         if link.closed:
             return
-        link.closed = True
+        self._unbind(link)
         for writer in (link.client, link.upstream):
             if writer is not None:
                 writer.close()

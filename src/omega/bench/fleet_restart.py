@@ -29,11 +29,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import random
-import signal
 import sqlite3
-import subprocess
 import tempfile
 import time
 from collections import Counter
@@ -47,7 +44,8 @@ import msgspec
 import numpy as np
 
 from omega.bench._fresh_tv import rss_mb
-from omega.bench.server import BenchError, _free_port, _server_command, _trust, _wait_healthy
+from omega.bench.server import server_command, trust_manufacturer
+from omega.bench.serving import BenchError, ServerProcess, free_port
 from omega.brain import Brain, BrainConfig, CatalogItem, SharedCatalog
 from omega.clock import ManualClock, SystemClock
 from omega.constellation import Settings, load_admin_token, load_keys
@@ -141,58 +139,24 @@ def _open_fleet(
 
 
 # -- the server -----------------------------------------------------------------------------
-@dataclass
-class _Server:
-    """``omega serve`` as a child process, restartable on the same port and data dir."""
-
-    data_dir: Path
-    port: int
-    pace: float
-    process: subprocess.Popen[bytes] | None = None
-
-    @property
-    def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def start(self) -> None:
-        command, env = _server_command(
-            port=self.port,
-            data_dir=self.data_dir,
-            db_url=None,
-            federation_interval=0,
-            workers=1,
-            rate_limit=600,
-        )
-        env["OMEGA_SYNC_INTERVAL"] = str(self.pace)
-        log_path = self.data_dir / "server.log"
-        with log_path.open("ab") as log:
-            self.process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
-        _wait_healthy(self.base_url, self.process, log_path)
-
-    def kill(self) -> None:
-        """SIGKILL from outside, as the OOM killer or a power cut would."""
-        assert self.process is not None
-        os.kill(self.process.pid, signal.SIGKILL)
-        self.process.wait(timeout=30)
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=5)
-
-
 @contextlib.contextmanager
-def _serving(data_dir: Path, pace: float) -> Iterator[tuple[_Server, str]]:
+def _serving(data_dir: Path, pace: float) -> Iterator[tuple[ServerProcess, str]]:
+    """``omega serve`` in a child process (no rounds; it asks devices to sync every
+    ``pace`` seconds), restartable on the same port and data directory; and its admin
+    token. Stopped on the way out, even when it never answered."""
     settings = Settings(data_dir=data_dir)
     load_keys(settings)
     token = load_admin_token(settings)
-    server = _Server(data_dir, _free_port(), pace)
-    server.start()
+    port = free_port()
+    command, env = server_command(
+        port=port, data_dir=data_dir, db_url=None, federation_interval=0, workers=1, rate_limit=600
+    )
+    env["OMEGA_SYNC_INTERVAL"] = str(pace)
+    server = ServerProcess(
+        command, env=env, base_url=f"http://127.0.0.1:{port}", log_path=data_dir / "server.log"
+    )
     try:
+        server.start()
         yield server, token
     finally:
         server.stop()
@@ -231,7 +195,7 @@ class _Plan:
 
 
 async def _drive(
-    fleet: list[_Device], server: _Server, plan: _Plan, log: _Log, progress: Progress
+    fleet: list[_Device], server: ServerProcess, plan: _Plan, log: _Log, progress: Progress
 ) -> tuple[dict[str, float], int]:
     """Start every runtime, kill and restart the server on cue; the run's time marks and
     how many devices needed a ``sync_now`` to empty their outbox at the end."""
@@ -257,7 +221,7 @@ async def _drive(
         await asyncio.sleep(plan.interval + plan.steady)
         marks["steady_from"] = marks["started"] + plan.interval
         marks["steady_to"] = marks["killed"] = time.monotonic()
-        await asyncio.to_thread(server.kill)
+        await asyncio.to_thread(server.kill)  # SIGKILL from outside, as the OOM killer would
         progress("killed", {"attempts": len(log.attempts)})
         for device in fleet:  # the households watch on, a few at a time
             await asyncio.to_thread(_watch, device.brain, device.clock, device.cells[3:])
@@ -312,12 +276,16 @@ def _rates(log: _Log, marks: dict[str, float], plan: _Plan) -> dict[str, Any]:
     steady_s = marks["steady_to"] - marks["steady_from"]
     steady = float(((times >= marks["steady_from"]) & (times < marks["steady_to"])).sum())
     steady_rate = steady / steady_s
+
+    def ratio(rate: float) -> float | None:  # None: no steady rate to compare with
+        return round(rate / steady_rate, 2) if steady_rate > 0 else None
+
     after_kill = times >= marks["killed"]
     # Up: the first success after the kill (devices may get in before /healthz answers).
     up = float(min(times[after_kill & good].min(initial=np.inf), marks["healthy"]))
     in_window = (times >= up) & (times < up + plan.window)
     first = float(in_window.sum()) / plan.window
-    peaks = {}
+    peaks: dict[str, float | None] = {}
     for width in (1, 5):
         bins = int(plan.window // width)
         if bins:
@@ -325,11 +293,19 @@ def _rates(log: _Log, marks: dict[str, float], plan: _Plan) -> dict[str, Any]:
             counts, _ = np.histogram(times[in_window], bins=bins, range=span)
             peak = float(counts.max(initial=0)) / width
             peaks[f"peak_{width}s_per_s"] = round(peak, 2)
-            peaks[f"peak_{width}s_ratio"] = round(peak / steady_rate, 2)
+            peaks[f"peak_{width}s_ratio"] = ratio(peak)
+    note = {}
+    if steady_rate == 0:
+        note["ratio_note"] = (
+            f"no sync attempt fell in the {steady_s:.1f} s steady window, so there is no "
+            "steady rate to compare with: the ratios are null (give the fleet more "
+            "devices, or a longer --interval)"
+        )
     return {
         "steady_per_s": round(steady_rate, 2),
         "first_window_per_s": round(first, 2),
-        "first_window_ratio": round(first / steady_rate, 2),
+        "first_window_ratio": ratio(first),
+        **note,
         **peaks,
         "failed_attempts": int((~good).sum()),
         "failed_attempts_after_up": int((~good & (times >= up)).sum()),
@@ -425,7 +401,7 @@ def run_fleet_restart(
             (root / "server").mkdir()
             with _serving(root / "server", pace=interval / 2) as (server, token):
                 _publish_codebook(server.base_url, token, shared)
-                _trust(server.base_url, token, maker)
+                trust_manufacturer(server.base_url, token, maker)
                 marks, drained = asyncio.run(_drive(fleet, server, plan, log, report))
                 fleet_rss = rss_mb()  # this process: the brains and their runtimes
             audit = _audit(root / "server" / "constellation.db", fleet)
@@ -456,12 +432,23 @@ def run_fleet_restart(
     }
 
 
+#: What ``omega bench fleet-restart`` calls each setting (the others are keyword-only).
+_FLAGS = {"interval": "--interval", "outage": "--outage", "window": "--window"}
+_FLAGS |= {"after": "--after", "cap": "--backoff-cap"}
+
+
 def _check(plan: _Plan) -> None:
+    """Refuse a bad setting in one sentence naming its flag, before anything is opened."""
     if plan.devices < 1 or plan.seed < 0:
         raise InputError(f"--devices must be ≥ 1 and --seed ≥ 0, got {plan.devices}, {plan.seed}")
     for name in ("interval", "steady", "outage", "window", "after", "base", "cap", "tick"):
         value = getattr(plan, name)
         if not (value > 0 and np.isfinite(value)):
-            raise InputError(f"--{name} must be a positive number of seconds, got {value!r}")
+            flag = _FLAGS.get(name, name)
+            raise InputError(f"{flag} must be a positive number of seconds, got {value!r}")
     if plan.window < 1 or plan.after < plan.window:
         raise InputError("--window must be ≥ 1 s and --after at least --window")
+    if plan.cap < plan.base:
+        raise InputError(
+            f"--backoff-cap must be at least the backoff base ({plan.base:g} s), got {plan.cap:g}"
+        )

@@ -13,7 +13,6 @@ import contextlib
 import json
 import math
 import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -28,12 +27,19 @@ import numpy as np
 
 from omega.bench._cpu import process_tree
 from omega.bench.loadgen import MANUFACTURER, LoadConfig, catalog_item
+from omega.bench.serving import BenchError, ServerProcess, free_port, uvicorn_command
 from omega.constellation import Settings, load_admin_token, load_keys
-from omega.errors import ConfigError, InputError, OmegaError
+from omega.errors import ConfigError, InputError
 from omega.protocol import EMBEDDING_DIM
 from omega.protocol.attestation import Manufacturer
 
-__all__ = ["DEFAULT_RATES", "BenchError", "run_server_bench"]
+__all__ = [
+    "DEFAULT_RATES",
+    "BenchError",
+    "run_server_bench",
+    "server_command",
+    "trust_manufacturer",
+]
 
 #: Offered rates (syncs per second) stepped through by default.
 DEFAULT_RATES = (50, 100, 200, 300, 400, 500, 600, 800, 1000, 1200)
@@ -43,13 +49,8 @@ _CELLS = 256  # the cells omega.bench.sync draws from
 #: Catalog titles published with the codebook: the domain of the devices' popularity
 #: reports (about ml-latest-small's 9,742 movies).
 CATALOG = 9_000
-_START_TIMEOUT = 60.0
 
 Progress = Callable[[str, Mapping[str, Any]], None]
-
-
-class BenchError(OmegaError):
-    """The server or the load generator failed (not a slow result: a broken run)."""
 
 
 def _default(setting: str) -> Any:
@@ -57,14 +58,7 @@ def _default(setting: str) -> Any:
     return Settings.model_fields[setting].default
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def _server_command(
+def server_command(
     *,
     port: int,
     data_dir: Path,
@@ -73,6 +67,8 @@ def _server_command(
     workers: int,
     rate_limit: int,
 ) -> tuple[list[str], dict[str, str]]:
+    """The command and environment of a bench's constellation on 127.0.0.1:``port``:
+    ``omega serve`` (one worker) or uvicorn's factory mode (several)."""
     env = {
         **os.environ,
         "OMEGA_RATE_LIMIT": str(rate_limit),
@@ -96,10 +92,7 @@ def _server_command(
         env["OMEGA_DB_URL"] = db_url
     if federation_interval is not None:
         env["OMEGA_FEDERATION_INTERVAL"] = str(federation_interval)
-    command = [sys.executable, "-m", "uvicorn", "--factory", "omega.constellation.app:create_app"]
-    command += ["--host", "127.0.0.1", "--port", str(port), "--workers", str(workers)]
-    command += ["--log-level", "warning", "--no-access-log"]
-    return command, env
+    return uvicorn_command(port=port, workers=workers), env
 
 
 @contextlib.contextmanager
@@ -116,8 +109,8 @@ def _server(
     settings = Settings(data_dir=data_dir)
     load_keys(settings)
     load_admin_token(settings)
-    port = _free_port()
-    command, env = _server_command(
+    port = free_port()
+    command, env = server_command(
         port=port,
         data_dir=data_dir,
         db_url=db_url,
@@ -125,26 +118,19 @@ def _server(
         workers=workers,
         rate_limit=rate_limit,
     )
-    log_path = data_dir / "server.log"
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
-    base_url = f"http://127.0.0.1:{port}"
+    server = ServerProcess(
+        command, env=env, base_url=f"http://127.0.0.1:{port}", log_path=data_dir / "server.log"
+    )
     try:
-        _wait_healthy(base_url, process, log_path)
-        pids = process_tree(process.pid)
+        server.start()
+        pids = process_tree(server.process.pid)
         deadline = time.monotonic() + 10
         while workers > 1 and len(pids) <= workers and time.monotonic() < deadline:
             time.sleep(0.2)  # uvicorn's supervisor is up; its workers may still be starting
-            pids = process_tree(process.pid)
-        yield base_url, pids
+            pids = process_tree(server.process.pid)
+        yield server.base_url, pids
     finally:
-        if process.poll() is None:
-            process.terminate()
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(timeout=5)
+        server.stop()
 
 
 def _tail(path: Path, lines: int = 30) -> str:
@@ -152,18 +138,6 @@ def _tail(path: Path, lines: int = 30) -> str:
         return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
     except OSError:
         return "(no log)"
-
-
-def _wait_healthy(base_url: str, process: subprocess.Popen[bytes], log_path: Path) -> None:
-    deadline = time.monotonic() + _START_TIMEOUT
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise BenchError(f"the server exited at start-up:\n{_tail(log_path)}")
-        with contextlib.suppress(httpx.TransportError):
-            if httpx.get(base_url + "/healthz", timeout=1).status_code == 200:
-                return
-        time.sleep(0.1)
-    raise BenchError(f"the server did not answer /healthz in {_START_TIMEOUT:.0f} s")
 
 
 def _publish_codebook(base_url: str, admin_token: str, *, seed: int) -> None:
@@ -187,7 +161,7 @@ def _publish_codebook(base_url: str, admin_token: str, *, seed: int) -> None:
         raise BenchError(f"publishing the codebook failed: {answer.status_code} {answer.text}")
 
 
-def _trust(base_url: str, admin_token: str, maker: Manufacturer) -> None:
+def trust_manufacturer(base_url: str, admin_token: str, maker: Manufacturer) -> None:
     """Register the bench's manufacturer key: it attests every device of the fleet."""
     doc = {
         "manufacturer_id": maker.manufacturer_id,
@@ -274,7 +248,7 @@ def run_server_bench(
             admin_token = (data_dir / "admin-token").read_text().strip()
             _publish_codebook(base_url, admin_token, seed=seed)
             maker = Manufacturer.generate(MANUFACTURER, "k1")
-            _trust(base_url, admin_token, maker)
+            trust_manufacturer(base_url, admin_token, maker)
             config = LoadConfig(
                 base_url=base_url,
                 codebook_id=_CODEBOOK_ID,

@@ -54,7 +54,9 @@ def sync(
     region: Annotated[str, typer.Option(help="Region sent at registration and in pulls.")] = (
         "global"
     ),
-    max_pull_bytes: Annotated[int, typer.Option(help="Byte budget of each pull page.")] = 5120,
+    max_pull_bytes: Annotated[
+        int, typer.Option(help="Byte budget of each pull page (1 … 4194304).")
+    ] = 5120,
     codebook: Annotated[
         bool, typer.Option(help="Adopt the server's codebook first if it is new.")
     ] = True,
@@ -71,8 +73,9 @@ def sync(
     every: Annotated[
         float | None,
         typer.Option(
-            help="Keep running: sync every SECONDS (± 10 %; never sooner than the server "
-            "asks), back off after failures, stop on Ctrl-C/SIGTERM.",
+            help="Keep running: sync every SECONDS (± 10 %), but never sooner than the "
+            "server's next_sync_after (a default omega serve asks for about an hour), back "
+            "off after failures, stop on Ctrl-C/SIGTERM.",
         ),
     ] = None,
     backoff_cap: Annotated[
@@ -93,10 +96,14 @@ def sync(
     from omega.cli._output import emit
     from omega.cli.attest import read_identity
     from omega.errors import ConfigError, InputError
+    from omega.protocol import MAX_PULL_BYTES
     from omega.sync import run_sync
 
-    if max_pull_bytes < 1:
-        raise InputError(f"--max-pull-bytes must be positive, got {max_pull_bytes}")
+    if not 1 <= max_pull_bytes <= MAX_PULL_BYTES:
+        raise InputError(
+            f"--max-pull-bytes must be 1 … {MAX_PULL_BYTES} (the protocol's bound), "
+            f"got {max_pull_bytes}"
+        )
     if every is not None and not (every > 0 and math.isfinite(every)):
         raise InputError(f"--every must be a positive number of seconds, got {every}")
     if not (backoff_cap >= 1 and math.isfinite(backoff_cap)):
@@ -177,12 +184,19 @@ def _printer(as_json: bool) -> Callable[[RuntimeStatus], None]:
         elif event["event"] == "sync":
             console.print(
                 f"synced: pushed {event['pushed']}, pulled {event['pulled']}, version "
-                f"{event['version']}, outbox {event['outbox_remaining']}"
+                f"{event['version']}, outbox {event['outbox_remaining']}; next in "
+                f"{_next_in(status)} (the server asks for ≥ {event['next_sync_after']:.0f} s)"
             )
         else:
             err_console.print(f"sync failed ({event['error']}); retrying with backoff")
 
     return show
+
+
+def _next_in(status: RuntimeStatus) -> str:
+    if status.next_sync_at is None or status.last_success_at is None:
+        return "?"
+    return f"{status.next_sync_at - status.last_success_at:.0f} s"
 
 
 def register(app: typer.Typer) -> None:

@@ -32,7 +32,7 @@ from omega.errors import (
     RemoteProtocolError,
     StoreError,
 )
-from omega.protocol.messages import ProblemDetail
+from omega.protocol.messages import PROBLEM_MEDIA_TYPE, PROBLEM_TYPE, ProblemDetail
 
 __all__ = [
     "PROBLEM_MEDIA_TYPE",
@@ -44,10 +44,6 @@ __all__ = [
 ]
 
 log = logging.getLogger("omega.constellation")
-
-#: Base of the ``type`` URIs; each problem kind gets a stable slug after it.
-PROBLEM_TYPE = "https://omega.invalid/problems/"
-PROBLEM_MEDIA_TYPE = "application/problem+json"
 
 _METHODS = ("DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT")
 _TITLES = {

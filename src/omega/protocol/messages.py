@@ -22,6 +22,8 @@ from typing import Literal
 import msgspec
 
 __all__ = [
+    "PROBLEM_MEDIA_TYPE",
+    "PROBLEM_TYPE",
     "PROTOCOL_VERSION",
     "Attestation",
     "ConsolidatedPattern",
@@ -258,6 +260,13 @@ class ServerEvent(msgspec.Struct, frozen=True, kw_only=True, tag="event", tag_fi
     kind: Literal["release", "trend"]
     version: int
     data: dict[str, float | int | str] = {}
+
+
+#: The media type of every error answer, and the base of its ``type`` URIs: each kind of
+#: problem gets a stable slug after it (a device tells Omega's refusals from a proxy's by
+#: them, ``omega.sync.replies``).
+PROBLEM_MEDIA_TYPE = "application/problem+json"
+PROBLEM_TYPE = "https://omega.invalid/problems/"
 
 
 class ProblemDetail(msgspec.Struct, frozen=True, kw_only=True, tag="problem", tag_field="msg"):

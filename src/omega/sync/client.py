@@ -34,7 +34,7 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PublicKey
 
 from omega.brain import Brain, ConflictStrategy, InflightBatch
 from omega.errors import AuthError, ConfigError, RemoteProtocolError
-from omega.protocol import BINARY_MEDIA_TYPE, codec
+from omega.protocol import BINARY_MEDIA_TYPE, MAX_PULL_BYTES, codec
 from omega.protocol.attestation import DeviceIdentity
 from omega.protocol.messages import (
     PullRequest,
@@ -63,7 +63,13 @@ from omega.sync.releases import (
     check_release_keys,
     pins_from_key_list,
 )
-from omega.sync.replies import decode_reply, error_for, open_sealed, read_sync_reply
+from omega.sync.replies import (
+    decode_reply,
+    error_for,
+    open_sealed,
+    problem_slug,
+    read_sync_reply,
+)
 from omega.sync.reports import next_report
 from omega.sync.retry import RetryPolicy
 from omega.sync.transport import Response, Transport
@@ -147,6 +153,8 @@ class SyncClient:
         ``release_keys``: the constellation's release keys (kid → raw Ed25519 public key)
         configured out of band; they win over the keys registration gives. None: trust
         the keys given at registration."""
+        if not 1 <= max_pull_bytes <= MAX_PULL_BYTES:  # refused before anything is sent
+            raise ConfigError(f"max_pull_bytes must be 1 … {MAX_PULL_BYTES}, got {max_pull_bytes}")
         chosen = check_strategy(strategy or brain.config.conflict_strategy)
         if chosen != brain.config.conflict_strategy:
             raise ConfigError(
@@ -386,7 +394,10 @@ class SyncClient:
                 return
             body = codec.encode(TokenRefresh(refresh_token=creds.refresh_token))
             answer = await self._raw("POST", "/api/omega/token", body, token=None)
-            if answer.status in (401, 403):
+            if answer.status == 401 and problem_slug(answer) is not None:
+                # The constellation itself refused the refresh token (spent, expired, its
+                # viewer or maker's key gone): no wait heals that. Anyone else's 401/403
+                # (a captive portal, a proxy) is a ServerError, tried again later.
                 raise AuthError(
                     f"token refresh refused ({error_for(answer)}); this device must register "
                     "again (delete its sync.* cursors) or be given new credentials"

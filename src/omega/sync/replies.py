@@ -4,10 +4,17 @@ Success bodies are decoded strictly (a corrupt or truncated frame is a
 :class:`RemoteProtocolError` and nothing from it may be applied); an answer that carries
 a release is first checked by :func:`open_sealed` (a :class:`SignatureError` unless it
 is a frame sealed to this very request by a trusted key); error statuses become
-Omega's errors: 401 → :class:`AuthError` (the shell refreshes once), 403 →
-:class:`AuthError`, 422 on a push → :class:`ConflictError`, 429/5xx →
-:class:`ServerError` with ``retry_after`` (retryable), other 4xx → :class:`ServerError`
-that is not worth retrying.
+Omega's errors: 422 on a push → :class:`ConflictError`, 429/5xx → :class:`ServerError`
+with ``retry_after`` (retryable), other 4xx → :class:`ServerError` that is not worth
+retrying at once.
+
+A 401 or 403 is an :class:`AuthError` (no wait heals it: a person must act) only when it
+is the constellation's own problem document (``application/problem+json`` with an Omega
+``type``) naming a refusal in :data:`LASTING_REFUSALS`. Any other 401/403 is a
+:class:`ServerError` a device retries later: a captive portal's or a corporate proxy's
+page, a man in the middle, a registration refused for a clock not yet set (NTP at boot)
+or one signed before the clock stepped back. (A refused token *refresh* is judged by the
+client: an Omega 401 there means the device must register again.)
 """
 
 from __future__ import annotations
@@ -31,16 +38,18 @@ from omega.errors import (
     TransportError,
 )
 from omega.protocol import BINARY_MEDIA_TYPE, codec, signing
-from omega.protocol.messages import Message, SyncResponse
+from omega.protocol.messages import PROBLEM_MEDIA_TYPE, PROBLEM_TYPE, Message, SyncResponse
 from omega.sync.transport import Response
 
 __all__ = [
+    "LASTING_REFUSALS",
     "MAX_RESPONSE_BYTES",
     "decode_reply",
     "error_for",
     "is_retryable",
     "open_sealed",
     "parse_retry_after",
+    "problem_slug",
     "read_sync_reply",
 ]
 
@@ -49,6 +58,17 @@ MAX_RESPONSE_BYTES = 1 << 20
 M = TypeVar("M", bound=Message)
 
 _RETRYABLE = {408, 425, 429, 500, 502, 503, 504}
+
+#: The constellation's refusals (problem slugs, ``omega.constellation``) that no wait can
+#: heal: the device is refused for what it is, not for when or where it asked.
+LASTING_REFUSALS = frozenset(
+    {
+        "attestation-required",  # the server registers attested TVs only; this one has none
+        "unknown-manufacturer-key",  # the operator trusts no key of this TV's maker
+        "manufacturer-key-revoked",  # the key that certified this TV was revoked
+        "not-your-viewer",  # the stored credentials are another viewer's
+    }
+)
 
 
 def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:
@@ -72,29 +92,43 @@ def parse_retry_after(value: str | None, *, now: float | None = None) -> float |
     return max(0.0, seconds)
 
 
-def _problem(response: Response) -> tuple[str, str]:
-    """(detail, problem type) of an error answer, tolerating non-problem bodies."""
+def _problem(response: Response) -> tuple[str, str | None]:
+    """(detail, slug) of an error answer: the slug of an Omega problem document, None for
+    any other body (whose first 200 characters are the detail)."""
+    media = (response.header("content-type") or "").split(";", 1)[0].strip().lower()
     try:
         problem = msgspec.json.decode(response.body)
     except msgspec.DecodeError:
         problem = None
-    if isinstance(problem, dict) and isinstance(problem.get("detail"), str):
-        return str(problem["detail"]), str(problem.get("type", ""))
+    if isinstance(problem, dict) and isinstance(detail := problem.get("detail"), str):
+        kind = problem.get("type")
+        if media == PROBLEM_MEDIA_TYPE and isinstance(kind, str) and kind.startswith(PROBLEM_TYPE):
+            return detail, kind.removeprefix(PROBLEM_TYPE)
+        return detail, None
     text = response.body[:200].decode("utf-8", errors="replace").strip()
-    return text or f"HTTP {response.status}", ""
+    return text or f"HTTP {response.status}", None
+
+
+def problem_slug(response: Response) -> str | None:
+    """The slug of an Omega problem answer (``rate-limited`` …); None for any other body."""
+    return _problem(response)[1]
 
 
 def error_for(response: Response) -> OmegaError:
     """The error an unsuccessful answer stands for."""
-    detail, kind = _problem(response)
-    if response.status == 401:
-        return AuthError(f"the constellation refused the credentials: {detail}")
-    if response.status == 403:
-        return AuthError(f"the constellation forbids this: {detail}")
-    if response.status == 422 and kind.endswith("/idempotency-conflict"):
+    detail, slug = _problem(response)
+    status = response.status
+    if status in (401, 403) and slug in LASTING_REFUSALS:
+        return AuthError(f"the constellation refused this device ({slug}): {detail}")
+    if status == 422 and slug == "idempotency-conflict":
         return ConflictError(detail)
+    if status in (401, 403) and slug is None:
+        detail = (
+            f"{detail} (not the constellation's answer: a captive portal, proxy or "
+            "firewall on the way?)"
+        )
     retry_after = parse_retry_after(response.header("retry-after"))
-    return ServerError(response.status, detail, retry_after=retry_after)
+    return ServerError(status, detail, retry_after=retry_after)
 
 
 def is_retryable(error: BaseException) -> bool:

@@ -18,20 +18,25 @@ evolutionary ones; ``omega.brain.loops``).
 Failures are of two kinds:
 
 - **they heal by themselves** — no answer, 429/5xx and other error statuses, a damaged
-  answer, a local store error: retried with backoff, forever. Nothing is lost meanwhile:
-  the outbox keeps every change, and a batch sent but unanswered stays recorded and is
-  resent with the same id and bytes (the server applies it once), see
+  answer, a local store error, and any 401/403 that is not one of the constellation's
+  lasting refusals (a captive portal's or a proxy's page, a registration refused for a
+  clock not yet set or stepped back: :mod:`omega.sync.replies`; these wait
+  ``SyncSchedule.refused_floor`` more): retried with backoff, forever. Nothing is lost
+  meanwhile: the outbox keeps every change, and a batch sent but unanswered stays
+  recorded and is resent with the same id and bytes (the server applies it once), see
   :mod:`omega.sync.client`;
-- **they need a person** — credentials refused even after a refresh
-  (:class:`AuthError`: the device must register again), the server holding another
-  payload under this device's batch id (:class:`ConflictError`), a bad setting
+- **they need a person** — the constellation's own refusal of this device
+  (:class:`AuthError`: its refresh token refused, so it must register again; its maker's
+  key unknown or revoked; attestation required and none configured), the server holding
+  another payload under this device's batch id (:class:`ConflictError`), a bad setting
   (:class:`ConfigError`) or our own bug: the state becomes ``failed``, ``on_status``
   hears it, ``run()`` raises the error. Such a runtime is never left retrying silently.
 
 Shutdown (:meth:`stop`): the wait is cut short; a sync in flight gets ``grace`` seconds to
 finish and is then abandoned (safe at any point: what committed stays, the batch in
 flight is resent next time); the brain is flushed; the transport is closed if the
-runtime opened it. The brain itself stays open: its owner closes it.
+runtime opened it (it opens one, for a base URL, only when it runs: a runtime made and
+never run holds no connections). The brain itself stays open: its owner closes it.
 
 Time comes from ``clock`` and ``sleep`` (the brain's clock and ``asyncio.sleep`` unless
 given), and jitter from ``rng``: tests and simulators run a runtime through days in
@@ -63,7 +68,7 @@ from omega.errors import (
 from omega.sync.client import SyncClient, SyncResult
 from omega.sync.retry import RetryPolicy
 from omega.sync.schedule import SyncSchedule
-from omega.sync.transport import HttpTransport, Transport
+from omega.sync.transport import HttpTransport, Transport, check_base_url
 
 __all__ = ["DeviceRuntime", "RuntimeState", "RuntimeStatus"]
 
@@ -95,8 +100,9 @@ class RuntimeStatus:
 class DeviceRuntime:
     """Keeps one brain syncing with one constellation; see the module docstring.
 
-    ``server``: the constellation's base URL (the runtime opens and closes an
-    :class:`HttpTransport`), or a :class:`Transport` the caller opened and closes.
+    ``server``: the constellation's base URL (the runtime opens an
+    :class:`HttpTransport` when it runs and closes it when it stops), or a
+    :class:`Transport` the caller opened and closes.
     ``sync_options`` go to :class:`SyncClient` (``region``, ``helper_key`` …); its retry
     policy defaults to one try, since the runtime does the waiting.
     """
@@ -120,8 +126,9 @@ class DeviceRuntime:
             raise ConfigError(f"tick must be > 0 and grace ≥ 0 seconds, got {tick!r}, {grace!r}")
         self.brain = brain
         self.schedule = schedule or SyncSchedule()
-        self._owns_transport = isinstance(server, str)
-        self.transport: Transport = HttpTransport(server) if isinstance(server, str) else server
+        self._server = check_base_url(server) if isinstance(server, str) else server
+        #: The transport in use: the caller's, or the one ``run()`` opened (None before).
+        self.transport: Transport | None = None if isinstance(server, str) else server
         self._options = {"retry": RetryPolicy(attempts=1), **(sync_options or {})}
         self._codebook_due = fetch_codebook
         self._tick, self._grace = tick, grace
@@ -221,6 +228,9 @@ class DeviceRuntime:
                 self._stopping.set()
 
     async def _lifecycle(self) -> None:
+        if isinstance(self._server, str):
+            self.transport = HttpTransport(self._server)
+        assert self.transport is not None
         client = SyncClient(self.brain, self.transport, **self._options)
         now = self._last_now = self._clock.now()
         self._next_tick = now
@@ -367,7 +377,7 @@ class DeviceRuntime:
             await asyncio.to_thread(self.brain.flush)
         finally:
             try:
-                if self._owns_transport:
+                if isinstance(self._server, str) and self.transport is not None:
                     await self.transport.aclose()
             finally:
                 with self._guard:

@@ -8,7 +8,10 @@
 - After the **n-th failure in a row**: full jitter, uniform in [0, min(cap, base·2^(n-1))]
   (AWS's "exponential backoff and jitter"): a fleet that failed together comes back
   spread over the whole window. Never below the server's ``Retry-After``, honoured up to
-  ``max_retry_after``. There is no last try: the outbox keeps everything meanwhile.
+  ``max_retry_after``. A refusal that may heal (a 401/403 that is not the constellation's
+  lasting refusal: a captive portal, a clock not yet set; ``omega.sync.replies``) waits
+  ``refused_floor`` more: asking again at once would only be refused again. There is no
+  last try: the outbox keeps everything meanwhile.
 
 The window is tenacity's ``wait_exponential``; the draw is the caller's own
 ``random.Random`` (tenacity's ``wait_random_exponential`` draws from the ``random``
@@ -45,6 +48,8 @@ class SyncSchedule:
     #: A server's ``Retry-After`` is honoured up to this long (a day: beyond it the
     #: header is more likely wrong than meant).
     max_retry_after: float = 86_400.0
+    #: Added to the backoff after a refusal (401/403) that may heal.
+    refused_floor: float = 60.0
 
     def __post_init__(self) -> None:
         if not self.interval > 0:
@@ -55,6 +60,8 @@ class SyncSchedule:
             raise ConfigError(f"backoff needs 0 < base ≤ cap, got {self.base!r}, {self.cap!r}")
         if not self.first_delay >= 0 or not self.max_retry_after >= 0:
             raise ConfigError("first_delay and max_retry_after must be ≥ 0 seconds")
+        if not self.refused_floor >= 0:
+            raise ConfigError(f"refused_floor must be ≥ 0 seconds, got {self.refused_floor!r}")
 
     def first(self, rng: random.Random) -> float:
         return rng.uniform(0.0, self.first_delay)
@@ -75,6 +82,10 @@ class SyncSchedule:
 
     def after_failure(self, rng: random.Random, *, failures: int, error: BaseException) -> float:
         wait = rng.uniform(0.0, self.window(failures))
-        if isinstance(error, ServerError) and error.retry_after is not None:
+        if not isinstance(error, ServerError):
+            return wait
+        if error.status in (401, 403):
+            wait += self.refused_floor
+        if error.retry_after is not None:
             wait = max(wait, min(error.retry_after, self.max_retry_after))
         return wait

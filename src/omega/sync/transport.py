@@ -18,7 +18,7 @@ import httpx
 
 from omega.errors import ConfigError, TransportError
 
-__all__ = ["AsgiTransport", "HttpTransport", "Response", "Transport"]
+__all__ = ["AsgiTransport", "HttpTransport", "Response", "Transport", "check_base_url"]
 
 #: Seconds to wait for a connection, and for each read/write of a request.
 CONNECT_TIMEOUT = 5.0
@@ -83,6 +83,13 @@ class _HttpxTransport:
         await self.aclose()
 
 
+def check_base_url(base_url: str) -> str:
+    """``base_url`` without its trailing slash; ConfigError unless it is http(s)."""
+    if not base_url.startswith(("http://", "https://")):
+        raise ConfigError(f"server URL must start with http:// or https://, got {base_url!r}")
+    return base_url.rstrip("/")
+
+
 class HttpTransport(_HttpxTransport):
     """HTTP to ``base_url`` (e.g. ``http://127.0.0.1:8000``), with connect and I/O timeouts."""
 
@@ -93,9 +100,7 @@ class HttpTransport(_HttpxTransport):
         connect_timeout: float = CONNECT_TIMEOUT,
         timeout: float = IO_TIMEOUT,
     ) -> None:
-        if not base_url.startswith(("http://", "https://")):
-            raise ConfigError(f"server URL must start with http:// or https://, got {base_url!r}")
-        self.base_url = base_url.rstrip("/")
+        self.base_url = check_base_url(base_url)
         super().__init__(
             httpx.AsyncClient(
                 base_url=self.base_url,
