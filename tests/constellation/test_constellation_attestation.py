@@ -247,7 +247,8 @@ def test_manufacturer_keys_are_added_listed_and_validated(
         _problem(
             _add(client, server, {**doc, "key_id": "k-bad", "public_key": bad}), 422, "invalid-key"
         )
-    _problem(_add(client, server, {**doc, "manufacturer_id": "has space"}), 422, "invalid-key")
+    for name in ("has space", "acme\n"):  # "$" would let the trailing newline through
+        _problem(_add(client, server, {**doc, "manufacturer_id": name}), 422, "invalid-key")
     _problem(_add(client, server, {"manufacturer_id": "m"}), 400, "bad-request")
     bare = client.post("/api/omega/manufacturers", json=doc)
     assert bare.status_code == 401

@@ -8,7 +8,14 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from omega.errors import LocalProtocolError, RemoteProtocolError, SignatureError
 from omega.protocol import codec, signing
-from omega.protocol.messages import ConsolidatedPattern, PullResponse, SyncResponse, Trend
+from omega.protocol.messages import (
+    ConsolidatedPattern,
+    PullRequest,
+    PullResponse,
+    SyncRequest,
+    SyncResponse,
+    Trend,
+)
 
 OLD, NEW = Ed25519PrivateKey.generate(), Ed25519PrivateKey.generate()
 TRUSTED = {"k1": signing.public_bytes(OLD)}
@@ -135,6 +142,16 @@ def test_malformed_seals_are_refused() -> None:
             signing.verify(framed, request=REQUEST, trusted=TRUSTED)
     with pytest.raises(LocalProtocolError, match="sealed already"):
         signing.seal(_sealed(), request=REQUEST, kid="k1", key=OLD)
+
+
+def test_a_key_id_is_matched_whole() -> None:
+    assert signing.check_kid("k-1.2_x") == "k-1.2_x"
+    for bad in ("k1\n", "\nk1", "k 1", "", "k" * 65):  # "$" would let "k1\n" through
+        with pytest.raises(SignatureError, match="is not a key id"):
+            signing.check_kid(bad)
+    request = SyncRequest(pull=PullRequest(viewer_id="v"), nonce=b"n" * 16, release_kids=["k1\n"])
+    with pytest.raises(LocalProtocolError, match="release_kids"):
+        codec.encode(request)
 
 
 def test_a_codebook_seal_covers_its_centroids_and_catalog() -> None:

@@ -105,7 +105,7 @@ authentic but may be an older one (a cache may replay it; it cannot forge it).""
 
 
 def check_kid(kid: object, where: str = "key id") -> str:
-    if not isinstance(kid, str) or not _KID.match(kid):
+    if not isinstance(kid, str) or not _KID.fullmatch(kid):
         raise SignatureError(f"{where} {kid!r} is not a key id (1-64 of A-Z a-z 0-9 . _ -)")
     return kid
 

@@ -10,7 +10,6 @@ another key to come back.
 from __future__ import annotations
 
 import base64
-import re
 from typing import Any
 
 import msgspec
@@ -23,14 +22,13 @@ from omega.constellation.guards import ADMIN_ROUTE, Admin
 from omega.constellation.openapi import json_body_doc, json_reply_doc, problem_responses
 from omega.constellation.problems import Problem
 from omega.errors import ConflictError, InputError
-from omega.protocol.attestation import load_public_key, public_key_bytes
+from omega.protocol.attestation import check_name, load_public_key, public_key_bytes
 from omega.storage.base import ManufacturerKey
 
 __all__ = ["ManufacturerKeyDocument", "TrustedManufacturerKey", "router"]
 
 router = APIRouter(prefix="/api/omega", tags=["management"])
 
-_NAME = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 _MAX_DOCUMENT_BYTES = 16 * 1024
 
 
@@ -73,11 +71,11 @@ def _json(body: Any, status: int = 200) -> Response:
 
 
 def _check_names(manufacturer_id: str, key_id: str) -> None:
-    for label, value in (("manufacturer_id", manufacturer_id), ("key_id", key_id)):
-        if not _NAME.match(value):
-            raise Problem(
-                422, f"{label} must match {_NAME.pattern}, got {value!r}", slug="invalid-key"
-            )
+    try:
+        check_name(manufacturer_id, "manufacturer_id")
+        check_name(key_id, "key_id")
+    except InputError as exc:
+        raise Problem(422, str(exc), slug="invalid-key") from None
 
 
 def _parsed(data: bytes) -> ManufacturerKeyDocument:
