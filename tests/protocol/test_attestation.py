@@ -124,5 +124,5 @@ def test_names_are_checked_as_the_server_checks_them() -> None:
     assert check_device_id("SN 42/ü", "device id") == "SN 42/ü"
     with pytest.raises(InputError, match=r"device id must be 1\.\.128 characters \(got 300\)"):
         check_device_id("x" * 300, "device id")
-    with pytest.raises(InputError, match="model must be 1..256"):
+    with pytest.raises(InputError, match=r"model must be 1\.\.256"):
         check_model("", "model")
