@@ -18,6 +18,7 @@
     ├── TransportError              the network failed (retryable)
     │   └── ServerError             the server answered with an error status
     ├── AuthError                   missing, bad or expired credentials
+    │   └── ForbiddenError          valid credentials, refused (a revoked manufacturer key)
     └── ConflictError               idempotency key reused with another payload
 
 "Local" errors mean we did wrong; "Remote" errors mean the peer sent garbage.
@@ -30,6 +31,7 @@ __all__ = [
     "ConfigError",
     "ConflictError",
     "CorruptStoreError",
+    "ForbiddenError",
     "InputError",
     "InvalidMessageError",
     "LocalProtocolError",
@@ -116,6 +118,11 @@ class ServerError(TransportError):
 
 class AuthError(OmegaError):
     """Missing, malformed or expired credentials."""
+
+
+class ForbiddenError(AuthError):
+    """Credentials that check out, for an action this holder may not take (a viewer whose
+    device was attested under a revoked manufacturer key pushing): the server answers 403."""
 
 
 class ConflictError(OmegaError):

@@ -133,6 +133,8 @@ def test_a_maker_an_operator_and_a_tv_on_the_command_line(
 
     listed = _run("admin", "manufacturers", "list")["keys"]
     assert [(k["manufacturer_id"], k["devices"]) for k in listed] == [("acme", 1)]  # type: ignore[index, union-attr]
+    rekeyed = _run("admin", "devices", "rekey", "acme", "SN-42")  # its key really changed
+    assert rekeyed["viewer_id"] == synced["viewer_id"]
     revoked = _run("admin", "manufacturers", "revoke", "acme", "2026")
     assert revoked["revoked_at"] is not None and revoked["devices"] == 1
 

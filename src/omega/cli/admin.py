@@ -1,7 +1,8 @@
 """``omega admin …``: operate a running constellation with its admin token.
 
 For now the manufacturer keys whose device certificates the server accepts
-(``omega admin manufacturers add|list|revoke``; docs/security.md).
+(``omega admin manufacturers add|list|revoke``) and the attested devices bound to their
+device keys (``omega admin devices rekey``); docs/security.md.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from omega.errors import (
     ServerError,
     TransportError,
 )
-from omega.protocol.attestation import check_name
+from omega.protocol.attestation import check_device_id, check_name
 
 __all__ = ["app", "register"]
 
@@ -31,6 +32,8 @@ manufacturers = typer.Typer(
     help="Manufacturer keys whose device certificates the server accepts.", no_args_is_help=True
 )
 app.add_typer(manufacturers, name="manufacturers")
+devices = typer.Typer(help="Attested devices, each bound to its device key.", no_args_is_help=True)
+app.add_typer(devices, name="devices")
 
 ServerOption = Annotated[
     str, typer.Option("--server", envvar="OMEGA_SERVER", help="The constellation's URL.")
@@ -153,6 +156,25 @@ def revoke(
     maker, key = _segment(manufacturer_id, "MANUFACTURER_ID"), _segment(key_id, "KEY_ID")
     path = f"/api/omega/manufacturers/{maker}/keys/{key}/revoke"
     emit(_call(server, admin_token, "POST", path), as_json=as_json, title="revoked")
+
+
+@devices.command("rekey")
+def rekey(
+    manufacturer_id: Annotated[str, typer.Argument(help="e.g. acme")],
+    device_id: Annotated[str, typer.Argument(help="The TV's serial, as in its certificate.")],
+    server: ServerOption = _DEFAULT_SERVER,
+    admin_token: TokenOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Forget a device's key: its next registration, with a certificate for a new device
+    key, keeps its viewer (a TV whose key really changed). Until then any certificate for
+    that serial may claim the viewer: re-key only a TV about to register."""
+    doc = {
+        "manufacturer_id": check_name(manufacturer_id, "MANUFACTURER_ID"),
+        "device_id": check_device_id(device_id, "DEVICE_ID"),
+    }
+    answer = _call(server, admin_token, "POST", "/api/omega/devices/rekey", doc)
+    emit(answer, as_json=as_json, title="re-keyed device")
 
 
 def register(root: typer.Typer) -> None:
