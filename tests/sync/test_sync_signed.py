@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import json
 from pathlib import Path
 from typing import Any
 
@@ -281,4 +282,28 @@ def test_a_device_registered_before_signing_pins_the_key_once(
     tv.sync.set_cursors({"sync.release_keys": ""})  # as stored by an Omega before signing
     run_sync(tv, server.base_url)
     assert ReleasePins.load(tv) == pinned
+    tv.close()
+
+
+def test_pins_stored_but_unreadable_are_refused_not_replaced_by_the_servers_word(
+    server: Server, tmp_path: Path
+) -> None:
+    tv = open_brain(tmp_path / "tv", ManualClock())
+    run_sync(tv, server.base_url)
+    (kid, pin), *_ = ReleasePins.load(tv).items()
+    key = base64.b64encode(pin.public).decode()
+    damaged = [
+        "not json",
+        "[]",
+        json.dumps({kid: {"key": "not base64!"}}),
+        json.dumps({kid: {"key": key[:-8]}}),  # too short a key
+        json.dumps({kid: {"key": key, "by": "a-key-it-lost"}}),  # no root left
+    ]
+    for text in damaged:
+        tv.sync.set_cursors({"sync.release_keys": text})
+        with pytest.raises(SignatureError, match="will not trust whatever key the server"):
+            run_sync(tv, server.base_url)
+        assert tv.sync.cursor("sync.release_keys") == text  # nothing pinned in their place
+    # The operator gives the key out of band: the device syncs again.
+    assert run_sync(tv, server.base_url, release_keys={kid: pin.public}).version >= 0
     tv.close()

@@ -68,6 +68,12 @@ class ReleasePins:
         return pins_from_json(brain.sync.cursor(_RELEASE_KEYS))
 
     @staticmethod
+    def stored(brain: Brain) -> bool:
+        """Whether pins were ever stored (readable or not): False only for credentials
+        from before releases were signed."""
+        return bool(brain.sync.cursor(_RELEASE_KEYS))
+
+    @staticmethod
     def save(brain: Brain, pins: Mapping[str, PinnedKey]) -> None:
         brain.sync.set_cursors({_RELEASE_KEYS: pins_to_json(pins)})
 
