@@ -154,14 +154,15 @@ def test_a_key_id_is_matched_whole() -> None:
         codec.encode(request)
 
 
-def test_a_codebook_seal_covers_its_centroids_and_catalog() -> None:
-    digest = signing.codebook_digest("cb", 2, 2, b"\x00\x3c" * 4, ["a", "b"])
+def test_a_codebook_seal_covers_its_centroids_catalog_and_sequence() -> None:
+    digest = signing.codebook_digest("cb", 2, 2, b"\x00\x3c" * 4, ["a", "b"], sequence=7)
     stamp = signing.seal_document(digest, kid="k1", key=OLD)
     assert signing.verify_document(stamp, digest, trusted=TRUSTED, what="codebook 'cb'") == []
     for changed in (
-        signing.codebook_digest("cb", 2, 2, b"\x00\x3c" * 3 + b"\x00\x00", ["a", "b"]),
-        signing.codebook_digest("cb", 2, 2, b"\x00\x3c" * 4, ["b", "a"]),
-        signing.codebook_digest("cb2", 2, 2, b"\x00\x3c" * 4, ["a", "b"]),
+        signing.codebook_digest("cb", 2, 2, b"\x00\x3c" * 3 + b"\x00\x00", ["a", "b"], sequence=7),
+        signing.codebook_digest("cb", 2, 2, b"\x00\x3c" * 4, ["b", "a"], sequence=7),
+        signing.codebook_digest("cb2", 2, 2, b"\x00\x3c" * 4, ["a", "b"], sequence=7),
+        signing.codebook_digest("cb", 2, 2, b"\x00\x3c" * 4, ["a", "b"], sequence=6),
     ):
         with pytest.raises(SignatureError, match="codebook 'cb' does not match"):
             signing.verify_document(stamp, changed, trusted=TRUSTED, what="codebook 'cb'")

@@ -130,13 +130,13 @@ class SQLStorage(Storage, Generic[E]):
     def get_codebook(self) -> Codebook | None:
         with self._db.read() as tx:
             row = tx.row(
-                "SELECT codebook_id, dim, centroids_f16, k, item_ids FROM codebooks"
+                "SELECT codebook_id, dim, centroids_f16, k, item_ids, put_seq FROM codebooks"
                 " ORDER BY put_seq DESC LIMIT 1"
             )
         if row is None:
             return None
         ids = tuple(json.loads(row[4])) if row[4] else ()
-        return Codebook(row[0], row[1], bytes(row[2]), row[3], ids)
+        return Codebook(row[0], row[1], bytes(row[2]), row[3], ids, int(row[5]))
 
     # -- ingestion -----------------------------------------------------------------------------
     def ingest(

@@ -107,6 +107,10 @@ class Codebook:
     k: int
     #: The catalog's public item ids (the domain of popularity reports); may be empty.
     item_ids: tuple[str, ...] = ()
+    #: Its place in the order of publications (set by the store, ignored by
+    #: ``put_codebook``): each put is higher than every earlier one, so a device can tell
+    #: a replayed older codebook from a newer one.
+    sequence: int = 0
 
 
 @dataclass(frozen=True, slots=True)

@@ -215,8 +215,11 @@ class SyncClient:
             while True:
                 if pull.version < since:
                     # The server's history restarted (restored or replaced): it resends
-                    # everything, so our collective tier starts afresh with it.
+                    # everything, so our collective tier starts afresh with it, and its
+                    # codebook publications may count from lower again. (Only a sealed
+                    # answer to this very request says so: no replay can.)
                     await asyncio.to_thread(brain.sync.forget_release)
+                    await asyncio.to_thread(CodebookLabel.record_sequence, brain, 0)
                 since = pull.version
                 await asyncio.to_thread(self._apply, pull)
                 self._step("page-applied")
