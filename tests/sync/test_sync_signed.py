@@ -326,8 +326,25 @@ def test_an_older_codebook_replayed_is_refused_and_nothing_changes(tmp_path: Pat
     server = start_server(tmp_path / "server")
     try:
         _replay_codebook(server, tmp_path)
+        _own_codebook_again(server, tmp_path)
     finally:
         server.stop()
+
+
+def _own_codebook_again(server: Server, tmp_path: Path) -> None:
+    """The server publishes the brain's own codebook under the brain's name for it (as
+    ``omega bench fleet-restart`` does): nothing to adopt, and fetching it again is fine."""
+    tv = open_brain(tmp_path / "own", ManualClock())
+    sequence = _publish(server, tv.codebook_id, centroids().astype("<f2"))
+
+    async def fetch_twice() -> list[bool]:
+        async with HttpTransport(server.base_url) as transport:
+            client = SyncClient(tv, transport)
+            return [await client.fetch_codebook() for _ in range(2)]
+
+    assert asyncio.run(fetch_twice()) == [False, False]
+    assert tv.sync.cursor("sync.codebook_sequence") == str(sequence)
+    tv.close()
 
 
 def _replay_codebook(server: Server, tmp_path: Path) -> None:

@@ -67,8 +67,9 @@ async def fetch_codebook(brain: Brain, answer: Response, trust: ReleaseTrust) ->
     if CodebookLabel.adopted(brain, doc.codebook_id):
         if doc.item_ids and not CatalogOrder.same(brain, doc.item_ids):
             await asyncio.to_thread(CatalogOrder.record, brain, doc.item_ids)
-        if doc.sequence > CodebookLabel.sequence(brain):
-            await asyncio.to_thread(CodebookLabel.record_sequence, brain, doc.sequence)
+        held = CodebookLabel.server_id(brain), CodebookLabel.sequence(brain)
+        if (doc.codebook_id, doc.sequence) != held:  # e.g. the brain's own, now numbered
+            await asyncio.to_thread(CodebookLabel.record, brain, doc.codebook_id, doc.sequence)
         return False
     centroids = centroids_from_f16_bytes(doc.centroids_f16, doc.dim)
     try:
