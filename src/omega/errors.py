@@ -18,7 +18,7 @@
     ├── TransportError              the network failed (retryable)
     │   └── ServerError             the server answered with an error status
     ├── AuthError                   missing, bad or expired credentials
-    │   └── ForbiddenError          valid credentials, refused (a revoked manufacturer key)
+    │   └── RevokedError            valid credentials of a TV whose maker's key was revoked
     └── ConflictError               idempotency key reused with another payload
 
 "Local" errors mean we did wrong; "Remote" errors mean the peer sent garbage.
@@ -31,7 +31,6 @@ __all__ = [
     "ConfigError",
     "ConflictError",
     "CorruptStoreError",
-    "ForbiddenError",
     "InputError",
     "InvalidMessageError",
     "LocalProtocolError",
@@ -40,6 +39,7 @@ __all__ = [
     "PayloadTooLargeError",
     "ProtocolError",
     "RemoteProtocolError",
+    "RevokedError",
     "SchemaVersionError",
     "ServerError",
     "SignatureError",
@@ -120,9 +120,9 @@ class AuthError(OmegaError):
     """Missing, malformed or expired credentials."""
 
 
-class ForbiddenError(AuthError):
-    """Credentials that check out, for an action this holder may not take (a viewer whose
-    device was attested under a revoked manufacturer key pushing): the server answers 403."""
+class RevokedError(AuthError):
+    """Credentials that check out, of a viewer whose device was attested under a
+    manufacturer key since revoked: what it pushes is refused (the server answers 403)."""
 
 
 class ConflictError(OmegaError):

@@ -345,10 +345,10 @@ def test_revoking_a_key_refuses_its_devices_and_drops_their_patterns(fresh: Serv
             msgspec.structs.replace(device.push([], codebook_id=codebook), reports=[report]),
         ]
         for push in pushes:
-            refused = _problem(device.sync_raw(push), 403, "forbidden")
+            refused = _problem(device.sync_raw(push), 403, "manufacturer-key-revoked")
             assert "leaky/k1, since revoked" in refused
         pushed = device.post_frame("/api/omega/patterns", codec.encode(pushes[0]))
-        _problem(pushed, 403, "forbidden")
+        _problem(pushed, 403, "manufacturer-key-revoked")
         assert device.sync().ack is None  # pulling still works until the token expires
         # …and what they pushed leaves the release at the next round.
         after = run_round(fresh)["result"]

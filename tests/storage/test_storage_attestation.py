@@ -8,7 +8,7 @@ import msgspec
 import pytest
 from storage_records import OpenStore, ack_all, digest, pattern, push
 
-from omega.errors import ConflictError, ForbiddenError
+from omega.errors import ConflictError, RevokedError
 from omega.protocol.messages import FrequencyReport
 from omega.storage import AttestedDevice, ManufacturerKey, Storage, ViewerRecord
 
@@ -116,7 +116,7 @@ def test_the_viewers_of_a_revoked_key_cannot_push_anything(store: Storage) -> No
     # batch stored before the revocation: all refused, nothing stored.
     reports_only = msgspec.structs.replace(push("v_1", "b2"), reports=[report])
     for refused in (push("v_1", "b1", added=[pattern("p1")]), reports_only, before):
-        with pytest.raises(ForbiddenError, match="acme/k1, since revoked"):
+        with pytest.raises(RevokedError, match="acme/k1, since revoked"):
             store.ingest(
                 refused, digest=digest(refused), region="eu", ack=ack_all(refused), now=250.0
             )

@@ -49,7 +49,10 @@ async def _trust(transport: Transport, maker: Manufacturer) -> None:
 
 def test_an_attested_tv_syncs_and_stays_one_viewer(tmp_path: Path) -> None:
     clock = ManualClock()
-    settings = inprocess_settings(tmp_path / "server", allow_unattested=False)
+    # Access tokens outlive the hours of viewing below: the last push is made with one.
+    settings = inprocess_settings(
+        tmp_path / "server", allow_unattested=False, access_token_ttl=30 * 86_400
+    )
     app = create_app(settings, clock=clock)
     identity = MAKER.device("SN-1", model="X55", clock=clock)
 
@@ -73,6 +76,15 @@ def test_an_attested_tv_syncs_and_stays_one_viewer(tmp_path: Path) -> None:
             bare = open_brain(tmp_path / "bare", clock)
             with pytest.raises(AuthError, match="attested devices"):
                 await SyncClient(bare, transport).sync()
+            # Its maker's key revoked, the TV's next push is refused for good (it must
+            # register again with a certificate from a trusted key), nothing stored.
+            path = f"/api/omega/manufacturers/{MAKER.manufacturer_id}/keys/{MAKER.key_id}/revoke"
+            admin = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+            assert (await transport.request("POST", path, body=None, headers=admin)).status == 200
+            watch(tv, clock, [2, 3])
+            with pytest.raises(AuthError, match="manufacturer-key-revoked"):
+                await client.sync()
+            assert tv.sync.outbox_size() > 0  # kept: nothing was taken
             for brain in (tv, wiped, bare):
                 brain.close()
 

@@ -24,13 +24,13 @@ from omega.errors import (
     AuthError,
     ConfigError,
     ConflictError,
-    ForbiddenError,
     InputError,
     InvalidMessageError,
     LocalProtocolError,
     OmegaError,
     PayloadTooLargeError,
     RemoteProtocolError,
+    RevokedError,
     StoreError,
 )
 from omega.protocol.messages import PROBLEM_MEDIA_TYPE, PROBLEM_TYPE, ProblemDetail
@@ -117,8 +117,8 @@ def status_for(error: OmegaError) -> tuple[int, str]:
         return 500, "internal"
     if isinstance(error, ConflictError):
         return 422, "idempotency-conflict"
-    if isinstance(error, ForbiddenError):
-        return 403, "forbidden"
+    if isinstance(error, RevokedError):  # a lasting refusal to a device (sync.replies)
+        return 403, "manufacturer-key-revoked"
     if isinstance(error, AuthError):
         return 401, "unauthorized"
     if isinstance(error, InputError):

@@ -12,7 +12,7 @@ import json
 from collections.abc import Callable
 from typing import Generic, TypeVar
 
-from omega.errors import ConflictError, ForbiddenError, InputError
+from omega.errors import ConflictError, InputError, RevokedError
 from omega.protocol.messages import (
     ConsolidatedPattern,
     FrequencyReport,
@@ -423,7 +423,7 @@ def _require_pushing_viewer(tx: Tx, viewer_id: str) -> None:
     if row is None:
         raise InputError(f"viewer {viewer_id!r} is not registered")
     if row[0] is not None:
-        raise ForbiddenError(
+        raise RevokedError(
             f"this device was attested under manufacturer key {row[0]}/{row[1]}, since "
             "revoked: its pushes are refused; register again with a certificate from a "
             "trusted key"

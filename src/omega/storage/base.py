@@ -254,7 +254,7 @@ class Storage(abc.ABC):
         pending contributions, in one transaction, and return ``ack``. Same key and same
         ``digest`` again: change nothing, return the ack stored the first time. Same key,
         different digest: raise ``ConflictError``. A viewer whose device was last attested
-        under a revoked manufacturer key: raise ``ForbiddenError``, storing nothing (its
+        under a revoked manufacturer key: raise ``RevokedError``, storing nothing (its
         patterns, reports and shares alike).
         """
 
