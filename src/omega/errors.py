@@ -18,6 +18,7 @@
     ├── TransportError              the network failed (retryable)
     │   └── ServerError             the server answered with an error status
     ├── AuthError                   missing, bad or expired credentials
+    │   └── RevokedError            valid credentials of a TV whose maker's key was revoked
     └── ConflictError               idempotency key reused with another payload
 
 "Local" errors mean we did wrong; "Remote" errors mean the peer sent garbage.
@@ -38,6 +39,7 @@ __all__ = [
     "PayloadTooLargeError",
     "ProtocolError",
     "RemoteProtocolError",
+    "RevokedError",
     "SchemaVersionError",
     "ServerError",
     "SignatureError",
@@ -116,6 +118,11 @@ class ServerError(TransportError):
 
 class AuthError(OmegaError):
     """Missing, malformed or expired credentials."""
+
+
+class RevokedError(AuthError):
+    """Credentials that check out, of a viewer whose device was attested under a
+    manufacturer key since revoked: what it pushes is refused (the server answers 403)."""
 
 
 class ConflictError(OmegaError):

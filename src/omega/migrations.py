@@ -20,7 +20,7 @@ from omega.errors import SchemaVersionError, StoreError
 
 __all__ = ["Migration", "check_known", "load_migrations", "migrate_sqlite", "statements"]
 
-_NAME = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
+_NAME = re.compile(r"(\d{4})_([a-z0-9_]+)\.sql")
 _log = logging.getLogger(__name__)
 
 
@@ -36,7 +36,7 @@ def load_migrations(package: str, *folder: str) -> list[Migration]:
     without gaps."""
     found: list[Migration] = []
     for entry in resources.files(package).joinpath(*folder).iterdir():
-        match = _NAME.match(entry.name)
+        match = _NAME.fullmatch(entry.name)
         if match:
             found.append(Migration(int(match[1]), match[2], entry.read_text(encoding="utf-8")))
     found.sort(key=lambda m: m.number)

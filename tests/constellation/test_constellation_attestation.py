@@ -28,7 +28,13 @@ from omega.clock import ManualClock
 from omega.constellation import Settings, create_app
 from omega.protocol import codec
 from omega.protocol.attestation import DeviceIdentity, Manufacturer, registration_payload
-from omega.protocol.messages import Attestation, Registration, RegistrationResponse, TokenRefresh
+from omega.protocol.messages import (
+    Attestation,
+    FrequencyReport,
+    Registration,
+    RegistrationResponse,
+    TokenRefresh,
+)
 from omega.sync import AsgiTransport
 
 JSON = {"Content-Type": "application/json"}
@@ -93,6 +99,41 @@ def test_a_replayed_registration_is_refused(client: httpx.Client) -> None:
     assert client.post("/api/omega/viewers", content=body, headers=JSON).status_code == 201
     replay = client.post("/api/omega/viewers", content=body, headers=JSON)
     assert "replayed" in _problem(replay, 403, "registration-replayed")
+
+
+def test_a_manufacturer_key_cannot_take_over_a_registered_tv(
+    client: httpx.Client, server: ServerProcess
+) -> None:
+    genuine = _tv()
+    first = _registered(_post(client, genuine.attest(Registration())))
+    # Whoever holds the manufacturer key certifies the genuine TV's serial under a device
+    # key of its own: a valid certificate, but not the key this TV registered with.
+    thief = MANUFACTURER.device(genuine.certificate.device_id, model="test-tv")
+    detail = _problem(_post(client, thief.attest(Registration())), 409, "device-key-conflict")
+    assert "registered with another device key" in detail and "rekey" in detail
+    back = _registered(_post(client, genuine.attest(Registration())))
+    assert back.viewer_id == first.viewer_id  # the genuine TV is unaffected
+
+    # The operator re-keys the device on purpose (a TV whose key really changed): its
+    # next registration, under the new key, keeps the viewer; the old key is now refused.
+    device = {
+        "manufacturer_id": MANUFACTURER.manufacturer_id,
+        "device_id": thief.certificate.device_id,
+    }
+    rekey = client.post("/api/omega/devices/rekey", json=device, headers=server.admin())
+    assert rekey.status_code == 200 and rekey.json()["viewer_id"] == first.viewer_id
+    renewed = _registered(_post(client, thief.attest(Registration())))
+    assert renewed.viewer_id == first.viewer_id
+    _problem(_post(client, genuine.attest(Registration())), 409, "device-key-conflict")
+
+    unknown = {**device, "device_id": "never-registered"}
+    missing = client.post("/api/omega/devices/rekey", json=unknown, headers=server.admin())
+    _problem(missing, 404, "no-such-device")
+    bad = client.post(
+        "/api/omega/devices/rekey", json={**device, "device_id": ""}, headers=server.admin()
+    )
+    _problem(bad, 422, "invalid-device")
+    assert client.post("/api/omega/devices/rekey", json=device).status_code == 401
 
 
 def test_a_certificate_from_an_unknown_key_is_refused(client: httpx.Client) -> None:
@@ -247,7 +288,8 @@ def test_manufacturer_keys_are_added_listed_and_validated(
         _problem(
             _add(client, server, {**doc, "key_id": "k-bad", "public_key": bad}), 422, "invalid-key"
         )
-    _problem(_add(client, server, {**doc, "manufacturer_id": "has space"}), 422, "invalid-key")
+    for name in ("has space", "acme\n"):  # "$" would let the trailing newline through
+        _problem(_add(client, server, {**doc, "manufacturer_id": name}), 422, "invalid-key")
     _problem(_add(client, server, {"manufacturer_id": "m"}), 400, "bad-request")
     bare = client.post("/api/omega/manufacturers", json=doc)
     assert bare.status_code == 401
@@ -279,8 +321,8 @@ def test_revoking_a_key_refuses_its_devices_and_drops_their_patterns(fresh: Serv
     with httpx.Client(base_url=fresh.base_url, timeout=30) as client:
         tvs = [_tv(leaked) for _ in range(3)]
         regs = [_registered(_post(client, tv.attest(Registration()))) for tv in tvs]
-        for reg in regs:  # three "viewers" agree on a cell: enough for a release
-            device = Device(client, reg.viewer_id, reg.access_token, reg.refresh_token)
+        devices = [Device(client, r.viewer_id, r.access_token, r.refresh_token) for r in regs]
+        for device in devices:  # three "viewers" agree on a cell: enough for a release
             device.sync(device.push([preference(7, pid="sybil")], codebook_id=codebook))
         released = run_round(fresh)["result"]
         assert released["status"] == "released" and released["released"] == 1
@@ -294,6 +336,20 @@ def test_revoking_a_key_refuses_its_devices_and_drops_their_patterns(fresh: Serv
         _problem(_post(client, _tv(leaked).attest(Registration())), 403, "manufacturer-key-revoked")
         detail = _problem(_refresh(client, regs[0].refresh_token), 401, "unauthorized")
         assert "leaky/k1" in detail and "revoked" in detail
+        # …nor a push with the access tokens they still hold (valid for up to 15 minutes):
+        # patterns, or popularity reports alone (which carry no viewer id once stored).
+        device = devices[0]
+        report = FrequencyReport(seed=7, value=1, buckets=2982, epsilon=8.0)
+        pushes = [
+            device.push([preference(9, pid="more")], codebook_id=codebook),
+            msgspec.structs.replace(device.push([], codebook_id=codebook), reports=[report]),
+        ]
+        for push in pushes:
+            refused = _problem(device.sync_raw(push), 403, "manufacturer-key-revoked")
+            assert "leaky/k1, since revoked" in refused
+        pushed = device.post_frame("/api/omega/patterns", codec.encode(pushes[0]))
+        _problem(pushed, 403, "manufacturer-key-revoked")
+        assert device.sync().ack is None  # pulling still works until the token expires
         # …and what they pushed leaves the release at the next round.
         after = run_round(fresh)["result"]
         assert after["released"] == 0 and after["removed"] == 1

@@ -86,8 +86,9 @@ def test_bad_key_configuration_is_a_config_error() -> None:
         )
     with pytest.raises(ConfigError):
         KeyRing.from_pems({"only-public": _public_pem(ed25519.Ed25519PrivateKey.generate())})
-    with pytest.raises(ConfigError):
-        KeyRing.from_pems({"bad kid!": _pem(ed25519.Ed25519PrivateKey.generate())})
+    for bad in ("bad kid!", "k1\n"):  # "$" would let the trailing newline through
+        with pytest.raises(ConfigError, match="key id"):
+            KeyRing.from_pems({bad: _pem(ed25519.Ed25519PrivateKey.generate())})
     with pytest.raises(ConfigError):
         KeyRing.from_pems({"junk": b"-----BEGIN PRIVATE KEY-----\nnope\n"})
 

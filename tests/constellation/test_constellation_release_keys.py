@@ -97,7 +97,9 @@ def test_registration_pins_the_signing_key_and_the_codebook_is_sealed(
         publish_codebook(server)
         doc = client.get("/api/omega/codebook", headers=device.auth).json()
     raw = base64.b64decode(doc["centroids_f16"])
-    digest = signing.codebook_digest(doc["codebook_id"], doc["dim"], doc["k"], raw, [])
+    digest = signing.codebook_digest(
+        doc["codebook_id"], doc["dim"], doc["k"], raw, [], sequence=doc["sequence"]
+    )
     stamp = msgspec.convert(doc["seal"], signing.Seal, strict=False)
     signing.verify_document(stamp, digest, trusted={kid: published[kid]}, what="the codebook")
 

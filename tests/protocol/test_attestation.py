@@ -15,6 +15,9 @@ from omega.protocol import codec
 from omega.protocol.attestation import (
     DeviceIdentity,
     Manufacturer,
+    check_device_id,
+    check_model,
+    check_name,
     load_private_key,
     load_public_key,
     private_key_pem,
@@ -111,3 +114,15 @@ def test_the_codec_refuses_malformed_attestations() -> None:
     )
     with pytest.raises(RemoteProtocolError, match="device_key must be 32 bytes"):
         codec.decode_json(msgspec.json.encode(bad), expect=Registration)
+
+
+def test_names_are_checked_as_the_server_checks_them() -> None:
+    assert check_name("acme-2026.x_y", "manufacturer") == "acme-2026.x_y"
+    for bad in ("acme\n", "acme corp", "20/26", "../x", "", "a" * 65):
+        with pytest.raises(InputError, match="manufacturer must be 1-64 of"):
+            check_name(bad, "manufacturer")
+    assert check_device_id("SN 42/ü", "device id") == "SN 42/ü"
+    with pytest.raises(InputError, match=r"device id must be 1\.\.128 characters \(got 300\)"):
+        check_device_id("x" * 300, "device id")
+    with pytest.raises(InputError, match=r"model must be 1\.\.256"):
+        check_model("", "model")

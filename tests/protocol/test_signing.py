@@ -8,7 +8,14 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from omega.errors import LocalProtocolError, RemoteProtocolError, SignatureError
 from omega.protocol import codec, signing
-from omega.protocol.messages import ConsolidatedPattern, PullResponse, SyncResponse, Trend
+from omega.protocol.messages import (
+    ConsolidatedPattern,
+    PullRequest,
+    PullResponse,
+    SyncRequest,
+    SyncResponse,
+    Trend,
+)
 
 OLD, NEW = Ed25519PrivateKey.generate(), Ed25519PrivateKey.generate()
 TRUSTED = {"k1": signing.public_bytes(OLD)}
@@ -137,14 +144,25 @@ def test_malformed_seals_are_refused() -> None:
         signing.seal(_sealed(), request=REQUEST, kid="k1", key=OLD)
 
 
-def test_a_codebook_seal_covers_its_centroids_and_catalog() -> None:
-    digest = signing.codebook_digest("cb", 2, 2, b"\x00\x3c" * 4, ["a", "b"])
+def test_a_key_id_is_matched_whole() -> None:
+    assert signing.check_kid("k-1.2_x") == "k-1.2_x"
+    for bad in ("k1\n", "\nk1", "k 1", "", "k" * 65):  # "$" would let "k1\n" through
+        with pytest.raises(SignatureError, match="is not a key id"):
+            signing.check_kid(bad)
+    request = SyncRequest(pull=PullRequest(viewer_id="v"), nonce=b"n" * 16, release_kids=["k1\n"])
+    with pytest.raises(LocalProtocolError, match="release_kids"):
+        codec.encode(request)
+
+
+def test_a_codebook_seal_covers_its_centroids_catalog_and_sequence() -> None:
+    digest = signing.codebook_digest("cb", 2, 2, b"\x00\x3c" * 4, ["a", "b"], sequence=7)
     stamp = signing.seal_document(digest, kid="k1", key=OLD)
     assert signing.verify_document(stamp, digest, trusted=TRUSTED, what="codebook 'cb'") == []
     for changed in (
-        signing.codebook_digest("cb", 2, 2, b"\x00\x3c" * 3 + b"\x00\x00", ["a", "b"]),
-        signing.codebook_digest("cb", 2, 2, b"\x00\x3c" * 4, ["b", "a"]),
-        signing.codebook_digest("cb2", 2, 2, b"\x00\x3c" * 4, ["a", "b"]),
+        signing.codebook_digest("cb", 2, 2, b"\x00\x3c" * 3 + b"\x00\x00", ["a", "b"], sequence=7),
+        signing.codebook_digest("cb", 2, 2, b"\x00\x3c" * 4, ["b", "a"], sequence=7),
+        signing.codebook_digest("cb2", 2, 2, b"\x00\x3c" * 4, ["a", "b"], sequence=7),
+        signing.codebook_digest("cb", 2, 2, b"\x00\x3c" * 4, ["a", "b"], sequence=6),
     ):
         with pytest.raises(SignatureError, match="codebook 'cb' does not match"):
             signing.verify_document(stamp, changed, trusted=TRUSTED, what="codebook 'cb'")

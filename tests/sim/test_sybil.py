@@ -22,8 +22,11 @@ def test_only_a_leaked_key_mints_identities_and_revocation_takes_them_back(
     }
     assert result["refused_by_manufacturer_limit"] == 7
     assert result["released_sybil_patterns"] == 1  # five "viewers" agreeing: released
+    # The leaked key certifies registered TVs' serials under the attacker's device keys.
+    assert result["takeover"] == {"attempts": 4, "viewers_taken_over": 0, "refused": 4}
     assert result["after_revocation"] == {
         "identities": 0,
         "token_refreshes": 0,
+        "pushes_accepted": 0,
         "released_sybil_patterns": 0,
     }

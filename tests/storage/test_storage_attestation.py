@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import threading
 
+import msgspec
 import pytest
-from storage_records import OpenStore
+from storage_records import OpenStore, ack_all, digest, pattern, push
 
-from omega.errors import ConflictError
+from omega.errors import ConflictError, RevokedError
+from omega.protocol.messages import FrequencyReport
 from omega.storage import AttestedDevice, ManufacturerKey, Storage, ViewerRecord
 
 KEY = ManufacturerKey("acme", "k1", b"\x01" * 32, created_at=10.0)
@@ -17,8 +19,10 @@ def _viewer(viewer_id: str) -> ViewerRecord:
     return ViewerRecord(viewer_id, "global", "tv", created_at=20.0)
 
 
-def _device(device_id: str, signed_at: float, key_id: str = "k1") -> AttestedDevice:
-    return AttestedDevice("acme", device_id, key_id, signed_at)
+def _device(
+    device_id: str, signed_at: float, key_id: str = "k1", device_key: bytes = b"\x0a" * 32
+) -> AttestedDevice:
+    return AttestedDevice("acme", device_id, key_id, signed_at, device_key)
 
 
 def test_keys_are_added_once_listed_and_revoked(store: Storage) -> None:
@@ -57,6 +61,29 @@ def test_a_device_is_one_viewer_and_its_signature_time_only_moves_forward(store:
     assert [k.devices for k in store.manufacturer_keys()] == [2]
 
 
+def test_a_device_stays_bound_to_its_device_key_until_the_operator_rekeys_it(
+    store: Storage,
+) -> None:
+    store.add_manufacturer_key(KEY)
+    genuine, other = b"\x0a" * 32, b"\x0b" * 32
+    assert store.register_device(_device("SN1", 100.0, device_key=genuine), _viewer("v_a")) == "v_a"
+    # Whoever holds the manufacturer key can certify the serial under a key of its own:
+    # that certificate does not take over the viewer, and changes nothing.
+    with pytest.raises(ConflictError, match="'SN1' of manufacturer 'acme' is registered with"):
+        store.register_device(_device("SN1", 200.0, device_key=other), _viewer("v_x"))
+    assert store.get_viewer("v_x") is None
+    assert store.register_device(_device("SN1", 150.0, device_key=genuine), _viewer("v_y")) == "v_a"
+
+    # The operator re-keys the device (its key really changed): the next registration,
+    # under whichever certified key, records its key and keeps the viewer.
+    assert store.rekey_device("acme", "SN1") == "v_a"
+    assert store.rekey_device("acme", "nope") is None
+    assert store.register_device(_device("SN1", 300.0, device_key=other), _viewer("v_z")) == "v_a"
+    with pytest.raises(ConflictError, match="another device key"):
+        store.register_device(_device("SN1", 400.0, device_key=genuine), _viewer("v_z"))
+    assert store.stats().viewers == 1
+
+
 def test_revocation_marks_the_viewers_of_that_key_until_they_re_attest(store: Storage) -> None:
     store.add_manufacturer_key(KEY)
     store.add_manufacturer_key(ManufacturerKey("acme", "k2", b"\x04" * 32, created_at=12.0))
@@ -75,6 +102,31 @@ def test_revocation_marks_the_viewers_of_that_key_until_they_re_attest(store: St
     # SN1 gets a certificate from the new key and registers again: it is in good standing.
     assert store.register_device(_device("SN1", 300.0, key_id="k2"), _viewer("v_x")) == "v_1"
     assert store.revoked_viewers() == {"v_2"}
+
+
+def test_the_viewers_of_a_revoked_key_cannot_push_anything(store: Storage) -> None:
+    store.add_manufacturer_key(KEY)
+    store.add_manufacturer_key(ManufacturerKey("acme", "k2", b"\x04" * 32, created_at=12.0))
+    store.register_device(_device("SN1", 100.0), _viewer("v_1"))
+    report = FrequencyReport(seed=7, value=1, buckets=2982, epsilon=8.0)
+    before = push("v_1", "b0", added=[pattern("p0")])
+    store.ingest(before, digest=digest(before), region="eu", ack=ack_all(before), now=150.0)
+    store.revoke_manufacturer_key("acme", "k1", now=200.0)
+    # Patterns, reports alone (they carry no viewer id once stored), and a retry of a
+    # batch stored before the revocation: all refused, nothing stored.
+    reports_only = msgspec.structs.replace(push("v_1", "b2"), reports=[report])
+    for refused in (push("v_1", "b1", added=[pattern("p1")]), reports_only, before):
+        with pytest.raises(RevokedError, match="acme/k1, since revoked"):
+            store.ingest(
+                refused, digest=digest(refused), region="eu", ack=ack_all(refused), now=250.0
+            )
+    assert store.stats().pending_contributions == 1  # p0, from before the revocation
+    assert store.pending_reports(limit=10) == []
+
+    # Re-attested under the maker's new key, the device pushes again.
+    store.register_device(_device("SN1", 300.0, key_id="k2"), _viewer("v_x"))
+    again = push("v_1", "b3", added=[pattern("p3")])
+    assert store.ingest(again, digest=digest(again), region="eu", ack=ack_all(again), now=350.0)
 
 
 def test_concurrent_first_registrations_of_one_device_make_one_viewer(

@@ -67,10 +67,12 @@ def test_popular_list_is_versioned_with_the_release(store: Storage) -> None:
 def test_codebook_keeps_its_item_ids(store: Storage) -> None:
     plain = Codebook("cb-a", 2, bytes(8), 2)
     store.put_codebook(plain)
-    assert store.get_codebook() == plain
+    found = store.get_codebook()
+    assert found is not None and found.item_ids == ()
     with_ids = Codebook("cb-b", 2, bytes(8), 2, ("1", "2", "x"))
     store.put_codebook(with_ids)
-    assert store.get_codebook() == with_ids
+    again = store.get_codebook()
+    assert again is not None and again.item_ids == ("1", "2", "x")
 
 
 def test_a_delta_carries_at_most_the_pull_limit_of_popular_entries(store: Storage) -> None:

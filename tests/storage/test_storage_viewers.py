@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 from storage_records import viewer
@@ -51,16 +53,27 @@ def _codebook(cid: str, k: int = 4, dim: int = 8, seed: int = 0) -> Codebook:
     return Codebook(cid, dim, centroids.tobytes(), k)
 
 
-def test_codebook_put_get_returns_the_latest_put(store: Storage) -> None:
+def _stored(store: Storage) -> tuple[Codebook, int]:
+    """The current codebook as put (the store's sequence set apart), and its sequence."""
+    found = store.get_codebook()
+    assert found is not None
+    return dataclasses.replace(found, sequence=0), found.sequence
+
+
+def test_codebook_put_get_returns_the_latest_put_each_later_in_sequence(store: Storage) -> None:
     assert store.get_codebook() is None
     first, second = _codebook("cb-1", seed=1), _codebook("cb-2", k=3, dim=384, seed=2)
     store.put_codebook(first)
-    assert store.get_codebook() == first
+    got, one = _stored(store)
+    assert got == first
     store.put_codebook(second)
-    assert store.get_codebook() == second
+    got, two = _stored(store)
+    assert got == second
     replaced = _codebook("cb-1", seed=3)
     store.put_codebook(replaced)  # re-publishing an id replaces it and makes it current
-    assert store.get_codebook() == replaced
+    got, three = _stored(store)
+    assert got == replaced
+    assert 0 < one < two < three  # a device refuses a codebook older than it holds
 
 
 def test_codebook_with_wrong_centroid_size_is_refused(store: Storage) -> None:

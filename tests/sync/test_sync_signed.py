@@ -7,17 +7,19 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import json
 from pathlib import Path
 from typing import Any
 
 import httpx
 import msgspec
+import numpy as np
 import pytest
 from _mitm import ManInTheMiddle, Seen
-from _sync_world import Server, open_brain, start_server, watch
+from _sync_world import K, Server, centroids, open_brain, start_server, watch
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from omega.brain import Brain
+from omega.brain import DIM, Brain
 from omega.clock import ManualClock
 from omega.errors import SignatureError
 from omega.protocol import codec, signing
@@ -281,4 +283,136 @@ def test_a_device_registered_before_signing_pins_the_key_once(
     tv.sync.set_cursors({"sync.release_keys": ""})  # as stored by an Omega before signing
     run_sync(tv, server.base_url)
     assert ReleasePins.load(tv) == pinned
+    tv.close()
+
+
+def test_pins_stored_but_unreadable_are_refused_not_replaced_by_the_servers_word(
+    server: Server, tmp_path: Path
+) -> None:
+    tv = open_brain(tmp_path / "tv", ManualClock())
+    run_sync(tv, server.base_url)
+    (kid, pin), *_ = ReleasePins.load(tv).items()
+    key = base64.b64encode(pin.public).decode()
+    damaged = [
+        "not json",
+        "[]",
+        json.dumps({kid: {"key": "not base64!"}}),
+        json.dumps({kid: {"key": key[:-8]}}),  # too short a key
+        json.dumps({kid: {"key": key, "by": "a-key-it-lost"}}),  # no root left
+    ]
+    for text in damaged:
+        tv.sync.set_cursors({"sync.release_keys": text})
+        with pytest.raises(SignatureError, match="will not trust whatever key the server"):
+            run_sync(tv, server.base_url)
+        assert tv.sync.cursor("sync.release_keys") == text  # nothing pinned in their place
+    # The operator gives the key out of band: the device syncs again.
+    assert run_sync(tv, server.base_url, release_keys={kid: pin.public}).version >= 0
+    tv.close()
+
+
+def _publish(server: Server, codebook_id: str, cells: np.ndarray) -> int:
+    doc = {"codebook_id": codebook_id, "dim": DIM, "k": K, "centroids_f16": cells.tobytes()}
+    answer = httpx.post(
+        server.base_url + "/api/omega/codebook",
+        content=msgspec.json.encode(doc),
+        headers={"Content-Type": "application/json", **server.admin()},
+    )
+    assert answer.status_code == 201, answer.text
+    sequence: int = answer.json()["sequence"]
+    return sequence
+
+
+def test_an_older_codebook_replayed_is_refused_and_nothing_changes(tmp_path: Path) -> None:
+    server = start_server(tmp_path / "server")
+    try:
+        _replay_codebook(server, tmp_path)
+        _own_codebook_again(server, tmp_path)
+    finally:
+        server.stop()
+
+
+def _own_codebook_again(server: Server, tmp_path: Path) -> None:
+    """The server publishes the brain's own codebook under the brain's name for it (as
+    ``omega bench fleet-restart`` does): nothing to adopt, and fetching it again is fine."""
+    tv = open_brain(tmp_path / "own", ManualClock())
+    sequence = _publish(server, tv.codebook_id, centroids().astype("<f2"))
+
+    async def fetch_twice() -> list[bool]:
+        async with HttpTransport(server.base_url) as transport:
+            client = SyncClient(tv, transport)
+            return [await client.fetch_codebook() for _ in range(2)]
+
+    assert asyncio.run(fetch_twice()) == [False, False]
+    assert tv.sync.cursor("sync.codebook_sequence") == str(sequence)
+    tv.close()
+
+
+def _replay_codebook(server: Server, tmp_path: Path) -> None:
+    a = centroids().astype("<f2")
+    first = _publish(server, "cb-A", a)
+    tv = open_brain(tmp_path / "tv", ManualClock())
+    kept: list[bytes] = []  # A's sealed document, as the server sent it
+    replaying = False
+
+    def replay(seen: Seen) -> bytes | None:
+        if seen.path != "/api/omega/codebook" or seen.status != 200:
+            return None
+        if not kept:
+            kept.append(seen.answer)
+        return kept[0] if replaying else None
+
+    cursors = ("sync.codebook_server_id", "sync.codebook_sequence", "sync.catalog_order")
+
+    def state() -> tuple[str, list[str]]:
+        return tv.codebook_id, [tv.sync.cursor(name) for name in cursors]
+
+    async def scenario() -> None:
+        nonlocal replaying
+        async with (
+            ManInTheMiddle(server.base_url, rewrite=replay) as mitm,
+            HttpTransport(mitm.base_url) as transport,
+        ):
+            client = SyncClient(tv, transport)
+            assert await client.fetch_codebook()  # A
+            second = _publish(server, "cb-B", np.roll(a, 1, axis=0))
+            assert second > first
+            assert await client.fetch_codebook()  # B
+            held = state()
+            assert held[1][:2] == ["cb-B", str(second)]
+            replaying = True  # from now on the codebook answer is A's, genuinely sealed
+            with pytest.raises(SignatureError, match="older codebook, replayed"):
+                await client.fetch_codebook()
+            assert mitm.rewritten == 1
+            assert state() == held
+
+    asyncio.run(scenario())
+    tv.close()
+
+
+def test_a_server_whose_history_restarted_is_followed_to_its_codebook(
+    server: Server, tmp_path: Path
+) -> None:
+    tv = open_brain(tmp_path / "tv", ManualClock())
+    run_sync(tv, server.base_url)  # registered, the server's codebook adopted
+    sequence = tv.sync.cursor("sync.codebook_sequence")
+    # As if this TV had followed a longer history of this server, since restored from an
+    # older backup: its release version and codebook publications count lower now.
+    ahead = 10**6
+    tv.sync.apply_release(version=ahead, patterns=[], removed=[], trends=[])
+    tv.sync.set_cursors(
+        {"sync.codebook_server_id": "cb-gone", "sync.codebook_sequence": str(ahead)}
+    )
+
+    async def scenario() -> None:
+        async with HttpTransport(server.base_url) as transport:
+            client = SyncClient(tv, transport)
+            with pytest.raises(SignatureError, match="older codebook"):
+                await client.fetch_codebook()
+            # A sealed answer to this very request shows the history restarted (no replay
+            # can): the TV follows it, and takes the server's codebook again.
+            assert (await client.sync()).version < ahead
+            assert await client.fetch_codebook()
+
+    asyncio.run(scenario())
+    assert tv.sync.cursor("sync.codebook_sequence") == sequence
     tv.close()

@@ -62,7 +62,7 @@ class SigningKey:
 
 def _load_pem(kid: str, pem: bytes, kind: KeyKind = JWT_KEYS) -> SigningKey:
     name = f"{kind.label} key {kid!r}"
-    if not _KID.match(kid):
+    if not _KID.fullmatch(kid):
         raise ConfigError(f"{kind.label} key id {kid!r} must match {_KID.pattern}")
     key = _read_pem(name, pem)
     if isinstance(key.public, rsa.RSAPublicKey):

@@ -8,9 +8,13 @@ manufacturer's registration limit (after the checks: forged certificates cannot 
 real manufacturer's budget). A device is one viewer: registering again returns its
 viewer id with new tokens, so one certificate cannot mint identities (and such a
 registration is refunded to the limit: one device cannot use up its maker's budget).
+The device is bound to the device key it first registered with: a certificate for the
+same serial under another key is refused (409), so whoever holds a manufacturer key
+cannot take over an existing TV's viewer, unless the operator re-keys that device
+(``POST /api/omega/devices/rekey``).
 
 A registration without attestation is refused unless ``allow_unattested`` is set.
-Every refusal is a 403 problem saying what is wrong.
+Every other refusal is a 403 problem saying what is wrong.
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from omega.constellation._runtime import Runtime
 from omega.constellation.guards import enforce_manufacturer_rate, refund_manufacturer_rate
 from omega.constellation.problems import Problem
-from omega.errors import AuthError
+from omega.errors import AuthError, ConflictError
 from omega.protocol.attestation import verify_registration
 from omega.protocol.messages import Attestation, DeviceCertificate, Registration
 from omega.storage.base import AttestedDevice, ManufacturerKey, ViewerRecord
@@ -67,9 +71,15 @@ async def _attested(runtime: Runtime, registration: Registration, proof: Attesta
     except AuthError as exc:
         raise Problem(403, str(exc), slug="attestation-refused") from None
     enforce_manufacturer_rate(runtime, cert.manufacturer_id)
-    device = AttestedDevice(cert.manufacturer_id, cert.device_id, cert.key_id, proof.signed_at)
+    device = AttestedDevice(
+        cert.manufacturer_id, cert.device_id, cert.key_id, proof.signed_at, cert.device_key
+    )
     record = _record(runtime, registration, model=cert.model)
-    viewer_id = await runtime.db(lambda: runtime.storage.register_device(device, record))
+    try:
+        viewer_id = await runtime.db(lambda: runtime.storage.register_device(device, record))
+    except ConflictError as exc:  # another device key for this serial: no takeover
+        refund_manufacturer_rate(runtime, cert.manufacturer_id)
+        raise Problem(409, str(exc), slug="device-key-conflict") from None
     if viewer_id != record.viewer_id:  # no new identity: it costs its maker nothing
         refund_manufacturer_rate(runtime, cert.manufacturer_id)
     if viewer_id is None:

@@ -43,7 +43,9 @@ from omega.constellation.routes import (
 )
 from omega.constellation.routes.manage import CodebookDocument, CodebookPublished
 from omega.constellation.routes.manufacturers import (
+    DeviceRekey,
     ManufacturerKeyDocument,
+    RekeyedDevice,
     TrustedManufacturerKey,
 )
 from omega.constellation.settings import Settings
@@ -81,6 +83,8 @@ _DOC_TYPES: list[Any] = [
     CodebookDocument,
     ManufacturerKeyDocument,
     TrustedManufacturerKey,
+    DeviceRekey,
+    RekeyedDevice,
     CodebookPublished,
 ]
 

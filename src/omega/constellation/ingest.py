@@ -99,8 +99,12 @@ class CodebookCache:
             self._value, self._read_at = value, self._clock.now()
         return value
 
-    def put(self, codebook: Codebook) -> None:
-        """Blocking: store ``codebook`` and make it current here."""
+    def put(self, codebook: Codebook) -> Codebook:
+        """Blocking: store ``codebook`` and make it current here; as stored (with the
+        sequence the store gave it)."""
         self._storage.put_codebook(codebook)
+        stored = self._storage.get_codebook()
+        assert stored is not None  # just stored
         with self._lock:
-            self._value, self._read_at = codebook, self._clock.now()
+            self._value, self._read_at = stored, self._clock.now()
+        return stored

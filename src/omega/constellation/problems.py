@@ -2,10 +2,10 @@
 
 Handlers translate, in one place: ``Problem`` (raised by routes with an explicit status),
 Omega's error tree (peer garbage → 400, a well-formed message that breaks a protocol rule
-→ 422, too large → 413, reused idempotency key → 422,
-bad credentials → 401, storage trouble → 503, our own encoding bug → 500), FastAPI's
-request validation, Starlette's 404/405, and anything unexpected (500, logged
-server-side with its traceback).
+→ 422, too large → 413, reused idempotency key → 422, bad credentials → 401, good ones
+refused → 403, storage trouble → 503, our own encoding bug → 500), FastAPI's request
+validation, Starlette's 404/405, and anything unexpected (500, logged server-side with
+its traceback).
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ from omega.errors import (
     OmegaError,
     PayloadTooLargeError,
     RemoteProtocolError,
+    RevokedError,
     StoreError,
 )
 from omega.protocol.messages import PROBLEM_MEDIA_TYPE, PROBLEM_TYPE, ProblemDetail
@@ -116,6 +117,8 @@ def status_for(error: OmegaError) -> tuple[int, str]:
         return 500, "internal"
     if isinstance(error, ConflictError):
         return 422, "idempotency-conflict"
+    if isinstance(error, RevokedError):  # a lasting refusal to a device (sync.replies)
+        return 403, "manufacturer-key-revoked"
     if isinstance(error, AuthError):
         return 401, "unauthorized"
     if isinstance(error, InputError):

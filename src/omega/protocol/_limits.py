@@ -46,8 +46,10 @@ MAX_RELEASE_KEYS = 16
 """Release keys a registration answer lists, or a sync request names as trusted."""
 RELEASE_KEY_BYTES = 32
 """A raw Ed25519 public key."""
-KID_PATTERN = r"^[A-Za-z0-9._-]{1,64}$"
-"""A key id (release keys, JWT keys): what may name a key file, and nothing else."""
+KID_PATTERN = r"[A-Za-z0-9._-]{1,64}"
+"""A key id (release keys, JWT keys, manufacturers and their keys): what may name a key
+file, and nothing else. Match it whole (``re.fullmatch``): ``^…$`` would let a trailing
+newline through."""
 
 CELLS_BY_TASK = {"preference": 1, "recommendation": 2, "discovery": 1, "behaviour": 1}
 """Pattern shapes (see ``messages``): a recommendation names (from, to), others one cell."""

@@ -20,6 +20,7 @@ from __future__ import annotations
 import base64
 import binascii
 import math
+import re
 from dataclasses import dataclass, field
 
 import msgspec
@@ -29,6 +30,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 
 from omega.clock import Clock, SystemClock
 from omega.errors import AuthError, InputError
+from omega.protocol._limits import KID_PATTERN, MAX_ID_LENGTH, MAX_SHORT_TEXT
 from omega.protocol.messages import Attestation, DeviceCertificate, Registration
 
 __all__ = [
@@ -36,6 +38,9 @@ __all__ = [
     "DeviceIdentity",
     "Manufacturer",
     "certificate_payload",
+    "check_device_id",
+    "check_model",
+    "check_name",
     "issue_certificate",
     "load_private_key",
     "load_public_key",
@@ -51,6 +56,32 @@ _REGISTRATION = "omega registration v1"
 #: How long a certificate made by :meth:`Manufacturer.device` is valid: a TV's life.
 DEFAULT_LIFETIME = 15 * 365 * 86_400
 _encoder = msgspec.msgpack.Encoder()
+_NAME = re.compile(KID_PATTERN)
+
+
+def check_name(value: str, what: str) -> str:
+    """``value`` if it may name a manufacturer or one of its keys (the server's rule:
+    1-64 of A-Z a-z 0-9 . _ -, the whole string); :class:`InputError` naming ``what``."""
+    if not _NAME.fullmatch(value):
+        raise InputError(f"{what} must be 1-64 of A-Z a-z 0-9 . _ - (got {value!r})")
+    return value
+
+
+def check_device_id(value: str, what: str) -> str:
+    """``value`` if a certificate may carry it as a device id (1..``MAX_ID_LENGTH``
+    characters, as the server checks); :class:`InputError` naming ``what``."""
+    return _check_text(value, what, MAX_ID_LENGTH)
+
+
+def check_model(value: str, what: str) -> str:
+    """``value`` if a certificate may carry it as a model (1..``MAX_SHORT_TEXT``)."""
+    return _check_text(value, what, MAX_SHORT_TEXT)
+
+
+def _check_text(value: str, what: str, max_length: int) -> str:
+    if not 1 <= len(value) <= max_length:
+        raise InputError(f"{what} must be 1..{max_length} characters (got {len(value)})")
+    return value
 
 
 def certificate_payload(cert: DeviceCertificate) -> bytes:

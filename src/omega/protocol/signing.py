@@ -105,7 +105,7 @@ authentic but may be an older one (a cache may replay it; it cannot forge it).""
 
 
 def check_kid(kid: object, where: str = "key id") -> str:
-    if not isinstance(kid, str) or not _KID.match(kid):
+    if not isinstance(kid, str) or not _KID.fullmatch(kid):
         raise SignatureError(f"{where} {kid!r} is not a key id (1-64 of A-Z a-z 0-9 . _ -)")
     return kid
 
@@ -169,13 +169,22 @@ def seal_document(
 
 
 def codebook_digest(
-    codebook_id: str, dim: int, k: int, centroids_f16: bytes, item_ids: Iterable[str]
+    codebook_id: str,
+    dim: int,
+    k: int,
+    centroids_f16: bytes,
+    item_ids: Iterable[str],
+    *,
+    sequence: int,
 ) -> bytes:
-    """SHA-256 over a codebook's content: the id (4-byte length, UTF-8), dim and k (4
-    bytes each), the centroids (4-byte length, bytes) and the catalog order (4-byte
-    length, msgpack array of strings); all big-endian."""
+    """SHA-256 over a codebook's content and its place in the server's order: the id
+    (4-byte length, UTF-8), the sequence (8 bytes: later publications are higher, so a
+    device can refuse an older one replayed), dim and k (4 bytes each), the centroids
+    (4-byte length, bytes) and the catalog order (4-byte length, msgpack array of
+    strings); all big-endian."""
     h = hashlib.sha256()
     h.update(_field(codebook_id.encode()))
+    h.update(sequence.to_bytes(8, "big"))
     h.update(dim.to_bytes(4, "big") + k.to_bytes(4, "big"))
     h.update(_field(centroids_f16))
     h.update(_field(_seal_encoder.encode(list(item_ids))))

@@ -183,7 +183,7 @@ def _text(value: object, where: str, max_length: int, *, empty: bool = False) ->
 
 
 def _kid(value: object, where: str) -> None:
-    if not isinstance(value, str) or not _KID.match(value):
+    if not isinstance(value, str) or not _KID.fullmatch(value):
         raise _Violation(f"{where} must be a key id (1-64 of A-Z a-z 0-9 . _ -), got {value!r}")
 
 

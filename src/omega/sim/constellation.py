@@ -127,8 +127,10 @@ class SimConstellation:
         return result if isinstance(result, dict) else {}
 
     def device(self, name: str) -> DeviceIdentity:
-        """A TV certified by the simulator's manufacturer."""
-        return self.manufacturer.device(f"sim-{name}", model="sim-tv")
+        """A TV certified by the simulator's manufacturer. Its serial names this run, as the
+        key id does: a server keeps earlier runs' devices, each bound to its device key."""
+        serial = f"sim-{self.manufacturer.key_id}-{name}"
+        return self.manufacturer.device(serial, model="sim-tv")
 
     async def run_round(self) -> dict[str, Any]:
         result = await self._admin("POST", "/api/omega/rounds")

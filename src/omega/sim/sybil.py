@@ -15,7 +15,13 @@ registrations each way an attacker could:
 The identities minted with the leaked key then push one pattern, which the next round
 releases (they are more than 3 viewers that agree). The operator revokes the key, and
 the drill counts what still works: registrations with it, token refreshes of the minted
-identities, and the pattern at the next round.
+identities, pushes with the access tokens they still hold, and the pattern at the next
+round.
+
+``takeover``: with a maker's leaked key the attacker certifies the serials of that
+maker's registered TVs under device keys of its own, to be given their viewers (their
+tokens, their place in every count). A device stays bound to the key it registered with,
+so the drill counts the viewers taken over (none) and the registrations refused (409).
 """
 
 from __future__ import annotations
@@ -50,6 +56,8 @@ __all__ = ["sybil_drill"]
 _FRAME = {"Content-Type": BINARY_MEDIA_TYPE}
 _CODEBOOK = "sybil-drill"
 _TARGET_CELL = 3
+#: Registered TVs whose serials the drill tries to take over.
+_TAKEOVER_TARGETS = 100
 
 
 async def _post(sim: SimConstellation, path: str, message: Any, token: str = "") -> Response:
@@ -97,6 +105,27 @@ async def _without_key(sim: SimConstellation, attempts: int) -> dict[str, int]:
     return {way: len(await _identities(sim, made)) for way, made in ways.items()}
 
 
+async def _takeover(sim: SimConstellation, targets: int) -> dict[str, int]:
+    """Register ``targets`` genuine TVs of a maker, then certify each one's serial under
+    the attacker's device key with that maker's (leaked) key."""
+    maker = Manufacturer.generate("victim-maker", "k1")
+    await sim.trust(maker)
+    genuine = await _identities(
+        sim, (maker.device(f"tv-{i}").attest(Registration()) for i in range(targets))
+    )
+    viewers = {reg.viewer_id for reg in genuine}
+    statuses: Counter[int] = Counter()
+    taken = 0
+    for i in range(targets):
+        answer = await _post(
+            sim, "/api/omega/viewers", maker.device(f"tv-{i}").attest(Registration())
+        )
+        statuses[answer.status] += 1
+        if answer.status in (200, 201):
+            taken += codec.decode(answer.body, expect=RegistrationResponse).viewer_id in viewers
+    return {"attempts": targets, "viewers_taken_over": taken, "refused": statuses[409]}
+
+
 async def _mint(sim: SimConstellation, attempts: int) -> tuple[list[RegistrationResponse], int]:
     """Register with the leaked key; the identities made and how many the limit refused."""
     statuses: Counter[int] = Counter()
@@ -110,16 +139,21 @@ async def _mint(sim: SimConstellation, attempts: int) -> tuple[list[Registration
     return minted, statuses[429]
 
 
-async def _push_target(sim: SimConstellation, minted: list[RegistrationResponse]) -> None:
+async def _push_target(
+    sim: SimConstellation, minted: list[RegistrationResponse], batch: str
+) -> int:
+    """Each identity pushes the claim with its access token; how many pushes were taken."""
     claim = Pattern(
         id="sybil-claim", task="preference", cells=(_TARGET_CELL,), success_rate=1.0, support=50
     )
+    taken = 0
     for n, reg in enumerate(minted):
         push = PushRequest(
-            viewer_id=reg.viewer_id, batch_id=f"b{n}", codebook_id=_CODEBOOK, added=[claim]
+            viewer_id=reg.viewer_id, batch_id=f"{batch}{n}", codebook_id=_CODEBOOK, added=[claim]
         )
         request = SyncRequest(pull=PullRequest(viewer_id=reg.viewer_id), push=push)
-        await _post(sim, "/api/omega/sync", request, reg.access_token)
+        taken += (await _post(sim, "/api/omega/sync", request, reg.access_token)).status == 200
+    return taken
 
 
 async def _released(sim: SimConstellation) -> int:
@@ -148,9 +182,11 @@ async def sybil_drill(
         rng = np.random.default_rng(seed)
         await sim.publish_codebook(_CODEBOOK, rng.normal(size=(16, 8)).astype(np.float32))
         identities = await _without_key(sim, attempts)
+        # Each attempt counts against the victims' maker until refunded: stay under its limit.
+        takeover = await _takeover(sim, min(attempts, limit - 1, _TAKEOVER_TARGETS))
         minted, limited = await _mint(sim, attempts)
         identities["leaked_manufacturer_key"] = len(minted)
-        await _push_target(sim, minted)
+        await _push_target(sim, minted, "b")
         before = await _released(sim)
         await sim.revoke(sim.manufacturer)
         after = await _mint(sim, attempts)
@@ -160,9 +196,12 @@ async def sybil_drill(
             "manufacturer_limit": f"{limit} per {Settings.model_fields['rate_window'].default} s",
             "refused_by_manufacturer_limit": limited,
             "released_sybil_patterns": before,
+            "takeover": takeover,
             "after_revocation": {
                 "identities": len(after[0]),
                 "token_refreshes": await _refreshed(sim, minted),
+                # with the access tokens they still hold (valid up to ACCESS_TOKEN_TTL)
+                "pushes_accepted": await _push_target(sim, minted, "again-"),
                 "released_sybil_patterns": await _released(sim),
             },
             "seconds": round(time.perf_counter() - started, 1),

@@ -12,7 +12,7 @@ import json
 from collections.abc import Callable
 from typing import Generic, TypeVar
 
-from omega.errors import ConflictError, InputError
+from omega.errors import ConflictError, InputError, RevokedError
 from omega.protocol.messages import (
     ConsolidatedPattern,
     FrequencyReport,
@@ -111,6 +111,9 @@ class SQLStorage(Storage, Generic[E]):
         except viewers.Raced:  # rolled back; the device's row is there now
             return self._db.write(lambda tx: viewers.register_device(tx, device, viewer))
 
+    def rekey_device(self, manufacturer_id: str, device_id: str) -> str | None:
+        return self._db.write(lambda tx: viewers.rekey_device(tx, manufacturer_id, device_id))
+
     def revoked_viewers(self) -> frozenset[str]:
         with self._db.read() as tx:
             return viewers.revoked_viewers(tx)
@@ -127,13 +130,13 @@ class SQLStorage(Storage, Generic[E]):
     def get_codebook(self) -> Codebook | None:
         with self._db.read() as tx:
             row = tx.row(
-                "SELECT codebook_id, dim, centroids_f16, k, item_ids FROM codebooks"
+                "SELECT codebook_id, dim, centroids_f16, k, item_ids, put_seq FROM codebooks"
                 " ORDER BY put_seq DESC LIMIT 1"
             )
         if row is None:
             return None
         ids = tuple(json.loads(row[4])) if row[4] else ()
-        return Codebook(row[0], row[1], bytes(row[2]), row[3], ids)
+        return Codebook(row[0], row[1], bytes(row[2]), row[3], ids, int(row[5]))
 
     # -- ingestion -----------------------------------------------------------------------------
     def ingest(
@@ -162,7 +165,7 @@ class SQLStorage(Storage, Generic[E]):
         stored = (push.viewer_id, push.batch_id, digest, encode(ack), now)
 
         def write(tx: Tx) -> PushAck:
-            _require_viewer(tx, push.viewer_id)
+            _require_pushing_viewer(tx, push.viewer_id)
             # On PostgreSQL a concurrent push of the same key waits here until the first
             # one commits.
             if not tx.run(
@@ -391,6 +394,15 @@ def _trends(tx: Tx) -> list[Trend]:
     return [Trend(cell=r[0], region=r[1], score=r[2], version=r[3]) for r in rows]
 
 
+#: A viewer, with the revoked manufacturer key its device was last attested under, if any.
+_STANDING = (
+    "viewers v LEFT JOIN devices d ON d.viewer_id = v.viewer_id"
+    " LEFT JOIN manufacturer_keys k ON k.manufacturer_id = d.manufacturer_id"
+    " AND k.key_id = d.key_id AND k.revoked_at IS NOT NULL"
+    " WHERE v.viewer_id = ?"
+)
+
+
 def _viewer(tx: Tx, viewer_id: str) -> ViewerRecord | None:
     row = tx.row(
         "SELECT viewer_id, region, device_model, created_at, client_version FROM viewers"
@@ -403,3 +415,16 @@ def _viewer(tx: Tx, viewer_id: str) -> ViewerRecord | None:
 def _require_viewer(tx: Tx, viewer_id: str) -> None:
     if tx.row("SELECT 1 FROM viewers WHERE viewer_id = ?", (viewer_id,)) is None:
         raise InputError(f"viewer {viewer_id!r} is not registered")
+
+
+def _require_pushing_viewer(tx: Tx, viewer_id: str) -> None:
+    """A registered viewer not attested under a revoked manufacturer key (one query)."""
+    row = tx.row(f"SELECT k.manufacturer_id, k.key_id FROM {_STANDING}", (viewer_id,))
+    if row is None:
+        raise InputError(f"viewer {viewer_id!r} is not registered")
+    if row[0] is not None:
+        raise RevokedError(
+            f"this device was attested under manufacturer key {row[0]}/{row[1]}, since "
+            "revoked: its pushes are refused; register again with a certificate from a "
+            "trusted key"
+        )

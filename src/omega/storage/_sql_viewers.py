@@ -16,6 +16,7 @@ __all__ = [
     "insert_viewer",
     "keys",
     "register_device",
+    "rekey_device",
     "revoke_key",
     "revoked_key_of",
     "revoked_viewers",
@@ -26,6 +27,7 @@ _DEVICES_OF_KEY = (
     "(SELECT count(*) FROM devices d"
     " WHERE d.manufacturer_id = k.manufacturer_id AND d.key_id = k.key_id)"
 )
+_DEVICE = "SELECT viewer_id, device_key FROM devices WHERE manufacturer_id = ? AND device_id = ?"
 _REVOKED = (
     "devices d JOIN manufacturer_keys k"
     " ON k.manufacturer_id = d.manufacturer_id AND k.key_id = d.key_id"
@@ -104,25 +106,67 @@ def register_device(tx: Tx, device: AttestedDevice, viewer: ViewerRecord) -> str
     """See ``Storage.register_device``; raises :class:`Raced` if a concurrent transaction
     registered the same new device (the caller retries: it then finds the row)."""
     where = (device.manufacturer_id, device.device_id)
-    row = tx.row("SELECT viewer_id FROM devices WHERE manufacturer_id = ? AND device_id = ?", where)
+    row = tx.row(_DEVICE, where)
     if row is not None:
-        # Conditional, so that of two concurrent replays one waits for the other's row lock
-        # (PostgreSQL) and then finds signed_at no longer older.
+        _check_device_key(device, row[1])
+        # Conditional, so that of two concurrent registrations one waits for the other's
+        # row lock (PostgreSQL) and then finds signed_at no longer older, or (after a
+        # re-key) the other's device key recorded.
         moved = tx.run(
-            "UPDATE devices SET key_id = ?, signed_at = ?"
-            " WHERE manufacturer_id = ? AND device_id = ? AND signed_at < ?",
-            (device.key_id, device.signed_at, *where, device.signed_at),
+            "UPDATE devices SET key_id = ?, signed_at = ?, device_key = ?"
+            " WHERE manufacturer_id = ? AND device_id = ? AND signed_at < ?"
+            " AND (device_key IS NULL OR device_key = ?)",
+            (
+                device.key_id,
+                device.signed_at,
+                device.device_key,
+                *where,
+                device.signed_at,
+                device.device_key,
+            ),
         )
-        return str(row[0]) if moved else None
+        if not moved:
+            _check_device_key(device, tx.one(_DEVICE, where)[1])
+            return None
+        return str(row[0])
     insert_viewer(tx, viewer)
     if not tx.run(
         "INSERT INTO devices (manufacturer_id, device_id, key_id, viewer_id, signed_at,"
-        " registered_at) VALUES (?, ?, ?, ?, ?, ?)"
+        " registered_at, device_key) VALUES (?, ?, ?, ?, ?, ?, ?)"
         " ON CONFLICT (manufacturer_id, device_id) DO NOTHING",
-        (*where, device.key_id, viewer.viewer_id, device.signed_at, viewer.created_at),
+        (
+            *where,
+            device.key_id,
+            viewer.viewer_id,
+            device.signed_at,
+            viewer.created_at,
+            device.device_key,
+        ),
     ):
         raise Raced
     return viewer.viewer_id
+
+
+def _check_device_key(device: AttestedDevice, stored: bytes | None) -> None:
+    if stored is not None and bytes(stored) != device.device_key:
+        raise ConflictError(
+            f"device {device.device_id!r} of manufacturer {device.manufacturer_id!r} is "
+            "registered with another device key, and a certificate for its serial under a "
+            "new key does not take over its viewer; if this TV's key really changed, the "
+            f"operator re-keys it (omega admin devices rekey {device.manufacturer_id} "
+            f"{device.device_id})"
+        )
+
+
+def rekey_device(tx: Tx, manufacturer_id: str, device_id: str) -> str | None:
+    where = (manufacturer_id, device_id)
+    row = tx.row(_DEVICE, where)
+    if row is None:
+        return None
+    tx.run(
+        "UPDATE devices SET device_key = NULL WHERE manufacturer_id = ? AND device_id = ?", where
+    )
+    return str(row[0])
 
 
 def revoked_viewers(tx: Tx) -> frozenset[str]:

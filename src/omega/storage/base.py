@@ -20,8 +20,9 @@ a round has the helper verify and aggregate them and folds the exact counts
 
 Attestation (``omega.protocol.attestation``): the manufacturer keys the operator trusts
 (``add_manufacturer_key``, ``revoke_manufacturer_key``) and one row per attested device
-(``register_device``): a device is one viewer however often it registers. Viewers of a
-revoked key (``revoked_viewers``) are left out of rounds and refused new tokens.
+(``register_device``): a device is one viewer however often it registers, bound to its
+device key. Viewers of a revoked key (``revoked_viewers``) are left out of rounds, refused
+new tokens, and their pushes are refused (``ingest``).
 """
 
 from __future__ import annotations
@@ -86,12 +87,14 @@ class ManufacturerKey:
 
 @dataclass(frozen=True, slots=True)
 class AttestedDevice:
-    """One attested registration: which device, under which key, signed when."""
+    """One attested registration: which device, under which manufacturer key, signed when
+    and by which device key (raw Ed25519, the certificate's ``device_key``)."""
 
     manufacturer_id: str
     device_id: str
     key_id: str
     signed_at: float
+    device_key: bytes
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,6 +107,10 @@ class Codebook:
     k: int
     #: The catalog's public item ids (the domain of popularity reports); may be empty.
     item_ids: tuple[str, ...] = ()
+    #: Its place in the order of publications (set by the store, ignored by
+    #: ``put_codebook``): each put is higher than every earlier one, so a device can tell
+    #: a replayed older codebook from a newer one.
+    sequence: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -210,7 +217,16 @@ class Storage(abc.ABC):
         """The viewer id of an attested device: the one it was given before (its row moves
         to ``device.key_id`` and ``device.signed_at``), else ``viewer`` is created for it.
         None, changing nothing, if ``device.signed_at`` is not later than the device's last
-        registration (a replay)."""
+        registration (a replay). ``ConflictError``, changing nothing, if the device was
+        registered with another device key (a certificate for its serial under a new key
+        must not take over its viewer), unless :meth:`rekey_device` forgot that key."""
+
+    @abc.abstractmethod
+    def rekey_device(self, manufacturer_id: str, device_id: str) -> str | None:
+        """Forget the device key an attested device registered with, so that its next
+        registration, signed by whichever certified key, records a new one and keeps the
+        viewer (the operator's decision: a TV whose key really changed). The device's
+        viewer id, or None if no such device is registered."""
 
     @abc.abstractmethod
     def revoked_viewers(self) -> frozenset[str]:
@@ -237,7 +253,9 @@ class Storage(abc.ABC):
         First time: store ``ack`` and queue the push's accepted patterns/removals as
         pending contributions, in one transaction, and return ``ack``. Same key and same
         ``digest`` again: change nothing, return the ack stored the first time. Same key,
-        different digest: raise ``ConflictError``.
+        different digest: raise ``ConflictError``. A viewer whose device was last attested
+        under a revoked manufacturer key: raise ``RevokedError``, storing nothing (its
+        patterns, reports and shares alike).
         """
 
     async def ingest_async(

@@ -33,7 +33,7 @@ from typing import Any, TypeVar
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PublicKey
 
 from omega.brain import Brain, ConflictStrategy, InflightBatch
-from omega.errors import AuthError, ConfigError, RemoteProtocolError
+from omega.errors import AuthError, ConfigError, RemoteProtocolError, SignatureError
 from omega.protocol import BINARY_MEDIA_TYPE, MAX_PULL_BYTES, codec
 from omega.protocol.attestation import DeviceIdentity
 from omega.protocol.messages import (
@@ -81,6 +81,12 @@ T = TypeVar("T")
 MAX_PAGES = 8
 #: Random bytes in each sync request: no two requests are alike, so no old answer fits.
 NONCE_BYTES = 16
+_UNREADABLE_PINS = (
+    "the release keys this device pinned (cursor sync.release_keys) are unreadable or leave "
+    "no key to trust, and it will not trust whatever key the server offers instead: "
+    "configure the constellation's release key (omega sync --release-key, or "
+    "SyncClient(release_keys=…)), or register this device again (delete its sync.* cursors)"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -209,8 +215,11 @@ class SyncClient:
             while True:
                 if pull.version < since:
                     # The server's history restarted (restored or replaced): it resends
-                    # everything, so our collective tier starts afresh with it.
+                    # everything, so our collective tier starts afresh with it, and its
+                    # codebook publications may count from lower again. (Only a sealed
+                    # answer to this very request says so: no replay can.)
                     await asyncio.to_thread(brain.sync.forget_release)
+                    await asyncio.to_thread(CodebookLabel.record_sequence, brain, 0)
                 since = pull.version
                 await asyncio.to_thread(self._apply, pull)
                 self._step("page-applied")
@@ -360,20 +369,24 @@ class SyncClient:
         reg = decode_reply(await self.retry.call(attempt), RegistrationResponse)
         creds = Credentials(reg.viewer_id, reg.access_token, reg.refresh_token)
         pins = {kid: PinnedKey(raw) for kid, raw in reg.release_keys.items()}
-        await asyncio.to_thread(save_credentials, self.brain, creds, release_keys=pins)
+        # No keys (a server from before signing): none stored, so none were ever pinned.
+        await asyncio.to_thread(save_credentials, self.brain, creds, release_keys=pins or None)
         return creds
 
     # -- release keys ------------------------------------------------------------------
     async def release_trust(self) -> ReleaseTrust:
         """The release keys this device verifies with: configured ones, else those pinned
         at registration; plus the keys they endorsed since. A device registered before
-        releases were signed pins the server's signing key now, from
-        ``GET /api/omega/release-keys`` (the same trust as a registration answer)."""
+        releases were signed (no pins ever stored) pins the server's signing key now, from
+        ``GET /api/omega/release-keys`` (the same trust as a registration answer); pins
+        that were stored but leave no key to trust are a :class:`SignatureError`."""
         async with self._trust_lock:
             if self._trust is None:
                 pins = await asyncio.to_thread(ReleasePins.load, self.brain)
                 trust = ReleaseTrust(pins, configured=self._configured_keys)
                 if not trust.keys():
+                    if await asyncio.to_thread(ReleasePins.stored, self.brain):
+                        raise SignatureError(_UNREADABLE_PINS)
                     pins = await self._first_pins()
                     await asyncio.to_thread(ReleasePins.save, self.brain, pins)
                     trust = ReleaseTrust(pins, configured=self._configured_keys)

@@ -27,6 +27,7 @@ __all__ = [
 
 _VIEWER, _ACCESS, _REFRESH = "sync.viewer_id", "sync.access_token", "sync.refresh_token"
 _CB_SERVER, _CB_LOCAL = "sync.codebook_server_id", "sync.codebook_local_id"
+_CB_SEQUENCE = "sync.codebook_sequence"
 _CATALOG = "sync.catalog_order"
 _RELEASE_KEYS = "sync.release_keys"
 
@@ -68,6 +69,12 @@ class ReleasePins:
         return pins_from_json(brain.sync.cursor(_RELEASE_KEYS))
 
     @staticmethod
+    def stored(brain: Brain) -> bool:
+        """Whether pins were ever stored (readable or not): False only for credentials
+        from before releases were signed."""
+        return bool(brain.sync.cursor(_RELEASE_KEYS))
+
+    @staticmethod
     def save(brain: Brain, pins: Mapping[str, PinnedKey]) -> None:
         brain.sync.set_cursors({_RELEASE_KEYS: pins_to_json(pins)})
 
@@ -90,8 +97,26 @@ class CodebookLabel:
         return CodebookLabel.current(brain) == server_id and bool(brain.codebook_id)
 
     @staticmethod
-    def record(brain: Brain, server_id: str) -> None:
-        brain.sync.set_cursors({_CB_SERVER: server_id, _CB_LOCAL: brain.codebook_id})
+    def record(brain: Brain, server_id: str, sequence: int) -> None:
+        brain.sync.set_cursors(
+            {_CB_SERVER: server_id, _CB_LOCAL: brain.codebook_id, _CB_SEQUENCE: str(sequence)}
+        )
+
+    @staticmethod
+    def server_id(brain: Brain) -> str:
+        """The server's name of the codebook last adopted ("" if none)."""
+        return brain.sync.cursor(_CB_SERVER)
+
+    @staticmethod
+    def sequence(brain: Brain) -> int:
+        """The sequence of the newest codebook this brain adopted from the server (0: none
+        yet, or adopted before codebooks carried one): an older one is refused."""
+        stored = brain.sync.cursor(_CB_SEQUENCE)
+        return int(stored) if stored.isdigit() else 0
+
+    @staticmethod
+    def record_sequence(brain: Brain, sequence: int) -> None:
+        brain.sync.set_cursors({_CB_SEQUENCE: str(sequence)})
 
 
 class CatalogOrder:

@@ -111,8 +111,9 @@ def pins_to_json(pins: Mapping[str, PinnedKey]) -> str:
 
 
 def pins_from_json(text: str) -> dict[str, PinnedKey]:
-    """Pins as :func:`pins_to_json` stored them; unreadable entries are dropped (the
-    device then trusts fewer keys, never more)."""
+    """Pins as :func:`pins_to_json` stored them; unreadable entries are dropped, so the
+    device trusts fewer keys, never more: pins that were stored but leave no key to trust
+    are refused (``SyncClient.release_trust``), not replaced by the server's word."""
     try:
         stored = json.loads(text) if text else {}
     except json.JSONDecodeError:

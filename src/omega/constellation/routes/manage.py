@@ -41,14 +41,17 @@ class CodebookDocument(msgspec.Struct, frozen=True, kw_only=True):
     """A codebook on the wire (JSON; ``centroids_f16`` in base64: k*dim little-endian f16).
 
     ``item_ids``: the catalog's public item ids, the domain of popularity reports.
-    ``seal``: the release key's seal over ``signing.codebook_digest`` of the rest (set by
-    the server on the way out; ignored on the way in)."""
+    ``sequence``: its place in the order of publications, higher for each later one.
+    ``seal``: the release key's seal over ``signing.codebook_digest`` of the rest.
+    (``sequence`` and ``seal`` are set by the server on the way out; ignored on the way
+    in.)"""
 
     codebook_id: str
     dim: int
     k: int
     centroids_f16: bytes
     item_ids: list[str] = []
+    sequence: int = 0
     seal: signing.Seal | None = None
 
 
@@ -86,11 +89,13 @@ def _checked(doc: CodebookDocument) -> Codebook:
 
 
 class CodebookPublished(msgspec.Struct, frozen=True, kw_only=True):
-    """The answer to a published codebook."""
+    """The answer to a published codebook: ``sequence``, its place in the order of
+    publications (devices refuse a codebook older than the one they hold)."""
 
     codebook_id: str
     k: int
     dim: int
+    sequence: int
 
 
 @router.post(
@@ -110,8 +115,10 @@ async def put_codebook(request: Request, _: Admin) -> Response:
     except msgspec.DecodeError as exc:
         raise Problem(400, f"not a codebook document: {exc}", slug="bad-request") from None
     codebook = _checked(doc)
-    await runtime.db(lambda: runtime.codebooks.put(codebook))
-    body = CodebookPublished(codebook_id=codebook.codebook_id, k=codebook.k, dim=codebook.dim)
+    stored = await runtime.db(lambda: runtime.codebooks.put(codebook))
+    body = CodebookPublished(
+        codebook_id=stored.codebook_id, k=stored.k, dim=stored.dim, sequence=stored.sequence
+    )
     return Response(msgspec.json.encode(body), status_code=201, media_type="application/json")
 
 
@@ -127,7 +134,12 @@ async def get_codebook(request: Request, _: Viewer) -> Response:
     if codebook is None:
         raise Problem(404, "no codebook has been published yet", slug="no-codebook")
     digest = signing.codebook_digest(
-        codebook.codebook_id, codebook.dim, codebook.k, codebook.centroids_f16, codebook.item_ids
+        codebook.codebook_id,
+        codebook.dim,
+        codebook.k,
+        codebook.centroids_f16,
+        codebook.item_ids,
+        sequence=codebook.sequence,
     )
     doc = CodebookDocument(
         codebook_id=codebook.codebook_id,
@@ -135,6 +147,7 @@ async def get_codebook(request: Request, _: Viewer) -> Response:
         k=codebook.k,
         centroids_f16=codebook.centroids_f16,
         item_ids=list(codebook.item_ids),
+        sequence=codebook.sequence,
         seal=runtime.sealer.seal_document(digest),
     )
     return Response(msgspec.json.encode(doc), media_type="application/json")

@@ -1,17 +1,20 @@
-"""Manufacturer keys (admin token): the keys whose device certificates this server accepts.
+"""Manufacturer keys and attested devices (admin token).
 
 Register a key, list them, revoke one. Revocation is final for that key id: its
 certificates are refused at registration, the viewers it attested are refused new tokens
-(so their access ends within ``access_token_ttl``) and their patterns are left out of
-every round from the next one on; a device registers again with a certificate from
-another key to come back.
+and their pushes (so their access ends at once for pushes, within ``access_token_ttl``
+for pulls), and their patterns are left out of every round from the next one on; a
+device registers again with a certificate from another key to come back.
+
+Re-key a device: a registered device stays bound to its device key (another key for its
+serial is refused, 409); the operator forgets that key when a TV's key really changed,
+and the device's next registration records its new one.
 """
 
 from __future__ import annotations
 
 import base64
-import re
-from typing import Any
+from typing import Any, TypeVar
 
 import msgspec
 from fastapi import APIRouter, Request
@@ -23,15 +26,26 @@ from omega.constellation.guards import ADMIN_ROUTE, Admin
 from omega.constellation.openapi import json_body_doc, json_reply_doc, problem_responses
 from omega.constellation.problems import Problem
 from omega.errors import ConflictError, InputError
-from omega.protocol.attestation import load_public_key, public_key_bytes
+from omega.protocol.attestation import (
+    check_device_id,
+    check_name,
+    load_public_key,
+    public_key_bytes,
+)
 from omega.storage.base import ManufacturerKey
 
-__all__ = ["ManufacturerKeyDocument", "TrustedManufacturerKey", "router"]
+__all__ = [
+    "DeviceRekey",
+    "ManufacturerKeyDocument",
+    "RekeyedDevice",
+    "TrustedManufacturerKey",
+    "router",
+]
 
 router = APIRouter(prefix="/api/omega", tags=["management"])
 
-_NAME = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 _MAX_DOCUMENT_BYTES = 16 * 1024
+T = TypeVar("T")
 
 
 class ManufacturerKeyDocument(msgspec.Struct, frozen=True, kw_only=True):
@@ -55,6 +69,22 @@ class TrustedManufacturerKey(msgspec.Struct, frozen=True, kw_only=True):
     devices: int
 
 
+class DeviceRekey(msgspec.Struct, frozen=True, kw_only=True):
+    """A registered device whose device key the server is to forget."""
+
+    manufacturer_id: str
+    device_id: str
+
+
+class RekeyedDevice(msgspec.Struct, frozen=True, kw_only=True):
+    """A device whose next registration records its device key; ``viewer_id`` is the viewer
+    it keeps."""
+
+    manufacturer_id: str
+    device_id: str
+    viewer_id: str
+
+
 def _described(key: ManufacturerKey) -> dict[str, Any]:
     entry = TrustedManufacturerKey(
         manufacturer_id=key.manufacturer_id,
@@ -73,18 +103,18 @@ def _json(body: Any, status: int = 200) -> Response:
 
 
 def _check_names(manufacturer_id: str, key_id: str) -> None:
-    for label, value in (("manufacturer_id", manufacturer_id), ("key_id", key_id)):
-        if not _NAME.match(value):
-            raise Problem(
-                422, f"{label} must match {_NAME.pattern}, got {value!r}", slug="invalid-key"
-            )
-
-
-def _parsed(data: bytes) -> ManufacturerKeyDocument:
     try:
-        return msgspec.json.decode(data, type=ManufacturerKeyDocument)
+        check_name(manufacturer_id, "manufacturer_id")
+        check_name(key_id, "key_id")
+    except InputError as exc:
+        raise Problem(422, str(exc), slug="invalid-key") from None
+
+
+def _parsed(data: bytes, kind: type[T], what: str) -> T:
+    try:
+        return msgspec.json.decode(data, type=kind)
     except msgspec.DecodeError as exc:
-        raise Problem(400, f"not a manufacturer key document: {exc}", slug="bad-request") from None
+        raise Problem(400, f"not {what}: {exc}", slug="bad-request") from None
 
 
 @router.post(
@@ -98,7 +128,8 @@ def _parsed(data: bytes) -> ManufacturerKeyDocument:
 )
 async def add_key(request: Request, _: Admin) -> Response:
     runtime = runtime_of(request)
-    doc = _parsed(await read_body(request, limit=_MAX_DOCUMENT_BYTES))
+    data = await read_body(request, limit=_MAX_DOCUMENT_BYTES)
+    doc = _parsed(data, ManufacturerKeyDocument, "a manufacturer key document")
     _check_names(doc.manufacturer_id, doc.key_id)
     try:
         raw = public_key_bytes(load_public_key(doc.public_key))
@@ -144,3 +175,35 @@ async def revoke_key(
     if key is None:
         raise Problem(404, f"no manufacturer key {manufacturer_id}/{key_id}", slug="no-such-key")
     return _described(key)
+
+
+@router.post(
+    "/devices/rekey",
+    summary="Forget an attested device's key: its next registration records a new one (admin)",
+    response_class=Response,
+    openapi_extra=json_body_doc("DeviceRekey"),
+    responses=json_reply_doc("RekeyedDevice", 200, "Re-keyed")
+    | problem_responses(*ADMIN_ROUTE, 400, 404, 413, 422),
+)
+async def rekey_device(request: Request, _: Admin) -> Response:
+    runtime = runtime_of(request)
+    data = await read_body(request, limit=_MAX_DOCUMENT_BYTES)
+    doc = _parsed(data, DeviceRekey, "a device to re-key")
+    try:
+        check_name(doc.manufacturer_id, "manufacturer_id")
+        check_device_id(doc.device_id, "device_id")
+    except InputError as exc:
+        raise Problem(422, str(exc), slug="invalid-device") from None
+    viewer_id = await runtime.db(
+        lambda: runtime.storage.rekey_device(doc.manufacturer_id, doc.device_id)
+    )
+    if viewer_id is None:
+        raise Problem(
+            404,
+            f"no device {doc.device_id!r} of manufacturer {doc.manufacturer_id!r} is registered",
+            slug="no-such-device",
+        )
+    answer = RekeyedDevice(
+        manufacturer_id=doc.manufacturer_id, device_id=doc.device_id, viewer_id=viewer_id
+    )
+    return _json(msgspec.to_builtins(answer))

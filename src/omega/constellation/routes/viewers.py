@@ -35,12 +35,14 @@ router = APIRouter(prefix="/api/omega", tags=["viewers"])
     description=(
         "201: a new viewer. 200: an attested device that registered before gets its viewer "
         "id back with new tokens. 403: no attestation (unless the server allows it), or one "
-        "that does not check out. 429: over the per-address or per-manufacturer limit."
+        "that does not check out. 409: a certificate for a registered device under another "
+        "device key (the operator re-keys a device on purpose). 429: over the per-address "
+        "or per-manufacturer limit."
     ),
     openapi_extra=body_doc("Registration", required=False),
     responses=reply_doc("RegistrationResponse", 201, "Registered")
     | reply_doc("RegistrationResponse", 200, "Registered before: the same viewer id")
-    | problem_responses(400, 403, 413, 415, 422, 429, 503),
+    | problem_responses(400, 403, 409, 413, 415, 422, 429, 503),
     response_class=Response,
 )
 async def register(request: Request) -> Response:
