@@ -4,21 +4,16 @@ plus a small device-side helper speaking the binary protocol over httpx."""
 
 from __future__ import annotations
 
-import contextlib
 import os
 import secrets
 import uuid
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 import msgspec
 import numpy as np
-import psycopg
-from psycopg import sql
 
 from omega.bench import serving
 from omega.protocol import codec
@@ -213,18 +208,3 @@ def stats(server: ServerProcess) -> dict[str, Any]:
     assert response.status_code == 200, response.text
     result: dict[str, Any] = response.json()
     return result
-
-
-@contextlib.contextmanager
-def fresh_database(server_url: str) -> Iterator[str]:
-    """An empty database on the session's PostgreSQL server (from tests/conftest.py)."""
-    name = f"omega_constellation_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(server_url, autocommit=True) as admin:
-        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    try:
-        yield urlunsplit(urlsplit(server_url)._replace(path="/" + name))
-    finally:
-        with psycopg.connect(server_url, autocommit=True) as admin:
-            admin.execute(
-                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-            )

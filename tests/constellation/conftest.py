@@ -7,7 +7,9 @@ from pathlib import Path
 
 import httpx
 import pytest
-from _constellation_harness import ServerProcess, fresh_database, start_server
+from _constellation_harness import ServerProcess, start_server
+
+from _databases import fresh_database
 
 
 @pytest.fixture(scope="session")

@@ -7,7 +7,9 @@ from pathlib import Path
 import httpx
 import psycopg
 import pytest
-from _constellation_harness import fresh_database, start_server
+from _constellation_harness import start_server
+
+from _databases import fresh_database
 
 
 @pytest.mark.postgres

@@ -5,27 +5,21 @@ sits around its cells so what they learn is predictable."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import shutil
 import signal
 import sqlite3
 import subprocess
 import time
-import uuid
 from collections import Counter
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from threading import Thread
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 import msgspec
 import numpy as np
-import psycopg
-from psycopg import sql
 
 from omega.bench.serving import ServerProcess, bound_socket, uvicorn_command
 from omega.brain import DIM, Brain, BrainConfig, CatalogItem
@@ -123,21 +117,6 @@ class Server(ServerProcess):
         assert answer.status_code == 200, answer.text
         result: dict[str, Any] = answer.json()
         return result
-
-
-@contextlib.contextmanager
-def fresh_database(server_url: str) -> Iterator[str]:
-    """An empty database on the session's PostgreSQL server (``postgres_url``)."""
-    name = f"omega_sync_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(server_url, autocommit=True) as admin:
-        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    try:
-        yield urlunsplit(urlsplit(server_url)._replace(path="/" + name))
-    finally:
-        with psycopg.connect(server_url, autocommit=True) as admin:
-            admin.execute(
-                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-            )
 
 
 def server_env(data_dir: Path, **env: str) -> dict[str, str]:

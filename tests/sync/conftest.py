@@ -6,7 +6,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from _sync_world import Server, fresh_database, start_server
+from _sync_world import Server, start_server
+
+from _databases import fresh_database
 
 
 @pytest.fixture(scope="module")

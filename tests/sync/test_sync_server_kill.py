@@ -26,8 +26,9 @@ from pathlib import Path
 import msgspec
 import psycopg
 import pytest
-from _sync_world import Server, copy_device, device_template, fresh_database, server_env
+from _sync_world import Server, copy_device, device_template, server_env
 
+from _databases import fresh_database
 from omega.bench.serving import free_port
 from omega.brain import Brain
 from omega.clock import ManualClock
