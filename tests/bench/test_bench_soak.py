@@ -20,24 +20,23 @@ from omega.bench import run_soak
 from omega.bench._soak_audit import audit
 from omega.errors import ConfigError, InputError
 
+#: One fault of each kind in 21 s: rounds every 2 s, so a 3 s helper outage spans one.
+SHORT: dict[str, Any] = {
+    "minutes": 0.35,
+    "federation_interval": 2.0,
+    "server_down": 1.0,
+    "helper_down": 3.0,
+    "brain_interval": 1.0,
+    "watch_every": 2.0,
+    "share_fraction": 0.2,
+    "drain_timeout": 20,
+}
+
 
 @pytest.fixture(scope="module")
 def soaked(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, Any], Path]:
     root = tmp_path_factory.mktemp("soak")
-    result = run_soak(
-        minutes=0.35,
-        held_rate=60,
-        devices=60,
-        brains=3,
-        federation_interval=2.0,
-        server_down=1.0,
-        helper_down=3.0,
-        brain_interval=1.0,
-        watch_every=2.0,
-        share_fraction=0.2,
-        drain_timeout=20,
-        work_dir=root,
-    )
+    result = run_soak(**SHORT, held_rate=60, devices=60, brains=3, work_dir=root)
     return result, root
 
 
@@ -123,19 +122,7 @@ def test_bad_settings_are_refused_before_anything_starts(
 def test_a_short_soak_on_postgresql(postgres_db_url: str, tmp_path: Path) -> None:
     """The same on PostgreSQL (``--db``): the audit log is a PL/pgSQL trigger there."""
     result = run_soak(
-        minutes=0.35,
-        held_rate=40,
-        devices=40,
-        brains=2,
-        db_url=postgres_db_url,
-        federation_interval=2.0,
-        server_down=1.0,
-        helper_down=3.0,
-        brain_interval=1.0,
-        watch_every=2.0,
-        share_fraction=0.2,
-        drain_timeout=20,
-        work_dir=tmp_path,
+        **SHORT, held_rate=40, devices=40, brains=2, db_url=postgres_db_url, work_dir=tmp_path
     )
     assert result["ok"], result
     assert result["settings"]["storage"] == "postgresql"
