@@ -15,7 +15,10 @@ it measured. One module per command:
 - ``fleet_restart``: device runtimes riding out a SIGKILLed server
   (:func:`run_fleet_restart`);
 - ``serving``: a constellation in a child process, started, waited for (/healthz) and
-  stopped or SIGKILLed (:class:`ServerProcess`), for the benches and the tests.
+  stopped or SIGKILLed (:class:`ServerProcess`), for the benches and the tests;
+- ``soak``: a fleet at ~70 % of the held rate for minutes, through server SIGKILLs,
+  connection resets and a helper outage, audited at the end (:func:`run_soak`), whose
+  cheap devices run in their own process (``python -m omega.bench.soak_load``).
 
 The names below load their module on first use (PEP 562): each bench imports the part it
 measures (the embedding model, FastAPI, scipy), and importing one must not import the
@@ -37,6 +40,7 @@ if TYPE_CHECKING:
     from omega.bench.server import DEFAULT_RATES, run_server_bench
     from omega.bench.serving import BenchError, ServerProcess
     from omega.bench.shares import run_shares_bench
+    from omega.bench.soak import run_soak
     from omega.bench.sync import measure_sync, run_sync_bench, synthetic_pulls, synthetic_pushes
 
 __all__ = [
@@ -51,6 +55,7 @@ __all__ = [
     "run_fleet_restart",
     "run_server_bench",
     "run_shares_bench",
+    "run_soak",
     "run_sync_bench",
     "synthetic_pulls",
     "synthetic_pushes",
@@ -68,6 +73,7 @@ _HOMES = {
     "run_fleet_restart": "fleet_restart",
     "run_server_bench": "server",
     "run_shares_bench": "shares",
+    "run_soak": "soak",
     "run_sync_bench": "sync",
     "synthetic_pulls": "sync",
     "synthetic_pushes": "sync",

@@ -18,9 +18,14 @@ from pathlib import Path
 __all__ = ["main", "rss_mb"]
 
 
-def rss_mb() -> float:
-    """Resident set size of this process now, from /proc (Linux)."""
-    for line in Path("/proc/self/status").read_text().splitlines():
+def rss_mb(pid: int | str = "self") -> float:
+    """Resident set size of process ``pid`` (this one by default) now, from /proc (Linux);
+    NaN where there is none."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return float("nan")
+    for line in status.splitlines():
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) / 1024.0
     return float("nan")

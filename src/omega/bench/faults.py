@@ -147,6 +147,11 @@ class ResetProxy:
         """Cuts not fired yet."""
         return list(self._cuts)
 
+    def disarm(self) -> list[Cut]:
+        """Take back every cut not fired yet; returns them."""
+        left, self._cuts = self._cuts, []
+        return left
+
     @property
     def open_connections(self) -> int:
         """Connections accepted and not yet closed or reset."""

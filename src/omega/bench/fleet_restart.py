@@ -53,7 +53,7 @@ from omega.errors import InputError
 from omega.protocol import EMBEDDING_DIM
 from omega.protocol.attestation import DeviceIdentity, Manufacturer
 from omega.protocol.messages import Pattern
-from omega.sync import DeviceRuntime, HttpTransport, RuntimeStatus, SyncSchedule
+from omega.sync import DeviceRuntime, HttpTransport, RuntimeStatus, SyncSchedule, Transport
 from omega.sync.cursors import load_credentials
 
 __all__ = ["run_fleet_restart"]
@@ -63,10 +63,11 @@ Progress = Callable[[str, Mapping[str, Any]], None]
 
 
 # -- the fleet ------------------------------------------------------------------------------
-def _shared_catalog(seed: int) -> SharedCatalog:
-    """Titles clustered around ``_CELLS`` cells, so what a TV learns is predictable."""
+def _shared_catalog(seed: int, cells: int = _CELLS) -> SharedCatalog:
+    """``_PER_CELL`` titles around each of ``cells`` cells, so what a TV learns is
+    predictable."""
     rng = np.random.default_rng(seed)
-    centroids = rng.normal(size=(_CELLS, EMBEDDING_DIM)).astype(np.float32)
+    centroids = rng.normal(size=(cells, EMBEDDING_DIM)).astype(np.float32)
     centroids /= np.linalg.norm(centroids, axis=1, keepdims=True)
     centroids = centroids.astype("<f2").astype(np.float32)  # as the server stores them
     vectors = np.repeat(centroids, _PER_CELL, axis=0)
@@ -74,15 +75,18 @@ def _shared_catalog(seed: int) -> SharedCatalog:
     vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
     items = [
         CatalogItem(item_id=f"c{c}i{n}", title=f"Title {c}-{n}", genres=("Drama",), runtime_min=100)
-        for c in range(_CELLS)
+        for c in range(cells)
         for n in range(_PER_CELL)
     ]
     return SharedCatalog(items, vectors, centroids)
 
 
-def _watch(brain: Brain, clock: ManualClock, cells: list[int], *, rounds: int = 3) -> None:
-    """Titles of ``cells`` watched nearly to the end, ``rounds`` times over, 30 min apart."""
-    for r in range(rounds):
+def _watch(
+    brain: Brain, clock: ManualClock, cells: list[int], *, rounds: int = 3, first: int = 0
+) -> None:
+    """Titles of ``cells`` watched nearly to the end, ``rounds`` times over (from the
+    ``first``-th title of each cell), 30 min apart."""
+    for r in range(first, first + rounds):
         for cell in cells:
             brain.track_view(f"c{cell}i{r % _PER_CELL}", watch_fraction=0.95)
             clock.advance(1800)
@@ -127,12 +131,13 @@ def _open_fleet(
 ) -> list[_Device]:
     rng = random.Random(seed)
     fleet = []
-    config = BrainConfig(codebook_cells=_CELLS)
+    cells = len(shared.centroids)
+    config = BrainConfig(codebook_cells=cells)
     for n in range(devices):
         clock = ManualClock()
         brain = Brain.open(root / f"tv-{n}", clock=clock, config=config, shared_catalog=shared)
         identity = maker.device(f"fleet-tv-{n}", model="bench-tv")
-        device = _Device(brain, clock, rng.sample(range(_CELLS), 6), identity)
+        device = _Device(brain, clock, rng.sample(range(cells), 6), identity)
         _watch(brain, clock, device.cells[:3])
         fleet.append(device)
     return fleet
@@ -162,13 +167,19 @@ def _serving(data_dir: Path, pace: float) -> Iterator[tuple[ServerProcess, str]]
         server.stop()
 
 
-def _publish_codebook(base_url: str, token: str, shared: SharedCatalog) -> None:
-    doc = {
+def _publish_codebook(
+    base_url: str, token: str, shared: SharedCatalog, *, item_ids: bool = False
+) -> None:
+    """The brains' codebook, as the current one; ``item_ids``: with the catalog's order
+    (what two-server reports name titles by)."""
+    doc: dict[str, Any] = {
         "codebook_id": shared.codebook_id,  # the brains' own name for it: nothing to adopt
         "dim": EMBEDDING_DIM,
-        "k": _CELLS,
+        "k": len(shared.centroids),
         "centroids_f16": shared.centroids.astype("<f2").tobytes(),
     }
+    if item_ids:
+        doc["item_ids"] = list(shared.catalog.ids)
     answer = httpx.post(
         base_url + "/api/omega/codebook",
         content=msgspec.json.encode(doc),
@@ -194,6 +205,34 @@ class _Plan:
     seed: int
 
 
+def _run_runtimes(
+    fleet: list[_Device],
+    transport: Transport,
+    schedule: SyncSchedule,
+    *,
+    tick: float,
+    seed: int,
+    log: _Log,
+    **sync_options: Any,
+) -> list[asyncio.Task[None]]:
+    """A runtime per device on this event loop (each with its own seeded jitter and its
+    certificate; ``sync_options`` for every ``SyncClient``): their ``run()`` tasks."""
+    tasks = []
+    for n, device in enumerate(fleet):
+        device.runtime = DeviceRuntime(
+            device.brain,
+            transport,
+            schedule=schedule,
+            tick=tick,
+            clock=SystemClock(),
+            rng=random.Random(seed * 1_000_003 + n),
+            on_status=log.listener(device, n),
+            sync_options={"attestation": device.identity, **sync_options},
+        )
+        tasks.append(asyncio.create_task(device.runtime.run()))
+    return tasks
+
+
 async def _drive(
     fleet: list[_Device], server: ServerProcess, plan: _Plan, log: _Log, progress: Progress
 ) -> tuple[dict[str, float], int]:
@@ -203,19 +242,7 @@ async def _drive(
     schedule = SyncSchedule(
         interval=plan.interval, base=plan.base, cap=plan.cap, first_delay=plan.interval
     )
-    tasks = []
-    for n, device in enumerate(fleet):
-        device.runtime = DeviceRuntime(
-            device.brain,
-            transport,
-            schedule=schedule,
-            tick=plan.tick,
-            clock=SystemClock(),
-            rng=random.Random(plan.seed * 1_000_003 + n),
-            on_status=log.listener(device, n),
-            sync_options={"attestation": device.identity},
-        )
-        tasks.append(asyncio.ensure_future(device.runtime.run()))
+    tasks = _run_runtimes(fleet, transport, schedule, tick=plan.tick, seed=plan.seed, log=log)
     marks: dict[str, float] = {"started": time.monotonic()}
     try:
         await asyncio.sleep(plan.interval + plan.steady)
@@ -329,6 +356,13 @@ def _recovery(log: _Log, marks: dict[str, float], up: float) -> dict[str, Any]:
     }
 
 
+def _shared(brain: Brain) -> tuple[str, list[tuple[str, int]]]:
+    """The brain's viewer id, and (pattern id, version) of each pattern it has shared."""
+    creds = load_credentials(brain)
+    viewer = creds.viewer_id if creds is not None else ""
+    return viewer, [(s.id, s.version) for s in brain.learner.bank if s.shared_rate >= 0]
+
+
 def _audit(db_path: Path, fleet: list[_Device]) -> dict[str, int]:
     """The server's stored contributions (read from its file once it stopped) against
     what every brain shared: each shared pattern's latest version must be there, once."""
@@ -340,12 +374,9 @@ def _audit(db_path: Path, fleet: list[_Device]) -> dict[str, int]:
     stored = Counter((viewer, pid, decoder.decode(body).version) for viewer, pid, body in rows)
     shared = lost = 0
     for device in fleet:
-        creds = load_credentials(device.brain)
-        viewer = creds.viewer_id if creds is not None else ""
-        for stat in device.brain.learner.bank:
-            if stat.shared_rate >= 0:
-                shared += 1
-                lost += (viewer, stat.id, stat.version) not in stored
+        viewer, versions = _shared(device.brain)
+        shared += len(versions)
+        lost += sum((viewer, pid, version) not in stored for pid, version in versions)
     return {
         "patterns_shared": shared,
         "contributions_stored": len(rows),

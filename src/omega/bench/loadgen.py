@@ -56,7 +56,19 @@ from omega.protocol.messages import (
     SyncResponse,
 )
 
-__all__ = ["LoadConfig", "StepResult", "catalog_item", "main", "run_load"]
+__all__ = [
+    "Answer",
+    "LoadConfig",
+    "StepResult",
+    "catalog_item",
+    "dispatch",
+    "fast_loop",
+    "main",
+    "open_lanes",
+    "post_sync",
+    "quiet_gc",
+    "run_load",
+]
 
 #: The manufacturer id the bench certifies its devices as (key id "k1").
 MANUFACTURER = "omega-bench"
@@ -81,6 +93,9 @@ class LoadConfig(msgspec.Struct, frozen=True, kw_only=True):
     #: The raw Ed25519 private key of the manufacturer ``MANUFACTURER``/k1 that attests
     #: every device (empty: devices register unattested, for a server that allows it).
     manufacturer_key: bytes = b""
+    #: Device ``i`` is certified as ``f"{device_prefix}{i}"``: an attested device that
+    #: registers again gets its viewer back, so two fleets on one server need two prefixes.
+    device_prefix: str = "bench-"
 
 
 class StepResult(msgspec.Struct, frozen=True, kw_only=True):
@@ -154,7 +169,8 @@ def _registrations(config: LoadConfig) -> Callable[[int], Registration]:
         return lambda i: registration
     key = Ed25519PrivateKey.from_private_bytes(config.manufacturer_key)
     maker = Manufacturer(MANUFACTURER, "k1", key)
-    return lambda i: maker.device(f"bench-{i}", model="bench-tv").attest(registration)
+    prefix = config.device_prefix
+    return lambda i: maker.device(f"{prefix}{i}", model="bench-tv").attest(registration)
 
 
 async def _register(lanes: list[_Lane], config: LoadConfig) -> list[_Device]:
@@ -220,6 +236,37 @@ def _request(device: _Device, config: LoadConfig, rng: random.Random) -> tuple[b
     return codec.encode(SyncRequest(pull=pull, push=push)), len(chosen)
 
 
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """What one sync request came back with: the decoded reply, or what went wrong."""
+
+    reply: SyncResponse | None
+    error: str | None  # an error kind: "http 503", "timeout", "transport: …"
+    service: float = 0.0  # seconds from leaving the lane's queue to the answer
+
+
+async def post_sync(device: _Device, body: bytes) -> Answer:
+    """POST one encoded ``SyncRequest`` on the device's lane; errors become kinds."""
+    loop = asyncio.get_running_loop()
+    try:
+        async with device.lane.gate:
+            sent = loop.time()
+            async with device.lane.client.post(
+                "/api/omega/sync", data=body, headers=device.headers
+            ) as answer:
+                content = await answer.read()
+            service = loop.time() - sent
+        if answer.status != 200:
+            return Answer(None, f"http {answer.status}", service)
+        return Answer(codec.decode(content, expect=SyncResponse, max_bytes=1 << 22), None, service)
+    except TimeoutError:
+        return Answer(None, "timeout")
+    except aiohttp.ClientError as exc:
+        return Answer(None, f"transport: {type(exc).__name__}")
+    except RemoteProtocolError:
+        return Answer(None, "undecodable answer")
+
+
 async def _sync(
     device: _Device,
     config: LoadConfig,
@@ -229,27 +276,12 @@ async def _sync(
     loop = asyncio.get_running_loop()
     sample = _Sample(lag=loop.time() - scheduled)
     body, sample.pushed = _request(device, config, rng)
-    try:
-        async with device.lane.gate:
-            sent = loop.time()
-            async with device.lane.client.post(
-                "/api/omega/sync", data=body, headers=device.headers
-            ) as answer:
-                content = await answer.read()
-            sample.service = loop.time() - sent
-        if answer.status != 200:
-            sample.error = f"http {answer.status}"
-        else:
-            reply = codec.decode(content, expect=SyncResponse, max_bytes=1 << 22)
-            if reply.ack is not None and reply.ack.rejected:
-                sample.error = "patterns rejected"
-            device.cursor = max(device.cursor, reply.pull.version)
-    except TimeoutError:
-        sample.error = "timeout"
-    except aiohttp.ClientError as exc:
-        sample.error = f"transport: {type(exc).__name__}"
-    except RemoteProtocolError:
-        sample.error = "undecodable answer"
+    answer = await post_sync(device, body)
+    sample.error, sample.service = answer.error, answer.service
+    if answer.reply is not None:
+        if answer.reply.ack is not None and answer.reply.ack.rejected:
+            sample.error = "patterns rejected"
+        device.cursor = max(device.cursor, answer.reply.pull.version)
     sample.latency = loop.time() - scheduled
     return sample
 
@@ -308,6 +340,22 @@ class _Schedule:
         self.period = period
 
 
+async def dispatch(
+    schedule: _Schedule, end: float, rng: random.Random, fire: Callable[[int, float], None]
+) -> None:
+    """Call ``fire(device index, due time)`` at each due time of ``schedule`` before
+    ``end`` (the loop's clock), rescheduling that device one jittered period later."""
+    loop = asyncio.get_running_loop()
+    heap = schedule.heap
+    while heap[0][0] < end:
+        due, i = heap[0]
+        delay = due - loop.time()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        heapq.heapreplace(heap, (due + schedule.period * rng.uniform(*_JITTER), i))
+        fire(i, due)
+
+
 async def _run_step(
     devices: list[_Device],
     config: LoadConfig,
@@ -318,16 +366,12 @@ async def _run_step(
     """Dispatch one step's syncs on schedule; returns with them still in flight."""
     loop = asyncio.get_running_loop()
     step = _Step(rate=len(devices) / schedule.period)
-    end = loop.time() + config.step_seconds
     before = meter.snapshot()
-    heap = schedule.heap
-    while heap[0][0] < end:
-        due, i = heap[0]
-        delay = due - loop.time()
-        if delay > 0:
-            await asyncio.sleep(delay)
-        heapq.heapreplace(heap, (due + schedule.period * rng.uniform(*_JITTER), i))
+
+    def fire(i: int, due: float) -> None:
         step.samples.append(asyncio.create_task(_sync(devices[i], config, rng, due)))
+
+    await dispatch(schedule, loop.time() + config.step_seconds, rng, fire)
     step.cpu = meter.usage(before, meter.snapshot())
     return step
 
@@ -344,34 +388,13 @@ async def run_load(config: LoadConfig) -> list[StepResult]:
     the next begins finish alongside it (and count for the step that scheduled them).
     """
     rng = random.Random(config.seed)
-    per_lane = min(config.connections, _CONNECTIONS_PER_LANE)
-    timeout = aiohttp.ClientTimeout(total=config.timeout)
     results: list[StepResult] = []
     async with contextlib.AsyncExitStack() as stack:
-        lanes = [
-            _Lane(
-                client=await stack.enter_async_context(
-                    aiohttp.ClientSession(
-                        base_url=config.base_url,
-                        connector=aiohttp.TCPConnector(limit=per_lane),
-                        timeout=timeout,
-                    )
-                ),
-                gate=asyncio.Semaphore(per_lane),
-            )
-            for _ in range(max(1, config.connections // per_lane))
-        ]
+        lanes = await open_lanes(stack, config)
         started = time.perf_counter()
         devices = await _register(lanes, config)
         _emit("ready", viewers=len(devices), setup_s=round(time.perf_counter() - started, 2))
-        # No cyclic collections while measuring: this process's full collections took
-        # 70-140 ms every 16-19 s at 500 syncs/s (its heap grows with the samples), and
-        # every sync in flight meanwhile was charged to the server. Garbage here is
-        # mostly freed by reference counting; what cycles remain wait for the end.
-        gc.collect()
-        gc.freeze()
-        gc.disable()
-        stack.callback(gc.enable)
+        quiet_gc(stack)
         pending: asyncio.Task[StepResult] | None = None
         loop = asyncio.get_running_loop()
         meter = CpuMeter(config.server_pids)
@@ -394,6 +417,35 @@ async def run_load(config: LoadConfig) -> list[StepResult]:
     return results
 
 
+async def open_lanes(stack: contextlib.AsyncExitStack, config: LoadConfig) -> list[_Lane]:
+    """The fleet's aiohttp sessions (``connections`` in all), closed with ``stack``."""
+    per_lane = min(config.connections, _CONNECTIONS_PER_LANE)
+    timeout = aiohttp.ClientTimeout(total=config.timeout)
+    lanes = []
+    for _ in range(max(1, config.connections // per_lane)):
+        session = aiohttp.ClientSession(
+            base_url=config.base_url,
+            connector=aiohttp.TCPConnector(limit=per_lane),
+            timeout=timeout,
+        )
+        client = await stack.enter_async_context(session)
+        lanes.append(_Lane(client=client, gate=asyncio.Semaphore(per_lane)))
+    return lanes
+
+
+def quiet_gc(stack: contextlib.AsyncExitStack) -> None:
+    """No cyclic collections while measuring (until ``stack`` closes).
+
+    This process's full collections took 70-140 ms every 16-19 s at 500 syncs/s (its heap
+    grows with the samples), and every sync in flight meanwhile was charged to the
+    server. Garbage here is mostly freed by reference counting; what cycles remain wait
+    for the end."""
+    gc.collect()
+    gc.freeze()
+    gc.disable()
+    stack.callback(gc.enable)
+
+
 async def _finish(step: _Step, config: LoadConfig) -> StepResult:
     return _summary(step, list(await asyncio.gather(*step.samples)), config)
 
@@ -402,14 +454,19 @@ def main(argv: list[str] | None = None) -> None:
     """``python -m omega.bench.loadgen '<LoadConfig as JSON>'``."""
     args = sys.argv[1:] if argv is None else argv
     config = msgspec.json.decode(args[0], type=LoadConfig)
+    with asyncio.Runner(loop_factory=fast_loop()) as runner:
+        runner.run(run_load(config))
+    _emit("done")
+
+
+def fast_loop() -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """uvloop's event loop where it is installed (not on Windows), else asyncio's: a load
+    generator's cost per request is CPU the server it measures does not get."""
     try:
         import uvloop
-
-        uvloop.install()
     except ImportError:
-        pass
-    asyncio.run(run_load(config))
-    _emit("done")
+        return None
+    return uvloop.new_event_loop
 
 
 if __name__ == "__main__":

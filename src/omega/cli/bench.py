@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import typer
@@ -158,7 +159,6 @@ def server(
 ) -> None:
     """A real `omega serve` under an open-loop fleet of devices in another process: the
     highest sync rate held with p95 ≤ 50 ms and no errors, and every step tried."""
-    from collections.abc import Mapping
 
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -214,7 +214,6 @@ def fleet_restart(
     """A fleet of device runtimes in this process syncing with a real `omega serve`, which
     is SIGKILLed and restarted on the same port: the reconnect against the steady rate,
     the recovery, and the server's storage audited (patterns lost or stored twice)."""
-    from collections.abc import Mapping
 
     from omega.bench import run_fleet_restart
     from omega.cli._output import err_console
@@ -240,6 +239,114 @@ def fleet_restart(
             progress=progress,
         )
     emit(result, as_json=as_json, title="omega bench fleet-restart")
+
+
+@app.command("soak")
+def soak(
+    minutes: float = typer.Option(10.0, help="How long the fleet runs (faults included)."),
+    held_rate: float | None = typer.Option(
+        None, help="The held rate, syncs/s (default: measured first by a step-up probe)."
+    ),
+    load: float = typer.Option(0.7, help="Share of the held rate offered."),
+    devices: int = typer.Option(1000, help="Cheap durable devices (in their own process)."),
+    brains: int = typer.Option(16, help="Real brains on device runtimes (in this process)."),
+    db: str | None = typer.Option(
+        None, help="PostgreSQL URL for the server's storage (default: SQLite)."
+    ),
+    restarts: int | None = typer.Option(
+        None, help="Server SIGKILLs and restarts (default: one per 200 s, at least 1)."
+    ),
+    reset_bursts: int | None = typer.Option(
+        None, help="Bursts of connection resets (default: one a minute, at least 1)."
+    ),
+    helper_down: float | None = typer.Option(
+        None, help="Seconds the helper stays down (default: 1.5 rounds, at least 10)."
+    ),
+    federation_interval: float = typer.Option(
+        60.0, help="Seconds between the server's rounds (they count the reports)."
+    ),
+    seed: int = typer.Option(0, help="Seed for the fault schedule, devices and households."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
+) -> None:
+    """A fleet at ~70 % of the held rate for --minutes through server SIGKILLs, connection
+    resets and a helper outage; then the server's storage audited against what every
+    device was acknowledged. Exit 1 if anything was lost or stored twice."""
+    from omega.bench import run_soak
+
+    result = run_soak(
+        minutes=minutes,
+        held_rate=held_rate,
+        load=load,
+        devices=devices,
+        brains=brains,
+        db_url=db,
+        restarts=restarts,
+        reset_bursts=reset_bursts,
+        helper_down=helper_down,
+        federation_interval=federation_interval,
+        seed=seed,
+        progress=_soak_progress(),
+    )
+    _emit_soak(result, as_json=as_json)
+    if not result["ok"]:
+        raise typer.Exit(1)
+
+
+def _soak_progress() -> Callable[[str, Mapping[str, Any]], None]:
+    """One line on stderr per stage, probe step and fault, and a line every load tick."""
+    from omega.cli._output import err_console
+
+    def say(kind: str, event: Mapping[str, Any]) -> None:
+        if kind == "setup" and event.get("text"):
+            err_console.print(event["text"])
+        elif kind == "step":
+            err_console.print(
+                f"  probe {event['offered_per_s']:g}/s: p95 {event['p95_ms']:g} ms, "
+                f"{event['errors']} errors{'' if event['passed'] else ' (not held)'}"
+            )
+        elif kind == "start":
+            err_console.print(
+                f"held rate {event['held']:g}/s ({event['source']}): offering {event['rate']:g}/s"
+            )
+        elif kind == "schedule":
+            err_console.print("faults: " + "; ".join(event["faults"]))
+        elif kind == "fault":
+            details = ", ".join(f"{k} {v}" for k, v in event.items() if k not in ("kind", "at_s"))
+            err_console.print(f"[bold]{event['at_s']:7.1f} s  {event['kind']}[/]: {details}")
+        elif kind == "load-tick":
+            err_console.print(
+                f"  … {event['ok']} ok, {event['errors']} errors, {event['unacked']} batches "
+                "unacknowledged",
+                style="dim",
+            )
+        elif kind == "draining":
+            err_console.print("draining: every device resends what is unacknowledged…")
+
+    return say
+
+
+def _emit_soak(result: dict[str, Any], *, as_json: bool) -> None:
+    """The figures, then a table of the faults as they happened (``--json``: one object)."""
+    from omega.cli._output import emit_rows
+
+    if as_json:
+        emit(result, as_json=True)
+        return
+    shown = {k: v for k, v in result.items() if k not in ("faults", "settings", "held_rate")}
+    shown["faults"] = {k: v for k, v in result["faults"].items() if k != "events"}
+    emit(shown, as_json=False, title="omega bench soak")
+    rows = [
+        {
+            "at s": e["at_s"],
+            "fault": e["kind"],
+            "down s": e.get("down_s"),
+            "resets": e.get("resets"),
+            "syncs failed": e.get("syncs_failed_in_window"),
+            "reports queued": e.get("shares_queued_at_return"),
+        }
+        for e in result["faults"]["events"]
+    ]
+    emit_rows(rows, as_json=False, title="faults")
 
 
 def _offered_rates(rates: str | None) -> tuple[float, ...]:
