@@ -84,17 +84,27 @@ def _percentiles(latency_s: npt.NDArray[np.float64]) -> dict[str, Any]:
     }
 
 
-def latency_figures(samples: Samples, windows: list[Window]) -> dict[str, Any]:
+def latency_figures(samples: Samples, windows: list[Window], t0: float) -> dict[str, Any]:
     """Percentiles of the successful syncs' latency: all, outside every fault window,
-    and inside them (a failed sync's latency is how fast it failed: left out)."""
+    inside them (a failed sync's latency is how fast it failed: left out), and the p95
+    outside faults minute by minute from ``t0`` (does the server slow down as it runs?)."""
     ok = samples.error == 0
     touched = np.zeros(len(samples.start), dtype=bool)
     for window in windows:
         touched |= samples.touching(window)
+    steady = ok & ~touched
+    minute = ((samples.start - t0) // 60).astype(int)
+    by_minute = [
+        round(float(np.percentile(samples.latency[steady & (minute == m)], 95)) * 1000, 1)
+        if (steady & (minute == m)).any()
+        else None
+        for m in range(int(minute.max(initial=-1)) + 1)
+    ]
     return {
         "all": _percentiles(samples.latency[ok]),
-        "outside_faults": _percentiles(samples.latency[ok & ~touched]),
+        "outside_faults": _percentiles(samples.latency[steady]),
         "in_faults": _percentiles(samples.latency[ok & touched]),
+        "outside_faults_p95_by_minute": by_minute,
     }
 
 

@@ -141,7 +141,7 @@ def _summary(
         "offered_per_s": rate,
         "load": plan.load,
         "syncs": syncs,
-        "latency_ms": latency_figures(samples, windows),
+        "latency_ms": latency_figures(samples, windows, outcome.t0),
         "brains": _brains(plan, outcome),
         "faults": {
             "server_restarts": kinds.count("server-restart"),
