@@ -39,12 +39,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import httpx
 import msgspec
 import numpy as np
 
 from omega.bench._fresh_tv import rss_mb
-from omega.bench.server import server_command, trust_manufacturer
+from omega.bench.server import post_codebook, server_command, trust_manufacturer
 from omega.bench.serving import BenchError, ServerProcess, free_port
 from omega.brain import Brain, BrainConfig, CatalogItem, SharedCatalog
 from omega.clock import ManualClock, SystemClock
@@ -180,14 +179,7 @@ def _publish_codebook(
     }
     if item_ids:
         doc["item_ids"] = list(shared.catalog.ids)
-    answer = httpx.post(
-        base_url + "/api/omega/codebook",
-        content=msgspec.json.encode(doc),
-        headers={"Content-Type": "application/json", "Authorization": f"Bearer {token}"},
-        timeout=30,
-    )
-    if answer.status_code != 201:
-        raise BenchError(f"publishing the codebook failed: {answer.status_code} {answer.text}")
+    post_codebook(base_url, token, doc)
 
 
 # -- the run --------------------------------------------------------------------------------

@@ -151,14 +151,7 @@ def _publish_codebook(base_url: str, admin_token: str, *, seed: int) -> None:
         "centroids_f16": centroids.astype("<f2").tobytes(),
         "item_ids": [catalog_item(i) for i in range(CATALOG)],
     }
-    answer = httpx.post(
-        base_url + "/api/omega/codebook",
-        content=msgspec.json.encode(doc),
-        headers={"Content-Type": "application/json", "Authorization": f"Bearer {admin_token}"},
-        timeout=30,
-    )
-    if answer.status_code != 201:
-        raise BenchError(f"publishing the codebook failed: {answer.status_code} {answer.text}")
+    post_codebook(base_url, admin_token, doc)
 
 
 def trust_manufacturer(base_url: str, admin_token: str, maker: Manufacturer) -> None:
@@ -366,3 +359,15 @@ def _limited_by(failed: dict[str, Any] | None, limit: float, count: int) -> str:
     if failed["errors"]:
         return f"errors at {rate:g}/s: {failed['error_kinds']}{cpu}"
     return f"p95 {failed['p95_ms']:g} ms > {limit:g} ms at {rate:g}/s{cpu}"
+
+
+def post_codebook(base_url: str, admin_token: str, doc: dict[str, object]) -> None:
+    """Publish the codebook document ``doc`` through the admin API; BenchError if refused."""
+    answer = httpx.post(
+        base_url + "/api/omega/codebook",
+        content=msgspec.json.encode(doc),
+        headers={"Content-Type": "application/json", "Authorization": f"Bearer {admin_token}"},
+        timeout=30,
+    )
+    if answer.status_code != 201:
+        raise BenchError(f"publishing the codebook failed: {answer.status_code} {answer.text}")
