@@ -24,7 +24,9 @@ DoorStarter = Callable[[Any, Settings, contextlib.AsyncExitStack], Awaitable[str
 
 def _starters() -> list[DoorStarter]:
     """Every door beyond HTTP/1.1, in start order (each checks its own settings)."""
-    return []
+    from omega.constellation.doors.http3 import start_http3
+
+    return [start_http3]
 
 
 async def open_doors(app: Any, settings: Settings, stack: contextlib.AsyncExitStack) -> list[str]:
