@@ -50,7 +50,7 @@ from omega.constellation.settings import Settings
 from omega.errors import ConfigError
 from omega.protocol.quic import TOO_EARLY, may_be_early, spki_pin
 
-__all__ = ["PORT_FILE", "TicketStore", "load_server_tls", "start_http3"]
+__all__ = ["PORT_FILE", "TicketStore", "bind_udp", "load_server_tls", "start_http3"]
 
 log = logging.getLogger("omega.constellation")
 
@@ -290,7 +290,7 @@ def _declared_size(request: _Request) -> int:
     return int(value) if value.isdigit() else 0
 
 
-def _bind(host: str, port: int) -> socket.socket:
+def bind_udp(host: str, port: int) -> socket.socket:
     """A UDP socket bound to ``host``:``port``; ConfigError in one sentence if it cannot be."""
     try:
         family = socket.getaddrinfo(host, port, type=socket.SOCK_DGRAM)[0][0]
@@ -317,7 +317,7 @@ async def start_http3(app: Any, settings: Settings, stack: contextlib.AsyncExitS
     configuration = load_server_tls(settings.quic_cert, settings.quic_key)
     door = _door(app, settings, stack)
     tickets = TicketStore(settings.quic_session_tickets)
-    sock = _bind(settings.quic_host, settings.quic_port)
+    sock = bind_udp(settings.quic_host, settings.quic_port)
     transport, server = await asyncio.get_running_loop().create_datagram_endpoint(
         lambda: QuicServer(
             configuration=configuration,
