@@ -20,7 +20,7 @@ from aioquic.tls import CipherSuite, SessionTicket
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from _tls import self_signed
+from omega.bench.certs import self_signed
 from omega.constellation import Settings, create_app
 from omega.constellation.doors.http3 import PORT_FILE, TicketStore, load_server_tls
 from omega.errors import ConfigError

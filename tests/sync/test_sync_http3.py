@@ -21,7 +21,7 @@ from aioquic.h3.events import HeadersReceived
 from aioquic.quic.configuration import QuicConfiguration
 from aioquic.quic.events import ConnectionTerminated, QuicEvent
 
-from _tls import SelfSigned, self_signed
+from omega.bench.certs import SelfSigned, self_signed
 from omega.clock import ManualClock
 from omega.constellation.doors.http3 import PORT_FILE
 from omega.errors import TransportError

@@ -34,16 +34,18 @@ import uuid
 from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Protocol
+from pathlib import Path
+from typing import Protocol, runtime_checkable
 
 import aiohttp
 import msgspec
 import numpy as np
+from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from omega.bench._cpu import CpuMeter
 from omega.bench.sync import synthetic_pushes
-from omega.errors import RemoteProtocolError
+from omega.errors import RemoteProtocolError, TransportError
 from omega.protocol import BINARY_MEDIA_TYPE, codec
 from omega.protocol.attestation import Manufacturer
 from omega.protocol.frequency import DEFAULT_EPSILON, make_report
@@ -56,6 +58,8 @@ from omega.protocol.messages import (
     SyncRequest,
     SyncResponse,
 )
+from omega.protocol.quic import spki_pin
+from omega.sync.h3_transport import Http3Transport
 
 __all__ = [
     "Answer",
@@ -63,6 +67,7 @@ __all__ = [
     "LaneFailure",
     "LoadConfig",
     "StepResult",
+    "WireCounter",
     "catalog_item",
     "dispatch",
     "fast_loop",
@@ -78,6 +83,7 @@ MANUFACTURER = "omega-bench"
 _JITTER = (0.5, 1.5)  # a device's next sync comes after its period times U(0.5, 1.5)
 _REGISTER_CONCURRENCY = 32
 _CONNECTIONS_PER_LANE = 4
+_STREAMS_PER_QUIC = 8  # requests in flight on one QUIC connection of the fleet
 
 
 class LoadConfig(msgspec.Struct, frozen=True, kw_only=True):
@@ -86,6 +92,8 @@ class LoadConfig(msgspec.Struct, frozen=True, kw_only=True):
     #: address is ``door_url`` (registration and syncs alike go through it).
     transport: str = "http"
     door_url: str = ""
+    #: The door's certificate (PEM file) the fleet pins, for a door that speaks TLS.
+    door_cert: str = ""
     codebook_id: str
     viewers: int
     rates: list[float]
@@ -126,6 +134,9 @@ class StepResult(msgspec.Struct, frozen=True, kw_only=True):
     other_cpu_pct: float | None = None  # the rest of the machine: work sharing the cores
     steal_cpu_pct: float | None = None  # taken by the hypervisor: the box itself was slower
     server_cpu_ms_per_sync: float | None = None
+    # Bytes on the wire per sync, both ways, for lanes that count them (HTTP/3: UDP
+    # payloads, so QUIC, TLS and HTTP/3 framing included): the step's bytes / its syncs.
+    wire_bytes_per_sync: float | None = None
 
 
 class LaneFailure(Exception):
@@ -148,6 +159,13 @@ class Lane(Protocol):
     async def post(self, path: str, body: bytes, headers: Mapping[str, str]) -> tuple[int, bytes]:
         """The answer's status and body; LaneFailure if none came."""
         ...
+
+
+@runtime_checkable
+class WireCounter(Protocol):
+    """A lane that counts the bytes it puts on the wire and takes off it."""
+
+    def wire_bytes(self) -> int: ...
 
 
 @dataclass(slots=True)
@@ -197,6 +215,7 @@ class _Step:
     rate: float
     samples: list[asyncio.Task[_Sample]] = field(default_factory=list)
     cpu: dict[str, float | None] = field(default_factory=dict)
+    wire_bytes: int | None = None
 
 
 def _registrations(config: LoadConfig) -> Callable[[int], Registration]:
@@ -345,6 +364,11 @@ def _summary(step: _Step, samples: list[_Sample], config: LoadConfig) -> StepRes
         error_kinds=dict(kinds),
         passed=bool(samples) and errors == 0 and p95 <= config.p95_limit_ms,
         server_cpu_ms_per_sync=per_sync,
+        wire_bytes_per_sync=(
+            round(step.wire_bytes / len(samples), 1)
+            if step.wire_bytes is not None and samples
+            else None
+        ),
         **step.cpu,
     )
 
@@ -391,18 +415,31 @@ async def _run_step(
     schedule: _Schedule,
     rng: random.Random,
     meter: CpuMeter,
+    lanes: list[Lane],
 ) -> _Step:
     """Dispatch one step's syncs on schedule; returns with them still in flight."""
     loop = asyncio.get_running_loop()
     step = _Step(rate=len(devices) / schedule.period)
     before = meter.snapshot()
+    wire_before = _wire_bytes(lanes)
 
     def fire(i: int, due: float) -> None:
         step.samples.append(asyncio.create_task(_sync(devices[i], config, rng, due)))
 
     await dispatch(schedule, loop.time() + config.step_seconds, rng, fire)
     step.cpu = meter.usage(before, meter.snapshot())
+    wire_after = _wire_bytes(lanes)
+    if wire_before is not None and wire_after is not None:
+        step.wire_bytes = wire_after - wire_before
     return step
+
+
+def _wire_bytes(lanes: list[Lane]) -> int | None:
+    """Bytes the lanes have put on and taken off the wire so far; None if they do not
+    count them."""
+    if not all(isinstance(lane, WireCounter) for lane in lanes):
+        return None
+    return sum(lane.wire_bytes() for lane in lanes if isinstance(lane, WireCounter))
 
 
 def _emit(event: str, **data: object) -> None:
@@ -430,7 +467,7 @@ async def run_load(config: LoadConfig) -> list[StepResult]:
         schedule = _Schedule(len(devices), config.rates[0], loop.time(), rng)
         for rate in config.rates:
             schedule.retime(len(devices), rate, loop.time())
-            step = await _run_step(devices, config, schedule, rng, meter)
+            step = await _run_step(devices, config, schedule, rng, meter, lanes)
             if pending is not None:
                 results.append(await pending)
                 _emit("step", **msgspec.to_builtins(results[-1]))
@@ -472,10 +509,43 @@ async def _http_lanes(stack: contextlib.AsyncExitStack, config: LoadConfig) -> l
     return lanes
 
 
+@dataclass(slots=True)
+class _QuicLane:
+    """One QUIC connection (:class:`~omega.sync.h3_transport.Http3Transport`) carrying
+    many devices' requests as concurrent streams; it counts its UDP bytes."""
+
+    transport: Http3Transport
+    gate: asyncio.Semaphore
+
+    async def post(self, path: str, body: bytes, headers: Mapping[str, str]) -> tuple[int, bytes]:
+        try:
+            answer = await self.transport.request("POST", path, body=body, headers=headers)
+        except TransportError as exc:
+            raise LaneFailure("timeout" if "timed out" in str(exc) else "transport: quic") from None
+        return answer.status, answer.body
+
+    def wire_bytes(self) -> int:
+        return self.transport.stats.wire_bytes
+
+
+async def _quic_lanes(stack: contextlib.AsyncExitStack, config: LoadConfig) -> list[Lane]:
+    """A few QUIC connections to ``door_url``, ``_STREAMS_PER_QUIC`` requests at a time
+    each, pinned to ``door_cert``: pure-Python QUIC costs CPU per connection and per
+    packet on both sides of a shared machine."""
+    pem = Path(config.door_cert).read_bytes()
+    pin = spki_pin(x509.load_pem_x509_certificate(pem))
+    lanes: list[Lane] = []
+    for _ in range(max(1, config.connections // _STREAMS_PER_QUIC)):
+        transport = Http3Transport(config.door_url, pin=pin, timeout=config.timeout)
+        stack.push_async_callback(transport.aclose)
+        lanes.append(_QuicLane(transport=transport, gate=asyncio.Semaphore(_STREAMS_PER_QUIC)))
+    return lanes
+
+
 LaneOpener = Callable[[contextlib.AsyncExitStack, LoadConfig], Awaitable[list[Lane]]]
 
 #: How the fleet reaches the server, by ``LoadConfig.transport``.
-_LANE_OPENERS: dict[str, LaneOpener] = {"http": _http_lanes}
+_LANE_OPENERS: dict[str, LaneOpener] = {"http": _http_lanes, "quic": _quic_lanes}
 
 
 def quiet_gc(stack: contextlib.AsyncExitStack) -> None:

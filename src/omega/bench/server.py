@@ -26,21 +26,26 @@ import msgspec
 import numpy as np
 
 from omega.bench._cpu import process_tree
+from omega.bench.certs import SelfSigned, self_signed
 from omega.bench.loadgen import MANUFACTURER, LoadConfig, catalog_item
 from omega.bench.serving import BenchError, ServerProcess, free_port, uvicorn_command
 from omega.constellation import Settings, load_admin_token, load_keys
+from omega.constellation.doors.http3 import PORT_FILE
 from omega.errors import ConfigError, InputError
 from omega.protocol import EMBEDDING_DIM
 from omega.protocol.attestation import Manufacturer
 
 __all__ = [
     "DEFAULT_RATES",
+    "TRANSPORTS",
     "BenchError",
     "run_server_bench",
     "server_command",
     "trust_manufacturer",
 ]
 
+#: The doors ``--transport`` may name.
+TRANSPORTS = ("http", "quic")
 #: Offered rates (syncs per second) stepped through by default.
 DEFAULT_RATES = (50, 100, 200, 300, 400, 500, 600, 800, 1000, 1200)
 
@@ -66,9 +71,11 @@ def server_command(
     federation_interval: float | None,
     workers: int,
     rate_limit: int,
+    quic: SelfSigned | None = None,
 ) -> tuple[list[str], dict[str, str]]:
     """The command and environment of a bench's constellation on 127.0.0.1:``port``:
-    ``omega serve`` (one worker) or uvicorn's factory mode (several)."""
+    ``omega serve`` (one worker) or uvicorn's factory mode (several). ``quic``: also
+    open its HTTP/3 door with that certificate, on any free UDP port."""
     env = {
         **os.environ,
         "OMEGA_RATE_LIMIT": str(rate_limit),
@@ -85,7 +92,12 @@ def server_command(
             command += ["--db", db_url]
         if federation_interval is not None:
             command += ["--federation-interval", str(federation_interval)]
+        if quic is not None:
+            command += ["--quic-cert", str(quic.cert), "--quic-key", str(quic.key)]
+            command += ["--quic-port", "0"]
         return command, env
+    if quic is not None:
+        raise ValueError("the HTTP/3 door listens in one server process (workers=1)")
     # `omega serve` runs one process; several need uvicorn's factory mode and OMEGA_* env.
     env["OMEGA_DATA_DIR"] = str(data_dir)
     if db_url is not None:
@@ -103,6 +115,7 @@ def _server(
     federation_interval: float | None,
     workers: int,
     rate_limit: int,
+    quic: SelfSigned | None = None,
 ) -> Iterator[tuple[str, list[int]]]:
     """A constellation child process; yields its base URL and process ids once up."""
     # Made here, once: several uvicorn workers starting together would each make their own.
@@ -117,6 +130,7 @@ def _server(
         federation_interval=federation_interval,
         workers=workers,
         rate_limit=rate_limit,
+        quic=quic,
     )
     server = ServerProcess(
         command, env=env, base_url=f"http://127.0.0.1:{port}", log_path=data_dir / "server.log"
@@ -216,13 +230,20 @@ def run_server_bench(
     federation_interval: float | None = None,
     workers: int = 1,
     seed: int = 0,
+    transport: str = "http",
     progress: Progress | None = None,
 ) -> dict[str, Any]:
     """Start a server, step a fleet of ``viewers`` devices through ``rates``; report.
 
     ``federation_interval`` None keeps the server's default (in-process rounds every
     60 s); 0 disables rounds. ``workers`` > 1 runs uvicorn's multi-process mode.
+    ``transport``: the door the fleet registers and syncs through — "http", or "quic"
+    (HTTP/3 on the server's QUIC door, with a self-signed certificate the fleet pins).
     """
+    if transport not in TRANSPORTS:
+        raise InputError(f"--transport must be one of {', '.join(TRANSPORTS)}, got {transport!r}")
+    if transport == "quic" and workers > 1:
+        raise InputError("HTTP/3 listens in one server process: use --workers 1 with it")
     if viewers < 1 or step_seconds <= 0 or not 0 <= pull_only <= 1 or workers < 1:
         raise InputError("viewers ≥ 1, step seconds > 0, 0 ≤ pull-only ≤ 1, workers ≥ 1")
     if db_url is not None and not db_url.startswith(("sqlite:", "postgresql:", "postgres:")):
@@ -231,12 +252,14 @@ def run_server_bench(
     rate_limit = _rate_limit(stepped, viewers)
     with tempfile.TemporaryDirectory(prefix="omega-bench-server-") as tmp:
         data_dir = Path(tmp)
+        quic = self_signed(data_dir / "tls") if transport == "quic" else None
         with _server(
             data_dir,
             db_url=db_url,
             federation_interval=federation_interval,
             workers=workers,
             rate_limit=rate_limit,
+            quic=quic,
         ) as (base_url, server_pids):
             admin_token = (data_dir / "admin-token").read_text().strip()
             _publish_codebook(base_url, admin_token, seed=seed)
@@ -244,6 +267,7 @@ def run_server_bench(
             trust_manufacturer(base_url, admin_token, maker)
             config = LoadConfig(
                 base_url=base_url,
+                transport=transport,
                 codebook_id=_CODEBOOK_ID,
                 viewers=viewers,
                 rates=[float(r) for r in stepped],
@@ -256,6 +280,8 @@ def run_server_bench(
                 catalog=CATALOG,
                 manufacturer_key=maker.key.private_bytes_raw(),
             )
+            if quic is not None:
+                config = _through_quic(config, data_dir, quic)
             ready, steps = _run_loadgen(config, data_dir / "loadgen.log", progress)
     return _report(
         steps,
@@ -266,6 +292,13 @@ def run_server_bench(
             config, federation_interval=federation_interval, workers=workers, rate_limit=rate_limit
         ),
     )
+
+
+def _through_quic(config: LoadConfig, data_dir: Path, quic: SelfSigned) -> LoadConfig:
+    """``config`` with the fleet on the server's HTTP/3 door (the UDP port it bound)."""
+    port = int((data_dir / PORT_FILE).read_text())
+    door_url = f"https://127.0.0.1:{port}"
+    return msgspec.structs.replace(config, door_url=door_url, door_cert=str(quic.cert))
 
 
 def _offered_rates(rates: tuple[float, ...], max_rate: float | None) -> list[float]:
@@ -293,6 +326,7 @@ def _settings(
 ) -> dict[str, Any]:
     """What the run was set to, as the report shows it."""
     return {
+        "transport": config.transport,
         "step_seconds": config.step_seconds,
         "p95_limit_ms": config.p95_limit_ms,
         "pull_only": config.pull_only,
@@ -335,6 +369,8 @@ def _report(
         # first), and the most CPU other work on the machine, or the hypervisor (a virtual
         # machine's cores are shared), took during a step (% of a core).
         "server_cpu_ms_per_sync": shown.get("server_cpu_ms_per_sync"),
+        # Both ways, counted by the fleet's lanes where they can (HTTP/3: UDP payloads).
+        "wire_bytes_per_sync": shown.get("wire_bytes_per_sync"),
         "other_cpu_pct_max": max(others) if others else None,
         "steal_cpu_pct_max": max(stolen) if stolen else None,
         "storage": storage,

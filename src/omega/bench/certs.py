@@ -1,5 +1,6 @@
-"""Self-signed certificates for the HTTP/3 tests, made fresh in each test's directory
-(never committed): an ECDSA P-256 key and a certificate for 127.0.0.1, valid for a day."""
+"""Self-signed certificates for the HTTP/3 door of a bench's (or a test's) own server, made
+fresh in its temporary directory, never kept: an ECDSA P-256 key and a certificate for
+one IP address, valid for a day. Devices pin its public key (``SelfSigned.pin``)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from omega.protocol.quic import spki_pin
+
+__all__ = ["SelfSigned", "self_signed"]
 
 
 @dataclass(frozen=True, slots=True)
