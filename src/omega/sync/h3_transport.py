@@ -58,6 +58,9 @@ __all__ = ["EarlyData", "Http3Transport", "QuicStats"]
 EarlyData = Literal["reads", "all", "none"]
 _BAD_CERTIFICATE = QuicErrorCode.CRYPTO_ERROR + 42  # the TLS alert bad_certificate
 _CLOSE_WAIT = 2.0  # seconds aclose() waits for the close to be acknowledged
+#: The socket's receive buffer (the kernel caps it at net.core.rmem_max): a connection
+#: carrying many requests at once receives bursts of answers (see the door's).
+_UDP_BUFFER_BYTES = 1024 * 1024
 _HOP_BY_HOP = frozenset({"host", "connection", "keep-alive", "transfer-encoding"})
 
 
@@ -239,11 +242,12 @@ class _ClientProtocol(QuicConnectionProtocol):
             )
             if body:
                 self._h3.send_data(stream_id, body, end_stream=True)
-            self.transmit()
+            # Once per turn of the loop: requests sent together share packets.
+            self._transmit_soon()
             return await exchange.future, early
         except asyncio.CancelledError:  # timed out: tell the server we gave up
             self._quic.reset_stream(stream_id, ErrorCode.H3_REQUEST_CANCELLED)
-            self.transmit()
+            self._transmit_soon()
             raise
         finally:
             self._exchanges.pop(stream_id, None)
@@ -397,6 +401,7 @@ class Http3Transport:
     ) -> _ClientProtocol:
         sock = socket.socket(family, socket.SOCK_DGRAM)
         try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, _UDP_BUFFER_BYTES)
             sock.bind(("::" if family == socket.AF_INET6 else "0.0.0.0", 0))
             _, protocol = await asyncio.get_running_loop().create_datagram_endpoint(
                 factory, sock=sock
