@@ -67,7 +67,7 @@ def _url(server: Server) -> str:
 def _metric(server: Server, name: str, **labels: str) -> float:
     """One sample of the server's /metrics (0 when it has not been counted yet)."""
     text = httpx.get(server.base_url + "/metrics").text
-    wanted = ",".join(f'{k}="{v}"' for k, v in labels.items())
+    wanted = re.escape(",".join(f'{k}="{v}"' for k, v in sorted(labels.items())))
     pattern = rf"^{name}\{{{wanted}\}} (\S+)$" if labels else rf"^{name} (\S+)$"
     found = re.search(pattern, text, re.MULTILINE)
     return float(found.group(1)) if found else 0.0
@@ -303,6 +303,9 @@ def test_a_device_that_moves_keeps_its_connection(server: Server, tls: SelfSigne
 def test_an_oversized_body_gets_413_and_the_connection_carries_on(
     server: Server, tls: SelfSigned
 ) -> None:
+    labels = {"route": "/api/omega/sync", "method": "POST", "status": "413"}
+    by_app = _metric(server, "omega_http_requests_total", **labels)
+
     async def scenario() -> None:
         async with Http3Transport(_url(server), pin=tls.pin) as transport:
             viewer = await _register(transport)
@@ -321,6 +324,8 @@ def test_an_oversized_body_gets_413_and_the_connection_carries_on(
                 assert await raw.request("/healthz", {}, None) == 200
 
     asyncio.run(scenario())
+    # The door refused both before buffering them whole: the app never saw them.
+    assert _metric(server, "omega_http_requests_total", **labels) == by_app
 
 
 def test_the_server_keeps_serving_after_garbage_and_bad_requests(
