@@ -215,18 +215,26 @@ class _DoorProtocol(QuicConnectionProtocol):
             self._requests[event.stream_id] = request
             self._check(event.stream_id, request)
         if event.stream_ended:
-            self._dispatch(event.stream_id, request)
+            self._ended(event.stream_id, request)
 
     def _on_data(self, event: DataReceived) -> None:
         request = self._requests.get(event.stream_id)
-        if request is None or request.done:
+        if request is None:
             return
-        request.body += event.data
-        if len(request.body) > self._door.max_body:
-            detail = f"body is over the {self._door.max_body} byte limit"
-            self._refuse(event.stream_id, request, _problem(413, detail, "too-large"))
-        elif event.stream_ended:
-            self._dispatch(event.stream_id, request)
+        if not request.done:
+            request.body += event.data
+            if len(request.body) > self._door.max_body:
+                detail = f"body is over the {self._door.max_body} byte limit"
+                self._refuse(event.stream_id, request, _problem(413, detail, "too-large"))
+        if event.stream_ended:
+            self._ended(event.stream_id, request)
+
+    def _ended(self, stream_id: int, request: _Request) -> None:
+        """The client sent all of it: to the app, unless it was refused (then forgotten)."""
+        if request.done:
+            self._requests.pop(stream_id, None)
+        else:
+            self._dispatch(stream_id, request)
 
     def _check(self, stream_id: int, request: _Request) -> None:
         """Refuse at once what must not reach the app: early data that is not a safe
@@ -252,8 +260,6 @@ class _DoorProtocol(QuicConnectionProtocol):
         self._transmit_soon()
 
     def _dispatch(self, stream_id: int, request: _Request) -> None:
-        if request.done:
-            return
         request.done = True
         if request.early:
             self._door.early.labels("answered").inc()
