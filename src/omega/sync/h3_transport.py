@@ -333,29 +333,29 @@ class Http3Transport:
     async def request(
         self, method: str, path: str, *, body: bytes | None, headers: Mapping[str, str]
     ) -> Response:
-        early_ok = self._early_data == "all" or (
-            self._early_data == "reads" and may_be_early(method, path)
-        )
         try:
             async with asyncio.timeout(self._timeout):
-                protocol = await self._connection()
-                if not early_ok:
-                    await self._handshake(protocol)
-                answer, early = await protocol.exchange(
-                    method, path, body, headers, self._authority
-                )
-                if (
-                    early and answer.status == TOO_EARLY
-                ):  # RFC 8470 §5.2: again, after the handshake
-                    self.stats.too_early += 1
-                    await self._handshake(protocol)
-                    answer, _ = await protocol.exchange(
-                        method, path, body, headers, self._authority
-                    )
+                return await self._request(method, path, body, headers)
         except TimeoutError:
             raise TransportError(f"{method} {path}: timed out over HTTP/3") from None
         except TransportError as exc:
             raise TransportError(f"{method} {path}: {exc}") from None
+
+    async def _request(
+        self, method: str, path: str, body: bytes | None, headers: Mapping[str, str]
+    ) -> Response:
+        protocol = await self._connection()
+        early_ok = self._early_data == "all" or (
+            self._early_data == "reads" and may_be_early(method, path)
+        )
+        if not early_ok:
+            await self._handshake(protocol)
+        answer, early = await protocol.exchange(method, path, body, headers, self._authority)
+        if early and answer.status == TOO_EARLY:
+            # RFC 8470 §5.2: the server would not act on it as early data; send it again.
+            self.stats.too_early += 1
+            await self._handshake(protocol)
+            answer, _ = await protocol.exchange(method, path, body, headers, self._authority)
         return answer
 
     async def _handshake(self, protocol: _ClientProtocol) -> None:
@@ -363,10 +363,11 @@ class Http3Transport:
             async with asyncio.timeout(self._connect_timeout):
                 await asyncio.shield(protocol.handshake)
         except TimeoutError:
-            protocol.close()
-            raise TransportError(
+            protocol.failure = TransportError(
                 f"no QUIC handshake with {self.host}:{self.port} in {self._connect_timeout:g} s"
-            ) from None
+            )
+            protocol.close()
+            raise protocol.failure from None
 
     async def _connection(self) -> _ClientProtocol:
         async with self._lock:
