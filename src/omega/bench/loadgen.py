@@ -83,7 +83,7 @@ MANUFACTURER = "omega-bench"
 _JITTER = (0.5, 1.5)  # a device's next sync comes after its period times U(0.5, 1.5)
 _REGISTER_CONCURRENCY = 32
 _CONNECTIONS_PER_LANE = 4
-_STREAMS_PER_QUIC = 8  # requests in flight on one QUIC connection of the fleet
+_STREAMS_PER_QUIC = 16  # requests in flight on one QUIC connection of the fleet
 
 
 class LoadConfig(msgspec.Struct, frozen=True, kw_only=True):

@@ -156,7 +156,7 @@ def server(
     connections: int = typer.Option(32, help="Client connections (keep-alive) in all."),
     seed: int = typer.Option(0, help="Seed for the devices' patterns and schedules."),
     transport: str = typer.Option(
-        "http", help="The door the fleet uses: http, or quic (HTTP/3; 8 streams a connection)."
+        "http", help="The door the fleet uses: http, or quic (HTTP/3; 16 streams a connection)."
     ),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
 ) -> None:
