@@ -94,20 +94,21 @@ static int sync_with_constellation(omega_brain *brain)
 
 static int print_stats(omega_brain *brain)
 {
-    size_t needed = 0;
-    char *json;
-    /* Too small a buffer says how big it must be. */
-    if (omega_stats(brain, NULL, 0, &needed) != OMEGA_E_BUFFER) return 1;
-    json = malloc(needed);
-    if (json == NULL) return 1;
-    if (omega_stats(brain, json, needed, NULL) != OMEGA_OK) {
-        fprintf(stderr, "omega_stats failed: %s\n", omega_last_error());
+    size_t size = 0, needed = 0;
+    char *json = NULL;
+    omega_status status;
+    /* A buffer too small says how big it must be; the figures move on meanwhile (time
+       passes), so ask again until it fits. */
+    while ((status = omega_stats(brain, json, size, &needed)) == OMEGA_E_BUFFER) {
         free(json);
-        return 1;
+        size = needed + 256;
+        json = malloc(size);
+        if (json == NULL) return 1;
     }
-    printf("stats (%zu bytes): %.160s...\n", needed, json);
+    if (status == OMEGA_OK) printf("stats (%zu bytes): %.160s...\n", needed, json);
+    else fprintf(stderr, "omega_stats failed: %s\n", omega_last_error());
     free(json);
-    return 0;
+    return status != OMEGA_OK;
 }
 
 int main(int argc, char **argv)

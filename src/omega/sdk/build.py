@@ -38,6 +38,7 @@ from omega.errors import ConfigError
 __all__ = [
     "HEADER",
     "LIBRARY",
+    "SOURCES",
     "SdkBuild",
     "api_functions",
     "build_sdk",

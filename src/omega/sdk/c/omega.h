@@ -243,7 +243,8 @@ OMEGA_API omega_status omega_stop_sync(omega_brain *brain);
 /* The brain's figures as one JSON object (items, episodes, patterns, outbox, footprint,
    memory tiers, loops, last sync, and the periodic sync's state under "sync") into the
    caller's buffer, NUL-terminated. `needed` (may be NULL) receives the bytes it takes,
-   the NUL included; OMEGA_E_BUFFER when `size` is less. */
+   the NUL included; OMEGA_E_BUFFER when `size` is less. The figures change as time
+   passes, so the size may too: leave room, or call again while OMEGA_E_BUFFER. */
 OMEGA_API omega_status omega_stats(omega_brain *brain, char *json, size_t size,
                                    size_t *needed);
 
