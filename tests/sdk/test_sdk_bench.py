@@ -23,4 +23,5 @@ def test_bench_sdk_reports_both_paths_first_calls_and_memory() -> None:
     # The model adds to the C host's memory once it loads.
     assert 0 < figures["c_host_rss_before_model_mb"] < figures["c_host_rss_mb"]
     assert figures["python_host_rss_mb"] > 0 and figures["library_bytes"] > 10_000
+    assert figures["c_call_p50_us"] > 0
     assert figures["calls"] == 30 and figures["titles"] == 300

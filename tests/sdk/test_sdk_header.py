@@ -103,3 +103,12 @@ def test_status_codes_are_the_clis_exit_codes(lib: ctypes.CDLL) -> None:
         assert lib.omega_status_name(int(status)) == name.encode()
     assert lib.omega_status_name(42) == b"OMEGA_E_UNKNOWN"
     assert lib.omega_version().decode() == version("exogenesis-omega")
+
+
+def test_the_docs_describe_every_function_and_code() -> None:
+    docs = (REPO / "docs" / "sdk.md").read_text()
+    for function in api_functions():
+        assert f"`{function.name}(" in docs or f"`const char *{function.name}(" in docs, function
+    for status in Status:
+        name = "OMEGA_OK" if status is Status.OK else f"OMEGA_E_{status.name}"
+        assert f"| `{name}` | {int(status)} |" in docs

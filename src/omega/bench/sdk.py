@@ -117,7 +117,9 @@ def run_sdk_bench(
             python_command = [sys.executable, "-m", "omega.bench._sdk_python", *args]
             python_runs.append(_run(python_command, "Python bench"))
         library_bytes = built.library.stat().st_size
-    c_side = c_runs[0] | {"recommend_ns": [ns for run in c_runs for ns in run["recommend_ns"]]}
+    c_side = c_runs[0] | {
+        key: [ns for run in c_runs for ns in run[key]] for key in ("recommend_ns", "setter_ns")
+    }
     python = python_runs[0] | {
         "recommend_ns": [ns for run in python_runs for ns in run["recommend_ns"]]
     }
@@ -134,6 +136,7 @@ def _figures(
     c_side: dict[str, Any], python: dict[str, Any], *, build_s: float, library_bytes: int
 ) -> dict[str, Any]:
     c = _percentiles([ns / 1e6 for ns in c_side["recommend_ns"]])
+    setter_us = 1000 * _percentiles([ns / 1e6 for ns in c_side["setter_ns"]])["p50_ms"]
     py = _percentiles([ns / 1e6 for ns in python["recommend_ns"]])
     limit = RATIO * py["p99_ms"] + SLACK_MS
     return {
@@ -142,6 +145,8 @@ def _figures(
         "python_recommend_p50_ms": py["p50_ms"],
         "python_recommend_p99_ms": py["p99_ms"],
         "c_overhead_p50_ms": round(c["p50_ms"] - py["p50_ms"], 4),
+        # One trivial call from C (a setter): what crossing into the library costs.
+        "c_call_p50_us": round(setter_us, 1),
         "target_p99_ms": round(limit, 4),
         "within_target": c["p99_ms"] <= limit,
         # The first calls of a TV process: interpreter start and Omega's import, the
