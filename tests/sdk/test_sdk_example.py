@@ -5,15 +5,19 @@ in the brain; then the same run under valgrind's memcheck."""
 
 from __future__ import annotations
 
+import ctypes
+import json
 import re
 import shutil
 from collections.abc import Iterator
+from ctypes import byref, c_void_p
 from pathlib import Path
 
 import pytest
 from _sdk_world import CATALOG, REPO, Constellation, certify, run, start_constellation
 
 from omega.brain import Brain
+from omega.sdk import Status
 
 
 @pytest.fixture
@@ -100,3 +104,30 @@ def test_the_example_under_valgrind(tv: Path, tmp_path: Path, constellation: Con
     assert done.returncode == 0, done.stderr + log[-6000:]
     _check_output(done.stdout)
     assert re.search(r"ERROR SUMMARY: 0 errors from 0 contexts \(suppressed: \d+ from \d+\)", log)
+
+
+def test_the_periodic_sync_stopped_by_a_refusal_says_so_at_stop(
+    lib: ctypes.CDLL, tmp_path: Path, constellation: Constellation
+) -> None:
+    """No certificate: the constellation refuses the TV, which no wait can heal, so the
+    periodic sync stops by itself; the stats show it and omega_stop_sync returns it."""
+    config, brain = c_void_p(), c_void_p()
+    assert lib.omega_config_new(byref(config)) == Status.OK
+    assert lib.omega_config_set_storage_path(config, str(tmp_path / "brain").encode()) == 0
+    assert lib.omega_config_set_constellation_url(config, constellation.base_url.encode()) == 0
+    assert lib.omega_brain_open(config, byref(brain)) == Status.OK
+    try:
+        assert lib.omega_start_sync(brain) == Status.OK
+        assert lib.omega_start_sync(brain) == Status.CONFIG  # once
+        assert lib.omega_sync_now(brain, None) == Status.AUTH
+        assert "attestation-required" in lib.omega_last_error().decode()
+        json_text = ctypes.create_string_buffer(1 << 16)
+        assert lib.omega_stats(brain, json_text, 1 << 16, None) == Status.OK
+        sync = json.loads(json_text.value)["sync"]
+        assert sync["state"] in ("stopping", "failed")  # on its way out, or out
+        assert "AuthError" in sync["last_error"]
+        assert lib.omega_stop_sync(brain) == Status.AUTH
+        assert lib.omega_stop_sync(brain) == Status.OK  # stopped already: nothing to say
+    finally:
+        assert lib.omega_brain_close(brain) == Status.OK
+        lib.omega_config_free(config)

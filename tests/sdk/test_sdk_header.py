@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import ctypes
 import subprocess
+import sys
 from importlib.metadata import version
 from pathlib import Path
 
 import pytest
-from _sdk_world import REPO
+from _sdk_world import REPO, run
 
 from omega.cli.main import ExitCode
 from omega.sdk import HEADER, Status, api_functions
@@ -112,3 +113,12 @@ def test_the_docs_describe_every_function_and_code() -> None:
     for status in Status:
         name = "OMEGA_OK" if status is Status.OK else f"OMEGA_E_{status.name}"
         assert f"| `{name}` | {int(status)} |" in docs
+
+
+def test_sdk_build_names_a_bad_out_directory(tmp_path: Path) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    done = run([sys.executable, "-m", "omega.cli", "sdk", "build", "--out", str(blocker)])
+    assert done.returncode == 2
+    said = " ".join(done.stderr.split())  # Rich wraps long lines
+    assert f"--out: cannot make {blocker / 'lib'} (Not a directory)" in said

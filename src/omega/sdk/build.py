@@ -261,8 +261,11 @@ def build_sdk(out: Path) -> SdkBuild:
     header = HEADER.read_text(encoding="utf-8")
     functions = api_functions(header)
     home, path = sys.base_prefix, search_path()
-    (out / "lib").mkdir(parents=True, exist_ok=True)
-    (out / "include").mkdir(parents=True, exist_ok=True)
+    for directory in (out / "lib", out / "include"):
+        try:
+            directory.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ConfigError(f"--out: cannot make {directory} ({exc.strerror})") from None
     with tempfile.TemporaryDirectory(prefix="omega-sdk-build-") as tmp:
         work = Path(tmp)
         link_dir = work / "link"  # -lpython3.X must find a file of that name
