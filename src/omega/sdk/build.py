@@ -163,7 +163,7 @@ def _fail_every_call(error):
         "the Omega library could not load its Python package "
         f"({{type(error).__name__}}: {{error}}); sys.path is {{sys.path}}; set "
         "OMEGA_PYTHONPATH to the directories holding Omega and its dependencies"
-    ).encode("utf-8", "replace")[:1000]
+    ).encode("utf-8", "replace")[:1000].decode("utf-8", "ignore").encode("utf-8")
 
     def failing(*args):
         lib._omega_set_error(sentence)

@@ -40,6 +40,8 @@ MAX_SENTENCE_BYTES = 1023
 #: (and reading that far would read memory that is not the array).
 MAX_RECORDS = 1_000_000
 MAX_STRINGS = 100_000
+#: The most recommendations one call gives (``Brain.recommend``'s bound).
+MAX_K = 1000
 #: OMEGA_UNKNOWN in omega.h.
 UNKNOWN = -1.0
 _TIME_BUCKETS = {1: "morning", 2: "afternoon", 3: "evening", 4: "night"}
@@ -134,8 +136,8 @@ class CApi:
             raise InputError(f"{what} is not UTF-8") from None
         return text
 
-    def _optional_text(self, pointer: Any) -> str:
-        return "" if pointer == self.ffi.NULL else self._text(pointer, "a string")
+    def _optional_text(self, pointer: Any, what: str) -> str:
+        return "" if pointer == self.ffi.NULL else self._text(pointer, what)
 
     def _texts(self, array: Any, count: int, what: str) -> list[str]:
         if count > MAX_STRINGS:
@@ -213,14 +215,11 @@ class CApi:
             imported[0] = done
 
     def _item(self, record: Any, n: int) -> CatalogItem:
-        fields = {
-            "item_id": self._optional_text(record.item_id),
-            "title": self._optional_text(record.title),
-            "genres": self._optional_text(record.genres),
-            "year": record.year or None,
-            "runtime_min": record.runtime_min or None,
-            "description": self._optional_text(record.description),
+        fields: dict[str, object] = {
+            name: self._optional_text(getattr(record, name), f"items[{n}].{name}")
+            for name in ("item_id", "title", "genres", "description")
         }
+        fields |= {"year": record.year or None, "runtime_min": record.runtime_min or None}
         return catalog_item(fields, f"items[{n}]")
 
     # -- tracking ------------------------------------------------------------------------
@@ -255,6 +254,8 @@ class CApi:
         device = self._device(brain)
         out = self._out(results, "results")
         out.count = out.text_needed = 0
+        if not 1 <= k <= MAX_K:
+            raise InputError(f"k must be within [1, {MAX_K}], got {k}")
         if out.capacity < k:
             out.count = k
             raise BufferTooSmall("results.items (its capacity)", k, out.capacity)
@@ -298,7 +299,7 @@ class CApi:
     def _filters(self, filters: Any) -> Filters | None:
         if filters == self.ffi.NULL:
             return None
-        genres = self._optional_text(filters.genres)
+        genres = self._optional_text(filters.genres, "filters->genres")
         if filters.max_runtime_min < 0:
             raise InputError(f"filters->max_runtime_min must be ≥ 0, got {filters.max_runtime_min}")
         return Filters(
