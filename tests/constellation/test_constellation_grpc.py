@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -342,3 +344,16 @@ def test_an_idle_stream_is_ended_by_the_server(tmp_path: Path) -> None:
         assert not (tmp_path / "grpc-address").exists()  # removed when the door closed
 
     asyncio.run(scenario())
+
+
+def test_omega_serve_refuses_a_taken_grpc_port_in_one_sentence(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        command = [sys.executable, "-m", "omega.cli", "serve", "--port", "0"]
+        command += ["--data-dir", str(tmp_path), "--grpc-port", str(port)]
+        done = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2, done.stderr
+    assert f"--grpc-port {port}: cannot listen on 127.0.0.1" in done.stderr
+    assert "Traceback" not in done.stderr
