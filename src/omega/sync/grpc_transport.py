@@ -136,7 +136,8 @@ class GrpcTransport:
         async with self._stream_lock:
             stream = await self._write(request, metadata, where)
             try:
-                raw = await asyncio.wait_for(stream.call.read(), self.timeout)
+                async with asyncio.timeout(self.timeout):
+                    raw = await stream.call.read()
             except TimeoutError:
                 self._drop()
                 raise TransportError(f"{where}: timed out after {self.timeout:g} s") from None
@@ -157,7 +158,8 @@ class GrpcTransport:
         for attempt in (1, 2):
             stream = self._stream_for(metadata)
             try:
-                await asyncio.wait_for(stream.call.write(request), self.timeout)
+                async with asyncio.timeout(self.timeout):
+                    await stream.call.write(request)
                 return stream
             except TimeoutError:
                 self._drop()

@@ -132,7 +132,8 @@ class _Door:
             headers = await _bearer(context)
             while True:
                 try:
-                    raw = await asyncio.wait_for(context.read(), self.idle)
+                    async with asyncio.timeout(self.idle):  # no task per read, as wait_for
+                        raw = await context.read()
                 except TimeoutError:
                     return  # idle: the device opens a new stream when it syncs again
                 if raw is grpc.aio.EOF:
