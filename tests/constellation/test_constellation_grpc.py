@@ -204,6 +204,10 @@ def test_refusals_carry_the_matching_code_and_the_http_status(channel: grpc.Chan
     assert trailers["omega-http-status"] == "401" and trailers["omega-problem"] == "unauthorized"
     code, _, trailers = refused(channel, "PullPatterns", pull, "not-a-token")
     assert code == grpc.StatusCode.UNAUTHENTICATED and trailers["omega-http-status"] == "401"
+    # No registration frame: the defaults, unattested, which this server refuses.
+    code, _, trailers = refused(channel, "Register", b"")
+    assert code == grpc.StatusCode.PERMISSION_DENIED
+    assert trailers["omega-problem"] == "attestation-required"
 
     theirs = sync_pb2.SyncRequest(frame=sync_frame(other.viewer_id)).SerializeToString()
     with pytest.raises(grpc.RpcError) as caught:

@@ -154,7 +154,8 @@ class _Door:
             headers["accept"] = "application/json"
         else:
             headers["accept"] = BINARY_MEDIA_TYPE
-            if body or rpc.name != "Register":  # an empty Registration: the defaults
+            # An empty Register frame goes as no body at all: a Registration's defaults.
+            if rpc.method == "POST" and (body or rpc.name != "Register"):
                 headers["content-type"] = BINARY_MEDIA_TYPE
         try:
             reply = await call_app(
