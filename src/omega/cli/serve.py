@@ -117,6 +117,8 @@ def _check_grpc_port(settings: Any) -> None:
     from omega.errors import ConfigError
 
     with socket.socket(socket.AF_INET6 if ":" in settings.grpc_host else socket.AF_INET) as probe:
+        # As the door binds: a port left in TIME_WAIT by a stopped server is free.
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             probe.bind((settings.grpc_host, settings.grpc_port))
         except OSError as exc:
