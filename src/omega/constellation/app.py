@@ -34,8 +34,12 @@ from omega.constellation.problems import install_problem_handlers
 from omega.constellation.ratelimit import ViewerRateLimiter
 from omega.constellation.rounds import RoundRunner
 from omega.constellation.routes import (
+    consensus,
+    consensus_router,
     manage_router,
     manufacturers_router,
+    operator,
+    operator_router,
     ops_router,
     stream_router,
     sync_router,
@@ -86,6 +90,8 @@ _DOC_TYPES: list[Any] = [
     DeviceRekey,
     RekeyedDevice,
     CodebookPublished,
+    *operator.DOC_TYPES,
+    *consensus.DOC_TYPES,
 ]
 
 
@@ -258,6 +264,8 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         sync_router,
         manage_router,
         manufacturers_router,
+        operator_router,
+        consensus_router,
         stream_router,
         ops_router,
     ):
