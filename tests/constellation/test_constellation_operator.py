@@ -101,6 +101,9 @@ def test_consensus_explains_a_released_and_a_withheld_pattern(
     admin: httpx.Client, world: tuple[str, str]
 ) -> None:
     codebook_id, released_id = world
+    listed = admin.get("/api/omega/admin/release", params={"limit": 5}).json()
+    assert (listed["total"], [p["id"] for p in listed["patterns"]]) == (1, [released_id])
+    assert admin.get("/api/omega/admin/release", params={"limit": 0}).status_code == 400
     document = admin.get(f"/api/omega/admin/consensus/{released_id}").json()
     assert document["verdict"] == "released"
     assert document["released"]["id"] == released_id

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from fastapi import Depends, FastAPI
+from starlette.routing import Route
 
 from omega.clock import Clock, SystemClock
 from omega.constellation._runtime import Runtime, load_admin_token, load_keys, load_release_keys
@@ -28,6 +29,7 @@ from omega.constellation.exchange import Exchange, ExchangeLimits
 from omega.constellation.guards import known_query_only
 from omega.constellation.helper_client import HelperSettings
 from omega.constellation.ingest import CodebookCache
+from omega.constellation.mcp_door import MCP_PATH, McpEndpoint, mcp_door
 from omega.constellation.metrics import Metrics, MetricsMiddleware
 from omega.constellation.openapi import document_components
 from omega.constellation.problems import install_problem_handlers
@@ -216,7 +218,10 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         runtime = _build_runtime(settings, clock, metrics)
         app.state.runtime = runtime
         tasks: list[asyncio.Task[None]] = []
+        doors = contextlib.AsyncExitStack()  # more ways in than HTTP/1.1: /mcp
         try:
+            if settings.mcp:
+                await doors.enter_async_context(mcp_door(app, runtime))
             await runtime.watcher.check()
             tasks.append(asyncio.create_task(runtime.watcher.run(), name="omega-release-watch"))
             if settings.federation_interval > 0:
@@ -233,6 +238,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
                 gc.freeze()
             yield
         finally:
+            await doors.aclose()
             for task in tasks:
                 task.cancel()
             for task in tasks:
@@ -270,5 +276,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         ops_router,
     ):
         app.include_router(router)
+    if settings.mcp:
+        app.router.routes.append(Route(MCP_PATH, McpEndpoint(), include_in_schema=False))
     document_components(app, _DOC_TYPES)
     return app

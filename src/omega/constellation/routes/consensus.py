@@ -1,5 +1,6 @@
 """``GET /api/omega/admin/consensus/{pattern_id}`` (admin): why a pattern is released or
-withheld.
+withheld; ``GET /api/omega/admin/release``: the current release's patterns, best first
+(the ids to ask about).
 
 It reads what a round would read (the current codebook's live patterns within the
 round's age, without viewers of revoked manufacturer keys) and judges the cluster with
@@ -11,9 +12,10 @@ what the next round will do.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Annotated
 
 import msgspec
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Query, Request
 from starlette.responses import Response
 
 from omega.constellation._runtime import Runtime, runtime_of
@@ -23,7 +25,7 @@ from omega.constellation.problems import Problem
 from omega.protocol.messages import ConsolidatedPattern, PatternContext, TaskType
 from omega.protocol.validation import MAX_ID_LENGTH
 
-__all__ = ["DOC_TYPES", "ClusterVotes", "ConsensusDocument", "router"]
+__all__ = ["DOC_TYPES", "ClusterVotes", "ConsensusDocument", "ReleaseDocument", "router"]
 
 router = APIRouter(prefix="/api/omega/admin", tags=["management"])
 
@@ -59,13 +61,37 @@ class ConsensusDocument(msgspec.Struct, frozen=True, kw_only=True):
     reasons: list[str]
 
 
-DOC_TYPES: list[type[msgspec.Struct]] = [ClusterVotes, ConsensusDocument]
+class ReleaseDocument(msgspec.Struct, frozen=True, kw_only=True):
+    """The current release ``version``: its ``total`` patterns, the first ``limit`` of
+    them by weight in ``patterns``."""
+
+    version: int
+    total: int
+    patterns: list[ConsolidatedPattern]
+
+
+DOC_TYPES: list[type[msgspec.Struct]] = [ClusterVotes, ConsensusDocument, ReleaseDocument]
 
 
 @dataclass(frozen=True, slots=True)
 class _Missing:
     detail: str
     slug: str
+
+
+@router.get(
+    "/release",
+    summary="The current release's patterns, best first (admin)",
+    response_class=Response,
+    responses=json_reply_doc("ReleaseDocument") | problem_responses(*ADMIN_ROUTE, 400),
+)
+async def release(
+    request: Request, _: Admin, limit: Annotated[int, Query(ge=1, le=1000)] = 20
+) -> Response:
+    runtime = runtime_of(request)
+    version, current = await runtime.db(runtime.storage.current_release)
+    document = ReleaseDocument(version=version, total=len(current), patterns=current[:limit])
+    return Response(msgspec.json.encode(document), media_type="application/json")
 
 
 @router.get(
