@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx2
+import numpy as np
 from mcp import Client
 from mcp.client.stdio import StdioServerParameters
 from mcp.client.streamable_http import streamable_http_client
@@ -20,7 +21,6 @@ from mcp_types import CallToolResult
 
 from omega.bench.serving import ServerProcess, bound_socket, uvicorn_command
 from omega.brain.catalog import CatalogItem, item_text
-from omega.brain.codebook import build_codebook
 from omega.brain.embedder import shared_embedder
 
 ADMIN_TOKEN = "mcp-test-admin-token-" + "z" * 16
@@ -59,7 +59,6 @@ FAMILIES = {
 }
 GENRES = {"cri": ["Crime", "Drama"], "ani": ["Animation", "Children"], "doc": ["Documentary"]}
 CODEBOOK_ID = "cb-mcp-test"
-K = 3
 
 
 def catalog() -> list[dict[str, Any]]:
@@ -72,17 +71,27 @@ def catalog() -> list[dict[str, Any]]:
 
 
 def codebook_document() -> dict[str, Any]:
-    """K cells by k-means over the catalog's own MiniLM vectors, as ``omega_init`` takes
-    it: what an operator builds from the catalog every TV also holds."""
-    items = [CatalogItem(item_id=e["item_id"], title=e["title"]) for e in catalog()]
+    """One cell per family, the mean of its titles' MiniLM vectors (as every TV embeds
+    them), as ``omega_init`` takes a codebook: each family's titles fall in its cell."""
+    entries = catalog()
+    items = [
+        CatalogItem(item_id=e["item_id"], title=e["title"], genres=e["genres"]) for e in entries
+    ]
     vectors = shared_embedder().embed([item_text(i) for i in items])
-    centroids = build_codebook(vectors, K, seed=0)
+    families = [e["item_id"][:3] for e in entries]
+    centroids = np.stack(
+        [
+            vectors[[i for i, f in enumerate(families) if f == family]].mean(axis=0)
+            for family in FAMILIES
+        ]
+    )
+    centroids /= np.linalg.norm(centroids, axis=1, keepdims=True)
     return {
         "codebook_id": CODEBOOK_ID,
         "dim": int(centroids.shape[1]),
         "k": int(centroids.shape[0]),
         "centroids_f16": base64.b64encode(centroids.astype("<f2").tobytes()).decode(),
-        "item_ids": [e["item_id"] for e in catalog()],
+        "item_ids": [e["item_id"] for e in entries],
     }
 
 
