@@ -89,7 +89,7 @@ def test_tracking_then_recommendations_with_scores_and_reasons(tmp_path: Path) -
         ranked = structured(await client.call_tool("viewer_get_recommendations", {"k": 5}))
         items = ranked["items"]
         assert len(items) == 5 and ranked["brain_ms"] > 0
-        assert all(i["reason"] for i in items)
+        assert all(i["reason"] and i["signals"] == {} for i in items)
         assert [i["score"] for i in items] == sorted((i["score"] for i in items), reverse=True)
         assert not {"cri0", "cri1", "cri2", "cri3", "ani0"} & {i["item_id"] for i in items}
         assert items[0]["item_id"].startswith("cri")  # more of what the household enjoys
@@ -99,9 +99,11 @@ def test_tracking_then_recommendations_with_scores_and_reasons(tmp_path: Path) -
                 "k": 3,
                 "filters": {"genres": ["Documentary"]},
                 "context": {"time_bucket": "evening", "day_type": "weekend"},
+                "explain": True,
             },
         )
         assert {i["item_id"][:3] for i in structured(docs)["items"]} == {"doc"}
+        assert all("semantic" in i["signals"] for i in structured(docs)["items"])
         stats = structured(await client.call_tool("viewer_stats", {}))
         assert (stats["viewer_id"], stats["items"], stats["episodes"]) == ("living-room", 24, 8)
         assert stats["sync"] is None and "instant" in stats["tiers"]

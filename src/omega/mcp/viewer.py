@@ -172,7 +172,11 @@ class ViewerSession:
         )
 
     def recommend(
-        self, context: RecommendContext | None, k: int, filters: RecommendFilters | None
+        self,
+        context: RecommendContext | None,
+        k: int,
+        filters: RecommendFilters | None,
+        explain: bool = False,
     ) -> Recommendations:
         brain = self.brain()
         when = Context(context.time_bucket, context.day_type) if context else None
@@ -191,7 +195,7 @@ class ViewerSession:
                 title=r.title,
                 score=round(r.score, 4),
                 reason=r.reason,
-                signals={name: round(v, 4) for name, v in r.signals.items()},
+                signals={n: round(v, 4) for n, v in r.signals.items()} if explain else {},
             )
             for r in ranked
         ]

@@ -125,14 +125,14 @@ class RecommendFilters(_Strict):
 
 
 class RecommendedTitle(BaseModel):
-    """A title with its score and the reason it is offered; ``signals``: what the score
-    is made of."""
+    """A title with its score and the reason it is offered; ``signals`` (when asked for
+    with ``explain``, else empty): what the score is made of."""
 
     item_id: str
     title: str
     score: float
     reason: str
-    signals: dict[str, float]
+    signals: dict[str, float] = Field(default_factory=dict)
 
 
 class Recommendations(BaseModel):

@@ -97,11 +97,14 @@ def _tools(session: ViewerSession) -> list[ToolSpec]:
         context: RecommendContext | None = None,
         k: Annotated[int, Field(ge=1, le=100, description="How many titles.")] = 10,
         filters: RecommendFilters | None = None,
+        explain: Annotated[
+            bool, Field(description="Also break each score into the signals it is made of.")
+        ] = False,
     ) -> Recommendations:
         """Titles not yet watched or skipped, best first, each with its score and the
         reason it is offered."""
         with tool_errors():
-            return await anyio.to_thread.run_sync(session.recommend, context, k, filters)
+            return await anyio.to_thread.run_sync(session.recommend, context, k, filters, explain)
 
     async def viewer_sync(
         force: Annotated[
