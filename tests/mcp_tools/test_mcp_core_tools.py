@@ -103,6 +103,16 @@ def test_a_provisioned_viewer_gets_credentials_once(tmp_path: Path) -> None:
     run(tmp_path, scenario)
 
 
+def test_aggregate_runs_a_round_now_or_only_when_contributions_wait(tmp_path: Path) -> None:
+    async def scenario(client: Client) -> None:
+        idle = structured(await client.call_tool("omega_aggregate", {"immediate": False}))
+        assert not idle["ran"] and "no contributions are pending" in idle["reason"]
+        ran = structured(await client.call_tool("omega_aggregate", {}))
+        assert ran["ran"] and ran["status"] == "no_codebook" and ran["version"] == 0
+
+    run(tmp_path, scenario)
+
+
 @pytest.mark.parametrize(
     ("tool", "arguments", "expected"),
     [

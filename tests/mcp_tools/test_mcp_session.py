@@ -91,6 +91,10 @@ def test_an_assistant_drives_both_sides(
                 assert sorted(why["live"]["voter_ids"]) == sorted(HOUSEHOLDS)
                 assert why["live"]["agreement"] == 1.0 and why["live"]["released_by_rules"]
                 assert "3 distinct viewers back it" in why["reasons"][0]
+                told = await operator.call_tool("omega_distribute", {"viewer_ids": ["kitchen"]})
+                assert structured(told)["events"] == 1
+                pruned = structured(await operator.call_tool("omega_prune", {"max_age": 3600}))
+                assert pruned["older"] == 0 and pruned["live_patterns"] == stats["live_patterns"]
                 # Not due yet (the server paced the TV); forced, it pulls the release.
                 waiting = structured(await own.call_tool("viewer_sync", {}))
                 assert not waiting["synced"] and "not due" in waiting["reason"]
