@@ -16,6 +16,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 
@@ -55,7 +56,11 @@ class McpEndpoint:
 
 @contextlib.asynccontextmanager
 async def mcp_door(app: FastAPI, runtime: Runtime) -> AsyncIterator[None]:
-    """Run the core tools' streamable-HTTP session manager while the app serves."""
+    """Run the core tools' streamable-HTTP session manager while the app serves.
+
+    The manager's task group lives in a task of its own, entered and left there: the
+    app's lifespan may be driven from one task and closed from another (an in-process
+    transport in tests and the simulator), which a task group must not see."""
     # Imported here: the MCP SDK costs ~0.5 s to import, which a server with mcp off
     # (and every process that only builds the app's routes) does not pay.
     from mcp.server.transport_security import TransportSecuritySettings
@@ -74,10 +79,29 @@ async def mcp_door(app: FastAPI, runtime: Runtime) -> AsyncIterator[None]:
     server = core_server(operator)
     server.streamable_http_app(streamable_http_path=MCP_PATH, transport_security=security)
     manager = server.session_manager
-    async with manager.run():
+    ready, stop = asyncio.Event(), asyncio.Event()
+
+    async def serve() -> None:
+        async with manager.run():
+            ready.set()
+            await stop.wait()
+
+    task = asyncio.create_task(serve(), name="omega-mcp-sessions")
+    try:
+        await _started(task, ready)
         app.state.mcp_handler = manager.handle_request
-        try:
-            yield
-        finally:
-            app.state.mcp_handler = None
-            await operator.aclose()
+        yield
+    finally:
+        app.state.mcp_handler = None
+        stop.set()
+        await task
+        await operator.aclose()
+
+
+async def _started(task: asyncio.Task[None], ready: asyncio.Event) -> None:
+    """Wait until the session manager runs (or re-raise why it could not start)."""
+    waiter = asyncio.create_task(ready.wait())
+    await asyncio.wait({task, waiter}, return_when=asyncio.FIRST_COMPLETED)
+    waiter.cancel()
+    if task.done():
+        task.result()
