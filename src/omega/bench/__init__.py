@@ -18,6 +18,8 @@ it measured. One module per command:
   (:func:`run_fleet_restart`);
 - ``serving``: a constellation in a child process, started, waited for (/healthz) and
   stopped or SIGKILLed (:class:`ServerProcess`), for the benches and the tests;
+- ``sdk``: the C SDK (libomega.so from a C program) against the Python API on one brain
+  (:func:`run_sdk_bench`);
 - ``soak``: a fleet at ~70 % of the held rate for minutes, through server SIGKILLs,
   connection resets and a helper outage, audited at the end (:func:`run_soak`), whose
   cheap devices run in their own process (``python -m omega.bench.soak_load``).
@@ -40,6 +42,7 @@ if TYPE_CHECKING:
     from omega.bench.fleet_restart import run_fleet_restart
     from omega.bench.loadgen import LoadConfig
     from omega.bench.mcp import run_mcp_bench
+    from omega.bench.sdk import run_sdk_bench
     from omega.bench.server import DEFAULT_RATES, run_server_bench
     from omega.bench.serving import BenchError, ServerProcess
     from omega.bench.shares import run_shares_bench
@@ -57,6 +60,7 @@ __all__ = [
     "run_federation_bench",
     "run_fleet_restart",
     "run_mcp_bench",
+    "run_sdk_bench",
     "run_server_bench",
     "run_shares_bench",
     "run_soak",
@@ -76,6 +80,7 @@ _HOMES = {
     "run_federation_bench": "federation",
     "run_fleet_restart": "fleet_restart",
     "run_mcp_bench": "mcp",
+    "run_sdk_bench": "sdk",
     "run_server_bench": "server",
     "run_shares_bench": "shares",
     "run_soak": "soak",

@@ -32,8 +32,9 @@ import sys
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import aiohttp
 import msgspec
@@ -58,6 +59,8 @@ from omega.protocol.messages import (
 
 __all__ = [
     "Answer",
+    "Lane",
+    "LaneFailure",
     "LoadConfig",
     "StepResult",
     "catalog_item",
@@ -79,6 +82,10 @@ _CONNECTIONS_PER_LANE = 4
 
 class LoadConfig(msgspec.Struct, frozen=True, kw_only=True):
     base_url: str
+    #: The door the fleet comes through: "http" (``base_url``), or another door whose
+    #: address is ``door_url`` (registration and syncs alike go through it).
+    transport: str = "http"
+    door_url: str = ""
     codebook_id: str
     viewers: int
     rates: list[float]
@@ -121,24 +128,54 @@ class StepResult(msgspec.Struct, frozen=True, kw_only=True):
     server_cpu_ms_per_sync: float | None = None
 
 
+class LaneFailure(Exception):
+    """No answer came on a lane; ``kind`` is how the step reports it ("timeout", …)."""
+
+    def __init__(self, kind: str) -> None:
+        super().__init__(kind)
+        self.kind = kind
+
+
+class Lane(Protocol):
+    """One connection group of the fleet, over one door (HTTP/1.1, gRPC or HTTP/3).
+
+    Requests wait in ``gate`` (FIFO) rather than in the transport's own queue, so the
+    time they queue in the client is measured apart from the time the server takes.
+    """
+
+    gate: asyncio.Semaphore
+
+    async def post(self, path: str, body: bytes, headers: Mapping[str, str]) -> tuple[int, bytes]:
+        """The answer's status and body; LaneFailure if none came."""
+        ...
+
+
 @dataclass(slots=True)
-class _Lane:
+class _HttpLane:
     """One small aiohttp session and the queue in front of it.
 
     The load generator shares the 2 cores with the server it measures, so its cost per
     request matters: at 400 syncs/s it used 21–31 % of a core on aiohttp against 56–61 %
     on httpx, CPU the server now gets. Devices are
-    spread over several sessions with a few keep-alive connections each; requests wait in
-    ``gate`` (FIFO) rather than in the connector's own queue.
+    spread over several sessions with a few keep-alive connections each.
     """
 
     client: aiohttp.ClientSession
     gate: asyncio.Semaphore
 
+    async def post(self, path: str, body: bytes, headers: Mapping[str, str]) -> tuple[int, bytes]:
+        try:
+            async with self.client.post(path, data=body, headers=dict(headers)) as answer:
+                return answer.status, await answer.read()
+        except TimeoutError:
+            raise LaneFailure("timeout") from None
+        except aiohttp.ClientError as exc:
+            raise LaneFailure(f"transport: {type(exc).__name__}") from None
+
 
 @dataclass(slots=True)
 class _Device:
-    lane: _Lane
+    lane: Lane
     viewer_id: str
     headers: dict[str, str]
     patterns: list[Pattern]
@@ -173,7 +210,7 @@ def _registrations(config: LoadConfig) -> Callable[[int], Registration]:
     return lambda i: maker.device(f"{prefix}{i}", model="bench-tv").attest(registration)
 
 
-async def _register(lanes: list[_Lane], config: LoadConfig) -> list[_Device]:
+async def _register(lanes: list[Lane], config: LoadConfig) -> list[_Device]:
     """Register every device; each gets a pool of patterns it re-pushes (as updates)."""
     rng = np.random.default_rng(config.seed)
     templates = synthetic_pushes(2 * config.viewers, rng=rng)
@@ -183,15 +220,12 @@ async def _register(lanes: list[_Lane], config: LoadConfig) -> list[_Device]:
     async def one(i: int) -> _Device:
         lane = lanes[i % len(lanes)]
         body = codec.encode(make(i))
-        async with (
-            gate,
-            lane.client.post(
-                "/api/omega/viewers", data=body, headers={"Content-Type": BINARY_MEDIA_TYPE}
-            ) as answer,
-        ):
-            content = await answer.read()
-        if answer.status != 201:
-            raise RuntimeError(f"registration failed: {answer.status} {content[:200]!r}")
+        async with gate:
+            status, content = await lane.post(
+                "/api/omega/viewers", body, {"Content-Type": BINARY_MEDIA_TYPE}
+            )
+        if status != 201:
+            raise RuntimeError(f"registration failed: {status} {content[:200]!r}")
         reg = codec.decode(content, expect=RegistrationResponse)
         a, b = templates[2 * i], templates[2 * i + 1]
         return _Device(
@@ -251,18 +285,13 @@ async def post_sync(device: _Device, body: bytes) -> Answer:
     try:
         async with device.lane.gate:
             sent = loop.time()
-            async with device.lane.client.post(
-                "/api/omega/sync", data=body, headers=device.headers
-            ) as answer:
-                content = await answer.read()
+            status, content = await device.lane.post("/api/omega/sync", body, device.headers)
             service = loop.time() - sent
-        if answer.status != 200:
-            return Answer(None, f"http {answer.status}", service)
+        if status != 200:
+            return Answer(None, f"http {status}", service)
         return Answer(codec.decode(content, expect=SyncResponse, max_bytes=1 << 22), None, service)
-    except TimeoutError:
-        return Answer(None, "timeout")
-    except aiohttp.ClientError as exc:
-        return Answer(None, f"transport: {type(exc).__name__}")
+    except LaneFailure as exc:
+        return Answer(None, exc.kind)
     except RemoteProtocolError:
         return Answer(None, "undecodable answer")
 
@@ -417,11 +446,21 @@ async def run_load(config: LoadConfig) -> list[StepResult]:
     return results
 
 
-async def open_lanes(stack: contextlib.AsyncExitStack, config: LoadConfig) -> list[_Lane]:
-    """The fleet's aiohttp sessions (``connections`` in all), closed with ``stack``."""
+async def open_lanes(stack: contextlib.AsyncExitStack, config: LoadConfig) -> list[Lane]:
+    """The fleet's lanes over ``config.transport`` (``connections`` in all), closed with
+    ``stack``."""
+    opener = _LANE_OPENERS.get(config.transport)
+    if opener is None:
+        known = ", ".join(sorted(_LANE_OPENERS))
+        raise ValueError(f"unknown transport {config.transport!r}; known: {known}")
+    return await opener(stack, config)
+
+
+async def _http_lanes(stack: contextlib.AsyncExitStack, config: LoadConfig) -> list[Lane]:
+    """aiohttp sessions of a few keep-alive connections each."""
     per_lane = min(config.connections, _CONNECTIONS_PER_LANE)
     timeout = aiohttp.ClientTimeout(total=config.timeout)
-    lanes = []
+    lanes: list[Lane] = []
     for _ in range(max(1, config.connections // per_lane)):
         session = aiohttp.ClientSession(
             base_url=config.base_url,
@@ -429,8 +468,14 @@ async def open_lanes(stack: contextlib.AsyncExitStack, config: LoadConfig) -> li
             timeout=timeout,
         )
         client = await stack.enter_async_context(session)
-        lanes.append(_Lane(client=client, gate=asyncio.Semaphore(per_lane)))
+        lanes.append(_HttpLane(client=client, gate=asyncio.Semaphore(per_lane)))
     return lanes
+
+
+LaneOpener = Callable[[contextlib.AsyncExitStack, LoadConfig], Awaitable[list[Lane]]]
+
+#: How the fleet reaches the server, by ``LoadConfig.transport``.
+_LANE_OPENERS: dict[str, LaneOpener] = {"http": _http_lanes}
 
 
 def quiet_gc(stack: contextlib.AsyncExitStack) -> None:

@@ -144,6 +144,37 @@ def sybil(
     emit(result, as_json=as_json, title="omega bench sybil")
 
 
+@app.command("sdk")
+def sdk(
+    titles: int = typer.Option(10_000, help="Synthetic catalog size (clustered vectors)."),
+    events: int = typer.Option(300, help="Views tracked before measuring."),
+    calls: int = typer.Option(2_000, help="recommend() calls timed on each path."),
+    warmup: int = typer.Option(200, help="Untimed calls before them."),
+    k: int = typer.Option(10, "-k", help="Titles per recommendation (1..100)."),
+    rounds: int = typer.Option(2, help="Runs of each path, alternating."),
+    seed: int = typer.Option(0, help="Random seed."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
+) -> None:
+    """The C SDK against Python on one brain: recommend p50/p99 from a C program using
+    libomega.so and from the Python API, the C process's first calls (interpreter start,
+    open, model load) and its resident memory. Builds the library first."""
+    from omega.bench import run_sdk_bench
+    from omega.cli._output import err_console
+
+    with err_console.status("benchmarking the C SDK…") as status:
+        result = run_sdk_bench(
+            titles=titles,
+            events=events,
+            calls=calls,
+            warmup=warmup,
+            k=k,
+            rounds=rounds,
+            seed=seed,
+            progress=lambda text: status.update(text),
+        )
+    emit(result, as_json=as_json, title="omega bench sdk")
+
+
 @app.command("shares")
 def shares(
     reports: int = typer.Option(2000, help="Two-server reports to make and count (≤ 5000)."),

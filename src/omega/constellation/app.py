@@ -1,8 +1,9 @@
 """``create_app(settings) -> FastAPI``: the constellation service, assembled.
 
 Nothing is opened at import time. The lifespan opens storage, loads (or makes) the JWT
-keys and admin token, starts the release watcher and — when ``federation_interval`` is
-above 0 — in-process federation rounds, and stops them all on shutdown. ``uvicorn
+keys and admin token, starts the release watcher, in-process federation rounds (when
+``federation_interval`` is above 0) and the other doors the settings open (gRPC, HTTP/3,
+MCP: ``omega.constellation.doors``), and stops them all on shutdown. ``uvicorn
 --factory omega.constellation.app:create_app`` builds one from ``OMEGA_*`` variables.
 """
 
@@ -24,12 +25,13 @@ from omega.clock import Clock, SystemClock
 from omega.constellation._runtime import Runtime, load_admin_token, load_keys, load_release_keys
 from omega.constellation.auth import AdminGate, TokenService
 from omega.constellation.distribute import Pacer
+from omega.constellation.doors import open_doors
+from omega.constellation.doors.mcp_tools import MCP_PATH, McpEndpoint
 from omega.constellation.events import EventBroker, ReleaseWatcher
 from omega.constellation.exchange import Exchange, ExchangeLimits
 from omega.constellation.guards import known_query_only
 from omega.constellation.helper_client import HelperSettings
 from omega.constellation.ingest import CodebookCache
-from omega.constellation.mcp_door import MCP_PATH, McpEndpoint, mcp_door
 from omega.constellation.metrics import Metrics, MetricsMiddleware
 from omega.constellation.openapi import document_components
 from omega.constellation.problems import install_problem_handlers
@@ -218,14 +220,14 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         runtime = _build_runtime(settings, clock, metrics)
         app.state.runtime = runtime
         tasks: list[asyncio.Task[None]] = []
-        doors = contextlib.AsyncExitStack()  # more ways in than HTTP/1.1: /mcp
+        doors = contextlib.AsyncExitStack()
         try:
-            if settings.mcp:
-                await doors.enter_async_context(mcp_door(app, runtime))
             await runtime.watcher.check()
             tasks.append(asyncio.create_task(runtime.watcher.run(), name="omega-release-watch"))
             if settings.federation_interval > 0:
                 tasks.append(asyncio.create_task(runtime.rounds.run(), name="omega-rounds"))
+            for line in await open_doors(app, settings, doors):
+                log.info("door open: %s", line)
             log.info(
                 "constellation up: storage %s, release v%d, signing kid %s, release kid %s",
                 settings.storage_url.split("@")[-1],
@@ -238,7 +240,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
                 gc.freeze()
             yield
         finally:
-            await doors.aclose()
+            await doors.aclose()  # stop taking requests before the parts they need stop
             for task in tasks:
                 task.cancel()
             for task in tasks:

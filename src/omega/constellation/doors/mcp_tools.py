@@ -4,8 +4,9 @@
   token>``, checked before the MCP session manager sees it (401 problem otherwise).
 - **In the app's lifespan**: the SDK's session manager runs a task group for its
   sessions, which must be running when a request reaches it; a mounted sub-app's own
-  lifespan never runs under FastAPI. :func:`mcp_door` is entered in the
-  constellation's lifespan (``create_app``): it starts the manager on the first ``/mcp``
+  lifespan never runs under FastAPI. :func:`open_mcp`, one of the doors the lifespan
+  opens (``omega.constellation.doors``), enters :func:`mcp_door`: it starts the manager
+  on the first ``/mcp``
   request (so a server no assistant uses never imports the SDK: ~0.5 s, ~50 MB) in a
   task of its own, and stops it at shutdown.
 - **Allowed hosts**: the transport refuses Host headers outside
@@ -22,7 +23,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI
 from starlette.requests import Request
@@ -31,12 +32,13 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from omega.constellation._runtime import Runtime, load_admin_token
 from omega.constellation.guards import bearer_token
 from omega.constellation.problems import problem_response
+from omega.constellation.settings import Settings
 from omega.errors import AuthError
 
 if TYPE_CHECKING:
     from omega.mcp import Operator
 
-__all__ = ["MCP_PATH", "McpDoor", "McpEndpoint", "mcp_door"]
+__all__ = ["MCP_PATH", "McpDoor", "McpEndpoint", "mcp_door", "open_mcp"]
 
 log = logging.getLogger("omega.constellation")
 MCP_PATH = "/mcp"
@@ -142,3 +144,11 @@ async def mcp_door(app: FastAPI, runtime: Runtime) -> AsyncIterator[None]:
     finally:
         app.state.mcp_door = None
         await door.aclose()
+
+
+async def open_mcp(app: Any, settings: Settings, stack: contextlib.AsyncExitStack) -> str | None:
+    """The doors hook: ``/mcp`` when ``settings.mcp`` (the route is ``create_app``'s)."""
+    if not settings.mcp:
+        return None
+    await stack.enter_async_context(mcp_door(app, app.state.runtime))
+    return f"MCP tools at {MCP_PATH} (streamable HTTP, admin token; started on first use)"
