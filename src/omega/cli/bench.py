@@ -69,6 +69,33 @@ def brain(
     emit(result, as_json=as_json, title="omega bench brain")
 
 
+@app.command("mcp")
+def mcp(
+    catalog: int = typer.Option(10_000, help="Synthetic catalog size (clustered vectors)."),
+    events: int = typer.Option(500, help="History replayed before measuring."),
+    calls: int = typer.Option(1_000, help="viewer_get_recommendations calls timed (k=10)."),
+    seed: int = typer.Option(0, help="Random seed."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
+) -> None:
+    """The viewer tools over stdio: viewer_get_recommendations latency (p50/p99) from a
+    real `omega mcp viewer` process, beside the brain's own recommend time in each call."""
+    from omega.bench import run_mcp_bench
+    from omega.cli._output import err_console
+    from omega.errors import InputError
+
+    if catalog < 100 or events < 0 or calls < 1:
+        raise InputError("--catalog ≥ 100, --events ≥ 0 and --calls ≥ 1 are required")
+    with err_console.status("benchmarking the MCP viewer tools…") as status:
+        result = run_mcp_bench(
+            catalog=catalog,
+            events=events,
+            calls=calls,
+            seed=seed,
+            progress=lambda text: status.update(text),
+        )
+    emit(result, as_json=as_json, title="omega bench mcp")
+
+
 @app.command("federation")
 def federation(
     patterns: int = typer.Option(100_000, help="Live patterns in the store when the round runs."),
@@ -115,6 +142,37 @@ def sybil(
     ):
         result = asyncio.run(sybil_drill(Path(tmp), attempts=attempts, seed=seed))
     emit(result, as_json=as_json, title="omega bench sybil")
+
+
+@app.command("sdk")
+def sdk(
+    titles: int = typer.Option(10_000, help="Synthetic catalog size (clustered vectors)."),
+    events: int = typer.Option(300, help="Views tracked before measuring."),
+    calls: int = typer.Option(2_000, help="recommend() calls timed on each path."),
+    warmup: int = typer.Option(200, help="Untimed calls before them."),
+    k: int = typer.Option(10, "-k", help="Titles per recommendation (1..100)."),
+    rounds: int = typer.Option(2, help="Runs of each path, alternating."),
+    seed: int = typer.Option(0, help="Random seed."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
+) -> None:
+    """The C SDK against Python on one brain: recommend p50/p99 from a C program using
+    libomega.so and from the Python API, the C process's first calls (interpreter start,
+    open, model load) and its resident memory. Builds the library first."""
+    from omega.bench import run_sdk_bench
+    from omega.cli._output import err_console
+
+    with err_console.status("benchmarking the C SDK…") as status:
+        result = run_sdk_bench(
+            titles=titles,
+            events=events,
+            calls=calls,
+            warmup=warmup,
+            k=k,
+            rounds=rounds,
+            seed=seed,
+            progress=lambda text: status.update(text),
+        )
+    emit(result, as_json=as_json, title="omega bench sdk")
 
 
 @app.command("shares")

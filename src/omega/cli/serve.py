@@ -91,6 +91,9 @@ def serve(
         {
             "url": f"http://{host}:{port}",
             "docs": f"http://{host}:{port}/docs",
+            "mcp": f"http://{host}:{port}/mcp (admin token; docs/mcp.md)"
+            if settings.mcp
+            else "off",
             "storage": settings.storage_url.split("@")[-1],
             "data_dir": str(settings.data_dir),
             "admin_token_file": str(settings.data_dir / "admin-token")

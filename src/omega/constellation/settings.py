@@ -149,6 +149,20 @@ class Settings(BaseSettings):
         ),
     )
 
+    # -- MCP (the operator's tools for AI assistants, docs/mcp.md) -------------------------
+    mcp: bool = Field(
+        default=True,
+        description="Serve the operator's MCP tools at /mcp (streamable HTTP, admin token).",
+    )
+    mcp_allowed_hosts: list[str] = Field(
+        default_factory=lambda: ["127.0.0.1:*", "localhost:*", "[::1]:*"],
+        description=(
+            "Host headers /mcp answers (DNS-rebinding protection; 'name:*' is any port). "
+            "Behind a proxy or on a public name, add the names it is reached by, e.g. "
+            "['omega.example.com', 'omega.example.com:*']."
+        ),
+    )
+
     # -- other doors (omega.constellation.doors) ------------------------------------------
     grpc_port: int | None = Field(
         default=None,
