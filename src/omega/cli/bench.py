@@ -213,6 +213,9 @@ def server(
     pull_only: float = typer.Option(0.0, help="Share of syncs with no push (0 = all push+pull)."),
     connections: int = typer.Option(32, help="Client connections (keep-alive) in all."),
     seed: int = typer.Option(0, help="Seed for the devices' patterns and schedules."),
+    transport: str = typer.Option(
+        "http", help="The door the fleet comes through: http, or grpc (StreamSync per device)."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
 ) -> None:
     """A real `omega serve` under an open-loop fleet of devices in another process: the
@@ -251,6 +254,7 @@ def server(
             federation_interval=federation_interval,
             workers=workers,
             seed=seed,
+            transport=transport,
             progress=progress,
         )
     _emit_server(result, as_json=as_json)
@@ -431,6 +435,7 @@ _STEP_COLUMNS = {
     "client_cpu_pct": "client %cpu",
     "other_cpu_pct": "other %cpu",
     "steal_cpu_pct": "stolen %cpu",
+    "wire_bytes_per_sync": "wire B/sync",
     "passed": "passed",
 }
 

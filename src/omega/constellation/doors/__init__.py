@@ -25,7 +25,16 @@ DoorStarter = Callable[[Any, Settings, contextlib.AsyncExitStack], Awaitable[str
 
 def _starters() -> list[DoorStarter]:
     """Every door beyond HTTP/1.1, in start order (each checks its own settings)."""
-    return [open_mcp]
+    return [open_mcp, _grpc]
+
+
+async def _grpc(app: Any, settings: Settings, stack: contextlib.AsyncExitStack) -> str | None:
+    """The gRPC door (``grpc_door``); grpcio is imported only when the settings open it."""
+    if settings.grpc_port is None:
+        return None
+    from omega.constellation.doors.grpc_door import start_grpc
+
+    return await start_grpc(app, settings, stack)
 
 
 async def open_doors(app: Any, settings: Settings, stack: contextlib.AsyncExitStack) -> list[str]:
