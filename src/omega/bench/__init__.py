@@ -12,6 +12,8 @@ it measured. One module per command:
   (:func:`run_shares_bench`);
 - ``faults``: faults on the wire for the fault tests and the soak bench
   (:class:`ResetProxy`, a TCP proxy that resets connections at chosen byte offsets);
+- ``mcp``: what the MCP viewer tools add to a recommendation, over stdio
+  (:func:`run_mcp_bench`);
 - ``fleet_restart``: device runtimes riding out a SIGKILLed server
   (:func:`run_fleet_restart`);
 - ``serving``: a constellation in a child process, started, waited for (/healthz) and
@@ -41,6 +43,7 @@ if TYPE_CHECKING:
     from omega.bench.federation import run_federation_bench
     from omega.bench.fleet_restart import run_fleet_restart
     from omega.bench.loadgen import LoadConfig
+    from omega.bench.mcp import run_mcp_bench
     from omega.bench.sdk import run_sdk_bench
     from omega.bench.server import DEFAULT_RATES, run_server_bench
     from omega.bench.serving import BenchError, ServerProcess
@@ -59,6 +62,7 @@ __all__ = [
     "run_brain_bench",
     "run_federation_bench",
     "run_fleet_restart",
+    "run_mcp_bench",
     "run_sdk_bench",
     "run_server_bench",
     "run_shares_bench",
@@ -79,6 +83,7 @@ _HOMES = {
     "run_brain_bench": "brain",
     "run_federation_bench": "federation",
     "run_fleet_restart": "fleet_restart",
+    "run_mcp_bench": "mcp",
     "run_sdk_bench": "sdk",
     "run_server_bench": "server",
     "run_shares_bench": "shares",

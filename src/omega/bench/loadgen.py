@@ -42,6 +42,7 @@ import numpy as np
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from omega.bench._cpu import CpuMeter
+from omega.bench._wire import WireMeter, WireSnapshot
 from omega.bench.sync import synthetic_pushes
 from omega.errors import RemoteProtocolError
 from omega.protocol import BINARY_MEDIA_TYPE, codec
@@ -126,6 +127,10 @@ class StepResult(msgspec.Struct, frozen=True, kw_only=True):
     other_cpu_pct: float | None = None  # the rest of the machine: work sharing the cores
     steal_cpu_pct: float | None = None  # taken by the hypervisor: the box itself was slower
     server_cpu_ms_per_sync: float | None = None
+    # TCP payload both ways between the fleet and the door's port, per sync (framing
+    # included; omega.bench._wire), and TCP segments per sync. None: not measured.
+    wire_bytes_per_sync: float | None = None
+    wire_segments_per_sync: float | None = None
 
 
 class LaneFailure(Exception):
@@ -197,6 +202,7 @@ class _Step:
     rate: float
     samples: list[asyncio.Task[_Sample]] = field(default_factory=list)
     cpu: dict[str, float | None] = field(default_factory=dict)
+    wire: tuple[WireSnapshot | None, WireSnapshot | None] = (None, None)
 
 
 def _registrations(config: LoadConfig) -> Callable[[int], Registration]:
@@ -345,6 +351,7 @@ def _summary(step: _Step, samples: list[_Sample], config: LoadConfig) -> StepRes
         error_kinds=dict(kinds),
         passed=bool(samples) and errors == 0 and p95 <= config.p95_limit_ms,
         server_cpu_ms_per_sync=per_sync,
+        **WireMeter.per_request(*step.wire, len(samples)),
         **step.cpu,
     )
 
@@ -391,17 +398,20 @@ async def _run_step(
     schedule: _Schedule,
     rng: random.Random,
     meter: CpuMeter,
+    wire: WireMeter | None = None,
 ) -> _Step:
     """Dispatch one step's syncs on schedule; returns with them still in flight."""
     loop = asyncio.get_running_loop()
     step = _Step(rate=len(devices) / schedule.period)
     before = meter.snapshot()
+    wire_before = wire.snapshot() if wire is not None else None
 
     def fire(i: int, due: float) -> None:
         step.samples.append(asyncio.create_task(_sync(devices[i], config, rng, due)))
 
     await dispatch(schedule, loop.time() + config.step_seconds, rng, fire)
     step.cpu = meter.usage(before, meter.snapshot())
+    step.wire = (wire_before, wire.snapshot() if wire is not None else None)
     return step
 
 
@@ -427,10 +437,11 @@ async def run_load(config: LoadConfig) -> list[StepResult]:
         pending: asyncio.Task[StepResult] | None = None
         loop = asyncio.get_running_loop()
         meter = CpuMeter(config.server_pids)
+        wire = _wire_meter(config)
         schedule = _Schedule(len(devices), config.rates[0], loop.time(), rng)
         for rate in config.rates:
             schedule.retime(len(devices), rate, loop.time())
-            step = await _run_step(devices, config, schedule, rng, meter)
+            step = await _run_step(devices, config, schedule, rng, meter, wire)
             if pending is not None:
                 results.append(await pending)
                 _emit("step", **msgspec.to_builtins(results[-1]))
@@ -472,10 +483,29 @@ async def _http_lanes(stack: contextlib.AsyncExitStack, config: LoadConfig) -> l
     return lanes
 
 
+async def _grpc_lanes(stack: contextlib.AsyncExitStack, config: LoadConfig) -> list[Lane]:
+    """Devices on their StreamSync streams over a few shared channels (grpcio loads only
+    for a gRPC run)."""
+    from omega.bench._grpc_lane import open_grpc_lanes
+
+    return await open_grpc_lanes(stack, config)
+
+
 LaneOpener = Callable[[contextlib.AsyncExitStack, LoadConfig], Awaitable[list[Lane]]]
 
 #: How the fleet reaches the server, by ``LoadConfig.transport``.
-_LANE_OPENERS: dict[str, LaneOpener] = {"http": _http_lanes}
+_LANE_OPENERS: dict[str, LaneOpener] = {"http": _http_lanes, "grpc": _grpc_lanes}
+#: The doors over TCP, whose bytes on the wire a step reports (``omega.bench._wire``).
+_TCP_DOORS = {"http", "grpc"}
+
+
+def _wire_meter(config: LoadConfig) -> WireMeter | None:
+    """The meter of the fleet's traffic to the door's TCP port (None: not a TCP door)."""
+    if config.transport not in _TCP_DOORS:
+        return None
+    address = config.door_url or config.base_url
+    port = address.rstrip("/").rpartition(":")[2]
+    return WireMeter(int(port)) if port.isdigit() else None
 
 
 def quiet_gc(stack: contextlib.AsyncExitStack) -> None:

@@ -66,9 +66,11 @@ def server_command(
     federation_interval: float | None,
     workers: int,
     rate_limit: int,
+    door_args: tuple[str, ...] = (),
 ) -> tuple[list[str], dict[str, str]]:
     """The command and environment of a bench's constellation on 127.0.0.1:``port``:
-    ``omega serve`` (one worker) or uvicorn's factory mode (several)."""
+    ``omega serve`` (one worker) or uvicorn's factory mode (several). ``door_args``:
+    ``omega serve`` options that open another door (one worker only)."""
     env = {
         **os.environ,
         "OMEGA_RATE_LIMIT": str(rate_limit),
@@ -85,7 +87,7 @@ def server_command(
             command += ["--db", db_url]
         if federation_interval is not None:
             command += ["--federation-interval", str(federation_interval)]
-        return command, env
+        return [*command, *door_args], env
     # `omega serve` runs one process; several need uvicorn's factory mode and OMEGA_* env.
     env["OMEGA_DATA_DIR"] = str(data_dir)
     if db_url is not None:
@@ -103,6 +105,7 @@ def _server(
     federation_interval: float | None,
     workers: int,
     rate_limit: int,
+    door_args: tuple[str, ...] = (),
 ) -> Iterator[tuple[str, list[int]]]:
     """A constellation child process; yields its base URL and process ids once up."""
     # Made here, once: several uvicorn workers starting together would each make their own.
@@ -117,6 +120,7 @@ def _server(
         federation_interval=federation_interval,
         workers=workers,
         rate_limit=rate_limit,
+        door_args=door_args,
     )
     server = ServerProcess(
         command, env=env, base_url=f"http://127.0.0.1:{port}", log_path=data_dir / "server.log"
@@ -216,15 +220,19 @@ def run_server_bench(
     federation_interval: float | None = None,
     workers: int = 1,
     seed: int = 0,
+    transport: str = "http",
     progress: Progress | None = None,
 ) -> dict[str, Any]:
     """Start a server, step a fleet of ``viewers`` devices through ``rates``; report.
 
     ``federation_interval`` None keeps the server's default (in-process rounds every
     60 s); 0 disables rounds. ``workers`` > 1 runs uvicorn's multi-process mode.
+    ``transport``: the door the fleet comes through (``http``, or ``grpc``: the server's
+    gRPC door on a port of its own).
     """
     if viewers < 1 or step_seconds <= 0 or not 0 <= pull_only <= 1 or workers < 1:
         raise InputError("viewers ≥ 1, step seconds > 0, 0 ≤ pull-only ≤ 1, workers ≥ 1")
+    door_args, door_url = _door(transport, workers)
     if db_url is not None and not db_url.startswith(("sqlite:", "postgresql:", "postgres:")):
         raise ConfigError(f"--db must be a sqlite:// or postgresql:// URL, got {db_url!r}")
     stepped = _offered_rates(rates, max_rate)
@@ -237,6 +245,7 @@ def run_server_bench(
             federation_interval=federation_interval,
             workers=workers,
             rate_limit=rate_limit,
+            door_args=door_args,
         ) as (base_url, server_pids):
             admin_token = (data_dir / "admin-token").read_text().strip()
             _publish_codebook(base_url, admin_token, seed=seed)
@@ -244,6 +253,8 @@ def run_server_bench(
             trust_manufacturer(base_url, admin_token, maker)
             config = LoadConfig(
                 base_url=base_url,
+                transport=transport,
+                door_url=door_url,
                 codebook_id=_CODEBOOK_ID,
                 viewers=viewers,
                 rates=[float(r) for r in stepped],
@@ -266,6 +277,18 @@ def run_server_bench(
             config, federation_interval=federation_interval, workers=workers, rate_limit=rate_limit
         ),
     )
+
+
+def _door(transport: str, workers: int) -> tuple[tuple[str, ...], str]:
+    """The ``omega serve`` options that open ``transport``'s door, and its address."""
+    if transport == "http":
+        return (), ""
+    if transport != "grpc":
+        raise InputError(f"--transport must be http or grpc, got {transport!r}")
+    if workers != 1:
+        raise InputError("--transport grpc runs one server process (--workers 1)")
+    port = free_port()
+    return ("--grpc-port", str(port)), f"127.0.0.1:{port}"
 
 
 def _offered_rates(rates: tuple[float, ...], max_rate: float | None) -> list[float]:
@@ -293,6 +316,7 @@ def _settings(
 ) -> dict[str, Any]:
     """What the run was set to, as the report shows it."""
     return {
+        "transport": config.transport,
         "step_seconds": config.step_seconds,
         "p95_limit_ms": config.p95_limit_ms,
         "pull_only": config.pull_only,
@@ -324,6 +348,7 @@ def _report(
     others = [s["other_cpu_pct"] for s in steps if s.get("other_cpu_pct") is not None]
     stolen = [s["steal_cpu_pct"] for s in steps if s.get("steal_cpu_pct") is not None]
     return {
+        "transport": settings.pop("transport"),
         "viewers": viewers,
         "syncs_per_s": best["syncs_per_s"] if best else 0.0,
         "sync_p50_ms": best["p50_ms"] if best else None,
@@ -335,6 +360,10 @@ def _report(
         # first), and the most CPU other work on the machine, or the hypervisor (a virtual
         # machine's cores are shared), took during a step (% of a core).
         "server_cpu_ms_per_sync": shown.get("server_cpu_ms_per_sync"),
+        # Bytes on the wire (TCP payload both ways, framing included) per sync, and TCP
+        # segments per sync, at the same step (omega.bench._wire).
+        "wire_bytes_per_sync": shown.get("wire_bytes_per_sync"),
+        "wire_segments_per_sync": shown.get("wire_segments_per_sync"),
         "other_cpu_pct_max": max(others) if others else None,
         "steal_cpu_pct_max": max(stolen) if stolen else None,
         "storage": storage,

@@ -70,6 +70,33 @@ def brain(
     emit(result, as_json=as_json, title="omega bench brain")
 
 
+@app.command("mcp")
+def mcp(
+    catalog: int = typer.Option(10_000, help="Synthetic catalog size (clustered vectors)."),
+    events: int = typer.Option(500, help="History replayed before measuring."),
+    calls: int = typer.Option(1_000, help="viewer_get_recommendations calls timed (k=10)."),
+    seed: int = typer.Option(0, help="Random seed."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
+) -> None:
+    """The viewer tools over stdio: viewer_get_recommendations latency (p50/p99) from a
+    real `omega mcp viewer` process, beside the brain's own recommend time in each call."""
+    from omega.bench import run_mcp_bench
+    from omega.cli._output import err_console
+    from omega.errors import InputError
+
+    if catalog < 100 or events < 0 or calls < 1:
+        raise InputError("--catalog ≥ 100, --events ≥ 0 and --calls ≥ 1 are required")
+    with err_console.status("benchmarking the MCP viewer tools…") as status:
+        result = run_mcp_bench(
+            catalog=catalog,
+            events=events,
+            calls=calls,
+            seed=seed,
+            progress=lambda text: status.update(text),
+        )
+    emit(result, as_json=as_json, title="omega bench mcp")
+
+
 @app.command("federation")
 def federation(
     patterns: int = typer.Option(100_000, help="Live patterns in the store when the round runs."),
@@ -217,6 +244,9 @@ def server(
     pull_only: float = typer.Option(0.0, help="Share of syncs with no push (0 = all push+pull)."),
     connections: int = typer.Option(32, help="Client connections (keep-alive) in all."),
     seed: int = typer.Option(0, help="Seed for the devices' patterns and schedules."),
+    transport: str = typer.Option(
+        "http", help="The door the fleet comes through: http, or grpc (StreamSync per device)."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
 ) -> None:
     """A real `omega serve` under an open-loop fleet of devices in another process: the
@@ -255,6 +285,7 @@ def server(
             federation_interval=federation_interval,
             workers=workers,
             seed=seed,
+            transport=transport,
             progress=progress,
         )
     _emit_server(result, as_json=as_json)
@@ -435,6 +466,7 @@ _STEP_COLUMNS = {
     "client_cpu_pct": "client %cpu",
     "other_cpu_pct": "other %cpu",
     "steal_cpu_pct": "stolen %cpu",
+    "wire_bytes_per_sync": "wire B/sync",
     "passed": "passed",
 }
 
