@@ -20,6 +20,8 @@ it measured. One module per command:
   stopped or SIGKILLed (:class:`ServerProcess`), for the benches and the tests;
 - ``sdk``: the C SDK (libomega.so from a C program) against the Python API on one brain
   (:func:`run_sdk_bench`);
+- ``wasm``: the browser part (protocol, seals) in Pyodide under Node.js against
+  CPython, its load time and bundle size (:func:`run_wasm_bench`);
 - ``soak``: a fleet at ~70 % of the held rate for minutes, through server SIGKILLs,
   connection resets and a helper outage, audited at the end (:func:`run_soak`), whose
   cheap devices run in their own process (``python -m omega.bench.soak_load``).
@@ -48,6 +50,7 @@ if TYPE_CHECKING:
     from omega.bench.shares import run_shares_bench
     from omega.bench.soak import run_soak
     from omega.bench.sync import measure_sync, run_sync_bench, synthetic_pulls, synthetic_pushes
+    from omega.bench.wasm import run_wasm_bench
 
 __all__ = [
     "DEFAULT_RATES",
@@ -65,6 +68,7 @@ __all__ = [
     "run_shares_bench",
     "run_soak",
     "run_sync_bench",
+    "run_wasm_bench",
     "synthetic_pulls",
     "synthetic_pushes",
 ]
@@ -85,6 +89,7 @@ _HOMES = {
     "run_shares_bench": "shares",
     "run_soak": "soak",
     "run_sync_bench": "sync",
+    "run_wasm_bench": "wasm",
     "synthetic_pulls": "sync",
     "synthetic_pushes": "sync",
 }

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any
 
 import typer
@@ -173,6 +174,36 @@ def sdk(
             progress=lambda text: status.update(text),
         )
     emit(result, as_json=as_json, title="omega bench sdk")
+
+
+@app.command("wasm")
+def wasm(
+    messages: int = typer.Option(200, help="Pushes, pulls and sealed answers timed."),
+    repeats: int = typer.Option(5, help="Passes over them on each side (median reported)."),
+    loads: int = typer.Option(3, help="Cold starts of Pyodide under Node.js timed."),
+    cache: Path | None = typer.Option(
+        None, help="Where fetched parts are kept. [default: ~/.cache/omega/wasm]"
+    ),
+    seed: int = typer.Option(0, help="Seed for the synthetic messages."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
+) -> None:
+    """The browser part in Pyodide (Node.js) against CPython: cold load time, µs to encode
+    a push, decode a pull and check a seal on each side, and the bundle's bytes. Builds
+    the bundle first (omega sdk wasm; npm and pip fetch its parts on first use)."""
+    from omega.bench import run_wasm_bench
+    from omega.cli._output import err_console
+    from omega.cli.sdk import default_cache
+
+    with err_console.status("benchmarking the browser part…") as status:
+        result = run_wasm_bench(
+            cache=cache or default_cache(),
+            messages=messages,
+            repeats=repeats,
+            loads=loads,
+            seed=seed,
+            progress=lambda text: status.update(text),
+        )
+    emit(result, as_json=as_json, title="omega bench wasm")
 
 
 @app.command("shares")

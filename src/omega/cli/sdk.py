@@ -1,7 +1,9 @@
-"""``omega sdk build``: the C SDK (``libomega.so`` and ``omega.h``) for TV firmware."""
+"""``omega sdk build``: the C SDK (``libomega.so`` and ``omega.h``) for TV firmware;
+``omega sdk wasm``: the bundle a web-app TV serves to run the protocol in Pyodide."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated
 
@@ -9,10 +11,11 @@ import typer
 
 from omega.cli._output import JsonOption, emit
 
-__all__ = ["app", "register"]
+__all__ = ["app", "default_cache", "register"]
 
 app = typer.Typer(
-    help="The C SDK for TV makers: build libomega.so and omega.h.", no_args_is_help=True
+    help="The SDK for TV makers: libomega.so and omega.h (C), and the WASM bundle (web apps).",
+    no_args_is_help=True,
 )
 
 
@@ -32,6 +35,35 @@ def build(
         {**done.as_dict(), "library_bytes": done.library.stat().st_size},
         as_json=as_json,
         title="omega sdk build",
+    )
+
+
+def default_cache() -> Path:
+    """Where ``omega sdk wasm`` keeps what npm and pip fetched: ``$XDG_CACHE_HOME/omega/wasm``."""
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "omega" / "wasm"
+
+
+@app.command()
+def wasm(
+    out: Annotated[Path, typer.Option(help="Where to write the bundle a web page serves.")],
+    cache: Annotated[
+        Path | None,
+        typer.Option(help="Where fetched parts are kept. [default: ~/.cache/omega/wasm]"),
+    ] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Gather what a web-app TV serves to run Omega's protocol and sync in the browser:
+    Pyodide (npm), the wheels it loads (PyPI), Omega's modules and a loader, omega.mjs.
+
+    Fetches through npm and pip on first use, then from the cache (docs/sdk.md#wasm)."""
+    from omega.wasm.bundle import PYODIDE_VERSION, build_bundle
+
+    bundle = build_bundle(out, cache=cache or default_cache())
+    emit(
+        {"out": str(bundle.root), "pyodide": PYODIDE_VERSION, "bytes": bundle.sizes()},
+        as_json=as_json,
+        title="omega sdk wasm",
     )
 
 
