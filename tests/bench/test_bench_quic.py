@@ -30,6 +30,7 @@ def test_the_fleet_syncs_through_the_quic_door() -> None:
         assert step["syncs"] > 0 and step["ok"] == step["syncs"]
         # A push of 10–30 patterns and its answer, with QUIC's packets and acks: over 1 KB.
         assert step["wire_bytes_per_sync"] > 1000
+        assert step["wire_segments_per_sync"] >= 2  # UDP datagrams: a request and its answer
     assert figures["wire_bytes_per_sync"] == figures["steps"][-1]["wire_bytes_per_sync"]
 
 

@@ -8,6 +8,7 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
+from omega.bench._wire import WireMeter, parse_ss
 from omega.bench.server import run_server_bench
 from omega.cli.bench import app as bench_app
 from omega.errors import InputError
@@ -38,6 +39,53 @@ def test_bench_server_tiny_run_reports_every_step() -> None:
         assert step["ok"] == step["syncs"]
         assert step["patterns_pushed"] >= 10 * step["syncs"]  # every sync pushed 10–30
         assert step["p50_ms"] <= step["p95_ms"] <= step["max_ms"]
+    assert figures["transport"] == "http"
+    assert figures["wire_bytes_per_sync"] > 500  # a push of 10–30 patterns and its answer
+
+
+def test_bench_server_grpc_lane_syncs_through_the_grpc_door() -> None:
+    args = ["bench", "server", "--transport", "grpc", "--viewers", "20", "--rates", "5,10"]
+    args += ["--step-seconds", "1.5", "--p95-limit-ms", "10000", "--federation-interval", "0"]
+    result = CliRunner().invoke(app, [*args, "--json"])
+    assert result.exit_code == 0, result.output
+    figures = json.loads(result.stdout)
+    assert figures["transport"] == "grpc"
+    assert figures["errors"] == 0
+    steps = figures["steps"]
+    assert [s["offered_per_s"] for s in steps] == [5.0, 10.0]
+    for step in steps:
+        assert step["syncs"] > 0 and step["ok"] == step["syncs"]
+        assert step["patterns_pushed"] >= 10 * step["syncs"]
+    assert figures["wire_bytes_per_sync"] > 500
+
+
+def test_bench_server_refuses_an_unknown_transport_and_grpc_over_workers() -> None:
+    with pytest.raises(InputError, match="--transport"):
+        run_server_bench(viewers=5, rates=(5.0,), transport="carrier-pigeon")
+    with pytest.raises(InputError, match="--workers 1"):
+        run_server_bench(viewers=5, rates=(5.0,), transport="grpc", workers=2)
+
+
+def test_wire_counters_are_read_from_ss_output() -> None:
+    sample = (
+        "0      0      127.0.0.1:40000 127.0.0.1:8000\n"
+        "\t cubic wscale:7,7 bytes_sent:1200 bytes_acked:1201 bytes_received:3400 "
+        "segs_out:6 segs_in:5 data_segs_out:2\n"
+        "0      0      127.0.0.1:40002 127.0.0.1:8000\n"
+        "\t cubic bytes_received:10 segs_out:1 segs_in:1\n"
+    )
+    snapshot = parse_ss(sample)
+    assert snapshot == {
+        ("127.0.0.1:40000", "127.0.0.1:8000"): (4600, 11),
+        ("127.0.0.1:40002", "127.0.0.1:8000"): (10, 2),
+    }
+    later = {**snapshot, ("127.0.0.1:40000", "127.0.0.1:8000"): (5600, 15)}
+    later[("127.0.0.1:40004", "127.0.0.1:8000")] = (200, 2)  # opened during the step
+    assert WireMeter.per_request(snapshot, later, 4) == {
+        "wire_bytes_per_sync": 300.0,
+        "wire_segments_per_sync": 1.5,
+    }
+    assert WireMeter.per_request(None, later, 4)["wire_bytes_per_sync"] is None
 
 
 def test_bench_server_refuses_an_empty_rate_list() -> None:

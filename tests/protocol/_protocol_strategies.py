@@ -33,8 +33,8 @@ from omega.protocol import (
     TokenRefresh,
     Trend,
     Vector,
-    to_vector,
 )
+from omega.protocol.quantize import to_vector
 
 # Lone surrogates cannot be UTF-8 encoded: they are not valid strings on any wire.
 _chars = st.characters(exclude_categories=["Cs"])

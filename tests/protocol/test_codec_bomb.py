@@ -105,3 +105,10 @@ def test_limit_is_the_callers() -> None:
     with pytest.raises(RemoteProtocolError) as caught:
         decode(just_over, max_decompressed=4 * DEFAULT_MAX_DECOMPRESSED)
     assert not isinstance(caught.value, PayloadTooLargeError)
+
+
+def test_a_body_of_two_zstd_frames_is_refused() -> None:
+    """A frame's compressed body is one zstd frame; a second one after it is not ours."""
+    first, second = (zstandard.ZstdCompressor().compress(b"\x80" * 100) for _ in range(2))
+    with pytest.raises(RemoteProtocolError, match="bytes after the zstd frame"):
+        decode(_frame(first + second))

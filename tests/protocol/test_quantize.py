@@ -11,7 +11,8 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 from omega.errors import InputError, RemoteProtocolError
-from omega.protocol import EMBEDDING_DIM, Vector, from_vector, to_vector
+from omega.protocol import EMBEDDING_DIM, Vector
+from omega.protocol.quantize import from_vector, to_vector
 
 _values = st.floats(-1e4, 1e4, allow_nan=False, allow_infinity=False, width=32)
 _vectors = arrays(np.float64, st.integers(1, EMBEDDING_DIM), elements=_values)

@@ -6,6 +6,7 @@ import math
 from typing import Any
 
 import msgspec
+import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -31,11 +32,12 @@ from omega.protocol import (
     decode_json,
     encode,
     encode_json,
-    to_vector,
     validate,
+    validate_vector,
 )
 from omega.protocol._fast import ids_ok, patterns_ok, trends_ok
 from omega.protocol.codec import frame
+from omega.protocol.quantize import to_vector
 
 
 def _pattern(**changes: Any) -> Pattern:
@@ -247,3 +249,18 @@ def test_fast_path_accepts_only_what_the_full_rules_accept(
     for fast, msg in cases:
         if fast:
             validate(msg)
+
+
+def test_every_f16_value_is_judged_as_ieee_754_says() -> None:
+    """All 65,536 halves: finite ones pass, NaN and ±Inf are refused (numpy is the judge)."""
+    halves = np.arange(1 << 16, dtype="<u2")
+    finite = np.isfinite(halves.view("<f2"))
+    verdicts = []
+    for value in halves:
+        vector = Vector(encoding="f16", dim=1, data=int(value).to_bytes(2, "little"))
+        try:
+            validate_vector(vector, dim=1)
+            verdicts.append(True)
+        except RemoteProtocolError:
+            verdicts.append(False)
+    assert verdicts == finite.tolist()

@@ -9,7 +9,7 @@ import pytest
 from storage_records import CODEBOOK, OpenStore, ack_all, digest, ingest, pattern, push, viewer
 
 from omega.errors import ConflictError, InputError
-from omega.protocol.messages import PushAck
+from omega.protocol.messages import Pattern, PushAck
 from omega.storage import Storage
 
 
@@ -229,6 +229,28 @@ def test_prune_live_drops_old_patterns_only(store: Storage) -> None:
     assert set(_live(store)) == {"v1/c"}
     assert store.prune_live(updated_before=150.0) == 0
     assert store.prune_live(updated_before=250.0) == 1  # c; b's removal marker is not counted
+    assert store.stats().live_patterns == 0
+
+
+def test_prune_live_quality_drops_weak_patterns_only(store: Storage) -> None:
+    viewer(store, "v1")
+    quitting = Pattern(id="q", task="behaviour", cells=(2,), success_rate=0.1, support=5)
+    ingest(
+        store,
+        push(
+            "v1",
+            "b1",
+            added=[pattern("weak", success=0.6), pattern("good", success=0.9), quitting],
+            removed=["gone"],
+        ),
+    )
+    store.apply_pending(worker_id="w", limit=10, now=100.0)
+    # A behaviour pattern's quality is 1 - success (0.9) unless its rate reads as abandonment.
+    assert store.prune_live_quality(min_quality=0.7) == 1  # weak
+    assert set(_live(store)) == {"v1/good", "v1/q"}
+    assert store.prune_live_quality(min_quality=0.7, abandonment=True) == 1  # q: 0.1
+    assert set(_live(store)) == {"v1/good"}
+    assert store.prune_live_quality(min_quality=0.95) == 1
     assert store.stats().live_patterns == 0
 
 

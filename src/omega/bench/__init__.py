@@ -12,10 +12,16 @@ it measured. One module per command:
   (:func:`run_shares_bench`);
 - ``faults``: faults on the wire for the fault tests and the soak bench
   (:class:`ResetProxy`, a TCP proxy that resets connections at chosen byte offsets);
+- ``mcp``: what the MCP viewer tools add to a recommendation, over stdio
+  (:func:`run_mcp_bench`);
 - ``fleet_restart``: device runtimes riding out a SIGKILLed server
   (:func:`run_fleet_restart`);
 - ``serving``: a constellation in a child process, started, waited for (/healthz) and
   stopped or SIGKILLed (:class:`ServerProcess`), for the benches and the tests;
+- ``sdk``: the C SDK (libomega.so from a C program) against the Python API on one brain
+  (:func:`run_sdk_bench`);
+- ``wasm``: the browser part (protocol, seals) in Pyodide under Node.js against
+  CPython, its load time and bundle size (:func:`run_wasm_bench`);
 - ``soak``: a fleet at ~70 % of the held rate for minutes, through server SIGKILLs,
   connection resets and a helper outage, audited at the end (:func:`run_soak`), whose
   cheap devices run in their own process (``python -m omega.bench.soak_load``).
@@ -37,11 +43,14 @@ if TYPE_CHECKING:
     from omega.bench.federation import run_federation_bench
     from omega.bench.fleet_restart import run_fleet_restart
     from omega.bench.loadgen import LoadConfig
+    from omega.bench.mcp import run_mcp_bench
+    from omega.bench.sdk import run_sdk_bench
     from omega.bench.server import DEFAULT_RATES, run_server_bench
     from omega.bench.serving import BenchError, ServerProcess
     from omega.bench.shares import run_shares_bench
     from omega.bench.soak import run_soak
     from omega.bench.sync import measure_sync, run_sync_bench, synthetic_pulls, synthetic_pushes
+    from omega.bench.wasm import run_wasm_bench
 
 __all__ = [
     "DEFAULT_RATES",
@@ -53,10 +62,13 @@ __all__ = [
     "run_brain_bench",
     "run_federation_bench",
     "run_fleet_restart",
+    "run_mcp_bench",
+    "run_sdk_bench",
     "run_server_bench",
     "run_shares_bench",
     "run_soak",
     "run_sync_bench",
+    "run_wasm_bench",
     "synthetic_pulls",
     "synthetic_pushes",
 ]
@@ -71,10 +83,13 @@ _HOMES = {
     "run_brain_bench": "brain",
     "run_federation_bench": "federation",
     "run_fleet_restart": "fleet_restart",
+    "run_mcp_bench": "mcp",
+    "run_sdk_bench": "sdk",
     "run_server_bench": "server",
     "run_shares_bench": "shares",
     "run_soak": "soak",
     "run_sync_bench": "sync",
+    "run_wasm_bench": "wasm",
     "synthetic_pulls": "sync",
     "synthetic_pushes": "sync",
 }

@@ -59,9 +59,10 @@ class _Catalog:
 
 
 def _import_catalog(
-    brain: Brain, embedder: Embedder, *, catalog: int, mode: str, seed: int
+    brain: Brain, embedder: Embedder | None, *, catalog: int, mode: str, seed: int
 ) -> _Catalog:
-    """Make ``catalog`` synthetic titles, give them vectors (``mode``), upsert them."""
+    """Make ``catalog`` synthetic titles, give them vectors (``mode``: the ``embedder``'s
+    for "model", else clustered synthetic ones), upsert them."""
     titles = synthetic_titles(catalog, seed=seed)
     plain = [
         CatalogItem(
@@ -76,6 +77,7 @@ def _import_catalog(
     ]
     start = time.perf_counter()
     if mode == "model":
+        assert embedder is not None, "model vectors need the embedder"
         matrix = embedder.embed([item_text(i) for i in plain])
     else:
         matrix = clustered_vectors(catalog, seed=seed)

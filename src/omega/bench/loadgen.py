@@ -35,7 +35,7 @@ from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol, runtime_checkable
+from typing import Protocol
 
 import aiohttp
 import msgspec
@@ -44,6 +44,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from omega.bench._cpu import CpuMeter
+from omega.bench._wire import WireMeter, WireSnapshot
 from omega.bench.sync import synthetic_pushes
 from omega.errors import RemoteProtocolError, TransportError
 from omega.protocol import BINARY_MEDIA_TYPE, codec
@@ -67,7 +68,6 @@ __all__ = [
     "LaneFailure",
     "LoadConfig",
     "StepResult",
-    "WireCounter",
     "catalog_item",
     "dispatch",
     "fast_loop",
@@ -134,9 +134,11 @@ class StepResult(msgspec.Struct, frozen=True, kw_only=True):
     other_cpu_pct: float | None = None  # the rest of the machine: work sharing the cores
     steal_cpu_pct: float | None = None  # taken by the hypervisor: the box itself was slower
     server_cpu_ms_per_sync: float | None = None
-    # Bytes on the wire per sync, both ways, for lanes that count them (HTTP/3: UDP
-    # payloads, so QUIC, TLS and HTTP/3 framing included): the step's bytes / its syncs.
+    # Bytes on the wire both ways per sync, framing included, and TCP segments (HTTP/3:
+    # UDP datagrams) per sync: the kernel's TCP counters for a TCP door (omega.bench._wire),
+    # the QUIC lanes' own count of UDP payloads for HTTP/3. None: not measured.
     wire_bytes_per_sync: float | None = None
+    wire_segments_per_sync: float | None = None
 
 
 class LaneFailure(Exception):
@@ -159,13 +161,6 @@ class Lane(Protocol):
     async def post(self, path: str, body: bytes, headers: Mapping[str, str]) -> tuple[int, bytes]:
         """The answer's status and body; LaneFailure if none came."""
         ...
-
-
-@runtime_checkable
-class WireCounter(Protocol):
-    """A lane that counts the bytes it puts on the wire and takes off it."""
-
-    def wire_bytes(self) -> int: ...
 
 
 @dataclass(slots=True)
@@ -215,7 +210,7 @@ class _Step:
     rate: float
     samples: list[asyncio.Task[_Sample]] = field(default_factory=list)
     cpu: dict[str, float | None] = field(default_factory=dict)
-    wire_bytes: int | None = None
+    wire: tuple[WireSnapshot | None, WireSnapshot | None] = (None, None)
 
 
 def _registrations(config: LoadConfig) -> Callable[[int], Registration]:
@@ -364,11 +359,7 @@ def _summary(step: _Step, samples: list[_Sample], config: LoadConfig) -> StepRes
         error_kinds=dict(kinds),
         passed=bool(samples) and errors == 0 and p95 <= config.p95_limit_ms,
         server_cpu_ms_per_sync=per_sync,
-        wire_bytes_per_sync=(
-            round(step.wire_bytes / len(samples), 1)
-            if step.wire_bytes is not None and samples
-            else None
-        ),
+        **WireMeter.per_request(*step.wire, len(samples)),
         **step.cpu,
     )
 
@@ -415,31 +406,21 @@ async def _run_step(
     schedule: _Schedule,
     rng: random.Random,
     meter: CpuMeter,
-    lanes: list[Lane],
+    wire: _WireSource | None = None,
 ) -> _Step:
     """Dispatch one step's syncs on schedule; returns with them still in flight."""
     loop = asyncio.get_running_loop()
     step = _Step(rate=len(devices) / schedule.period)
     before = meter.snapshot()
-    wire_before = _wire_bytes(lanes)
+    wire_before = wire.snapshot() if wire is not None else None
 
     def fire(i: int, due: float) -> None:
         step.samples.append(asyncio.create_task(_sync(devices[i], config, rng, due)))
 
     await dispatch(schedule, loop.time() + config.step_seconds, rng, fire)
     step.cpu = meter.usage(before, meter.snapshot())
-    wire_after = _wire_bytes(lanes)
-    if wire_before is not None and wire_after is not None:
-        step.wire_bytes = wire_after - wire_before
+    step.wire = (wire_before, wire.snapshot() if wire is not None else None)
     return step
-
-
-def _wire_bytes(lanes: list[Lane]) -> int | None:
-    """Bytes the lanes have put on and taken off the wire so far; None if they do not
-    count them."""
-    if not all(isinstance(lane, WireCounter) for lane in lanes):
-        return None
-    return sum(lane.wire_bytes() for lane in lanes if isinstance(lane, WireCounter))
 
 
 def _emit(event: str, **data: object) -> None:
@@ -464,10 +445,11 @@ async def run_load(config: LoadConfig) -> list[StepResult]:
         pending: asyncio.Task[StepResult] | None = None
         loop = asyncio.get_running_loop()
         meter = CpuMeter(config.server_pids)
+        wire = _wire_meter(config, lanes)
         schedule = _Schedule(len(devices), config.rates[0], loop.time(), rng)
         for rate in config.rates:
             schedule.retime(len(devices), rate, loop.time())
-            step = await _run_step(devices, config, schedule, rng, meter, lanes)
+            step = await _run_step(devices, config, schedule, rng, meter, wire)
             if pending is not None:
                 results.append(await pending)
                 _emit("step", **msgspec.to_builtins(results[-1]))
@@ -524,9 +506,6 @@ class _QuicLane:
             raise LaneFailure("timeout" if "timed out" in str(exc) else "transport: quic") from None
         return answer.status, answer.body
 
-    def wire_bytes(self) -> int:
-        return self.transport.stats.wire_bytes
-
 
 async def _quic_lanes(stack: contextlib.AsyncExitStack, config: LoadConfig) -> list[Lane]:
     """A few QUIC connections to ``door_url``, ``_STREAMS_PER_QUIC`` requests at a time
@@ -542,10 +521,56 @@ async def _quic_lanes(stack: contextlib.AsyncExitStack, config: LoadConfig) -> l
     return lanes
 
 
+async def _grpc_lanes(stack: contextlib.AsyncExitStack, config: LoadConfig) -> list[Lane]:
+    """Devices on their StreamSync streams over a few shared channels (grpcio loads only
+    for a gRPC run)."""
+    from omega.bench._grpc_lane import open_grpc_lanes
+
+    return await open_grpc_lanes(stack, config)
+
+
 LaneOpener = Callable[[contextlib.AsyncExitStack, LoadConfig], Awaitable[list[Lane]]]
 
 #: How the fleet reaches the server, by ``LoadConfig.transport``.
-_LANE_OPENERS: dict[str, LaneOpener] = {"http": _http_lanes, "quic": _quic_lanes}
+_LANE_OPENERS: dict[str, LaneOpener] = {
+    "http": _http_lanes,
+    "grpc": _grpc_lanes,
+    "quic": _quic_lanes,
+}
+#: The doors over TCP, whose bytes on the wire a step reports (``omega.bench._wire``).
+_TCP_DOORS = {"http", "grpc"}
+
+
+class _WireSource(Protocol):
+    def snapshot(self) -> WireSnapshot | None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class _QuicWire:
+    """The QUIC lanes' own counts: UDP payload bytes and datagrams, both ways (the kernel
+    keeps no per-flow counters for UDP)."""
+
+    lanes: list[Lane]
+
+    def snapshot(self) -> WireSnapshot:
+        found: WireSnapshot = {}
+        for i, lane in enumerate(self.lanes):
+            assert isinstance(lane, _QuicLane)
+            stats = lane.transport.stats
+            found[("quic", str(i))] = (stats.wire_bytes, stats.datagrams)
+        return found
+
+
+def _wire_meter(config: LoadConfig, lanes: list[Lane]) -> _WireSource | None:
+    """What counts the fleet's bytes on the wire: the kernel's counters of the door's TCP
+    port, or the QUIC lanes themselves (None: neither)."""
+    if config.transport == "quic":
+        return _QuicWire(lanes)
+    if config.transport not in _TCP_DOORS:
+        return None
+    address = config.door_url or config.base_url
+    port = address.rstrip("/").rpartition(":")[2]
+    return WireMeter(int(port)) if port.isdigit() else None
 
 
 def quiet_gc(stack: contextlib.AsyncExitStack) -> None:

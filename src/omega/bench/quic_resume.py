@@ -34,7 +34,7 @@ import httpx
 
 from omega.bench.certs import SelfSigned, self_signed
 from omega.bench.loadgen import MANUFACTURER
-from omega.bench.server import _server, trust_manufacturer
+from omega.bench.server import _server, quic_door_args, trust_manufacturer
 from omega.bench.serving import BenchError
 from omega.constellation.doors.http3 import PORT_FILE
 from omega.errors import InputError
@@ -200,7 +200,7 @@ def run_quic_resume_bench(*, repeats: int = 30, rtt_ms: float = 0.0) -> dict[str
             federation_interval=0,
             workers=1,
             rate_limit=100_000,
-            quic=tls,
+            door_args=quic_door_args(tls),
         ) as (base_url, _):
             viewer = _register(base_url, (data_dir / "admin-token").read_text().strip())
             port = int((data_dir / PORT_FILE).read_text())

@@ -37,15 +37,12 @@ from omega.protocol.attestation import Manufacturer
 
 __all__ = [
     "DEFAULT_RATES",
-    "TRANSPORTS",
     "BenchError",
     "run_server_bench",
     "server_command",
     "trust_manufacturer",
 ]
 
-#: The doors ``--transport`` may name.
-TRANSPORTS = ("http", "quic")
 #: Offered rates (syncs per second) stepped through by default.
 DEFAULT_RATES = (50, 100, 200, 300, 400, 500, 600, 800, 1000, 1200)
 
@@ -71,11 +68,11 @@ def server_command(
     federation_interval: float | None,
     workers: int,
     rate_limit: int,
-    quic: SelfSigned | None = None,
+    door_args: tuple[str, ...] = (),
 ) -> tuple[list[str], dict[str, str]]:
     """The command and environment of a bench's constellation on 127.0.0.1:``port``:
-    ``omega serve`` (one worker) or uvicorn's factory mode (several). ``quic``: also
-    open its HTTP/3 door with that certificate, on any free UDP port."""
+    ``omega serve`` (one worker) or uvicorn's factory mode (several). ``door_args``:
+    ``omega serve`` options that open another door (one worker only)."""
     env = {
         **os.environ,
         "OMEGA_RATE_LIMIT": str(rate_limit),
@@ -92,12 +89,7 @@ def server_command(
             command += ["--db", db_url]
         if federation_interval is not None:
             command += ["--federation-interval", str(federation_interval)]
-        if quic is not None:
-            command += ["--quic-cert", str(quic.cert), "--quic-key", str(quic.key)]
-            command += ["--quic-port", "0"]
-        return command, env
-    if quic is not None:
-        raise ValueError("the HTTP/3 door listens in one server process (workers=1)")
+        return [*command, *door_args], env
     # `omega serve` runs one process; several need uvicorn's factory mode and OMEGA_* env.
     env["OMEGA_DATA_DIR"] = str(data_dir)
     if db_url is not None:
@@ -115,7 +107,7 @@ def _server(
     federation_interval: float | None,
     workers: int,
     rate_limit: int,
-    quic: SelfSigned | None = None,
+    door_args: tuple[str, ...] = (),
 ) -> Iterator[tuple[str, list[int]]]:
     """A constellation child process; yields its base URL and process ids once up."""
     # Made here, once: several uvicorn workers starting together would each make their own.
@@ -130,7 +122,7 @@ def _server(
         federation_interval=federation_interval,
         workers=workers,
         rate_limit=rate_limit,
-        quic=quic,
+        door_args=door_args,
     )
     server = ServerProcess(
         command, env=env, base_url=f"http://127.0.0.1:{port}", log_path=data_dir / "server.log"
@@ -237,15 +229,13 @@ def run_server_bench(
 
     ``federation_interval`` None keeps the server's default (in-process rounds every
     60 s); 0 disables rounds. ``workers`` > 1 runs uvicorn's multi-process mode.
-    ``transport``: the door the fleet registers and syncs through — "http", or "quic"
-    (HTTP/3 on the server's QUIC door, with a self-signed certificate the fleet pins).
+    ``transport``: the door the fleet comes through (``http``; ``grpc``: the server's
+    gRPC door on a port of its own; ``quic``: its HTTP/3 door on a UDP port, with a
+    self-signed certificate made for the run, which the fleet pins).
     """
-    if transport not in TRANSPORTS:
-        raise InputError(f"--transport must be one of {', '.join(TRANSPORTS)}, got {transport!r}")
-    if transport == "quic" and workers > 1:
-        raise InputError("HTTP/3 listens in one server process: use --workers 1 with it")
     if viewers < 1 or step_seconds <= 0 or not 0 <= pull_only <= 1 or workers < 1:
         raise InputError("viewers ≥ 1, step seconds > 0, 0 ≤ pull-only ≤ 1, workers ≥ 1")
+    door_args, door_url = _door(transport, workers)
     if db_url is not None and not db_url.startswith(("sqlite:", "postgresql:", "postgres:")):
         raise ConfigError(f"--db must be a sqlite:// or postgresql:// URL, got {db_url!r}")
     stepped = _offered_rates(rates, max_rate)
@@ -253,13 +243,15 @@ def run_server_bench(
     with tempfile.TemporaryDirectory(prefix="omega-bench-server-") as tmp:
         data_dir = Path(tmp)
         quic = self_signed(data_dir / "tls") if transport == "quic" else None
+        if quic is not None:
+            door_args = quic_door_args(quic)
         with _server(
             data_dir,
             db_url=db_url,
             federation_interval=federation_interval,
             workers=workers,
             rate_limit=rate_limit,
-            quic=quic,
+            door_args=door_args,
         ) as (base_url, server_pids):
             admin_token = (data_dir / "admin-token").read_text().strip()
             _publish_codebook(base_url, admin_token, seed=seed)
@@ -268,6 +260,7 @@ def run_server_bench(
             config = LoadConfig(
                 base_url=base_url,
                 transport=transport,
+                door_url=door_url,
                 codebook_id=_CODEBOOK_ID,
                 viewers=viewers,
                 rates=[float(r) for r in stepped],
@@ -294,11 +287,31 @@ def run_server_bench(
     )
 
 
+def _door(transport: str, workers: int) -> tuple[tuple[str, ...], str]:
+    """The ``omega serve`` options that open ``transport``'s door, and its address."""
+    if transport == "http":
+        return (), ""
+    if transport not in ("grpc", "quic"):
+        raise InputError(f"--transport must be http, grpc or quic, got {transport!r}")
+    if workers != 1:
+        raise InputError(f"--transport {transport} runs one server process (--workers 1)")
+    if transport == "quic":
+        return (), ""  # its certificate is made in the run's directory (quic_door_args)
+    port = free_port()
+    return ("--grpc-port", str(port)), f"127.0.0.1:{port}"
+
+
 def _through_quic(config: LoadConfig, data_dir: Path, quic: SelfSigned) -> LoadConfig:
     """``config`` with the fleet on the server's HTTP/3 door (the UDP port it bound)."""
     port = int((data_dir / PORT_FILE).read_text())
     door_url = f"https://127.0.0.1:{port}"
     return msgspec.structs.replace(config, door_url=door_url, door_cert=str(quic.cert))
+
+
+def quic_door_args(tls: SelfSigned) -> tuple[str, ...]:
+    """The ``omega serve`` options that open the HTTP/3 door with ``tls``, on any free
+    UDP port (written to the data directory's ``http3-port``)."""
+    return ("--quic-cert", str(tls.cert), "--quic-key", str(tls.key), "--quic-port", "0")
 
 
 def _offered_rates(rates: tuple[float, ...], max_rate: float | None) -> list[float]:
@@ -358,6 +371,7 @@ def _report(
     others = [s["other_cpu_pct"] for s in steps if s.get("other_cpu_pct") is not None]
     stolen = [s["steal_cpu_pct"] for s in steps if s.get("steal_cpu_pct") is not None]
     return {
+        "transport": settings.pop("transport"),
         "viewers": viewers,
         "syncs_per_s": best["syncs_per_s"] if best else 0.0,
         "sync_p50_ms": best["p50_ms"] if best else None,
@@ -369,8 +383,10 @@ def _report(
         # first), and the most CPU other work on the machine, or the hypervisor (a virtual
         # machine's cores are shared), took during a step (% of a core).
         "server_cpu_ms_per_sync": shown.get("server_cpu_ms_per_sync"),
-        # Both ways, counted by the fleet's lanes where they can (HTTP/3: UDP payloads).
+        # Bytes on the wire (TCP payload, or UDP for HTTP/3, both ways, framing included) per
+        # sync, and TCP segments (UDP datagrams) per sync, at the same step.
         "wire_bytes_per_sync": shown.get("wire_bytes_per_sync"),
+        "wire_segments_per_sync": shown.get("wire_segments_per_sync"),
         "other_cpu_pct_max": max(others) if others else None,
         "steal_cpu_pct_max": max(stolen) if stolen else None,
         "storage": storage,

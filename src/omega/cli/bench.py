@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any
 
 import typer
@@ -69,6 +70,33 @@ def brain(
     emit(result, as_json=as_json, title="omega bench brain")
 
 
+@app.command("mcp")
+def mcp(
+    catalog: int = typer.Option(10_000, help="Synthetic catalog size (clustered vectors)."),
+    events: int = typer.Option(500, help="History replayed before measuring."),
+    calls: int = typer.Option(1_000, help="viewer_get_recommendations calls timed (k=10)."),
+    seed: int = typer.Option(0, help="Random seed."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
+) -> None:
+    """The viewer tools over stdio: viewer_get_recommendations latency (p50/p99) from a
+    real `omega mcp viewer` process, beside the brain's own recommend time in each call."""
+    from omega.bench import run_mcp_bench
+    from omega.cli._output import err_console
+    from omega.errors import InputError
+
+    if catalog < 100 or events < 0 or calls < 1:
+        raise InputError("--catalog ≥ 100, --events ≥ 0 and --calls ≥ 1 are required")
+    with err_console.status("benchmarking the MCP viewer tools…") as status:
+        result = run_mcp_bench(
+            catalog=catalog,
+            events=events,
+            calls=calls,
+            seed=seed,
+            progress=lambda text: status.update(text),
+        )
+    emit(result, as_json=as_json, title="omega bench mcp")
+
+
 @app.command("federation")
 def federation(
     patterns: int = typer.Option(100_000, help="Live patterns in the store when the round runs."),
@@ -117,6 +145,67 @@ def sybil(
     emit(result, as_json=as_json, title="omega bench sybil")
 
 
+@app.command("sdk")
+def sdk(
+    titles: int = typer.Option(10_000, help="Synthetic catalog size (clustered vectors)."),
+    events: int = typer.Option(300, help="Views tracked before measuring."),
+    calls: int = typer.Option(2_000, help="recommend() calls timed on each path."),
+    warmup: int = typer.Option(200, help="Untimed calls before them."),
+    k: int = typer.Option(10, "-k", help="Titles per recommendation (1..100)."),
+    rounds: int = typer.Option(2, help="Runs of each path, alternating."),
+    seed: int = typer.Option(0, help="Random seed."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
+) -> None:
+    """The C SDK against Python on one brain: recommend p50/p99 from a C program using
+    libomega.so and from the Python API, the C process's first calls (interpreter start,
+    open, model load) and its resident memory. Builds the library first."""
+    from omega.bench import run_sdk_bench
+    from omega.cli._output import err_console
+
+    with err_console.status("benchmarking the C SDK…") as status:
+        result = run_sdk_bench(
+            titles=titles,
+            events=events,
+            calls=calls,
+            warmup=warmup,
+            k=k,
+            rounds=rounds,
+            seed=seed,
+            progress=lambda text: status.update(text),
+        )
+    emit(result, as_json=as_json, title="omega bench sdk")
+
+
+@app.command("wasm")
+def wasm(
+    messages: int = typer.Option(200, help="Pushes, pulls and sealed answers timed."),
+    repeats: int = typer.Option(5, help="Passes over them on each side (median reported)."),
+    loads: int = typer.Option(3, help="Cold starts of Pyodide under Node.js timed."),
+    cache: Path | None = typer.Option(
+        None, help="Where fetched parts are kept. [default: ~/.cache/omega/wasm]"
+    ),
+    seed: int = typer.Option(0, help="Seed for the synthetic messages."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
+) -> None:
+    """The browser part in Pyodide (Node.js) against CPython: cold load time, µs to encode
+    a push, decode a pull and check a seal on each side, and the bundle's bytes. Builds
+    the bundle first (omega sdk wasm; npm and pip fetch its parts on first use)."""
+    from omega.bench import run_wasm_bench
+    from omega.cli._output import err_console
+    from omega.cli.sdk import default_cache
+
+    with err_console.status("benchmarking the browser part…") as status:
+        result = run_wasm_bench(
+            cache=cache or default_cache(),
+            messages=messages,
+            repeats=repeats,
+            loads=loads,
+            seed=seed,
+            progress=lambda text: status.update(text),
+        )
+    emit(result, as_json=as_json, title="omega bench wasm")
+
+
 @app.command("shares")
 def shares(
     reports: int = typer.Option(2000, help="Two-server reports to make and count (≤ 5000)."),
@@ -156,7 +245,9 @@ def server(
     connections: int = typer.Option(32, help="Client connections (keep-alive) in all."),
     seed: int = typer.Option(0, help="Seed for the devices' patterns and schedules."),
     transport: str = typer.Option(
-        "http", help="The door the fleet uses: http, or quic (HTTP/3; 16 streams a connection)."
+        "http",
+        help="The door the fleet comes through: http, grpc (StreamSync per device) or quic "
+        "(HTTP/3, 16 streams a connection).",
     ),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
 ) -> None:
@@ -395,6 +486,7 @@ _STEP_COLUMNS = {
     "client_cpu_pct": "client %cpu",
     "other_cpu_pct": "other %cpu",
     "steal_cpu_pct": "stolen %cpu",
+    "wire_bytes_per_sync": "wire B/sync",
     "passed": "passed",
 }
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import csv
-import json
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
@@ -38,63 +36,6 @@ def init(directory: DirArg, as_json: JsonOpt = False) -> None:
         )
 
 
-def _read_catalog(path: Path) -> list[dict[str, str]]:
-    if not path.is_file():
-        raise InputError(f"catalog file {path} does not exist")
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InputError(f"cannot read catalog file {path}: {exc}") from exc
-    if path.suffix in (".jsonl", ".ndjson"):
-        rows = []
-        for n, line in enumerate(text.splitlines(), 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise InputError(f"{path}:{n}: not valid JSON: {exc.msg}") from exc
-            if not isinstance(row, dict):
-                raise InputError(f"{path}:{n}: each line must be a JSON object")
-            rows.append({str(k): v for k, v in row.items()})
-        return rows
-    reader = csv.DictReader(text.splitlines())
-    return [dict(r) for r in reader]
-
-
-def _items(path: Path):  # type: ignore[no-untyped-def]
-    from omega.brain import CatalogItem
-
-    items = []
-    for n, row in enumerate(_read_catalog(path), 2):
-        item_id = str(row.get("item_id") or row.get("movieId") or row.get("id") or "").strip()
-        title = str(row.get("title") or "").strip()
-        if not item_id or not title:
-            raise InputError(f"{path}: row {n} needs an item_id (or movieId) and a title")
-        genres = row.get("genres") or ""
-        genre_list = (
-            genres
-            if isinstance(genres, list)
-            else [g for g in str(genres).split("|") if g and g != "(no genres listed)"]
-        )
-        try:
-            year = int(row["year"]) if row.get("year") not in (None, "") else None
-            runtime = int(row["runtime_min"]) if row.get("runtime_min") not in (None, "") else None
-        except ValueError as exc:
-            raise InputError(f"{path}: row {n}: year and runtime_min must be integers") from exc
-        items.append(
-            CatalogItem(
-                item_id=item_id,
-                title=title,
-                genres=tuple(genre_list),
-                year=year,
-                runtime_min=runtime,
-                description=str(row.get("description") or ""),
-            )
-        )
-    return items
-
-
 @app.command("catalog-import")
 def catalog_import(
     directory: DirArg,
@@ -108,7 +49,9 @@ def catalog_import(
     as_json: JsonOpt = False,
 ) -> None:
     """Add or update titles; each is embedded with the real MiniLM model on this machine."""
-    items = _items(catalog)
+    from omega.brain.catalog_file import read_catalog
+
+    items = read_catalog(catalog)
     with _open(directory) as brain, console.status(f"embedding {len(items)} titles…"):
         count = brain.upsert_items(items)
         emit(

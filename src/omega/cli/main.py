@@ -99,7 +99,17 @@ def _register() -> None:
     app.add_typer(brain.app, name="brain")
     app.add_typer(bench.app, name="bench")
     demo.register(app)
-    for optional in ("serve", "worker", "helper", "sync", "simulate", "admin", "attest"):
+    for optional in (
+        "serve",
+        "worker",
+        "helper",
+        "sync",
+        "simulate",
+        "admin",
+        "attest",
+        "sdk",
+        "mcp",
+    ):
         try:
             module = __import__(f"omega.cli.{optional}", fromlist=["register"])
         except ModuleNotFoundError as exc:

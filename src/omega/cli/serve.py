@@ -42,6 +42,15 @@ def serve(
         int | None,
         typer.Option(help="UDP port of HTTP/3 (default 4433; 0: any free port).", min=0, max=65535),
     ] = None,
+    grpc_port: Annotated[
+        int | None,
+        typer.Option(
+            help="Also serve the gRPC door (sync.proto) on this TCP port of --host (0: any "
+            "free port, written to <data-dir>/grpc-address).",
+            min=0,
+            max=65535,
+        ),
+    ] = None,
     log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
     as_json: Annotated[
         bool, typer.Option("--json", help="Print the start-up summary as JSON.")
@@ -76,12 +85,16 @@ def serve(
             overrides[name] = value
     if quic_cert is not None or quic_key is not None:
         overrides["quic_host"] = host
+    if grpc_port is not None:
+        overrides["grpc_port"] = grpc_port
+        overrides["grpc_host"] = host
     settings = Settings(**overrides)
     # What the server's start-up would fail on, refused now in one sentence (exit 2 or 4)
     # instead of a traceback from inside the server.
     check_storage_url(settings.storage_url)
     ensure_data_dir(settings.data_dir)
     open_storage(settings.storage_url).close()
+    _check_grpc_port(settings)
     check_helper(
         settings.helper_url,
         min_batch=settings.share_min_batch,
@@ -93,6 +106,9 @@ def serve(
         {
             "url": f"http://{host}:{port}",
             "docs": f"http://{host}:{port}/docs",
+            "mcp": f"http://{host}:{port}/mcp (admin token; docs/mcp.md)"
+            if settings.mcp
+            else "off",
             "storage": settings.storage_url.split("@")[-1],
             "data_dir": str(settings.data_dir),
             "admin_token_file": str(settings.data_dir / "admin-token")
@@ -101,6 +117,7 @@ def serve(
             "federation_interval": settings.federation_interval,
             "helper": settings.helper_url or "(none: two-server reports are not counted)",
             **http3,
+            **_grpc_summary(settings),
         },
         as_json=as_json,
         title="omega serve",
@@ -125,6 +142,37 @@ def _http3_summary(settings: Any) -> dict[str, str]:
         bind_udp(settings.quic_host, settings.quic_port).close()  # taken: say so now
     port = settings.quic_port or f"(any free port: see {settings.data_dir / PORT_FILE})"
     return {"http3": f"https://{settings.quic_host}:{port}", "http3_pin": spki_pin(tls.certificate)}
+
+
+def _check_grpc_port(settings: Any) -> None:
+    """A gRPC port already taken, refused now in one sentence (the door's own start-up
+    error would come as uvicorn's traceback)."""
+    if not settings.grpc_port:
+        return
+    import socket
+
+    from omega.errors import ConfigError
+
+    with socket.socket(socket.AF_INET6 if ":" in settings.grpc_host else socket.AF_INET) as probe:
+        # As the door binds: a port left in TIME_WAIT by a stopped server is free.
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((settings.grpc_host, settings.grpc_port))
+        except OSError as exc:
+            raise ConfigError(
+                f"--grpc-port {settings.grpc_port}: cannot listen on {settings.grpc_host} "
+                f"({exc.strerror or exc})"
+            ) from None
+
+
+def _grpc_summary(settings: Any) -> dict[str, str]:
+    """Where the gRPC door listens, if it is open."""
+    if settings.grpc_port is None:
+        return {}
+    if settings.grpc_port == 0:
+        where = settings.data_dir / "grpc-address"
+        return {"grpc": f"{settings.grpc_host}, any free port (written to {where})"}
+    return {"grpc": f"{settings.grpc_host}:{settings.grpc_port}"}
 
 
 def register(app: typer.Typer) -> None:

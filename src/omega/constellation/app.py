@@ -2,8 +2,8 @@
 
 Nothing is opened at import time. The lifespan opens storage, loads (or makes) the JWT
 keys and admin token, starts the release watcher, in-process federation rounds (when
-``federation_interval`` is above 0) and the other doors the settings open (gRPC, HTTP/3:
-``omega.constellation.doors``), and stops them all on shutdown. ``uvicorn
+``federation_interval`` is above 0) and the other doors the settings open (gRPC, HTTP/3,
+MCP: ``omega.constellation.doors``), and stops them all on shutdown. ``uvicorn
 --factory omega.constellation.app:create_app`` builds one from ``OMEGA_*`` variables.
 """
 
@@ -19,12 +19,14 @@ from pathlib import Path
 from typing import Any
 
 from fastapi import Depends, FastAPI
+from starlette.routing import Route
 
 from omega.clock import Clock, SystemClock
 from omega.constellation._runtime import Runtime, load_admin_token, load_keys, load_release_keys
 from omega.constellation.auth import AdminGate, TokenService
 from omega.constellation.distribute import Pacer
 from omega.constellation.doors import open_doors
+from omega.constellation.doors.mcp_tools import MCP_PATH, McpEndpoint
 from omega.constellation.events import EventBroker, ReleaseWatcher
 from omega.constellation.exchange import Exchange, ExchangeLimits
 from omega.constellation.guards import known_query_only
@@ -36,8 +38,12 @@ from omega.constellation.problems import install_problem_handlers
 from omega.constellation.ratelimit import ViewerRateLimiter
 from omega.constellation.rounds import RoundRunner
 from omega.constellation.routes import (
+    consensus,
+    consensus_router,
     manage_router,
     manufacturers_router,
+    operator,
+    operator_router,
     ops_router,
     stream_router,
     sync_router,
@@ -88,6 +94,8 @@ _DOC_TYPES: list[Any] = [
     DeviceRekey,
     RekeyedDevice,
     CodebookPublished,
+    *operator.DOC_TYPES,
+    *consensus.DOC_TYPES,
 ]
 
 
@@ -264,9 +272,13 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         sync_router,
         manage_router,
         manufacturers_router,
+        operator_router,
+        consensus_router,
         stream_router,
         ops_router,
     ):
         app.include_router(router)
+    if settings.mcp:
+        app.router.routes.append(Route(MCP_PATH, McpEndpoint(), include_in_schema=False))
     document_components(app, _DOC_TYPES)
     return app

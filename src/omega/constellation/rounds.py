@@ -37,6 +37,7 @@ from omega.errors import OmegaError
 from omega.storage.base import Storage
 
 if TYPE_CHECKING:
+    from omega.federation import FederationConfig
     from omega.federation.shared import SharedCounting
 
 __all__ = ["RoundChildError", "RoundRunner", "plain"]
@@ -82,15 +83,16 @@ class RoundRunner:
         """One round; returns what it reported plus the release version after it."""
         # Imported on first use: federation pulls in scipy, which a serving-only process
         # (federation_interval=0, rounds in `omega worker`) never needs.
-        from omega.federation import FederationConfig, run_round
+        from omega.federation import run_round
 
+        config = self.federation_config()
         if self._shares is None:
             self._shares = connect_helper(self._helper)
         async with self._lock:  # one in-process round at a time
             result = await to_thread.run_sync(
                 lambda: run_round(
                     self._storage,
-                    FederationConfig(),
+                    config,
                     now=self._clock.now(),
                     worker_id=self._worker_id,
                     shares=self._shares,
@@ -99,6 +101,13 @@ class RoundRunner:
         self._metrics.rounds.inc()
         version = await self._watcher.check()
         return {"version": version, "result": plain(result)}
+
+    def federation_config(self) -> FederationConfig:
+        """The settings this server's rounds decide with (the admin's consensus and prune
+        routes read the same)."""
+        from omega.federation import FederationConfig
+
+        return FederationConfig()
 
     def close(self) -> None:
         """Close the helper connection, if a round opened one."""

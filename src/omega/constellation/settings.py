@@ -149,6 +149,40 @@ class Settings(BaseSettings):
         ),
     )
 
+    # -- MCP (the operator's tools for AI assistants, docs/mcp.md) -------------------------
+    mcp: bool = Field(
+        default=True,
+        description="Serve the operator's MCP tools at /mcp (streamable HTTP, admin token).",
+    )
+    mcp_allowed_hosts: list[str] = Field(
+        default_factory=lambda: ["127.0.0.1:*", "localhost:*", "[::1]:*"],
+        description=(
+            "Host headers /mcp answers (DNS-rebinding protection; 'name:*' is any port). "
+            "Behind a proxy or on a public name, add the names it is reached by, e.g. "
+            "['omega.example.com', 'omega.example.com:*']."
+        ),
+    )
+
+    # -- other doors (omega.constellation.doors) ------------------------------------------
+    grpc_port: int | None = Field(
+        default=None,
+        ge=0,
+        le=65535,
+        description=(
+            "TCP port of the gRPC door (sync.proto; docs/grpc.md); 0: any free port, written "
+            "to <data_dir>/grpc-address; unset: no gRPC door."
+        ),
+    )
+    grpc_host: str = Field(
+        default="127.0.0.1", description="Interface the gRPC door listens on (omega serve: --host)."
+    )
+    grpc_stream_idle: float = Field(
+        default=300.0,
+        gt=0,
+        description="Seconds a StreamSync stream may wait for its next request before the "
+        "server ends it (devices open a new one when they sync again).",
+    )
+
     # -- the HTTP/3 door (omega.constellation.doors.http3) ---------------------------------
     quic_cert: Path | None = Field(
         default=None,

@@ -1,7 +1,8 @@
 """Federation: aggregation rounds that turn viewers' live patterns into releases.
 
 ``consolidate`` (pure) filters, clusters, bounds each viewer's influence, fuses robustly
-and applies consensus; ``detect_trends`` finds rising content; ``plan_release`` (pure)
+and applies consensus; ``explain_consensus`` says why one cluster is released or
+withheld; ``detect_trends`` finds rising content; ``plan_release`` (pure)
 plans what a round publishes; ``run_round`` does one round against a ``Storage``;
 ``Worker`` runs rounds on a schedule (``omega worker``).
 """
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 from omega.federation.cells import CellGroups, centroids_of, group_cells
 from omega.federation.config import FederationConfig, FusionRule
+from omega.federation.consensus import ConsensusReport, explain_consensus
 from omega.federation.consolidate import (
     ConsolidationStats,
     consolidate,
@@ -25,6 +27,7 @@ from omega.federation.worker import Worker
 __all__ = [
     "GLOBAL_REGION",
     "CellGroups",
+    "ConsensusReport",
     "ConsolidationStats",
     "FederationConfig",
     "FusionRule",
@@ -38,6 +41,7 @@ __all__ = [
     "consolidate_table",
     "detect_trends",
     "diff_release",
+    "explain_consensus",
     "fuse_grouped",
     "group_cells",
     "pattern_id",

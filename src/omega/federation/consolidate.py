@@ -195,15 +195,25 @@ def _agreement(table: PatternTable, clusters: _Clusters, *, n_cells: int, n_view
     """Per cluster, the share of viewers with an opinion on its target group who are on
     its side (step 4). Counted in every context: an attacker must not dodge dissent by
     picking an unusual one."""
+    agreeing, opinions = _opinions(table, clusters, n_cells=n_cells, n_viewers=n_viewers)
+    agreement: F64 = agreeing / opinions
+    return agreement
+
+
+def _opinions(
+    table: PatternTable, clusters: _Clusters, *, n_cells: int, n_viewers: int
+) -> tuple[I64, I64]:
+    """Per cluster, the viewers on its side and all the viewers with an opinion on its
+    target group (a viewer holding both kinds of pattern counts on both sides)."""
     row_target = np.where(clusters.group1 >= 0, clusters.group1, clusters.group0)
     opinion = row_target * n_viewers + table.viewer
     row_positive = table.task != BEHAVIOUR
     likes = np.bincount(np.unique(opinion[row_positive]) // n_viewers, minlength=n_cells)
     quits = np.bincount(np.unique(opinion[~row_positive]) // n_viewers, minlength=n_cells)
     target = row_target[clusters.first_row]
-    agreeing = np.where(clusters.positive, likes[target], quits[target])
-    agreement: F64 = agreeing / (likes[target] + quits[target])
-    return agreement
+    agreeing: I64 = np.where(clusters.positive, likes[target], quits[target])
+    opinions: I64 = likes[target] + quits[target]
+    return agreeing, opinions
 
 
 def _release(

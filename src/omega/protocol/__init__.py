@@ -1,8 +1,10 @@
 """The wire protocol: message types, validation, the binary codec and vector quantisation.
 
 Sans-IO (as h11): everything here maps values to bytes and back, with no sockets or files.
-The two-server counting parts (``shares``, ``aggregation``, ``noise``, ``dpf``) and the
-release seals (``signing``) are used through their modules.
+The two-server counting parts (``shares``, ``aggregation``, ``noise``, ``dpf``), the
+release seals (``signing``) and vector quantisation (``quantize``) are used through their
+modules. Importing this package needs msgspec and zstd alone, no numpy nor cryptography:
+it runs in a browser's Pyodide too (``omega.wasm``, docs/sdk.md).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from omega.protocol._limits import (
     MAX_SHARED_CATALOG,
     MAX_SHARES_PER_PUSH,
     MAX_VERSION,
+    NONCE_BYTES,
 )
 from omega.protocol.codec import (
     BINARY_MEDIA_TYPE,
@@ -29,7 +32,6 @@ from omega.protocol.codec import (
 )
 from omega.protocol.messages import *  # noqa: F403
 from omega.protocol.messages import __all__ as _messages_all
-from omega.protocol.quantize import from_vector, to_vector
 from omega.protocol.validation import (
     EMBEDDING_DIM,
     MAX_CELL,
@@ -69,12 +71,11 @@ __all__ = [
     "MAX_TRENDS",
     "MAX_VECTOR_DIM",
     "MAX_VERSION",
+    "NONCE_BYTES",
     "decode",
     "decode_json",
     "encode",
     "encode_json",
-    "from_vector",
-    "to_vector",
     "validate",
     "validate_vector",
 ]

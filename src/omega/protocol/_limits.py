@@ -42,6 +42,9 @@ ED25519_SIGNATURE_BYTES = 64
 MAX_TIME = 2**62
 """Seconds since the epoch, in certificates."""
 MAX_NONCE = 64
+NONCE_BYTES = 16
+"""Random bytes a device puts in each sync request: no two requests are alike, so no old
+answer fits a new one (``SyncRequest``)."""
 MAX_RELEASE_KEYS = 16
 """Release keys a registration answer lists, or a sync request names as trusted."""
 RELEASE_KEY_BYTES = 32

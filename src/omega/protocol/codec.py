@@ -19,21 +19,30 @@ decodes a sealed frame without looking at its seal, so a device checks the seal 
 
 Decoding is hostile-input safe: every failure is a :class:`RemoteProtocolError` (or its
 subclass :class:`PayloadTooLargeError`), and decompression memory is bounded by
-``max_decompressed`` whether or not the zstd frame declares its size. zstandard's own
-``max_output_size`` is ignored for frames that declare a size, so the declared size is
-checked from the header and the output is read through a bounded stream.
+``max_decompressed`` whether or not the zstd frame declares its size: a declared size is
+checked from the header, and the decompressor is asked for at most one byte over the
+limit whatever the frame says.
+
+zstd is Python's own binding of libzstd (``compression.zstd``, Python 3.14; its backport
+``backports.zstd`` before): the one zstd API that CPython and the browser's Pyodide both
+have, so this module is the same code on a server, a TV and in WebAssembly (``omega.wasm``).
 """
 
 from __future__ import annotations
 
 import struct
+import sys
 import threading
 import zlib
 from dataclasses import dataclass
 from typing import Any, TypeVar, overload
 
 import msgspec
-import zstandard
+
+if sys.version_info >= (3, 14):
+    from compression import zstd
+else:
+    from backports import zstd
 
 from omega.errors import LocalProtocolError, PayloadTooLargeError, RemoteProtocolError
 from omega.protocol.messages import PROTOCOL_VERSION, Message
@@ -80,8 +89,7 @@ _SEAL_LENGTH = struct.Struct(">H")
 _ZSTD_LEVEL = 3
 # Level 3 never uses a window above 2 MiB, so a frame asking for more is not ours; the
 # cap also stops a hostile window size from making the decoder allocate a huge buffer.
-_MAX_WINDOW = 1 << 21
-_CHUNK = 64 * 1024
+_DECOMPRESSION: dict[int, int] = {zstd.DecompressionParameter.window_log_max: 21}
 
 M = TypeVar("M", bound=msgspec.Struct)
 Buffer = bytes | bytearray | memoryview
@@ -99,15 +107,15 @@ _typed_json: dict[type, msgspec.json.Decoder[Any]] = {
 }
 
 
-class _Zstd(threading.local):
-    """zstd contexts are not safe to share between threads; one pair per thread."""
+class _Compressor(threading.local):
+    """One compressor per thread: a shared one would serialise every encode on its lock.
+    (A decompressor reads one frame and is spent, so each decode makes its own.)"""
 
     def __init__(self) -> None:
-        self.compressor = zstandard.ZstdCompressor(level=_ZSTD_LEVEL, write_content_size=True)
-        self.decompressor = zstandard.ZstdDecompressor(max_window_size=_MAX_WINDOW)
+        self.compressor = zstd.ZstdCompressor(level=_ZSTD_LEVEL)
 
 
-_zstd = _Zstd()
+_local = _Compressor()
 
 
 def canonical(msg: Message) -> bytes:
@@ -124,7 +132,8 @@ def encode(msg: Message) -> bytes:
     except (TypeError, ValueError, OverflowError) as exc:
         raise LocalProtocolError(f"cannot encode {type(msg).__name__}: {exc}") from None
     if len(body) >= COMPRESS_THRESHOLD:
-        packed = _zstd.compressor.compress(body)
+        # One call that ends the frame: zstd knows the size and declares it in the header.
+        packed = _local.compressor.compress(body, mode=zstd.ZstdCompressor.FLUSH_FRAME)
         if len(packed) < len(body):
             return frame(packed, flags=FLAG_ZSTD)
     return frame(body)
@@ -321,32 +330,29 @@ def _unframe(data: bytes, max_decompressed: int) -> bytes:
 
 def _decompress(payload: bytes, limit: int) -> bytes:
     try:
-        declared = zstandard.frame_content_size(payload)
-    except zstandard.ZstdError as exc:
+        declared = zstd.get_frame_info(payload).decompressed_size  # None: not declared
+    except zstd.ZstdError as exc:
         raise RemoteProtocolError(f"compressed body is not a zstd frame: {exc}") from None
-    # frame_content_size reports "not declared" as -1 (the C API uses a sentinel).
-    known = 0 <= declared < zstandard.CONTENTSIZE_ERROR
-    if known and declared > limit:
+    if declared is not None and declared > limit:
         raise PayloadTooLargeError(
             f"compressed body declares {declared} bytes, over the {limit} limit"
         )
-    chunks: list[bytes] = []
-    total = 0
-    # Read at most limit + 1 bytes, never trusting the declared size beyond the limit.
-    want = declared + 1 if known else _CHUNK
+    decompressor = zstd.ZstdDecompressor(options=_DECOMPRESSION)
     try:
-        with _zstd.decompressor.stream_reader(payload, read_across_frames=True) as reader:
-            while total <= limit:
-                chunk = reader.read(min(want, limit + 1 - total))
-                if not chunk:
-                    break
-                chunks.append(chunk)
-                total += len(chunk)
-                want = _CHUNK
-    except (zstandard.ZstdError, ValueError) as exc:
+        # At most limit + 1 bytes, never trusting the declared size beyond the limit.
+        body = decompressor.decompress(payload, max_length=limit + 1)
+    except zstd.ZstdError as exc:
         raise RemoteProtocolError(f"corrupt zstd body: {exc}") from None
-    if total > limit:
+    if len(body) > limit:
         raise PayloadTooLargeError(f"compressed body expands past the {limit} byte limit")
-    if known and total != declared:
-        raise RemoteProtocolError(f"zstd body expanded to {total} bytes but declared {declared}")
-    return b"".join(chunks)
+    if not decompressor.eof:
+        raise RemoteProtocolError("truncated zstd body: the frame does not end")
+    if decompressor.unused_data:
+        raise RemoteProtocolError(
+            f"{len(decompressor.unused_data)} bytes after the zstd frame (a frame carries one)"
+        )
+    if declared is not None and len(body) != declared:
+        raise RemoteProtocolError(
+            f"zstd body expanded to {len(body)} bytes but declared {declared}"
+        )
+    return body

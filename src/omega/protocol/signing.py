@@ -29,15 +29,23 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING
 
 import msgspec
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from omega.errors import LocalProtocolError, SignatureError
-from omega.protocol import codec
+from omega.protocol import _ed25519, codec
 from omega.protocol._limits import KID_PATTERN, MAX_RELEASE_KEYS, RELEASE_KEY_BYTES
 from omega.protocol.messages import PROTOCOL_VERSION
+
+if TYPE_CHECKING:
+    # Key objects are cryptography's and exist where keys are held (a constellation signs,
+    # a TV pins); checking a seal needs raw bytes only, so it runs where cryptography does
+    # not (a browser's Pyodide: ``omega.protocol._ed25519``).
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import (
+        Ed25519PrivateKey,
+        Ed25519PublicKey,
+    )
 
 __all__ = [
     "KEY_BYTES",
@@ -110,16 +118,18 @@ def check_kid(kid: object, where: str = "key id") -> str:
     return kid
 
 
-def check_public_key(raw: object, where: str = "public key") -> Ed25519PublicKey:
-    """The Ed25519 key in ``raw`` (32 bytes); :class:`SignatureError` if it is none."""
+def check_public_key(raw: object, where: str = "public key") -> bytes:
+    """``raw`` if it is a raw Ed25519 key (32 bytes); :class:`SignatureError` if not."""
     if not isinstance(raw, bytes) or len(raw) != KEY_BYTES:
         size = len(raw) if isinstance(raw, bytes) else type(raw).__name__
         raise SignatureError(f"{where} must be {KEY_BYTES} raw Ed25519 bytes, got {size}")
-    return Ed25519PublicKey.from_public_bytes(raw)
+    return raw
 
 
 def public_bytes(key: Ed25519PrivateKey | Ed25519PublicKey) -> bytes:
     """The raw 32 bytes of a key's public half (what devices pin)."""
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
     public = key.public_key() if isinstance(key, Ed25519PrivateKey) else key
     return public.public_bytes_raw()
 
@@ -263,10 +273,8 @@ def _with_endorsements(
 
 def _check(public: bytes, signature: bytes, statement: bytes, what: str, why: str) -> None:
     key = check_public_key(public, f"the key checking {what}")
-    try:
-        key.verify(signature, statement)
-    except InvalidSignature:
-        raise SignatureError(f"{what} does not match its signature: {why}") from None
+    if not _ed25519.verify(key, signature, statement):
+        raise SignatureError(f"{what} does not match its signature: {why}")
 
 
 def _frame_statement(flags: int, request: bytes, body: bytes) -> bytes:

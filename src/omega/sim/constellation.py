@@ -61,6 +61,7 @@ class SimConstellation:
             rate_limit=1_000_000,
             access_token_ttl=24 * 3600,
             gc_freeze=False,  # the simulator's process is not a server
+            mcp=False,  # …and no assistant reaches it: no MCP endpoint to start
             helper_url=helper_url,
             helper_secret_file=helper_secret_file,
             share_min_batch=share_min_batch,

@@ -215,6 +215,14 @@ class SQLStorage(Storage, Generic[E]):
 
         return self._db.write_live(write)
 
+    def prune_live_quality(self, *, min_quality: float, abandonment: bool = False) -> int:
+        behaviour = "success_rate" if abandonment else "1 - success_rate"
+        sql = (
+            "DELETE FROM live WHERE NOT removed AND (CASE WHEN task = 'behaviour'"
+            f" THEN {behaviour} ELSE success_rate END) < ?"
+        )
+        return self._db.write_live(lambda tx: tx.run(sql, (min_quality,)))
+
     def release_version(self) -> int:
         with self._db.read() as tx:
             return _version(tx)

@@ -286,6 +286,15 @@ class Storage(abc.ABC):
         Returns how many live patterns were dropped."""
 
     @abc.abstractmethod
+    def prune_live_quality(self, *, min_quality: float, abandonment: bool = False) -> int:
+        """Forget live patterns whose quality is below ``min_quality`` (an operator's
+        clean-up; rounds apply their own quality filter without deleting anything).
+        Quality is the success rate of a positive pattern; of a behaviour pattern it is
+        1 - success rate, or the rate itself with ``abandonment`` (when rounds read
+        behaviour rates that way: ``FederationConfig.behaviour_rate``). Removal markers
+        stay. Returns how many live patterns were dropped."""
+
+    @abc.abstractmethod
     def prune_batches(self, *, created_before: float) -> int:
         """Forget idempotency records (viewer, batch id → ack) of pushes older than the
         cutoff, so the server keeps no push history beyond the retry window. A push retried

@@ -1,7 +1,9 @@
 """The device side of sync: outbox push, cursor pull, conflict strategies, retries, tokens.
 
 ``SyncClient(brain, transport).sync()`` does one push + pull round trip; transports are
-``HttpTransport`` (the network) and ``AsgiTransport`` (an app in this process).
+``HttpTransport`` (the network), ``AsgiTransport`` (an app in this process) and
+``omega.sync.grpc_transport.GrpcTransport`` (the gRPC door; imported from its module, so
+that grpcio loads only where it is used).
 ``DeviceRuntime(brain, base_url)`` keeps a TV syncing on a ``SyncSchedule`` through any
 outage and drives the brain's loops; ``run_sync(brain, base_url)`` is a blocking one-shot.
 """

@@ -34,7 +34,7 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PublicKey
 
 from omega.brain import Brain, ConflictStrategy, InflightBatch
 from omega.errors import AuthError, ConfigError, RemoteProtocolError, SignatureError
-from omega.protocol import BINARY_MEDIA_TYPE, MAX_PULL_BYTES, codec
+from omega.protocol import BINARY_MEDIA_TYPE, MAX_PULL_BYTES, NONCE_BYTES, codec
 from omega.protocol.attestation import DeviceIdentity
 from omega.protocol.messages import (
     PullRequest,
@@ -79,8 +79,6 @@ __all__ = ["SyncClient", "SyncResult"]
 T = TypeVar("T")
 #: Pull pages fetched in one sync at most (the rest waits for the next sync).
 MAX_PAGES = 8
-#: Random bytes in each sync request: no two requests are alike, so no old answer fits.
-NONCE_BYTES = 16
 _UNREADABLE_PINS = (
     "the release keys this device pinned (cursor sync.release_keys) are unreadable or leave "
     "no key to trust, and it will not trust whatever key the server offers instead: "

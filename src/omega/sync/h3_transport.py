@@ -83,6 +83,10 @@ class QuicStats:
     def wire_bytes(self) -> int:
         return self.bytes_sent + self.bytes_received
 
+    @property
+    def datagrams(self) -> int:
+        return self.datagrams_sent + self.datagrams_received
+
 
 class _CountingUdp(asyncio.DatagramTransport):
     """The socket's transport, counting what aioquic sends through it."""

@@ -13,6 +13,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from omega.constellation.doors.asgi import AppReply, call_app
+from omega.constellation.doors.mcp_tools import open_mcp
 from omega.constellation.settings import Settings
 
 __all__ = ["AppReply", "DoorStarter", "call_app", "open_doors"]
@@ -24,9 +25,25 @@ DoorStarter = Callable[[Any, Settings, contextlib.AsyncExitStack], Awaitable[str
 
 def _starters() -> list[DoorStarter]:
     """Every door beyond HTTP/1.1, in start order (each checks its own settings)."""
+    return [open_mcp, _grpc, _http3]
+
+
+async def _grpc(app: Any, settings: Settings, stack: contextlib.AsyncExitStack) -> str | None:
+    """The gRPC door (``grpc_door``); grpcio is imported only when the settings open it."""
+    if settings.grpc_port is None:
+        return None
+    from omega.constellation.doors.grpc_door import start_grpc
+
+    return await start_grpc(app, settings, stack)
+
+
+async def _http3(app: Any, settings: Settings, stack: contextlib.AsyncExitStack) -> str | None:
+    """The HTTP/3 door (``http3``); aioquic is imported only when the settings open it."""
+    if settings.quic_cert is None and settings.quic_key is None:
+        return None
     from omega.constellation.doors.http3 import start_http3
 
-    return [start_http3]
+    return await start_http3(app, settings, stack)
 
 
 async def open_doors(app: Any, settings: Settings, stack: contextlib.AsyncExitStack) -> list[str]:

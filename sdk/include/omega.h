@@ -1,0 +1,1 @@
+../../src/omega/sdk/c/omega.h
