@@ -34,17 +34,19 @@ import uuid
 from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Protocol
 
 import aiohttp
 import msgspec
 import numpy as np
+from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from omega.bench._cpu import CpuMeter
 from omega.bench._wire import WireMeter, WireSnapshot
 from omega.bench.sync import synthetic_pushes
-from omega.errors import RemoteProtocolError
+from omega.errors import RemoteProtocolError, TransportError
 from omega.protocol import BINARY_MEDIA_TYPE, codec
 from omega.protocol.attestation import Manufacturer
 from omega.protocol.frequency import DEFAULT_EPSILON, make_report
@@ -57,6 +59,8 @@ from omega.protocol.messages import (
     SyncRequest,
     SyncResponse,
 )
+from omega.protocol.quic import spki_pin
+from omega.sync.h3_transport import Http3Transport
 
 __all__ = [
     "Answer",
@@ -79,6 +83,7 @@ MANUFACTURER = "omega-bench"
 _JITTER = (0.5, 1.5)  # a device's next sync comes after its period times U(0.5, 1.5)
 _REGISTER_CONCURRENCY = 32
 _CONNECTIONS_PER_LANE = 4
+_STREAMS_PER_QUIC = 16  # requests in flight on one QUIC connection of the fleet
 
 
 class LoadConfig(msgspec.Struct, frozen=True, kw_only=True):
@@ -87,6 +92,8 @@ class LoadConfig(msgspec.Struct, frozen=True, kw_only=True):
     #: address is ``door_url`` (registration and syncs alike go through it).
     transport: str = "http"
     door_url: str = ""
+    #: The door's certificate (PEM file) the fleet pins, for a door that speaks TLS.
+    door_cert: str = ""
     codebook_id: str
     viewers: int
     rates: list[float]
@@ -127,8 +134,9 @@ class StepResult(msgspec.Struct, frozen=True, kw_only=True):
     other_cpu_pct: float | None = None  # the rest of the machine: work sharing the cores
     steal_cpu_pct: float | None = None  # taken by the hypervisor: the box itself was slower
     server_cpu_ms_per_sync: float | None = None
-    # TCP payload both ways between the fleet and the door's port, per sync (framing
-    # included; omega.bench._wire), and TCP segments per sync. None: not measured.
+    # Bytes on the wire both ways per sync, framing included, and TCP segments (HTTP/3:
+    # UDP datagrams) per sync: the kernel's TCP counters for a TCP door (omega.bench._wire),
+    # the QUIC lanes' own count of UDP payloads for HTTP/3. None: not measured.
     wire_bytes_per_sync: float | None = None
     wire_segments_per_sync: float | None = None
 
@@ -398,7 +406,7 @@ async def _run_step(
     schedule: _Schedule,
     rng: random.Random,
     meter: CpuMeter,
-    wire: WireMeter | None = None,
+    wire: _WireSource | None = None,
 ) -> _Step:
     """Dispatch one step's syncs on schedule; returns with them still in flight."""
     loop = asyncio.get_running_loop()
@@ -437,7 +445,7 @@ async def run_load(config: LoadConfig) -> list[StepResult]:
         pending: asyncio.Task[StepResult] | None = None
         loop = asyncio.get_running_loop()
         meter = CpuMeter(config.server_pids)
-        wire = _wire_meter(config)
+        wire = _wire_meter(config, lanes)
         schedule = _Schedule(len(devices), config.rates[0], loop.time(), rng)
         for rate in config.rates:
             schedule.retime(len(devices), rate, loop.time())
@@ -483,6 +491,36 @@ async def _http_lanes(stack: contextlib.AsyncExitStack, config: LoadConfig) -> l
     return lanes
 
 
+@dataclass(slots=True)
+class _QuicLane:
+    """One QUIC connection (:class:`~omega.sync.h3_transport.Http3Transport`) carrying
+    many devices' requests as concurrent streams; it counts its UDP bytes."""
+
+    transport: Http3Transport
+    gate: asyncio.Semaphore
+
+    async def post(self, path: str, body: bytes, headers: Mapping[str, str]) -> tuple[int, bytes]:
+        try:
+            answer = await self.transport.request("POST", path, body=body, headers=headers)
+        except TransportError as exc:
+            raise LaneFailure("timeout" if "timed out" in str(exc) else "transport: quic") from None
+        return answer.status, answer.body
+
+
+async def _quic_lanes(stack: contextlib.AsyncExitStack, config: LoadConfig) -> list[Lane]:
+    """A few QUIC connections to ``door_url``, ``_STREAMS_PER_QUIC`` requests at a time
+    each, pinned to ``door_cert``: pure-Python QUIC costs CPU per connection and per
+    packet on both sides of a shared machine."""
+    pem = Path(config.door_cert).read_bytes()
+    pin = spki_pin(x509.load_pem_x509_certificate(pem))
+    lanes: list[Lane] = []
+    for _ in range(max(1, config.connections // _STREAMS_PER_QUIC)):
+        transport = Http3Transport(config.door_url, pin=pin, timeout=config.timeout)
+        stack.push_async_callback(transport.aclose)
+        lanes.append(_QuicLane(transport=transport, gate=asyncio.Semaphore(_STREAMS_PER_QUIC)))
+    return lanes
+
+
 async def _grpc_lanes(stack: contextlib.AsyncExitStack, config: LoadConfig) -> list[Lane]:
     """Devices on their StreamSync streams over a few shared channels (grpcio loads only
     for a gRPC run)."""
@@ -494,13 +532,40 @@ async def _grpc_lanes(stack: contextlib.AsyncExitStack, config: LoadConfig) -> l
 LaneOpener = Callable[[contextlib.AsyncExitStack, LoadConfig], Awaitable[list[Lane]]]
 
 #: How the fleet reaches the server, by ``LoadConfig.transport``.
-_LANE_OPENERS: dict[str, LaneOpener] = {"http": _http_lanes, "grpc": _grpc_lanes}
+_LANE_OPENERS: dict[str, LaneOpener] = {
+    "http": _http_lanes,
+    "grpc": _grpc_lanes,
+    "quic": _quic_lanes,
+}
 #: The doors over TCP, whose bytes on the wire a step reports (``omega.bench._wire``).
 _TCP_DOORS = {"http", "grpc"}
 
 
-def _wire_meter(config: LoadConfig) -> WireMeter | None:
-    """The meter of the fleet's traffic to the door's TCP port (None: not a TCP door)."""
+class _WireSource(Protocol):
+    def snapshot(self) -> WireSnapshot | None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class _QuicWire:
+    """The QUIC lanes' own counts: UDP payload bytes and datagrams, both ways (the kernel
+    keeps no per-flow counters for UDP)."""
+
+    lanes: list[Lane]
+
+    def snapshot(self) -> WireSnapshot:
+        found: WireSnapshot = {}
+        for i, lane in enumerate(self.lanes):
+            assert isinstance(lane, _QuicLane)
+            stats = lane.transport.stats
+            found[("quic", str(i))] = (stats.wire_bytes, stats.datagrams)
+        return found
+
+
+def _wire_meter(config: LoadConfig, lanes: list[Lane]) -> _WireSource | None:
+    """What counts the fleet's bytes on the wire: the kernel's counters of the door's TCP
+    port, or the QUIC lanes themselves (None: neither)."""
+    if config.transport == "quic":
+        return _QuicWire(lanes)
     if config.transport not in _TCP_DOORS:
         return None
     address = config.door_url or config.base_url

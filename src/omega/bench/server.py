@@ -26,9 +26,11 @@ import msgspec
 import numpy as np
 
 from omega.bench._cpu import process_tree
+from omega.bench.certs import SelfSigned, self_signed
 from omega.bench.loadgen import MANUFACTURER, LoadConfig, catalog_item
 from omega.bench.serving import BenchError, ServerProcess, free_port, uvicorn_command
 from omega.constellation import Settings, load_admin_token, load_keys
+from omega.constellation.doors.http3 import PORT_FILE
 from omega.errors import ConfigError, InputError
 from omega.protocol import EMBEDDING_DIM
 from omega.protocol.attestation import Manufacturer
@@ -227,8 +229,9 @@ def run_server_bench(
 
     ``federation_interval`` None keeps the server's default (in-process rounds every
     60 s); 0 disables rounds. ``workers`` > 1 runs uvicorn's multi-process mode.
-    ``transport``: the door the fleet comes through (``http``, or ``grpc``: the server's
-    gRPC door on a port of its own).
+    ``transport``: the door the fleet comes through (``http``; ``grpc``: the server's
+    gRPC door on a port of its own; ``quic``: its HTTP/3 door on a UDP port, with a
+    self-signed certificate made for the run, which the fleet pins).
     """
     if viewers < 1 or step_seconds <= 0 or not 0 <= pull_only <= 1 or workers < 1:
         raise InputError("viewers ≥ 1, step seconds > 0, 0 ≤ pull-only ≤ 1, workers ≥ 1")
@@ -239,6 +242,9 @@ def run_server_bench(
     rate_limit = _rate_limit(stepped, viewers)
     with tempfile.TemporaryDirectory(prefix="omega-bench-server-") as tmp:
         data_dir = Path(tmp)
+        quic = self_signed(data_dir / "tls") if transport == "quic" else None
+        if quic is not None:
+            door_args = quic_door_args(quic)
         with _server(
             data_dir,
             db_url=db_url,
@@ -267,6 +273,8 @@ def run_server_bench(
                 catalog=CATALOG,
                 manufacturer_key=maker.key.private_bytes_raw(),
             )
+            if quic is not None:
+                config = _through_quic(config, data_dir, quic)
             ready, steps = _run_loadgen(config, data_dir / "loadgen.log", progress)
     return _report(
         steps,
@@ -283,12 +291,27 @@ def _door(transport: str, workers: int) -> tuple[tuple[str, ...], str]:
     """The ``omega serve`` options that open ``transport``'s door, and its address."""
     if transport == "http":
         return (), ""
-    if transport != "grpc":
-        raise InputError(f"--transport must be http or grpc, got {transport!r}")
+    if transport not in ("grpc", "quic"):
+        raise InputError(f"--transport must be http, grpc or quic, got {transport!r}")
     if workers != 1:
-        raise InputError("--transport grpc runs one server process (--workers 1)")
+        raise InputError(f"--transport {transport} runs one server process (--workers 1)")
+    if transport == "quic":
+        return (), ""  # its certificate is made in the run's directory (quic_door_args)
     port = free_port()
     return ("--grpc-port", str(port)), f"127.0.0.1:{port}"
+
+
+def _through_quic(config: LoadConfig, data_dir: Path, quic: SelfSigned) -> LoadConfig:
+    """``config`` with the fleet on the server's HTTP/3 door (the UDP port it bound)."""
+    port = int((data_dir / PORT_FILE).read_text())
+    door_url = f"https://127.0.0.1:{port}"
+    return msgspec.structs.replace(config, door_url=door_url, door_cert=str(quic.cert))
+
+
+def quic_door_args(tls: SelfSigned) -> tuple[str, ...]:
+    """The ``omega serve`` options that open the HTTP/3 door with ``tls``, on any free
+    UDP port (written to the data directory's ``http3-port``)."""
+    return ("--quic-cert", str(tls.cert), "--quic-key", str(tls.key), "--quic-port", "0")
 
 
 def _offered_rates(rates: tuple[float, ...], max_rate: float | None) -> list[float]:
@@ -360,8 +383,8 @@ def _report(
         # first), and the most CPU other work on the machine, or the hypervisor (a virtual
         # machine's cores are shared), took during a step (% of a core).
         "server_cpu_ms_per_sync": shown.get("server_cpu_ms_per_sync"),
-        # Bytes on the wire (TCP payload both ways, framing included) per sync, and TCP
-        # segments per sync, at the same step (omega.bench._wire).
+        # Bytes on the wire (TCP payload, or UDP for HTTP/3, both ways, framing included) per
+        # sync, and TCP segments (UDP datagrams) per sync, at the same step.
         "wire_bytes_per_sync": shown.get("wire_bytes_per_sync"),
         "wire_segments_per_sync": shown.get("wire_segments_per_sync"),
         "other_cpu_pct_max": max(others) if others else None,

@@ -245,7 +245,9 @@ def server(
     connections: int = typer.Option(32, help="Client connections (keep-alive) in all."),
     seed: int = typer.Option(0, help="Seed for the devices' patterns and schedules."),
     transport: str = typer.Option(
-        "http", help="The door the fleet comes through: http, or grpc (StreamSync per device)."
+        "http",
+        help="The door the fleet comes through: http, grpc (StreamSync per device) or quic "
+        "(HTTP/3, 16 streams a connection).",
     ),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
 ) -> None:
@@ -289,6 +291,24 @@ def server(
             progress=progress,
         )
     _emit_server(result, as_json=as_json)
+
+
+@app.command("quic-resume")
+def quic_resume(
+    repeats: int = typer.Option(30, help="Fresh/resumed pairs measured, for each request."),
+    rtt_ms: float = typer.Option(
+        0.0, help="Round trip added by a UDP delay line in front of the server (0: loopback)."
+    ),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
+) -> None:
+    """HTTP/3: a TV's first pull and first sync on a fresh connection (full handshake)
+    against a resumed one (session ticket; the pull as 0-RTT early data), on a real server."""
+    from omega.bench.quic_resume import run_quic_resume_bench
+    from omega.cli._output import err_console
+
+    with err_console.status("starting the server, then fresh and resumed connections…"):
+        result = run_quic_resume_bench(repeats=repeats, rtt_ms=rtt_ms)
+    emit(result, as_json=as_json, title="omega bench quic-resume")
 
 
 @app.command("fleet-restart")

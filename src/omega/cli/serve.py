@@ -33,6 +33,15 @@ def serve(
     ] = None,
     helper_url: HelperUrlOption = None,
     helper_secret_file: HelperSecretOption = None,
+    quic_cert: Annotated[
+        Path | None,
+        typer.Option(help="PEM certificate: also serve HTTP/3 (QUIC) with it (needs --quic-key)."),
+    ] = None,
+    quic_key: Annotated[Path | None, typer.Option(help="PEM private key of --quic-cert.")] = None,
+    quic_port: Annotated[
+        int | None,
+        typer.Option(help="UDP port of HTTP/3 (default 4433; 0: any free port).", min=0, max=65535),
+    ] = None,
     grpc_port: Annotated[
         int | None,
         typer.Option(
@@ -71,6 +80,11 @@ def serve(
         overrides["helper_url"] = helper_url
     if helper_secret_file is not None:
         overrides["helper_secret_file"] = helper_secret_file
+    for name, value in (("quic_cert", quic_cert), ("quic_key", quic_key), ("quic_port", quic_port)):
+        if value is not None:
+            overrides[name] = value
+    if quic_cert is not None or quic_key is not None:
+        overrides["quic_host"] = host
     if grpc_port is not None:
         overrides["grpc_port"] = grpc_port
         overrides["grpc_host"] = host
@@ -86,6 +100,7 @@ def serve(
         min_batch=settings.share_min_batch,
         noise_epsilon=settings.share_noise_epsilon,
     )
+    http3 = _http3_summary(settings)
     app = create_app(settings)
     emit(
         {
@@ -101,6 +116,7 @@ def serve(
             else "(from OMEGA_ADMIN_TOKEN)",
             "federation_interval": settings.federation_interval,
             "helper": settings.helper_url or "(none: two-server reports are not counted)",
+            **http3,
             **_grpc_summary(settings),
         },
         as_json=as_json,
@@ -108,6 +124,24 @@ def serve(
     )
     err_console.print("press Ctrl+C to stop")
     uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=False)
+
+
+def _http3_summary(settings: Any) -> dict[str, str]:
+    """The HTTP/3 door's lines of the start-up summary, its certificate checked now (a
+    bad file: one sentence, exit 2, rather than a traceback from the server's start)."""
+    if settings.quic_cert is None and settings.quic_key is None:
+        return {}
+    from omega.constellation.doors.http3 import PORT_FILE, bind_udp, load_server_tls
+    from omega.errors import ConfigError
+    from omega.protocol.quic import spki_pin
+
+    if settings.quic_cert is None or settings.quic_key is None:
+        raise ConfigError("--quic-cert and --quic-key go together: give both")
+    tls = load_server_tls(settings.quic_cert, settings.quic_key)
+    if settings.quic_port:
+        bind_udp(settings.quic_host, settings.quic_port).close()  # taken: say so now
+    port = settings.quic_port or f"(any free port: see {settings.data_dir / PORT_FILE})"
+    return {"http3": f"https://{settings.quic_host}:{port}", "http3_pin": spki_pin(tls.certificate)}
 
 
 def _check_grpc_port(settings: Any) -> None:

@@ -57,6 +57,7 @@ _TITLES = {
     413: "Content Too Large",
     415: "Unsupported Media Type",
     422: "Unprocessable Content",
+    425: "Too Early",
     429: "Too Many Requests",
     500: "Internal Server Error",
     503: "Service Unavailable",

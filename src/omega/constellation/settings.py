@@ -183,6 +183,25 @@ class Settings(BaseSettings):
         "server ends it (devices open a new one when they sync again).",
     )
 
+    # -- the HTTP/3 door (omega.constellation.doors.http3) ---------------------------------
+    quic_cert: Path | None = Field(
+        default=None,
+        description="PEM certificate (chain) of the HTTP/3 door; with quic_key, opens it.",
+    )
+    quic_key: Path | None = Field(default=None, description="PEM private key of quic_cert.")
+    quic_host: str = Field(default="127.0.0.1", description="Interface of the HTTP/3 door.")
+    quic_port: int = Field(
+        default=4433,
+        ge=0,
+        le=65535,
+        description="UDP port of the HTTP/3 door; 0: any free one (see <data_dir>/http3-port).",
+    )
+    quic_session_tickets: int = Field(
+        default=10_000,
+        gt=0,
+        description="TLS session tickets kept for 0-RTT resumption (newest; each used once).",
+    )
+
     # -- crash testing -----------------------------------------------------------------
     failpoints: frozenset[str] = Field(
         default=frozenset(),

@@ -25,7 +25,7 @@ DoorStarter = Callable[[Any, Settings, contextlib.AsyncExitStack], Awaitable[str
 
 def _starters() -> list[DoorStarter]:
     """Every door beyond HTTP/1.1, in start order (each checks its own settings)."""
-    return [open_mcp, _grpc]
+    return [open_mcp, _grpc, _http3]
 
 
 async def _grpc(app: Any, settings: Settings, stack: contextlib.AsyncExitStack) -> str | None:
@@ -35,6 +35,15 @@ async def _grpc(app: Any, settings: Settings, stack: contextlib.AsyncExitStack) 
     from omega.constellation.doors.grpc_door import start_grpc
 
     return await start_grpc(app, settings, stack)
+
+
+async def _http3(app: Any, settings: Settings, stack: contextlib.AsyncExitStack) -> str | None:
+    """The HTTP/3 door (``http3``); aioquic is imported only when the settings open it."""
+    if settings.quic_cert is None and settings.quic_key is None:
+        return None
+    from omega.constellation.doors.http3 import start_http3
+
+    return await start_http3(app, settings, stack)
 
 
 async def open_doors(app: Any, settings: Settings, stack: contextlib.AsyncExitStack) -> list[str]:
