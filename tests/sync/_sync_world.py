@@ -264,11 +264,13 @@ def device_outbox(brain: Brain) -> set[str]:
 # -- the constellation in this process ------------------------------------------------------
 class Tamper:
     """An ASGI middleware around the real app that damages the next ``arm``-ed answers to
-    ``POST /api/omega/sync`` after the app has fully handled them (committed its work)."""
+    ``POST /api/omega/sync`` after the app has fully handled them (committed its work).
+    ``modes``: a list shared with the test, for a middleware the app itself builds
+    (``app.add_middleware(Tamper, modes=…)``)."""
 
-    def __init__(self, app: Any) -> None:
+    def __init__(self, app: Any, modes: list[str] | None = None) -> None:
         self.app = app
-        self.modes: list[str] = []
+        self.modes: list[str] = modes if modes is not None else []
         self.tampered = 0
 
     def arm(self, *modes: str) -> None:

@@ -130,6 +130,7 @@ def _build_runtime(settings: Settings, clock: Clock, metrics: Metrics) -> Runtim
         min_pull_bytes=settings.min_pull_bytes,
         max_pull_bytes=settings.max_pull_bytes,
         two_server_reports=settings.helper_url is not None,
+        seal_reserve=sealer.reserve,
     )
     return Runtime(
         settings=settings,

@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import os
 import signal
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TypedDict
 
@@ -64,6 +65,9 @@ class ExchangeLimits:
     #: get a second channel (forged LDP reports drowned an exact list in noise), and a TV
     #: still sending the other kind keeps syncing its patterns.
     two_server_reports: bool = False
+    #: Bytes of each budget left for the seal the route adds to the fitted answer
+    #: (``ReleaseSealer.reserve``): the budget is the sealed frame's.
+    seal_reserve: Callable[[], int] = lambda: 0
 
 
 class _StoreArguments(TypedDict):
@@ -212,6 +216,7 @@ class Exchange:
     def pull(self, pull: PullRequest) -> PullResponse:
         """The delta since ``pull.since_version`` that fits the device's byte budget."""
         budget = min(max(pull.max_bytes, self._limits.min_pull_bytes), self._limits.max_pull_bytes)
+        budget -= self._limits.seal_reserve()
         # The release version in the key: a new release is never answered from the cache.
         return self._fitted(pull.since_version, budget, self._storage.release_version())
 

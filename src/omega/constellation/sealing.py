@@ -14,7 +14,7 @@ from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from omega.constellation._keys import KeyRing, SigningKey
 from omega.errors import ConfigError
-from omega.protocol import signing
+from omega.protocol import codec, signing
 
 __all__ = ["ReleaseSealer"]
 
@@ -25,6 +25,7 @@ class ReleaseSealer:
     def __init__(self, ring: KeyRing) -> None:
         self._ring = ring
         self._endorsed: dict[tuple[str, str], signing.Endorsement] = {}
+        self._reserves: dict[str, int] = {}
 
     @property
     def kid(self) -> str:
@@ -52,6 +53,28 @@ class ReleaseSealer:
             key=_ed25519(signer),
             endorsements=self._endorsements(trusted),
         )
+
+    def reserve(self) -> int:
+        """Bytes a seal adds to an answer's frame, at most: its length prefix, the
+        signer's key id, the signature and one endorsement (what :meth:`seal` attaches
+        for a device that trusts an older key). Pulls are fitted to their byte budget
+        with this much left, so the sealed frame a device receives stays within it."""
+        signer = self._ring.signer
+        reserve = self._reserves.get(signer.kid)
+        if reserve is None:
+            # As long as any endorsement: by the ring's longest key id.
+            longest = max(self._ring.kids(), key=len)
+            widest = signing.Endorsement(signer.kid, bytes(32), longest, bytes(64))
+            bare = codec.frame(b"")
+            sealed = signing.seal(
+                bare,
+                request=signing.UNBOUND,
+                kid=signer.kid,
+                key=_ed25519(signer),
+                endorsements=[widest],
+            )
+            reserve = self._reserves[signer.kid] = len(sealed) - len(bare)
+        return reserve
 
     def seal_document(self, digest: bytes) -> signing.Seal:
         """A seal over a document (the codebook), endorsed by every older private key of
