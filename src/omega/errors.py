@@ -45,6 +45,7 @@ __all__ = [
     "SignatureError",
     "StoreError",
     "TransportError",
+    "error_code",
 ]
 
 
@@ -127,3 +128,25 @@ class RevokedError(AuthError):
 
 class ConflictError(OmegaError):
     """An idempotency key was reused with a different payload."""
+
+
+#: The number each kind of error stands for wherever one is reported as a number — the
+#: ``omega`` command's exit codes and the C SDK's status codes (``omega.h``) — checked in
+#: this order (a subclass before its base). Anything else is 1.
+_CODES: tuple[tuple[type[OmegaError], int], ...] = (
+    (ConfigError, 2),
+    (InputError, 3),
+    (StoreError, 4),
+    (ModelError, 5),
+    (TransportError, 6),
+    (AuthError, 7),
+    (ProtocolError, 8),
+)
+
+
+def error_code(error: BaseException) -> int:
+    """``error``'s number (see ``_CODES``): 2 config … 8 protocol, 1 for anything else."""
+    for kind, code in _CODES:
+        if isinstance(error, kind):
+            return code
+    return 1

@@ -8,16 +8,7 @@ from enum import IntEnum
 import typer
 
 from omega.cli._output import err_console
-from omega.errors import (
-    AuthError,
-    ConfigError,
-    InputError,
-    ModelError,
-    OmegaError,
-    ProtocolError,
-    StoreError,
-    TransportError,
-)
+from omega.errors import OmegaError, error_code
 
 __all__ = ["ExitCode", "app", "run"]
 
@@ -36,22 +27,8 @@ class ExitCode(IntEnum):
     PROTOCOL = 8
 
 
-_CODES: list[tuple[type[OmegaError], ExitCode]] = [
-    (ConfigError, ExitCode.USAGE),
-    (InputError, ExitCode.INPUT),
-    (StoreError, ExitCode.STORE),
-    (ModelError, ExitCode.MODEL),
-    (TransportError, ExitCode.NETWORK),
-    (AuthError, ExitCode.AUTH),
-    (ProtocolError, ExitCode.PROTOCOL),
-]
-
-
 def exit_code_for(error: OmegaError) -> ExitCode:
-    for kind, code in _CODES:
-        if isinstance(error, kind):
-            return code
-    return ExitCode.ERROR
+    return ExitCode(error_code(error))
 
 
 app = typer.Typer(

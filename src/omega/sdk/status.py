@@ -8,16 +8,7 @@ from __future__ import annotations
 
 from enum import IntEnum
 
-from omega.errors import (
-    AuthError,
-    ConfigError,
-    InputError,
-    ModelError,
-    OmegaError,
-    ProtocolError,
-    StoreError,
-    TransportError,
-)
+from omega.errors import OmegaError, error_code
 
 __all__ = ["BufferTooSmall", "Status", "status_for"]
 
@@ -43,21 +34,9 @@ class BufferTooSmall(OmegaError):
         self.needed = needed
 
 
-_STATUSES: list[tuple[type[OmegaError], Status]] = [
-    (BufferTooSmall, Status.BUFFER),
-    (ConfigError, Status.CONFIG),
-    (InputError, Status.INPUT),
-    (StoreError, Status.STORAGE),
-    (ModelError, Status.MODEL),
-    (TransportError, Status.NETWORK),
-    (AuthError, Status.AUTH),
-    (ProtocolError, Status.PROTOCOL),
-]
-
-
 def status_for(error: BaseException) -> Status:
-    """The code a C caller gets for ``error`` (ERROR for anything not Omega's own)."""
-    for kind, status in _STATUSES:
-        if isinstance(error, kind):
-            return status
-    return Status.ERROR
+    """The code a C caller gets for ``error`` (ERROR for anything not Omega's own): the
+    exit code the command gives for it (``omega.errors.error_code``), or BUFFER."""
+    if isinstance(error, BufferTooSmall):
+        return Status.BUFFER
+    return Status(error_code(error))
