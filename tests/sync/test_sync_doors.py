@@ -12,11 +12,13 @@ Each test is written against the ``Transport`` interface only; the door is a par
 from __future__ import annotations
 
 import asyncio
+import os
 import uuid
 from pathlib import Path
 
 import pytest
 from _doors import (
+    ADMIN,
     DOORS,
     bearer,
     contextual_patterns,
@@ -29,8 +31,15 @@ from _sync_world import CODEBOOK_ID, open_brain, pending_upserts, watch
 from omega.clock import ManualClock
 from omega.errors import RemoteProtocolError
 from omega.protocol import codec
-from omega.protocol.messages import PullRequest, PullResponse, PushAck, PushRequest, SyncRequest
-from omega.sync import SyncClient
+from omega.protocol.messages import (
+    PullRequest,
+    PullResponse,
+    PushAck,
+    PushRequest,
+    SyncRequest,
+    SyncResponse,
+)
+from omega.sync import HttpTransport, SyncClient
 from omega.sync.cursors import load_credentials
 
 pytestmark = pytest.mark.parametrize("door", DOORS)
@@ -117,6 +126,48 @@ def test_pulls_page_under_the_byte_budget(tmp_path: Path, door: str) -> None:
             )
             everything = codec.decode(whole.body, expect=PullResponse)
             assert not everything.more and seen == {p.id for p in everything.patterns}
+
+    asyncio.run(scenario())
+
+
+def test_a_sync_answer_with_an_ack_and_an_endorsement_stays_within_the_budget(
+    tmp_path: Path, door: str
+) -> None:
+    """The budget is the sealed ``/sync`` frame's: its pull is fitted with room for the
+    push's ack and for a seal that endorses a rotated key to a device that trusts only
+    the old one."""
+    budget = 1024
+
+    async def scenario() -> None:
+        async with live_doors(tmp_path / "server") as doors, doors.transport(door) as transport:
+            await crowd_releases(doors, [range(cell, cell + 1) for cell in range(8)], days=("any",))
+            viewer = await register(transport)
+            (old_kid,) = viewer.release_keys
+            async with HttpTransport(doors.http_url) as http:
+                rotated = await http.request(
+                    "POST", "/api/omega/release-keys/rotate", body=None, headers=ADMIN
+                )
+                assert rotated.status in (200, 201), rotated.body
+            push = PushRequest(
+                viewer_id=viewer.viewer_id,
+                batch_id=uuid.uuid4().hex,
+                codebook_id=CODEBOOK_ID,
+                added=contextual_patterns(range(2), prefix="acked"),
+            )
+            request = SyncRequest(
+                pull=PullRequest(viewer_id=viewer.viewer_id, since_version=0, max_bytes=budget),
+                push=push,
+                nonce=os.urandom(16),
+                release_kids=[old_kid],
+            )
+            answer = await transport.request(
+                "POST", "/api/omega/sync", body=codec.encode(request), headers=bearer(viewer)
+            )
+            assert answer.status == 200, answer.body
+            assert len(answer.body) <= budget
+            reply = codec.decode(answer.body, expect=SyncResponse)
+            assert reply.ack is not None and len(reply.ack.accepted) == 24
+            assert reply.pull.patterns and reply.pull.more  # a page, not nothing
 
     asyncio.run(scenario())
 

@@ -30,7 +30,13 @@ from omega.constellation.metrics import Metrics
 from omega.constellation.problems import Problem
 from omega.errors import ConflictError
 from omega.protocol import codec
-from omega.protocol.messages import PullRequest, PullResponse, PushAck, PushRequest
+from omega.protocol.messages import (
+    PullRequest,
+    PullResponse,
+    PushAck,
+    PushRequest,
+    SyncResponse,
+)
 from omega.storage.base import Storage
 
 __all__ = ["STOP_AFTER_INGEST", "Exchange", "ExchangeLimits"]
@@ -52,6 +58,21 @@ _PULLS_CACHED = 64
 #: Registered viewers' regions kept in memory: a registration never changes, and reading
 #: it from storage was one query per push (storage still checks the viewer exists).
 _REGIONS_CACHED = 100_000
+
+
+#: Bytes of a pull's budget always left for patterns, however much the seal and an ack
+#: take (a budget smaller than this is left whole).
+PATTERN_FLOOR = 512
+_EMPTY_PULL = PullResponse(version=0)
+
+
+def _ack_bytes(ack: PushAck) -> int:
+    """What ``ack`` adds to a ``/sync`` answer beside its pull, rounded up to 256 bytes: a
+    few distinct budgets keep fitted pulls shared in the cache."""
+    size = len(codec.encode(SyncResponse(pull=_EMPTY_PULL, ack=ack))) - len(
+        codec.encode(_EMPTY_PULL)
+    )
+    return -(-size // 256) * 256
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,13 +147,13 @@ class Exchange:
 
             def work() -> tuple[PushAck | None, PullResponse]:
                 ack = self.push(viewer_id, push, server_version=server_version) if push else None
-                return ack, self.pull(pull)
+                return ack, self.pull(pull, beside=ack)
 
             return await to_thread.run_sync(work)
         ack = None
         if push is not None:
             ack = await self.push_async(viewer_id, push, server_version=server_version)
-        return ack, self.pull(pull)
+        return ack, self.pull(pull, beside=ack)
 
     def push(self, viewer_id: str, push: PushRequest, *, server_version: int) -> PushAck:
         """Check and ingest ``push`` for the authenticated ``viewer_id`` (exactly once)."""
@@ -213,10 +234,17 @@ class Exchange:
             self._metrics.patterns_rejected.inc(len(ack.rejected))
         return stored
 
-    def pull(self, pull: PullRequest) -> PullResponse:
-        """The delta since ``pull.since_version`` that fits the device's byte budget."""
+    def pull(self, pull: PullRequest, *, beside: PushAck | None = None) -> PullResponse:
+        """The delta since ``pull.since_version`` that fits the device's byte budget.
+
+        The budget is the sealed frame's: the seal's bytes and the ack sent ``beside``
+        the pull (a ``/sync`` answer) are left out of it — while that leaves at least
+        ``PATTERN_FLOOR`` bytes (or the whole budget, if smaller) for the patterns; past
+        that the answer exceeds the budget by what must travel anyway.
+        """
         budget = min(max(pull.max_bytes, self._limits.min_pull_bytes), self._limits.max_pull_bytes)
-        budget -= self._limits.seal_reserve()
+        extras = self._limits.seal_reserve() + (_ack_bytes(beside) if beside else 0)
+        budget = max(budget - extras, min(budget, PATTERN_FLOOR))
         # The release version in the key: a new release is never answered from the cache.
         return self._fitted(pull.since_version, budget, self._storage.release_version())
 

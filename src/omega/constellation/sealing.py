@@ -58,7 +58,8 @@ class ReleaseSealer:
         """Bytes a seal adds to an answer's frame, at most: its length prefix, the
         signer's key id, the signature and one endorsement (what :meth:`seal` attaches
         for a device that trusts an older key). Pulls are fitted to their byte budget
-        with this much left, so the sealed frame a device receives stays within it."""
+        with this much left, so the sealed frame a device receives stays within it
+        (``Exchange.pull``)."""
         signer = self._ring.signer
         reserve = self._reserves.get(signer.kid)
         if reserve is None:

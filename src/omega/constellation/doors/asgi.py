@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 __all__ = ["AppReply", "call_app"]
 
@@ -46,8 +46,12 @@ async def call_app(
     door's real peer. The app must be inside its lifespan (its runtime is running).
     """
     parts = urlsplit(target)
-    raw_headers = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()]
-    if body and not any(k == b"content-length" for k, _ in raw_headers):
+    raw_headers = [
+        (k.lower().encode("latin-1"), v.encode("latin-1"))
+        for k, v in headers.items()
+        if k.lower() != "content-length"
+    ]
+    if body:  # the body's own length, whatever the door was told
         raw_headers.append((b"content-length", str(len(body)).encode()))
     scope: dict[str, Any] = {
         "type": "http",
@@ -55,7 +59,7 @@ async def call_app(
         "http_version": http_version,
         "method": method.upper(),
         "scheme": scheme,
-        "path": parts.path,
+        "path": unquote(parts.path),  # ASGI's path is decoded, as uvicorn gives it
         "raw_path": parts.path.encode("latin-1"),
         "query_string": parts.query.encode("latin-1"),
         "root_path": "",

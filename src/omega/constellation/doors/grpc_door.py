@@ -62,6 +62,10 @@ ADDRESS_FILE = "grpc-address"
 ENVELOPE_BYTES = 64
 #: Seconds calls in flight get to finish when the server stops.
 STOP_GRACE = 2.0
+#: Calls the door serves at once (more are refused with RESOURCE_EXHAUSTED), and streams
+#: one connection may hold open: a device needs one StreamSync stream.
+MAX_CONCURRENT_RPCS = 10_000
+MAX_STREAMS_PER_CONNECTION = 100
 
 Handler = Callable[..., Awaitable[Any]]
 
@@ -74,7 +78,13 @@ async def start_grpc(app: Any, settings: Settings, stack: contextlib.AsyncExitSt
         options=[
             ("grpc.max_receive_message_length", settings.max_body_bytes + ENVELOPE_BYTES),
             ("grpc.so_reuseport", 0),  # a port in use is an error, as it is for HTTP
-        ]
+            # Bounds on what idle or slow clients hold: streams per connection, and
+            # connections that stop answering keepalive pings.
+            ("grpc.max_concurrent_streams", MAX_STREAMS_PER_CONNECTION),
+            ("grpc.keepalive_time_ms", 60_000),
+            ("grpc.keepalive_timeout_ms", 20_000),
+        ],
+        maximum_concurrent_rpcs=MAX_CONCURRENT_RPCS,
     )
     server.add_generic_rpc_handlers((_Door(app, settings).handler(),))
     host = settings.grpc_host
@@ -140,7 +150,11 @@ class _Door:
                     return
                 message = await _parse(rpc, raw, context)
                 reply = await self._call(rpc, message, headers, context)
-                await context.write(_response(rpc, reply))
+                try:
+                    async with asyncio.timeout(self.idle):  # a client that never reads
+                        await context.write(_response(rpc, reply))
+                except TimeoutError:
+                    return
 
         return answer
 
@@ -158,14 +172,18 @@ class _Door:
             if rpc.method == "POST" and (body or rpc.name != "Register"):
                 headers["content-type"] = BINARY_MEDIA_TYPE
         try:
-            reply = await call_app(
-                self.app,
-                rpc.method,
-                target,
-                headers=headers,
-                body=body,
-                client=_peer(context.peer()),
-                scheme="http",
+            # Shielded: a client that cancels (or whose deadline passes) does not cut the
+            # app off mid-request, as uvicorn does not for a client that goes away.
+            reply = await asyncio.shield(
+                call_app(
+                    self.app,
+                    rpc.method,
+                    target,
+                    headers=headers,
+                    body=body,
+                    client=_peer(context.peer()),
+                    scheme="http",
+                )
             )
         except Exception as exc:  # the app answered 500 and re-raised: a bug of ours
             log.error("gRPC %s crashed", rpc.name, exc_info=exc)

@@ -176,7 +176,11 @@ def _request_of(headers: list[tuple[bytes, bytes]], *, early: bool) -> _Request:
         else:
             fields[name] = value
     if ":authority" in pseudo:
-        fields.setdefault("host", pseudo[":authority"])
+        fields["host"] = pseudo[":authority"]  # the request's own authority wins
+    # The body's length is what arrived (call_app sets it), never what the client claims;
+    # proxy headers mean nothing from a client talking to us directly.
+    for name in ("content-length", "forwarded", "x-forwarded-for", "x-forwarded-proto"):
+        fields.pop(name, None)
     return _Request(pseudo.get(":method", ""), pseudo.get(":path", ""), fields, early)
 
 
