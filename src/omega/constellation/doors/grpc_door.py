@@ -65,6 +65,8 @@ STOP_GRACE = 2.0
 #: Calls the door serves at once (more are refused with RESOURCE_EXHAUSTED), and streams
 #: one connection may hold open: a device needs one StreamSync stream.
 MAX_CONCURRENT_RPCS = 10_000
+#: Seconds a new StreamSync stream may wait for its first request (then the idle limit).
+FIRST_MESSAGE_WAIT = 30.0
 MAX_STREAMS_PER_CONNECTION = 100
 
 Handler = Callable[..., Awaitable[Any]]
@@ -140,10 +142,12 @@ class _Door:
     def _stream(self, rpc: Rpc) -> Handler:
         async def answer(_: Any, context: Any) -> None:
             headers = await _bearer(context)
+            wait = min(self.idle, FIRST_MESSAGE_WAIT)  # an opened stream must be used
             while True:
                 try:
-                    async with asyncio.timeout(self.idle):  # no task per read, as wait_for
+                    async with asyncio.timeout(wait):  # no task per read, as wait_for
                         raw = await context.read()
+                    wait = self.idle
                 except TimeoutError:
                     return  # idle: the device opens a new stream when it syncs again
                 if raw is grpc.aio.EOF:
