@@ -18,7 +18,8 @@ from typing import Any
 
 import grpc
 
-from omega.bench.loadgen import Lane, LaneFailure, LoadConfig
+from omega.bench.lanes import Lane, LaneFailure
+from omega.bench.loadgen import LoadConfig
 from omega.errors import TransportError
 from omega.sync.grpc_transport import GrpcTransport
 

@@ -32,21 +32,18 @@ import sys
 import time
 import uuid
 from collections import Counter
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Protocol
 
-import aiohttp
 import msgspec
 import numpy as np
-from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from omega.bench._cpu import CpuMeter
 from omega.bench._wire import WireMeter, WireSnapshot
+from omega.bench.lanes import Lane, LaneFailure, WireSource, open_lanes, wire_meter
 from omega.bench.sync import synthetic_pushes
-from omega.errors import RemoteProtocolError, TransportError
+from omega.errors import RemoteProtocolError
 from omega.protocol import BINARY_MEDIA_TYPE, codec
 from omega.protocol.attestation import Manufacturer
 from omega.protocol.frequency import DEFAULT_EPSILON, make_report
@@ -59,8 +56,6 @@ from omega.protocol.messages import (
     SyncRequest,
     SyncResponse,
 )
-from omega.protocol.quic import spki_pin
-from omega.sync.h3_transport import Http3Transport
 
 __all__ = [
     "Answer",
@@ -82,8 +77,6 @@ __all__ = [
 MANUFACTURER = "omega-bench"
 _JITTER = (0.5, 1.5)  # a device's next sync comes after its period times U(0.5, 1.5)
 _REGISTER_CONCURRENCY = 32
-_CONNECTIONS_PER_LANE = 4
-_STREAMS_PER_QUIC = 16  # requests in flight on one QUIC connection of the fleet
 
 
 class LoadConfig(msgspec.Struct, frozen=True, kw_only=True):
@@ -139,51 +132,6 @@ class StepResult(msgspec.Struct, frozen=True, kw_only=True):
     # the QUIC lanes' own count of UDP payloads for HTTP/3. None: not measured.
     wire_bytes_per_sync: float | None = None
     wire_segments_per_sync: float | None = None
-
-
-class LaneFailure(Exception):
-    """No answer came on a lane; ``kind`` is how the step reports it ("timeout", …)."""
-
-    def __init__(self, kind: str) -> None:
-        super().__init__(kind)
-        self.kind = kind
-
-
-class Lane(Protocol):
-    """One connection group of the fleet, over one door (HTTP/1.1, gRPC or HTTP/3).
-
-    Requests wait in ``gate`` (FIFO) rather than in the transport's own queue, so the
-    time they queue in the client is measured apart from the time the server takes.
-    """
-
-    gate: asyncio.Semaphore
-
-    async def post(self, path: str, body: bytes, headers: Mapping[str, str]) -> tuple[int, bytes]:
-        """The answer's status and body; LaneFailure if none came."""
-        ...
-
-
-@dataclass(slots=True)
-class _HttpLane:
-    """One small aiohttp session and the queue in front of it.
-
-    The load generator shares the 2 cores with the server it measures, so its cost per
-    request matters: at 400 syncs/s it used 21–31 % of a core on aiohttp against 56–61 %
-    on httpx, CPU the server now gets. Devices are
-    spread over several sessions with a few keep-alive connections each.
-    """
-
-    client: aiohttp.ClientSession
-    gate: asyncio.Semaphore
-
-    async def post(self, path: str, body: bytes, headers: Mapping[str, str]) -> tuple[int, bytes]:
-        try:
-            async with self.client.post(path, data=body, headers=dict(headers)) as answer:
-                return answer.status, await answer.read()
-        except TimeoutError:
-            raise LaneFailure("timeout") from None
-        except aiohttp.ClientError as exc:
-            raise LaneFailure(f"transport: {type(exc).__name__}") from None
 
 
 @dataclass(slots=True)
@@ -406,7 +354,7 @@ async def _run_step(
     schedule: _Schedule,
     rng: random.Random,
     meter: CpuMeter,
-    wire: _WireSource | None = None,
+    wire: WireSource | None = None,
 ) -> _Step:
     """Dispatch one step's syncs on schedule; returns with them still in flight."""
     loop = asyncio.get_running_loop()
@@ -445,7 +393,7 @@ async def run_load(config: LoadConfig) -> list[StepResult]:
         pending: asyncio.Task[StepResult] | None = None
         loop = asyncio.get_running_loop()
         meter = CpuMeter(config.server_pids)
-        wire = _wire_meter(config, lanes)
+        wire = wire_meter(config, lanes)
         schedule = _Schedule(len(devices), config.rates[0], loop.time(), rng)
         for rate in config.rates:
             schedule.retime(len(devices), rate, loop.time())
@@ -463,114 +411,6 @@ async def run_load(config: LoadConfig) -> list[StepResult]:
             results.append(await pending)
             _emit("step", **msgspec.to_builtins(results[-1]))
     return results
-
-
-async def open_lanes(stack: contextlib.AsyncExitStack, config: LoadConfig) -> list[Lane]:
-    """The fleet's lanes over ``config.transport`` (``connections`` in all), closed with
-    ``stack``."""
-    opener = _LANE_OPENERS.get(config.transport)
-    if opener is None:
-        known = ", ".join(sorted(_LANE_OPENERS))
-        raise ValueError(f"unknown transport {config.transport!r}; known: {known}")
-    return await opener(stack, config)
-
-
-async def _http_lanes(stack: contextlib.AsyncExitStack, config: LoadConfig) -> list[Lane]:
-    """aiohttp sessions of a few keep-alive connections each."""
-    per_lane = min(config.connections, _CONNECTIONS_PER_LANE)
-    timeout = aiohttp.ClientTimeout(total=config.timeout)
-    lanes: list[Lane] = []
-    for _ in range(max(1, config.connections // per_lane)):
-        session = aiohttp.ClientSession(
-            base_url=config.base_url,
-            connector=aiohttp.TCPConnector(limit=per_lane),
-            timeout=timeout,
-        )
-        client = await stack.enter_async_context(session)
-        lanes.append(_HttpLane(client=client, gate=asyncio.Semaphore(per_lane)))
-    return lanes
-
-
-@dataclass(slots=True)
-class _QuicLane:
-    """One QUIC connection (:class:`~omega.sync.h3_transport.Http3Transport`) carrying
-    many devices' requests as concurrent streams; it counts its UDP bytes."""
-
-    transport: Http3Transport
-    gate: asyncio.Semaphore
-
-    async def post(self, path: str, body: bytes, headers: Mapping[str, str]) -> tuple[int, bytes]:
-        try:
-            answer = await self.transport.request("POST", path, body=body, headers=headers)
-        except TransportError as exc:
-            raise LaneFailure("timeout" if "timed out" in str(exc) else "transport: quic") from None
-        return answer.status, answer.body
-
-
-async def _quic_lanes(stack: contextlib.AsyncExitStack, config: LoadConfig) -> list[Lane]:
-    """A few QUIC connections to ``door_url``, ``_STREAMS_PER_QUIC`` requests at a time
-    each, pinned to ``door_cert``: pure-Python QUIC costs CPU per connection and per
-    packet on both sides of a shared machine."""
-    pem = Path(config.door_cert).read_bytes()
-    pin = spki_pin(x509.load_pem_x509_certificate(pem))
-    lanes: list[Lane] = []
-    for _ in range(max(1, config.connections // _STREAMS_PER_QUIC)):
-        transport = Http3Transport(config.door_url, pin=pin, timeout=config.timeout)
-        stack.push_async_callback(transport.aclose)
-        lanes.append(_QuicLane(transport=transport, gate=asyncio.Semaphore(_STREAMS_PER_QUIC)))
-    return lanes
-
-
-async def _grpc_lanes(stack: contextlib.AsyncExitStack, config: LoadConfig) -> list[Lane]:
-    """Devices on their StreamSync streams over a few shared channels (grpcio loads only
-    for a gRPC run)."""
-    from omega.bench._grpc_lane import open_grpc_lanes
-
-    return await open_grpc_lanes(stack, config)
-
-
-LaneOpener = Callable[[contextlib.AsyncExitStack, LoadConfig], Awaitable[list[Lane]]]
-
-#: How the fleet reaches the server, by ``LoadConfig.transport``.
-_LANE_OPENERS: dict[str, LaneOpener] = {
-    "http": _http_lanes,
-    "grpc": _grpc_lanes,
-    "quic": _quic_lanes,
-}
-#: The doors over TCP, whose bytes on the wire a step reports (``omega.bench._wire``).
-_TCP_DOORS = {"http", "grpc"}
-
-
-class _WireSource(Protocol):
-    def snapshot(self) -> WireSnapshot | None: ...
-
-
-@dataclass(frozen=True, slots=True)
-class _QuicWire:
-    """The QUIC lanes' own counts: UDP payload bytes and datagrams, both ways (the kernel
-    keeps no per-flow counters for UDP)."""
-
-    lanes: list[Lane]
-
-    def snapshot(self) -> WireSnapshot:
-        found: WireSnapshot = {}
-        for i, lane in enumerate(self.lanes):
-            assert isinstance(lane, _QuicLane)
-            stats = lane.transport.stats
-            found[("quic", str(i))] = (stats.wire_bytes, stats.datagrams)
-        return found
-
-
-def _wire_meter(config: LoadConfig, lanes: list[Lane]) -> _WireSource | None:
-    """What counts the fleet's bytes on the wire: the kernel's counters of the door's TCP
-    port, or the QUIC lanes themselves (None: neither)."""
-    if config.transport == "quic":
-        return _QuicWire(lanes)
-    if config.transport not in _TCP_DOORS:
-        return None
-    address = config.door_url or config.base_url
-    port = address.rstrip("/").rpartition(":")[2]
-    return WireMeter(int(port)) if port.isdigit() else None
 
 
 def quiet_gc(stack: contextlib.AsyncExitStack) -> None:
