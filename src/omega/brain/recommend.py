@@ -32,6 +32,7 @@ import numpy.typing as npt
 from omega.brain.catalog import Catalog
 from omega.brain.knowledge import CellKnowledge
 from omega.brain.skills import Skill
+from omega.errors import InputError
 
 if TYPE_CHECKING:  # usearch is loaded only by brains that search
     from omega.brain.index import VectorIndex
@@ -63,8 +64,16 @@ I64 = npt.NDArray[np.int64]
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Filters:
     genres: tuple[str, ...] = ()
+    #: The longest runtime in minutes (None: any); a title of unknown runtime is left out.
     max_runtime_min: int | None = None
     exclude: frozenset[str] = frozenset()
+
+    def __post_init__(self) -> None:
+        if self.max_runtime_min is not None and self.max_runtime_min < 1:
+            raise InputError(
+                f"max_runtime_min must be at least 1 minute, got {self.max_runtime_min}",
+                param="max_runtime_min",
+            )
 
 
 @dataclass(frozen=True, slots=True)

@@ -82,11 +82,13 @@ def serve(
         int, typer.Option(help="TCP port (0: any free port).", min=0, max=65535)
     ] = 8100,
     min_batch: Annotated[
-        int, typer.Option(help="The fewest valid reports the helper aggregates at once.")
+        int, typer.Option(help="The fewest valid reports the helper aggregates at once.", min=1)
     ] = 100,
     noise_epsilon: Annotated[
         float,
-        typer.Option(help="ε of the discrete Laplace noise added per report (0: none)."),
+        typer.Option(
+            help="ε of the discrete Laplace noise added per report (0: none).", min=0, max=20
+        ),
     ] = 4.0,
     log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
     as_json: Annotated[
