@@ -4,33 +4,16 @@ library's parameter), one JSON object on stderr with ``--json``, and help that r
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from _cli_world import omega
 from typer.testing import CliRunner
 
 from omega.cli.main import app
 
-OMEGA = [sys.executable, "-m", "omega.cli"]
 #: The library's names for what the commands below call --fraction, --at, -k, …
 LIBRARY_NAMES = ("watch_fraction", "duration_s", "at_seconds", "max_runtime_min", "error: k ")
-
-
-def omega(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([*OMEGA, *args], capture_output=True, text=True, timeout=300)
-
-
-@pytest.fixture(scope="module")
-def brain(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A brain with two titles (embedded by the real model)."""
-    root = tmp_path_factory.mktemp("cli")
-    catalog = root / "catalog.csv"
-    catalog.write_text("item_id,title,genres\nm1,Heat,Crime\nm2,Up,Animation\n")
-    assert omega("brain", "init", str(root / "tv")).returncode == 0
-    assert omega("brain", "catalog-import", str(root / "tv"), str(catalog)).returncode == 0
-    return root / "tv"
 
 
 @pytest.mark.parametrize(

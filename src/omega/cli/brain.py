@@ -178,7 +178,13 @@ def recommend(
 def stats(directory: DirArg, as_json: JsonOpt = False) -> None:
     """Counts, footprint, memory tiers, skills and last sync."""
     with _open(directory) as brain:
-        emit(brain.stats(), as_json=as_json, title=f"brain {directory}")
+        stats = brain.stats()
+    if as_json:
+        emit(stats, as_json=True)
+        return
+    from omega.cli._brain_stats import show_stats
+
+    show_stats(stats, title=f"brain {directory}")
 
 
 @app.command()
