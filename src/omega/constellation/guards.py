@@ -166,7 +166,7 @@ class ViewerRoute(APIRoute):
     from its signature ``(request: Request, verified: Viewer)`` as any route, but a
     request runs the route's two guards directly, :func:`known_query_only` then
     :func:`require_viewer`, instead of through FastAPI's dependency solving and its exit
-    stack — ~20 % of a sync's server CPU under ``omega bench server --profile``.
+    stack (where ``omega bench server --profile`` found a sixth of a sync's samples).
 
     The endpoint must take exactly those two parameters and the route no other
     dependencies: anything else would be documented and never run, so it is refused when
