@@ -210,6 +210,21 @@ def test_promtool_finds_nothing_to_lint(fleet: Fleet, promtool: str) -> None:
     assert done.returncode == 0 and not findings.strip(), findings
 
 
+def test_the_helpers_metrics_pass_promtool_too(fleet: Fleet, promtool: str) -> None:
+    scrape = httpx.get(fleet.helper.url + "/metrics", timeout=30).text
+    assert "omega_helper_batches_total" in scrape
+    done = subprocess.run(
+        [promtool, "check", "metrics"],
+        input=scrape,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    findings = done.stdout + done.stderr
+    assert done.returncode == 0 and not findings.strip(), findings
+
+
 def test_promtool_lints_a_badly_named_metric(promtool: str) -> None:
     """The control for the check above."""
     bad = "# HELP omega_wait_milliseconds W.\n# TYPE omega_wait_milliseconds counter\n"
@@ -240,6 +255,23 @@ def test_the_alert_rules_watch_only_exposed_metrics(fleet: Fleet) -> None:
     groups = yaml.safe_load((DEPLOY / "prometheus" / "alerts.yaml").read_text())["groups"]
     used = set().union(*(_metric_names(r["expr"]) for g in groups for r in g["rules"]))
     assert used <= sample_names(fleet.scrape), sorted(used - sample_names(fleet.scrape))
+
+
+def test_the_metrics_docs_name_only_exposed_metrics(fleet: Fleet) -> None:
+    """docs/deploy.md's table of metrics, against the scrape (the HTTP/3 door's counters
+    appear only with that door open, the helper's on the helper)."""
+    docs = (DEPLOY.parent / "docs" / "deploy.md").read_text()
+    table = docs[docs.index("### The metrics") :]
+    table = table[: table.index("\n\n", table.index("| metric |"))]
+    named = {
+        name
+        for name in _metric_names(table)
+        if not name.startswith(("omega_http3_", "omega_helper_reports", "omega_helper_batches"))
+    }
+    families = {f.name for f in text_string_to_metric_families(fleet.scrape)}
+    exposed = sample_names(fleet.scrape) | families
+    assert len(named) >= 25
+    assert named <= exposed, sorted(named - exposed)
 
 
 def test_no_label_carries_a_viewer_id(fleet: Fleet) -> None:
