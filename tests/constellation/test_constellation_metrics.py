@@ -9,6 +9,7 @@ import json
 import re
 import socket
 import subprocess
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -50,6 +51,7 @@ class Fleet:
     shares: int
     viewer_ids: list[str]
     limited: int  # requests refused for the viewer rate limit
+    round_started: float  # wall time just before the round that released
 
 
 def value(scrape: str, name: str, **labels: str) -> float:
@@ -98,6 +100,7 @@ def _drive(server: ServerProcess, helper: HelperThread, service: HelperService) 
             assert answer.status_code == 200, answer.text
             received += len(answer.request.content)
             sent += len(answer.content)
+        round_started = time.time()
         assert run_round(server)["result"]["status"] == "released"
         answer = devices[0].sync_raw(since=0)
         received += len(answer.request.content)
@@ -110,7 +113,7 @@ def _drive(server: ServerProcess, helper: HelperThread, service: HelperService) 
         assert limited >= 1
         scrape = client.get("/metrics").text
     ids = [d.viewer_id for d in devices]
-    return Fleet(server, helper, scrape, 3, 4, received, sent, 3, ids, limited)
+    return Fleet(server, helper, scrape, 3, 4, received, sent, 3, ids, limited, round_started)
 
 
 def test_devices_syncs_and_their_bytes_are_counted(fleet: Fleet) -> None:
@@ -156,6 +159,8 @@ def test_rounds_releases_and_report_epsilon_are_counted(fleet: Fleet) -> None:
     assert value(scrape, "omega_federation_round_duration_seconds_count") == 1
     assert value(scrape, "omega_federation_rounds_since_release") == 0
     assert value(scrape, "omega_release_version") >= 1
+    # The watcher saw the new version after the round began (the alert on release age).
+    assert value(scrape, "omega_release_seen_timestamp_seconds") >= fleet.round_started
     assert value(scrape, "omega_released_patterns") == 2
     assert value(scrape, "omega_reports_received_total", kind="shared") == fleet.shares
     # Each two-server report costs its device the servers' noise ε (4 by default).
