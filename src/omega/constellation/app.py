@@ -122,7 +122,7 @@ def _build_runtime(settings: Settings, clock: Clock, metrics: Metrics) -> Runtim
         storage,
         broker,
         interval=settings.release_poll_interval,
-        on_version=metrics.release_version.set,
+        on_version=metrics.release_changed,
     )
     codebooks = CodebookCache(storage, clock=clock)
     limits = ExchangeLimits(
@@ -131,6 +131,7 @@ def _build_runtime(settings: Settings, clock: Clock, metrics: Metrics) -> Runtim
         max_pull_bytes=settings.max_pull_bytes,
         two_server_reports=settings.helper_url is not None,
         seal_reserve=sealer.reserve,
+        share_epsilon=settings.share_noise_epsilon,
     )
     return Runtime(
         settings=settings,
@@ -214,7 +215,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
     """The constellation ASGI app. ``settings`` default: read from ``OMEGA_*`` variables."""
     settings = settings if settings is not None else Settings()
     clock = clock if clock is not None else SystemClock()
-    metrics = Metrics()
+    metrics = Metrics(helper=settings.helper_url is not None)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
