@@ -18,6 +18,7 @@ never skip, without it.
 from __future__ import annotations
 
 import os
+import shutil
 import uuid
 from collections.abc import Iterator
 from urllib.parse import quote, urlsplit, urlunsplit

@@ -232,7 +232,7 @@ def test_load_sees_a_transaction_held_open(store: Storage) -> None:
     store.stats()  # this thread's connection exists now
     idle = store.load()
     assert idle.connections >= 1 and idle.in_use == 0 and idle.write_queue == 0
-    with store._db.read():  # a transaction held open, as a slow query holds one
+    with store._db.read(snapshot=True):  # a transaction held open, as a slow query holds one
         busy = store.load()
     assert (busy.connections, busy.in_use) == (idle.connections, 1)
     assert store.load().in_use == 0
