@@ -162,7 +162,7 @@ class Exchange:
             stored = self._storage.ingest(ingestion.push, **ingestion.arguments())
         except ConflictError:  # stored under the old digest? (see framed_push_digest)
             stored = self._storage.ingest(ingestion.push, **ingestion.arguments(old_digest=True))
-        return self._ingested(ingestion.ack, stored)
+        return self._ingested(ingestion, stored)
 
     async def push_async(
         self, viewer_id: str, push: PushRequest, *, server_version: int
@@ -179,7 +179,7 @@ class Exchange:
             stored = await self._storage.ingest_async(
                 ingestion.push, **ingestion.arguments(old_digest=True)
             )
-        return self._ingested(ingestion.ack, stored)
+        return self._ingested(ingestion, stored)
 
     def _prepare(self, viewer_id: str, push: PushRequest, *, server_version: int) -> _Ingestion:
         """Everything before storage that :meth:`push` and :meth:`push_async` share."""
@@ -226,12 +226,14 @@ class Exchange:
             raise Problem(404, f"viewer {viewer_id} is not registered", slug="no-such-viewer")
         return viewer.region
 
-    def _ingested(self, ack: PushAck, stored: PushAck) -> PushAck:
+    def _ingested(self, ingestion: _Ingestion, stored: PushAck) -> PushAck:
         if STOP_AFTER_INGEST in self._failpoints:
             os.kill(os.getpid(), signal.SIGSTOP)  # frozen here until killed (or continued)
+        ack = ingestion.ack
         if stored is ack:  # first delivery; a retry returns the ack stored back then
             self._metrics.patterns_ingested.inc(len(ack.accepted))
             self._metrics.patterns_rejected.inc(len(ack.rejected))
+            self._metrics.count_reports(ingestion.push.reports, len(ingestion.push.shares))
         return stored
 
     def pull(self, pull: PullRequest, *, beside: PushAck | None = None) -> PullResponse:

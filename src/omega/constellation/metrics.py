@@ -7,9 +7,12 @@ never by raw path, so a viewer id cannot explode the label set.
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from omega.protocol.messages import FrequencyReport
 
 __all__ = ["Metrics", "MetricsMiddleware"]
 
@@ -56,6 +59,26 @@ class Metrics:
         self.sse_clients = Gauge(
             "omega_sse_clients", "Connected event-stream clients.", registry=self.registry
         )
+
+        self.reports = Counter(
+            "omega_popularity_reports",
+            "Popularity reports accepted from pushes (first delivery), by kind.",
+            ["kind"],
+            registry=self.registry,
+        )
+        self.report_epsilon = Counter(
+            "omega_popularity_report_epsilon",
+            "Privacy budget (ε) spent by the accepted local-DP popularity reports, summed.",
+            registry=self.registry,
+        )
+
+    def count_reports(self, reports: Sequence[FrequencyReport], shares: int) -> None:
+        """Count a push's popularity reports: local-DP ones with their ε, two-server ones."""
+        if reports:
+            self.reports.labels("olh").inc(len(reports))
+            self.report_epsilon.inc(sum(report.epsilon for report in reports))
+        if shares:
+            self.reports.labels("two_server").inc(shares)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
