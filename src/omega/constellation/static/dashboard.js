@@ -105,7 +105,7 @@ function drawConsensus(c) {
     ["withheld: agreement < " + c.min_agreement, c.disputed, COLORS.red],
     ["dropped: low quality", c.low_quality, COLORS.grey],
     ["dropped: invalid", c.invalid, COLORS.brown],
-    ["outlier votes trimmed", c.trimmed_votes, COLORS.purple],
+    ["votes trimmed " + (c.fusion === "trimmed_mean" ? c.trim * 100 + "%/end" : "(" + c.fusion + ")"), c.trimmed_votes, COLORS.purple],
   ].reverse();
   draw("panel-consensus", [{
     type: "bar", orientation: "h", y: bars.map((b) => b[0]), x: bars.map((b) => b[1]),
@@ -114,7 +114,7 @@ function drawConsensus(c) {
   }], base({
     showlegend: false, margin: { l: 160, r: 16, t: 4, b: 30 },
     xaxis: {
-      title: { text: c.clusters + " clusters · round of v" + c.round_version + " · " + c.fusion.replace("_", " ") + " " + c.trim * 100 + "%" },
+      title: { text: c.clusters + " clusters, round of v" + c.round_version, font: { size: 10 } },
       rangemode: "tozero", gridcolor: "#eef1f4",
     },
   }));
