@@ -109,6 +109,7 @@ def test_consensus_health_says_why_clusters_were_withheld() -> None:
         live=100,
         released=2,
         reports=0,
+        trends=4,
         stats={"clusters": 9, "released": 2, "too_few_viewers": 5, "disputed": 2},
     )
     patterns = [_released((1,), 0.9, 10, viewers=8), _released((2,), 0.9, 10, viewers=3)]

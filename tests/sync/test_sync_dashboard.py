@@ -163,6 +163,7 @@ def test_the_dashboard_draws_a_live_fleet_in_a_real_browser(tmp_path: Path) -> N
     assert state_doc["totals"]["epsilon"] > 0
     assert state_doc["consensus"]["released"] == stats["released_patterns"] > 0
     assert [r["status"] for r in state_doc["rounds"]] == ["released"]
+    assert state_doc["rounds"][0]["trends"] == sum(r["trends"] for r in state_doc["trends"]) > 0
 
     # The picture: 1280×800, every panel on screen with coloured marks in it.
     image = Image.open(shot)

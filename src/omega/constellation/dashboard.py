@@ -238,9 +238,9 @@ class Sampler:
 
 @dataclass(frozen=True, slots=True)
 class RoundRecord:
-    """One round this server ran: when it ended, how long it took, what it released and
-    why clusters were withheld (``stats``: ``ConsolidationStats`` as a mapping, or None
-    when the round stopped before consolidating)."""
+    """One round this server ran: when it ended, how long it took, what it released (and
+    how many trends), why clusters were withheld (``stats``: ``ConsolidationStats`` as a
+    mapping, or None when the round stopped before consolidating)."""
 
     at: float
     version: int
@@ -249,6 +249,7 @@ class RoundRecord:
     live: int
     released: int
     reports: int
+    trends: int
     stats: dict[str, Any] | None
 
     @property
@@ -281,6 +282,7 @@ class RoundLog:
                 live=int(result.get("live", 0)),
                 released=int(result.get("released", 0)),
                 reports=int(result.get("reports", 0)),
+                trends=int(result.get("trends", 0)),
                 stats=stats if isinstance(stats, dict) else None,
             )
         )

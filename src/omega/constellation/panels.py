@@ -157,7 +157,7 @@ def trends_by_region(trends: Iterable[Trend]) -> list[RegionTrends]:
 
 class RoundPoint(msgspec.Struct, frozen=True, kw_only=True):
     """One round of the history: when it ended, its duration, live patterns decided per
-    second, what it released and its status."""
+    second, what it released (patterns, trends over every region) and its status."""
 
     at: float
     version: int
@@ -167,6 +167,7 @@ class RoundPoint(msgspec.Struct, frozen=True, kw_only=True):
     live: int
     released: int
     reports: int
+    trends: int
 
 
 def round_points(records: Iterable[RoundRecord]) -> list[RoundPoint]:
@@ -180,6 +181,7 @@ def round_points(records: Iterable[RoundRecord]) -> list[RoundPoint]:
             live=r.live,
             released=r.released,
             reports=r.reports,
+            trends=r.trends,
         )
         for r in records
     ]

@@ -15,6 +15,8 @@
 
 from __future__ import annotations
 
+import functools
+import html
 import importlib.util
 from importlib import resources
 from pathlib import Path
@@ -99,7 +101,7 @@ async def login(request: Request) -> Response:
     try:
         runtime_of(request).admin.check(token or None)
     except AuthError as exc:
-        message = f'<p class="error" role="alert">{exc}.</p>'
+        message = f'<p class="error" role="alert">{html.escape(str(exc))}.</p>'
         return HTMLResponse(_page("login.html", message=message), status_code=401)
     answer = RedirectResponse("/dashboard", status_code=303)
     answer.set_cookie(
@@ -122,6 +124,7 @@ async def logout(request: Request) -> Response:
     return answer
 
 
+@functools.cache
 def plotly_js() -> Path:
     """``plotly.min.js`` inside the installed ``plotly`` package (not imported)."""
     spec = importlib.util.find_spec("plotly")

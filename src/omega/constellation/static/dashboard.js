@@ -120,14 +120,23 @@ function drawConsensus(c) {
   }));
 }
 
-function drawTrends(trends) {
-  if (!trends.length) { empty("panel-trends", "no trends in the current release"); return; }
-  draw("panel-trends", [{
-    type: "bar", x: trends.map((t) => t.region), y: trends.map((t) => t.top_score),
-    name: "top score", marker: { color: COLORS.teal },
-    text: trends.map((t) => t.trends + " cells"), textposition: "auto",
-    hovertemplate: "%{x}: top score %{y:.2f}, %{text}<extra></extra>",
-  }], base({ showlegend: false, yaxis: { title: { text: "top trend score" }, gridcolor: "#eef1f4" } }));
+function drawTrends(trends, rounds) {
+  if (!trends.length && !rounds.length) { empty("panel-trends", "no trends: no round has run yet"); return; }
+  // Left: the current release's trends by region; right: trends released per round.
+  draw("panel-trends", [
+    { type: "bar", x: trends.map((t) => t.region), y: trends.map((t) => t.top_score),
+      name: "top score by region", marker: { color: COLORS.teal },
+      text: trends.map((t) => t.trends + " cells"), textposition: "auto",
+      hovertemplate: "%{x}: top score %{y:.2f}, %{text}<extra></extra>" },
+    { type: "scatter", mode: "lines+markers", xaxis: "x2", yaxis: "y2",
+      x: rounds.map((r, i) => "#" + (i + 1)), y: rounds.map((r) => r.trends),
+      name: "trends per round", line: { color: COLORS.purple, width: 2 }, marker: { size: 7 } },
+  ], base({
+    xaxis: { domain: [0, 0.56], type: "category" },
+    yaxis: { title: { text: "top score" }, rangemode: "tozero", gridcolor: "#eef1f4" },
+    xaxis2: { domain: [0.7, 1], anchor: "y2", type: "category", title: { text: "round" } },
+    yaxis2: { anchor: "x2", rangemode: "tozero", gridcolor: "#eef1f4", title: { text: "trends" } },
+  }));
 }
 
 function drawRounds(rounds) {
@@ -159,7 +168,7 @@ function drawState(state) {
   setText("stat-epsilon", state.totals.epsilon.toFixed(1));
   drawHeatmap(state.heatmap);
   drawConsensus(state.consensus);
-  drawTrends(state.trends);
+  drawTrends(state.trends, state.rounds);
   drawRounds(state.rounds);
 }
 
