@@ -44,6 +44,7 @@ from omega.storage.base import (
     ReleaseDelta,
     ReportQueue,
     Storage,
+    StorageLoad,
     StorageStats,
     SupportCounts,
     ViewerRecord,
@@ -165,14 +166,11 @@ class SQLStorage(Storage, Generic[E]):
         stored = (push.viewer_id, push.batch_id, digest, encode(ack), now)
 
         def write(tx: Tx) -> PushAck:
-            _require_pushing_viewer(tx, push.viewer_id)
-            # On PostgreSQL a concurrent push of the same key waits here until the first
-            # one commits.
-            if not tx.run(
-                "INSERT INTO push_batches (viewer_id, batch_id, digest, ack, created_at)"
-                " VALUES (?, ?, ?, ?, ?) ON CONFLICT (viewer_id, batch_id) DO NOTHING",
-                stored,
-            ):
+            # One statement in the usual case: a viewer in good standing, a new batch. On
+            # PostgreSQL a concurrent push of the same key waits here until the first one
+            # commits.
+            if tx.row(_INSERT_BATCH, (*stored, push.viewer_id)) is None:
+                _require_pushing_viewer(tx, push.viewer_id)  # raises if that was why
                 found_digest, found_ack = tx.one(
                     "SELECT digest, ack FROM push_batches WHERE viewer_id = ? AND batch_id = ?",
                     (push.viewer_id, push.batch_id),
@@ -370,6 +368,9 @@ class SQLStorage(Storage, Generic[E]):
             capabilities=capabilities,
         )
 
+    def load(self) -> StorageLoad:
+        return self._db.load()
+
     def _capabilities(self, tx: Tx) -> tuple[str, ...]:
         """What this backend can do beyond the interface (``StorageStats.capabilities``)."""
         return ()
@@ -408,6 +409,16 @@ _STANDING = (
     " LEFT JOIN manufacturer_keys k ON k.manufacturer_id = d.manufacturer_id"
     " AND k.key_id = d.key_id AND k.revoked_at IS NOT NULL"
     " WHERE v.viewer_id = ?"
+)
+
+
+#: A push's batch, stored only for a viewer in good standing (:data:`_STANDING` with no
+#: revoked key) and only once per (viewer, batch): a row back when it was stored.
+_INSERT_BATCH = (
+    "INSERT INTO push_batches (viewer_id, batch_id, digest, ack, created_at)"
+    f" SELECT ?, ?, ?, ?, ? WHERE EXISTS (SELECT 1 FROM {_STANDING}"
+    " AND k.manufacturer_id IS NULL)"
+    " ON CONFLICT (viewer_id, batch_id) DO NOTHING RETURNING 1"
 )
 
 
