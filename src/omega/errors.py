@@ -58,7 +58,14 @@ class ConfigError(OmegaError):
 
 
 class InputError(OmegaError, ValueError):
-    """A caller passed bad data; nothing was stored."""
+    """A caller passed bad data; nothing was stored.
+
+    ``param``: the argument at fault, by its name in the function's signature, when the
+    error is about one (the ``omega`` command rewords the sentence to name its flag)."""
+
+    def __init__(self, message: str, *, param: str | None = None) -> None:
+        super().__init__(message)
+        self.param = param
 
 
 class ModelError(OmegaError):

@@ -18,7 +18,7 @@ from typer.testing import CliRunner
 from omega.cli import sync as sync_cli
 from omega.cli.main import ExitCode, exit_code_for
 from omega.clock import ManualClock
-from omega.errors import InputError, SignatureError
+from omega.errors import ConfigError, SignatureError
 
 
 def _app() -> typer.Typer:
@@ -122,7 +122,7 @@ def test_omega_sync_every_refuses_bad_intervals_in_one_sentence(tmp_path: Path) 
     for bad in ("0", "-1", "nan", "inf"):
         args = ["sync", str(tmp_path / "tv"), "--server", "http://127.0.0.1:9", "--every", bad]
         result = runner.invoke(_app(), args)
-        assert isinstance(result.exception, InputError), (bad, result.output)
+        assert isinstance(result.exception, ConfigError), (bad, result.output)  # usage: exit 2
         assert "--every" in str(result.exception)
 
 
@@ -134,5 +134,5 @@ def test_omega_sync_refuses_a_pull_budget_past_the_protocols_bound_before_regist
     for bad in ("0", "99999999999"):
         args = ["sync", str(tmp_path / "tv"), "--server", "http://127.0.0.1:9"]
         result = runner.invoke(_app(), [*args, "--max-pull-bytes", bad])
-        assert isinstance(result.exception, InputError), (bad, result.output)
+        assert isinstance(result.exception, ConfigError), (bad, result.output)  # usage: exit 2
         assert "--max-pull-bytes" in str(result.exception) and "4194304" in str(result.exception)

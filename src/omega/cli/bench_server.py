@@ -56,7 +56,7 @@ def register(app: typer.Typer) -> None:
 
 
 def server(
-    viewers: int = typer.Option(1000, help="Registered devices simulated."),
+    viewers: int = typer.Option(1000, min=1, help="Registered devices simulated."),
     db: str | None = typer.Option(
         None,
         help="Storage: a URL (postgresql://…, sqlite:///…), 'sqlite' (the default: a "
@@ -74,8 +74,10 @@ def server(
     federation_interval: float | None = typer.Option(
         None, help="The server's in-process federation rounds, seconds (default: its 60)."
     ),
-    workers: int = typer.Option(1, help="Server processes (>1: uvicorn --workers)."),
-    pull_only: float = typer.Option(0.0, help="Share of syncs with no push (0 = all push+pull)."),
+    workers: int = typer.Option(1, min=1, help="Server processes (>1: uvicorn --workers)."),
+    pull_only: float = typer.Option(
+        0.0, min=0.0, max=1.0, help="Share of syncs with no push (0 = all push+pull)."
+    ),
     connections: int = typer.Option(32, help="Client connections (keep-alive) in all."),
     seed: int = typer.Option(0, help="Seed for the devices' patterns and schedules."),
     transport: str = typer.Option(
@@ -98,7 +100,10 @@ def server(
     from omega.bench import run_server_bench
     from omega.bench.server import check_db
     from omega.cli._output import err_console
+    from omega.errors import ConfigError
 
+    if not step_seconds > 0:
+        raise ConfigError(f"--step-seconds must be above 0, got {step_seconds}")
     offered = _offered_rates(rates)
     stores = _stores(db)
     for store in stores:

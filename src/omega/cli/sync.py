@@ -95,19 +95,19 @@ def sync(
     from omega.brain import Brain
     from omega.cli._output import emit
     from omega.cli.attest import read_identity
-    from omega.errors import ConfigError, InputError
+    from omega.errors import ConfigError
     from omega.protocol import MAX_PULL_BYTES
     from omega.sync import run_sync
 
     if not 1 <= max_pull_bytes <= MAX_PULL_BYTES:
-        raise InputError(
+        raise ConfigError(
             f"--max-pull-bytes must be 1 … {MAX_PULL_BYTES} (the protocol's bound), "
             f"got {max_pull_bytes}"
         )
     if every is not None and not (every > 0 and math.isfinite(every)):
-        raise InputError(f"--every must be a positive number of seconds, got {every}")
+        raise ConfigError(f"--every must be a positive number of seconds, got {every}")
     if not (backoff_cap >= 1 and math.isfinite(backoff_cap)):
-        raise InputError(f"--backoff-cap must be at least 1 second, got {backoff_cap}")
+        raise ConfigError(f"--backoff-cap must be at least 1 second, got {backoff_cap}")
     if (certificate is None) != (device_key is None):
         raise ConfigError("--certificate and --device-key go together")
     identity = read_identity(certificate, device_key) if certificate and device_key else None
