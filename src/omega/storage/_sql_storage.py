@@ -12,7 +12,7 @@ import json
 from collections.abc import Callable
 from typing import Generic, TypeVar
 
-from omega.errors import ConflictError, InputError, RevokedError
+from omega.errors import ConflictError, InputError, RevokedError, ViewerRevokedError
 from omega.protocol.messages import (
     ConsolidatedPattern,
     FrequencyReport,
@@ -65,14 +65,21 @@ class SQLStorage(Storage, Generic[E]):
     def create_viewer(self, viewer: ViewerRecord) -> None:
         def write(tx: Tx) -> None:
             inserted = viewers.insert_viewer(tx, viewer)
-            if inserted == 0 and _viewer(tx, viewer.viewer_id) != viewer:
+            if inserted == 0 and viewers.viewer(tx, viewer.viewer_id) != viewer:
                 raise ConflictError(f"viewer {viewer.viewer_id!r} is already registered")
 
         self._db.write(write)
 
     def get_viewer(self, viewer_id: str) -> ViewerRecord | None:
         with self._db.read() as tx:
-            return _viewer(tx, viewer_id)
+            return viewers.viewer(tx, viewer_id)
+
+    def list_viewers(self, *, after: str = "", limit: int) -> list[ViewerRecord]:
+        with self._db.read() as tx:
+            return viewers.list_viewers(tx, after, limit)
+
+    def revoke_viewer(self, viewer_id: str, *, now: float) -> ViewerRecord | None:
+        return self._db.write(lambda tx: viewers.revoke_viewer(tx, viewer_id, now))
 
     def use_refresh_token(self, jti: str, viewer_id: str, *, now: float) -> bool:
         def write(tx: Tx) -> bool:
@@ -411,25 +418,19 @@ _STANDING = (
 )
 
 
-def _viewer(tx: Tx, viewer_id: str) -> ViewerRecord | None:
-    row = tx.row(
-        "SELECT viewer_id, region, device_model, created_at, client_version FROM viewers"
-        " WHERE viewer_id = ?",
-        (viewer_id,),
-    )
-    return None if row is None else ViewerRecord(*row)
-
-
 def _require_viewer(tx: Tx, viewer_id: str) -> None:
     if tx.row("SELECT 1 FROM viewers WHERE viewer_id = ?", (viewer_id,)) is None:
         raise InputError(f"viewer {viewer_id!r} is not registered")
 
 
 def _require_pushing_viewer(tx: Tx, viewer_id: str) -> None:
-    """A registered viewer not attested under a revoked manufacturer key (one query)."""
-    row = tx.row(f"SELECT k.manufacturer_id, k.key_id FROM {_STANDING}", (viewer_id,))
+    """A registered viewer neither revoked nor attested under a revoked manufacturer key
+    (one query)."""
+    row = tx.row(f"SELECT k.manufacturer_id, k.key_id, v.revoked_at FROM {_STANDING}", (viewer_id,))
     if row is None:
         raise InputError(f"viewer {viewer_id!r} is not registered")
+    if row[2] is not None:
+        raise ViewerRevokedError("the operator revoked this viewer: its pushes are refused")
     if row[0] is not None:
         raise RevokedError(
             f"this device was attested under manufacturer key {row[0]}/{row[1]}, since "
