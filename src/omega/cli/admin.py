@@ -3,8 +3,9 @@
 The manufacturer keys whose device certificates the server accepts
 (``manufacturers add|list|revoke``), attested devices (``devices rekey``), the signing
 keys (``keys rotate``); the codebook (:mod:`omega.cli.admin_codebook`) and the fleet —
-stats, viewers, rounds, prune, consensus (:mod:`omega.cli.admin_fleet`). docs/deploy.md
-walks a deployment from empty with them; docs/security.md covers the keys.
+stats, rounds, prune, consensus (:mod:`omega.cli.admin_fleet`) and viewers
+(:mod:`omega.cli.admin_viewers`). docs/deploy.md walks a deployment from empty with
+them; docs/security.md covers the keys.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from typing import Annotated
 
 import typer
 
-from omega.cli import admin_codebook, admin_fleet
+from omega.cli import admin_codebook, admin_fleet, admin_viewers
 from omega.cli._admin_client import (
     DEFAULT_SERVER,
     ServerOption,
@@ -40,6 +41,7 @@ keys = typer.Typer(help="The keys the server signs tokens and releases with.", n
 app.add_typer(keys, name="keys")
 admin_codebook.attach(app)
 admin_fleet.attach(app)
+admin_viewers.attach(app)
 
 
 def _segment(value: str, what: str) -> str:
