@@ -70,7 +70,7 @@ def _unknown(viewer_id: str) -> Problem:
     "/viewers",
     summary="A page of registered viewers, by id (admin)",
     response_class=Response,
-    responses=json_reply_doc("ViewerPage") | problem_responses(*ADMIN_ROUTE, 422),
+    responses=json_reply_doc("ViewerPage") | problem_responses(*ADMIN_ROUTE, 400, 422),
 )
 async def list_viewers(
     request: Request,
