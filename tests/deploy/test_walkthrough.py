@@ -141,11 +141,12 @@ def _walk(tmp_path: Path, server: str, helper: str) -> None:
               "--key-id", "2026", "--model", "X55", "--out", f"{tv}-id", **at)  # fmt: skip
         omega("brain", "init", tv, **at)
         omega("brain", "catalog-import", tv, "catalog.csv", **at)
-        for item in ("1", "2", "3", "1", "2", "3"):  # a taste for horror and sci-fi
+        for item in ("1", "2", "3"):  # a taste for horror and sci-fi
             omega("brain", "track", tv, "view", item, "--fraction", "0.95", **at)
         first = sync(tv)
         assert first["accepted"] > 0 and first["version"] == 0
-        assert omega("brain", "stats", tv, **at)["codebook_id"] == published["codebook_id"]
+    # The TVs adopted the published codebook at their first sync.
+    assert omega("brain", "stats", "tv1", **at)["codebook_id"] == published["codebook_id"]
 
     ran = omega("admin", "rounds", "run", "--wait", *admin, **at)
     assert ran["status"] == "released" and ran["reports"] >= TVS
