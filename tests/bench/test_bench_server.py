@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import typer
@@ -91,3 +94,50 @@ def test_wire_counters_are_read_from_ss_output() -> None:
 def test_bench_server_refuses_an_empty_rate_list() -> None:
     with pytest.raises(InputError, match="max-rate"):
         run_server_bench(viewers=5, rates=(100.0,), max_rate=10.0)
+
+
+def test_bench_server_puts_sqlite_and_an_embedded_postgres_side_by_side() -> None:
+    args = ["bench", "server", "--db", "sqlite,embedded-postgres", "--viewers", "20"]
+    args += ["--rates", "5", "--step-seconds", "1.5", "--p95-limit-ms", "10000"]
+    result = CliRunner().invoke(app, [*args, "--federation-interval", "0", "--json"])
+    assert result.exit_code == 0, result.output
+    sqlite, postgres = json.loads(result.stdout)["runs"]
+    assert sqlite["storage"] == "sqlite"
+    assert postgres["storage"] == "postgresql (embedded, durable)"
+    for run in (sqlite, postgres):
+        assert run["errors"] == 0
+        (step,) = run["steps"]
+        assert step["syncs"] > 0 and step["ok"] == step["syncs"]
+        assert run["server_cpu_ms_per_sync"] > 0
+    # PostgreSQL's own processes are measured when the bench started them; SQLite has none.
+    assert sqlite["db_cpu_ms_per_sync"] is None
+    assert postgres["db_cpu_ms_per_sync"] > 0
+
+
+@pytest.mark.parametrize("db", ["mysql://x", "sqlite,,embedded-postgres"])
+def test_bench_server_names_the_db_flag_for_a_storage_it_cannot_use(db: str) -> None:
+    command = [sys.executable, "-m", "omega.cli", "bench", "server", "--db", db, "--rates", "5"]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2, result.stderr
+    assert "--db" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_bench_server_profile_splits_the_server_cpu_by_stage(tmp_path: Path) -> None:
+    raw = tmp_path / "stacks.txt"
+    args = ["bench", "server", "--viewers", "20", "--rates", "20", "--step-seconds", "3"]
+    args += ["--p95-limit-ms", "10000", "--federation-interval", "0", "--profile", str(raw)]
+    result = CliRunner().invoke(app, [*args, "--json"])
+    assert result.exit_code == 0, result.output
+    profile = json.loads(result.stdout)["profile"]
+    assert raw.exists() and profile["raw_stacks"] == str(raw)
+    assert profile["samples"] > 0 and profile["syncs"] > 0
+    stages = {s["stage"]: s for s in profile["stages"]}
+    assert abs(sum(s["share"] for s in stages.values()) - 1) < 0.01
+    assert (
+        abs(sum(s["ms_per_sync"] for s in stages.values()) - profile["server_cpu_ms_per_sync"])
+        < 0.05
+    )
+    # A sync decodes its request and stores its push: those stages are never empty.
+    assert stages["decode request"]["samples"] > 0
+    assert stages["store push"]["samples"] > 0

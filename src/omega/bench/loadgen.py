@@ -97,6 +97,7 @@ class LoadConfig(msgspec.Struct, frozen=True, kw_only=True):
     timeout: float = 10.0
     seed: int = 0
     server_pids: list[int] = []  # whose CPU time each step reports (Linux /proc)
+    db_pid: int | None = None  # a database server whose process tree's CPU is reported
     catalog: int = 0  # titles ``catalog_item(0…catalog-1)`` reports are drawn from; 0: none
     #: The raw Ed25519 private key of the manufacturer ``MANUFACTURER``/k1 that attests
     #: every device (empty: devices register unattested, for a server that allows it).
@@ -123,10 +124,12 @@ class StepResult(msgspec.Struct, frozen=True, kw_only=True):
     passed: bool = False
     # Percent of one core during the step's window, from /proc (None elsewhere):
     server_cpu_pct: float | None = None
+    db_cpu_pct: float | None = None  # the database server's processes (PostgreSQL)
     client_cpu_pct: float | None = None
     other_cpu_pct: float | None = None  # the rest of the machine: work sharing the cores
     steal_cpu_pct: float | None = None  # taken by the hypervisor: the box itself was slower
     server_cpu_ms_per_sync: float | None = None
+    db_cpu_ms_per_sync: float | None = None
     # Bytes on the wire both ways per sync, framing included, and TCP segments (HTTP/3:
     # UDP datagrams) per sync: the kernel's TCP counters for a TCP door (omega.bench._wire),
     # the QUIC lanes' own count of UDP payloads for HTTP/3. None: not measured.
@@ -287,10 +290,12 @@ def _summary(step: _Step, samples: list[_Sample], config: LoadConfig) -> StepRes
     kinds = Counter(s.error for s in samples if s.error is not None)
     errors = sum(kinds.values())
     p95 = float(np.percentile(latencies, 95))
-    server_pct = step.cpu.get("server_cpu_pct")
-    per_sync = None
-    if server_pct is not None and samples:
-        per_sync = round(server_pct * 10 * config.step_seconds / len(samples), 3)
+
+    def per_sync(pct: float | None) -> float | None:
+        if pct is None or not samples:
+            return None
+        return round(pct * 10 * config.step_seconds / len(samples), 3)
+
     return StepResult(
         offered_per_s=step.rate,
         syncs=len(samples),
@@ -306,7 +311,8 @@ def _summary(step: _Step, samples: list[_Sample], config: LoadConfig) -> StepRes
         patterns_pushed=sum(s.pushed for s in samples),
         error_kinds=dict(kinds),
         passed=bool(samples) and errors == 0 and p95 <= config.p95_limit_ms,
-        server_cpu_ms_per_sync=per_sync,
+        server_cpu_ms_per_sync=per_sync(step.cpu.get("server_cpu_pct")),
+        db_cpu_ms_per_sync=per_sync(step.cpu.get("db_cpu_pct")),
         **WireMeter.per_request(*step.wire, len(samples)),
         **step.cpu,
     )
@@ -392,7 +398,7 @@ async def run_load(config: LoadConfig) -> list[StepResult]:
         quiet_gc(stack)
         pending: asyncio.Task[StepResult] | None = None
         loop = asyncio.get_running_loop()
-        meter = CpuMeter(config.server_pids)
+        meter = CpuMeter(config.server_pids, config.db_pid)
         wire = wire_meter(config, lanes)
         schedule = _Schedule(len(devices), config.rates[0], loop.time(), rng)
         for rate in config.rates:

@@ -28,6 +28,8 @@ import numpy as np
 from omega.bench._cpu import process_tree
 from omega.bench.certs import SelfSigned, self_signed
 from omega.bench.loadgen import MANUFACTURER, LoadConfig, catalog_item
+from omega.bench.pgserver import embedded_postgres
+from omega.bench.profile import Profiler, stage_report
 from omega.bench.serving import BenchError, ServerProcess, free_port, uvicorn_command
 from omega.constellation import Settings, load_admin_token, load_keys
 from omega.constellation.doors.http3 import PORT_FILE
@@ -37,11 +39,17 @@ from omega.protocol.attestation import Manufacturer
 
 __all__ = [
     "DEFAULT_RATES",
+    "EMBEDDED_POSTGRES",
     "BenchError",
+    "check_db",
     "run_server_bench",
     "server_command",
     "trust_manufacturer",
 ]
+
+#: ``--db`` value that starts a PostgreSQL for the run (``omega.bench.pgserver``: durable,
+#: as production runs), so that its processes' CPU is measured too.
+EMBEDDED_POSTGRES = "embedded-postgres"
 
 #: Offered rates (syncs per second) stepped through by default.
 DEFAULT_RATES = (50, 100, 200, 300, 400, 500, 600, 800, 1000, 1200)
@@ -178,9 +186,10 @@ def trust_manufacturer(base_url: str, admin_token: str, maker: Manufacturer) -> 
 
 
 def _run_loadgen(
-    config: LoadConfig, log_path: Path, progress: Progress | None
+    config: LoadConfig, log_path: Path, progress: Progress | None, profiler: Profiler | None
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """Run the device fleet in its own process; collect what it reports, line by line."""
+    """Run the device fleet in its own process; collect what it reports, line by line.
+    ``profiler`` samples the server from the fleet's registration to the end."""
     command = [
         sys.executable,
         "-m",
@@ -190,6 +199,7 @@ def _run_loadgen(
     ready: dict[str, Any] = {}
     steps: list[dict[str, Any]] = []
     with (
+        contextlib.ExitStack() as stack,
         log_path.open("wb") as log,
         subprocess.Popen(command, stdout=subprocess.PIPE, stderr=log, text=True) as process,
     ):
@@ -199,6 +209,9 @@ def _run_loadgen(
             kind = event.pop("event")
             if kind == "ready":
                 ready = event
+                if profiler is not None:
+                    profiler.start()
+                    stack.callback(profiler.stop)
             elif kind == "step":
                 steps.append(event)
             if progress is not None:
@@ -223,6 +236,7 @@ def run_server_bench(
     workers: int = 1,
     seed: int = 0,
     transport: str = "http",
+    profile: Path | None = None,
     progress: Progress | None = None,
 ) -> dict[str, Any]:
     """Start a server, step a fleet of ``viewers`` devices through ``rates``; report.
@@ -231,16 +245,24 @@ def run_server_bench(
     60 s); 0 disables rounds. ``workers`` > 1 runs uvicorn's multi-process mode.
     ``transport``: the door the fleet comes through (``http``; ``grpc``: the server's
     gRPC door on a port of its own; ``quic``: its HTTP/3 door on a UDP port, with a
-    self-signed certificate made for the run, which the fleet pins).
+    self-signed certificate made for the run, which the fleet pins). ``profile``: sample
+    the server with py-spy from registration's end to the last step, keep the raw stacks
+    there, and report the CPU per sync by stage (``omega.bench.profile``).
     """
     if viewers < 1 or step_seconds <= 0 or not 0 <= pull_only <= 1 or workers < 1:
         raise InputError("viewers ≥ 1, step seconds > 0, 0 ≤ pull-only ≤ 1, workers ≥ 1")
     door_args, door_url = _door(transport, workers)
-    if db_url is not None and not db_url.startswith(("sqlite:", "postgresql:", "postgres:")):
-        raise ConfigError(f"--db must be a sqlite:// or postgresql:// URL, got {db_url!r}")
+    check_db(db_url)
+    if profile is not None and workers != 1:
+        raise InputError("--profile samples one server process: use --workers 1")
     stepped = _offered_rates(rates, max_rate)
     rate_limit = _rate_limit(stepped, viewers)
-    with tempfile.TemporaryDirectory(prefix="omega-bench-server-") as tmp:
+    with contextlib.ExitStack() as stack:
+        tmp = stack.enter_context(tempfile.TemporaryDirectory(prefix="omega-bench-server-"))
+        db_pid = None
+        if db_url == EMBEDDED_POSTGRES:
+            pg = stack.enter_context(embedded_postgres(durable=True))
+            db_url, db_pid = str(pg), pg.pid
         data_dir = Path(tmp)
         quic = self_signed(data_dir / "tls") if transport == "quic" else None
         if quic is not None:
@@ -272,19 +294,52 @@ def run_server_bench(
                 server_pids=server_pids,
                 catalog=CATALOG,
                 manufacturer_key=maker.key.private_bytes_raw(),
+                db_pid=db_pid,
             )
             if quic is not None:
                 config = _through_quic(config, data_dir, quic)
-            ready, steps = _run_loadgen(config, data_dir / "loadgen.log", progress)
-    return _report(
+            profiler = Profiler(server_pids[0], profile) if profile is not None else None
+            ready, steps = _run_loadgen(config, data_dir / "loadgen.log", progress, profiler)
+    report = _report(
         steps,
         viewers=viewers,
         setup_s=float(ready.get("setup_s", 0.0)),
-        storage="postgresql" if db_url and db_url.startswith("postgres") else "sqlite",
+        storage=_storage_name(db_url, embedded=db_pid is not None),
         settings=_settings(
             config, federation_interval=federation_interval, workers=workers, rate_limit=rate_limit
         ),
     )
+    if profile is not None:
+        report["profile"] = _profiled(profile, steps, step_seconds)
+    return report
+
+
+def _profiled(raw: Path, steps: list[dict[str, Any]], step_seconds: float) -> dict[str, Any]:
+    """The stage report of the samples in ``raw``, over every step's syncs."""
+    syncs = sum(int(step["syncs"]) for step in steps)
+    cpu = [step.get("server_cpu_pct") for step in steps]
+    per_sync = None
+    if syncs and None not in cpu:
+        per_sync = sum(float(c) for c in cpu if c is not None) * 10 * step_seconds / syncs
+    figures = stage_report(raw, syncs=syncs, server_cpu_ms_per_sync=per_sync)
+    shown = round(per_sync, 3) if per_sync is not None else None
+    return {"raw_stacks": str(raw), "server_cpu_ms_per_sync": shown, **figures}
+
+
+def check_db(db_url: str | None) -> None:
+    """``--db``: a storage URL, or :data:`EMBEDDED_POSTGRES`."""
+    if db_url is None or db_url == EMBEDDED_POSTGRES:
+        return
+    if not db_url.startswith(("sqlite:", "postgresql:", "postgres:")):
+        raise ConfigError(
+            f"--db must be a sqlite:// or postgresql:// URL, or {EMBEDDED_POSTGRES}, got {db_url!r}"
+        )
+
+
+def _storage_name(db_url: str | None, *, embedded: bool) -> str:
+    if embedded:
+        return "postgresql (embedded, durable)"
+    return "postgresql" if db_url and db_url.startswith("postgres") else "sqlite"
 
 
 def _door(transport: str, workers: int) -> tuple[tuple[str, ...], str]:
@@ -383,6 +438,8 @@ def _report(
         # first), and the most CPU other work on the machine, or the hypervisor (a virtual
         # machine's cores are shared), took during a step (% of a core).
         "server_cpu_ms_per_sync": shown.get("server_cpu_ms_per_sync"),
+        # PostgreSQL's own processes (when the bench started it), beside the server's.
+        "db_cpu_ms_per_sync": shown.get("db_cpu_ms_per_sync"),
         # Bytes on the wire (TCP payload, or UDP for HTTP/3, both ways, framing included) per
         # sync, and TCP segments (UDP datagrams) per sync, at the same step.
         "wire_bytes_per_sync": shown.get("wire_bytes_per_sync"),

@@ -223,76 +223,6 @@ def shares(
     emit(result, as_json=as_json, title="omega bench shares")
 
 
-@app.command("server")
-def server(
-    viewers: int = typer.Option(1000, help="Registered devices simulated."),
-    db: str | None = typer.Option(
-        None, help="Storage URL (postgresql://…); default SQLite in a temporary data dir."
-    ),
-    step_seconds: float = typer.Option(10.0, help="Seconds at each offered rate."),
-    p95_limit_ms: float = typer.Option(
-        50.0, help="A step is held when its p95 latency is at most this (and no errors)."
-    ),
-    max_rate: float | None = typer.Option(None, help="Highest offered rate (syncs/s) to try."),
-    rates: str | None = typer.Option(
-        None, help="Comma-separated offered rates to step through (default 50…1200)."
-    ),
-    federation_interval: float | None = typer.Option(
-        None, help="The server's in-process federation rounds, seconds (default: its 60)."
-    ),
-    workers: int = typer.Option(1, help="Server processes (>1: uvicorn --workers)."),
-    pull_only: float = typer.Option(0.0, help="Share of syncs with no push (0 = all push+pull)."),
-    connections: int = typer.Option(32, help="Client connections (keep-alive) in all."),
-    seed: int = typer.Option(0, help="Seed for the devices' patterns and schedules."),
-    transport: str = typer.Option(
-        "http",
-        help="The door the fleet comes through: http, grpc (StreamSync per device) or quic "
-        "(HTTP/3, 16 streams a connection).",
-    ),
-    as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
-) -> None:
-    """A real `omega serve` under an open-loop fleet of devices in another process: the
-    highest sync rate held with p95 ≤ 50 ms and no errors, and every step tried."""
-
-    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-
-    from omega.bench import run_server_bench
-    from omega.cli._output import err_console
-
-    offered = _offered_rates(rates)
-    columns = (TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn())
-    with Progress(*columns, console=err_console, transient=True) as bar:
-        task = bar.add_task("starting the server and registering devices…", total=None)
-
-        def progress(kind: str, event: Mapping[str, Any]) -> None:
-            if kind == "ready":
-                bar.update(task, total=len(offered), completed=0, description="stepping…")
-            elif kind == "step":
-                bar.update(
-                    task,
-                    advance=1,
-                    description=f"{event['offered_per_s']:g}/s: p95 {event['p95_ms']:g} ms, "
-                    f"{event['errors']} errors",
-                )
-
-        result = run_server_bench(
-            viewers=viewers,
-            db_url=db,
-            rates=offered,
-            max_rate=max_rate,
-            step_seconds=step_seconds,
-            p95_limit_ms=p95_limit_ms,
-            pull_only=pull_only,
-            connections=connections,
-            federation_interval=federation_interval,
-            workers=workers,
-            seed=seed,
-            transport=transport,
-            progress=progress,
-        )
-    _emit_server(result, as_json=as_json)
-
-
 @app.command("quic-resume")
 def quic_resume(
     repeats: int = typer.Option(30, help="Fresh/resumed pairs measured, for each request."),
@@ -462,46 +392,6 @@ def _emit_soak(result: dict[str, Any], *, as_json: bool) -> None:
     emit_rows(rows, as_json=False, title="faults")
 
 
-def _offered_rates(rates: str | None) -> tuple[float, ...]:
-    """``--rates`` as numbers (the default steps when not given)."""
-    from omega.bench import DEFAULT_RATES
-    from omega.errors import InputError
+from omega.cli import bench_server  # noqa: E402  (it adds `omega bench server` to app)
 
-    try:
-        return tuple(float(r) for r in rates.split(",")) if rates else DEFAULT_RATES
-    except ValueError:
-        raise InputError("--rates must be comma-separated numbers, e.g. 50,100,200") from None
-
-
-#: The columns of ``omega bench server``'s table of steps: result key -> heading.
-_STEP_COLUMNS = {
-    "offered_per_s": "offered/s",
-    "syncs_per_s": "syncs/s",
-    "p50_ms": "p50 ms",
-    "p95_ms": "p95 ms",
-    "p99_ms": "p99 ms",
-    "errors": "errors",
-    "send_lag_p95_ms": "client lag p95",
-    "server_cpu_pct": "server %cpu",
-    "client_cpu_pct": "client %cpu",
-    "other_cpu_pct": "other %cpu",
-    "steal_cpu_pct": "stolen %cpu",
-    "wire_bytes_per_sync": "wire B/sync",
-    "passed": "passed",
-}
-
-
-def _emit_server(result: dict[str, Any], *, as_json: bool) -> None:
-    """The figures, then a table of the steps (``--json``: one object, steps included)."""
-    from omega.cli._output import emit_rows
-
-    if as_json:
-        emit(result, as_json=True)
-        return
-    emit(
-        {k: v for k, v in result.items() if k != "steps"}, as_json=False, title="omega bench server"
-    )
-    rows = [
-        {label: step.get(key) for key, label in _STEP_COLUMNS.items()} for step in result["steps"]
-    ]
-    emit_rows(rows, as_json=False, title="steps (%cpu: percent of one core; --json has more)")
+bench_server.register(app)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import gc
 import logging
 import os
@@ -19,11 +20,13 @@ from pathlib import Path
 from typing import Any
 
 from fastapi import Depends, FastAPI
+from fastapi_offline import FastAPIOffline
 from starlette.routing import Route
 
 from omega.clock import Clock, SystemClock
 from omega.constellation._runtime import Runtime, load_admin_token, load_keys, load_release_keys
 from omega.constellation.auth import AdminGate, TokenService
+from omega.constellation.dashboard import Dashboard, RoundLog, Sampler, Sessions, run_sampler
 from omega.constellation.distribute import Pacer
 from omega.constellation.doors import open_doors
 from omega.constellation.doors.mcp_tools import MCP_PATH, McpEndpoint
@@ -40,6 +43,7 @@ from omega.constellation.rounds import RoundRunner
 from omega.constellation.routes import (
     consensus,
     consensus_router,
+    dashboard_router,
     manage_router,
     manufacturers_router,
     operator,
@@ -59,6 +63,7 @@ from omega.constellation.routes.manufacturers import (
     TrustedManufacturerKey,
 )
 from omega.constellation.settings import Settings
+from omega.constellation.traffic import Traffic, TrafficMiddleware
 from omega.errors import ConfigError
 from omega.protocol.messages import (
     ProblemDetail,
@@ -125,7 +130,7 @@ def _build_runtime(settings: Settings, clock: Clock, metrics: Metrics) -> Runtim
         storage,
         broker,
         interval=settings.release_poll_interval,
-        on_version=metrics.release_version.set,
+        on_version=metrics.release_changed,
     )
     codebooks = CodebookCache(storage, clock=clock)
     limits = ExchangeLimits(
@@ -134,6 +139,7 @@ def _build_runtime(settings: Settings, clock: Clock, metrics: Metrics) -> Runtim
         max_pull_bytes=settings.max_pull_bytes,
         two_server_reports=settings.helper_url is not None,
         seal_reserve=sealer.reserve,
+        share_epsilon=settings.share_noise_epsilon,
     )
     return Runtime(
         settings=settings,
@@ -166,6 +172,18 @@ def _build_runtime(settings: Settings, clock: Clock, metrics: Metrics) -> Runtim
         ),
         rounds=_round_runner(settings, storage, clock=clock, metrics=metrics, watcher=watcher),
         sealer=sealer,
+    )
+
+
+def _dashboard(runtime: Runtime, traffic: Traffic) -> Dashboard:
+    """The dashboard's sampler, round history and logins; the rounds report to it."""
+    rounds = RoundLog(runtime.clock)
+    runtime.rounds.observe(rounds.record)
+    sampler = Sampler(
+        runtime.metrics.registry, traffic, interval=runtime.settings.dashboard_sample_interval
+    )
+    return Dashboard(
+        traffic=traffic, sampler=sampler, rounds=rounds, sessions=Sessions(runtime.clock)
     )
 
 
@@ -217,17 +235,23 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
     """The constellation ASGI app. ``settings`` default: read from ``OMEGA_*`` variables."""
     settings = settings if settings is not None else Settings()
     clock = clock if clock is not None else SystemClock()
-    metrics = Metrics()
+    metrics = Metrics(helper=settings.helper_url is not None)
+    traffic = Traffic(clock)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         runtime = _build_runtime(settings, clock, metrics)
         app.state.runtime = runtime
+        dashboard = _dashboard(runtime, traffic)
+        app.state.dashboard = dashboard
         tasks: list[asyncio.Task[None]] = []
         doors = contextlib.AsyncExitStack()
         try:
             await runtime.watcher.check()
             tasks.append(asyncio.create_task(runtime.watcher.run(), name="omega-release-watch"))
+            stats = functools.partial(runtime.db, runtime.storage.stats)
+            sampling = run_sampler(dashboard.sampler, stats, clock)
+            tasks.append(asyncio.create_task(sampling, name="omega-dashboard-sampler"))
             if settings.federation_interval > 0:
                 tasks.append(asyncio.create_task(runtime.rounds.run(), name="omega-rounds"))
             for line in await open_doors(app, settings, doors):
@@ -257,7 +281,8 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
             runtime.rounds.close()
             runtime.storage.close()
 
-    app = FastAPI(
+    # FastAPIOffline: /docs and /redoc load Swagger UI and ReDoc from the package, no CDN.
+    app = FastAPIOffline(
         title="Omega constellation",
         summary="Federated pattern exchange for Omega TV brains.",
         description=(
@@ -268,9 +293,14 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         version="0.1.0",
         lifespan=lifespan,
         dependencies=[Depends(known_query_only)],
+        # Prometheus (/metrics) is the server's telemetry; FastAPI's OpenTelemetry hooks
+        # would look up tracer and meter providers on every request (~3 % of a sync's
+        # samples under py-spy) to find none configured.
+        telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     install_problem_handlers(app)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
+    app.add_middleware(TrafficMiddleware, traffic=traffic)
     for router in (
         viewers_router,
         sync_router,
@@ -281,6 +311,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         registry_router,
         stream_router,
         ops_router,
+        dashboard_router,
     ):
         app.include_router(router)
     if settings.mcp:

@@ -1,8 +1,14 @@
 """How the PostgreSQL backend runs the shared SQL: psycopg connections and transactions.
 
 One connection per thread (``threading.local``), opened on first use and reopened if the
-server dropped it; every job is one explicit transaction on it. A server process
-therefore holds up to one connection per threadpool thread.
+server dropped it. A server process therefore holds up to one connection per threadpool
+thread.
+
+Round trips are what a sync waits for (``omega bench server --db embedded-postgres``): a
+write job is one transaction in pipeline mode, so the statements whose results it does
+not read (``Tx.many``) travel with the ``COMMIT``; a read that needs no snapshot is one
+statement in autocommit, without ``BEGIN`` and ``COMMIT`` around it (under READ
+COMMITTED each statement sees the latest commits either way).
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ from anyio import to_thread
 
 from omega.errors import StoreError
 from omega.storage._sql import POSTGRES, Dialect, Tx
+from omega.storage.base import StorageLoad
 
 __all__ = ["Cursor", "PostgresEngine"]
 
@@ -85,12 +92,28 @@ class PostgresEngine:
         with self.cursor(snapshot=snapshot) as cur:
             yield Tx(cur, POSTGRES)
 
+    @contextmanager
+    def _autocommit(self) -> Iterator[Tx]:
+        """Statements each committed on its own: for reads that need no snapshot."""
+        with translated():
+            conn = self._conn()
+            with conn.cursor() as cur:
+                yield Tx(cur, POSTGRES)
+
+    @contextmanager
+    def _pipelined(self) -> Iterator[Tx]:
+        """One transaction in pipeline mode (see the module docstring)."""
+        with translated():
+            conn = self._conn()
+            with conn.pipeline() as pipeline, conn.transaction(), conn.cursor() as cur:
+                yield Tx(cur, POSTGRES, flush=pipeline.sync)
+
     # -- the Engine: the live set is in the same database ---------------------------------
     def read(self, *, snapshot: bool = False) -> AbstractContextManager[Tx]:
-        return self.transaction(snapshot=snapshot)
+        return self.transaction(snapshot=True) if snapshot else self._autocommit()
 
     def write(self, job: Callable[[Tx], T]) -> T:
-        with self.transaction() as tx:
+        with self._pipelined() as tx:
             return job(tx)
 
     async def write_async(self, job: Callable[[Tx], T]) -> T:
@@ -103,6 +126,16 @@ class PostgresEngine:
 
     def write_live(self, job: Callable[[Tx], T]) -> T:
         return self.write(job)
+
+    def load(self) -> StorageLoad:
+        """Open connections, and those in a transaction (psycopg's libpq status, read
+        without touching the socket; a connection another thread is using may change
+        state as it is read, which a gauge can bear)."""
+        with self._lock:
+            open_ = [c for c in self._connections if not c.closed]
+        idle = psycopg.pq.TransactionStatus.IDLE
+        in_use = sum(1 for c in open_ if c.info.transaction_status != idle)
+        return StorageLoad(connections=len(open_), in_use=in_use)
 
     def close(self) -> None:
         with self._lock:

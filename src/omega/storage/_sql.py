@@ -19,6 +19,7 @@ from typing import Any, Protocol, TypeVar
 import msgspec
 
 from omega.errors import StoreError
+from omega.storage.base import StorageLoad
 
 __all__ = ["POSTGRES", "SQLITE", "Cursor", "Dialect", "Engine", "Tx"]
 
@@ -97,16 +98,24 @@ class Cursor(Protocol):
 class Tx:
     """One transaction's statements, in the shared SQL (``?`` placeholders)."""
 
-    __slots__ = ("_cur", "_sql", "dialect")
+    __slots__ = ("_cur", "_flush", "_sql", "dialect")
 
-    def __init__(self, cur: Cursor, dialect: Dialect) -> None:
+    def __init__(
+        self, cur: Cursor, dialect: Dialect, *, flush: Callable[[], object] | None = None
+    ) -> None:
+        """``flush``: on a pipelined connection (PostgreSQL), what sends the queued
+        statements and reads their results; :meth:`run` needs its row count at once,
+        :meth:`many` does not wait, and the fetching methods flush by themselves."""
         self._cur = cur
         self._sql = dialect.sql
+        self._flush = flush
         self.dialect = dialect
 
     def run(self, sql: str, params: Sequence[Any] = ()) -> int:
         """Execute; how many rows it changed."""
         self._cur.execute(self._sql(sql), params)
+        if self._flush is not None:
+            self._flush()
         return self._cur.rowcount
 
     def many(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
@@ -158,4 +167,8 @@ class Engine(Protocol):
 
     def write_live(self, job: Callable[[Tx], T]) -> T:
         """A write transaction on the live set."""
+        ...
+
+    def load(self) -> StorageLoad:
+        """The connections' state now (``Storage.load``)."""
         ...

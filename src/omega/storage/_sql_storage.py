@@ -44,6 +44,7 @@ from omega.storage.base import (
     ReleaseDelta,
     ReportQueue,
     Storage,
+    StorageLoad,
     StorageStats,
     SupportCounts,
     ViewerRecord,
@@ -172,14 +173,11 @@ class SQLStorage(Storage, Generic[E]):
         stored = (push.viewer_id, push.batch_id, digest, encode(ack), now)
 
         def write(tx: Tx) -> PushAck:
-            _require_pushing_viewer(tx, push.viewer_id)
-            # On PostgreSQL a concurrent push of the same key waits here until the first
-            # one commits.
-            if not tx.run(
-                "INSERT INTO push_batches (viewer_id, batch_id, digest, ack, created_at)"
-                " VALUES (?, ?, ?, ?, ?) ON CONFLICT (viewer_id, batch_id) DO NOTHING",
-                stored,
-            ):
+            # One statement in the usual case: a viewer in good standing, a new batch. On
+            # PostgreSQL a concurrent push of the same key waits here until the first one
+            # commits.
+            if tx.row(_INSERT_BATCH, (*stored, push.viewer_id)) is None:
+                _require_pushing_viewer(tx, push.viewer_id)  # raises if that was why
                 found_digest, found_ack = tx.one(
                     "SELECT digest, ack FROM push_batches WHERE viewer_id = ? AND batch_id = ?",
                     (push.viewer_id, push.batch_id),
@@ -377,6 +375,9 @@ class SQLStorage(Storage, Generic[E]):
             capabilities=capabilities,
         )
 
+    def load(self) -> StorageLoad:
+        return self._db.load()
+
     def _capabilities(self, tx: Tx) -> tuple[str, ...]:
         """What this backend can do beyond the interface (``StorageStats.capabilities``)."""
         return ()
@@ -418,6 +419,17 @@ _STANDING = (
 )
 
 
+#: A push's batch, stored only for a viewer in good standing (:data:`_STANDING` with no
+#: revoked key, and not revoked by the operator) and only once per (viewer, batch): a row
+#: back when it was stored.
+_INSERT_BATCH = (
+    "INSERT INTO push_batches (viewer_id, batch_id, digest, ack, created_at)"
+    f" SELECT ?, ?, ?, ?, ? WHERE EXISTS (SELECT 1 FROM {_STANDING}"
+    " AND k.manufacturer_id IS NULL AND v.revoked_at IS NULL)"
+    " ON CONFLICT (viewer_id, batch_id) DO NOTHING RETURNING 1"
+)
+
+
 def _require_viewer(tx: Tx, viewer_id: str) -> None:
     if tx.row("SELECT 1 FROM viewers WHERE viewer_id = ?", (viewer_id,)) is None:
         raise InputError(f"viewer {viewer_id!r} is not registered")
@@ -426,7 +438,8 @@ def _require_viewer(tx: Tx, viewer_id: str) -> None:
 def _require_pushing_viewer(tx: Tx, viewer_id: str) -> None:
     """A registered viewer neither revoked nor attested under a revoked manufacturer key
     (one query)."""
-    row = tx.row(f"SELECT k.manufacturer_id, k.key_id, v.revoked_at FROM {_STANDING}", (viewer_id,))
+    columns = "k.manufacturer_id, k.key_id, v.revoked_at"
+    row = tx.row(f"SELECT {columns} FROM {_STANDING}", (viewer_id,))
     if row is None:
         raise InputError(f"viewer {viewer_id!r} is not registered")
     if row[2] is not None:

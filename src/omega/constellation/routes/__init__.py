@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from omega.constellation.routes.consensus import router as consensus_router
+from omega.constellation.routes.dashboard import router as dashboard_router
 from omega.constellation.routes.manage import router as manage_router
 from omega.constellation.routes.manufacturers import router as manufacturers_router
 from omega.constellation.routes.operator import router as operator_router
@@ -14,6 +15,7 @@ from omega.constellation.routes.viewers import router as viewers_router
 
 __all__ = [
     "consensus_router",
+    "dashboard_router",
     "manage_router",
     "manufacturers_router",
     "operator_router",
