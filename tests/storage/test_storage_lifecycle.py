@@ -18,7 +18,13 @@ from omega.storage.postgres import PostgresStorage
 
 #: Every numbered migration, as recorded once applied (on both backends up to 0003).
 _COMMON = [(1, "initial"), (2, "pending_columns"), (3, "popularity")]
-MIGRATIONS = [*_COMMON, (4, "shared_reports"), (5, "attestation"), (6, "device_keys")]
+MIGRATIONS = [
+    *_COMMON,
+    (4, "shared_reports"),
+    (5, "attestation"),
+    (6, "device_keys"),
+    (7, "viewer_revoked"),
+]
 #: SQLite's live set moved to a file of its own (PostgreSQL has no single write lock).
 SQLITE_MIGRATIONS = [
     *_COMMON,
@@ -26,6 +32,7 @@ SQLITE_MIGRATIONS = [
     (5, "shared_reports"),
     (6, "attestation"),
     (7, "device_keys"),
+    (8, "viewer_revoked"),
 ]
 
 

@@ -136,3 +136,31 @@ def test_omega_sync_refuses_a_pull_budget_past_the_protocols_bound_before_regist
         result = runner.invoke(_app(), [*args, "--max-pull-bytes", bad])
         assert isinstance(result.exception, ConfigError), (bad, result.output)  # usage: exit 2
         assert "--max-pull-bytes" in str(result.exception) and "4194304" in str(result.exception)
+
+
+def test_omega_sync_pins_the_helper_key_and_checks_it(tmp_path: Path) -> None:
+    from omega.errors import ConfigError, TransportError
+    from omega.helper.service import HelperService
+    from omega.helper.thread import HelperThread
+
+    tv = open_brain(tmp_path / "tv", ManualClock())
+    tv.close()
+    sync = ["sync", str(tmp_path / "tv"), "--server", "http://127.0.0.1:9"]
+    runner = CliRunner()
+    for bad in ("zz", "ab" * 31, ""):
+        result = runner.invoke(_app(), [*sync, "--helper-key", bad])
+        assert isinstance(result.exception, ConfigError), result.output
+        assert "--helper-key" in str(result.exception) and "64 hex digits" in str(result.exception)
+    other = "11" * 32
+    with HelperThread(HelperService.open(tmp_path / "helper")) as helper:
+        result = runner.invoke(_app(), [*sync, "--helper-key", other, "--helper-url", helper.url])
+        assert isinstance(result.exception, ConfigError), result.output
+        assert "holds another key than --helper-key" in str(result.exception)
+        # The key it serves passes the check: the sync then fails on the server (port 9).
+        key = helper.service.info().public_key.hex()
+        result = runner.invoke(_app(), [*sync, "--helper-key", key, "--helper-url", helper.url])
+        assert isinstance(result.exception, TransportError), result.output
+        assert "--helper-url" not in str(result.exception)
+    nowhere = runner.invoke(_app(), [*sync, "--helper-url", "http://127.0.0.1:9"])
+    assert isinstance(nowhere.exception, TransportError), nowhere.output
+    assert "--helper-url" in str(nowhere.exception)

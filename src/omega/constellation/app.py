@@ -49,6 +49,8 @@ from omega.constellation.routes import (
     operator,
     operator_router,
     ops_router,
+    registry,
+    registry_router,
     stream_router,
     sync_router,
     viewers_router,
@@ -101,6 +103,7 @@ _DOC_TYPES: list[Any] = [
     CodebookPublished,
     *operator.DOC_TYPES,
     *consensus.DOC_TYPES,
+    *registry.DOC_TYPES,
 ]
 
 
@@ -305,6 +308,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         manufacturers_router,
         operator_router,
         consensus_router,
+        registry_router,
         stream_router,
         ops_router,
         dashboard_router,

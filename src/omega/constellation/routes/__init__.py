@@ -8,6 +8,7 @@ from omega.constellation.routes.manage import router as manage_router
 from omega.constellation.routes.manufacturers import router as manufacturers_router
 from omega.constellation.routes.operator import router as operator_router
 from omega.constellation.routes.ops import router as ops_router
+from omega.constellation.routes.registry import router as registry_router
 from omega.constellation.routes.stream import router as stream_router
 from omega.constellation.routes.sync import router as sync_router
 from omega.constellation.routes.viewers import router as viewers_router
@@ -19,6 +20,7 @@ __all__ = [
     "manufacturers_router",
     "operator_router",
     "ops_router",
+    "registry_router",
     "stream_router",
     "sync_router",
     "viewers_router",
