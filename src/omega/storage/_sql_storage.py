@@ -85,11 +85,14 @@ class SQLStorage(Storage, Generic[E]):
     def use_refresh_token(self, jti: str, viewer_id: str, *, now: float) -> bool:
         def write(tx: Tx) -> bool:
             _require_viewer(tx, viewer_id)
+            # PostgreSQL's key is (viewer_id, jti) (partitioned by viewer): a token id
+            # presented for another viewer is refused by the NOT EXISTS.
             return (
                 tx.run(
-                    "INSERT INTO refresh_tokens (jti, viewer_id, used_at) VALUES (?, ?, ?)"
-                    " ON CONFLICT (jti) DO NOTHING",
-                    (jti, viewer_id, now),
+                    "INSERT INTO refresh_tokens (jti, viewer_id, used_at) SELECT ?, ?, ?"
+                    " WHERE NOT EXISTS (SELECT 1 FROM refresh_tokens WHERE jti = ?)"
+                    " ON CONFLICT DO NOTHING",
+                    (jti, viewer_id, now, jti),
                 )
                 == 1
             )
