@@ -1,8 +1,8 @@
 """``omega bench server``: a real ``omega serve`` under an open-loop fleet of devices.
 
-``--db`` takes one storage or several, comma-separated (``sqlite,embedded-postgres``):
-each is benched in turn with the same fleet and rates, and the report puts them side by
-side.
+``--db`` takes one storage or several, comma-separated (``sqlite,embedded-postgres``),
+and ``--workers`` one server process count or several (``1,2``): each combination is
+benched in turn with the same fleet and rates, and the report puts them side by side.
 """
 
 from __future__ import annotations
@@ -41,6 +41,7 @@ _STEP_COLUMNS = {
 #: The columns of the side-by-side table (several ``--db``): result key -> heading.
 _RUN_COLUMNS = {
     "storage": "storage",
+    "workers": "workers",
     "syncs_per_s": "held syncs/s",
     "sync_p50_ms": "p50 ms",
     "sync_p95_ms": "p95 ms",
@@ -74,7 +75,11 @@ def server(
     federation_interval: float | None = typer.Option(
         None, help="The server's in-process federation rounds, seconds (default: its 60)."
     ),
-    workers: int = typer.Option(1, min=1, help="Server processes (>1: uvicorn --workers)."),
+    workers: str = typer.Option(
+        "1",
+        help="Server processes (>1: uvicorn --workers); comma-separated (1,2) to bench "
+        "each count in turn, side by side.",
+    ),
     pull_only: float = typer.Option(
         0.0, min=0.0, max=1.0, help="Share of syncs with no push (0 = all push+pull)."
     ),
@@ -108,11 +113,13 @@ def server(
     stores = _stores(db)
     for store in stores:
         check_db(store)
+    counts = _worker_counts(workers)
+    runs = [(store, count) for store in stores for count in counts]
     results = []
     columns = (TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn())
-    for store in stores:
+    for store, count in runs:
         with Progress(*columns, console=err_console, transient=True) as bar:
-            shown = store or _SQLITE
+            shown = f"{store or _SQLITE}, {count} worker(s)"
             task = bar.add_task(f"{shown}: starting the server, registering devices…", total=None)
 
             def progress(kind: str, event: Mapping[str, Any], task: Any = task) -> None:
@@ -137,10 +144,10 @@ def server(
                     pull_only=pull_only,
                     connections=connections,
                     federation_interval=federation_interval,
-                    workers=workers,
+                    workers=count,
                     seed=seed,
                     transport=transport,
-                    profile=_profile_path(profile, store, several=len(stores) > 1),
+                    profile=_profile_path(profile, f"{store or _SQLITE}-{count}", len(runs)),
                     progress=progress,
                 )
             )
@@ -150,11 +157,26 @@ def server(
         _emit_side_by_side(results, as_json=as_json)
 
 
-def _profile_path(profile: Path | None, store: str | None, *, several: bool) -> Path | None:
-    """Where one run keeps its samples: ``--profile``, suffixed by storage when several."""
-    if profile is None or not several:
+def _profile_path(profile: Path | None, run: str, runs: int) -> Path | None:
+    """Where one run keeps its samples: ``--profile``, suffixed by the run when several."""
+    if profile is None or runs == 1:
         return profile
-    return profile.with_name(f"{profile.stem}-{store or _SQLITE}{profile.suffix}")
+    return profile.with_name(f"{profile.stem}-{run}{profile.suffix}")
+
+
+def _worker_counts(workers: str) -> list[int]:
+    """``--workers`` as the server process counts to run (each at least 1)."""
+    from omega.errors import ConfigError
+
+    try:
+        counts = [int(part) for part in workers.split(",")]
+    except ValueError:
+        raise ConfigError(
+            f"--workers must be a count or comma-separated counts (1,2), got {workers!r}"
+        ) from None
+    if min(counts) < 1:
+        raise ConfigError(f"--workers must be at least 1, got {workers!r}")
+    return counts
 
 
 def _stores(db: str | None) -> list[str | None]:
@@ -221,15 +243,17 @@ def _emit_profile(profile: Mapping[str, Any]) -> None:
 
 
 def _emit_side_by_side(results: list[dict[str, Any]], *, as_json: bool) -> None:
-    """One row per storage, then each one's steps (``--json``: ``{"runs": [...]}``)."""
+    """One row per run (storage × workers), then each one's steps (``--json``:
+    ``{"runs": [...]}``)."""
     if as_json:
         emit({"runs": results}, as_json=True)
         return
     rows = [{label: r.get(key) for key, label in _RUN_COLUMNS.items()} for r in results]
-    emit_rows(rows, as_json=False, title="omega bench server: held rate by storage")
+    emit_rows(rows, as_json=False, title="omega bench server: held rate by storage and workers")
     for result in results:
         emit_rows(
             _step_rows(result),
             as_json=False,
-            title=f"{result['storage']}: steps (%cpu: percent of one core)",
+            title=f"{result['storage']}, {result['workers']} worker(s): steps "
+            "(%cpu: percent of one core)",
         )
