@@ -39,6 +39,7 @@ from omega.constellation.panels import (
     trends_by_region,
 )
 from omega.constellation.problems import Problem
+from omega.constellation.routes.manage import stats_document
 from omega.errors import AuthError, ConfigError
 
 __all__ = ["SESSION_COOKIE", "router"]
@@ -203,15 +204,7 @@ def _state(runtime: Runtime, dashboard: Dashboard, rounds: list[RoundRecord]) ->
     last = next((r for r in reversed(rounds) if r.stats is not None), None)
     totals = dashboard.sampler.counters()
     return {
-        "stats": {
-            "viewers": s.viewers,
-            "pending_contributions": s.pending_contributions,
-            "live_patterns": s.live_patterns,
-            "released_patterns": s.released_patterns,
-            "version": s.version,
-            "event_subscribers": runtime.broker.subscribers,
-            "sync_rate_per_s": runtime.pacer.rate(),
-        },
+        "stats": stats_document(runtime, s),
         "totals": {
             "syncs": totals.syncs,
             "push_bytes": totals.push_bytes,
