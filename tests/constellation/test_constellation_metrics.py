@@ -202,23 +202,9 @@ def test_a_server_without_a_helper_exports_no_helper_gauge(client: httpx.Client)
     assert "omega_helper_up" not in sample_names(client.get("/metrics").text)
 
 
-def test_promtool_finds_nothing_to_lint(fleet: Fleet, promtool: str) -> None:
-    done = subprocess.run(
-        [promtool, "check", "metrics"],
-        input=fleet.scrape,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    findings = done.stdout + done.stderr
-    assert done.returncode == 0 and not findings.strip(), findings
-
-
-def test_the_helpers_metrics_pass_promtool_too(fleet: Fleet, promtool: str) -> None:
-    scrape = httpx.get(fleet.helper.url + "/metrics", timeout=30).text
-    assert "omega_helper_batches_total" in scrape
-    done = subprocess.run(
+def _promtool_check(promtool: str, scrape: str) -> subprocess.CompletedProcess[str]:
+    """``promtool check metrics`` of ``scrape``."""
+    return subprocess.run(
         [promtool, "check", "metrics"],
         input=scrape,
         capture_output=True,
@@ -226,6 +212,18 @@ def test_the_helpers_metrics_pass_promtool_too(fleet: Fleet, promtool: str) -> N
         timeout=60,
         check=False,
     )
+
+
+def test_promtool_finds_nothing_to_lint(fleet: Fleet, promtool: str) -> None:
+    done = _promtool_check(promtool, fleet.scrape)
+    findings = done.stdout + done.stderr
+    assert done.returncode == 0 and not findings.strip(), findings
+
+
+def test_the_helpers_metrics_pass_promtool_too(fleet: Fleet, promtool: str) -> None:
+    scrape = httpx.get(fleet.helper.url + "/metrics", timeout=30).text
+    assert "omega_helper_batches_total" in scrape
+    done = _promtool_check(promtool, scrape)
     findings = done.stdout + done.stderr
     assert done.returncode == 0 and not findings.strip(), findings
 
@@ -233,14 +231,7 @@ def test_the_helpers_metrics_pass_promtool_too(fleet: Fleet, promtool: str) -> N
 def test_promtool_lints_a_badly_named_metric(promtool: str) -> None:
     """The control for the check above."""
     bad = "# HELP omega_wait_milliseconds W.\n# TYPE omega_wait_milliseconds counter\n"
-    done = subprocess.run(
-        [promtool, "check", "metrics"],
-        input=bad + "omega_wait_milliseconds 1\n",
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    done = _promtool_check(promtool, bad + "omega_wait_milliseconds 1\n")
     assert done.returncode != 0 and 'should have "_total" suffix' in done.stderr
 
 
@@ -282,3 +273,4 @@ def test_the_metrics_docs_name_only_exposed_metrics(fleet: Fleet) -> None:
 def test_no_label_carries_a_viewer_id(fleet: Fleet) -> None:
     for viewer_id in fleet.viewer_ids:
         assert viewer_id not in fleet.scrape
+
