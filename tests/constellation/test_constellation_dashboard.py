@@ -5,6 +5,8 @@ offline.
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import re
 from collections.abc import Iterator
 
@@ -14,10 +16,18 @@ from _constellation_harness import ADMIN_TOKEN, Device, ServerProcess, start_ser
 from prometheus_client.parser import text_string_to_metric_families
 
 from omega.clock import ManualClock
-from omega.constellation.dashboard import Counters, RoundRecord, Sampler, quantile, sample_of
+from omega.constellation.dashboard import (
+    Counters,
+    RoundRecord,
+    Sampler,
+    quantile,
+    run_sampler,
+    sample_of,
+)
 from omega.constellation.metrics import Metrics
 from omega.constellation.panels import CONTEXTS, consensus_health, heatmap, trends_by_region
 from omega.constellation.ratelimit import ViewerRateLimiter
+from omega.errors import StoreError
 from omega.protocol.messages import ConsolidatedPattern, FrequencyReport, PatternContext, Trend
 from omega.storage.base import StorageStats
 
@@ -78,6 +88,34 @@ def test_the_sampler_reads_the_servers_own_counters_into_a_bounded_ring() -> Non
     assert sampler.take(clock.now(), _stats()).active == 0
     sampler.take(clock.now(), _stats())
     assert len(sampler.samples) == 3  # the oldest dropped
+
+
+def test_a_store_that_does_not_answer_costs_a_sample_and_one_log_line(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """No traceback every interval while storage is down; the loop samples on after it."""
+    sampler = Sampler(Metrics().registry, lambda: 0, interval=0.0)
+    answers: list[StorageStats | BaseException] = [
+        StoreError("database is locked"),
+        _stats(),
+        asyncio.CancelledError(),  # the server stops
+    ]
+
+    async def read() -> StorageStats:
+        answer = answers.pop(0)
+        if isinstance(answer, BaseException):
+            raise answer
+        return answer
+
+    with (
+        caplog.at_level(logging.WARNING, logger="omega.constellation"),
+        pytest.raises(asyncio.CancelledError),
+    ):
+        asyncio.run(run_sampler(sampler, read, ManualClock(1.0)))
+    assert len(sampler.samples) == 1
+    [record] = caplog.records
+    assert "storage did not answer: database is locked" in record.getMessage()
+    assert record.exc_info is None
 
 
 # -- the panels -------------------------------------------------------------------------

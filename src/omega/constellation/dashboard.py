@@ -31,6 +31,7 @@ from prometheus_client import CollectorRegistry
 
 from omega.clock import Clock
 from omega.constellation.metrics import SYNC_PATHS
+from omega.errors import StoreError
 from omega.storage.base import StorageStats
 
 __all__ = [
@@ -297,11 +298,14 @@ async def run_sampler(
 ) -> None:
     """Sample every ``sampler.interval`` seconds until cancelled: ``read()`` awaits the
     store's stats; samples are stamped with ``clock``. A store that fails one read costs that
-    sample, not the loop."""
+    sample, not the loop, and one line in the log (as a scrape's), not a traceback every
+    interval while it is down."""
     while True:
         try:
             stats = await read()
             sampler.take(clock.now(), stats)
+        except StoreError as exc:
+            log.warning("dashboard: storage did not answer: %s", exc)
         except Exception:  # the next sample may succeed; the server must keep serving
             log.exception("dashboard sample failed")
         await asyncio.sleep(sampler.interval)
