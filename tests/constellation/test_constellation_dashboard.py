@@ -1,20 +1,33 @@
 """``/dashboard``'s parts without a browser: the sampler's arithmetic, the panels, the login
-and its cookie, the JSON routes' guard, what traffic it counts, and ``/docs`` offline.
+and its cookie, the JSON routes' guard, that it counts what the metrics count, and ``/docs``
+offline.
 (tests/sync/test_sync_dashboard.py looks at the page in chromium.)"""
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import re
+from collections.abc import Iterator
 
 import httpx
 import pytest
-from _constellation_harness import ADMIN_TOKEN, Device, ServerProcess
+from _constellation_harness import ADMIN_TOKEN, Device, ServerProcess, start_server
+from prometheus_client.parser import text_string_to_metric_families
 
 from omega.clock import ManualClock
-from omega.constellation.dashboard import Counters, RoundRecord, Sampler, quantile, sample_of
+from omega.constellation.dashboard import (
+    Counters,
+    RoundRecord,
+    Sampler,
+    quantile,
+    run_sampler,
+    sample_of,
+)
 from omega.constellation.metrics import Metrics
 from omega.constellation.panels import CONTEXTS, consensus_health, heatmap, trends_by_region
-from omega.constellation.traffic import Traffic
+from omega.constellation.ratelimit import ViewerRateLimiter
+from omega.errors import StoreError
 from omega.protocol.messages import ConsolidatedPattern, FrequencyReport, PatternContext, Trend
 from omega.storage.base import StorageStats
 
@@ -50,8 +63,8 @@ def test_a_sample_is_the_rate_since_the_last_one() -> None:
 
 def test_the_sampler_reads_the_servers_own_counters_into_a_bounded_ring() -> None:
     metrics, clock = Metrics(), ManualClock(1000.0)
-    traffic = Traffic(clock)
-    sampler = Sampler(metrics.registry, traffic, interval=1.0, capacity=3)
+    limiter = ViewerRateLimiter(limit=10, window=300, clock=clock.now)  # the server's
+    sampler = Sampler(metrics.registry, limiter.active, interval=1.0, capacity=3)
     sampler.take(clock.now(), _stats())
     metrics.syncs.inc(6)
     metrics.latency.labels("/api/omega/sync", "POST").observe(0.004)
@@ -60,20 +73,49 @@ def test_the_sampler_reads_the_servers_own_counters_into_a_bounded_ring() -> Non
     metrics.reports_accepted(
         [FrequencyReport(seed=1, value=2, buckets=8, epsilon=0.5)] * 4, 0, shared_epsilon=0.0
     )
-    traffic.push_bytes += 300
-    traffic.seen("tv-1")
+    metrics.sync_received_bytes.inc(300)  # what MetricsMiddleware counts
+    metrics.sync_sent_bytes.inc(500)
+    limiter.hit("tv-1")  # what require_viewer does
     clock.advance(2.0)
     sample = sampler.take(clock.now(), _stats())
     assert sample.syncs_per_s == 3.0
     assert sample.rate_limited_per_s == 1.0
     assert (sample.reports_per_s, sample.epsilon_per_s) == (2.0, 1.0)
-    assert sample.push_bytes_per_s == 150.0
+    assert (sample.push_bytes_per_s, sample.pull_bytes_per_s) == (150.0, 250.0)
     assert sample.p95_ms is not None and 2.5 <= sample.p95_ms <= 5.0
     assert sample.active == 1
-    clock.advance(301.0)  # quiet for longer than the active window
+    clock.advance(301.0)  # quiet for longer than the rate limit's window
     assert sampler.take(clock.now(), _stats()).active == 0
     sampler.take(clock.now(), _stats())
     assert len(sampler.samples) == 3  # the oldest dropped
+
+
+def test_a_store_that_does_not_answer_costs_a_sample_and_one_log_line(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """No traceback every interval while storage is down; the loop samples on after it."""
+    sampler = Sampler(Metrics().registry, lambda: 0, interval=0.0)
+    answers: list[StorageStats | BaseException] = [
+        StoreError("database is locked"),
+        _stats(),
+        asyncio.CancelledError(),  # the server stops
+    ]
+
+    async def read() -> StorageStats:
+        answer = answers.pop(0)
+        if isinstance(answer, BaseException):
+            raise answer
+        return answer
+
+    with (
+        caplog.at_level(logging.WARNING, logger="omega.constellation"),
+        pytest.raises(asyncio.CancelledError),
+    ):
+        asyncio.run(run_sampler(sampler, read, ManualClock(1.0)))
+    assert len(sampler.samples) == 1
+    [record] = caplog.records
+    assert "storage did not answer: database is locked" in record.getMessage()
+    assert record.exc_info is None
 
 
 # -- the panels -------------------------------------------------------------------------
@@ -182,7 +224,20 @@ def test_the_page_assets_come_from_the_app(client: httpx.Client) -> None:
     assert missing.status_code == 404
 
 
-def test_the_dashboard_counts_a_devices_sync(client: httpx.Client) -> None:
+@pytest.fixture(scope="module")
+def own_client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[httpx.Client]:
+    """A server of this module's own, whose viewers stay active for an hour: no device of
+    another test can age out of the window between two reads."""
+    server = start_server(tmp_path_factory.mktemp("dashboard"), OMEGA_RATE_WINDOW="3600")
+    try:
+        with httpx.Client(base_url=server.base_url, timeout=30) as client:
+            yield client
+    finally:
+        server.stop()
+
+
+def test_the_dashboard_counts_a_devices_sync(own_client: httpx.Client) -> None:
+    client = own_client
     admin = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
     before = client.get("/api/omega/dashboard/state", headers=admin).json()
     device = Device.register(client)
@@ -194,6 +249,15 @@ def test_the_dashboard_counts_a_devices_sync(client: httpx.Client) -> None:
     assert (pushed, pulled) == (len(answer.request.content), len(answer.content))
     assert after["totals"]["syncs"] - before["totals"]["syncs"] == 1
     assert after["active_devices"] == before["active_devices"] + 1  # this new device
+    # The same numbers Prometheus reads: one count of each request, in MetricsMiddleware.
+    scrape = {
+        s.name: s.value
+        for family in text_string_to_metric_families(client.get("/metrics").text)
+        for s in family.samples
+    }
+    assert scrape["omega_sync_received_bytes_total"] == after["totals"]["push_bytes"]
+    assert scrape["omega_sync_sent_bytes_total"] == after["totals"]["pull_bytes"]
+    assert scrape["omega_active_devices"] == after["active_devices"]
 
 
 def test_docs_load_swagger_ui_from_the_app_not_a_cdn(client: httpx.Client) -> None:

@@ -4,6 +4,7 @@ the alert rules under ``deploy/`` ask only for metrics the server exposes."""
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import json
 import re
@@ -29,6 +30,8 @@ from _constellation_harness import (
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PublicKey
 from prometheus_client.parser import text_string_to_metric_families
 
+from omega.constellation import Settings, create_app
+from omega.constellation.doors.asgi import call_app
 from omega.helper import HelperService, HelperThread
 from omega.helper.service import SECRET_FILE
 from omega.protocol.shares import make_shared_report
@@ -202,23 +205,9 @@ def test_a_server_without_a_helper_exports_no_helper_gauge(client: httpx.Client)
     assert "omega_helper_up" not in sample_names(client.get("/metrics").text)
 
 
-def test_promtool_finds_nothing_to_lint(fleet: Fleet, promtool: str) -> None:
-    done = subprocess.run(
-        [promtool, "check", "metrics"],
-        input=fleet.scrape,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    findings = done.stdout + done.stderr
-    assert done.returncode == 0 and not findings.strip(), findings
-
-
-def test_the_helpers_metrics_pass_promtool_too(fleet: Fleet, promtool: str) -> None:
-    scrape = httpx.get(fleet.helper.url + "/metrics", timeout=30).text
-    assert "omega_helper_batches_total" in scrape
-    done = subprocess.run(
+def _promtool_check(promtool: str, scrape: str) -> subprocess.CompletedProcess[str]:
+    """``promtool check metrics`` of ``scrape``."""
+    return subprocess.run(
         [promtool, "check", "metrics"],
         input=scrape,
         capture_output=True,
@@ -226,6 +215,18 @@ def test_the_helpers_metrics_pass_promtool_too(fleet: Fleet, promtool: str) -> N
         timeout=60,
         check=False,
     )
+
+
+def test_promtool_finds_nothing_to_lint(fleet: Fleet, promtool: str) -> None:
+    done = _promtool_check(promtool, fleet.scrape)
+    findings = done.stdout + done.stderr
+    assert done.returncode == 0 and not findings.strip(), findings
+
+
+def test_the_helpers_metrics_pass_promtool_too(fleet: Fleet, promtool: str) -> None:
+    scrape = httpx.get(fleet.helper.url + "/metrics", timeout=30).text
+    assert "omega_helper_batches_total" in scrape
+    done = _promtool_check(promtool, scrape)
     findings = done.stdout + done.stderr
     assert done.returncode == 0 and not findings.strip(), findings
 
@@ -233,14 +234,7 @@ def test_the_helpers_metrics_pass_promtool_too(fleet: Fleet, promtool: str) -> N
 def test_promtool_lints_a_badly_named_metric(promtool: str) -> None:
     """The control for the check above."""
     bad = "# HELP omega_wait_milliseconds W.\n# TYPE omega_wait_milliseconds counter\n"
-    done = subprocess.run(
-        [promtool, "check", "metrics"],
-        input=bad + "omega_wait_milliseconds 1\n",
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    done = _promtool_check(promtool, bad + "omega_wait_milliseconds 1\n")
     assert done.returncode != 0 and 'should have "_total" suffix' in done.stderr
 
 
@@ -282,3 +276,33 @@ def test_the_metrics_docs_name_only_exposed_metrics(fleet: Fleet) -> None:
 def test_no_label_carries_a_viewer_id(fleet: Fleet) -> None:
     for viewer_id in fleet.viewer_ids:
         assert viewer_id not in fleet.scrape
+
+
+def test_a_clients_made_up_methods_do_not_grow_the_label_set(tmp_path: Path) -> None:
+    """The HTTP/3 door (and uvicorn's h11) pass any method a client sends into the app:
+    each must not become a series of its own. Through the doors' own ASGI entry."""
+
+    async def scrape() -> str:
+        settings = Settings(
+            data_dir=tmp_path,
+            admin_token="metrics-admin-token-0123",
+            federation_interval=0,
+            gc_freeze=False,
+        )
+        app = create_app(settings)
+        async with app.router.lifespan_context(app):
+            for n in range(50):
+                await call_app(app, f"BREW{n}", "/api/omega/sync", headers={})
+            await call_app(app, "GET", "/healthz", headers={})
+            return (await call_app(app, "GET", "/metrics", headers={})).body.decode()
+
+    text = asyncio.run(scrape())
+    assert "BREW" not in text
+    requests = {
+        (s.labels["method"], s.labels["route"]): s.value
+        for f in text_string_to_metric_families(text)
+        for s in f.samples
+        if s.name == "omega_http_requests_total"
+    }
+    assert requests[("other", "/api/omega/sync")] == 50
+    assert ("GET", "/healthz") in requests

@@ -96,6 +96,7 @@ async def _look(page: Page, base_url: str, shot: Path, syncs: int) -> dict[str, 
         "JSON.stringify({"
         " stats: Object.fromEntries([...document.querySelectorAll('.tiles dd')]"
         "   .map((d) => [d.id, d.textContent])),"
+        " active_label: document.getElementById('label-active').textContent,"
         " panels: Object.fromEntries([...document.querySelectorAll('.chart')].map((c) => {"
         "   const r = c.getBoundingClientRect(); return [c.id, [r.x, r.y, r.width, r.height]];"
         " })),"
@@ -121,6 +122,9 @@ def test_the_dashboard_draws_a_live_fleet_in_a_real_browser(tmp_path: Path) -> N
         tmp_path / "server",
         OMEGA_DASHBOARD_SAMPLE_INTERVAL="0.5",
         OMEGA_REGISTRATION_RATE_LIMIT=str(REGISTRATIONS),
+        # "Active" is a request within the rate window: an hour, so that a slow browser
+        # start cannot age the fleet out of it before the page is read.
+        OMEGA_RATE_WINDOW="3600",
     )
     try:
         server.publish_codebook()
@@ -149,6 +153,7 @@ def test_the_dashboard_draws_a_live_fleet_in_a_real_browser(tmp_path: Path) -> N
     assert tiles["stat-live"] == str(stats["live_patterns"])
     assert tiles["stat-pending"] == str(stats["pending_contributions"])
     assert tiles["stat-active"] == str(len(FLEET))
+    assert shown["active_label"] == "Active 60 min"  # the server's rate_window, 3600 s
     assert tiles["stat-syncs"] == str(2 * len(FLEET)) == str(int(state_doc["totals"]["syncs"]))
     assert "omega_dashboard" not in shown["cookie"]  # the session cookie is HttpOnly
     assert shown["empty"] == [], shown["empty"]  # every panel has data to draw

@@ -63,7 +63,6 @@ from omega.constellation.routes.manufacturers import (
     TrustedManufacturerKey,
 )
 from omega.constellation.settings import Settings
-from omega.constellation.traffic import Traffic, TrafficMiddleware
 from omega.errors import ConfigError
 from omega.protocol.messages import (
     ProblemDetail,
@@ -175,16 +174,18 @@ def _build_runtime(settings: Settings, clock: Clock, metrics: Metrics) -> Runtim
     )
 
 
-def _dashboard(runtime: Runtime, traffic: Traffic) -> Dashboard:
-    """The dashboard's sampler, round history and logins; the rounds report to it."""
+def _dashboard(runtime: Runtime) -> Dashboard:
+    """The dashboard's sampler (over the metrics' counters and the viewers the rate
+    limiter saw, as ``omega_active_devices``), round history and logins; the rounds
+    report to it."""
     rounds = RoundLog(runtime.clock)
     runtime.rounds.observe(rounds.record)
     sampler = Sampler(
-        runtime.metrics.registry, traffic, interval=runtime.settings.dashboard_sample_interval
+        runtime.metrics.registry,
+        runtime.limiter.active,
+        interval=runtime.settings.dashboard_sample_interval,
     )
-    return Dashboard(
-        traffic=traffic, sampler=sampler, rounds=rounds, sessions=Sessions(runtime.clock)
-    )
+    return Dashboard(sampler=sampler, rounds=rounds, sessions=Sessions(runtime.clock))
 
 
 def _limiter(limit: int, window: int) -> ViewerRateLimiter | None:
@@ -236,13 +237,12 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
     settings = settings if settings is not None else Settings()
     clock = clock if clock is not None else SystemClock()
     metrics = Metrics(helper=settings.helper_url is not None)
-    traffic = Traffic(clock)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         runtime = _build_runtime(settings, clock, metrics)
         app.state.runtime = runtime
-        dashboard = _dashboard(runtime, traffic)
+        dashboard = _dashboard(runtime)
         app.state.dashboard = dashboard
         tasks: list[asyncio.Task[None]] = []
         doors = contextlib.AsyncExitStack()
@@ -300,7 +300,6 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
     )
     install_problem_handlers(app)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
-    app.add_middleware(TrafficMiddleware, traffic=traffic)
     for router in (
         viewers_router,
         sync_router,

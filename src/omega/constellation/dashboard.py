@@ -2,12 +2,15 @@
 bounded ring buffer, and the history of the rounds this server ran.
 
 Every ``interval`` seconds the ``Sampler`` reads the Prometheus registry (syncs, request
-statuses, the sync routes' latency histogram, popularity reports and their ε), the
-``Traffic`` totals (sync bytes, active viewers) and the store's counts, and appends one
-``Sample`` of rates over the interval since the last one. The buffer keeps the newest
-``capacity`` samples (an hour at the default 5 s). Latency quantiles are interpolated
-within histogram buckets as Prometheus' ``histogram_quantile`` does, from the requests
-of that interval only; an interval without sync requests has none (null).
+statuses, the sync routes' latency histogram and body bytes, popularity reports and their
+ε), the viewers active now (what the ``omega_active_devices`` gauge reads: the viewer rate
+limiter's keys hit within ``rate_window``) and the store's counts, and appends one
+``Sample`` of rates over the interval since the last one: each request is counted once,
+in ``MetricsMiddleware``, and the dashboard and Prometheus say the same numbers. The
+buffer keeps the newest ``capacity`` samples (an hour at the default 5 s). Latency
+quantiles are interpolated within histogram buckets as Prometheus' ``histogram_quantile``
+does, from the requests of that interval only; an interval without sync requests has
+none (null).
 
 Nothing here is invented: a sample is what the counters said, and the first sample after
 start has no rates (there is no interval before it).
@@ -27,11 +30,11 @@ import msgspec
 from prometheus_client import CollectorRegistry
 
 from omega.clock import Clock
-from omega.constellation.traffic import PULL_ROUTES, PUSH_ROUTES, Traffic
+from omega.constellation.metrics import SYNC_PATHS
+from omega.errors import StoreError
 from omega.storage.base import StorageStats
 
 __all__ = [
-    "ACTIVE_WINDOW_S",
     "Counters",
     "Dashboard",
     "RoundLog",
@@ -46,10 +49,6 @@ __all__ = [
 ]
 
 log = logging.getLogger("omega.constellation")
-
-#: A viewer counts as active while it synced within this many seconds.
-ACTIVE_WINDOW_S = 300.0
-_SYNC_ROUTES = frozenset(PUSH_ROUTES | PULL_ROUTES)
 
 
 class Sample(msgspec.Struct, frozen=True, kw_only=True):
@@ -85,14 +84,15 @@ class Counters:
     rejected: float = 0.0
     reports: float = 0.0
     epsilon: float = 0.0
+    #: Body bytes of the sync routes: requests (pushes) and answers (pulls, push acks).
     push_bytes: int = 0
     pull_bytes: int = 0
     #: The sync routes' latency histogram: cumulative count per upper bound (seconds).
     buckets: tuple[tuple[float, float], ...] = ()
 
 
-def read_counters(registry: CollectorRegistry, traffic: Traffic) -> Counters:
-    """The registry's and ``traffic``'s totals now."""
+def read_counters(registry: CollectorRegistry) -> Counters:
+    """The registry's totals now."""
     totals: dict[str, float] = {}
     buckets: dict[float, float] = {}
     for metric in registry.collect():
@@ -105,8 +105,8 @@ def read_counters(registry: CollectorRegistry, traffic: Traffic) -> Counters:
         rejected=totals.get("rejected", 0.0),
         reports=totals.get("reports", 0.0),
         epsilon=totals.get("epsilon", 0.0),
-        push_bytes=traffic.push_bytes,
-        pull_bytes=traffic.pull_bytes,
+        push_bytes=int(totals.get("push_bytes", 0.0)),
+        pull_bytes=int(totals.get("pull_bytes", 0.0)),
         buckets=tuple(sorted(buckets.items())),
     )
 
@@ -127,6 +127,10 @@ def _tally(
         add("reports")
     elif name == "omega_report_epsilon_spent_total":
         add("epsilon")
+    elif name == "omega_sync_received_bytes_total":
+        add("push_bytes")
+    elif name == "omega_sync_sent_bytes_total":
+        add("pull_bytes")
     elif name == "omega_http_requests_total":
         status = labels.get("status", "")
         if status.startswith("5"):
@@ -136,7 +140,7 @@ def _tally(
         elif status.startswith("4"):
             add("rejected")
     elif name == "omega_http_request_duration_seconds_bucket" and (
-        (labels.get("method", ""), labels.get("route", "")) in _SYNC_ROUTES
+        labels.get("route") in SYNC_PATHS
     ):
         bound = float(labels["le"])
         buckets[bound] = buckets.get(bound, 0.0) + value
@@ -210,10 +214,11 @@ def sample_of(
 
 @dataclass(slots=True)
 class Sampler:
-    """Appends a ``Sample`` every ``interval`` seconds to a ring of ``capacity``."""
+    """Appends a ``Sample`` every ``interval`` seconds to a ring of ``capacity``;
+    ``active()`` counts the viewers active now (``ViewerRateLimiter.active``)."""
 
     registry: CollectorRegistry
-    traffic: Traffic
+    active: Callable[[], int]
     interval: float
     capacity: int = 720
     samples: deque[Sample] = field(init=False)
@@ -224,16 +229,16 @@ class Sampler:
 
     def take(self, t: float, stats: StorageStats) -> Sample:
         """Sample now (``t`` on the server's clock, ``stats`` just read from the store)."""
-        counters = read_counters(self.registry, self.traffic)
+        counters = read_counters(self.registry)
         before, dt = (None, 0.0) if self._last is None else (self._last[1], t - self._last[0])
-        sample = sample_of(t, stats, self.traffic.active(ACTIVE_WINDOW_S), counters, before, dt)
+        sample = sample_of(t, stats, self.active(), counters, before, dt)
         self._last = (t, counters)
         self.samples.append(sample)
         return sample
 
     def counters(self) -> Counters:
         """The totals now (the dashboard's running sums)."""
-        return read_counters(self.registry, self.traffic)
+        return read_counters(self.registry)
 
 
 @dataclass(frozen=True, slots=True)
@@ -293,11 +298,14 @@ async def run_sampler(
 ) -> None:
     """Sample every ``sampler.interval`` seconds until cancelled: ``read()`` awaits the
     store's stats; samples are stamped with ``clock``. A store that fails one read costs that
-    sample, not the loop."""
+    sample, not the loop, and one line in the log (as a scrape's), not a traceback every
+    interval while it is down."""
     while True:
         try:
             stats = await read()
             sampler.take(clock.now(), stats)
+        except StoreError as exc:
+            log.warning("dashboard: storage did not answer: %s", exc)
         except Exception:  # the next sample may succeed; the server must keep serving
             log.exception("dashboard sample failed")
         await asyncio.sleep(sampler.interval)
@@ -340,7 +348,6 @@ class Sessions:
 class Dashboard:
     """The dashboard's parts, built by the app's lifespan (``app.state.dashboard``)."""
 
-    traffic: Traffic
     sampler: Sampler
     rounds: RoundLog
     sessions: Sessions

@@ -77,7 +77,6 @@ async def require_viewer(
     if token is None:
         raise AuthError("this endpoint needs a viewer access token (Authorization: Bearer)")
     verified = runtime.tokens.verify(token, "access")
-    request.state.viewer_id = verified.viewer_id  # for the dashboard's active devices
     enforce_rate(runtime, verified.viewer_id)
     return verified
 

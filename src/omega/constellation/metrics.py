@@ -20,7 +20,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from omega.protocol.messages import FrequencyReport
 
-__all__ = ["LATENCY_BUCKETS", "SYNC_PATHS", "Metrics", "MetricsMiddleware"]
+__all__ = ["LATENCY_BUCKETS", "METHODS", "SYNC_PATHS", "Metrics", "MetricsMiddleware"]
 
 #: Request latency buckets (seconds): every 10 ms from 10 to 60 so that p95 is read
 #: within a few ms of the 50 ms target, coarser on both sides.
@@ -53,6 +53,11 @@ SYNC_PATHS = frozenset({"/api/omega/sync", "/api/omega/patterns"})
 LIMITS = ("viewer", "registration", "manufacturer")
 ROUND_STATUSES = ("released", "unchanged", "no_codebook", "conflict", "failed")
 REPORT_KINDS = ("olh", "shared")
+#: The methods a request is labelled with; any other (HTTP/3 and h11 pass a client's
+#: made-up method through) is ``other``, so a client cannot grow the label set.
+METHODS = frozenset(
+    {"GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH"}
+)
 #: The reasons a request is refused, by status (anything else is not a rejection).
 _REJECTED = {429: "rate_limited", 413: "too_large", 401: "auth", 403: "auth"}
 _REJECTED.update(dict.fromkeys((400, 415, 422), "bad_request"))
@@ -309,7 +314,9 @@ class MetricsMiddleware:
     def _observe(self, scope: Scope, status: int, started: float) -> None:
         route = scope.get("route")
         template = getattr(route, "path", None) or "<unmatched>"
-        method = str(scope.get("method", ""))
+        method = scope.get("method", "")
+        if method not in METHODS:
+            method = "other"
         self._metrics.requests.labels(template, method, str(status)).inc()
         self._metrics.latency.labels(template, method).observe(time.perf_counter() - started)
         reason = _REJECTED.get(status)

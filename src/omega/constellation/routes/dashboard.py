@@ -29,7 +29,7 @@ from starlette.responses import FileResponse, HTMLResponse, RedirectResponse, Re
 
 from omega.constellation._runtime import Runtime, runtime_of
 from omega.constellation._wire import read_body
-from omega.constellation.dashboard import ACTIVE_WINDOW_S, Dashboard, RoundRecord
+from omega.constellation.dashboard import Dashboard, RoundRecord
 from omega.constellation.guards import ADMIN_ROUTE, bearer_token
 from omega.constellation.openapi import problem_responses
 from omega.constellation.panels import (
@@ -39,6 +39,7 @@ from omega.constellation.panels import (
     trends_by_region,
 )
 from omega.constellation.problems import Problem
+from omega.constellation.routes.manage import stats_document
 from omega.errors import AuthError, ConfigError
 
 __all__ = ["SESSION_COOKIE", "router"]
@@ -164,11 +165,13 @@ def _json(document: Any) -> Response:
 )
 async def series(request: Request, _: Operator) -> Response:
     sampler = dashboard_of(request).sampler
+    # A viewer is active while its rate limit's window holds a request of it (the
+    # window is rate_window; omega_active_devices counts the same viewers).
     return _json(
         {
             "interval_s": sampler.interval,
             "capacity": sampler.capacity,
-            "active_window_s": ACTIVE_WINDOW_S,
+            "active_window_s": float(runtime_of(request).settings.rate_window),
             "samples": list(sampler.samples),
         }
     )
@@ -184,7 +187,7 @@ async def series(request: Request, _: Operator) -> Response:
 async def state(request: Request, _: Operator) -> Response:
     runtime, dashboard = runtime_of(request), dashboard_of(request)
     # Read here, on the event loop that changes them; the store on a worker thread.
-    active = dashboard.traffic.active(ACTIVE_WINDOW_S)
+    active = runtime.limiter.active()
     rounds = list(dashboard.rounds.rounds)
     document = await runtime.db(lambda: _state(runtime, dashboard, rounds))
     document["active_devices"] = active
@@ -201,15 +204,7 @@ def _state(runtime: Runtime, dashboard: Dashboard, rounds: list[RoundRecord]) ->
     last = next((r for r in reversed(rounds) if r.stats is not None), None)
     totals = dashboard.sampler.counters()
     return {
-        "stats": {
-            "viewers": s.viewers,
-            "pending_contributions": s.pending_contributions,
-            "live_patterns": s.live_patterns,
-            "released_patterns": s.released_patterns,
-            "version": s.version,
-            "event_subscribers": runtime.broker.subscribers,
-            "sync_rate_per_s": runtime.pacer.rate(),
-        },
+        "stats": stats_document(runtime, s),
         "totals": {
             "syncs": totals.syncs,
             "push_bytes": totals.push_bytes,

@@ -47,11 +47,17 @@ function fmtInt(v) { return v == null ? "–" : Math.round(v).toLocaleString("en
 
 function setText(id, text) { document.getElementById(id).textContent = text; }
 
+// The window a viewer counts as active in (the server's rate_window), for labels.
+function windowText(seconds) {
+  return seconds % 60 === 0 ? seconds / 60 + " min" : seconds + " s";
+}
+
 function drawSeries(series) {
   const s = series.samples;
+  setText("label-active", "Active " + windowText(series.active_window_s));
   draw("panel-devices", [
     line(s, "devices", "registered", COLORS.blue, { fill: "tozeroy", fillcolor: "rgba(31,119,180,0.12)" }),
-    line(s, "active", "active (" + series.active_window_s / 60 + " min)", COLORS.orange),
+    line(s, "active", "active (" + windowText(series.active_window_s) + ")", COLORS.orange),
   ], base({ xaxis: timeAxis(), yaxis: { rangemode: "tozero", gridcolor: "#eef1f4" } }));
   draw("panel-syncs", [
     line(s, "syncs_per_s", "syncs/s", COLORS.blue, { fill: "tozeroy", fillcolor: "rgba(31,119,180,0.12)" }),
