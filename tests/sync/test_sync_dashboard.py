@@ -26,15 +26,18 @@ from omega.protocol.messages import Registration
 from omega.sync import run_sync
 
 WIDTH, HEIGHT = 1280, 800
+#: A region name with markup in it: devices choose their region, and the page must show
+#: it as text (Plotly reads a little HTML in labels).
+MARKED = "<b>us</b>-east"
 #: (region, cells watched) of each TV: three per region, most cells shared so both
 #: regions and ``global`` have enough viewers for releases and trends.
 FLEET = [
     ("eu-west", [0, 1, 2, 3]),
     ("eu-west", [0, 1, 2, 4]),
     ("eu-west", [0, 1, 3, 4]),
-    ("us-east", [0, 2, 3, 5]),
-    ("us-east", [0, 1, 2, 5]),
-    ("us-east", [1, 2, 3, 5]),
+    (MARKED, [0, 2, 3, 5]),
+    (MARKED, [0, 1, 2, 5]),
+    (MARKED, [1, 2, 3, 5]),
 ]
 PANELS = (
     "devices",
@@ -101,6 +104,10 @@ async def _look(page: Page, base_url: str, shot: Path, syncs: int) -> dict[str, 
         "   const r = c.getBoundingClientRect(); return [c.id, [r.x, r.y, r.width, r.height]];"
         " })),"
         " empty: [...document.querySelectorAll('.empty')].map((e) => e.textContent),"
+        " regions: [...document.querySelectorAll('#panel-trends .xtick text')]"
+        "   .map((t) => t.textContent),"
+        " bold: document.querySelectorAll('#panel-trends .xtick text b, #panel-trends"
+        "   .xtick text tspan[style*=bold]').length,"
         " cookie: document.cookie, status: document.getElementById('status').textContent,"
         " version: document.body.dataset.version })"
     )
@@ -157,6 +164,7 @@ def test_the_dashboard_draws_a_live_fleet_in_a_real_browser(tmp_path: Path) -> N
     assert tiles["stat-syncs"] == str(2 * len(FLEET)) == str(int(state_doc["totals"]["syncs"]))
     assert "omega_dashboard" not in shown["cookie"]  # the session cookie is HttpOnly
     assert shown["empty"] == [], shown["empty"]  # every panel has data to draw
+    assert MARKED in shown["regions"] and shown["bold"] == 0, shown["regions"]
 
     # What the series and state say is what the fleet did.
     samples = series["samples"]

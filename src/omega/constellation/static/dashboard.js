@@ -43,6 +43,12 @@ function empty(id, text) {
   el.innerHTML = '<div class="empty">' + text + "</div>";
 }
 
+// What devices send (a region) as Plotly text: Plotly reads a little HTML in labels
+// (links, bold), so a device must not be able to put any on the operator's page.
+function plain(text) {
+  return String(text).replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;");
+}
+
 function fmtInt(v) { return v == null ? "–" : Math.round(v).toLocaleString("en"); }
 
 function setText(id, text) { document.getElementById(id).textContent = text; }
@@ -130,7 +136,7 @@ function drawTrends(trends, rounds) {
   if (!trends.length && !rounds.length) { empty("panel-trends", "no trends: no round has run yet"); return; }
   // Left: the current release's trends by region; right: trends released per round.
   draw("panel-trends", [
-    { type: "bar", x: trends.map((t) => t.region), y: trends.map((t) => t.top_score),
+    { type: "bar", x: trends.map((t) => plain(t.region)), y: trends.map((t) => t.top_score),
       name: "top score by region", marker: { color: COLORS.teal },
       text: trends.map((t) => t.trends + " cells"), textposition: "auto",
       hovertemplate: "%{x}: top score %{y:.2f}, %{text}<extra></extra>" },
