@@ -27,6 +27,7 @@ from omega.constellation.auth import AdminGate, TokenService
 from omega.constellation.distribute import Pacer
 from omega.constellation.doors import open_doors
 from omega.constellation.doors.mcp_tools import MCP_PATH, McpEndpoint
+from omega.constellation.event_bus import LocalEventBus, PostgresEventBus
 from omega.constellation.events import EventBroker, ReleaseWatcher
 from omega.constellation.exchange import Exchange, ExchangeLimits
 from omega.constellation.guards import known_query_only
@@ -35,7 +36,8 @@ from omega.constellation.ingest import CodebookCache
 from omega.constellation.metrics import Metrics, MetricsMiddleware
 from omega.constellation.openapi import document_components
 from omega.constellation.problems import install_problem_handlers
-from omega.constellation.ratelimit import ViewerRateLimiter
+from omega.constellation.ratelimit import RateLimiter
+from omega.constellation.ratelimit_shared import LimitStore, open_limit_store
 from omega.constellation.rounds import RoundRunner
 from omega.constellation.routes import (
     consensus,
@@ -71,7 +73,7 @@ from omega.protocol.messages import (
     TokenRefresh,
 )
 from omega.storage.base import Storage
-from omega.storage.factory import open_storage
+from omega.storage.factory import open_storage, postgres_dsn
 
 __all__ = ["create_app", "ensure_data_dir"]
 
@@ -117,6 +119,7 @@ def _build_runtime(settings: Settings, clock: Clock, metrics: Metrics) -> Runtim
     sealer = load_release_keys(settings)
     admin = AdminGate(load_admin_token(settings))
     storage = open_storage(settings.storage_url)
+    limits = open_limit_store(settings.rate_limit_url, settings.storage_url)
     broker = EventBroker()
     watcher = ReleaseWatcher(
         storage,
@@ -124,8 +127,10 @@ def _build_runtime(settings: Settings, clock: Clock, metrics: Metrics) -> Runtim
         interval=settings.release_poll_interval,
         on_version=metrics.release_version.set,
     )
+    dsn = postgres_dsn(settings.storage_url)  # replicas share events through it
+    events = LocalEventBus(broker) if dsn is None else PostgresEventBus(dsn, broker, watcher)
     codebooks = CodebookCache(storage, clock=clock)
-    limits = ExchangeLimits(
+    exchange_limits = ExchangeLimits(
         max_patterns_per_batch=settings.max_patterns_per_batch,
         min_pull_bytes=settings.min_pull_bytes,
         max_pull_bytes=settings.max_pull_bytes,
@@ -138,12 +143,16 @@ def _build_runtime(settings: Settings, clock: Clock, metrics: Metrics) -> Runtim
         storage=storage,
         tokens=tokens,
         admin=admin,
-        limiter=ViewerRateLimiter(limit=settings.rate_limit, window=settings.rate_window),
-        registration_limiter=_limiter(settings.registration_rate_limit, settings.rate_window),
+        limits=limits,
+        limiter=limits.limiter("viewer", limit=settings.rate_limit, window=settings.rate_window),
+        registration_limiter=_limiter(
+            limits, "address", settings.registration_rate_limit, settings.rate_window
+        ),
         manufacturer_limiter=_limiter(
-            settings.manufacturer_registration_limit, settings.rate_window
+            limits, "manufacturer", settings.manufacturer_registration_limit, settings.rate_window
         ),
         broker=broker,
+        events=events,
         metrics=metrics,
         pacer=Pacer(
             interval=settings.sync_interval,
@@ -156,7 +165,7 @@ def _build_runtime(settings: Settings, clock: Clock, metrics: Metrics) -> Runtim
         exchange=Exchange(
             storage,
             codebooks,
-            limits=limits,
+            limits=exchange_limits,
             clock=clock,
             metrics=metrics,
             failpoints=settings.failpoints,
@@ -166,9 +175,9 @@ def _build_runtime(settings: Settings, clock: Clock, metrics: Metrics) -> Runtim
     )
 
 
-def _limiter(limit: int, window: int) -> ViewerRateLimiter | None:
+def _limiter(limits: LimitStore, name: str, limit: int, window: int) -> RateLimiter | None:
     """``limit`` per ``window`` seconds for each key; None when ``limit`` is 0 (no limit)."""
-    return ViewerRateLimiter(limit=limit, window=window) if limit else None
+    return limits.limiter(name, limit=limit, window=window) if limit else None
 
 
 def _token_service(settings: Settings, clock: Clock) -> TokenService:
@@ -223,15 +232,19 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         tasks: list[asyncio.Task[None]] = []
         doors = contextlib.AsyncExitStack()
         try:
+            await runtime.limits.open()
             await runtime.watcher.check()
             tasks.append(asyncio.create_task(runtime.watcher.run(), name="omega-release-watch"))
+            tasks.append(asyncio.create_task(runtime.events.run(), name="omega-event-bus"))
             if settings.federation_interval > 0:
                 tasks.append(asyncio.create_task(runtime.rounds.run(), name="omega-rounds"))
             for line in await open_doors(app, settings, doors):
                 log.info("door open: %s", line)
             log.info(
-                "constellation up: storage %s, release v%d, signing kid %s, release kid %s",
+                "constellation up: storage %s, rate limits in %s, release v%d, signing kid %s,"
+                " release kid %s",
                 settings.storage_url.split("@")[-1],
+                runtime.limits.where,
                 runtime.broker.version,
                 runtime.tokens.keys.signer.kid,
                 runtime.sealer.kid,
@@ -247,10 +260,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
             for task in tasks:
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
-            runtime.limiter.close()
-            for limiter in (runtime.registration_limiter, runtime.manufacturer_limiter):
-                if limiter is not None:
-                    limiter.close()
+            await runtime.limits.aclose()
             runtime.rounds.close()
             runtime.storage.close()
 

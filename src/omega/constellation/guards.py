@@ -12,7 +12,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from omega.constellation._runtime import Runtime, runtime_of
 from omega.constellation.auth import VerifiedToken
 from omega.constellation.problems import Problem
-from omega.constellation.ratelimit import ViewerRateLimiter
+from omega.constellation.ratelimit import RateLimiter
 from omega.errors import AuthError
 
 __all__ = [
@@ -73,38 +73,38 @@ async def require_viewer(
     if token is None:
         raise AuthError("this endpoint needs a viewer access token (Authorization: Bearer)")
     verified = runtime.tokens.verify(token, "access")
-    enforce_rate(runtime, verified.viewer_id)
+    await enforce_rate(runtime, verified.viewer_id)
     return verified
 
 
-def enforce_rate(runtime: Runtime, viewer_id: str) -> None:
-    _enforce(runtime.limiter, viewer_id, runtime.settings.rate_window, "this viewer")
+async def enforce_rate(runtime: Runtime, viewer_id: str) -> None:
+    await _enforce(runtime.limiter, viewer_id, runtime.settings.rate_window, "this viewer")
 
 
-def enforce_registration_rate(request: Request) -> None:
+async def enforce_registration_rate(request: Request) -> None:
     runtime = runtime_of(request)
     limiter = runtime.registration_limiter
     if limiter is not None:
         address = request.client.host if request.client else "unknown"
-        _enforce(limiter, address, runtime.settings.rate_window, "registrations from here")
+        await _enforce(limiter, address, runtime.settings.rate_window, "registrations from here")
 
 
-def enforce_manufacturer_rate(runtime: Runtime, manufacturer_id: str) -> None:
+async def enforce_manufacturer_rate(runtime: Runtime, manufacturer_id: str) -> None:
     limiter = runtime.manufacturer_limiter
     if limiter is not None:
         who = f"registrations of manufacturer {manufacturer_id!r}"
-        _enforce(limiter, manufacturer_id, runtime.settings.rate_window, who)
+        await _enforce(limiter, manufacturer_id, runtime.settings.rate_window, who)
 
 
-def refund_manufacturer_rate(runtime: Runtime, manufacturer_id: str) -> None:
+async def refund_manufacturer_rate(runtime: Runtime, manufacturer_id: str) -> None:
     """Undo :func:`enforce_manufacturer_rate`'s hit for a registration that made no new
     identity, so one device registering over and over cannot use up its maker's budget."""
     if runtime.manufacturer_limiter is not None:
-        runtime.manufacturer_limiter.refund(manufacturer_id)
+        await runtime.manufacturer_limiter.refund(manufacturer_id)
 
 
-def _enforce(limiter: ViewerRateLimiter, key: str, window: int, who: str) -> None:
-    decision = limiter.hit(key)
+async def _enforce(limiter: RateLimiter, key: str, window: int, who: str) -> None:
+    decision = await limiter.hit(key)
     if not decision.allowed:
         raise Problem(
             429,

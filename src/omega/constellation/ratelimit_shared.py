@@ -1,0 +1,193 @@
+"""Rate limits that hold across replicas: the counts in PostgreSQL or Redis, not in memory.
+
+Several ``omega serve`` processes on one database would each grant a viewer the whole
+limit if each counted alone. ``open_limit_store(settings)`` picks where the counts live
+(``Settings.rate_limit_url``):
+
+- unset: the store's database when it is PostgreSQL (:class:`PostgresLimits`), else this
+  process's memory (SQLite is one process's store anyway);
+- ``memory://``: this process only (one replica on PostgreSQL, saving a round trip);
+- ``redis://host:6379/0`` (or ``rediss://``): Redis, through the ``limits`` library's
+  moving window (:class:`RedisLimits`);
+- ``postgresql://…``: that PostgreSQL database.
+
+Every store keeps the same moving window as :class:`ViewerRateLimiter`: a key has at most
+``limit`` hits in any ``window`` seconds, whichever replica answered them. PostgreSQL
+keeps a key's hits as an array in one row of the unlogged ``rate_hits`` table, changed by
+one atomic upsert per request (migration 0007); times are the replicas' wall clocks
+(kept within milliseconds by NTP: nothing next to a 60 s window).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from typing import Protocol
+
+import psycopg
+from psycopg_pool import AsyncConnectionPool
+
+from omega.constellation.ratelimit import RateDecision, RateLimiter, ViewerRateLimiter
+from omega.errors import ConfigError, StoreError
+from omega.storage import postgres_dsn
+
+__all__ = ["LimitStore", "MemoryLimits", "PostgresLimits", "open_limit_store"]
+
+_REDIS = ("redis://", "rediss://")
+
+
+class LimitStore(Protocol):
+    """Where a process's limiters keep their counts; opened and closed by the lifespan."""
+
+    #: What the start-up log names (no password).
+    where: str
+
+    def limiter(self, name: str, *, limit: int, window: int) -> RateLimiter:
+        """A limiter of ``limit`` hits per ``window`` s for each key; ``name`` keeps its
+        keys apart from other limiters' in a shared store."""
+        ...
+
+    async def open(self) -> None: ...
+
+    async def aclose(self) -> None: ...
+
+
+def open_limit_store(
+    rate_limit_url: str | None, storage_url: str, *, clock: Callable[[], float] = time.time
+) -> LimitStore:
+    """The limit store a setting names (see the module docstring); ConfigError for a URL
+    of no known kind. Nothing is connected until ``open()``."""
+    url = (rate_limit_url if rate_limit_url is not None else _default(storage_url)).strip()
+    if url == "memory://":
+        return MemoryLimits()
+    dsn = postgres_dsn(url)
+    if dsn is not None:
+        return PostgresLimits(dsn, clock=clock)
+    if url.startswith(_REDIS):
+        from omega.constellation.ratelimit_redis import RedisLimits
+
+        return RedisLimits(url)
+    raise ConfigError(
+        f"unknown rate limit URL {url!r} (--rate-limit-url, OMEGA_RATE_LIMIT_URL): use "
+        "memory://, redis://host:6379/0 or postgresql://…"
+    )
+
+
+def _default(storage_url: str) -> str:
+    return storage_url if postgres_dsn(storage_url) is not None else "memory://"
+
+
+class MemoryLimits:
+    """Counts in this process (:class:`ViewerRateLimiter`)."""
+
+    where = "memory (this process)"
+
+    def __init__(self) -> None:
+        self._limiters: list[ViewerRateLimiter] = []
+
+    def limiter(self, name: str, *, limit: int, window: int) -> RateLimiter:
+        limiter = ViewerRateLimiter(limit=limit, window=window)
+        self._limiters.append(limiter)
+        return limiter
+
+    async def open(self) -> None:
+        return None
+
+    async def aclose(self) -> None:
+        for limiter in self._limiters:
+            limiter.close()
+
+
+# One statement per hit. The old row's hits still in the window are kept; the new one is
+# added if they are fewer than the limit. ``allowed`` records which happened (RETURNING
+# sees only the new row). Parameters: key, now, window start, limit.
+_HIT = """
+INSERT INTO rate_hits AS r (key, hits, allowed) VALUES (%(key)s, ARRAY[%(now)s], TRUE)
+ON CONFLICT (key) DO UPDATE SET
+    allowed = cardinality(ARRAY(SELECT h FROM unnest(r.hits) h WHERE h > %(start)s))
+              < %(limit)s,
+    hits = CASE
+        WHEN cardinality(ARRAY(SELECT h FROM unnest(r.hits) h WHERE h > %(start)s)) < %(limit)s
+        THEN ARRAY(SELECT h FROM unnest(r.hits) h WHERE h > %(start)s) || %(now)s
+        ELSE ARRAY(SELECT h FROM unnest(r.hits) h WHERE h > %(start)s)
+    END
+RETURNING allowed, cardinality(hits), (SELECT min(h) FROM unnest(hits) h)
+"""
+_REFUND = (
+    "UPDATE rate_hits SET hits = hits[1:cardinality(hits) - 1]"
+    " WHERE key = %s AND cardinality(hits) > 0"
+)
+# Keys with no hit left in the window, once a window per process (any replica's sweep
+# serves all; a key swept while in use only forgets hits already out of its window).
+_SWEEP = "DELETE FROM rate_hits WHERE (SELECT max(h) FROM unnest(hits) h) <= %s OR hits = '{}'"
+
+
+class PostgresLimits:
+    """Counts in the ``rate_hits`` table, through a small pool of async connections (the
+    hit runs on the event loop: no thread hop on the hot path)."""
+
+    where = "PostgreSQL (shared by the replicas)"
+
+    def __init__(self, url: str, *, clock: Callable[[], float] = time.time) -> None:
+        self._pool = AsyncConnectionPool(
+            url, min_size=1, max_size=4, open=False, kwargs={"autocommit": True}
+        )
+        self._clock = clock
+        self._next_sweep = 0.0
+
+    def limiter(self, name: str, *, limit: int, window: int) -> RateLimiter:
+        return _PostgresLimiter(self, name, limit=limit, window=window)
+
+    async def open(self) -> None:
+        try:
+            await self._pool.open(wait=True, timeout=10)
+        except psycopg.Error as exc:
+            await self._pool.close()
+            raise StoreError(f"rate limits: PostgreSQL unavailable: {exc}".strip()) from exc
+
+    async def aclose(self) -> None:
+        await self._pool.close()
+
+    async def hit(self, key: str, *, limit: int, window: int) -> RateDecision:
+        now = self._clock()
+        params = {"key": key, "now": now, "start": now - window, "limit": limit}
+        try:
+            async with self._pool.connection() as conn:
+                if now >= self._next_sweep:
+                    self._next_sweep = now + window
+                    await conn.execute(_SWEEP, (now - window,))
+                row = await (await conn.execute(_HIT, params)).fetchone()
+        except psycopg.Error as exc:
+            raise StoreError(f"rate limits: PostgreSQL: {type(exc).__name__}: {exc}") from exc
+        assert row is not None, "an upsert with RETURNING returns its row"
+        allowed, count, oldest = row
+        if allowed:
+            return RateDecision(allowed=True, remaining=limit - count, retry_after=0)
+        wait = max(1, math.ceil(oldest + window - now))
+        return RateDecision(allowed=False, remaining=0, retry_after=wait)
+
+    async def refund(self, key: str) -> None:
+        try:
+            async with self._pool.connection() as conn:
+                await conn.execute(_REFUND, (key,))
+        except psycopg.Error as exc:
+            raise StoreError(f"rate limits: PostgreSQL: {type(exc).__name__}: {exc}") from exc
+
+
+class _PostgresLimiter:
+    """One limiter's view of :class:`PostgresLimits`: its keys prefixed by its name."""
+
+    def __init__(self, store: PostgresLimits, name: str, *, limit: int, window: int) -> None:
+        self._store, self._prefix = store, name + ":"
+        self._limit, self._window = limit, window
+
+    @property
+    def limit(self) -> int:
+        return self._limit
+
+    async def hit(self, key: str) -> RateDecision:
+        return await self._store.hit(self._prefix + key, limit=self._limit, window=self._window)
+
+    async def refund(self, key: str) -> None:
+        await self._store.refund(self._prefix + key)
