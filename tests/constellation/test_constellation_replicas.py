@@ -42,8 +42,15 @@ def _events(sse: httpx.Response) -> Iterator[dict[str, str]]:
         event[name] = value.removeprefix(" ")
 
 
-def test_the_rate_limit_holds_across_replicas(tmp_path: Path, postgres_db_url: str) -> None:
-    with replicas(tmp_path, postgres_db_url, OMEGA_RATE_LIMIT="5") as (a, b):
+@pytest.mark.parametrize("store", ["postgres", "redis"])
+def test_the_rate_limit_holds_across_replicas(
+    tmp_path: Path, postgres_db_url: str, store: str, request: pytest.FixtureRequest
+) -> None:
+    # The default with a PostgreSQL store is that store; Redis when a URL names one.
+    env = {"OMEGA_RATE_LIMIT": "5"}
+    if store == "redis":
+        env["OMEGA_RATE_LIMIT_URL"] = request.getfixturevalue("redis_url")
+    with replicas(tmp_path, postgres_db_url, **env) as (a, b):
         with httpx.Client(base_url=a.base_url, timeout=30) as on_a:
             device = Device.register(on_a)
         codes = []
