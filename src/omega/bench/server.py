@@ -29,6 +29,7 @@ from omega.bench._cpu import process_tree
 from omega.bench.certs import SelfSigned, self_signed
 from omega.bench.loadgen import MANUFACTURER, LoadConfig, catalog_item
 from omega.bench.pgserver import embedded_postgres
+from omega.bench.profile import Profiler, stage_report
 from omega.bench.serving import BenchError, ServerProcess, free_port, uvicorn_command
 from omega.constellation import Settings, load_admin_token, load_keys
 from omega.constellation.doors.http3 import PORT_FILE
@@ -185,9 +186,10 @@ def trust_manufacturer(base_url: str, admin_token: str, maker: Manufacturer) -> 
 
 
 def _run_loadgen(
-    config: LoadConfig, log_path: Path, progress: Progress | None
+    config: LoadConfig, log_path: Path, progress: Progress | None, profiler: Profiler | None
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """Run the device fleet in its own process; collect what it reports, line by line."""
+    """Run the device fleet in its own process; collect what it reports, line by line.
+    ``profiler`` samples the server from the fleet's registration to the end."""
     command = [
         sys.executable,
         "-m",
@@ -197,6 +199,7 @@ def _run_loadgen(
     ready: dict[str, Any] = {}
     steps: list[dict[str, Any]] = []
     with (
+        contextlib.ExitStack() as stack,
         log_path.open("wb") as log,
         subprocess.Popen(command, stdout=subprocess.PIPE, stderr=log, text=True) as process,
     ):
@@ -206,6 +209,9 @@ def _run_loadgen(
             kind = event.pop("event")
             if kind == "ready":
                 ready = event
+                if profiler is not None:
+                    profiler.start()
+                    stack.callback(profiler.stop)
             elif kind == "step":
                 steps.append(event)
             if progress is not None:
@@ -230,6 +236,7 @@ def run_server_bench(
     workers: int = 1,
     seed: int = 0,
     transport: str = "http",
+    profile: Path | None = None,
     progress: Progress | None = None,
 ) -> dict[str, Any]:
     """Start a server, step a fleet of ``viewers`` devices through ``rates``; report.
@@ -238,12 +245,16 @@ def run_server_bench(
     60 s); 0 disables rounds. ``workers`` > 1 runs uvicorn's multi-process mode.
     ``transport``: the door the fleet comes through (``http``; ``grpc``: the server's
     gRPC door on a port of its own; ``quic``: its HTTP/3 door on a UDP port, with a
-    self-signed certificate made for the run, which the fleet pins).
+    self-signed certificate made for the run, which the fleet pins). ``profile``: sample
+    the server with py-spy from registration's end to the last step, keep the raw stacks
+    there, and report the CPU per sync by stage (``omega.bench.profile``).
     """
     if viewers < 1 or step_seconds <= 0 or not 0 <= pull_only <= 1 or workers < 1:
         raise InputError("viewers ≥ 1, step seconds > 0, 0 ≤ pull-only ≤ 1, workers ≥ 1")
     door_args, door_url = _door(transport, workers)
     check_db(db_url)
+    if profile is not None and workers != 1:
+        raise InputError("--profile samples one server process: use --workers 1")
     stepped = _offered_rates(rates, max_rate)
     rate_limit = _rate_limit(stepped, viewers)
     with contextlib.ExitStack() as stack:
@@ -287,8 +298,9 @@ def run_server_bench(
             )
             if quic is not None:
                 config = _through_quic(config, data_dir, quic)
-            ready, steps = _run_loadgen(config, data_dir / "loadgen.log", progress)
-    return _report(
+            profiler = Profiler(server_pids[0], profile) if profile is not None else None
+            ready, steps = _run_loadgen(config, data_dir / "loadgen.log", progress, profiler)
+    report = _report(
         steps,
         viewers=viewers,
         setup_s=float(ready.get("setup_s", 0.0)),
@@ -297,6 +309,21 @@ def run_server_bench(
             config, federation_interval=federation_interval, workers=workers, rate_limit=rate_limit
         ),
     )
+    if profile is not None:
+        report["profile"] = _profiled(profile, steps, step_seconds)
+    return report
+
+
+def _profiled(raw: Path, steps: list[dict[str, Any]], step_seconds: float) -> dict[str, Any]:
+    """The stage report of the samples in ``raw``, over every step's syncs."""
+    syncs = sum(int(step["syncs"]) for step in steps)
+    cpu = [step.get("server_cpu_pct") for step in steps]
+    per_sync = None
+    if syncs and None not in cpu:
+        per_sync = sum(float(c) for c in cpu if c is not None) * 10 * step_seconds / syncs
+    figures = stage_report(raw, syncs=syncs, server_cpu_ms_per_sync=per_sync)
+    shown = round(per_sync, 3) if per_sync is not None else None
+    return {"raw_stacks": str(raw), "server_cpu_ms_per_sync": shown, **figures}
 
 
 def check_db(db_url: str | None) -> None:

@@ -8,6 +8,7 @@ side.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import typer
@@ -82,6 +83,11 @@ def server(
         help="The door the fleet comes through: http, grpc (StreamSync per device) or quic "
         "(HTTP/3, 16 streams a connection).",
     ),
+    profile: Path | None = typer.Option(
+        None,
+        help="Sample the server with py-spy (the dev extra; needs ptrace) after the fleet "
+        "registered, keep the raw stacks in this file, and report the CPU per sync by stage.",
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
 ) -> None:
     """A real `omega serve` under an open-loop fleet of devices in another process: the
@@ -129,6 +135,7 @@ def server(
                     workers=workers,
                     seed=seed,
                     transport=transport,
+                    profile=_profile_path(profile, store, several=len(stores) > 1),
                     progress=progress,
                 )
             )
@@ -136,6 +143,13 @@ def server(
         _emit_server(results[0], as_json=as_json)
     else:
         _emit_side_by_side(results, as_json=as_json)
+
+
+def _profile_path(profile: Path | None, store: str | None, *, several: bool) -> Path | None:
+    """Where one run keeps its samples: ``--profile``, suffixed by storage when several."""
+    if profile is None or not several:
+        return profile
+    return profile.with_name(f"{profile.stem}-{store or _SQLITE}{profile.suffix}")
 
 
 def _stores(db: str | None) -> list[str | None]:
@@ -179,6 +193,25 @@ def _emit_server(result: dict[str, Any], *, as_json: bool) -> None:
         _step_rows(result),
         as_json=False,
         title="steps (%cpu: percent of one core; --json has more)",
+    )
+    if "profile" in result:
+        _emit_profile(result["profile"])
+
+
+def _emit_profile(profile: Mapping[str, Any]) -> None:
+    rows = [
+        {
+            "stage": s["stage"],
+            "est. ms/sync": s.get("ms_per_sync"),
+            "share": f"{100 * s['share']:.1f} %",
+        }
+        for s in profile["stages"]
+    ]
+    emit_rows(
+        rows,
+        as_json=False,
+        title=f"server CPU per sync by stage ({profile['samples']} samples over "
+        f"{profile['syncs']} syncs; raw stacks: {profile['raw_stacks']})",
     )
 
 

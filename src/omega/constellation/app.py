@@ -277,7 +277,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         dependencies=[Depends(known_query_only)],
         # Prometheus (/metrics) is the server's telemetry; FastAPI's OpenTelemetry hooks
         # would look up tracer and meter providers on every request (~3 % of a sync's
-        # CPU under `omega bench server`) to find none configured.
+        # samples under py-spy) to find none configured.
         telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     install_problem_handlers(app)

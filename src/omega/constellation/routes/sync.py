@@ -12,7 +12,7 @@ from starlette.responses import Response
 
 from omega.constellation._runtime import Runtime, runtime_of
 from omega.constellation._wire import read_message, read_request, reply, reply_format, sealed_reply
-from omega.constellation.guards import VIEWER_ROUTE, Viewer, require_own
+from omega.constellation.guards import VIEWER_ROUTE, Viewer, ViewerRoute, require_own
 from omega.constellation.openapi import body_doc, problem_responses, reply_doc
 from omega.protocol import MAX_PULL_BYTES, MAX_VERSION, signing
 from omega.protocol.messages import (
@@ -25,7 +25,10 @@ from omega.protocol.messages import (
 
 __all__ = ["router"]
 
-router = APIRouter(prefix="/api/omega", tags=["sync"])
+#: The two viewer writes run their guards directly (``ViewerRoute``); the read with query
+#: parameters is an ordinary route, added after them.
+router = APIRouter(prefix="/api/omega", tags=["sync"], route_class=ViewerRoute)
+_reads = APIRouter()  # tagged "sync" by the router it joins
 
 
 def _paced(runtime: Runtime, fitted: PullResponse) -> PullResponse:
@@ -82,7 +85,7 @@ async def push_patterns(request: Request, verified: Viewer) -> Response:
     return reply(ack, fmt)
 
 
-@router.get(
+@_reads.get(
     "/patterns",
     summary="Consolidated patterns changed since a version, paged by byte budget",
     responses=reply_doc("PullResponse") | problem_responses(*VIEWER_ROUTE, 400),
@@ -103,3 +106,6 @@ async def pull_patterns(
     return sealed_reply(
         answer, reply_format(request), sealer=runtime.sealer, request=signing.UNBOUND
     )
+
+
+router.include_router(_reads)
