@@ -17,6 +17,7 @@ from _constellation_harness import (
     stats,
 )
 from _replicas import replicas
+from prometheus_client.parser import text_string_to_metric_families
 
 from omega.protocol import codec
 from omega.protocol.messages import PushAck
@@ -138,3 +139,39 @@ def test_a_retry_landing_on_the_other_replica_applies_once(
         assert first.ack == second.ack == codec.decode(third.content, expect=PushAck)
         assert stats(b)["pending_contributions"] - before == 2
         assert stats(a)["pending_contributions"] == stats(b)["pending_contributions"]
+
+
+def _sample_sum(text: str, *, route: str | None = None, family_has: str = "") -> float:
+    """The sum of the samples of ``/metrics`` text: of the request counter's samples for
+    ``route``, or of the gauge whose name contains ``family_has``."""
+    total = 0.0
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if route is not None:
+                if sample.name.endswith("_total") and sample.labels.get("route") == route:
+                    total += sample.value
+            elif family_has in family.name and family.type == "gauge":
+                total += sample.value
+    return total
+
+
+def test_metrics_of_one_replica_count_the_requests_of_both(
+    tmp_path: Path, postgres_db_url: str
+) -> None:
+    shared = tmp_path / "metrics"
+    shared.mkdir()
+    env = {"PROMETHEUS_MULTIPROC_DIR": str(shared), **_QUIET}
+    with (
+        replicas(tmp_path / "data", postgres_db_url, **env) as (a, b),
+        httpx.Client(base_url=b.base_url, timeout=_SSE_TIMEOUT) as on_b,
+    ):
+        device = Device.register(on_b)
+        for server, times in ((a, 3), (b, 2)):
+            for _ in range(times):
+                httpx.get(server.base_url + "/api/omega/codebook", headers=device.auth)
+        with on_b.stream("GET", "/api/omega/events", headers=device.auth) as sse:
+            assert sse.status_code == 200
+            for server in (a, b):  # either replica's scrape sees all five, and B's client
+                text = httpx.get(server.base_url + "/metrics").text
+                assert _sample_sum(text, route="/api/omega/codebook") == 5
+                assert _sample_sum(text, family_has="sse") == 1

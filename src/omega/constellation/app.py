@@ -34,6 +34,7 @@ from omega.constellation.guards import known_query_only
 from omega.constellation.helper_client import HelperSettings
 from omega.constellation.ingest import CodebookCache
 from omega.constellation.metrics import Metrics, MetricsMiddleware
+from omega.constellation.metrics_shared import forget_this_process
 from omega.constellation.openapi import document_components
 from omega.constellation.problems import install_problem_handlers
 from omega.constellation.ratelimit import RateLimiter
@@ -261,6 +262,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
             await runtime.limits.aclose()
+            forget_this_process()
             runtime.rounds.close()
             runtime.storage.close()
 

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Request
 from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.responses import Response
 
+from omega.constellation import metrics_shared
 from omega.constellation._runtime import runtime_of
 
 __all__ = ["router"]
@@ -26,4 +27,4 @@ async def metrics(request: Request) -> Response:
     runtime = runtime_of(request)
     runtime.metrics.release_version.set(runtime.broker.version)
     runtime.metrics.sse_clients.set(runtime.broker.subscribers)
-    return Response(runtime.metrics.render(), media_type=CONTENT_TYPE_LATEST)
+    return Response(metrics_shared.render(runtime.metrics), media_type=CONTENT_TYPE_LATEST)
