@@ -40,7 +40,6 @@ from omega.bench.fleet_restart import (
     STORED_SQL,
     _audit_rows,
     _Device,
-    _drain,
     _open_fleet,
     _publish_codebook,
     _shared_catalog,
@@ -131,6 +130,7 @@ async def _drive(
     plan: _Plan,
     timeline: _Timeline,
     progress: Progress,
+    errors: list[str],
 ) -> tuple[float, int, int]:
     """Run the fleet, kill replica ``a`` on cue; when it was killed, the failovers made,
     and how many devices needed a ``sync_now`` to empty their outbox."""
@@ -160,8 +160,11 @@ async def _drive(
         progress("killed", {"attempts": len(timeline.attempts)})
         for device in fleet:  # the households watch on
             await asyncio.to_thread(_watch, device.brain, device.clock, device.cells[3:])
-        await asyncio.sleep(max(0.0, killed + plan.after - time.monotonic()))
-        drained = await _drain(fleet)
+        # Two of the runtimes' ticks after the last household watched: what the brains
+        # learn from it is in their outboxes before the drain looks.
+        settled = time.monotonic() + 2 * plan.tick
+        await asyncio.sleep(max(0.0, max(killed + plan.after, settled) - time.monotonic()))
+        drained = await _drain(fleet, errors)
     finally:
         for device in fleet:
             if device.runtime is not None:
@@ -173,6 +176,30 @@ async def _drive(
     if broken:
         raise BenchError(f"{len(broken)} device runtimes stopped on an error: {broken[0]!r}")
     return killed, sum(t.failovers for t in transports), drained
+
+
+async def _drain(fleet: list[_Device], errors: list[str]) -> int:
+    """Ask devices with changes still queued (or a batch unanswered) to sync until none is
+    left (at most 20 times); how many needed it. What a sync answered with instead of a
+    result is kept in ``errors``: a device that cannot empty its outbox must say why."""
+    needed: set[int] = set()
+    for _ in range(20):
+        behind = [
+            n
+            for n, d in enumerate(fleet)
+            if d.brain.sync.outbox_size() or d.brain.sync.inflight() is not None
+        ]
+        if not behind:
+            break
+        needed.update(behind)
+        asks = []
+        for n in behind:
+            runtime = fleet[n].runtime
+            assert runtime is not None
+            asks.append(asyncio.wrap_future(runtime.sync_now()))
+        answers = await asyncio.gather(*asks, return_exceptions=True)
+        errors.extend(f"{type(a).__name__}: {a}" for a in answers if isinstance(a, BaseException))
+    return len(needed)
 
 
 def _window(timeline: _Timeline, killed: float) -> dict[str, Any]:
@@ -233,6 +260,7 @@ def run_failover(
         fleet = _open_fleet(root / "tvs", devices, shared, maker, seed)
         report("fleet", {"devices": devices})
         timeline = _Timeline()
+        errors: list[str] = []
         try:
             with (
                 embedded_postgres(durable=False) as db_url,
@@ -241,7 +269,7 @@ def run_failover(
                 _publish_codebook(servers[0].base_url, token, shared)
                 trust_manufacturer(servers[0].base_url, token, maker)
                 killed, failovers, drained = asyncio.run(
-                    _drive(fleet, servers, plan, timeline, report)
+                    _drive(fleet, servers, plan, timeline, report, errors)
                 )
                 audit = _audit_rows(_stored(db_url), fleet)
         finally:
@@ -254,6 +282,8 @@ def run_failover(
         "failovers": failovers,
         **audit,
         "drained_with_sync_now": drained,
+        "drain_errors": len(errors),
+        **({"drain_error_first": errors[0]} if errors else {}),
         "settings": {
             "interval_s": interval,
             "steady_s": plan.steady,
