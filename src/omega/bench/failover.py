@@ -202,9 +202,10 @@ async def _drain(fleet: list[_Device], errors: list[str]) -> int:
     return len(needed)
 
 
-def _window(timeline: _Timeline, killed: float) -> dict[str, Any]:
-    """The failed attempts after the kill, the failure window, and each failed device's
-    time until its next success."""
+def _window(timeline: _Timeline, killed: float, steady: float) -> dict[str, Any]:
+    """The load before the kill, the failed attempts after it, the failure window, and
+    each failed device's time until its next success."""
+    before = [a for a in timeline.attempts if killed - steady <= a[1] < killed]
     attempts = [a for a in timeline.attempts if a[1] >= killed]
     failed = [a for a in attempts if not a[3]]
     back: dict[int, float] = {}
@@ -214,6 +215,8 @@ def _window(timeline: _Timeline, killed: float) -> dict[str, Any]:
             back[device] = ended - killed
     gaps = list(back.values())
     return {
+        "steady_syncs_per_s": round(len(before) / steady, 1),
+        "steady_failed": sum(not ok for _, _, _, ok in before),
         "attempts_after_kill": len(attempts),
         "failed_attempts": len(failed),
         "failure_window_ms": round(1000 * max((e - killed for _, e, _, _ in failed), default=0)),
@@ -278,7 +281,7 @@ def run_failover(
     return {
         "devices": devices,
         "replicas": 2,
-        **_window(timeline, killed),
+        **_window(timeline, killed, plan.steady),
         "failovers": failovers,
         **audit,
         "drained_with_sync_now": drained,
