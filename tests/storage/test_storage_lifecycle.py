@@ -224,3 +224,15 @@ def test_upgrade_keeps_contributions_queued_before_it(storage_url: str) -> None:
         assert [lp.pattern for lp in live] == [pattern("old", success=0.85)]
     finally:
         store.close()
+
+
+def test_load_sees_a_transaction_held_open(store: Storage) -> None:
+    """``load`` (the ``omega_db_pool_*`` gauges) counts open connections and those inside
+    a transaction, from memory: it answers while a transaction is open."""
+    store.stats()  # this thread's connection exists now
+    idle = store.load()
+    assert idle.connections >= 1 and idle.in_use == 0 and idle.write_queue == 0
+    with store._db.read():  # a transaction held open, as a slow query holds one
+        busy = store.load()
+    assert (busy.connections, busy.in_use) == (idle.connections, 1)
+    assert store.load().in_use == 0

@@ -126,7 +126,7 @@ def _build_runtime(settings: Settings, clock: Clock, metrics: Metrics) -> Runtim
         storage,
         broker,
         interval=settings.release_poll_interval,
-        on_version=metrics.release_version.set,
+        on_version=metrics.release_changed,
     )
     dsn = postgres_dsn(settings.storage_url)  # replicas share events through it
     events = LocalEventBus(broker) if dsn is None else PostgresEventBus(dsn, broker, watcher)
@@ -137,6 +137,7 @@ def _build_runtime(settings: Settings, clock: Clock, metrics: Metrics) -> Runtim
         max_pull_bytes=settings.max_pull_bytes,
         two_server_reports=settings.helper_url is not None,
         seal_reserve=sealer.reserve,
+        share_epsilon=settings.share_noise_epsilon,
     )
     return Runtime(
         settings=settings,
@@ -224,7 +225,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
     """The constellation ASGI app. ``settings`` default: read from ``OMEGA_*`` variables."""
     settings = settings if settings is not None else Settings()
     clock = clock if clock is not None else SystemClock()
-    metrics = Metrics()
+    metrics = Metrics(helper=settings.helper_url is not None)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

@@ -82,7 +82,7 @@ async def require_viewer(
 
 
 async def enforce_rate(runtime: Runtime, viewer_id: str) -> None:
-    await _enforce(runtime.limiter, viewer_id, runtime.settings.rate_window, "this viewer")
+    await _enforce(runtime, runtime.limiter, viewer_id, "this viewer", "viewer")
 
 
 async def enforce_registration_rate(request: Request) -> None:
@@ -90,14 +90,14 @@ async def enforce_registration_rate(request: Request) -> None:
     limiter = runtime.registration_limiter
     if limiter is not None:
         address = request.client.host if request.client else "unknown"
-        await _enforce(limiter, address, runtime.settings.rate_window, "registrations from here")
+        await _enforce(runtime, limiter, address, "registrations from here", "registration")
 
 
 async def enforce_manufacturer_rate(runtime: Runtime, manufacturer_id: str) -> None:
     limiter = runtime.manufacturer_limiter
     if limiter is not None:
         who = f"registrations of manufacturer {manufacturer_id!r}"
-        await _enforce(limiter, manufacturer_id, runtime.settings.rate_window, who)
+        await _enforce(runtime, limiter, manufacturer_id, who, "manufacturer")
 
 
 async def refund_manufacturer_rate(runtime: Runtime, manufacturer_id: str) -> None:
@@ -107,12 +107,14 @@ async def refund_manufacturer_rate(runtime: Runtime, manufacturer_id: str) -> No
         await runtime.manufacturer_limiter.refund(manufacturer_id)
 
 
-async def _enforce(limiter: RateLimiter, key: str, window: int, who: str) -> None:
+async def _enforce(runtime: Runtime, limiter: RateLimiter, key: str, who: str, limit: str) -> None:
+    """A 429 problem if ``key`` is over ``limiter``'s budget (counted under ``limit``)."""
     decision = await limiter.hit(key)
     if not decision.allowed:
+        runtime.metrics.rate_limited.labels(limit).inc()
         raise Problem(
             429,
-            f"over {limiter.limit} requests per {window} s for {who}; "
+            f"over {limiter.limit} requests per {runtime.settings.rate_window} s for {who}; "
             f"retry in {decision.retry_after} s",
             slug="rate-limited",
             headers={"Retry-After": str(decision.retry_after)},

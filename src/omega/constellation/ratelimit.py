@@ -50,6 +50,10 @@ class RateLimiter(Protocol):
         nothing (an attested device registering again mints no identity)."""
         ...
 
+    async def active(self) -> int:
+        """Keys allowed a hit within the last window (for scrapes: may cost a scan)."""
+        ...
+
 
 class ViewerRateLimiter:
     """``limit`` requests per ``window`` seconds for each key, in this process's memory."""
@@ -91,6 +95,12 @@ class ViewerRateLimiter:
             hits = self._hits.get(key)
             if hits:
                 hits.pop()
+
+    async def active(self) -> int:
+        """Keys allowed a hit within the last ``window`` seconds (O(keys): for scrapes)."""
+        start = self._clock() - self._window
+        with self._lock:
+            return sum(1 for hits in self._hits.values() if hits and hits[-1] > start)
 
     def _sweep(self, start: float) -> None:
         """Forget keys with no hit left in the window (called with the lock held)."""

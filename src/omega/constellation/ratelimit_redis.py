@@ -65,6 +65,15 @@ class RedisLimits:
         except RedisError as exc:
             raise StoreError(f"rate limits: Redis: {type(exc).__name__}: {exc}") from exc
 
+    async def active(self, item: RateLimitItemPerSecond, name: str) -> int:
+        """Keys of ``name`` with a hit in the window: their lists expire with it (a SCAN)."""
+        bridge: Any = self._storage.bridge
+        pattern = bridge.prefixed_key(item.key_for(name, "*"))
+        try:
+            return sum([1 async for _ in bridge.get_connection().scan_iter(match=pattern)])
+        except RedisError as exc:
+            raise StoreError(f"rate limits: Redis: {type(exc).__name__}: {exc}") from exc
+
 
 class _RedisLimiter:
     def __init__(self, store: RedisLimits, name: str, item: RateLimitItemPerSecond) -> None:
@@ -79,3 +88,6 @@ class _RedisLimiter:
 
     async def refund(self, key: str) -> None:
         await self._store.refund(self._item, self._name, key)
+
+    async def active(self) -> int:
+        return await self._store.active(self._item, self._name)

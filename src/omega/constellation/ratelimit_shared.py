@@ -120,6 +120,11 @@ _REFUND = (
 )
 # Keys with no hit left in the window, once a window per process (any replica's sweep
 # serves all; a key swept while in use only forgets hits already out of its window).
+# Keys of one limiter with a hit in the window (scrapes only: a scan of the table).
+_ACTIVE = (
+    "SELECT count(*) FROM rate_hits WHERE starts_with(key, %s)"
+    " AND (SELECT max(h) FROM unnest(hits) h) > %s"
+)
 _SWEEP = "DELETE FROM rate_hits WHERE (SELECT max(h) FROM unnest(hits) h) <= %s OR hits = '{}'"
 
 
@@ -174,6 +179,15 @@ class PostgresLimits:
         except psycopg.Error as exc:
             raise StoreError(f"rate limits: PostgreSQL: {type(exc).__name__}: {exc}") from exc
 
+    async def active(self, prefix: str, *, window: int) -> int:
+        try:
+            async with self._pool.connection() as conn:
+                cur = await conn.execute(_ACTIVE, (prefix, self._clock() - window))
+                row = await cur.fetchone()
+        except psycopg.Error as exc:
+            raise StoreError(f"rate limits: PostgreSQL: {type(exc).__name__}: {exc}") from exc
+        return int(row[0]) if row is not None else 0
+
 
 class _PostgresLimiter:
     """One limiter's view of :class:`PostgresLimits`: its keys prefixed by its name."""
@@ -191,3 +205,7 @@ class _PostgresLimiter:
 
     async def refund(self, key: str) -> None:
         await self._store.refund(self._prefix + key)
+
+    async def active(self) -> int:
+        """Keys of this limiter with a hit in the window, on every replica."""
+        return await self._store.active(self._prefix, window=self._window)

@@ -44,6 +44,7 @@ from omega.storage.base import (
     ReleaseDelta,
     ReportQueue,
     Storage,
+    StorageLoad,
     StorageStats,
     SupportCounts,
     ViewerRecord,
@@ -366,6 +367,9 @@ class SQLStorage(Storage, Generic[E]):
             backend=self._db.dialect.name,
             capabilities=capabilities,
         )
+
+    def load(self) -> StorageLoad:
+        return self._db.load()
 
     def _capabilities(self, tx: Tx) -> tuple[str, ...]:
         """What this backend can do beyond the interface (``StorageStats.capabilities``)."""

@@ -54,6 +54,7 @@ __all__ = [
     "ReleaseDelta",
     "ReportQueue",
     "Storage",
+    "StorageLoad",
     "StorageStats",
     "SupportCounts",
     "ViewerRecord",
@@ -150,6 +151,17 @@ class ReleaseDelta:
     #: ``MAX_POPULAR_PER_PULL``) when it changed after since_version (up to ``version``);
     #: empty when it did not. Devices replace their list with it.
     popular: list[ItemScore] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class StorageLoad:
+    """How busy the backend's connections are now (read by ``/metrics``, no query run)."""
+
+    #: Connections open, and those inside a transaction at this instant.
+    connections: int
+    in_use: int
+    #: Writes queued for SQLite's single writer thread, not yet started (0 for PostgreSQL).
+    write_queue: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -368,3 +380,7 @@ class Storage(abc.ABC):
 
     @abc.abstractmethod
     def stats(self) -> StorageStats: ...
+
+    @abc.abstractmethod
+    def load(self) -> StorageLoad:
+        """The connections' state now, from memory: cheap, never blocks on the database."""
