@@ -59,6 +59,24 @@ def test_postgres_hits_from_two_replicas_share_one_moving_window(postgres_db_url
 
 
 @pytest.mark.postgres
+def test_postgres_hits_arriving_together_are_each_counted(postgres_db_url: str) -> None:
+    """Hits waiting together share one statement; a key twice among them is counted
+    twice (its second hit goes in the next statement)."""
+    open_storage(postgres_db_url).close()
+    stores: list[LimitStore] = [PostgresLimits(postgres_db_url) for _ in "ab"]
+
+    async def body(limiters: list[RateLimiter]) -> None:
+        a, b = limiters
+        hits = [(a, b)[n % 2].hit("tv") for n in range(10)]
+        hits += [a.hit(f"tv-{n}") for n in range(20)]
+        decisions = await asyncio.gather(*hits)
+        assert sum(d.allowed for d in decisions[:10]) == 3  # limit 3, on both replicas
+        assert all(d.allowed for d in decisions[10:])
+
+    _run(stores, body)
+
+
+@pytest.mark.postgres
 def test_postgres_limits_name_a_database_that_does_not_answer() -> None:
     store = PostgresLimits("postgresql://nobody@127.0.0.1:1/none?connect_timeout=1")
     with pytest.raises(StoreError, match="rate limits: PostgreSQL unavailable"):

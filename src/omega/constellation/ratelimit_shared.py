@@ -14,12 +14,14 @@ limit if each counted alone. ``open_limit_store(settings)`` picks where the coun
 Every store keeps the same moving window as :class:`ViewerRateLimiter`: a key has at most
 ``limit`` hits in any ``window`` seconds, whichever replica answered them. PostgreSQL
 keeps a key's hits as an array in one row of the unlogged ``rate_hits`` table, changed by
-one atomic upsert per request (migration 0007); times are the replicas' wall clocks
-(kept within milliseconds by NTP: nothing next to a 60 s window).
+one atomic upsert (migration 0007); the hits that arrive while one upsert is under way
+share the next, so a busy replica pays one round trip for many requests. Times are the
+replicas' wall clocks (kept within milliseconds by NTP: nothing next to a 60 s window).
 """
 
 from __future__ import annotations
 
+import asyncio
 import math
 import time
 from collections.abc import Callable
@@ -99,33 +101,38 @@ class MemoryLimits:
             limiter.close()
 
 
-# One statement per hit. The old row's hits still in the window are kept; the new one is
-# added if they are fewer than the limit. ``allowed`` records which happened (RETURNING
-# sees only the new row). Parameters: key, now, window start, limit.
+# One statement for the hits waiting (distinct keys, in key order: two replicas lock
+# rows in the same order). Each key's old hits still in the window are kept; the new one
+# is added if they are fewer than the limit. ``allowed`` records which happened
+# (RETURNING sees only the new row). Parameters: keys, now, window start, limit.
 _HIT = """
-INSERT INTO rate_hits AS r (key, hits, allowed) VALUES (%(key)s, ARRAY[%(now)s], TRUE)
+INSERT INTO rate_hits AS r (key, hits, allowed)
+SELECT k, ARRAY[%(now)s::float8], TRUE FROM unnest(%(keys)s::text[]) AS k
 ON CONFLICT (key) DO UPDATE SET
     allowed = cardinality(ARRAY(SELECT h FROM unnest(r.hits) h WHERE h > %(start)s))
               < %(limit)s,
     hits = CASE
         WHEN cardinality(ARRAY(SELECT h FROM unnest(r.hits) h WHERE h > %(start)s)) < %(limit)s
-        THEN ARRAY(SELECT h FROM unnest(r.hits) h WHERE h > %(start)s) || %(now)s
+        THEN ARRAY(SELECT h FROM unnest(r.hits) h WHERE h > %(start)s) || %(now)s::float8
         ELSE ARRAY(SELECT h FROM unnest(r.hits) h WHERE h > %(start)s)
     END
-RETURNING allowed, cardinality(hits), (SELECT min(h) FROM unnest(hits) h)
+RETURNING key, allowed, cardinality(hits), (SELECT min(h) FROM unnest(hits) h)
 """
 _REFUND = (
     "UPDATE rate_hits SET hits = hits[1:cardinality(hits) - 1]"
     " WHERE key = %s AND cardinality(hits) > 0"
 )
-# Keys with no hit left in the window, once a window per process (any replica's sweep
-# serves all; a key swept while in use only forgets hits already out of its window).
 # Keys of one limiter with a hit in the window (scrapes only: a scan of the table).
 _ACTIVE = (
     "SELECT count(*) FROM rate_hits WHERE starts_with(key, %s)"
     " AND (SELECT max(h) FROM unnest(hits) h) > %s"
 )
+# Keys with no hit left in the window, once a window per process (any replica's sweep
+# serves all; a key swept while in use only forgets hits already out of its window).
 _SWEEP = "DELETE FROM rate_hits WHERE (SELECT max(h) FROM unnest(hits) h) <= %s OR hits = '{}'"
+
+#: A hit waiting for the next statement: its key, limit, window and who awaits it.
+_Waiting = tuple[str, int, int, "asyncio.Future[RateDecision]"]
 
 
 class PostgresLimits:
@@ -140,6 +147,8 @@ class PostgresLimits:
         )
         self._clock = clock
         self._next_sweep = 0.0
+        self._waiting: list[_Waiting] = []
+        self._flusher: asyncio.Task[None] | None = None
 
     def limiter(self, name: str, *, limit: int, window: int) -> RateLimiter:
         return _PostgresLimiter(self, name, limit=limit, window=window)
@@ -155,22 +164,60 @@ class PostgresLimits:
         await self._pool.close()
 
     async def hit(self, key: str, *, limit: int, window: int) -> RateDecision:
-        now = self._clock()
-        params = {"key": key, "now": now, "start": now - window, "limit": limit}
+        """Count ``key``'s hit with the others waiting: one statement carries every hit
+        that arrived while the previous one was under way (none waits for a timer)."""
+        future: asyncio.Future[RateDecision] = asyncio.get_running_loop().create_future()
+        self._waiting.append((key, limit, window, future))
+        if self._flusher is None or self._flusher.done():
+            self._flusher = asyncio.create_task(self._flush())
+        return await future
+
+    async def _flush(self) -> None:
+        try:
+            await self._flush_waiting()
+        finally:  # cancelled (shutdown) or broken: nobody may wait forever
+            batch, self._waiting = self._waiting, []
+            for *_, future in batch:
+                future.cancel()
+
+    async def _flush_waiting(self) -> None:
+        while self._waiting:
+            batch, self._waiting = self._waiting, []
+            now, seen = self._clock(), set()
+            groups: dict[tuple[int, int], list[_Waiting]] = {}
+            for waiting in batch:
+                if waiting[0] in seen:  # a key twice: its second hit goes in the next one
+                    self._waiting.append(waiting)
+                    continue
+                seen.add(waiting[0])
+                groups.setdefault((waiting[1], waiting[2]), []).append(waiting)
+            for (limit, window), hits in groups.items():
+                await self._upsert(hits, now=now, limit=limit, window=window)
+
+    async def _upsert(self, hits: list[_Waiting], *, now: float, limit: int, window: int) -> None:
+        params = {"keys": sorted(h[0] for h in hits), "now": now, "start": now - window}
+        params["limit"] = limit
         try:
             async with self._pool.connection() as conn:
                 if now >= self._next_sweep:
                     self._next_sweep = now + window
                     await conn.execute(_SWEEP, (now - window,))
-                row = await (await conn.execute(_HIT, params)).fetchone()
-        except psycopg.Error as exc:
-            raise StoreError(f"rate limits: PostgreSQL: {type(exc).__name__}: {exc}") from exc
-        assert row is not None, "an upsert with RETURNING returns its row"
-        allowed, count, oldest = row
-        if allowed:
-            return RateDecision(allowed=True, remaining=limit - count, retry_after=0)
-        wait = max(1, math.ceil(oldest + window - now))
-        return RateDecision(allowed=False, remaining=0, retry_after=wait)
+                rows = await (await conn.execute(_HIT, params)).fetchall()
+        except Exception as exc:  # the waiters get it: psycopg's translated, ours as is
+            error = exc
+            if isinstance(exc, psycopg.Error):
+                error = StoreError(f"rate limits: PostgreSQL: {type(exc).__name__}: {exc}")
+            for *_, future in hits:
+                if not future.done():
+                    future.set_exception(error)
+            return
+        decided = {
+            key: _decision(allowed, count, oldest, now=now, limit=limit, window=window)
+            for key, allowed, count, oldest in rows
+        }
+        for key, *_, future in hits:
+            if not future.done():  # its caller may have gone (a client that hung up)
+                future.set_result(decided[key])
 
     async def refund(self, key: str) -> None:
         try:
@@ -187,6 +234,15 @@ class PostgresLimits:
         except psycopg.Error as exc:
             raise StoreError(f"rate limits: PostgreSQL: {type(exc).__name__}: {exc}") from exc
         return int(row[0]) if row is not None else 0
+
+
+def _decision(
+    allowed: bool, count: int, oldest: float, *, now: float, limit: int, window: int
+) -> RateDecision:
+    if allowed:
+        return RateDecision(allowed=True, remaining=limit - count, retry_after=0)
+    wait = max(1, math.ceil(oldest + window - now))
+    return RateDecision(allowed=False, remaining=0, retry_after=wait)
 
 
 class _PostgresLimiter:
