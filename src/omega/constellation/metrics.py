@@ -178,7 +178,7 @@ class Metrics:
             "omega_federation_rounds_since_release",
             "Rounds this server ran since the last one that released (0 right after one).",
             registry=r,
-            multiprocess_mode="mostrecent",
+            multiprocess_mode="max",  # inc()'d: "mostrecent" would refuse it
         )
         self.reports = Counter(
             "omega_reports_received",
