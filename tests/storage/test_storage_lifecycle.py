@@ -18,7 +18,15 @@ from omega.storage.postgres import PostgresStorage
 
 #: Every numbered migration, as recorded once applied (on both backends up to 0003).
 _COMMON = [(1, "initial"), (2, "pending_columns"), (3, "popularity")]
-MIGRATIONS = [*_COMMON, (4, "shared_reports"), (5, "attestation"), (6, "device_keys")]
+MIGRATIONS = [
+    *_COMMON,
+    (4, "shared_reports"),
+    (5, "attestation"),
+    (6, "device_keys"),
+    (7, "viewer_revoked"),
+    (8, "partition_by_viewer"),
+    (9, "replicas"),
+]
 #: SQLite's live set moved to a file of its own (PostgreSQL has no single write lock).
 SQLITE_MIGRATIONS = [
     *_COMMON,
@@ -26,6 +34,7 @@ SQLITE_MIGRATIONS = [
     (5, "shared_reports"),
     (6, "attestation"),
     (7, "device_keys"),
+    (8, "viewer_revoked"),
 ]
 
 
@@ -232,7 +241,7 @@ def test_load_sees_a_transaction_held_open(store: Storage) -> None:
     store.stats()  # this thread's connection exists now
     idle = store.load()
     assert idle.connections >= 1 and idle.in_use == 0 and idle.write_queue == 0
-    with store._db.read():  # a transaction held open, as a slow query holds one
+    with store._db.read(snapshot=True):  # a transaction held open, as a slow query holds one
         busy = store.load()
     assert (busy.connections, busy.in_use) == (idle.connections, 1)
     assert store.load().in_use == 0

@@ -5,7 +5,7 @@ A server's :class:`~omega.constellation.events.EventBroker` feeds the event stre
 several replicas share one PostgreSQL database:
 
 - a **release** may be committed by any replica's round or by an ``omega worker``: a
-  trigger on the release version (migration 0007) sends ``NOTIFY omega_release`` when the
+  trigger on the release version (migration 0009) sends ``NOTIFY omega_release`` when the
   commit lands, and each replica's listener has its
   :class:`~omega.constellation.events.ReleaseWatcher` read the new version and publish it;
 - an operator's **announcement** reaches one replica: :meth:`PostgresEventBus.publish`

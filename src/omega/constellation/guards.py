@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import inspect
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Annotated, Any, cast
 
 from fastapi import Depends, Request, Security
@@ -77,6 +77,7 @@ async def require_viewer(
     if token is None:
         raise AuthError("this endpoint needs a viewer access token (Authorization: Bearer)")
     verified = runtime.tokens.verify(token, "access")
+    request.state.viewer_id = verified.viewer_id  # for the dashboard's active devices
     await enforce_rate(runtime, verified.viewer_id)
     return verified
 
@@ -188,7 +189,7 @@ class ViewerRoute(APIRoute):
                 f"other dependencies; got {parameters} and {sorted(map(str, calls))}"
             )
 
-    def get_route_handler(self) -> Callable[[Request], Awaitable[Response]]:
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         endpoint = cast(_ViewerEndpoint, self.endpoint)
 
         async def handler(request: Request) -> Response:

@@ -14,7 +14,7 @@ limit if each counted alone. ``open_limit_store(settings)`` picks where the coun
 Every store keeps the same moving window as :class:`ViewerRateLimiter`: a key has at most
 ``limit`` hits in any ``window`` seconds, whichever replica answered them. PostgreSQL
 keeps a key's hits as an array in one row of the unlogged ``rate_hits`` table, changed by
-one atomic upsert (migration 0007); the hits that arrive while one upsert is under way
+one atomic upsert (migration 0009); the hits that arrive while one upsert is under way
 share the next, so a busy replica pays one round trip for many requests. Times are the
 replicas' wall clocks (kept within milliseconds by NTP: nothing next to a 60 s window).
 """

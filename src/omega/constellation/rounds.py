@@ -27,7 +27,7 @@ import logging
 import socket
 import sys
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING, Any
 
 from anyio import to_thread
@@ -81,6 +81,17 @@ class RoundRunner:
         self._interval = interval
         self._worker_id = f"constellation-{socket.gethostname()}"
         self._lock = asyncio.Lock()
+        self._observers: list[Callable[[dict[str, Any]], None]] = []
+
+    def observe(self, observer: Callable[[dict[str, Any]], None]) -> None:
+        """Call ``observer`` with each round's outcome (what ``run_once`` returns) as it
+        ends, scheduled or asked for (the dashboard's round history)."""
+        self._observers.append(observer)
+
+    def _told(self, outcome: dict[str, Any]) -> dict[str, Any]:
+        for observer in self._observers:
+            observer(outcome)
+        return outcome
 
     async def run_once(self) -> dict[str, Any]:
         """One round; returns what it reported plus the release version after it."""
@@ -103,7 +114,7 @@ class RoundRunner:
             )
             outcome.append(result.status)
         version = await self._watcher.check()
-        return {"version": version, "result": plain(result)}
+        return self._told({"version": version, "result": plain(result)})
 
     def federation_config(self) -> FederationConfig:
         """The settings this server's rounds decide with (the admin's consensus and prune
@@ -152,7 +163,7 @@ class RoundRunner:
             result = json.loads(out.decode().strip().splitlines()[-1])
             outcome.append(str(result.get("status", "unknown")))
         version = await self._watcher.check()
-        return {"version": version, "result": result}
+        return self._told({"version": version, "result": result})
 
     @contextlib.asynccontextmanager
     async def _timed(self) -> AsyncIterator[list[str]]:

@@ -71,6 +71,8 @@ class ViewerRecord:
     device_model: str
     created_at: float
     client_version: str = "0.1.0"
+    #: When the operator revoked the viewer (``revoke_viewer``); None in good standing.
+    revoked_at: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -201,6 +203,16 @@ class Storage(abc.ABC):
     def get_viewer(self, viewer_id: str) -> ViewerRecord | None: ...
 
     @abc.abstractmethod
+    def list_viewers(self, *, after: str = "", limit: int) -> list[ViewerRecord]:
+        """Up to ``limit`` viewers whose id sorts after ``after``, by id (a page)."""
+
+    @abc.abstractmethod
+    def revoke_viewer(self, viewer_id: str, *, now: float) -> ViewerRecord | None:
+        """Mark the viewer revoked (once: a second call keeps the first time); None if
+        unknown. A revoked viewer is one of ``revoked_viewers``: left out of rounds, its
+        pushes refused (``RevokedError``)."""
+
+    @abc.abstractmethod
     def use_refresh_token(self, jti: str, viewer_id: str, *, now: float) -> bool:
         """Mark a refresh token id as spent; False if it was already used (replay)."""
 
@@ -242,7 +254,8 @@ class Storage(abc.ABC):
 
     @abc.abstractmethod
     def revoked_viewers(self) -> frozenset[str]:
-        """Viewers whose device was last attested under a revoked key."""
+        """Viewers the operator revoked, and those whose device was last attested under a
+        revoked key."""
 
     @abc.abstractmethod
     def revoked_key_of(self, viewer_id: str) -> ManufacturerKey | None:
