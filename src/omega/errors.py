@@ -16,6 +16,7 @@
     │       ├── SignatureError      a release not signed by a key this device trusts
     │       └── InvalidMessageError   a well-formed message that breaks a protocol rule
     ├── TransportError              the network failed (retryable)
+    │   ├── UnreachableError        no connection: the request was never sent
     │   └── ServerError             the server answered with an error status
     ├── AuthError                   missing, bad or expired credentials
     │   └── RevokedError            valid credentials of a TV whose maker's key was revoked
@@ -46,6 +47,7 @@ __all__ = [
     "SignatureError",
     "StoreError",
     "TransportError",
+    "UnreachableError",
     "ViewerRevokedError",
     "error_code",
 ]
@@ -114,6 +116,11 @@ class InvalidMessageError(RemoteProtocolError):
 
 class TransportError(OmegaError):
     """The network failed; the operation may be retried."""
+
+
+class UnreachableError(TransportError):
+    """No connection could be made (refused, no route, connect timeout): the request never
+    left, so sending it to another endpoint of the service is always safe."""
 
 
 class ServerError(TransportError):

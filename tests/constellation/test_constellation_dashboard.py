@@ -62,39 +62,45 @@ def test_a_sample_is_the_rate_since_the_last_one() -> None:
 
 
 def test_the_sampler_reads_the_servers_own_counters_into_a_bounded_ring() -> None:
-    metrics, clock = Metrics(), ManualClock(1000.0)
-    limiter = ViewerRateLimiter(limit=10, window=300, clock=clock.now)  # the server's
-    sampler = Sampler(metrics.registry, limiter.active, interval=1.0, capacity=3)
-    sampler.take(clock.now(), _stats())
-    metrics.syncs.inc(6)
-    metrics.latency.labels("/api/omega/sync", "POST").observe(0.004)
-    metrics.latency.labels("/api/omega/viewers", "POST").observe(2.0)  # not a sync route
-    metrics.requests.labels("/api/omega/sync", "POST", "429").inc(2)
-    metrics.reports_accepted(
-        [FrequencyReport(seed=1, value=2, buckets=8, epsilon=0.5)] * 4, 0, shared_epsilon=0.0
-    )
-    metrics.sync_received_bytes.inc(300)  # what MetricsMiddleware counts
-    metrics.sync_sent_bytes.inc(500)
-    limiter.hit("tv-1")  # what require_viewer does
-    clock.advance(2.0)
-    sample = sampler.take(clock.now(), _stats())
-    assert sample.syncs_per_s == 3.0
-    assert sample.rate_limited_per_s == 1.0
-    assert (sample.reports_per_s, sample.epsilon_per_s) == (2.0, 1.0)
-    assert (sample.push_bytes_per_s, sample.pull_bytes_per_s) == (150.0, 250.0)
-    assert sample.p95_ms is not None and 2.5 <= sample.p95_ms <= 5.0
-    assert sample.active == 1
-    clock.advance(301.0)  # quiet for longer than the rate limit's window
-    assert sampler.take(clock.now(), _stats()).active == 0
-    sampler.take(clock.now(), _stats())
-    assert len(sampler.samples) == 3  # the oldest dropped
+    async def scenario() -> None:
+        metrics, clock = Metrics(), ManualClock(1000.0)
+        limiter = ViewerRateLimiter(limit=10, window=300, clock=clock.now)  # the server's
+        sampler = Sampler(metrics.registry, limiter.active, interval=1.0, capacity=3)
+        await sampler.take(clock.now(), _stats())
+        metrics.syncs.inc(6)
+        metrics.latency.labels("/api/omega/sync", "POST").observe(0.004)
+        metrics.latency.labels("/api/omega/viewers", "POST").observe(2.0)  # not a sync route
+        metrics.requests.labels("/api/omega/sync", "POST", "429").inc(2)
+        metrics.reports_accepted(
+            [FrequencyReport(seed=1, value=2, buckets=8, epsilon=0.5)] * 4, 0, shared_epsilon=0.0
+        )
+        metrics.sync_received_bytes.inc(300)  # what MetricsMiddleware counts
+        metrics.sync_sent_bytes.inc(500)
+        await limiter.hit("tv-1")  # what require_viewer does
+        clock.advance(2.0)
+        sample = await sampler.take(clock.now(), _stats())
+        assert sample.syncs_per_s == 3.0
+        assert sample.rate_limited_per_s == 1.0
+        assert (sample.reports_per_s, sample.epsilon_per_s) == (2.0, 1.0)
+        assert (sample.push_bytes_per_s, sample.pull_bytes_per_s) == (150.0, 250.0)
+        assert sample.p95_ms is not None and 2.5 <= sample.p95_ms <= 5.0
+        assert sample.active == 1
+        clock.advance(301.0)  # quiet for longer than the rate limit's window
+        assert (await sampler.take(clock.now(), _stats())).active == 0
+        await sampler.take(clock.now(), _stats())
+        assert len(sampler.samples) == 3  # the oldest dropped
+
+    asyncio.run(scenario())
 
 
 def test_a_store_that_does_not_answer_costs_a_sample_and_one_log_line(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     """No traceback every interval while storage is down; the loop samples on after it."""
-    sampler = Sampler(Metrics().registry, lambda: 0, interval=0.0)
+    async def nobody_active() -> int:
+        return 0
+
+    sampler = Sampler(Metrics().registry, nobody_active, interval=0.0)
     answers: list[StorageStats | BaseException] = [
         StoreError("database is locked"),
         _stats(),

@@ -25,6 +25,7 @@ MIGRATIONS = [
     (6, "device_keys"),
     (7, "viewer_revoked"),
     (8, "partition_by_viewer"),
+    (9, "replicas"),
 ]
 #: SQLite's live set moved to a file of its own (PostgreSQL has no single write lock).
 SQLITE_MIGRATIONS = [

@@ -16,6 +16,8 @@ it measured. One module per command:
   (:func:`run_mcp_bench`);
 - ``fleet_restart``: device runtimes riding out a SIGKILLed server
   (:func:`run_fleet_restart`);
+- ``failover``: device runtimes moving from a SIGKILLed replica to the other one, on a
+  shared PostgreSQL (:func:`run_failover`);
 - ``serving``: a constellation in a child process, started, waited for (/healthz) and
   stopped or SIGKILLed (:class:`ServerProcess`), for the benches and the tests;
 - ``sdk``: the C SDK (libomega.so from a C program) against the Python API on one brain
@@ -39,6 +41,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from omega.bench.brain import run_brain_bench
+    from omega.bench.failover import run_failover
     from omega.bench.faults import ResetProxy
     from omega.bench.federation import run_federation_bench
     from omega.bench.fleet_restart import run_fleet_restart
@@ -60,6 +63,7 @@ __all__ = [
     "ServerProcess",
     "measure_sync",
     "run_brain_bench",
+    "run_failover",
     "run_federation_bench",
     "run_fleet_restart",
     "run_mcp_bench",
@@ -81,6 +85,7 @@ _HOMES = {
     "ServerProcess": "serving",
     "measure_sync": "sync",
     "run_brain_bench": "brain",
+    "run_failover": "failover",
     "run_federation_bench": "federation",
     "run_fleet_restart": "fleet_restart",
     "run_mcp_bench": "mcp",

@@ -355,13 +355,20 @@ def _shared(brain: Brain) -> tuple[str, list[tuple[str, int]]]:
     return viewer, [(s.id, s.version) for s in brain.learner.bank if s.shared_rate >= 0]
 
 
+#: The server's stored contributions, as :func:`_audit_rows` reads them (either backend).
+STORED_SQL = "SELECT viewer_id, pattern_id, body FROM pending WHERE op = 'upsert'"
+
+
 def _audit(db_path: Path, fleet: list[_Device]) -> dict[str, int]:
     """The server's stored contributions (read from its file once it stopped) against
     what every brain shared: each shared pattern's latest version must be there, once."""
     with contextlib.closing(sqlite3.connect(f"file:{db_path}?mode=ro", uri=True)) as conn:
-        rows = conn.execute(
-            "SELECT viewer_id, pattern_id, body FROM pending WHERE op = 'upsert'"
-        ).fetchall()
+        rows = conn.execute(STORED_SQL).fetchall()
+    return _audit_rows(rows, fleet)
+
+
+def _audit_rows(rows: list[tuple[str, str, bytes]], fleet: list[_Device]) -> dict[str, int]:
+    """:func:`_audit` on rows of :data:`STORED_SQL`, from whichever store."""
     decoder = msgspec.msgpack.Decoder(Pattern)
     stored = Counter((viewer, pid, decoder.decode(body).version) for viewer, pid, body in rows)
     shared = lost = 0

@@ -286,6 +286,44 @@ def fleet_restart(
     emit(result, as_json=as_json, title="omega bench fleet-restart")
 
 
+@app.command("failover")
+def failover(
+    devices: int = typer.Option(200, help="TVs: real brains, each kept syncing by a runtime."),
+    interval: float = typer.Option(10.0, help="Each device's sync interval, seconds (± 10 %)."),
+    steady: float | None = typer.Option(
+        None, help="Seconds before the kill (default 2 intervals)."
+    ),
+    after: float | None = typer.Option(None, help="Seconds after the kill (default 2 intervals)."),
+    seed: int = typer.Option(0, help="Seed for the households' viewing and the jitter."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
+) -> None:
+    """Two `omega serve` replicas on one (embedded) PostgreSQL, a fleet of device runtimes
+    that know both; one replica is SIGKILLed: the window in which syncs failed, each
+    failed device's recovery, and the shared store audited (patterns lost or stored twice)."""
+
+    from omega.bench import run_failover
+    from omega.cli._output import err_console
+
+    with err_console.status("opening the fleet…") as status:
+
+        def progress(kind: str, event: Mapping[str, Any]) -> None:
+            texts = {
+                "fleet": "the fleet is syncing with two replicas…",
+                "killed": "replica a SIGKILLed: the fleet moves to b…",
+            }
+            status.update(texts.get(kind, kind))
+
+        result = run_failover(
+            devices=devices,
+            interval=interval,
+            steady=steady,
+            after=after,
+            seed=seed,
+            progress=progress,
+        )
+    emit(result, as_json=as_json, title="omega bench failover")
+
+
 @app.command("soak")
 def soak(
     minutes: float = typer.Option(10.0, help="How long the fleet runs (faults included)."),

@@ -24,6 +24,13 @@ def serve(
             help="Storage URL (sqlite:///path or postgresql://…); default under --data-dir."
         ),
     ] = None,
+    rate_limit_url: Annotated[
+        str | None,
+        typer.Option(
+            help="Where rate limits count, shared by replicas: redis://host:6379/0, "
+            "postgresql://… or memory://; default the --db's PostgreSQL, else memory."
+        ),
+    ] = None,
     data_dir: Annotated[
         Path | None, typer.Option(help="Keys, admin token and the default SQLite db.")
     ] = None,
@@ -67,11 +74,14 @@ def serve(
 
     from omega.cli._output import emit
     from omega.constellation import Settings, create_app, ensure_data_dir
+    from omega.constellation.ratelimit_shared import open_limit_store
     from omega.storage import check_storage_url, open_storage
 
     overrides: dict[str, Any] = {}
     if db is not None:
         overrides["db_url"] = db
+    if rate_limit_url is not None:
+        overrides["rate_limit_url"] = rate_limit_url
     if data_dir is not None:
         overrides["data_dir"] = data_dir
     if federation_interval is not None:
@@ -92,6 +102,7 @@ def serve(
     # What the server's start-up would fail on, refused now in one sentence (exit 2 or 4)
     # instead of a traceback from inside the server.
     check_storage_url(settings.storage_url)
+    rate_limits = open_limit_store(settings.rate_limit_url, settings.storage_url).where
     ensure_data_dir(settings.data_dir)
     open_storage(settings.storage_url).close()
     _check_grpc_port(settings)
@@ -110,6 +121,7 @@ def serve(
             if settings.mcp
             else "off",
             "storage": settings.storage_url.split("@")[-1],
+            "rate_limits": rate_limits,
             "data_dir": str(settings.data_dir),
             "admin_token_file": str(settings.data_dir / "admin-token")
             if settings.admin_token is None

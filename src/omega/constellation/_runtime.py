@@ -15,11 +15,13 @@ from omega.clock import Clock
 from omega.constellation._keys import RELEASE_KEYS, KeyRing
 from omega.constellation.auth import AdminGate, TokenService
 from omega.constellation.distribute import Pacer
+from omega.constellation.event_bus import EventBus
 from omega.constellation.events import EventBroker, ReleaseWatcher
 from omega.constellation.exchange import Exchange
 from omega.constellation.ingest import CodebookCache
 from omega.constellation.metrics import Metrics
-from omega.constellation.ratelimit import ViewerRateLimiter
+from omega.constellation.ratelimit import RateLimiter
+from omega.constellation.ratelimit_shared import LimitStore
 from omega.constellation.rounds import RoundRunner
 from omega.constellation.sealing import ReleaseSealer
 from omega.constellation.settings import Settings
@@ -37,10 +39,12 @@ class Runtime:
     storage: Storage
     tokens: TokenService
     admin: AdminGate
-    limiter: ViewerRateLimiter
-    registration_limiter: ViewerRateLimiter | None
-    manufacturer_limiter: ViewerRateLimiter | None
+    limits: LimitStore
+    limiter: RateLimiter
+    registration_limiter: RateLimiter | None
+    manufacturer_limiter: RateLimiter | None
     broker: EventBroker
+    events: EventBus  # publish here: every replica's streams (broker: this process's)
     metrics: Metrics
     pacer: Pacer
     watcher: ReleaseWatcher

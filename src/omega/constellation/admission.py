@@ -70,7 +70,7 @@ async def _attested(runtime: Runtime, registration: Registration, proof: Attesta
         )
     except AuthError as exc:
         raise Problem(403, str(exc), slug="attestation-refused") from None
-    enforce_manufacturer_rate(runtime, cert.manufacturer_id)
+    await enforce_manufacturer_rate(runtime, cert.manufacturer_id)
     device = AttestedDevice(
         cert.manufacturer_id, cert.device_id, cert.key_id, proof.signed_at, cert.device_key
     )
@@ -78,10 +78,10 @@ async def _attested(runtime: Runtime, registration: Registration, proof: Attesta
     try:
         viewer_id = await runtime.db(lambda: runtime.storage.register_device(device, record))
     except ConflictError as exc:  # another device key for this serial: no takeover
-        refund_manufacturer_rate(runtime, cert.manufacturer_id)
+        await refund_manufacturer_rate(runtime, cert.manufacturer_id)
         raise Problem(409, str(exc), slug="device-key-conflict") from None
     if viewer_id != record.viewer_id:  # no new identity: it costs its maker nothing
-        refund_manufacturer_rate(runtime, cert.manufacturer_id)
+        await refund_manufacturer_rate(runtime, cert.manufacturer_id)
     if viewer_id is None:
         raise Problem(
             403,

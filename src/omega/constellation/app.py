@@ -30,15 +30,18 @@ from omega.constellation.dashboard import Dashboard, RoundLog, Sampler, Sessions
 from omega.constellation.distribute import Pacer
 from omega.constellation.doors import open_doors
 from omega.constellation.doors.mcp_tools import MCP_PATH, McpEndpoint
+from omega.constellation.event_bus import LocalEventBus, PostgresEventBus
 from omega.constellation.events import EventBroker, ReleaseWatcher
 from omega.constellation.exchange import Exchange, ExchangeLimits
 from omega.constellation.guards import known_query_only
 from omega.constellation.helper_client import HelperSettings
 from omega.constellation.ingest import CodebookCache
 from omega.constellation.metrics import Metrics, MetricsMiddleware
+from omega.constellation.metrics_shared import forget_this_process
 from omega.constellation.openapi import document_components
 from omega.constellation.problems import install_problem_handlers
-from omega.constellation.ratelimit import ViewerRateLimiter
+from omega.constellation.ratelimit import RateLimiter
+from omega.constellation.ratelimit_shared import LimitStore, open_limit_store
 from omega.constellation.rounds import RoundRunner
 from omega.constellation.routes import (
     consensus,
@@ -77,7 +80,7 @@ from omega.protocol.messages import (
     TokenRefresh,
 )
 from omega.storage.base import Storage
-from omega.storage.factory import open_storage
+from omega.storage.factory import open_storage, postgres_dsn
 
 __all__ = ["create_app", "ensure_data_dir"]
 
@@ -124,6 +127,7 @@ def _build_runtime(settings: Settings, clock: Clock, metrics: Metrics) -> Runtim
     sealer = load_release_keys(settings)
     admin = AdminGate(load_admin_token(settings))
     storage = open_storage(settings.storage_url)
+    limits = open_limit_store(settings.rate_limit_url, settings.storage_url)
     broker = EventBroker()
     watcher = ReleaseWatcher(
         storage,
@@ -131,8 +135,10 @@ def _build_runtime(settings: Settings, clock: Clock, metrics: Metrics) -> Runtim
         interval=settings.release_poll_interval,
         on_version=metrics.release_changed,
     )
+    dsn = postgres_dsn(settings.storage_url)  # replicas share events through it
+    events = LocalEventBus(broker) if dsn is None else PostgresEventBus(dsn, broker, watcher)
     codebooks = CodebookCache(storage, clock=clock)
-    limits = ExchangeLimits(
+    exchange_limits = ExchangeLimits(
         max_patterns_per_batch=settings.max_patterns_per_batch,
         min_pull_bytes=settings.min_pull_bytes,
         max_pull_bytes=settings.max_pull_bytes,
@@ -146,12 +152,16 @@ def _build_runtime(settings: Settings, clock: Clock, metrics: Metrics) -> Runtim
         storage=storage,
         tokens=tokens,
         admin=admin,
-        limiter=ViewerRateLimiter(limit=settings.rate_limit, window=settings.rate_window),
-        registration_limiter=_limiter(settings.registration_rate_limit, settings.rate_window),
+        limits=limits,
+        limiter=limits.limiter("viewer", limit=settings.rate_limit, window=settings.rate_window),
+        registration_limiter=_limiter(
+            limits, "address", settings.registration_rate_limit, settings.rate_window
+        ),
         manufacturer_limiter=_limiter(
-            settings.manufacturer_registration_limit, settings.rate_window
+            limits, "manufacturer", settings.manufacturer_registration_limit, settings.rate_window
         ),
         broker=broker,
+        events=events,
         metrics=metrics,
         pacer=Pacer(
             interval=settings.sync_interval,
@@ -164,7 +174,7 @@ def _build_runtime(settings: Settings, clock: Clock, metrics: Metrics) -> Runtim
         exchange=Exchange(
             storage,
             codebooks,
-            limits=limits,
+            limits=exchange_limits,
             clock=clock,
             metrics=metrics,
             failpoints=settings.failpoints,
@@ -188,9 +198,9 @@ def _dashboard(runtime: Runtime) -> Dashboard:
     return Dashboard(sampler=sampler, rounds=rounds, sessions=Sessions(runtime.clock))
 
 
-def _limiter(limit: int, window: int) -> ViewerRateLimiter | None:
+def _limiter(limits: LimitStore, name: str, limit: int, window: int) -> RateLimiter | None:
     """``limit`` per ``window`` seconds for each key; None when ``limit`` is 0 (no limit)."""
-    return ViewerRateLimiter(limit=limit, window=window) if limit else None
+    return limits.limiter(name, limit=limit, window=window) if limit else None
 
 
 def _token_service(settings: Settings, clock: Clock) -> TokenService:
@@ -247,8 +257,10 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         tasks: list[asyncio.Task[None]] = []
         doors = contextlib.AsyncExitStack()
         try:
+            await runtime.limits.open()
             await runtime.watcher.check()
             tasks.append(asyncio.create_task(runtime.watcher.run(), name="omega-release-watch"))
+            tasks.append(asyncio.create_task(runtime.events.run(), name="omega-event-bus"))
             stats = functools.partial(runtime.db, runtime.storage.stats)
             sampling = run_sampler(dashboard.sampler, stats, clock)
             tasks.append(asyncio.create_task(sampling, name="omega-dashboard-sampler"))
@@ -257,8 +269,10 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
             for line in await open_doors(app, settings, doors):
                 log.info("door open: %s", line)
             log.info(
-                "constellation up: storage %s, release v%d, signing kid %s, release kid %s",
+                "constellation up: storage %s, rate limits in %s, release v%d, signing kid %s,"
+                " release kid %s",
                 settings.storage_url.split("@")[-1],
+                runtime.limits.where,
                 runtime.broker.version,
                 runtime.tokens.keys.signer.kid,
                 runtime.sealer.kid,
@@ -274,10 +288,8 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
             for task in tasks:
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
-            runtime.limiter.close()
-            for limiter in (runtime.registration_limiter, runtime.manufacturer_limiter):
-                if limiter is not None:
-                    limiter.close()
+            await runtime.limits.aclose()
+            forget_this_process()
             runtime.rounds.close()
             runtime.storage.close()
 

@@ -215,10 +215,11 @@ def sample_of(
 @dataclass(slots=True)
 class Sampler:
     """Appends a ``Sample`` every ``interval`` seconds to a ring of ``capacity``;
-    ``active()`` counts the viewers active now (``ViewerRateLimiter.active``)."""
+    ``active()`` counts the viewers active now (the rate limiter's ``active``, which may
+    ask a shared store)."""
 
     registry: CollectorRegistry
-    active: Callable[[], int]
+    active: Callable[[], Awaitable[int]]
     interval: float
     capacity: int = 720
     samples: deque[Sample] = field(init=False)
@@ -227,11 +228,12 @@ class Sampler:
     def __post_init__(self) -> None:
         self.samples = deque(maxlen=self.capacity)
 
-    def take(self, t: float, stats: StorageStats) -> Sample:
+    async def take(self, t: float, stats: StorageStats) -> Sample:
         """Sample now (``t`` on the server's clock, ``stats`` just read from the store)."""
+        active = await self.active()
         counters = read_counters(self.registry)
         before, dt = (None, 0.0) if self._last is None else (self._last[1], t - self._last[0])
-        sample = sample_of(t, stats, self.active(), counters, before, dt)
+        sample = sample_of(t, stats, active, counters, before, dt)
         self._last = (t, counters)
         self.samples.append(sample)
         return sample
@@ -303,7 +305,7 @@ async def run_sampler(
     while True:
         try:
             stats = await read()
-            sampler.take(clock.now(), stats)
+            await sampler.take(clock.now(), stats)
         except StoreError as exc:
             log.warning("dashboard: storage did not answer: %s", exc)
         except Exception:  # the next sample may succeed; the server must keep serving

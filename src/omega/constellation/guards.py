@@ -15,7 +15,7 @@ from starlette.responses import Response
 from omega.constellation._runtime import Runtime, runtime_of
 from omega.constellation.auth import VerifiedToken
 from omega.constellation.problems import Problem
-from omega.constellation.ratelimit import ViewerRateLimiter
+from omega.constellation.ratelimit import RateLimiter
 from omega.errors import AuthError
 
 __all__ = [
@@ -77,39 +77,39 @@ async def require_viewer(
     if token is None:
         raise AuthError("this endpoint needs a viewer access token (Authorization: Bearer)")
     verified = runtime.tokens.verify(token, "access")
-    enforce_rate(runtime, verified.viewer_id)
+    await enforce_rate(runtime, verified.viewer_id)
     return verified
 
 
-def enforce_rate(runtime: Runtime, viewer_id: str) -> None:
-    _enforce(runtime, runtime.limiter, viewer_id, "this viewer", "viewer")
+async def enforce_rate(runtime: Runtime, viewer_id: str) -> None:
+    await _enforce(runtime, runtime.limiter, viewer_id, "this viewer", "viewer")
 
 
-def enforce_registration_rate(request: Request) -> None:
+async def enforce_registration_rate(request: Request) -> None:
     runtime = runtime_of(request)
     limiter = runtime.registration_limiter
     if limiter is not None:
         address = request.client.host if request.client else "unknown"
-        _enforce(runtime, limiter, address, "registrations from here", "registration")
+        await _enforce(runtime, limiter, address, "registrations from here", "registration")
 
 
-def enforce_manufacturer_rate(runtime: Runtime, manufacturer_id: str) -> None:
+async def enforce_manufacturer_rate(runtime: Runtime, manufacturer_id: str) -> None:
     limiter = runtime.manufacturer_limiter
     if limiter is not None:
         who = f"registrations of manufacturer {manufacturer_id!r}"
-        _enforce(runtime, limiter, manufacturer_id, who, "manufacturer")
+        await _enforce(runtime, limiter, manufacturer_id, who, "manufacturer")
 
 
-def refund_manufacturer_rate(runtime: Runtime, manufacturer_id: str) -> None:
+async def refund_manufacturer_rate(runtime: Runtime, manufacturer_id: str) -> None:
     """Undo :func:`enforce_manufacturer_rate`'s hit for a registration that made no new
     identity, so one device registering over and over cannot use up its maker's budget."""
     if runtime.manufacturer_limiter is not None:
-        runtime.manufacturer_limiter.refund(manufacturer_id)
+        await runtime.manufacturer_limiter.refund(manufacturer_id)
 
 
-def _enforce(runtime: Runtime, limiter: ViewerRateLimiter, key: str, who: str, limit: str) -> None:
+async def _enforce(runtime: Runtime, limiter: RateLimiter, key: str, who: str, limit: str) -> None:
     """A 429 problem if ``key`` is over ``limiter``'s budget (counted under ``limit``)."""
-    decision = limiter.hit(key)
+    decision = await limiter.hit(key)
     if not decision.allowed:
         runtime.metrics.rate_limited.labels(limit).inc()
         raise Problem(

@@ -7,7 +7,8 @@ lists the metrics and what they mean.
 
 What a scrape reads from the running server rather than counts as it goes (devices,
 storage connections, the helper's health) is refreshed by ``omega.constellation.scrape``
-just before rendering, so a sync pays for none of it.
+just before rendering, so a sync pays for none of it. Each gauge says how several
+processes' values combine (``multiprocess_mode``: ``omega.constellation.metrics_shared``).
 """
 
 from __future__ import annotations
@@ -77,6 +78,7 @@ class Metrics:
                 "omega_helper_up",
                 "1 if the helper answered its last health probe (at the last scrape), else 0.",
                 registry=self.registry,
+                multiprocess_mode="mostrecent",
             )
             if helper
             else None
@@ -134,7 +136,12 @@ class Metrics:
             ["limit"],
             registry=r,
         )
-        self.sse_clients = Gauge("omega_sse_clients", "Connected event-stream clients.", registry=r)
+        self.sse_clients = Gauge(
+            "omega_sse_clients",
+            "Connected event-stream clients.",
+            registry=r,
+            multiprocess_mode="livesum",
+        )
 
     def _federation(self) -> None:
         r = self.registry
@@ -147,12 +154,16 @@ class Metrics:
             "omega_patterns_rejected", "Patterns rejected in push acks.", registry=r
         )
         self.release_version = Gauge(
-            "omega_release_version", "Latest release version seen.", registry=r
+            "omega_release_version",
+            "Latest release version seen.",
+            registry=r,
+            multiprocess_mode="max",
         )
         self.release_seen = Gauge(
             "omega_release_seen_timestamp_seconds",
             "When this process saw the release version last change (or started, if later).",
             registry=r,
+            multiprocess_mode="max",
         )
         self.release_seen.set(time.time())
         self.rounds = Counter(
@@ -172,6 +183,7 @@ class Metrics:
             "omega_federation_rounds_since_release",
             "Rounds this server ran since the last one that released (0 right after one).",
             registry=r,
+            multiprocess_mode="max",  # inc()'d: "mostrecent" would refuse it
         )
         self.reports = Counter(
             "omega_reports_received",
@@ -189,42 +201,64 @@ class Metrics:
     def _fleet(self) -> None:
         r = self.registry
         self.storage_up = Gauge(
-            "omega_storage_up", "1 if storage answered at the last scrape, else 0.", registry=r
+            "omega_storage_up",
+            "1 if storage answered at the last scrape, else 0.",
+            registry=r,
+            multiprocess_mode="mostrecent",
         )
         self.registered_devices = Gauge(
-            "omega_registered_devices", "Viewers (devices) in the registry.", registry=r
+            "omega_registered_devices",
+            "Viewers (devices) in the registry.",
+            registry=r,
+            multiprocess_mode="mostrecent",
         )
         self.active_devices = Gauge(
             "omega_active_devices",
             "Viewers that made an authenticated request to this process within rate_window.",
             registry=r,
+            multiprocess_mode="mostrecent",
         )
         self.live_patterns = Gauge(
-            "omega_live_patterns", "Contributed patterns live for the next round.", registry=r
+            "omega_live_patterns",
+            "Contributed patterns live for the next round.",
+            registry=r,
+            multiprocess_mode="mostrecent",
         )
         self.released_patterns = Gauge(
-            "omega_released_patterns", "Patterns in the current release.", registry=r
+            "omega_released_patterns",
+            "Patterns in the current release.",
+            registry=r,
+            multiprocess_mode="mostrecent",
         )
         self.pending_contributions = Gauge(
             "omega_pending_contributions",
             "Pushed contributions waiting for a round to apply them.",
             registry=r,
+            multiprocess_mode="mostrecent",
         )
         self.db_pool_size = Gauge(
             "omega_db_pool_size",
             "Storage connections this process may hold at most (one per worker thread).",
             registry=r,
+            multiprocess_mode="livesum",
         )
         self.db_pool_connections = Gauge(
-            "omega_db_pool_connections", "Storage connections open.", registry=r
+            "omega_db_pool_connections",
+            "Storage connections open.",
+            registry=r,
+            multiprocess_mode="livesum",
         )
         self.db_pool_in_use = Gauge(
-            "omega_db_pool_in_use", "Storage connections inside a transaction now.", registry=r
+            "omega_db_pool_in_use",
+            "Storage connections inside a transaction now.",
+            registry=r,
+            multiprocess_mode="livesum",
         )
         self.db_write_queue = Gauge(
             "omega_db_write_queue_length",
             "Writes waiting for SQLite's writer thread (0 with PostgreSQL).",
             registry=r,
+            multiprocess_mode="livesum",
         )
 
     # -- what the parts report ------------------------------------------------------------

@@ -1,4 +1,8 @@
-"""Per-viewer rate limiting: a moving window over each key's recent hits, in memory.
+"""Rate limiting: a moving window over each key's recent hits (a viewer, an address, a maker).
+
+``RateLimiter`` is what the guards call; ``ViewerRateLimiter`` keeps the counts in this
+process's memory. Several replicas share theirs through PostgreSQL or Redis
+(:mod:`omega.constellation.ratelimit_shared`), with the same moving window.
 
 A moving window counts each request for exactly ``window`` seconds, so a device cannot
 double its budget at a fixed-window boundary. Each key keeps the times of its allowed
@@ -7,7 +11,8 @@ in the background: idle keys are dropped by a sweep every ``window`` seconds, pa
 the hit that finds it due. (The ``limits`` library's in-memory storage, used before,
 starts a timer thread every 10 ms under load that walks every key: ~14% of a core at
 1,000 viewers, growing with the fleet.) The counters live in this process: with several
-server processes behind a balancer each enforces the limit on its share.
+server processes behind a balancer each would enforce the limit on its share, so replicas
+use a shared store instead.
 """
 
 from __future__ import annotations
@@ -18,8 +23,9 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
 
-__all__ = ["RateDecision", "ViewerRateLimiter"]
+__all__ = ["RateDecision", "RateLimiter", "ViewerRateLimiter"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,8 +35,28 @@ class RateDecision:
     retry_after: int  # whole seconds until one more request is allowed (0 if allowed)
 
 
+class RateLimiter(Protocol):
+    """``limit`` requests per moving window for each key."""
+
+    @property
+    def limit(self) -> int: ...
+
+    async def hit(self, key: str) -> RateDecision:
+        """Count one request of ``key`` if it is within the limit; say whether it was."""
+        ...
+
+    async def refund(self, key: str) -> None:
+        """Give back ``key``'s latest hit: the request it allowed turned out to cost
+        nothing (an attested device registering again mints no identity)."""
+        ...
+
+    async def active(self) -> int:
+        """Keys allowed a hit within the last window (for scrapes: may cost a scan)."""
+        ...
+
+
 class ViewerRateLimiter:
-    """``limit`` requests per ``window`` seconds for each key (a viewer id)."""
+    """``limit`` requests per ``window`` seconds for each key, in this process's memory."""
 
     def __init__(
         self, *, limit: int, window: int, clock: Callable[[], float] = time.monotonic
@@ -46,7 +72,7 @@ class ViewerRateLimiter:
     def limit(self) -> int:
         return self._limit
 
-    def hit(self, key: str) -> RateDecision:
+    async def hit(self, key: str) -> RateDecision:
         now = self._clock()
         start = now - self._window
         with self._lock:
@@ -64,15 +90,13 @@ class ViewerRateLimiter:
             wait = max(1, math.ceil(hits[0] + self._window - now))
             return RateDecision(allowed=False, remaining=0, retry_after=wait)
 
-    def refund(self, key: str) -> None:
-        """Give back ``key``'s latest hit: the request it allowed turned out to cost nothing
-        (an attested device registering again mints no identity)."""
+    async def refund(self, key: str) -> None:
         with self._lock:
             hits = self._hits.get(key)
             if hits:
                 hits.pop()
 
-    def active(self) -> int:
+    async def active(self) -> int:
         """Keys allowed a hit within the last ``window`` seconds (O(keys): for scrapes)."""
         start = self._clock() - self._window
         with self._lock:

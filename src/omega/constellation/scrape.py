@@ -31,7 +31,7 @@ async def refresh(runtime: Runtime) -> None:
     metrics = runtime.metrics
     metrics.release_version.set(runtime.broker.version)
     metrics.sse_clients.set(runtime.broker.subscribers)
-    metrics.active_devices.set(runtime.limiter.active())
+    metrics.active_devices.set(await runtime.limiter.active())
     await _storage(runtime, metrics)
     if metrics.helper_up is not None and runtime.settings.helper_url:
         up = await _helper_answers(runtime.settings.helper_url)

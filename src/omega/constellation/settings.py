@@ -58,6 +58,14 @@ class Settings(BaseSettings):
     # -- limits ------------------------------------------------------------------------
     rate_limit: int = Field(default=60, gt=0, description="Requests per viewer per rate_window.")
     rate_window: int = Field(default=60, gt=0, description="Seconds.")
+    rate_limit_url: str | None = Field(
+        default=None,
+        description=(
+            "Where the rate limits count, so that they hold across replicas: redis://host:"
+            "6379/0 (Redis), postgresql://… or memory:// (this process only); unset: the "
+            "store's PostgreSQL, or memory with SQLite (omega.constellation.ratelimit_shared)."
+        ),
+    )
     registration_rate_limit: int = Field(
         default=30,
         ge=0,

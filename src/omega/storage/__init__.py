@@ -13,7 +13,7 @@ from omega.storage.base import (
     StorageStats,
     ViewerRecord,
 )
-from omega.storage.factory import check_storage_url, open_storage
+from omega.storage.factory import check_storage_url, open_storage, postgres_dsn
 from omega.storage.postgres import PostgresStorage
 from omega.storage.sqlite import SQLiteStorage
 
@@ -31,4 +31,5 @@ __all__ = [
     "ViewerRecord",
     "check_storage_url",
     "open_storage",
+    "postgres_dsn",
 ]

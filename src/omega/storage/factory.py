@@ -9,7 +9,7 @@ from pathlib import Path
 from omega.errors import ConfigError
 from omega.storage.base import Storage
 
-__all__ = ["check_storage_url", "open_storage"]
+__all__ = ["check_storage_url", "open_storage", "postgres_dsn"]
 
 _POSTGRES_SCHEMES = ("postgresql://", "postgres://", "postgresql+psycopg://")
 
@@ -39,11 +39,20 @@ def check_storage_url(url: str) -> None:
     _opener(url)
 
 
+def postgres_dsn(url: str) -> str | None:
+    """The libpq URL of the PostgreSQL database ``url`` names; None if it names another
+    kind of store (what replicas share through it: omega.constellation)."""
+    url = url.strip()
+    if not url.startswith(_POSTGRES_SCHEMES):
+        return None
+    return url.replace("postgresql+psycopg://", "postgresql://", 1)
+
+
 def _opener(url: str) -> Callable[[], Storage]:
     """What opens the store ``url`` names; a URL of no known kind is a ``ConfigError``."""
     url = url.strip()
-    if url.startswith(_POSTGRES_SCHEMES):
-        dsn = url.replace("postgresql+psycopg://", "postgresql://", 1)
+    dsn = postgres_dsn(url)
+    if dsn is not None:
 
         def postgres() -> Storage:
             from omega.storage.postgres import PostgresStorage

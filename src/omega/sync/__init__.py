@@ -3,7 +3,8 @@
 ``SyncClient(brain, transport).sync()`` does one push + pull round trip; transports are
 ``HttpTransport`` (the network), ``AsgiTransport`` (an app in this process) and
 ``omega.sync.grpc_transport.GrpcTransport`` (the gRPC door; imported from its module, so
-that grpcio loads only where it is used).
+that grpcio loads only where it is used); ``FailoverTransport`` spreads them over several
+endpoints of one service (replicas).
 ``DeviceRuntime(brain, base_url)`` keeps a TV syncing on a ``SyncSchedule`` through any
 outage and drives the brain's loops; ``run_sync(brain, base_url)`` is a blocking one-shot.
 """
@@ -20,6 +21,7 @@ from omega.sync.conflicts import (
     resolve,
     resolve_updates,
 )
+from omega.sync.failover import FailoverTransport
 from omega.sync.push import PushPlan, build_push
 from omega.sync.retry import RetryPolicy
 from omega.sync.runner import run_sync
@@ -33,6 +35,7 @@ __all__ = [
     "ConflictStrategy",
     "DeviceRuntime",
     "Evidence",
+    "FailoverTransport",
     "HttpTransport",
     "Ledger",
     "PushPlan",

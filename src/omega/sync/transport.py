@@ -3,7 +3,9 @@
 ``HttpTransport`` speaks HTTP over the network (httpx); ``AsgiTransport`` calls an ASGI
 app in this process (httpx's ASGI transport) and runs the app's lifespan, so tests and
 the simulator exercise the very same server code without a socket. Both do real I/O;
-the client never sees httpx: connection failures become :class:`TransportError`.
+the client never sees httpx: connection failures become :class:`TransportError`
+(:class:`UnreachableError` when the request never left). ``FailoverTransport``
+(:mod:`omega.sync.failover`) spreads one service over several endpoints.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from typing import Any, Protocol, Self
 
 import httpx
 
-from omega.errors import ConfigError, TransportError
+from omega.errors import ConfigError, TransportError, UnreachableError
 
 __all__ = ["AsgiTransport", "HttpTransport", "Response", "Transport", "check_base_url"]
 
@@ -58,6 +60,8 @@ class _HttpxTransport:
     ) -> Response:
         try:
             answer = await self._client.request(method, path, content=body, headers=dict(headers))
+        except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
+            raise UnreachableError(f"{method} {path}: {exc or type(exc).__name__}") from exc
         except httpx.TimeoutException as exc:
             raise TransportError(f"{method} {path}: timed out ({type(exc).__name__})") from exc
         except httpx.TransportError as exc:

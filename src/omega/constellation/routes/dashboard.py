@@ -187,7 +187,7 @@ async def series(request: Request, _: Operator) -> Response:
 async def state(request: Request, _: Operator) -> Response:
     runtime, dashboard = runtime_of(request), dashboard_of(request)
     # Read here, on the event loop that changes them; the store on a worker thread.
-    active = runtime.limiter.active()
+    active = await runtime.limiter.active()
     rounds = list(dashboard.rounds.rounds)
     document = await runtime.db(lambda: _state(runtime, dashboard, rounds))
     document["active_devices"] = active

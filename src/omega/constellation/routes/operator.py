@@ -7,8 +7,8 @@
   operator's action, as attested ones cost a manufacturer's certificate.
 - ``POST /api/omega/admin/announce``: a ``release`` event for the current version on the
   SSE stream (``/api/omega/events``), for everyone or named viewers, so devices that
-  listen sync now instead of at their next turn. In-process: replicas each announce to
-  their own listeners.
+  listen sync now instead of at their next turn; on PostgreSQL every replica's listeners
+  hear it (``omega.constellation.event_bus``), ``listeners`` counts this replica's.
 - ``POST /api/omega/admin/prune``: forget live contributions older than an age or below a
   quality floor; the next round releases what is left.
 """
@@ -220,7 +220,7 @@ async def announce(request: Request, _: Admin) -> Response:
     broker = runtime.broker
     for audience in ids or ["all"]:
         data: dict[str, float | int | str] = {"announced": audience, "priority": doc.priority}
-        broker.publish(ServerEvent(kind="release", version=version, data=data))
+        await runtime.events.publish(ServerEvent(kind="release", version=version, data=data))
     return _json(Announced(version=version, events=len(ids) or 1, listeners=broker.subscribers))
 
 

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Request
 from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.responses import Response
 
-from omega.constellation import scrape
+from omega.constellation import metrics_shared, scrape
 from omega.constellation._runtime import runtime_of
 
 __all__ = ["router"]
@@ -26,4 +26,4 @@ async def healthz(request: Request) -> dict[str, Any]:
 async def metrics(request: Request) -> Response:
     runtime = runtime_of(request)
     await scrape.refresh(runtime)
-    return Response(runtime.metrics.render(), media_type=CONTENT_TYPE_LATEST)
+    return Response(metrics_shared.render(runtime.metrics), media_type=CONTENT_TYPE_LATEST)

@@ -8,9 +8,11 @@ event for the current version at once, so a missed release is never missed for l
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+import contextlib
+from collections.abc import AsyncIterator, Iterator
 
 from fastapi import APIRouter, Request
+from prometheus_client import Gauge
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
 from omega.constellation._runtime import runtime_of
@@ -22,6 +24,17 @@ from omega.protocol.messages import ServerEvent
 __all__ = ["router"]
 
 router = APIRouter(prefix="/api/omega", tags=["events"])
+
+
+@contextlib.contextmanager
+def _counted(gauge: Gauge) -> Iterator[None]:
+    """One more client on ``gauge`` while open: kept as it changes, not only when this
+    process is scraped (with several processes, a scrape reaches one: metrics_shared)."""
+    gauge.inc()
+    try:
+        yield
+    finally:
+        gauge.dec()
 
 
 def _sse(event: ServerEvent) -> ServerSentEvent:
@@ -43,16 +56,17 @@ async def events(request: Request, _: Viewer) -> EventSourceResponse:
 
     async def stream() -> AsyncIterator[ServerSentEvent]:
         async with broker.subscribe() as queue:
-            if last_seen.isdigit() and int(last_seen) < broker.version:
-                yield _sse(ServerEvent(kind="release", version=broker.version))
-            while True:
-                try:
-                    event = await asyncio.wait_for(queue.get(), timeout=1.0)
-                except TimeoutError:
-                    if await request.is_disconnected():
-                        return
-                    continue
-                yield _sse(event)
+            with _counted(runtime.metrics.sse_clients):
+                if last_seen.isdigit() and int(last_seen) < broker.version:
+                    yield _sse(ServerEvent(kind="release", version=broker.version))
+                while True:
+                    try:
+                        event = await asyncio.wait_for(queue.get(), timeout=1.0)
+                    except TimeoutError:
+                        if await request.is_disconnected():
+                            return
+                        continue
+                    yield _sse(event)
 
     return EventSourceResponse(
         stream(),

@@ -48,7 +48,7 @@ router = APIRouter(prefix="/api/omega", tags=["viewers"])
 async def register(request: Request) -> Response:
     runtime = runtime_of(request)
     settings = runtime.settings
-    enforce_registration_rate(request)
+    await enforce_registration_rate(request)
     fmt: WireFormat = "json"
     if request.headers.get("content-length", "0") == "0" and "content-type" not in request.headers:
         registration = Registration()
@@ -89,7 +89,7 @@ async def refresh(request: Request) -> Response:
         max_decompressed=settings.max_decompressed_bytes,
     )
     verified = runtime.tokens.verify(body.refresh_token, "refresh")
-    enforce_rate(runtime, verified.viewer_id)
+    await enforce_rate(runtime, verified.viewer_id)
     viewer = await runtime.db(lambda: runtime.storage.get_viewer(verified.viewer_id))
     if viewer is None:
         raise AuthError("the refresh token's viewer is not registered here")
