@@ -97,6 +97,7 @@ def test_a_store_that_does_not_answer_costs_a_sample_and_one_log_line(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     """No traceback every interval while storage is down; the loop samples on after it."""
+
     async def nobody_active() -> int:
         return 0
 
