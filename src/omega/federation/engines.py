@@ -16,6 +16,7 @@ so Ray's lower per-task cost does not pay for them).
 from __future__ import annotations
 
 import logging
+import warnings
 from collections.abc import Callable, Sequence
 from types import TracebackType
 from typing import Any, Literal, Protocol, TypeVar
@@ -102,10 +103,13 @@ class DaskEngine:
     def map(self, fn: Callable[[T], R], items: Sequence[T]) -> list[R]:
         if not items:
             return []
-        # Scattered first: each item goes straight to a worker instead of riding in the
-        # task graph through the scheduler (which warns at a few MB and slows down).
-        data = self._client.scatter(list(items), hash=False)
-        futures = self._client.map(fn, data, pure=False)
+        # The items ride in the task graph rather than being scattered to workers first:
+        # a task whose worker dies is then run again elsewhere (scattered data would be
+        # lost with it). Dask warns about graphs of a few MB; a round's partitions are
+        # that big by design (its rows), so the warning says nothing here.
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*Large object.*", category=UserWarning)
+            futures = self._client.map(fn, list(items), pure=False)
         results: list[R] = self._client.gather(futures)
         return results
 
