@@ -14,7 +14,10 @@ Why batches: a task costs the engine milliseconds (Dask here, docs/scale.md) and
 step a few; one task per TV would spend as much on scheduling as on the TVs.
 
 Within a step TVs do not see each other (a release changes only at a round), so the
-batches of a step are independent and their order does not matter.
+batches of a step are independent and their order does not matter. If an engine worker
+dies mid-batch, Dask runs the batch again elsewhere: its TVs that were done replay the
+step's events a second time into their brains (the sync is idempotent server-side; the
+brains' learning is not), so such a run's figures are slightly off, never lost.
 """
 
 from __future__ import annotations
