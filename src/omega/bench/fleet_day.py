@@ -111,6 +111,7 @@ def run_fleet_day(
         "syncs": totals.syncs,
         "pushes": totals.pushes,
         "sync_errors": totals.sync_errors,
+        "first_sync_error": totals.first_error or None,
         "push_bytes": totals.push_bytes,
         "pull_bytes": totals.pull_bytes,
         "wall_s": round(time.perf_counter() - started, 1),

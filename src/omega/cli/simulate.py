@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+import signal
 from pathlib import Path
+from types import FrameType
 from typing import Annotated
 
 import typer
@@ -212,20 +214,29 @@ def _fleet_day(
         raise ConfigError("--tvs, --days, --batch and --engine-workers must be ≥ 1")
     if address is not None and engine != "dask":
         raise ConfigError("--address needs --engine dask")
-    with err_console.status(f"{tvs} TVs, {days} simulated day(s) on the {engine} engine…"):
-        result = run_fleet_day(
-            tvs=tvs,
-            days=days,
-            engine=engine,
-            address=address,
-            workers=workers,
-            batch=batch,
-            cells=cells,
-            seed=seed,
-            cache_dir=simulation.cache_dir(),
-            work_dir=work_dir,
-        )
+    # SIGTERM unwinds like Ctrl-C, so the cluster and the server are stopped on the way out.
+    previous = signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        with err_console.status(f"{tvs} TVs, {days} simulated day(s) on the {engine} engine…"):
+            result = run_fleet_day(
+                tvs=tvs,
+                days=days,
+                engine=engine,
+                address=address,
+                workers=workers,
+                batch=batch,
+                cells=cells,
+                seed=seed,
+                cache_dir=simulation.cache_dir(),
+                work_dir=work_dir,
+            )
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     emit(result, as_json=as_json, title="omega simulate (synthetic fleet)")
+
+
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
 
 
 def _dataset_path(dataset: Path | None) -> Path:

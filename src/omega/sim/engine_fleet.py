@@ -47,6 +47,7 @@ from omega.sim.content import catalog_items
 from omega.sim.datasets import Dataset
 from omega.sim.fleet import rating_to_view
 from omega.sync.client import SyncClient
+from omega.sync.retry import RetryPolicy
 from omega.sync.transport import HttpTransport
 
 __all__ = ["FleetDay", "StepFigures", "fleet_steps", "run_fleet_days"]
@@ -67,6 +68,8 @@ class StepFigures:
     sync_errors: int = 0
     #: Peak resident memory of the process that ran the batch (MB; the largest counts).
     peak_rss_mb: float = 0.0
+    #: The first failed sync's error, to say what went wrong ("" when none failed).
+    first_error: str = ""
 
     def plus(self, other: StepFigures) -> StepFigures:
         return StepFigures(
@@ -78,6 +81,7 @@ class StepFigures:
             self.pull_bytes + other.pull_bytes,
             self.sync_errors + other.sync_errors,
             max(self.peak_rss_mb, other.peak_rss_mb),
+            self.first_error or other.first_error,
         )
 
 
@@ -223,12 +227,15 @@ async def _tv_step(
             brain,
             transport,
             report_rng=random.Random(batch.seed * 1_000_003 + tv),
+            # A TV that cannot sync counts as a failed sync at once: a real TV backs off
+            # for minutes, which would stall its whole batch here.
+            retry=RetryPolicy(attempts=1),
             attestation=maker.device(f"tv-{tv}", model="sim-tv"),  # signs with real time
         )
         try:
             result = await client.sync()
-        except OmegaError:  # counted and reported; the fleet goes on
-            return StepFigures(tvs=1, events=len(events), sync_errors=1)
+        except OmegaError as exc:  # counted and reported; the fleet goes on
+            return StepFigures(tvs=1, events=len(events), sync_errors=1, first_error=str(exc))
         return StepFigures(
             tvs=1,
             events=len(events),
