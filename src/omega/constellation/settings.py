@@ -138,6 +138,12 @@ class Settings(BaseSettings):
         default=5.0, gt=0, description="How often to look for releases committed by other workers."
     )
     sse_ping_interval: float = Field(default=15.0, gt=0)
+    dashboard_sample_interval: float = Field(
+        default=5.0,
+        gt=0,
+        le=3600,
+        description="Seconds between the /dashboard's samples (it keeps the last 720).",
+    )
     gc_freeze: bool = Field(
         default=True,
         description=(

@@ -14,7 +14,7 @@ import numpy as np
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
-from omega.constellation._runtime import runtime_of
+from omega.constellation._runtime import Runtime, runtime_of
 from omega.constellation._wire import read_body
 from omega.constellation.guards import ADMIN_ROUTE, VIEWER_ROUTE, Admin, Viewer
 from omega.constellation.openapi import (
@@ -26,9 +26,9 @@ from omega.constellation.problems import Problem
 from omega.errors import ConfigError
 from omega.protocol import codec, signing
 from omega.protocol.validation import MAX_CELL, MAX_ID_LENGTH, MAX_VECTOR_DIM
-from omega.storage.base import Codebook
+from omega.storage.base import Codebook, StorageStats
 
-__all__ = ["CodebookDocument", "CodebookPublished", "router"]
+__all__ = ["CodebookDocument", "CodebookPublished", "router", "stats_document"]
 
 router = APIRouter(prefix="/api/omega", tags=["management"])
 
@@ -160,7 +160,11 @@ async def get_codebook(request: Request, _: Viewer) -> Response:
 )
 async def stats(request: Request, _: Admin) -> dict[str, Any]:
     runtime = runtime_of(request)
-    s = await runtime.db(runtime.storage.stats)
+    return stats_document(runtime, await runtime.db(runtime.storage.stats))
+
+
+def stats_document(runtime: Runtime, s: StorageStats) -> dict[str, Any]:
+    """``GET /api/omega/stats``'s answer (the dashboard's tiles show the same)."""
     return {
         "viewers": s.viewers,
         "pending_contributions": s.pending_contributions,
