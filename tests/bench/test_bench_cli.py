@@ -47,3 +47,17 @@ def test_bench_federation_json() -> None:
     assert row["status"] == "released"
     assert row["released"] > 0
     assert row["patterns_per_s"] > 0
+
+
+def test_bench_federation_on_dask_clusters_releases_what_the_local_round_does() -> None:
+    args = ["bench", "federation", "--patterns", "3000", "--viewers", "150", "--json"]
+    result = CliRunner().invoke(app, [*args, "--engine", "dask", "--engine-workers", "1,2"])
+    assert result.exit_code == 0, result.output
+    row = json.loads(result.stdout)
+    assert [(r["engine"], r["workers"]) for r in row["engines"]] == [
+        ("local", 1),
+        ("dask", 1),
+        ("dask", 2),
+    ]
+    assert all(r["status"] == "released" and r["patterns_per_s"] > 0 for r in row["engines"])
+    assert row["identical_release"] is True

@@ -12,7 +12,7 @@ from _fed_helpers import codebook, pattern, push
 from typer.testing import CliRunner
 
 from omega.cli import worker as worker_cli
-from omega.errors import InputError
+from omega.errors import ConfigError, InputError
 from omega.storage import open_storage
 
 
@@ -124,3 +124,21 @@ def test_worker_class_runs_rounds_until_stopped(tmp_path: Path) -> None:
     finally:
         store.close()
     assert seen == ["released", "unchanged", "unchanged"]
+
+
+def test_worker_once_on_a_dask_cluster_it_starts_and_closes(tmp_path: Path) -> None:
+    url = seeded_db(tmp_path)
+    args = ["worker", "--db", url, "--once", "--json", "--engine", "dask", "--engine-workers", "1"]
+    result = CliRunner().invoke(worker_app(), args)
+    assert result.exit_code == 0, result.output
+    row = json.loads(result.stdout)
+    assert (row["status"], row["released"]) == ("released", 1)
+
+
+def test_worker_names_a_bad_engine_flag(tmp_path: Path) -> None:
+    url = seeded_db(tmp_path)
+    bad = CliRunner().invoke(worker_app(), ["worker", "--db", url, "--once", "--engine", "spark"])
+    assert isinstance(bad.exception, ConfigError) and "--engine" in str(bad.exception)
+    stray = ["worker", "--db", url, "--once", "--address", "tcp://127.0.0.1:1"]
+    lonely = CliRunner().invoke(worker_app(), stray)
+    assert isinstance(lonely.exception, ConfigError) and "--address" in str(lonely.exception)

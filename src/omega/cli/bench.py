@@ -104,10 +104,16 @@ def federation(
     patterns: int = typer.Option(100_000, help="Live patterns in the store when the round runs."),
     viewers: int = typer.Option(0, help="Synthetic viewers pushing them (0: patterns / 25)."),
     seed: int = typer.Option(0, help="Seed for the synthetic fleet."),
+    engine: str = typer.Option(
+        "local", help="local, or dask: also a round on Dask clusters of --engine-workers sizes."
+    ),
+    engine_workers: str = typer.Option("1,2", help="Dask cluster sizes, comma-separated."),
+    address: str | None = typer.Option(None, help="An existing Dask scheduler instead."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
 ) -> None:
     """One full federation round (read live set, consolidate, trends, diff, atomic commit)
-    over a real SQLite store filled by synthetic viewers; the fill is not timed."""
+    over a real SQLite store filled by synthetic viewers; the fill is not timed. With
+    --engine dask, the same round on copies of the store on each Dask cluster."""
     from omega.bench import run_federation_bench
     from omega.cli._output import err_console
     from omega.errors import InputError
@@ -115,8 +121,24 @@ def federation(
     viewers = viewers or max(1, patterns // 25)
     if patterns < 1 or viewers < 1 or viewers > patterns:
         raise InputError("--patterns ≥ 1 and 1 ≤ --viewers ≤ --patterns are required")
-    with err_console.status("filling the store and running one round…"):
-        result = run_federation_bench(patterns=patterns, viewers=viewers, seed=seed)
+    if engine not in ("local", "dask"):
+        raise InputError(f"--engine must be local or dask, got {engine!r}")
+    if address is not None and engine != "dask":
+        raise InputError("--address needs --engine dask")
+    try:
+        sizes = [int(w) for w in engine_workers.split(",")] if engine == "dask" else []
+    except ValueError as exc:
+        raise InputError(
+            f"--engine-workers must be numbers like 1,2, got {engine_workers!r}"
+        ) from exc
+    with err_console.status("filling the store and running the rounds…"):
+        result = run_federation_bench(
+            patterns=patterns,
+            viewers=viewers,
+            seed=seed,
+            engines=sizes,
+            address=address if engine == "dask" else None,
+        )
     emit(result, as_json=as_json, title="omega bench federation")
 
 

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+import signal
 from pathlib import Path
+from types import FrameType
 from typing import Annotated
 
 import typer
@@ -96,6 +98,24 @@ def simulate(
     work_dir: Annotated[
         Path | None, typer.Option(help="Where the fleet's brains live (default: temp).")
     ] = None,
+    engine: Annotated[
+        str,
+        typer.Option(
+            help="local, or dask: a synthetic fleet (--tvs) in batches of TVs per task on a "
+            "Dask cluster against a real `omega serve` (the dask extra)."
+        ),
+    ] = "local",
+    tvs: Annotated[
+        int, typer.Option(help="Run a synthetic fleet of this many TVs instead of a dataset.")
+    ] = 0,
+    days: Annotated[int, typer.Option(help="Simulated days of the synthetic fleet.")] = 1,
+    batch: Annotated[int, typer.Option(help="TVs per engine task.")] = 500,
+    address: Annotated[
+        str | None, typer.Option(help="An existing Dask scheduler (tcp://host:8786).")
+    ] = None,
+    engine_workers: Annotated[
+        int, typer.Option(help="Worker processes of the Dask cluster started here.")
+    ] = 2,
     as_json: JsonOption = False,
 ) -> None:
     """Replay each viewer's ratings as TV events through one brain per viewer, syncing with a
@@ -109,6 +129,17 @@ def simulate(
     from omega.sim.fleet import FleetConfig
     from omega.sim.simulate import SimulationOptions
 
+    if engine not in ("local", "dask"):
+        raise ConfigError(f"--engine must be local or dask, got {engine!r}")
+    if tvs:
+        _fleet_day(
+            tvs, days, engine, address, engine_workers, batch, cells, seed, work_dir, as_json
+        )
+        return
+    if engine != "local":
+        raise ConfigError(
+            "--engine dask runs a synthetic fleet (--tvs N); the dataset replay runs locally"
+        )
     path = _dataset_path(dataset)
     if attack is not None and attack not in ATTACKS:
         raise ConfigError(f"--attack must be one of {', '.join(ATTACKS)}")
@@ -161,6 +192,51 @@ def simulate(
         simulation.emit_json(result)
     else:
         simulation.show(result)
+
+
+def _fleet_day(
+    tvs: int,
+    days: int,
+    engine: str,
+    address: str | None,
+    workers: int,
+    batch: int,
+    cells: int,
+    seed: int,
+    work_dir: Path | None,
+    as_json: bool,
+) -> None:
+    """``--tvs N``: the synthetic fleet's days, batches of TVs per engine task."""
+    from omega.bench.fleet_day import run_fleet_day
+    from omega.cli._output import emit, err_console
+
+    if tvs < 1 or days < 1 or batch < 1 or workers < 1:
+        raise ConfigError("--tvs, --days, --batch and --engine-workers must be ≥ 1")
+    if address is not None and engine != "dask":
+        raise ConfigError("--address needs --engine dask")
+    # SIGTERM unwinds like Ctrl-C, so the cluster and the server are stopped on the way out.
+    previous = signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        with err_console.status(f"{tvs} TVs, {days} simulated day(s) on the {engine} engine…"):
+            result = run_fleet_day(
+                tvs=tvs,
+                days=days,
+                engine=engine,
+                address=address,
+                workers=workers,
+                batch=batch,
+                cells=cells,
+                seed=seed,
+                cache_dir=simulation.cache_dir(),
+                work_dir=work_dir,
+            )
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    emit(result, as_json=as_json, title="omega simulate (synthetic fleet)")
+
+
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
 
 
 def _dataset_path(dataset: Path | None) -> Path:

@@ -41,6 +41,20 @@ def worker(
     as_json: Annotated[
         bool, typer.Option("--json", help="Print each round as one JSON object (a line each).")
     ] = False,
+    engine: Annotated[
+        str,
+        typer.Option(
+            help="Where consolidation runs: local (this process) or dask (partitions by "
+            "content group on a Dask cluster; the dask extra)."
+        ),
+    ] = "local",
+    address: Annotated[
+        str | None,
+        typer.Option(help="An existing Dask scheduler (tcp://host:8786); default: start one."),
+    ] = None,
+    engine_workers: Annotated[
+        int, typer.Option(help="Worker processes of the Dask cluster started without --address.")
+    ] = 2,
 ) -> None:
     """Apply pushed contributions, consolidate, and publish releases (Ctrl-C / SIGTERM stop
     it between rounds; a round killed half-way publishes nothing).
@@ -53,7 +67,7 @@ def worker(
     from omega.constellation import Settings
     from omega.constellation.helper_client import HelperSettings, connect_helper
     from omega.errors import ConfigError, InputError
-    from omega.federation import FederationConfig, Worker
+    from omega.federation import FederationConfig, Worker, open_engine
     from omega.storage import open_storage
 
     if interval <= 0:
@@ -75,7 +89,9 @@ def worker(
         noise_epsilon=settings.share_noise_epsilon,
     )
     storage = open_storage(db)
+    cluster = None
     try:
+        cluster = open_engine(engine, address=address, workers=engine_workers)
         runner = Worker(
             storage,
             FederationConfig(),
@@ -84,6 +100,7 @@ def worker(
             on_round=functools.partial(_print_round, once=once, as_json=as_json),
             on_error=_print_failure,
             shares=shares,
+            engine=cluster,
         )
         if once:
             if runner.run_once().status == "no_codebook":
@@ -91,6 +108,8 @@ def worker(
         else:
             _run_until_stopped(runner)
     finally:
+        if cluster is not None:
+            cluster.close()
         storage.close()
         if shares is not None:
             shares.close()

@@ -3,7 +3,9 @@
 ``consolidate`` (pure) filters, clusters, bounds each viewer's influence, fuses robustly
 and applies consensus; ``explain_consensus`` says why one cluster is released or
 withheld; ``detect_trends`` finds rising content; ``plan_release`` (pure)
-plans what a round publishes; ``run_round`` does one round against a ``Storage``;
+plans what a round publishes (in one piece, or in partitions by target content group on
+an ``Engine``: ``SerialEngine`` here, ``DaskEngine`` on a Dask cluster);
+``run_round`` does one round against a ``Storage``;
 ``Worker`` runs rounds on a schedule (``omega worker``).
 """
 
@@ -18,6 +20,7 @@ from omega.federation.consolidate import (
     consolidate_table,
     pattern_id,
 )
+from omega.federation.engines import DaskEngine, Engine, SerialEngine, open_engine
 from omega.federation.fusion import fuse_grouped
 from omega.federation.plan import ReleasePlan, RoundInputs, diff_release, plan_release
 from omega.federation.rounds import RoundResult, RoundStatus, run_round
@@ -29,12 +32,15 @@ __all__ = [
     "CellGroups",
     "ConsensusReport",
     "ConsolidationStats",
+    "DaskEngine",
+    "Engine",
     "FederationConfig",
     "FusionRule",
     "ReleasePlan",
     "RoundInputs",
     "RoundResult",
     "RoundStatus",
+    "SerialEngine",
     "Worker",
     "centroids_of",
     "consolidate",
@@ -44,6 +50,7 @@ __all__ = [
     "explain_consensus",
     "fuse_grouped",
     "group_cells",
+    "open_engine",
     "pattern_id",
     "plan_release",
     "run_round",

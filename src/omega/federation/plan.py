@@ -14,6 +14,8 @@ import numpy.typing as npt
 from omega.federation._table import build_table
 from omega.federation.config import FederationConfig
 from omega.federation.consolidate import ConsolidationStats, consolidate_table
+from omega.federation.engines import Engine
+from omega.federation.partitioned import consolidate_partitioned
 from omega.federation.popularity import diff_popular, popular_scores
 from omega.federation.trends import detect_trends_table
 from omega.protocol.messages import ConsolidatedPattern, ItemScore, Trend
@@ -63,13 +65,21 @@ def plan_release(
     config: FederationConfig,
     *,
     now: float,
+    engine: Engine | None = None,
 ) -> ReleasePlan:
     """Consolidate, detect trends, rank popularity, and diff each against the current
-    release. ``groups`` is the codebook's cell grouping (``CellGroups.for_codebook``)."""
+    release. ``groups`` is the codebook's cell grouping (``CellGroups.for_codebook``).
+    With an ``engine``, consolidation and trends run on it in partitions by target
+    content group (``omega.federation.partitioned``): the same plan, computed elsewhere."""
     codebook_id = inputs.codebook.codebook_id
     table = build_table(inputs.live, config, k=len(groups), now=now)
-    patterns, stats = consolidate_table(table, groups, config, codebook_id=codebook_id)
-    trends = detect_trends_table(table, config, now=now)
+    if engine is None:
+        patterns, stats = consolidate_table(table, groups, config, codebook_id=codebook_id)
+        trends = detect_trends_table(table, config, now=now)
+    else:
+        patterns, stats, trends = consolidate_partitioned(
+            table, groups, config, codebook_id=codebook_id, now=now, engine=engine
+        )
     upserted, removed = diff_release(inputs.current, patterns, tolerance=config.change_tolerance)
     ranked = popular_scores(
         inputs.popularity,

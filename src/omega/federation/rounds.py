@@ -23,6 +23,7 @@ from omega.errors import ServerError, TransportError
 from omega.federation.cells import CellGroups
 from omega.federation.config import FederationConfig
 from omega.federation.consolidate import ConsolidationStats
+from omega.federation.engines import Engine
 from omega.federation.plan import ReleasePlan, RoundInputs, diff_release, plan_release
 from omega.federation.popularity import fold_reports
 from omega.federation.shared import SharedCounting, fold_shares
@@ -70,10 +71,12 @@ def run_round(
     cells: CellGroups | None = None,
     on_step: Callable[[str], None] | None = None,
     shares: SharedCounting | None = None,
+    engine: Engine | None = None,
 ) -> RoundResult:
     """Run one round: apply what was pushed, plan the release (pure), commit it.
 
-    See the module docstring for what survives a crash."""
+    With an ``engine`` the plan's consolidation runs on it, partitioned by target content
+    group (the same release). See the module docstring for what survives a crash."""
     progress = _Progress(on_step)
     _apply(storage, config, now=now, worker_id=worker_id, progress=progress)
     codebook = storage.get_codebook()
@@ -99,7 +102,7 @@ def run_round(
         current_popular=storage.current_popular(),
     )
     groups = (cells or CellGroups()).for_codebook(codebook, config.similarity)
-    plan = plan_release(inputs, groups, config, now=now)
+    plan = plan_release(inputs, groups, config, now=now, engine=engine)
     progress.reached("consolidated")
     return _commit(storage, plan, now=now, progress=progress)
 

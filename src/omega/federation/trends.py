@@ -27,7 +27,15 @@ from omega.federation.config import FederationConfig
 from omega.protocol.messages import Trend
 from omega.storage.base import LivePattern
 
-__all__ = ["GLOBAL_REGION", "detect_trends", "detect_trends_table"]
+__all__ = [
+    "GLOBAL_REGION",
+    "Candidates",
+    "detect_trends",
+    "detect_trends_table",
+    "pick_trends",
+    "trend_candidates",
+    "trend_regions",
+]
 
 GLOBAL_REGION = "global"
 LN2 = math.log(2.0)
@@ -42,6 +50,22 @@ def detect_trends(
 
 
 def detect_trends_table(t: PatternTable, config: FederationConfig, *, now: float) -> list[Trend]:
+    return pick_trends(trend_regions(t.regions), [trend_candidates(t, config, now=now)], config)
+
+
+#: Per region of ``trend_regions``: the cells that may trend and their (unrounded) scores.
+Candidates = list[tuple[I64, F64]]
+
+
+def trend_regions(regions: Sequence[str]) -> list[str]:
+    """A table's regions with ``global`` (the pooled region) appended unless present."""
+    return list(regions) if GLOBAL_REGION in regions else [*regions, GLOBAL_REGION]
+
+
+def trend_candidates(t: PatternTable, config: FederationConfig, *, now: float) -> Candidates:
+    """Every cell of ``t`` that passes the trend rules, per region of ``trend_regions``
+    (empty when nothing can trend). Each cell's figures depend only on its own rows, so
+    tables split by cell give the same candidates between them (``pick_trends`` merges)."""
     positive = t.task != BEHAVIOUR
     if not positive.any() or config.trends_per_region == 0:
         return []
@@ -49,30 +73,37 @@ def detect_trends_table(t: PatternTable, config: FederationConfig, *, now: float
     viewer = t.viewer[positive]
     stamp = t.updated_at[positive]
     region = t.region[positive]
-    regions = list(t.regions)
-    if GLOBAL_REGION in regions:
-        pooled = regions.index(GLOBAL_REGION)
-    else:
-        pooled = len(regions)
-        regions.append(GLOBAL_REGION)
-    trends: list[Trend] = []
+    regions = trend_regions(t.regions)
+    pooled = regions.index(GLOBAL_REGION)
+    out: Candidates = []
     for r in range(len(regions)):
         mask = np.ones(len(cell), dtype=bool) if r == pooled else region == r
-        found = _region_trends(cell[mask], viewer[mask], stamp[mask], regions[r], config, now)
-        trends.extend(found)
+        out.append(_region_candidates(cell[mask], viewer[mask], stamp[mask], config, now))
+    return out
+
+
+def pick_trends(
+    regions: list[str], parts: Sequence[Candidates], config: FederationConfig
+) -> list[Trend]:
+    """The top ``trends_per_region`` cells of each region, over the candidates of one or
+    more tables that hold disjoint cells."""
+    found = [c for c in parts if c]
+    trends: list[Trend] = []
+    for r, name in enumerate(regions if found else []):
+        cells = np.concatenate([c[r][0] for c in found])
+        score = np.concatenate([c[r][1] for c in found])
+        best = np.lexsort((cells, -score))[: config.trends_per_region]
+        trends.extend(
+            Trend(cell=int(cells[i]), region=name, score=round(float(score[i]), 4)) for i in best
+        )
     return trends
 
 
-def _region_trends(
-    cell: I64,
-    viewer: I64,
-    stamp: F64,
-    region: str,
-    config: FederationConfig,
-    now: float,
-) -> list[Trend]:
+def _region_candidates(
+    cell: I64, viewer: I64, stamp: F64, config: FederationConfig, now: float
+) -> tuple[I64, F64]:
     if len(cell) == 0:
-        return []
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float64)
     span = int(viewer.max()) + 1
     key = cell.astype(np.int64) * span + viewer
     order = np.lexsort((-stamp, key))  # per (cell, viewer): newest first
@@ -94,5 +125,4 @@ def _region_trends(
     score = fast - steady
     lifted = fast >= config.trend_min_lift * steady
     eligible = np.flatnonzero(lifted & (score > 0) & (viewers >= config.trend_min_viewers))
-    best = eligible[np.lexsort((cells[eligible], -score[eligible]))][: config.trends_per_region]
-    return [Trend(cell=int(cells[i]), region=region, score=round(float(score[i]), 4)) for i in best]
+    return cells[eligible].astype(np.int64), score[eligible]

@@ -15,6 +15,7 @@ from omega.clock import Clock, SystemClock
 from omega.errors import ConfigError, StoreError
 from omega.federation.cells import CellGroups
 from omega.federation.config import FederationConfig
+from omega.federation.engines import Engine
 from omega.federation.rounds import RoundResult, run_round
 from omega.federation.shared import SharedCounting
 from omega.storage.base import Storage
@@ -38,6 +39,7 @@ class Worker:
         on_round: Callable[[RoundResult], None] | None = None,
         on_error: Callable[[StoreError], None] | None = None,
         shares: SharedCounting | None = None,
+        engine: Engine | None = None,
     ) -> None:
         if interval_s <= 0:
             raise ConfigError(f"interval must be > 0 seconds, got {interval_s}")
@@ -50,6 +52,7 @@ class Worker:
         self._on_error = on_error
         self._cells = CellGroups()
         self._shares = shares
+        self._engine = engine
         self.rounds = 0
         self.failures = 0
 
@@ -61,6 +64,7 @@ class Worker:
             worker_id=self.worker_id,
             cells=self._cells,
             shares=self._shares,
+            engine=self._engine,
         )
         self.rounds += 1
         if self._on_round is not None:
