@@ -148,3 +148,16 @@ def test_bench_server_profile_splits_the_server_cpu_by_stage(tmp_path: Path) -> 
     # many lands in each depends on where the sampler happens to look).
     route = ("decode request", "store push", "pull: read + fit", "seal + encode answer")
     assert sum(stages[name]["samples"] for name in route) > 0
+
+
+def test_bench_server_grpc_fleet_larger_than_a_connections_stream_cap() -> None:
+    # 150 devices each keep a stream open; one connection takes at most 100 of them
+    # (MAX_STREAMS_PER_CONNECTION): the fleet needs more channels than --connections gives.
+    args = ["bench", "server", "--transport", "grpc", "--viewers", "150", "--connections", "8"]
+    args += ["--rates", "60", "--step-seconds", "3", "--p95-limit-ms", "10000"]
+    result = CliRunner().invoke(app, [*args, "--federation-interval", "0", "--json"])
+    assert result.exit_code == 0, result.output
+    figures = json.loads(result.stdout)
+    assert figures["errors"] == 0, figures["steps"]
+    (step,) = figures["steps"]
+    assert step["syncs"] >= 150 and step["ok"] == step["syncs"]

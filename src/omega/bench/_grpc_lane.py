@@ -20,6 +20,7 @@ import grpc
 
 from omega.bench.lanes import Lane, LaneFailure
 from omega.bench.loadgen import LoadConfig
+from omega.constellation.doors.grpc_door import MAX_STREAMS_PER_CONNECTION
 from omega.errors import TransportError
 from omega.sync.grpc_transport import GrpcTransport
 
@@ -27,6 +28,9 @@ __all__ = ["GrpcLane", "open_grpc_lanes"]
 
 #: Requests in flight at once on one channel (HTTP/2 streams carry them side by side).
 STREAMS_PER_CHANNEL = 8
+#: Devices whose streams one channel holds: under the door's cap on a connection's
+#: streams, with room for the registrations' and a retry's.
+DEVICES_PER_CHANNEL = MAX_STREAMS_PER_CONNECTION - 10
 
 
 @dataclass(slots=True)
@@ -68,8 +72,12 @@ async def open_grpc_lanes(stack: contextlib.AsyncExitStack, config: LoadConfig) 
     """``connections / STREAMS_PER_CHANNEL`` channels to ``config.door_url``, closed with
     ``stack``."""
     per_lane = min(config.connections, STREAMS_PER_CHANNEL)
+    # Each device keeps its stream open between syncs, and the door takes at most
+    # MAX_STREAMS_PER_CONNECTION on one connection: past that, a new stream waits for an
+    # idle one to close (grpc_stream_idle) and the device's sync times out.
+    channels = max(1, config.connections // per_lane, -(-config.viewers // DEVICES_PER_CHANNEL))
     lanes: list[Lane] = []
-    for _ in range(max(1, config.connections // per_lane)):
+    for _ in range(channels):
         channel = grpc.aio.insecure_channel(
             config.door_url, options=[("grpc.use_local_subchannel_pool", 1)]
         )
