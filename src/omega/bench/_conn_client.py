@@ -49,6 +49,7 @@ from omega.bench.loadgen import (
     post_sync,
     quiet_gc,
 )
+from omega.errors import TransportError
 from omega.protocol import codec
 from omega.protocol.messages import PullRequest, SyncRequest
 from omega.protocol.quic import spki_pin
@@ -57,6 +58,7 @@ from omega.sync.h3_transport import Http3Transport
 __all__ = ["ClientConfig", "main", "raise_open_files"]
 
 _SHARED_CONNECTIONS = 8  # registration's connections, closed before the count starts
+_PING_EVERY = 20.0  # seconds between PINGs on a held QUIC connection (idle timeout: 60)
 
 
 class ClientConfig(msgspec.Struct, frozen=True, kw_only=True):
@@ -121,8 +123,8 @@ async def _device_lane(
         lane = GrpcLane(channel=channel, target=load.door_url, timeout=load.timeout, gate=gate)
         stack.push_async_callback(lane.aclose)
         return lane
+    # Closed all at once by _open: each close waits for the server's acknowledgement.
     transport = Http3Transport(load.door_url, pin=pin, timeout=load.timeout)
-    stack.push_async_callback(transport.aclose)
     return _QuicLane(transport=transport, gate=gate)
 
 
@@ -162,6 +164,11 @@ async def _open(
         pin = spki_pin(x509.load_pem_x509_certificate(pem))
     for device in devices:
         device.lane = await _device_lane(stack, config, pin)
+    if pin is not None:  # QUIC: kept alive from the first connection to the last check
+        quic = [d.lane.transport for d in devices if isinstance(d.lane, _QuicLane)]
+        stack.push_async_callback(_close_all, quic)
+        pinging = asyncio.create_task(_keep_alive(devices, _PING_EVERY))
+        stack.callback(pinging.cancel)
     failed = await _pulls(devices, config.open_concurrency)
     for device in devices:
         if isinstance(device.lane, GrpcLane):  # keep the stream (the transport's own
@@ -191,6 +198,27 @@ async def _sync_phase(devices: list[_Device], config: ClientConfig) -> dict[str,
         "latencies_ms": [round(s.latency * 1000, 3) for s in samples if s.error is None],
         "error_kinds": dict(Counter(s.error for s in samples if s.error is not None)),
     }
+
+
+async def _close_all(transports: list[Http3Transport]) -> None:
+    await asyncio.gather(*(transport.aclose() for transport in transports))
+
+
+async def _keep_alive(devices: list[_Device], every: float) -> None:
+    """Ping each device's QUIC connection every ``every`` seconds while they are held:
+    aioquic closes a connection idle for 60 s (on either side)."""
+    lanes = [d.lane for d in devices if isinstance(d.lane, _QuicLane)]
+    gate = asyncio.Semaphore(64)
+
+    async def one(lane: _QuicLane) -> None:
+        async with gate:
+            with contextlib.suppress(TransportError):
+                await lane.transport.ping()
+
+    while lanes:
+        started = time.monotonic()
+        await asyncio.gather(*(one(lane) for lane in lanes))
+        await asyncio.sleep(max(0.0, every - (time.monotonic() - started)))
 
 
 def _reopened(devices: list[_Device]) -> int:
@@ -224,6 +252,7 @@ async def run(config: ClientConfig) -> None:
         started = time.perf_counter()
         failed = await _open(held, devices, config)
         _emit("opened", seconds=round(time.perf_counter() - started, 2), error_kinds=dict(failed))
+
         await _command("sync")
         _emit("synced", **await _sync_phase(devices, config))
         await _command("check")
