@@ -86,6 +86,7 @@ def _register() -> None:
         "attest",
         "sdk",
         "mcp",
+        "cost",
     ):
         try:
             module = __import__(f"omega.cli.{optional}", fromlist=["register"])
