@@ -60,7 +60,9 @@ FIGURES: dict[str, Figure] = {
     "server_kb_per_connection.grpc": Figure(
         42.84, "the same, --transport grpc: a connection with its StreamSync stream open"
     ),
-    "server_kb_per_connection.quic": Figure(0.0, "QUIC_PLACEHOLDER"),
+    "server_kb_per_connection.quic": Figure(
+        99.17, "the same, --transport quic: an HTTP/3 connection, pinged every 20 s"
+    ),
     "patterns_per_sync": Figure(
         1.262,
         "docs/results.md, session 13: omega simulate on ml-latest-small, seed 0: 18,752 "
