@@ -9,11 +9,16 @@ port, stopped and deleted at the end.
 ``postgres_db_url`` gives each test its own empty schema in one shared test database (a
 schema costs milliseconds where CREATE DATABASE costs ~0.4 s per test); the URL's
 ``search_path`` is that schema plus ``extensions``, where pgvector is installed.
+
+``promtool`` is Prometheus' checker (Debian's ``prometheus`` package, which ``.ci/run``
+installs): the tests of the alert rules, the Grafana dashboard and ``/metrics`` fail,
+never skip, without it.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 import uuid
 from collections.abc import Iterator
 from urllib.parse import quote, urlsplit, urlunsplit
@@ -78,3 +83,16 @@ def postgres_db_url(postgres_url: str, _postgres_test_database: str) -> Iterator
     finally:
         with psycopg.connect(admin_url, autocommit=True) as admin:
             admin.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(schema)))
+
+
+@pytest.fixture(scope="session")
+def promtool() -> str:
+    """The ``promtool`` binary (``apt-get install prometheus``); missing, the test fails."""
+    found = shutil.which("promtool")
+    if found is None:
+        pytest.fail(
+            "promtool is not installed: `apt-get install prometheus` (Debian; .ci/run does); "
+            "the monitoring checks fail rather than skip without it",
+            pytrace=False,
+        )
+    return found

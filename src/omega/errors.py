@@ -19,6 +19,7 @@
     │   └── ServerError             the server answered with an error status
     ├── AuthError                   missing, bad or expired credentials
     │   └── RevokedError            valid credentials of a TV whose maker's key was revoked
+    │       └── ViewerRevokedError  …or of a viewer the operator revoked
     └── ConflictError               idempotency key reused with another payload
 
 "Local" errors mean we did wrong; "Remote" errors mean the peer sent garbage.
@@ -45,6 +46,7 @@ __all__ = [
     "SignatureError",
     "StoreError",
     "TransportError",
+    "ViewerRevokedError",
     "error_code",
 ]
 
@@ -58,7 +60,14 @@ class ConfigError(OmegaError):
 
 
 class InputError(OmegaError, ValueError):
-    """A caller passed bad data; nothing was stored."""
+    """A caller passed bad data; nothing was stored.
+
+    ``param``: the argument at fault, by its name in the function's signature, when the
+    error is about one (the ``omega`` command rewords the sentence to name its flag)."""
+
+    def __init__(self, message: str, *, param: str | None = None) -> None:
+        super().__init__(message)
+        self.param = param
 
 
 class ModelError(OmegaError):
@@ -124,6 +133,10 @@ class AuthError(OmegaError):
 class RevokedError(AuthError):
     """Credentials that check out, of a viewer whose device was attested under a
     manufacturer key since revoked: what it pushes is refused (the server answers 403)."""
+
+
+class ViewerRevokedError(RevokedError):
+    """Credentials of a viewer the operator revoked (``omega admin viewers revoke``)."""
 
 
 class ConflictError(OmegaError):

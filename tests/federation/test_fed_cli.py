@@ -12,6 +12,7 @@ from _fed_helpers import codebook, pattern, push
 from typer.testing import CliRunner
 
 from omega.cli import worker as worker_cli
+from omega.errors import InputError
 from omega.storage import open_storage
 
 
@@ -47,6 +48,15 @@ def test_worker_once_json(tmp_path: Path) -> None:
     )
     again = CliRunner().invoke(worker_app(), ["worker", "--db", url, "--once", "--json"])
     assert json.loads(again.stdout)["status"] == "unchanged"
+
+
+def test_worker_once_without_a_codebook_says_how_to_publish_one(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path}/constellation.db"
+    open_storage(url).close()  # a fresh server's database: no codebook yet
+    result = CliRunner().invoke(worker_app(), ["worker", "--db", url, "--once", "--json"])
+    assert json.loads(result.stdout)["status"] == "no_codebook"
+    assert isinstance(result.exception, InputError)  # `omega` exits 3 on it
+    assert "omega admin codebook publish --catalog" in str(result.exception)
 
 
 def test_worker_rejects_bad_interval(tmp_path: Path) -> None:

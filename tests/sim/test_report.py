@@ -15,7 +15,9 @@ from rich.table import Table
 
 from omega.errors import ConfigError, InputError
 from omega.sim.report import (
+    FEW_VIEWERS,
     check_report_directory,
+    quality_over_time_figure,
     quality_table,
     render_markdown,
     summary_table,
@@ -355,3 +357,21 @@ def test_a_new_tvs_first_screen_is_reported_without_a_verdict() -> None:
 
     assert "| target on a new TV's first screen | no → yes |  |  |" in md
     assert "first screen" not in render_markdown(_result(attack=False))
+
+
+def test_the_quality_plot_shows_each_points_viewers_and_sets_few_apart() -> None:
+    result = _result(attack=False)
+    result["dataset"] = "/data/" + "ml-latest-small-with-a-very-long-name-for-a-title" * 2
+    for point, viewers in zip(result["timeline"], [3, 8, *range(30, 300, 30)], strict=True):
+        point["viewers"] = viewers
+    figure = quality_over_time_figure(result)
+    assert figure is not None
+    (ax,) = figure.axes
+    labels = [t.get_text() for t in ax.texts]
+    assert labels[:3] == ["n=3", "n=8", "n=30"] and len(labels) == len(result["timeline"])
+    (omega,) = [line for line in ax.get_lines() if line.get_label() == "Omega"]
+    assert len(omega.get_xdata()) == len(result["timeline"]) - 2  # the line skips n < 20
+    assert any(f"fewer than {FEW_VIEWERS}" in t.get_text() for t in ax.get_legend().get_texts())
+    figure.canvas.draw()  # the title, however long the dataset's name, stays on the figure
+    title = ax.title.get_window_extent()
+    assert title.x0 >= 0 and title.x1 <= figure.bbox.width and title.y1 <= figure.bbox.height

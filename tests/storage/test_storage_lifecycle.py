@@ -18,7 +18,14 @@ from omega.storage.postgres import PostgresStorage
 
 #: Every numbered migration, as recorded once applied (on both backends up to 0003).
 _COMMON = [(1, "initial"), (2, "pending_columns"), (3, "popularity")]
-MIGRATIONS = [*_COMMON, (4, "shared_reports"), (5, "attestation"), (6, "device_keys")]
+MIGRATIONS = [
+    *_COMMON,
+    (4, "shared_reports"),
+    (5, "attestation"),
+    (6, "device_keys"),
+    (7, "viewer_revoked"),
+    (8, "partition_by_viewer"),
+]
 #: SQLite's live set moved to a file of its own (PostgreSQL has no single write lock).
 SQLITE_MIGRATIONS = [
     *_COMMON,
@@ -26,6 +33,7 @@ SQLITE_MIGRATIONS = [
     (5, "shared_reports"),
     (6, "attestation"),
     (7, "device_keys"),
+    (8, "viewer_revoked"),
 ]
 
 
@@ -224,3 +232,15 @@ def test_upgrade_keeps_contributions_queued_before_it(storage_url: str) -> None:
         assert [lp.pattern for lp in live] == [pattern("old", success=0.85)]
     finally:
         store.close()
+
+
+def test_load_sees_a_transaction_held_open(store: Storage) -> None:
+    """``load`` (the ``omega_db_pool_*`` gauges) counts open connections and those inside
+    a transaction, from memory: it answers while a transaction is open."""
+    store.stats()  # this thread's connection exists now
+    idle = store.load()
+    assert idle.connections >= 1 and idle.in_use == 0 and idle.write_queue == 0
+    with store._db.read(snapshot=True):  # a transaction held open, as a slow query holds one
+        busy = store.load()
+    assert (busy.connections, busy.in_use) == (idle.connections, 1)
+    assert store.load().in_use == 0

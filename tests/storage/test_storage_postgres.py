@@ -86,3 +86,38 @@ def test_apply_pending_skips_rows_a_running_worker_holds(postgres_db_url: str) -
         assert sorted(lp.pattern.id for lp in live) == ["a", "b", "c", "d", "e"]
     finally:
         store.close()
+
+
+#: The tables that grow with the fleet (migration 0008), each hash-partitioned 16 ways.
+_PARTITIONED = ("live", "pending", "push_batches", "refresh_tokens", "viewers")
+
+
+def test_the_fleet_tables_are_hash_partitioned_by_viewer(postgres_db_url: str) -> None:
+    store = open_storage(postgres_db_url)
+    try:
+        for v in range(40):
+            viewer(store, f"v{v}")
+            ingest(store, push(f"v{v}", "b1", added=[pattern(f"p{v}")]))
+        assert store.apply_pending(worker_id="w", limit=20, now=5.0) == 20
+        ingest(store, push("v0", "b2", added=[pattern("late")]))  # seq keeps counting up
+    finally:
+        store.close()
+    with psycopg.connect(postgres_db_url) as conn:
+        keys = dict(
+            conn.execute(
+                "SELECT c.relname, pg_get_partkeydef(c.oid) FROM pg_partitioned_table p"
+                " JOIN pg_class c ON c.oid = p.partrelid"
+                " WHERE c.relnamespace = current_schema()::regnamespace"
+            ).fetchall()
+        )
+        assert keys == dict.fromkeys(_PARTITIONED, "HASH (viewer_id)")
+        for table in _PARTITIONED:
+            count = conn.execute(
+                "SELECT count(*) FROM pg_inherits WHERE inhparent = %s::regclass", (table,)
+            ).fetchone()
+            assert count == (16,), table
+        # 40 viewers spread over the partitions (all in one would mean no hashing).
+        used = conn.execute("SELECT count(DISTINCT tableoid) FROM viewers").fetchone()
+        assert used is not None and used[0] > 8
+        seqs = [r[0] for r in conn.execute("SELECT seq FROM pending ORDER BY seq").fetchall()]
+        assert len(seqs) == 21 and seqs == sorted(set(seqs))

@@ -90,3 +90,36 @@ def test_pruning_many_batch_records_takes_short_transactions(tmp_path: Path) -> 
         assert store.prune_batches(created_before=100.0) == 100
     finally:
         store.close()
+
+
+def test_load_counts_writes_queued_behind_the_writer(tmp_path: Path) -> None:
+    """While the writer thread is busy, a second write waits in its queue (the
+    ``omega_db_write_queue_length`` gauge); it is empty again once both committed."""
+    store = SQLiteStorage(tmp_path / "omega.db")
+    store.migrate()
+    holding, release = threading.Event(), threading.Event()
+
+    def slow(tx: object) -> None:
+        holding.set()
+        release.wait(timeout=30)
+
+    try:
+        first = threading.Thread(target=store._db.write, args=(slow,))
+        first.start()
+        assert holding.wait(timeout=30)
+        second = threading.Thread(
+            target=store.create_viewer, args=(ViewerRecord("v1", "eu", "tv", created_at=1.0),)
+        )
+        second.start()
+        deadline = time.monotonic() + 30
+        while store.load().write_queue == 0 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert store.load().write_queue == 1
+        release.set()
+        first.join()
+        second.join()
+        assert store.load().write_queue == 0
+        assert store.stats().viewers == 1
+    finally:
+        release.set()
+        store.close()

@@ -6,9 +6,9 @@ import dataclasses
 
 import numpy as np
 import pytest
-from storage_records import viewer
+from storage_records import ack_all, digest, pattern, push, viewer
 
-from omega.errors import ConflictError, InputError
+from omega.errors import ConflictError, InputError, ViewerRevokedError
 from omega.storage import Codebook, Storage, ViewerRecord
 
 
@@ -80,3 +80,30 @@ def test_codebook_with_wrong_centroid_size_is_refused(store: Storage) -> None:
     with pytest.raises(InputError, match="k \\* dim \\* 2"):
         store.put_codebook(Codebook("cb", 8, b"\x00" * 10, 4))
     assert store.get_codebook() is None
+
+
+def test_viewers_are_listed_by_id_in_pages(store: Storage) -> None:
+    for vid in ("v3", "v1", "v2"):
+        viewer(store, vid)
+    assert [v.viewer_id for v in store.list_viewers(limit=2)] == ["v1", "v2"]
+    assert [v.viewer_id for v in store.list_viewers(after="v2", limit=2)] == ["v3"]
+    assert store.list_viewers(after="v3", limit=2) == []
+
+
+def test_a_revoked_viewer_is_left_out_and_cannot_push(store: Storage) -> None:
+    viewer(store, "v1")
+    viewer(store, "v2")
+    assert store.revoke_viewer("ghost", now=5.0) is None
+    revoked = store.revoke_viewer("v1", now=10.0)
+    assert revoked is not None and revoked.revoked_at == 10.0
+    again = store.revoke_viewer("v1", now=20.0)  # once: the first time stays
+    assert again is not None and again.revoked_at == 10.0
+    assert store.get_viewer("v1") == revoked
+    assert [v.revoked_at for v in store.list_viewers(limit=5)] == [10.0, None]
+    assert store.revoked_viewers() == {"v1"}
+    refused = push("v1", "b1", added=[pattern("p1")])
+    with pytest.raises(ViewerRevokedError, match="operator revoked"):
+        store.ingest(refused, digest=digest(refused), region="eu", ack=ack_all(refused), now=30.0)
+    assert store.stats().pending_contributions == 0
+    allowed = push("v2", "b1", added=[pattern("p1")])
+    store.ingest(allowed, digest=digest(allowed), region="eu", ack=ack_all(allowed), now=30.0)

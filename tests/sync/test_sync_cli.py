@@ -18,7 +18,7 @@ from typer.testing import CliRunner
 from omega.cli import sync as sync_cli
 from omega.cli.main import ExitCode, exit_code_for
 from omega.clock import ManualClock
-from omega.errors import InputError, SignatureError
+from omega.errors import ConfigError, SignatureError
 
 
 def _app() -> typer.Typer:
@@ -122,7 +122,7 @@ def test_omega_sync_every_refuses_bad_intervals_in_one_sentence(tmp_path: Path) 
     for bad in ("0", "-1", "nan", "inf"):
         args = ["sync", str(tmp_path / "tv"), "--server", "http://127.0.0.1:9", "--every", bad]
         result = runner.invoke(_app(), args)
-        assert isinstance(result.exception, InputError), (bad, result.output)
+        assert isinstance(result.exception, ConfigError), (bad, result.output)  # usage: exit 2
         assert "--every" in str(result.exception)
 
 
@@ -134,5 +134,33 @@ def test_omega_sync_refuses_a_pull_budget_past_the_protocols_bound_before_regist
     for bad in ("0", "99999999999"):
         args = ["sync", str(tmp_path / "tv"), "--server", "http://127.0.0.1:9"]
         result = runner.invoke(_app(), [*args, "--max-pull-bytes", bad])
-        assert isinstance(result.exception, InputError), (bad, result.output)
+        assert isinstance(result.exception, ConfigError), (bad, result.output)  # usage: exit 2
         assert "--max-pull-bytes" in str(result.exception) and "4194304" in str(result.exception)
+
+
+def test_omega_sync_pins_the_helper_key_and_checks_it(tmp_path: Path) -> None:
+    from omega.errors import ConfigError, TransportError
+    from omega.helper.service import HelperService
+    from omega.helper.thread import HelperThread
+
+    tv = open_brain(tmp_path / "tv", ManualClock())
+    tv.close()
+    sync = ["sync", str(tmp_path / "tv"), "--server", "http://127.0.0.1:9"]
+    runner = CliRunner()
+    for bad in ("zz", "ab" * 31, ""):
+        result = runner.invoke(_app(), [*sync, "--helper-key", bad])
+        assert isinstance(result.exception, ConfigError), result.output
+        assert "--helper-key" in str(result.exception) and "64 hex digits" in str(result.exception)
+    other = "11" * 32
+    with HelperThread(HelperService.open(tmp_path / "helper")) as helper:
+        result = runner.invoke(_app(), [*sync, "--helper-key", other, "--helper-url", helper.url])
+        assert isinstance(result.exception, ConfigError), result.output
+        assert "holds another key than --helper-key" in str(result.exception)
+        # The key it serves passes the check: the sync then fails on the server (port 9).
+        key = helper.service.info().public_key.hex()
+        result = runner.invoke(_app(), [*sync, "--helper-key", key, "--helper-url", helper.url])
+        assert isinstance(result.exception, TransportError), result.output
+        assert "--helper-url" not in str(result.exception)
+    nowhere = runner.invoke(_app(), [*sync, "--helper-url", "http://127.0.0.1:9"])
+    assert isinstance(nowhere.exception, TransportError), nowhere.output
+    assert "--helper-url" in str(nowhere.exception)

@@ -329,7 +329,7 @@ class Brain:
     ) -> list[Recommendation]:
         """Up to k titles not yet watched or skipped, best first, each with a reason."""
         if k < 1 or k > 1000:
-            raise InputError(f"k must be within [1, 1000], got {k}")
+            raise InputError(f"k must be within [1, 1000], got {k}", param="k")
         with self._lock:
             now = self.clock.now()
             snap = self._snapshot(now, context)

@@ -4,12 +4,16 @@ and the C SDK's imports read.
 A file is CSV with a header row, or JSON lines (``.jsonl``/``.ndjson``), with the keys
 ``item_id`` (or ``movieId``/``id``), ``title``, ``genres`` (``"A|B"``, or a JSON list),
 ``year``, ``runtime_min`` and ``description``; only the id and the title are required.
-Anything else is an :class:`InputError` naming the file and the row.
+CSV is comma-separated (a UTF-8 byte order mark is fine). Anything else is an
+:class:`InputError` naming the file and the row, and the columns found: a file separated
+by ``;`` or tabs, an unterminated quote, a row with more fields than the header, a file
+with no titles at all (an empty import is a mistake, not a success).
 """
 
 from __future__ import annotations
 
 import csv
+import io
 import json
 from collections.abc import Mapping
 from pathlib import Path
@@ -64,11 +68,16 @@ def _rows(path: Path) -> list[dict[str, object]]:
     if not path.is_file():
         raise InputError(f"catalog file {path} does not exist")
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8-sig")
     except (OSError, UnicodeDecodeError) as exc:
         raise InputError(f"cannot read catalog file {path}: {exc}") from exc
-    if path.suffix not in (".jsonl", ".ndjson"):
-        return [dict(r) for r in csv.DictReader(text.splitlines())]
+    rows = _json_rows(path, text) if path.suffix in (".jsonl", ".ndjson") else _csv_rows(path, text)
+    if not rows:
+        raise InputError(f"catalog file {path} holds no titles")
+    return rows
+
+
+def _json_rows(path: Path, text: str) -> list[dict[str, object]]:
     rows: list[dict[str, object]] = []
     for n, line in enumerate(text.splitlines(), 1):
         if not line.strip():
@@ -81,3 +90,56 @@ def _rows(path: Path) -> list[dict[str, object]]:
             raise InputError(f"{path}:{n}: each line must be a JSON object")
         rows.append({str(k): v for k, v in row.items()})
     return rows
+
+
+def _csv_rows(path: Path, text: str) -> list[dict[str, object]]:
+    table = _csv_records(path, text)
+    if not table:
+        return []
+    header = [name.strip() for name in table[0][1]]
+    _check_header(path, header)
+    rows: list[dict[str, object]] = []
+    for line, values in table[1:]:
+        if len(values) != len(header):
+            raise InputError(
+                f"{path}: line {line} has {len(values)} fields where the header has "
+                f"{len(header)} ({', '.join(header)}); quote a value that holds a comma"
+            )
+        rows.append(dict(zip(header, values, strict=True)))
+    return rows
+
+
+def _csv_records(path: Path, text: str) -> list[tuple[int, list[str]]]:
+    """The non-blank records, each with the line it starts on."""
+    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
+    records: list[tuple[int, list[str]]] = []
+    start = 1
+    try:  # strict: an unterminated quote is an error, not one long title
+        for values in reader:
+            if any(v.strip() for v in values):
+                records.append((start, values))
+            start = reader.line_num + 1
+    except csv.Error as exc:
+        raise InputError(
+            f"{path}: line {start}: a quoted value is never closed, or a quote is misplaced ({exc})"
+        ) from exc
+    return records
+
+
+def _check_header(path: Path, header: list[str]) -> None:
+    """Refuse a header with no id or title column, saying what it has instead."""
+    if {"item_id", "movieId", "id"} & set(header) and "title" in header:
+        return
+    found = ", ".join(repr(h) for h in header)
+    hint = next(
+        (
+            f"; is it separated by {name}? Omega reads comma-separated CSV"
+            for mark, name in ((";", "';'"), ("\t", "tabs"), ("|", "'|'"))
+            if len(header) == 1 and mark in header[0]
+        ),
+        "",
+    )
+    raise InputError(
+        f"{path}: the header needs an item_id (or movieId or id) column and a title column; "
+        f"it has {len(header)} column{'s' if len(header) != 1 else ''}: {found}{hint}"
+    )

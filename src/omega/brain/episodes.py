@@ -95,9 +95,9 @@ def _finite(name: str, value: float) -> float:
     try:
         number = float(value)
     except (TypeError, ValueError) as exc:
-        raise InputError(f"{name} must be a number, got {value!r}") from exc
+        raise InputError(f"{name} must be a number, got {value!r}", param=name) from exc
     if not math.isfinite(number):
-        raise InputError(f"{name} must be finite, got {value!r}")
+        raise InputError(f"{name} must be finite, got {value!r}", param=name)
     return number
 
 
@@ -117,11 +117,13 @@ def view_episode(
     elif watch_fraction is not None:
         fraction = _finite("watch_fraction", watch_fraction)
         if not 0.0 <= fraction <= 1.0:
-            raise InputError(f"watch_fraction must be within [0, 1], got {fraction}")
+            raise InputError(
+                f"watch_fraction must be within [0, 1], got {fraction}", param="watch_fraction"
+            )
     else:
         duration = _finite("duration_s", duration_s)  # type: ignore[arg-type]
         if duration < 0:
-            raise InputError(f"duration_s must not be negative, got {duration}")
+            raise InputError(f"duration_s must not be negative, got {duration}", param="duration_s")
         runtime = _finite("runtime_s", runtime_s) if runtime_s else 90 * 60.0
         fraction = min(1.0, duration / runtime) if runtime > 0 else 1.0
     completed = bool(completed)
@@ -144,7 +146,7 @@ def view_episode(
 def skip_episode(item_id: str, *, at_seconds: float = 0.0) -> Episode:
     at = _finite("at_seconds", at_seconds)
     if at < 0:
-        raise InputError(f"at_seconds must not be negative, got {at}")
+        raise InputError(f"at_seconds must not be negative, got {at}", param="at_seconds")
     # Skipping in the first minutes says more than skipping late (credits, a break).
     reward = 0.0 if at < 120 else min(0.3, at / 3600.0)
     critique = f"skipped at {at:.0f}s — poor recommendation"
@@ -154,7 +156,7 @@ def skip_episode(item_id: str, *, at_seconds: float = 0.0) -> Episode:
 def rating_episode(item_id: str, *, stars: float) -> Episode:
     value = _finite("stars", stars)
     if not 0.5 <= value <= 5.0:
-        raise InputError(f"stars must be within [0.5, 5], got {value}")
+        raise InputError(f"stars must be within [0.5, 5], got {value}", param="stars")
     reward = (value - 0.5) / 4.5
     verdict = "loved it" if value >= 4 else "liked it" if value >= 3 else "disliked it"
     return Episode("rating", reward, f"rated {value:g}★ — {verdict}", item_id, {"stars": value})

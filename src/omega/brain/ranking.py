@@ -150,15 +150,9 @@ def recommend(
     picked_rows = [int(rows[i]) for i in picked]
     explained = explain(catalog, picked_rows, state.recent_rows)
     out = []
-    for i, row, (recent_title, genre) in zip(picked, picked_rows, explained, strict=True):
+    for i, row, evidence in zip(picked, picked_rows, explained, strict=True):
         item_signals = {n: float(v[i]) for n, v in signals.items()}
-        reason = reason_for(
-            item_signals,
-            skill,
-            recent_title=recent_title,
-            time_bucket=state.time_bucket,
-            genre=genre,
-        )
+        reason = reason_for(item_signals, skill, evidence=evidence, time_bucket=state.time_bucket)
         out.append(
             Recommendation(
                 item_id=catalog.ids[row],

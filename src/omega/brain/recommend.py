@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import heapq
 import math
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -32,12 +33,14 @@ import numpy.typing as npt
 from omega.brain.catalog import Catalog
 from omega.brain.knowledge import CellKnowledge
 from omega.brain.skills import Skill
+from omega.errors import InputError
 
 if TYPE_CHECKING:  # usearch is loaded only by brains that search
     from omega.brain.index import VectorIndex
 
 __all__ = [
     "SIGNALS",
+    "Evidence",
     "Filters",
     "Recommendation",
     "ScoringState",
@@ -63,8 +66,16 @@ I64 = npt.NDArray[np.int64]
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Filters:
     genres: tuple[str, ...] = ()
+    #: The longest runtime in minutes (None: any); a title of unknown runtime is left out.
     max_runtime_min: int | None = None
     exclude: frozenset[str] = frozenset()
+
+    def __post_init__(self) -> None:
+        if self.max_runtime_min is not None and self.max_runtime_min < 1:
+            raise InputError(
+                f"max_runtime_min must be at least 1 minute, got {self.max_runtime_min}",
+                param="max_runtime_min",
+            )
 
 
 @dataclass(frozen=True, slots=True)
@@ -344,13 +355,20 @@ def choose(scores: F32, rows: I64, catalog: Catalog, k: int, diversity: float) -
     return picked
 
 
+@dataclass(frozen=True, slots=True)
+class Evidence:
+    """What a reason may cite for one title, all from this household's own viewing: the
+    recent title most like it, and a genre it shares with the recent titles (the one most
+    of them have) with how many of them have it."""
+
+    recent_title: str | None = None
+    genre: str | None = None
+    genre_count: int = 0
+    recent_count: int = 0
+
+
 def reason_for(
-    signals: dict[str, float],
-    skill: Skill,
-    *,
-    recent_title: str | None,
-    time_bucket: str,
-    genre: str | None,
+    signals: dict[str, float], skill: Skill, *, evidence: Evidence, time_bucket: str
 ) -> str:
     # The signal contributing most (the first of equals), in one pass: this runs per title.
     top, best = "", 0.0
@@ -358,12 +376,18 @@ def reason_for(
         contribution = skill.weights.get(name, 0.0) * value
         if not top or contribution > best:
             top, best = name, contribution
+    recent_title = evidence.recent_title
     if best <= 0:
         return "a varied pick to get to know your taste"
     if top in ("recent", "instant", "episodic") and recent_title:
         return f"because you watched {recent_title}"
     if top == "semantic":
-        return f"matches your long-term taste{f' for {genre}' if genre else ''}"
+        if evidence.genre is None:
+            return "matches your long-term taste"
+        return (
+            f"matches your taste for {evidence.genre} ({evidence.genre_count} of the last "
+            f"{evidence.recent_count} titles you started)"
+        )
     if top == "next" and recent_title:
         return f"viewers who watched {recent_title} often watch this next"
     if top == "crowd":
@@ -375,14 +399,24 @@ def reason_for(
 
 def explain(
     catalog: Catalog, rows: Sequence[int], recent: Sequence[tuple[int, float]]
-) -> list[tuple[str | None, str | None]]:
-    """For each row: (title of the recent item most like it, its first genre)."""
-    genres = [catalog.rows[r].genres[0] if catalog.rows[r].genres else None for r in rows]
+) -> list[Evidence]:
+    """For each row, the :class:`Evidence` a reason may cite. A genre is named only when
+    the household started titles of it lately: never the candidate's own genre alone."""
     if not recent or not rows:
-        return [(None, g) for g in genres]
+        return [Evidence() for _ in rows]
+    watched = Counter(g for r, _ in recent for g in set(catalog.rows[r].genres))
     recent_rows = np.array([r for r, _ in recent], dtype=np.int64)
     nearest = np.argmax(catalog.matrix[list(rows)] @ catalog.matrix[recent_rows].T, axis=1)
-    return [
-        (catalog.rows[int(recent_rows[j])].title, g)
-        for j, g in zip(nearest.tolist(), genres, strict=True)
-    ]
+    out = []
+    for row, j in zip(rows, nearest.tolist(), strict=True):
+        shared = [g for g in catalog.rows[row].genres if watched[g]]
+        genre = max(shared, key=lambda g: watched[g]) if shared else None  # first of equals
+        out.append(
+            Evidence(
+                recent_title=catalog.rows[int(recent_rows[j])].title,
+                genre=genre,
+                genre_count=watched[genre] if genre else 0,
+                recent_count=len(recent),
+            )
+        )
+    return out

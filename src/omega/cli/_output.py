@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 from collections.abc import Mapping, Sequence
 from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
-__all__ = ["JsonOption", "console", "emit", "emit_rows", "err_console"]
+__all__ = ["JsonOption", "console", "emit", "emit_rows", "err_console", "print_error"]
 
 console = Console()
 err_console = Console(stderr=True)
@@ -30,6 +32,16 @@ def _plain(value: Any) -> Any:
     if hasattr(value, "item") and callable(value.item):  # numpy scalars
         return value.item()
     return value
+
+
+def print_error(message: str, *, code: int, kind: str, as_json: bool) -> None:
+    """An error on stderr: ``error: sentence`` for people, or with ``as_json`` one JSON
+    object ``{"error": sentence, "code": exit code, "kind": what went wrong}``."""
+    if as_json:
+        line = json.dumps({"error": message, "code": code, "kind": kind}, ensure_ascii=False)
+        print(line, file=sys.stderr, flush=True)
+    else:
+        err_console.print(f"[bold red]error:[/] {escape(message)}")
 
 
 def emit(result: Mapping[str, Any], *, as_json: bool, title: str = "") -> None:
@@ -52,14 +64,25 @@ def emit(result: Mapping[str, Any], *, as_json: bool, title: str = "") -> None:
 
 
 def emit_rows(
-    rows: Sequence[Mapping[str, Any]], *, as_json: bool, title: str = "", key: str = "items"
+    rows: Sequence[Mapping[str, Any]],
+    *,
+    as_json: bool,
+    title: str = "",
+    key: str = "items",
+    empty: str = "nothing to show",
+    caption: str = "",
 ) -> None:
-    """Print a list of records: JSON ``{key: [...]}`` or a table with one row each."""
+    """Print a list of records: JSON ``{key: [...]}`` or a table with one row each (the
+    sentence ``empty`` when there are none; ``caption`` under the table)."""
     if as_json:
         print(json.dumps({key: _plain(list(rows))}, indent=2))
         return
-    table = Table(title=title or None, header_style="bold")
-    columns = list(rows[0].keys()) if rows else ["(none)"]
+    if not rows:
+        # soft_wrap: a long sentence (a command to copy) stays one line for the terminal
+        console.print(f"{title}: {empty}" if title else empty, highlight=False, soft_wrap=True)
+        return
+    table = Table(title=title or None, caption=caption or None, header_style="bold")
+    columns = list(rows[0].keys())
     for column in columns:
         table.add_column(column, overflow="fold")
     for row in rows:

@@ -1,28 +1,31 @@
 """``omega admin …``: operate a running constellation with its admin token.
 
-For now the manufacturer keys whose device certificates the server accepts
-(``omega admin manufacturers add|list|revoke``) and the attested devices bound to their
-device keys (``omega admin devices rekey``); docs/security.md.
+The manufacturer keys whose device certificates the server accepts
+(``manufacturers add|list|revoke``), attested devices (``devices rekey``), the signing
+keys (``keys rotate``); the codebook (:mod:`omega.cli.admin_codebook`) and the fleet —
+stats, rounds, prune, consensus (:mod:`omega.cli.admin_fleet`) and viewers
+(:mod:`omega.cli.admin_viewers`). docs/deploy.md walks a deployment from empty with
+them; docs/security.md covers the keys.
 """
 
 from __future__ import annotations
 
 import urllib.parse
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
-import httpx
 import typer
 
-from omega.cli._output import JsonOption, emit, emit_rows
-from omega.errors import (
-    AuthError,
-    ConfigError,
-    InputError,
-    RemoteProtocolError,
-    ServerError,
-    TransportError,
+from omega.cli import admin_codebook, admin_fleet, admin_viewers
+from omega.cli._admin_client import (
+    DEFAULT_SERVER,
+    ServerOption,
+    TokenFileOption,
+    TokenOption,
+    connect,
 )
+from omega.cli._output import JsonOption, emit, emit_rows
+from omega.errors import ConfigError, InputError, RemoteProtocolError
 from omega.protocol.attestation import check_device_id, check_name
 
 __all__ = ["app", "register"]
@@ -34,58 +37,11 @@ manufacturers = typer.Typer(
 app.add_typer(manufacturers, name="manufacturers")
 devices = typer.Typer(help="Attested devices, each bound to its device key.", no_args_is_help=True)
 app.add_typer(devices, name="devices")
-
-ServerOption = Annotated[
-    str, typer.Option("--server", envvar="OMEGA_SERVER", help="The constellation's URL.")
-]
-TokenOption = Annotated[
-    str | None,
-    typer.Option(
-        "--admin-token",
-        envvar="OMEGA_ADMIN_TOKEN",
-        help="The admin token (`omega serve` writes it to <data-dir>/admin-token).",
-    ),
-]
-_DEFAULT_SERVER = "http://127.0.0.1:8000"
-
-
-def _call(server: str, token: str | None, method: str, path: str, body: Any = None) -> Any:
-    """One admin request; its JSON object, or the Omega error its problem stands for."""
-    if not token:
-        raise ConfigError("give --admin-token (or set OMEGA_ADMIN_TOKEN)")
-    headers = {"Authorization": f"Bearer {token}"}
-    try:
-        answer = httpx.request(
-            method, server.rstrip("/") + path, json=body, headers=headers, timeout=30
-        )
-    except httpx.InvalidURL as exc:
-        raise ConfigError(f"--server {server!r} is not a URL: {exc}") from None
-    except httpx.HTTPError as exc:
-        raise TransportError(f"{server}: {exc or type(exc).__name__}") from None
-    doc = _object(answer)
-    if answer.status_code < 400:
-        if doc is None:
-            raise RemoteProtocolError(
-                f"--server {server} answered {answer.status_code} with "
-                f"{answer.headers.get('content-type') or 'untyped data'}, not the JSON object "
-                "a constellation sends: is it an Omega constellation?"
-            )
-        return doc
-    detail = str(doc.get("detail", answer.text)) if doc is not None else answer.text[:300]
-    if answer.status_code == 401:
-        raise AuthError(f"the server refused the admin token: {detail}")
-    if answer.status_code < 500:
-        raise InputError(detail)
-    raise ServerError(answer.status_code, detail)
-
-
-def _object(answer: httpx.Response) -> dict[str, Any] | None:
-    """The answer's body if it is a JSON object."""
-    try:
-        doc = answer.json()
-    except ValueError:
-        return None
-    return doc if isinstance(doc, dict) else None
+keys = typer.Typer(help="The keys the server signs tokens and releases with.", no_args_is_help=True)
+app.add_typer(keys, name="keys")
+admin_codebook.attach(app)
+admin_fleet.attach(app)
+admin_viewers.attach(app)
 
 
 def _segment(value: str, what: str) -> str:
@@ -116,8 +72,9 @@ def add(
     public_key_file: Annotated[
         Path | None, typer.Option(help="A file holding the public key (PEM, base64 or hex).")
     ] = None,
-    server: ServerOption = _DEFAULT_SERVER,
+    server: ServerOption = DEFAULT_SERVER,
     admin_token: TokenOption = None,
+    admin_token_file: TokenFileOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Trust a manufacturer key: devices it certifies may register."""
@@ -126,44 +83,51 @@ def add(
         "key_id": check_name(key_id, "KEY_ID"),
         "public_key": _public_key(public_key, public_key_file),
     }
-    added = _call(server, admin_token, "POST", "/api/omega/manufacturers", doc)
-    emit(added, as_json=as_json, title="manufacturer key")
+    api = connect(server, admin_token, admin_token_file)
+    emit(
+        api.call("POST", "/api/omega/manufacturers", doc), as_json=as_json, title="manufacturer key"
+    )
 
 
 @manufacturers.command("list")
 def list_keys(
-    server: ServerOption = _DEFAULT_SERVER,
+    server: ServerOption = DEFAULT_SERVER,
     admin_token: TokenOption = None,
+    admin_token_file: TokenFileOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Every manufacturer key, revoked ones too, with the devices each attested."""
-    keys = _call(server, admin_token, "GET", "/api/omega/manufacturers").get("keys")
-    if not isinstance(keys, list):
+    api = connect(server, admin_token, admin_token_file)
+    found = api.call("GET", "/api/omega/manufacturers").get("keys")
+    if not isinstance(found, list):
         raise RemoteProtocolError(f"--server {server} answered without a list of keys")
-    emit_rows(keys, as_json=as_json, title="manufacturer keys", key="keys")
+    emit_rows(found, as_json=as_json, title="manufacturer keys", key="keys")
 
 
 @manufacturers.command("revoke")
 def revoke(
     manufacturer_id: Annotated[str, typer.Argument()],
     key_id: Annotated[str, typer.Argument()],
-    server: ServerOption = _DEFAULT_SERVER,
+    server: ServerOption = DEFAULT_SERVER,
     admin_token: TokenOption = None,
+    admin_token_file: TokenFileOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Revoke a key: its certificates are refused, its devices get no new tokens and their
     patterns leave the next release."""
     maker, key = _segment(manufacturer_id, "MANUFACTURER_ID"), _segment(key_id, "KEY_ID")
+    api = connect(server, admin_token, admin_token_file)
     path = f"/api/omega/manufacturers/{maker}/keys/{key}/revoke"
-    emit(_call(server, admin_token, "POST", path), as_json=as_json, title="revoked")
+    emit(api.call("POST", path), as_json=as_json, title="revoked")
 
 
 @devices.command("rekey")
 def rekey(
     manufacturer_id: Annotated[str, typer.Argument(help="e.g. acme")],
     device_id: Annotated[str, typer.Argument(help="The TV's serial, as in its certificate.")],
-    server: ServerOption = _DEFAULT_SERVER,
+    server: ServerOption = DEFAULT_SERVER,
     admin_token: TokenOption = None,
+    admin_token_file: TokenFileOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Forget a device's key: its next registration, with a certificate for a new device
@@ -173,8 +137,32 @@ def rekey(
         "manufacturer_id": check_name(manufacturer_id, "MANUFACTURER_ID"),
         "device_id": check_device_id(device_id, "DEVICE_ID"),
     }
-    answer = _call(server, admin_token, "POST", "/api/omega/devices/rekey", doc)
-    emit(answer, as_json=as_json, title="re-keyed device")
+    api = connect(server, admin_token, admin_token_file)
+    emit(
+        api.call("POST", "/api/omega/devices/rekey", doc), as_json=as_json, title="re-keyed device"
+    )
+
+
+@keys.command("rotate")
+def rotate(
+    release: Annotated[
+        bool,
+        typer.Option(
+            "--release",
+            help="Rotate the release key that seals answers to TVs, not the token key.",
+        ),
+    ] = False,
+    server: ServerOption = DEFAULT_SERVER,
+    admin_token: TokenOption = None,
+    admin_token_file: TokenFileOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Sign with a new key from now on; the old ones still verify (tokens issued and
+    releases sealed before stay valid; docs/deploy.md, Key rotation)."""
+    api = connect(server, admin_token, admin_token_file)
+    path = "/api/omega/release-keys/rotate" if release else "/api/omega/keys/rotate"
+    rotated = api.call("POST", path)
+    emit(rotated, as_json=as_json, title="release key" if release else "token signing key")
 
 
 def register(root: typer.Typer) -> None:

@@ -23,9 +23,9 @@ app = typer.Typer(
 
 @app.command("sync")
 def sync(
-    pushes: int = typer.Option(1000, help="Push deltas to build (and as many pulls)."),
+    pushes: int = typer.Option(1000, min=1, help="Push deltas to build (and as many pulls)."),
     seed: int = typer.Option(0, help="Seed for the synthetic deltas."),
-    repeats: int = typer.Option(3, help="Encode/decode passes over every message."),
+    repeats: int = typer.Option(3, min=1, help="Encode/decode passes over every message."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
 ) -> None:
     """Wire size and codec speed of realistic push and pull deltas (msgpack + zstd)."""
@@ -37,10 +37,14 @@ def sync(
 
 @app.command("brain")
 def brain(
-    catalog: int = typer.Option(10_000, help="Synthetic catalog size (100000 works too)."),
-    events: int = typer.Option(500, help="History replayed before measuring."),
-    patterns: int = typer.Option(10_000, help="Patterns in the bank when the footprint is taken."),
-    calls: int = typer.Option(1_000, help="recommend() calls timed (k=10, full scoring path)."),
+    catalog: int = typer.Option(10_000, min=100, help="Synthetic catalog size (100000 works too)."),
+    events: int = typer.Option(500, min=0, help="History replayed before measuring."),
+    patterns: int = typer.Option(
+        10_000, min=0, help="Patterns in the bank when the footprint is taken."
+    ),
+    calls: int = typer.Option(
+        1_000, min=1, help="recommend() calls timed (k=10, full scoring path)."
+    ),
     vectors: str = typer.Option(
         "auto", help="model (real MiniLM), clustered (synthetic), auto (model ≤ 20K titles)."
     ),
@@ -51,12 +55,10 @@ def brain(
     footprint, RSS, cold and warm start."""
     from omega.bench import run_brain_bench
     from omega.cli._output import err_console
-    from omega.errors import InputError
+    from omega.errors import ConfigError
 
-    if catalog < 100 or events < 0 or patterns < 0 or calls < 1:
-        raise InputError("catalog ≥ 100, events ≥ 0, patterns ≥ 0 and calls ≥ 1 are required")
     if vectors not in ("auto", "model", "clustered"):
-        raise InputError("--vectors must be auto, model or clustered")
+        raise ConfigError("--vectors must be auto, model or clustered")
     with err_console.status("benchmarking the brain…") as status:
         result = run_brain_bench(
             catalog=catalog,
@@ -147,12 +149,12 @@ def sybil(
 
 @app.command("sdk")
 def sdk(
-    titles: int = typer.Option(10_000, help="Synthetic catalog size (clustered vectors)."),
-    events: int = typer.Option(300, help="Views tracked before measuring."),
-    calls: int = typer.Option(2_000, help="recommend() calls timed on each path."),
-    warmup: int = typer.Option(200, help="Untimed calls before them."),
-    k: int = typer.Option(10, "-k", help="Titles per recommendation (1..100)."),
-    rounds: int = typer.Option(2, help="Runs of each path, alternating."),
+    titles: int = typer.Option(10_000, min=100, help="Synthetic catalog size (clustered vectors)."),
+    events: int = typer.Option(300, min=1, help="Views tracked before measuring."),
+    calls: int = typer.Option(2_000, min=10, help="recommend() calls timed on each path."),
+    warmup: int = typer.Option(200, min=0, help="Untimed calls before them."),
+    k: int = typer.Option(10, "-k", min=1, max=100, help="Titles per recommendation."),
+    rounds: int = typer.Option(2, min=1, help="Runs of each path, alternating."),
     seed: int = typer.Option(0, help="Random seed."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
 ) -> None:
@@ -178,9 +180,9 @@ def sdk(
 
 @app.command("wasm")
 def wasm(
-    messages: int = typer.Option(200, help="Pushes, pulls and sealed answers timed."),
-    repeats: int = typer.Option(5, help="Passes over them on each side (median reported)."),
-    loads: int = typer.Option(3, help="Cold starts of Pyodide under Node.js timed."),
+    messages: int = typer.Option(200, min=1, help="Pushes, pulls and sealed answers timed."),
+    repeats: int = typer.Option(5, min=1, help="Passes over them on each side (median reported)."),
+    loads: int = typer.Option(3, min=1, help="Cold starts of Pyodide under Node.js timed."),
     cache: Path | None = typer.Option(
         None, help="Where fetched parts are kept. [default: ~/.cache/omega/wasm]"
     ),

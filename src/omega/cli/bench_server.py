@@ -1,8 +1,8 @@
 """``omega bench server``: a real ``omega serve`` under an open-loop fleet of devices.
 
-``--db`` takes one storage or several, comma-separated (``sqlite,embedded-postgres``):
-each is benched in turn with the same fleet and rates, and the report puts them side by
-side.
+``--db`` takes one storage or several, comma-separated (``sqlite,embedded-postgres``),
+and ``--workers`` one server process count or several (``1,2``): each combination is
+benched in turn with the same fleet and rates, and the report puts them side by side.
 """
 
 from __future__ import annotations
@@ -41,6 +41,7 @@ _STEP_COLUMNS = {
 #: The columns of the side-by-side table (several ``--db``): result key -> heading.
 _RUN_COLUMNS = {
     "storage": "storage",
+    "workers": "workers",
     "syncs_per_s": "held syncs/s",
     "sync_p50_ms": "p50 ms",
     "sync_p95_ms": "p95 ms",
@@ -56,7 +57,7 @@ def register(app: typer.Typer) -> None:
 
 
 def server(
-    viewers: int = typer.Option(1000, help="Registered devices simulated."),
+    viewers: int = typer.Option(1000, min=1, help="Registered devices simulated."),
     db: str | None = typer.Option(
         None,
         help="Storage: a URL (postgresql://…, sqlite:///…), 'sqlite' (the default: a "
@@ -74,8 +75,14 @@ def server(
     federation_interval: float | None = typer.Option(
         None, help="The server's in-process federation rounds, seconds (default: its 60)."
     ),
-    workers: int = typer.Option(1, help="Server processes (>1: uvicorn --workers)."),
-    pull_only: float = typer.Option(0.0, help="Share of syncs with no push (0 = all push+pull)."),
+    workers: str = typer.Option(
+        "1",
+        help="Server processes (>1: uvicorn --workers); comma-separated (1,2) to bench "
+        "each count in turn, side by side.",
+    ),
+    pull_only: float = typer.Option(
+        0.0, min=0.0, max=1.0, help="Share of syncs with no push (0 = all push+pull)."
+    ),
     connections: int = typer.Option(32, help="Client connections (keep-alive) in all."),
     seed: int = typer.Option(0, help="Seed for the devices' patterns and schedules."),
     transport: str = typer.Option(
@@ -98,16 +105,21 @@ def server(
     from omega.bench import run_server_bench
     from omega.bench.server import check_db
     from omega.cli._output import err_console
+    from omega.errors import ConfigError
 
+    if not step_seconds > 0:
+        raise ConfigError(f"--step-seconds must be above 0, got {step_seconds}")
     offered = _offered_rates(rates)
     stores = _stores(db)
     for store in stores:
         check_db(store)
+    counts = _worker_counts(workers)
+    runs = [(store, count) for store in stores for count in counts]
     results = []
     columns = (TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn())
-    for store in stores:
+    for store, count in runs:
         with Progress(*columns, console=err_console, transient=True) as bar:
-            shown = store or _SQLITE
+            shown = f"{store or _SQLITE}, {count} worker(s)"
             task = bar.add_task(f"{shown}: starting the server, registering devices…", total=None)
 
             def progress(kind: str, event: Mapping[str, Any], task: Any = task) -> None:
@@ -132,10 +144,10 @@ def server(
                     pull_only=pull_only,
                     connections=connections,
                     federation_interval=federation_interval,
-                    workers=workers,
+                    workers=count,
                     seed=seed,
                     transport=transport,
-                    profile=_profile_path(profile, store, several=len(stores) > 1),
+                    profile=_profile_path(profile, f"{store or _SQLITE}-{count}", len(runs)),
                     progress=progress,
                 )
             )
@@ -145,11 +157,26 @@ def server(
         _emit_side_by_side(results, as_json=as_json)
 
 
-def _profile_path(profile: Path | None, store: str | None, *, several: bool) -> Path | None:
-    """Where one run keeps its samples: ``--profile``, suffixed by storage when several."""
-    if profile is None or not several:
+def _profile_path(profile: Path | None, run: str, runs: int) -> Path | None:
+    """Where one run keeps its samples: ``--profile``, suffixed by the run when several."""
+    if profile is None or runs == 1:
         return profile
-    return profile.with_name(f"{profile.stem}-{store or _SQLITE}{profile.suffix}")
+    return profile.with_name(f"{profile.stem}-{run}{profile.suffix}")
+
+
+def _worker_counts(workers: str) -> list[int]:
+    """``--workers`` as the server process counts to run (each at least 1)."""
+    from omega.errors import ConfigError
+
+    try:
+        counts = [int(part) for part in workers.split(",")]
+    except ValueError:
+        raise ConfigError(
+            f"--workers must be a count or comma-separated counts (1,2), got {workers!r}"
+        ) from None
+    if min(counts) < 1:
+        raise ConfigError(f"--workers must be at least 1, got {workers!r}")
+    return counts
 
 
 def _stores(db: str | None) -> list[str | None]:
@@ -216,15 +243,17 @@ def _emit_profile(profile: Mapping[str, Any]) -> None:
 
 
 def _emit_side_by_side(results: list[dict[str, Any]], *, as_json: bool) -> None:
-    """One row per storage, then each one's steps (``--json``: ``{"runs": [...]}``)."""
+    """One row per run (storage × workers), then each one's steps (``--json``:
+    ``{"runs": [...]}``)."""
     if as_json:
         emit({"runs": results}, as_json=True)
         return
     rows = [{label: r.get(key) for key, label in _RUN_COLUMNS.items()} for r in results]
-    emit_rows(rows, as_json=False, title="omega bench server: held rate by storage")
+    emit_rows(rows, as_json=False, title="omega bench server: held rate by storage and workers")
     for result in results:
         emit_rows(
             _step_rows(result),
             as_json=False,
-            title=f"{result['storage']}: steps (%cpu: percent of one core)",
+            title=f"{result['storage']}, {result['workers']} worker(s): steps "
+            "(%cpu: percent of one core)",
         )

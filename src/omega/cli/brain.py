@@ -8,8 +8,9 @@ from typing import Annotated
 
 import typer
 
+from omega.cli._flags import flag_names
 from omega.cli._output import console, emit, emit_rows
-from omega.errors import InputError
+from omega.errors import ConfigError
 
 app = typer.Typer(
     help="One TV's on-device brain: catalog, tracking, recommendations.", no_args_is_help=True
@@ -61,6 +62,15 @@ def catalog_import(
         )
 
 
+#: ``Brain.track_*``'s parameters → ``omega brain track``'s flags.
+_TRACK_FLAGS = {
+    "watch_fraction": "--fraction",
+    "duration_s": "--duration",
+    "at_seconds": "--at",
+    "stars": "--stars",
+}
+
+
 class EventKind(StrEnum):
     view = "view"
     skip = "skip"
@@ -89,7 +99,9 @@ def track(
     as_json: JsonOpt = False,
 ) -> None:
     """Record one interaction; it becomes an episode with a reward and a critique."""
-    with _open(directory) as brain:
+    if kind is EventKind.view and fraction is None and duration is None and not completed:
+        raise ConfigError("a view needs --fraction, --duration or --completed")
+    with _open(directory) as brain, flag_names(_TRACK_FLAGS):
         if kind is EventKind.view:
             done = brain.track_view(
                 item, watch_fraction=fraction, duration_s=duration, completed=completed
@@ -98,7 +110,7 @@ def track(
             done = brain.track_skip(item, at_seconds=at)
         elif kind is EventKind.rating:
             if stars is None:
-                raise InputError("a rating needs --stars")
+                raise ConfigError("a rating needs --stars")
             done = brain.track_rating(item, stars)
         elif kind is EventKind.search:
             done = brain.track_search(item, [r for r in results.split(",") if r], selected)
@@ -122,22 +134,31 @@ def track(
 @app.command()
 def recommend(
     directory: DirArg,
-    k: Annotated[int, typer.Option("-k", help="How many titles.")] = 10,
+    k: Annotated[int, typer.Option("-k", help="How many titles (1 … 1000).")] = 10,
     genre: Annotated[list[str] | None, typer.Option(help="Only these genres (repeatable).")] = None,
-    max_runtime: Annotated[int | None, typer.Option(help="Longest runtime in minutes.")] = None,
+    max_runtime: Annotated[
+        int | None,
+        typer.Option(help="Longest runtime in minutes (titles of unknown runtime are left out)."),
+    ] = None,
     exclude: Annotated[str, typer.Option(help="Comma-separated ids to leave out.")] = "",
     as_json: JsonOpt = False,
 ) -> None:
-    """Recommend titles not yet watched, each with a short reason."""
+    """Recommend titles not yet watched, each with a short reason.
+
+    The score only ranks: higher is better, and the gaps between titles say how clear
+    the choice was. It has no fixed scale and may be below zero (a title far from the
+    years you watch, or from a kind of title you abandon, costs points)."""
     from omega.brain import Filters
 
-    filters = Filters(
-        genres=tuple(genre or ()),
-        max_runtime_min=max_runtime,
-        exclude=frozenset(e for e in exclude.split(",") if e),
-    )
-    with _open(directory) as brain:
-        recs = brain.recommend(k, filters=filters)
+    with flag_names({"k": "-k", "max_runtime_min": "--max-runtime"}):
+        filters = Filters(
+            genres=tuple(genre or ()),
+            max_runtime_min=max_runtime,
+            exclude=frozenset(e for e in exclude.split(",") if e),
+        )
+        with _open(directory) as brain:
+            recs = brain.recommend(k, filters=filters)
+            titles = len(brain.catalog)
     emit_rows(
         [
             {"item_id": r.item_id, "title": r.title, "score": round(r.score, 4), "reason": r.reason}
@@ -146,6 +167,10 @@ def recommend(
         as_json=as_json,
         title="recommendations",
         key="recommendations",
+        empty="nothing to recommend: every title is watched, skipped or filtered out"
+        if titles
+        else f"nothing to recommend: the catalog is empty (omega brain catalog-import {directory})",
+        caption="score: higher ranks first; only the order and the gaps mean anything",
     )
 
 
@@ -153,7 +178,13 @@ def recommend(
 def stats(directory: DirArg, as_json: JsonOpt = False) -> None:
     """Counts, footprint, memory tiers, skills and last sync."""
     with _open(directory) as brain:
-        emit(brain.stats(), as_json=as_json, title=f"brain {directory}")
+        stats = brain.stats()
+    if as_json:
+        emit(stats, as_json=True)
+        return
+    from omega.cli._brain_stats import show_stats
+
+    show_stats(stats, title=f"brain {directory}")
 
 
 @app.command()
@@ -166,7 +197,7 @@ def export(
 ) -> None:
     """The patterns this brain may share: success ≥ min quality, support ≥ 3 episodes."""
     if min_quality is not None and not 0.0 <= min_quality <= 1.0:
-        raise InputError("--min-quality must be within [0, 1]")
+        raise ConfigError(f"--min-quality must be within [0, 1], got {min_quality}")
     with _open(directory) as brain:
         patterns = brain.export_patterns(min_quality)
     emit_rows(

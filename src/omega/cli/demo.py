@@ -37,7 +37,7 @@ def demo(
     from omega.sim.viewers import synthetic_dataset
 
     if viewers < 3 or titles < 20 or days < 1:
-        raise ConfigError("the demo needs ≥ 3 viewers, ≥ 20 titles and ≥ 1 day")
+        raise ConfigError("the demo needs --viewers ≥ 3, --titles ≥ 20 and --days ≥ 1")
     simulation.check_report(report)
     if dataset is not None:
         data = load_dataset(dataset)

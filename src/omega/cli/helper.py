@@ -82,11 +82,13 @@ def serve(
         int, typer.Option(help="TCP port (0: any free port).", min=0, max=65535)
     ] = 8100,
     min_batch: Annotated[
-        int, typer.Option(help="The fewest valid reports the helper aggregates at once.")
+        int, typer.Option(help="The fewest valid reports the helper aggregates at once.", min=1)
     ] = 100,
     noise_epsilon: Annotated[
         float,
-        typer.Option(help="ε of the discrete Laplace noise added per report (0: none)."),
+        typer.Option(
+            help="ε of the discrete Laplace noise added per report (0: none).", min=0, max=20
+        ),
     ] = 4.0,
     log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
     as_json: Annotated[
@@ -131,14 +133,13 @@ def key(
     from omega.helper.service import SECRET_FILE, HelperService
 
     service = HelperService.open(data_dir)
-    emit(
-        {
-            "public_key": service.info().public_key.hex(),
-            "secret_file": str(data_dir / SECRET_FILE),
-        },
-        as_json=as_json,
-        title="omega helper key",
-    )
+    public_key = service.info().public_key.hex()
+    secret_file = str(data_dir / SECRET_FILE)
+    if as_json:
+        emit({"public_key": public_key, "secret_file": secret_file}, as_json=True)
+        return
+    # Plain lines, not a table: a table wraps the 64 hex digits and a copy breaks.
+    typer.echo(f"public key (X25519, hex):\n{public_key}\nsecret file: {secret_file}")
 
 
 def register(root: typer.Typer) -> None:

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import sys
 from enum import IntEnum
+from typing import NoReturn
 
 import typer
 
-from omega.cli._output import err_console
+from omega.cli._output import print_error
 from omega.errors import OmegaError, error_code
 
 __all__ = ["ExitCode", "app", "run"]
@@ -41,6 +42,9 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
+    # Click's plain help, for every sub-app: it rewraps each paragraph to the terminal
+    # (Rich's keeps the docstrings' line breaks) and shows flags without a "<bool>".
+    rich_markup_mode=None,
 )
 
 
@@ -101,31 +105,46 @@ _register()
 
 
 def run() -> None:
-    """Console entry point: run the app and turn Omega errors into one sentence + exit code."""
+    """Console entry point: run the app and turn errors into one sentence + exit code.
+
+    With ``--json`` anywhere among the options, an error is one JSON object on stderr,
+    ``{"error": sentence, "code": exit code, "kind": "input" | "usage" | …}``, so a script
+    reading the JSON never has to parse prose."""
+    as_json = wants_json(sys.argv[1:])
     try:
         app(standalone_mode=False)
     except OmegaError as exc:
-        err_console.print(f"[bold red]error:[/] {exc}")
-        sys.exit(int(exit_code_for(exc)))
+        _fail(str(exc), exit_code_for(exc), as_json=as_json)
     except typer.Abort:
-        err_console.print("aborted")
-        sys.exit(int(ExitCode.ERROR))
+        _fail("aborted", ExitCode.ERROR, as_json=as_json)
     except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    except typer.TyperException as exc:  # Click's usage errors (Typer ships its own Click)
+        show = getattr(exc, "show", None)  # usage, a hint and the sentence
+        if as_json or not callable(show):
+            _fail(exc.format_message(), ExitCode(exc.exit_code), as_json=as_json)
+        show()
         sys.exit(exc.exit_code)
     except Exception as exc:
         from pydantic import ValidationError
 
-        if isinstance(exc, ValidationError):  # an OMEGA_* variable that does not parse
-            for error in exc.errors():
-                name = ".".join(str(part) for part in error["loc"])
-                err_console.print(
-                    f"[bold red]error:[/] setting {name} (OMEGA_{name.upper()}): {error['msg']}"
-                )
-            sys.exit(int(ExitCode.USAGE))
-        # Typer ships its own copy of click (typer._click): match usage errors by shape.
-        show = getattr(exc, "show", None)
-        code = getattr(exc, "exit_code", None)
-        if callable(show) and isinstance(code, int):
-            show()
-            sys.exit(code)
-        raise
+        if not isinstance(exc, ValidationError):
+            raise
+        # an OMEGA_* variable that does not parse
+        sentences = [
+            f"setting {name} (OMEGA_{name.upper()}): {error['msg']}"
+            for error in exc.errors()
+            if (name := ".".join(str(part) for part in error["loc"]))
+        ]
+        _fail("; ".join(sentences), ExitCode.USAGE, as_json=as_json)
+
+
+def wants_json(args: list[str]) -> bool:
+    """Whether ``--json`` is among the options (before a ``--``)."""
+    options = args[: args.index("--")] if "--" in args else args
+    return "--json" in options
+
+
+def _fail(message: str, code: ExitCode, *, as_json: bool) -> NoReturn:
+    print_error(message, code=int(code), kind=code.name.lower(), as_json=as_json)
+    sys.exit(int(code))

@@ -46,6 +46,54 @@ def release_keys(values: list[str]) -> dict[str, bytes]:
     return keys
 
 
+def helper_key(value: str | None, url: str | None) -> bytes | None:
+    """The helper's X25519 public key from ``--helper-key HEX`` and/or ``--helper-url``
+    (read from its ``/helper/v1/info``; both given, they must agree). ConfigError naming
+    the flag."""
+    from omega.errors import ConfigError
+
+    pinned = None
+    if value is not None:
+        try:
+            pinned = bytes.fromhex(value.strip())
+        except ValueError:
+            pinned = b""
+        if len(pinned) != 32:
+            raise ConfigError(
+                "--helper-key must be the helper's public key, 64 hex digits as "
+                f"`omega helper key` prints it, got {value!r}"
+            )
+    if url is None:
+        return pinned
+    fetched = _helper_info_key(url)
+    if pinned is not None and fetched != pinned:
+        raise ConfigError(
+            f"the helper at --helper-url {url} holds another key than --helper-key: "
+            "is it the helper your constellation counts with?"
+        )
+    return fetched
+
+
+def _helper_info_key(url: str) -> bytes:
+    import httpx
+
+    from omega.errors import ConfigError, TransportError
+    from omega.helper.app import info_of
+
+    try:
+        answer = httpx.get(url.rstrip("/") + "/helper/v1/info", timeout=10.0)
+    except httpx.InvalidURL as exc:
+        raise ConfigError(f"--helper-url {url!r} is not a URL: {exc}") from None
+    except httpx.HTTPError as exc:
+        raise TransportError(f"--helper-url {url}: the helper did not answer ({exc})") from None
+    try:
+        if answer.status_code != 200:
+            raise ValueError(f"it answered {answer.status_code}")
+        return info_of(answer.content).public_key
+    except ValueError as exc:
+        raise ConfigError(f"--helper-url {url} is not an Omega helper ({exc})") from None
+
+
 def sync(
     directory: Annotated[Path, typer.Argument(help="The brain's directory.")],
     server: Annotated[
@@ -69,6 +117,22 @@ def sync(
     ] = None,
     release_key: Annotated[
         list[str] | None, typer.Option("--release-key", help=_RELEASE_KEY_HELP)
+    ] = None,
+    helper_key_hex: Annotated[
+        str | None,
+        typer.Option(
+            "--helper-key",
+            help="Send two-server popularity reports sealed to this helper: its public key, "
+            "hex, as `omega helper key` prints it (pinned; without it the TV sends "
+            "ε-LDP reports).",
+        ),
+    ] = None,
+    helper_url: Annotated[
+        str | None,
+        typer.Option(
+            help="Read the helper's key from this helper (/helper/v1/info) instead; with "
+            "--helper-key, check that the two agree.",
+        ),
     ] = None,
     every: Annotated[
         float | None,
@@ -95,19 +159,19 @@ def sync(
     from omega.brain import Brain
     from omega.cli._output import emit
     from omega.cli.attest import read_identity
-    from omega.errors import ConfigError, InputError
+    from omega.errors import ConfigError
     from omega.protocol import MAX_PULL_BYTES
     from omega.sync import run_sync
 
     if not 1 <= max_pull_bytes <= MAX_PULL_BYTES:
-        raise InputError(
+        raise ConfigError(
             f"--max-pull-bytes must be 1 … {MAX_PULL_BYTES} (the protocol's bound), "
             f"got {max_pull_bytes}"
         )
     if every is not None and not (every > 0 and math.isfinite(every)):
-        raise InputError(f"--every must be a positive number of seconds, got {every}")
+        raise ConfigError(f"--every must be a positive number of seconds, got {every}")
     if not (backoff_cap >= 1 and math.isfinite(backoff_cap)):
-        raise InputError(f"--backoff-cap must be at least 1 second, got {backoff_cap}")
+        raise ConfigError(f"--backoff-cap must be at least 1 second, got {backoff_cap}")
     if (certificate is None) != (device_key is None):
         raise ConfigError("--certificate and --device-key go together")
     identity = read_identity(certificate, device_key) if certificate and device_key else None
@@ -117,6 +181,7 @@ def sync(
         "max_pull_bytes": max_pull_bytes,
         "attestation": identity,
         "release_keys": pinned or None,
+        "helper_key": helper_key(helper_key_hex, helper_url),
     }
     with Brain.open(directory, create=False) as brain:
         if every is not None:

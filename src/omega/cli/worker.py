@@ -17,7 +17,14 @@ if TYPE_CHECKING:
     from omega.errors import StoreError
     from omega.federation import RoundResult, Worker
 
-__all__ = ["register"]
+__all__ = ["NO_CODEBOOK", "register"]
+
+#: What a round on a server without a codebook says (it has nothing to consolidate).
+NO_CODEBOOK = (
+    "the constellation has no codebook yet, so the round had nothing to consolidate: "
+    "publish one with `omega admin codebook publish --catalog FILE` (the catalog your TVs "
+    "import), then run the worker again"
+)
 
 
 def worker(
@@ -45,7 +52,7 @@ def worker(
 
     from omega.constellation import Settings
     from omega.constellation.helper_client import HelperSettings, connect_helper
-    from omega.errors import ConfigError
+    from omega.errors import ConfigError, InputError
     from omega.federation import FederationConfig, Worker
     from omega.storage import open_storage
 
@@ -79,7 +86,8 @@ def worker(
             shares=shares,
         )
         if once:
-            runner.run_once()
+            if runner.run_once().status == "no_codebook":
+                raise InputError(NO_CODEBOOK)
         else:
             _run_until_stopped(runner)
     finally:
@@ -98,6 +106,8 @@ def _print_round(result: RoundResult, *, once: bool, as_json: bool) -> None:
     elif as_json:
         print(json.dumps(row), flush=True)
     else:
+        if row["status"] == "no_codebook":
+            err_console.print(f"[yellow]warning:[/] {NO_CODEBOOK}")
         err_console.print(
             f"round: {row['status']} version={row['version']} applied={row['applied']}"
             f" live={row['live']} released={row['released']} +{row['upserted']}"

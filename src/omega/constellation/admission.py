@@ -89,7 +89,20 @@ async def _attested(runtime: Runtime, registration: Registration, proof: Attesta
             "(a replayed registration): sign a new one",
             slug="registration-replayed",
         )
+    if viewer_id != record.viewer_id:
+        await _refuse_revoked(runtime, viewer_id)
     return Admission(viewer_id, new=viewer_id == record.viewer_id)
+
+
+async def _refuse_revoked(runtime: Runtime, viewer_id: str) -> None:
+    """A device registering again as a viewer the operator revoked gets no tokens."""
+    known = await runtime.db(lambda: runtime.storage.get_viewer(viewer_id))
+    if known is not None and known.revoked_at is not None:
+        raise Problem(
+            403,
+            "the operator revoked this device's viewer: it gets no new tokens",
+            slug="viewer-revoked",
+        )
 
 
 async def _trusted_key(runtime: Runtime, cert: DeviceCertificate) -> ManufacturerKey:

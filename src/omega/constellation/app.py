@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import gc
 import logging
 import os
@@ -19,11 +20,13 @@ from pathlib import Path
 from typing import Any
 
 from fastapi import Depends, FastAPI
+from fastapi_offline import FastAPIOffline
 from starlette.routing import Route
 
 from omega.clock import Clock, SystemClock
 from omega.constellation._runtime import Runtime, load_admin_token, load_keys, load_release_keys
 from omega.constellation.auth import AdminGate, TokenService
+from omega.constellation.dashboard import Dashboard, RoundLog, Sampler, Sessions, run_sampler
 from omega.constellation.distribute import Pacer
 from omega.constellation.doors import open_doors
 from omega.constellation.doors.mcp_tools import MCP_PATH, McpEndpoint
@@ -40,11 +43,14 @@ from omega.constellation.rounds import RoundRunner
 from omega.constellation.routes import (
     consensus,
     consensus_router,
+    dashboard_router,
     manage_router,
     manufacturers_router,
     operator,
     operator_router,
     ops_router,
+    registry,
+    registry_router,
     stream_router,
     sync_router,
     viewers_router,
@@ -57,6 +63,7 @@ from omega.constellation.routes.manufacturers import (
     TrustedManufacturerKey,
 )
 from omega.constellation.settings import Settings
+from omega.constellation.traffic import Traffic, TrafficMiddleware
 from omega.errors import ConfigError
 from omega.protocol.messages import (
     ProblemDetail,
@@ -96,6 +103,7 @@ _DOC_TYPES: list[Any] = [
     CodebookPublished,
     *operator.DOC_TYPES,
     *consensus.DOC_TYPES,
+    *registry.DOC_TYPES,
 ]
 
 
@@ -122,7 +130,7 @@ def _build_runtime(settings: Settings, clock: Clock, metrics: Metrics) -> Runtim
         storage,
         broker,
         interval=settings.release_poll_interval,
-        on_version=metrics.release_version.set,
+        on_version=metrics.release_changed,
     )
     codebooks = CodebookCache(storage, clock=clock)
     limits = ExchangeLimits(
@@ -131,6 +139,7 @@ def _build_runtime(settings: Settings, clock: Clock, metrics: Metrics) -> Runtim
         max_pull_bytes=settings.max_pull_bytes,
         two_server_reports=settings.helper_url is not None,
         seal_reserve=sealer.reserve,
+        share_epsilon=settings.share_noise_epsilon,
     )
     return Runtime(
         settings=settings,
@@ -163,6 +172,18 @@ def _build_runtime(settings: Settings, clock: Clock, metrics: Metrics) -> Runtim
         ),
         rounds=_round_runner(settings, storage, clock=clock, metrics=metrics, watcher=watcher),
         sealer=sealer,
+    )
+
+
+def _dashboard(runtime: Runtime, traffic: Traffic) -> Dashboard:
+    """The dashboard's sampler, round history and logins; the rounds report to it."""
+    rounds = RoundLog(runtime.clock)
+    runtime.rounds.observe(rounds.record)
+    sampler = Sampler(
+        runtime.metrics.registry, traffic, interval=runtime.settings.dashboard_sample_interval
+    )
+    return Dashboard(
+        traffic=traffic, sampler=sampler, rounds=rounds, sessions=Sessions(runtime.clock)
     )
 
 
@@ -214,17 +235,23 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
     """The constellation ASGI app. ``settings`` default: read from ``OMEGA_*`` variables."""
     settings = settings if settings is not None else Settings()
     clock = clock if clock is not None else SystemClock()
-    metrics = Metrics()
+    metrics = Metrics(helper=settings.helper_url is not None)
+    traffic = Traffic(clock)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         runtime = _build_runtime(settings, clock, metrics)
         app.state.runtime = runtime
+        dashboard = _dashboard(runtime, traffic)
+        app.state.dashboard = dashboard
         tasks: list[asyncio.Task[None]] = []
         doors = contextlib.AsyncExitStack()
         try:
             await runtime.watcher.check()
             tasks.append(asyncio.create_task(runtime.watcher.run(), name="omega-release-watch"))
+            stats = functools.partial(runtime.db, runtime.storage.stats)
+            sampling = run_sampler(dashboard.sampler, stats, clock)
+            tasks.append(asyncio.create_task(sampling, name="omega-dashboard-sampler"))
             if settings.federation_interval > 0:
                 tasks.append(asyncio.create_task(runtime.rounds.run(), name="omega-rounds"))
             for line in await open_doors(app, settings, doors):
@@ -254,7 +281,8 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
             runtime.rounds.close()
             runtime.storage.close()
 
-    app = FastAPI(
+    # FastAPIOffline: /docs and /redoc load Swagger UI and ReDoc from the package, no CDN.
+    app = FastAPIOffline(
         title="Omega constellation",
         summary="Federated pattern exchange for Omega TV brains.",
         description=(
@@ -272,6 +300,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
     )
     install_problem_handlers(app)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
+    app.add_middleware(TrafficMiddleware, traffic=traffic)
     for router in (
         viewers_router,
         sync_router,
@@ -279,8 +308,10 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         manufacturers_router,
         operator_router,
         consensus_router,
+        registry_router,
         stream_router,
         ops_router,
+        dashboard_router,
     ):
         app.include_router(router)
     if settings.mcp:

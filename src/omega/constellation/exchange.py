@@ -89,6 +89,9 @@ class ExchangeLimits:
     #: Bytes of each budget left for the seal the route adds to the fitted answer
     #: (``ReleaseSealer.reserve``): the budget is the sealed frame's.
     seal_reserve: Callable[[], int] = lambda: 0
+    #: What a two-server report costs the device that sends it (``share_noise_epsilon``;
+    #: the device's own ``shared_epsilon`` should equal it), for ``omega_report_epsilon_spent``.
+    share_epsilon: float = 0.0
 
 
 class _StoreArguments(TypedDict):
@@ -162,7 +165,7 @@ class Exchange:
             stored = self._storage.ingest(ingestion.push, **ingestion.arguments())
         except ConflictError:  # stored under the old digest? (see framed_push_digest)
             stored = self._storage.ingest(ingestion.push, **ingestion.arguments(old_digest=True))
-        return self._ingested(ingestion.ack, stored)
+        return self._ingested(ingestion, stored)
 
     async def push_async(
         self, viewer_id: str, push: PushRequest, *, server_version: int
@@ -179,7 +182,7 @@ class Exchange:
             stored = await self._storage.ingest_async(
                 ingestion.push, **ingestion.arguments(old_digest=True)
             )
-        return self._ingested(ingestion.ack, stored)
+        return self._ingested(ingestion, stored)
 
     def _prepare(self, viewer_id: str, push: PushRequest, *, server_version: int) -> _Ingestion:
         """Everything before storage that :meth:`push` and :meth:`push_async` share."""
@@ -226,12 +229,17 @@ class Exchange:
             raise Problem(404, f"viewer {viewer_id} is not registered", slug="no-such-viewer")
         return viewer.region
 
-    def _ingested(self, ack: PushAck, stored: PushAck) -> PushAck:
+    def _ingested(self, ingestion: _Ingestion, stored: PushAck) -> PushAck:
         if STOP_AFTER_INGEST in self._failpoints:
             os.kill(os.getpid(), signal.SIGSTOP)  # frozen here until killed (or continued)
+        ack, push = ingestion.ack, ingestion.push
         if stored is ack:  # first delivery; a retry returns the ack stored back then
             self._metrics.patterns_ingested.inc(len(ack.accepted))
             self._metrics.patterns_rejected.inc(len(ack.rejected))
+            if push.reports or push.shares:
+                self._metrics.reports_accepted(
+                    push.reports, len(push.shares), shared_epsilon=self._limits.share_epsilon
+                )
         return stored
 
     def pull(self, pull: PullRequest, *, beside: PushAck | None = None) -> PullResponse:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import inspect
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Annotated, Any, cast
 
 from fastapi import Depends, Request, Security
@@ -77,12 +77,13 @@ async def require_viewer(
     if token is None:
         raise AuthError("this endpoint needs a viewer access token (Authorization: Bearer)")
     verified = runtime.tokens.verify(token, "access")
+    request.state.viewer_id = verified.viewer_id  # for the dashboard's active devices
     enforce_rate(runtime, verified.viewer_id)
     return verified
 
 
 def enforce_rate(runtime: Runtime, viewer_id: str) -> None:
-    _enforce(runtime.limiter, viewer_id, runtime.settings.rate_window, "this viewer")
+    _enforce(runtime, runtime.limiter, viewer_id, "this viewer", "viewer")
 
 
 def enforce_registration_rate(request: Request) -> None:
@@ -90,14 +91,14 @@ def enforce_registration_rate(request: Request) -> None:
     limiter = runtime.registration_limiter
     if limiter is not None:
         address = request.client.host if request.client else "unknown"
-        _enforce(limiter, address, runtime.settings.rate_window, "registrations from here")
+        _enforce(runtime, limiter, address, "registrations from here", "registration")
 
 
 def enforce_manufacturer_rate(runtime: Runtime, manufacturer_id: str) -> None:
     limiter = runtime.manufacturer_limiter
     if limiter is not None:
         who = f"registrations of manufacturer {manufacturer_id!r}"
-        _enforce(limiter, manufacturer_id, runtime.settings.rate_window, who)
+        _enforce(runtime, limiter, manufacturer_id, who, "manufacturer")
 
 
 def refund_manufacturer_rate(runtime: Runtime, manufacturer_id: str) -> None:
@@ -107,12 +108,14 @@ def refund_manufacturer_rate(runtime: Runtime, manufacturer_id: str) -> None:
         runtime.manufacturer_limiter.refund(manufacturer_id)
 
 
-def _enforce(limiter: ViewerRateLimiter, key: str, window: int, who: str) -> None:
+def _enforce(runtime: Runtime, limiter: ViewerRateLimiter, key: str, who: str, limit: str) -> None:
+    """A 429 problem if ``key`` is over ``limiter``'s budget (counted under ``limit``)."""
     decision = limiter.hit(key)
     if not decision.allowed:
+        runtime.metrics.rate_limited.labels(limit).inc()
         raise Problem(
             429,
-            f"over {limiter.limit} requests per {window} s for {who}; "
+            f"over {limiter.limit} requests per {runtime.settings.rate_window} s for {who}; "
             f"retry in {decision.retry_after} s",
             slug="rate-limited",
             headers={"Retry-After": str(decision.retry_after)},
@@ -186,7 +189,7 @@ class ViewerRoute(APIRoute):
                 f"other dependencies; got {parameters} and {sorted(map(str, calls))}"
             )
 
-    def get_route_handler(self) -> Callable[[Request], Awaitable[Response]]:
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         endpoint = cast(_ViewerEndpoint, self.endpoint)
 
         async def handler(request: Request) -> Response:

@@ -32,6 +32,7 @@ from omega.errors import (
     RemoteProtocolError,
     RevokedError,
     StoreError,
+    ViewerRevokedError,
 )
 from omega.protocol.messages import PROBLEM_MEDIA_TYPE, PROBLEM_TYPE, ProblemDetail
 
@@ -118,6 +119,8 @@ def status_for(error: OmegaError) -> tuple[int, str]:
         return 500, "internal"
     if isinstance(error, ConflictError):
         return 422, "idempotency-conflict"
+    if isinstance(error, ViewerRevokedError):  # the operator revoked this viewer
+        return 403, "viewer-revoked"
     if isinstance(error, RevokedError):  # a lasting refusal to a device (sync.replies)
         return 403, "manufacturer-key-revoked"
     if isinstance(error, AuthError):

@@ -72,6 +72,12 @@ class ViewerRateLimiter:
             if hits:
                 hits.pop()
 
+    def active(self) -> int:
+        """Keys allowed a hit within the last ``window`` seconds (O(keys): for scrapes)."""
+        start = self._clock() - self._window
+        with self._lock:
+            return sum(1 for hits in self._hits.values() if hits and hits[-1] > start)
+
     def _sweep(self, start: float) -> None:
         """Forget keys with no hit left in the window (called with the lock held)."""
         idle = [key for key, hits in self._hits.items() if not hits or hits[-1] <= start]

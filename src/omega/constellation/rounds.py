@@ -20,11 +20,14 @@ server, as tests and the simulator want them: at once and in step with their clo
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import json
 import logging
 import socket
 import sys
+import time
+from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING, Any
 
 from anyio import to_thread
@@ -78,6 +81,17 @@ class RoundRunner:
         self._interval = interval
         self._worker_id = f"constellation-{socket.gethostname()}"
         self._lock = asyncio.Lock()
+        self._observers: list[Callable[[dict[str, Any]], None]] = []
+
+    def observe(self, observer: Callable[[dict[str, Any]], None]) -> None:
+        """Call ``observer`` with each round's outcome (what ``run_once`` returns) as it
+        ends, scheduled or asked for (the dashboard's round history)."""
+        self._observers.append(observer)
+
+    def _told(self, outcome: dict[str, Any]) -> dict[str, Any]:
+        for observer in self._observers:
+            observer(outcome)
+        return outcome
 
     async def run_once(self) -> dict[str, Any]:
         """One round; returns what it reported plus the release version after it."""
@@ -88,7 +102,7 @@ class RoundRunner:
         config = self.federation_config()
         if self._shares is None:
             self._shares = connect_helper(self._helper)
-        async with self._lock:  # one in-process round at a time
+        async with self._lock, self._timed() as outcome:  # one in-process round at a time
             result = await to_thread.run_sync(
                 lambda: run_round(
                     self._storage,
@@ -98,9 +112,9 @@ class RoundRunner:
                     shares=self._shares,
                 )
             )
-        self._metrics.rounds.inc()
+            outcome.append(result.status)
         version = await self._watcher.check()
-        return {"version": version, "result": plain(result)}
+        return self._told({"version": version, "result": plain(result)})
 
     def federation_config(self) -> FederationConfig:
         """The settings this server's rounds decide with (the admin's consensus and prune
@@ -125,7 +139,7 @@ class RoundRunner:
             "worker_id": self._worker_id,
             "helper": _helper_job(self._helper),
         }
-        async with self._lock:
+        async with self._lock, self._timed() as outcome:
             child = await asyncio.create_subprocess_exec(
                 sys.executable,
                 "-m",
@@ -147,9 +161,24 @@ class RoundRunner:
                     f"the round's child process exited {child.returncode}: " + " | ".join(tail)
                 )
             result = json.loads(out.decode().strip().splitlines()[-1])
-        self._metrics.rounds.inc()
+            outcome.append(str(result.get("status", "unknown")))
         version = await self._watcher.check()
-        return {"version": version, "result": result}
+        return self._told({"version": version, "result": result})
+
+    @contextlib.asynccontextmanager
+    async def _timed(self) -> AsyncIterator[list[str]]:
+        """Time a round for the metrics; the caller appends its status (none: it failed,
+        unless it was cancelled, which is no round at all)."""
+        outcome: list[str] = []
+        started = time.perf_counter()
+        try:
+            yield outcome
+        except asyncio.CancelledError:
+            raise
+        except BaseException:
+            self._metrics.round_finished("failed", time.perf_counter() - started)
+            raise
+        self._metrics.round_finished(outcome[-1], time.perf_counter() - started)
 
     async def run(self) -> None:
         while True:

@@ -147,6 +147,12 @@ class Settings(BaseSettings):
             "the server memory and a file descriptor: docs/results.md, concurrent devices."
         ),
     )
+    dashboard_sample_interval: float = Field(
+        default=5.0,
+        gt=0,
+        le=3600,
+        description="Seconds between the /dashboard's samples (it keeps the last 720).",
+    )
     gc_freeze: bool = Field(
         default=True,
         description=(

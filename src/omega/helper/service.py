@@ -143,7 +143,12 @@ class HelperService:
     @classmethod
     def open(cls, data_dir: Path, config: HelperConfig | None = None) -> HelperService:
         """The helper kept in ``data_dir`` (key and secret are made on first start)."""
-        data_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            data_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ConfigError(
+                f"cannot use {data_dir} as the helper's data directory: {exc}"
+            ) from exc
         return cls(
             _load_key(data_dir / KEY_FILE),
             load_secret(data_dir / SECRET_FILE, create=True),

@@ -29,9 +29,18 @@ from omega.sim._report_data import (
     section,
 )
 
-__all__ = ["attack_exposure_png", "bytes_per_sync_png", "quality_over_time_png"]
+__all__ = [
+    "FEW_VIEWERS",
+    "attack_exposure_png",
+    "bytes_per_sync_png",
+    "quality_over_time_figure",
+    "quality_over_time_png",
+]
 
 DPI = 100
+#: A checkpoint that measured fewer viewers than this says little about the fleet's
+#: quality (NDCG@10 over a handful of hold-outs swings by tenths): drawn apart.
+FEW_VIEWERS = 20
 _OMEGA = "#1f77b4"
 _LOCAL = "#ff7f0e"
 _CLEAN = "#4c9f70"
@@ -64,28 +73,24 @@ def _png(figure: Figure) -> bytes:
 
 def quality_over_time_png(result: Mapping[str, Any]) -> bytes | None:
     """NDCG@10 of Omega and local-only over simulated time, final baselines as references."""
-    timeline = result.get("timeline")
-    if not isinstance(timeline, list):
-        return None
-    points = sorted(
-        (p for p in timeline if isinstance(p, Mapping) and number(p.get("ts")) is not None),
-        key=lambda p: float(p["ts"]),
-    )
+    figure = quality_over_time_figure(result)
+    return None if figure is None else _png(figure)
+
+
+def quality_over_time_figure(result: Mapping[str, Any]) -> Figure | None:
+    """The figure of :func:`quality_over_time_png`. Each point is labelled with the
+    viewers it measured (those whose hold-out came before it); a point of fewer than
+    ``FEW_VIEWERS`` is drawn hollow and off the line: its NDCG is not comparable with the
+    final one over the whole fleet."""
+    points = _timeline(result)
     if not points:
         return None
     # datetime64 (UTC) so the axis shows calendar time, whatever span the replay covers.
     when = np.asarray([round(float(p["ts"])) for p in points], dtype="datetime64[s]")
-    omega, local = (
-        np.asarray([np.nan if (v := number(p.get(key))) is None else v for p in points])
-        for key in ("omega_ndcg@10", "local_only_ndcg@10")
-    )
-    marker = "o" if len(points) <= 30 else None
+    viewers = np.asarray([int(number(p.get("viewers")) or 0) for p in points])
     with rc_context({"date.converter": "concise"}):
-        figure, (ax,) = _figure(9, 5)
-        ax.plot(when, omega, color=_OMEGA, lw=2.2, marker=marker, label="Omega")
-        ax.plot(
-            when, local, color=_LOCAL, lw=1.8, marker=marker, label=BASELINE_LABELS["local_only"]
-        )
+        figure, (ax,) = _figure(9, 5.4)
+        _draw_series(ax, when, points, viewers)
         for row in quality_rows(result):
             if row.key in ("omega", "local_only") or row.ndcg is None:
                 continue
@@ -93,11 +98,62 @@ def quality_over_time_png(result: Mapping[str, Any]) -> bytes | None:
             label = f"{BASELINE_LABELS.get(row.key, row.key)}, final {row.ndcg:.4f}"
             ax.axhline(row.ndcg, color=colour, ls=style, lw=1.4, label=label)
         ax.set_ylim(bottom=0)
-        ax.set_xlabel("simulated time (UTC)")
+        ax.margins(y=0.12)  # room for the viewer counts above the points
+        ax.set_xlabel("simulated time (UTC); n: viewers measured at that point")
         ax.set_ylabel("NDCG@10 (hold-out, full ranking)")
-        ax.set_title(f"Recommendation quality over simulated time — {_dataset_name(result)}")
+        ax.set_title(
+            "Recommendation quality over simulated time\n"
+            f"{_dataset_name(result)}, {viewers[-1]:,} viewers at the end",
+            wrap=True,
+        )
         ax.legend(loc="best", fontsize=9, framealpha=0.9)
-        return _png(figure)
+        return figure
+
+
+def _draw_series(
+    ax: Axes, when: npt.NDArray[Any], points: list[Mapping[str, Any]], viewers: npt.NDArray[Any]
+) -> None:
+    """Omega's and local-only's NDCG, a point of few viewers hollow and off the line."""
+    few = viewers < FEW_VIEWERS
+    for key, colour, width, label in (
+        ("omega_ndcg@10", _OMEGA, 2.2, "Omega"),
+        ("local_only_ndcg@10", _LOCAL, 1.8, BASELINE_LABELS["local_only"]),
+    ):
+        values = np.asarray([np.nan if (v := number(p.get(key))) is None else v for p in points])
+        ax.plot(when[~few], values[~few], color=colour, lw=width, marker="o", label=label)
+        if few.any():
+            ax.plot(when[few], values[few], ls="none", marker="o", mfc="white", color=colour)
+        if key == "omega_ndcg@10":
+            _label_viewers(ax, when, values, viewers)
+    if few.any():
+        note = f"fewer than {FEW_VIEWERS} viewers measured: not comparable"
+        ax.plot([], [], ls="none", marker="o", mfc="white", color="dimgray", label=note)
+
+
+def _timeline(result: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    timeline = result.get("timeline")
+    if not isinstance(timeline, list):
+        return []
+    return sorted(
+        (p for p in timeline if isinstance(p, Mapping) and number(p.get("ts")) is not None),
+        key=lambda p: float(p["ts"]),
+    )
+
+
+def _label_viewers(
+    ax: Axes, when: npt.NDArray[Any], values: npt.NDArray[Any], viewers: npt.NDArray[Any]
+) -> None:
+    for x, y, n in zip(when, values, viewers, strict=True):
+        if np.isfinite(y):
+            ax.annotate(
+                f"n={n:,}",
+                (x, y),
+                xytext=(0, 7),
+                textcoords="offset points",
+                ha="center",
+                fontsize=8,
+                color="dimgray",
+            )
 
 
 def bytes_per_sync_png(result: Mapping[str, Any]) -> bytes | None:

@@ -29,14 +29,18 @@ from omega.sim._report_data import (
     section,
 )
 from omega.sim._report_plots import (
+    FEW_VIEWERS,
     attack_exposure_png,
     bytes_per_sync_png,
+    quality_over_time_figure,
     quality_over_time_png,
 )
 
 __all__ = [
+    "FEW_VIEWERS",
     "PLOTS",
     "check_report_directory",
+    "quality_over_time_figure",
     "quality_table",
     "render_markdown",
     "summary_table",
@@ -47,8 +51,9 @@ __all__ = [
 PLOTS: dict[str, tuple[str, str, Callable[[Mapping[str, Any]], bytes | None]]] = {
     "quality_over_time.png": (
         "Quality over simulated time",
-        "NDCG@10 of Omega vs local-only as the replay advances; other baselines at their "
-        "final values",
+        "NDCG@10 of Omega vs local-only as the replay advances, each point with the viewers "
+        f"it measured (hollow: fewer than {FEW_VIEWERS}, not comparable); other baselines at "
+        "their final values",
         quality_over_time_png,
     ),
     "bytes_per_sync.png": (

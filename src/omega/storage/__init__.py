@@ -9,6 +9,7 @@ from omega.storage.base import (
     ManufacturerKey,
     ReleaseDelta,
     Storage,
+    StorageLoad,
     StorageStats,
     ViewerRecord,
 )
@@ -25,6 +26,7 @@ __all__ = [
     "ReleaseDelta",
     "SQLiteStorage",
     "Storage",
+    "StorageLoad",
     "StorageStats",
     "ViewerRecord",
     "check_storage_url",

@@ -25,6 +25,7 @@ from anyio import to_thread
 
 from omega.errors import StoreError
 from omega.storage._sql import POSTGRES, Dialect, Tx
+from omega.storage.base import StorageLoad
 
 __all__ = ["Cursor", "PostgresEngine"]
 
@@ -125,6 +126,16 @@ class PostgresEngine:
 
     def write_live(self, job: Callable[[Tx], T]) -> T:
         return self.write(job)
+
+    def load(self) -> StorageLoad:
+        """Open connections, and those in a transaction (psycopg's libpq status, read
+        without touching the socket; a connection another thread is using may change
+        state as it is read, which a gauge can bear)."""
+        with self._lock:
+            open_ = [c for c in self._connections if not c.closed]
+        idle = psycopg.pq.TransactionStatus.IDLE
+        in_use = sum(1 for c in open_ if c.info.transaction_status != idle)
+        return StorageLoad(connections=len(open_), in_use=in_use)
 
     def close(self) -> None:
         with self._lock:

@@ -19,6 +19,7 @@ from typing import Any, Protocol, TypeVar
 import msgspec
 
 from omega.errors import StoreError
+from omega.storage.base import StorageLoad
 
 __all__ = ["POSTGRES", "SQLITE", "Cursor", "Dialect", "Engine", "Tx"]
 
@@ -166,4 +167,8 @@ class Engine(Protocol):
 
     def write_live(self, job: Callable[[Tx], T]) -> T:
         """A write transaction on the live set."""
+        ...
+
+    def load(self) -> StorageLoad:
+        """The connections' state now (``Storage.load``)."""
         ...

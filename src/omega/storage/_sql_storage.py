@@ -12,7 +12,7 @@ import json
 from collections.abc import Callable
 from typing import Generic, TypeVar
 
-from omega.errors import ConflictError, InputError, RevokedError
+from omega.errors import ConflictError, InputError, RevokedError, ViewerRevokedError
 from omega.protocol.messages import (
     ConsolidatedPattern,
     FrequencyReport,
@@ -44,6 +44,7 @@ from omega.storage.base import (
     ReleaseDelta,
     ReportQueue,
     Storage,
+    StorageLoad,
     StorageStats,
     SupportCounts,
     ViewerRecord,
@@ -65,23 +66,33 @@ class SQLStorage(Storage, Generic[E]):
     def create_viewer(self, viewer: ViewerRecord) -> None:
         def write(tx: Tx) -> None:
             inserted = viewers.insert_viewer(tx, viewer)
-            if inserted == 0 and _viewer(tx, viewer.viewer_id) != viewer:
+            if inserted == 0 and viewers.viewer(tx, viewer.viewer_id) != viewer:
                 raise ConflictError(f"viewer {viewer.viewer_id!r} is already registered")
 
         self._db.write(write)
 
     def get_viewer(self, viewer_id: str) -> ViewerRecord | None:
         with self._db.read() as tx:
-            return _viewer(tx, viewer_id)
+            return viewers.viewer(tx, viewer_id)
+
+    def list_viewers(self, *, after: str = "", limit: int) -> list[ViewerRecord]:
+        with self._db.read() as tx:
+            return viewers.list_viewers(tx, after, limit)
+
+    def revoke_viewer(self, viewer_id: str, *, now: float) -> ViewerRecord | None:
+        return self._db.write(lambda tx: viewers.revoke_viewer(tx, viewer_id, now))
 
     def use_refresh_token(self, jti: str, viewer_id: str, *, now: float) -> bool:
         def write(tx: Tx) -> bool:
             _require_viewer(tx, viewer_id)
+            # PostgreSQL's key is (viewer_id, jti) (partitioned by viewer): a token id
+            # presented for another viewer is refused by the NOT EXISTS.
             return (
                 tx.run(
-                    "INSERT INTO refresh_tokens (jti, viewer_id, used_at) VALUES (?, ?, ?)"
-                    " ON CONFLICT (jti) DO NOTHING",
-                    (jti, viewer_id, now),
+                    "INSERT INTO refresh_tokens (jti, viewer_id, used_at) SELECT ?, ?, ?"
+                    " WHERE NOT EXISTS (SELECT 1 FROM refresh_tokens WHERE jti = ?)"
+                    " ON CONFLICT DO NOTHING",
+                    (jti, viewer_id, now, jti),
                 )
                 == 1
             )
@@ -367,6 +378,9 @@ class SQLStorage(Storage, Generic[E]):
             capabilities=capabilities,
         )
 
+    def load(self) -> StorageLoad:
+        return self._db.load()
+
     def _capabilities(self, tx: Tx) -> tuple[str, ...]:
         """What this backend can do beyond the interface (``StorageStats.capabilities``)."""
         return ()
@@ -409,22 +423,14 @@ _STANDING = (
 
 
 #: A push's batch, stored only for a viewer in good standing (:data:`_STANDING` with no
-#: revoked key) and only once per (viewer, batch): a row back when it was stored.
+#: revoked key, and not revoked by the operator) and only once per (viewer, batch): a row
+#: back when it was stored.
 _INSERT_BATCH = (
     "INSERT INTO push_batches (viewer_id, batch_id, digest, ack, created_at)"
     f" SELECT ?, ?, ?, ?, ? WHERE EXISTS (SELECT 1 FROM {_STANDING}"
-    " AND k.manufacturer_id IS NULL)"
+    " AND k.manufacturer_id IS NULL AND v.revoked_at IS NULL)"
     " ON CONFLICT (viewer_id, batch_id) DO NOTHING RETURNING 1"
 )
-
-
-def _viewer(tx: Tx, viewer_id: str) -> ViewerRecord | None:
-    row = tx.row(
-        "SELECT viewer_id, region, device_model, created_at, client_version FROM viewers"
-        " WHERE viewer_id = ?",
-        (viewer_id,),
-    )
-    return None if row is None else ViewerRecord(*row)
 
 
 def _require_viewer(tx: Tx, viewer_id: str) -> None:
@@ -433,10 +439,14 @@ def _require_viewer(tx: Tx, viewer_id: str) -> None:
 
 
 def _require_pushing_viewer(tx: Tx, viewer_id: str) -> None:
-    """A registered viewer not attested under a revoked manufacturer key (one query)."""
-    row = tx.row(f"SELECT k.manufacturer_id, k.key_id FROM {_STANDING}", (viewer_id,))
+    """A registered viewer neither revoked nor attested under a revoked manufacturer key
+    (one query)."""
+    columns = "k.manufacturer_id, k.key_id, v.revoked_at"
+    row = tx.row(f"SELECT {columns} FROM {_STANDING}", (viewer_id,))
     if row is None:
         raise InputError(f"viewer {viewer_id!r} is not registered")
+    if row[2] is not None:
+        raise ViewerRevokedError("the operator revoked this viewer: its pushes are refused")
     if row[0] is not None:
         raise RevokedError(
             f"this device was attested under manufacturer key {row[0]}/{row[1]}, since "

@@ -15,11 +15,14 @@ __all__ = [
     "get_key",
     "insert_viewer",
     "keys",
+    "list_viewers",
     "register_device",
     "rekey_device",
     "revoke_key",
+    "revoke_viewer",
     "revoked_key_of",
     "revoked_viewers",
+    "viewer",
 ]
 
 _KEY_COLUMNS = "k.manufacturer_id, k.key_id, k.public_key, k.created_at, k.revoked_at"
@@ -33,6 +36,9 @@ _REVOKED = (
     " ON k.manufacturer_id = d.manufacturer_id AND k.key_id = d.key_id"
     " WHERE k.revoked_at IS NOT NULL"
 )
+
+
+_VIEWER_COLUMNS = "viewer_id, region, device_model, created_at, client_version, revoked_at"
 
 
 class Raced(Exception):
@@ -52,6 +58,27 @@ def insert_viewer(tx: Tx, viewer: ViewerRecord) -> int:
             viewer.created_at,
         ),
     )
+
+
+def viewer(tx: Tx, viewer_id: str) -> ViewerRecord | None:
+    row = tx.row(f"SELECT {_VIEWER_COLUMNS} FROM viewers WHERE viewer_id = ?", (viewer_id,))
+    return None if row is None else ViewerRecord(*row)
+
+
+def list_viewers(tx: Tx, after: str, limit: int) -> list[ViewerRecord]:
+    rows = tx.rows(
+        f"SELECT {_VIEWER_COLUMNS} FROM viewers WHERE viewer_id > ? ORDER BY viewer_id LIMIT ?",
+        (after, limit),
+    )
+    return [ViewerRecord(*row) for row in rows]
+
+
+def revoke_viewer(tx: Tx, viewer_id: str, now: float) -> ViewerRecord | None:
+    tx.run(
+        "UPDATE viewers SET revoked_at = ? WHERE viewer_id = ? AND revoked_at IS NULL",
+        (now, viewer_id),
+    )
+    return viewer(tx, viewer_id)
 
 
 def _key(row: tuple[Any, ...]) -> ManufacturerKey:
@@ -170,7 +197,9 @@ def rekey_device(tx: Tx, manufacturer_id: str, device_id: str) -> str | None:
 
 
 def revoked_viewers(tx: Tx) -> frozenset[str]:
-    return frozenset(r[0] for r in tx.rows(f"SELECT d.viewer_id FROM {_REVOKED}"))
+    by_key = tx.rows(f"SELECT d.viewer_id FROM {_REVOKED}")
+    by_operator = tx.rows("SELECT viewer_id FROM viewers WHERE revoked_at IS NOT NULL")
+    return frozenset(r[0] for r in [*by_key, *by_operator])
 
 
 def revoked_key_of(tx: Tx, viewer_id: str) -> ManufacturerKey | None:

@@ -21,6 +21,7 @@ from omega.storage._sql import SQLITE, Dialect, Tx
 from omega.storage._sqlite_conn import set_wal, translated
 from omega.storage._sqlite_live import LiveFile
 from omega.storage._sqlite_writer import Writer, WriterClosedError
+from omega.storage.base import StorageLoad
 
 __all__ = ["SQLiteEngine"]
 
@@ -129,6 +130,14 @@ class SQLiteEngine:
                 yield
             except WriterClosedError:
                 raise StoreError(f"SQLite store {self.path} is closed") from None
+
+    def load(self) -> StorageLoad:
+        """The main file's readers (one per thread that read; the writer thread's own
+        connection is not counted) and the writes queued for the writer thread."""
+        with self._lock:
+            readers = list(self._connections)
+        in_use = sum(1 for conn in readers if conn.in_transaction)
+        return StorageLoad(connections=len(readers), in_use=in_use, write_queue=self.writer.queued)
 
     def close(self) -> None:
         with self._lock:

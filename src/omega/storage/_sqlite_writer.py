@@ -88,6 +88,11 @@ class Writer:
         self._commits = 0  # groups committed (read by the checkpointer)
         self._closed = False
 
+    @property
+    def queued(self) -> int:
+        """Jobs waiting for the writer thread (those of the group it commits not counted)."""
+        return self._queue.qsize()
+
     def run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         """Run ``fn`` in a write transaction on the writer thread; return once committed."""
         if threading.current_thread() is self._thread:

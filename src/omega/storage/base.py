@@ -54,6 +54,7 @@ __all__ = [
     "ReleaseDelta",
     "ReportQueue",
     "Storage",
+    "StorageLoad",
     "StorageStats",
     "SupportCounts",
     "ViewerRecord",
@@ -70,6 +71,8 @@ class ViewerRecord:
     device_model: str
     created_at: float
     client_version: str = "0.1.0"
+    #: When the operator revoked the viewer (``revoke_viewer``); None in good standing.
+    revoked_at: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,6 +156,17 @@ class ReleaseDelta:
 
 
 @dataclass(frozen=True, slots=True)
+class StorageLoad:
+    """How busy the backend's connections are now (read by ``/metrics``, no query run)."""
+
+    #: Connections open, and those inside a transaction at this instant.
+    connections: int
+    in_use: int
+    #: Writes queued for SQLite's single writer thread, not yet started (0 for PostgreSQL).
+    write_queue: int = 0
+
+
+@dataclass(frozen=True, slots=True)
 class StorageStats:
     viewers: int
     pending_contributions: int
@@ -187,6 +201,16 @@ class Storage(abc.ABC):
 
     @abc.abstractmethod
     def get_viewer(self, viewer_id: str) -> ViewerRecord | None: ...
+
+    @abc.abstractmethod
+    def list_viewers(self, *, after: str = "", limit: int) -> list[ViewerRecord]:
+        """Up to ``limit`` viewers whose id sorts after ``after``, by id (a page)."""
+
+    @abc.abstractmethod
+    def revoke_viewer(self, viewer_id: str, *, now: float) -> ViewerRecord | None:
+        """Mark the viewer revoked (once: a second call keeps the first time); None if
+        unknown. A revoked viewer is one of ``revoked_viewers``: left out of rounds, its
+        pushes refused (``RevokedError``)."""
 
     @abc.abstractmethod
     def use_refresh_token(self, jti: str, viewer_id: str, *, now: float) -> bool:
@@ -230,7 +254,8 @@ class Storage(abc.ABC):
 
     @abc.abstractmethod
     def revoked_viewers(self) -> frozenset[str]:
-        """Viewers whose device was last attested under a revoked key."""
+        """Viewers the operator revoked, and those whose device was last attested under a
+        revoked key."""
 
     @abc.abstractmethod
     def revoked_key_of(self, viewer_id: str) -> ManufacturerKey | None:
@@ -368,3 +393,7 @@ class Storage(abc.ABC):
 
     @abc.abstractmethod
     def stats(self) -> StorageStats: ...
+
+    @abc.abstractmethod
+    def load(self) -> StorageLoad:
+        """The connections' state now, from memory: cheap, never blocks on the database."""

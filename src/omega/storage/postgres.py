@@ -46,9 +46,10 @@ _MIGRATION_LOCK = 0x6F6D656761
 # live rows in the same order. Parameters: limit, now.
 _APPLY = f"""
 WITH lease AS (
-    SELECT seq FROM pending ORDER BY seq LIMIT ? FOR UPDATE SKIP LOCKED
+    SELECT viewer_id, seq FROM pending ORDER BY seq LIMIT ? FOR UPDATE SKIP LOCKED
 ), leased AS (
-    DELETE FROM pending p USING lease WHERE p.seq = lease.seq RETURNING p.*
+    DELETE FROM pending p USING lease
+    WHERE p.viewer_id = lease.viewer_id AND p.seq = lease.seq RETURNING p.*
 ), latest AS (
     SELECT DISTINCT ON (viewer_id, pattern_id) * FROM leased
     ORDER BY viewer_id, pattern_id, seq DESC

@@ -66,6 +66,7 @@ LASTING_REFUSALS = frozenset(
         "attestation-required",  # the server registers attested TVs only; this one has none
         "unknown-manufacturer-key",  # the operator trusts no key of this TV's maker
         "manufacturer-key-revoked",  # the key that certified this TV was revoked
+        "viewer-revoked",  # the operator revoked this viewer
         "not-your-viewer",  # the stored credentials are another viewer's
     }
 )

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Request
 from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.responses import Response
 
+from omega.constellation import scrape
 from omega.constellation._runtime import runtime_of
 
 __all__ = ["router"]
@@ -24,6 +25,5 @@ async def healthz(request: Request) -> dict[str, Any]:
 @router.get("/metrics", summary="Prometheus metrics", response_class=Response)
 async def metrics(request: Request) -> Response:
     runtime = runtime_of(request)
-    runtime.metrics.release_version.set(runtime.broker.version)
-    runtime.metrics.sse_clients.set(runtime.broker.subscribers)
+    await scrape.refresh(runtime)
     return Response(runtime.metrics.render(), media_type=CONTENT_TYPE_LATEST)

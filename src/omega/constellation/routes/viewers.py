@@ -20,7 +20,7 @@ from omega.constellation.guards import (
 )
 from omega.constellation.openapi import body_doc, problem_responses, reply_doc
 from omega.constellation.problems import Problem
-from omega.errors import AuthError
+from omega.errors import AuthError, ViewerRevokedError
 from omega.protocol.messages import Registration, RegistrationResponse, TokenRefresh
 
 __all__ = ["router"]
@@ -76,7 +76,7 @@ async def register(request: Request) -> Response:
     summary="Trade a refresh token (once) for a new access and refresh token",
     openapi_extra=body_doc("TokenRefresh"),
     responses=reply_doc("RegistrationResponse")
-    | problem_responses(400, 401, 413, 415, 422, 429, 503),
+    | problem_responses(400, 401, 403, 413, 415, 422, 429, 503),
     response_class=Response,
 )
 async def refresh(request: Request) -> Response:
@@ -93,6 +93,8 @@ async def refresh(request: Request) -> Response:
     viewer = await runtime.db(lambda: runtime.storage.get_viewer(verified.viewer_id))
     if viewer is None:
         raise AuthError("the refresh token's viewer is not registered here")
+    if viewer.revoked_at is not None:
+        raise ViewerRevokedError("the operator revoked this viewer: it gets no new tokens")
     revoked = await runtime.db(lambda: runtime.storage.revoked_key_of(verified.viewer_id))
     if revoked is not None:
         raise AuthError(
