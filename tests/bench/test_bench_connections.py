@@ -4,8 +4,8 @@ no timing is asserted)."""
 
 from __future__ import annotations
 
+import http.client
 import json
-import socket
 import time
 from pathlib import Path
 
@@ -80,14 +80,19 @@ def test_omega_serve_keeps_idle_connections_as_long_as_told(tmp_path: Path) -> N
     server = ServerProcess(
         command, env=env, base_url=f"http://127.0.0.1:{port}", log_path=tmp_path / "server.log"
     )
-    request = b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
     try:
         server.start()
-        with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
-            sock.sendall(request)
-            assert sock.recv(4096).startswith(b"HTTP/1.1 200")
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        try:
+            connection.request("GET", "/healthz")
+            assert connection.getresponse().read()
+            assert connection.sock is not None
+            first = connection.sock.getsockname()
             time.sleep(6.5)  # past uvicorn's default keep-alive: closed without the setting
-            sock.sendall(request)
-            assert sock.recv(4096).startswith(b"HTTP/1.1 200")
+            connection.request("GET", "/healthz")  # RemoteDisconnected if it was closed
+            assert connection.getresponse().status == 200
+            assert connection.sock.getsockname() == first  # the same connection
+        finally:
+            connection.close()
     finally:
         server.stop()

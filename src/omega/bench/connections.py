@@ -187,6 +187,10 @@ class _Clients:
             if process.poll() is None:
                 process.kill()
             process.wait(timeout=30)
+            for stream in (process.stdin, process.stdout):
+                if stream is not None:
+                    with contextlib.suppress(OSError):
+                        stream.close()
 
 
 def _configs(
