@@ -300,6 +300,23 @@ def test_a_device_that_moves_keeps_its_connection(server: Server, tls: SelfSigne
     assert _metric(server, "omega_http3_connections_total", resumed="no") == handshakes + 1
 
 
+def test_a_ping_keeps_the_open_connection(server: Server, tls: SelfSigned) -> None:
+    """``ping()`` sends nothing with no connection open, and is answered on an open one
+    (devices holding a connection between syncs ping it within the idle timeout)."""
+
+    async def scenario() -> None:
+        async with Http3Transport(_url(server), pin=tls.pin) as transport:
+            assert await transport.ping() is False
+            assert transport.stats.datagrams_sent == 0
+            await _register(transport)
+            sent = transport.stats.datagrams_sent
+            assert await transport.ping() is True
+            assert transport.stats.datagrams_sent > sent
+            assert transport.stats.handshakes == 1
+
+    asyncio.run(scenario())
+
+
 def test_an_oversized_body_gets_413_and_the_connection_carries_on(
     server: Server, tls: SelfSigned
 ) -> None:

@@ -26,7 +26,11 @@ it measured. One module per command:
   CPython, its load time and bundle size (:func:`run_wasm_bench`);
 - ``soak``: a fleet at ~70 % of the held rate for minutes, through server SIGKILLs,
   connection resets and a helper outage, audited at the end (:func:`run_soak`), whose
-  cheap devices run in their own process (``python -m omega.bench.soak_load``).
+  cheap devices run in their own process (``python -m omega.bench.soak_load``);
+- ``connections``: many devices each on its own connection to one server
+  (:func:`run_connections_bench`), held by client processes
+  (``python -m omega.bench._conn_client``);
+- ``cost``: the monthly cost of a fleet from the measured figures (:func:`estimate_cost`).
 
 The names below load their module on first use (PEP 562): each bench imports the part it
 measures (the embedding model, FastAPI, scipy), and importing one must not import the
@@ -41,6 +45,8 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from omega.bench.brain import run_brain_bench
+    from omega.bench.connections import run_connections_bench
+    from omega.bench.cost import estimate_cost
     from omega.bench.failover import run_failover
     from omega.bench.faults import ResetProxy
     from omega.bench.federation import run_federation_bench
@@ -61,8 +67,10 @@ __all__ = [
     "LoadConfig",
     "ResetProxy",
     "ServerProcess",
+    "estimate_cost",
     "measure_sync",
     "run_brain_bench",
+    "run_connections_bench",
     "run_failover",
     "run_federation_bench",
     "run_fleet_restart",
@@ -83,9 +91,11 @@ _HOMES = {
     "LoadConfig": "loadgen",
     "ResetProxy": "faults",
     "ServerProcess": "serving",
+    "estimate_cost": "cost",
     "measure_sync": "sync",
     "run_brain_bench": "brain",
     "run_failover": "failover",
+    "run_connections_bench": "connections",
     "run_federation_bench": "federation",
     "run_fleet_restart": "fleet_restart",
     "run_mcp_bench": "mcp",

@@ -457,3 +457,7 @@ def _emit_soak(result: dict[str, Any], *, as_json: bool) -> None:
 from omega.cli import bench_server  # noqa: E402  (it adds `omega bench server` to app)
 
 bench_server.register(app)
+
+from omega.cli import bench_connections  # noqa: E402  (`omega bench connections`)
+
+bench_connections.register(app)

@@ -90,6 +90,7 @@ def _register() -> None:
         "attest",
         "sdk",
         "mcp",
+        "cost",
     ):
         try:
             module = __import__(f"omega.cli.{optional}", fromlist=["register"])

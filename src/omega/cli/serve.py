@@ -135,7 +135,14 @@ def serve(
         title="omega serve",
     )
     err_console.print("press Ctrl+C to stop")
-    uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=False)
+    uvicorn.run(
+        app,
+        host=host,
+        port=port,
+        log_level=log_level,
+        access_log=False,
+        timeout_keep_alive=settings.http_keep_alive,
+    )
 
 
 def _http3_summary(settings: Any) -> dict[str, str]:

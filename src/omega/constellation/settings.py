@@ -146,6 +146,15 @@ class Settings(BaseSettings):
         default=5.0, gt=0, description="How often to look for releases committed by other workers."
     )
     sse_ping_interval: float = Field(default=15.0, gt=0)
+    http_keep_alive: int = Field(
+        default=5,
+        gt=0,
+        description=(
+            "Seconds an idle HTTP/1.1 keep-alive connection stays open (omega serve: "
+            "uvicorn's timeout_keep_alive, whose default is 5). Each open connection costs "
+            "the server memory and a file descriptor: docs/results.md, concurrent devices."
+        ),
+    )
     dashboard_sample_interval: float = Field(
         default=5.0,
         gt=0,

@@ -362,6 +362,22 @@ class Http3Transport:
             answer, _ = await protocol.exchange(method, path, body, headers, self._authority)
         return answer
 
+    async def ping(self) -> bool:
+        """Keep the open connection alive: one QUIC PING, acknowledged within the I/O
+        timeout (TransportError if not). False: no connection is open, nothing sent.
+
+        A connection with no packets for the idle timeout (aioquic's 60 s, on both sides)
+        is closed; a device that holds one open between syncs pings more often."""
+        protocol = self._protocol
+        if protocol is None or not protocol.usable:
+            return False
+        try:
+            async with asyncio.timeout(self._timeout):
+                await protocol.ping()
+        except TimeoutError:
+            raise TransportError(f"no answer to a QUIC PING in {self._timeout:g} s") from None
+        return True
+
     async def _handshake(self, protocol: _ClientProtocol) -> None:
         try:
             async with asyncio.timeout(self._connect_timeout):
