@@ -40,6 +40,7 @@ from omega.bench.fleet_restart import (
     STORED_SQL,
     _audit_rows,
     _Device,
+    _drain,
     _open_fleet,
     _publish_codebook,
     _shared_catalog,
@@ -176,30 +177,6 @@ async def _drive(
     if broken:
         raise BenchError(f"{len(broken)} device runtimes stopped on an error: {broken[0]!r}")
     return killed, sum(t.failovers for t in transports), drained
-
-
-async def _drain(fleet: list[_Device], errors: list[str]) -> int:
-    """Ask devices with changes still queued (or a batch unanswered) to sync until none is
-    left (at most 20 times); how many needed it. What a sync answered with instead of a
-    result is kept in ``errors``: a device that cannot empty its outbox must say why."""
-    needed: set[int] = set()
-    for _ in range(20):
-        behind = [
-            n
-            for n, d in enumerate(fleet)
-            if d.brain.sync.outbox_size() or d.brain.sync.inflight() is not None
-        ]
-        if not behind:
-            break
-        needed.update(behind)
-        asks = []
-        for n in behind:
-            runtime = fleet[n].runtime
-            assert runtime is not None
-            asks.append(asyncio.wrap_future(runtime.sync_now()))
-        answers = await asyncio.gather(*asks, return_exceptions=True)
-        errors.extend(f"{type(a).__name__}: {a}" for a in answers if isinstance(a, BaseException))
-    return len(needed)
 
 
 def _window(timeline: _Timeline, killed: float, steady: float) -> dict[str, Any]:

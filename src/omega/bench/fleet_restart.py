@@ -264,10 +264,11 @@ async def _drive(
     return marks, drained
 
 
-async def _drain(fleet: list[_Device]) -> int:
+async def _drain(fleet: list[_Device], errors: list[str] | None = None) -> int:
     """Ask devices with changes still queued (or a batch unanswered) to sync until none is
     left; how many needed it. A push carries ~1 KB, so a TV that watched a lot between
-    two syncs empties its outbox over several."""
+    two syncs empties its outbox over several. ``errors`` keeps what a sync answered with
+    instead of a result (a device that cannot empty its outbox must say why)."""
     needed: set[int] = set()
     for _ in range(20):
         behind = [
@@ -283,7 +284,11 @@ async def _drain(fleet: list[_Device]) -> int:
             runtime = fleet[n].runtime
             assert runtime is not None
             asks.append(asyncio.wrap_future(runtime.sync_now()))
-        await asyncio.gather(*asks, return_exceptions=True)
+        answers = await asyncio.gather(*asks, return_exceptions=True)
+        if errors is not None:
+            errors.extend(
+                f"{type(a).__name__}: {a}" for a in answers if isinstance(a, BaseException)
+            )
     return len(needed)
 
 
