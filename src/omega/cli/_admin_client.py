@@ -28,6 +28,7 @@ __all__ = [
     "TokenOption",
     "connect",
     "nothing_to_do",
+    "read_token_file",
 ]
 
 DEFAULT_SERVER = "http://127.0.0.1:8000"
@@ -103,7 +104,7 @@ def connect(
             "give --admin-token (or OMEGA_ADMIN_TOKEN) or --admin-token-file, not both"
         )
     if token_file is not None:
-        token = _read_token(token_file)
+        token = read_token_file(token_file)
     if not token:
         raise ConfigError(
             "give the admin token: --admin-token, OMEGA_ADMIN_TOKEN, or --admin-token-file "
@@ -112,7 +113,9 @@ def connect(
     return AdminApi(server, token.strip(), timeout)
 
 
-def _read_token(path: Path) -> str:
+def read_token_file(path: Path) -> str:
+    """The admin token kept in ``path`` (``--admin-token-file``); ConfigError if unreadable
+    or empty."""
     try:
         token = path.read_text(encoding="utf-8").strip()
     except (OSError, UnicodeDecodeError) as exc:

@@ -116,16 +116,11 @@ def core(
 
 def _admin_token(path: Path | None) -> str:
     """The admin token from ``path``, else ``OMEGA_ADMIN_TOKEN``; ConfigError naming both."""
+    from omega.cli._admin_client import read_token_file
     from omega.errors import ConfigError
 
     if path is not None:
-        try:
-            token = path.read_text(encoding="utf-8").strip()
-        except (OSError, UnicodeDecodeError) as exc:
-            raise ConfigError(f"--admin-token-file {path}: cannot read it ({exc})") from None
-        if not token:
-            raise ConfigError(f"--admin-token-file {path} is empty")
-        return token
+        return read_token_file(path)
     token = os.environ.get("OMEGA_ADMIN_TOKEN", "").strip()
     if not token:
         raise ConfigError(
