@@ -38,6 +38,7 @@ __all__ = [
     "Split",
     "ViewerScorer",
     "evaluate",
+    "expected_gains",
     "holdout_ranks",
     "rank_metrics",
     "split",
@@ -177,6 +178,30 @@ def rank_metrics(ranks: IntArray, k: int = K) -> tuple[float, float]:
     hits = ranks < k
     gains = np.where(hits, 1.0 / np.log2(ranks.astype(np.float64) + 2.0), 0.0)
     return float(hits.mean()), float(gains.mean())
+
+
+def expected_gains(higher: IntArray, tied: IntArray, k: int = K) -> tuple[FloatArray, FloatArray]:
+    """Per viewer, the expected (hit@k, NDCG@k gain) under uniformly random tie-breaking.
+
+    ``higher[i]`` items score strictly above viewer ``i``'s held-out item and ``tied[i]``
+    others score the same, so its rank is uniform over ``higher … higher + tied``; the
+    expectation is a difference of prefix sums over ranks (exact, no sampling).
+    """
+    if higher.shape != tied.shape:
+        raise InputError(f"higher {higher.shape} and tied {tied.shape} differ in shape")
+    if higher.size == 0:
+        return np.zeros(0), np.zeros(0)
+    if (higher < 0).any() or (tied < 0).any():
+        raise InputError("rank counts must be non-negative")
+    ranks = np.arange(k, dtype=np.float64)
+    hit_prefix = np.concatenate([[0.0], np.cumsum(np.ones(k))])
+    gain_prefix = np.concatenate([[0.0], np.cumsum(1.0 / np.log2(ranks + 2.0))])
+    low = np.minimum(higher, k)
+    high = np.minimum(higher + tied + 1, k)
+    width = (tied + 1).astype(np.float64)
+    hits: FloatArray = (hit_prefix[high] - hit_prefix[low]) / width
+    gains: FloatArray = (gain_prefix[high] - gain_prefix[low]) / width
+    return hits, gains
 
 
 def holdout_ranks(
