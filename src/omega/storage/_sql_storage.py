@@ -50,7 +50,7 @@ from omega.storage.base import (
     ViewerRecord,
 )
 
-__all__ = ["SQLStorage", "write_codebook"]
+__all__ = ["INSERT_BATCH", "SQLStorage", "write_codebook"]
 
 E = TypeVar("E", bound=Engine)
 
@@ -179,7 +179,7 @@ class SQLStorage(Storage, Generic[E]):
             # One statement in the usual case: a viewer in good standing, a new batch. On
             # PostgreSQL a concurrent push of the same key waits here until the first one
             # commits.
-            if tx.row(_INSERT_BATCH, (*stored, push.viewer_id)) is None:
+            if tx.row(INSERT_BATCH, (*stored, push.viewer_id)) is None:
                 _require_pushing_viewer(tx, push.viewer_id)  # raises if that was why
                 found_digest, found_ack = tx.one(
                     "SELECT digest, ack FROM push_batches WHERE viewer_id = ? AND batch_id = ?",
@@ -425,7 +425,7 @@ _STANDING = (
 #: A push's batch, stored only for a viewer in good standing (:data:`_STANDING` with no
 #: revoked key, and not revoked by the operator) and only once per (viewer, batch): a row
 #: back when it was stored.
-_INSERT_BATCH = (
+INSERT_BATCH = (
     "INSERT INTO push_batches (viewer_id, batch_id, digest, ack, created_at)"
     f" SELECT ?, ?, ?, ?, ? WHERE EXISTS (SELECT 1 FROM {_STANDING}"
     " AND k.manufacturer_id IS NULL AND v.revoked_at IS NULL)"

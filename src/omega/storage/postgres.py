@@ -17,20 +17,26 @@ reader uses. ``stats().capabilities`` says which case holds.
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import logging
 import time
+from typing import Any
 
 import numpy as np
 import psycopg
+from anyio import to_thread
 
 from omega.protocol import EMBEDDING_DIM
-from omega.storage._codec import check_codebook
+from omega.protocol.messages import PushAck, PushRequest
+from omega.storage._codec import check_codebook, encode, encode_share
 from omega.storage._migrations import check_known, load_migrations
+from omega.storage._pending import pending_rows
 from omega.storage._postgres_engine import Cursor, PostgresEngine
 from omega.storage._release import check_limit
-from omega.storage._sql import Tx
-from omega.storage._sql_rows import FOLDED, LIVE_COLUMNS, NEWER_WINS
-from omega.storage._sql_storage import SQLStorage, write_codebook
+from omega.storage._sql import POSTGRES, Tx
+from omega.storage._sql_rows import FOLDED, LIVE_COLUMNS, NEWER_WINS, pending_columns
+from omega.storage._sql_storage import INSERT_BATCH, SQLStorage, write_codebook
 from omega.storage.base import Codebook
 
 __all__ = ["PostgresStorage"]
@@ -61,6 +67,70 @@ WITH lease AS (
 )
 SELECT count(*) FROM leased
 """
+
+
+# A push in one statement, its own transaction: the batch row (for a viewer in good
+# standing, once per batch id: ``INSERT_BATCH``), then its contributions and reports, each
+# inserted only if the batch row was (the data-modifying CTEs all run, joined to
+# ``batch``). Arrays carry the rows (one statement, one plan, whatever the count); cells
+# travel as array literals (``unnest`` would flatten an ``int[][]``). Returns a row only
+# when the batch was new. Parameters: see ``_ingest_parameters``.
+_INGEST = f"""
+WITH batch AS ({INSERT_BATCH}),
+patterns AS (
+    INSERT INTO pending (viewer_id, batch_id, region, codebook_id, pattern_id, op, body,
+                         task, cells, time_bucket, day_type, success_rate, support, created_at)
+    SELECT ?, ?, ?, ?, u.pattern_id, u.op, u.body, u.task, u.cells::integer[],
+           u.time_bucket, u.day_type, u.success_rate, u.support, ?
+    FROM batch, unnest(?::text[], ?::text[], ?::bytea[], ?::text[], ?::text[], ?::text[],
+                       ?::text[], ?::float8[], ?::integer[])
+         AS u(pattern_id, op, body, task, cells, time_bucket, day_type, success_rate, support)
+),
+reports AS (
+    INSERT INTO pending_reports (seed, value, buckets, epsilon, created_at)
+    SELECT u.seed, u.value, u.buckets, u.epsilon, ?
+    FROM batch, unnest(?::bigint[], ?::integer[], ?::integer[], ?::float8[])
+         AS u(seed, value, buckets, epsilon)
+),
+shares AS (
+    INSERT INTO pending_shares (body, created_at)
+    SELECT u.body, ? FROM batch, unnest(?::bytea[]) AS u(body)
+)
+SELECT 1 FROM batch
+"""
+
+
+def _cells_literal(cells: object) -> str | None:
+    """A pattern's cells (a list, or None for a removal) as an ``integer[]`` literal."""
+    if cells is None:
+        return None
+    if not isinstance(cells, list):
+        raise TypeError(f"cells must be a list, got {type(cells).__name__}")
+    return "{" + ",".join(str(int(c)) for c in cells) + "}"
+
+
+def _ingest_parameters(
+    push: PushRequest, *, digest: str, region: str, ack: PushAck, now: float
+) -> list[Any]:
+    """``_INGEST``'s parameters: the batch row, then each insert's constants and columns."""
+    rows = [
+        (r.pattern_id, r.op, r.body, *pending_columns(r.pattern, POSTGRES))
+        for r in pending_rows(push, ack)
+    ]
+    columns: list[list[Any]] = [list(c) for c in zip(*rows, strict=True)] or [[]] * 9
+    columns[4] = [_cells_literal(c) for c in columns[4]]
+    reports = push.reports
+    return [
+        *(push.viewer_id, push.batch_id, digest, encode(ack), now, push.viewer_id),
+        *(push.viewer_id, push.batch_id, region, push.codebook_id, now, *columns),
+        now,
+        [r.seed for r in reports],
+        [r.value for r in reports],
+        [r.buckets for r in reports],
+        [r.epsilon for r in reports],
+        now,
+        [encode_share(r) for r in push.shares],
+    ]
 
 
 class PostgresStorage(SQLStorage[PostgresEngine]):
@@ -96,6 +166,25 @@ class PostgresStorage(SQLStorage[PostgresEngine]):
                 _log.info("applied PostgreSQL migration %04d_%s", m.number, m.name)
             self._vector = _enable_vector(cur)
         _log.info("PostgreSQL store ready; pgvector %s", "on" if self._vector else "unavailable")
+
+    # -- ingestion: one statement in the usual case ----------------------------------------
+    def ingest(
+        self, push: PushRequest, *, digest: str, region: str, ack: PushAck, now: float
+    ) -> PushAck:
+        """A new batch of a viewer in good standing is one statement (``_INGEST``); any
+        other case (a retry, a revoked viewer, a conflicting payload) takes the shared
+        path, which finds out which and answers as both backends do."""
+        parameters = _ingest_parameters(push, digest=digest, region=region, ack=ack, now=now)
+        if self._db.statement(_INGEST, parameters) is not None:
+            return ack
+        return super().ingest(push, digest=digest, region=region, ack=ack, now=now)
+
+    async def ingest_async(
+        self, push: PushRequest, *, digest: str, region: str, ack: PushAck, now: float
+    ) -> PushAck:
+        """:meth:`ingest` on a worker thread; it stands even if the caller is cancelled."""
+        call = functools.partial(self.ingest, push, digest=digest, region=region, ack=ack, now=now)
+        return await asyncio.shield(asyncio.ensure_future(to_thread.run_sync(call)))
 
     # -- pgvector ------------------------------------------------------------------------------
     def _vector_enabled(self, tx: Tx) -> bool:
