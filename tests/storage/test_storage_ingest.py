@@ -52,13 +52,25 @@ def test_reused_batch_id_with_another_payload_conflicts(store: Storage) -> None:
     assert store.stats().pending_contributions == 1
 
 
-def test_awaited_ingest_is_the_same_contract(store: Storage) -> None:
-    """``ingest_async`` (awaited on an event loop): stored once, retried acks, conflicts."""
+@pytest.mark.parametrize("opened", [False, True], ids=["threads", "loop-connections"])
+def test_awaited_ingest_is_the_same_contract(store: Storage, opened: bool) -> None:
+    """``ingest_async`` (awaited on an event loop): stored once, retried acks, conflicts —
+    on worker threads, and on the connections ``open_async`` gives the loop (PostgreSQL:
+    one statement; its release version read there too)."""
     viewer(store, "v1")
     p = push("v1", "b1", added=[pattern("a"), pattern("b")], removed=["z"])
     ack = ack_all(p, reject={"b"}, version=3)
 
     async def scenario() -> None:
+        if opened:
+            await store.open_async()
+        try:
+            await checks()
+            assert await store.release_version_async() == store.release_version()
+        finally:
+            await store.close_async()
+
+    async def checks() -> None:
         first, again = await asyncio.gather(
             store.ingest_async(p, digest=digest(p), region="eu", ack=ack, now=5.0),
             store.ingest_async(p, digest=digest(p), region="eu", ack=ack, now=6.0),

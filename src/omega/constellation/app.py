@@ -258,6 +258,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         doors = contextlib.AsyncExitStack()
         try:
             await runtime.limits.open()
+            await runtime.storage.open_async()
             await runtime.watcher.check()
             tasks.append(asyncio.create_task(runtime.watcher.run(), name="omega-release-watch"))
             tasks.append(asyncio.create_task(runtime.events.run(), name="omega-event-bus"))
@@ -289,6 +290,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
             await runtime.limits.aclose()
+            await runtime.storage.close_async()
             forget_this_process()
             runtime.rounds.close()
             runtime.storage.close()

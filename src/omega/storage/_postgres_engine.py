@@ -28,7 +28,7 @@ from omega.errors import StoreError
 from omega.storage._sql import POSTGRES, Dialect, Tx
 from omega.storage.base import StorageLoad
 
-__all__ = ["Cursor", "PostgresEngine"]
+__all__ = ["Cursor", "PostgresEngine", "translated"]
 
 T = TypeVar("T")
 

@@ -195,6 +195,15 @@ class Storage(abc.ABC):
     @abc.abstractmethod
     def close(self) -> None: ...
 
+    async def open_async(self) -> None:
+        """Open what the ``*_async`` methods need on the running event loop (a server's
+        lifespan calls it); by default nothing: they run the sync methods on threads."""
+        return None
+
+    async def close_async(self) -> None:
+        """Close what :meth:`open_async` opened (on the same loop), before :meth:`close`."""
+        return None
+
     # -- viewers ---------------------------------------------------------------------
     @abc.abstractmethod
     def create_viewer(self, viewer: ViewerRecord) -> None: ...
@@ -328,6 +337,10 @@ class Storage(abc.ABC):
     @abc.abstractmethod
     def current_release(self) -> tuple[int, list[ConsolidatedPattern]]:
         """The latest version and every pattern live in it."""
+
+    async def release_version_async(self) -> int:
+        """:meth:`release_version` awaited on an event loop; by default on a worker thread."""
+        return await to_thread.run_sync(self.release_version)
 
     @abc.abstractmethod
     def release_version(self) -> int:

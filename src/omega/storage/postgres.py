@@ -18,21 +18,22 @@ reader uses. ``stats().capabilities`` says which case holds.
 from __future__ import annotations
 
 import asyncio
-import functools
 import logging
 import time
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 import psycopg
-from anyio import to_thread
+from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
+from omega.errors import StoreError
 from omega.protocol import EMBEDDING_DIM
 from omega.protocol.messages import PushAck, PushRequest
 from omega.storage._codec import check_codebook, encode, encode_share
 from omega.storage._migrations import check_known, load_migrations
 from omega.storage._pending import pending_rows
-from omega.storage._postgres_engine import Cursor, PostgresEngine
+from omega.storage._postgres_engine import Cursor, PostgresEngine, translated
 from omega.storage._release import check_limit
 from omega.storage._sql import POSTGRES, Tx
 from omega.storage._sql_rows import FOLDED, LIVE_COLUMNS, NEWER_WINS, pending_columns
@@ -100,6 +101,9 @@ SELECT 1 FROM batch
 """
 
 
+_VERSION = "SELECT version FROM release_state WHERE id = 1"
+
+
 def _cells_literal(cells: object) -> str | None:
     """A pattern's cells (a list, or None for a removal) as an ``integer[]`` literal."""
     if cells is None:
@@ -138,7 +142,10 @@ class PostgresStorage(SQLStorage[PostgresEngine]):
 
     def __init__(self, url: str, *, connect_timeout: int = 10) -> None:
         super().__init__(PostgresEngine(url, connect_timeout=connect_timeout))
+        self._url = url
+        self._connect_timeout = connect_timeout
         self._vector: bool | None = None
+        self._pool: AsyncConnectionPool[psycopg.AsyncConnection[tuple[Any, ...]]] | None = None
 
     def close(self) -> None:
         self._db.close()
@@ -179,12 +186,53 @@ class PostgresStorage(SQLStorage[PostgresEngine]):
             return ack
         return super().ingest(push, digest=digest, region=region, ack=ack, now=now)
 
+    async def open_async(self) -> None:
+        """Open the connections the server's event loop uses for what a sync awaits (a
+        push's one statement, the release version): no worker-thread hop per sync."""
+        pool: AsyncConnectionPool[psycopg.AsyncConnection[tuple[Any, ...]]] = AsyncConnectionPool(
+            self._url, min_size=2, max_size=8, open=False, kwargs={"autocommit": True}
+        )
+        try:
+            await pool.open(wait=True, timeout=self._connect_timeout)
+        except (psycopg.Error, PoolTimeout) as exc:
+            await pool.close()
+            raise StoreError(f"PostgreSQL store unavailable: {exc}".strip()) from exc
+        self._pool = pool
+
+    async def close_async(self) -> None:
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            await pool.close()
+
+    async def _one_async(self, sql: str, params: Sequence[Any] = ()) -> tuple[Any, ...] | None:
+        """One statement on the event loop's connections (autocommit), its first row."""
+        if self._pool is None:
+            raise StoreError("PostgreSQL store: open_async() was not called on this loop")
+        with translated():
+            async with self._pool.connection() as conn:
+                cursor = await conn.execute(POSTGRES.sql(sql), params)
+                return await cursor.fetchone()
+
     async def ingest_async(
         self, push: PushRequest, *, digest: str, region: str, ack: PushAck, now: float
     ) -> PushAck:
-        """:meth:`ingest` on a worker thread; it stands even if the caller is cancelled."""
-        call = functools.partial(self.ingest, push, digest=digest, region=region, ack=ack, now=now)
-        return await asyncio.shield(asyncio.ensure_future(to_thread.run_sync(call)))
+        """:meth:`ingest` on the event loop's connections once :meth:`open_async` ran (on
+        worker threads before); the write stands even if the caller is cancelled."""
+        if self._pool is None:
+            return await super().ingest_async(push, digest=digest, region=region, ack=ack, now=now)
+        parameters = _ingest_parameters(push, digest=digest, region=region, ack=ack, now=now)
+        statement = asyncio.ensure_future(self._one_async(_INGEST, parameters))
+        if await asyncio.shield(statement) is not None:
+            return ack
+        return await super().ingest_async(push, digest=digest, region=region, ack=ack, now=now)
+
+    async def release_version_async(self) -> int:
+        if self._pool is None:
+            return await super().release_version_async()
+        row = await self._one_async(_VERSION)
+        if row is None:
+            raise StoreError("PostgreSQL store: no release state (schema not migrated?)")
+        return int(row[0])
 
     # -- pgvector ------------------------------------------------------------------------------
     def _vector_enabled(self, tx: Tx) -> bool:
