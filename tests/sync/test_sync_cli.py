@@ -12,9 +12,11 @@ from pathlib import Path
 
 import httpx
 import typer
-from _sync_world import Server, open_brain, watch
+from _sync_world import Server, open_brain, start_server, watch
 from typer.testing import CliRunner
 
+from omega.bench.certs import self_signed
+from omega.bench.serving import bound_socket
 from omega.cli import sync as sync_cli
 from omega.cli.main import ExitCode, exit_code_for
 from omega.clock import ManualClock
@@ -164,3 +166,65 @@ def test_omega_sync_pins_the_helper_key_and_checks_it(tmp_path: Path) -> None:
     nowhere = runner.invoke(_app(), [*sync, "--helper-url", "http://127.0.0.1:9"])
     assert isinstance(nowhere.exception, TransportError), nowhere.output
     assert "--helper-url" in str(nowhere.exception)
+
+
+def test_omega_sync_comes_through_every_door_and_fails_over(tmp_path: Path) -> None:
+    """``--server`` names the door by its scheme — http://, grpc://, h3:// (pinned with
+    --quic-pin) — and a comma-separated list is one service at several endpoints: a dead
+    first endpoint costs the TV nothing but a refused connection."""
+    tls = self_signed(tmp_path / "tls")
+    data_dir = tmp_path / "constellation"
+    server = start_server(
+        data_dir,
+        OMEGA_GRPC_PORT="0",
+        OMEGA_QUIC_PORT="0",
+        OMEGA_QUIC_CERT=str(tls.cert),
+        OMEGA_QUIC_KEY=str(tls.key),
+    )
+    try:
+        server.publish_codebook()
+        grpc_url = "grpc://" + (data_dir / "grpc-address").read_text().strip()
+        h3_url = "h3://127.0.0.1:" + (data_dir / "http3-port").read_text().strip()
+        with bound_socket(0) as dead:  # bound, never listening: connections are refused
+            dead_url = f"http://127.0.0.1:{dead.getsockname()[1]}"
+            doors = {
+                "http": [server.base_url],
+                "grpc": [grpc_url],
+                "h3": [h3_url, "--quic-pin", tls.pin],
+                "failover": [f"{dead_url},{grpc_url}"],
+            }
+            runner = CliRunner()
+            for name, (url, *extra) in doors.items():
+                clock = ManualClock()
+                tv = open_brain(tmp_path / name, clock)
+                watch(tv, clock, [1, 2])
+                tv.close()
+                args = ["sync", str(tmp_path / name), "--server", url, *extra, "--json"]
+                result = runner.invoke(_app(), args)
+                assert result.exit_code == 0, (name, result.output)
+                report = json.loads(result.output)
+                assert report["pushed"] > 0 and report["accepted"] == report["pushed"], name
+        wrong_pin = "sha256/" + base64.b64encode(bytes(32)).decode()
+        refused = runner.invoke(
+            _app(), ["sync", str(tmp_path / "h3"), "--server", h3_url, "--quic-pin", wrong_pin]
+        )
+        assert refused.exit_code != 0 and "pin" in str(refused.exception)
+    finally:
+        server.stop()
+
+
+def test_omega_sync_server_urls_are_checked_before_anything_runs(tmp_path: Path) -> None:
+    tv = open_brain(tmp_path / "tv", ManualClock())
+    tv.close()
+    cases = [
+        (["--server", "grpc://127.0.0.1"], "--server"),  # no port
+        (["--server", "h3://127.0.0.1:4433/x"], "--server"),
+        (["--server", "http://a,,http://b"], "--server"),
+        (["--server", "http://a", "--quic-pin", "sha256/AAAA"], "--quic-pin"),
+        (["--server", "http://a", "--quic-ca", str(tmp_path / "none.pem")], "--quic-ca"),
+    ]
+    for extra, flag in cases:
+        result = CliRunner().invoke(_app(), ["sync", str(tmp_path / "tv"), *extra])
+        assert isinstance(result.exception, ConfigError), (extra, result.exception)
+        assert flag in str(result.exception), (extra, str(result.exception))
+        assert exit_code_for(result.exception) == ExitCode.USAGE

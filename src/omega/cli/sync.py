@@ -16,7 +16,7 @@ import typer
 
 if TYPE_CHECKING:
     from omega.brain import Brain
-    from omega.sync import RuntimeStatus
+    from omega.sync import RuntimeStatus, Transport
 
 __all__ = ["register"]
 
@@ -97,7 +97,13 @@ def _helper_info_key(url: str) -> bytes:
 def sync(
     directory: Annotated[Path, typer.Argument(help="The brain's directory.")],
     server: Annotated[
-        str, typer.Option("--server", help="The constellation, e.g. http://127.0.0.1:8000.")
+        str,
+        typer.Option(
+            "--server",
+            help="The constellation: http://host:port (HTTP/1.1), grpc://host:port (its gRPC "
+            "door) or h3://host:port (HTTP/3 over QUIC); several, comma-separated, are one "
+            "service at several endpoints: the TV fails over between them.",
+        ),
     ],
     region: Annotated[str, typer.Option(help="Region sent at registration and in pulls.")] = (
         "global"
@@ -134,6 +140,17 @@ def sync(
             "--helper-key, check that the two agree.",
         ),
     ] = None,
+    quic_pin: Annotated[
+        str | None,
+        typer.Option(
+            help="For h3:// servers: accept only this certificate public key, "
+            "sha256/<base64> (as `omega serve` logs it for its QUIC door).",
+        ),
+    ] = None,
+    quic_ca: Annotated[
+        Path | None,
+        typer.Option(help="For h3:// servers: trust the certificates in this PEM file."),
+    ] = None,
     every: Annotated[
         float | None,
         typer.Option(
@@ -161,7 +178,8 @@ def sync(
     from omega.cli.attest import read_identity
     from omega.errors import ConfigError
     from omega.protocol import MAX_PULL_BYTES
-    from omega.sync import run_sync
+    from omega.protocol.quic import parse_pin
+    from omega.sync import run_sync, transport_for
 
     if not 1 <= max_pull_bytes <= MAX_PULL_BYTES:
         raise ConfigError(
@@ -183,18 +201,29 @@ def sync(
         "release_keys": pinned or None,
         "helper_key": helper_key(helper_key_hex, helper_url),
     }
+    if quic_ca is not None and not quic_ca.is_file():
+        raise ConfigError(f"--quic-ca {quic_ca}: no such file")
+    if quic_pin is not None:
+        try:
+            parse_pin(quic_pin)
+        except ConfigError as exc:
+            raise ConfigError(f"--quic-pin: {exc}") from None
+    try:
+        transport = transport_for(server, pin=quic_pin, ca=quic_ca)
+    except ConfigError as exc:
+        raise ConfigError(f"--server: {exc}") from None
     with Brain.open(directory, create=False) as brain:
         if every is not None:
-            final = _keep_syncing(brain, server, every, backoff_cap, codebook, options, as_json)
+            final = _keep_syncing(brain, transport, every, backoff_cap, codebook, options, as_json)
             emit(final, as_json=as_json, title=f"omega sync {directory} (stopped)")
             return
-        result = run_sync(brain, server, fetch_codebook=codebook, **options)
+        result = run_sync(brain, transport, fetch_codebook=codebook, **options)
     emit(result.as_dict(), as_json=as_json, title=f"omega sync {directory}")
 
 
 def _keep_syncing(
     brain: Brain,
-    server: str,
+    server: Transport,
     every: float,
     backoff_cap: float,
     codebook: bool,
@@ -221,7 +250,10 @@ def _keep_syncing(
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, runtime.stop)
-        await runtime.run()
+        try:
+            await runtime.run()
+        finally:
+            await server.aclose()
 
     asyncio.run(main())
     final = runtime.status().as_dict()

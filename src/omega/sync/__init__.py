@@ -4,7 +4,8 @@
 ``HttpTransport`` (the network), ``AsgiTransport`` (an app in this process) and
 ``omega.sync.grpc_transport.GrpcTransport`` (the gRPC door; imported from its module, so
 that grpcio loads only where it is used); ``FailoverTransport`` spreads them over several
-endpoints of one service (replicas).
+endpoints of one service (replicas); ``transport_for("grpc://host:port,h3://…")`` opens
+the transport a URL (or several) names (``omega.sync.endpoints``).
 ``DeviceRuntime(brain, base_url)`` keeps a TV syncing on a ``SyncSchedule`` through any
 outage and drives the brain's loops; ``run_sync(brain, base_url)`` is a blocking one-shot.
 """
@@ -21,6 +22,7 @@ from omega.sync.conflicts import (
     resolve,
     resolve_updates,
 )
+from omega.sync.endpoints import transport_for
 from omega.sync.failover import FailoverTransport
 from omega.sync.push import PushPlan, build_push
 from omega.sync.retry import RetryPolicy
@@ -52,4 +54,5 @@ __all__ = [
     "resolve",
     "resolve_updates",
     "run_sync",
+    "transport_for",
 ]

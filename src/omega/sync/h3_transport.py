@@ -392,6 +392,9 @@ class Http3Transport:
     async def _connection(self) -> _ClientProtocol:
         async with self._lock:
             if self._protocol is None or not self._protocol.usable:
+                spent, self._protocol = self._protocol, None
+                if spent is not None:  # closed or failed (a pin that did not match)
+                    await _close(spent)
                 self._protocol = await self._open()
             return self._protocol
 

@@ -66,9 +66,10 @@ from omega.errors import (
     OmegaError,
 )
 from omega.sync.client import SyncClient, SyncResult
+from omega.sync.endpoints import parse_endpoints, transport_for
 from omega.sync.retry import RetryPolicy
 from omega.sync.schedule import SyncSchedule
-from omega.sync.transport import HttpTransport, Transport, check_base_url
+from omega.sync.transport import Transport
 
 __all__ = ["DeviceRuntime", "RuntimeState", "RuntimeStatus"]
 
@@ -100,9 +101,9 @@ class RuntimeStatus:
 class DeviceRuntime:
     """Keeps one brain syncing with one constellation; see the module docstring.
 
-    ``server``: the constellation's base URL (the runtime opens an
-    :class:`HttpTransport` when it runs and closes it when it stops), or a
-    :class:`Transport` the caller opened and closes.
+    ``server``: the constellation's URL, or several (``omega.sync.endpoints``: http://,
+    grpc://, h3://; the runtime opens their transport when it runs and closes it when it
+    stops), or a :class:`Transport` the caller opened and closes.
     ``sync_options`` go to :class:`SyncClient` (``region``, ``helper_key`` …); its retry
     policy defaults to one try, since the runtime does the waiting.
     """
@@ -126,7 +127,9 @@ class DeviceRuntime:
             raise ConfigError(f"tick must be > 0 and grace ≥ 0 seconds, got {tick!r}, {grace!r}")
         self.brain = brain
         self.schedule = schedule or SyncSchedule()
-        self._server = check_base_url(server) if isinstance(server, str) else server
+        if isinstance(server, str):
+            parse_endpoints(server)  # a bad URL is said now, not at the first sync
+        self._server = server
         #: The transport in use: the caller's, or the one ``run()`` opened (None before).
         self.transport: Transport | None = None if isinstance(server, str) else server
         self._options = {"retry": RetryPolicy(attempts=1), **(sync_options or {})}
@@ -229,7 +232,7 @@ class DeviceRuntime:
 
     async def _lifecycle(self) -> None:
         if isinstance(self._server, str):
-            self.transport = HttpTransport(self._server)
+            self.transport = transport_for(self._server)
         assert self.transport is not None
         client = SyncClient(self.brain, self.transport, **self._options)
         now = self._last_now = self._clock.now()
