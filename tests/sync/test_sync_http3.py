@@ -134,6 +134,17 @@ class _RawH3(QuicConnectionProtocol):
         async with asyncio.timeout(10):
             return await self.answers[stream_id]
 
+    def open_body(self, path: str, chunk: bytes) -> int:
+        """A POST whose body starts with ``chunk`` and never ends; its stream id."""
+        stream_id = self._quic.get_next_available_stream_id()
+        self.answers[stream_id] = asyncio.get_running_loop().create_future()
+        fields = [(b":method", b"POST"), (b":scheme", b"https")]
+        fields += [(b":authority", b"127.0.0.1"), (b":path", path.encode())]
+        self.h3.send_headers(stream_id, fields)
+        self.h3.send_data(stream_id, chunk, end_stream=False)
+        self.transmit()
+        return stream_id
+
     def send_garbage(self) -> None:
         stream_id = self._quic.get_next_available_stream_id()
         self._quic.send_stream_data(stream_id, b"\x07\xff\xff\xff\xff not an HTTP/3 frame")
@@ -343,6 +354,25 @@ def test_an_oversized_body_gets_413_and_the_connection_carries_on(
     asyncio.run(scenario())
     # The door refused both before buffering them whole: the app never saw them.
     assert _metric(server, "omega_http_requests_total", **labels) == by_app
+
+
+def test_unfinished_bodies_are_bounded_per_connection(server: Server, tls: SelfSigned) -> None:
+    """A client that never finishes (nor authenticates) its requests cannot make the door
+    hold more than one body's cap per connection, however many streams it opens: the
+    stream that goes over it gets 503 at once; the connection and others carry on."""
+
+    async def scenario() -> None:
+        async with _raw(server, tls) as raw:
+            chunk = b"\0" * (40 * 1024)  # under the 64 KiB body cap; two are over it
+            streams = [raw.open_body("/api/omega/sync", chunk) for _ in range(2)]
+            answers = [raw.answers[stream] for stream in streams]
+            async with asyncio.timeout(10):  # packets interleave the streams: either may go over
+                await asyncio.wait(answers, return_when=asyncio.FIRST_COMPLETED)
+            assert [a.result() for a in answers if a.done()] in ([503], [503, 503])
+            assert await raw.request("/healthz", {}, None) == 200
+
+    asyncio.run(scenario())
+    assert httpx.get(server.base_url + "/healthz").status_code == 200
 
 
 def test_the_server_keeps_serving_after_garbage_and_bad_requests(

@@ -153,6 +153,7 @@ class _Request:
     target: str
     headers: dict[str, str]
     early: bool
+    declared: int = 0  # the body size content-length claimed (0: none, or not a number)
     body: bytearray = field(default_factory=bytearray)
     done: bool = False  # handed to the app or refused: the rest of the stream is ignored
 
@@ -177,11 +178,14 @@ def _request_of(headers: list[tuple[bytes, bytes]], *, early: bool) -> _Request:
             fields[name] = value
     if ":authority" in pseudo:
         fields["host"] = pseudo[":authority"]  # the request's own authority wins
-    # The body's length is what arrived (call_app sets it), never what the client claims;
-    # proxy headers mean nothing from a client talking to us directly.
+    # The body's length is what arrived (call_app sets it), never what the client claims
+    # (the claim only refuses a body over the cap early); proxy headers mean nothing from
+    # a client talking to us directly.
+    length = fields.get("content-length", "")
     for name in ("content-length", "forwarded", "x-forwarded-for", "x-forwarded-proto"):
         fields.pop(name, None)
-    return _Request(pseudo.get(":method", ""), pseudo.get(":path", ""), fields, early)
+    declared = int(length) if length.isdigit() else 0
+    return _Request(pseudo.get(":method", ""), pseudo.get(":path", ""), fields, early, declared)
 
 
 class _DoorProtocol(QuicConnectionProtocol):
@@ -195,6 +199,12 @@ class _DoorProtocol(QuicConnectionProtocol):
         self._h3 = H3Connection(quic)
         self._handshake_done = False
         self._requests: dict[int, _Request] = {}
+        #: Body bytes held for requests not yet handed to the app, over all streams. The
+        #: app's guards (authentication first) see a request only once its body is in, so
+        #: this caps what a client that never authenticates can make the door hold: one
+        #: body's cap per connection, however many streams it opens (a TV sends one
+        #: request at a time; the bench's lanes, 16 small ones).
+        self._buffered = 0
 
     def quic_event_received(self, event: QuicEvent) -> None:
         if isinstance(event, HandshakeCompleted):
@@ -202,7 +212,9 @@ class _DoorProtocol(QuicConnectionProtocol):
             self._handshake_done = True
             self._door.connections.labels("yes" if event.session_resumed else "no").inc()
         elif isinstance(event, StreamReset):
-            self._requests.pop(event.stream_id, None)
+            reset = self._requests.pop(event.stream_id, None)
+            if reset is not None and not reset.done:
+                self._buffered -= len(reset.body)
         for h3_event in self._h3.handle_event(event):
             self._on_h3(h3_event)
 
@@ -227,9 +239,16 @@ class _DoorProtocol(QuicConnectionProtocol):
             return
         if not request.done:
             request.body += event.data
+            self._buffered += len(event.data)
             if len(request.body) > self._door.max_body:
                 detail = f"body is over the {self._door.max_body} byte limit"
                 self._refuse(event.stream_id, request, _problem(413, detail, "too-large"))
+            elif self._buffered > self._door.max_body:
+                detail = (
+                    f"more than {self._door.max_body} bytes of request bodies in flight on "
+                    "this connection: send fewer requests at once"
+                )
+                self._refuse(event.stream_id, request, _problem(503, detail, "busy"))
         if event.stream_ended:
             self._ended(event.stream_id, request)
 
@@ -250,8 +269,9 @@ class _DoorProtocol(QuicConnectionProtocol):
         elif not request.target.startswith("/"):
             detail = f"the request target must be a path starting with /, got {request.target!r}"
             self._refuse(stream_id, request, _problem(400, detail, "bad-request"))
-        elif (size := _declared_size(request)) > self._door.max_body:
-            detail = f"body of {size} bytes is over the {self._door.max_body} byte limit"
+        elif request.declared > self._door.max_body:
+            limit = self._door.max_body
+            detail = f"body of {request.declared} bytes is over the {limit} byte limit"
             self._refuse(stream_id, request, _problem(413, detail, "too-large"))
 
     def _refuse(self, stream_id: int, request: _Request, reply: AppReply) -> None:
@@ -263,8 +283,14 @@ class _DoorProtocol(QuicConnectionProtocol):
             self._quic.stop_stream(stream_id, ErrorCode.H3_NO_ERROR)
         self._transmit_soon()
 
+    def _release(self, request: _Request) -> None:
+        """The request is answered or handed on: its body no longer counts as in flight."""
+        if not request.done:
+            request.done = True
+            self._buffered -= len(request.body)
+
     def _dispatch(self, stream_id: int, request: _Request) -> None:
-        request.done = True
+        self._release(request)
         if request.early:
             self._door.early.labels("answered").inc()
         self._door.spawn(self._answer(stream_id, request))
@@ -305,13 +331,6 @@ class _DoorProtocol(QuicConnectionProtocol):
                 self._h3.send_data(stream_id, reply.body, end_stream=True)
         except RuntimeError:  # the client reset the stream meanwhile
             log.debug("HTTP/3 stream %d reset before its answer was sent", stream_id)
-
-
-def _declared_size(request: _Request) -> int:
-    """The body size the request's content-length declares (0 when absent or not a
-    number: the bytes that arrive are counted against the cap anyway)."""
-    value = request.headers.get("content-length", "")
-    return int(value) if value.isdigit() else 0
 
 
 def bind_udp(host: str, port: int) -> socket.socket:
