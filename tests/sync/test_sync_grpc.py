@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import grpc
 import pytest
 from _sync_world import (
     Server,
@@ -33,6 +34,8 @@ from omega.errors import (
     ServerError,
     TransportError,
 )
+from omega.proto.routes import SERVICE
+from omega.proto.sync_pb2 import SyncResponse
 from omega.protocol import BINARY_MEDIA_TYPE, codec
 from omega.protocol.messages import PullRequest, PushRequest, SyncRequest
 from omega.sync import AsgiTransport, RetryPolicy, SyncClient
@@ -273,3 +276,45 @@ def test_what_the_door_cannot_carry_is_refused_before_sending() -> None:
     asyncio.run(scenario())
     with pytest.raises(ConfigError, match="host:port"):
         GrpcTransport("http://127.0.0.1:8000")
+
+
+def test_a_reused_stream_ended_unanswered_is_retried_once_on_a_new_one() -> None:
+    """The race the idle timeout leaves: the server ends a device's stream just as the
+    device writes its next request on it (the write is queued; the read finds the end).
+    The request goes again on a new stream — once. A real gRPC server on loopback plays
+    the door: it answers a stream's first request and ends the stream on its second,
+    unanswered (what a handler returning as that request arrives does)."""
+    reply = SyncResponse(frame=b"answer").SerializeToString()
+    opened = []
+
+    async def stream_sync(requests: Any, context: Any) -> Any:
+        opened.append(1)
+        answered = False
+        async for _request in requests:
+            if answered:
+                return  # ends the stream with this request unanswered
+            answered = True
+            yield reply
+
+    async def scenario() -> None:
+        server = grpc.aio.server()
+        handler = grpc.stream_stream_rpc_method_handler(stream_sync)
+        server.add_generic_rpc_handlers(
+            [grpc.method_handlers_generic_handler(SERVICE, {"StreamSync": handler})]
+        )
+        port = server.add_insecure_port("127.0.0.1:0")
+        await server.start()
+        try:
+            async with GrpcTransport(f"127.0.0.1:{port}") as transport:
+                body = codec.encode(SyncRequest(pull=PullRequest(viewer_id="v")))
+                headers = {"Content-Type": BINARY_MEDIA_TYPE}
+                for _ in range(3):
+                    answer = await transport.request(
+                        "POST", "/api/omega/sync", body=body, headers=headers
+                    )
+                    assert answer.status == 200 and answer.body == b"answer"
+                assert transport.streams_opened == len(opened) == 3
+        finally:
+            await server.stop(None)
+
+    asyncio.run(scenario())

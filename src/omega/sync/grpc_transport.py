@@ -75,6 +75,7 @@ class _Stream:
     call: Any  # grpc.aio.StreamStreamCall
     metadata: tuple[tuple[str, str], ...]
     used: float
+    answered: int = 0  # answers read on it: a stream that gave some was reused
 
 
 class GrpcTransport:
@@ -132,24 +133,33 @@ class GrpcTransport:
     async def _over_stream(
         self, request: bytes, metadata: tuple[tuple[str, str], ...], where: str
     ) -> bytes:
-        """One request and its answer on the device's stream (one at a time)."""
+        """One request and its answer on the device's stream (one at a time).
+
+        A reused stream that ends without answering was ended by the server meanwhile (its
+        idle timeout, a restart: the request found no handler); the request goes again,
+        once, on a new stream (safe: a push applies once per batch id). A new stream that
+        ends so is an error."""
         async with self._stream_lock:
-            stream = await self._write(request, metadata, where)
-            try:
-                async with asyncio.timeout(self.timeout):
-                    raw = await stream.call.read()
-            except TimeoutError:
+            for _ in range(2):
+                stream = await self._write(request, metadata, where)
+                try:
+                    async with asyncio.timeout(self.timeout):
+                        raw = await stream.call.read()
+                except TimeoutError:
+                    self._drop()
+                    raise TransportError(f"{where}: timed out after {self.timeout:g} s") from None
+                except grpc.aio.AioRpcError:
+                    self._drop()
+                    raise
+                if raw is not grpc.aio.EOF:
+                    stream.used = asyncio.get_running_loop().time()
+                    stream.answered += 1
+                    answer: bytes = raw
+                    return answer
                 self._drop()
-                raise TransportError(f"{where}: timed out after {self.timeout:g} s") from None
-            except grpc.aio.AioRpcError:
-                self._drop()
-                raise
-            if raw is grpc.aio.EOF:
-                self._drop()
-                raise TransportError(f"{where}: the stream ended before answering")
-            stream.used = asyncio.get_running_loop().time()
-            answer: bytes = raw
-            return answer
+                if not stream.answered:
+                    break
+            raise TransportError(f"{where}: the stream ended before answering")
 
     async def _write(
         self, request: bytes, metadata: tuple[tuple[str, str], ...], where: str
