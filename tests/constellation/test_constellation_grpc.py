@@ -361,3 +361,26 @@ def test_omega_serve_refuses_a_taken_grpc_port_in_one_sentence(tmp_path: Path) -
     assert done.returncode == 2, done.stderr
     assert f"--grpc-port {port}: cannot listen on 127.0.0.1" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_every_http_status_has_a_fitting_grpc_code() -> None:
+    """Statuses the table names, then the fallbacks: another 4xx cannot succeed as the
+    server stands; another 5xx, or a redirect the app should never give the door, is the
+    server's fault (the exact status still travels in the trailers)."""
+    from omega.proto import code_for_status, status_for_code
+
+    code = grpc.StatusCode
+    assert code_for_status(406) == code.INVALID_ARGUMENT
+    assert code_for_status(408) == code.DEADLINE_EXCEEDED
+    assert code_for_status(410) == code.NOT_FOUND
+    assert code_for_status(425) == code.UNAVAILABLE
+    assert code_for_status(412) == code.FAILED_PRECONDITION
+    assert code_for_status(302) == code.INTERNAL
+    assert code_for_status(100) == code.INTERNAL
+    assert code_for_status(599) == code.INTERNAL
+    for status in range(100, 600):
+        back = status_for_code(code_for_status(status))
+        if status < 400 or status >= 500:
+            assert back >= 500, status  # the server's side
+        elif status not in (405, 408, 425):  # by google.rpc.Code: 501, 504, 503
+            assert 400 <= back < 500, status

@@ -33,10 +33,14 @@ _CODES: dict[int, Any] = {
     403: grpc.StatusCode.PERMISSION_DENIED,
     404: grpc.StatusCode.NOT_FOUND,
     405: grpc.StatusCode.UNIMPLEMENTED,
+    406: grpc.StatusCode.INVALID_ARGUMENT,
+    408: grpc.StatusCode.DEADLINE_EXCEEDED,
     409: grpc.StatusCode.ALREADY_EXISTS,
+    410: grpc.StatusCode.NOT_FOUND,
     413: grpc.StatusCode.RESOURCE_EXHAUSTED,
     415: grpc.StatusCode.INVALID_ARGUMENT,
     422: grpc.StatusCode.INVALID_ARGUMENT,
+    425: grpc.StatusCode.UNAVAILABLE,  # too early: the same request later will do
     429: grpc.StatusCode.RESOURCE_EXHAUSTED,
     500: grpc.StatusCode.INTERNAL,
     501: grpc.StatusCode.UNIMPLEMENTED,
@@ -66,11 +70,18 @@ _STATUSES: dict[Any, int] = {
 
 
 def code_for_status(status: int) -> Any:
-    """The gRPC code (``grpc.StatusCode``) for an HTTP error status."""
+    """The gRPC code (``grpc.StatusCode``) for an HTTP status that is not a success.
+
+    Another 4xx is FAILED_PRECONDITION (the request cannot succeed as the server stands:
+    412, 428 …); another 5xx, and anything below 400 (a redirect or an interim answer,
+    which an RPC cannot follow: the app answered the door with something it should
+    not), is INTERNAL."""
     code = _CODES.get(status)
     if code is not None:
         return code
-    return grpc.StatusCode.INTERNAL if status >= 500 else grpc.StatusCode.FAILED_PRECONDITION
+    if 400 <= status < 500:
+        return grpc.StatusCode.FAILED_PRECONDITION
+    return grpc.StatusCode.INTERNAL
 
 
 def status_for_code(code: Any) -> int:
