@@ -54,6 +54,7 @@ async def admit(runtime: Runtime, registration: Registration) -> Admission:
             raise Problem(403, _UNATTESTED, slug="attestation-required")
         record = _record(runtime, registration)
         await runtime.db(lambda: runtime.storage.create_viewer(record))
+        runtime.exchange.remember_region(record.viewer_id, record.region)
         return Admission(record.viewer_id, new=True)
     return await _attested(runtime, registration, proof)
 
@@ -91,6 +92,8 @@ async def _attested(runtime: Runtime, registration: Registration, proof: Attesta
         )
     if viewer_id != record.viewer_id:
         await _refuse_revoked(runtime, viewer_id)
+    else:  # a new viewer (one registering again keeps the region it had)
+        runtime.exchange.remember_region(viewer_id, record.region)
     return Admission(viewer_id, new=viewer_id == record.viewer_id)
 
 

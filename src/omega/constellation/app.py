@@ -178,6 +178,8 @@ def _build_runtime(settings: Settings, clock: Clock, metrics: Metrics) -> Runtim
             clock=clock,
             metrics=metrics,
             failpoints=settings.failpoints,
+            # On PostgreSQL the broker knows the release version (NOTIFY): no query a pull.
+            release_version=None if dsn is None else (lambda: broker.version),
         ),
         rounds=_round_runner(settings, storage, clock=clock, metrics=metrics, watcher=watcher),
         sealer=sealer,

@@ -134,8 +134,14 @@ class Exchange:
         clock: Clock,
         metrics: Metrics,
         failpoints: frozenset[str] = frozenset(),
+        release_version: Callable[[], int] | None = None,
     ) -> None:
+        """``release_version``: the latest release's version without asking storage (a
+        server on PostgreSQL: its event broker's, which the release trigger's ``NOTIFY``
+        moves within milliseconds of a commit — a pull then is answered as it would
+        have been a moment earlier); by default storage is asked at every pull."""
         self._storage = storage
+        self._release_version = release_version
         self._codebooks = codebooks
         self._limits = limits
         self._clock = clock
@@ -222,6 +228,10 @@ class Exchange:
             )
         return review_push(push, self._codebooks.get(), server_version=server_version)
 
+    def remember_region(self, viewer_id: str, region: str) -> None:
+        """A viewer just registered here: its first push needs no storage read."""
+        self._regions[viewer_id] = region
+
     def _region(self, viewer_id: str) -> str:
         """The viewer's region, from the cache or storage (404 if it is not registered)."""
         region = self._regions.get(viewer_id)
@@ -263,7 +273,10 @@ class Exchange:
         """:meth:`pull` awaited on an event loop (see the module docstring)."""
         if self._storage.inline_reads:
             return self.pull(pull, beside=beside)
-        version = await self._storage.release_version_async()
+        if self._release_version is not None:
+            version = self._release_version()
+        else:
+            version = await self._storage.release_version_async()
         key = (pull.since_version, self._budget(pull, beside), version)
         fitted = self._fitted.get(key)
         if fitted is None:  # kept by the loop's thread: the cache is not thread-safe
