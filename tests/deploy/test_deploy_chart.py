@@ -208,6 +208,18 @@ def test_hpa_only_when_enabled(helm: ModuleType) -> None:
     assert off["replicas"] == 2
 
 
+def test_rate_limits_count_in_redis_when_its_secret_is_given(helm: ModuleType) -> None:
+    """Default: no OMEGA_RATE_LIMIT_URL (the replicas count in PostgreSQL); a Secret
+    holding a Redis URL moves the counts there, read from the Secret, never from values."""
+    default = env_of(container(kinds(render(helm, {}), "Deployment")["omega-constellation"]))
+    assert "OMEGA_RATE_LIMIT_URL" not in default
+    redis = {"constellation": {"rateLimit": {"existingSecret": "omega-redis"}}}
+    serve = container(kinds(render(helm, redis), "Deployment")["omega-constellation"])
+    reference = env_of(serve)["OMEGA_RATE_LIMIT_URL"]["valueFrom"]["secretKeyRef"]
+    assert reference == {"name": "omega-redis", "key": "rate-limit-url"}
+    assert Settings.model_fields["rate_limit_url"] is not None  # the variable is a setting
+
+
 def test_production_values(helm: ModuleType) -> None:
     manifests = render(helm, PRODUCTION)
     assert set(kinds(manifests, "Deployment")) == {"omega-constellation", "omega-worker"}
