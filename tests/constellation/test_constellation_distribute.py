@@ -8,8 +8,10 @@ from pathlib import Path
 
 import pytest
 
+from _databases import fresh_database
 from omega.clock import ManualClock
 from omega.constellation.distribute import Pacer, fit_pull
+from omega.constellation.events import EventBroker, ReleaseWatcher
 from omega.constellation.exchange import Exchange, ExchangeLimits
 from omega.constellation.ingest import CodebookCache, framed_push_digest, push_digest, review_push
 from omega.constellation.metrics import Metrics
@@ -217,5 +219,57 @@ def test_pulls_answered_from_the_cache_never_miss_a_new_release(tmp_path: Path) 
         storage.commit_release(base_version=1, upserted=[], removed=["p1"], trends=[], now=2.0)
         after = exchange.pull(pull)
         assert (after.version, after.patterns) == (2, [])
+    finally:
+        storage.close()
+
+
+@pytest.mark.postgres
+def test_a_release_version_that_goes_back_forgets_the_fitted_pulls(postgres_url: str) -> None:
+    """On PostgreSQL a pull is keyed on the broker's version (no query per pull). A store
+    restored or replaced numbers its releases again: an answer cached under a number
+    reused that way is dropped, not served as that release."""
+    with fresh_database(postgres_url) as url:
+        storage = open_storage(url)
+        try:
+            clock = ManualClock(10.0)
+            version = [3]
+            exchange = Exchange(
+                storage,
+                CodebookCache(storage, clock=clock),
+                limits=ExchangeLimits(
+                    max_patterns_per_batch=100, min_pull_bytes=512, max_pull_bytes=5120
+                ),
+                clock=clock,
+                metrics=Metrics(),
+                release_version=lambda: version[0],
+            )
+            pull = PullRequest(viewer_id="v", since_version=0)
+
+            async def scenario() -> None:
+                await storage.open_async()
+                try:
+                    first = await exchange.pull_async(pull)
+                    assert await exchange.pull_async(pull) is first  # cached under v3
+                    version[0] = 2  # the store was restored to an older state
+                    await exchange.pull_async(pull)
+                    version[0] = 3  # …and released a v3 of its own
+                    assert await exchange.pull_async(pull) is not first
+                finally:
+                    await storage.close_async()
+
+            asyncio.run(scenario())
+        finally:
+            storage.close()
+
+
+def test_the_release_watcher_follows_a_store_whose_version_went_back(tmp_path: Path) -> None:
+    storage = open_storage(str(tmp_path / "c.db"))
+    try:
+        broker = EventBroker()
+        broker.version = 7  # what this server saw before its store was replaced
+        seen: list[int] = []
+        watcher = ReleaseWatcher(storage, broker, interval=60.0, on_version=seen.append)
+        assert asyncio.run(watcher.check()) == 0
+        assert broker.version == 0 and seen == [0]
     finally:
         storage.close()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -171,7 +172,8 @@ def test_omega_sync_pins_the_helper_key_and_checks_it(tmp_path: Path) -> None:
 def test_omega_sync_comes_through_every_door_and_fails_over(tmp_path: Path) -> None:
     """``--server`` names the door by its scheme — http://, grpc://, h3:// (pinned with
     --quic-pin) — and a comma-separated list is one service at several endpoints: a dead
-    first endpoint costs the TV nothing but a refused connection."""
+    first endpoint of any door (refused; a QUIC handshake that never comes) costs the TV
+    a failed connection, not the sync."""
     tls = self_signed(tmp_path / "tls")
     data_dir = tmp_path / "constellation"
     server = start_server(
@@ -185,13 +187,17 @@ def test_omega_sync_comes_through_every_door_and_fails_over(tmp_path: Path) -> N
         server.publish_codebook()
         grpc_url = "grpc://" + (data_dir / "grpc-address").read_text().strip()
         h3_url = "h3://127.0.0.1:" + (data_dir / "http3-port").read_text().strip()
-        with bound_socket(0) as dead:  # bound, never listening: connections are refused
-            dead_url = f"http://127.0.0.1:{dead.getsockname()[1]}"
+        with bound_socket(0) as dead, socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as mute:
+            port = dead.getsockname()[1]  # bound, never listening: connections are refused
+            mute.bind(("127.0.0.1", 0))  # a UDP port that never answers: no QUIC handshake
+            mute_url = f"h3://127.0.0.1:{mute.getsockname()[1]}"
             doors = {
                 "http": [server.base_url],
                 "grpc": [grpc_url],
                 "h3": [h3_url, "--quic-pin", tls.pin],
-                "failover": [f"{dead_url},{grpc_url}"],
+                "failover": [f"http://127.0.0.1:{port},{grpc_url}"],
+                "failover-grpc": [f"grpc://127.0.0.1:{port},{server.base_url}"],
+                "failover-h3": [f"{mute_url},{h3_url}", "--quic-pin", tls.pin],
             }
             runner = CliRunner()
             for name, (url, *extra) in doors.items():

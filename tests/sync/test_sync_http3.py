@@ -343,12 +343,18 @@ def test_an_oversized_body_gets_413_and_the_connection_carries_on(
             )
             assert declared.status == 413, declared.body
             assert b"65536 byte limit" in declared.body
+            # The refused body no longer counts as in flight: the next body is read.
+            small = await transport.request(
+                "POST", "/api/omega/sync", body=b"\x01", headers=_bearer(viewer)
+            )
+            assert small.status == 400, small.body
             ok = await transport.request("GET", "/healthz", body=None, headers={})
             assert ok.status == 200 and transport.stats.handshakes == 1
             # A body that declares no size is counted as it arrives.
             async with _raw(server, tls) as raw:
                 status = await raw.request("/api/omega/sync", _bearer(viewer), big)
                 assert status == 413
+                assert await raw.request("/api/omega/sync", _bearer(viewer), b"\x01") == 400
                 assert await raw.request("/healthz", {}, None) == 200
 
     asyncio.run(scenario())

@@ -78,6 +78,17 @@ class ReleaseWatcher:
         """Publish events if the stored version moved; return the current version."""
         async with self._lock:
             stats = await to_thread.run_sync(self._storage.stats)
+            if stats.version < self._broker.version:
+                # The store was restored or replaced: its versions are the truth (pulls
+                # keyed on the old, higher one would never see the releases to come).
+                log.warning(
+                    "release version went back from %d to %d: store restored or replaced?",
+                    self._broker.version,
+                    stats.version,
+                )
+                self._broker.version = stats.version
+                if self._on_version is not None:
+                    self._on_version(stats.version)
             if stats.version <= self._broker.version:
                 return self._broker.version
             trends = await to_thread.run_sync(self._storage.current_trends)

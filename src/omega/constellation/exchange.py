@@ -40,7 +40,7 @@ from omega.protocol.messages import (
     PushRequest,
     SyncResponse,
 )
-from omega.storage.base import Storage
+from omega.storage.base import Codebook, Storage, ViewerRecord
 
 __all__ = ["STOP_AFTER_INGEST", "Exchange", "ExchangeLimits"]
 
@@ -76,6 +76,12 @@ def _ack_bytes(ack: PushAck) -> int:
         codec.encode(_EMPTY_PULL)
     )
     return -(-size // 256) * 256
+
+
+def _region_of(viewer_id: str, viewer: ViewerRecord | None) -> str:
+    if viewer is None:
+        raise Problem(404, f"viewer {viewer_id} is not registered", slug="no-such-viewer")
+    return viewer.region
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,6 +157,7 @@ class Exchange:
         # wait). A miss raises (404) and stores nothing: only found viewers stay.
         self._regions: LRUCache[str, str] = LRUCache(maxsize=_REGIONS_CACHED)
         self._fitted: LRUCache[tuple[int, int, int], PullResponse] = LRUCache(_PULLS_CACHED)
+        self._last_version = 0  # the release version the last pull was keyed on
 
     async def sync(
         self, viewer_id: str, push: PushRequest | None, pull: PullRequest, *, server_version: int
@@ -163,7 +170,8 @@ class Exchange:
 
     def push(self, viewer_id: str, push: PushRequest, *, server_version: int) -> PushAck:
         """Check and ingest ``push`` for the authenticated ``viewer_id`` (exactly once)."""
-        ack = self._review(viewer_id, push, server_version=server_version)
+        codebook = self._codebooks.get()
+        ack = self._review(viewer_id, push, codebook=codebook, server_version=server_version)
         ingestion = self._prepare(push, ack=ack, region=self._region(viewer_id))
         try:
             stored = self._storage.ingest(ingestion.push, **ingestion.arguments())
@@ -174,15 +182,25 @@ class Exchange:
     async def push_async(
         self, viewer_id: str, push: PushRequest, *, server_version: int
     ) -> PushAck:
-        """:meth:`push` awaited on an event loop (see the module docstring)."""
-        ack = self._review(viewer_id, push, server_version=server_version)
+        """:meth:`push` awaited on an event loop (see the module docstring): what may read
+        storage (the codebook past its cache's life, a viewer's region not cached) runs
+        on a worker thread where reads may wait; the caches are written here, on the
+        loop's thread (they are not thread-safe)."""
+        inline = self._storage.inline_reads
+        known, codebook = self._codebooks.fresh()
+        if not known:
+            codebook = (
+                self._codebooks.get() if inline else await to_thread.run_sync(self._codebooks.get)
+            )
+        ack = self._review(viewer_id, push, codebook=codebook, server_version=server_version)
         region = self._regions.get(viewer_id)
         if region is None:
-            region = (
-                self._region(viewer_id)
-                if self._storage.inline_reads
-                else await to_thread.run_sync(self._region, viewer_id)
+            viewer = (
+                self._storage.get_viewer(viewer_id)
+                if inline
+                else await to_thread.run_sync(self._storage.get_viewer, viewer_id)
             )
+            region = self._regions[viewer_id] = _region_of(viewer_id, viewer)
         ingestion = self._prepare(push, ack=ack, region=region)
         try:
             stored = await self._storage.ingest_async(ingestion.push, **ingestion.arguments())
@@ -213,7 +231,14 @@ class Exchange:
             return msgspec.structs.replace(push, shares=[])
         return push
 
-    def _review(self, viewer_id: str, push: PushRequest, *, server_version: int) -> PushAck:
+    def _review(
+        self,
+        viewer_id: str,
+        push: PushRequest,
+        *,
+        codebook: Codebook | None,
+        server_version: int,
+    ) -> PushAck:
         """The checks before ingestion: the ack to store."""
         if push.viewer_id != viewer_id:
             raise Problem(403, "a viewer may only push its own patterns", slug="not-your-viewer")
@@ -226,20 +251,19 @@ class Exchange:
                 "split it into several batches",
                 slug="too-many-patterns",
             )
-        return review_push(push, self._codebooks.get(), server_version=server_version)
+        return review_push(push, codebook, server_version=server_version)
 
     def remember_region(self, viewer_id: str, region: str) -> None:
         """A viewer just registered here: its first push needs no storage read."""
         self._regions[viewer_id] = region
 
     def _region(self, viewer_id: str) -> str:
-        """The viewer's region, from the cache or storage (404 if it is not registered)."""
+        """The viewer's region, from the cache or storage (404 if it is not registered);
+        for :meth:`push`, whose callers run it on one thread at a time."""
         region = self._regions.get(viewer_id)
         if region is None:
             viewer = self._storage.get_viewer(viewer_id)
-            if viewer is None:
-                raise Problem(404, f"viewer {viewer_id} is not registered", slug="no-such-viewer")
-            region = self._regions[viewer_id] = viewer.region
+            region = self._regions[viewer_id] = _region_of(viewer_id, viewer)
         return region
 
     def _ingested(self, ingestion: _Ingestion, stored: PushAck) -> PushAck:
@@ -263,7 +287,8 @@ class Exchange:
         ``PATTERN_FLOOR`` bytes (or the whole budget, if smaller) for the patterns; past
         that the answer exceeds the budget by what must travel anyway.
         """
-        key = (pull.since_version, self._budget(pull, beside), self._storage.release_version())
+        version = self._keyed_version(self._storage.release_version())
+        key = (pull.since_version, self._budget(pull, beside), version)
         fitted = self._fitted.get(key)
         if fitted is None:
             fitted = self._fitted[key] = self._fit(*key)
@@ -277,11 +302,20 @@ class Exchange:
             version = self._release_version()
         else:
             version = await self._storage.release_version_async()
-        key = (pull.since_version, self._budget(pull, beside), version)
+        key = (pull.since_version, self._budget(pull, beside), self._keyed_version(version))
         fitted = self._fitted.get(key)
         if fitted is None:  # kept by the loop's thread: the cache is not thread-safe
             fitted = self._fitted[key] = await to_thread.run_sync(self._fit, *key)
         return fitted
+
+    def _keyed_version(self, version: int) -> int:
+        """``version``, after forgetting every fitted pull if it went back (a restored or
+        replaced store numbers its releases again: an answer cached under a number
+        reused that way would be another release's)."""
+        if version < self._last_version:
+            self._fitted.clear()
+        self._last_version = version
+        return version
 
     def _budget(self, pull: PullRequest, beside: PushAck | None) -> int:
         """The bytes left for patterns (see :meth:`pull`)."""

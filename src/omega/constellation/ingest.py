@@ -89,11 +89,19 @@ class CodebookCache:
         self._value: Codebook | None = None
         self._read_at = float("-inf")
 
-    def get(self) -> Codebook | None:
-        """Blocking (may read storage): call from a worker thread."""
+    def fresh(self) -> tuple[bool, Codebook | None]:
+        """(True, the codebook) when it was read less than ``ttl`` ago, else (False, None):
+        a lookup that never touches storage, for an event loop."""
         with self._lock:
             if self._clock.now() - self._read_at < self._ttl:
-                return self._value
+                return True, self._value
+        return False, None
+
+    def get(self) -> Codebook | None:
+        """Blocking (may read storage): call from a worker thread."""
+        known, value = self.fresh()
+        if known:
+            return value
         value = self._storage.get_codebook()
         with self._lock:
             self._value, self._read_at = value, self._clock.now()

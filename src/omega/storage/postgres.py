@@ -104,6 +104,13 @@ SELECT 1 FROM batch
 _VERSION = "SELECT version FROM release_state WHERE id = 1"
 
 
+def _retrieved(task: asyncio.Future[Any]) -> None:
+    """Read a shielded statement's exception, if any (logged by whoever awaited it, or
+    nobody: a device's retry then finds the push stored or not)."""
+    if not task.cancelled():
+        task.exception()
+
+
 def _cells_literal(cells: object) -> str | None:
     """A pattern's cells (a list, or None for a removal) as an ``integer[]`` literal."""
     if cells is None:
@@ -189,8 +196,16 @@ class PostgresStorage(SQLStorage[PostgresEngine]):
     async def open_async(self) -> None:
         """Open the connections the server's event loop uses for what a sync awaits (a
         push's one statement, the release version): no worker-thread hop per sync."""
+        # A statement waits at most connect_timeout for a connection (as a thread's own
+        # connection does for its connect): an outage is a quick error, not a queue.
         pool: AsyncConnectionPool[psycopg.AsyncConnection[tuple[Any, ...]]] = AsyncConnectionPool(
-            self._url, min_size=2, max_size=8, open=False, kwargs={"autocommit": True}
+            self._url,
+            min_size=2,
+            max_size=8,
+            open=False,
+            timeout=self._connect_timeout,
+            kwargs={"autocommit": True, "connect_timeout": self._connect_timeout},
+            check=AsyncConnectionPool.check_connection,
         )
         try:
             await pool.open(wait=True, timeout=self._connect_timeout)
@@ -208,7 +223,7 @@ class PostgresStorage(SQLStorage[PostgresEngine]):
         """One statement on the event loop's connections (autocommit), its first row."""
         if self._pool is None:
             raise StoreError("PostgreSQL store: open_async() was not called on this loop")
-        with translated():
+        with translated():  # psycopg's errors and the pool's PoolTimeout (a psycopg.Error)
             async with self._pool.connection() as conn:
                 cursor = await conn.execute(POSTGRES.sql(sql), params)
                 return await cursor.fetchone()
@@ -222,6 +237,8 @@ class PostgresStorage(SQLStorage[PostgresEngine]):
             return await super().ingest_async(push, digest=digest, region=region, ack=ack, now=now)
         parameters = _ingest_parameters(push, digest=digest, region=region, ack=ack, now=now)
         statement = asyncio.ensure_future(self._one_async(_INGEST, parameters))
+        # A caller cancelled meanwhile never reads the outcome: retrieve it all the same.
+        statement.add_done_callback(_retrieved)
         if await asyncio.shield(statement) is not None:
             return ack
         return await super().ingest_async(push, digest=digest, region=region, ack=ack, now=now)

@@ -36,7 +36,13 @@ import grpc
 import msgspec
 from google.protobuf.message import DecodeError
 
-from omega.errors import ConfigError, LocalProtocolError, RemoteProtocolError, TransportError
+from omega.errors import (
+    ConfigError,
+    LocalProtocolError,
+    RemoteProtocolError,
+    TransportError,
+    UnreachableError,
+)
 from omega.proto import (
     HTTP_STATUS_KEY,
     PROBLEM_KEY,
@@ -61,6 +67,11 @@ _STREAM_SYNC = next(rpc for rpc in RPCS if rpc.streaming)
 _NO_ANSWER = frozenset(
     {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.CANCELLED}
 )
+
+
+#: What gRPC core says when a call found no connection to make (refused, no route,
+#: connect timeout): "failed to connect to all addresses; last error: …".
+_NEVER_CONNECTED = "failed to connect to all addresses"
 
 
 def check_target(target: str) -> str:
@@ -278,6 +289,10 @@ def _error_answer(error: Any, where: str) -> Response:
     trailers = dict(error.trailing_metadata() or ())
     status = trailers.get(HTTP_STATUS_KEY, "")
     if not (isinstance(status, str) and status.isdigit() and 400 <= int(status) <= 599):
+        if code == grpc.StatusCode.UNAVAILABLE and _NEVER_CONNECTED in detail.lower():
+            # gRPC's own words when no connection could be made: nothing was sent, so
+            # another endpoint of the service may be tried (FailoverTransport).
+            raise UnreachableError(f"{where}: unavailable: {detail}")
         if code in _NO_ANSWER:
             raise TransportError(f"{where}: {code.name.lower()}: {detail}")
         text = f"gRPC {code.name}: {detail}".encode()

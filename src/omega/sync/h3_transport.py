@@ -47,7 +47,7 @@ from aioquic.quic.packet import QuicErrorCode
 from aioquic.tls import SessionTicket
 from cryptography.hazmat.primitives import serialization
 
-from omega.errors import ConfigError, TransportError
+from omega.errors import ConfigError, TransportError, UnreachableError
 from omega.protocol.quic import TOO_EARLY, may_be_early, parse_pin
 from omega.sync.transport import CONNECT_TIMEOUT, IO_TIMEOUT, Response
 
@@ -341,9 +341,14 @@ class Http3Transport:
             async with asyncio.timeout(self._timeout):
                 return await self._request(method, path, body, headers)
         except TimeoutError:
+            protocol = self._protocol
+            if protocol is not None and not protocol.handshake.done():
+                # No handshake, so nothing but a safe read (early data) left: another
+                # endpoint of the service may be tried (FailoverTransport).
+                raise UnreachableError(f"{method} {path}: no QUIC handshake") from None
             raise TransportError(f"{method} {path}: timed out over HTTP/3") from None
-        except TransportError as exc:
-            raise TransportError(f"{method} {path}: {exc}") from None
+        except TransportError as exc:  # the same kind: an unreachable server stays one
+            raise type(exc)(f"{method} {path}: {exc}") from None
 
     async def _request(
         self, method: str, path: str, body: bytes | None, headers: Mapping[str, str]
@@ -383,7 +388,7 @@ class Http3Transport:
             async with asyncio.timeout(self._connect_timeout):
                 await asyncio.shield(protocol.handshake)
         except TimeoutError:
-            protocol.failure = TransportError(
+            protocol.failure = UnreachableError(
                 f"no QUIC handshake with {self.host}:{self.port} in {self._connect_timeout:g} s"
             )
             protocol.close()
@@ -403,7 +408,7 @@ class Http3Transport:
         try:
             infos = await loop.getaddrinfo(self.host, self.port, type=socket.SOCK_DGRAM)
         except OSError as exc:
-            raise TransportError(f"cannot resolve {self.host}: {exc.strerror or exc}") from None
+            raise UnreachableError(f"cannot resolve {self.host}: {exc.strerror or exc}") from None
         family, address = infos[0][0], infos[0][4]
         ticket, self._ticket = self._ticket, None  # the server takes each ticket once
         quic = QuicConnection(

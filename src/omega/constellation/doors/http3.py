@@ -277,7 +277,7 @@ class _DoorProtocol(QuicConnectionProtocol):
     def _refuse(self, stream_id: int, request: _Request, reply: AppReply) -> None:
         """Answer ``reply`` now and ask the client to stop sending the body (RFC 9114
         §4.1: H3_NO_ERROR, the answer being complete)."""
-        request.done = True
+        self._release(request)
         self._send(stream_id, reply)
         with contextlib.suppress(ValueError):  # the stream's receiving side already closed
             self._quic.stop_stream(stream_id, ErrorCode.H3_NO_ERROR)
