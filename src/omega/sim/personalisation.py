@@ -264,18 +264,17 @@ class ColdStartSetup:
     federated fleet of ``dataset`` with the run's settings and calls ``after``."""
 
     shared: SharedCatalog
-    count: int
-    seed: int
+    #: The viewers held out (:func:`probe_viewers`).
+    probes: IntArray
     config: FleetConfig
     root: Path
     replay: Callable[[Dataset, AfterReplay], Awaitable[None]]
 
 
 async def cold_start(split_: Split, setup: ColdStartSetup) -> ColdStart:
-    """The cold-start curve of ``setup.count`` probes (see the module docstring)."""
-    probes = probe_viewers(split_, setup.count, setup.seed)
-    starts = Starts.of(split_, probes)
-    rest = without_viewers(split_.dataset, probes)
+    """The cold-start curve of ``setup.probes`` (see the module docstring)."""
+    starts = Starts.of(split_, setup.probes)
+    rest = without_viewers(split_.dataset, setup.probes)
     item_ids = [i.item_id for i in split_.dataset.items]
     gains: dict[str, Gains] = {}
     joined: list[float] = []

@@ -35,7 +35,12 @@ from omega.sim.content import shared_catalog
 from omega.sim.datasets import Dataset
 from omega.sim.evaluation import Split, evaluate, rank_metrics, split, validation_dataset
 from omega.sim.fleet import FleetConfig, FleetRun, replay_fleet
-from omega.sim.personalisation import AfterReplay, ColdStartSetup, personalisation
+from omega.sim.personalisation import (
+    AfterReplay,
+    ColdStartSetup,
+    personalisation,
+    probe_viewers,
+)
 
 __all__ = ["SimulationOptions", "run_simulation"]
 
@@ -267,6 +272,7 @@ async def run_simulation(
     timings: dict[str, float] = {}
     world = _world(dataset, options, progress, timings)
     split_ = world.split
+    cold_start = _cold_start(world)  # a bad --cold-start fails now, not after the replays
     baselines = _baselines(world, timings)
     finished_at = np.array(
         [int(split_.train_history(v)[2].max(initial=0)) for v in range(split_.n_viewers)],
@@ -283,7 +289,7 @@ async def run_simulation(
     result = _result(world, omega, _fleet_metrics(omega, split_, everyone), baselines, local)
     start = time.perf_counter()
     result["personalisation"] = await personalisation(
-        split_, _fleet_scorer(omega, split_), _fleet_scorer(local, split_), _cold_start(world)
+        split_, _fleet_scorer(omega, split_), _fleet_scorer(local, split_), cold_start
     )
     timings["personalisation_s"] = time.perf_counter() - start
     local.close()
@@ -457,8 +463,7 @@ def _cold_start(world: _World) -> ColdStartSetup | None:
 
     return ColdStartSetup(
         shared=world.shared,
-        count=world.options.cold_start,
-        seed=world.options.seed,
+        probes=probe_viewers(world.split, world.options.cold_start, world.options.seed),
         config=world.options.fleet,
         root=world.root / "cold-start-tvs",
         replay=replay,
