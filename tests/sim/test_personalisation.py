@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,7 @@ from omega.sim.personalisation import (
     probe_viewers,
     without_viewers,
 )
+from omega.sim.report import write_report
 from omega.sim.simulate import SimulationOptions, run_simulation
 
 FAST = FleetConfig(
@@ -131,3 +133,23 @@ def test_cold_start_refuses_a_remote_constellation(tmp_path: Path) -> None:
     options = SimulationOptions(server="http://127.0.0.1:9", admin_token="t", cold_start=2)
     with pytest.raises(ConfigError, match="--cold-start needs a fresh constellation"):
         asyncio.run(run_simulation(_data(), options, lambda *_: None))
+
+
+def test_the_report_shows_both_as_tables_and_plots(result: dict[str, Any], tmp_path: Path) -> None:
+    written = [p.name for p in write_report(result, tmp_path)]
+    assert "personalisation_by_history.png" in written and "cold_start.png" in written
+    for name in ("personalisation_by_history.png", "cold_start.png"):
+        assert (tmp_path / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    md = (tmp_path / "report.md").read_text()
+    assert "## Personalisation speed" in md
+    assert "| training interactions | histories | viewers | Omega (federated) |" in md
+    assert f"{PROBES} viewers held out of a second federated fleet of {16 - PROBES}" in md
+    k10 = result["personalisation"]["cold_start"]["curve"][-1]
+    assert f"| 10 | {k10['omega_ndcg@10']:.4f} ± {k10['omega_ndcg@10_se']:.4f} |" in md
+    assert json.loads((tmp_path / "report.json").read_text())["personalisation"]
+
+
+def test_a_report_without_the_section_draws_neither_plot(tmp_path: Path) -> None:
+    written = [p.name for p in write_report({"dataset": "synthetic"}, tmp_path)]
+    assert written == ["report.json", "report.md"]
+    assert "Personalisation" not in (tmp_path / "report.md").read_text()

@@ -223,6 +223,13 @@ def _attack_section(result: Mapping[str, Any]) -> list[str]:
     kind = attack.get("kind") or "attack"
     title = f"Attack: {kind}, {fmt_share(number(attack.get('attackers')))} attackers"
     lines = _check_section(title, attack_checks(attack))
+    honest = number(attack.get("honest_viewers"))
+    if honest is not None:
+        lines += [
+            "",
+            f"Measured on the {honest:,.0f} honest viewers only; the clean fleet is the one "
+            "the Omega row above measures on every viewer.",
+        ]
     target = attack.get("target_title") or attack.get("target_item")
     if target:
         item = attack.get("target_item")

@@ -503,6 +503,9 @@ async def _attack(world: _World, clean: FleetRun) -> tuple[dict[str, Any], float
     summary = {
         "kind": options.attack,
         "attackers": round(len(attackers) / n, 4),
+        # Every figure below is over these viewers only; the clean fleet over all of them is
+        # the result's "omega" (one replay serves both).
+        "honest_viewers": len(honest),
         "target_item": target_item.item_id,
         "target_title": target_item.title,
         "target_cell": target_cell,
