@@ -40,6 +40,7 @@ def test_version_is_the_installed_package_version() -> None:
         (("simulate",), 2, "--dataset"),
         (("simulate", "--dataset", "/nonexistent/ml"), 3, "/nonexistent/ml"),
         (("simulate", "--dataset", "/nonexistent/ml", "--report-budget", "-1"), 2, "≥ 0"),
+        (("simulate", "--dataset", "/nonexistent/ml", "--cold-start", "-1"), 2, "--cold-start"),
         (("demo", "--viewers", "1"), 2, "--viewers ≥ 3"),
         (("simulate", "--dataset", "/nonexistent/ml", "--reports", "both"), 2, "'shared' or"),
         (("simulate", "--dataset", "/nonexistent/ml", "--share-min-batch", "0"), 2, "1..2500"),

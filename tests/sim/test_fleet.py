@@ -171,3 +171,17 @@ def test_a_seed_reproduces_a_run_with_two_server_reports(tmp_path: Path) -> None
     again = _run(tmp_path / "b", fleet, seed=7)
     assert first["shared_reports_sent"] == again["shared_reports_sent"] > 0
     assert first["omega"] == again["omega"]  # the servers' noise is seeded too
+
+
+def test_one_seed_gives_one_set_of_clean_figures_whichever_command_runs_the_fleet(
+    tmp_path: Path,
+) -> None:
+    """The attack command replays the clean fleet exactly as the plain command does; its
+    clean-vs-attacked figures are over the honest viewers only, and say so."""
+    fleet = replace(FAST, share_min_batch=5, seed=4)
+    plain = _run(tmp_path / "plain", fleet, seed=4)
+    attacked = _run(tmp_path / "attack", fleet, seed=4, attack="promote-item", attackers=0.25)
+    for key in ("omega", "baselines", "timeline", "personalisation", "rounds", "syncs"):
+        assert attacked[key] == plain[key], key
+    attack = attacked["attack"]
+    assert attack["honest_viewers"] == 12 - 3  # type: ignore[index]

@@ -375,3 +375,12 @@ def test_the_quality_plot_shows_each_points_viewers_and_sets_few_apart() -> None
     figure.canvas.draw()  # the title, however long the dataset's name, stays on the figure
     title = ax.title.get_window_extent()
     assert title.x0 >= 0 and title.x1 <= figure.bbox.width and title.y1 <= figure.bbox.height
+
+
+def test_the_attack_section_says_its_figures_are_over_the_honest_viewers() -> None:
+    result = _result()
+    result["attack"]["honest_viewers"] = 450
+
+    md = render_markdown(result)
+
+    assert "Measured on the 450 honest viewers only; the clean fleet is the one" in md

@@ -95,6 +95,14 @@ def simulate(
             "settings on this, report figures from the default run.",
         ),
     ] = False,
+    cold_start: Annotated[
+        int,
+        typer.Option(
+            help="Viewers held out of a second federated fleet for the cold-start curve: "
+            "each replays its first 10 events on a new TV that joins that fleet (0: none; "
+            "the second fleet costs about one more replay).",
+        ),
+    ] = 0,
     work_dir: Annotated[
         Path | None, typer.Option(help="Where the fleet's brains live (default: temp).")
     ] = None,
@@ -153,6 +161,8 @@ def simulate(
         raise ConfigError("--shared-epsilon must be in (0, 20]")
     if not 1 <= share_min_batch <= 2500:
         raise ConfigError("--share-min-batch must be in 1..2500")
+    if cold_start < 0:
+        raise ConfigError("--cold-start must be ≥ 0 (0: no cold-start curve)")
     if report_budget < 0 or report_window_days <= 0:
         raise ConfigError("--report-budget must be ≥ 0 (0: no cap) and --report-window-days > 0")
     simulation.check_report(report)  # fail now, not after a ten-minute replay
@@ -182,6 +192,7 @@ def simulate(
         else ("popularity", "item_knn", "als", "transitions"),
         work_dir=work_dir,
         validation=validation,
+        cold_start=cold_start,
         cache_dir=simulation.cache_dir(),
     )
     result = simulation.run_with_progress(data, options, quiet=as_json)

@@ -35,7 +35,17 @@ from omega.sync.client import SyncClient
 from omega.sync.cursors import CatalogOrder
 from omega.sync.transport import Transport
 
-__all__ = ["FleetConfig", "FleetRun", "Viewer", "rating_to_view", "replay_fleet"]
+__all__ = [
+    "FleetConfig",
+    "FleetRun",
+    "Viewer",
+    "brain_config",
+    "join",
+    "new_tv",
+    "play",
+    "rating_to_view",
+    "replay_fleet",
+]
 
 DAY = 86_400.0
 
@@ -51,6 +61,15 @@ def rating_to_view(stars: float) -> tuple[str, float]:
     if stars <= 1.5:
         return "skip", 0.0
     return "view", {4.0: 0.9, 3.5: 0.75, 3.0: 0.6, 2.5: 0.4, 2.0: 0.25}.get(float(stars), 0.5)
+
+
+def play(brain: Brain, item_id: str, stars: float) -> None:
+    """Track one replayed rating on ``brain`` as the TV event :func:`rating_to_view` makes."""
+    kind, fraction = rating_to_view(stars)
+    if kind == "skip":
+        brain.track_skip(item_id, at_seconds=60.0)
+    else:
+        brain.track_view(item_id, watch_fraction=fraction)
 
 
 ReportKind = Literal["shared", "ldp"]
@@ -113,6 +132,10 @@ class FleetRun:
             viewer.brain.close()
         if self.newcomer is not None:
             self.newcomer.brain.close()
+
+    def ended_at(self) -> float:
+        """The simulated time the replay ended at: the latest of the viewers' clocks."""
+        return max((v.clock.now() for v in self.viewers.values()), default=0.0)
 
     def first_screen(self, k: int = 10) -> list[str] | None:
         """The titles the newcomer is recommended (None without federation)."""
@@ -225,13 +248,7 @@ def _open_fleet(
 ) -> FleetRun:
     """One brain for each of ``viewers`` (and, with a constellation, its sync client) and,
     with a constellation, a newcomer."""
-    brain_config = BrainConfig(
-        codebook_cells=config.cells,
-        report_epsilon=config.report_epsilon,
-        report_budget=config.report_budget,
-        report_window_s=config.report_window_s,
-        shared_epsilon=config.shared_epsilon,
-    )
+    settings = brain_config(config)
     audit = None
     if constellation is not None:
         audit = PrivacyAudit.for_catalog(
@@ -244,7 +261,7 @@ def _open_fleet(
     for v in range(viewers):
         clock = ManualClock(0.0)
         brain = Brain.open(
-            root / f"viewer-{v}", clock=clock, config=brain_config, shared_catalog=shared
+            root / f"viewer-{v}", clock=clock, config=settings, shared_catalog=shared
         )
         if order:
             # What ``SyncClient.fetch_codebook`` stores from the codebook document the
@@ -268,18 +285,58 @@ def _open_fleet(
             )
         run.viewers[v] = viewer
     if constellation is not None:
-        clock = ManualClock(0.0)
-        brain = Brain.open(
-            root / "newcomer", clock=clock, config=brain_config, shared_catalog=shared
+        run.newcomer = new_tv(
+            viewers, root / "newcomer", shared, config=config, constellation=constellation
         )
+    return run
+
+
+def brain_config(config: FleetConfig) -> BrainConfig:
+    """The settings every brain of a fleet runs with."""
+    return BrainConfig(
+        codebook_cells=config.cells,
+        report_epsilon=config.report_epsilon,
+        report_budget=config.report_budget,
+        report_window_s=config.report_window_s,
+        shared_epsilon=config.shared_epsilon,
+    )
+
+
+def new_tv(
+    index: int,
+    directory: Path,
+    shared: SharedCatalog,
+    *,
+    config: FleetConfig,
+    constellation: SimConstellation | None,
+    name: str = "newcomer",
+) -> Viewer:
+    """A TV that has watched nothing, with a fleet's settings; with a constellation, a sync
+    client attested as ``name`` (outside any audit: it is not one of the replayed viewers).
+    It joins the fleet's federation with :func:`join`."""
+    clock = ManualClock(0.0)
+    brain = Brain.open(directory, clock=clock, config=brain_config(config), shared_catalog=shared)
+    client = None
+    if constellation is not None:
         client = SyncClient(
             brain,
             constellation.transport,
             max_pull_bytes=config.pull_bytes,
-            attestation=constellation.device("newcomer"),
+            attestation=constellation.device(name),
         )
-        run.newcomer = Viewer(viewers, brain, clock, client)
-    return run
+    return Viewer(index, brain, clock, client)
+
+
+async def join(viewer: Viewer, at: float, *, max_syncs: int = 50) -> int:
+    """Set ``viewer``'s clock to ``at`` and sync until it holds the whole current release;
+    the number of syncs it took."""
+    assert viewer.client is not None
+    viewer.clock.set(at)
+    for n in range(1, max_syncs + 1):
+        result = await viewer.client.sync()
+        if not result.more:
+            return n
+    return max_syncs
 
 
 async def _replay(
@@ -307,12 +364,7 @@ async def _replay(
         viewer = run.viewers[int(who[n])]
         ts = float(when[n])
         viewer.clock.set(ts)
-        kind, fraction = rating_to_view(float(stars[n]))
-        item = item_ids[int(what[n])]
-        if kind == "skip":
-            viewer.brain.track_skip(item, at_seconds=60.0)
-        else:
-            viewer.brain.track_view(item, watch_fraction=fraction)
+        play(viewer.brain, item_ids[int(what[n])], float(stars[n]))
         viewer.since_sync += 1
         if (
             viewer.client is not None
@@ -378,8 +430,4 @@ async def finish(run: FleetRun, constellation: SimConstellation) -> None:
     await catch_up(online, run)
     if run.newcomer is not None and run.newcomer.client is not None:
         # Outside the audit and the sync counts: it is not one of the replayed viewers.
-        run.newcomer.clock.set(max((v.clock.now() for v in online), default=0.0))
-        for _ in range(50):
-            result = await run.newcomer.client.sync()
-            if not result.more:
-                break
+        await join(run.newcomer, run.ended_at())

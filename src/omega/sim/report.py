@@ -28,6 +28,11 @@ from omega.sim._report_data import (
     quality_rows,
     section,
 )
+from omega.sim._report_personalisation import (
+    cold_start_png,
+    history_png,
+    personalisation_markdown,
+)
 from omega.sim._report_plots import (
     FEW_VIEWERS,
     attack_exposure_png,
@@ -65,6 +70,17 @@ PLOTS: dict[str, tuple[str, str, Callable[[Mapping[str, Any]], bytes | None]]] =
         "Exposure under attack",
         "the promoted item's exposure and NDCG@10, clean vs attacked",
         attack_exposure_png,
+    ),
+    "personalisation_by_history.png": (
+        "Personalisation speed",
+        "NDCG@10 (ties broken fairly) by the viewer's training interactions, for Omega, "
+        "local-only and popularity",
+        history_png,
+    ),
+    "cold_start.png": (
+        "Cold start",
+        "NDCG@10 (ties broken fairly) of a new TV after its first k events, k = 0 … 10",
+        cold_start_png,
     ),
 }
 
@@ -135,6 +151,7 @@ def render_markdown(result: Mapping[str, Any], *, plots: list[str] | None = None
     lines = ["# Omega simulation report", ""]
     lines += _run_facts(result)
     lines += _quality_section(result)
+    lines += personalisation_markdown(result)
     lines += _check_section("Bytes on the wire", byte_checks(result))
     lines += _privacy_section(result)
     lines += _attack_section(result)
@@ -206,6 +223,13 @@ def _attack_section(result: Mapping[str, Any]) -> list[str]:
     kind = attack.get("kind") or "attack"
     title = f"Attack: {kind}, {fmt_share(number(attack.get('attackers')))} attackers"
     lines = _check_section(title, attack_checks(attack))
+    honest = number(attack.get("honest_viewers"))
+    if honest is not None:
+        lines += [
+            "",
+            f"Measured on the {honest:,.0f} honest viewers only; the clean fleet is the one "
+            "the Omega row above measures on every viewer.",
+        ]
     target = attack.get("target_title") or attack.get("target_item")
     if target:
         item = attack.get("target_item")

@@ -15,7 +15,7 @@ import math
 import tempfile
 import time
 from collections.abc import AsyncIterator, Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +35,12 @@ from omega.sim.content import shared_catalog
 from omega.sim.datasets import Dataset
 from omega.sim.evaluation import Split, evaluate, rank_metrics, split, validation_dataset
 from omega.sim.fleet import FleetConfig, FleetRun, replay_fleet
+from omega.sim.personalisation import (
+    AfterReplay,
+    ColdStartSetup,
+    personalisation,
+    probe_viewers,
+)
 
 __all__ = ["SimulationOptions", "run_simulation"]
 
@@ -58,6 +64,9 @@ class SimulationOptions:
     #: Hold out each viewer's second-to-last interaction (the last is dropped): for tuning
     #: settings without looking at the items the reported figures are measured on.
     validation: bool = False
+    #: Viewers held out of a second federated fleet for the cold-start curve (0: none);
+    #: see ``omega.sim.personalisation``.
+    cold_start: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,9 +140,11 @@ async def _fleet(
     target_cell: int = -1,
     target_item: str | None = None,
     finished_at: npt.NDArray[np.int64] | None = None,
+    after: AfterReplay | None = None,
 ) -> tuple[FleetRun, float]:
     """Replay the fleet ``label``, federated or local-only; with ``finished_at`` (when each
-    viewer's training ends), measure the viewers done so far at evenly spaced checkpoints."""
+    viewer's training ends), measure the viewers done so far at evenly spaced checkpoints;
+    ``after`` gets the replayed fleet and its constellation before that closes."""
     start = time.perf_counter()
     async with _federation(world, label, federated=federated) as (constellation, helper_key):
         run = await replay_fleet(
@@ -157,6 +168,8 @@ async def _fleet(
         if constellation is not None:
             stats = await constellation.stats()
             run.checkpoints.append({"released_patterns": float(stats.get("released_patterns", 0))})
+            if after is not None:
+                await after(run, constellation)
     return run, time.perf_counter() - start
 
 
@@ -259,6 +272,7 @@ async def run_simulation(
     timings: dict[str, float] = {}
     world = _world(dataset, options, progress, timings)
     split_ = world.split
+    cold_start = _cold_start(world)  # a bad --cold-start fails now, not after the replays
     baselines = _baselines(world, timings)
     finished_at = np.array(
         [int(split_.train_history(v)[2].max(initial=0)) for v in range(split_.n_viewers)],
@@ -273,6 +287,11 @@ async def run_simulation(
         world, federated=True, label="omega", finished_at=finished_at
     )
     result = _result(world, omega, _fleet_metrics(omega, split_, everyone), baselines, local)
+    start = time.perf_counter()
+    result["personalisation"] = await personalisation(
+        split_, _fleet_scorer(omega, split_), _fleet_scorer(local, split_), cold_start
+    )
+    timings["personalisation_s"] = time.perf_counter() - start
     local.close()
 
     if options.attack is not None:
@@ -288,6 +307,11 @@ def _check(options: SimulationOptions) -> None:
     if options.attack is not None and options.server is not None:
         raise ConfigError(
             "attacks need a fresh constellation per run: drop --server to use the in-process one"
+        )
+    if options.cold_start and options.server is not None:
+        raise ConfigError(
+            "--cold-start needs a fresh constellation for its fleet: drop --server to use the "
+            "in-process one"
         )
     if not 0.0 < options.attackers < 0.5:
         raise ConfigError("--attackers must be a fraction in (0, 0.5)")
@@ -427,6 +451,25 @@ def _result(
     }
 
 
+def _cold_start(world: _World) -> ColdStartSetup | None:
+    """How the cold-start curve replays its fleet without its probes (None: not asked)."""
+    if not world.options.cold_start:
+        return None
+
+    async def replay(rest: Dataset, after: AfterReplay) -> None:
+        fleet_world = replace(world, dataset=rest, split=split(rest))
+        run, _ = await _fleet(fleet_world, federated=True, label="cold-start", after=after)
+        run.close()
+
+    return ColdStartSetup(
+        shared=world.shared,
+        probes=probe_viewers(world.split, world.options.cold_start, world.options.seed),
+        config=world.options.fleet,
+        root=world.root / "cold-start-tvs",
+        replay=replay,
+    )
+
+
 def _on_first_screen(run: FleetRun, item_id: str) -> bool | None:
     screen = run.first_screen()
     return None if screen is None else item_id in screen
@@ -460,6 +503,9 @@ async def _attack(world: _World, clean: FleetRun) -> tuple[dict[str, Any], float
     summary = {
         "kind": options.attack,
         "attackers": round(len(attackers) / n, 4),
+        # Every figure below is over these viewers only; the clean fleet over all of them is
+        # the result's "omega" (one replay serves both).
+        "honest_viewers": len(honest),
         "target_item": target_item.item_id,
         "target_title": target_item.title,
         "target_cell": target_cell,
