@@ -138,12 +138,17 @@ def test_rank_metrics_cutoff() -> None:
     assert rank_metrics(np.array([], dtype=np.int64)) == (0.0, 0.0)
 
 
-def test_ties_count_for_the_held_out_item_and_pessimistic_figures_show_it(tmp_path: Path) -> None:
+def test_ties_count_fairly_with_both_extremes_beside(tmp_path: Path) -> None:
     data = _twelve_items(tmp_path, [(1, 1, 4, 1), (1, 2, 4, 2)])
     result = evaluate(data, FixedScorer([0.0] * 12))
-    # A constant scorer "wins" every tie: rank 0. Pessimistically, 10 unseen items tie.
-    assert result["hr@10"] == 1.0
-    assert result["ndcg@10"] == 1.0
+    # A constant scorer: 11 unseen items, the held-out one and 10 tied with it, so its rank
+    # is uniform over 0…10. Won ties give rank 0 (the old rule), lost ones rank 10.
+    assert result["hr@10"] == pytest.approx(10 / 11)
+    gains = sum(1 / math.log2(r + 2) for r in range(10)) / 11
+    assert result["ndcg@10"] == pytest.approx(gains)
+    assert result["mrr"] == pytest.approx(sum(1 / (r + 1) for r in range(11)) / 11)
+    assert result["hr@10_optimistic"] == 1.0
+    assert result["ndcg@10_optimistic"] == 1.0
     assert result["hr@10_pessimistic"] == 0.0
     assert result["ndcg@10_pessimistic"] == 0.0
 
