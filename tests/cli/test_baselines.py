@@ -42,6 +42,19 @@ def test_json_has_every_figure_of_each_row(movielens: Path) -> None:
     assert cowatch["ndcg@10"] > report["baselines"]["popularity"]["ndcg@10"]
 
 
+def test_a_share_of_the_viewers_and_the_synthetic_log(movielens: Path) -> None:
+    done = omega(
+        "baselines", "--dataset", str(movielens), "--names", "popularity",
+        "--viewer-share", "0.5", "--json",
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["viewers"] == 6
+    synthetic = omega("baselines", "--synthetic", "60,8,3", "--names", "transitions", "--json")
+    assert synthetic.returncode == 0, synthetic.stderr
+    report = json.loads(synthetic.stdout)
+    assert (report["items"], report["viewers"], report["format"]) == (60, 8, "synthetic")
+
+
 def test_tune_on_validation_lists_the_best_settings(movielens: Path) -> None:
     done = omega(
         "baselines",
@@ -72,6 +85,9 @@ def test_tune_on_validation_lists_the_best_settings(movielens: Path) -> None:
         (("--names", "magic"), "--names"),
         (("--names", ""), "--names"),
         (("--tune", "--names", "popularity"), "--names cowatch"),
+        (("--viewer-share", "0"), "--viewer-share"),
+        (("--synthetic", "600,400"), "--synthetic"),
+        (("--synthetic", "0,10,3"), "titles"),
     ],
 )
 def test_bad_input_is_one_sentence(movielens: Path, args: tuple[str, ...], words: str) -> None:

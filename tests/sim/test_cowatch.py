@@ -21,6 +21,7 @@ from omega.sim.cowatch import (
     cowatch_counts,
     cowatch_matrix,
     keep_backed,
+    robust_choice,
     settings_from,
     tune,
     viewer_pairs,
@@ -186,3 +187,19 @@ def test_reference_figures_on_the_real_sample() -> None:
     assert window["ndcg@10"] == pytest.approx(0.079, abs=0.006)
     assert backed["ndcg@10"] == pytest.approx(0.072, abs=0.006)
     assert backed["ndcg@10"] < window["ndcg@10"]
+
+
+def test_robust_choice_maximises_the_worst_share_of_each_runs_best() -> None:
+    def row(window: int, ndcg: float) -> dict[str, float]:
+        return {"window": window, "recent": 5, "ndcg@10": ndcg}
+
+    # Window 1 wins the first run, window 3 the second; window 2 is never best but never
+    # far behind (0.9 and 0.9 of the best against 1.0 and 0.5).
+    first = [row(1, 0.10), row(2, 0.09), row(3, 0.05)]
+    second = [row(1, 0.10), row(2, 0.18), row(3, 0.20)]
+    chosen = robust_choice([first, second])
+    assert chosen["window"] == 2
+    assert chosen["worst_share"] == pytest.approx(0.9)
+    assert robust_choice([first])["window"] == 1
+    with pytest.raises(ConfigError):
+        robust_choice([])

@@ -21,7 +21,7 @@ from omega.sim import (
     rank_metrics,
     split,
 )
-from omega.sim.evaluation import validation_dataset
+from omega.sim.evaluation import validation_dataset, viewer_subsample
 
 
 def _ids(data: Split, items: npt.NDArray[np.int64]) -> list[str]:
@@ -168,3 +168,18 @@ def test_scorer_output_is_checked(tmp_path: Path) -> None:
         evaluate(data, FixedScorer([0.0] * 11))
     with pytest.raises(InputError, match="NaN"):
         evaluate(data, FixedScorer([math.nan] * 12))
+
+
+def test_viewer_subsample_keeps_whole_viewers(tmp_path: Path) -> None:
+    full = load_dataset(write_ml_latest(tmp_path / "ml"))
+    half = viewer_subsample(full, 0.5, seed=4)
+    assert half.n_users == 1  # int(3 · 0.5)
+    (user,) = half.user_ids
+    original = full.user_index[user]
+    assert half.n_ratings == int((full.users == original).sum())
+    assert half.users.tolist() == [0] * half.n_ratings
+    assert half.items == full.items  # the same catalog
+    assert viewer_subsample(full, 0.5, seed=4).user_ids == half.user_ids
+    assert viewer_subsample(full, 1.0).n_ratings == full.n_ratings
+    with pytest.raises(InputError, match="share"):
+        viewer_subsample(full, 0.0)

@@ -32,7 +32,7 @@ import scipy.sparse as sp
 from omega.errors import ConfigError
 from omega.sim._implicit import ALSScorer, ItemKNNScorer
 from omega.sim.cowatch import TUNED, TUNED_K3, CowatchScorer
-from omega.sim.datasets import load_dataset
+from omega.sim.datasets import Dataset, load_dataset
 from omega.sim.evaluation import (
     FloatArray,
     IntArray,
@@ -123,13 +123,14 @@ BASELINES: dict[str, Factory] = {
 
 
 def baseline_report(
-    dataset_path: str | Path,
+    dataset_path: str | Path | Dataset,
     *,
     seed: int = 0,
     names: Sequence[str] = tuple(BASELINES),
     validation: bool = False,
 ) -> dict[str, Any]:
-    """Load, split and evaluate the named baselines: figures plus fit/eval seconds.
+    """Load (unless given a ``Dataset``), split and evaluate the named baselines: figures
+    plus fit/eval seconds.
 
     ``validation``: hold out each viewer's second-to-last interaction (the last dropped),
     for tuning. ``item_knn`` and ``als`` need the optional ``implicit`` package
@@ -140,7 +141,7 @@ def baseline_report(
     if unknown:
         raise ConfigError(f"unknown baseline(s) {unknown}; choose from {sorted(BASELINES)}")
     started = time.perf_counter()
-    dataset = load_dataset(dataset_path)
+    dataset = dataset_path if isinstance(dataset_path, Dataset) else load_dataset(dataset_path)
     data = split(validation_dataset(dataset) if validation else dataset)
     load_s = time.perf_counter() - started
     results: dict[str, dict[str, float | int]] = {}

@@ -45,6 +45,7 @@ __all__ = [
     "rank_metrics",
     "split",
     "validation_dataset",
+    "viewer_subsample",
 ]
 
 K = 10
@@ -128,6 +129,29 @@ def validation_dataset(dataset: Dataset) -> Dataset:
         items_idx=dataset.items_idx[keep],
         ratings=dataset.ratings[keep],
         timestamps=dataset.timestamps[keep],
+    )
+
+
+def viewer_subsample(dataset: Dataset, share: float, *, seed: int = 0) -> Dataset:
+    """The log of a random ``share`` of the viewers (``int(n · share)``, at least one,
+    drawn with ``seed``), renumbered in their original order: the same catalog, a
+    differently shaped fleet."""
+    if not 0.0 < share <= 1.0:
+        raise InputError(f"viewer share must be in (0, 1], got {share}")
+    rng = np.random.default_rng(seed)
+    kept = np.sort(rng.choice(dataset.n_users, max(1, int(dataset.n_users * share)), replace=False))
+    renumber = np.full(dataset.n_users, -1, dtype=np.int32)
+    renumber[kept] = np.arange(kept.shape[0], dtype=np.int32)
+    rows = renumber[dataset.users] >= 0
+    user_ids = tuple(dataset.user_ids[int(u)] for u in kept)
+    return replace(
+        dataset,
+        users=renumber[dataset.users[rows]],
+        items_idx=dataset.items_idx[rows],
+        ratings=dataset.ratings[rows],
+        timestamps=dataset.timestamps[rows],
+        user_ids=user_ids,
+        user_index={user: u for u, user in enumerate(user_ids)},
     )
 
 
