@@ -308,15 +308,14 @@ def test_quality_table_rows_and_ratio_to_local_only() -> None:
 
     assert [c.header for c in table.columns] == [
         "model",
-        "NDCG@10",
-        "NDCG@10 pess.",
-        "HR@10",
-        "HR@10 pess.",
+        "NDCG",
+        "pess.",
+        "HR",
+        "pess.",
         "MRR",
-        "MAP@10",
-        "Recall@10",
-        "coverage@10",
-        "× local-only",
+        "MAP",
+        "cov.",
+        "× local",
     ]
     assert table.row_count == 6  # Omega + 5 baselines
     assert "671 viewers" in text

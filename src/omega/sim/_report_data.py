@@ -22,6 +22,7 @@ __all__ = [
     "PULL_TARGET_BYTES",
     "PUSH_TARGET_BYTES",
     "QUALITY_COLUMNS",
+    "SHORT_LABELS",
     "Check",
     "QualityRow",
     "attack_checks",
@@ -51,6 +52,17 @@ BASELINE_LABELS: dict[str, str] = {
     "transitions": "co-watch transitions (centralised ref.)",
     "cowatch": "co-watch window (centralised ref.)",
     "cowatch_k3": "co-watch window, pairs of ≥ 3 viewers (centralised ref.)",
+}
+
+#: The terminal table's names for the rows (it has no room for the long ones).
+SHORT_LABELS: dict[str, str] = {
+    "omega": "Omega",
+    "local_only": "local-only",
+    "item_knn": "item-kNN",
+    "als": "ALS",
+    "transitions": "transitions",
+    "cowatch": "co-watch",
+    "cowatch_k3": "co-watch k≥3",
 }
 
 #: The quality tables' figure columns, after the model: (result key, heading). Headline
@@ -143,9 +155,9 @@ class QualityRow:
     #: Every figure of ``QUALITY_COLUMNS`` (None where the result lacks it).
     figures: Mapping[str, float | None]
 
-    def cells(self) -> list[str]:
-        """The ``QUALITY_COLUMNS`` figures, formatted (— where missing)."""
-        return [fmt(self.figures.get(key)) for key, _ in QUALITY_COLUMNS]
+    def cells(self, columns: tuple[tuple[str, str], ...] = QUALITY_COLUMNS) -> list[str]:
+        """The ``columns`` figures, formatted (— where missing)."""
+        return [fmt(self.figures.get(key)) for key, _ in columns]
 
 
 def quality_rows(result: Mapping[str, Any]) -> list[QualityRow]:

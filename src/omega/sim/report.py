@@ -12,11 +12,13 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from rich import box
 from rich.table import Table
 
 from omega.errors import ConfigError
 from omega.sim._report_data import (
     QUALITY_COLUMNS,
+    SHORT_LABELS,
     Check,
     attack_checks,
     byte_checks,
@@ -232,27 +234,46 @@ def _count(value: Any) -> str | None:
     return None if as_number is None else f"{as_number:,.0f}"
 
 
+#: The terminal's columns, short to fit 80 characters (all at k = 10; Recall@10, equal
+#: to HR@10 with one relevant title, left out).
+_TERMINAL_COLUMNS = (
+    ("ndcg@10", "NDCG"),
+    ("ndcg@10_pessimistic", "pess."),
+    ("hr@10", "HR"),
+    ("hr@10_pessimistic", "pess."),
+    ("mrr", "MRR"),
+    ("map@10", "MAP"),
+    ("coverage@10", "cov."),
+)
+
+
 def quality_table(result: Mapping[str, Any]) -> Table:
-    """Omega and each baseline: the ``QUALITY_COLUMNS`` figures and × local-only."""
+    """Omega and each baseline: the headline figures (tie-fair, pessimistic beside), MRR,
+    MAP@10, coverage@10 and × local-only, narrow enough for an 80-column terminal."""
     viewers = _count(result.get("viewers"))
     title = "Recommendation quality" + (f" — {viewers} viewers" if viewers else "")
     table = Table(
         title=title,
-        caption=f"{_held_out(result)} interaction held out, full ranking; tie-fair "
-        "(expected under random tie-breaking); pess. = ties count against",
+        caption=f"{_held_out(result)} interaction held out, full ranking, k = 10; "
+        "tie-fair (expected under random tie-breaking); pess.: ties count against; "
+        "Recall@10 = HR@10 (one relevant title); cov.: share of the catalog in a top 10",
         header_style="bold",
+        box=box.SIMPLE_HEAD,
+        pad_edge=False,
+        collapse_padding=True,
     )
     table.add_column("model")
-    for _, column in QUALITY_COLUMNS:
+    for _, column in _TERMINAL_COLUMNS:
         table.add_column(column, justify="right")
-    table.add_column("× local-only", justify="right")
+    table.add_column("× local", justify="right")
     for row in quality_rows(result):
+        label = SHORT_LABELS.get(row.key, row.label)
         style = "bold cyan" if row.key == "omega" else ("dim" if "ref." in row.label else None)
         if row.skipped:
-            table.add_row(row.label, "skipped", *([""] * len(QUALITY_COLUMNS)), style="dim")
+            table.add_row(label, "skipped", *([""] * len(_TERMINAL_COLUMNS)), style="dim")
             continue
         ratio = f"{row.vs_local:.2f}×" if row.vs_local is not None else "—"
-        table.add_row(row.label, *row.cells(), ratio, style=style)
+        table.add_row(label, *row.cells(_TERMINAL_COLUMNS), ratio, style=style)
     return table
 
 
