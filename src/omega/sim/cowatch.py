@@ -55,7 +55,7 @@ __all__ = [
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class CowatchSettings:
-    """The four settings of the rule in the module docstring, plus the k filter."""
+    """The settings of the rule in the module docstring, plus the k filter."""
 
     window: int = 10
     recent: int = 20
