@@ -20,7 +20,7 @@ def test_help_lists_every_command() -> None:
     done = omega("--help")
     assert done.returncode == 0
     commands = ("brain", "bench", "demo", "simulate", "serve", "worker", "helper", "sync", "admin")
-    for command in (*commands, "attest", "mcp"):
+    for command in (*commands, "attest", "mcp", "baselines"):
         assert command in done.stdout
 
 

@@ -144,7 +144,10 @@ def test_reference_figures_on_the_real_sample() -> None:
     popularity = evaluate(data, PopularityScorer(data))
     transitions = evaluate(data, TransitionScorer(data))
     if data.dataset.n_ratings == 100_004:  # the ml-latest-small of DESIGN.md's table
-        assert popularity["ndcg@10"] == pytest.approx(0.0198, abs=0.003)
-        assert popularity["hr@10"] == pytest.approx(0.0432, abs=0.005)
-        assert transitions["ndcg@10"] == pytest.approx(0.0694, abs=0.003)
+        # DESIGN.md's first table counted ties as won (the optimistic figures) ...
+        assert popularity["ndcg@10_optimistic"] == pytest.approx(0.0198, abs=0.0005)
+        assert popularity["hr@10_optimistic"] == pytest.approx(0.0432, abs=0.0005)
+        assert transitions["ndcg@10_optimistic"] == pytest.approx(0.0694, abs=0.0005)
+        # ... its tie-fair one gives transitions 0.054.
+        assert transitions["ndcg@10"] == pytest.approx(0.054, abs=0.0005)
     assert transitions["ndcg@10"] > popularity["ndcg@10"]

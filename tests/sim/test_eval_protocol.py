@@ -21,7 +21,7 @@ from omega.sim import (
     rank_metrics,
     split,
 )
-from omega.sim.evaluation import validation_dataset
+from omega.sim.evaluation import validation_dataset, viewer_subsample
 
 
 def _ids(data: Split, items: npt.NDArray[np.int64]) -> list[str]:
@@ -138,12 +138,17 @@ def test_rank_metrics_cutoff() -> None:
     assert rank_metrics(np.array([], dtype=np.int64)) == (0.0, 0.0)
 
 
-def test_ties_count_for_the_held_out_item_and_pessimistic_figures_show_it(tmp_path: Path) -> None:
+def test_ties_count_fairly_with_both_extremes_beside(tmp_path: Path) -> None:
     data = _twelve_items(tmp_path, [(1, 1, 4, 1), (1, 2, 4, 2)])
     result = evaluate(data, FixedScorer([0.0] * 12))
-    # A constant scorer "wins" every tie: rank 0. Pessimistically, 10 unseen items tie.
-    assert result["hr@10"] == 1.0
-    assert result["ndcg@10"] == 1.0
+    # A constant scorer: 11 unseen items, the held-out one and 10 tied with it, so its rank
+    # is uniform over 0…10. Won ties give rank 0 (the old rule), lost ones rank 10.
+    assert result["hr@10"] == pytest.approx(10 / 11)
+    gains = sum(1 / math.log2(r + 2) for r in range(10)) / 11
+    assert result["ndcg@10"] == pytest.approx(gains)
+    assert result["mrr"] == pytest.approx(sum(1 / (r + 1) for r in range(11)) / 11)
+    assert result["hr@10_optimistic"] == 1.0
+    assert result["ndcg@10_optimistic"] == 1.0
     assert result["hr@10_pessimistic"] == 0.0
     assert result["ndcg@10_pessimistic"] == 0.0
 
@@ -163,3 +168,18 @@ def test_scorer_output_is_checked(tmp_path: Path) -> None:
         evaluate(data, FixedScorer([0.0] * 11))
     with pytest.raises(InputError, match="NaN"):
         evaluate(data, FixedScorer([math.nan] * 12))
+
+
+def test_viewer_subsample_keeps_whole_viewers(tmp_path: Path) -> None:
+    full = load_dataset(write_ml_latest(tmp_path / "ml"))
+    half = viewer_subsample(full, 0.5, seed=4)
+    assert half.n_users == 1  # int(3 · 0.5)
+    (user,) = half.user_ids
+    original = full.user_index[user]
+    assert half.n_ratings == int((full.users == original).sum())
+    assert half.users.tolist() == [0] * half.n_ratings
+    assert half.items == full.items  # the same catalog
+    assert viewer_subsample(full, 0.5, seed=4).user_ids == half.user_ids
+    assert viewer_subsample(full, 1.0).n_ratings == full.n_ratings
+    with pytest.raises(InputError, match="share"):
+        viewer_subsample(full, 0.0)

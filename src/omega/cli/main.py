@@ -86,6 +86,7 @@ def _register() -> None:
         "helper",
         "sync",
         "simulate",
+        "baselines",
         "admin",
         "attest",
         "sdk",

@@ -14,7 +14,7 @@ from omega.cli import _simulation as simulation
 from omega.cli._output import JsonOption, console
 from omega.errors import ConfigError
 
-__all__ = ["register"]
+__all__ = ["dataset_path", "register"]
 
 
 def simulate(
@@ -128,7 +128,8 @@ def simulate(
 ) -> None:
     """Replay each viewer's ratings as TV events through one brain per viewer, syncing with a
     real constellation; rank every unseen title for each viewer's held-out last interaction
-    and compare Omega with popularity, local-only, ALS, item-kNN and co-watch transitions.
+    and compare Omega with popularity, local-only, ALS, item-kNN, co-watch transitions and
+    co-watch within a window (all, and only pairs ≥ 3 viewers share).
 
     \f
     Long only by its options: each is one annotated parameter, as Typer reads them."""
@@ -148,7 +149,7 @@ def simulate(
         raise ConfigError(
             "--engine dask runs a synthetic fleet (--tvs N); the dataset replay runs locally"
         )
-    path = _dataset_path(dataset)
+    path = dataset_path(dataset)
     if attack is not None and attack not in ATTACKS:
         raise ConfigError(f"--attack must be one of {', '.join(ATTACKS)}")
     if cells < 2 or sync_every < 1 or sync_hours <= 0 or round_days <= 0:
@@ -187,9 +188,9 @@ def simulate(
         admin_token=admin_token or os.environ.get("OMEGA_ADMIN_TOKEN"),
         attack=attack,
         attackers=attackers,
-        baselines=("popularity", "transitions")
+        baselines=("popularity", "transitions", "cowatch", "cowatch_k3")
         if no_als
-        else ("popularity", "item_knn", "als", "transitions"),
+        else ("popularity", "item_knn", "als", "transitions", "cowatch", "cowatch_k3"),
         work_dir=work_dir,
         validation=validation,
         cold_start=cold_start,
@@ -250,7 +251,7 @@ def _interrupt(signum: int, frame: FrameType | None) -> None:
     raise KeyboardInterrupt
 
 
-def _dataset_path(dataset: Path | None) -> Path:
+def dataset_path(dataset: Path | None) -> Path:
     """``--dataset``, else $OMEGA_DATASET."""
     path = dataset or (
         Path(os.environ["OMEGA_DATASET"]) if os.environ.get("OMEGA_DATASET") else None

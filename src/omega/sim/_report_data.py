@@ -21,6 +21,8 @@ __all__ = [
     "MAX_NDCG_DROP",
     "PULL_TARGET_BYTES",
     "PUSH_TARGET_BYTES",
+    "QUALITY_COLUMNS",
+    "SHORT_LABELS",
     "Check",
     "QualityRow",
     "attack_checks",
@@ -48,7 +50,33 @@ BASELINE_LABELS: dict[str, str] = {
     "item_knn": "item-kNN (centralised ref.)",
     "als": "ALS (centralised ref.)",
     "transitions": "co-watch transitions (centralised ref.)",
+    "cowatch": "co-watch window (centralised ref.)",
+    "cowatch_k3": "co-watch window, pairs of ≥ 3 viewers (centralised ref.)",
 }
+
+#: The terminal table's names for the rows (it has no room for the long ones).
+SHORT_LABELS: dict[str, str] = {
+    "omega": "Omega",
+    "local_only": "local-only",
+    "item_knn": "item-kNN",
+    "als": "ALS",
+    "transitions": "transitions",
+    "cowatch": "co-watch",
+    "cowatch_k3": "co-watch k≥3",
+}
+
+#: The quality tables' figure columns, after the model: (result key, heading). Headline
+#: figures are tie-fair (expected under random tie-breaking).
+QUALITY_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("ndcg@10", "NDCG@10"),
+    ("ndcg@10_pessimistic", "NDCG@10 pess."),
+    ("hr@10", "HR@10"),
+    ("hr@10_pessimistic", "HR@10 pess."),
+    ("mrr", "MRR"),
+    ("map@10", "MAP@10"),
+    ("recall@10", "Recall@10"),
+    ("coverage@10", "coverage@10"),
+)
 
 _PRIVACY = (
     ("raw_items_sent", "raw item ids"),
@@ -124,6 +152,12 @@ class QualityRow:
     ndcg_pessimistic: float | None
     vs_local: float | None  # NDCG@10 ÷ local-only NDCG@10
     skipped: bool
+    #: Every figure of ``QUALITY_COLUMNS`` (None where the result lacks it).
+    figures: Mapping[str, float | None]
+
+    def cells(self, columns: tuple[tuple[str, str], ...] = QUALITY_COLUMNS) -> list[str]:
+        """The ``columns`` figures, formatted (— where missing)."""
+        return [fmt(self.figures.get(key)) for key, _ in columns]
 
 
 def quality_rows(result: Mapping[str, Any]) -> list[QualityRow]:
@@ -150,6 +184,7 @@ def quality_rows(result: Mapping[str, Any]) -> list[QualityRow]:
                 ndcg_pessimistic=number(figures.get("ndcg@10_pessimistic")),
                 vs_local=ratio,
                 skipped=bool(figures.get("skipped")) or ndcg is None,
+                figures={key: number(figures.get(key)) for key, _ in QUALITY_COLUMNS},
             )
         )
     return rows

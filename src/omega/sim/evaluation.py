@@ -4,18 +4,18 @@
   one is held out and everything before it is the train split.
 - A ``Scorer`` scores **all** items for a batch of viewers; items the viewer interacted
   with in train are excluded (set to −inf here, whatever the scorer returned), the
-  held-out item never is. Its 0-based rank is the number of remaining items with a
-  strictly higher score (full ranking, no sampled negatives).
-- HR@10 = [rank < 10]; NDCG@10 = 1/log2(rank + 2) if rank < 10 else 0 (binary relevance,
-  one relevant item); both averaged over viewers.
-
-Ties: counting only strictly higher scores settles every tie in the held-out item's
-favour. That is how DESIGN.md's reference table was computed (this module reproduces
-its popularity, item-kNN and transitions rows to four decimals), so ``hr@10`` /
-``ndcg@10`` use it. It flatters scorers with coarse scores (integer co-watch counts; a
-constant scorer would get NDCG 1), so ``evaluate`` also reports ``*_pessimistic``
-figures where every tied item ranks above the held-out one. Read both: a large gap
-means the scorer's ties, not its ordering, earn the figure.
+  held-out item never is. ``holdout_counts`` gives, per viewer, how many remaining items
+  score strictly higher than the held-out one and how many tie with it — the one rule
+  every row of every table uses (baselines, Omega's fleet, local-only).
+- Ties count fairly: the headline figures (``hr@10``, ``ndcg@10``, MRR, MAP@k,
+  Recall@k; ``omega.sim.metrics``) are expectations under uniformly random
+  tie-breaking; ``*_pessimistic`` puts every tie above the held-out item and
+  ``*_optimistic`` below it. The optimistic rule (rank = strictly higher items) is how
+  DESIGN.md's first reference table was computed (this module reproduces its popularity,
+  item-kNN and transitions rows to four decimals with it); it flatters scorers with
+  coarse scores (integer co-watch counts; a constant scorer would get NDCG 1).
+- ``coverage@k``: the share of the catalog in some viewer's top k (ties at the k-th
+  place broken at random with the run's seed).
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ import scipy.sparse as sp
 
 from omega.errors import InputError
 from omega.sim.datasets import Dataset
+from omega.sim.metrics import KS, TopKCoverage, expected_at, ranking_metrics
 
 __all__ = [
     "K",
@@ -39,10 +40,12 @@ __all__ = [
     "ViewerScorer",
     "evaluate",
     "expected_gains",
+    "holdout_counts",
     "holdout_ranks",
     "rank_metrics",
     "split",
     "validation_dataset",
+    "viewer_subsample",
 ]
 
 K = 10
@@ -129,6 +132,29 @@ def validation_dataset(dataset: Dataset) -> Dataset:
     )
 
 
+def viewer_subsample(dataset: Dataset, share: float, *, seed: int = 0) -> Dataset:
+    """The log of a random ``share`` of the viewers (``int(n · share)``, at least one,
+    drawn with ``seed``), renumbered in their original order: the same catalog, a
+    differently shaped fleet."""
+    if not 0.0 < share <= 1.0:
+        raise InputError(f"viewer share must be in (0, 1], got {share}")
+    rng = np.random.default_rng(seed)
+    kept = np.sort(rng.choice(dataset.n_users, max(1, int(dataset.n_users * share)), replace=False))
+    renumber = np.full(dataset.n_users, -1, dtype=np.int32)
+    renumber[kept] = np.arange(kept.shape[0], dtype=np.int32)
+    rows = renumber[dataset.users] >= 0
+    user_ids = tuple(dataset.user_ids[int(u)] for u in kept)
+    return replace(
+        dataset,
+        users=renumber[dataset.users[rows]],
+        items_idx=dataset.items_idx[rows],
+        ratings=dataset.ratings[rows],
+        timestamps=dataset.timestamps[rows],
+        user_ids=user_ids,
+        user_index={user: u for u, user in enumerate(user_ids)},
+    )
+
+
 def split(dataset: Dataset) -> Split:
     """Hold out each viewer's last interaction in (timestamp, numeric item id) order."""
     order = _protocol_order(dataset)
@@ -187,65 +213,86 @@ def expected_gains(higher: IntArray, tied: IntArray, k: int = K) -> tuple[FloatA
     others score the same, so its rank is uniform over ``higher … higher + tied``; the
     expectation is a difference of prefix sums over ranks (exact, no sampling).
     """
-    if higher.shape != tied.shape:
-        raise InputError(f"higher {higher.shape} and tied {tied.shape} differ in shape")
-    if higher.size == 0:
-        return np.zeros(0), np.zeros(0)
-    if (higher < 0).any() or (tied < 0).any():
-        raise InputError("rank counts must be non-negative")
     ranks = np.arange(k, dtype=np.float64)
-    hit_prefix = np.concatenate([[0.0], np.cumsum(np.ones(k))])
-    gain_prefix = np.concatenate([[0.0], np.cumsum(1.0 / np.log2(ranks + 2.0))])
-    low = np.minimum(higher, k)
-    high = np.minimum(higher + tied + 1, k)
-    width = (tied + 1).astype(np.float64)
-    hits: FloatArray = (hit_prefix[high] - hit_prefix[low]) / width
-    gains: FloatArray = (gain_prefix[high] - gain_prefix[low]) / width
+    hits = expected_at(np.ones(k), higher, tied)
+    gains = expected_at(1.0 / np.log2(ranks + 2.0), higher, tied)
     return hits, gains
+
+
+def holdout_counts(
+    split: Split,
+    scorer: Scorer,
+    *,
+    viewers: IntArray | None = None,
+    coverage: TopKCoverage | None = None,
+    batch: int = _BATCH,
+) -> tuple[IntArray, IntArray]:
+    """Per viewer (all, or ``viewers`` in that order): (items scoring strictly higher than
+    the held-out one, items tying with it), among the items not seen in train.
+
+    ``coverage``, if given, also counts each viewer's top-k items."""
+    chosen = np.arange(split.n_viewers, dtype=np.int64) if viewers is None else viewers
+    higher = np.empty(chosen.shape[0], dtype=np.int64)
+    tied = np.empty(chosen.shape[0], dtype=np.int64)
+    for start in range(0, chosen.shape[0], batch):
+        part = slice(start, start + batch)
+        scores = _masked_scores(split, scorer, chosen[part])
+        rows = np.arange(scores.shape[0])
+        target_items = split.holdout[chosen[part]]
+        target = scores[rows, target_items].copy()
+        if coverage is not None:
+            coverage.add(scores)
+        # The held-out item itself (even if re-watched) is the one being ranked.
+        scores[rows, target_items] = np.nan
+        higher[part] = (scores > target[:, None]).sum(axis=1)
+        tied[part] = (scores == target[:, None]).sum(axis=1)
+    return higher, tied
+
+
+def _masked_scores(split: Split, scorer: Scorer, viewers: IntArray) -> FloatArray:
+    """The scorer's rows for ``viewers``, checked, train items at −inf except the held-out
+    item (which keeps its score even when the viewer re-watched it)."""
+    scores = np.array(scorer.score(viewers), dtype=np.float64)  # a copy we may edit
+    if scores.shape != (viewers.shape[0], split.n_items):
+        raise InputError(
+            f"scorer returned shape {scores.shape}, expected {(viewers.shape[0], split.n_items)}"
+        )
+    if np.isnan(scores).any():
+        raise InputError("scorer returned NaN scores")
+    rows = np.arange(viewers.shape[0])
+    target_items = split.holdout[viewers]
+    target = scores[rows, target_items].copy()
+    seen = split.train_matrix[viewers]
+    scores[np.repeat(rows, np.diff(seen.indptr)), seen.indices] = -np.inf
+    scores[rows, target_items] = target
+    return scores
 
 
 def holdout_ranks(
     split: Split, scorer: Scorer, *, batch: int = _BATCH
 ) -> tuple[IntArray, IntArray]:
     """The held-out item's 0-based rank among unseen items: (ties won, ties lost)."""
-    matrix = split.train_matrix
-    higher = np.empty(split.n_viewers, dtype=np.int64)
-    tied = np.empty(split.n_viewers, dtype=np.int64)
-    for start in range(0, split.n_viewers, batch):
-        viewers = np.arange(start, min(start + batch, split.n_viewers), dtype=np.int64)
-        scores = np.array(scorer.score(viewers), dtype=np.float64)  # a copy we may edit
-        if scores.shape != (viewers.shape[0], split.n_items):
-            raise InputError(
-                f"scorer returned shape {scores.shape}, "
-                f"expected {(viewers.shape[0], split.n_items)}"
-            )
-        if np.isnan(scores).any():
-            raise InputError("scorer returned NaN scores")
-        rows = np.arange(viewers.shape[0])
-        target_items = split.holdout[viewers]
-        target = scores[rows, target_items].copy()
-        seen = matrix[viewers]
-        scores[np.repeat(rows, np.diff(seen.indptr)), seen.indices] = -np.inf
-        # The held-out item itself (even if re-watched) is the one being ranked.
-        scores[rows, target_items] = np.nan
-        higher[viewers] = (scores > target[:, None]).sum(axis=1)
-        tied[viewers] = (scores == target[:, None]).sum(axis=1)
+    higher, tied = holdout_counts(split, scorer, batch=batch)
     return higher, higher + tied
 
 
-def evaluate(split: Split, scorer: Scorer, *, k: int = K) -> dict[str, float | int]:
-    """HR@k and NDCG@k of ``scorer`` on ``split``.
-
-    Returns ``{"hr@10", "ndcg@10", "hr@10_pessimistic", "ndcg@10_pessimistic",
-    "viewers"}`` (for k = 10); see the module docstring for ties.
-    """
-    best, worst = holdout_ranks(split, scorer)
-    hr, ndcg = rank_metrics(best, k)
-    hr_worst, ndcg_worst = rank_metrics(worst, k)
-    return {
-        f"hr@{k}": hr,
-        f"ndcg@{k}": ndcg,
-        f"hr@{k}_pessimistic": hr_worst,
-        f"ndcg@{k}_pessimistic": ndcg_worst,
-        "viewers": split.n_viewers,
-    }
+def evaluate(
+    split: Split,
+    scorer: Scorer,
+    *,
+    viewers: IntArray | None = None,
+    seed: int = 0,
+    ks: tuple[int, ...] = KS,
+    coverage: bool = True,
+) -> dict[str, float | int]:
+    """Every figure of ``omega.sim.metrics`` for ``scorer`` on ``split`` (all viewers, or
+    ``viewers``): ``hr@k``, ``ndcg@k``, ``map@k``, ``recall@k``, ``mrr`` (tie-fair), their
+    ``_pessimistic`` / ``_optimistic`` sides, ``coverage@k`` (ties at the k-th place
+    broken with ``seed``; left out with ``coverage=False``) and ``viewers``."""
+    cover = TopKCoverage(split.n_items, ks=ks, seed=seed) if coverage else None
+    higher, tied = holdout_counts(split, scorer, viewers=viewers, coverage=cover)
+    figures: dict[str, float | int] = dict(ranking_metrics(higher, tied, ks=ks))
+    if cover is not None:
+        figures.update(cover.figures())
+    figures["viewers"] = int(higher.shape[0])
+    return figures

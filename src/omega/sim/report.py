@@ -12,10 +12,13 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from rich import box
 from rich.table import Table
 
 from omega.errors import ConfigError
 from omega.sim._report_data import (
+    QUALITY_COLUMNS,
+    SHORT_LABELS,
     Check,
     attack_checks,
     byte_checks,
@@ -190,20 +193,20 @@ def _quality_section(result: Mapping[str, Any]) -> list[str]:
         "## Recommendation quality",
         "",
         f"Each viewer's {_held_out(result)} interaction held out; all unseen items ranked. "
-        "*Pessimistic*: tied items count against the held-out one.",
+        "Figures are tie-fair: expected under uniformly random tie-breaking. "
+        "*pess.*: tied items count against the held-out one. Recall@10 = HR@10 (one "
+        "relevant item per viewer); coverage@10: share of the catalog in some viewer's top 10.",
         "",
-        "| model | HR@10 | NDCG@10 | NDCG@10 pessimistic | × local-only |",
-        "| --- | ---: | ---: | ---: | ---: |",
+        "| model | " + " | ".join(head for _, head in QUALITY_COLUMNS) + " | × local-only |",
+        "| --- |" + " ---: |" * (len(QUALITY_COLUMNS) + 1),
     ]
     for row in rows:
         name = f"**{row.label}**" if row.key == "omega" else row.label
         if row.skipped:
-            lines.append(f"| {name} | skipped | | | |")
+            lines.append(f"| {name} | skipped |" + " |" * len(QUALITY_COLUMNS))
             continue
         ratio = fmt(row.vs_local, ".2f") + "×" if row.vs_local is not None else "—"
-        lines.append(
-            f"| {name} | {fmt(row.hr)} | {fmt(row.ndcg)} | {fmt(row.ndcg_pessimistic)} | {ratio} |"
-        )
+        lines.append(f"| {name} | " + " | ".join([*row.cells(), ratio]) + " |")
     return lines
 
 
@@ -255,28 +258,46 @@ def _count(value: Any) -> str | None:
     return None if as_number is None else f"{as_number:,.0f}"
 
 
+#: The terminal's columns, short to fit 80 characters (all at k = 10; Recall@10, equal
+#: to HR@10 with one relevant title, left out).
+_TERMINAL_COLUMNS = (
+    ("ndcg@10", "NDCG"),
+    ("ndcg@10_pessimistic", "pess."),
+    ("hr@10", "HR"),
+    ("hr@10_pessimistic", "pess."),
+    ("mrr", "MRR"),
+    ("map@10", "MAP"),
+    ("coverage@10", "cov."),
+)
+
+
 def quality_table(result: Mapping[str, Any]) -> Table:
-    """Omega and each baseline: HR@10, NDCG@10, pessimistic NDCG@10, × local-only."""
+    """Omega and each baseline: the headline figures (tie-fair, pessimistic beside), MRR,
+    MAP@10, coverage@10 and × local-only, narrow enough for an 80-column terminal."""
     viewers = _count(result.get("viewers"))
     title = "Recommendation quality" + (f" — {viewers} viewers" if viewers else "")
     table = Table(
         title=title,
-        caption=f"{_held_out(result)} interaction held out, full ranking; "
-        "pessimistic = ties count against",
+        caption=f"{_held_out(result)} interaction held out, full ranking, k = 10; "
+        "tie-fair (expected under random tie-breaking); pess.: ties count against; "
+        "Recall@10 = HR@10 (one relevant title); cov.: share of the catalog in a top 10",
         header_style="bold",
+        box=box.SIMPLE_HEAD,
+        pad_edge=False,
+        collapse_padding=True,
     )
     table.add_column("model")
-    for column in ("HR@10", "NDCG@10", "NDCG@10 pessimistic", "× local-only"):
+    for _, column in _TERMINAL_COLUMNS:
         table.add_column(column, justify="right")
+    table.add_column("× local", justify="right")
     for row in quality_rows(result):
+        label = SHORT_LABELS.get(row.key, row.label)
         style = "bold cyan" if row.key == "omega" else ("dim" if "ref." in row.label else None)
         if row.skipped:
-            table.add_row(row.label, "skipped", "", "", "", style="dim")
+            table.add_row(label, "skipped", *([""] * len(_TERMINAL_COLUMNS)), style="dim")
             continue
         ratio = f"{row.vs_local:.2f}×" if row.vs_local is not None else "—"
-        table.add_row(
-            row.label, fmt(row.hr), fmt(row.ndcg), fmt(row.ndcg_pessimistic), ratio, style=style
-        )
+        table.add_row(label, *row.cells(_TERMINAL_COLUMNS), ratio, style=style)
     return table
 
 

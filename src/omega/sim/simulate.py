@@ -2,9 +2,10 @@
 
 Evaluation follows DESIGN.md exactly: each viewer's last interaction (by timestamp, then
 item id as a number) is held out; all items the viewer has not interacted with are
-ranked; HR@10 and NDCG@10 are averaged over viewers. Ties count in the held-out item's
-favour as in the reference figures; the pessimistic figures (ties against) are reported
-beside them.
+ranked; every row (Omega, local-only, each baseline) is measured by
+``omega.sim.evaluation.evaluate``, with the same masking of seen items and the same
+tie-fair headline (expected figures under uniformly random tie-breaking; pessimistic and
+optimistic beside them).
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ from omega.sim.baselines import BASELINES
 from omega.sim.constellation import SimConstellation
 from omega.sim.content import shared_catalog
 from omega.sim.datasets import Dataset
-from omega.sim.evaluation import Split, evaluate, rank_metrics, split, validation_dataset
+from omega.sim.evaluation import Split, ViewerScorer, evaluate, split, validation_dataset
 from omega.sim.fleet import FleetConfig, FleetRun, replay_fleet
 from omega.sim.personalisation import (
     AfterReplay,
@@ -55,7 +56,14 @@ class SimulationOptions:
     admin_token: str | None = None
     attack: AttackKind | None = None
     attackers: float = 0.33
-    baselines: tuple[str, ...] = ("popularity", "item_knn", "als", "transitions")
+    baselines: tuple[str, ...] = (
+        "popularity",
+        "item_knn",
+        "als",
+        "transitions",
+        "cowatch",
+        "cowatch_k3",
+    )
     work_dir: Path | None = None
     cache_dir: Path | None = None
     checkpoints: int = 6
@@ -81,31 +89,18 @@ class _World:
     progress: Progress
 
 
-def _ranks(
-    split_: Split, viewers: Iterable[int], score: Callable[[int], npt.NDArray[np.float32]]
-) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
-    won, lost = [], []
-    for v in viewers:
-        scores = score(v).astype(np.float64)
-        target = scores[split_.holdout[v]]
-        won.append(int(np.sum(scores > target)))
-        lost.append(int(np.sum(scores >= target)) - 1)
-    return np.array(won, dtype=np.int64), np.array(lost, dtype=np.int64)
-
-
 def _metrics(
-    split_: Split, viewers: Iterable[int], score: Callable[[int], npt.NDArray[np.float32]]
+    split_: Split,
+    viewers: Iterable[int],
+    score: Callable[[int], npt.NDArray[np.float32]],
+    *,
+    seed: int = 0,
+    coverage: bool = True,
 ) -> dict[str, float]:
-    won, lost = _ranks(split_, viewers, score)
-    hr, ndcg = rank_metrics(won)
-    hr_p, ndcg_p = rank_metrics(lost)
-    return {
-        "hr@10": hr,
-        "ndcg@10": ndcg,
-        "hr@10_pessimistic": hr_p,
-        "ndcg@10_pessimistic": ndcg_p,
-        "viewers": float(len(won)),
-    }
+    """The protocol's figures for one viewer at a time, by the rule every baseline uses."""
+    chosen = np.fromiter(viewers, dtype=np.int64)
+    figures = evaluate(split_, ViewerScorer(score), viewers=chosen, seed=seed, coverage=coverage)
+    return {name: float(value) for name, value in figures.items()}
 
 
 def _fleet_scorer(run: FleetRun, split_: Split) -> Callable[[int], npt.NDArray[np.float32]]:
@@ -117,8 +112,11 @@ def _fleet_scorer(run: FleetRun, split_: Split) -> Callable[[int], npt.NDArray[n
     return score
 
 
-def _fleet_metrics(run: FleetRun, split_: Split, viewers: Iterable[int]) -> dict[str, float]:
-    return _metrics(split_, viewers, _fleet_scorer(run, split_))
+def _fleet_metrics(
+    run: FleetRun, split_: Split, viewers: Iterable[int], *, seed: int = 0, coverage: bool = True
+) -> dict[str, float]:
+    """Omega's (or local-only's) figures; ``coverage=False`` skips coverage@k (checkpoints)."""
+    return _metrics(split_, viewers, _fleet_scorer(run, split_), seed=seed, coverage=coverage)
 
 
 def _exposure(run: FleetRun, split_: Split, viewers: list[int], target: int) -> float:
@@ -182,7 +180,7 @@ def _checkpoint(
 ) -> dict[str, float]:
     """The quality so far, over the honest viewers whose training ended by ``ts``."""
     done = [int(v) for v in np.flatnonzero(finished_at <= ts) if int(v) not in attackers]
-    figures = _fleet_metrics(run, split_, done) if done else {}
+    figures = _fleet_metrics(run, split_, done, coverage=False) if done else {}
     return {
         "viewers": float(len(done)),
         "ndcg@10": figures.get("ndcg@10", math.nan),
@@ -282,11 +280,12 @@ async def run_simulation(
         world, federated=False, label="local-only", finished_at=finished_at
     )
     everyone = range(split_.n_viewers)
-    baselines["local_only"] = _fleet_metrics(local, split_, everyone)
+    baselines["local_only"] = _fleet_metrics(local, split_, everyone, seed=options.seed)
     omega, timings["omega_s"] = await _fleet(
         world, federated=True, label="omega", finished_at=finished_at
     )
-    result = _result(world, omega, _fleet_metrics(omega, split_, everyone), baselines, local)
+    omega_figures = _fleet_metrics(omega, split_, everyone, seed=options.seed)
+    result = _result(world, omega, omega_figures, baselines, local)
     start = time.perf_counter()
     result["personalisation"] = await personalisation(
         split_, _fleet_scorer(omega, split_), _fleet_scorer(local, split_), cold_start
@@ -348,7 +347,8 @@ def _baselines(world: _World, timings: dict[str, float]) -> dict[str, dict[str, 
             baselines[name] = {"skipped": 1.0}
             world.progress(f"{name} skipped: {exc}", 1, 1)
             continue
-        baselines[name] = {k: float(v) for k, v in evaluate(world.split, scorer).items()}
+        figures = evaluate(world.split, scorer, seed=world.options.seed)
+        baselines[name] = {k: float(v) for k, v in figures.items()}
         timings[f"{name}_s"] = time.perf_counter() - start
         world.progress(f"baseline {name}", 1, 1)
     return baselines
@@ -498,8 +498,8 @@ async def _attack(world: _World, clean: FleetRun) -> tuple[dict[str, Any], float
         target_cell=target_cell,
         target_item=target_item.item_id,
     )
-    clean_figures = _fleet_metrics(clean, split_, honest)
-    attacked_figures = _fleet_metrics(attacked, split_, honest)
+    clean_figures = _fleet_metrics(clean, split_, honest, seed=options.seed)
+    attacked_figures = _fleet_metrics(attacked, split_, honest, seed=options.seed)
     summary = {
         "kind": options.attack,
         "attackers": round(len(attackers) / n, 4),
