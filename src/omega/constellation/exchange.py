@@ -19,7 +19,7 @@ import msgspec
 from anyio import to_thread
 
 from omega.clock import Clock
-from omega.constellation.distribute import fit_pull, pattern_budget
+from omega.constellation.distribute import fit_pull, pattern_budget, with_cowatch
 from omega.constellation.ingest import (
     CodebookCache,
     framed_push_digest,
@@ -31,6 +31,7 @@ from omega.constellation.problems import Problem
 from omega.errors import ConflictError
 from omega.protocol import codec
 from omega.protocol.messages import (
+    CowatchRow,
     PullRequest,
     PullResponse,
     PushAck,
@@ -47,6 +48,8 @@ STOP_AFTER_INGEST = "stop-after-ingest"
 
 #: Rows asked of storage for one pull, whatever the budget (the codec caps a pull at 4096).
 _MAX_FETCH = 4096
+#: Co-watch rows read per pull (a 5 KB page holds ~50 rows of 20 neighbours).
+_COWATCH_FETCH = 256
 
 #: Fitted pulls kept, by (since version, byte budget, release version): after a release,
 #: every device pulls the same delta since the same version, and fitting one (reading,
@@ -254,7 +257,26 @@ class Exchange:
         extras = self._limits.seal_reserve() + (_ack_bytes(beside) if beside else 0)
         budget = max(budget - extras, min(budget, PATTERN_FLOOR))
         # The release version in the key: a new release is never answered from the cache.
-        return self._fitted(pull.since_version, budget, self._storage.release_version())
+        fitted = self._fitted(pull.since_version, budget, self._storage.release_version())
+        if pull.cowatch_version < 0:
+            return fitted
+        return self._cowatch(fitted, (pull.cowatch_version, pull.cowatch_source), budget)
+
+    def _cowatch(self, fitted: PullResponse, after: tuple[int, int], budget: int) -> PullResponse:
+        """``fitted`` with the co-watch rows after the device's cursor that fit beside it
+        (from the start when the cursor is past this server's table: a restored store)."""
+        cowatch = self._storage.cowatch
+        if after[0] > cowatch.version():
+            after = (0, -1)
+        rows = cowatch.rows_after(version=after[0], source=after[1], limit=_COWATCH_FETCH)
+        return with_cowatch(
+            fitted,
+            [(r.version, CowatchRow(source=r.source, neighbours=r.neighbours)) for r in rows],
+            after=after,
+            max_bytes=budget,
+            size_of=lambda response: len(codec.encode(response)),
+            fetched_all=len(rows) < _COWATCH_FETCH,
+        )
 
     async def pull_async(self, pull: PullRequest) -> PullResponse:
         """:meth:`pull` awaited on an event loop (see the module docstring)."""

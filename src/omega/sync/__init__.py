@@ -7,6 +7,8 @@ that grpcio loads only where it is used); ``FailoverTransport`` spreads them ove
 endpoints of one service (replicas).
 ``DeviceRuntime(brain, base_url)`` keeps a TV syncing on a ``SyncSchedule`` through any
 outage and drives the brain's loops; ``run_sync(brain, base_url)`` is a blocking one-shot.
+Co-watch (``omega.sync.cowatch``, docs/cowatch.md): ``CowatchPairs`` / ``CowatchTable``
+are the brain's seams, ``Contributor`` sends a TV's pairs through the helper.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from omega.sync.conflicts import (
     resolve,
     resolve_updates,
 )
+from omega.sync.cowatch import Contributor, CowatchPairs, CowatchTable, NoCowatch
 from omega.sync.failover import FailoverTransport
 from omega.sync.push import PushPlan, build_push
 from omega.sync.retry import RetryPolicy
@@ -33,11 +36,15 @@ __all__ = [
     "STRATEGIES",
     "AsgiTransport",
     "ConflictStrategy",
+    "Contributor",
+    "CowatchPairs",
+    "CowatchTable",
     "DeviceRuntime",
     "Evidence",
     "FailoverTransport",
     "HttpTransport",
     "Ledger",
+    "NoCowatch",
     "PushPlan",
     "Response",
     "RetryPolicy",
