@@ -420,3 +420,53 @@ def test_pulls_stay_within_5_kb_with_a_large_neighbour_table(world: World) -> No
             assert len(sizes) > 10 and syncs > 1  # many pages, over several syncs
 
     asyncio.run(scenario())
+
+
+def test_the_audit_finds_no_pair_in_clear_and_no_tv_pair_link(world: World) -> None:
+    from omega.helper.cowatch import OPRF_KEY_FILE
+    from omega.sim.audit_cowatch import CowatchAudit, CowatchAuditTransport
+
+    helper_dir = world.tmp / "helper"
+    audit = CowatchAudit(
+        helper_key=HelperService.open(helper_dir).private_key,
+        helper_oprf_key=(helper_dir / OPRF_KEY_FILE).read_bytes(),
+    )
+
+    async def scenario() -> None:
+        async with AsgiTransport(create_app(world.settings(), clock=world.clock)) as transport:
+            await _start(world, transport)
+            for n in range(3):
+                pairs = [PAIR, (20 + n, 30 + n)]
+                audit.pairs[str(n)] = pairs
+                tv = open_brain(world.tmp / f"tv{n}", world.clock)
+                leader = CowatchAuditTransport(transport, audit, tv=str(n), server="leader")
+                async with HttpTransport(world.helper_url) as plain:
+                    helper = CowatchAuditTransport(plain, audit, tv=str(n), server="helper")
+                    client = SyncClient(
+                        tv,
+                        leader,
+                        attestation=world.device(n),
+                        cowatch=Contributor(helper=helper, identity=world.device(n)),
+                        cowatch_pairs=Pairs(pairs),
+                    )
+                    await client.fetch_codebook()
+                    assert (await client.sync()).cowatch_sent == 2
+                tv.close()
+            assert (await run_round_via(transport))["result"]["cowatch_rows"] == 1
+
+    asyncio.run(scenario())
+    assert audit.summary() == {
+        "cowatch_reports_sent": 6,
+        "cowatch_pairs_in_clear": 0,
+        "cowatch_helper_readable": 0,
+        "cowatch_leader_tagged": 0,
+    }
+    # The audit can fail: a TV that seals to the helper and puts the pair in clear.
+    leaky = seal_report(make_report(b"\x09" * 32, *PAIR, k=3), audit.helper_key.public_key())
+    audit.record("0", "helper", msgspec.msgpack.encode(ReportRequest(reports=[leaky])))
+    audit.record("0", "helper", pair_input(*PAIR))
+    audit.record("0", "leader", leaky.tag)
+    summary = audit.summary()
+    assert summary["cowatch_pairs_in_clear"] == 1
+    assert summary["cowatch_helper_readable"] == 1
+    assert summary["cowatch_leader_tagged"] == 1
