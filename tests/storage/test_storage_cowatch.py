@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import pytest
-from storage_records import OpenStore
+from storage_records import OpenStore, viewer
 
+from omega.errors import InputError, ViewerRevokedError
 from omega.protocol.cowatch import Share
 from omega.storage import Storage
 from omega.storage.cowatch import OprfOverBudget, StoredPair
@@ -33,12 +34,23 @@ def test_keys_are_made_once_and_kept(open_store: OpenStore) -> None:
 
 def test_the_oprf_bound_is_per_viewer_and_epoch(store: Storage) -> None:
     cowatch = store.cowatch
+    viewer(store, "v1")
+    viewer(store, "v2")
     assert cowatch.charge_oprf("v1", epoch=5, points=3, bound=4) == 1
     with pytest.raises(OprfOverBudget, match="1 left, 2 asked"):
         cowatch.charge_oprf("v1", epoch=5, points=2, bound=4)
     assert cowatch.charge_oprf("v1", epoch=5, points=1, bound=4) == 0  # nothing was charged
     assert cowatch.charge_oprf("v2", epoch=5, points=4, bound=4) == 0
     assert cowatch.charge_oprf("v1", epoch=6, points=4, bound=4) == 0
+
+
+def test_only_a_viewer_in_good_standing_may_evaluate(store: Storage) -> None:
+    with pytest.raises(InputError, match="not registered"):
+        store.cowatch.charge_oprf("ghost", epoch=1, points=1, bound=4)
+    viewer(store, "v1")
+    store.revoke_viewer("v1", now=10.0)
+    with pytest.raises(ViewerRevokedError):
+        store.cowatch.charge_oprf("v1", epoch=1, points=1, bound=4)
 
 
 def test_a_tag_is_released_at_the_threshold_and_a_batch_may_come_twice(store: Storage) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import msgspec
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat
@@ -36,8 +38,12 @@ def _i(value: object) -> int:
 
 
 class SQLCowatchStore(CowatchStore):
-    def __init__(self, db: Engine) -> None:
+    """``standing``: raises unless a viewer may contribute (registered, not revoked, not
+    attested under a revoked key); checked in the OPRF charge's transaction."""
+
+    def __init__(self, db: Engine, *, standing: Callable[[Tx, str], None]) -> None:
         self._db = db
+        self._standing = standing
 
     def keys(self) -> CowatchKeys:
         with self._db.read() as tx:
@@ -60,6 +66,7 @@ class SQLCowatchStore(CowatchStore):
 
     def charge_oprf(self, viewer_id: str, *, epoch: int, points: int, bound: int) -> int:
         def charge(tx: Tx) -> int:
+            self._standing(tx, viewer_id)
             row = tx.row(
                 "SELECT used FROM cowatch_usage WHERE viewer_id = ? AND epoch = ?",
                 (viewer_id, epoch),

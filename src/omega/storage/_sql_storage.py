@@ -63,7 +63,7 @@ class SQLStorage(Storage, Generic[E]):
 
     def __init__(self, db: E) -> None:
         self._db = db
-        self._cowatch = SQLCowatchStore(db)
+        self._cowatch = SQLCowatchStore(db, standing=_require_pushing_viewer)
 
     @property
     def cowatch(self) -> CowatchStore:

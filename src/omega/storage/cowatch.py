@@ -87,7 +87,8 @@ class CowatchStore(abc.ABC):
     @abc.abstractmethod
     def charge_oprf(self, viewer_id: str, *, epoch: int, points: int, bound: int) -> int:
         """Charge ``points`` evaluations to the viewer's ``epoch``; what is left.
-        :class:`OprfOverBudget` (nothing charged) past ``bound``."""
+        :class:`OprfOverBudget` (nothing charged) past ``bound``; the push refusals
+        (``InputError``, ``RevokedError``) for a viewer that may not contribute."""
 
     @abc.abstractmethod
     def fold(
