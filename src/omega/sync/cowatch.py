@@ -161,6 +161,8 @@ class Contributor:
         if brain.sync.cursor(COWATCH_EPOCH) == str(epoch):
             return None
         wanted = list(dict.fromkeys(pairs.pairs_to_contribute(epoch)))[: info.per_epoch]
+        if not wanted:  # nothing watched yet: the epoch stays open for later syncs
+            return None
         n, spent = self._affordable(brain, len(wanted), now)
         chosen = wanted[:n]
         # Recorded before anything is sent: a crash loses this epoch, never repeats it.
