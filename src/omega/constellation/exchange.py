@@ -31,6 +31,7 @@ from omega.constellation.problems import Problem
 from omega.errors import ConflictError
 from omega.protocol import codec
 from omega.protocol.messages import (
+    CowatchCursor,
     CowatchRow,
     PullRequest,
     PullResponse,
@@ -258,17 +259,17 @@ class Exchange:
         budget = max(budget - extras, min(budget, PATTERN_FLOOR))
         # The release version in the key: a new release is never answered from the cache.
         fitted = self._fitted(pull.since_version, budget, self._storage.release_version())
-        if pull.cowatch_version < 0:
+        if pull.cowatch is None:
             return fitted
-        return self._cowatch(fitted, (pull.cowatch_version, pull.cowatch_source), budget)
+        return self._cowatch(fitted, pull.cowatch, budget)
 
-    def _cowatch(self, fitted: PullResponse, after: tuple[int, int], budget: int) -> PullResponse:
+    def _cowatch(self, fitted: PullResponse, after: CowatchCursor, budget: int) -> PullResponse:
         """``fitted`` with the co-watch rows after the device's cursor that fit beside it
         (from the start when the cursor is past this server's table: a restored store)."""
         cowatch = self._storage.cowatch
-        if after[0] > cowatch.version():
-            after = (0, -1)
-        rows = cowatch.rows_after(version=after[0], source=after[1], limit=_COWATCH_FETCH)
+        if after.version > cowatch.version():
+            after = CowatchCursor()
+        rows = cowatch.rows_after(version=after.version, source=after.source, limit=_COWATCH_FETCH)
         return with_cowatch(
             fitted,
             [(r.version, CowatchRow(source=r.source, neighbours=r.neighbours)) for r in rows],
