@@ -22,7 +22,7 @@ from anyio import to_thread
 from cachetools import LRUCache
 
 from omega.clock import Clock
-from omega.constellation.distribute import fit_pull, pattern_budget
+from omega.constellation.distribute import fit_pull, pattern_budget, with_cowatch
 from omega.constellation.ingest import (
     CodebookCache,
     framed_push_digest,
@@ -34,6 +34,8 @@ from omega.constellation.problems import Problem
 from omega.errors import ConflictError
 from omega.protocol import codec
 from omega.protocol.messages import (
+    CowatchCursor,
+    CowatchRow,
     PullRequest,
     PullResponse,
     PushAck,
@@ -50,6 +52,8 @@ STOP_AFTER_INGEST = "stop-after-ingest"
 
 #: Rows asked of storage for one pull, whatever the budget (the codec caps a pull at 4096).
 _MAX_FETCH = 4096
+#: Co-watch rows read per pull (a 5 KB page holds ~50 rows of 20 neighbours).
+_COWATCH_FETCH = 256
 
 #: Fitted pulls kept, by (since version, byte budget, release version): after a release,
 #: every device pulls the same delta since the same version, and fitting one (reading,
@@ -292,7 +296,7 @@ class Exchange:
         fitted = self._fitted.get(key)
         if fitted is None:
             fitted = self._fitted[key] = self._fit(*key)
-        return fitted
+        return self._cowatch(fitted, pull, key[1])
 
     async def pull_async(self, pull: PullRequest, *, beside: PushAck | None = None) -> PullResponse:
         """:meth:`pull` awaited on an event loop (see the module docstring)."""
@@ -306,7 +310,9 @@ class Exchange:
         fitted = self._fitted.get(key)
         if fitted is None:  # kept by the loop's thread: the cache is not thread-safe
             fitted = self._fitted[key] = await to_thread.run_sync(self._fit, *key)
-        return fitted
+        if pull.cowatch is None:
+            return fitted
+        return await to_thread.run_sync(self._cowatch, fitted, pull, key[1])
 
     def _keyed_version(self, version: int) -> int:
         """``version``, after forgetting every fitted pull if it went back (a restored or
@@ -322,6 +328,26 @@ class Exchange:
         budget = min(max(pull.max_bytes, self._limits.min_pull_bytes), self._limits.max_pull_bytes)
         extras = self._limits.seal_reserve() + (_ack_bytes(beside) if beside else 0)
         return max(budget - extras, min(budget, PATTERN_FLOOR))
+
+    def _cowatch(self, fitted: PullResponse, pull: PullRequest, budget: int) -> PullResponse:
+        """``fitted`` with the co-watch rows after the device's cursor that fit beside it
+        (from the start when the cursor is past this server's table: a restored store);
+        as it is for a device that asks for none (no ``cowatch`` cursor)."""
+        after = pull.cowatch
+        if after is None:
+            return fitted
+        cowatch = self._storage.cowatch
+        if after.version > cowatch.version():
+            after = CowatchCursor()
+        rows = cowatch.rows_after(version=after.version, source=after.source, limit=_COWATCH_FETCH)
+        return with_cowatch(
+            fitted,
+            [(r.version, CowatchRow(source=r.source, neighbours=r.neighbours)) for r in rows],
+            after=after,
+            max_bytes=budget,
+            size_of=lambda response: len(codec.encode(response)),
+            fetched_all=len(rows) < _COWATCH_FETCH,
+        )
 
     def _fit(self, since: int, budget: int, version: int) -> PullResponse:
         """The pull cached under (``since``, ``budget``, ``version``); the release version
