@@ -98,6 +98,17 @@ class CowatchTables:
             np.concatenate([np.frombuffer(r[2], _LE_I32) for r in stored]).astype(np.float32),
         )
 
+    def engaged_keys(self, limit: int, min_reward: float) -> list[int]:
+        """The titles of the newest ``limit`` views and ratings with reward ≥
+        ``min_reward``, oldest first (a title may repeat)."""
+        with self._store.lock:
+            found = self._store.conn.execute(
+                "SELECT item_key FROM episodes WHERE kind IN ('view', 'rating') "
+                "AND item_key IS NOT NULL AND reward >= ? ORDER BY id DESC LIMIT ?",
+                (min_reward, limit),
+            ).fetchall()
+        return [int(r[0]) for r in reversed(found)]
+
     # -- pairs contributed ------------------------------------------------------------
     def sent(self) -> set[tuple[int, int]]:
         """Every (a, b) pair of title keys this TV contributed."""

@@ -101,7 +101,7 @@ class BrainConfig:
     cowatch_min_reward: float = 0.3
     #: The most pairs the TV contributes per epoch (0: none).
     cowatch_pairs_per_epoch: int = 64
-    #: Pairs are derived from the newest this many episodes.
+    #: Pairs are derived from the newest this many engaged titles.
     cowatch_lookback: int = 200
 
     def __post_init__(self) -> None:

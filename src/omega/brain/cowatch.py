@@ -11,7 +11,8 @@ Two directions, both through ``Brain``:
   the same epoch returns the same pairs, so a retried sync sends nothing new.
   *Engaged*: a view or rating with reward ≥ ``cowatch_min_reward`` (0.3: the learner's
   line below which a title counts as abandoned; on ml-latest-small a 2★ rating is a 25 %
-  view, reward 0.31, and counts).
+  view, reward 0.31, and counts). Pairs come from the newest ``cowatch_lookback``
+  engaged titles.
 - **Scoring** (:class:`CowatchMatrix`): the released table (per source title, its
   neighbours with quantised counts of distinct TVs) becomes one sparse matrix
   M = C + ``cowatch_backward`` · Cᵀ with each row divided by its sum (the source's
@@ -34,29 +35,19 @@ import scipy.sparse as sp
 from omega.brain._store_cowatch import CowatchRows
 from omega.brain.catalog import Catalog
 from omega.brain.config import BrainConfig
-from omega.brain.episodes import EpisodeRow
 from omega.errors import ConfigError, InputError
 
 if TYPE_CHECKING:
     from omega.brain.store import BrainStore
     from omega.brain.sync_state import SyncState
 
-__all__ = ["CowatchMatrix", "CowatchState", "engaged", "ordered_pairs"]
+__all__ = ["CowatchMatrix", "CowatchState", "ordered_pairs"]
 
 F32 = npt.NDArray[np.float32]
 I64 = npt.NDArray[np.int64]
 #: The most neighbours one released row may list, and the largest quantised count.
 MAX_NEIGHBOURS = 1000
 MAX_COUNT = 2**31 - 1
-
-
-def engaged(episode: EpisodeRow, min_reward: float) -> bool:
-    """Whether an episode is a title watched with engagement (see the module docstring)."""
-    return (
-        episode.kind in ("view", "rating")
-        and episode.item_key is not None
-        and episode.reward >= min_reward
-    )
 
 
 def ordered_pairs(sequence: Sequence[int], window: int) -> list[tuple[int, int]]:
@@ -163,6 +154,8 @@ class CowatchState:
         self._config = config
         self._sync = sync
         self._generation = 0  # bumped by every applied page
+        #: The stored table, read once and then kept in step with every page applied.
+        self._rows: dict[int, tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]] | None = None
         self._positions_cache = _Positions()
         self._matrix: tuple[_Positions, int, CowatchMatrix | None] | None = None
         self._sent: set[tuple[int, int]] | None = None
@@ -180,6 +173,7 @@ class CowatchState:
         if cached.catalog is catalog and cached.order_generation == generation:
             return cached
         order = self._sync.catalog_order()
+        self._rows = None  # a new order dropped the stored table: read it afresh
         rows = np.full(len(order), -1, np.int64)
         position_of_key: dict[int, int] = {}
         for position, item_id in enumerate(order):
@@ -197,7 +191,7 @@ class CowatchState:
         held = self._matrix
         if held is not None and held[0] is positions and held[1] == self._generation:
             return held[2]
-        rows = self._store.cowatch.load()
+        rows = self._table()
         matrix = (
             CowatchMatrix.build(rows, positions.row_of_position, self._config)
             if len(rows) and len(positions.row_of_position)
@@ -205,6 +199,24 @@ class CowatchState:
         )
         self._matrix = (positions, self._generation, matrix)
         return matrix
+
+    def _table(self) -> CowatchRows:
+        if self._rows is None:
+            stored = self._store.cowatch.load()
+            self._rows = {}
+            for source in np.unique(stored.sources).tolist():
+                at = stored.sources == source
+                self._rows[source] = (stored.neighbours[at], stored.counts[at])
+        if not self._rows:
+            empty = np.zeros(0, np.int64)
+            return CowatchRows(empty, empty, np.zeros(0, np.float32))
+        sources = np.fromiter(self._rows, np.int64, len(self._rows))
+        lengths = np.fromiter((len(n) for n, _ in self._rows.values()), np.int64, len(sources))
+        return CowatchRows(
+            np.repeat(sources, lengths),
+            np.concatenate([n for n, _ in self._rows.values()]),
+            np.concatenate([c for _, c in self._rows.values()]),
+        )
 
     # -- contributing ----------------------------------------------------------------
     def pairs_to_contribute(self, epoch: int, catalog: Catalog) -> list[tuple[int, int]]:
@@ -221,12 +233,10 @@ class CowatchState:
         self._sent = sent
         sequence: list[int] = []
         seen: set[int] = set()
-        for episode in reversed(self._store.episodes.recent(config.cowatch_lookback)):
-            key = episode.item_key
-            usable = key is not None and key in positions and key not in seen
-            if usable and engaged(episode, config.cowatch_min_reward):
-                sequence.append(key)  # type: ignore[arg-type]
-                seen.add(key)  # type: ignore[arg-type]
+        for key in table.engaged_keys(config.cowatch_lookback, config.cowatch_min_reward):
+            if key in positions and key not in seen:
+                sequence.append(key)
+                seen.add(key)
         chosen = [
             pair for pair in ordered_pairs(sequence, config.cowatch_window) if pair not in sent
         ][: config.cowatch_pairs_per_epoch]
@@ -248,6 +258,14 @@ class CowatchState:
         with self._store.transaction(durable=True) as conn:
             written = self._store.cowatch.apply(conn, version, rows)
         self._generation += 1
+        if self._rows is not None:
+            for source, neighbours in rows:
+                if neighbours:
+                    pos = np.fromiter((n for n, _ in neighbours), np.int64, len(neighbours))
+                    cnt = np.fromiter((c for _, c in neighbours), np.float32, len(neighbours))
+                    self._rows[source] = (pos, cnt)
+                else:
+                    self._rows.pop(source, None)
         return written
 
 

@@ -422,6 +422,7 @@ def _result(
         "syncs": omega.syncs,
         "rounds": omega.rounds,
         "released_patterns": int(released),
+        "cowatch": omega.cowatch.summary() if omega.cowatch is not None else None,
         "timeline": timeline,
         "sync_bytes": {"push": omega.audit.push_bytes, "pull": omega.audit.pull_bytes},
     }
