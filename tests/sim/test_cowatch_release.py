@@ -58,3 +58,22 @@ def test_a_replay_with_the_stand_in_delivers_the_table_to_every_tv(tmp_path: Pat
     assert isinstance(cowatch, dict) and "stand-in" in str(cowatch["source"])
     assert cowatch["pairs_contributed"] > cowatch["released_pairs"] > 0
     assert cowatch["versions"] >= 1 and cowatch["pairs_forged"] == 0
+
+
+def test_the_promote_item_coalition_forges_pairs_into_the_stand_in(tmp_path: Path) -> None:
+    data = synthetic_dataset(titles=40, viewers=16, days=5, seed=3)
+    options = SimulationOptions(
+        fleet=replace(FAST, cowatch="central-k3"),
+        baselines=("popularity",),
+        work_dir=tmp_path / "work",
+        cache_dir=tmp_path / "cache",
+        checkpoints=0,
+        attack="promote-item",
+        attackers=0.25,
+    )
+    result = asyncio.run(run_simulation(data, options, lambda *_: None))
+    assert result["cowatch"]["pairs_forged"] == 0  # type: ignore[index]
+    forged = result["attack"]["cowatch"]  # type: ignore[index]
+    assert forged["pairs_forged"] > 0 and forged["pairs_contributed"] > 0
+    for key in ("target_exposure_clean", "target_exposure_attacked"):
+        assert 0.0 <= result["attack"][key] <= 1.0  # type: ignore[index]

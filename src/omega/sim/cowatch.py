@@ -28,7 +28,7 @@ from typing import Literal
 
 from omega.brain import Brain
 
-__all__ = ["CentralRelease", "CowatchSource", "defended_rows"]
+__all__ = ["CentralRelease", "CowatchSource", "Forgery", "defended_rows"]
 
 CowatchSource = Literal["off", "central-k3"]
 
@@ -38,6 +38,17 @@ def defended_rows(found: Counter[int], *, k: int, neighbours: int) -> list[tuple
     least ``k`` TVs, at most ``neighbours`` of them."""
     kept = [(b, count) for b, count in found.items() if count >= k]
     return sorted(kept, key=lambda nc: (-nc[1], nc[0]))[:neighbours]
+
+
+@dataclass(slots=True)
+class Forgery:
+    """The promote-item coalition's forged pairs: every attacking TV contributes
+    (source → ``target``) for the ``sources`` (the most watched titles first, as
+    positions), a budget's worth per epoch; ``sent``: how far each TV got."""
+
+    target: int
+    sources: list[int]
+    sent: dict[int, int] = field(default_factory=dict)
 
 
 @dataclass(slots=True)
@@ -72,6 +83,15 @@ class CentralRelease:
         unique = set(pairs)
         self._count(unique)
         self.forged += len(unique)
+
+    def forge_epoch(self, tv: int, attack: Forgery, budget: int) -> int:
+        """An attacking TV's epoch: its whole budget of pairs goes to forged ones, each
+        pointing a popular title at the target, the next ``budget`` it has not sent."""
+        done = attack.sent.setdefault(tv, 0)
+        pairs = [(source, attack.target) for source in attack.sources[done : done + budget]]
+        attack.sent[tv] = done + len(pairs)
+        self.forge(pairs)
+        return len(pairs)
 
     def _count(self, pairs: Iterable[tuple[int, int]]) -> None:
         for a, b in pairs:

@@ -29,7 +29,7 @@ from omega.protocol.shares import make_shared_report
 from omega.sim.attacks import AttackingTransport, AttackKind
 from omega.sim.audit import AuditingTransport, PrivacyAudit
 from omega.sim.constellation import SimConstellation
-from omega.sim.cowatch import CentralRelease, CowatchSource
+from omega.sim.cowatch import CentralRelease, CowatchSource, Forgery
 from omega.sim.datasets import Dataset
 from omega.sim.evaluation import Split
 from omega.sync.client import SyncClient
@@ -113,6 +113,10 @@ class FleetRun:
     newcomer: Viewer | None = None
     #: The co-watch release the TVs contribute to (None: no co-watch knowledge).
     cowatch: CentralRelease | None = None
+    #: The coalition's forged co-watch pairs (None: no promote-item attack on co-watch).
+    forgery: Forgery | None = None
+    #: The most pairs a TV contributes per epoch (``BrainConfig.cowatch_pairs_per_epoch``).
+    pairs_per_epoch: int = 0
 
     def close(self) -> None:
         for viewer in self.viewers.values():
@@ -137,6 +141,16 @@ def _forger(
     key = X25519PublicKey.from_public_bytes(helper_key)
     position, size = order.index(target_item), len(order)
     return lambda: make_shared_report(position, size, key)
+
+
+def _forgery(split: Split, item_ids: list[str], order: list[str], target: str) -> Forgery:
+    """The coalition's plan: point the most watched titles (what it can read off any
+    public chart; here the train split's counts) at the target, most watched first."""
+    counts = np.bincount(split.train_items, minlength=len(item_ids))
+    position = {item: i for i, item in enumerate(order)}
+    watched = [int(i) for i in np.argsort(-counts, kind="stable") if counts[i] > 0]
+    sources = [position[item_ids[i]] for i in watched if item_ids[i] != target]
+    return Forgery(position[target], sources)
 
 
 def _event_order(split: Split) -> tuple[npt.NDArray[np.int64], ...]:
@@ -181,6 +195,8 @@ async def replay_fleet(
         helper_key=helper_key,
     )
     item_ids = [i.item_id for i in dataset.items]
+    if run.cowatch is not None and attack == "promote-item" and target_item is not None:
+        run.forgery = _forgery(split, item_ids, list(shared.catalog.ids), target_item)
     await _replay(
         run,
         split,
@@ -245,7 +261,7 @@ def _open_fleet(
             (i.title for i in dataset.items),
             shared_epsilon=config.shared_epsilon,
         )
-    run = FleetRun(viewers={}, audit=audit)
+    run = FleetRun(viewers={}, audit=audit, pairs_per_epoch=brain_config.cowatch_pairs_per_epoch)
     if constellation is not None and config.cowatch == "central-k3":
         run.cowatch = CentralRelease()
     positioned = helper_key is not None or run.cowatch is not None
@@ -351,7 +367,10 @@ async def _sync(viewer: Viewer, run: FleetRun) -> bool:
     result = await viewer.client.sync()
     run.syncs += 1
     if run.cowatch is not None:
-        run.cowatch.collect(viewer.brain, run.syncs)
+        if viewer.attacker and run.forgery is not None:
+            run.cowatch.forge_epoch(viewer.index, run.forgery, run.pairs_per_epoch)
+        else:
+            run.cowatch.collect(viewer.brain, run.syncs)
         run.cowatch.deliver(viewer.brain)
     if run.audit is not None:
         if result.batch_id is not None:

@@ -476,6 +476,8 @@ async def _attack(world: _World, clean: FleetRun) -> tuple[dict[str, Any], float
         "released_patterns": attacked.checkpoints[-1].get("released_patterns", 0.0)
         if attacked.checkpoints
         else 0.0,
+        # With --cowatch: the coalition's forged pairs went into the stand-in's counts.
+        "cowatch": attacked.cowatch.summary() if attacked.cowatch is not None else None,
     }
     attacked.close()
     return summary, seconds
