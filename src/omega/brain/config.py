@@ -103,6 +103,10 @@ class BrainConfig:
     cowatch_pairs_per_epoch: int = 64
     #: Pairs are derived from the newest this many engaged titles.
     cowatch_lookback: int = 200
+    #: The co-watch signal lifts only titles among this many of the household's unseen
+    #: titles ranked by its own signals (0: any title). A defence against forged pairs
+    #: (see ``docs/brain.md``: the promote-item coalition); off by default.
+    cowatch_pool: int = 0
 
     def __post_init__(self) -> None:
         self._check_cowatch()
@@ -127,6 +131,8 @@ class BrainConfig:
                 "cowatch_decay must be in (0, 1] and cowatch_backward in [0, 1], got "
                 f"{self.cowatch_decay!r}, {self.cowatch_backward!r}"
             )
+        if self.cowatch_pool < 0:
+            raise ConfigError(f"cowatch_pool must be ≥ 0, got {self.cowatch_pool!r}")
         if self.cowatch_pairs_per_epoch < 0:
             raise ConfigError(
                 f"cowatch_pairs_per_epoch must be ≥ 0, got {self.cowatch_pairs_per_epoch!r}"
