@@ -11,6 +11,8 @@ chosen skill):
 - ``next``: how often content in the candidate's cell follows the cells just watched,
   from the crowd's released transition patterns and the device's own;
 - ``crowd``: what viewers like in this context, plus trends;
+- ``cowatch``: what viewers went on to watch after the household's last titles, from the
+  released co-watch table (``omega.brain.cowatch``), in [0, 1];
 - ``popular``: how often titles are started across the fleet, released by the
   constellation as the collective tier's popularity list: counted from two-server
   reports that neither server can read alone, with noise on the released totals (from
@@ -31,6 +33,7 @@ import numpy as np
 import numpy.typing as npt
 
 from omega.brain.catalog import Catalog
+from omega.brain.cowatch import CowatchMatrix, Edges
 from omega.brain.knowledge import CellKnowledge
 from omega.brain.skills import Skill
 from omega.errors import InputError
@@ -50,13 +53,24 @@ __all__ = [
     "signal_rows",
 ]
 
-SIGNALS = ("recent", "era", "instant", "episodic", "semantic", "next", "crowd", "popular")
+SIGNALS = (
+    "recent",
+    "era",
+    "instant",
+    "episodic",
+    "semantic",
+    "next",
+    "crowd",
+    "cowatch",
+    "popular",
+)
 #: Signals on a fixed scale, not min-max scaled per request: ``recent`` is a mean kernel
 #: in [0, 1], ``popular`` a released score in [0, 1], ``era`` minus years / ERA_YEARS.
 #: Min-max scaling let one close title or one released score swamp the rest.
-FIXED_SCALE = frozenset({"recent", "era", "popular"})
-#: Signals from the released patterns (the fleet's), not from this household's viewing.
-CROWD_SIGNALS = frozenset({"next", "crowd"})
+FIXED_SCALE = frozenset({"recent", "era", "popular", "cowatch"})
+#: Signals from the fleet's releases (patterns, co-watch table), not from this
+#: household's viewing.
+CROWD_SIGNALS = frozenset({"next", "crowd", "cowatch"})
 #: Years between releases that cost one unit of the ``era`` signal.
 ERA_YEARS = 5.0
 F32 = npt.NDArray[np.float32]
@@ -100,6 +114,13 @@ class ScoringState:
     crowd_cells: F32 = field(default_factory=lambda: np.zeros(0, np.float32))
     #: Released title popularity per catalog row (empty: none known).
     popular: F32 = field(default_factory=lambda: np.zeros(0, np.float32))
+    #: The co-watch score per catalog row (empty: no table held), and the table's entries
+    #: it was scored from (to name the household's title in reasons).
+    cowatch: F32 = field(default_factory=lambda: np.zeros(0, np.float32))
+    cowatch_edges: Edges | None = None
+    #: The share of the ranked titles (by the household's own signals) co-watch may lift
+    #: (0: all; ``BrainConfig.cowatch_pool``); with a gate, co-watch adds no candidates.
+    cowatch_gate: float = 0.0
 
     def __post_init__(self) -> None:
         # Cell-level scores depend only on the request, not the candidate: compute once.
@@ -172,11 +193,13 @@ def score_rows(
     *,
     gate: float = 0.0,
     ranked: npt.NDArray[np.bool_] | None = None,
+    cowatch_gate: float = 0.0,
 ) -> tuple[F32, dict[str, F32]]:
-    """Scores for the given catalog rows and the scaled signals behind them (``gate`` and
-    ``ranked``: see :func:`combine`)."""
+    """Scores for the given catalog rows and the scaled signals behind them (``gate``,
+    ``ranked`` and ``cowatch_gate``: see :func:`combine`)."""
     signals, penalty = signal_rows(catalog, rows, state)
-    return combine(signals, penalty, skill, gate=gate, ranked=ranked), signals
+    scores = combine(signals, penalty, skill, gate=gate, ranked=ranked, cowatch_gate=cowatch_gate)
+    return scores, signals
 
 
 def signal_rows(catalog: Catalog, rows: I64, state: ScoringState) -> tuple[dict[str, F32], F32]:
@@ -204,6 +227,8 @@ def signal_rows(catalog: Catalog, rows: I64, state: ScoringState) -> tuple[dict[
     raw["crowd"] = np.where(valid, state.crowd_cells[safe], 0.0).astype(np.float32)
     known = len(state.popular) == len(catalog)
     raw["popular"] = state.popular[rows] if known else np.zeros(len(rows), np.float32)
+    together = len(state.cowatch) == len(catalog)
+    raw["cowatch"] = state.cowatch[rows] if together else np.zeros(len(rows), np.float32)
     avoid = state.knowledge.avoid_scores()
     penalty = np.where(valid, avoid[safe], 0.0).astype(np.float32)
 
@@ -220,8 +245,13 @@ def combine(
     *,
     gate: float = 0.0,
     ranked: npt.NDArray[np.bool_] | None = None,
+    cowatch_gate: float = 0.0,
 ) -> F32:
     """A skill's score: its weighted sum of the signals, less half the avoid penalty.
+
+    With ``cowatch_gate`` in (0, 1], the co-watch signal lifts only the rows in that top
+    share of the household's own score, as ``gate`` does for popularity: forged pairs
+    then reach only households whose own viewing already brought the title up.
 
     With ``gate`` in (0, 1], the crowd's popularity only adds to the rows in that top
     share of the household's own score (the sum of its own signals: not the released
@@ -233,27 +263,36 @@ def combine(
     ``docs/popularity.md``)."""
     own = np.zeros(len(penalty), dtype=np.float32)  # what this household's viewing says
     crowd = np.zeros(len(penalty), dtype=np.float32)  # what the released patterns say
-    boost = None
+    boost = lift = None
     for name, values in signals.items():
         weight = np.float32(skill.weights.get(name, 0.0))
         if name == "popular":
             boost = weight * values
+        elif name == "cowatch" and cowatch_gate > 0:
+            lift = weight * values
         elif name in CROWD_SIGNALS:
             crowd += weight * values
         else:
             own += weight * values
     own -= np.float32(0.5) * penalty
     total = own + crowd
+    # Ranked by the household's own signals alone: patterns or pairs a coalition got
+    # released must not decide which titles popularity (or co-watch) may lift.
+    pool = own if ranked is None else own[ranked]
     if boost is not None:
-        # Ranked by the household's own signals alone: patterns a coalition got released
-        # must not decide which titles popularity may lift.
-        pool = own if ranked is None else own[ranked]
-        keep = max(1, math.ceil(gate * len(pool))) if gate > 0 else len(pool)
-        if 0 < keep < len(pool):
-            threshold = np.partition(pool, len(pool) - keep)[len(pool) - keep]
-            boost = np.where(own >= threshold, boost, np.float32(0.0))
-        total += boost
+        total += _gated(boost, own, pool, gate)
+    if lift is not None:
+        total += _gated(lift, own, pool, cowatch_gate)
     return total
+
+
+def _gated(values: F32, own: F32, pool: F32, gate: float) -> F32:
+    """``values`` where ``own`` is within the top ``gate`` share of ``pool``, else 0."""
+    keep = max(1, math.ceil(gate * len(pool))) if gate > 0 else len(pool)
+    if 0 < keep < len(pool):
+        threshold = np.partition(pool, len(pool) - keep)[len(pool) - keep]
+        return np.where(own >= threshold, values, np.float32(0.0))
+    return values
 
 
 def candidate_rows(
@@ -273,6 +312,12 @@ def candidate_rows(
         # One batched index call: usearch answers all queries together.
         keys = search.search_batch(np.stack(queries), per_source // 2)
         found.append(catalog.rows_for_keys(keys[keys != np.iinfo(np.uint64).max]))
+    if len(state.cowatch) == len(catalog) and state.cowatch_gate == 0:
+        # The best co-watch titles: among the few the table gives a score at all.
+        scored = np.flatnonzero(state.cowatch)
+        if len(scored) > per_source:
+            scored = scored[np.argpartition(-state.cowatch[scored], per_source)[:per_source]]
+        found.append(scored)
     cell_scores = state.next_cells + np.float32(0.1) * state.crowd_cells
     if cell_scores.max(initial=0.0) > 0:
         budget = per_source
@@ -365,6 +410,8 @@ class Evidence:
     genre: str | None = None
     genre_count: int = 0
     recent_count: int = 0
+    #: The household title whose released co-watch neighbours include this one most.
+    cowatch_title: str | None = None
 
 
 def reason_for(
@@ -388,6 +435,8 @@ def reason_for(
             f"matches your taste for {evidence.genre} ({evidence.genre_count} of the last "
             f"{evidence.recent_count} titles you started)"
         )
+    if top == "cowatch" and evidence.cowatch_title:
+        return f"viewers who watched {evidence.cowatch_title} went on to watch this"
     if top == "next" and recent_title:
         return f"viewers who watched {recent_title} often watch this next"
     if top == "crowd":
@@ -398,17 +447,24 @@ def reason_for(
 
 
 def explain(
-    catalog: Catalog, rows: Sequence[int], recent: Sequence[tuple[int, float]]
+    catalog: Catalog,
+    rows: Sequence[int],
+    recent: Sequence[tuple[int, float]],
+    *,
+    cowatch: Edges | None = None,
 ) -> list[Evidence]:
     """For each row, the :class:`Evidence` a reason may cite. A genre is named only when
-    the household started titles of it lately: never the candidate's own genre alone."""
+    the household started titles of it lately: never the candidate's own genre alone.
+    With the co-watch ``Edges`` a request scored, the household title that most brought
+    each row up."""
     if not recent or not rows:
         return [Evidence() for _ in rows]
     watched = Counter(g for r, _ in recent for g in set(catalog.rows[r].genres))
     recent_rows = np.array([r for r, _ in recent], dtype=np.int64)
     nearest = np.argmax(catalog.matrix[list(rows)] @ catalog.matrix[recent_rows].T, axis=1)
     out = []
-    for row, j in zip(rows, nearest.tolist(), strict=True):
+    sources = CowatchMatrix.sources(cowatch, rows) if cowatch is not None else [None] * len(rows)
+    for row, j, source in zip(rows, nearest.tolist(), sources, strict=True):
         shared = [g for g in catalog.rows[row].genres if watched[g]]
         genre = max(shared, key=lambda g: watched[g]) if shared else None  # first of equals
         out.append(
@@ -417,6 +473,7 @@ def explain(
                 genre=genre,
                 genre_count=watched[genre] if genre else 0,
                 recent_count=len(recent),
+                cowatch_title=None if source is None else catalog.rows[source].title,
             )
         )
     return out

@@ -205,7 +205,15 @@ async def replay_starts(
         name = f"cold-start-{viewer}"
         where = setup.root / ("omega" if constellation is not None else "local-only") / name
         tv = new_tv(
-            viewer, where, setup.shared, config=setup.config, constellation=constellation, name=name
+            viewer,
+            where,
+            setup.shared,
+            config=setup.config,
+            constellation=constellation,
+            name=name,
+            # The server's catalog order: what a TV adopting the codebook stores, and what
+            # co-watch rows name titles by.
+            order=list(setup.shared.catalog.ids) if constellation is not None else (),
         )
         try:
             if tv.client is not None:
