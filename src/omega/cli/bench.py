@@ -247,6 +247,27 @@ def shares(
     emit(result, as_json=as_json, title="omega bench shares")
 
 
+@app.command("cowatch")
+def cowatch(
+    dataset: Path | None = typer.Option(
+        None, help="A MovieLens directory (ratings.csv): the tables its fleets would release."
+    ),
+    k: int = typer.Option(3, min=2, help="Distinct TVs before a pair is released."),
+    top: int = typer.Option(20, min=1, max=200, help="Neighbours released per title."),
+    window: int = typer.Option(5, min=1, help="Steps after a title that count as co-watched."),
+    seed: int = typer.Option(0, help="Seed for the fleet subsets and the full table."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
+) -> None:
+    """Private co-watch: STAR's costs per report, Poplar's estimated, and what a new TV
+    downloads (bytes, answers of ≤ 5 KB, syncs) as the fleet grows (docs/cowatch.md)."""
+    from omega.bench.cowatch import run_cowatch_bench
+    from omega.cli._output import err_console
+
+    with err_console.status("timing the protocol, then pulling each fleet's table…"):
+        result = run_cowatch_bench(dataset=dataset, k=k, top=top, window=window, seed=seed)
+    emit(result, as_json=as_json, title="omega bench cowatch")
+
+
 @app.command("quic-resume")
 def quic_resume(
     repeats: int = typer.Option(30, help="Fresh/resumed pairs measured, for each request."),

@@ -6,10 +6,13 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from omega.cli._output import emit, err_console
+from omega.errors import InputError
+from omega.protocol.attestation import check_name, load_public_key
 
-__all__ = ["HelperSecretOption", "HelperUrlOption", "check_helper", "register"]
+__all__ = ["HelperSecretOption", "HelperUrlOption", "check_helper", "parse_maker", "register"]
 
 #: The options `omega serve` and `omega worker` take to count two-server reports.
 HelperUrlOption = Annotated[
@@ -74,6 +77,18 @@ _DATA = Annotated[
 ]
 
 
+def parse_maker(entry: str) -> tuple[tuple[str, str], Ed25519PublicKey]:
+    """``MAKER/KEY_ID=PUBLIC_KEY`` (the key as text, or a file holding it)."""
+    name, sep, key_text = entry.partition("=")
+    maker, slash, kid = name.partition("/")
+    if not sep or not slash:
+        raise InputError(f"--trust-maker takes MAKER/KEY_ID=PUBLIC_KEY, got {entry!r}")
+    check_name(maker, "--trust-maker's manufacturer id")
+    check_name(kid, "--trust-maker's key id")
+    path = Path(key_text)
+    return (maker, kid), load_public_key(path.read_bytes() if path.is_file() else key_text)
+
+
 @app.command("serve")
 def serve(
     data_dir: _DATA = Path("omega-helper"),
@@ -91,6 +106,23 @@ def serve(
         ),
     ] = 4.0,
     log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
+    trust_maker: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="A manufacturer key whose TVs may send co-watch reports, as "
+            "MAKER/KEY_ID=PUBLIC_KEY (hex, base64 or a PEM file); repeat for each. "
+            "None: the co-watch routes are off (docs/cowatch.md)."
+        ),
+    ] = None,
+    cowatch_per_epoch: Annotated[
+        int, typer.Option(help="Co-watch reports per TV per epoch.", min=1, max=1000)
+    ] = 8,
+    cowatch_epoch_days: Annotated[
+        float, typer.Option(help="Days in a co-watch epoch.", min=0.001)
+    ] = 7.0,
+    cowatch_min_batch: Annotated[
+        int, typer.Option(help="Co-watch reports that wait before the leader gets a batch.", min=1)
+    ] = 100,
     as_json: Annotated[
         bool, typer.Option("--json", help="Print the start-up summary as JSON.")
     ] = False,
@@ -104,6 +136,17 @@ def serve(
     service = HelperService.open(
         data_dir, HelperConfig(min_batch=min_batch, noise_epsilon=noise_epsilon)
     )
+    cowatch = None
+    if trust_maker:
+        from omega.helper.cowatch import CowatchConfig, CowatchDesk
+
+        config = CowatchConfig(
+            per_epoch=cowatch_per_epoch,
+            epoch_s=cowatch_epoch_days * 86_400.0,
+            min_batch=cowatch_min_batch,
+            manufacturer_keys=dict(parse_maker(entry) for entry in trust_maker),
+        )
+        cowatch = CowatchDesk(data_dir, service.secret, config)
     emit(
         {
             "url": f"http://{host}:{port}",
@@ -111,6 +154,9 @@ def serve(
             "secret_file": str(data_dir / SECRET_FILE),
             "min_batch": min_batch,
             "noise_epsilon": noise_epsilon,
+            "cowatch_makers": sorted("/".join(k) for k in cowatch.config.manufacturer_keys)
+            if cowatch
+            else [],
         },
         as_json=as_json,
         title="omega helper serve",
@@ -120,7 +166,11 @@ def serve(
         "key; press Ctrl+C to stop"
     )
     uvicorn.run(
-        create_helper_app(service), host=host, port=port, log_level=log_level, access_log=False
+        create_helper_app(service, cowatch),
+        host=host,
+        port=port,
+        log_level=log_level,
+        access_log=False,
     )
 
 

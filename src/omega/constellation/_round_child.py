@@ -22,7 +22,7 @@ import os
 import sys
 from pathlib import Path
 
-from omega.constellation.helper_client import HelperSettings, connect_helper
+from omega.constellation.helper_client import HelperSettings, connect_cowatch, connect_helper
 from omega.constellation.rounds import plain
 
 __all__ = ["main"]
@@ -51,9 +51,15 @@ def main() -> None:
         helper = job.get("helper") or {}
         if helper.get("secret_file"):
             helper["secret_file"] = Path(helper["secret_file"])
-        shares = connect_helper(HelperSettings(**helper))
+        settings = HelperSettings(**helper)
+        shares = connect_helper(settings)
         result = run_round(
-            storage, config, now=job["now"], worker_id=job["worker_id"], shares=shares
+            storage,
+            config,
+            now=job["now"],
+            worker_id=job["worker_id"],
+            shares=shares,
+            cowatch=connect_cowatch(settings, shares),
         )
         if shares is not None:
             shares.close()

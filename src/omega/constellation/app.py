@@ -46,6 +46,7 @@ from omega.constellation.rounds import RoundRunner
 from omega.constellation.routes import (
     consensus,
     consensus_router,
+    cowatch_router,
     dashboard_router,
     manage_router,
     manufacturers_router,
@@ -240,6 +241,8 @@ def _round_runner(
             min_batch=settings.share_min_batch,
             noise_epsilon=settings.share_noise_epsilon,
             noise_seed=settings.share_noise_seed,
+            cowatch_threshold=settings.cowatch_threshold,
+            cowatch_top=settings.cowatch_top,
         ),
     )
 
@@ -319,6 +322,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
     for router in (
         viewers_router,
         sync_router,
+        cowatch_router,
         manage_router,
         manufacturers_router,
         operator_router,

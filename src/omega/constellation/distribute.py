@@ -33,11 +33,11 @@ from collections.abc import Callable
 import msgspec
 
 from omega.clock import Clock
-from omega.protocol.messages import ItemScore, PullResponse
+from omega.protocol.messages import CowatchRow, ItemScore, PullResponse
 from omega.protocol.validation import MAX_POPULAR_PER_PULL
 from omega.storage.base import ReleaseDelta
 
-__all__ = ["Pacer", "fit_pull", "pattern_budget"]
+__all__ = ["Pacer", "fit_pull", "pattern_budget", "with_cowatch"]
 
 #: Smallest encoded pattern we expect; bounds how many rows to ask storage for.
 _MIN_PATTERN_BYTES = 24
@@ -201,3 +201,36 @@ class Pacer:
             return round(1.0 + self._rng.random(), 3)
         spread = 1.0 + self._jitter * (2.0 * self._rng.random() - 1.0)
         return round(self._interval * load * spread, 3)
+
+
+def with_cowatch(
+    response: PullResponse,
+    rows: list[tuple[int, CowatchRow]],
+    *,
+    after: tuple[int, int],
+    max_bytes: int,
+    size_of: Callable[[PullResponse], int],
+    fetched_all: bool,
+) -> PullResponse:
+    """``response`` plus the co-watch rows (``rows[i]`` = (version, row), in order after
+    the device's cursor ``after``) that fit beside it in ``max_bytes``; the cursor moves
+    to the last row sent, and ``more`` is set while rows remain. (``fetched_all``: no
+    rows beyond ``rows`` exist.)"""
+    base = msgspec.structs.replace(response, cowatch_version=after[0], cowatch_source=after[1])
+
+    def build(count: int) -> PullResponse:
+        if count == 0:
+            return base
+        version, last = rows[count - 1]
+        return msgspec.structs.replace(
+            base,
+            cowatch=[row for _, row in rows[:count]],
+            cowatch_version=version,
+            cowatch_source=last.source,
+            more=response.more or count < len(rows) or not fetched_all,
+        )
+
+    count = _largest(len(rows), lambda n: size_of(build(n)) <= max_bytes)
+    if count == 0 and rows:
+        return msgspec.structs.replace(base, more=True)
+    return build(count)

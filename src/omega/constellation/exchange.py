@@ -22,7 +22,7 @@ from anyio import to_thread
 from cachetools import LRUCache
 
 from omega.clock import Clock
-from omega.constellation.distribute import fit_pull, pattern_budget
+from omega.constellation.distribute import fit_pull, pattern_budget, with_cowatch
 from omega.constellation.ingest import (
     CodebookCache,
     framed_push_digest,
@@ -34,6 +34,7 @@ from omega.constellation.problems import Problem
 from omega.errors import ConflictError
 from omega.protocol import codec
 from omega.protocol.messages import (
+    CowatchRow,
     PullRequest,
     PullResponse,
     PushAck,
@@ -50,6 +51,8 @@ STOP_AFTER_INGEST = "stop-after-ingest"
 
 #: Rows asked of storage for one pull, whatever the budget (the codec caps a pull at 4096).
 _MAX_FETCH = 4096
+#: Co-watch rows read per pull (a 5 KB page holds ~50 rows of 20 neighbours).
+_COWATCH_FETCH = 256
 
 #: Fitted pulls kept, by (since version, byte budget, release version): after a release,
 #: every device pulls the same delta since the same version, and fitting one (reading,
@@ -287,7 +290,38 @@ class Exchange:
         """The bytes left for patterns (see :meth:`pull`)."""
         budget = min(max(pull.max_bytes, self._limits.min_pull_bytes), self._limits.max_pull_bytes)
         extras = self._limits.seal_reserve() + (_ack_bytes(beside) if beside else 0)
+<<<<<<< HEAD
         return max(budget - extras, min(budget, PATTERN_FLOOR))
+=======
+        budget = max(budget - extras, min(budget, PATTERN_FLOOR))
+        # The release version in the key: a new release is never answered from the cache.
+        fitted = self._fitted(pull.since_version, budget, self._storage.release_version())
+        if pull.cowatch_version < 0:
+            return fitted
+        return self._cowatch(fitted, (pull.cowatch_version, pull.cowatch_source), budget)
+
+    def _cowatch(self, fitted: PullResponse, after: tuple[int, int], budget: int) -> PullResponse:
+        """``fitted`` with the co-watch rows after the device's cursor that fit beside it
+        (from the start when the cursor is past this server's table: a restored store)."""
+        cowatch = self._storage.cowatch
+        if after[0] > cowatch.version():
+            after = (0, -1)
+        rows = cowatch.rows_after(version=after[0], source=after[1], limit=_COWATCH_FETCH)
+        return with_cowatch(
+            fitted,
+            [(r.version, CowatchRow(source=r.source, neighbours=r.neighbours)) for r in rows],
+            after=after,
+            max_bytes=budget,
+            size_of=lambda response: len(codec.encode(response)),
+            fetched_all=len(rows) < _COWATCH_FETCH,
+        )
+
+    async def pull_async(self, pull: PullRequest) -> PullResponse:
+        """:meth:`pull` awaited on an event loop (see the module docstring)."""
+        if not self._storage.inline_reads:
+            return await to_thread.run_sync(lambda: self.pull(pull))
+        return self.pull(pull)
+>>>>>>> cwproto20
 
     def _fit(self, since: int, budget: int, version: int) -> PullResponse:
         """The pull cached under (``since``, ``budget``, ``version``); the release version

@@ -27,11 +27,13 @@ from omega.protocol.aggregation import (
     auth_token,
     parse_secret,
 )
+from omega.protocol.cowatch_wire import BatchAck, ReportBatch
 
 if TYPE_CHECKING:
+    from omega.federation.cowatch import CowatchCounting
     from omega.federation.shared import SharedCounting
 
-__all__ = ["HelperSettings", "HttpHelper", "connect_helper", "read_secret"]
+__all__ = ["HelperSettings", "HttpHelper", "connect_cowatch", "connect_helper", "read_secret"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +49,10 @@ class HelperSettings:
     noise_epsilon: float = 4.0
     #: Seeds the leader's noise (simulations that must reproduce); None: from the OS.
     noise_seed: int | None = None
+    #: Co-watch (docs/cowatch.md): distinct TVs before a pair is read, neighbours kept
+    #: per title; 0 turns the co-watch step off.
+    cowatch_threshold: int = 3
+    cowatch_top: int = 20
 
 
 class HttpHelper:
@@ -78,6 +84,17 @@ class HttpHelper:
         body = self._post("/helper/v1/aggregate", request)
         return msgspec.msgpack.decode(body, type=AggregateResponse)
 
+    def cowatch_batch(self) -> ReportBatch:
+        """The helper's shuffled co-watch batch (``omega.federation.cowatch``)."""
+        body = self._post("/helper/v1/cowatch/batch", BatchAck(batch_id=""))
+        try:
+            return msgspec.msgpack.decode(body, type=ReportBatch)
+        except msgspec.DecodeError as exc:
+            raise ServerError(502, f"the helper's co-watch batch is malformed: {exc}") from None
+
+    def cowatch_ack(self, batch_id: str) -> None:
+        self._post("/helper/v1/cowatch/ack", BatchAck(batch_id=batch_id))
+
     def close(self) -> None:
         self._client.close()
 
@@ -107,4 +124,21 @@ def connect_helper(settings: HelperSettings) -> SharedCounting | None:
         min_batch=settings.min_batch,
         noise_epsilon=settings.noise_epsilon,
         noise_seed=settings.noise_seed,
+    )
+
+
+def connect_cowatch(
+    settings: HelperSettings, shares: SharedCounting | None
+) -> CowatchCounting | None:
+    """The co-watch step's source: the helper ``shares`` already talks to (None without
+    a helper, or with ``cowatch_threshold`` 0)."""
+    if shares is None or settings.cowatch_threshold == 0:
+        return None
+    from omega.federation.cowatch import CowatchCounting
+
+    helper = shares.helper
+    if not isinstance(helper, HttpHelper):
+        return None
+    return CowatchCounting(
+        source=helper, threshold=settings.cowatch_threshold, top=settings.cowatch_top
     )

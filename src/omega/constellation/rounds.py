@@ -34,7 +34,7 @@ from anyio import to_thread
 
 from omega.clock import Clock
 from omega.constellation.events import ReleaseWatcher
-from omega.constellation.helper_client import HelperSettings, connect_helper
+from omega.constellation.helper_client import HelperSettings, connect_cowatch, connect_helper
 from omega.constellation.metrics import Metrics
 from omega.errors import OmegaError
 from omega.storage.base import Storage
@@ -110,6 +110,7 @@ class RoundRunner:
                     now=self._clock.now(),
                     worker_id=self._worker_id,
                     shares=self._shares,
+                    cowatch=connect_cowatch(self._helper, self._shares),
                 )
             )
             outcome.append(result.status)

@@ -142,6 +142,25 @@ class Settings(BaseSettings):
         description="Seeds this server's noise: for simulations that must reproduce, "
         "never in production (unset: drawn from the OS).",
     )
+    cowatch_threshold: int = Field(
+        default=3,
+        ge=0,
+        le=100,
+        description="Distinct attested TVs before a co-watch pair can be read and released "
+        "(docs/cowatch.md); 0 turns the co-watch step of rounds off.",
+    )
+    cowatch_top: int = Field(
+        default=20, ge=1, le=200, description="Co-watch neighbours released per title."
+    )
+    cowatch_per_epoch: int = Field(
+        default=8,
+        ge=1,
+        le=1000,
+        description="Co-watch OPRF evaluations per TV per epoch (set as the helper's bound).",
+    )
+    cowatch_epoch_s: float = Field(
+        default=7 * 86_400.0, ge=60, description="Seconds in a co-watch epoch."
+    )
     release_poll_interval: float = Field(
         default=5.0, gt=0, description="How often to look for releases committed by other workers."
     )

@@ -23,6 +23,7 @@ from omega.errors import ServerError, TransportError
 from omega.federation.cells import CellGroups
 from omega.federation.config import FederationConfig
 from omega.federation.consolidate import ConsolidationStats
+from omega.federation.cowatch import CowatchCounting, fold_cowatch
 from omega.federation.engines import Engine
 from omega.federation.plan import ReleasePlan, RoundInputs, diff_release, plan_release
 from omega.federation.popularity import fold_reports
@@ -35,6 +36,8 @@ _log = logging.getLogger("omega.federation")
 
 RoundStatus = Literal["released", "unchanged", "no_codebook", "conflict"]
 #: Steps a round announces to ``on_step`` (tests use it to kill a round between steps).
+#: Helper batches a round folds at most (each up to the helper's 5,000 reports).
+_MAX_COWATCH_BATCHES = 20
 STEPS = ("applied", "pruned", "read", "consolidated", "committing")
 
 
@@ -57,6 +60,8 @@ class RoundResult:
     #: released.
     reports: int = 0
     popular: int = 0
+    #: Co-watch rows (per-title neighbours) released this round (``docs/cowatch.md``).
+    cowatch_rows: int = 0
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -72,6 +77,7 @@ def run_round(
     on_step: Callable[[str], None] | None = None,
     shares: SharedCounting | None = None,
     engine: Engine | None = None,
+    cowatch: CowatchCounting | None = None,
 ) -> RoundResult:
     """Run one round: apply what was pushed, plan the release (pure), commit it.
 
@@ -92,6 +98,8 @@ def run_round(
     progress.live = len(live)
     progress.reached("read")
     progress.reports = _fold_popularity(storage, codebook, config, shares)
+    if cowatch is not None:
+        progress.cowatch = _count_cowatch(storage, cowatch, now=now)
     inputs = RoundInputs(
         codebook=codebook,
         live=live,
@@ -118,6 +126,7 @@ class _Progress:
     pruned: int = 0
     live: int = 0
     reports: int = 0
+    cowatch: int = 0
 
     def reached(self, step: str) -> None:
         self.timings[step] = round(time.perf_counter() - self.started, 4)
@@ -144,6 +153,7 @@ class _Progress:
             timings=self.timings,
             reports=self.reports,
             popular=len(published.popular) if published else 0,
+            cowatch_rows=self.cowatch,
         )
 
 
@@ -192,6 +202,22 @@ def _count_shares(
         if n == 0:
             break
     return counted
+
+
+def _count_cowatch(storage: Storage, cowatch: CowatchCounting, *, now: float) -> int:
+    """Co-watch rows released from the helper's batches; a helper that is down costs the
+    round its co-watch update, not its release."""
+    rows = 0
+    for _ in range(_MAX_COWATCH_BATCHES):
+        try:
+            step = fold_cowatch(storage, cowatch, now=now)
+        except (TransportError, ServerError) as exc:
+            _log.warning("co-watch reports not folded this round: %s", exc)
+            break
+        if step.fold is None:
+            break
+        rows += step.fold.rows
+    return rows
 
 
 def _commit(storage: Storage, plan: ReleasePlan, *, now: float, progress: _Progress) -> RoundResult:

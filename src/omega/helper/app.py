@@ -32,6 +32,8 @@ from omega.constellation.openapi import (
     problem_responses,
 )
 from omega.constellation.problems import Problem, install_problem_handlers
+from omega.helper.cowatch import CowatchDesk
+from omega.helper.cowatch_routes import install_cowatch_routes
 from omega.helper.service import HelperService
 from omega.protocol.aggregation import MSGPACK_MEDIA_TYPE as MSGPACK
 from omega.protocol.aggregation import (
@@ -78,8 +80,9 @@ def _decode(body: bytes, kind: type[T]) -> T:
         raise Problem(400, f"malformed {kind.__name__}: {exc}", slug="bad-message") from None
 
 
-def create_helper_app(service: HelperService) -> FastAPI:
-    """The helper's routes over ``service`` (the work itself is in :class:`HelperService`).
+def create_helper_app(service: HelperService, cowatch: CowatchDesk | None = None) -> FastAPI:
+    """The helper's routes over ``service`` (the work itself is in :class:`HelperService`),
+    and the co-watch routes over ``cowatch`` when given (``omega.helper.cowatch_routes``).
 
     Long because it is one sequence: the app, its metrics, then each route registered in
     turn, closing over both."""
@@ -150,6 +153,9 @@ def create_helper_app(service: HelperService) -> FastAPI:
         for ok in answer.accepted:
             reports.labels("aggregate", "accepted" if ok else "refused").inc()
         return Response(msgspec.msgpack.encode(answer), media_type=MSGPACK)
+
+    if cowatch is not None:
+        install_cowatch_routes(app, cowatch, body_of)
 
     @app.get("/healthz", summary="Liveness")
     async def healthz() -> dict[str, Any]:

@@ -15,21 +15,32 @@ import uvicorn
 
 from omega.errors import ConfigError
 from omega.helper.app import create_helper_app
+from omega.helper.cowatch import CowatchDesk
 from omega.helper.service import HelperService
 
 __all__ = ["HelperThread"]
 
 
 class HelperThread:
-    def __init__(self, service: HelperService, *, host: str = "127.0.0.1") -> None:
+    def __init__(
+        self,
+        service: HelperService,
+        *,
+        host: str = "127.0.0.1",
+        cowatch: CowatchDesk | None = None,
+    ) -> None:
         self.service = service
+        self.cowatch = cowatch
         self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self._sock.bind((host, 0))
         port = self._sock.getsockname()[1]
         self.url = f"http://{host}:{port}"
         config = uvicorn.Config(
-            create_helper_app(service), log_level="warning", access_log=False, lifespan="off"
+            create_helper_app(service, cowatch),
+            log_level="warning",
+            access_log=False,
+            lifespan="off",
         )
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(

@@ -28,6 +28,7 @@ __all__ = [
     "Attestation",
     "ConsolidatedPattern",
     "ContentUpdate",
+    "CowatchRow",
     "DeviceCertificate",
     "FrequencyReport",
     "ItemScore",
@@ -143,6 +144,15 @@ class ItemScore(msgspec.Struct, frozen=True, kw_only=True):
     score: float
 
 
+class CowatchRow(msgspec.Struct, frozen=True, kw_only=True, array_like=True):
+    """A title's released co-watch neighbours (``docs/cowatch.md``): catalog positions in
+    the codebook's order, each with its quantised count of distinct TVs, best first. An
+    empty list withdraws the title's earlier row."""
+
+    source: int
+    neighbours: list[tuple[int, int]] = []
+
+
 class DeviceCertificate(msgspec.Struct, frozen=True, kw_only=True):
     """A manufacturer's statement that ``device_key`` belongs to one of its devices
     (``omega.protocol.attestation``): Ed25519 by the manufacturer's key ``key_id`` over
@@ -222,6 +232,10 @@ class PullRequest(msgspec.Struct, frozen=True, kw_only=True, tag="pull", tag_fie
     max_bytes: int = 5120
     region: str = "global"
     interests: list[int] = []
+    #: Co-watch rows wanted after this (version, source) cursor; version −1: none (a
+    #: device without a co-watch table, and every device before co-watch existed).
+    cowatch_version: int = -1
+    cowatch_source: int = -1
 
 
 class PullResponse(msgspec.Struct, frozen=True, kw_only=True, tag="pull_response", tag_field="msg"):
@@ -233,6 +247,11 @@ class PullResponse(msgspec.Struct, frozen=True, kw_only=True, tag="pull_response
     next_sync_after: float = 3600.0
     more: bool = False
     popular: list[ItemScore] = []
+    #: Co-watch rows after the request's cursor, in (version, source) order, and the
+    #: cursor after them (the device sends it back; ``more`` when rows remain).
+    cowatch: list[CowatchRow] = []
+    cowatch_version: int = -1
+    cowatch_source: int = -1
 
 
 class SyncRequest(msgspec.Struct, frozen=True, kw_only=True, tag="sync", tag_field="msg"):

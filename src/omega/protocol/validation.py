@@ -28,6 +28,8 @@ from omega.protocol._limits import (
     MAX_CELL,
     MAX_CONTENT_UPDATES,
     MAX_COUNT,
+    MAX_COWATCH_NEIGHBOURS,
+    MAX_COWATCH_PER_PULL,
     MAX_DETAIL_LENGTH,
     MAX_EVENT_FIELDS,
     MAX_EXPIRES_IN,
@@ -38,6 +40,7 @@ from omega.protocol._limits import (
     MAX_PATTERNS_PER_PULL,
     MAX_PATTERNS_PER_PUSH,
     MAX_POPULAR_PER_PULL,
+    MAX_POSITION,
     MAX_PULL_BYTES,
     MAX_RELEASE_KEYS,
     MAX_REMOVED,
@@ -62,6 +65,7 @@ from omega.protocol.messages import (
     Attestation,
     ConsolidatedPattern,
     ContentUpdate,
+    CowatchRow,
     FrequencyReport,
     ItemScore,
     Message,
@@ -403,6 +407,8 @@ def _pull(m: PullRequest, where: str) -> None:
     _count(m.interests, f"{where}.interests", MAX_INTERESTS)
     for i, cell in enumerate(m.interests):
         _int(cell, f"{where}.interests[{i}]", 0, MAX_CELL - 1)
+    _int(m.cowatch_version, f"{where}.cowatch_version", -1, MAX_VERSION)
+    _int(m.cowatch_source, f"{where}.cowatch_source", -1, MAX_POSITION)
 
 
 def _pull_response(m: PullResponse, where: str) -> None:
@@ -430,6 +436,19 @@ def _pull_response(m: PullResponse, where: str) -> None:
     _count(m.popular, f"{where}.popular", MAX_POPULAR_PER_PULL)
     for i, s in enumerate(m.popular):
         _item_score(s, f"{where}.popular[{i}]")
+    _int(m.cowatch_version, f"{where}.cowatch_version", -1, MAX_VERSION)
+    _int(m.cowatch_source, f"{where}.cowatch_source", -1, MAX_POSITION)
+    _count(m.cowatch, f"{where}.cowatch", MAX_COWATCH_PER_PULL)
+    for i, row in enumerate(m.cowatch):
+        _cowatch_row(row, f"{where}.cowatch[{i}]")
+
+
+def _cowatch_row(row: CowatchRow, where: str) -> None:
+    _int(row.source, f"{where}.source", 0, MAX_POSITION)
+    _count(row.neighbours, f"{where}.neighbours", MAX_COWATCH_NEIGHBOURS)
+    for j, (neighbour, count) in enumerate(row.neighbours):
+        _int(neighbour, f"{where}.neighbours[{j}][0]", 0, MAX_POSITION)
+        _int(count, f"{where}.neighbours[{j}][1]", 1, MAX_POSITION)
 
 
 def _sync(m: SyncRequest, where: str) -> None:

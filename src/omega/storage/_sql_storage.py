@@ -35,6 +35,7 @@ from omega.storage._codec import (
 from omega.storage._pending import pending_rows
 from omega.storage._release import check_limit, delta_cut, stamp_release
 from omega.storage._sql import Engine, Tx
+from omega.storage._sql_cowatch import SQLCowatchStore
 from omega.storage._sql_rows import UPSERT_RELEASED, columns, pending_columns
 from omega.storage.base import (
     AttestedDevice,
@@ -49,6 +50,7 @@ from omega.storage.base import (
     SupportCounts,
     ViewerRecord,
 )
+from omega.storage.cowatch import CowatchStore
 
 __all__ = ["INSERT_BATCH", "SQLStorage", "write_codebook"]
 
@@ -61,6 +63,11 @@ class SQLStorage(Storage, Generic[E]):
 
     def __init__(self, db: E) -> None:
         self._db = db
+        self._cowatch = SQLCowatchStore(db, standing=_require_pushing_viewer)
+
+    @property
+    def cowatch(self) -> CowatchStore:
+        return self._cowatch
 
     # -- viewers -----------------------------------------------------------------------------
     def create_viewer(self, viewer: ViewerRecord) -> None:

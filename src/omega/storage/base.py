@@ -45,6 +45,7 @@ from omega.protocol.messages import (
     SharedReport,
     Trend,
 )
+from omega.storage.cowatch import CowatchStore
 
 __all__ = [
     "AttestedDevice",
@@ -186,6 +187,11 @@ class Storage(abc.ABC):
     #: Reads are short and never wait on a lock or the network, so an event loop may run
     #: them inline instead of paying a worker-thread hop (the SQLite backend).
     inline_reads: ClassVar[bool] = False
+
+    @property
+    @abc.abstractmethod
+    def cowatch(self) -> CowatchStore:
+        """The co-watch store on the same database (``omega.storage.cowatch``)."""
 
     # -- lifecycle -----------------------------------------------------------------
     @abc.abstractmethod

@@ -8,6 +8,8 @@ endpoints of one service (replicas); ``transport_for("grpc://host:port,h3://…"
 the transport a URL (or several) names (``omega.sync.endpoints``).
 ``DeviceRuntime(brain, base_url)`` keeps a TV syncing on a ``SyncSchedule`` through any
 outage and drives the brain's loops; ``run_sync(brain, base_url)`` is a blocking one-shot.
+Co-watch (``omega.sync.cowatch``, docs/cowatch.md): ``CowatchPairs`` / ``CowatchTable``
+are the brain's seams, ``Contributor`` sends a TV's pairs through the helper.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from omega.sync.conflicts import (
     resolve,
     resolve_updates,
 )
+from omega.sync.cowatch import Contributor, CowatchPairs, CowatchTable, NoCowatch
 from omega.sync.endpoints import transport_for
 from omega.sync.failover import FailoverTransport
 from omega.sync.push import PushPlan, build_push
@@ -35,11 +38,15 @@ __all__ = [
     "STRATEGIES",
     "AsgiTransport",
     "ConflictStrategy",
+    "Contributor",
+    "CowatchPairs",
+    "CowatchTable",
     "DeviceRuntime",
     "Evidence",
     "FailoverTransport",
     "HttpTransport",
     "Ledger",
+    "NoCowatch",
     "PushPlan",
     "Response",
     "RetryPolicy",

@@ -24,6 +24,7 @@ nonce). Otherwise :class:`SignatureError`, with nothing applied and no cursor mo
 from __future__ import annotations
 
 import asyncio
+import logging
 import random
 import secrets
 from collections.abc import Callable, Mapping
@@ -33,7 +34,13 @@ from typing import Any, TypeVar
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PublicKey
 
 from omega.brain import Brain, ConflictStrategy, InflightBatch
-from omega.errors import AuthError, ConfigError, RemoteProtocolError, SignatureError
+from omega.errors import (
+    AuthError,
+    ConfigError,
+    OmegaError,
+    RemoteProtocolError,
+    SignatureError,
+)
 from omega.protocol import BINARY_MEDIA_TYPE, MAX_PULL_BYTES, NONCE_BYTES, codec
 from omega.protocol.attestation import DeviceIdentity
 from omega.protocol.messages import (
@@ -48,6 +55,15 @@ from omega.protocol.messages import (
 )
 from omega.sync.codebook import fetch_codebook
 from omega.sync.conflicts import check_strategy
+from omega.sync.cowatch import (
+    COWATCH_CURSOR,
+    Contribution,
+    Contributor,
+    CowatchPairs,
+    CowatchTable,
+    NoCowatch,
+    cowatch_cursor,
+)
 from omega.sync.cursors import (
     CatalogOrder,
     CodebookLabel,
@@ -77,6 +93,7 @@ from omega.sync.transport import Response, Transport
 __all__ = ["SyncClient", "SyncResult"]
 
 T = TypeVar("T")
+_log = logging.getLogger("omega.sync")
 #: Pull pages fetched in one sync at most (the rest waits for the next sync).
 MAX_PAGES = 8
 _UNREADABLE_PINS = (
@@ -108,6 +125,9 @@ class SyncResult:
     next_sync_after: float
     outbox_remaining: int
     refreshes: int
+    #: Co-watch pairs the helper queued in this sync, or why the contribution failed.
+    cowatch_sent: int = 0
+    cowatch_error: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -149,6 +169,9 @@ class SyncClient:
         helper_key: bytes | None = None,
         attestation: DeviceIdentity | None = None,
         release_keys: Mapping[str, bytes] | None = None,
+        cowatch: Contributor | None = None,
+        cowatch_pairs: CowatchPairs | None = None,
+        cowatch_table: CowatchTable | None = None,
     ) -> None:
         """``helper_key``: the raw X25519 public key of the helper that counts two-server
         reports with the constellation (pinned, as a TV pins its server's certificate);
@@ -156,7 +179,12 @@ class SyncClient:
         key, which sign its registration (a server refuses unattested devices by default).
         ``release_keys``: the constellation's release keys (kid → raw Ed25519 public key)
         configured out of band; they win over the keys registration gives. None: trust
-        the keys given at registration."""
+        the keys given at registration.
+
+        Co-watch (``omega.sync.cowatch``): ``cowatch`` contributes the pairs of
+        ``cowatch_pairs`` once per epoch through the helper; pulled rows go to
+        ``cowatch_table``. Either defaults to the brain when it implements the protocol,
+        else to a no-op (nothing contributed; no rows asked for)."""
         if not 1 <= max_pull_bytes <= MAX_PULL_BYTES:  # refused before anything is sent
             raise ConfigError(f"max_pull_bytes must be 1 … {MAX_PULL_BYTES}, got {max_pull_bytes}")
         chosen = check_strategy(strategy or brain.config.conflict_strategy)
@@ -186,6 +214,9 @@ class SyncClient:
         self._trust: ReleaseTrust | None = None
         self._positions: dict[str, int] | None = None  # the catalog order, once read
         self._credentials: Credentials | None = None
+        self._cowatch = cowatch
+        self._pairs = cowatch_pairs or (brain if isinstance(brain, CowatchPairs) else NoCowatch())
+        self._table = cowatch_table or (brain if isinstance(brain, CowatchTable) else NoCowatch())
         self._sync_lock = asyncio.Lock()
         self._auth_lock = asyncio.Lock()
         self._trust_lock = asyncio.Lock()
@@ -229,6 +260,7 @@ class SyncClient:
                 pull = answer.pull
                 pages, received = pages + 1, received + size
             ack = reply.ack
+            contribution, cowatch_error = await self._contribute()
             return SyncResult(
                 viewer_id=creds.viewer_id,
                 batch_id=push.batch_id if push else None,
@@ -248,7 +280,24 @@ class SyncClient:
                 next_sync_after=pull.next_sync_after,
                 outbox_remaining=brain.sync.outbox_size(),
                 refreshes=self.refreshes - refreshes_before,
+                cowatch_sent=contribution.queued if contribution else 0,
+                cowatch_error=cowatch_error,
             )
+
+    async def _contribute(self) -> tuple[Contribution | None, str | None]:
+        """This epoch's co-watch contribution, if due. Its failure is reported in the
+        result (and logged), not raised: the sync before it is complete."""
+        if self._cowatch is None or isinstance(self._pairs, NoCowatch):
+            return None, None
+
+        async def send(method: str, path: str, body: bytes | None, kind: str) -> Response:
+            return await self._send(method, path, body, content_type=kind)
+
+        try:
+            return await self._cowatch.contribute(self.brain, self._pairs, send), None
+        except OmegaError as exc:
+            _log.warning("co-watch pairs not contributed: %s", exc)
+            return None, str(exc)
 
     def _next_push(self, creds: Credentials) -> tuple[PushRequest | None, bool]:
         """The batch in flight (resent as recorded), else a new one recorded before sending."""
@@ -288,11 +337,16 @@ class SyncClient:
         trust: ReleaseTrust,
         push: PushRequest | None = None,
     ) -> SyncRequest:
+        version, source = -1, -1
+        if not isinstance(self._table, NoCowatch):
+            version, source = cowatch_cursor(self.brain.sync.cursor(COWATCH_CURSOR))
         pull = PullRequest(
             viewer_id=creds.viewer_id,
             since_version=since,
             max_bytes=self.max_pull_bytes,
             region=self.region,
+            cowatch_version=version,
+            cowatch_source=source,
         )
         return SyncRequest(
             pull=pull,
@@ -323,6 +377,11 @@ class SyncClient:
             trends=pull.trends,
             popular=pull.popular,
         )
+        if pull.cowatch and not isinstance(self._table, NoCowatch):
+            rows = [(row.source, list(row.neighbours)) for row in pull.cowatch]
+            self._table.apply_cowatch(pull.cowatch_version, rows)
+            cursor = f"{pull.cowatch_version}:{pull.cowatch_source}"
+            self.brain.sync.set_cursors({COWATCH_CURSOR: cursor})
 
     def _step(self, name: str) -> None:
         if self._on_step is not None:
@@ -423,16 +482,26 @@ class SyncClient:
 
     # -- requests ----------------------------------------------------------------------
     async def _send(
-        self, method: str, path: str, body: bytes | None, *, accept_missing: bool = False
+        self,
+        method: str,
+        path: str,
+        body: bytes | None,
+        *,
+        accept_missing: bool = False,
+        content_type: str = BINARY_MEDIA_TYPE,
     ) -> Response:
         """With retries; a 401 gets one single-flight refresh and one more try."""
 
         async def attempt() -> Response:
             creds = await self.credentials()
-            answer = await self._raw(method, path, body, token=creds.access_token)
+            answer = await self._raw(
+                method, path, body, token=creds.access_token, content_type=content_type
+            )
             if answer.status == 401:
                 await self._refresh(creds.access_token)
-                answer = await self._raw(method, path, body, token=self._token())
+                answer = await self._raw(
+                    method, path, body, token=self._token(), content_type=content_type
+                )
             if 200 <= answer.status < 300 or (accept_missing and answer.status == 404):
                 return answer
             raise error_for(answer)
@@ -444,11 +513,17 @@ class SyncClient:
         return self._credentials.access_token
 
     async def _raw(
-        self, method: str, path: str, body: bytes | None, *, token: str | None
+        self,
+        method: str,
+        path: str,
+        body: bytes | None,
+        *,
+        token: str | None,
+        content_type: str = BINARY_MEDIA_TYPE,
     ) -> Response:
         headers = {"Accept": f"{BINARY_MEDIA_TYPE}, application/json"}
         if body is not None:
-            headers["Content-Type"] = BINARY_MEDIA_TYPE
+            headers["Content-Type"] = content_type
         if token is not None:
             headers["Authorization"] = f"Bearer {token}"
         return await self.transport.request(method, path, body=body, headers=headers)

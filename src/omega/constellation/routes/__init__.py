@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from omega.constellation.routes.consensus import router as consensus_router
+from omega.constellation.routes.cowatch import router as cowatch_router
 from omega.constellation.routes.dashboard import router as dashboard_router
 from omega.constellation.routes.manage import router as manage_router
 from omega.constellation.routes.manufacturers import router as manufacturers_router
@@ -15,6 +16,7 @@ from omega.constellation.routes.viewers import router as viewers_router
 
 __all__ = [
     "consensus_router",
+    "cowatch_router",
     "dashboard_router",
     "manage_router",
     "manufacturers_router",

@@ -1,0 +1,105 @@
+"""A round's co-watch step: take the helper's shuffled batch, open it, read the pairs that
+reached the threshold, release per-title neighbours (``docs/cowatch.md``).
+
+The constellation opens each report's HPKE layer (its X25519 key) and stores the point
+under its tag; a tag's pair is read only once ``threshold`` points with distinct ``x``
+lie on one polynomial whose secret opens the pair's ciphertext. A read tag keeps its
+secret, so every later point is checked against the polynomial: a forged point neither
+counts nor hides the honest ones. The count released is the number of distinct points
+on the polynomial — one per attested TV, since the helper lets a TV send a tag once.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Protocol
+
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+
+from omega.errors import ConfigError, InputError
+from omega.protocol.cowatch import Share, on_polynomial, open_report, quantise, recover
+from omega.protocol.cowatch_wire import ReportBatch
+from omega.storage.base import Storage
+from omega.storage.cowatch import CowatchFold, Rank, Resolve, StoredPair
+
+__all__ = ["CowatchCounting", "CowatchSource", "CowatchStep", "fold_cowatch"]
+
+log = logging.getLogger("omega.federation")
+
+
+class CowatchSource(Protocol):
+    """The helper as the co-watch step sees it (``omega.constellation`` reaches it over
+    HTTP): a shuffled batch, handed out again until acknowledged."""
+
+    def cowatch_batch(self) -> ReportBatch: ...
+
+    def cowatch_ack(self, batch_id: str) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class CowatchCounting:
+    """The helper to take batches from, the threshold k, and the neighbours kept per
+    title."""
+
+    source: CowatchSource
+    threshold: int = 3
+    top: int = 20
+
+    def __post_init__(self) -> None:
+        if self.threshold < 2:
+            raise ConfigError("the co-watch threshold must be at least 2 TVs")
+        if not 1 <= self.top <= 200:
+            raise ConfigError("the co-watch neighbours per title must be in 1..200")
+
+
+@dataclass(frozen=True, slots=True)
+class CowatchStep:
+    """What one batch did: reports received, refused (did not open), and the fold."""
+
+    received: int
+    refused: int
+    fold: CowatchFold | None
+
+
+def _resolver(k: int) -> Resolve:
+    def resolve(tag: bytes, shares: list[Share], known: StoredPair | None) -> StoredPair | None:
+        if known is not None:
+            tvs = len(on_polynomial(known.secret, k, shares))
+            return StoredPair(known.a, known.b, known.secret, tvs)
+        found = recover(tag, shares, k=k)
+        if found is None or len(found.xs) < k:
+            return None
+        return StoredPair(found.a, found.b, found.secret, len(found.xs))
+
+    return resolve
+
+
+def _ranker(top: int) -> Rank:
+    def rank(pairs: list[tuple[int, int]]) -> list[tuple[int, int]]:
+        best = sorted(pairs, key=lambda p: (-p[1], p[0]))[:top]
+        return [(b, quantise(tvs)) for b, tvs in best]
+
+    return rank
+
+
+def fold_cowatch(storage: Storage, counting: CowatchCounting, *, now: float) -> CowatchStep:
+    """Fold the helper's next batch in (nothing when none is ready), then acknowledge it."""
+    batch = counting.source.cowatch_batch()
+    if not batch.batch_id:
+        return CowatchStep(0, 0, None)
+    key = X25519PrivateKey.from_private_bytes(storage.cowatch.keys().hpke_key)
+    points: list[tuple[bytes, Share]] = []
+    refused = 0
+    for report in batch.reports:
+        try:
+            points.append((report.tag, open_report(report, key)))
+        except InputError:
+            refused += 1
+    fold = storage.cowatch.fold(
+        points, resolve=_resolver(counting.threshold), rank=_ranker(counting.top), now=now
+    )
+    counting.source.cowatch_ack(batch.batch_id)
+    if refused:
+        log.info("co-watch: %d of %d reports did not open", refused, len(batch.reports))
+    return CowatchStep(len(batch.reports), refused, fold)

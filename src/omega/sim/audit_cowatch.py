@@ -1,0 +1,116 @@
+"""The co-watch part of the privacy audit: what each server could link to a TV.
+
+Two transports record every co-watch request a TV makes — one in front of the helper,
+one in front of the constellation — and :meth:`CowatchAudit.summary` counts, from the
+bytes themselves:
+
+- ``cowatch_pairs_in_clear``: requests to either server carrying a contributed pair's
+  catalog positions as they are packed into a report (or the pair's OPRF input): 0;
+- ``cowatch_helper_readable``: reports the helper could read with what it holds — its
+  X25519 key opens none, and no tag it saw equals one computed with its OPRF key alone
+  from the true pair (the tag needs the constellation's key too): 0;
+- ``cowatch_leader_tagged``: requests the constellation received from an identified TV
+  (bearer token) that carry any tag that TV sent to the helper: 0 — the constellation
+  sees tags and, from k TVs on, pairs, but only in the helper's anonymous batches.
+
+The audit knows what the simulation knows (each TV's true pairs, the helper's keys); a
+server knows neither, so these counts are an upper bound on what it could link.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import struct
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import msgspec
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+
+from omega.errors import InputError
+from omega.protocol import oprf
+from omega.protocol.cowatch import SealedReport, open_report, pair_input
+from omega.protocol.cowatch_wire import ReportRequest
+from omega.sync.transport import Response, Transport
+
+__all__ = ["CowatchAudit", "CowatchAuditTransport"]
+
+_PAIR = struct.Struct(">II")
+
+
+def _tag_with(key: bytes, pair: tuple[int, int]) -> bytes:
+    r = oprf.direct((key,), pair_input(*pair))
+    return hashlib.sha256(b"omega cowatch tag" + r).digest()[:16]
+
+
+@dataclass(slots=True)
+class CowatchAudit:
+    """What TVs sent each server on the co-watch routes, by TV."""
+
+    helper_key: X25519PrivateKey
+    helper_oprf_key: bytes
+    pairs: dict[str, list[tuple[int, int]]] = field(default_factory=dict)
+    to_helper: dict[str, list[bytes]] = field(default_factory=dict)
+    to_leader: dict[str, list[bytes]] = field(default_factory=dict)
+
+    def record(self, tv: str, server: str, body: bytes) -> None:
+        sent = self.to_helper if server == "helper" else self.to_leader
+        sent.setdefault(tv, []).append(body)
+
+    def _reports(self, tv: str) -> list[SealedReport]:
+        found: list[SealedReport] = []
+        for body in self.to_helper.get(tv, []):
+            try:
+                found.extend(msgspec.msgpack.decode(body, type=ReportRequest).reports)
+            except msgspec.DecodeError:
+                continue
+        return found
+
+    def summary(self) -> dict[str, Any]:
+        in_clear = readable = tagged = reports = 0
+        for tv, pairs in self.pairs.items():
+            needles = [_PAIR.pack(*p) for p in pairs] + [pair_input(*p) for p in pairs]
+            bodies = self.to_helper.get(tv, []) + self.to_leader.get(tv, [])
+            in_clear += sum(1 for b in bodies if any(n in b for n in needles))
+            sent = self._reports(tv)
+            reports += len(sent)
+            own_tags = {_tag_with(self.helper_oprf_key, p) for p in pairs}
+            for report in sent:
+                readable += report.tag in own_tags or _opens(report, self.helper_key)
+            tagged += sum(1 for b in self.to_leader.get(tv, []) if any(r.tag in b for r in sent))
+        return {
+            "cowatch_reports_sent": reports,
+            "cowatch_pairs_in_clear": in_clear,
+            "cowatch_helper_readable": readable,
+            "cowatch_leader_tagged": tagged,
+        }
+
+
+def _opens(report: SealedReport, key: X25519PrivateKey) -> bool:
+    try:
+        open_report(report, key)
+    except InputError:
+        return False
+    return True
+
+
+class CowatchAuditTransport:
+    """Records a TV's co-watch requests to ``server`` ("helper" or "leader") for the
+    audit, then sends them on."""
+
+    def __init__(self, inner: Transport, audit: CowatchAudit, *, tv: str, server: str) -> None:
+        self.inner = inner
+        self.audit = audit
+        self.tv = tv
+        self.server = server
+
+    async def request(
+        self, method: str, path: str, *, body: bytes | None, headers: Mapping[str, str]
+    ) -> Response:
+        if body and "cowatch" in path:
+            self.audit.record(self.tv, self.server, body)
+        return await self.inner.request(method, path, body=body, headers=headers)
+
+    async def aclose(self) -> None:
+        """The inner transport is its opener's to close."""

@@ -1,0 +1,178 @@
+"""The co-watch store's SQL, written once for both backends (``omega.storage.cowatch``)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import msgspec
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat
+
+from omega.protocol import oprf
+from omega.protocol.cowatch import Share
+from omega.storage._release import check_limit
+from omega.storage._sql import Engine, Tx
+from omega.storage.cowatch import (
+    CowatchFold,
+    CowatchKeys,
+    CowatchRow,
+    CowatchStore,
+    OprfOverBudget,
+    Rank,
+    Resolve,
+    StoredPair,
+)
+
+__all__ = ["SQLCowatchStore"]
+
+_ELEMENT = 32
+_neighbours = msgspec.msgpack.Decoder(list[tuple[int, int]])
+
+
+def _b(value: int) -> bytes:
+    return value.to_bytes(_ELEMENT, "big")
+
+
+def _i(value: object) -> int:
+    return int.from_bytes(bytes(value), "big")  # type: ignore[call-overload]
+
+
+class SQLCowatchStore(CowatchStore):
+    """``standing``: raises unless a viewer may contribute (registered, not revoked, not
+    attested under a revoked key); checked in the OPRF charge's transaction."""
+
+    def __init__(self, db: Engine, *, standing: Callable[[Tx, str], None]) -> None:
+        self._db = db
+        self._standing = standing
+
+    def keys(self) -> CowatchKeys:
+        with self._db.read() as tx:
+            row = tx.row("SELECT oprf_key, hpke_key FROM cowatch_keys WHERE id = 1")
+        if row is None:
+            hpke = X25519PrivateKey.generate().private_bytes(
+                Encoding.Raw, PrivateFormat.Raw, NoEncryption()
+            )
+
+            def make(tx: Tx) -> tuple[object, ...]:
+                tx.run(
+                    "INSERT INTO cowatch_keys (id, oprf_key, hpke_key) VALUES (1, ?, ?)"
+                    " ON CONFLICT (id) DO NOTHING",
+                    (oprf.new_key(), hpke),
+                )
+                return tx.one("SELECT oprf_key, hpke_key FROM cowatch_keys WHERE id = 1")
+
+            row = self._db.write(make)
+        return CowatchKeys(oprf_key=bytes(row[0]), hpke_key=bytes(row[1]))  # type: ignore[arg-type]
+
+    def charge_oprf(self, viewer_id: str, *, epoch: int, points: int, bound: int) -> int:
+        def charge(tx: Tx) -> int:
+            self._standing(tx, viewer_id)
+            row = tx.row(
+                "SELECT used FROM cowatch_usage WHERE viewer_id = ? AND epoch = ?",
+                (viewer_id, epoch),
+            )
+            used = int(row[0]) if row else 0
+            if used + points > bound:
+                raise OprfOverBudget(
+                    f"a TV has at most {bound} co-watch OPRF evaluations per epoch; "
+                    f"{bound - used} left, {points} asked"
+                )
+            tx.run(
+                "INSERT INTO cowatch_usage (viewer_id, epoch, used) VALUES (?, ?, ?)"
+                " ON CONFLICT (viewer_id, epoch) DO UPDATE SET used = excluded.used",
+                (viewer_id, epoch, used + points),
+            )
+            return bound - used - points
+
+        return self._db.write(charge)
+
+    def fold(
+        self, points: list[tuple[bytes, Share]], *, resolve: Resolve, rank: Rank, now: float
+    ) -> CowatchFold:
+        return self._db.write(lambda tx: _fold(tx, points, resolve, rank, now))
+
+    def version(self) -> int:
+        with self._db.read() as tx:
+            return int(tx.one("SELECT coalesce(max(version), 0) FROM cowatch_rows")[0])
+
+    def rows_after(self, *, version: int, source: int, limit: int) -> list[CowatchRow]:
+        check_limit(limit)
+        with self._db.read() as tx:
+            rows = tx.rows(
+                "SELECT version, source, neighbours FROM cowatch_rows"
+                " WHERE version > ? OR (version = ? AND source > ?)"
+                " ORDER BY version, source LIMIT ?",
+                (version, version, source, limit),
+            )
+        return [CowatchRow(int(v), int(s), _neighbours.decode(bytes(n))) for v, s, n in rows]
+
+    def pending_tags(self) -> int:
+        with self._db.read() as tx:
+            return int(
+                tx.one(
+                    "SELECT count(DISTINCT tag) FROM cowatch_shares"
+                    " WHERE tag NOT IN (SELECT tag FROM cowatch_pairs)"
+                )[0]
+            )
+
+
+def _fold(
+    tx: Tx, points: list[tuple[bytes, Share]], resolve: Resolve, rank: Rank, now: float
+) -> CowatchFold:
+    stored = 0
+    for tag, s in points:
+        stored += tx.run(
+            "INSERT INTO cowatch_shares (tag, x, y, ciphertext, received_at) VALUES (?, ?, ?, ?, ?)"
+            " ON CONFLICT (tag, x) DO NOTHING",
+            (tag, _b(s.x), _b(s.y), s.ciphertext, now),
+        )
+    sources: set[int] = set()
+    changed = 0
+    for tag in sorted({tag for tag, _ in points}):
+        known = _pair(tx, tag)
+        shares = [
+            Share(_i(x), _i(y), bytes(c))
+            for x, y, c in tx.rows(
+                "SELECT x, y, ciphertext FROM cowatch_shares WHERE tag = ?", (tag,)
+            )
+        ]
+        pair = resolve(tag, shares, known)
+        if pair is None or pair == known:
+            continue
+        tx.run(
+            "INSERT INTO cowatch_pairs (tag, a, b, secret, tvs) VALUES (?, ?, ?, ?, ?)"
+            " ON CONFLICT (tag) DO UPDATE SET tvs = excluded.tvs",
+            (tag, pair.a, pair.b, _b(pair.secret), pair.tvs),
+        )
+        changed += 1
+        sources.add(pair.a)
+    version = int(tx.one("SELECT coalesce(max(version), 0) FROM cowatch_rows")[0])
+    rows = _release_rows(tx, sorted(sources), rank, version + 1)
+    return CowatchFold(stored, changed, rows, version + 1 if rows else version)
+
+
+def _pair(tx: Tx, tag: bytes) -> StoredPair | None:
+    row = tx.row("SELECT a, b, secret, tvs FROM cowatch_pairs WHERE tag = ?", (tag,))
+    return None if row is None else StoredPair(int(row[0]), int(row[1]), _i(row[2]), int(row[3]))
+
+
+def _release_rows(tx: Tx, sources: list[int], rank: Rank, version: int) -> int:
+    """Re-rank each source's pairs; store (at ``version``) the rows that changed."""
+    released = 0
+    for source in sources:
+        pairs = [
+            (int(b), int(tvs))
+            for b, tvs in tx.rows("SELECT b, tvs FROM cowatch_pairs WHERE a = ?", (source,))
+        ]
+        body = msgspec.msgpack.encode(rank(pairs))
+        old = tx.row("SELECT neighbours FROM cowatch_rows WHERE source = ?", (source,))
+        if old is not None and bytes(old[0]) == body:
+            continue
+        tx.run(
+            "INSERT INTO cowatch_rows (source, neighbours, version) VALUES (?, ?, ?)"
+            " ON CONFLICT (source) DO UPDATE SET neighbours = excluded.neighbours,"
+            " version = excluded.version",
+            (source, body, version),
+        )
+        released += 1
+    return released

@@ -1,0 +1,111 @@
+"""The constellation's co-watch store: its keys, the OPRF rate limit, opened reports,
+pairs read at the threshold, and the released per-title table (``docs/cowatch.md``).
+
+An interface with one SQL implementation that runs on both backends
+(``omega.storage._sql_cowatch``); a :class:`~omega.storage.Storage` hands it out as
+``storage.cowatch``. Which tags count as read is the caller's decision (``resolve``,
+from ``omega.federation.cowatch``); the store only keeps what it is given, in one
+transaction per batch.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from omega.errors import InputError
+from omega.protocol.cowatch import Share
+
+__all__ = [
+    "CowatchFold",
+    "CowatchKeys",
+    "CowatchRow",
+    "CowatchStore",
+    "OprfOverBudget",
+    "Rank",
+    "Resolve",
+    "StoredPair",
+]
+
+
+class OprfOverBudget(InputError):
+    """A viewer asked for more OPRF evaluations than its epoch allows (HTTP 429)."""
+
+
+@dataclass(frozen=True, slots=True)
+class CowatchKeys:
+    """The constellation's second OPRF key (a scalar) and its raw X25519 private key."""
+
+    oprf_key: bytes
+    hpke_key: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class StoredPair:
+    """A tag read: its pair, its secret (to check later points) and its distinct TVs."""
+
+    a: int
+    b: int
+    secret: int
+    tvs: int
+
+
+@dataclass(frozen=True, slots=True)
+class CowatchRow:
+    """A released row: ``source``'s neighbours (position, quantised TVs), best first,
+    as of co-watch ``version``. No neighbours: the source's earlier row is withdrawn."""
+
+    version: int
+    source: int
+    neighbours: list[tuple[int, int]]
+
+
+@dataclass(frozen=True, slots=True)
+class CowatchFold:
+    """What one batch changed: points stored (new ones), pairs read or recounted, rows
+    re-released, and the co-watch version after it."""
+
+    stored: int
+    pairs: int
+    rows: int
+    version: int
+
+
+#: Decides a tag from all its points and what is known of it: the pair (newly read or
+#: recounted), or None while it stays unread.
+Resolve = Callable[[bytes, list[Share], StoredPair | None], StoredPair | None]
+#: A released row's neighbours from a source's pairs (neighbour, TVs), best first.
+Rank = Callable[[list[tuple[int, int]]], list[tuple[int, int]]]
+
+
+class CowatchStore(abc.ABC):
+    @abc.abstractmethod
+    def keys(self) -> CowatchKeys:
+        """The keys, made on first use (the first caller's win when two race)."""
+
+    @abc.abstractmethod
+    def charge_oprf(self, viewer_id: str, *, epoch: int, points: int, bound: int) -> int:
+        """Charge ``points`` evaluations to the viewer's ``epoch``; what is left.
+        :class:`OprfOverBudget` (nothing charged) past ``bound``; the push refusals
+        (``InputError``, ``RevokedError``) for a viewer that may not contribute."""
+
+    @abc.abstractmethod
+    def fold(
+        self, points: list[tuple[bytes, Share]], *, resolve: Resolve, rank: Rank, now: float
+    ) -> CowatchFold:
+        """Store a batch's points (a point already stored is skipped: a batch may come
+        twice), resolve every tag the batch names, and re-release the rows of sources
+        whose pairs changed — one transaction."""
+
+    @abc.abstractmethod
+    def version(self) -> int:
+        """The co-watch version: 0 before any row was released."""
+
+    @abc.abstractmethod
+    def rows_after(self, *, version: int, source: int, limit: int) -> list[CowatchRow]:
+        """Rows after ``(version, source)`` in (version, source) order, at most ``limit``."""
+
+    @abc.abstractmethod
+    def pending_tags(self) -> int:
+        """Tags with points but no pair read (what the constellation cannot read)."""

@@ -1,0 +1,204 @@
+"""The device's side of private co-watch knowledge (``docs/cowatch.md``).
+
+Two seams to whatever keeps the TV's viewing (the brain provides both; without them
+the defaults do nothing, and the device neither contributes nor asks for rows):
+
+- :class:`CowatchPairs` — ``pairs_to_contribute(epoch)``: the co-watch pairs (a → b,
+  catalog positions in the codebook's order) the TV would contribute this epoch, best
+  first; the sync sends at most the server's per-epoch bound of them, once per epoch;
+- :class:`CowatchTable` — ``apply_cowatch(version, rows)``: released rows (source
+  position → [(neighbour position, quantised count of TVs)], best first; an empty list
+  withdraws the source's row), page by page as pulls bring them.
+
+:class:`Contributor` is the contribution itself: OPRF through the helper (attested by
+the device's certificate) then the constellation (as the registered viewer), reports
+sealed to the constellation and sent through the helper. Each pair costs ``epsilon``
+from the privacy budget the popularity reports already keep (``omega.sync.reports``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Protocol, TypeVar, runtime_checkable
+
+import msgspec
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PublicKey
+
+from omega.brain import Brain
+from omega.errors import ConfigError, RemoteProtocolError
+from omega.protocol import oprf
+from omega.protocol.aggregation import MSGPACK_MEDIA_TYPE
+from omega.protocol.attestation import DeviceIdentity
+from omega.protocol.cowatch import make_report, pair_input, seal_report
+from omega.protocol.cowatch_wire import (
+    CowatchInfo,
+    OprfRequest,
+    OprfResponse,
+    ReportRequest,
+    ReportResponse,
+    prove,
+)
+from omega.sync.replies import error_for
+from omega.sync.reports import REPORT_SPENT, _record, _spent_within
+from omega.sync.transport import Response, Transport
+
+__all__ = [
+    "COWATCH_CURSOR",
+    "COWATCH_EPOCH",
+    "Contribution",
+    "Contributor",
+    "CowatchPairs",
+    "CowatchTable",
+    "NoCowatch",
+    "Rows",
+    "cowatch_cursor",
+]
+
+T = TypeVar("T")
+COWATCH_EPOCH = "cowatch_epoch"
+COWATCH_CURSOR = "cowatch_cursor"
+Rows = list[tuple[int, list[tuple[int, int]]]]
+#: Sends a request to the constellation as the registered viewer (token, retries).
+SendAsViewer = Callable[[str, str, bytes | None, str], Awaitable[Response]]
+
+
+@runtime_checkable
+class CowatchPairs(Protocol):
+    def pairs_to_contribute(self, epoch: int) -> list[tuple[int, int]]: ...
+
+
+@runtime_checkable
+class CowatchTable(Protocol):
+    def apply_cowatch(self, version: int, rows: Rows) -> None: ...
+
+
+def cowatch_cursor(stored: str) -> tuple[int, int]:
+    """The stored (version, source) cursor; the start when none or unreadable."""
+    version, _, source = stored.partition(":")
+    try:
+        return max(0, int(version)), max(-1, int(source))
+    except ValueError:
+        return 0, -1
+
+
+class NoCowatch:
+    """The default for a brain without co-watch: nothing to contribute, rows dropped."""
+
+    def pairs_to_contribute(self, epoch: int) -> list[tuple[int, int]]:
+        return []
+
+    def apply_cowatch(self, version: int, rows: Rows) -> None:
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class Contribution:
+    """One epoch's contribution: pairs sent, queued by the helper, refused (and why)."""
+
+    epoch: int
+    sent: int
+    queued: int
+    errors: list[str]
+
+
+def _decode(answer: Response, kind: type[T], who: str) -> T:
+    try:
+        return msgspec.msgpack.decode(answer.body, type=kind)
+    except msgspec.DecodeError as exc:
+        raise RemoteProtocolError(f"{who} answered a malformed {kind.__name__}: {exc}") from None
+
+
+class Contributor:
+    """Contributes a TV's pairs once per epoch. ``helper``: a transport to the helper;
+    ``identity``: the device's certificate and key (the helper counts attested devices)."""
+
+    def __init__(
+        self, *, helper: Transport, identity: DeviceIdentity, epsilon: float | None = None
+    ) -> None:
+        if epsilon is not None and epsilon < 0:
+            raise ConfigError("the co-watch epsilon per pair must be ≥ 0")
+        self.helper = helper
+        self.identity = identity
+        self.epsilon = epsilon
+
+    async def _helper(self, path: str, message: OprfRequest | ReportRequest) -> Response:
+        answer = await self.helper.request(
+            "POST",
+            path,
+            body=msgspec.msgpack.encode(message),
+            headers={"Content-Type": MSGPACK_MEDIA_TYPE},
+        )
+        if not 200 <= answer.status < 300:
+            raise error_for(answer)
+        return answer
+
+    def _affordable(self, brain: Brain, wanted: int, now: float) -> tuple[int, str | None]:
+        """How many pairs the budget allows now, and the budget record with them spent."""
+        epsilon = brain.config.shared_epsilon if self.epsilon is None else self.epsilon
+        budget = brain.config.report_budget
+        if budget <= 0 or epsilon <= 0:
+            return wanted, None
+        spent = _spent_within(
+            brain.sync.cursor(REPORT_SPENT), now, brain.config.report_window_s, budget
+        )
+        used = sum(e for _, e in spent)
+        n = max(0, min(wanted, int((budget - used + 1e-9) // epsilon)))
+        spent.extend((now, float(epsilon)) for _ in range(n))
+        return n, _record(spent)
+
+    async def contribute(
+        self, brain: Brain, pairs: CowatchPairs, send: SendAsViewer
+    ) -> Contribution | None:
+        """This epoch's contribution (None: already made, or nothing to send)."""
+        info_answer = await send("GET", "/api/omega/cowatch", None, "application/json")
+        try:
+            info = msgspec.json.decode(info_answer.body, type=CowatchInfo)
+        except msgspec.DecodeError as exc:
+            raise RemoteProtocolError(f"the co-watch info is malformed: {exc}") from None
+        now = float(brain.clock.now())
+        epoch = int(now // info.epoch_s)
+        if brain.sync.cursor(COWATCH_EPOCH) == str(epoch):
+            return None
+        wanted = list(dict.fromkeys(pairs.pairs_to_contribute(epoch)))[: info.per_epoch]
+        if not wanted:  # nothing watched yet: the epoch stays open for later syncs
+            return None
+        n, spent = self._affordable(brain, len(wanted), now)
+        chosen = wanted[:n]
+        # Recorded before anything is sent: a crash loses this epoch, never repeats it.
+        cursors = {COWATCH_EPOCH: str(epoch)} | ({REPORT_SPENT: spent} if spent else {})
+        brain.sync.set_cursors(cursors if chosen else {COWATCH_EPOCH: str(epoch)})
+        if not chosen:
+            return None
+        return await self._send(chosen, info, epoch, send)
+
+    async def _send(
+        self, chosen: list[tuple[int, int]], info: CowatchInfo, epoch: int, send: SendAsViewer
+    ) -> Contribution:
+        blinded = [oprf.blind(pair_input(a, b)) for a, b in chosen]
+        first = OprfRequest(points=[b.point for b in blinded])
+        first = msgspec.structs.replace(first, proof=prove(self.identity, "oprf", first))
+        half = _decode(await self._helper("/helper/v1/cowatch/oprf", first), OprfResponse, "helper")
+        body = msgspec.msgpack.encode(OprfRequest(points=half.points))
+        whole = _decode(
+            await send("POST", "/api/omega/cowatch/oprf", body, MSGPACK_MEDIA_TYPE),
+            OprfResponse,
+            "the constellation",
+        )
+        if len(whole.points) != len(chosen):
+            raise RemoteProtocolError("the OPRF answers do not match the points sent")
+        try:
+            leader = X25519PublicKey.from_public_bytes(info.leader_key)
+        except ValueError:
+            raise RemoteProtocolError("the constellation's co-watch key is not X25519") from None
+        reports = [
+            seal_report(make_report(oprf.finalize(b, p), a, c, k=info.threshold), leader)
+            for b, p, (a, c) in zip(blinded, whole.points, chosen, strict=True)
+        ]
+        request = ReportRequest(reports=reports)
+        request = msgspec.structs.replace(request, proof=prove(self.identity, "reports", request))
+        answer = _decode(
+            await self._helper("/helper/v1/cowatch/reports", request), ReportResponse, "helper"
+        )
+        queued = sum(1 for e in answer.errors if not e)
+        return Contribution(epoch, len(reports), queued, [e for e in answer.errors if e])
