@@ -24,5 +24,9 @@ def test_a_small_brain_bench_reports_every_figure() -> None:
         for key in ("rss_mb", "cold_start_s", "warm_start_s"):
             assert isinstance(result[key], float) and result[key] > 0
         assert 0.0 <= float(str(result["search_recall_at_10"])) <= 1.0
+        # The co-watch table was loaded before timing: 20 neighbours for each of 200 titles.
+        assert result["cowatch_neighbours"] == 20
+        assert int(str(result["cowatch_memory_bytes"])) >= 200 * 20 * 8
+        assert int(str(result["cowatch_disk_bytes"])) >= 200 * 20 * 8
     finally:
         shutil.rmtree(Path(str(result["workdir"])), ignore_errors=True)

@@ -215,6 +215,33 @@ def _footprint_figures(
     }
 
 
+def _load_cowatch(brain: Brain, ids: list[str], neighbours: int, seed: int) -> dict[str, float]:
+    """A released co-watch table of ``neighbours`` per title (random neighbours, counts
+    3–99) applied in pages of 500 titles, as pulls would deliver it: what it occupies in
+    memory (the scoring matrix, with the backward edges) and on disk."""
+    if neighbours < 1:
+        return {"cowatch_neighbours": 0}
+    from omega.brain.sync_state import CATALOG_ORDER_CURSOR
+
+    rng = np.random.default_rng(seed)
+    brain.sync.set_cursors({CATALOG_ORDER_CURSOR: json.dumps(ids)})
+    before = brain.store.footprint_bytes(exclude_catalog=True)
+    n = len(ids)
+    for start in range(0, n, 500):
+        page = []
+        for source in range(start, min(n, start + 500)):
+            found = rng.choice(n, neighbours, replace=False).tolist()
+            counts = rng.integers(3, 100, neighbours).tolist()
+            page.append((source, list(zip(found, counts, strict=True))))
+        brain.apply_cowatch(1 + start // 500, page)
+    table = brain.cowatch.matrix(brain.catalog)
+    return {
+        "cowatch_neighbours": neighbours,
+        "cowatch_memory_bytes": table.nbytes if table is not None else 0,
+        "cowatch_disk_bytes": brain.store.footprint_bytes(exclude_catalog=True) - before,
+    }
+
+
 def _fresh_figures(directory: Path) -> dict[str, float]:
     fresh = fresh_process_figures(directory)
     return {
@@ -232,10 +259,12 @@ def run_brain_bench(
     calls: int = 1_000,
     vectors: str = "auto",
     seed: int = 0,
+    cowatch: int = 20,
     progress: Callable[[str], None] | None = None,
 ) -> dict[str, object]:
     """Build a brain, replay a history, and measure it. ``vectors``: model | clustered | auto
-    (auto = the real model up to 20,000 titles, clustered synthetic vectors above)."""
+    (auto = the real model up to 20,000 titles, clustered synthetic vectors above);
+    ``cowatch``: neighbours per title of the co-watch table loaded first (0: none)."""
     say = progress or (lambda _: None)
     rng = np.random.default_rng(seed)  # one stream, drawn in the order of the phases
     mode = vectors if vectors != "auto" else ("model" if catalog <= 20_000 else "clustered")
@@ -247,6 +276,8 @@ def run_brain_bench(
     brain = Brain.open(workdir / "tv", clock=clock, config=BrainConfig(), embedder=embedder)
     say(f"catalog: {catalog} titles ({mode} vectors)")
     imported = _import_catalog(brain, embedder, catalog=catalog, mode=mode, seed=seed)
+    say(f"co-watch table: {cowatch} neighbours per title")
+    table = _load_cowatch(brain, imported.ids, cowatch, seed + 2)
     say(f"history: {events} events")
     household = _Household(brain, clock, rng, imported.ids)
     for _ in range(events):
@@ -281,5 +312,6 @@ def run_brain_bench(
         **footprint,
         **fresh,
         **imported.figures,
+        **table,
         "workdir": str(workdir),
     }

@@ -37,6 +37,7 @@ from omega.brain.catalog import Catalog, CatalogItem, SharedCatalog
 from omega.brain.catalog_state import DIM, INDEX_FILE, CatalogState, checked_centroids
 from omega.brain.codebook import codebook_id as centroids_id
 from omega.brain.config import DAY, BrainConfig
+from omega.brain.cowatch import CowatchState
 from omega.brain.episodes import Context, Episode, EpisodeRow, context_at
 from omega.brain.learner import Learner
 from omega.brain.loops import META_KEYS, LoopTimes, loop_report
@@ -125,6 +126,7 @@ class Brain:
         self.sync = SyncState(
             store, learner=self.learner, titles=self.titles, clock=clock, lock=self._lock
         )
+        self.cowatch = CowatchState(store, config, self.sync)
         self._session_id = ""
         self._last_event_ts = 0.0
         self._applied_episode = 0  # the last episode learned from
@@ -311,6 +313,7 @@ class Brain:
             popular=learner.popular(catalog, self.store.releases),
             now=now,
             context=context,
+            cowatch=self.cowatch.matrix(catalog),
         )
         return ranking.Snapshot(
             catalog=catalog,
@@ -348,6 +351,23 @@ class Brain:
             snap = self._snapshot(self.clock.now(), context)
             skill = self.learner.skills.choose(f"{snap.state.time_bucket}/{snap.state.day_type}")
             return ranking.rank(snap, skill)
+
+    # -- co-watch knowledge (omega.brain.cowatch) ----------------------------------------
+    def pairs_to_contribute(self, epoch: int) -> list[tuple[int, int]]:
+        """This TV's ordered co-watch pairs (a, b) for ``epoch``, as positions in the
+        server's catalog order: at most ``cowatch_pairs_per_epoch``, none contributed
+        before, closest first; the same pairs again when asked twice for one epoch."""
+        with self._lock:
+            return self.cowatch.pairs_to_contribute(epoch, self.titles.catalog)
+
+    def apply_cowatch(
+        self, version: int, rows: Sequence[tuple[int, Sequence[tuple[int, int]]]]
+    ) -> None:
+        """Store a page of the released co-watch table: for each source title's position,
+        its neighbours' (position, quantised count), replacing that source's list (an
+        empty list removes it); sources not in the page stay."""
+        with self._lock:
+            self.cowatch.apply(version, rows)
 
     # -- catalog and codebook ------------------------------------------------------------
     def upsert_items(self, items: Sequence[CatalogItem]) -> int:

@@ -88,8 +88,24 @@ class BrainConfig:
     #: sample of 100 chose as well as the whole catalog, at a fraction of the cost); 0
     #: turns self-tests off, leaving skill choice to shown recommendations alone.
     self_test_sample: int = 300
+    #: Co-watch (``omega.brain.cowatch``): pairs a → b with b within this many engaged
+    #: titles after a (tuned on the ml-latest-small validation split: docs/brain.md).
+    cowatch_window: int = 3
+    #: The household's last this many distinct engaged titles score against the table…
+    cowatch_recent: int = 10
+    #: …each counting this much less than the one after it.
+    cowatch_decay: float = 0.8
+    #: What a released pair b → a adds to a → b (viewers of b often watched a just before).
+    cowatch_backward: float = 0.5
+    #: A title counts for co-watch when viewed or rated with at least this reward.
+    cowatch_min_reward: float = 0.3
+    #: The most pairs the TV contributes per epoch (0: none).
+    cowatch_pairs_per_epoch: int = 64
+    #: Pairs are derived from the newest this many engaged titles.
+    cowatch_lookback: int = 200
 
     def __post_init__(self) -> None:
+        self._check_cowatch()
         if self.popular_pool < 0:
             raise ConfigError(f"popular_pool must be ≥ 0, got {self.popular_pool!r}")
         if not 0.0 < self.shared_epsilon <= 20.0:
@@ -98,4 +114,20 @@ class BrainConfig:
             raise ConfigError(
                 "report_budget must be ≥ 0 (0: no cap) and report_window_s > 0, got "
                 f"{self.report_budget!r} and {self.report_window_s!r}"
+            )
+
+    def _check_cowatch(self) -> None:
+        if self.cowatch_window < 1 or self.cowatch_recent < 1 or self.cowatch_lookback < 2:
+            raise ConfigError(
+                "cowatch_window and cowatch_recent must be ≥ 1 and cowatch_lookback ≥ 2, got "
+                f"{self.cowatch_window!r}, {self.cowatch_recent!r}, {self.cowatch_lookback!r}"
+            )
+        if not 0.0 < self.cowatch_decay <= 1.0 or not 0.0 <= self.cowatch_backward <= 1.0:
+            raise ConfigError(
+                "cowatch_decay must be in (0, 1] and cowatch_backward in [0, 1], got "
+                f"{self.cowatch_decay!r}, {self.cowatch_backward!r}"
+            )
+        if self.cowatch_pairs_per_epoch < 0:
+            raise ConfigError(
+                f"cowatch_pairs_per_epoch must be ≥ 0, got {self.cowatch_pairs_per_epoch!r}"
             )

@@ -18,6 +18,7 @@ import numpy.typing as npt
 
 from omega.brain.catalog import Catalog
 from omega.brain.config import BrainConfig
+from omega.brain.cowatch import CowatchMatrix
 from omega.brain.episodes import Context, EpisodeRow, context_at
 from omega.brain.index import VectorIndex
 from omega.brain.knowledge import CellKnowledge
@@ -103,6 +104,7 @@ def scoring_state(
     popular: F32,
     now: float,
     context: Context | None,
+    cowatch: CowatchMatrix | None = None,
 ) -> ScoringState:
     ctx = context or context_at(now)
     state = ScoringState(
@@ -114,6 +116,15 @@ def scoring_state(
         popular=popular,
     )
     cell_state(catalog, state)
+    if cowatch is not None:
+        started = [
+            (row, title.reward)
+            for title in reversed(recent)
+            if (row := catalog.row_of_key.get(title.key)) is not None
+        ]
+        state.cowatch_history = cowatch.history(started)
+        state.cowatch = cowatch.scores(state.cowatch_history, len(catalog))
+        state.cowatch_table = cowatch
     return state
 
 
@@ -148,7 +159,13 @@ def recommend(
     scores, signals = score_rows(catalog, rows, state, skill, gate=snap.gate if whole else 0.0)
     picked = choose(scores, rows, catalog, k, config.diversity)
     picked_rows = [int(rows[i]) for i in picked]
-    explained = explain(catalog, picked_rows, state.recent_rows)
+    explained = explain(
+        catalog,
+        picked_rows,
+        state.recent_rows,
+        table=state.cowatch_table,
+        history=state.cowatch_history,
+    )
     out = []
     for i, row, evidence in zip(picked, picked_rows, explained, strict=True):
         item_signals = {n: float(v[i]) for n, v in signals.items()}

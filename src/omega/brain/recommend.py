@@ -11,6 +11,8 @@ chosen skill):
 - ``next``: how often content in the candidate's cell follows the cells just watched,
   from the crowd's released transition patterns and the device's own;
 - ``crowd``: what viewers like in this context, plus trends;
+- ``cowatch``: what viewers went on to watch after the household's last titles, from the
+  released co-watch table (``omega.brain.cowatch``), in [0, 1];
 - ``popular``: how often titles are started across the fleet, released by the
   constellation as the collective tier's popularity list: counted from two-server
   reports that neither server can read alone, with noise on the released totals (from
@@ -36,6 +38,7 @@ from omega.brain.skills import Skill
 from omega.errors import InputError
 
 if TYPE_CHECKING:  # usearch is loaded only by brains that search
+    from omega.brain.cowatch import CowatchMatrix
     from omega.brain.index import VectorIndex
 
 __all__ = [
@@ -50,13 +53,24 @@ __all__ = [
     "signal_rows",
 ]
 
-SIGNALS = ("recent", "era", "instant", "episodic", "semantic", "next", "crowd", "popular")
+SIGNALS = (
+    "recent",
+    "era",
+    "instant",
+    "episodic",
+    "semantic",
+    "next",
+    "crowd",
+    "cowatch",
+    "popular",
+)
 #: Signals on a fixed scale, not min-max scaled per request: ``recent`` is a mean kernel
 #: in [0, 1], ``popular`` a released score in [0, 1], ``era`` minus years / ERA_YEARS.
 #: Min-max scaling let one close title or one released score swamp the rest.
-FIXED_SCALE = frozenset({"recent", "era", "popular"})
-#: Signals from the released patterns (the fleet's), not from this household's viewing.
-CROWD_SIGNALS = frozenset({"next", "crowd"})
+FIXED_SCALE = frozenset({"recent", "era", "popular", "cowatch"})
+#: Signals from the fleet's releases (patterns, co-watch table), not from this
+#: household's viewing.
+CROWD_SIGNALS = frozenset({"next", "crowd", "cowatch"})
 #: Years between releases that cost one unit of the ``era`` signal.
 ERA_YEARS = 5.0
 F32 = npt.NDArray[np.float32]
@@ -100,6 +114,11 @@ class ScoringState:
     crowd_cells: F32 = field(default_factory=lambda: np.zeros(0, np.float32))
     #: Released title popularity per catalog row (empty: none known).
     popular: F32 = field(default_factory=lambda: np.zeros(0, np.float32))
+    #: The co-watch score per catalog row (empty: no table held), the household's titles
+    #: it was scored from as (row, weight), and the table (to name a title in reasons).
+    cowatch: F32 = field(default_factory=lambda: np.zeros(0, np.float32))
+    cowatch_history: list[tuple[int, float]] = field(default_factory=list)
+    cowatch_table: CowatchMatrix | None = None
 
     def __post_init__(self) -> None:
         # Cell-level scores depend only on the request, not the candidate: compute once.
@@ -204,6 +223,8 @@ def signal_rows(catalog: Catalog, rows: I64, state: ScoringState) -> tuple[dict[
     raw["crowd"] = np.where(valid, state.crowd_cells[safe], 0.0).astype(np.float32)
     known = len(state.popular) == len(catalog)
     raw["popular"] = state.popular[rows] if known else np.zeros(len(rows), np.float32)
+    together = len(state.cowatch) == len(catalog)
+    raw["cowatch"] = state.cowatch[rows] if together else np.zeros(len(rows), np.float32)
     avoid = state.knowledge.avoid_scores()
     penalty = np.where(valid, avoid[safe], 0.0).astype(np.float32)
 
@@ -273,6 +294,9 @@ def candidate_rows(
         # One batched index call: usearch answers all queries together.
         keys = search.search_batch(np.stack(queries), per_source // 2)
         found.append(catalog.rows_for_keys(keys[keys != np.iinfo(np.uint64).max]))
+    if len(state.cowatch) == len(catalog) and len(state.cowatch) > per_source:
+        top = np.argpartition(-state.cowatch, per_source)[:per_source]
+        found.append(top[state.cowatch[top] > 0])
     cell_scores = state.next_cells + np.float32(0.1) * state.crowd_cells
     if cell_scores.max(initial=0.0) > 0:
         budget = per_source
@@ -365,6 +389,8 @@ class Evidence:
     genre: str | None = None
     genre_count: int = 0
     recent_count: int = 0
+    #: The household title whose released co-watch neighbours include this one most.
+    cowatch_title: str | None = None
 
 
 def reason_for(
@@ -388,6 +414,8 @@ def reason_for(
             f"matches your taste for {evidence.genre} ({evidence.genre_count} of the last "
             f"{evidence.recent_count} titles you started)"
         )
+    if top == "cowatch" and evidence.cowatch_title:
+        return f"viewers who watched {evidence.cowatch_title} went on to watch this"
     if top == "next" and recent_title:
         return f"viewers who watched {recent_title} often watch this next"
     if top == "crowd":
@@ -398,10 +426,17 @@ def reason_for(
 
 
 def explain(
-    catalog: Catalog, rows: Sequence[int], recent: Sequence[tuple[int, float]]
+    catalog: Catalog,
+    rows: Sequence[int],
+    recent: Sequence[tuple[int, float]],
+    *,
+    table: CowatchMatrix | None = None,
+    history: Sequence[tuple[int, float]] = (),
 ) -> list[Evidence]:
     """For each row, the :class:`Evidence` a reason may cite. A genre is named only when
-    the household started titles of it lately: never the candidate's own genre alone."""
+    the household started titles of it lately: never the candidate's own genre alone.
+    With the co-watch ``table`` and the ``history`` scored against it, the household
+    title that most brought each row up."""
     if not recent or not rows:
         return [Evidence() for _ in rows]
     watched = Counter(g for r, _ in recent for g in set(catalog.rows[r].genres))
@@ -411,12 +446,14 @@ def explain(
     for row, j in zip(rows, nearest.tolist(), strict=True):
         shared = [g for g in catalog.rows[row].genres if watched[g]]
         genre = max(shared, key=lambda g: watched[g]) if shared else None  # first of equals
+        source = None if table is None else table.source(history, row)
         out.append(
             Evidence(
                 recent_title=catalog.rows[int(recent_rows[j])].title,
                 genre=genre,
                 genre_count=watched[genre] if genre else 0,
                 recent_count=len(recent),
+                cowatch_title=None if source is None else catalog.rows[source].title,
             )
         )
     return out

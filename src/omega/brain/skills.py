@@ -61,6 +61,7 @@ _CONTINUE = {
     "semantic": 0.05,
     "next": 0.02,
     "crowd": 0.01,
+    "cowatch": 4.0,
     "popular": 1.0,
 }
 
@@ -79,6 +80,7 @@ SKILLS: dict[str, Skill] = {
                 "semantic": 0.8,
                 "next": 0.2,
                 "crowd": 0.2,
+                "cowatch": 2.0,
                 "popular": 1.0,
             },
         ),
@@ -93,6 +95,7 @@ SKILLS: dict[str, Skill] = {
                 "semantic": 0.1,
                 "next": 1.0,
                 "crowd": 0.6,
+                "cowatch": 4.0,
                 "popular": 1.0,
             },
         ),
@@ -107,6 +110,7 @@ SKILLS: dict[str, Skill] = {
                 "semantic": 0.05,
                 "next": 0.4,
                 "crowd": 1.0,
+                "cowatch": 1.0,
                 "popular": 1.2,
             },
         ),

@@ -13,7 +13,8 @@ key-value tables; each group of tables is a part with one job:
 - ``learned`` — patterns, skills and memory tiers (``_store_learning``);
 - ``outbox`` — pattern changes waiting to be pushed and the push in flight
   (``_store_sync``);
-- ``releases`` — the collective knowledge pulled from the constellation (``_store_sync``).
+- ``releases`` — the collective knowledge pulled from the constellation (``_store_sync``);
+- ``cowatch`` — the released co-watch table and the pairs contributed (``_store_cowatch``).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from pathlib import Path
 
 from omega.brain._migrations import apply_migrations
 from omega.brain._store_catalog import CatalogTables
+from omega.brain._store_cowatch import CowatchTables
 from omega.brain._store_learning import EpisodeTable, LearnedTables
 from omega.brain._store_sync import OutboxTables, ReleaseTables
 from omega.errors import CorruptStoreError, StoreError
@@ -55,6 +57,7 @@ class BrainStore:
         self.learned = LearnedTables(self)
         self.outbox = OutboxTables(self)
         self.releases = ReleaseTables(self)
+        self.cowatch = CowatchTables(self)
 
     def close(self) -> None:
         with self.lock:

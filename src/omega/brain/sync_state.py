@@ -13,6 +13,7 @@ of the data.
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -24,10 +25,20 @@ from omega.brain.store import BrainStore
 from omega.clock import Clock
 from omega.protocol.messages import ConsolidatedPattern, ItemScore, Pattern, Trend
 
-__all__ = ["RELEASE_CURSOR", "InflightBatch", "OutboxEntry", "StartedTitles", "SyncState"]
+__all__ = [
+    "CATALOG_ORDER_CURSOR",
+    "RELEASE_CURSOR",
+    "InflightBatch",
+    "OutboxEntry",
+    "StartedTitles",
+    "SyncState",
+]
 
 RELEASE_CURSOR = "release_version"
 LAST_SYNC_CURSOR = "last_sync"
+#: The server's catalog order (the codebook document's item ids, as a JSON list): two-server
+#: reports and co-watch pairs name titles by their position in it.
+CATALOG_ORDER_CURSOR = "sync.catalog_order"
 _STARTED = ("view", "rating")
 
 
@@ -67,16 +78,43 @@ class SyncState:
         self._titles = titles
         self._clock = clock
         self._lock = lock
+        self._order: tuple[str, ...] | None = None
+        #: Bumped whenever the stored catalog order changes (caches keyed on it rebuild).
+        self.order_generation = 0
 
     # -- cursors -----------------------------------------------------------------------
     def cursor(self, name: str, default: str = "") -> str:
         return self._store.get_cursor(name, default)
 
     def set_cursors(self, values: Mapping[str, str]) -> None:
-        """Store several cursors in one durable transaction (none is ever half written)."""
-        with self._store.transaction(durable=True) as conn:
-            for name, value in values.items():
-                self._store.set_cursor(conn, name, value)
+        """Store several cursors in one durable transaction (none is ever half written).
+
+        A new catalog order drops the co-watch table in the same commit: its positions
+        named titles in the old order."""
+        order = values.get(CATALOG_ORDER_CURSOR)
+        with self._lock:
+            with self._store.transaction(durable=True) as conn:
+                changed = order is not None and order != self.cursor(CATALOG_ORDER_CURSOR)
+                for name, value in values.items():
+                    self._store.set_cursor(conn, name, value)
+                if changed:
+                    self._store.cowatch.forget(conn)
+            if changed:
+                self._order = None
+                self.order_generation += 1
+
+    def catalog_order(self) -> tuple[str, ...]:
+        """The server's catalog order (empty before the sync stored one, or when the stored
+        value is not a JSON list)."""
+        with self._lock:
+            if self._order is None:
+                stored = self.cursor(CATALOG_ORDER_CURSOR)
+                try:
+                    ids = json.loads(stored) if stored else []
+                except json.JSONDecodeError:
+                    ids = []
+                self._order = tuple(str(i) for i in ids) if isinstance(ids, list) else ()
+            return self._order
 
     def release_version(self) -> int:
         """The version of the last release applied (0: none)."""

@@ -49,10 +49,13 @@ def brain(
         "auto", help="model (real MiniLM), clustered (synthetic), auto (model ≤ 20K titles)."
     ),
     seed: int = typer.Option(0, help="Random seed."),
+    cowatch: int = typer.Option(
+        20, min=0, help="Co-watch neighbours per title in the table loaded first (0: none)."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
 ) -> None:
     """A TV brain at scale: recommend/search latency, recall, observe rate, embed time,
-    footprint, RSS, cold and warm start."""
+    footprint, RSS, cold and warm start, with a co-watch table loaded."""
     from omega.bench import run_brain_bench
     from omega.cli._output import err_console
     from omega.errors import ConfigError
@@ -67,6 +70,7 @@ def brain(
             calls=calls,
             vectors=vectors,
             seed=seed,
+            cowatch=cowatch,
             progress=lambda text: status.update(text),
         )
     emit(result, as_json=as_json, title="omega bench brain")

@@ -81,6 +81,13 @@ def simulate(
     report_window_days: Annotated[
         float, typer.Option(help="The window the report budget renews over.")
     ] = 365.0,
+    cowatch: Annotated[
+        str,
+        typer.Option(
+            help="Co-watch knowledge for Omega's fleet: 'off', or 'central-k3' (a centralised "
+            "stand-in for the private release: pairs backed by ≥ 3 TVs, train split only)."
+        ),
+    ] = "off",
     no_als: Annotated[
         bool, typer.Option("--no-als", help="Skip the ALS and item-kNN references.")
     ] = False,
@@ -149,6 +156,8 @@ def simulate(
         raise ConfigError("--report-epsilon must be in [0, 20] (0 sends no reports)")
     if reports not in ("shared", "ldp"):
         raise ConfigError("--reports must be 'shared' or 'ldp'")
+    if cowatch not in ("off", "central-k3"):
+        raise ConfigError("--cowatch must be 'off' or 'central-k3'")
     if not 0.0 < shared_epsilon <= 20.0:
         raise ConfigError("--shared-epsilon must be in (0, 20]")
     if not 1 <= share_min_batch <= 2500:
@@ -171,6 +180,7 @@ def simulate(
             reports="shared" if reports == "shared" else "ldp",
             shared_epsilon=shared_epsilon,
             share_min_batch=share_min_batch,
+            cowatch="central-k3" if cowatch == "central-k3" else "off",
         ),
         server=server,
         helper_url=helper_url,

@@ -29,6 +29,7 @@ from omega.protocol.shares import make_shared_report
 from omega.sim.attacks import AttackingTransport, AttackKind
 from omega.sim.audit import AuditingTransport, PrivacyAudit
 from omega.sim.constellation import SimConstellation
+from omega.sim.cowatch import CentralRelease, CowatchSource, Forgery
 from omega.sim.datasets import Dataset
 from omega.sim.evaluation import Split
 from omega.sync.client import SyncClient
@@ -82,6 +83,9 @@ class FleetConfig:
     shared_epsilon: float = 4.0
     #: The constellation counts two-server reports in batches of at least this many.
     share_min_batch: int = 500
+    #: Co-watch knowledge for the federated fleet: "off", or "central-k3", the centralised
+    #: stand-in for the private release (``omega.sim.cowatch``).
+    cowatch: CowatchSource = "off"
 
 
 @dataclass(slots=True)
@@ -107,6 +111,12 @@ class FleetRun:
     #: A TV that never watched anything and syncs once the replay is over: what a new
     #: household's first screen shows from the fleet's release (None without federation).
     newcomer: Viewer | None = None
+    #: The co-watch release the TVs contribute to (None: no co-watch knowledge).
+    cowatch: CentralRelease | None = None
+    #: The coalition's forged co-watch pairs (None: no promote-item attack on co-watch).
+    forgery: Forgery | None = None
+    #: The most pairs a TV contributes per epoch (``BrainConfig.cowatch_pairs_per_epoch``).
+    pairs_per_epoch: int = 0
 
     def close(self) -> None:
         for viewer in self.viewers.values():
@@ -131,6 +141,16 @@ def _forger(
     key = X25519PublicKey.from_public_bytes(helper_key)
     position, size = order.index(target_item), len(order)
     return lambda: make_shared_report(position, size, key)
+
+
+def _forgery(split: Split, item_ids: list[str], order: list[str], target: str) -> Forgery:
+    """The coalition's plan: point the most watched titles (what it can read off any
+    public chart; here the train split's counts) at the target, most watched first."""
+    counts = np.bincount(split.train_items, minlength=len(item_ids))
+    position = {item: i for i, item in enumerate(order)}
+    watched = [int(i) for i in np.argsort(-counts, kind="stable") if counts[i] > 0]
+    sources = [position[item_ids[i]] for i in watched if item_ids[i] != target]
+    return Forgery(position[target], sources)
 
 
 def _event_order(split: Split) -> tuple[npt.NDArray[np.int64], ...]:
@@ -175,6 +195,8 @@ async def replay_fleet(
         helper_key=helper_key,
     )
     item_ids = [i.item_id for i in dataset.items]
+    if run.cowatch is not None and attack == "promote-item" and target_item is not None:
+        run.forgery = _forgery(split, item_ids, list(shared.catalog.ids), target_item)
     await _replay(
         run,
         split,
@@ -239,8 +261,11 @@ def _open_fleet(
             (i.title for i in dataset.items),
             shared_epsilon=config.shared_epsilon,
         )
-    run = FleetRun(viewers={}, audit=audit)
-    order = list(shared.catalog.ids) if helper_key is not None else []
+    run = FleetRun(viewers={}, audit=audit, pairs_per_epoch=brain_config.cowatch_pairs_per_epoch)
+    if constellation is not None and config.cowatch == "central-k3":
+        run.cowatch = CentralRelease()
+    positioned = helper_key is not None or run.cowatch is not None
+    order = list(shared.catalog.ids) if positioned else []
     for v in range(viewers):
         clock = ManualClock(0.0)
         brain = Brain.open(
@@ -278,6 +303,8 @@ def _open_fleet(
             max_pull_bytes=config.pull_bytes,
             attestation=constellation.device("newcomer"),
         )
+        if order:
+            CatalogOrder.record(brain, order)
         run.newcomer = Viewer(viewers, brain, clock, client)
     return run
 
@@ -339,6 +366,12 @@ async def _sync(viewer: Viewer, run: FleetRun) -> bool:
     viewer.last_sync = viewer.clock.now()
     result = await viewer.client.sync()
     run.syncs += 1
+    if run.cowatch is not None:
+        if viewer.attacker and run.forgery is not None:
+            run.cowatch.forge_epoch(viewer.index, run.forgery, run.pairs_per_epoch)
+        else:
+            run.cowatch.collect(viewer.brain, run.syncs)
+        run.cowatch.deliver(viewer.brain)
     if run.audit is not None:
         if result.batch_id is not None:
             run.audit.push_bytes.append(result.push_bytes)
@@ -349,6 +382,8 @@ async def _sync(viewer: Viewer, run: FleetRun) -> bool:
 async def _round(constellation: SimConstellation, run: FleetRun) -> None:
     result = await constellation.run_round()
     run.rounds += 1
+    if run.cowatch is not None:
+        run.cowatch.publish()
     detail = result.get("result")
     if isinstance(detail, dict) and detail.get("status") == "released":
         run.released_versions += 1
@@ -376,6 +411,9 @@ async def finish(run: FleetRun, constellation: SimConstellation) -> None:
         await _sync(viewer, run)
     await _round(constellation, run)
     await catch_up(online, run)
+    if run.cowatch is not None:
+        for viewer in [*online, *([run.newcomer] if run.newcomer else [])]:
+            run.cowatch.deliver(viewer.brain)
     if run.newcomer is not None and run.newcomer.client is not None:
         # Outside the audit and the sync counts: it is not one of the replayed viewers.
         run.newcomer.clock.set(max((v.clock.now() for v in online), default=0.0))

@@ -422,6 +422,7 @@ def _result(
         "syncs": omega.syncs,
         "rounds": omega.rounds,
         "released_patterns": int(released),
+        "cowatch": omega.cowatch.summary() if omega.cowatch is not None else None,
         "timeline": timeline,
         "sync_bytes": {"push": omega.audit.push_bytes, "pull": omega.audit.pull_bytes},
     }
@@ -475,6 +476,8 @@ async def _attack(world: _World, clean: FleetRun) -> tuple[dict[str, Any], float
         "released_patterns": attacked.checkpoints[-1].get("released_patterns", 0.0)
         if attacked.checkpoints
         else 0.0,
+        # With --cowatch: the coalition's forged pairs went into the stand-in's counts.
+        "cowatch": attacked.cowatch.summary() if attacked.cowatch is not None else None,
     }
     attacked.close()
     return summary, seconds

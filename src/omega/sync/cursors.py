@@ -14,6 +14,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from omega.brain import Brain
+from omega.brain.sync_state import CATALOG_ORDER_CURSOR
 from omega.sync.releases import PinnedKey, pins_from_json, pins_to_json
 
 __all__ = [
@@ -28,7 +29,7 @@ __all__ = [
 _VIEWER, _ACCESS, _REFRESH = "sync.viewer_id", "sync.access_token", "sync.refresh_token"
 _CB_SERVER, _CB_LOCAL = "sync.codebook_server_id", "sync.codebook_local_id"
 _CB_SEQUENCE = "sync.codebook_sequence"
-_CATALOG = "sync.catalog_order"
+_CATALOG = CATALOG_ORDER_CURSOR
 _RELEASE_KEYS = "sync.release_keys"
 
 

@@ -1,0 +1,298 @@
+"""Co-watch knowledge at the level of titles: what viewers watch next after a title.
+
+Two directions, both through ``Brain``:
+
+- **Contributing** (:meth:`CowatchState.pairs_to_contribute`): the TV derives ordered
+  pairs a → b from its own viewing — b started within ``cowatch_window`` engaged titles
+  after a — and hands the sync at most ``cowatch_pairs_per_epoch`` per epoch, as
+  positions in the server's catalog order, closest pairs first (a title watched right
+  after another says the most about it), most recent first among equals. A pair is
+  contributed once in the TV's life (``cowatch_sent`` records them); asking again for
+  the same epoch returns the same pairs, so a retried sync sends nothing new.
+  *Engaged*: a view or rating with reward ≥ ``cowatch_min_reward`` (0.3: the learner's
+  line below which a title counts as abandoned; on ml-latest-small a 2★ rating is a 25 %
+  view, reward 0.31, and counts). Pairs come from the newest ``cowatch_lookback``
+  engaged titles.
+- **Scoring** (:class:`CowatchMatrix`): the released table (per source title, its
+  neighbours with quantised counts of distinct TVs) becomes one sparse matrix
+  M = C + ``cowatch_backward`` · Cᵀ with each row divided by its sum (the source's
+  degree). A household's co-watch score for every title is Σᵢ decayⁱ · M[aᵢ] over its
+  last ``cowatch_recent`` distinct engaged titles aᵢ, most recent first, divided by the
+  largest score so that the top title scores 1. The matrix is built once per release
+  (and catalog), not per request; a request costs a few sparse rows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+import numpy as np
+import numpy.typing as npt
+import scipy.sparse as sp
+
+from omega.brain._store_cowatch import CowatchRows
+from omega.brain.catalog import Catalog
+from omega.brain.config import BrainConfig
+from omega.errors import ConfigError, InputError
+
+if TYPE_CHECKING:
+    from omega.brain.store import BrainStore
+    from omega.brain.sync_state import SyncState
+
+__all__ = ["CowatchMatrix", "CowatchState", "ordered_pairs"]
+
+F32 = npt.NDArray[np.float32]
+I64 = npt.NDArray[np.int64]
+#: The most neighbours one released row may list, and the largest quantised count.
+MAX_NEIGHBOURS = 1000
+MAX_COUNT = 2**31 - 1
+
+
+def ordered_pairs(sequence: Sequence[int], window: int) -> list[tuple[int, int]]:
+    """Ordered pairs (a, b), b within ``window`` titles after a in ``sequence`` (oldest
+    first, each title once), the closest first and the most recent first among equals."""
+    ranked: list[tuple[int, int, int, int]] = []
+    for i, a in enumerate(sequence):
+        for gap in range(1, window + 1):
+            if i + gap < len(sequence):
+                ranked.append((gap, -(i + gap), a, sequence[i + gap]))
+    ranked.sort()
+    return [(a, b) for _, _, a, b in ranked]
+
+
+@dataclass(frozen=True, slots=True)
+class CowatchMatrix:
+    """The released table over catalog rows: M (CSR, rows sum to 1) and the settings."""
+
+    matrix: sp.csr_matrix
+    recent: int
+    decay: float
+    min_reward: float
+
+    @classmethod
+    def build(cls, rows: CowatchRows, row_of_position: I64, config: BrainConfig) -> CowatchMatrix:
+        n = len(row_of_position)
+        inside = (rows.sources < n) & (rows.neighbours < n)
+        src = row_of_position[rows.sources[inside]]
+        dst = row_of_position[rows.neighbours[inside]]
+        keep = (src >= 0) & (dst >= 0) & (src != dst)
+        size = int(row_of_position.max(initial=-1)) + 1
+        counts = sp.csr_matrix(
+            (rows.counts[inside][keep], (src[keep], dst[keep])), shape=(size, size)
+        )
+        both = (counts + np.float32(config.cowatch_backward) * counts.T).tocsr()
+        degree = np.asarray(both.sum(axis=1), dtype=np.float32).ravel()
+        degree[degree == 0] = 1.0
+        normalised = sp.csr_matrix(sp.diags(1.0 / degree) @ both, dtype=np.float32)
+        normalised.sort_indices()
+        return cls(
+            normalised, config.cowatch_recent, config.cowatch_decay, config.cowatch_min_reward
+        )
+
+    @property
+    def nbytes(self) -> int:
+        m = self.matrix
+        return int(m.data.nbytes + m.indices.nbytes + m.indptr.nbytes)
+
+    def history(self, recent: Sequence[tuple[int, float]]) -> list[tuple[int, float]]:
+        """From (row, reward) of the titles started, most recent first: the first
+        ``recent`` distinct engaged rows with decayed weights."""
+        out: list[tuple[int, float]] = []
+        for row, reward in recent:
+            if reward >= self.min_reward and all(r != row for r, _ in out):
+                out.append((row, self.decay ** len(out)))
+            if len(out) == self.recent:
+                break
+        return out
+
+    def scores(self, history: Sequence[tuple[int, float]], n: int) -> F32:
+        """The co-watch score of every catalog row (``n`` of them) in [0, 1] (zeros when
+        nothing the household watched is in the table)."""
+        m = self.matrix
+        idx, val = [], []
+        for row, weight in history:
+            if row < m.shape[0]:
+                lo, hi = m.indptr[row], m.indptr[row + 1]
+                idx.append(m.indices[lo:hi])
+                val.append(m.data[lo:hi] * np.float32(weight))
+        if not idx:
+            return np.zeros(n, np.float32)
+        out = np.bincount(np.concatenate(idx), np.concatenate(val), minlength=n)[:n]
+        top = float(out.max(initial=0.0))
+        return (out / top if top > 0 else out).astype(np.float32)
+
+    def source(self, history: Sequence[tuple[int, float]], target: int) -> int | None:
+        """The household title that most makes ``target`` a co-watch pick (None: none)."""
+        m, best, best_value = self.matrix, None, 0.0
+        for row, weight in history:
+            if row >= m.shape[0]:
+                continue
+            lo, hi = m.indptr[row], m.indptr[row + 1]
+            at = lo + int(np.searchsorted(m.indices[lo:hi], target))
+            if at < hi and m.indices[at] == target and m.data[at] * weight > best_value:
+                best, best_value = row, float(m.data[at] * weight)
+        return best
+
+
+@dataclass(slots=True)
+class _Positions:
+    """Catalog order ↔ catalog rows, for one catalog and one order."""
+
+    catalog: Catalog | None = None
+    order_generation: int = -1
+    row_of_position: I64 = field(default_factory=lambda: np.zeros(0, np.int64))
+    position_of_key: dict[int, int] = field(default_factory=dict)
+
+
+class CowatchState:
+    """One brain's co-watch part: its contributions and the released table it holds."""
+
+    def __init__(self, store: BrainStore, config: BrainConfig, sync: SyncState) -> None:
+        self._store = store
+        self._config = config
+        self._sync = sync
+        self._generation = 0  # bumped by every applied page
+        #: The stored table, read once and then kept in step with every page applied.
+        self._rows: dict[int, tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]] | None = None
+        self._positions_cache = _Positions()
+        self._matrix: tuple[_Positions, int, CowatchMatrix | None] | None = None
+        self._sent: set[tuple[int, int]] | None = None
+
+    def version(self) -> int:
+        """The version of the last table page applied (0: none)."""
+        return self._store.cowatch.version()
+
+    # -- positions -------------------------------------------------------------------
+    def _positions(self, catalog: Catalog) -> _Positions:
+        """Positions ↔ rows for this catalog and catalog order (rebuilt when either
+        changes)."""
+        cached = self._positions_cache
+        generation = self._sync.order_generation
+        if cached.catalog is catalog and cached.order_generation == generation:
+            return cached
+        order = self._sync.catalog_order()
+        self._rows = None  # a new order dropped the stored table: read it afresh
+        rows = np.full(len(order), -1, np.int64)
+        position_of_key: dict[int, int] = {}
+        for position, item_id in enumerate(order):
+            k = catalog.key_of_id.get(item_id)
+            row = None if k is None else catalog.row_of_key.get(k)
+            if k is not None and row is not None:
+                rows[position] = row
+                position_of_key[k] = position
+        self._positions_cache = _Positions(catalog, generation, rows, position_of_key)
+        return self._positions_cache
+
+    def matrix(self, catalog: Catalog) -> CowatchMatrix | None:
+        """The released table over this catalog's rows (None when none is held)."""
+        positions = self._positions(catalog)
+        held = self._matrix
+        if held is not None and held[0] is positions and held[1] == self._generation:
+            return held[2]
+        rows = self._table()
+        matrix = (
+            CowatchMatrix.build(rows, positions.row_of_position, self._config)
+            if len(rows) and len(positions.row_of_position)
+            else None
+        )
+        self._matrix = (positions, self._generation, matrix)
+        return matrix
+
+    def _table(self) -> CowatchRows:
+        if self._rows is None:
+            stored = self._store.cowatch.load()
+            self._rows = {}
+            for source in np.unique(stored.sources).tolist():
+                at = stored.sources == source
+                self._rows[source] = (stored.neighbours[at], stored.counts[at])
+        if not self._rows:
+            empty = np.zeros(0, np.int64)
+            return CowatchRows(empty, empty, np.zeros(0, np.float32))
+        sources = np.fromiter(self._rows, np.int64, len(self._rows))
+        lengths = np.fromiter((len(n) for n, _ in self._rows.values()), np.int64, len(sources))
+        return CowatchRows(
+            np.repeat(sources, lengths),
+            np.concatenate([n for n, _ in self._rows.values()]),
+            np.concatenate([c for _, c in self._rows.values()]),
+        )
+
+    # -- contributing ----------------------------------------------------------------
+    def pairs_to_contribute(self, epoch: int, catalog: Catalog) -> list[tuple[int, int]]:
+        """See the module docstring; [] while the brain holds no catalog order."""
+        config = self._config
+        if epoch < 0:
+            raise InputError(f"epoch must be ≥ 0, got {epoch}", param="epoch")
+        positions = self._positions(catalog).position_of_key
+        table = self._store.cowatch
+        already = table.sent_in(epoch)
+        if already or config.cowatch_pairs_per_epoch == 0 or not positions:
+            return [(positions[a], positions[b]) for a, b in already if {a, b} <= positions.keys()]
+        sent = self._sent if self._sent is not None else table.sent()
+        self._sent = sent
+        sequence: list[int] = []
+        seen: set[int] = set()
+        for key in table.engaged_keys(config.cowatch_lookback, config.cowatch_min_reward):
+            if key in positions and key not in seen:
+                sequence.append(key)
+                seen.add(key)
+        chosen = [
+            pair for pair in ordered_pairs(sequence, config.cowatch_window) if pair not in sent
+        ][: config.cowatch_pairs_per_epoch]
+        if chosen:
+            with self._store.transaction(durable=True) as conn:
+                table.record(conn, epoch, chosen)
+            sent.update(chosen)
+        return [(positions[a], positions[b]) for a, b in chosen]
+
+    # -- the released table -----------------------------------------------------------
+    def apply(self, version: int, rows: Sequence[tuple[int, Sequence[tuple[int, int]]]]) -> int:
+        """Store a page of the released table (see ``Brain.apply_cowatch``)."""
+        size = len(self._sync.catalog_order())
+        if size == 0:
+            raise ConfigError(
+                "the brain holds no catalog order yet: fetch the codebook before co-watch rows"
+            )
+        _check_page(version, rows, size, self._store.cowatch.version())
+        with self._store.transaction(durable=True) as conn:
+            written = self._store.cowatch.apply(conn, version, rows)
+        self._generation += 1
+        if self._rows is not None:
+            for source, neighbours in rows:
+                if neighbours:
+                    pos = np.fromiter((n for n, _ in neighbours), np.int64, len(neighbours))
+                    cnt = np.fromiter((c for _, c in neighbours), np.float32, len(neighbours))
+                    self._rows[source] = (pos, cnt)
+                else:
+                    self._rows.pop(source, None)
+        return written
+
+
+def _check_page(
+    version: int, rows: Sequence[tuple[int, Sequence[tuple[int, int]]]], size: int, held: int
+) -> None:
+    """A clear error for a page the brain cannot apply (nothing is stored then)."""
+    if version < held:
+        raise InputError(
+            f"co-watch version {version} is older than the one held ({held})", param="version"
+        )
+    for source, neighbours in rows:
+        if not 0 <= source < size:
+            raise InputError(
+                f"co-watch source position {source} is outside the catalog of {size}",
+                param="rows",
+            )
+        if len(neighbours) > MAX_NEIGHBOURS:
+            raise InputError(
+                f"co-watch source {source} lists {len(neighbours)} neighbours "
+                f"(at most {MAX_NEIGHBOURS})",
+                param="rows",
+            )
+        for position, count in neighbours:
+            if not 0 <= position < size or not 0 <= count <= MAX_COUNT:
+                raise InputError(
+                    f"co-watch neighbour ({position}, {count}) of source {source} is outside "
+                    f"the catalog of {size} or has a negative count",
+                    param="rows",
+                )

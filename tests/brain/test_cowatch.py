@@ -1,0 +1,158 @@
+"""Co-watch knowledge on the TV: the pairs it contributes, the released table it applies,
+and how that table reaches scoring, candidates and reasons (``omega.brain.cowatch``)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from omega.brain import Brain
+from omega.brain.cowatch import ordered_pairs
+from omega.brain.sync_state import CATALOG_ORDER_CURSOR
+from omega.clock import ManualClock
+from omega.errors import ConfigError, InputError
+
+
+def _order(brain: Brain) -> list[str]:
+    """A server order unlike the brain's own rows (reversed), so a mix-up shows."""
+    order = list(reversed(brain.catalog.ids))
+    brain.sync.set_cursors({CATALOG_ORDER_CURSOR: json.dumps(order)})
+    return order
+
+
+def _watch(brain: Brain, clock: ManualClock, item_ids: list[str], fraction: float = 0.9) -> None:
+    for item_id in item_ids:
+        clock.set(clock.now() + 600)
+        brain.track_view(item_id, watch_fraction=fraction)
+
+
+def _row(brain: Brain, item_id: str) -> int:
+    return brain.catalog.row_of_key[brain.catalog.key_of_id[item_id]]
+
+
+def test_ordered_pairs_are_closest_first_then_newest() -> None:
+    assert ordered_pairs([1, 2, 3, 4], 2) == [(3, 4), (2, 3), (1, 2), (2, 4), (1, 3)]
+
+
+def test_pairs_name_positions_once_and_skip_abandoned_titles(
+    brain: Brain, clock: ManualClock
+) -> None:
+    order = _order(brain)
+    pos = {item: i for i, item in enumerate(order)}
+    _watch(brain, clock, ["cri0", "cri3"])
+    _watch(brain, clock, ["ani0"], fraction=0.1)  # abandoned early: not engaged
+    brain.track_skip("doc0")
+    _watch(brain, clock, ["cri2"])
+    first = brain.pairs_to_contribute(1)
+    assert first == [
+        (pos["cri3"], pos["cri2"]),
+        (pos["cri0"], pos["cri3"]),
+        (pos["cri0"], pos["cri2"]),
+    ]
+    assert brain.pairs_to_contribute(1) == first  # a retried epoch sends the same pairs
+    assert brain.pairs_to_contribute(2) == []  # never the same pair twice
+    _watch(brain, clock, ["cri4"])
+    assert brain.pairs_to_contribute(3) == [
+        (pos["cri2"], pos["cri4"]),
+        (pos["cri3"], pos["cri4"]),
+        (pos["cri0"], pos["cri4"]),
+    ]
+
+
+def test_pairs_per_epoch_are_bounded(tmp_path: Path, clock: ManualClock, brain: Brain) -> None:
+    _order(brain)
+    _watch(brain, clock, ["cri0", "cri1", "cri2", "cri3", "cri4", "cri5"])
+    brain.close()
+    from omega.brain import BrainConfig
+
+    bounded = BrainConfig(codebook_cells=6, cowatch_pairs_per_epoch=4)
+    reopened = Brain.open(tmp_path / "tv", clock=clock, config=bounded)
+    try:
+        assert len(reopened.pairs_to_contribute(1)) == 4
+        assert len(reopened.pairs_to_contribute(2)) == 4
+        rest = reopened.pairs_to_contribute(3)  # 5 + 4 + 3 pairs within 3 titles: 12
+        assert len(rest) == 4
+        assert reopened.pairs_to_contribute(4) == []
+    finally:
+        reopened.close()
+
+
+def test_no_pairs_and_no_table_without_a_catalog_order(brain: Brain, clock: ManualClock) -> None:
+    _watch(brain, clock, ["cri0", "cri1"])
+    assert brain.pairs_to_contribute(1) == []
+    with pytest.raises(ConfigError, match="catalog order"):
+        brain.apply_cowatch(1, [(0, [(1, 5)])])
+
+
+def test_released_neighbours_lead_scoring_with_a_reason_naming_the_title(
+    brain: Brain, clock: ManualClock
+) -> None:
+    order = _order(brain)
+    pos = {item: i for i, item in enumerate(order)}
+    _watch(brain, clock, ["cri0"])  # Heat
+    before = brain.score_all()
+    # Viewers who watched Heat went on to a documentary, against the household's genre.
+    brain.apply_cowatch(1, [(pos["cri0"], [(pos["doc3"], 40), (pos["cri1"], 2)])])
+    scores = brain.score_all()
+    assert scores[_row(brain, "doc3")] > before[_row(brain, "doc3")]
+    assert int(np.argmax(scores)) == _row(brain, "doc3")
+    top = brain.recommend(3)[0]
+    assert top.item_id == "doc3" and top.signals["cowatch"] == 1.0
+    assert top.reason == "viewers who watched Heat went on to watch this"
+
+
+def test_pages_replace_their_sources_and_keep_the_rest(
+    brain: Brain, clock: ManualClock, tmp_path: Path
+) -> None:
+    order = _order(brain)
+    pos = {item: i for i, item in enumerate(order)}
+    _watch(brain, clock, ["cri0", "ani0"])
+    brain.apply_cowatch(1, [(pos["cri0"], [(pos["doc3"], 40)]), (pos["ani0"], [(pos["doc5"], 9)])])
+    brain.apply_cowatch(2, [(pos["cri0"], [(pos["doc1"], 40)])])  # a delta page
+    scores = brain.score_all()
+    assert scores[_row(brain, "doc1")] > scores[_row(brain, "doc3")]
+    assert scores[_row(brain, "doc5")] > scores[_row(brain, "doc3")]  # ani0's row stayed
+    brain.apply_cowatch(3, [(pos["ani0"], [])])  # an empty list removes the source
+    brain.close()
+    reopened = Brain.open(tmp_path / "tv", clock=clock)
+    try:
+        assert reopened.cowatch.version() == 3
+        table = reopened.cowatch.matrix(reopened.catalog)
+        assert table is not None
+        assert table.matrix[_row(reopened, "ani0")].nnz == 0
+        assert table.matrix[_row(reopened, "doc1")].nnz == 1  # the backward edge to cri0
+        assert reopened.score_all()[_row(reopened, "doc1")] > 0
+    finally:
+        reopened.close()
+
+
+def test_a_new_catalog_order_drops_the_table(brain: Brain, clock: ManualClock) -> None:
+    order = _order(brain)
+    _watch(brain, clock, ["cri0"])
+    brain.apply_cowatch(1, [(order.index("cri0"), [(order.index("doc3"), 40)])])
+    assert brain.cowatch.matrix(brain.catalog) is not None
+    brain.sync.set_cursors({CATALOG_ORDER_CURSOR: json.dumps(brain.catalog.ids)})
+    assert brain.cowatch.matrix(brain.catalog) is None
+    assert brain.cowatch.version() == 0
+
+
+@pytest.mark.parametrize(
+    ("version", "rows", "message"),
+    [
+        (1, [(999, [(1, 1)])], "source position 999"),
+        (1, [(0, [(1, -1)])], "negative count"),
+        (1, [(0, [(999, 1)])], "outside the catalog"),
+        (0, [(0, [(1, 1)])], "older than the one held"),
+    ],
+)
+def test_bad_pages_are_refused_and_store_nothing(
+    brain: Brain, version: int, rows: list[tuple[int, list[tuple[int, int]]]], message: str
+) -> None:
+    _order(brain)
+    brain.apply_cowatch(1, [(2, [(3, 4)])])
+    with pytest.raises(InputError, match=message):
+        brain.apply_cowatch(version, rows)
+    assert brain.cowatch.version() == 1
