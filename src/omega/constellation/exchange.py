@@ -270,7 +270,7 @@ class Exchange:
         fitted = self._fitted.get(key)
         if fitted is None:
             fitted = self._fitted[key] = self._fit(*key)
-        return fitted
+        return self._cowatch(fitted, pull, key[1])
 
     async def pull_async(self, pull: PullRequest, *, beside: PushAck | None = None) -> PullResponse:
         """:meth:`pull` awaited on an event loop (see the module docstring)."""
@@ -284,25 +284,23 @@ class Exchange:
         fitted = self._fitted.get(key)
         if fitted is None:  # kept by the loop's thread: the cache is not thread-safe
             fitted = self._fitted[key] = await to_thread.run_sync(self._fit, *key)
-        return fitted
+        if pull.cowatch_version < 0:
+            return fitted
+        return await to_thread.run_sync(self._cowatch, fitted, pull, key[1])
 
     def _budget(self, pull: PullRequest, beside: PushAck | None) -> int:
         """The bytes left for patterns (see :meth:`pull`)."""
         budget = min(max(pull.max_bytes, self._limits.min_pull_bytes), self._limits.max_pull_bytes)
         extras = self._limits.seal_reserve() + (_ack_bytes(beside) if beside else 0)
-<<<<<<< HEAD
         return max(budget - extras, min(budget, PATTERN_FLOOR))
-=======
-        budget = max(budget - extras, min(budget, PATTERN_FLOOR))
-        # The release version in the key: a new release is never answered from the cache.
-        fitted = self._fitted(pull.since_version, budget, self._storage.release_version())
+
+    def _cowatch(self, fitted: PullResponse, pull: PullRequest, budget: int) -> PullResponse:
+        """``fitted`` with the co-watch rows after the device's cursor that fit beside it
+        (from the start when the cursor is past this server's table: a restored store);
+        as it is for a device that asks for none (``cowatch_version`` < 0)."""
         if pull.cowatch_version < 0:
             return fitted
-        return self._cowatch(fitted, (pull.cowatch_version, pull.cowatch_source), budget)
-
-    def _cowatch(self, fitted: PullResponse, after: tuple[int, int], budget: int) -> PullResponse:
-        """``fitted`` with the co-watch rows after the device's cursor that fit beside it
-        (from the start when the cursor is past this server's table: a restored store)."""
+        after = (pull.cowatch_version, pull.cowatch_source)
         cowatch = self._storage.cowatch
         if after[0] > cowatch.version():
             after = (0, -1)
@@ -315,13 +313,6 @@ class Exchange:
             size_of=lambda response: len(codec.encode(response)),
             fetched_all=len(rows) < _COWATCH_FETCH,
         )
-
-    async def pull_async(self, pull: PullRequest) -> PullResponse:
-        """:meth:`pull` awaited on an event loop (see the module docstring)."""
-        if not self._storage.inline_reads:
-            return await to_thread.run_sync(lambda: self.pull(pull))
-        return self.pull(pull)
->>>>>>> cwproto20
 
     def _fit(self, since: int, budget: int, version: int) -> PullResponse:
         """The pull cached under (``since``, ``budget``, ``version``); the release version
