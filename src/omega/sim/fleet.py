@@ -9,6 +9,7 @@ the same events with federation off, as the baseline Omega must beat.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import random
 from collections.abc import Callable
@@ -24,12 +25,14 @@ from omega.brain import Brain, BrainConfig
 from omega.brain.catalog import SharedCatalog
 from omega.brain.config import REPORT_BUDGET, REPORT_WINDOW_S
 from omega.clock import ManualClock
+from omega.protocol.attestation import DeviceIdentity
 from omega.protocol.messages import SharedReport
 from omega.protocol.shares import make_shared_report
 from omega.sim.attacks import AttackingTransport, AttackKind
 from omega.sim.audit import AuditingTransport, PrivacyAudit
 from omega.sim.constellation import SimConstellation
 from omega.sim.cowatch import CentralRelease, CowatchSource, Forgery
+from omega.sim.cowatch_private import ForgedPairs, PrivateCowatch, TvCowatch
 from omega.sim.datasets import Dataset
 from omega.sim.evaluation import Split
 from omega.sync.client import SyncClient
@@ -86,6 +89,12 @@ class FleetConfig:
     #: Co-watch knowledge for the federated fleet: "off", or "central-k3", the centralised
     #: stand-in for the private release (``omega.sim.cowatch``).
     cowatch: CowatchSource = "off"
+    #: With "private" (``omega.sim.cowatch_private``): the most pairs a TV contributes per
+    #: epoch of ``cowatch_epoch_s`` simulated seconds (the epoch the constellation tells
+    #: TVs), and the reports the helper holds before the leader gets a shuffled batch.
+    cowatch_per_epoch: int = 8
+    cowatch_epoch_s: float = 7 * DAY
+    cowatch_min_batch: int = 100
 
 
 @dataclass(slots=True)
@@ -117,6 +126,15 @@ class FleetRun:
     forgery: Forgery | None = None
     #: The most pairs a TV contributes per epoch (``BrainConfig.cowatch_pairs_per_epoch``).
     pairs_per_epoch: int = 0
+    #: The private protocol the TVs contribute through (None: not this fleet's source).
+    private: PrivateCowatch | None = None
+    #: The attackers' forged pairs under the private protocol.
+    forged: list[ForgedPairs] = field(default_factory=list)
+    #: Co-watch rows the constellation's rounds released (changed), summed over rounds.
+    cowatch_rows: int = 0
+    #: What the newcomer pulled once the replay was over: bytes and syncs.
+    newcomer_pull_bytes: int = 0
+    newcomer_syncs: int = 0
 
     def close(self) -> None:
         for viewer in self.viewers.values():
@@ -180,9 +198,15 @@ async def replay_fleet(
     on_checkpoint: Callable[[FleetRun, float], dict[str, float]] | None = None,
     progress: Callable[[int, int], None] | None = None,
     helper_key: bytes | None = None,
+    private: PrivateCowatch | None = None,
 ) -> FleetRun:
     """Replay every viewer's training history; sync through ``constellation`` if given
-    (sending two-server reports sealed to ``helper_key`` when given)."""
+    (sending two-server reports sealed to ``helper_key`` when given, and co-watch pairs
+    through ``private`` when given)."""
+    item_ids = [i.item_id for i in dataset.items]
+    forgery = None
+    if config.cowatch != "off" and attack == "promote-item" and target_item is not None:
+        forgery = _forgery(split, item_ids, list(shared.catalog.ids), target_item)
     run = _open_fleet(
         dataset,
         shared,
@@ -193,10 +217,9 @@ async def replay_fleet(
         attack=_Attack(attack, target_cell, target_item) if attack is not None else None,
         attackers=attackers,
         helper_key=helper_key,
+        private=private,
+        forgery=forgery,
     )
-    item_ids = [i.item_id for i in dataset.items]
-    if run.cowatch is not None and attack == "promote-item" and target_item is not None:
-        run.forgery = _forgery(split, item_ids, list(shared.catalog.ids), target_item)
     await _replay(
         run,
         split,
@@ -244,6 +267,8 @@ def _open_fleet(
     attack: _Attack | None,
     attackers: frozenset[int],
     helper_key: bytes | None,
+    private: PrivateCowatch | None = None,
+    forgery: Forgery | None = None,
 ) -> FleetRun:
     """One brain for each of ``viewers`` (and, with a constellation, its sync client) and,
     with a constellation, a newcomer."""
@@ -254,6 +279,10 @@ def _open_fleet(
         report_window_s=config.report_window_s,
         shared_epsilon=config.shared_epsilon,
     )
+    if config.cowatch == "private":
+        brain_config = dataclasses.replace(
+            brain_config, cowatch_pairs_per_epoch=config.cowatch_per_epoch
+        )
     audit = None
     if constellation is not None:
         audit = PrivacyAudit.for_catalog(
@@ -264,7 +293,9 @@ def _open_fleet(
     run = FleetRun(viewers={}, audit=audit, pairs_per_epoch=brain_config.cowatch_pairs_per_epoch)
     if constellation is not None and config.cowatch == "central-k3":
         run.cowatch = CentralRelease()
-    positioned = helper_key is not None or run.cowatch is not None
+    run.forgery = forgery if run.cowatch is not None else None
+    run.private = private if constellation is not None else None
+    positioned = helper_key is not None or config.cowatch != "off"
     order = list(shared.catalog.ids) if positioned else []
     for v in range(viewers):
         clock = ManualClock(0.0)
@@ -278,6 +309,9 @@ def _open_fleet(
         viewer = Viewer(v, brain, clock, attacker=v in attackers)
         if constellation is not None and audit is not None:
             transport: Transport = AuditingTransport(constellation.transport, audit, viewer=str(v))
+            identity = constellation.device(f"tv-{v}")
+            cowatch = private_parts(run, viewer, identity, transport, forgery)
+            transport = cowatch.transport or transport
             release_keys = None  # an honest TV pins the constellation's keys at registration
             if viewer.attacker and attack is not None:
                 transport = attack.transport(transport, _forger(helper_key, order, attack.item))
@@ -288,8 +322,10 @@ def _open_fleet(
                 max_pull_bytes=config.pull_bytes,
                 report_rng=random.Random(config.seed * 1_000_003 + v),
                 helper_key=helper_key,
-                attestation=constellation.device(f"tv-{v}"),
+                attestation=identity,
                 release_keys=release_keys,
+                cowatch=cowatch.contributor,
+                cowatch_pairs=cowatch.pairs,
             )
         run.viewers[v] = viewer
     if constellation is not None:
@@ -307,6 +343,24 @@ def _open_fleet(
             CatalogOrder.record(brain, order)
         run.newcomer = Viewer(viewers, brain, clock, client)
     return run
+
+
+def private_parts(
+    run: FleetRun,
+    viewer: Viewer,
+    identity: DeviceIdentity,
+    transport: Transport,
+    forgery: Forgery | None,
+) -> TvCowatch:
+    """A TV's part in the private co-watch protocol (nothing without it); an attacker
+    contributes the coalition's forged pairs."""
+    if run.private is None:
+        return TvCowatch()
+    forged = None
+    if viewer.attacker and forgery is not None:
+        forged = ForgedPairs(viewer.index, forgery, run.pairs_per_epoch)
+        run.forged.append(forged)
+    return run.private.tv(viewer.index, viewer.brain, identity, transport, forged=forged)
 
 
 async def _replay(
@@ -366,6 +420,8 @@ async def _sync(viewer: Viewer, run: FleetRun) -> bool:
     viewer.last_sync = viewer.clock.now()
     result = await viewer.client.sync()
     run.syncs += 1
+    if run.private is not None:
+        run.private.note(result.cowatch_error)
     if run.cowatch is not None:
         if viewer.attacker and run.forgery is not None:
             run.cowatch.forge_epoch(viewer.index, run.forgery, run.pairs_per_epoch)
@@ -385,6 +441,8 @@ async def _round(constellation: SimConstellation, run: FleetRun) -> None:
     if run.cowatch is not None:
         run.cowatch.publish()
     detail = result.get("result")
+    if isinstance(detail, dict):
+        run.cowatch_rows += int(detail.get("cowatch_rows", 0) or 0)
     if isinstance(detail, dict) and detail.get("status") == "released":
         run.released_versions += 1
 
@@ -419,5 +477,7 @@ async def finish(run: FleetRun, constellation: SimConstellation) -> None:
         run.newcomer.clock.set(max((v.clock.now() for v in online), default=0.0))
         for _ in range(50):
             result = await run.newcomer.client.sync()
+            run.newcomer_syncs += 1
+            run.newcomer_pull_bytes += result.pull_bytes
             if not result.more:
                 break

@@ -28,10 +28,12 @@ from omega.errors import ConfigError
 from omega.helper.app import info_of
 from omega.helper.service import SECRET_FILE, HelperConfig, HelperService
 from omega.helper.thread import HelperThread
+from omega.protocol.attestation import Manufacturer
 from omega.sim.attacks import AttackKind
 from omega.sim.baselines import BASELINES
 from omega.sim.constellation import SimConstellation
 from omega.sim.content import shared_catalog
+from omega.sim.cowatch_private import SERVER_BOUND, PrivateCowatch, cowatch_desk
 from omega.sim.datasets import Dataset
 from omega.sim.evaluation import Split, evaluate, rank_metrics, split, validation_dataset
 from omega.sim.fleet import FleetConfig, FleetRun, replay_fleet
@@ -135,7 +137,11 @@ async def _fleet(
     """Replay the fleet ``label``, federated or local-only; with ``finished_at`` (when each
     viewer's training ends), measure the viewers done so far at evenly spaced checkpoints."""
     start = time.perf_counter()
-    async with _federation(world, label, federated=federated) as (constellation, helper_key):
+    async with _federation(world, label, federated=federated) as (
+        constellation,
+        helper_key,
+        private,
+    ):
         run = await replay_fleet(
             world.dataset,
             world.split,
@@ -153,6 +159,7 @@ async def _fleet(
             else functools.partial(_checkpoint, world.split, finished_at, attackers),
             progress=lambda n, total: world.progress(label, n, total),
             helper_key=helper_key,
+            private=private,
         )
         if constellation is not None:
             stats = await constellation.stats()
@@ -180,13 +187,18 @@ def _checkpoint(
 @contextlib.asynccontextmanager
 async def _federation(
     world: _World, label: str, *, federated: bool
-) -> AsyncIterator[tuple[SimConstellation | None, bytes | None]]:
-    """The constellation a fleet syncs with (None: local-only) and the public key of the
-    helper that counts its two-server reports (None: no such reports); closed on exit."""
+) -> AsyncIterator[tuple[SimConstellation | None, bytes | None, PrivateCowatch | None]]:
+    """The constellation a fleet syncs with (None: local-only), the public key of the
+    helper that counts its two-server reports (None: no such reports) and the private
+    co-watch protocol's handle (None: not this fleet's co-watch); closed on exit."""
     if not federated:
-        yield None, None
+        yield None, None, None
         return
     fleet = world.options.fleet
+    if fleet.cowatch == "private":
+        async with _private_federation(world, label) as found:
+            yield found
+        return
     shared_reports = fleet.reports == "shared" and fleet.report_epsilon > 0
     helper: HelperThread | None = None
     helper_key: bytes | None = None
@@ -215,7 +227,7 @@ async def _federation(
         await constellation.publish_codebook(
             shared.codebook_id, shared.centroids, shared.catalog.ids
         )
-        yield constellation, helper_key
+        yield constellation, helper_key, None
     finally:
         if constellation is not None:
             await constellation.close()
@@ -223,14 +235,63 @@ async def _federation(
             helper.stop()
 
 
-def _start_helper(directory: Path, fleet: FleetConfig) -> HelperThread:
-    """An in-process helper counting with the fleet's settings."""
+@contextlib.asynccontextmanager
+async def _private_federation(
+    world: _World, label: str
+) -> AsyncIterator[tuple[SimConstellation, bytes | None, PrivateCowatch]]:
+    """An in-process constellation and a helper with a co-watch desk trusting the
+    simulator's manufacturer (``omega.sim.cowatch_private``)."""
+    fleet = world.options.fleet
+    if world.options.server is not None:
+        raise ConfigError("--cowatch private runs its own helper: drop --server")
+    shared_reports = fleet.reports == "shared" and fleet.report_epsilon > 0
+    maker = SimConstellation.new_manufacturer()
+    helper_dir = world.root / f"{label}-helper"
+    helper = _start_helper(helper_dir, fleet, maker)
+    constellation: SimConstellation | None = None
+    private: PrivateCowatch | None = None
+    try:
+        constellation = await SimConstellation.in_process(
+            world.root / f"{label}-constellation",
+            helper_url=helper.url,
+            helper_secret_file=helper_dir / SECRET_FILE,
+            share_min_batch=fleet.share_min_batch,
+            share_noise_epsilon=fleet.shared_epsilon,
+            share_noise_seed=fleet.seed * 2,
+            manufacturer=maker,
+            cowatch_per_epoch=SERVER_BOUND,
+            cowatch_epoch_s=fleet.cowatch_epoch_s,
+        )
+        shared = world.shared
+        await constellation.publish_codebook(
+            shared.codebook_id, shared.centroids, shared.catalog.ids
+        )
+        private = PrivateCowatch.open(helper.url, helper_dir)
+        helper_key = helper.service.info().public_key if shared_reports else None
+        yield constellation, helper_key, private
+    finally:
+        if private is not None:
+            await private.close()
+        if constellation is not None:
+            await constellation.close()
+        helper.stop()
+
+
+def _start_helper(
+    directory: Path, fleet: FleetConfig, maker: Manufacturer | None = None
+) -> HelperThread:
+    """An in-process helper counting with the fleet's settings; with ``maker``, with a
+    co-watch desk trusting that manufacturer."""
     config = HelperConfig(
         min_batch=min(100, fleet.share_min_batch),
         noise_epsilon=fleet.shared_epsilon,
         noise_seed=fleet.seed * 2 + 1,  # --seed reproduces the counts too
     )
-    return HelperThread(HelperService.open(directory, config)).start()
+    service = HelperService.open(directory, config)
+    desk = None
+    if maker is not None:
+        desk = cowatch_desk(directory, service, maker, min_batch=fleet.cowatch_min_batch)
+    return HelperThread(service, cowatch=desk).start()
 
 
 async def _remote_helper_key(url: str | None) -> bytes:
@@ -422,9 +483,26 @@ def _result(
         "syncs": omega.syncs,
         "rounds": omega.rounds,
         "released_patterns": int(released),
-        "cowatch": omega.cowatch.summary() if omega.cowatch is not None else None,
+        "cowatch": _cowatch_summary(omega),
         "timeline": timeline,
         "sync_bytes": {"push": omega.audit.push_bytes, "pull": omega.audit.pull_bytes},
+    }
+
+
+def _cowatch_summary(run: FleetRun) -> dict[str, Any] | None:
+    """The co-watch source's figures: the stand-in's, or the private protocol's (its
+    audit, requests, rows released and what a new TV pulled); None without co-watch."""
+    if run.cowatch is not None:
+        return dict(run.cowatch.summary())
+    if run.private is None:
+        return None
+    return {
+        "source": "private (STAR through the helper, two-server OPRF, k ≥ 3 distinct TVs)",
+        **run.private.summary(run.forged),
+        "cowatch_rows_released": run.cowatch_rows,
+        "tvs_holding_rows": sum(1 for v in run.viewers.values() if v.brain.cowatch.version()),
+        "newcomer_pull_bytes": run.newcomer_pull_bytes,
+        "newcomer_syncs": run.newcomer_syncs,
     }
 
 
@@ -477,7 +555,7 @@ async def _attack(world: _World, clean: FleetRun) -> tuple[dict[str, Any], float
         if attacked.checkpoints
         else 0.0,
         # With --cowatch: the coalition's forged pairs went into the stand-in's counts.
-        "cowatch": attacked.cowatch.summary() if attacked.cowatch is not None else None,
+        "cowatch": _cowatch_summary(attacked),
     }
     attacked.close()
     return summary, seconds
