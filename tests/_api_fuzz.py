@@ -16,7 +16,7 @@ from typing import Any
 import msgspec
 import schemathesis
 
-from omega.protocol import BINARY_MEDIA_TYPE, aggregation, codec, messages
+from omega.protocol import BINARY_MEDIA_TYPE, aggregation, codec, cowatch_wire, messages
 from omega.protocol.aggregation import MSGPACK_MEDIA_TYPE
 
 #: Cases per operation in the fuzzing phase (the examples and coverage phases add theirs).
@@ -54,7 +54,11 @@ def _msgpack(ctx: schemathesis.SerializationContext, media: str, value: Any) -> 
     message (a negative case) as JSON text, which the server must refuse."""
     body = ctx.case.operation.definition.raw["requestBody"]["content"][media]
     name = body["schema"]["$ref"].rsplit("/", 1)[-1]
-    kind = getattr(messages, name, None) or getattr(aggregation, name)
+    kind = (
+        getattr(messages, name, None)
+        or getattr(cowatch_wire, name, None)
+        or getattr(aggregation, name)
+    )
     try:
         return msgspec.msgpack.encode(msgspec.convert(_whole_numbers(value), kind))
     except (msgspec.ValidationError, OverflowError):  # not a message msgpack can carry

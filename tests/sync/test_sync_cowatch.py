@@ -33,6 +33,7 @@ from omega.protocol.attestation import DeviceIdentity, Manufacturer
 from omega.protocol.cowatch import SealedReport, make_report, pair_input, seal_report
 from omega.protocol.cowatch_wire import (
     CowatchInfo,
+    OprfPoints,
     OprfRequest,
     OprfResponse,
     ReportRequest,
@@ -227,7 +228,7 @@ async def _oprf(
     whole = await transport.request(
         "POST",
         "/api/omega/cowatch/oprf",
-        body=msgspec.msgpack.encode(OprfRequest(points=points)),
+        body=msgspec.msgpack.encode(OprfPoints(points=points)),
         headers={"Content-Type": MSGPACK_MEDIA_TYPE, "Authorization": f"Bearer {token}"},
     )
     assert whole.status == 200, whole.body
@@ -322,7 +323,7 @@ def test_reports_over_the_epoch_bound_are_refused_with_a_clear_error(world: Worl
             over = await transport.request(
                 "POST",
                 "/api/omega/cowatch/oprf",
-                body=msgspec.msgpack.encode(OprfRequest(points=points)),
+                body=msgspec.msgpack.encode(OprfPoints(points=points)),
                 headers={"Content-Type": MSGPACK_MEDIA_TYPE, "Authorization": f"Bearer {token}"},
             )
             assert over.status == 429 and b"co-watch OPRF evaluations per epoch" in over.body
@@ -367,14 +368,14 @@ def test_malformed_and_forged_requests_are_refused_and_the_rest_counts(world: Wo
                     body=msgspec.msgpack.encode(not_a_point),
                     headers={"Content-Type": MSGPACK_MEDIA_TYPE},
                 )
-                assert bad.status == 400 and b"not a valid point" in bad.body
+                assert bad.status == 422 and b"not a valid point" in bad.body
             bad_point = await transport.request(
                 "POST",
                 "/api/omega/cowatch/oprf",
-                body=msgspec.msgpack.encode(OprfRequest(points=[b"\x00" * 32])),
+                body=msgspec.msgpack.encode(OprfPoints(points=[b"\x00" * 32])),
                 headers={"Content-Type": MSGPACK_MEDIA_TYPE, "Authorization": f"Bearer {token}"},
             )
-            assert bad_point.status == 400
+            assert bad_point.status == 422 and b"not a valid point" in bad_point.body
             assert (await run_round_via(transport))["result"]["status"] in {"unchanged", "released"}
 
     asyncio.run(scenario())

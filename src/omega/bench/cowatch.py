@@ -197,9 +197,10 @@ def _fill(store: Any, table: Table) -> None:
         for a, row in table.items()
         for i in range(len(row))
     ]
-    rank: Callable[[list[tuple[int, int]]], list[tuple[int, int]]] = lambda pairs: sorted(  # noqa: E731
-        pairs, key=lambda q: (-q[1], q[0])
-    )
+
+    def rank(pairs: list[tuple[int, int]]) -> list[tuple[int, int]]:
+        return sorted(pairs, key=lambda q: (-q[1], q[0]))  # already quantised and cut
+
     store.cowatch.fold(points, resolve=resolve, rank=rank, now=0.0)
 
 

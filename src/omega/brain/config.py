@@ -94,9 +94,9 @@ class BrainConfig:
     #: The household's last this many distinct engaged titles score against the table…
     cowatch_recent: int = 10
     #: …each counting this much less than the one after it.
-    cowatch_decay: float = 0.8
+    cowatch_decay: float = 0.7
     #: What a released pair b → a adds to a → b (viewers of b often watched a just before).
-    cowatch_backward: float = 0.5
+    cowatch_backward: float = 0.25
     #: A title counts for co-watch when viewed or rated with at least this reward.
     cowatch_min_reward: float = 0.3
     #: The most pairs the TV contributes per epoch (0: none).

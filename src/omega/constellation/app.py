@@ -46,6 +46,7 @@ from omega.constellation.rounds import RoundRunner
 from omega.constellation.routes import (
     consensus,
     consensus_router,
+    cowatch,
     cowatch_router,
     dashboard_router,
     manage_router,
@@ -106,6 +107,7 @@ _DOC_TYPES: list[Any] = [
     CodebookPublished,
     *operator.DOC_TYPES,
     *consensus.DOC_TYPES,
+    *cowatch.DOC_TYPES,
     *registry.DOC_TYPES,
 ]
 

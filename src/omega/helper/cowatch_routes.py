@@ -5,8 +5,8 @@
 - ``POST /helper/v1/cowatch/batch`` / ``…/ack`` — the leader only (bearer token).
 
 A TV's bad proof is a 401, a request over its epoch's bound a 429, a malformed body a
-400; one malformed report in a request is answered in ``ReportResponse.errors`` and the
-rest are queued.
+400, a well-formed one with a point not in the group a 422; one malformed report in a
+request is answered in ``ReportResponse.errors`` and the rest are queued.
 """
 
 from __future__ import annotations
@@ -56,8 +56,8 @@ async def _run(job: Callable[[], T]) -> T:
         raise Problem(401, str(exc), slug="device-proof-refused") from None
     except OverBudget as exc:
         raise Problem(429, str(exc), slug="cowatch-over-budget") from None
-    except InputError as exc:
-        raise Problem(400, str(exc), slug="bad-message") from None
+    except InputError as exc:  # well-formed, but e.g. a point not in the group
+        raise Problem(422, str(exc), slug="unprocessable") from None
 
 
 def install_cowatch_routes(

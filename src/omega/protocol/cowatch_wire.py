@@ -4,7 +4,8 @@ Who sends what (``docs/cowatch.md``):
 
 - TV → helper, ``POST /helper/v1/cowatch/oprf``: :class:`OprfRequest` (blinded points),
   answered by :class:`OprfResponse` (each times the helper's key ``k1``);
-- TV → constellation, ``POST /api/omega/cowatch/oprf``: the same, times ``k2``;
+- TV → constellation, ``POST /api/omega/cowatch/oprf``: :class:`OprfPoints` (the
+  helper's answers), answered with each times ``k2``;
 - TV → helper, ``POST /helper/v1/cowatch/reports``: :class:`ReportRequest`, answered by
   :class:`ReportResponse` (which reports were queued, and why the others were not);
 - leader → helper, ``POST /helper/v1/cowatch/batch`` / ``…/ack``: :class:`ReportBatch`
@@ -37,6 +38,7 @@ __all__ = [
     "BatchAck",
     "CowatchInfo",
     "DeviceProof",
+    "OprfPoints",
     "OprfRequest",
     "OprfResponse",
     "ReportBatch",
@@ -61,10 +63,17 @@ class DeviceProof(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class OprfRequest(msgspec.Struct, frozen=True, kw_only=True):
-    """Blinded points to evaluate (32 bytes each); ``proof`` only towards the helper."""
+    """Blinded points for the helper to evaluate (32 bytes each), with the device's proof."""
 
     points: list[bytes]
     proof: DeviceProof | None = None
+
+
+class OprfPoints(msgspec.Struct, frozen=True, kw_only=True):
+    """Points for the constellation to evaluate (the helper's answers): no device proof,
+    since the constellation knows the registered viewer already."""
+
+    points: list[bytes]
 
 
 class OprfResponse(msgspec.Struct, frozen=True, kw_only=True):

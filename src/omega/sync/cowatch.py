@@ -33,6 +33,7 @@ from omega.protocol.attestation import DeviceIdentity
 from omega.protocol.cowatch import make_report, pair_input, seal_report
 from omega.protocol.cowatch_wire import (
     CowatchInfo,
+    OprfPoints,
     OprfRequest,
     OprfResponse,
     ReportRequest,
@@ -179,7 +180,7 @@ class Contributor:
         first = OprfRequest(points=[b.point for b in blinded])
         first = msgspec.structs.replace(first, proof=prove(self.identity, "oprf", first))
         half = _decode(await self._helper("/helper/v1/cowatch/oprf", first), OprfResponse, "helper")
-        body = msgspec.msgpack.encode(OprfRequest(points=half.points))
+        body = msgspec.msgpack.encode(OprfPoints(points=half.points))
         whole = _decode(
             await send("POST", "/api/omega/cowatch/oprf", body, MSGPACK_MEDIA_TYPE),
             OprfResponse,
