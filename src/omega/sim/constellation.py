@@ -56,6 +56,7 @@ class SimConstellation:
         share_noise_seed: int | None = None,
         manufacturer_registration_limit: int = 0,
         manufacturer: Manufacturer | None = None,
+        cowatch_threshold: int = 0,
         cowatch_per_epoch: int = 8,
         cowatch_epoch_s: float = 7 * 86_400.0,
     ) -> SimConstellation:
@@ -67,8 +68,10 @@ class SimConstellation:
         the registration limits (every TV registers from this process, attested by the
         simulator's one manufacturer) unless ``manufacturer_registration_limit`` is set.
         ``manufacturer``: the maker to certify TVs with (one the helper trusts too);
-        ``cowatch_*``: the co-watch bound per TV per (wall-clock) epoch and the epoch
-        length TVs are told (``omega.sim.cowatch_private``)."""
+        ``cowatch_threshold``: TVs before a co-watch pair is released (0: the rounds take
+        no co-watch batches, for a fleet whose helper has no co-watch desk);
+        ``cowatch_*``: the bound per TV per (wall-clock) epoch and the epoch length TVs
+        are told (``omega.sim.cowatch_private``)."""
         from omega.constellation.app import create_app
         from omega.constellation.settings import Settings
 
@@ -86,6 +89,7 @@ class SimConstellation:
             share_noise_seed=share_noise_seed,
             registration_rate_limit=0,
             manufacturer_registration_limit=manufacturer_registration_limit,
+            cowatch_threshold=cowatch_threshold,
             cowatch_per_epoch=cowatch_per_epoch,
             cowatch_epoch_s=cowatch_epoch_s,
         )

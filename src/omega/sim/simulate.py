@@ -259,6 +259,7 @@ async def _private_federation(
             share_noise_epsilon=fleet.shared_epsilon,
             share_noise_seed=fleet.seed * 2,
             manufacturer=maker,
+            cowatch_threshold=3,
             cowatch_per_epoch=SERVER_BOUND,
             cowatch_epoch_s=fleet.cowatch_epoch_s,
         )
