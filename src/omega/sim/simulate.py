@@ -9,34 +9,27 @@ beside them.
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import math
 import tempfile
 import time
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import httpx
 import numpy as np
 import numpy.typing as npt
 
 from omega.brain.catalog import SharedCatalog
 from omega.errors import ConfigError
-from omega.helper.app import info_of
-from omega.helper.service import SECRET_FILE, HelperConfig, HelperService
-from omega.helper.thread import HelperThread
-from omega.protocol.attestation import Manufacturer
 from omega.sim.attacks import AttackKind
 from omega.sim.baselines import BASELINES
-from omega.sim.constellation import SimConstellation
 from omega.sim.content import shared_catalog
-from omega.sim.cowatch_private import SERVER_BOUND, PrivateCowatch, cowatch_desk
 from omega.sim.datasets import Dataset
 from omega.sim.evaluation import Split, evaluate, rank_metrics, split, validation_dataset
 from omega.sim.fleet import FleetConfig, FleetRun, replay_fleet
+from omega.sim.servers import federation
 
 __all__ = ["SimulationOptions", "run_simulation"]
 
@@ -137,7 +130,7 @@ async def _fleet(
     """Replay the fleet ``label``, federated or local-only; with ``finished_at`` (when each
     viewer's training ends), measure the viewers done so far at evenly spaced checkpoints."""
     start = time.perf_counter()
-    async with _federation(world, label, federated=federated) as (
+    async with federation(world.options, world.shared, world.root, label, federated=federated) as (
         constellation,
         helper_key,
         private,
@@ -182,134 +175,6 @@ def _checkpoint(
         "ndcg@10": figures.get("ndcg@10", math.nan),
         "hr@10": figures.get("hr@10", math.nan),
     }
-
-
-@contextlib.asynccontextmanager
-async def _federation(
-    world: _World, label: str, *, federated: bool
-) -> AsyncIterator[tuple[SimConstellation | None, bytes | None, PrivateCowatch | None]]:
-    """The constellation a fleet syncs with (None: local-only), the public key of the
-    helper that counts its two-server reports (None: no such reports) and the private
-    co-watch protocol's handle (None: not this fleet's co-watch); closed on exit."""
-    if not federated:
-        yield None, None, None
-        return
-    fleet = world.options.fleet
-    if fleet.cowatch == "private":
-        async with _private_federation(world, label) as found:
-            yield found
-        return
-    shared_reports = fleet.reports == "shared" and fleet.report_epsilon > 0
-    helper: HelperThread | None = None
-    helper_key: bytes | None = None
-    constellation: SimConstellation | None = None
-    try:
-        if world.options.server is not None:
-            constellation = await SimConstellation.remote(
-                world.options.server, world.options.admin_token
-            )
-            if shared_reports:
-                helper_key = await _remote_helper_key(world.options.helper_url)
-        elif shared_reports:
-            helper = _start_helper(world.root / f"{label}-helper", fleet)
-            helper_key = helper.service.info().public_key
-            constellation = await SimConstellation.in_process(
-                world.root / f"{label}-constellation",
-                helper_url=helper.url,
-                helper_secret_file=world.root / f"{label}-helper" / SECRET_FILE,
-                share_min_batch=fleet.share_min_batch,
-                share_noise_epsilon=fleet.shared_epsilon,
-                share_noise_seed=fleet.seed * 2,
-            )
-        else:
-            constellation = await SimConstellation.in_process(world.root / f"{label}-constellation")
-        shared = world.shared
-        await constellation.publish_codebook(
-            shared.codebook_id, shared.centroids, shared.catalog.ids
-        )
-        yield constellation, helper_key, None
-    finally:
-        if constellation is not None:
-            await constellation.close()
-        if helper is not None:
-            helper.stop()
-
-
-@contextlib.asynccontextmanager
-async def _private_federation(
-    world: _World, label: str
-) -> AsyncIterator[tuple[SimConstellation, bytes | None, PrivateCowatch]]:
-    """An in-process constellation and a helper with a co-watch desk trusting the
-    simulator's manufacturer (``omega.sim.cowatch_private``)."""
-    fleet = world.options.fleet
-    if world.options.server is not None:
-        raise ConfigError("--cowatch private runs its own helper: drop --server")
-    shared_reports = fleet.reports == "shared" and fleet.report_epsilon > 0
-    maker = SimConstellation.new_manufacturer()
-    helper_dir = world.root / f"{label}-helper"
-    helper = _start_helper(helper_dir, fleet, maker)
-    constellation: SimConstellation | None = None
-    private: PrivateCowatch | None = None
-    try:
-        constellation = await SimConstellation.in_process(
-            world.root / f"{label}-constellation",
-            helper_url=helper.url,
-            helper_secret_file=helper_dir / SECRET_FILE,
-            share_min_batch=fleet.share_min_batch,
-            share_noise_epsilon=fleet.shared_epsilon,
-            share_noise_seed=fleet.seed * 2,
-            manufacturer=maker,
-            cowatch_threshold=3,
-            cowatch_per_epoch=SERVER_BOUND,
-            cowatch_epoch_s=fleet.cowatch_epoch_s,
-        )
-        shared = world.shared
-        await constellation.publish_codebook(
-            shared.codebook_id, shared.centroids, shared.catalog.ids
-        )
-        private = PrivateCowatch.open(helper.url, helper_dir)
-        helper_key = helper.service.info().public_key if shared_reports else None
-        yield constellation, helper_key, private
-    finally:
-        if private is not None:
-            await private.close()
-        if constellation is not None:
-            await constellation.close()
-        helper.stop()
-
-
-def _start_helper(
-    directory: Path, fleet: FleetConfig, maker: Manufacturer | None = None
-) -> HelperThread:
-    """An in-process helper counting with the fleet's settings; with ``maker``, with a
-    co-watch desk trusting that manufacturer."""
-    config = HelperConfig(
-        min_batch=min(100, fleet.share_min_batch),
-        noise_epsilon=fleet.shared_epsilon,
-        noise_seed=fleet.seed * 2 + 1,  # --seed reproduces the counts too
-    )
-    service = HelperService.open(directory, config)
-    desk = None
-    if maker is not None:
-        desk = cowatch_desk(directory, service, maker, min_batch=fleet.cowatch_min_batch)
-    return HelperThread(service, cowatch=desk).start()
-
-
-async def _remote_helper_key(url: str | None) -> bytes:
-    """The public key of the helper a remote constellation counts with."""
-    if not url:
-        raise ConfigError(
-            "two-server reports with --server need the helper that server counts with "
-            "(--helper-url), or --reports ldp"
-        )
-    async with httpx.AsyncClient(timeout=30.0) as client:
-        try:
-            answer = await client.get(url.rstrip("/") + "/helper/v1/info")
-        except httpx.HTTPError as exc:
-            raise ConfigError(f"the helper at {url} is unreachable: {exc}") from None
-    if answer.status_code != 200:
-        raise ConfigError(f"the helper at {url} answered {answer.status_code} for its key")
-    return info_of(answer.content).public_key
 
 
 async def run_simulation(
