@@ -117,6 +117,19 @@ async def main() -> None:
         omega, seconds = await sim._fleet(world, federated=True, label="omega")
         out["omega"] = _fleet_fair(omega, split, everyone)
         out["omega_s"] = round(seconds, 1)
+        if omega.audit is not None:
+            audit = omega.audit.summary()
+            sizes: dict[str, float] = {
+                k: float(audit[k])
+                for k in (
+                    "push_bytes_median",
+                    "push_bytes_p95",
+                    "pull_bytes_median",
+                    "pull_bytes_p95",
+                )
+            }
+            sizes["pull_bytes_max_per_sync"] = float(max(omega.audit.pull_bytes, default=0))
+            out["sync_bytes"] = sizes
         out["cowatch"] = sim._cowatch_summary(omega)
         out["honest_clean"] = _fleet_fair(omega, split, honest)
         out["target_exposure_clean"] = sim._exposure(omega, split, honest, target)

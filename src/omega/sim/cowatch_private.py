@@ -33,6 +33,7 @@ gives one set of figures without seeding any of it.
 from __future__ import annotations
 
 import statistics
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -44,7 +45,7 @@ from omega.protocol.attestation import DeviceIdentity, Manufacturer
 from omega.sim.audit_cowatch import CowatchAudit, CowatchAuditTransport
 from omega.sim.cowatch import Forgery
 from omega.sync.cowatch import Contributor, CowatchPairs
-from omega.sync.transport import HttpTransport, Transport
+from omega.sync.transport import HttpTransport, Response, Transport
 
 __all__ = [
     "SERVER_BOUND",
@@ -121,6 +122,8 @@ class PrivateCowatch:
     audit: CowatchAudit
     attempts: int = 0
     errors: dict[str, int] = field(default_factory=dict)
+    #: The largest answer body the constellation sent any TV (``/sync`` included).
+    largest_answer: int = 0
 
     @classmethod
     def open(cls, helper_url: str, helper_dir: Path) -> PrivateCowatch:
@@ -146,7 +149,9 @@ class PrivateCowatch:
         audit, or ``forged`` ones."""
         name = str(tv)
         helper = CowatchAuditTransport(self.helper, self.audit, tv=name, server="helper")
-        audited = CowatchAuditTransport(leader, self.audit, tv=name, server="leader")
+        audited = _Measured(
+            CowatchAuditTransport(leader, self.audit, tv=name, server="leader"), self
+        )
         pairs: CowatchPairs = forged or RecordedPairs(brain, self.audit.pairs.setdefault(name, []))
         return TvCowatch(audited, Contributor(helper=helper, identity=identity), pairs)
 
@@ -168,6 +173,7 @@ class PrivateCowatch:
             "pairs_contributed": sum(len(p) for p in self.audit.pairs.values()),
             "pairs_forged": sum(a.attack.sent.get(a.tv, 0) for a in forged),
             "contribution_errors": dict(self.errors),
+            "largest_answer_bytes": self.largest_answer,
             **{f"requests_to_{server}": len(found) for server, found in sizes.items()},
             **{
                 f"request_bytes_to_{server}_{what}": float(fn(found)) if found else 0.0
@@ -178,3 +184,21 @@ class PrivateCowatch:
 
     async def close(self) -> None:
         await self.helper.aclose()
+
+
+class _Measured:
+    """Notes the size of every answer the constellation sends a TV."""
+
+    def __init__(self, inner: Transport, into: PrivateCowatch) -> None:
+        self.inner = inner
+        self.into = into
+
+    async def request(
+        self, method: str, path: str, *, body: bytes | None, headers: Mapping[str, str]
+    ) -> Response:
+        answer = await self.inner.request(method, path, body=body, headers=headers)
+        self.into.largest_answer = max(self.into.largest_answer, len(answer.body))
+        return answer
+
+    async def aclose(self) -> None:
+        """The inner transport is its opener's to close."""
