@@ -78,6 +78,7 @@ async def main() -> None:
     parser.add_argument("--cowatch", default="central-k3", choices=("central-k3", "private"))
     parser.add_argument("--cowatch-per-epoch", type=int, default=8)
     parser.add_argument("--cowatch-epoch-days", type=float, default=7.0)
+    parser.add_argument("--cowatch-spread", type=float, default=0.0)
     args = parser.parse_args()
     options = sim.SimulationOptions(
         seed=args.seed,
@@ -86,6 +87,7 @@ async def main() -> None:
             cowatch=args.cowatch,
             cowatch_per_epoch=args.cowatch_per_epoch,
             cowatch_epoch_s=args.cowatch_epoch_days * 86400,
+            cowatch_spread=args.cowatch_spread,
         ),
         validation=args.validation,
         attack="promote-item" if args.mode == "attack" else None,

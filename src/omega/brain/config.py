@@ -103,6 +103,10 @@ class BrainConfig:
     cowatch_pairs_per_epoch: int = 64
     #: Pairs are derived from the newest this many engaged titles.
     cowatch_lookback: int = 200
+    #: A released pair a → b counts at most this many times b's best count as a source
+    #: (and at least 3, the threshold); 0 turns the cap off (``omega.brain._cowatch_spread``:
+    #: a title forged into popular rows has no row of its own).
+    cowatch_spread: float = 0.0
 
     def __post_init__(self) -> None:
         self._check_cowatch()
@@ -127,6 +131,8 @@ class BrainConfig:
                 "cowatch_decay must be in (0, 1] and cowatch_backward in [0, 1], got "
                 f"{self.cowatch_decay!r}, {self.cowatch_backward!r}"
             )
+        if self.cowatch_spread < 0:
+            raise ConfigError(f"cowatch_spread must be ≥ 0, got {self.cowatch_spread!r}")
         if self.cowatch_pairs_per_epoch < 0:
             raise ConfigError(
                 f"cowatch_pairs_per_epoch must be ≥ 0, got {self.cowatch_pairs_per_epoch!r}"

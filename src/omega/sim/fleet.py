@@ -95,6 +95,8 @@ class FleetConfig:
     cowatch_per_epoch: int = 8
     cowatch_epoch_s: float = 7 * DAY
     cowatch_min_batch: int = 100
+    #: The brains' cap on a forged neighbour (``BrainConfig.cowatch_spread``; 0: off).
+    cowatch_spread: float = 0.0
 
 
 @dataclass(slots=True)
@@ -283,6 +285,8 @@ def _open_fleet(
         brain_config = dataclasses.replace(
             brain_config, cowatch_pairs_per_epoch=config.cowatch_per_epoch
         )
+    if config.cowatch_spread:
+        brain_config = dataclasses.replace(brain_config, cowatch_spread=config.cowatch_spread)
     audit = None
     if constellation is not None:
         audit = PrivacyAudit.for_catalog(
