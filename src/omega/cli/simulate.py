@@ -97,6 +97,13 @@ def simulate(
     cowatch_epoch_days: Annotated[
         float, typer.Option(help="With --cowatch private: a co-watch epoch, in simulated days.")
     ] = 7.0,
+    cowatch_spread: Annotated[
+        float,
+        typer.Option(
+            help="The brains' cap on a co-watch neighbour: at most this many times its own "
+            "best count as a source (0: off; BrainConfig.cowatch_spread)."
+        ),
+    ] = 0.0,
     no_als: Annotated[
         bool, typer.Option("--no-als", help="Skip the ALS and item-kNN references.")
     ] = False,
@@ -167,6 +174,8 @@ def simulate(
         raise ConfigError("--reports must be 'shared' or 'ldp'")
     if cowatch not in ("off", "central-k3", "private"):
         raise ConfigError("--cowatch must be 'off', 'private' or 'central-k3'")
+    if cowatch_spread < 0:
+        raise ConfigError("--cowatch-spread must be ≥ 0 (0: off)")
     if not 1 <= cowatch_per_epoch <= 1000 or cowatch_epoch_days * 86400 < 60:
         raise ConfigError(
             "--cowatch-per-epoch must be in 1..1000 and --cowatch-epoch-days at least a minute"
@@ -200,6 +209,7 @@ def simulate(
             else "off",
             cowatch_per_epoch=cowatch_per_epoch,
             cowatch_epoch_s=cowatch_epoch_days * 86400,
+            cowatch_spread=cowatch_spread,
         ),
         server=server,
         helper_url=helper_url,
