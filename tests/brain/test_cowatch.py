@@ -156,3 +156,26 @@ def test_bad_pages_are_refused_and_store_nothing(
     with pytest.raises(InputError, match=message):
         brain.apply_cowatch(version, rows)
     assert brain.cowatch.version() == 1
+
+
+def test_a_cowatch_pool_lets_pairs_lift_only_what_the_household_already_ranks(
+    tmp_path: Path, clock: ManualClock, brain: Brain
+) -> None:
+    order = _order(brain)
+    pos = {item: i for i, item in enumerate(order)}
+    _watch(brain, clock, ["cri0"])  # Heat
+    # Forged-looking pairs: Heat → a documentary, far from anything the household watched.
+    brain.apply_cowatch(1, [(pos["cri0"], [(pos["doc3"], 200)])])
+    assert int(np.argmax(brain.score_all())) == _row(brain, "doc3")
+    brain.close()
+    from omega.brain import BrainConfig
+
+    gated = BrainConfig(codebook_cells=6, cowatch_pool=5)
+    reopened = Brain.open(tmp_path / "tv", clock=clock, config=gated)
+    try:
+        scores = reopened.score_all()
+        assert int(np.argmax(scores)) != _row(reopened, "doc3")
+        top = {r.item_id for r in reopened.recommend(5)}
+        assert "doc3" not in top and top <= {f"cri{i}" for i in range(12)}
+    finally:
+        reopened.close()

@@ -26,6 +26,7 @@ MIGRATIONS = [
     (7, "viewer_revoked"),
     (8, "partition_by_viewer"),
     (9, "replicas"),
+    (10, "cowatch"),
 ]
 #: SQLite's live set moved to a file of its own (PostgreSQL has no single write lock).
 SQLITE_MIGRATIONS = [
@@ -35,6 +36,7 @@ SQLITE_MIGRATIONS = [
     (6, "attestation"),
     (7, "device_keys"),
     (8, "viewer_revoked"),
+    (9, "cowatch"),
 ]
 
 

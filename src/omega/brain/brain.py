@@ -314,6 +314,7 @@ class Brain:
             now=now,
             context=context,
             cowatch=self.cowatch.matrix(catalog),
+            cowatch_pool=self.config.cowatch_pool,
         )
         return ranking.Snapshot(
             catalog=catalog,

@@ -107,6 +107,10 @@ class BrainConfig:
     #: (and at least 3, the threshold); 0 turns the cap off (``omega.brain._cowatch_spread``:
     #: a title forged into popular rows has no row of its own).
     cowatch_spread: float = 0.0
+    #: The co-watch signal lifts only titles among this many of the household's unseen
+    #: titles ranked by its own signals (0: any title). A defence against forged pairs
+    #: (see ``docs/brain.md``: the promote-item coalition); off by default.
+    cowatch_pool: int = 0
 
     def __post_init__(self) -> None:
         self._check_cowatch()
@@ -133,6 +137,8 @@ class BrainConfig:
             )
         if self.cowatch_spread < 0:
             raise ConfigError(f"cowatch_spread must be ≥ 0, got {self.cowatch_spread!r}")
+        if self.cowatch_pool < 0:
+            raise ConfigError(f"cowatch_pool must be ≥ 0, got {self.cowatch_pool!r}")
         if self.cowatch_pairs_per_epoch < 0:
             raise ConfigError(
                 f"cowatch_pairs_per_epoch must be ≥ 0, got {self.cowatch_pairs_per_epoch!r}"

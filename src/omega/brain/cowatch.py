@@ -42,7 +42,7 @@ if TYPE_CHECKING:
     from omega.brain.store import BrainStore
     from omega.brain.sync_state import SyncState
 
-__all__ = ["CowatchMatrix", "CowatchState", "ordered_pairs"]
+__all__ = ["CowatchMatrix", "CowatchState", "Edges", "ordered_pairs"]
 
 F32 = npt.NDArray[np.float32]
 I64 = npt.NDArray[np.int64]
@@ -109,33 +109,61 @@ class CowatchMatrix:
                 break
         return out
 
-    def scores(self, history: Sequence[tuple[int, float]], n: int) -> F32:
+    def edges(self, history: Sequence[tuple[int, float]]) -> Edges:
+        """The table's entries for the household's titles: (neighbour row, weighted value,
+        household row) as flat arrays, gathered once per request."""
+        m = self.matrix
+        spans = [
+            (row, weight, int(m.indptr[row]), int(m.indptr[row + 1]))
+            for row, weight in history
+            if row < m.shape[0]
+        ]
+        if not spans:
+            empty = np.zeros(0, np.int64)
+            return Edges(empty, np.zeros(0, np.float32), empty)
+        idx = np.concatenate([m.indices[lo:hi] for _, _, lo, hi in spans]).astype(np.int64)
+        val = np.concatenate([m.data[lo:hi] * np.float32(w) for _, w, lo, hi in spans])
+        src = np.repeat(
+            np.fromiter((r for r, _, _, _ in spans), np.int64, len(spans)),
+            np.fromiter((hi - lo for _, _, lo, hi in spans), np.int64, len(spans)),
+        )
+        return Edges(idx, val.astype(np.float32, copy=False), src)
+
+    @staticmethod
+    def scores(edges: Edges, n: int) -> F32:
         """The co-watch score of every catalog row (``n`` of them) in [0, 1] (zeros when
         nothing the household watched is in the table)."""
-        m = self.matrix
-        idx, val = [], []
-        for row, weight in history:
-            if row < m.shape[0]:
-                lo, hi = m.indptr[row], m.indptr[row + 1]
-                idx.append(m.indices[lo:hi])
-                val.append(m.data[lo:hi] * np.float32(weight))
-        if not idx:
+        if len(edges.neighbours) == 0:
             return np.zeros(n, np.float32)
-        out = np.bincount(np.concatenate(idx), np.concatenate(val), minlength=n)[:n]
+        out = np.bincount(edges.neighbours, edges.values, minlength=n)[:n]
         top = float(out.max(initial=0.0))
         return (out / top if top > 0 else out).astype(np.float32)
 
-    def source(self, history: Sequence[tuple[int, float]], target: int) -> int | None:
-        """The household title that most makes ``target`` a co-watch pick (None: none)."""
-        m, best, best_value = self.matrix, None, 0.0
-        for row, weight in history:
-            if row >= m.shape[0]:
-                continue
-            lo, hi = m.indptr[row], m.indptr[row + 1]
-            at = lo + int(np.searchsorted(m.indices[lo:hi], target))
-            if at < hi and m.indices[at] == target and m.data[at] * weight > best_value:
-                best, best_value = row, float(m.data[at] * weight)
-        return best
+    @staticmethod
+    def sources(edges: Edges, targets: Sequence[int]) -> list[int | None]:
+        """For each target row, the household title that most makes it a co-watch pick
+        (None: none)."""
+        wanted = np.asarray(targets, dtype=np.int64)
+        hit = np.isin(edges.neighbours, wanted)
+        best: dict[int, tuple[float, int]] = {}
+        for target, value, source in zip(
+            edges.neighbours[hit].tolist(),
+            edges.values[hit].tolist(),
+            edges.sources[hit].tolist(),
+            strict=True,
+        ):
+            if value > best.get(target, (0.0, -1))[0]:
+                best[target] = (value, source)
+        return [best[t][1] if t in best else None for t in wanted.tolist()]
+
+
+@dataclass(frozen=True, slots=True)
+class Edges:
+    """What one request reads of the table (see :meth:`CowatchMatrix.edges`)."""
+
+    neighbours: I64
+    values: F32
+    sources: I64
 
 
 @dataclass(slots=True)

@@ -105,6 +105,7 @@ def scoring_state(
     now: float,
     context: Context | None,
     cowatch: CowatchMatrix | None = None,
+    cowatch_pool: int = 0,
 ) -> ScoringState:
     ctx = context or context_at(now)
     state = ScoringState(
@@ -122,9 +123,10 @@ def scoring_state(
             for title in reversed(recent)
             if (row := catalog.row_of_key.get(title.key)) is not None
         ]
-        state.cowatch_history = cowatch.history(started)
-        state.cowatch = cowatch.scores(state.cowatch_history, len(catalog))
-        state.cowatch_table = cowatch
+        state.cowatch_edges = cowatch.edges(cowatch.history(started))
+        state.cowatch = cowatch.scores(state.cowatch_edges, len(catalog))
+        if cowatch_pool and len(catalog):
+            state.cowatch_gate = min(1.0, cowatch_pool / len(catalog))
     return state
 
 
@@ -156,16 +158,17 @@ def recommend(
         return [], None
     # Candidates already come from the household's taste; a whole-catalog scoring (the
     # rows left after the filters) is gated.
-    scores, signals = score_rows(catalog, rows, state, skill, gate=snap.gate if whole else 0.0)
+    scores, signals = score_rows(
+        catalog,
+        rows,
+        state,
+        skill,
+        gate=snap.gate if whole else 0.0,
+        cowatch_gate=state.cowatch_gate if whole else 0.0,
+    )
     picked = choose(scores, rows, catalog, k, config.diversity)
     picked_rows = [int(rows[i]) for i in picked]
-    explained = explain(
-        catalog,
-        picked_rows,
-        state.recent_rows,
-        table=state.cowatch_table,
-        history=state.cowatch_history,
-    )
+    explained = explain(catalog, picked_rows, state.recent_rows, cowatch=state.cowatch_edges)
     out = []
     for i, row, evidence in zip(picked, picked_rows, explained, strict=True):
         item_signals = {n: float(v[i]) for n, v in signals.items()}
@@ -188,7 +191,15 @@ def rank(snap: Snapshot, skill: Skill) -> F32:
     """A score for every catalog row (−inf for titles already interacted with): the full
     ranking the evaluation protocol asks for."""
     rows = np.arange(len(snap.catalog), dtype=np.int64)
-    scores, _ = score_rows(snap.catalog, rows, snap.state, skill, gate=snap.gate, ranked=~snap.seen)
+    scores, _ = score_rows(
+        snap.catalog,
+        rows,
+        snap.state,
+        skill,
+        gate=snap.gate,
+        ranked=~snap.seen,
+        cowatch_gate=snap.state.cowatch_gate,
+    )
     scores[snap.seen] = -np.inf
     return scores
 
@@ -227,7 +238,8 @@ def self_test(snap: Snapshot, episode: EpisodeRow, *, sample: int) -> dict[str, 
     signals, penalty = signal_rows(catalog, rows, snap.state)
     gains = {}
     for name in SELF_TESTED:
-        scores = combine(signals, penalty, SKILLS[name], gate=snap.gate)
+        gated = snap.state.cowatch_gate
+        scores = combine(signals, penalty, SKILLS[name], gate=snap.gate, cowatch_gate=gated)
         rank_of = int(np.count_nonzero(scores[1:] >= scores[0]))  # ties count against it
         gains[name] = 1.0 / (1.0 + rank_of)
     return gains

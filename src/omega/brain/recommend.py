@@ -33,12 +33,12 @@ import numpy as np
 import numpy.typing as npt
 
 from omega.brain.catalog import Catalog
+from omega.brain.cowatch import CowatchMatrix, Edges
 from omega.brain.knowledge import CellKnowledge
 from omega.brain.skills import Skill
 from omega.errors import InputError
 
 if TYPE_CHECKING:  # usearch is loaded only by brains that search
-    from omega.brain.cowatch import CowatchMatrix
     from omega.brain.index import VectorIndex
 
 __all__ = [
@@ -114,11 +114,13 @@ class ScoringState:
     crowd_cells: F32 = field(default_factory=lambda: np.zeros(0, np.float32))
     #: Released title popularity per catalog row (empty: none known).
     popular: F32 = field(default_factory=lambda: np.zeros(0, np.float32))
-    #: The co-watch score per catalog row (empty: no table held), the household's titles
-    #: it was scored from as (row, weight), and the table (to name a title in reasons).
+    #: The co-watch score per catalog row (empty: no table held), and the table's entries
+    #: it was scored from (to name the household's title in reasons).
     cowatch: F32 = field(default_factory=lambda: np.zeros(0, np.float32))
-    cowatch_history: list[tuple[int, float]] = field(default_factory=list)
-    cowatch_table: CowatchMatrix | None = None
+    cowatch_edges: Edges | None = None
+    #: The share of the ranked titles (by the household's own signals) co-watch may lift
+    #: (0: all; ``BrainConfig.cowatch_pool``); with a gate, co-watch adds no candidates.
+    cowatch_gate: float = 0.0
 
     def __post_init__(self) -> None:
         # Cell-level scores depend only on the request, not the candidate: compute once.
@@ -191,11 +193,13 @@ def score_rows(
     *,
     gate: float = 0.0,
     ranked: npt.NDArray[np.bool_] | None = None,
+    cowatch_gate: float = 0.0,
 ) -> tuple[F32, dict[str, F32]]:
-    """Scores for the given catalog rows and the scaled signals behind them (``gate`` and
-    ``ranked``: see :func:`combine`)."""
+    """Scores for the given catalog rows and the scaled signals behind them (``gate``,
+    ``ranked`` and ``cowatch_gate``: see :func:`combine`)."""
     signals, penalty = signal_rows(catalog, rows, state)
-    return combine(signals, penalty, skill, gate=gate, ranked=ranked), signals
+    scores = combine(signals, penalty, skill, gate=gate, ranked=ranked, cowatch_gate=cowatch_gate)
+    return scores, signals
 
 
 def signal_rows(catalog: Catalog, rows: I64, state: ScoringState) -> tuple[dict[str, F32], F32]:
@@ -241,8 +245,13 @@ def combine(
     *,
     gate: float = 0.0,
     ranked: npt.NDArray[np.bool_] | None = None,
+    cowatch_gate: float = 0.0,
 ) -> F32:
     """A skill's score: its weighted sum of the signals, less half the avoid penalty.
+
+    With ``cowatch_gate`` in (0, 1], the co-watch signal lifts only the rows in that top
+    share of the household's own score, as ``gate`` does for popularity: forged pairs
+    then reach only households whose own viewing already brought the title up.
 
     With ``gate`` in (0, 1], the crowd's popularity only adds to the rows in that top
     share of the household's own score (the sum of its own signals: not the released
@@ -254,27 +263,36 @@ def combine(
     ``docs/popularity.md``)."""
     own = np.zeros(len(penalty), dtype=np.float32)  # what this household's viewing says
     crowd = np.zeros(len(penalty), dtype=np.float32)  # what the released patterns say
-    boost = None
+    boost = lift = None
     for name, values in signals.items():
         weight = np.float32(skill.weights.get(name, 0.0))
         if name == "popular":
             boost = weight * values
+        elif name == "cowatch" and cowatch_gate > 0:
+            lift = weight * values
         elif name in CROWD_SIGNALS:
             crowd += weight * values
         else:
             own += weight * values
     own -= np.float32(0.5) * penalty
     total = own + crowd
+    # Ranked by the household's own signals alone: patterns or pairs a coalition got
+    # released must not decide which titles popularity (or co-watch) may lift.
+    pool = own if ranked is None else own[ranked]
     if boost is not None:
-        # Ranked by the household's own signals alone: patterns a coalition got released
-        # must not decide which titles popularity may lift.
-        pool = own if ranked is None else own[ranked]
-        keep = max(1, math.ceil(gate * len(pool))) if gate > 0 else len(pool)
-        if 0 < keep < len(pool):
-            threshold = np.partition(pool, len(pool) - keep)[len(pool) - keep]
-            boost = np.where(own >= threshold, boost, np.float32(0.0))
-        total += boost
+        total += _gated(boost, own, pool, gate)
+    if lift is not None:
+        total += _gated(lift, own, pool, cowatch_gate)
     return total
+
+
+def _gated(values: F32, own: F32, pool: F32, gate: float) -> F32:
+    """``values`` where ``own`` is within the top ``gate`` share of ``pool``, else 0."""
+    keep = max(1, math.ceil(gate * len(pool))) if gate > 0 else len(pool)
+    if 0 < keep < len(pool):
+        threshold = np.partition(pool, len(pool) - keep)[len(pool) - keep]
+        return np.where(own >= threshold, values, np.float32(0.0))
+    return values
 
 
 def candidate_rows(
@@ -294,9 +312,12 @@ def candidate_rows(
         # One batched index call: usearch answers all queries together.
         keys = search.search_batch(np.stack(queries), per_source // 2)
         found.append(catalog.rows_for_keys(keys[keys != np.iinfo(np.uint64).max]))
-    if len(state.cowatch) == len(catalog) and len(state.cowatch) > per_source:
-        top = np.argpartition(-state.cowatch, per_source)[:per_source]
-        found.append(top[state.cowatch[top] > 0])
+    if len(state.cowatch) == len(catalog) and state.cowatch_gate == 0:
+        # The best co-watch titles: among the few the table gives a score at all.
+        scored = np.flatnonzero(state.cowatch)
+        if len(scored) > per_source:
+            scored = scored[np.argpartition(-state.cowatch[scored], per_source)[:per_source]]
+        found.append(scored)
     cell_scores = state.next_cells + np.float32(0.1) * state.crowd_cells
     if cell_scores.max(initial=0.0) > 0:
         budget = per_source
@@ -430,23 +451,22 @@ def explain(
     rows: Sequence[int],
     recent: Sequence[tuple[int, float]],
     *,
-    table: CowatchMatrix | None = None,
-    history: Sequence[tuple[int, float]] = (),
+    cowatch: Edges | None = None,
 ) -> list[Evidence]:
     """For each row, the :class:`Evidence` a reason may cite. A genre is named only when
     the household started titles of it lately: never the candidate's own genre alone.
-    With the co-watch ``table`` and the ``history`` scored against it, the household
-    title that most brought each row up."""
+    With the co-watch ``Edges`` a request scored, the household title that most brought
+    each row up."""
     if not recent or not rows:
         return [Evidence() for _ in rows]
     watched = Counter(g for r, _ in recent for g in set(catalog.rows[r].genres))
     recent_rows = np.array([r for r, _ in recent], dtype=np.int64)
     nearest = np.argmax(catalog.matrix[list(rows)] @ catalog.matrix[recent_rows].T, axis=1)
     out = []
-    for row, j in zip(rows, nearest.tolist(), strict=True):
+    sources = CowatchMatrix.sources(cowatch, rows) if cowatch is not None else [None] * len(rows)
+    for row, j, source in zip(rows, nearest.tolist(), sources, strict=True):
         shared = [g for g in catalog.rows[row].genres if watched[g]]
         genre = max(shared, key=lambda g: watched[g]) if shared else None  # first of equals
-        source = None if table is None else table.source(history, row)
         out.append(
             Evidence(
                 recent_title=catalog.rows[int(recent_rows[j])].title,
