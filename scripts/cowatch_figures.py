@@ -5,7 +5,7 @@ every row by the expected NDCG@10 / HR@10 under random tie-breaking
 
     PYTHONPATH=src python scripts/cowatch_figures.py --dataset DIR [--validation]
         [--mode fleets|attack] [--seed 0] [--out figures.json]
-        [--cowatch central-k3|private] [--cowatch-per-epoch 8] [--cowatch-epoch-days 7]
+        [--cowatch central-k3|private|off] [--cowatch-per-epoch 8] [--cowatch-epoch-days 7]
 
 ``fleets``: the baselines, local-only, and Omega with ``--cowatch central-k3``; also the
 promote-item target's exposure in honest top-10s of that clean fleet. ``attack``: the
@@ -75,7 +75,7 @@ async def main() -> None:
     parser.add_argument("--mode", default="fleets", choices=("fleets", "attack"))
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out")
-    parser.add_argument("--cowatch", default="central-k3", choices=("central-k3", "private"))
+    parser.add_argument("--cowatch", default="central-k3", choices=("central-k3", "private", "off"))
     parser.add_argument("--cowatch-per-epoch", type=int, default=8)
     parser.add_argument("--cowatch-epoch-days", type=float, default=7.0)
     parser.add_argument("--cowatch-spread", type=float, default=0.0)
