@@ -1,6 +1,6 @@
 """The brain's cap on forged co-watch neighbours (``BrainConfig.cowatch_spread``): a title
-the coalition points popular titles at, with no row of its own, earns no more than the
-threshold; an honestly followed title keeps its count."""
+the coalition points popular titles at, with no row of its own, is dropped from them; an
+honestly followed title keeps its count."""
 
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ def _row(spread: float) -> np.ndarray:
     return np.asarray(matrix[0].todense()).ravel()
 
 
-def test_a_neighbour_without_a_row_of_its_own_earns_no_more_than_the_threshold() -> None:
+def test_a_neighbour_backed_beyond_its_own_row_is_dropped() -> None:
     off, on = _row(0.0), _row(1.0)
     assert off[9] > 0.9 and off[9] > off[2]  # the forged target leads the popular row
-    assert np.allclose([on[9], on[2]], [3 / 15, 12 / 15])  # capped at k = 3; 2 keeps its 12
+    assert on[9] == 0 and on[2] == 1.0  # dropped (over k = 3 with no row); 2 keeps its 12

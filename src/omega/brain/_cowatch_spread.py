@@ -6,9 +6,9 @@ to promote a title it points the most watched titles at it (issue 20's promote-i
 attack): the target then leads their rows, backed by the whole coalition. An honestly
 watched title is also a *source*: the viewers who watched it went on to watch other
 titles, so the released table holds its own row. A forged target has none (or one as
-weak as its few real viewers). :func:`spread_capped` caps every pair's count at
-``ratio`` × the neighbour's own best count as a source, and at ``floor`` at least (k: a
-released pair is worth no less than the threshold it passed). A coalition can defeat it
+weak as its few real viewers). :func:`spread_capped` drops every pair whose count is
+over ``ratio`` × the neighbour's own best count as a source and over ``floor`` (k: a
+pair backed by no more TVs than the threshold is kept). A coalition can defeat it
 by spending half its budget forging the target's own row: it slows the attack, it does
 not stop a coalition that knows the rule (docs/cowatch.md).
 """
@@ -24,11 +24,14 @@ __all__ = ["spread_capped"]
 
 def spread_capped(rows: CowatchRows, *, ratio: float, floor: float) -> CowatchRows:
     """``rows`` with each count ≤ max(``floor``, ``ratio`` × the neighbour's best count
-    in its own row); ``ratio`` 0 returns ``rows`` unchanged."""
+    in its own row), and without the pairs whose count was over that: capping alone
+    would not do, as the brain divides each row by its sum (a forged neighbour alone in
+    a row would still take all of it). ``ratio`` 0 returns ``rows`` unchanged."""
     if ratio <= 0 or not len(rows):
         return rows
     size = int(max(rows.sources.max(), rows.neighbours.max())) + 1
     best = np.zeros(size, np.float32)
     np.maximum.at(best, rows.sources, rows.counts)
     cap = np.maximum(np.float32(floor), np.float32(ratio) * best[rows.neighbours])
-    return CowatchRows(rows.sources, rows.neighbours, np.minimum(rows.counts, cap))
+    keep = rows.counts <= cap
+    return CowatchRows(rows.sources[keep], rows.neighbours[keep], rows.counts[keep])

@@ -103,9 +103,9 @@ class BrainConfig:
     cowatch_pairs_per_epoch: int = 64
     #: Pairs are derived from the newest this many engaged titles.
     cowatch_lookback: int = 200
-    #: A released pair a → b counts at most this many times b's best count as a source
-    #: (and at least 3, the threshold); 0 turns the cap off (``omega.brain._cowatch_spread``:
-    #: a title forged into popular rows has no row of its own).
+    #: A released pair a → b backed by more than this many times b's best count as a
+    #: source (and more than 3, the threshold) is dropped; 0 turns the rule off
+    #: (``omega.brain._cowatch_spread``: a title forged into popular rows has no row).
     cowatch_spread: float = 0.0
     #: The co-watch signal lifts only titles among this many of the household's unseen
     #: titles ranked by its own signals (0: any title). A defence against forged pairs
