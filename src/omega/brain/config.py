@@ -104,7 +104,7 @@ class BrainConfig:
     #: Pairs are derived from the newest this many engaged titles.
     cowatch_lookback: int = 200
     #: A released pair a → b backed by more than this many times b's best count as a
-    #: source (and more than 3, the threshold) is dropped; 0 turns the rule off
+    #: source is dropped (so is one whose b has no row); 0 turns the rule off
     #: (``omega.brain._cowatch_spread``: a title forged into popular rows has no row).
     cowatch_spread: float = 0.0
     #: The co-watch signal lifts only titles among this many of the household's unseen

@@ -74,7 +74,7 @@ class CowatchMatrix:
 
     @classmethod
     def build(cls, rows: CowatchRows, row_of_position: I64, config: BrainConfig) -> CowatchMatrix:
-        rows = spread_capped(rows, ratio=config.cowatch_spread, floor=3.0)
+        rows = spread_capped(rows, ratio=config.cowatch_spread, floor=0.0)
         n = len(row_of_position)
         inside = (rows.sources < n) & (rows.neighbours < n)
         src = row_of_position[rows.sources[inside]]
