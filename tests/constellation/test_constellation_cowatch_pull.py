@@ -6,7 +6,7 @@ import random
 
 from omega.constellation.distribute import with_cowatch
 from omega.protocol import codec
-from omega.protocol.messages import CowatchRow, PullResponse
+from omega.protocol.messages import CowatchCursor, CowatchRow, PullResponse
 
 
 def _size(response: PullResponse) -> int:
@@ -29,14 +29,15 @@ def test_rows_fill_the_budget_and_move_the_cursor_to_the_last_one_sent() -> None
     page = with_cowatch(
         PullResponse(version=4),
         rows,
-        after=(0, -1),
+        after=CowatchCursor(),
         max_bytes=5120,
         size_of=_size,
         fetched_all=True,
     )
-    sent = len(page.cowatch)
+    assert page.cowatch is not None
+    sent = len(page.cowatch.rows)
     assert 0 < sent < 200 and _size(page) <= 5120 and page.more
-    assert (page.cowatch_version, page.cowatch_source) == (rows[sent - 1][0], sent - 1)
+    assert page.cowatch.cursor == CowatchCursor(version=rows[sent - 1][0], source=sent - 1)
     assert page.version == 4  # the pattern cursor is untouched
 
 
@@ -45,16 +46,16 @@ def test_the_last_rows_end_the_paging_unless_storage_has_more() -> None:
     done = with_cowatch(
         PullResponse(version=1),
         rows,
-        after=(0, -1),
+        after=CowatchCursor(),
         max_bytes=5120,
         size_of=_size,
         fetched_all=True,
     )
-    assert len(done.cowatch) == 3 and not done.more
+    assert done.cowatch is not None and len(done.cowatch.rows) == 3 and not done.more
     cut = with_cowatch(
         PullResponse(version=1),
         rows,
-        after=(0, -1),
+        after=CowatchCursor(),
         max_bytes=5120,
         size_of=_size,
         fetched_all=False,
@@ -64,13 +65,12 @@ def test_the_last_rows_end_the_paging_unless_storage_has_more() -> None:
 
 def test_a_full_page_keeps_the_cursor_and_asks_for_more() -> None:
     full = PullResponse(version=1, removed=[f"p{i:04d}" for i in range(700)])
-    page = with_cowatch(
-        full, _rows(5), after=(2, 7), max_bytes=_size(full) + 10, size_of=_size, fetched_all=True
-    )
-    assert (
-        page.cowatch == [] and page.more and (page.cowatch_version, page.cowatch_source) == (2, 7)
-    )
+    after = CowatchCursor(version=2, source=7)
+    fits = {"max_bytes": _size(full) + 12, "size_of": _size, "fetched_all": True}
+    page = with_cowatch(full, _rows(5), after=after, **fits)  # type: ignore[arg-type]
+    assert page.more and page.cowatch is not None
+    assert page.cowatch.rows == [] and page.cowatch.cursor == after
     nothing = with_cowatch(
-        PullResponse(version=1), [], after=(2, 7), max_bytes=5120, size_of=_size, fetched_all=True
+        PullResponse(version=1), [], after=after, max_bytes=5120, size_of=_size, fetched_all=True
     )
-    assert not nothing.more and (nothing.cowatch_version, nothing.cowatch_source) == (2, 7)
+    assert not nothing.more and nothing.cowatch is not None and nothing.cowatch.cursor == after

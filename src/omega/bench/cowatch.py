@@ -210,6 +210,7 @@ async def _pull_all(transport: Any, max_pages: int = 8) -> dict[str, Any]:
 
     from omega.protocol import codec
     from omega.protocol.messages import (
+        CowatchCursor,
         PullRequest,
         Registration,
         RegistrationResponse,
@@ -223,18 +224,17 @@ async def _pull_all(transport: Any, max_pages: int = 8) -> dict[str, Any]:
     )
     reg = decode_reply(answer, RegistrationResponse)
     auth = binary | {"Authorization": f"Bearer {reg.access_token}"}
-    cursor, sizes, rows, answers_in_sync, syncs = (0, -1), [], 0, 0, 1
+    cursor, sizes, rows, answers_in_sync, syncs = CowatchCursor(), [], 0, 0, 1
     while True:
-        pull = PullRequest(
-            viewer_id=reg.viewer_id, cowatch_version=cursor[0], cowatch_source=cursor[1]
-        )
+        pull = PullRequest(viewer_id=reg.viewer_id, cowatch=cursor)
         body = codec.encode(SyncRequest(pull=pull, nonce=secrets.token_bytes(16)))
         answer = await transport.request("POST", "/api/omega/sync", body=body, headers=auth)
         open_sealed(answer, request=body, trusted=reg.release_keys)
         reply = read_sync_reply(answer, batch_id=None).pull
         sizes.append(len(answer.body))
-        rows += len(reply.cowatch)
-        cursor = (reply.cowatch_version, reply.cowatch_source)
+        if reply.cowatch is not None:
+            rows += len(reply.cowatch.rows)
+            cursor = reply.cowatch.cursor
         if not reply.more:
             break
         answers_in_sync += 1

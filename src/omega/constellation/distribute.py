@@ -33,7 +33,13 @@ from collections.abc import Callable
 import msgspec
 
 from omega.clock import Clock
-from omega.protocol.messages import CowatchRow, ItemScore, PullResponse
+from omega.protocol.messages import (
+    CowatchCursor,
+    CowatchPage,
+    CowatchRow,
+    ItemScore,
+    PullResponse,
+)
 from omega.protocol.validation import MAX_POPULAR_PER_PULL
 from omega.storage.base import ReleaseDelta
 
@@ -207,7 +213,7 @@ def with_cowatch(
     response: PullResponse,
     rows: list[tuple[int, CowatchRow]],
     *,
-    after: tuple[int, int],
+    after: CowatchCursor,
     max_bytes: int,
     size_of: Callable[[PullResponse], int],
     fetched_all: bool,
@@ -216,19 +222,18 @@ def with_cowatch(
     the device's cursor ``after``) that fit beside it in ``max_bytes``; the cursor moves
     to the last row sent, and ``more`` is set while rows remain. (``fetched_all``: no
     rows beyond ``rows`` exist.)"""
-    base = msgspec.structs.replace(response, cowatch_version=after[0], cowatch_source=after[1])
+    base = msgspec.structs.replace(response, cowatch=CowatchPage(cursor=after))
 
     def build(count: int) -> PullResponse:
         if count == 0:
             return base
         version, last = rows[count - 1]
-        return msgspec.structs.replace(
-            base,
-            cowatch=[row for _, row in rows[:count]],
-            cowatch_version=version,
-            cowatch_source=last.source,
-            more=response.more or count < len(rows) or not fetched_all,
+        page = CowatchPage(
+            rows=[row for _, row in rows[:count]],
+            cursor=CowatchCursor(version=version, source=last.source),
         )
+        more = response.more or count < len(rows) or not fetched_all
+        return msgspec.structs.replace(response, cowatch=page, more=more)
 
     count = _largest(len(rows), lambda n: size_of(build(n)) <= max_bytes)
     if count == 0 and rows:

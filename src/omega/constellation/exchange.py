@@ -34,6 +34,7 @@ from omega.constellation.problems import Problem
 from omega.errors import ConflictError
 from omega.protocol import codec
 from omega.protocol.messages import (
+    CowatchCursor,
     CowatchRow,
     PullRequest,
     PullResponse,
@@ -270,7 +271,9 @@ class Exchange:
         fitted = self._fitted.get(key)
         if fitted is None:
             fitted = self._fitted[key] = self._fit(*key)
-        return self._cowatch(fitted, pull, key[1])
+        if pull.cowatch is None:
+            return fitted
+        return self._cowatch(fitted, pull.cowatch, key[1])
 
     async def pull_async(self, pull: PullRequest, *, beside: PushAck | None = None) -> PullResponse:
         """:meth:`pull` awaited on an event loop (see the module docstring)."""
@@ -284,9 +287,9 @@ class Exchange:
         fitted = self._fitted.get(key)
         if fitted is None:  # kept by the loop's thread: the cache is not thread-safe
             fitted = self._fitted[key] = await to_thread.run_sync(self._fit, *key)
-        if pull.cowatch_version < 0:
+        if pull.cowatch is None:
             return fitted
-        return await to_thread.run_sync(self._cowatch, fitted, pull, key[1])
+        return await to_thread.run_sync(self._cowatch, fitted, pull.cowatch, key[1])
 
     def _budget(self, pull: PullRequest, beside: PushAck | None) -> int:
         """The bytes left for patterns (see :meth:`pull`)."""
@@ -294,17 +297,13 @@ class Exchange:
         extras = self._limits.seal_reserve() + (_ack_bytes(beside) if beside else 0)
         return max(budget - extras, min(budget, PATTERN_FLOOR))
 
-    def _cowatch(self, fitted: PullResponse, pull: PullRequest, budget: int) -> PullResponse:
+    def _cowatch(self, fitted: PullResponse, after: CowatchCursor, budget: int) -> PullResponse:
         """``fitted`` with the co-watch rows after the device's cursor that fit beside it
-        (from the start when the cursor is past this server's table: a restored store);
-        as it is for a device that asks for none (``cowatch_version`` < 0)."""
-        if pull.cowatch_version < 0:
-            return fitted
-        after = (pull.cowatch_version, pull.cowatch_source)
+        (from the start when the cursor is past this server's table: a restored store)."""
         cowatch = self._storage.cowatch
-        if after[0] > cowatch.version():
-            after = (0, -1)
-        rows = cowatch.rows_after(version=after[0], source=after[1], limit=_COWATCH_FETCH)
+        if after.version > cowatch.version():
+            after = CowatchCursor()
+        rows = cowatch.rows_after(version=after.version, source=after.source, limit=_COWATCH_FETCH)
         return with_cowatch(
             fitted,
             [(r.version, CowatchRow(source=r.source, neighbours=r.neighbours)) for r in rows],

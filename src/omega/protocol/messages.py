@@ -28,6 +28,8 @@ __all__ = [
     "Attestation",
     "ConsolidatedPattern",
     "ContentUpdate",
+    "CowatchCursor",
+    "CowatchPage",
     "CowatchRow",
     "DeviceCertificate",
     "FrequencyReport",
@@ -153,6 +155,21 @@ class CowatchRow(msgspec.Struct, frozen=True, kw_only=True, array_like=True):
     neighbours: list[tuple[int, int]] = []
 
 
+class CowatchCursor(msgspec.Struct, frozen=True, kw_only=True, array_like=True):
+    """Where a device is in the co-watch table: rows are sent in (version, source) order,
+    after this one. ``(0, -1)``: from the start."""
+
+    version: int = 0
+    source: int = -1
+
+
+class CowatchPage(msgspec.Struct, frozen=True, kw_only=True, array_like=True):
+    """Co-watch rows in one pull, and the cursor after the last of them."""
+
+    rows: list[CowatchRow] = []
+    cursor: CowatchCursor = CowatchCursor()
+
+
 class DeviceCertificate(msgspec.Struct, frozen=True, kw_only=True):
     """A manufacturer's statement that ``device_key`` belongs to one of its devices
     (``omega.protocol.attestation``): Ed25519 by the manufacturer's key ``key_id`` over
@@ -232,10 +249,9 @@ class PullRequest(msgspec.Struct, frozen=True, kw_only=True, tag="pull", tag_fie
     max_bytes: int = 5120
     region: str = "global"
     interests: list[int] = []
-    #: Co-watch rows wanted after this (version, source) cursor; version −1: none (a
-    #: device without a co-watch table, and every device before co-watch existed).
-    cowatch_version: int = -1
-    cowatch_source: int = -1
+    #: Co-watch rows wanted after this cursor; None (a device without a co-watch table,
+    #: and every device before co-watch existed): none, and no bytes spent on them.
+    cowatch: CowatchCursor | None = None
 
 
 class PullResponse(msgspec.Struct, frozen=True, kw_only=True, tag="pull_response", tag_field="msg"):
@@ -247,11 +263,9 @@ class PullResponse(msgspec.Struct, frozen=True, kw_only=True, tag="pull_response
     next_sync_after: float = 3600.0
     more: bool = False
     popular: list[ItemScore] = []
-    #: Co-watch rows after the request's cursor, in (version, source) order, and the
-    #: cursor after them (the device sends it back; ``more`` when rows remain).
-    cowatch: list[CowatchRow] = []
-    cowatch_version: int = -1
-    cowatch_source: int = -1
+    #: Co-watch rows after the request's cursor and the cursor after them (None when
+    #: the request asked for none; ``more`` while rows remain).
+    cowatch: CowatchPage | None = None
 
 
 class SyncRequest(msgspec.Struct, frozen=True, kw_only=True, tag="sync", tag_field="msg"):

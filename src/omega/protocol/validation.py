@@ -65,6 +65,7 @@ from omega.protocol.messages import (
     Attestation,
     ConsolidatedPattern,
     ContentUpdate,
+    CowatchCursor,
     CowatchRow,
     FrequencyReport,
     ItemScore,
@@ -407,8 +408,8 @@ def _pull(m: PullRequest, where: str) -> None:
     _count(m.interests, f"{where}.interests", MAX_INTERESTS)
     for i, cell in enumerate(m.interests):
         _int(cell, f"{where}.interests[{i}]", 0, MAX_CELL - 1)
-    _int(m.cowatch_version, f"{where}.cowatch_version", -1, MAX_VERSION)
-    _int(m.cowatch_source, f"{where}.cowatch_source", -1, MAX_POSITION)
+    if m.cowatch is not None:
+        _cowatch_cursor(m.cowatch, f"{where}.cowatch")
 
 
 def _pull_response(m: PullResponse, where: str) -> None:
@@ -436,11 +437,16 @@ def _pull_response(m: PullResponse, where: str) -> None:
     _count(m.popular, f"{where}.popular", MAX_POPULAR_PER_PULL)
     for i, s in enumerate(m.popular):
         _item_score(s, f"{where}.popular[{i}]")
-    _int(m.cowatch_version, f"{where}.cowatch_version", -1, MAX_VERSION)
-    _int(m.cowatch_source, f"{where}.cowatch_source", -1, MAX_POSITION)
-    _count(m.cowatch, f"{where}.cowatch", MAX_COWATCH_PER_PULL)
-    for i, row in enumerate(m.cowatch):
-        _cowatch_row(row, f"{where}.cowatch[{i}]")
+    if m.cowatch is not None:
+        _cowatch_cursor(m.cowatch.cursor, f"{where}.cowatch.cursor")
+        _count(m.cowatch.rows, f"{where}.cowatch.rows", MAX_COWATCH_PER_PULL)
+        for i, row in enumerate(m.cowatch.rows):
+            _cowatch_row(row, f"{where}.cowatch.rows[{i}]")
+
+
+def _cowatch_cursor(cursor: CowatchCursor, where: str) -> None:
+    _int(cursor.version, f"{where}.version", 0, MAX_VERSION)
+    _int(cursor.source, f"{where}.source", -1, MAX_POSITION)
 
 
 def _cowatch_row(row: CowatchRow, where: str) -> None:

@@ -337,16 +337,15 @@ class SyncClient:
         trust: ReleaseTrust,
         push: PushRequest | None = None,
     ) -> SyncRequest:
-        version, source = -1, -1
+        wanted = None
         if not isinstance(self._table, NoCowatch):
-            version, source = cowatch_cursor(self.brain.sync.cursor(COWATCH_CURSOR))
+            wanted = cowatch_cursor(self.brain.sync.cursor(COWATCH_CURSOR))
         pull = PullRequest(
             viewer_id=creds.viewer_id,
             since_version=since,
             max_bytes=self.max_pull_bytes,
             region=self.region,
-            cowatch_version=version,
-            cowatch_source=source,
+            cowatch=wanted,
         )
         return SyncRequest(
             pull=pull,
@@ -377,10 +376,11 @@ class SyncClient:
             trends=pull.trends,
             popular=pull.popular,
         )
-        if pull.cowatch and not isinstance(self._table, NoCowatch):
-            rows = [(row.source, list(row.neighbours)) for row in pull.cowatch]
-            self._table.apply_cowatch(pull.cowatch_version, rows)
-            cursor = f"{pull.cowatch_version}:{pull.cowatch_source}"
+        page = pull.cowatch
+        if page is not None and page.rows and not isinstance(self._table, NoCowatch):
+            rows = [(row.source, list(row.neighbours)) for row in page.rows]
+            self._table.apply_cowatch(page.cursor.version, rows)
+            cursor = f"{page.cursor.version}:{page.cursor.source}"
             self.brain.sync.set_cursors({COWATCH_CURSOR: cursor})
 
     def _step(self, name: str) -> None:

@@ -40,6 +40,7 @@ from omega.protocol.cowatch_wire import (
     ReportResponse,
     prove,
 )
+from omega.protocol.messages import CowatchCursor
 from omega.sync.replies import error_for
 from omega.sync.reports import REPORT_SPENT, _record, _spent_within
 from omega.sync.transport import Response, Transport
@@ -74,13 +75,13 @@ class CowatchTable(Protocol):
     def apply_cowatch(self, version: int, rows: Rows) -> None: ...
 
 
-def cowatch_cursor(stored: str) -> tuple[int, int]:
-    """The stored (version, source) cursor; the start when none or unreadable."""
+def cowatch_cursor(stored: str) -> CowatchCursor:
+    """The stored "version:source" cursor; the start when none or unreadable."""
     version, _, source = stored.partition(":")
     try:
-        return max(0, int(version)), max(-1, int(source))
+        return CowatchCursor(version=max(0, int(version)), source=max(-1, int(source)))
     except ValueError:
-        return 0, -1
+        return CowatchCursor()
 
 
 class NoCowatch:
