@@ -5,6 +5,7 @@ every row by the expected NDCG@10 / HR@10 under random tie-breaking
 
     PYTHONPATH=src python scripts/cowatch_figures.py --dataset DIR [--validation]
         [--mode fleets|attack] [--seed 0] [--out figures.json]
+        [--cowatch central-k3|private|off] [--cowatch-per-epoch 8] [--cowatch-epoch-days 7]
 
 ``fleets``: the baselines, local-only, and Omega with ``--cowatch central-k3``; also the
 promote-item target's exposure in honest top-10s of that clean fleet. ``attack``: the
@@ -74,10 +75,20 @@ async def main() -> None:
     parser.add_argument("--mode", default="fleets", choices=("fleets", "attack"))
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out")
+    parser.add_argument("--cowatch", default="central-k3", choices=("central-k3", "private", "off"))
+    parser.add_argument("--cowatch-per-epoch", type=int, default=8)
+    parser.add_argument("--cowatch-epoch-days", type=float, default=7.0)
+    parser.add_argument("--cowatch-spread", type=float, default=0.0)
     args = parser.parse_args()
     options = sim.SimulationOptions(
         seed=args.seed,
-        fleet=FleetConfig(seed=args.seed, cowatch="central-k3"),
+        fleet=FleetConfig(
+            seed=args.seed,
+            cowatch=args.cowatch,
+            cowatch_per_epoch=args.cowatch_per_epoch,
+            cowatch_epoch_s=args.cowatch_epoch_days * 86400,
+            cowatch_spread=args.cowatch_spread,
+        ),
         validation=args.validation,
         attack="promote-item" if args.mode == "attack" else None,
         cache_dir=Path.home() / ".cache" / "omega",
@@ -93,7 +104,7 @@ async def main() -> None:
     everyone = list(range(split.n_viewers))
     attackers, target = _target(world)
     honest = [v for v in everyone if v not in attackers]
-    out: dict[str, object] = {"mode": args.mode, "seed": args.seed}
+    out: dict[str, object] = {"mode": args.mode, "seed": args.seed, "cowatch_source": args.cowatch}
     out["holdout"] = "validation" if args.validation else "test"
     if args.mode == "fleets":
         for name in ("popularity", "transitions", "item_knn", "als"):
@@ -108,7 +119,20 @@ async def main() -> None:
         omega, seconds = await sim._fleet(world, federated=True, label="omega")
         out["omega"] = _fleet_fair(omega, split, everyone)
         out["omega_s"] = round(seconds, 1)
-        out["cowatch"] = omega.cowatch.summary() if omega.cowatch is not None else None
+        if omega.audit is not None:
+            audit = omega.audit.summary()
+            sizes: dict[str, float] = {
+                k: float(audit[k])
+                for k in (
+                    "push_bytes_median",
+                    "push_bytes_p95",
+                    "pull_bytes_median",
+                    "pull_bytes_p95",
+                )
+            }
+            sizes["pull_bytes_max_per_sync"] = float(max(omega.audit.pull_bytes, default=0))
+            out["sync_bytes"] = sizes
+        out["cowatch"] = sim._cowatch_summary(omega)
         out["honest_clean"] = _fleet_fair(omega, split, honest)
         out["target_exposure_clean"] = sim._exposure(omega, split, honest, target)
         omega.close()
@@ -125,7 +149,7 @@ async def main() -> None:
         out["target_title"] = item.title
         out["honest_attacked"] = _fleet_fair(attacked, split, honest)
         out["target_exposure_attacked"] = sim._exposure(attacked, split, honest, target)
-        out["cowatch"] = attacked.cowatch.summary() if attacked.cowatch is not None else None
+        out["cowatch"] = sim._cowatch_summary(attacked)
         out["attacked_s"] = round(seconds, 1)
         attacked.close()
     out["wall_s"] = round(time.perf_counter() - start, 1)

@@ -103,6 +103,10 @@ class BrainConfig:
     cowatch_pairs_per_epoch: int = 64
     #: Pairs are derived from the newest this many engaged titles.
     cowatch_lookback: int = 200
+    #: A released pair a → b backed by more than this many times b's best count as a
+    #: source is dropped (so is one whose b has no row); 0 turns the rule off
+    #: (``omega.brain._cowatch_spread``: a title forged into popular rows has no row).
+    cowatch_spread: float = 0.0
     #: The co-watch signal lifts only titles among this many of the household's unseen
     #: titles ranked by its own signals (0: any title). A defence against forged pairs
     #: (see ``docs/brain.md``: the promote-item coalition); off by default.
@@ -131,6 +135,8 @@ class BrainConfig:
                 "cowatch_decay must be in (0, 1] and cowatch_backward in [0, 1], got "
                 f"{self.cowatch_decay!r}, {self.cowatch_backward!r}"
             )
+        if self.cowatch_spread < 0:
+            raise ConfigError(f"cowatch_spread must be ≥ 0, got {self.cowatch_spread!r}")
         if self.cowatch_pool < 0:
             raise ConfigError(f"cowatch_pool must be ≥ 0, got {self.cowatch_pool!r}")
         if self.cowatch_pairs_per_epoch < 0:

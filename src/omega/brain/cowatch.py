@@ -32,6 +32,7 @@ import numpy as np
 import numpy.typing as npt
 import scipy.sparse as sp
 
+from omega.brain._cowatch_spread import spread_capped
 from omega.brain._store_cowatch import CowatchRows
 from omega.brain.catalog import Catalog
 from omega.brain.config import BrainConfig
@@ -73,6 +74,7 @@ class CowatchMatrix:
 
     @classmethod
     def build(cls, rows: CowatchRows, row_of_position: I64, config: BrainConfig) -> CowatchMatrix:
+        rows = spread_capped(rows, ratio=config.cowatch_spread, floor=0.0)
         n = len(row_of_position)
         inside = (rows.sources < n) & (rows.neighbours < n)
         src = row_of_position[rows.sources[inside]]

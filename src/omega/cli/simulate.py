@@ -84,10 +84,26 @@ def simulate(
     cowatch: Annotated[
         str,
         typer.Option(
-            help="Co-watch knowledge for Omega's fleet: 'off', or 'central-k3' (a centralised "
-            "stand-in for the private release: pairs backed by ≥ 3 TVs, train split only)."
+            help="Co-watch knowledge for Omega's fleet: 'off', 'private' (the TVs contribute "
+            "through the private protocol: helper, OPRF, k ≥ 3 TVs; docs/cowatch.md), or "
+            "'central-k3' (a centralised stand-in for the private release: pairs backed by "
+            "≥ 3 TVs, train split only)."
         ),
     ] = "off",
+    cowatch_per_epoch: Annotated[
+        int,
+        typer.Option(help="With --cowatch private: pairs a TV contributes per epoch, at most."),
+    ] = 8,
+    cowatch_epoch_days: Annotated[
+        float, typer.Option(help="With --cowatch private: a co-watch epoch, in simulated days.")
+    ] = 7.0,
+    cowatch_spread: Annotated[
+        float,
+        typer.Option(
+            help="The brains' cap on a co-watch neighbour: at most this many times its own "
+            "best count as a source (0: off; BrainConfig.cowatch_spread)."
+        ),
+    ] = 0.0,
     no_als: Annotated[
         bool, typer.Option("--no-als", help="Skip the ALS and item-kNN references.")
     ] = False,
@@ -165,8 +181,14 @@ def simulate(
         raise ConfigError("--report-epsilon must be in [0, 20] (0 sends no reports)")
     if reports not in ("shared", "ldp"):
         raise ConfigError("--reports must be 'shared' or 'ldp'")
-    if cowatch not in ("off", "central-k3"):
-        raise ConfigError("--cowatch must be 'off' or 'central-k3'")
+    if cowatch not in ("off", "central-k3", "private"):
+        raise ConfigError("--cowatch must be 'off', 'private' or 'central-k3'")
+    if cowatch_spread < 0:
+        raise ConfigError("--cowatch-spread must be ≥ 0 (0: off)")
+    if not 1 <= cowatch_per_epoch <= 1000 or cowatch_epoch_days * 86400 < 60:
+        raise ConfigError(
+            "--cowatch-per-epoch must be in 1..1000 and --cowatch-epoch-days at least a minute"
+        )
     if not 0.0 < shared_epsilon <= 20.0:
         raise ConfigError("--shared-epsilon must be in (0, 20]")
     if not 1 <= share_min_batch <= 2500:
@@ -191,7 +213,14 @@ def simulate(
             reports="shared" if reports == "shared" else "ldp",
             shared_epsilon=shared_epsilon,
             share_min_batch=share_min_batch,
-            cowatch="central-k3" if cowatch == "central-k3" else "off",
+            cowatch="central-k3"
+            if cowatch == "central-k3"
+            else "private"
+            if cowatch == "private"
+            else "off",
+            cowatch_per_epoch=cowatch_per_epoch,
+            cowatch_epoch_s=cowatch_epoch_days * 86400,
+            cowatch_spread=cowatch_spread,
         ),
         server=server,
         helper_url=helper_url,

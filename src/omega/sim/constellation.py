@@ -26,12 +26,23 @@ __all__ = ["SimConstellation"]
 
 
 class SimConstellation:
-    def __init__(self, transport: Transport, admin_token: str, where: str) -> None:
+    def __init__(
+        self,
+        transport: Transport,
+        admin_token: str,
+        where: str,
+        manufacturer: Manufacturer | None = None,
+    ) -> None:
         self.transport = transport
         self.admin_token = admin_token
         self.where = where
-        # A key id of its own per run: a server keeps the keys of earlier runs.
-        self.manufacturer = Manufacturer.generate("omega-sim", secrets.token_hex(6))
+        self.manufacturer = manufacturer or self.new_manufacturer()
+
+    @staticmethod
+    def new_manufacturer() -> Manufacturer:
+        """The simulator as a TV maker: a key id of its own per run (a server keeps the
+        keys of earlier runs)."""
+        return Manufacturer.generate("omega-sim", secrets.token_hex(6))
 
     @classmethod
     async def in_process(
@@ -44,6 +55,10 @@ class SimConstellation:
         share_noise_epsilon: float = 4.0,
         share_noise_seed: int | None = None,
         manufacturer_registration_limit: int = 0,
+        manufacturer: Manufacturer | None = None,
+        cowatch_threshold: int = 0,
+        cowatch_per_epoch: int = 8,
+        cowatch_epoch_s: float = 7 * 86_400.0,
     ) -> SimConstellation:
         """A fresh constellation in this process, on SQLite under ``data_dir``; with a
         helper when two-server reports are to be counted.
@@ -51,7 +66,12 @@ class SimConstellation:
         Rounds are driven by the simulator as simulated time passes, and the per-viewer
         rate limit is lifted: a replay compresses years into minutes of wall time. So are
         the registration limits (every TV registers from this process, attested by the
-        simulator's one manufacturer) unless ``manufacturer_registration_limit`` is set."""
+        simulator's one manufacturer) unless ``manufacturer_registration_limit`` is set.
+        ``manufacturer``: the maker to certify TVs with (one the helper trusts too);
+        ``cowatch_threshold``: TVs before a co-watch pair is released (0: the rounds take
+        no co-watch batches, for a fleet whose helper has no co-watch desk);
+        ``cowatch_*``: the bound per TV per (wall-clock) epoch and the epoch length TVs
+        are told (``omega.sim.cowatch_private``)."""
         from omega.constellation.app import create_app
         from omega.constellation.settings import Settings
 
@@ -69,10 +89,13 @@ class SimConstellation:
             share_noise_seed=share_noise_seed,
             registration_rate_limit=0,
             manufacturer_registration_limit=manufacturer_registration_limit,
+            cowatch_threshold=cowatch_threshold,
+            cowatch_per_epoch=cowatch_per_epoch,
+            cowatch_epoch_s=cowatch_epoch_s,
         )
         transport = await AsgiTransport(create_app(settings)).open()
         token = (data_dir / "admin-token").read_text().strip()
-        sim = cls(transport, token, "in-process (ASGI, SQLite)")
+        sim = cls(transport, token, "in-process (ASGI, SQLite)", manufacturer)
         await sim.trust(sim.manufacturer)
         return sim
 

@@ -30,7 +30,7 @@ from omega.brain import Brain
 
 __all__ = ["CentralRelease", "CowatchSource", "Forgery", "defended_rows"]
 
-CowatchSource = Literal["off", "central-k3"]
+CowatchSource = Literal["off", "central-k3", "private"]
 
 
 def defended_rows(found: Counter[int], *, k: int, neighbours: int) -> list[tuple[int, int]]:

@@ -9,6 +9,7 @@ the same events with federation off, as the baseline Omega must beat.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import random
 from collections.abc import Callable, Sequence
@@ -24,11 +25,13 @@ from omega.brain import Brain, BrainConfig
 from omega.brain.catalog import SharedCatalog
 from omega.brain.config import REPORT_BUDGET, REPORT_WINDOW_S
 from omega.clock import ManualClock
+from omega.protocol.attestation import DeviceIdentity
 from omega.protocol.messages import SharedReport
 from omega.protocol.shares import make_shared_report
 from omega.sim.attacks import AttackingTransport, AttackKind
 from omega.sim.audit import AuditingTransport, PrivacyAudit
 from omega.sim.constellation import SimConstellation
+from omega.sim.cowatch_private import ForgedPairs, PrivateCowatch, TvCowatch
 from omega.sim.cowatch_release import CentralRelease, CowatchSource, Forgery
 from omega.sim.datasets import Dataset
 from omega.sim.evaluation import Split
@@ -105,6 +108,14 @@ class FleetConfig:
     #: Co-watch knowledge for the federated fleet: "off", or "central-k3", the centralised
     #: stand-in for the private release (``omega.sim.cowatch``).
     cowatch: CowatchSource = "off"
+    #: With "private" (``omega.sim.cowatch_private``): the most pairs a TV contributes per
+    #: epoch of ``cowatch_epoch_s`` simulated seconds (the epoch the constellation tells
+    #: TVs), and the reports the helper holds before the leader gets a shuffled batch.
+    cowatch_per_epoch: int = 8
+    cowatch_epoch_s: float = 7 * DAY
+    cowatch_min_batch: int = 100
+    #: The brains' cap on a forged neighbour (``BrainConfig.cowatch_spread``; 0: off).
+    cowatch_spread: float = 0.0
 
 
 @dataclass(slots=True)
@@ -136,6 +147,15 @@ class FleetRun:
     forgery: Forgery | None = None
     #: The most pairs a TV contributes per epoch (``BrainConfig.cowatch_pairs_per_epoch``).
     pairs_per_epoch: int = 0
+    #: The private protocol the TVs contribute through (None: not this fleet's source).
+    private: PrivateCowatch | None = None
+    #: The attackers' forged pairs under the private protocol.
+    forged: list[ForgedPairs] = field(default_factory=list)
+    #: Co-watch rows the constellation's rounds released (changed), summed over rounds.
+    cowatch_rows: int = 0
+    #: What the newcomer pulled once the replay was over: bytes and syncs.
+    newcomer_pull_bytes: int = 0
+    newcomer_syncs: int = 0
 
     def close(self) -> None:
         for viewer in self.viewers.values():
@@ -203,9 +223,15 @@ async def replay_fleet(
     on_checkpoint: Callable[[FleetRun, float], dict[str, float]] | None = None,
     progress: Callable[[int, int], None] | None = None,
     helper_key: bytes | None = None,
+    private: PrivateCowatch | None = None,
 ) -> FleetRun:
     """Replay every viewer's training history; sync through ``constellation`` if given
-    (sending two-server reports sealed to ``helper_key`` when given)."""
+    (sending two-server reports sealed to ``helper_key`` when given, and co-watch pairs
+    through ``private`` when given)."""
+    item_ids = [i.item_id for i in dataset.items]
+    forgery = None
+    if config.cowatch != "off" and attack == "promote-item" and target_item is not None:
+        forgery = _forgery(split, item_ids, list(shared.catalog.ids), target_item)
     run = _open_fleet(
         dataset,
         shared,
@@ -216,10 +242,9 @@ async def replay_fleet(
         attack=_Attack(attack, target_cell, target_item) if attack is not None else None,
         attackers=attackers,
         helper_key=helper_key,
+        private=private,
+        forgery=forgery,
     )
-    item_ids = [i.item_id for i in dataset.items]
-    if run.cowatch is not None and attack == "promote-item" and target_item is not None:
-        run.forgery = _forgery(split, item_ids, list(shared.catalog.ids), target_item)
     await _replay(
         run,
         split,
@@ -267,6 +292,8 @@ def _open_fleet(
     attack: _Attack | None,
     attackers: frozenset[int],
     helper_key: bytes | None,
+    private: PrivateCowatch | None = None,
+    forgery: Forgery | None = None,
 ) -> FleetRun:
     """One brain for each of ``viewers`` (and, with a constellation, its sync client) and,
     with a constellation, a newcomer."""
@@ -281,7 +308,9 @@ def _open_fleet(
     run = FleetRun(viewers={}, audit=audit, pairs_per_epoch=settings.cowatch_pairs_per_epoch)
     if constellation is not None and config.cowatch == "central-k3":
         run.cowatch = CentralRelease()
-    positioned = helper_key is not None or run.cowatch is not None
+    run.forgery = forgery if run.cowatch is not None else None
+    run.private = private if constellation is not None else None
+    positioned = helper_key is not None or config.cowatch != "off"
     order = list(shared.catalog.ids) if positioned else []
     for v in range(viewers):
         clock = ManualClock(0.0)
@@ -295,6 +324,9 @@ def _open_fleet(
         viewer = Viewer(v, brain, clock, attacker=v in attackers)
         if constellation is not None and audit is not None:
             transport: Transport = AuditingTransport(constellation.transport, audit, viewer=str(v))
+            identity = constellation.device(f"tv-{v}")
+            cowatch = private_parts(run, viewer, identity, transport, forgery)
+            transport = cowatch.transport or transport
             release_keys = None  # an honest TV pins the constellation's keys at registration
             if viewer.attacker and attack is not None:
                 transport = attack.transport(transport, _forger(helper_key, order, attack.item))
@@ -305,8 +337,10 @@ def _open_fleet(
                 max_pull_bytes=config.pull_bytes,
                 report_rng=random.Random(config.seed * 1_000_003 + v),
                 helper_key=helper_key,
-                attestation=constellation.device(f"tv-{v}"),
+                attestation=identity,
                 release_keys=release_keys,
+                cowatch=cowatch.contributor,
+                cowatch_pairs=cowatch.pairs,
             )
         run.viewers[v] = viewer
     if constellation is not None:
@@ -323,13 +357,18 @@ def _open_fleet(
 
 def brain_config(config: FleetConfig) -> BrainConfig:
     """The settings every brain of a fleet runs with."""
-    return BrainConfig(
+    settings = BrainConfig(
         codebook_cells=config.cells,
         report_epsilon=config.report_epsilon,
         report_budget=config.report_budget,
         report_window_s=config.report_window_s,
         shared_epsilon=config.shared_epsilon,
     )
+    if config.cowatch == "private":
+        settings = dataclasses.replace(settings, cowatch_pairs_per_epoch=config.cowatch_per_epoch)
+    if config.cowatch_spread:
+        settings = dataclasses.replace(settings, cowatch_spread=config.cowatch_spread)
+    return settings
 
 
 def new_tv(
@@ -370,6 +409,24 @@ async def join(viewer: Viewer, at: float, *, max_syncs: int = 50) -> int:
         if not result.more:
             return n
     return max_syncs
+
+
+def private_parts(
+    run: FleetRun,
+    viewer: Viewer,
+    identity: DeviceIdentity,
+    transport: Transport,
+    forgery: Forgery | None,
+) -> TvCowatch:
+    """A TV's part in the private co-watch protocol (nothing without it); an attacker
+    contributes the coalition's forged pairs."""
+    if run.private is None:
+        return TvCowatch()
+    forged = None
+    if viewer.attacker and forgery is not None:
+        forged = ForgedPairs(viewer.index, forgery, run.pairs_per_epoch)
+        run.forged.append(forged)
+    return run.private.tv(viewer.index, viewer.brain, identity, transport, forged=forged)
 
 
 async def _replay(
@@ -424,6 +481,8 @@ async def _sync(viewer: Viewer, run: FleetRun) -> bool:
     viewer.last_sync = viewer.clock.now()
     result = await viewer.client.sync()
     run.syncs += 1
+    if run.private is not None:
+        run.private.note(result.cowatch_error)
     if run.cowatch is not None:
         if viewer.attacker and run.forgery is not None:
             run.cowatch.forge_epoch(viewer.index, run.forgery, run.pairs_per_epoch)
@@ -443,6 +502,8 @@ async def _round(constellation: SimConstellation, run: FleetRun) -> None:
     if run.cowatch is not None:
         run.cowatch.publish()
     detail = result.get("result")
+    if isinstance(detail, dict):
+        run.cowatch_rows += int(detail.get("cowatch_rows", 0) or 0)
     if isinstance(detail, dict) and detail.get("status") == "released":
         run.released_versions += 1
 
@@ -474,4 +535,10 @@ async def finish(run: FleetRun, constellation: SimConstellation) -> None:
             run.cowatch.deliver(viewer.brain)
     if run.newcomer is not None and run.newcomer.client is not None:
         # Outside the audit and the sync counts: it is not one of the replayed viewers.
-        await join(run.newcomer, run.ended_at())
+        run.newcomer.clock.set(run.ended_at())
+        for _ in range(50):
+            result = await run.newcomer.client.sync()
+            run.newcomer_syncs += 1
+            run.newcomer_pull_bytes += result.pull_bytes
+            if not result.more:
+                break

@@ -10,28 +10,22 @@ optimistic beside them).
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import math
 import tempfile
 import time
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-import httpx
 import numpy as np
 import numpy.typing as npt
 
 from omega.brain.catalog import SharedCatalog
 from omega.errors import ConfigError
-from omega.helper.app import info_of
-from omega.helper.service import SECRET_FILE, HelperConfig, HelperService
-from omega.helper.thread import HelperThread
 from omega.sim.attacks import AttackKind
 from omega.sim.baselines import BASELINES
-from omega.sim.constellation import SimConstellation
 from omega.sim.content import shared_catalog
 from omega.sim.datasets import Dataset
 from omega.sim.evaluation import Split, ViewerScorer, evaluate, split, validation_dataset
@@ -42,6 +36,7 @@ from omega.sim.personalisation import (
     personalisation,
     probe_viewers,
 )
+from omega.sim.servers import federation
 
 __all__ = ["SimulationOptions", "run_simulation"]
 
@@ -144,7 +139,11 @@ async def _fleet(
     viewer's training ends), measure the viewers done so far at evenly spaced checkpoints;
     ``after`` gets the replayed fleet and its constellation before that closes."""
     start = time.perf_counter()
-    async with _federation(world, label, federated=federated) as (constellation, helper_key):
+    async with federation(world.options, world.shared, world.root, label, federated=federated) as (
+        constellation,
+        helper_key,
+        private,
+    ):
         run = await replay_fleet(
             world.dataset,
             world.split,
@@ -162,6 +161,7 @@ async def _fleet(
             else functools.partial(_checkpoint, world.split, finished_at, attackers),
             progress=lambda n, total: world.progress(label, n, total),
             helper_key=helper_key,
+            private=private,
         )
         if constellation is not None:
             stats = await constellation.stats()
@@ -186,79 +186,6 @@ def _checkpoint(
         "ndcg@10": figures.get("ndcg@10", math.nan),
         "hr@10": figures.get("hr@10", math.nan),
     }
-
-
-@contextlib.asynccontextmanager
-async def _federation(
-    world: _World, label: str, *, federated: bool
-) -> AsyncIterator[tuple[SimConstellation | None, bytes | None]]:
-    """The constellation a fleet syncs with (None: local-only) and the public key of the
-    helper that counts its two-server reports (None: no such reports); closed on exit."""
-    if not federated:
-        yield None, None
-        return
-    fleet = world.options.fleet
-    shared_reports = fleet.reports == "shared" and fleet.report_epsilon > 0
-    helper: HelperThread | None = None
-    helper_key: bytes | None = None
-    constellation: SimConstellation | None = None
-    try:
-        if world.options.server is not None:
-            constellation = await SimConstellation.remote(
-                world.options.server, world.options.admin_token
-            )
-            if shared_reports:
-                helper_key = await _remote_helper_key(world.options.helper_url)
-        elif shared_reports:
-            helper = _start_helper(world.root / f"{label}-helper", fleet)
-            helper_key = helper.service.info().public_key
-            constellation = await SimConstellation.in_process(
-                world.root / f"{label}-constellation",
-                helper_url=helper.url,
-                helper_secret_file=world.root / f"{label}-helper" / SECRET_FILE,
-                share_min_batch=fleet.share_min_batch,
-                share_noise_epsilon=fleet.shared_epsilon,
-                share_noise_seed=fleet.seed * 2,
-            )
-        else:
-            constellation = await SimConstellation.in_process(world.root / f"{label}-constellation")
-        shared = world.shared
-        await constellation.publish_codebook(
-            shared.codebook_id, shared.centroids, shared.catalog.ids
-        )
-        yield constellation, helper_key
-    finally:
-        if constellation is not None:
-            await constellation.close()
-        if helper is not None:
-            helper.stop()
-
-
-def _start_helper(directory: Path, fleet: FleetConfig) -> HelperThread:
-    """An in-process helper counting with the fleet's settings."""
-    config = HelperConfig(
-        min_batch=min(100, fleet.share_min_batch),
-        noise_epsilon=fleet.shared_epsilon,
-        noise_seed=fleet.seed * 2 + 1,  # --seed reproduces the counts too
-    )
-    return HelperThread(HelperService.open(directory, config)).start()
-
-
-async def _remote_helper_key(url: str | None) -> bytes:
-    """The public key of the helper a remote constellation counts with."""
-    if not url:
-        raise ConfigError(
-            "two-server reports with --server need the helper that server counts with "
-            "(--helper-url), or --reports ldp"
-        )
-    async with httpx.AsyncClient(timeout=30.0) as client:
-        try:
-            answer = await client.get(url.rstrip("/") + "/helper/v1/info")
-        except httpx.HTTPError as exc:
-            raise ConfigError(f"the helper at {url} is unreachable: {exc}") from None
-    if answer.status_code != 200:
-        raise ConfigError(f"the helper at {url} answered {answer.status_code} for its key")
-    return info_of(answer.content).public_key
 
 
 async def run_simulation(
@@ -446,7 +373,7 @@ def _result(
         "syncs": omega.syncs,
         "rounds": omega.rounds,
         "released_patterns": int(released),
-        "cowatch": omega.cowatch.summary() if omega.cowatch is not None else None,
+        "cowatch": _cowatch_summary(omega),
         "timeline": timeline,
         "sync_bytes": {"push": omega.audit.push_bytes, "pull": omega.audit.pull_bytes},
     }
@@ -469,6 +396,23 @@ def _cold_start(world: _World) -> ColdStartSetup | None:
         root=world.root / "cold-start-tvs",
         replay=replay,
     )
+
+
+def _cowatch_summary(run: FleetRun) -> dict[str, Any] | None:
+    """The co-watch source's figures: the stand-in's, or the private protocol's (its
+    audit, requests, rows released and what a new TV pulled); None without co-watch."""
+    if run.cowatch is not None:
+        return dict(run.cowatch.summary())
+    if run.private is None:
+        return None
+    return {
+        "source": "private (STAR through the helper, two-server OPRF, k ≥ 3 distinct TVs)",
+        **run.private.summary(run.forged),
+        "cowatch_rows_released": run.cowatch_rows,
+        "tvs_holding_rows": sum(1 for v in run.viewers.values() if v.brain.cowatch.version()),
+        "newcomer_pull_bytes": run.newcomer_pull_bytes,
+        "newcomer_syncs": run.newcomer_syncs,
+    }
 
 
 def _on_first_screen(run: FleetRun, item_id: str) -> bool | None:
@@ -523,7 +467,7 @@ async def _attack(world: _World, clean: FleetRun) -> tuple[dict[str, Any], float
         if attacked.checkpoints
         else 0.0,
         # With --cowatch: the coalition's forged pairs went into the stand-in's counts.
-        "cowatch": attacked.cowatch.summary() if attacked.cowatch is not None else None,
+        "cowatch": _cowatch_summary(attacked),
     }
     attacked.close()
     return summary, seconds
