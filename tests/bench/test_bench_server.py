@@ -98,7 +98,9 @@ def test_bench_server_refuses_an_empty_rate_list() -> None:
 
 def test_bench_server_puts_storages_and_worker_counts_side_by_side() -> None:
     args = ["bench", "server", "--db", "sqlite,embedded-postgres", "--workers", "1,2"]
-    args += ["--viewers", "20", "--rates", "5", "--step-seconds", "1.5"]
+    # 40 syncs a run: PostgreSQL's CPU (~1.3 ms a sync) spans several of the kernel's
+    # 10 ms CPU-time ticks (at 5/s for 1.5 s it could round to 0).
+    args += ["--viewers", "20", "--rates", "20", "--step-seconds", "2"]
     args += ["--p95-limit-ms", "10000", "--federation-interval", "0", "--json"]
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
