@@ -15,7 +15,7 @@ import os
 import signal
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TypedDict
+from typing import TypedDict, TypeVar
 
 import msgspec
 from anyio import to_thread
@@ -43,6 +43,8 @@ from omega.protocol.messages import (
     SyncResponse,
 )
 from omega.storage.base import Codebook, Storage, ViewerRecord
+
+T = TypeVar("T")
 
 __all__ = ["STOP_AFTER_INGEST", "Exchange", "ExchangeLimits"]
 
@@ -190,20 +192,13 @@ class Exchange:
         storage (the codebook past its cache's life, a viewer's region not cached) runs
         on a worker thread where reads may wait; the caches are written here, on the
         loop's thread (they are not thread-safe)."""
-        inline = self._storage.inline_reads
         known, codebook = self._codebooks.fresh()
         if not known:
-            codebook = (
-                self._codebooks.get() if inline else await to_thread.run_sync(self._codebooks.get)
-            )
+            codebook = await self._read(self._codebooks.get)
         ack = self._review(viewer_id, push, codebook=codebook, server_version=server_version)
         region = self._regions.get(viewer_id)
         if region is None:
-            viewer = (
-                self._storage.get_viewer(viewer_id)
-                if inline
-                else await to_thread.run_sync(self._storage.get_viewer, viewer_id)
-            )
+            viewer = await self._read(self._storage.get_viewer, viewer_id)
             region = self._regions[viewer_id] = _region_of(viewer_id, viewer)
         ingestion = self._prepare(push, ack=ack, region=region)
         try:
@@ -213,6 +208,13 @@ class Exchange:
                 ingestion.push, **ingestion.arguments(old_digest=True)
             )
         return self._ingested(ingestion, stored)
+
+    async def _read(self, read: Callable[..., T], *args: object) -> T:
+        """``read(*args)``: inline where storage reads never wait (SQLite), else on a
+        worker thread."""
+        if self._storage.inline_reads:
+            return read(*args)
+        return await to_thread.run_sync(read, *args)
 
     def _prepare(self, push: PushRequest, *, ack: PushAck, region: str) -> _Ingestion:
         """Everything before storage that :meth:`push` and :meth:`push_async` share, once
