@@ -27,6 +27,7 @@ MIGRATIONS = [
     (8, "partition_by_viewer"),
     (9, "replicas"),
     (10, "cowatch"),
+    (11, "push_rows_without_viewer_keys"),
 ]
 #: SQLite's live set moved to a file of its own (PostgreSQL has no single write lock).
 SQLITE_MIGRATIONS = [
