@@ -9,6 +9,7 @@ nothing is re-encoded as HTTP/1.1.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -29,6 +30,14 @@ class AppReply:
         return self.headers.get(name.lower())
 
 
+@functools.lru_cache(maxsize=256)
+def _split(target: str) -> tuple[str, bytes, bytes]:
+    """``target``'s decoded path (ASGI's, as uvicorn gives it), raw path and query: the
+    doors' targets are few (a device's syncs share one), so each is parsed once."""
+    parts = urlsplit(target)
+    return unquote(parts.path), parts.path.encode("latin-1"), parts.query.encode("latin-1")
+
+
 async def call_app(
     app: Any,
     method: str,
@@ -45,7 +54,7 @@ async def call_app(
     ``client`` is the peer's (address, port): per-address limits (registrations) see the
     door's real peer. The app must be inside its lifespan (its runtime is running).
     """
-    parts = urlsplit(target)
+    path, raw_path, query = _split(target)
     raw_headers = [
         (k.lower().encode("latin-1"), v.encode("latin-1"))
         for k, v in headers.items()
@@ -59,9 +68,9 @@ async def call_app(
         "http_version": http_version,
         "method": method.upper(),
         "scheme": scheme,
-        "path": unquote(parts.path),  # ASGI's path is decoded, as uvicorn gives it
-        "raw_path": parts.path.encode("latin-1"),
-        "query_string": parts.query.encode("latin-1"),
+        "path": path,
+        "raw_path": raw_path,
+        "query_string": query,
         "root_path": "",
         "headers": raw_headers,
         "client": client,

@@ -132,16 +132,19 @@ class _Door:
 
     def _unary(self, rpc: Rpc) -> Handler:
         async def answer(raw: bytes, context: Any) -> bytes:
-            headers = await _bearer(context)
+            headers = _headers(rpc, await _bearer(context))
             message = await _parse(rpc, raw, context)
-            reply = await self._call(rpc, message, headers, context)
+            reply = await self._call(rpc, message, headers, context, _peer(context.peer()))
             return _response(rpc, reply)
 
         return answer
 
     def _stream(self, rpc: Rpc) -> Handler:
         async def answer(_: Any, context: Any) -> None:
-            headers = await _bearer(context)
+            # One stream is one device on one connection: its headers and peer are the
+            # same for every request it carries.
+            headers = _headers(rpc, await _bearer(context))
+            client = _peer(context.peer())
             wait = min(self.idle, FIRST_MESSAGE_WAIT)  # an opened stream must be used
             while True:
                 try:
@@ -153,7 +156,7 @@ class _Door:
                 if raw is grpc.aio.EOF:
                     return
                 message = await _parse(rpc, raw, context)
-                reply = await self._call(rpc, message, headers, context)
+                reply = await self._call(rpc, message, headers, context, client)
                 try:
                     async with asyncio.timeout(self.idle):  # a client that never reads
                         await context.write(_response(rpc, reply))
@@ -163,18 +166,19 @@ class _Door:
         return answer
 
     async def _call(
-        self, rpc: Rpc, message: Any, headers: dict[str, str], context: Any
+        self,
+        rpc: Rpc,
+        message: Any,
+        headers: dict[str, str],
+        context: Any,
+        client: tuple[str, int] | None,
     ) -> AppReply:
-        """``message`` through ``rpc``'s route; an error answer ends the call."""
+        """``message`` through ``rpc``'s route with ``headers`` (:func:`_headers`); an
+        error answer ends the call."""
         target, body = _target(rpc, message)
-        headers = dict(headers)
-        if rpc.document:
-            headers["accept"] = "application/json"
-        else:
-            headers["accept"] = BINARY_MEDIA_TYPE
+        if not body and rpc.name == "Register":
             # An empty Register frame goes as no body at all: a Registration's defaults.
-            if rpc.method == "POST" and (body or rpc.name != "Register"):
-                headers["content-type"] = BINARY_MEDIA_TYPE
+            headers = {k: v for k, v in headers.items() if k != "content-type"}
         try:
             # Shielded: a client that cancels (or whose deadline passes) does not cut the
             # app off mid-request, as uvicorn does not for a client that goes away.
@@ -185,7 +189,7 @@ class _Door:
                     target,
                     headers=headers,
                     body=body,
-                    client=_peer(context.peer()),
+                    client=client,
                     scheme="http",
                 )
             )
@@ -195,6 +199,17 @@ class _Door:
         if not 200 <= reply.status < 300:
             await _refuse(context, reply)
         return reply
+
+
+def _headers(rpc: Rpc, bearer: dict[str, str]) -> dict[str, str]:
+    """The HTTP door's request headers for ``rpc``'s route: ``bearer``, what the answer
+    is accepted as, and the frame's media type for a write."""
+    if rpc.document:
+        return {**bearer, "accept": "application/json"}
+    headers = {**bearer, "accept": BINARY_MEDIA_TYPE}
+    if rpc.method == "POST":
+        headers["content-type"] = BINARY_MEDIA_TYPE
+    return headers
 
 
 def _target(rpc: Rpc, message: Any) -> tuple[str, bytes]:
