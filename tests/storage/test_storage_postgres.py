@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from urllib.parse import urlsplit, urlunsplit
 
@@ -9,7 +10,7 @@ import numpy as np
 import psycopg
 import pytest
 from psycopg import sql
-from storage_records import CODEBOOK, ingest, pattern, push, viewer
+from storage_records import CODEBOOK, ack_all, digest, ingest, pattern, push, viewer
 
 from omega.storage import Codebook, open_storage
 
@@ -121,3 +122,45 @@ def test_the_fleet_tables_are_hash_partitioned_by_viewer(postgres_db_url: str) -
         assert used is not None and used[0] > 8
         seqs = [r[0] for r in conn.execute("SELECT seq FROM pending ORDER BY seq").fetchall()]
         assert len(seqs) == 21 and seqs == sorted(set(seqs))
+
+
+def test_the_loops_connections_outlive_their_backends(postgres_db_url: str) -> None:
+    """The event loop's pool does not check a connection each time it hands one out: a
+    statement that finds its connection dropped (here every backend but the killer's is
+    ended, as a server restart or a failover would) runs once more on a live one, and a
+    push doing so is stored once."""
+    store = open_storage(postgres_db_url)
+    viewer(store, "v1")
+    p = push("v1", "b1", added=[pattern("a"), pattern("b")])
+    ack = ack_all(p)
+
+    async def run() -> None:
+        await store.open_async()
+        try:
+            assert await store.release_version_async() == 0  # the pool's connections are up
+            with psycopg.connect(postgres_db_url, autocommit=True) as admin:
+                (ended,) = admin.execute(
+                    "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+                    " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                    " AND backend_type = 'client backend'"
+                ).fetchone() or (0,)
+            assert ended >= 2  # the pool's two, at least
+            assert (
+                await store.ingest_async(p, digest=digest(p), region="eu", ack=ack, now=1.0) == ack
+            )
+            assert (
+                await store.ingest_async(p, digest=digest(p), region="eu", ack=ack, now=2.0) == ack
+            )
+            assert await store.release_version_async() == 0
+        finally:
+            await store.close_async()
+
+    try:
+        asyncio.run(run())
+    finally:
+        store.close()
+    again = open_storage(postgres_db_url)
+    try:
+        assert again.stats().pending_contributions == 2
+    finally:
+        again.close()
