@@ -6,12 +6,14 @@ import asyncio
 import uuid
 from urllib.parse import urlsplit, urlunsplit
 
+import msgspec
 import numpy as np
 import psycopg
 import pytest
 from psycopg import sql
 from storage_records import CODEBOOK, ack_all, digest, ingest, pattern, push, viewer
 
+from omega.protocol.messages import FrequencyReport
 from omega.storage import Codebook, open_storage
 
 pytestmark = pytest.mark.postgres
@@ -164,3 +166,37 @@ def test_the_loops_connections_outlive_their_backends(postgres_db_url: str) -> N
         assert again.stats().pending_contributions == 2
     finally:
         again.close()
+
+
+def test_a_pushs_rows_keep_every_bit_and_no_foreign_key(postgres_db_url: str) -> None:
+    """The push statement's JSON rows (``_INGEST``) carry floats and wide integers
+    exactly, and its tables have no foreign keys left (migration 0011)."""
+    odd = [
+        msgspec.structs.replace(pattern("third", cells=(3, 65535)), success_rate=1 / 3),
+        msgspec.structs.replace(pattern("tiny"), success_rate=5e-324, support=2**31 - 1),
+        msgspec.structs.replace(pattern("almost"), success_rate=0.9999999999999999),
+    ]
+    reports = [
+        FrequencyReport(seed=2**63 - 1, value=7, buckets=2982, epsilon=1 / 3),
+        FrequencyReport(seed=0, value=0, buckets=3, epsilon=1e-300),
+    ]
+    store = open_storage(postgres_db_url)
+    try:
+        viewer(store, "v1")
+        p = msgspec.structs.replace(push("v1", "b1", added=odd), reports=reports)
+        store.ingest(p, digest=digest(p), region="eu", ack=ack_all(p), now=1.0)
+        assert [r for _, r in store.pending_reports(limit=10)] == reports
+        assert store.apply_pending(worker_id="w", limit=10, now=2.0) == 3
+        live = store.live_patterns(codebook_id=CODEBOOK, updated_after=0.0)
+        assert sorted((lp.pattern for lp in live), key=lambda x: x.id) == sorted(
+            odd, key=lambda x: x.id
+        )
+    finally:
+        store.close()
+    with psycopg.connect(postgres_db_url) as conn:
+        keys = conn.execute(
+            "SELECT conrelid::regclass::text FROM pg_constraint WHERE contype = 'f'"
+            " AND conrelid IN (SELECT oid FROM pg_class WHERE relname LIKE 'pending%'"
+            " OR relname LIKE 'push_batches%')"
+        ).fetchall()
+    assert keys == []

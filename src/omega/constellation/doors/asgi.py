@@ -30,10 +30,14 @@ class AppReply:
         return self.headers.get(name.lower())
 
 
-@functools.lru_cache(maxsize=256)
+#: The longest target :func:`_split` remembers (the sync API's paths are ~20 characters).
+_CACHED_TARGET = 64
+
+
+@functools.lru_cache(maxsize=64)
 def _split(target: str) -> tuple[str, bytes, bytes]:
-    """``target``'s decoded path (ASGI's, as uvicorn gives it), raw path and query: the
-    doors' targets are few (a device's syncs share one), so each is parsed once."""
+    """``target``'s decoded path (ASGI's, as uvicorn gives it), raw path and query; a
+    device's syncs share one target, so a short one is parsed once (see ``call_app``)."""
     parts = urlsplit(target)
     return unquote(parts.path), parts.path.encode("latin-1"), parts.query.encode("latin-1")
 
@@ -54,7 +58,10 @@ async def call_app(
     ``client`` is the peer's (address, port): per-address limits (registrations) see the
     door's real peer. The app must be inside its lifespan (its runtime is running).
     """
-    path, raw_path, query = _split(target)
+    # The gRPC door's targets are a handful of fixed paths; an HTTP/3 client chooses its
+    # own, so only short targets without a query are remembered.
+    cacheable = len(target) <= _CACHED_TARGET and "?" not in target
+    path, raw_path, query = _split(target) if cacheable else _split.__wrapped__(target)
     raw_headers = [
         (k.lower().encode("latin-1"), v.encode("latin-1"))
         for k, v in headers.items()
