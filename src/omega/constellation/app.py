@@ -33,8 +33,9 @@ from omega.constellation.doors.mcp_tools import MCP_PATH, McpEndpoint
 from omega.constellation.event_bus import LocalEventBus, PostgresEventBus
 from omega.constellation.events import EventBroker, ReleaseWatcher
 from omega.constellation.exchange import Exchange, ExchangeLimits
-from omega.constellation.guards import known_query_only
+from omega.constellation.guards import ViewerRoute, known_query_only
 from omega.constellation.helper_client import HelperSettings
+from omega.constellation.hot_routes import HotRoutes
 from omega.constellation.ingest import CodebookCache
 from omega.constellation.metrics import Metrics, MetricsMiddleware
 from omega.constellation.metrics_shared import forget_this_process
@@ -320,6 +321,10 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     install_problem_handlers(app)
+    # Inside the metrics middleware (added after it, so the metrics wrap it): the hot
+    # routes skip the framework's layers between the two (omega.constellation.hot_routes).
+    hot = [r for r in sync_router.routes if isinstance(r, ViewerRoute)]
+    app.add_middleware(HotRoutes, routes=hot, exception_handlers=app.exception_handlers)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     for router in (
         viewers_router,
