@@ -24,14 +24,17 @@ _VARIES = ("timings", "wall_s", "engine", "constellation", *_BYTES)
 
 
 def _movielens(root: Path) -> Path:
-    """A synthetic week of 24 viewers written as an ml-latest directory."""
+    """24 synthetic viewers written as an ml-latest directory, their 8 days stretched to
+    almost a year (so the brains' weekly loop prunes episodes past the 180-day retention,
+    which a brain reopened between steps must not notice)."""
     data = synthetic_dataset(titles=60, viewers=24, days=8, seed=3)
+    start = int(data.timestamps.min())
     movies: list[Movie] = [
         (n + 1, f"{item.title} ({item.year or 2000})", tuple(item.genres))
         for n, item in enumerate(data.items)
     ]
     ratings: list[Rating] = [
-        (int(u) + 1, int(i) + 1, float(r), int(t))
+        (int(u) + 1, int(i) + 1, float(r), start + (int(t) - start) * 40)
         for u, i, r, t in zip(
             data.users, data.items_idx, data.ratings, data.timestamps, strict=True
         )
@@ -40,7 +43,8 @@ def _movielens(root: Path) -> Path:
 
 
 def _simulate(dataset: Path, cache: Path, *engine: str) -> dict[str, Any]:
-    flags = ["--seed", "1", "--cells", "16", "--round-days", "1", "--share-min-batch", "20"]
+    flags = ["--seed", "1", "--cells", "16", "--round-days", "20", "--sync-hours", "720"]
+    flags += ["--share-min-batch", "20"]
     result = CliRunner().invoke(
         app,
         ["simulate", "--dataset", str(dataset), *flags, "--no-als", "--json", *engine],

@@ -66,6 +66,7 @@ from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption,
 
 from omega.brain import Brain, BrainConfig
 from omega.brain.catalog import SharedCatalog
+from omega.brain.learner import RecentTitle
 from omega.clock import ManualClock
 from omega.federation.engines import Engine
 from omega.protocol.attestation import Manufacturer
@@ -172,8 +173,36 @@ class _Done:
     audit: PrivacyAudit | None = None
 
 
-def _rng_path(root: str | Path, viewer: int) -> Path:
-    return Path(root) / "report-rng" / f"viewer-{viewer}.pickle"
+@dataclass(slots=True)
+class _Carried:
+    """What a viewer's brain and sync client hold only in memory, kept beside the brain
+    between tasks: the client's seeded report RNG (None: no client), and the learner's
+    titles interacted with and recent titles. The brain rebuilds the last two from its
+    stored episodes when it opens, and the weekly loop prunes episodes past the retention
+    (180 days), so a reopened brain would forget titles a brain that stayed open (the
+    local replay's) remembers."""
+
+    rng: random.Random | None = None
+    interacted: set[int] = field(default_factory=set)
+    recent: list[RecentTitle] = field(default_factory=list)
+
+    @staticmethod
+    def path(root: str | Path, viewer: int) -> Path:
+        return Path(root) / "carried" / f"viewer-{viewer}.pickle"
+
+    @classmethod
+    def load(cls, root: str | Path, viewer: int, brain: Brain) -> _Carried:
+        """The viewer's carried state (our own file), put back into ``brain``."""
+        carried: _Carried = pickle.loads(cls.path(root, viewer).read_bytes())
+        brain.learner.interacted = set(carried.interacted)
+        brain.learner.recent.clear()
+        brain.learner.recent.extend(carried.recent)
+        return carried
+
+    def save(self, root: str | Path, viewer: int, brain: Brain) -> None:
+        self.interacted = set(brain.learner.interacted)
+        self.recent = list(brain.learner.recent)
+        self.path(root, viewer).write_bytes(pickle.dumps(self))
 
 
 def replay_batch(task: _Task) -> _Done:
@@ -212,7 +241,8 @@ async def _replay_viewer(
         Path(task.root) / f"viewer-{v}", clock=clock, config=task.config, shared_catalog=catalog
     )
     try:
-        client, rng = _client(task, brain, transport, done, v)
+        carried = _Carried.load(task.root, v, brain)
+        client = _client(task, brain, transport, done, v, carried.rng)
         for ts, item, stars, due in events:
             clock.set(ts)
             if item is not None:
@@ -224,19 +254,22 @@ async def _replay_viewer(
                 result = await _sync(client, done)
                 if not result.more and result.outbox_remaining == 0:
                     break
-        if rng is not None:
-            _rng_path(task.root, v).write_bytes(pickle.dumps(rng))
+        carried.save(task.root, v, brain)
     finally:
         brain.close()
 
 
 def _client(
-    task: _Task, brain: Brain, transport: Transport | None, done: _Done, v: int
-) -> tuple[SyncClient | None, random.Random | None]:
+    task: _Task,
+    brain: Brain,
+    transport: Transport | None,
+    done: _Done,
+    v: int,
+    rng: random.Random | None,
+) -> SyncClient | None:
     """The viewer's sync client, with its report RNG as the last task left it."""
     if transport is None or task.maker is None or done.audit is None:
-        return None, None
-    rng: random.Random = pickle.loads(_rng_path(task.root, v).read_bytes())  # ours
+        return None
     manufacturer_id, key_id, raw = task.maker
     maker = Manufacturer(manufacturer_id, key_id, Ed25519PrivateKey.from_private_bytes(raw))
     client = SyncClient(
@@ -249,7 +282,7 @@ def _client(
         # device key each task is never used again).
         attestation=maker.device(f"sim-{key_id}-tv-{v}", model="sim-tv"),
     )
-    return client, rng
+    return client
 
 
 async def _sync(client: SyncClient, done: _Done) -> Any:
@@ -345,7 +378,10 @@ class _Fleet:
         tasks = [
             self.task(chunk, [tuple(per_viewer[v]) for v in chunk], catch_up) for chunk in chunks
         ]
-        results = await asyncio.to_thread(self.work.engine.map, replay_batch, tasks)
+        # Called here, not in a thread: the servers have threads of their own, and a
+        # Ctrl-C (SIGTERM) then interrupts the wait and closes the servers and cluster
+        # at once (a waiting thread would hold the run until its tasks gave up).
+        results = self.work.engine.map(replay_batch, tasks)
         for viewer, events in per_viewer.items():
             self.clocks[viewer] = events[-1][0] if events else self.clocks[viewer]
         pushes = 0
@@ -372,6 +408,7 @@ class _Fleet:
             config=self.settings,
             shared_catalog=self.shared,
         )
+        _Carried.load(self.root, viewer, brain)
         return Viewer(viewer, brain, clock)
 
 
@@ -445,7 +482,7 @@ def _start(
     order recorded when reports or co-watch name titles by position), each report RNG
     seeded as there, the catalog written for the workers, and the newcomer."""
     root.mkdir(parents=True, exist_ok=True)
-    (root / "report-rng").mkdir(exist_ok=True)
+    (root / "carried").mkdir(exist_ok=True)
     settings = brain_config(config)
     audit = None
     if constellation is not None:
@@ -463,10 +500,9 @@ def _start(
         )
         if order:
             CatalogOrder.record(brain, order)
+        rng = random.Random(config.seed * 1_000_003 + v) if constellation is not None else None
+        _Carried(rng).save(root, v, brain)
         brain.close()
-        if constellation is not None:
-            rng = random.Random(config.seed * 1_000_003 + v)
-            _rng_path(root, v).write_bytes(pickle.dumps(rng))
     catalog = write_catalog(root / "catalog.pickle", dataset, shared)
     fleet = _Fleet(
         work, shared, root, str(catalog), config, settings, [0.0] * viewers,
