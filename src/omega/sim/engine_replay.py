@@ -24,8 +24,14 @@ anything and lets go of it where it cannot matter:
   viewers than the engine has workers times ``batch``): a task opens its brains (one
   directory per viewer under the run's work directory, which every engine worker must
   see), replays their events of the step in order, syncs each where the local replay
-  would (same clock, same seeded report RNG, kept beside the brain between tasks), and
-  closes them. Not one task per TV: a task costs the engine milliseconds.
+  would (same clock), and closes them. Not one task per TV: a task costs the engine
+  milliseconds.
+- *A brain closed and reopened must be the brain that stayed open.* Its database holds
+  nearly everything, but not all: the sync client's seeded report RNG lives in memory,
+  and the learner rebuilds the titles interacted with and the recent titles from its
+  stored episodes, which the weekly loop prunes past the retention (180 days) — a
+  reopened brain forgets titles that one left open remembers, and ranks differently.
+  So these three are kept beside each brain between tasks (``omega.sim.engine_tasks.Carried``).
 - *The constellation's side stays in the driver, in the local order.* After a step the
   driver adds up the pushes its tasks made and runs the round exactly when the local
   replay would; at a checkpoint it opens the finished viewers' brains itself and scores
@@ -48,38 +54,29 @@ cold-start curve run on the local engine only.
 
 from __future__ import annotations
 
-import asyncio
-import dataclasses
-import functools
 import math
-import pickle
 import random
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat
 
 from omega.brain import Brain, BrainConfig
 from omega.brain.catalog import SharedCatalog
-from omega.brain.learner import RecentTitle
 from omega.clock import ManualClock
 from omega.federation.engines import Engine
-from omega.protocol.attestation import Manufacturer
-from omega.sim.audit import AuditingTransport, PrivacyAudit
+from omega.sim.audit import PrivacyAudit
 from omega.sim.constellation import SimConstellation
 from omega.sim.datasets import Dataset
-from omega.sim.engine_fleet import load_catalog, write_catalog
+from omega.sim.engine_fleet import write_catalog
+from omega.sim.engine_tasks import Carried, Event, ReplayTask, merge_audit, replay_batch
 from omega.sim.evaluation import Split
-from omega.sim.fleet import FleetConfig, FleetRun, Viewer, brain_config, new_tv, play
+from omega.sim.fleet import FleetConfig, FleetRun, Viewer, brain_config, new_tv
 from omega.sim.fleet import _event_order as event_order
-from omega.sync.client import SyncClient
 from omega.sync.cursors import CatalogOrder
-from omega.sync.transport import HttpTransport, Transport
 
 __all__ = ["EngineReplay", "Step", "replay_on_engine", "schedule"]
 
@@ -141,191 +138,6 @@ def schedule(
     return syncs, steps
 
 
-#: One event of a task: (simulated time, item id or None for a sync alone, stars, sync?).
-Event = tuple[float, str | None, float, bool]
-
-
-@dataclass(frozen=True, slots=True)
-class _Task:
-    """One engine task: these viewers' events of one step (or their catch-up syncs)."""
-
-    root: str
-    catalog: str
-    config: BrainConfig
-    viewers: tuple[int, ...]
-    clocks: tuple[float, ...]  # each viewer's clock as the step starts
-    events: tuple[tuple[Event, ...], ...]
-    server: str | None = None  # None: a local-only fleet (no syncs)
-    maker: tuple[str, str, bytes] | None = None  # manufacturer id, key id, raw key
-    helper_key: bytes | None = None
-    pull_bytes: int = 5120
-    shared_epsilon: float = 0.0
-    #: Sync each viewer until it holds the whole release (``omega.sim.fleet.catch_up``).
-    catch_up: bool = False
-
-
-@dataclass(slots=True)
-class _Done:
-    """What a task's syncs did (the audit without its catalog, summed by the driver)."""
-
-    syncs: int = 0
-    pushes: int = 0
-    audit: PrivacyAudit | None = None
-
-
-@dataclass(slots=True)
-class _Carried:
-    """What a viewer's brain and sync client hold only in memory, kept beside the brain
-    between tasks: the client's seeded report RNG (None: no client), and the learner's
-    titles interacted with and recent titles. The brain rebuilds the last two from its
-    stored episodes when it opens, and the weekly loop prunes episodes past the retention
-    (180 days), so a reopened brain would forget titles a brain that stayed open (the
-    local replay's) remembers."""
-
-    rng: random.Random | None = None
-    interacted: set[int] = field(default_factory=set)
-    recent: list[RecentTitle] = field(default_factory=list)
-
-    @staticmethod
-    def path(root: str | Path, viewer: int) -> Path:
-        return Path(root) / "carried" / f"viewer-{viewer}.pickle"
-
-    @classmethod
-    def load(cls, root: str | Path, viewer: int, brain: Brain) -> _Carried:
-        """The viewer's carried state (our own file), put back into ``brain``."""
-        carried: _Carried = pickle.loads(cls.path(root, viewer).read_bytes())
-        brain.learner.interacted = set(carried.interacted)
-        brain.learner.recent.clear()
-        brain.learner.recent.extend(carried.recent)
-        return carried
-
-    def save(self, root: str | Path, viewer: int, brain: Brain) -> None:
-        self.interacted = set(brain.learner.interacted)
-        self.recent = list(brain.learner.recent)
-        self.path(root, viewer).write_bytes(pickle.dumps(self))
-
-
-def replay_batch(task: _Task) -> _Done:
-    """One task, on an engine worker: replay a batch of viewers' events of one step."""
-    return asyncio.run(_replay_batch(task))
-
-
-async def _replay_batch(task: _Task) -> _Done:
-    done = _Done()
-    if task.server is not None:
-        ids, titles = _audited(task.catalog)
-        done.audit = PrivacyAudit(ids, titles, shared_epsilon=task.shared_epsilon)
-    transport = HttpTransport(task.server) if task.server is not None else None
-    try:
-        for v, at, events in zip(task.viewers, task.clocks, task.events, strict=True):
-            await _replay_viewer(task, transport, done, v, at, events)
-    finally:
-        if transport is not None:
-            await transport.aclose()
-    if done.audit is not None:  # the catalog's names stay here: the driver has them
-        done.audit = dataclasses.replace(done.audit, item_ids=frozenset(), titles=frozenset())
-    return done
-
-
-async def _replay_viewer(
-    task: _Task,
-    transport: Transport | None,
-    done: _Done,
-    v: int,
-    at: float,
-    events: Sequence[Event],
-) -> None:
-    clock = ManualClock(at)
-    catalog = load_catalog(task.catalog)
-    brain = Brain.open(
-        Path(task.root) / f"viewer-{v}", clock=clock, config=task.config, shared_catalog=catalog
-    )
-    try:
-        carried = _Carried.load(task.root, v, brain)
-        client = _client(task, brain, transport, done, v, carried.rng)
-        for ts, item, stars, due in events:
-            clock.set(ts)
-            if item is not None:
-                play(brain, item, stars)
-            if due and client is not None:
-                await _sync(client, done)
-        if client is not None and task.catch_up:
-            for _ in range(50):
-                result = await _sync(client, done)
-                if not result.more and result.outbox_remaining == 0:
-                    break
-        carried.save(task.root, v, brain)
-    finally:
-        brain.close()
-
-
-def _client(
-    task: _Task,
-    brain: Brain,
-    transport: Transport | None,
-    done: _Done,
-    v: int,
-    rng: random.Random | None,
-) -> SyncClient | None:
-    """The viewer's sync client, with its report RNG as the last task left it."""
-    if transport is None or task.maker is None or done.audit is None:
-        return None
-    manufacturer_id, key_id, raw = task.maker
-    maker = Manufacturer(manufacturer_id, key_id, Ed25519PrivateKey.from_private_bytes(raw))
-    client = SyncClient(
-        brain,
-        AuditingTransport(transport, done.audit, viewer=str(v)),
-        max_pull_bytes=task.pull_bytes,
-        report_rng=rng,
-        helper_key=task.helper_key,
-        # The serial ``SimConstellation.device`` gives it (it registers once: a new
-        # device key each task is never used again).
-        attestation=maker.device(f"sim-{key_id}-tv-{v}", model="sim-tv"),
-    )
-    return client
-
-
-async def _sync(client: SyncClient, done: _Done) -> Any:
-    result = await client.sync()
-    done.syncs += 1
-    assert done.audit is not None
-    if result.batch_id is not None:
-        done.pushes += 1
-        done.audit.push_bytes.append(result.push_bytes)
-    done.audit.pull_bytes.append(result.pull_bytes)
-    return result
-
-
-@functools.cache
-def _audited(catalog: str) -> tuple[frozenset[str], frozenset[str]]:
-    """The item ids and (casefolded) titles the audit looks for, once per worker."""
-    items = load_catalog(catalog).catalog
-    audit = PrivacyAudit.for_catalog(items.ids, (row.title for row in items.rows))
-    return audit.item_ids, audit.titles
-
-
-def _merge(into: PrivacyAudit, part: PrivacyAudit) -> None:
-    """Add a task's audit to the fleet's."""
-    for name in (
-        "requests",
-        "pushes",
-        "patterns_sent",
-        "raw_items_sent",
-        "event_records_sent",
-        "search_strings_sent",
-        "frequency_reports_sent",
-        "shared_reports_sent",
-    ):
-        setattr(into, name, getattr(into, name) + getattr(part, name))
-    into.report_epsilons |= part.report_epsilons
-    for viewer, seeds in part.report_seeds.items():
-        into.report_seeds.setdefault(viewer, set()).update(seeds)
-    for viewer, spent in part.epsilon_spent.items():
-        into.epsilon_spent[viewer] = into.epsilon_spent.get(viewer, 0.0) + spent
-    into.push_bytes.extend(part.push_bytes)
-    into.pull_bytes.extend(part.pull_bytes)
-
-
 @dataclass(slots=True)
 class _Fleet:
     """The driver's side of a replay: where the brains are and what it must hand tasks."""
@@ -341,11 +153,10 @@ class _Fleet:
     helper_key: bytes | None
     run: FleetRun
     pushes_since_round: int = 0
-    holdout: dict[int, float] = field(default_factory=dict)
 
     def task(
         self, viewers: Sequence[int], events: Sequence[tuple[Event, ...]], catch_up: bool = False
-    ) -> _Task:
+    ) -> ReplayTask:
         sim = self.constellation
         maker = None
         if sim is not None:
@@ -353,7 +164,7 @@ class _Fleet:
                 Encoding.Raw, PrivateFormat.Raw, NoEncryption()
             )
             maker = (sim.manufacturer.manufacturer_id, sim.manufacturer.key_id, key)
-        return _Task(
+        return ReplayTask(
             str(self.root),
             self.catalog,
             self.settings,
@@ -368,7 +179,7 @@ class _Fleet:
             catch_up=catch_up,
         )
 
-    async def run_tasks(self, per_viewer: dict[int, list[Event]], catch_up: bool = False) -> int:
+    def run_tasks(self, per_viewer: dict[int, list[Event]], catch_up: bool = False) -> int:
         """The viewers' events as batches on the engine; the pushes they made."""
         viewers = sorted(per_viewer)
         if not viewers:
@@ -389,7 +200,7 @@ class _Fleet:
             self.run.syncs += result.syncs
             pushes += result.pushes
             if result.audit is not None and self.run.audit is not None:
-                _merge(self.run.audit, result.audit)
+                merge_audit(self.run.audit, result.audit)
         return pushes
 
     async def round(self) -> None:
@@ -408,7 +219,7 @@ class _Fleet:
             config=self.settings,
             shared_catalog=self.shared,
         )
-        _Carried.load(self.root, viewer, brain)
+        Carried.load(self.root, viewer, brain)
         return Viewer(viewer, brain, clock)
 
 
@@ -454,7 +265,7 @@ async def replay_on_engine(
         for i in range(step.start, step.stop):
             event = (float(when[i]), ids[int(what[i])], float(stars[i]), bool(syncs[i]))
             per_viewer.setdefault(int(who[i]), []).append(event)
-        fleet.pushes_since_round += await fleet.run_tasks(per_viewer)
+        fleet.pushes_since_round += fleet.run_tasks(per_viewer)
         if step.check and fleet.pushes_since_round >= config.round_min_pushes:
             await fleet.round()
             fleet.pushes_since_round = 0
@@ -501,7 +312,7 @@ def _start(
         if order:
             CatalogOrder.record(brain, order)
         rng = random.Random(config.seed * 1_000_003 + v) if constellation is not None else None
-        _Carried(rng).save(root, v, brain)
+        Carried(rng).save(root, v, brain)
         brain.close()
     catalog = write_catalog(root / "catalog.pickle", dataset, shared)
     fleet = _Fleet(
@@ -533,9 +344,9 @@ async def _finish(fleet: _Fleet, constellation: SimConstellation) -> None:
     """``omega.sim.fleet.finish``: everyone pushes what is left, a last round, everyone
     catches up, and the newcomer pulls the release."""
     everyone = range(len(fleet.clocks))
-    await fleet.run_tasks({v: [(fleet.clocks[v], None, 0.0, True)] for v in everyone})
+    fleet.run_tasks({v: [(fleet.clocks[v], None, 0.0, True)] for v in everyone})
     await fleet.round()
-    await fleet.run_tasks({v: [] for v in everyone}, catch_up=True)
+    fleet.run_tasks({v: [] for v in everyone}, catch_up=True)
     run, newcomer = fleet.run, fleet.run.newcomer
     if newcomer is None or newcomer.client is None:
         return
