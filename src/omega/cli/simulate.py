@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import signal
 from pathlib import Path
 from types import FrameType
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from omega.cli import _simulation as simulation
 from omega.cli._output import JsonOption, console
 from omega.errors import ConfigError
+
+if TYPE_CHECKING:
+    from omega.sim.datasets import Dataset
+    from omega.sim.simulate import SimulationOptions
 
 __all__ = ["dataset_path", "register"]
 
@@ -132,15 +137,16 @@ def simulate(
     engine: Annotated[
         str,
         typer.Option(
-            help="local, or dask: a synthetic fleet (--tvs) in batches of TVs per task on a "
-            "Dask cluster against a real `omega serve` (the dask extra)."
+            help="local, or dask (the dask extra): the dataset replay's brains in batches per "
+            "task on a Dask cluster, with the local engine's figures; or with --tvs, a "
+            "synthetic fleet against a real `omega serve`."
         ),
     ] = "local",
     tvs: Annotated[
         int, typer.Option(help="Run a synthetic fleet of this many TVs instead of a dataset.")
     ] = 0,
     days: Annotated[int, typer.Option(help="Simulated days of the synthetic fleet.")] = 1,
-    batch: Annotated[int, typer.Option(help="TVs per engine task.")] = 500,
+    batch: Annotated[int, typer.Option(help="TVs per engine task, at most.")] = 500,
     address: Annotated[
         str | None, typer.Option(help="An existing Dask scheduler (tcp://host:8786).")
     ] = None,
@@ -168,10 +174,15 @@ def simulate(
             tvs, days, engine, address, engine_workers, batch, cells, seed, work_dir, as_json
         )
         return
-    if engine != "local":
+    if engine == "dask" and (attack is not None or cowatch != "off" or cold_start):
         raise ConfigError(
-            "--engine dask runs a synthetic fleet (--tvs N); the dataset replay runs locally"
+            "--engine dask replays without --attack, --cowatch and --cold-start: use "
+            "--engine local for those"
         )
+    if batch < 1 or engine_workers < 1:
+        raise ConfigError("--batch and --engine-workers must be ≥ 1")
+    if address is not None and engine != "dask":
+        raise ConfigError("--address needs --engine dask")
     path = dataset_path(dataset)
     if attack is not None and attack not in ATTACKS:
         raise ConfigError(f"--attack must be one of {', '.join(ATTACKS)}")
@@ -235,7 +246,7 @@ def simulate(
         cold_start=cold_start,
         cache_dir=simulation.cache_dir(),
     )
-    result = simulation.run_with_progress(data, options, quiet=as_json)
+    result = _replay(data, options, engine, address, engine_workers, batch, as_json)
     written = simulation.write_report(result, report)
     if written and not as_json:
         console.print(f"report written: {', '.join(str(p) for p in written)}")
@@ -243,6 +254,31 @@ def simulate(
         simulation.emit_json(result)
     else:
         simulation.show(result)
+
+
+def _replay(
+    data: Dataset,
+    options: SimulationOptions,
+    engine: str,
+    address: str | None,
+    workers: int,
+    batch: int,
+    as_json: bool,
+) -> dict[str, Any]:
+    """The dataset replay, here or (``--engine dask``) on a Dask cluster closed after it."""
+    if engine == "local":
+        return simulation.run_with_progress(data, options, quiet=as_json)
+    from omega.federation.engines import DaskEngine
+    from omega.sim.engine_replay import EngineReplay
+
+    # SIGTERM unwinds like Ctrl-C, so the cluster and the servers are stopped on the way out.
+    previous = signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        with DaskEngine(address=address, workers=workers) as cluster:
+            options = dataclasses.replace(options, engine=EngineReplay(cluster, batch))
+            return simulation.run_with_progress(data, options, quiet=as_json)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _fleet_day(

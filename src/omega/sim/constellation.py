@@ -1,5 +1,7 @@
-"""The simulator's handle on a constellation: in-process (ASGI, embedded SQLite) or a
-running ``omega serve`` over HTTP. Either way every call is the real HTTP API.
+"""The simulator's handle on a constellation: in-process (ASGI, embedded SQLite), the same
+app served by uvicorn on a loopback port of this process (``served=True``: what engine
+workers in other processes reach), or a running ``omega serve`` over HTTP. Either way every
+call is the real HTTP API.
 
 The simulator acts as a TV maker: each run makes a manufacturer key, registers it with
 the constellation through the admin API, and certifies every simulated TV with it
@@ -10,12 +12,16 @@ from __future__ import annotations
 import base64
 import json
 import secrets
+import socket
+import threading
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+import uvicorn
 
 from omega.brain.codebook import centroids_to_f16_bytes
 from omega.errors import ConfigError, ServerError
@@ -32,11 +38,17 @@ class SimConstellation:
         admin_token: str,
         where: str,
         manufacturer: Manufacturer | None = None,
+        *,
+        url: str | None = None,
+        server: _ServedApp | None = None,
     ) -> None:
         self.transport = transport
         self.admin_token = admin_token
         self.where = where
         self.manufacturer = manufacturer or self.new_manufacturer()
+        #: Where other processes reach it over HTTP (None: only through ``transport``).
+        self.url = url
+        self._server = server
 
     @staticmethod
     def new_manufacturer() -> Manufacturer:
@@ -59,6 +71,7 @@ class SimConstellation:
         cowatch_threshold: int = 0,
         cowatch_per_epoch: int = 8,
         cowatch_epoch_s: float = 7 * 86_400.0,
+        served: bool = False,
     ) -> SimConstellation:
         """A fresh constellation in this process, on SQLite under ``data_dir``; with a
         helper when two-server reports are to be counted.
@@ -71,7 +84,8 @@ class SimConstellation:
         ``cowatch_threshold``: TVs before a co-watch pair is released (0: the rounds take
         no co-watch batches, for a fleet whose helper has no co-watch desk);
         ``cowatch_*``: the bound per TV per (wall-clock) epoch and the epoch length TVs
-        are told (``omega.sim.cowatch_private``)."""
+        are told (``omega.sim.cowatch_private``); ``served``: the same app served by
+        uvicorn on a loopback port (``url``) for engine workers in other processes."""
         from omega.constellation.app import create_app
         from omega.constellation.settings import Settings
 
@@ -93,9 +107,17 @@ class SimConstellation:
             cowatch_per_epoch=cowatch_per_epoch,
             cowatch_epoch_s=cowatch_epoch_s,
         )
-        transport = await AsgiTransport(create_app(settings)).open()
-        token = (data_dir / "admin-token").read_text().strip()
-        sim = cls(transport, token, "in-process (ASGI, SQLite)", manufacturer)
+        app = create_app(settings)
+        if served:
+            server = _ServedApp(app).start()
+            token = (data_dir / "admin-token").read_text().strip()
+            where = f"in-process (uvicorn on {server.url}, SQLite)"
+            transport: Transport = HttpTransport(server.url)
+            sim = cls(transport, token, where, manufacturer, url=server.url, server=server)
+        else:
+            transport = await AsgiTransport(app).open()
+            token = (data_dir / "admin-token").read_text().strip()
+            sim = cls(transport, token, "in-process (ASGI, SQLite)", manufacturer)
         await sim.trust(sim.manufacturer)
         return sim
 
@@ -106,7 +128,7 @@ class SimConstellation:
                 "--server needs the constellation's admin token (--admin-token or "
                 "OMEGA_ADMIN_TOKEN) to publish the codebook and run rounds"
             )
-        sim = cls(HttpTransport(url), admin_token, url)
+        sim = cls(HttpTransport(url), admin_token, url, url=url)
         await sim.trust(sim.manufacturer)
         return sim
 
@@ -165,4 +187,40 @@ class SimConstellation:
         return result if isinstance(result, dict) else {}
 
     async def close(self) -> None:
-        await self.transport.aclose()
+        try:
+            await self.transport.aclose()
+        finally:
+            if self._server is not None:
+                self._server.stop()
+
+
+class _ServedApp:
+    """An ASGI app (its lifespan included) under uvicorn on a loopback port, in a background
+    thread of this process (as ``omega.helper.HelperThread`` serves the helper)."""
+
+    def __init__(self, app: Any) -> None:
+        self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self._sock.bind(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self._sock.getsockname()[1]}"
+        config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on")
+        self._server = uvicorn.Server(config)
+        self._thread = threading.Thread(
+            target=self._server.run, kwargs={"sockets": [self._sock]}, daemon=True
+        )
+
+    def start(self, timeout: float = 60.0) -> _ServedApp:
+        self._thread.start()
+        deadline = time.monotonic() + timeout
+        while not self._server.started:
+            if not self._thread.is_alive() or time.monotonic() > deadline:
+                self.stop()
+                raise ConfigError(f"the constellation did not start on {self.url}")
+            time.sleep(0.01)
+        return self
+
+    def stop(self) -> None:
+        self._server.should_exit = True
+        if self._thread.is_alive():
+            self._thread.join(timeout=30.0)
+        self._sock.close()

@@ -50,7 +50,14 @@ from omega.sync.client import SyncClient
 from omega.sync.retry import RetryPolicy
 from omega.sync.transport import HttpTransport
 
-__all__ = ["FleetDay", "StepFigures", "fleet_steps", "run_fleet_days"]
+__all__ = [
+    "FleetDay",
+    "StepFigures",
+    "fleet_steps",
+    "load_catalog",
+    "run_fleet_days",
+    "write_catalog",
+]
 
 DAY = 86_400
 
@@ -143,9 +150,7 @@ def run_fleet_days(
     config = config or BrainConfig(codebook_cells=len(shared.centroids), report_epsilon=0.0)
     raw = maker.key.private_bytes(Encoding.Raw, PrivateFormat.Raw, NoEncryption())
     work_dir.mkdir(parents=True, exist_ok=True)
-    catalog = work_dir / "catalog.pickle"
-    parts = (catalog_items(dataset), shared.matrix, shared.centroids)  # the index is rebuilt
-    catalog.write_bytes(pickle.dumps(parts, protocol=pickle.HIGHEST_PROTOCOL))
+    catalog = write_catalog(work_dir / "catalog.pickle", dataset, shared)
     ids = [item.item_id for item in dataset.items]
     day = FleetDay(tvs=dataset.n_users, batches_per_step=0)
     for number, rows in enumerate(fleet_steps(dataset, steps_per_day)):
@@ -213,7 +218,7 @@ async def _tv_step(
         Path(batch.root) / f"tv-{tv}",
         clock=clock,
         config=batch.config,
-        shared_catalog=_catalog(batch.catalog),
+        shared_catalog=load_catalog(batch.catalog),
     )
     try:
         for ts, item, stars in events:
@@ -248,8 +253,15 @@ async def _tv_step(
         brain.close()
 
 
+def write_catalog(path: Path, dataset: Dataset, shared: SharedCatalog) -> Path:
+    """Write ``shared``'s parts where engine workers read them with :func:`load_catalog`."""
+    parts = (catalog_items(dataset), shared.matrix, shared.centroids)  # the index is rebuilt
+    path.write_bytes(pickle.dumps(parts, protocol=pickle.HIGHEST_PROTOCOL))
+    return path
+
+
 @functools.cache
-def _catalog(path: str) -> SharedCatalog:
+def load_catalog(path: str) -> SharedCatalog:
     """The fleet's catalog, read once per worker process (our own file, written by the
     driver of this run)."""
     items, matrix, centroids = pickle.loads(Path(path).read_bytes())

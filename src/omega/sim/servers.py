@@ -39,10 +39,13 @@ async def federation(
     label: str,
     *,
     federated: bool,
+    served: bool = False,
 ) -> AsyncIterator[Servers]:
     """The constellation a fleet syncs with (None: local-only), the public key of the
     helper that counts its two-server reports (None: no such reports) and the private
-    co-watch protocol's handle (None: not this fleet's co-watch); closed on exit."""
+    co-watch protocol's handle (None: not this fleet's co-watch); closed on exit.
+    ``served``: an in-process constellation listens on a loopback port too (its ``url``),
+    for TVs replayed by engine workers in other processes."""
     if not federated:
         yield None, None, None
         return
@@ -70,9 +73,12 @@ async def federation(
                 share_min_batch=fleet.share_min_batch,
                 share_noise_epsilon=fleet.shared_epsilon,
                 share_noise_seed=fleet.seed * 2,
+                served=served,
             )
         else:
-            constellation = await SimConstellation.in_process(root / f"{label}-constellation")
+            constellation = await SimConstellation.in_process(
+                root / f"{label}-constellation", served=served
+            )
         await constellation.publish_codebook(
             shared.codebook_id, shared.centroids, shared.catalog.ids
         )

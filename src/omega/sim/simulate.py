@@ -28,6 +28,7 @@ from omega.sim.attacks import AttackKind
 from omega.sim.baselines import BASELINES
 from omega.sim.content import shared_catalog
 from omega.sim.datasets import Dataset
+from omega.sim.engine_replay import EngineReplay, replay_on_engine
 from omega.sim.evaluation import Split, ViewerScorer, evaluate, split, validation_dataset
 from omega.sim.fleet import FleetConfig, FleetRun, replay_fleet
 from omega.sim.personalisation import (
@@ -70,6 +71,9 @@ class SimulationOptions:
     #: Viewers held out of a second federated fleet for the cold-start curve (0: none);
     #: see ``omega.sim.personalisation``.
     cold_start: int = 0
+    #: Replay the fleets' brains in batches on an engine (``omega.sim.engine_replay``;
+    #: the same figures); None: in this process, one event after another.
+    engine: EngineReplay | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,30 +143,46 @@ async def _fleet(
     viewer's training ends), measure the viewers done so far at evenly spaced checkpoints;
     ``after`` gets the replayed fleet and its constellation before that closes."""
     start = time.perf_counter()
-    async with federation(world.options, world.shared, world.root, label, federated=federated) as (
-        constellation,
-        helper_key,
-        private,
-    ):
-        run = await replay_fleet(
-            world.dataset,
-            world.split,
-            world.shared,
-            root=world.root / label,
-            config=world.options.fleet,
-            constellation=constellation,
-            attack=world.options.attack if attackers else None,
-            attackers=attackers,
-            target_cell=target_cell,
-            target_item=target_item,
-            checkpoints=world.options.checkpoints if finished_at is not None else 0,
-            on_checkpoint=None
-            if finished_at is None
-            else functools.partial(_checkpoint, world.split, finished_at, attackers),
-            progress=lambda n, total: world.progress(label, n, total),
-            helper_key=helper_key,
-            private=private,
-        )
+    served = world.options.engine is not None
+    async with federation(
+        world.options, world.shared, world.root, label, federated=federated, served=served
+    ) as (constellation, helper_key, private):
+        if world.options.engine is not None:
+            run = await replay_on_engine(
+                world.options.engine,
+                world.dataset,
+                world.split,
+                world.shared,
+                root=world.root / label,
+                config=world.options.fleet,
+                constellation=constellation,
+                helper_key=helper_key,
+                checkpoints=world.options.checkpoints if finished_at is not None else 0,
+                on_checkpoint=None
+                if finished_at is None
+                else functools.partial(_checkpoint, world.split, finished_at, attackers),
+                progress=lambda n, total: world.progress(label, n, total),
+            )
+        else:
+            run = await replay_fleet(
+                world.dataset,
+                world.split,
+                world.shared,
+                root=world.root / label,
+                config=world.options.fleet,
+                constellation=constellation,
+                attack=world.options.attack if attackers else None,
+                attackers=attackers,
+                target_cell=target_cell,
+                target_item=target_item,
+                checkpoints=world.options.checkpoints if finished_at is not None else 0,
+                on_checkpoint=None
+                if finished_at is None
+                else functools.partial(_checkpoint, world.split, finished_at, attackers),
+                progress=lambda n, total: world.progress(label, n, total),
+                helper_key=helper_key,
+                private=private,
+            )
         if constellation is not None:
             stats = await constellation.stats()
             run.checkpoints.append({"released_patterns": float(stats.get("released_patterns", 0))})
@@ -224,6 +244,11 @@ async def run_simulation(
         result["attack"], timings["attack_s"] = await _attack(world, omega)
     omega.close()
     timings["wall_s"] = time.perf_counter() - wall
+    if options.engine is not None:
+        result["engine"] = {
+            "workers": options.engine.engine.workers,
+            "batch": options.engine.batch,
+        }
     result["timings"] = {k: round(v, 2) for k, v in timings.items()}
     result["wall_s"] = round(timings["wall_s"], 2)
     return result
@@ -241,6 +266,13 @@ def _check(options: SimulationOptions) -> None:
         )
     if not 0.0 < options.attackers < 0.5:
         raise ConfigError("--attackers must be a fraction in (0, 0.5)")
+    if options.engine is not None and (
+        options.attack is not None or options.cold_start or options.fleet.cowatch != "off"
+    ):
+        raise ConfigError(
+            "--engine dask replays without --attack, --cowatch and --cold-start: use "
+            "--engine local for those"
+        )
 
 
 def _world(
