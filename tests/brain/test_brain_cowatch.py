@@ -179,3 +179,15 @@ def test_a_cowatch_pool_lets_pairs_lift_only_what_the_household_already_ranks(
         assert "doc3" not in top and top <= {f"cri{i}" for i in range(12)}
     finally:
         reopened.close()
+
+
+def test_a_limit_hands_fewer_pairs_and_keeps_the_rest_for_later(
+    brain: Brain, clock: ManualClock
+) -> None:
+    _order(brain)
+    _watch(brain, clock, ["cri0", "cri1", "cri2", "cri3"])  # 3 + 2 + 1 pairs within 3
+    assert len(brain.pairs_to_contribute(1, limit=2)) == 2
+    assert brain.pairs_to_contribute(2, limit=0) == []
+    assert len(brain.pairs_to_contribute(3)) == 4  # none lost to the limits
+    with pytest.raises(InputError, match="limit"):
+        brain.pairs_to_contribute(4, limit=-1)

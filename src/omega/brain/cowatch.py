@@ -4,7 +4,8 @@ Two directions, both through ``Brain``:
 
 - **Contributing** (:meth:`CowatchState.pairs_to_contribute`): the TV derives ordered
   pairs a → b from its own viewing — b started within ``cowatch_window`` engaged titles
-  after a — and hands the sync at most ``cowatch_pairs_per_epoch`` per epoch, as
+  after a — and hands the sync at most ``cowatch_pairs_per_epoch`` per epoch (fewer when
+  the sync says its budget allows fewer: only the pairs handed over count as sent), as
   positions in the server's catalog order, closest pairs first (a title watched right
   after another says the most about it), most recent first among equals. A pair is
   contributed once in the TV's life (``cowatch_sent`` records them); asking again for
@@ -249,15 +250,23 @@ class CowatchState:
         )
 
     # -- contributing ----------------------------------------------------------------
-    def pairs_to_contribute(self, epoch: int, catalog: Catalog) -> list[tuple[int, int]]:
-        """See the module docstring; [] while the brain holds no catalog order."""
+    def pairs_to_contribute(
+        self, epoch: int, catalog: Catalog, limit: int | None = None
+    ) -> list[tuple[int, int]]:
+        """See the module docstring; [] while the brain holds no catalog order. ``limit``:
+        the most the sync may send now (its privacy budget and the server's bound); the
+        pairs over it stay unsent, for a later epoch."""
         config = self._config
         if epoch < 0:
             raise InputError(f"epoch must be ≥ 0, got {epoch}", param="epoch")
+        if limit is not None and limit < 0:
+            raise InputError(f"limit must be ≥ 0, got {limit}", param="limit")
+        most = config.cowatch_pairs_per_epoch
+        most = most if limit is None else min(limit, most)
         positions = self._positions(catalog).position_of_key
         table = self._store.cowatch
         already = table.sent_in(epoch)
-        if already or config.cowatch_pairs_per_epoch == 0 or not positions:
+        if already or most == 0 or not positions:
             return [(positions[a], positions[b]) for a, b in already if {a, b} <= positions.keys()]
         sent = self._sent if self._sent is not None else table.sent()
         self._sent = sent
@@ -269,7 +278,7 @@ class CowatchState:
                 seen.add(key)
         chosen = [
             pair for pair in ordered_pairs(sequence, config.cowatch_window) if pair not in sent
-        ][: config.cowatch_pairs_per_epoch]
+        ][:most]
         if chosen:
             with self._store.transaction(durable=True) as conn:
                 table.record(conn, epoch, chosen)

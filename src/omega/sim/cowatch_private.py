@@ -79,8 +79,8 @@ class RecordedPairs:
     brain: Brain
     sent: list[tuple[int, int]]
 
-    def pairs_to_contribute(self, epoch: int) -> list[tuple[int, int]]:
-        pairs = self.brain.pairs_to_contribute(epoch)
+    def pairs_to_contribute(self, epoch: int, limit: int) -> list[tuple[int, int]]:
+        pairs = self.brain.pairs_to_contribute(epoch, limit)
         self.sent.extend(p for p in pairs if p not in self.sent)
         return pairs
 
@@ -95,10 +95,10 @@ class ForgedPairs:
     per_epoch: int
     _epochs: dict[int, list[tuple[int, int]]] = field(default_factory=dict)
 
-    def pairs_to_contribute(self, epoch: int) -> list[tuple[int, int]]:
+    def pairs_to_contribute(self, epoch: int, limit: int) -> list[tuple[int, int]]:
         if epoch not in self._epochs:  # a retried epoch asks again: the same pairs
             done = self.attack.sent.setdefault(self.tv, 0)
-            sources = self.attack.sources[done : done + self.per_epoch]
+            sources = self.attack.sources[done : done + min(limit, self.per_epoch)]
             self.attack.sent[self.tv] = done + len(sources)
             self._epochs[epoch] = [(s, self.attack.target) for s in sources]
         return self._epochs[epoch]
