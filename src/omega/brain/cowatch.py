@@ -17,9 +17,10 @@ Two directions, both through ``Brain``:
 - **Scoring** (:class:`CowatchMatrix`): the released table (per source title, its
   neighbours with quantised counts of distinct TVs) becomes one sparse matrix
   M = C + ``cowatch_backward`` · Cᵀ with each row divided by its sum (the source's
-  degree). A household's co-watch score for every title is Σᵢ decayⁱ · M[aᵢ] over its
-  last ``cowatch_recent`` distinct engaged titles aᵢ, most recent first, divided by the
-  largest score so that the top title scores 1. The matrix is built once per release
+  degree) to the power ``cowatch_degree_exponent``. A household's co-watch score for
+  every title is Σᵢ decayⁱ · M[aᵢ] over its last ``cowatch_recent`` distinct engaged
+  titles aᵢ, most recent first, divided by the largest score so that the top title
+  scores 1. The matrix is built once per release
   (and catalog), not per request; a request costs a few sparse rows.
 """
 
@@ -66,7 +67,8 @@ def ordered_pairs(sequence: Sequence[int], window: int) -> list[tuple[int, int]]
 
 @dataclass(frozen=True, slots=True)
 class CowatchMatrix:
-    """The released table over catalog rows: M (CSR, rows sum to 1) and the settings."""
+    """The released table over catalog rows: M (CSR, each row divided by its degree to
+    ``cowatch_degree_exponent``) and the settings."""
 
     matrix: sp.csr_matrix
     recent: int
@@ -86,9 +88,10 @@ class CowatchMatrix:
             (rows.counts[inside][keep], (src[keep], dst[keep])), shape=(size, size)
         )
         both = (counts + np.float32(config.cowatch_backward) * counts.T).tocsr()
-        degree = np.asarray(both.sum(axis=1), dtype=np.float32).ravel()
+        degree = np.asarray(both.sum(axis=1), dtype=np.float64).ravel()
         degree[degree == 0] = 1.0
-        normalised = sp.csr_matrix(sp.diags(1.0 / degree) @ both, dtype=np.float32)
+        scale = degree ** -float(config.cowatch_degree_exponent)
+        normalised = sp.csr_matrix(sp.diags(scale) @ both, dtype=np.float32)
         normalised.sort_indices()
         return cls(
             normalised, config.cowatch_recent, config.cowatch_decay, config.cowatch_min_reward

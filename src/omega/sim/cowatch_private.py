@@ -124,16 +124,20 @@ class PrivateCowatch:
     errors: dict[str, int] = field(default_factory=dict)
     #: The largest answer body the constellation sent any TV (``/sync`` included).
     largest_answer: int = 0
+    #: What one contributed pair costs a TV's report budget (None: ``shared_epsilon``).
+    epsilon: float | None = None
 
     @classmethod
-    def open(cls, helper_url: str, helper_dir: Path) -> PrivateCowatch:
+    def open(
+        cls, helper_url: str, helper_dir: Path, *, epsilon: float | None = None
+    ) -> PrivateCowatch:
         """For the helper serving at ``helper_url`` from ``helper_dir`` (whose keys the
-        audit uses to try to read what TVs sent)."""
+        audit uses to try to read what TVs sent); ``epsilon``: a pair's cost."""
         audit = CowatchAudit(
             helper_key=HelperService.open(helper_dir).private_key,
             helper_oprf_key=(helper_dir / OPRF_KEY_FILE).read_bytes(),
         )
-        return cls(HttpTransport(helper_url), audit)
+        return cls(HttpTransport(helper_url), audit, epsilon=epsilon)
 
     def tv(
         self,
@@ -153,7 +157,8 @@ class PrivateCowatch:
             CowatchAuditTransport(leader, self.audit, tv=name, server="leader"), self
         )
         pairs: CowatchPairs = forged or RecordedPairs(brain, self.audit.pairs.setdefault(name, []))
-        return TvCowatch(audited, Contributor(helper=helper, identity=identity), pairs)
+        contributor = Contributor(helper=helper, identity=identity, epsilon=self.epsilon)
+        return TvCowatch(audited, contributor, pairs)
 
     def note(self, error: str | None) -> None:
         """A sync's contribution outcome (``SyncResult.cowatch_error``)."""

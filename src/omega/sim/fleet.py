@@ -114,6 +114,8 @@ class FleetConfig:
     cowatch_per_epoch: int = 8
     cowatch_epoch_s: float = 7 * DAY
     cowatch_min_batch: int = 100
+    #: What one contributed pair costs a TV's report budget (None: ``shared_epsilon``).
+    cowatch_epsilon: float | None = None
     #: The brains' cap on a forged neighbour (``BrainConfig.cowatch_spread``; 0: off).
     cowatch_spread: float = 0.0
 

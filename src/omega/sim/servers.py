@@ -115,7 +115,7 @@ async def _private_federation(
         await constellation.publish_codebook(
             shared.codebook_id, shared.centroids, shared.catalog.ids
         )
-        private = PrivateCowatch.open(helper.url, helper_dir)
+        private = PrivateCowatch.open(helper.url, helper_dir, epsilon=fleet.cowatch_epsilon)
         helper_key = helper.service.info().public_key if shared_reports else None
         yield constellation, helper_key, private
     finally:
