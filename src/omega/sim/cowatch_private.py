@@ -126,6 +126,12 @@ class PrivateCowatch:
     largest_answer: int = 0
     #: What one contributed pair costs a TV's report budget (None: ``shared_epsilon``).
     epsilon: float | None = None
+    #: The epoch the TVs contribute in (simulated seconds; the constellation's setting).
+    epoch_s: float = 7 * 86_400.0
+
+    def epoch_of(self, at: float) -> int:
+        """The co-watch epoch a TV's clock at ``at`` is in."""
+        return int(at // self.epoch_s)
 
     @classmethod
     def open(
