@@ -67,7 +67,7 @@ def test_the_coalition_forges_pairs_through_the_same_protocol(tmp_path: Path) ->
 def test_a_cheaper_pair_lets_a_tight_budget_send_more(tmp_path: Path) -> None:
     """``cowatch_epsilon`` is what each pair costs the TV's report budget."""
     tight = replace(FAST, cowatch="private", report_budget=16.0, cowatch_per_epoch=16)
-    dear = _run(tmp_path / "dear", tight)["cowatch"]
+    dear = _run(tmp_path / "dear", replace(tight, cowatch_epsilon=4.0))["cowatch"]
     cheap = _run(tmp_path / "cheap", replace(tight, cowatch_epsilon=0.5))["cowatch"]
     assert cheap["cowatch_reports_sent"] > 2 * dear["cowatch_reports_sent"] > 0
 

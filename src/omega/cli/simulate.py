@@ -93,7 +93,7 @@ def simulate(
     cowatch_per_epoch: Annotated[
         int,
         typer.Option(help="With --cowatch private: pairs a TV contributes per epoch, at most."),
-    ] = 8,
+    ] = 128,
     cowatch_epoch_days: Annotated[
         float, typer.Option(help="With --cowatch private: a co-watch epoch, in simulated days.")
     ] = 7.0,
@@ -103,7 +103,7 @@ def simulate(
             help="With --cowatch private: what one contributed pair costs a TV's report "
             "budget (0: the --shared-epsilon of a report)."
         ),
-    ] = 0.0,
+    ] = 0.25,
     cowatch_spread: Annotated[
         float,
         typer.Option(

@@ -111,11 +111,12 @@ class FleetConfig:
     #: With "private" (``omega.sim.cowatch_private``): the most pairs a TV contributes per
     #: epoch of ``cowatch_epoch_s`` simulated seconds (the epoch the constellation tells
     #: TVs), and the reports the helper holds before the leader gets a shuffled batch.
-    cowatch_per_epoch: int = 8
+    cowatch_per_epoch: int = 128
     cowatch_epoch_s: float = 7 * DAY
     cowatch_min_batch: int = 100
-    #: What one contributed pair costs a TV's report budget (None: ``shared_epsilon``).
-    cowatch_epsilon: float | None = None
+    #: What one contributed pair costs a TV's report budget (None: ``shared_epsilon``);
+    #: with ``cowatch_per_epoch`` tuned on the validation split (docs/cowatch.md).
+    cowatch_epsilon: float | None = 0.25
     #: With "private": a TV left with pairs to contribute syncs at each weekly tick of
     #: the replay while idle, as a TV that stays plugged in does (a MovieLens viewer
     #: rates a history in one sitting: one epoch, one epoch's pairs, without these).
