@@ -179,3 +179,40 @@ def test_a_cowatch_pool_lets_pairs_lift_only_what_the_household_already_ranks(
         assert "doc3" not in top and top <= {f"cri{i}" for i in range(12)}
     finally:
         reopened.close()
+
+
+def test_a_limit_hands_fewer_pairs_and_keeps_the_rest_for_later(
+    brain: Brain, clock: ManualClock
+) -> None:
+    _order(brain)
+    _watch(brain, clock, ["cri0", "cri1", "cri2", "cri3"])  # 3 + 2 + 1 pairs within 3
+    assert len(brain.pairs_to_contribute(1, limit=2)) == 2
+    assert brain.pairs_to_contribute(2, limit=0) == []
+    assert len(brain.pairs_to_contribute(3)) == 4  # none lost to the limits
+    with pytest.raises(InputError, match="limit"):
+        brain.pairs_to_contribute(4, limit=-1)
+
+
+def test_a_well_backed_neighbour_outweighs_a_barely_released_one() -> None:
+    """Rows are divided by the square root of their degree (``cowatch_degree_exponent``
+    0.5): a neighbour 150 TVs went on to from a busy title beats one 3 TVs went on to
+    from the last title; dividing by the whole degree drowned the busy title's rows."""
+    from omega.brain import BrainConfig
+    from omega.brain._store_cowatch import CowatchRows
+    from omega.brain.cowatch import CowatchMatrix
+
+    # Title 0 → 2 (3 TVs); title 1 → 3 (150 TVs) and → 4..13 (15 TVs each).
+    sources = np.array([0, 1] + [1] * 10, np.int64)
+    neighbours = np.array([2, 3, *range(4, 14)], np.int64)
+    counts = np.array([3.0, 150.0] + [15.0] * 10, np.float32)
+    rows = CowatchRows(sources, neighbours, counts)
+    history = [(0, 1.0), (1, 0.7)]  # the household watched 1, then 0
+    ranked = {}
+    for exponent in (1.0, 0.5):
+        config = BrainConfig(cowatch_backward=0.0, cowatch_degree_exponent=exponent)
+        matrix = CowatchMatrix.build(rows, np.arange(14, dtype=np.int64), config)
+        ranked[exponent] = int(np.argmax(matrix.scores(matrix.edges(history), 14)))
+    assert ranked == {1.0: 2, 0.5: 3}
+    assert BrainConfig().cowatch_degree_exponent == 0.5
+    with pytest.raises(ConfigError, match="cowatch_degree_exponent"):
+        BrainConfig(cowatch_degree_exponent=2.0)

@@ -19,7 +19,8 @@ ROWS = CowatchRows(
 
 
 def _row(spread: float) -> np.ndarray:
-    config = BrainConfig(cowatch_spread=spread, cowatch_backward=0.0)
+    # Rows summing to 1 (degree exponent 1), so the figures below read as shares.
+    config = BrainConfig(cowatch_spread=spread, cowatch_backward=0.0, cowatch_degree_exponent=1.0)
     matrix = CowatchMatrix.build(ROWS, np.arange(10, dtype=np.int64), config).matrix
     return np.asarray(matrix[0].todense()).ravel()
 

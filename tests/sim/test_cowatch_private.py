@@ -62,3 +62,21 @@ def test_the_coalition_forges_pairs_through_the_same_protocol(tmp_path: Path) ->
     forged = result["attack"]["cowatch"]
     assert forged["pairs_forged"] > 0 and forged["cowatch_reports_sent"] > 0
     assert not forged["contribution_errors"]
+
+
+def test_a_cheaper_pair_lets_a_tight_budget_send_more(tmp_path: Path) -> None:
+    """``cowatch_epsilon`` is what each pair costs the TV's report budget."""
+    tight = replace(FAST, cowatch="private", report_budget=16.0, cowatch_per_epoch=16)
+    dear = _run(tmp_path / "dear", replace(tight, cowatch_epsilon=4.0))["cowatch"]
+    cheap = _run(tmp_path / "cheap", replace(tight, cowatch_epsilon=0.5))["cowatch"]
+    assert cheap["cowatch_reports_sent"] > 2 * dear["cowatch_reports_sent"] > 0
+
+
+def test_idle_tvs_contribute_what_one_epoch_could_not_hold(tmp_path: Path) -> None:
+    """A TV left with pairs keeps contributing at the replay's weekly ticks while idle
+    (``cowatch_idle_syncs``), one epoch's bound at a time."""
+    few = replace(FAST, cowatch="private", cowatch_per_epoch=2, round_every_s=86_400.0)
+    busy = _run(tmp_path / "busy", replace(few, cowatch_idle_syncs=False))["cowatch"]
+    idle = _run(tmp_path / "idle", few)["cowatch"]
+    assert idle["cowatch_reports_sent"] > busy["cowatch_reports_sent"] > 0
+    assert not idle["contribution_errors"]

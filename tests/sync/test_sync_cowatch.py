@@ -42,6 +42,7 @@ from omega.protocol.cowatch_wire import (
 )
 from omega.sync import AsgiTransport, Contributor, HttpTransport, Response, SyncClient
 from omega.sync.cowatch import Rows
+from omega.sync.cursors import CatalogOrder
 
 PAIR = (3, 7)
 WEEK = 7 * 86_400.0
@@ -51,8 +52,8 @@ WEEK = 7 * 86_400.0
 class Pairs:
     pairs: list[tuple[int, int]]
 
-    def pairs_to_contribute(self, epoch: int) -> list[tuple[int, int]]:
-        return list(self.pairs)
+    def pairs_to_contribute(self, epoch: int, limit: int) -> list[tuple[int, int]]:
+        return list(self.pairs)[:limit]
 
 
 @dataclass
@@ -471,3 +472,38 @@ def test_the_audit_finds_no_pair_in_clear_and_no_tv_pair_link(world: World) -> N
     assert summary["cowatch_pairs_in_clear"] == 1
     assert summary["cowatch_helper_readable"] == 1
     assert summary["cowatch_leader_tagged"] == 1
+
+
+def test_pairs_the_budget_cannot_pay_for_stay_unsent_for_a_later_epoch(world: World) -> None:
+    """The brain records as sent only the pairs the sync could pay for; the rest are
+    contributed once the budget allows (they used to be marked sent and lost)."""
+
+    async def scenario() -> None:
+        async with AsgiTransport(create_app(world.settings(), clock=world.clock)) as transport:
+            await _start(world, transport)
+            # ε 4 a pair from a budget of 12 a week: at most 3 pairs (fewer after the
+            # sync's own popularity report) of the 5 + 4 + 3 + 2 + 1 the TV has.
+            tv = open_brain(world.tmp / "tv", world.clock, report_budget=12.0, report_window_s=WEEK)
+            async with HttpTransport(world.helper_url) as helper:
+                client = SyncClient(
+                    tv,
+                    transport,
+                    attestation=world.device(1),
+                    cowatch=Contributor(helper=helper, identity=world.device(1)),
+                )
+                await client.fetch_codebook()
+                CatalogOrder.record(tv, list(tv.catalog.ids))  # the server's order
+                for n in range(6):
+                    tv.track_view(f"c{n}i0", watch_fraction=0.95)
+                    world.clock.advance(1800)
+                first = await client.sync()
+                assert first.cowatch_error is None and 1 <= first.cowatch_sent < 15
+                assert len(tv.cowatch._store.cowatch.sent()) == first.cowatch_sent
+                world.clock.advance(2 * WEEK)  # a new epoch, the budget renewed
+                second = await client.sync()
+                assert second.cowatch_error is None and second.cowatch_sent >= 1
+                sent = tv.cowatch._store.cowatch.sent()
+                assert len(sent) == first.cowatch_sent + second.cowatch_sent
+            tv.close()
+
+    asyncio.run(scenario())

@@ -354,12 +354,13 @@ class Brain:
             return ranking.rank(snap, skill)
 
     # -- co-watch knowledge (omega.brain.cowatch) ----------------------------------------
-    def pairs_to_contribute(self, epoch: int) -> list[tuple[int, int]]:
+    def pairs_to_contribute(self, epoch: int, limit: int | None = None) -> list[tuple[int, int]]:
         """This TV's ordered co-watch pairs (a, b) for ``epoch``, as positions in the
-        server's catalog order: at most ``cowatch_pairs_per_epoch``, none contributed
-        before, closest first; the same pairs again when asked twice for one epoch."""
+        server's catalog order: at most ``cowatch_pairs_per_epoch`` (and ``limit``: what
+        the sync can send now; the rest stay for later epochs), none contributed before,
+        closest first; the same pairs again when asked twice for one epoch."""
         with self._lock:
-            return self.cowatch.pairs_to_contribute(epoch, self.titles.catalog)
+            return self.cowatch.pairs_to_contribute(epoch, self.titles.catalog, limit)
 
     def apply_cowatch(
         self, version: int, rows: Sequence[tuple[int, Sequence[tuple[int, int]]]]

@@ -4,7 +4,8 @@ Two directions, both through ``Brain``:
 
 - **Contributing** (:meth:`CowatchState.pairs_to_contribute`): the TV derives ordered
   pairs a → b from its own viewing — b started within ``cowatch_window`` engaged titles
-  after a — and hands the sync at most ``cowatch_pairs_per_epoch`` per epoch, as
+  after a — and hands the sync at most ``cowatch_pairs_per_epoch`` per epoch (fewer when
+  the sync says its budget allows fewer: only the pairs handed over count as sent), as
   positions in the server's catalog order, closest pairs first (a title watched right
   after another says the most about it), most recent first among equals. A pair is
   contributed once in the TV's life (``cowatch_sent`` records them); asking again for
@@ -16,9 +17,10 @@ Two directions, both through ``Brain``:
 - **Scoring** (:class:`CowatchMatrix`): the released table (per source title, its
   neighbours with quantised counts of distinct TVs) becomes one sparse matrix
   M = C + ``cowatch_backward`` · Cᵀ with each row divided by its sum (the source's
-  degree). A household's co-watch score for every title is Σᵢ decayⁱ · M[aᵢ] over its
-  last ``cowatch_recent`` distinct engaged titles aᵢ, most recent first, divided by the
-  largest score so that the top title scores 1. The matrix is built once per release
+  degree) to the power ``cowatch_degree_exponent``. A household's co-watch score for
+  every title is Σᵢ decayⁱ · M[aᵢ] over its last ``cowatch_recent`` distinct engaged
+  titles aᵢ, most recent first, divided by the largest score so that the top title
+  scores 1. The matrix is built once per release
   (and catalog), not per request; a request costs a few sparse rows.
 """
 
@@ -65,7 +67,8 @@ def ordered_pairs(sequence: Sequence[int], window: int) -> list[tuple[int, int]]
 
 @dataclass(frozen=True, slots=True)
 class CowatchMatrix:
-    """The released table over catalog rows: M (CSR, rows sum to 1) and the settings."""
+    """The released table over catalog rows: M (CSR, each row divided by its degree to
+    ``cowatch_degree_exponent``) and the settings."""
 
     matrix: sp.csr_matrix
     recent: int
@@ -85,9 +88,10 @@ class CowatchMatrix:
             (rows.counts[inside][keep], (src[keep], dst[keep])), shape=(size, size)
         )
         both = (counts + np.float32(config.cowatch_backward) * counts.T).tocsr()
-        degree = np.asarray(both.sum(axis=1), dtype=np.float32).ravel()
+        degree = np.asarray(both.sum(axis=1), dtype=np.float64).ravel()
         degree[degree == 0] = 1.0
-        normalised = sp.csr_matrix(sp.diags(1.0 / degree) @ both, dtype=np.float32)
+        scale = degree ** -float(config.cowatch_degree_exponent)
+        normalised = sp.csr_matrix(sp.diags(scale) @ both, dtype=np.float32)
         normalised.sort_indices()
         return cls(
             normalised, config.cowatch_recent, config.cowatch_decay, config.cowatch_min_reward
@@ -249,15 +253,23 @@ class CowatchState:
         )
 
     # -- contributing ----------------------------------------------------------------
-    def pairs_to_contribute(self, epoch: int, catalog: Catalog) -> list[tuple[int, int]]:
-        """See the module docstring; [] while the brain holds no catalog order."""
+    def pairs_to_contribute(
+        self, epoch: int, catalog: Catalog, limit: int | None = None
+    ) -> list[tuple[int, int]]:
+        """See the module docstring; [] while the brain holds no catalog order. ``limit``:
+        the most the sync may send now (its privacy budget and the server's bound); the
+        pairs over it stay unsent, for a later epoch."""
         config = self._config
         if epoch < 0:
             raise InputError(f"epoch must be ≥ 0, got {epoch}", param="epoch")
+        if limit is not None and limit < 0:
+            raise InputError(f"limit must be ≥ 0, got {limit}", param="limit")
+        most = config.cowatch_pairs_per_epoch
+        most = most if limit is None else min(limit, most)
         positions = self._positions(catalog).position_of_key
         table = self._store.cowatch
         already = table.sent_in(epoch)
-        if already or config.cowatch_pairs_per_epoch == 0 or not positions:
+        if already or most == 0 or not positions:
             return [(positions[a], positions[b]) for a, b in already if {a, b} <= positions.keys()]
         sent = self._sent if self._sent is not None else table.sent()
         self._sent = sent
@@ -269,7 +281,7 @@ class CowatchState:
                 seen.add(key)
         chosen = [
             pair for pair in ordered_pairs(sequence, config.cowatch_window) if pair not in sent
-        ][: config.cowatch_pairs_per_epoch]
+        ][:most]
         if chosen:
             with self._store.transaction(durable=True) as conn:
                 table.record(conn, epoch, chosen)

@@ -98,10 +98,17 @@ def simulate(
     cowatch_per_epoch: Annotated[
         int,
         typer.Option(help="With --cowatch private: pairs a TV contributes per epoch, at most."),
-    ] = 8,
+    ] = 128,
     cowatch_epoch_days: Annotated[
         float, typer.Option(help="With --cowatch private: a co-watch epoch, in simulated days.")
     ] = 7.0,
+    cowatch_epsilon: Annotated[
+        float,
+        typer.Option(
+            help="With --cowatch private: what one contributed pair costs a TV's report "
+            "budget (0: the --shared-epsilon of a report)."
+        ),
+    ] = 0.25,
     cowatch_spread: Annotated[
         float,
         typer.Option(
@@ -200,6 +207,8 @@ def simulate(
         raise ConfigError(
             "--cowatch-per-epoch must be in 1..1000 and --cowatch-epoch-days at least a minute"
         )
+    if not 0.0 <= cowatch_epsilon <= 20.0:
+        raise ConfigError("--cowatch-epsilon must be in [0, 20] (0: --shared-epsilon)")
     if not 0.0 < shared_epsilon <= 20.0:
         raise ConfigError("--shared-epsilon must be in (0, 20]")
     if not 1 <= share_min_batch <= 2500:
@@ -232,6 +241,7 @@ def simulate(
             cowatch_per_epoch=cowatch_per_epoch,
             cowatch_epoch_s=cowatch_epoch_days * 86400,
             cowatch_spread=cowatch_spread,
+            cowatch_epsilon=cowatch_epsilon or None,
         ),
         server=server,
         helper_url=helper_url,

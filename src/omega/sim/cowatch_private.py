@@ -79,8 +79,8 @@ class RecordedPairs:
     brain: Brain
     sent: list[tuple[int, int]]
 
-    def pairs_to_contribute(self, epoch: int) -> list[tuple[int, int]]:
-        pairs = self.brain.pairs_to_contribute(epoch)
+    def pairs_to_contribute(self, epoch: int, limit: int) -> list[tuple[int, int]]:
+        pairs = self.brain.pairs_to_contribute(epoch, limit)
         self.sent.extend(p for p in pairs if p not in self.sent)
         return pairs
 
@@ -95,10 +95,10 @@ class ForgedPairs:
     per_epoch: int
     _epochs: dict[int, list[tuple[int, int]]] = field(default_factory=dict)
 
-    def pairs_to_contribute(self, epoch: int) -> list[tuple[int, int]]:
+    def pairs_to_contribute(self, epoch: int, limit: int) -> list[tuple[int, int]]:
         if epoch not in self._epochs:  # a retried epoch asks again: the same pairs
             done = self.attack.sent.setdefault(self.tv, 0)
-            sources = self.attack.sources[done : done + self.per_epoch]
+            sources = self.attack.sources[done : done + min(limit, self.per_epoch)]
             self.attack.sent[self.tv] = done + len(sources)
             self._epochs[epoch] = [(s, self.attack.target) for s in sources]
         return self._epochs[epoch]
@@ -124,16 +124,26 @@ class PrivateCowatch:
     errors: dict[str, int] = field(default_factory=dict)
     #: The largest answer body the constellation sent any TV (``/sync`` included).
     largest_answer: int = 0
+    #: What one contributed pair costs a TV's report budget (None: ``shared_epsilon``).
+    epsilon: float | None = None
+    #: The epoch the TVs contribute in (simulated seconds; the constellation's setting).
+    epoch_s: float = 7 * 86_400.0
+
+    def epoch_of(self, at: float) -> int:
+        """The co-watch epoch a TV's clock at ``at`` is in."""
+        return int(at // self.epoch_s)
 
     @classmethod
-    def open(cls, helper_url: str, helper_dir: Path) -> PrivateCowatch:
+    def open(
+        cls, helper_url: str, helper_dir: Path, *, epsilon: float | None = None
+    ) -> PrivateCowatch:
         """For the helper serving at ``helper_url`` from ``helper_dir`` (whose keys the
-        audit uses to try to read what TVs sent)."""
+        audit uses to try to read what TVs sent); ``epsilon``: a pair's cost."""
         audit = CowatchAudit(
             helper_key=HelperService.open(helper_dir).private_key,
             helper_oprf_key=(helper_dir / OPRF_KEY_FILE).read_bytes(),
         )
-        return cls(HttpTransport(helper_url), audit)
+        return cls(HttpTransport(helper_url), audit, epsilon=epsilon)
 
     def tv(
         self,
@@ -153,7 +163,8 @@ class PrivateCowatch:
             CowatchAuditTransport(leader, self.audit, tv=name, server="leader"), self
         )
         pairs: CowatchPairs = forged or RecordedPairs(brain, self.audit.pairs.setdefault(name, []))
-        return TvCowatch(audited, Contributor(helper=helper, identity=identity), pairs)
+        contributor = Contributor(helper=helper, identity=identity, epsilon=self.epsilon)
+        return TvCowatch(audited, contributor, pairs)
 
     def note(self, error: str | None) -> None:
         """A sync's contribution outcome (``SyncResult.cowatch_error``)."""

@@ -111,9 +111,16 @@ class FleetConfig:
     #: With "private" (``omega.sim.cowatch_private``): the most pairs a TV contributes per
     #: epoch of ``cowatch_epoch_s`` simulated seconds (the epoch the constellation tells
     #: TVs), and the reports the helper holds before the leader gets a shuffled batch.
-    cowatch_per_epoch: int = 8
+    cowatch_per_epoch: int = 128
     cowatch_epoch_s: float = 7 * DAY
     cowatch_min_batch: int = 100
+    #: What one contributed pair costs a TV's report budget (None: ``shared_epsilon``);
+    #: with ``cowatch_per_epoch`` tuned on the validation split (docs/cowatch.md).
+    cowatch_epsilon: float | None = 0.25
+    #: With "private": a TV left with pairs to contribute syncs at each weekly tick of
+    #: the replay while idle, as a TV that stays plugged in does (a MovieLens viewer
+    #: rates a history in one sitting: one epoch, one epoch's pairs, without these).
+    cowatch_idle_syncs: bool = True
     #: The brains' cap on a forged neighbour (``BrainConfig.cowatch_spread``; 0: off).
     cowatch_spread: float = 0.0
 
@@ -127,6 +134,8 @@ class Viewer:
     attacker: bool = False
     since_sync: int = 0
     last_sync: float = -math.inf
+    #: The epoch of the TV's last co-watch contribution (None: none, or nothing left).
+    cowatch_epoch: int | None = None
 
 
 @dataclass(slots=True)
@@ -469,6 +478,8 @@ async def _replay(
                 await _round(constellation, run)
                 pushes_since_round = 0
             next_round = ts + config.round_every_s
+            if run.private is not None and config.cowatch_idle_syncs:
+                await _idle_contributions(run, ts)
         if n in marks and on_checkpoint is not None:
             run.checkpoints.append({"ts": ts, **on_checkpoint(run, ts)})
         if progress is not None and (n % 500 == 0 or n == len(who) - 1):
@@ -483,6 +494,10 @@ async def _sync(viewer: Viewer, run: FleetRun) -> bool:
     run.syncs += 1
     if run.private is not None:
         run.private.note(result.cowatch_error)
+        # A TV that contributed may have more; one that sent nothing has none it can.
+        viewer.cowatch_epoch = (
+            run.private.epoch_of(viewer.last_sync) if result.cowatch_sent else None
+        )
     if run.cowatch is not None:
         if viewer.attacker and run.forgery is not None:
             run.cowatch.forge_epoch(viewer.index, run.forgery, run.pairs_per_epoch)
@@ -494,6 +509,22 @@ async def _sync(viewer: Viewer, run: FleetRun) -> bool:
             run.audit.push_bytes.append(result.push_bytes)
         run.audit.pull_bytes.append(result.pull_bytes)
     return result.batch_id is not None
+
+
+async def _idle_contributions(run: FleetRun, at: float) -> None:
+    """Idle TVs still holding pairs sync at ``at`` once their epoch is over: what a TV
+    that stays plugged in does; the budget and the per-epoch bound still apply."""
+    assert run.private is not None
+    epoch = run.private.epoch_of(at)
+    for viewer in run.viewers.values():
+        if (
+            viewer.client is not None
+            and viewer.cowatch_epoch is not None
+            and epoch != viewer.cowatch_epoch
+            and viewer.clock.now() <= at
+        ):
+            viewer.clock.set(at)
+            await _sync(viewer, run)
 
 
 async def _round(constellation: SimConstellation, run: FleetRun) -> None:

@@ -121,7 +121,8 @@ async def _private_federation(
         await constellation.publish_codebook(
             shared.codebook_id, shared.centroids, shared.catalog.ids
         )
-        private = PrivateCowatch.open(helper.url, helper_dir)
+        private = PrivateCowatch.open(helper.url, helper_dir, epsilon=fleet.cowatch_epsilon)
+        private.epoch_s = fleet.cowatch_epoch_s
         helper_key = helper.service.info().public_key if shared_reports else None
         yield constellation, helper_key, private
     finally:

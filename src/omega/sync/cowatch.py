@@ -3,9 +3,11 @@
 Two seams to whatever keeps the TV's viewing (the brain provides both; without them
 the defaults do nothing, and the device neither contributes nor asks for rows):
 
-- :class:`CowatchPairs` — ``pairs_to_contribute(epoch)``: the co-watch pairs (a → b,
-  catalog positions in the codebook's order) the TV would contribute this epoch, best
-  first; the sync sends at most the server's per-epoch bound of them, once per epoch;
+- :class:`CowatchPairs` — ``pairs_to_contribute(epoch, limit)``: at most ``limit`` co-watch
+  pairs (a → b, catalog positions in the codebook's order) the TV contributes this epoch,
+  best first; ``limit`` is what the sync can send now (the server's per-epoch bound and
+  the privacy budget left), so pairs the budget cannot pay for are never asked for and
+  stay for a later epoch; the sync asks once per epoch;
 - :class:`CowatchTable` — ``apply_cowatch(version, rows)``: released rows (source
   position → [(neighbour position, quantised count of TVs)], best first; an empty list
   withdraws the source's row), page by page as pulls bring them.
@@ -67,7 +69,7 @@ SendAsViewer = Callable[[str, str, bytes | None, str], Awaitable[Response]]
 
 @runtime_checkable
 class CowatchPairs(Protocol):
-    def pairs_to_contribute(self, epoch: int) -> list[tuple[int, int]]: ...
+    def pairs_to_contribute(self, epoch: int, limit: int) -> list[tuple[int, int]]: ...
 
 
 @runtime_checkable
@@ -87,7 +89,7 @@ def cowatch_cursor(stored: str) -> CowatchCursor:
 class NoCowatch:
     """The default for a brain without co-watch: nothing to contribute, rows dropped."""
 
-    def pairs_to_contribute(self, epoch: int) -> list[tuple[int, int]]:
+    def pairs_to_contribute(self, epoch: int, limit: int) -> list[tuple[int, int]]:
         return []
 
     def apply_cowatch(self, version: int, rows: Rows) -> None:
@@ -135,19 +137,29 @@ class Contributor:
             raise error_for(answer)
         return answer
 
-    def _affordable(self, brain: Brain, wanted: int, now: float) -> tuple[int, str | None]:
-        """How many pairs the budget allows now, and the budget record with them spent."""
+    def _affordable(self, brain: Brain, most: int, now: float) -> int:
+        """How many pairs (at most ``most``) the budget allows now."""
         epsilon = brain.config.shared_epsilon if self.epsilon is None else self.epsilon
         budget = brain.config.report_budget
         if budget <= 0 or epsilon <= 0:
-            return wanted, None
+            return most
         spent = _spent_within(
             brain.sync.cursor(REPORT_SPENT), now, brain.config.report_window_s, budget
         )
         used = sum(e for _, e in spent)
-        n = max(0, min(wanted, int((budget - used + 1e-9) // epsilon)))
+        return max(0, min(most, int((budget - used + 1e-9) // epsilon)))
+
+    def _spend(self, brain: Brain, n: int, now: float) -> str | None:
+        """The budget record with ``n`` pairs spent now (None: no budget kept)."""
+        epsilon = brain.config.shared_epsilon if self.epsilon is None else self.epsilon
+        budget = brain.config.report_budget
+        if budget <= 0 or epsilon <= 0:
+            return None
+        spent = _spent_within(
+            brain.sync.cursor(REPORT_SPENT), now, brain.config.report_window_s, budget
+        )
         spent.extend((now, float(epsilon)) for _ in range(n))
-        return n, _record(spent)
+        return _record(spent)
 
     async def contribute(
         self, brain: Brain, pairs: CowatchPairs, send: SendAsViewer
@@ -162,16 +174,18 @@ class Contributor:
         epoch = int(now // info.epoch_s)
         if brain.sync.cursor(COWATCH_EPOCH) == str(epoch):
             return None
-        wanted = list(dict.fromkeys(pairs.pairs_to_contribute(epoch)))[: info.per_epoch]
-        if not wanted:  # nothing watched yet: the epoch stays open for later syncs
+        allowed = self._affordable(brain, info.per_epoch, now)
+        if allowed == 0:  # the budget is spent: the epoch stays open, nothing is asked for
             return None
-        n, spent = self._affordable(brain, len(wanted), now)
-        chosen = wanted[:n]
+        # Only what the budget pays for is asked for: the brain records those as sent.
+        chosen = list(dict.fromkeys(pairs.pairs_to_contribute(epoch, allowed)))[:allowed]
+        if not chosen:  # nothing watched yet: the epoch stays open for later syncs
+            return None
+        spent = self._spend(brain, len(chosen), now)
         # Recorded before anything is sent: a crash loses this epoch, never repeats it.
-        cursors = {COWATCH_EPOCH: str(epoch)} | ({REPORT_SPENT: spent} if spent else {})
-        brain.sync.set_cursors(cursors if chosen else {COWATCH_EPOCH: str(epoch)})
-        if not chosen:
-            return None
+        brain.sync.set_cursors(
+            {COWATCH_EPOCH: str(epoch)} | ({REPORT_SPENT: spent} if spent else {})
+        )
         return await self._send(chosen, info, epoch, send)
 
     async def _send(
