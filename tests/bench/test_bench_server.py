@@ -44,6 +44,10 @@ def test_bench_server_tiny_run_reports_every_step() -> None:
         assert step["p50_ms"] <= step["p95_ms"] <= step["max_ms"]
     assert figures["transport"] == "http"
     assert figures["wire_bytes_per_sync"] > 500  # a push of 10–30 patterns and its answer
+    # The warm-up ran first, at the first rate for one step's length at most, apart.
+    warmup = figures["warmup"]
+    assert warmup["offered_per_s"] == 5.0 and warmup["syncs"] > 0
+    assert warmup["errors"] == 0
 
 
 def test_bench_server_grpc_lane_syncs_through_the_grpc_door() -> None:

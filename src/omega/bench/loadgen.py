@@ -91,6 +91,10 @@ class LoadConfig(msgspec.Struct, frozen=True, kw_only=True):
     viewers: int
     rates: list[float]
     step_seconds: float
+    #: Seconds at the first rate before the first measured step, not reported as a step
+    #: (its figures go out as the "warmup" event): a fresh server's first seconds under
+    #: load (its pools filling, caches, the database's first pages) are not its pace.
+    warmup_seconds: float = 0.0
     p95_limit_ms: float = 50.0
     pull_only: float = 0.0  # share of syncs that carry no push
     connections: int = 64
@@ -401,6 +405,9 @@ async def run_load(config: LoadConfig) -> list[StepResult]:
         meter = CpuMeter(config.server_pids, config.db_pid)
         wire = wire_meter(config, lanes)
         schedule = _Schedule(len(devices), config.rates[0], loop.time(), rng)
+        if config.warmup_seconds > 0:
+            await _warm_up(devices, config, schedule, rng, meter)
+        _emit("measuring")
         for rate in config.rates:
             schedule.retime(len(devices), rate, loop.time())
             step = await _run_step(devices, config, schedule, rng, meter, wire)
@@ -417,6 +424,20 @@ async def run_load(config: LoadConfig) -> list[StepResult]:
             results.append(await pending)
             _emit("step", **msgspec.to_builtins(results[-1]))
     return results
+
+
+async def _warm_up(
+    devices: list[_Device],
+    config: LoadConfig,
+    schedule: _Schedule,
+    rng: random.Random,
+    meter: CpuMeter,
+) -> None:
+    """``warmup_seconds`` at the first rate; its syncs finish before the first step."""
+    warm = msgspec.structs.replace(config, step_seconds=config.warmup_seconds)
+    schedule.retime(len(devices), config.rates[0], asyncio.get_running_loop().time())
+    step = await _run_step(devices, warm, schedule, rng, meter)
+    _emit("warmup", **msgspec.to_builtins(await _finish(step, warm)))
 
 
 def quiet_gc(stack: contextlib.AsyncExitStack) -> None:

@@ -64,7 +64,11 @@ def server(
         "temporary data dir) or 'embedded-postgres' (a durable PostgreSQL started for the "
         "run, its CPU measured too); comma-separated to bench several side by side.",
     ),
-    step_seconds: float = typer.Option(10.0, help="Seconds at each offered rate."),
+    step_seconds: float = typer.Option(
+        10.0,
+        help="Seconds at each offered rate (the fleet first warms up at the first rate for "
+        "up to 4 s, reported as 'warmup', not as a step).",
+    ),
     p95_limit_ms: float = typer.Option(
         50.0, help="A step is held when its p95 latency is at most this (and no errors)."
     ),
@@ -124,7 +128,9 @@ def server(
 
             def progress(kind: str, event: Mapping[str, Any], task: Any = task) -> None:
                 if kind == "ready":
-                    bar.update(task, total=len(offered), completed=0, description="stepping…")
+                    bar.update(task, total=len(offered), completed=0, description="warming up…")
+                elif kind == "measuring":
+                    bar.update(task, description="stepping…")
                 elif kind == "step":
                     bar.update(
                         task,
