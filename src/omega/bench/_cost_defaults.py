@@ -23,29 +23,36 @@ class Figure:
 #: bytes on the wire, ``<figure>.<backend>`` for the database.
 FIGURES: dict[str, Figure] = {
     "server_cpu_ms_per_sync.sqlite.http": Figure(
-        1.73,
-        "docs/results.md: omega bench server --transport http|grpc|quic --json, session 16, "
-        "three doors back to back, 1,000 viewers",
+        1.30,
+        "docs/results.md: omega bench server --transport http --rates 400,500,600,700 "
+        "--step-seconds 8 --json (2026-12-06, 22:40 UTC, machine quiet): 1.298 ms at 500/s",
     ),
-    "server_cpu_ms_per_sync.sqlite.grpc": Figure(1.69, "the same run, gRPC door"),
-    "server_cpu_ms_per_sync.sqlite.quic": Figure(2.78, "the same run, HTTP/3 door"),
+    "server_cpu_ms_per_sync.sqlite.grpc": Figure(
+        1.475,
+        "omega bench server --transport grpc --rates 400,500,600 --step-seconds 8 "
+        "(2026-12-06, 22:50 UTC): 1.475 ms at 500/s",
+    ),
+    "server_cpu_ms_per_sync.sqlite.quic": Figure(
+        1.86,
+        "omega bench server --transport quic --rates 350,400,450,500 --step-seconds 8 "
+        "(2026-12-06, 22:51 UTC): 1.861 ms at 500/s",
+    ),
     "server_cpu_ms_per_sync.postgresql.http": Figure(
-        3.4,
-        "issue #19: omega bench server on an embedded PostgreSQL, 102 syncs/s held "
-        "(before this session's PostgreSQL work)",
+        1.05,
+        "omega bench server --db sqlite,embedded-postgres --rates 300,400,500,600 "
+        "--step-seconds 8 (2026-12-06, 22:49 UTC): 1.050 ms at 500/s on PostgreSQL",
     ),
     "server_cpu_ms_per_sync.postgresql.grpc": Figure(
-        3.36, "derived: PostgreSQL over HTTP (3.4) + gRPC − HTTP on SQLite (−0.04)"
+        1.225, "derived: PostgreSQL over HTTP (1.05) + gRPC − HTTP on SQLite (+0.175)"
     ),
     "server_cpu_ms_per_sync.postgresql.quic": Figure(
-        4.45, "derived: PostgreSQL over HTTP (3.4) + HTTP/3 − HTTP on SQLite (+1.05)"
+        1.61, "derived: PostgreSQL over HTTP (1.05) + HTTP/3 − HTTP on SQLite (+0.56)"
     ),
     "db_cpu_ms_per_sync.sqlite": Figure(0.0, "SQLite runs inside the server process"),
     "db_cpu_ms_per_sync.postgresql": Figure(
-        2.07,
-        "omega bench server --db embedded-postgres --rates 50,100,200 --step-seconds 8 "
-        "(2026-12-06, main at 7d1999a): PostgreSQL's own processes, 2.065 ms per sync at "
-        "50/s (399 syncs; the server 4.09 ms; other work took 1.6 cores meanwhile)",
+        1.02,
+        "the same PostgreSQL run: PostgreSQL's own processes, 1.024 ms per sync at 500/s "
+        "(durable: fsync and synchronous_commit on; rate limits in PostgreSQL too)",
     ),
     "wire_bytes_per_sync.http": Figure(
         2464, "docs/results.md, session 16: TCP payload both ways per sync, HTTP/1.1"
