@@ -25,22 +25,22 @@ FIGURES: dict[str, Figure] = {
     "server_cpu_ms_per_sync.sqlite.http": Figure(
         1.30,
         "docs/results.md: omega bench server --transport http --rates 400,500,600,700 "
-        "--step-seconds 8 --json (2026-12-06, 22:40 UTC, machine quiet): 1.298 ms at 500/s",
+        "--step-seconds 8 --json (2026-12-06, 22:39 UTC, machine quiet): 1.298 ms at 500/s",
     ),
     "server_cpu_ms_per_sync.sqlite.grpc": Figure(
         1.475,
         "omega bench server --transport grpc --rates 400,500,600 --step-seconds 8 "
-        "(2026-12-06, 22:50 UTC): 1.475 ms at 500/s",
+        "(2026-12-06, 22:51 UTC): 1.475 ms at 500/s",
     ),
     "server_cpu_ms_per_sync.sqlite.quic": Figure(
         1.86,
         "omega bench server --transport quic --rates 350,400,450,500 --step-seconds 8 "
-        "(2026-12-06, 22:51 UTC): 1.861 ms at 500/s",
+        "(2026-12-06, 22:52 UTC): 1.861 ms at 500/s",
     ),
     "server_cpu_ms_per_sync.postgresql.http": Figure(
         1.05,
         "omega bench server --db sqlite,embedded-postgres --rates 300,400,500,600 "
-        "--step-seconds 8 (2026-12-06, 22:49 UTC): 1.050 ms at 500/s on PostgreSQL",
+        "--step-seconds 8 (2026-12-06, 22:50 UTC): 1.050 ms at 500/s on PostgreSQL",
     ),
     "server_cpu_ms_per_sync.postgresql.grpc": Figure(
         1.225, "derived: PostgreSQL over HTTP (1.05) + gRPC − HTTP on SQLite (+0.175)"
