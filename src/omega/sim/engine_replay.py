@@ -68,14 +68,20 @@ from omega.brain import Brain, BrainConfig
 from omega.brain.catalog import SharedCatalog
 from omega.clock import ManualClock
 from omega.federation.engines import Engine
-from omega.sim.audit import PrivacyAudit
 from omega.sim.constellation import SimConstellation
 from omega.sim.datasets import Dataset
 from omega.sim.engine_fleet import write_catalog
 from omega.sim.engine_tasks import Carried, Event, ReplayTask, merge_audit, replay_batch
 from omega.sim.evaluation import Split
-from omega.sim.fleet import FleetConfig, FleetRun, Viewer, brain_config, new_tv
-from omega.sim.fleet import _event_order as event_order
+from omega.sim.fleet import (
+    FleetConfig,
+    FleetRun,
+    Viewer,
+    brain_config,
+    event_order,
+    fleet_run,
+    new_tv,
+)
 from omega.sync.cursors import CatalogOrder
 
 __all__ = ["EngineReplay", "Step", "replay_on_engine", "schedule"]
@@ -295,14 +301,7 @@ def _start(
     root.mkdir(parents=True, exist_ok=True)
     (root / "carried").mkdir(exist_ok=True)
     settings = brain_config(config)
-    audit = None
-    if constellation is not None:
-        audit = PrivacyAudit.for_catalog(
-            (i.item_id for i in dataset.items),
-            (i.title for i in dataset.items),
-            shared_epsilon=config.shared_epsilon,
-        )
-    run = FleetRun(viewers={}, audit=audit, pairs_per_epoch=settings.cowatch_pairs_per_epoch)
+    run = fleet_run(dataset, config, settings, audited=constellation is not None)
     positioned = helper_key is not None or config.cowatch != "off"
     order = list(shared.catalog.ids) if positioned else []
     for v in range(viewers):

@@ -44,6 +44,8 @@ __all__ = [
     "FleetRun",
     "Viewer",
     "brain_config",
+    "event_order",
+    "fleet_run",
     "join",
     "new_tv",
     "play",
@@ -205,7 +207,7 @@ def _forgery(split: Split, item_ids: list[str], order: list[str], target: str) -
     return Forgery(position[target], sources)
 
 
-def _event_order(split: Split) -> tuple[npt.NDArray[np.int64], ...]:
+def event_order(split: Split) -> tuple[npt.NDArray[np.int64], ...]:
     viewers = np.repeat(np.arange(split.n_viewers), np.diff(split.train_indptr))
     order = np.lexsort((np.arange(len(viewers)), split.train_timestamps))
     return (
@@ -307,14 +309,7 @@ def _open_fleet(
     """One brain for each of ``viewers`` (and, with a constellation, its sync client) and,
     with a constellation, a newcomer."""
     settings = brain_config(config)
-    audit = None
-    if constellation is not None:
-        audit = PrivacyAudit.for_catalog(
-            (i.item_id for i in dataset.items),
-            (i.title for i in dataset.items),
-            shared_epsilon=config.shared_epsilon,
-        )
-    run = FleetRun(viewers={}, audit=audit, pairs_per_epoch=settings.cowatch_pairs_per_epoch)
+    run = fleet_run(dataset, config, settings, audited=constellation is not None)
     if constellation is not None and config.cowatch == "central-k3":
         run.cowatch = CentralRelease()
     run.forgery = forgery if run.cowatch is not None else None
@@ -331,8 +326,10 @@ def _open_fleet(
             # simulator publishes (the brains already share its centroids).
             CatalogOrder.record(brain, order)
         viewer = Viewer(v, brain, clock, attacker=v in attackers)
-        if constellation is not None and audit is not None:
-            transport: Transport = AuditingTransport(constellation.transport, audit, viewer=str(v))
+        if constellation is not None and run.audit is not None:
+            transport: Transport = AuditingTransport(
+                constellation.transport, run.audit, viewer=str(v)
+            )
             identity = constellation.device(f"tv-{v}")
             cowatch = private_parts(run, viewer, identity, transport, forgery)
             transport = cowatch.transport or transport
@@ -362,6 +359,21 @@ def _open_fleet(
             order=order,
         )
     return run
+
+
+def fleet_run(
+    dataset: Dataset, config: FleetConfig, settings: BrainConfig, *, audited: bool
+) -> FleetRun:
+    """An empty run of the fleet, with a privacy audit of ``dataset``'s catalog when the
+    fleet talks to a constellation (``audited``)."""
+    audit = None
+    if audited:
+        audit = PrivacyAudit.for_catalog(
+            (i.item_id for i in dataset.items),
+            (i.title for i in dataset.items),
+            shared_epsilon=config.shared_epsilon,
+        )
+    return FleetRun(viewers={}, audit=audit, pairs_per_epoch=settings.cowatch_pairs_per_epoch)
 
 
 def brain_config(config: FleetConfig) -> BrainConfig:
@@ -450,7 +462,7 @@ async def _replay(
     progress: Callable[[int, int], None] | None,
 ) -> None:
     """Every training event in time order: track it, sync, run the rounds that are due."""
-    who, what, stars, when = _event_order(split)
+    who, what, stars, when = event_order(split)
     next_round = float(when[0]) + config.round_every_s if len(when) else 0.0
     pushes_since_round = 0
     # Checkpoints at evenly spaced events (positions, so they always fall on an event).
