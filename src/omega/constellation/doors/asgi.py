@@ -34,12 +34,14 @@ class AppReply:
 _CACHED_TARGET = 64
 
 
-@functools.lru_cache(maxsize=64)
 def _split(target: str) -> tuple[str, bytes, bytes]:
-    """``target``'s decoded path (ASGI's, as uvicorn gives it), raw path and query; a
-    device's syncs share one target, so a short one is parsed once (see ``call_app``)."""
+    """``target``'s decoded path (ASGI's, as uvicorn gives it), raw path and query."""
     parts = urlsplit(target)
     return unquote(parts.path), parts.path.encode("latin-1"), parts.query.encode("latin-1")
+
+
+#: :func:`_split` remembered: a device's syncs share one target (see ``call_app``).
+_split_cached = functools.lru_cache(maxsize=64)(_split)
 
 
 async def call_app(
@@ -61,7 +63,7 @@ async def call_app(
     # The gRPC door's targets are a handful of fixed paths; an HTTP/3 client chooses its
     # own, so only short targets without a query are remembered.
     cacheable = len(target) <= _CACHED_TARGET and "?" not in target
-    path, raw_path, query = _split(target) if cacheable else _split.__wrapped__(target)
+    path, raw_path, query = _split_cached(target) if cacheable else _split(target)
     raw_headers = [
         (k.lower().encode("latin-1"), v.encode("latin-1"))
         for k, v in headers.items()
