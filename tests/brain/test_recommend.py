@@ -3,7 +3,7 @@ from __future__ import annotations
 import numpy as np
 
 from omega.brain import Brain, Filters
-from omega.brain.recommend import recent_kernel
+from omega.brain.recommend import ERA_YEARS, era_gap, recent_kernel
 from omega.clock import ManualClock
 
 
@@ -101,3 +101,25 @@ def test_recent_kernel_is_the_weighted_sum_of_fourth_powers_of_positive_cosines(
     np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-6)
     assert got[3] > got[rows != 3].mean()  # a recent title is closest to itself
     assert not recent_kernel(catalog, rows, []).any()
+
+
+def test_era_gap_is_minus_the_years_to_the_nearest_recent_title(brain: Brain) -> None:
+    """The sorted-search era gap agrees bit for bit with the brute-force minimum over every
+    recent title, unknown years included (0 for a row of unknown year)."""
+    catalog = brain.catalog
+    rng = np.random.default_rng(7)
+    n = len(catalog.ids)
+    catalog.years = rng.integers(1920, 2025, n).astype(np.float32)
+    catalog.years[rng.random(n) < 0.2] = np.nan
+    rows = np.arange(n, dtype=np.int64)
+    for _ in range(50):
+        recent = [(int(r), 1.0) for r in rng.integers(0, n, int(rng.integers(1, 10)))]
+        years = catalog.years[[r for r, _ in recent]]
+        years = years[np.isfinite(years)]
+        got = era_gap(catalog, rows, recent)
+        if len(years) == 0:
+            assert not got.any()
+            continue
+        gaps = np.abs(catalog.years[:, None] - years[None, :]).min(axis=1)
+        want = np.where(np.isfinite(gaps), -gaps / np.float32(ERA_YEARS), 0.0).astype(np.float32)
+        np.testing.assert_array_equal(got, want)

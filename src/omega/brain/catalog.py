@@ -140,6 +140,10 @@ class Catalog:
         self.matrix = matrix if n else np.zeros((0, EMBEDDING_DIM), dtype=np.float32)
         self.keys = np.array(columns.keys, dtype=np.int64)
         self.ids = list(columns.item_ids)
+        #: Titles and genres per row: what a request reads for a few rows, without making
+        #: an :class:`ItemRow` for each.
+        self.titles: Sequence[str] = columns.titles
+        self.genres: Sequence[tuple[str, ...]] = columns.genres
         self.row_of_key = dict(zip(columns.keys, range(n), strict=True))
         self.key_of_id = dict(zip(self.ids, columns.keys, strict=True))
         self.cells = np.array(columns.cells, dtype=np.int64)

@@ -176,7 +176,7 @@ def recommend(
         out.append(
             Recommendation(
                 item_id=catalog.ids[row],
-                title=catalog.rows[row].title,
+                title=catalog.titles[row],
                 score=float(scores[i]),
                 reason=reason,
                 signals=item_signals,

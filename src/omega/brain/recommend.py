@@ -185,7 +185,14 @@ def era_gap(catalog: Catalog, rows: I64, recent: Sequence[tuple[int, float]]) ->
     years = years[np.isfinite(years)]
     if len(years) == 0:
         return np.zeros(len(rows), np.float32)
-    gaps = np.abs(catalog.years[rows, None] - years[None, :]).min(axis=1)
+    # The nearest recent year is one of the two around each row's year in sorted order
+    # (a float32 difference is monotonic in either term: the same minimum as over all).
+    years = np.unique(years)
+    wanted = catalog.years[rows]
+    at = np.searchsorted(years, wanted)
+    below = years[np.maximum(at - 1, 0)]
+    above = years[np.minimum(at, len(years) - 1)]
+    gaps = np.minimum(np.abs(wanted - below), np.abs(above - wanted))
     out: F32 = np.where(np.isfinite(gaps), -gaps / np.float32(ERA_YEARS), 0.0).astype(np.float32)
     return out
 
@@ -318,8 +325,15 @@ def candidate_rows(
         keys = search.search_batch(np.stack(queries), per_source // 2)
         found.append(catalog.rows_for_keys(keys[keys != np.iinfo(np.uint64).max]))
     if len(state.cowatch) == len(catalog) and state.cowatch_gate == 0:
-        # The best co-watch titles: among the few the table gives a score at all.
-        scored = np.flatnonzero(state.cowatch)
+        # The best co-watch titles: among the few the table gives a score at all (the
+        # request's edges name them: no pass over the whole catalog).
+        edges = state.cowatch_edges
+        scored = (
+            np.flatnonzero(state.cowatch)
+            if edges is None
+            else _sorted_unique(edges.neighbours.copy())
+        )
+        scored = scored[state.cowatch[scored] > 0]
         if len(scored) > per_source:
             scored = scored[np.argpartition(-state.cowatch[scored], per_source)[:per_source]]
         found.append(scored)
@@ -369,7 +383,7 @@ def allowed(catalog: Catalog, rows: I64, filters: Filters, seen: npt.NDArray[np.
     if filters.genres:
         wanted = {g.lower() for g in filters.genres}
         mask &= np.array(
-            [bool(wanted & {g.lower() for g in catalog.rows[r].genres}) for r in rows.tolist()],
+            [bool(wanted & {g.lower() for g in catalog.genres[r]}) for r in rows.tolist()],
             dtype=bool,
         )
     return rows[mask]
@@ -464,21 +478,21 @@ def explain(
     each row up."""
     if not recent or not rows:
         return [Evidence() for _ in rows]
-    watched = Counter(g for r, _ in recent for g in set(catalog.rows[r].genres))
+    watched = Counter(g for r, _ in recent for g in set(catalog.genres[r]))
     recent_rows = np.array([r for r, _ in recent], dtype=np.int64)
     nearest = np.argmax(catalog.matrix[list(rows)] @ catalog.matrix[recent_rows].T, axis=1)
     out = []
     sources = CowatchMatrix.sources(cowatch, rows) if cowatch is not None else [None] * len(rows)
     for row, j, source in zip(rows, nearest.tolist(), sources, strict=True):
-        shared = [g for g in catalog.rows[row].genres if watched[g]]
+        shared = [g for g in catalog.genres[row] if watched[g]]
         genre = max(shared, key=lambda g: watched[g]) if shared else None  # first of equals
         out.append(
             Evidence(
-                recent_title=catalog.rows[int(recent_rows[j])].title,
+                recent_title=catalog.titles[int(recent_rows[j])],
                 genre=genre,
                 genre_count=watched[genre] if genre else 0,
                 recent_count=len(recent),
-                cowatch_title=None if source is None else catalog.rows[source].title,
+                cowatch_title=None if source is None else catalog.titles[source],
             )
         )
     return out
