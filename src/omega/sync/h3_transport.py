@@ -49,6 +49,7 @@ from cryptography.hazmat.primitives import serialization
 
 from omega.errors import ConfigError, TransportError, UnreachableError
 from omega.protocol.quic import TOO_EARLY, may_be_early, parse_pin
+from omega.sync.quic_acks import ack_with_next_packet, delay_acks
 from omega.sync.transport import CONNECT_TIMEOUT, IO_TIMEOUT, Response
 
 __all__ = ["EarlyData", "Http3Transport", "QuicStats"]
@@ -174,6 +175,7 @@ class _ClientProtocol(QuicConnectionProtocol):
             self.failure = TransportError(mismatch)
             self._quic.close(error_code=_BAD_CERTIFICATE, reason_phrase="certificate pin mismatch")
             return
+        delay_acks(self._quic)  # 1-RTT from here on: ACKs ride with requests
         self._stats.handshakes += 1
         self._stats.resumed += int(event.session_resumed)
         if not self.handshake.done():
@@ -246,6 +248,8 @@ class _ClientProtocol(QuicConnectionProtocol):
             )
             if body:
                 self._h3.send_data(stream_id, body, end_stream=True)
+            # The ACK owed for the last answer rides with the request (omega.sync.quic_acks).
+            ack_with_next_packet(self._quic, self._loop.time())
             # Once per turn of the loop: requests sent together share packets.
             self._transmit_soon()
             return await exchange.future, early

@@ -49,6 +49,7 @@ from omega.constellation.problems import problem_response
 from omega.constellation.settings import Settings
 from omega.errors import ConfigError
 from omega.protocol.quic import TOO_EARLY, may_be_early, spki_pin
+from omega.sync.quic_acks import ack_with_next_packet, delay_acks
 
 __all__ = [
     "PORT_FILE",
@@ -210,6 +211,7 @@ class _DoorProtocol(QuicConnectionProtocol):
         if isinstance(event, HandshakeCompleted):
             # What arrives from here on is 1-RTT data; before, it was early data.
             self._handshake_done = True
+            delay_acks(self._quic)  # 1-RTT from here on: ACKs ride with the answers
             self._door.connections.labels("yes" if event.session_resumed else "no").inc()
         elif isinstance(event, StreamReset):
             reset = self._requests.pop(event.stream_id, None)
@@ -329,6 +331,7 @@ class _DoorProtocol(QuicConnectionProtocol):
             self._h3.send_headers(stream_id, headers, end_stream=not reply.body)
             if reply.body:
                 self._h3.send_data(stream_id, reply.body, end_stream=True)
+            ack_with_next_packet(self._quic, self._loop.time())  # omega.sync.quic_acks
         except RuntimeError:  # the client reset the stream meanwhile
             log.debug("HTTP/3 stream %d reset before its answer was sent", stream_id)
 
