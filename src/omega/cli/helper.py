@@ -115,8 +115,14 @@ def serve(
         ),
     ] = None,
     cowatch_per_epoch: Annotated[
-        int, typer.Option(help="Co-watch reports per TV per epoch.", min=1, max=1000)
-    ] = 8,
+        int,
+        typer.Option(
+            help="Co-watch reports (and OPRF points) per TV per epoch: the same as the "
+            "constellation's OMEGA_COWATCH_PER_EPOCH (both default to the TVs' 128).",
+            min=1,
+            max=1000,
+        ),
+    ] = 128,
     cowatch_epoch_days: Annotated[
         float, typer.Option(help="Days in a co-watch epoch.", min=0.001)
     ] = 7.0,

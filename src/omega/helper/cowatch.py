@@ -7,6 +7,8 @@ holds). What it does, with its own SQLite tables beside the popularity ones:
 
 - **OPRF, step one**: multiplies a TV's blinded points by its key ``k1``, at most
   ``per_epoch`` points per device per epoch (so nobody tries the pair domain through it);
+  a point the device had evaluated this epoch is answered again free (a retried request
+  whose answer was lost: it keeps a keyed hash of (device, epoch, point));
 - **counts devices, not reports**: a device's request carries a :class:`DeviceProof`
   under a manufacturer key the helper trusts; each device may queue ``per_epoch`` reports
   per epoch, and never two of one tag — ever, across epochs (it keeps a keyed hash of
@@ -36,6 +38,7 @@ from omega.errors import AuthError, ConfigError, InputError
 from omega.protocol import oprf
 from omega.protocol.cowatch import SealedReport, check_sealed
 from omega.protocol.cowatch_wire import (
+    ALREADY_REPORTED,
     OprfRequest,
     OprfResponse,
     ReportBatch,
@@ -62,7 +65,7 @@ class CowatchConfig:
     shuffle hides a report among at least that many); ``manufacturer_keys``: the makers
     the helper trusts, (manufacturer id, key id) → public key."""
 
-    per_epoch: int = 8
+    per_epoch: int = 128
     epoch_s: float = 7 * 86_400.0
     min_batch: int = 100
     max_skew: float = 300.0
@@ -103,6 +106,7 @@ class CowatchDesk:
                 "CREATE TABLE IF NOT EXISTS cw_usage (device TEXT, epoch INTEGER, kind TEXT,"
                 " used INTEGER NOT NULL, PRIMARY KEY (device, epoch, kind));"
                 "CREATE TABLE IF NOT EXISTS cw_marks (mark BLOB PRIMARY KEY);"
+                "CREATE TABLE IF NOT EXISTS cw_points (mark BLOB PRIMARY KEY, epoch INTEGER);"
                 "CREATE TABLE IF NOT EXISTS cw_queue (seq INTEGER PRIMARY KEY AUTOINCREMENT,"
                 " tag BLOB NOT NULL, sealed BLOB NOT NULL, batch TEXT, rank BLOB);"
             )
@@ -170,13 +174,26 @@ class CowatchDesk:
             c.execute("BEGIN IMMEDIATE")
             try:
                 device = self._device(c, "oprf", request)
-                self._charge(c, device, "points", len(request.points))
+                self._charge(c, device, "points", self._new_points(c, device, request.points))
                 answer = OprfResponse(points=[oprf.evaluate(self._key, p) for p in request.points])
                 c.execute("COMMIT")
             except BaseException:
                 c.execute("ROLLBACK")
                 raise
         return answer
+
+    def _new_points(self, c: sqlite3.Connection, device: str, points: list[bytes]) -> int:
+        """How many of ``points`` the device had not had evaluated this epoch (marked now;
+        the marks of past epochs are forgotten)."""
+        epoch = self.epoch()
+        c.execute("DELETE FROM cw_points WHERE epoch < ?", (epoch,))
+        prefix = f"{device}\0{epoch}\0".encode()
+        marks = {hmac.new(self._mark_key, prefix + p, "sha256").digest() for p in points}
+        done = c.executemany(
+            "INSERT INTO cw_points (mark, epoch) VALUES (?, ?) ON CONFLICT DO NOTHING",
+            [(m, epoch) for m in marks],
+        )
+        return done.rowcount
 
     def submit(self, request: ReportRequest) -> ReportResponse:
         """Queue an attested device's reports: each well-formed one whose tag this device
@@ -212,7 +229,7 @@ class CowatchDesk:
             mark = hmac.new(self._mark_key, device.encode() + b"\0" + report.tag, "sha256").digest()
             seen = c.execute("SELECT 1 FROM cw_marks WHERE mark = ?", (mark,)).fetchone()
             if seen is not None or any(m == mark for m, _ in fresh):
-                errors.append("this device already reported this tag")
+                errors.append(ALREADY_REPORTED)
                 continue
             errors.append("")
             fresh.append((mark, report))
