@@ -101,6 +101,7 @@ def world(tmp_path: Path) -> Iterator[World]:
         per_epoch=4,
         epoch_s=WEEK,
         min_batch=1,
+        min_devices=1,
         manufacturer_keys={("acme", "k1"): maker.key.public_key()},
     )
     desk = CowatchDesk(tmp_path / "helper", service.secret, config, clock=clock)

@@ -159,6 +159,14 @@ def serve(
     cowatch_min_batch: Annotated[
         int, typer.Option(help="Co-watch reports that wait before the leader gets a batch.", min=1)
     ] = 100,
+    cowatch_min_devices: Annotated[
+        int,
+        typer.Option(
+            help="Distinct TVs whose co-watch reports must wait before the leader gets a "
+            "batch (the shuffle hides each report among that many TVs).",
+            min=1,
+        ),
+    ] = 10,
     as_json: Annotated[
         bool, typer.Option("--json", help="Print the start-up summary as JSON.")
     ] = False,
@@ -180,6 +188,7 @@ def serve(
             per_epoch=cowatch_per_epoch,
             epoch_s=cowatch_epoch_days * 86_400.0,
             min_batch=cowatch_min_batch,
+            min_devices=cowatch_min_devices,
             manufacturer_keys=dict(parse_maker(entry) for entry in trust_maker),
         )
         cowatch = CowatchDesk(data_dir, service.secret, config)
