@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import msgspec
 import pytest
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
@@ -22,7 +24,14 @@ from omega.protocol.cowatch import (
     recover,
     seal_report,
 )
-from omega.protocol.cowatch_wire import OprfRequest, ReportRequest, prove, verify_proof
+from omega.protocol.cowatch_wire import (
+    OprfPoints,
+    OprfRequest,
+    ReportRequest,
+    pieces,
+    prove,
+    verify_proof,
+)
 
 K1, K2 = oprf.new_key(), oprf.new_key()
 LEADER = X25519PrivateKey.generate()
@@ -112,3 +121,26 @@ def test_a_device_proof_covers_the_request_and_its_time() -> None:
         verify_proof(proof, "oprf", request, {}, **check)
     with pytest.raises(AuthError, match="carries a device proof"):
         verify_proof(None, "oprf", request, trusted, **check)
+    # Each proof has its own nonce (a retry in the same second is a new proof), and the
+    # signature covers it.
+    again = prove(device, "oprf", request)
+    assert again.signature != proof.signature and again.nonce != proof.nonce
+    swapped = msgspec.structs.replace(proof, nonce=again.nonce)
+    with pytest.raises(AuthError, match="not signed by the key"):
+        verify_proof(swapped, "oprf", request, trusted, **check)
+
+
+def test_pieces_fill_each_request_up_to_the_bound_in_order() -> None:
+    items = [bytes([i]) * 32 for i in range(200)]
+
+    def size(piece: Sequence[bytes]) -> int:
+        return len(msgspec.msgpack.encode(OprfPoints(points=list(piece))))
+
+    cut = pieces(items, size, limit=1_000)
+    assert [i for piece in cut for i in piece] == items  # in order, none lost or doubled
+    assert all(size(p) <= 1_000 for p in cut)
+    assert all(size([*p, items[0]]) > 1_000 for p in cut[:-1])  # each one full
+    assert pieces(items, size) == [items[:150], items[150:]]  # 5 KB: 150 points of 34 B
+    assert pieces([], size) == []
+    with pytest.raises(InputError, match="alone is over 40 bytes"):
+        pieces(items, size, limit=40)

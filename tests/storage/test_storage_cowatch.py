@@ -25,6 +25,11 @@ def _point(x: int) -> Share:
     return Share(x, x * 3, b"c" * 24)
 
 
+def _points(start: int, stop: int) -> list[bytes]:
+    """Stand-ins for blinded points (the store keeps only their digests)."""
+    return [bytes([i]) * 32 for i in range(start, stop)]
+
+
 def test_keys_are_made_once_and_kept(open_store: OpenStore) -> None:
     first, second = open_store(), open_store()
     keys = first.cowatch.keys()
@@ -36,21 +41,35 @@ def test_the_oprf_bound_is_per_viewer_and_epoch(store: Storage) -> None:
     cowatch = store.cowatch
     viewer(store, "v1")
     viewer(store, "v2")
-    assert cowatch.charge_oprf("v1", epoch=5, points=3, bound=4) == 1
+    assert cowatch.charge_oprf("v1", epoch=5, points=_points(0, 3), bound=4) == 1
     with pytest.raises(OprfOverBudget, match="1 left, 2 asked"):
-        cowatch.charge_oprf("v1", epoch=5, points=2, bound=4)
-    assert cowatch.charge_oprf("v1", epoch=5, points=1, bound=4) == 0  # nothing was charged
-    assert cowatch.charge_oprf("v2", epoch=5, points=4, bound=4) == 0
-    assert cowatch.charge_oprf("v1", epoch=6, points=4, bound=4) == 0
+        cowatch.charge_oprf("v1", epoch=5, points=_points(3, 5), bound=4)
+    # nothing was charged
+    assert cowatch.charge_oprf("v1", epoch=5, points=_points(3, 4), bound=4) == 0
+    assert cowatch.charge_oprf("v2", epoch=5, points=_points(0, 4), bound=4) == 0
+    assert cowatch.charge_oprf("v1", epoch=6, points=_points(0, 4), bound=4) == 0
+
+
+def test_a_retried_evaluation_is_charged_once(store: Storage) -> None:
+    """The same points again in the same epoch (a retry whose answer was lost) cost
+    nothing; in the next epoch they are new."""
+    cowatch = store.cowatch
+    viewer(store, "v1")
+    assert cowatch.charge_oprf("v1", epoch=5, points=_points(0, 3), bound=4) == 1
+    assert cowatch.charge_oprf("v1", epoch=5, points=_points(0, 3), bound=4) == 1
+    assert cowatch.charge_oprf("v1", epoch=5, points=_points(2, 4), bound=4) == 0
+    with pytest.raises(OprfOverBudget, match="0 left, 1 asked"):
+        cowatch.charge_oprf("v1", epoch=5, points=_points(0, 5), bound=4)
+    assert cowatch.charge_oprf("v1", epoch=6, points=_points(0, 3), bound=4) == 1
 
 
 def test_only_a_viewer_in_good_standing_may_evaluate(store: Storage) -> None:
     with pytest.raises(InputError, match="not registered"):
-        store.cowatch.charge_oprf("ghost", epoch=1, points=1, bound=4)
+        store.cowatch.charge_oprf("ghost", epoch=1, points=_points(0, 1), bound=4)
     viewer(store, "v1")
     store.revoke_viewer("v1", now=10.0)
     with pytest.raises(ViewerRevokedError):
-        store.cowatch.charge_oprf("v1", epoch=1, points=1, bound=4)
+        store.cowatch.charge_oprf("v1", epoch=1, points=_points(0, 1), bound=4)
 
 
 def test_a_tag_is_released_at_the_threshold_and_a_batch_may_come_twice(store: Storage) -> None:

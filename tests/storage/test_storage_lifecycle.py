@@ -28,6 +28,7 @@ MIGRATIONS = [
     (9, "replicas"),
     (10, "cowatch"),
     (11, "push_rows_without_viewer_keys"),
+    (12, "cowatch_points"),
 ]
 #: SQLite's live set moved to a file of its own (PostgreSQL has no single write lock).
 SQLITE_MIGRATIONS = [
@@ -38,6 +39,7 @@ SQLITE_MIGRATIONS = [
     (7, "device_keys"),
     (8, "viewer_revoked"),
     (9, "cowatch"),
+    (10, "cowatch_points"),
 ]
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import math
 import sqlite3
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -100,6 +101,7 @@ def world(tmp_path: Path) -> Iterator[World]:
         per_epoch=4,
         epoch_s=WEEK,
         min_batch=1,
+        min_devices=1,
         manufacturer_keys={("acme", "k1"): maker.key.public_key()},
     )
     desk = CowatchDesk(tmp_path / "helper", service.secret, config, clock=clock)
@@ -314,6 +316,8 @@ def test_reports_over_the_epoch_bound_are_refused_with_a_clear_error(world: Worl
             ]
             reply = await _submit(world, identity, reports)
             assert reply.status == 429
+            next_epoch = str(math.ceil(WEEK - world.clock.now() % WEEK))
+            assert reply.header("retry-after") == next_epoch  # when the bound renews
             problem = msgspec.json.decode(reply.body)
             assert "at most 4 co-watch reports per epoch" in problem["detail"]
             ok = await _submit(world, identity, reports[:4])
@@ -328,6 +332,7 @@ def test_reports_over_the_epoch_bound_are_refused_with_a_clear_error(world: Worl
                 headers={"Content-Type": MSGPACK_MEDIA_TYPE, "Authorization": f"Bearer {token}"},
             )
             assert over.status == 429 and b"co-watch OPRF evaluations per epoch" in over.body
+            assert over.header("retry-after") == next_epoch
 
             world.clock.advance(WEEK)  # a new epoch, a new allowance
             assert (await _submit(world, identity, reports[4:])).status == 200

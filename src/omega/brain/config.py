@@ -104,8 +104,10 @@ class BrainConfig:
     cowatch_degree_exponent: float = 0.5
     #: A title counts for co-watch when viewed or rated with at least this reward.
     cowatch_min_reward: float = 0.3
-    #: The most pairs the TV contributes per epoch (0: none).
-    cowatch_pairs_per_epoch: int = 64
+    #: The most pairs the TV contributes per epoch (0: none); tuned on the validation
+    #: split (docs/cowatch.md), and the servers' default bound (a TV sends at most what
+    #: the constellation's ``cowatch_per_epoch`` allows).
+    cowatch_pairs_per_epoch: int = 128
     #: Pairs are derived from the newest this many engaged titles.
     cowatch_lookback: int = 200
     #: A released pair a → b backed by more than this many times b's best count as a

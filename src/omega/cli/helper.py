@@ -24,12 +24,20 @@ HelperSecretOption = Annotated[
 ]
 
 
-def check_helper(url: str | None, *, min_batch: int, noise_epsilon: float) -> None:
+def check_helper(
+    url: str | None,
+    *,
+    min_batch: int,
+    noise_epsilon: float,
+    cowatch: tuple[int, float] | None = None,
+) -> None:
     """Refuse to start against a helper that would never count our batches.
 
     A helper whose minimum batch is above the leader's refuses every batch the leader can
-    make, and reports would wait forever; that is a setting to fix before starting. An
-    unreachable helper only warns: rounds keep the reports queued until it answers."""
+    make, and reports would wait forever; that is a setting to fix before starting. So is
+    a co-watch bound below ours (``cowatch``: our per-TV bound and epoch seconds, None when
+    co-watch is off): TVs send what we allow, and the helper would refuse them with 429.
+    An unreachable helper only warns: rounds keep the reports queued until it answers."""
     if not url:
         return
     import httpx
@@ -59,6 +67,28 @@ def check_helper(url: str | None, *, min_batch: int, noise_epsilon: float) -> No
             f"[yellow]warning:[/] the helper adds noise of ε = {info.noise_epsilon:g} per "
             f"report, this server ε = {noise_epsilon:g} (share_noise_epsilon); TVs charge "
             "their budget one ε, so keep the three equal"
+        )
+    if cowatch is not None and info.cowatch_per_epoch:
+        _check_cowatch(url, info.cowatch_per_epoch, info.cowatch_epoch_s, *cowatch)
+
+
+def _check_cowatch(url: str, theirs: int, their_s: float, ours: int, our_s: float) -> None:
+    """The helper must accept every TV's epoch as we tell TVs to send it."""
+    from omega.errors import ConfigError
+
+    if theirs < ours or their_s > our_s:
+        raise ConfigError(
+            f"the helper at {url} accepts {theirs} co-watch reports per TV per "
+            f"{their_s / 86_400:g}-day epoch, but this server lets TVs send {ours} per "
+            f"{our_s / 86_400:g} days (OMEGA_COWATCH_PER_EPOCH, OMEGA_COWATCH_EPOCH_S): the "
+            "helper would refuse them; give both servers the same bound and epoch "
+            "(the helper's --cowatch-per-epoch and --cowatch-epoch-days)"
+        )
+    if (theirs, their_s) != (ours, our_s):
+        err_console.print(
+            f"[yellow]warning:[/] the helper's co-watch bound ({theirs} per "
+            f"{their_s / 86_400:g} days) differs from this server's ({ours} per "
+            f"{our_s / 86_400:g} days); keep them equal"
         )
 
 
@@ -115,14 +145,28 @@ def serve(
         ),
     ] = None,
     cowatch_per_epoch: Annotated[
-        int, typer.Option(help="Co-watch reports per TV per epoch.", min=1, max=1000)
-    ] = 8,
+        int,
+        typer.Option(
+            help="Co-watch reports (and OPRF points) per TV per epoch: the same as the "
+            "constellation's OMEGA_COWATCH_PER_EPOCH (both default to the TVs' 128).",
+            min=1,
+            max=1000,
+        ),
+    ] = 128,
     cowatch_epoch_days: Annotated[
         float, typer.Option(help="Days in a co-watch epoch.", min=0.001)
     ] = 7.0,
     cowatch_min_batch: Annotated[
         int, typer.Option(help="Co-watch reports that wait before the leader gets a batch.", min=1)
     ] = 100,
+    cowatch_min_devices: Annotated[
+        int,
+        typer.Option(
+            help="Distinct TVs whose co-watch reports must wait before the leader gets a "
+            "batch (the shuffle hides each report among that many TVs).",
+            min=1,
+        ),
+    ] = 10,
     as_json: Annotated[
         bool, typer.Option("--json", help="Print the start-up summary as JSON.")
     ] = False,
@@ -144,6 +188,7 @@ def serve(
             per_epoch=cowatch_per_epoch,
             epoch_s=cowatch_epoch_days * 86_400.0,
             min_batch=cowatch_min_batch,
+            min_devices=cowatch_min_devices,
             manufacturer_keys=dict(parse_maker(entry) for entry in trust_maker),
         )
         cowatch = CowatchDesk(data_dir, service.secret, config)

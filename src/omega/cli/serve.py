@@ -40,6 +40,24 @@ def serve(
     ] = None,
     helper_url: HelperUrlOption = None,
     helper_secret_file: HelperSecretOption = None,
+    cowatch_per_epoch: Annotated[
+        int | None,
+        typer.Option(
+            help="Co-watch pairs a TV may send per epoch (OPRF points it may have evaluated); "
+            "TVs read it. Give the helper the same --cowatch-per-epoch. Default 128, the "
+            "TVs' own (OMEGA_COWATCH_PER_EPOCH).",
+            min=1,
+            max=1000,
+        ),
+    ] = None,
+    cowatch_epoch_days: Annotated[
+        float | None,
+        typer.Option(
+            help="Days in a co-watch epoch (default 7; OMEGA_COWATCH_EPOCH_S in seconds); "
+            "the same as the helper's --cowatch-epoch-days.",
+            min=60 / 86_400,
+        ),
+    ] = None,
     quic_cert: Annotated[
         Path | None,
         typer.Option(help="PEM certificate: also serve HTTP/3 (QUIC) with it (needs --quic-key)."),
@@ -90,6 +108,10 @@ def serve(
         overrides["helper_url"] = helper_url
     if helper_secret_file is not None:
         overrides["helper_secret_file"] = helper_secret_file
+    if cowatch_per_epoch is not None:
+        overrides["cowatch_per_epoch"] = cowatch_per_epoch
+    if cowatch_epoch_days is not None:
+        overrides["cowatch_epoch_s"] = cowatch_epoch_days * 86_400.0
     for name, value in (("quic_cert", quic_cert), ("quic_key", quic_key), ("quic_port", quic_port)):
         if value is not None:
             overrides[name] = value
@@ -110,6 +132,9 @@ def serve(
         settings.helper_url,
         min_batch=settings.share_min_batch,
         noise_epsilon=settings.share_noise_epsilon,
+        cowatch=(settings.cowatch_per_epoch, settings.cowatch_epoch_s)
+        if settings.cowatch_threshold
+        else None,
     )
     http3 = _http3_summary(settings)
     app = create_app(settings)
@@ -128,6 +153,10 @@ def serve(
             else "(from OMEGA_ADMIN_TOKEN)",
             "federation_interval": settings.federation_interval,
             "helper": settings.helper_url or "(none: two-server reports are not counted)",
+            "cowatch": f"{settings.cowatch_per_epoch} pairs per TV per "
+            f"{settings.cowatch_epoch_s / 86_400:g} days"
+            if settings.cowatch_threshold
+            else "off",
             **http3,
             **_grpc_summary(settings),
         },

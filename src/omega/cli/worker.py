@@ -87,6 +87,9 @@ def worker(
         helper_url,
         min_batch=settings.share_min_batch,
         noise_epsilon=settings.share_noise_epsilon,
+        cowatch=(settings.cowatch_per_epoch, settings.cowatch_epoch_s)
+        if settings.cowatch_threshold
+        else None,
     )
     storage = open_storage(db)
     cluster = None

@@ -153,10 +153,12 @@ class Settings(BaseSettings):
         default=20, ge=1, le=200, description="Co-watch neighbours released per title."
     )
     cowatch_per_epoch: int = Field(
-        default=8,
+        default=128,
         ge=1,
         le=1000,
-        description="Co-watch OPRF evaluations per TV per epoch (set as the helper's bound).",
+        description="Co-watch OPRF evaluations per TV per epoch: TVs read it and send at "
+        "most this many pairs an epoch. Set the helper's --cowatch-per-epoch alike; the "
+        "default is the TVs' own (BrainConfig.cowatch_pairs_per_epoch, docs/cowatch.md).",
     )
     cowatch_epoch_s: float = Field(
         default=7 * 86_400.0, ge=60, description="Seconds in a co-watch epoch."

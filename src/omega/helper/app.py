@@ -123,7 +123,13 @@ def create_helper_app(service: HelperService, cowatch: CowatchDesk | None = None
         responses=json_reply_doc("HelperInfo"),
     )
     async def info() -> Response:
-        return Response(msgspec.json.encode(service.info()), media_type="application/json")
+        doc = service.info()
+        if cowatch is not None:
+            rules = cowatch.config
+            doc = msgspec.structs.replace(
+                doc, cowatch_per_epoch=rules.per_epoch, cowatch_epoch_s=rules.epoch_s
+            )
+        return Response(msgspec.json.encode(doc), media_type="application/json")
 
     @app.post(
         "/helper/v1/prepare",

@@ -7,12 +7,16 @@ holds). What it does, with its own SQLite tables beside the popularity ones:
 
 - **OPRF, step one**: multiplies a TV's blinded points by its key ``k1``, at most
   ``per_epoch`` points per device per epoch (so nobody tries the pair domain through it);
+  a point the device had evaluated this epoch is answered again free (a retried request
+  whose answer was lost: it keeps a keyed hash of (device, epoch, point));
 - **counts devices, not reports**: a device's request carries a :class:`DeviceProof`
   under a manufacturer key the helper trusts; each device may queue ``per_epoch`` reports
   per epoch, and never two of one tag — ever, across epochs (it keeps a keyed hash of
   (device, tag), not the pair of them, so its table lists no device's tags);
-- **strips and shuffles**: queued reports carry no device; once ``min_batch`` wait, the
-  leader takes them in a random order (``take_batch``), and they are deleted when the
+- **strips and shuffles**: queued reports carry no device; once ``min_batch`` wait *and*
+  they come from at least ``min_devices`` distinct devices (a batch of one TV's reports
+  would name its sender to a leader that watched who asked for OPRF points), the leader
+  takes them in a random order (``take_batch``), and they are deleted when the
   leader acknowledges the batch. Until then the same batch is handed out again, so a
   leader that died mid-round loses nothing.
 """
@@ -36,6 +40,7 @@ from omega.errors import AuthError, ConfigError, InputError
 from omega.protocol import oprf
 from omega.protocol.cowatch import SealedReport, check_sealed
 from omega.protocol.cowatch_wire import (
+    ALREADY_REPORTED,
     OprfRequest,
     OprfResponse,
     ReportBatch,
@@ -58,13 +63,16 @@ class OverBudget(InputError):
 @dataclass(frozen=True, slots=True)
 class CowatchConfig:
     """``per_epoch``: reports (and OPRF points) per device per epoch of ``epoch_s``
-    seconds; ``min_batch``: reports that must wait before the leader gets any (the
-    shuffle hides a report among at least that many); ``manufacturer_keys``: the makers
-    the helper trusts, (manufacturer id, key id) → public key."""
+    seconds; ``min_batch``: reports that must wait before the leader gets any, and
+    ``min_devices``: distinct devices they must come from (the shuffle hides a report
+    among the reports of at least that many TVs: one TV's epoch alone may exceed
+    ``min_batch``); ``manufacturer_keys``: the makers the helper trusts, (manufacturer
+    id, key id) → public key."""
 
-    per_epoch: int = 8
+    per_epoch: int = 128
     epoch_s: float = 7 * 86_400.0
     min_batch: int = 100
+    min_devices: int = 10
     max_skew: float = 300.0
     manufacturer_keys: dict[tuple[str, str], Ed25519PublicKey] = field(default_factory=dict)
 
@@ -75,6 +83,8 @@ class CowatchConfig:
             raise ConfigError("a co-watch epoch is at least 60 seconds")
         if self.min_batch < 1:
             raise ConfigError("the co-watch min_batch must be ≥ 1")
+        if self.min_devices < 1:
+            raise ConfigError("the co-watch min_devices must be ≥ 1")
 
 
 def _load_oprf_key(path: Path) -> bytes:
@@ -103,6 +113,8 @@ class CowatchDesk:
                 "CREATE TABLE IF NOT EXISTS cw_usage (device TEXT, epoch INTEGER, kind TEXT,"
                 " used INTEGER NOT NULL, PRIMARY KEY (device, epoch, kind));"
                 "CREATE TABLE IF NOT EXISTS cw_marks (mark BLOB PRIMARY KEY);"
+                "CREATE TABLE IF NOT EXISTS cw_points (mark BLOB PRIMARY KEY, epoch INTEGER);"
+                "CREATE TABLE IF NOT EXISTS cw_senders (mark BLOB PRIMARY KEY);"
                 "CREATE TABLE IF NOT EXISTS cw_queue (seq INTEGER PRIMARY KEY AUTOINCREMENT,"
                 " tag BLOB NOT NULL, sealed BLOB NOT NULL, batch TEXT, rank BLOB);"
             )
@@ -170,13 +182,26 @@ class CowatchDesk:
             c.execute("BEGIN IMMEDIATE")
             try:
                 device = self._device(c, "oprf", request)
-                self._charge(c, device, "points", len(request.points))
+                self._charge(c, device, "points", self._new_points(c, device, request.points))
                 answer = OprfResponse(points=[oprf.evaluate(self._key, p) for p in request.points])
                 c.execute("COMMIT")
             except BaseException:
                 c.execute("ROLLBACK")
                 raise
         return answer
+
+    def _new_points(self, c: sqlite3.Connection, device: str, points: list[bytes]) -> int:
+        """How many of ``points`` the device had not had evaluated this epoch (marked now;
+        the marks of past epochs are forgotten)."""
+        epoch = self.epoch()
+        c.execute("DELETE FROM cw_points WHERE epoch < ?", (epoch,))
+        prefix = f"{device}\0{epoch}\0".encode()
+        marks = {hmac.new(self._mark_key, prefix + p, "sha256").digest() for p in points}
+        done = c.executemany(
+            "INSERT INTO cw_points (mark, epoch) VALUES (?, ?) ON CONFLICT DO NOTHING",
+            [(m, epoch) for m in marks],
+        )
+        return done.rowcount
 
     def submit(self, request: ReportRequest) -> ReportResponse:
         """Queue an attested device's reports: each well-formed one whose tag this device
@@ -192,6 +217,12 @@ class CowatchDesk:
                     "INSERT INTO cw_queue (tag, sealed) VALUES (?, ?)",
                     [(r.tag, r.sealed) for _, r in fresh],
                 )
+                if fresh:  # a keyed hash of the sender, until the next batch is formed
+                    sender = hmac.new(self._mark_key, b"sender\0" + device.encode(), "sha256")
+                    c.execute(
+                        "INSERT INTO cw_senders (mark) VALUES (?) ON CONFLICT DO NOTHING",
+                        (sender.digest(),),
+                    )
                 c.execute("COMMIT")
             except BaseException:
                 c.execute("ROLLBACK")
@@ -212,7 +243,7 @@ class CowatchDesk:
             mark = hmac.new(self._mark_key, device.encode() + b"\0" + report.tag, "sha256").digest()
             seen = c.execute("SELECT 1 FROM cw_marks WHERE mark = ?", (mark,)).fetchone()
             if seen is not None or any(m == mark for m, _ in fresh):
-                errors.append("this device already reported this tag")
+                errors.append(ALREADY_REPORTED)
                 continue
             errors.append("")
             fresh.append((mark, report))
@@ -220,7 +251,8 @@ class CowatchDesk:
 
     def take_batch(self) -> ReportBatch:
         """The batch handed out and not yet acknowledged, else a new shuffled one of all
-        waiting reports once ``min_batch`` wait; else an empty answer."""
+        waiting reports once ``min_batch`` wait from ``min_devices`` devices that sent
+        since the last batch was formed; else an empty answer."""
         with self._db() as c:
             c.execute("BEGIN IMMEDIATE")
             try:
@@ -229,9 +261,11 @@ class CowatchDesk:
                 ).fetchone()
                 if row is None:
                     waiting = c.execute("SELECT count(*) FROM cw_queue").fetchone()[0]
-                    if waiting < self.config.min_batch:
+                    senders = c.execute("SELECT count(*) FROM cw_senders").fetchone()[0]
+                    if waiting < self.config.min_batch or senders < self.config.min_devices:
                         c.execute("COMMIT")
                         return ReportBatch(batch_id="")
+                    c.execute("DELETE FROM cw_senders")
                     row = (secrets.token_hex(16),)
                     seqs = c.execute("SELECT seq FROM cw_queue ORDER BY seq LIMIT ?", (MAX_BATCH,))
                     c.executemany(

@@ -4,13 +4,15 @@
 - ``POST /helper/v1/cowatch/reports`` — an attested TV: queue sealed reports;
 - ``POST /helper/v1/cowatch/batch`` / ``…/ack`` — the leader only (bearer token).
 
-A TV's bad proof is a 401, a request over its epoch's bound a 429, a malformed body a
+A TV's bad proof is a 401, a request over its epoch's bound a 429 (Retry-After: the
+seconds to the next epoch, when the bound renews), a malformed body a
 400, a well-formed one with a point not in the group a 422; one malformed report in a
 request is answered in ``ReportResponse.errors`` and the rest are queued.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
@@ -48,14 +50,16 @@ async def _tv_body(request: Request) -> bytes:
     return body
 
 
-async def _run(job: Callable[[], T]) -> T:
+async def _run(job: Callable[[], T], desk: CowatchDesk) -> T:
     """Run a desk call off the event loop, its errors as problems."""
     try:
         return await to_thread.run_sync(job)
     except AuthError as exc:
         raise Problem(401, str(exc), slug="device-proof-refused") from None
     except OverBudget as exc:
-        raise Problem(429, str(exc), slug="cowatch-over-budget") from None
+        epoch_s = desk.config.epoch_s
+        wait = {"Retry-After": str(max(1, math.ceil(epoch_s - desk.clock.now() % epoch_s)))}
+        raise Problem(429, str(exc), slug="cowatch-over-budget", headers=wait) from None
     except InputError as exc:  # well-formed, but e.g. a point not in the group
         raise Problem(422, str(exc), slug="unprocessable") from None
 
@@ -72,20 +76,20 @@ def install_cowatch_routes(
     @app.post("/helper/v1/cowatch/oprf", summary="OPRF step one for an attested TV")
     async def cowatch_oprf(request: Request) -> Response:
         asked = _decode(await _tv_body(request), OprfRequest)
-        return reply(await _run(lambda: desk.evaluate(asked)))
+        return reply(await _run(lambda: desk.evaluate(asked), desk))
 
     @app.post("/helper/v1/cowatch/reports", summary="Queue an attested TV's co-watch reports")
     async def cowatch_reports(request: Request) -> Response:
         asked = _decode(await _tv_body(request), ReportRequest)
-        return reply(await _run(lambda: desk.submit(asked)))
+        return reply(await _run(lambda: desk.submit(asked), desk))
 
     @app.post("/helper/v1/cowatch/batch", summary="A shuffled batch of reports (leader only)")
     async def cowatch_batch(request: Request) -> Response:
         await leader_body(request)
-        return reply(await _run(desk.take_batch))
+        return reply(await _run(desk.take_batch, desk))
 
     @app.post("/helper/v1/cowatch/ack", summary="Forget a batch the leader stored (leader only)")
     async def cowatch_ack(request: Request) -> Response:
         asked = _decode(await leader_body(request), BatchAck)
-        await _run(lambda: desk.ack(asked.batch_id))
+        await _run(lambda: desk.ack(asked.batch_id), desk)
         return Response(status_code=204)

@@ -116,3 +116,8 @@ class HelperInfo(msgspec.Struct, frozen=True, kw_only=True):
     public_key: bytes  # raw X25519 public key devices seal their shares to
     min_batch: int
     noise_epsilon: float
+    #: The co-watch desk's bound (reports and OPRF points per TV per epoch) and epoch
+    #: length (``omega.helper.cowatch``); 0 when its co-watch routes are off (or from a
+    #: helper older than these fields).
+    cowatch_per_epoch: int = 0
+    cowatch_epoch_s: float = 0.0

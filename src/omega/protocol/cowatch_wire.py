@@ -17,6 +17,10 @@ signature over the request's kind, its digest and the time — the helper trusts
 manufacturer keys as the constellation, so it counts devices, not accounts the
 constellation could mint.
 
+Every TV request is at most :data:`MAX_REQUEST_BYTES` (5 KB, the pull budget): a TV cuts
+its points and reports into consecutive pieces under it (:func:`pieces`), each its own
+request with its own proof.
+
 Pure, no I/O.
 """
 
@@ -24,17 +28,22 @@ from __future__ import annotations
 
 import hashlib
 import math
+import secrets
+from collections.abc import Callable, Sequence
+from typing import TypeVar
 
 import msgspec
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from omega.errors import AuthError
+from omega.errors import AuthError, InputError
 from omega.protocol.attestation import DeviceIdentity, verify_certificate
 from omega.protocol.cowatch import SealedReport
 from omega.protocol.messages import DeviceCertificate
 
 __all__ = [
+    "ALREADY_REPORTED",
+    "MAX_REQUEST_BYTES",
     "BatchAck",
     "CowatchInfo",
     "DeviceProof",
@@ -45,6 +54,7 @@ __all__ = [
     "ReportRequest",
     "ReportResponse",
     "device_of",
+    "pieces",
     "prove",
     "request_items",
     "verify_proof",
@@ -52,14 +62,25 @@ __all__ = [
 
 _PROOF = "omega cowatch request v1"
 _encoder = msgspec.msgpack.Encoder()
+T = TypeVar("T")
+#: The most bytes of one co-watch request body from a TV, to either server: the pull
+#: budget (every answer a TV gets is ≤ 5 KB; its requests are held to the same bound).
+MAX_REQUEST_BYTES = 5 * 1024
+#: The helper's answer for a report whose tag this device already sent: on a retried
+#: piece, the first try's reports (it reached the helper; its answer did not come back).
+ALREADY_REPORTED = "this device already reported this tag"
 
 
 class DeviceProof(msgspec.Struct, frozen=True, kw_only=True):
-    """An attested device's signature over one request (see :func:`prove`)."""
+    """An attested device's signature over one request (see :func:`prove`). ``nonce``:
+    random per signature, so a retried request (same body, same second on a simulated
+    clock) gets a new proof — the helper accepts each proof once; empty in a proof from
+    before it existed, which the signature then does not cover."""
 
     certificate: DeviceCertificate
     signed_at: float
     signature: bytes
+    nonce: bytes = b""
 
 
 class OprfRequest(msgspec.Struct, frozen=True, kw_only=True):
@@ -115,8 +136,32 @@ class CowatchInfo(msgspec.Struct, frozen=True, kw_only=True):
     epoch_s: float
 
 
-def _payload(kind: str, body_digest: bytes, signed_at: float, cert_signature: bytes) -> bytes:
-    return _encoder.encode((_PROOF, kind, body_digest, signed_at, cert_signature))
+def pieces(
+    items: Sequence[T], size: Callable[[Sequence[T]], int], limit: int = MAX_REQUEST_BYTES
+) -> list[list[T]]:
+    """``items`` cut, in order, into the fewest consecutive pieces whose request
+    (``size(piece)``: its encoded bytes) is at most ``limit``; :class:`InputError` if
+    one item alone is over it. No piece is empty; no items, no pieces."""
+    out: list[list[T]] = []
+    start, n = 0, len(items)
+    while start < len(items):
+        n = min(n, len(items) - start)
+        while size(items[start : start + n]) > limit:
+            if n == 1:
+                raise InputError(f"one co-watch item alone is over {limit} bytes")
+            n = max(1, n * limit // size(items[start : start + n]))
+        while start + n < len(items) and size(items[start : start + n + 1]) <= limit:
+            n += 1  # the shrink above is proportional: fill the piece up
+        out.append(list(items[start : start + n]))
+        start += n
+    return out
+
+
+def _payload(
+    kind: str, body_digest: bytes, signed_at: float, cert_signature: bytes, nonce: bytes
+) -> bytes:
+    signed = (_PROOF, kind, body_digest, signed_at, cert_signature)
+    return _encoder.encode((*signed, nonce) if nonce else signed)
 
 
 def _digest(kind: str, items: list[bytes]) -> bytes:
@@ -134,12 +179,16 @@ def request_items(request: OprfRequest | ReportRequest) -> list[bytes]:
 
 
 def prove(identity: DeviceIdentity, kind: str, request: OprfRequest | ReportRequest) -> DeviceProof:
-    """``identity``'s proof for ``request`` of ``kind`` ("oprf" or "reports"), signed now."""
-    signed_at = float(identity.clock.now())
+    """``identity``'s proof for ``request`` of ``kind`` ("oprf" or "reports"), signed now
+    with a fresh nonce."""
+    signed_at, nonce = float(identity.clock.now()), secrets.token_bytes(16)
     digest = _digest(kind, request_items(request))
-    payload = _payload(kind, digest, signed_at, identity.certificate.signature)
+    payload = _payload(kind, digest, signed_at, identity.certificate.signature, nonce)
     return DeviceProof(
-        certificate=identity.certificate, signed_at=signed_at, signature=identity.key.sign(payload)
+        certificate=identity.certificate,
+        signed_at=signed_at,
+        signature=identity.key.sign(payload),
+        nonce=nonce,
     )
 
 
@@ -162,6 +211,8 @@ def verify_proof(
     if proof is None:
         raise AuthError("a co-watch request to the helper carries a device proof")
     cert = proof.certificate
+    if len(proof.nonce) > 32:
+        raise AuthError("a device proof's nonce is at most 32 bytes")
     maker = manufacturer_keys.get((cert.manufacturer_id, cert.key_id))
     if maker is None:
         raise AuthError(
@@ -173,7 +224,8 @@ def verify_proof(
             f"the request was signed at {proof.signed_at:.0f}, more than {max_skew:.0f} s "
             f"from the helper's time {now:.0f}: set the device's clock"
         )
-    payload = _payload(kind, _digest(kind, request_items(request)), proof.signed_at, cert.signature)
+    digest = _digest(kind, request_items(request))
+    payload = _payload(kind, digest, proof.signed_at, cert.signature, proof.nonce)
     try:
         Ed25519PublicKey.from_public_bytes(cert.device_key).verify(proof.signature, payload)
     except (ValueError, InvalidSignature):

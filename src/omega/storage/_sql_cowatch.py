@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import hashlib
+from collections.abc import Callable, Sequence
 
 import msgspec
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
@@ -64,25 +65,38 @@ class SQLCowatchStore(CowatchStore):
             row = self._db.write(make)
         return CowatchKeys(oprf_key=bytes(row[0]), hpke_key=bytes(row[1]))  # type: ignore[arg-type]
 
-    def charge_oprf(self, viewer_id: str, *, epoch: int, points: int, bound: int) -> int:
+    def charge_oprf(
+        self, viewer_id: str, *, epoch: int, points: Sequence[bytes], bound: int
+    ) -> int:
         def charge(tx: Tx) -> int:
             self._standing(tx, viewer_id)
+            tx.run(
+                "DELETE FROM cowatch_points WHERE viewer_id = ? AND epoch < ?", (viewer_id, epoch)
+            )
+            new = sum(
+                tx.run(
+                    "INSERT INTO cowatch_points (viewer_id, epoch, digest) VALUES (?, ?, ?)"
+                    " ON CONFLICT DO NOTHING",
+                    (viewer_id, epoch, digest),
+                )
+                for digest in {hashlib.sha256(p).digest() for p in points}
+            )
             row = tx.row(
                 "SELECT used FROM cowatch_usage WHERE viewer_id = ? AND epoch = ?",
                 (viewer_id, epoch),
             )
             used = int(row[0]) if row else 0
-            if used + points > bound:
+            if used + new > bound:
                 raise OprfOverBudget(
                     f"a TV has at most {bound} co-watch OPRF evaluations per epoch; "
-                    f"{bound - used} left, {points} asked"
+                    f"{bound - used} left, {new} asked"
                 )
             tx.run(
                 "INSERT INTO cowatch_usage (viewer_id, epoch, used) VALUES (?, ?, ?)"
                 " ON CONFLICT (viewer_id, epoch) DO UPDATE SET used = excluded.used",
-                (viewer_id, epoch, used + points),
+                (viewer_id, epoch, used + new),
             )
-            return bound - used - points
+            return bound - used - new
 
         return self._db.write(charge)
 

@@ -11,7 +11,7 @@ transaction per batch.
 from __future__ import annotations
 
 import abc
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from omega.errors import InputError
@@ -85,8 +85,12 @@ class CowatchStore(abc.ABC):
         """The keys, made on first use (the first caller's win when two race)."""
 
     @abc.abstractmethod
-    def charge_oprf(self, viewer_id: str, *, epoch: int, points: int, bound: int) -> int:
-        """Charge ``points`` evaluations to the viewer's ``epoch``; what is left.
+    def charge_oprf(
+        self, viewer_id: str, *, epoch: int, points: Sequence[bytes], bound: int
+    ) -> int:
+        """Charge the evaluation of ``points`` to the viewer's ``epoch``; what is left. A
+        point the viewer had evaluated in this epoch costs nothing again (a retried
+        request whose answer was lost).
         :class:`OprfOverBudget` (nothing charged) past ``bound``; the push refusals
         (``InputError``, ``RevokedError``) for a viewer that may not contribute."""
 

@@ -20,9 +20,9 @@ from the privacy budget the popularity reports already keep (``omega.sync.report
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Protocol, TypeVar, runtime_checkable
+from typing import Any, Protocol, TypeVar, runtime_checkable
 
 import msgspec
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PublicKey
@@ -34,17 +34,20 @@ from omega.protocol.aggregation import MSGPACK_MEDIA_TYPE
 from omega.protocol.attestation import DeviceIdentity
 from omega.protocol.cowatch import make_report, pair_input, seal_report
 from omega.protocol.cowatch_wire import (
+    ALREADY_REPORTED,
     CowatchInfo,
     OprfPoints,
     OprfRequest,
     OprfResponse,
     ReportRequest,
     ReportResponse,
+    pieces,
     prove,
 )
 from omega.protocol.messages import CowatchCursor
 from omega.sync.replies import error_for
 from omega.sync.reports import REPORT_SPENT, _record, _spent_within
+from omega.sync.retry import RetryPolicy
 from omega.sync.transport import Response, Transport
 
 __all__ = [
@@ -60,6 +63,7 @@ __all__ = [
 ]
 
 T = TypeVar("T")
+M = TypeVar("M", OprfRequest, ReportRequest)
 COWATCH_EPOCH = "cowatch_epoch"
 COWATCH_CURSOR = "cowatch_cursor"
 Rows = list[tuple[int, list[tuple[int, int]]]]
@@ -115,27 +119,46 @@ def _decode(answer: Response, kind: type[T], who: str) -> T:
 
 class Contributor:
     """Contributes a TV's pairs once per epoch. ``helper``: a transport to the helper;
-    ``identity``: the device's certificate and key (the helper counts attested devices)."""
+    ``identity``: the device's certificate and key (the helper counts attested devices);
+    ``retry``: how a request to the helper is retried (the constellation's go through the
+    sync client's). Every request is at most ``MAX_REQUEST_BYTES``: the points and reports
+    go in as many pieces as that takes, and a retried piece is counted once by both
+    servers (they charge a point, and queue a device's tag, once)."""
 
     def __init__(
-        self, *, helper: Transport, identity: DeviceIdentity, epsilon: float | None = None
+        self,
+        *,
+        helper: Transport,
+        identity: DeviceIdentity,
+        epsilon: float | None = None,
+        retry: RetryPolicy | None = None,
     ) -> None:
         if epsilon is not None and epsilon < 0:
             raise ConfigError("the co-watch epsilon per pair must be ≥ 0")
         self.helper = helper
         self.identity = identity
         self.epsilon = epsilon
+        self.retry = retry or RetryPolicy()
 
-    async def _helper(self, path: str, message: OprfRequest | ReportRequest) -> Response:
-        answer = await self.helper.request(
-            "POST",
-            path,
-            body=msgspec.msgpack.encode(message),
-            headers={"Content-Type": MSGPACK_MEDIA_TYPE},
-        )
-        if not 200 <= answer.status < 300:
-            raise error_for(answer)
-        return answer
+    async def _to_helper(
+        self, path: str, kind: str, message: OprfRequest | ReportRequest
+    ) -> tuple[Response, int]:
+        """``message`` to the helper with retries, signed afresh for every try (the helper
+        accepts a proof once); the answer and how many tries it took."""
+        tries = 0
+
+        async def attempt() -> Response:
+            nonlocal tries
+            tries += 1
+            signed = msgspec.structs.replace(message, proof=prove(self.identity, kind, message))
+            answer = await self.helper.request(
+                "POST", path, body=_encode(signed), headers={"Content-Type": MSGPACK_MEDIA_TYPE}
+            )
+            if not 200 <= answer.status < 300:
+                raise error_for(answer)
+            return answer
+
+        return await self.retry.call(attempt), tries
 
     def _affordable(self, brain: Brain, most: int, now: float) -> int:
         """How many pairs (at most ``most``) the budget allows now."""
@@ -191,30 +214,65 @@ class Contributor:
     async def _send(
         self, chosen: list[tuple[int, int]], info: CowatchInfo, epoch: int, send: SendAsViewer
     ) -> Contribution:
+        """The OPRF through both servers, then the sealed reports through the helper, each
+        step in requests of at most ``MAX_REQUEST_BYTES``."""
         blinded = [oprf.blind(pair_input(a, b)) for a, b in chosen]
-        first = OprfRequest(points=[b.point for b in blinded])
-        first = msgspec.structs.replace(first, proof=prove(self.identity, "oprf", first))
-        half = _decode(await self._helper("/helper/v1/cowatch/oprf", first), OprfResponse, "helper")
-        body = msgspec.msgpack.encode(OprfPoints(points=half.points))
-        whole = _decode(
-            await send("POST", "/api/omega/cowatch/oprf", body, MSGPACK_MEDIA_TYPE),
-            OprfResponse,
-            "the constellation",
-        )
-        if len(whole.points) != len(chosen):
-            raise RemoteProtocolError("the OPRF answers do not match the points sent")
+        outputs = await self._evaluate([b.point for b in blinded], send)
         try:
             leader = X25519PublicKey.from_public_bytes(info.leader_key)
         except ValueError:
             raise RemoteProtocolError("the constellation's co-watch key is not X25519") from None
         reports = [
             seal_report(make_report(oprf.finalize(b, p), a, c, k=info.threshold), leader)
-            for b, p, (a, c) in zip(blinded, whole.points, chosen, strict=True)
+            for b, p, (a, c) in zip(blinded, outputs, chosen, strict=True)
         ]
-        request = ReportRequest(reports=reports)
-        request = msgspec.structs.replace(request, proof=prove(self.identity, "reports", request))
-        answer = _decode(
-            await self._helper("/helper/v1/cowatch/reports", request), ReportResponse, "helper"
-        )
-        queued = sum(1 for e in answer.errors if not e)
-        return Contribution(epoch, len(reports), queued, [e for e in answer.errors if e])
+        queued, errors = 0, []
+        for piece in pieces(reports, self._sized(ReportRequest(reports=[]), "reports")):
+            answer, tries = await self._to_helper(
+                "/helper/v1/cowatch/reports", "reports", ReportRequest(reports=piece)
+            )
+            for error in _decode(answer, ReportResponse, "helper").errors:
+                # A retried piece whose first try reached the helper: those are queued.
+                if not error or (tries > 1 and error == ALREADY_REPORTED):
+                    queued += 1
+                else:
+                    errors.append(error)
+        return Contribution(epoch, len(reports), queued, errors)
+
+    async def _evaluate(self, points: list[bytes], send: SendAsViewer) -> list[bytes]:
+        """``points`` times ``k1`` (the helper) then ``k2`` (the constellation), piece by
+        piece. A retried piece is charged once: both servers charge a point once an epoch."""
+        half: list[bytes] = []
+        for piece in pieces(points, self._sized(OprfRequest(points=[]), "oprf")):
+            answer, _ = await self._to_helper(
+                "/helper/v1/cowatch/oprf", "oprf", OprfRequest(points=piece)
+            )
+            half.extend(_matching(_decode(answer, OprfResponse, "helper").points, piece))
+        whole: list[bytes] = []
+        for piece in pieces(half, lambda p: len(_encode(OprfPoints(points=list(p))))):
+            body = _encode(OprfPoints(points=piece))
+            answer = await send("POST", "/api/omega/cowatch/oprf", body, MSGPACK_MEDIA_TYPE)
+            evaluated = _decode(answer, OprfResponse, "the constellation").points
+            whole.extend(_matching(evaluated, piece))
+        return whole
+
+    def _sized(self, empty: M, kind: str) -> Callable[[Sequence[Any]], int]:
+        """The encoded size of ``empty`` holding a piece, with a proof (constant size)."""
+        proof = prove(self.identity, kind, empty)
+        field = "points" if isinstance(empty, OprfRequest) else "reports"
+
+        def size(piece: Sequence[Any]) -> int:
+            filled = msgspec.structs.replace(empty, proof=proof, **{field: list(piece)})
+            return len(_encode(filled))
+
+        return size
+
+
+def _encode(message: msgspec.Struct) -> bytes:
+    return msgspec.msgpack.encode(message)
+
+
+def _matching(answered: list[bytes], sent: list[bytes]) -> list[bytes]:
+    if len(answered) != len(sent):
+        raise RemoteProtocolError("the OPRF answers do not match the points sent")
+    return answered

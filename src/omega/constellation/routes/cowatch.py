@@ -4,7 +4,9 @@ the OPRF.
 - ``GET /api/omega/cowatch`` — a viewer: :class:`CowatchInfo` (JSON);
 - ``POST /api/omega/cowatch/oprf`` — a viewer: blinded points (already times the
   helper's key) times this server's key, at most ``cowatch_per_epoch`` per TV per epoch
-  (429 past it; 422 for a point not in the group). msgpack in and out.
+  (429 past it, with Retry-After: the seconds to the next epoch; 422 for a point not in
+  the group); a point the TV had evaluated this epoch is answered again free (a retried
+  request). msgpack in and out.
 
 Reports themselves never come here: a TV sends them to the helper, which hands them on
 shuffled and without the TV's identity.
@@ -12,6 +14,7 @@ shuffled and without the TV's identity.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import msgspec
@@ -88,14 +91,16 @@ async def evaluate(request: Request, verified: Viewer) -> Response:
         key = cowatch.keys().oprf_key
         points = [oprf.evaluate(key, p) for p in asked.points]  # refuse bad points first
         cowatch.charge_oprf(
-            verified.viewer_id, epoch=epoch, points=len(points), bound=settings.cowatch_per_epoch
+            verified.viewer_id, epoch=epoch, points=asked.points, bound=settings.cowatch_per_epoch
         )
         return OprfResponse(points=points)
 
     try:
         answer = await runtime.db(work)
     except OprfOverBudget as exc:
-        raise Problem(429, str(exc), slug="cowatch-over-budget") from None
+        wait = settings.cowatch_epoch_s - runtime.clock.now() % settings.cowatch_epoch_s
+        headers = {"Retry-After": str(max(1, math.ceil(wait)))}
+        raise Problem(429, str(exc), slug="cowatch-over-budget", headers=headers) from None
     except InputError as exc:  # well-formed, but a point not in the group
         raise Problem(422, str(exc), slug="bad-point") from None
     return Response(msgspec.msgpack.encode(answer), media_type=MSGPACK_MEDIA_TYPE)

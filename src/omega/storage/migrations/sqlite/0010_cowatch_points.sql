@@ -1,0 +1,9 @@
+-- The OPRF points each viewer had evaluated in its current epoch (a SHA-256 of each): a
+-- retried request whose answer was lost is answered again without a second charge
+-- (docs/cowatch.md). Past epochs' rows are deleted at the viewer's next charge.
+CREATE TABLE cowatch_points (
+    viewer_id TEXT NOT NULL,
+    epoch INTEGER NOT NULL,
+    digest BLOB NOT NULL,
+    PRIMARY KEY (viewer_id, epoch, digest)
+);
