@@ -100,7 +100,7 @@ def test_released_neighbours_lead_scoring_with_a_reason_naming_the_title(
     assert scores[_row(brain, "doc3")] > before[_row(brain, "doc3")]
     assert int(np.argmax(scores)) == _row(brain, "doc3")
     top = brain.recommend(3)[0]
-    assert top.item_id == "doc3" and top.signals["cowatch"] == 1.0
+    assert top.item_id == "doc3" and 0.0 < top.signals["cowatch"] <= 1.0
     assert top.reason == "viewers who watched Heat went on to watch this"
 
 
@@ -216,3 +216,48 @@ def test_a_well_backed_neighbour_outweighs_a_barely_released_one() -> None:
     assert BrainConfig().cowatch_degree_exponent == 0.5
     with pytest.raises(ConfigError, match="cowatch_degree_exponent"):
         BrainConfig(cowatch_degree_exponent=2.0)
+
+
+def test_a_thin_pair_does_not_outrank_the_households_own_taste(
+    brain: Brain, clock: ManualClock
+) -> None:
+    """The co-watch signal is on the table's scale, not the household's: a pair barely
+    released (3 TVs) from its only title, in a table whose sources point to their best
+    neighbours with hundreds of TVs, lifts the title a little and does not put it first.
+    Divided by the household's own best score it scored 1, as much as a pair the whole
+    fleet backs, and outranked every title of the household's genre."""
+    order = _order(brain)
+    pos = {item: i for i, item in enumerate(order)}
+    _watch(brain, clock, ["cri0"])  # Heat
+    before = brain.score_all()
+    strong = [(pos[a], [(pos[b], 300)]) for a, b in (("ani0", "ani1"), ("doc0", "doc1"))]
+    brain.apply_cowatch(1, sorted([(pos["cri0"], [(pos["doc3"], 3)]), *strong]))
+    scores = brain.score_all()
+    doc3 = _row(brain, "doc3")
+    assert scores[doc3] > before[doc3]  # still lifted…
+    assert brain.catalog.ids[int(np.argmax(scores))].startswith("cri")  # …not first
+    signals = {r.item_id: r.signals["cowatch"] for r in brain.recommend(20)}
+    assert 0.0 < signals["doc3"] < 0.1
+
+
+def test_cowatch_scores_are_on_the_tables_scale_and_capped() -> None:
+    """``full_score``: the median source's best entry times the history's weights; a
+    title every recent title points to that strongly scores 1, and never more."""
+    from omega.brain import BrainConfig
+    from omega.brain._store_cowatch import CowatchRows
+    from omega.brain.cowatch import CowatchMatrix, typical_best
+
+    # Sources 0, 1, 2 → 3 with 4, 16 and 64 TVs; no backward weight, whole degree.
+    rows = CowatchRows(
+        np.array([0, 1, 2], np.int64), np.array([3, 3, 3], np.int64), np.array([4.0, 16, 64])
+    )
+    config = BrainConfig(
+        cowatch_backward=0.0, cowatch_degree_exponent=0.0, cowatch_recent=2, cowatch_decay=0.5
+    )
+    matrix = CowatchMatrix.build(rows, np.arange(4, dtype=np.int64), config)
+    assert typical_best(matrix.matrix) == 16.0
+    assert matrix.full_score == 16.0 * 1.5
+    thin = matrix.scores(matrix.edges([(0, 1.0)]), 4)
+    assert thin[3] == pytest.approx(4 / 24) and thin[:3].tolist() == [0, 0, 0]
+    assert matrix.scores(matrix.edges([(2, 1.0), (1, 0.5)]), 4)[3] == 1.0  # 72 / 24, capped
+    assert typical_best(matrix.matrix[:0]) == 1.0  # an empty table
