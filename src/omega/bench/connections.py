@@ -88,16 +88,20 @@ def _read_server(pid: int, data_dir: Path) -> _Server:
     )
 
 
-def _settled(pid: int, data_dir: Path, *, within: float = 5.0) -> _Server:
-    """The server once its descriptors stop changing (at most ``within`` seconds): the
-    registration's shared connections, closed by the clients, may take a moment to close
-    on the server's side, and must not count as held ones."""
+def _settled(pid: int, data_dir: Path, *, within: float = 15.0, steady: float = 1.0) -> _Server:
+    """The server once its descriptors have not changed for ``steady`` seconds (waiting
+    at most ``within``): the registration's shared connections, closed by the clients,
+    may take a moment to close on the server's side — longer on a busy machine, where
+    one unchanged 0.2 s glimpse once counted 4 of them as held — and must not count."""
     deadline = time.monotonic() + within
     last = _read_server(pid, data_dir)
+    since = time.monotonic()
     while time.monotonic() < deadline:
         time.sleep(0.2)
         now = _read_server(pid, data_dir)
-        if now.fds == last.fds:
+        if now.fds != last.fds:
+            since = time.monotonic()
+        elif time.monotonic() - since >= steady:
             return now
         last = now
     return last
