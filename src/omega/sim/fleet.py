@@ -36,6 +36,7 @@ from omega.sim.cowatch_release import CentralRelease, CowatchSource, Forgery
 from omega.sim.datasets import Dataset
 from omega.sim.evaluation import Split
 from omega.sync.client import SyncClient
+from omega.sync.cowatch import COWATCH_EPOCH, Contributor
 from omega.sync.cursors import CatalogOrder
 from omega.sync.transport import Transport
 
@@ -136,8 +137,15 @@ class Viewer:
     attacker: bool = False
     since_sync: int = 0
     last_sync: float = -math.inf
-    #: The epoch of the TV's last co-watch contribution (None: none, or nothing left).
+    #: The epoch of the TV's last co-watch contribution (None: none yet).
     cowatch_epoch: int | None = None
+    #: The TV may hold pairs it has not contributed: set by every new event, cleared by
+    #: a sync that could have sent pairs (budget and epoch allowing) and found none.
+    cowatch_pending: bool = False
+    #: Its budget pays for no pair before this simulated time (idle syncs wait for it).
+    cowatch_wait: float = -math.inf
+    #: Its co-watch contributor (None: no private co-watch).
+    contributor: Contributor | None = None
 
 
 @dataclass(slots=True)
@@ -333,6 +341,7 @@ def _open_fleet(
             identity = constellation.device(f"tv-{v}")
             cowatch = private_parts(run, viewer, identity, transport, forgery)
             transport = cowatch.transport or transport
+            viewer.contributor = cowatch.contributor
             release_keys = None  # an honest TV pins the constellation's keys at registration
             if viewer.attacker and attack is not None:
                 transport = attack.transport(transport, _forger(helper_key, order, attack.item))
@@ -477,6 +486,7 @@ async def _replay(
         viewer.clock.set(ts)
         play(viewer.brain, item_ids[int(what[n])], float(stars[n]))
         viewer.since_sync += 1
+        viewer.cowatch_pending = True
         if (
             viewer.client is not None
             and (
@@ -506,10 +516,7 @@ async def _sync(viewer: Viewer, run: FleetRun) -> bool:
     run.syncs += 1
     if run.private is not None:
         run.private.note(result.cowatch_error)
-        # A TV that contributed may have more; one that sent nothing has none it can.
-        viewer.cowatch_epoch = (
-            run.private.epoch_of(viewer.last_sync) if result.cowatch_sent else None
-        )
+        _after_contribution(viewer, run.private, result.cowatch_sent)
     if run.cowatch is not None:
         if viewer.attacker and run.forgery is not None:
             run.cowatch.forge_epoch(viewer.index, run.forgery, run.pairs_per_epoch)
@@ -523,16 +530,34 @@ async def _sync(viewer: Viewer, run: FleetRun) -> bool:
     return result.batch_id is not None
 
 
+def _after_contribution(viewer: Viewer, private: PrivateCowatch, sent: int) -> None:
+    """What a sync's contribution says of the TV's pairs: it sent some (it may hold
+    more), it had contributed earlier this epoch, its budget pays for none until it
+    renews, or it holds none it can send (until it watches more)."""
+    now = viewer.last_sync
+    epoch = private.epoch_of(now)
+    if sent:
+        viewer.cowatch_epoch = epoch
+    elif viewer.brain.sync.cursor(COWATCH_EPOCH) == str(epoch):
+        viewer.cowatch_epoch = epoch  # contributed (or was refused) earlier this epoch
+    elif viewer.contributor is not None and not viewer.contributor.affordable(viewer.brain, 1, now):
+        viewer.cowatch_wait = viewer.contributor.renews_at(viewer.brain, now)
+    else:
+        viewer.cowatch_pending = False
+
+
 async def _idle_contributions(run: FleetRun, at: float) -> None:
-    """Idle TVs still holding pairs sync at ``at`` once their epoch is over: what a TV
-    that stays plugged in does; the budget and the per-epoch bound still apply."""
+    """Idle TVs that may hold pairs sync at ``at`` once the epoch of their last
+    contribution is over and their budget pays for a pair: what a TV that stays plugged
+    in does; the budget and the per-epoch bound still apply."""
     assert run.private is not None
     epoch = run.private.epoch_of(at)
     for viewer in run.viewers.values():
         if (
             viewer.client is not None
-            and viewer.cowatch_epoch is not None
+            and viewer.cowatch_pending
             and epoch != viewer.cowatch_epoch
+            and viewer.cowatch_wait <= at
             and viewer.clock.now() <= at
         ):
             viewer.clock.set(at)
