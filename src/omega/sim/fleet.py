@@ -31,12 +31,11 @@ from omega.protocol.shares import make_shared_report
 from omega.sim.attacks import AttackingTransport, AttackKind
 from omega.sim.audit import AuditingTransport, PrivacyAudit
 from omega.sim.constellation import SimConstellation
-from omega.sim.cowatch_private import ForgedPairs, PrivateCowatch, TvCowatch
+from omega.sim.cowatch_private import ForgedPairs, Plugged, PrivateCowatch, TvCowatch
 from omega.sim.cowatch_release import CentralRelease, CowatchSource, Forgery
 from omega.sim.datasets import Dataset
 from omega.sim.evaluation import Split
 from omega.sync.client import SyncClient
-from omega.sync.cowatch import COWATCH_EPOCH, Contributor
 from omega.sync.cursors import CatalogOrder
 from omega.sync.transport import Transport
 
@@ -137,15 +136,8 @@ class Viewer:
     attacker: bool = False
     since_sync: int = 0
     last_sync: float = -math.inf
-    #: The epoch of the TV's last co-watch contribution (None: none yet).
-    cowatch_epoch: int | None = None
-    #: The TV may hold pairs it has not contributed: set by every new event, cleared by
-    #: a sync that could have sent pairs (budget and epoch allowing) and found none.
-    cowatch_pending: bool = False
-    #: Its budget pays for no pair before this simulated time (idle syncs wait for it).
-    cowatch_wait: float = -math.inf
-    #: Its co-watch contributor (None: no private co-watch).
-    contributor: Contributor | None = None
+    #: Its private co-watch contributions, for the idle syncs of a TV left plugged in.
+    cowatch: Plugged = field(default_factory=Plugged)
 
 
 @dataclass(slots=True)
@@ -341,7 +333,7 @@ def _open_fleet(
             identity = constellation.device(f"tv-{v}")
             cowatch = private_parts(run, viewer, identity, transport, forgery)
             transport = cowatch.transport or transport
-            viewer.contributor = cowatch.contributor
+            viewer.cowatch.contributor = cowatch.contributor
             release_keys = None  # an honest TV pins the constellation's keys at registration
             if viewer.attacker and attack is not None:
                 transport = attack.transport(transport, _forger(helper_key, order, attack.item))
@@ -486,7 +478,7 @@ async def _replay(
         viewer.clock.set(ts)
         play(viewer.brain, item_ids[int(what[n])], float(stars[n]))
         viewer.since_sync += 1
-        viewer.cowatch_pending = True
+        viewer.cowatch.pending = True
         if (
             viewer.client is not None
             and (
@@ -512,11 +504,14 @@ async def _sync(viewer: Viewer, run: FleetRun) -> bool:
     assert viewer.client is not None
     viewer.since_sync = 0
     viewer.last_sync = viewer.clock.now()
+    if run.private is not None:
+        run.private.at(viewer.last_sync)
     result = await viewer.client.sync()
     run.syncs += 1
     if run.private is not None:
         run.private.note(result.cowatch_error)
-        _after_contribution(viewer, run.private, result.cowatch_sent)
+        now = viewer.last_sync
+        viewer.cowatch.after(viewer.brain, run.private.epoch_of(now), now, result.cowatch_sent)
     if run.cowatch is not None:
         if viewer.attacker and run.forgery is not None:
             run.cowatch.forge_epoch(viewer.index, run.forgery, run.pairs_per_epoch)
@@ -530,22 +525,6 @@ async def _sync(viewer: Viewer, run: FleetRun) -> bool:
     return result.batch_id is not None
 
 
-def _after_contribution(viewer: Viewer, private: PrivateCowatch, sent: int) -> None:
-    """What a sync's contribution says of the TV's pairs: it sent some (it may hold
-    more), it had contributed earlier this epoch, its budget pays for none until it
-    renews, or it holds none it can send (until it watches more)."""
-    now = viewer.last_sync
-    epoch = private.epoch_of(now)
-    if sent:
-        viewer.cowatch_epoch = epoch
-    elif viewer.brain.sync.cursor(COWATCH_EPOCH) == str(epoch):
-        viewer.cowatch_epoch = epoch  # contributed (or was refused) earlier this epoch
-    elif viewer.contributor is not None and not viewer.contributor.affordable(viewer.brain, 1, now):
-        viewer.cowatch_wait = viewer.contributor.renews_at(viewer.brain, now)
-    else:
-        viewer.cowatch_pending = False
-
-
 async def _idle_contributions(run: FleetRun, at: float) -> None:
     """Idle TVs that may hold pairs sync at ``at`` once the epoch of their last
     contribution is over and their budget pays for a pair: what a TV that stays plugged
@@ -553,13 +532,7 @@ async def _idle_contributions(run: FleetRun, at: float) -> None:
     assert run.private is not None
     epoch = run.private.epoch_of(at)
     for viewer in run.viewers.values():
-        if (
-            viewer.client is not None
-            and viewer.cowatch_pending
-            and epoch != viewer.cowatch_epoch
-            and viewer.cowatch_wait <= at
-            and viewer.clock.now() <= at
-        ):
+        if viewer.client is not None and viewer.cowatch.due(epoch, at) and viewer.clock.now() <= at:
             viewer.clock.set(at)
             await _sync(viewer, run)
 
