@@ -218,24 +218,36 @@ def test_a_well_backed_neighbour_outweighs_a_barely_released_one() -> None:
         BrainConfig(cowatch_degree_exponent=2.0)
 
 
-def test_likely_first_ranks_by_the_rarer_titles_popularity_keeping_order_among_equals() -> None:
+def test_likely_first_puts_the_rarer_titles_popularity_between_closeness_and_recency() -> None:
     from omega.brain.cowatch import likely_first
 
     popularity = {1: 1.0, 2: 0.8, 3: 0.1}
-    pairs = [(4, 1), (3, 1), (1, 2), (2, 5), (2, 1)]
-    assert likely_first(pairs, popularity) == [(1, 2), (2, 1), (3, 1), (4, 1), (2, 5)]
+    # Gap 1: (5,1) (1,2) (2,3) (3,4); gap 2: (5,2) (1,3) (2,4); gap 3: (5,3) (1,4).
+    assert likely_first([5, 1, 2, 3, 4], 3, popularity) == [
+        (1, 2),
+        (2, 3),
+        (3, 4),
+        (5, 1),
+        (1, 3),
+        (2, 4),
+        (5, 2),
+        (1, 4),
+        (5, 3),
+    ]
+    assert likely_first([5, 1, 2, 3, 4], 3, {}) == ordered_pairs([5, 1, 2, 3, 4], 3)
 
 
 def test_a_tv_spends_its_budget_first_on_pairs_other_tvs_likely_share(
     brain: Brain, clock: ManualClock
 ) -> None:
-    """With a released popularity list, pairs of popular titles come before closer pairs
-    with a title no list names: a pair helps only once k TVs sent it."""
+    """With a released popularity list, of equally close pairs those of popular titles
+    come first, before more recent ones with a title no list names: a pair helps only
+    once k TVs sent it."""
     from omega.protocol.messages import ItemScore
 
     order = _order(brain)
     pos = {item: i for i, item in enumerate(order)}
-    _watch(brain, clock, ["cri0", "doc4", "cri1", "doc5"])
+    _watch(brain, clock, ["cri0", "cri1", "doc4", "doc5"])
     brain.sync.apply_release(
         version=1,
         patterns=[],
@@ -243,11 +255,11 @@ def test_a_tv_spends_its_budget_first_on_pairs_other_tvs_likely_share(
         trends=[],
         popular=[ItemScore(item_id="cri0", score=1.0), ItemScore(item_id="cri1", score=0.5)],
     )
-    # Closest first would start with (cri1, doc5); the popular pair is two steps apart.
+    # The most recent first would start with (doc4, doc5).
     assert brain.pairs_to_contribute(1, limit=1) == [(pos["cri0"], pos["cri1"])]
     assert brain.pairs_to_contribute(2, limit=2) == [
-        (pos["cri1"], pos["doc5"]),
-        (pos["doc4"], pos["cri1"]),
+        (pos["doc4"], pos["doc5"]),
+        (pos["cri1"], pos["doc4"]),
     ]
 
 

@@ -6,11 +6,10 @@ Two directions, both through ``Brain``:
   pairs a → b from its own viewing — b started within ``cowatch_window`` engaged titles
   after a — and hands the sync at most ``cowatch_pairs_per_epoch`` per epoch (fewer when
   the sync says its budget allows fewer: only the pairs handed over count as sent), as
-  positions in the server's catalog order. With ``cowatch_likely_first`` (the default)
-  the pairs likeliest to reach the release's k TVs come first (:func:`likely_first`:
-  by the released popularity of the pair's rarer title), then the closest pairs (a
-  title watched right after another says the most about it), most recent first among
-  equals. A pair is
+  positions in the server's catalog order: the closest pairs first (a title watched
+  right after another says the most about it), then — with ``cowatch_likely_first``,
+  the default — those likeliest to reach the release's k TVs (:func:`likely_first`: by
+  the released popularity of the pair's rarer title), then the most recent. A pair is
   contributed once in the TV's life (``cowatch_sent`` records them); asking again for
   the same epoch returns the same pairs, so a retried sync sends nothing new.
   *Engaged*: a view or rating with reward ≥ ``cowatch_min_reward`` (0.3: the learner's
@@ -69,16 +68,25 @@ def ordered_pairs(sequence: Sequence[int], window: int) -> list[tuple[int, int]]
 
 
 def likely_first(
-    pairs: Sequence[tuple[int, int]], popularity: Mapping[int, float]
+    sequence: Sequence[int], window: int, popularity: Mapping[int, float]
 ) -> list[tuple[int, int]]:
-    """``pairs`` with those most likely to reach the release's k TVs first: by the
-    released popularity of the pair's *less* popular title (a pair is as common as its
-    rarer title allows; titles off the released list count 0), keeping ``pairs``' order
-    among equals. A pair helps only once k TVs sent it, so a TV whose budget cannot pay
-    for every pair spends it where other TVs are likeliest to meet it."""
-    return sorted(
-        pairs, key=lambda ab: -min(popularity.get(ab[0], 0.0), popularity.get(ab[1], 0.0))
-    )
+    """:func:`ordered_pairs`, with the pairs likeliest to reach the release's k TVs
+    first among those equally close: the closest first, then by the released popularity
+    of the pair's *rarer* title (a pair is as common as its rarer title allows; a title
+    off the released list counts 0), then the most recent. A pair helps only once k TVs
+    sent it, so a TV whose budget cannot pay for every pair spends it where other TVs
+    are likeliest to meet it; closeness still leads (ranking by popularity alone did
+    better on ml-latest-small but much worse on the demo's viewers, who watch in
+    order: docs/cowatch.md)."""
+    ranked: list[tuple[int, float, int, int, int]] = []
+    for i, a in enumerate(sequence):
+        rare = popularity.get(a, 0.0)
+        for gap in range(1, window + 1):
+            if i + gap < len(sequence):
+                b = sequence[i + gap]
+                ranked.append((gap, -min(rare, popularity.get(b, 0.0)), -(i + gap), a, b))
+    ranked.sort()
+    return [(a, b) for _, _, _, a, b in ranked]
 
 
 @dataclass(frozen=True, slots=True)
@@ -295,12 +303,13 @@ class CowatchState:
             if key in positions and key not in seen:
                 sequence.append(key)
                 seen.add(key)
-        unsent = [
-            pair for pair in ordered_pairs(sequence, config.cowatch_window) if pair not in sent
-        ]
-        if config.cowatch_likely_first:
-            unsent = likely_first(unsent, self._popularity(catalog))
-        chosen = unsent[:most]
+        window = config.cowatch_window
+        ranked = (
+            likely_first(sequence, window, self._popularity(catalog))
+            if config.cowatch_likely_first
+            else ordered_pairs(sequence, window)
+        )
+        chosen = [pair for pair in ranked if pair not in sent][:most]
         if chosen:
             with self._store.transaction(durable=True) as conn:
                 table.record(conn, epoch, chosen)
