@@ -261,3 +261,54 @@ def test_cowatch_scores_are_on_the_tables_scale_and_capped() -> None:
     assert thin[3] == pytest.approx(4 / 24) and thin[:3].tolist() == [0, 0, 0]
     assert matrix.scores(matrix.edges([(2, 1.0), (1, 0.5)]), 4)[3] == 1.0  # 72 / 24, capped
     assert typical_best(matrix.matrix[:0]) == 1.0  # an empty table
+
+
+def test_likely_first_puts_the_rarer_titles_popularity_between_closeness_and_recency() -> None:
+    from omega.brain.cowatch import likely_first
+
+    popularity = {1: 1.0, 2: 0.8, 3: 0.1}
+    # Gap 1: (5,1) (1,2) (2,3) (3,4); gap 2: (5,2) (1,3) (2,4); gap 3: (5,3) (1,4).
+    assert likely_first([5, 1, 2, 3, 4], 3, popularity) == [
+        (1, 2),
+        (2, 3),
+        (3, 4),
+        (5, 1),
+        (1, 3),
+        (2, 4),
+        (5, 2),
+        (1, 4),
+        (5, 3),
+    ]
+    assert likely_first([5, 1, 2, 3, 4], 3, {}) == ordered_pairs([5, 1, 2, 3, 4], 3)
+
+
+def test_a_tv_spends_its_budget_first_on_pairs_other_tvs_likely_share(
+    brain: Brain, clock: ManualClock
+) -> None:
+    """With a released popularity list, of equally close pairs those of popular titles
+    come first, before more recent ones with a title no list names: a pair helps only
+    once k TVs sent it."""
+    from omega.protocol.messages import ItemScore
+
+    order = _order(brain)
+    pos = {item: i for i, item in enumerate(order)}
+    _watch(brain, clock, ["cri0", "cri1", "doc4", "doc5"])
+    brain.sync.apply_release(
+        version=1,
+        patterns=[],
+        removed=[],
+        trends=[],
+        popular=[ItemScore(item_id="cri0", score=1.0), ItemScore(item_id="cri1", score=0.5)],
+    )
+    # The most recent first would start with (doc4, doc5).
+    assert brain.pairs_to_contribute(1, limit=1) == [(pos["cri0"], pos["cri1"])]
+    assert brain.pairs_to_contribute(2, limit=2) == [
+        (pos["doc4"], pos["doc5"]),
+        (pos["cri1"], pos["doc4"]),
+    ]
+
+
+def test_pairs_come_from_the_whole_history_not_only_the_newest_titles() -> None:
+    from omega.brain import BrainConfig
+
+    assert BrainConfig().cowatch_lookback >= 2000  # a heavy MovieLens viewer's history

@@ -80,3 +80,87 @@ def test_idle_tvs_contribute_what_one_epoch_could_not_hold(tmp_path: Path) -> No
     idle = _run(tmp_path / "idle", few)["cowatch"]
     assert idle["cowatch_reports_sent"] > busy["cowatch_reports_sent"] > 0
     assert not idle["contribution_errors"]
+
+
+def test_both_servers_charge_each_tv_per_simulated_epoch(tmp_path: Path) -> None:
+    """The servers' co-watch epochs follow the replay's clock, so their bound is the TVs'
+    own per simulated epoch (on the wall clock the whole replay is one epoch: a TV past
+    its first epoch's bound would be refused with 429 for the rest of the run)."""
+    few = replace(FAST, cowatch="private", cowatch_per_epoch=2, report_budget=0.0)
+    cowatch = _run(tmp_path, few)["cowatch"]
+    assert not cowatch["contribution_errors"]
+    # More than one epoch's bound per TV on average: many epochs, each charged apart.
+    assert cowatch["cowatch_reports_sent"] > 2 * 16
+
+
+def test_the_helper_desk_counts_epochs_on_the_replay_clock(tmp_path: Path) -> None:
+    import msgspec
+    import pytest
+    from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+
+    from omega.clock import ManualClock
+    from omega.helper import HelperConfig, HelperService
+    from omega.helper.cowatch import OverBudget
+    from omega.protocol.attestation import Manufacturer
+    from omega.protocol.cowatch import make_report, seal_report
+    from omega.protocol.cowatch_wire import ReportRequest, prove
+    from omega.sim.cowatch_private import cowatch_desk
+
+    maker = Manufacturer.generate("sim", "k1")
+    service = HelperService.open(tmp_path, HelperConfig(min_batch=10, noise_epsilon=0))
+    replay = ManualClock(0.0)
+    desk = cowatch_desk(
+        tmp_path, service, maker, min_batch=1, per_epoch=2, epoch_s=86_400.0, replay=replay
+    )
+    device = maker.device("tv-0")  # proofs stay on the wall clock
+    leader = X25519PrivateKey.generate().public_key()
+
+    def submit(first: int, n: int) -> None:
+        reports = [
+            seal_report(make_report(bytes([i]) * 32, i, i + 1, k=3), leader)
+            for i in range(first, first + n)
+        ]
+        request = ReportRequest(reports=reports)
+        desk.submit(msgspec.structs.replace(request, proof=prove(device, "reports", request)))
+
+    submit(0, 2)
+    with pytest.raises(OverBudget):
+        submit(2, 1)
+    replay.set(86_400.0)  # the next simulated day: a new epoch, a new allowance
+    submit(2, 2)
+
+
+def test_an_idle_tv_waits_out_its_spent_budget_instead_of_leaving_the_fleet(
+    tmp_path: Path,
+) -> None:
+    """A sync that sent nothing because the TV contributed earlier this epoch, or because
+    its budget is spent, keeps it among the TVs that idle-sync (until this session both
+    dropped it for good: most TVs left after their first epoch); only a TV that could
+    send and held nothing leaves, until it watches more."""
+    from omega.brain import Brain, BrainConfig
+    from omega.clock import ManualClock
+    from omega.protocol.attestation import Manufacturer
+    from omega.sim.cowatch_private import Plugged
+    from omega.sync.cowatch import COWATCH_EPOCH, Contributor
+    from omega.sync.reports import REPORT_SPENT
+    from omega.sync.transport import AsgiTransport
+
+    year = 365 * 86_400.0
+    config = BrainConfig(codebook_cells=6, report_budget=8.0, report_window_s=year)
+    brain = Brain.open(tmp_path / "tv", clock=ManualClock(0.0), config=config)
+    helper = AsgiTransport(lambda *_: None)  # never called: only the budget is read
+    identity = Manufacturer.generate("sim", "k1").device("tv-0")
+    tv = Plugged(Contributor(helper=helper, identity=identity, epsilon=1.0), pending=True)
+    try:
+        brain.sync.set_cursors({COWATCH_EPOCH: "3"})
+        tv.after(brain, 3, 1_000.0, sent=0)  # contributed earlier in epoch 3
+        assert tv.pending and not tv.due(3, 2_000.0) and tv.due(4, 2_000.0)
+        brain.sync.set_cursors({REPORT_SPENT: "500.0:4.0 600.0:4.0"})
+        tv.after(brain, 4, 2_000.0, sent=0)  # the budget is spent until 500 + a year
+        assert tv.pending and tv.wait == 500.0 + year
+        assert not tv.due(5, year) and tv.due(60, 500.0 + year)
+        brain.sync.set_cursors({REPORT_SPENT: ""})
+        tv.after(brain, 60, 600.0 + year, sent=0)  # it could send and held nothing
+        assert not tv.pending and not tv.due(61, 2 * year)
+    finally:
+        brain.close()

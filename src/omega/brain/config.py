@@ -108,8 +108,13 @@ class BrainConfig:
     #: split (docs/cowatch.md), and the servers' default bound (a TV sends at most what
     #: the constellation's ``cowatch_per_epoch`` allows).
     cowatch_pairs_per_epoch: int = 128
-    #: Pairs are derived from the newest this many engaged titles.
-    cowatch_lookback: int = 200
+    #: Pairs are derived from the newest this many engaged titles (a whole MovieLens
+    #: history: a TV whose budget renews contributes older pairs in later epochs).
+    cowatch_lookback: int = 5000
+    #: Among equally close pairs, contribute first those likeliest to reach the release's
+    #: k TVs: by the released popularity of the pair's rarer title
+    #: (``omega.brain.cowatch.likely_first``).
+    cowatch_likely_first: bool = True
     #: A released pair a → b backed by more than this many times b's best count as a
     #: source is dropped (so is one whose b has no row); 0 turns the rule off
     #: (``omega.brain._cowatch_spread``: a title forged into popular rows has no row).

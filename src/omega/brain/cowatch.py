@@ -6,8 +6,10 @@ Two directions, both through ``Brain``:
   pairs a → b from its own viewing — b started within ``cowatch_window`` engaged titles
   after a — and hands the sync at most ``cowatch_pairs_per_epoch`` per epoch (fewer when
   the sync says its budget allows fewer: only the pairs handed over count as sent), as
-  positions in the server's catalog order, closest pairs first (a title watched right
-  after another says the most about it), most recent first among equals. A pair is
+  positions in the server's catalog order: the closest pairs first (a title watched
+  right after another says the most about it), then — with ``cowatch_likely_first``,
+  the default — those likeliest to reach the release's k TVs (:func:`likely_first`: by
+  the released popularity of the pair's rarer title), then the most recent. A pair is
   contributed once in the TV's life (``cowatch_sent`` records them); asking again for
   the same epoch returns the same pairs, so a retried sync sends nothing new.
   *Engaged*: a view or rating with reward ≥ ``cowatch_min_reward`` (0.3: the learner's
@@ -28,7 +30,7 @@ Two directions, both through ``Brain``:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -46,7 +48,7 @@ if TYPE_CHECKING:
     from omega.brain.store import BrainStore
     from omega.brain.sync_state import SyncState
 
-__all__ = ["CowatchMatrix", "CowatchState", "Edges", "ordered_pairs"]
+__all__ = ["CowatchMatrix", "CowatchState", "Edges", "likely_first", "ordered_pairs"]
 
 F32 = npt.NDArray[np.float32]
 I64 = npt.NDArray[np.int64]
@@ -65,6 +67,28 @@ def ordered_pairs(sequence: Sequence[int], window: int) -> list[tuple[int, int]]
                 ranked.append((gap, -(i + gap), a, sequence[i + gap]))
     ranked.sort()
     return [(a, b) for _, _, a, b in ranked]
+
+
+def likely_first(
+    sequence: Sequence[int], window: int, popularity: Mapping[int, float]
+) -> list[tuple[int, int]]:
+    """:func:`ordered_pairs`, with the pairs likeliest to reach the release's k TVs
+    first among those equally close: the closest first, then by the released popularity
+    of the pair's *rarer* title (a pair is as common as its rarer title allows; a title
+    off the released list counts 0), then the most recent. A pair helps only once k TVs
+    sent it, so a TV whose budget cannot pay for every pair spends it where other TVs
+    are likeliest to meet it; closeness still leads (ranking by popularity alone did
+    better on ml-latest-small but much worse on the demo's viewers, who watch in
+    order: docs/cowatch.md)."""
+    ranked: list[tuple[int, float, int, int, int]] = []
+    for i, a in enumerate(sequence):
+        rare = popularity.get(a, 0.0)
+        for gap in range(1, window + 1):
+            if i + gap < len(sequence):
+                b = sequence[i + gap]
+                ranked.append((gap, -min(rare, popularity.get(b, 0.0)), -(i + gap), a, b))
+    ranked.sort()
+    return [(a, b) for _, _, _, a, b in ranked]
 
 
 @dataclass(frozen=True, slots=True)
@@ -309,14 +333,27 @@ class CowatchState:
             if key in positions and key not in seen:
                 sequence.append(key)
                 seen.add(key)
-        chosen = [
-            pair for pair in ordered_pairs(sequence, config.cowatch_window) if pair not in sent
-        ][:most]
+        window = config.cowatch_window
+        ranked = (
+            likely_first(sequence, window, self._popularity(catalog))
+            if config.cowatch_likely_first
+            else ordered_pairs(sequence, window)
+        )
+        chosen = [pair for pair in ranked if pair not in sent][:most]
         if chosen:
             with self._store.transaction(durable=True) as conn:
                 table.record(conn, epoch, chosen)
             sent.update(chosen)
         return [(positions[a], positions[b]) for a, b in chosen]
+
+    def _popularity(self, catalog: Catalog) -> dict[int, float]:
+        """The released popularity list by title key (titles not listed: absent)."""
+        keys = catalog.key_of_id
+        return {
+            keys[item_id]: score
+            for item_id, score in self._store.releases.popular().items()
+            if item_id in keys
+        }
 
     # -- the released table -----------------------------------------------------------
     def apply(self, version: int, rows: Sequence[tuple[int, Sequence[tuple[int, int]]]]) -> int:

@@ -52,6 +52,8 @@ class Runtime:
     exchange: Exchange
     rounds: RoundRunner
     sealer: ReleaseSealer
+    #: The clock co-watch epochs follow (None: ``clock``; a replay's simulated clock).
+    cowatch_clock: Clock | None = None
 
     async def db(self, call: Callable[[], T]) -> T:
         """Run a (blocking) storage call on a worker thread."""

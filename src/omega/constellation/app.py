@@ -250,8 +250,15 @@ def _round_runner(
     )
 
 
-def create_app(settings: Settings | None = None, *, clock: Clock | None = None) -> FastAPI:
-    """The constellation ASGI app. ``settings`` default: read from ``OMEGA_*`` variables."""
+def create_app(
+    settings: Settings | None = None,
+    *,
+    clock: Clock | None = None,
+    cowatch_clock: Clock | None = None,
+) -> FastAPI:
+    """The constellation ASGI app. ``settings`` default: read from ``OMEGA_*`` variables.
+    ``cowatch_clock``: the clock co-watch epochs follow (default ``clock``: a replay
+    passes its simulated clock, ``omega.sim.cowatch_private``)."""
     settings = settings if settings is not None else Settings()
     clock = clock if clock is not None else SystemClock()
     metrics = Metrics(helper=settings.helper_url is not None)
@@ -259,6 +266,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         runtime = _build_runtime(settings, clock, metrics)
+        runtime.cowatch_clock = cowatch_clock
         app.state.runtime = runtime
         dashboard = _dashboard(runtime)
         app.state.dashboard = dashboard

@@ -24,6 +24,7 @@ import numpy.typing as npt
 import uvicorn
 
 from omega.brain.codebook import centroids_to_f16_bytes
+from omega.clock import Clock
 from omega.errors import ConfigError, ServerError
 from omega.protocol.attestation import DeviceIdentity, Manufacturer
 from omega.sync.transport import AsgiTransport, HttpTransport, Transport
@@ -71,6 +72,7 @@ class SimConstellation:
         cowatch_threshold: int = 0,
         cowatch_per_epoch: int = 8,
         cowatch_epoch_s: float = 7 * 86_400.0,
+        cowatch_clock: Clock | None = None,
         served: bool = False,
     ) -> SimConstellation:
         """A fresh constellation in this process, on SQLite under ``data_dir``; with a
@@ -83,8 +85,9 @@ class SimConstellation:
         ``manufacturer``: the maker to certify TVs with (one the helper trusts too);
         ``cowatch_threshold``: TVs before a co-watch pair is released (0: the rounds take
         no co-watch batches, for a fleet whose helper has no co-watch desk);
-        ``cowatch_*``: the bound per TV per (wall-clock) epoch and the epoch length TVs
-        are told (``omega.sim.cowatch_private``); ``served``: the same app served by
+        ``cowatch_*``: the bound per TV per epoch, the epoch length TVs are told and the
+        clock epochs follow (default the wall clock; ``omega.sim.cowatch_private`` passes
+        the replay's); ``served``: the same app served by
         uvicorn on a loopback port (``url``) for engine workers in other processes."""
         from omega.constellation.app import create_app
         from omega.constellation.settings import Settings
@@ -107,7 +110,7 @@ class SimConstellation:
             cowatch_per_epoch=cowatch_per_epoch,
             cowatch_epoch_s=cowatch_epoch_s,
         )
-        app = create_app(settings)
+        app = create_app(settings, cowatch_clock=cowatch_clock)
         if served:
             server = _ServedApp(app).start()
             token = (data_dir / "admin-token").read_text().strip()

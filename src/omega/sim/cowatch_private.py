@@ -8,14 +8,18 @@ OPRF, the constellation's rounds recover the pairs that ≥ ``threshold`` distin
 sent, and the released rows reach the brains through ``Brain.apply_cowatch`` in their
 ordinary pulls. Nothing here counts or releases anything: the servers do.
 
-**Time.** A replay compresses years into minutes of wall time, and the servers keep
-wall-clock epochs, so to them the whole replay is a single epoch: as with the rate
-limits the simulator lifts (``SimConstellation.in_process``), their per-epoch bound is
-set to the most they accept (:data:`SERVER_BOUND`), a per-TV bound for the whole run.
-The bound that shapes what the fleet contributes is the TV's, in simulated time: the
-brain hands the sync at most ``per_epoch`` pairs (``BrainConfig.cowatch_pairs_per_epoch``)
-per epoch of ``epoch_s`` simulated seconds (the TV reads the epoch length from the
-constellation), and each pair costs ``shared_epsilon`` of its report budget.
+**Time.** A replay compresses years into minutes of wall time. A deployment's servers
+count each TV's co-watch requests per epoch of their clock; here both servers' epochs
+follow the replay's clock (:attr:`PrivateCowatch.clock`, the simulated time of the sync
+being served: :class:`ReplayDesk` for the helper, ``cowatch_clock`` for the
+constellation), so each charges a TV its ``per_epoch`` bound per simulated epoch, as it
+would per real one (device proofs and certificates stay on the wall clock: they are about
+the request, not the bound). The brain hands the sync at most ``per_epoch`` pairs
+(``BrainConfig.cowatch_pairs_per_epoch``) per epoch of ``epoch_s`` simulated seconds (the
+TV reads the epoch length from the constellation), and each pair costs ``epsilon`` of its
+report budget. (Until this session the servers saw the whole replay as one wall-clock
+epoch, so their bound, 1,000 reports, was a bound for the whole run, and TVs past it lost
+their later epochs' pairs.)
 
 **Audit.** Each TV's co-watch requests go through a
 :class:`~omega.sim.audit_cowatch.CowatchAuditTransport` in front of either server, and
@@ -32,6 +36,7 @@ gives one set of figures without seeding any of it.
 
 from __future__ import annotations
 
+import math
 import statistics
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -39,37 +44,56 @@ from pathlib import Path
 from typing import Any
 
 from omega.brain import Brain
+from omega.clock import Clock, ManualClock
 from omega.helper import CowatchConfig, CowatchDesk, HelperService
 from omega.helper.cowatch import OPRF_KEY_FILE
 from omega.protocol.attestation import DeviceIdentity, Manufacturer
 from omega.sim.audit_cowatch import CowatchAudit, CowatchAuditTransport
 from omega.sim.cowatch_release import Forgery
-from omega.sync.cowatch import Contributor, CowatchPairs
+from omega.sync.cowatch import COWATCH_EPOCH, Contributor, CowatchPairs
 from omega.sync.transport import HttpTransport, Response, Transport
 
 __all__ = [
-    "SERVER_BOUND",
     "ForgedPairs",
+    "Plugged",
     "PrivateCowatch",
     "RecordedPairs",
+    "ReplayDesk",
     "TvCowatch",
     "cowatch_desk",
 ]
 
-#: Both servers' per-TV bound in the replay (their epochs are wall-clock: the whole run).
-SERVER_BOUND = 1_000
+
+class ReplayDesk(CowatchDesk):
+    """The helper's co-watch desk with its epochs on the replay's clock ``replay``."""
+
+    def __init__(self, data_dir: Path, secret: bytes, config: CowatchConfig, replay: Clock) -> None:
+        super().__init__(data_dir, secret, config)
+        self.replay = replay
+
+    def epoch(self) -> int:
+        return int(self.replay.now() // self.config.epoch_s)
 
 
 def cowatch_desk(
-    directory: Path, service: HelperService, maker: Manufacturer, *, min_batch: int
+    directory: Path,
+    service: HelperService,
+    maker: Manufacturer,
+    *,
+    min_batch: int,
+    per_epoch: int,
+    epoch_s: float,
+    replay: Clock,
 ) -> CowatchDesk:
-    """The helper's co-watch desk, trusting the simulator's manufacturer."""
+    """The helper's co-watch desk, trusting the simulator's manufacturer, charging each
+    TV at most ``per_epoch`` per epoch of ``epoch_s`` on the ``replay`` clock."""
     config = CowatchConfig(
-        per_epoch=SERVER_BOUND,
+        per_epoch=per_epoch,
+        epoch_s=epoch_s,
         min_batch=min_batch,
         manufacturer_keys={(maker.manufacturer_id, maker.key_id): maker.key.public_key()},
     )
-    return CowatchDesk(directory, service.secret, config)
+    return ReplayDesk(directory, service.secret, config, replay)
 
 
 @dataclass(slots=True)
@@ -104,6 +128,38 @@ class ForgedPairs:
         return self._epochs[epoch]
 
 
+@dataclass(slots=True)
+class Plugged:
+    """A replayed TV's contributions, for the idle syncs of a TV left plugged in: it
+    syncs at the replay's weekly ticks while it may hold pairs, once the epoch of its
+    last contribution is over and its budget pays for a pair."""
+
+    contributor: Contributor | None = None
+    #: The epoch of its last contribution (None: none yet).
+    epoch: int | None = None
+    #: It may hold pairs it has not contributed: set by every new event, cleared by a
+    #: sync that could have sent pairs (epoch and budget allowing) and found none.
+    pending: bool = False
+    #: Its budget pays for no pair before this simulated time.
+    wait: float = -math.inf
+
+    def after(self, brain: Brain, epoch: int, now: float, sent: int) -> None:
+        """What a sync at ``now`` (in ``epoch``) that contributed ``sent`` pairs says: it
+        sent some (it may hold more), it had contributed earlier this epoch, its budget
+        pays for none until it renews, or it holds none it can send (until it watches
+        more)."""
+        if sent or brain.sync.cursor(COWATCH_EPOCH) == str(epoch):
+            self.epoch = epoch  # sent now, or earlier this epoch (or a server refused)
+        elif self.contributor is not None and not self.contributor.affordable(brain, 1, now):
+            self.wait = self.contributor.renews_at(brain, now)
+        else:
+            self.pending = False
+
+    def due(self, epoch: int, at: float) -> bool:
+        """An idle sync in ``epoch`` at simulated ``at`` may contribute."""
+        return self.pending and epoch != self.epoch and self.wait <= at
+
+
 @dataclass(frozen=True, slots=True)
 class TvCowatch:
     """What a TV's sync client needs for co-watch (all None: no co-watch)."""
@@ -128,6 +184,14 @@ class PrivateCowatch:
     epsilon: float | None = None
     #: The epoch the TVs contribute in (simulated seconds; the constellation's setting).
     epoch_s: float = 7 * 86_400.0
+    #: The replay's clock both servers' co-watch epochs follow: the simulated time of
+    #: the latest sync (:meth:`at`).
+    clock: ManualClock = field(default_factory=lambda: ManualClock(0.0))
+
+    def at(self, now: float) -> None:
+        """A TV syncs at simulated ``now``: the servers' epoch clock moves there (never
+        back: the replay's syncs run in time order, the last catch-up ones aside)."""
+        self.clock.set(max(self.clock.now(), now))
 
     def epoch_of(self, at: float) -> int:
         """The co-watch epoch a TV's clock at ``at`` is in."""
@@ -135,15 +199,24 @@ class PrivateCowatch:
 
     @classmethod
     def open(
-        cls, helper_url: str, helper_dir: Path, *, epsilon: float | None = None
+        cls,
+        helper_url: str,
+        helper_dir: Path,
+        *,
+        epsilon: float | None = None,
+        clock: ManualClock | None = None,
     ) -> PrivateCowatch:
         """For the helper serving at ``helper_url`` from ``helper_dir`` (whose keys the
-        audit uses to try to read what TVs sent); ``epsilon``: a pair's cost."""
+        audit uses to try to read what TVs sent); ``epsilon``: a pair's cost; ``clock``:
+        the replay clock the servers' epochs follow."""
         audit = CowatchAudit(
             helper_key=HelperService.open(helper_dir).private_key,
             helper_oprf_key=(helper_dir / OPRF_KEY_FILE).read_bytes(),
         )
-        return cls(HttpTransport(helper_url), audit, epsilon=epsilon)
+        found = cls(HttpTransport(helper_url), audit, epsilon=epsilon)
+        if clock is not None:
+            found.clock = clock
+        return found
 
     def tv(
         self,

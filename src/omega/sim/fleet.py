@@ -31,7 +31,7 @@ from omega.protocol.shares import make_shared_report
 from omega.sim.attacks import AttackingTransport, AttackKind
 from omega.sim.audit import AuditingTransport, PrivacyAudit
 from omega.sim.constellation import SimConstellation
-from omega.sim.cowatch_private import ForgedPairs, PrivateCowatch, TvCowatch
+from omega.sim.cowatch_private import ForgedPairs, Plugged, PrivateCowatch, TvCowatch
 from omega.sim.cowatch_release import CentralRelease, CowatchSource, Forgery
 from omega.sim.datasets import Dataset
 from omega.sim.evaluation import Split
@@ -136,8 +136,8 @@ class Viewer:
     attacker: bool = False
     since_sync: int = 0
     last_sync: float = -math.inf
-    #: The epoch of the TV's last co-watch contribution (None: none, or nothing left).
-    cowatch_epoch: int | None = None
+    #: Its private co-watch contributions, for the idle syncs of a TV left plugged in.
+    cowatch: Plugged = field(default_factory=Plugged)
 
 
 @dataclass(slots=True)
@@ -333,6 +333,7 @@ def _open_fleet(
             identity = constellation.device(f"tv-{v}")
             cowatch = private_parts(run, viewer, identity, transport, forgery)
             transport = cowatch.transport or transport
+            viewer.cowatch.contributor = cowatch.contributor
             release_keys = None  # an honest TV pins the constellation's keys at registration
             if viewer.attacker and attack is not None:
                 transport = attack.transport(transport, _forger(helper_key, order, attack.item))
@@ -477,6 +478,7 @@ async def _replay(
         viewer.clock.set(ts)
         play(viewer.brain, item_ids[int(what[n])], float(stars[n]))
         viewer.since_sync += 1
+        viewer.cowatch.pending = True
         if (
             viewer.client is not None
             and (
@@ -502,14 +504,14 @@ async def _sync(viewer: Viewer, run: FleetRun) -> bool:
     assert viewer.client is not None
     viewer.since_sync = 0
     viewer.last_sync = viewer.clock.now()
+    if run.private is not None:
+        run.private.at(viewer.last_sync)
     result = await viewer.client.sync()
     run.syncs += 1
     if run.private is not None:
         run.private.note(result.cowatch_error)
-        # A TV that contributed may have more; one that sent nothing has none it can.
-        viewer.cowatch_epoch = (
-            run.private.epoch_of(viewer.last_sync) if result.cowatch_sent else None
-        )
+        now = viewer.last_sync
+        viewer.cowatch.after(viewer.brain, run.private.epoch_of(now), now, result.cowatch_sent)
     if run.cowatch is not None:
         if viewer.attacker and run.forgery is not None:
             run.cowatch.forge_epoch(viewer.index, run.forgery, run.pairs_per_epoch)
@@ -524,17 +526,13 @@ async def _sync(viewer: Viewer, run: FleetRun) -> bool:
 
 
 async def _idle_contributions(run: FleetRun, at: float) -> None:
-    """Idle TVs still holding pairs sync at ``at`` once their epoch is over: what a TV
-    that stays plugged in does; the budget and the per-epoch bound still apply."""
+    """Idle TVs that may hold pairs sync at ``at`` once the epoch of their last
+    contribution is over and their budget pays for a pair: what a TV that stays plugged
+    in does; the budget and the per-epoch bound still apply."""
     assert run.private is not None
     epoch = run.private.epoch_of(at)
     for viewer in run.viewers.values():
-        if (
-            viewer.client is not None
-            and viewer.cowatch_epoch is not None
-            and epoch != viewer.cowatch_epoch
-            and viewer.clock.now() <= at
-        ):
+        if viewer.client is not None and viewer.cowatch.due(epoch, at) and viewer.clock.now() <= at:
             viewer.clock.set(at)
             await _sync(viewer, run)
 

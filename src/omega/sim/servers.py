@@ -12,13 +12,14 @@ from typing import TYPE_CHECKING
 import httpx
 
 from omega.brain.catalog import SharedCatalog
+from omega.clock import ManualClock
 from omega.errors import ConfigError
 from omega.helper.app import info_of
 from omega.helper.service import SECRET_FILE, HelperConfig, HelperService
 from omega.helper.thread import HelperThread
 from omega.protocol.attestation import Manufacturer
 from omega.sim.constellation import SimConstellation
-from omega.sim.cowatch_private import SERVER_BOUND, PrivateCowatch, cowatch_desk
+from omega.sim.cowatch_private import PrivateCowatch, cowatch_desk
 from omega.sim.fleet import FleetConfig
 
 if TYPE_CHECKING:
@@ -102,7 +103,8 @@ async def _private_federation(
     shared_reports = fleet.reports == "shared" and fleet.report_epsilon > 0
     maker = SimConstellation.new_manufacturer()
     helper_dir = root / f"{label}-helper"
-    helper = _start_helper(helper_dir, fleet, maker)
+    replay = ManualClock(0.0)  # both servers' co-watch epochs follow the replay
+    helper = _start_helper(helper_dir, fleet, maker, replay)
     constellation: SimConstellation | None = None
     private: PrivateCowatch | None = None
     try:
@@ -115,13 +117,16 @@ async def _private_federation(
             share_noise_seed=fleet.seed * 2,
             manufacturer=maker,
             cowatch_threshold=3,
-            cowatch_per_epoch=SERVER_BOUND,
+            cowatch_per_epoch=fleet.cowatch_per_epoch,
             cowatch_epoch_s=fleet.cowatch_epoch_s,
+            cowatch_clock=replay,
         )
         await constellation.publish_codebook(
             shared.codebook_id, shared.centroids, shared.catalog.ids
         )
-        private = PrivateCowatch.open(helper.url, helper_dir, epsilon=fleet.cowatch_epsilon)
+        private = PrivateCowatch.open(
+            helper.url, helper_dir, epsilon=fleet.cowatch_epsilon, clock=replay
+        )
         private.epoch_s = fleet.cowatch_epoch_s
         helper_key = helper.service.info().public_key if shared_reports else None
         yield constellation, helper_key, private
@@ -134,10 +139,13 @@ async def _private_federation(
 
 
 def _start_helper(
-    directory: Path, fleet: FleetConfig, maker: Manufacturer | None = None
+    directory: Path,
+    fleet: FleetConfig,
+    maker: Manufacturer | None = None,
+    replay: ManualClock | None = None,
 ) -> HelperThread:
     """An in-process helper counting with the fleet's settings; with ``maker``, with a
-    co-watch desk trusting that manufacturer."""
+    co-watch desk trusting that manufacturer, its epochs on the ``replay`` clock."""
     config = HelperConfig(
         min_batch=min(100, fleet.share_min_batch),
         noise_epsilon=fleet.shared_epsilon,
@@ -146,7 +154,15 @@ def _start_helper(
     service = HelperService.open(directory, config)
     desk = None
     if maker is not None:
-        desk = cowatch_desk(directory, service, maker, min_batch=fleet.cowatch_min_batch)
+        desk = cowatch_desk(
+            directory,
+            service,
+            maker,
+            min_batch=fleet.cowatch_min_batch,
+            per_epoch=fleet.cowatch_per_epoch,
+            epoch_s=fleet.cowatch_epoch_s,
+            replay=replay or ManualClock(0.0),
+        )
     return HelperThread(service, cowatch=desk).start()
 
 

@@ -172,6 +172,26 @@ class Contributor:
         used = sum(e for _, e in spent)
         return max(0, min(most, int((budget - used + 1e-9) // epsilon)))
 
+    def affordable(self, brain: Brain, most: int, now: float) -> int:
+        """How many pairs (at most ``most``) the privacy budget pays for at ``now``."""
+        return self._affordable(brain, most, now)
+
+    def renews_at(self, brain: Brain, now: float) -> float:
+        """The earliest time (``now`` or later) the budget pays for one more pair, if
+        nothing else is spent meanwhile: when enough of what it spent leaves its window."""
+        epsilon = brain.config.shared_epsilon if self.epsilon is None else self.epsilon
+        budget, window = brain.config.report_budget, brain.config.report_window_s
+        if budget <= 0 or epsilon <= 0:
+            return now
+        spent = sorted(_spent_within(brain.sync.cursor(REPORT_SPENT), now, window, budget))
+        left = budget - sum(e for _, e in spent)
+        for at, e in spent:
+            if left + 1e-9 >= epsilon:
+                break
+            left += e
+            now = max(now, at + window)
+        return now
+
     def _spend(self, brain: Brain, n: int, now: float) -> str | None:
         """The budget record with ``n`` pairs spent now (None: no budget kept)."""
         epsilon = brain.config.shared_epsilon if self.epsilon is None else self.epsilon

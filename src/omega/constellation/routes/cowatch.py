@@ -84,7 +84,7 @@ async def evaluate(request: Request, verified: Viewer) -> Response:
     except msgspec.DecodeError as exc:
         raise Problem(400, f"malformed OprfPoints: {exc}", slug="bad-message") from None
     settings = runtime.settings
-    epoch = int(runtime.clock.now() // settings.cowatch_epoch_s)
+    epoch = int((runtime.cowatch_clock or runtime.clock).now() // settings.cowatch_epoch_s)
     cowatch = runtime.storage.cowatch
 
     def work() -> OprfResponse:
