@@ -26,10 +26,6 @@ from omega.protocol.cowatch_wire import MAX_REQUEST_BYTES
 from omega.sync import AsgiTransport, Contributor, HttpTransport, Response, SyncClient
 from omega.sync.retry import RetryPolicy
 
-#: The per-pair ε the simulator's fleet was tuned with (FleetConfig.cowatch_epsilon): at
-#: the default ε (4) the yearly report budget pays for 40 pairs, never a whole epoch.
-TUNED_EPSILON = 0.25
-
 
 @dataclass
 class Pairs:
@@ -116,9 +112,9 @@ async def _contribute(servers: Servers, *, lose: bool) -> tuple[Any, Wire, Wire]
         to_leader = Wire(app, lose=lose)
         async with HttpTransport(servers.helper_url) as helper:
             to_helper = Wire(helper, lose=lose)
-            contributor = Contributor(
-                helper=to_helper, identity=identity, epsilon=TUNED_EPSILON, retry=retry
-            )
+            # No epsilon given: a pair costs the brain's default cowatch_epsilon (at a
+            # report's ε 4 the yearly budget would pay for 40 pairs, never an epoch).
+            contributor = Contributor(helper=to_helper, identity=identity, retry=retry)
             client = SyncClient(
                 tv,
                 to_leader,

@@ -115,6 +115,11 @@ class BrainConfig:
     #: k TVs: by the released popularity of the pair's rarer title
     #: (``omega.brain.cowatch.likely_first``).
     cowatch_likely_first: bool = True
+    #: What one contributed pair costs the report budget (``report_budget``, shared with
+    #: popularity reports): tuned with ``cowatch_pairs_per_epoch`` on the validation split
+    #: (docs/cowatch.md). At ``shared_epsilon`` (4) a TV could afford 40 pairs a year,
+    #: never one epoch's 128.
+    cowatch_epsilon: float = 0.25
     #: A released pair a → b backed by more than this many times b's best count as a
     #: source is dropped (so is one whose b has no row); 0 turns the rule off
     #: (``omega.brain._cowatch_spread``: a title forged into popular rows has no row).
@@ -153,6 +158,8 @@ class BrainConfig:
             )
         if self.cowatch_spread < 0:
             raise ConfigError(f"cowatch_spread must be ≥ 0, got {self.cowatch_spread!r}")
+        if not 0.0 < self.cowatch_epsilon <= 20.0:
+            raise ConfigError(f"cowatch_epsilon must be in (0, 20], got {self.cowatch_epsilon!r}")
         if self.cowatch_pool < 0:
             raise ConfigError(f"cowatch_pool must be ≥ 0, got {self.cowatch_pool!r}")
         if self.cowatch_pairs_per_epoch < 0:

@@ -125,7 +125,11 @@ async def _private_federation(
             shared.codebook_id, shared.centroids, shared.catalog.ids
         )
         private = PrivateCowatch.open(
-            helper.url, helper_dir, epsilon=fleet.cowatch_epsilon, clock=replay
+            helper.url,
+            helper_dir,
+            # None: a report's cost (the brain's own default is its cowatch_epsilon)
+            epsilon=fleet.cowatch_epsilon or fleet.shared_epsilon,
+            clock=replay,
         )
         private.epoch_s = fleet.cowatch_epoch_s
         helper_key = helper.service.info().public_key if shared_reports else None

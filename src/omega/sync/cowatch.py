@@ -15,7 +15,9 @@ the defaults do nothing, and the device neither contributes nor asks for rows):
 :class:`Contributor` is the contribution itself: OPRF through the helper (attested by
 the device's certificate) then the constellation (as the registered viewer), reports
 sealed to the constellation and sent through the helper. Each pair costs ``epsilon``
-from the privacy budget the popularity reports already keep (``omega.sync.reports``).
+(by default the brain's ``cowatch_epsilon``, 0.25: an epoch's 128 pairs cost ε 32 of the
+yearly 160) from the privacy budget the popularity reports already keep
+(``omega.sync.reports``).
 """
 
 from __future__ import annotations
@@ -160,9 +162,14 @@ class Contributor:
 
         return await self.retry.call(attempt), tries
 
-    def _affordable(self, brain: Brain, most: int, now: float) -> int:
-        """How many pairs (at most ``most``) the budget allows now."""
-        epsilon = brain.config.shared_epsilon if self.epsilon is None else self.epsilon
+    def pair_epsilon(self, brain: Brain) -> float:
+        """What one pair costs the budget: ``epsilon`` if given, else the brain's
+        ``cowatch_epsilon``."""
+        return brain.config.cowatch_epsilon if self.epsilon is None else self.epsilon
+
+    def affordable(self, brain: Brain, most: int, now: float) -> int:
+        """How many pairs (at most ``most``) the privacy budget pays for at ``now``."""
+        epsilon = self.pair_epsilon(brain)
         budget = brain.config.report_budget
         if budget <= 0 or epsilon <= 0:
             return most
@@ -172,14 +179,10 @@ class Contributor:
         used = sum(e for _, e in spent)
         return max(0, min(most, int((budget - used + 1e-9) // epsilon)))
 
-    def affordable(self, brain: Brain, most: int, now: float) -> int:
-        """How many pairs (at most ``most``) the privacy budget pays for at ``now``."""
-        return self._affordable(brain, most, now)
-
     def renews_at(self, brain: Brain, now: float) -> float:
         """The earliest time (``now`` or later) the budget pays for one more pair, if
         nothing else is spent meanwhile: when enough of what it spent leaves its window."""
-        epsilon = brain.config.shared_epsilon if self.epsilon is None else self.epsilon
+        epsilon = self.pair_epsilon(brain)
         budget, window = brain.config.report_budget, brain.config.report_window_s
         if budget <= 0 or epsilon <= 0:
             return now
@@ -194,7 +197,7 @@ class Contributor:
 
     def _spend(self, brain: Brain, n: int, now: float) -> str | None:
         """The budget record with ``n`` pairs spent now (None: no budget kept)."""
-        epsilon = brain.config.shared_epsilon if self.epsilon is None else self.epsilon
+        epsilon = self.pair_epsilon(brain)
         budget = brain.config.report_budget
         if budget <= 0 or epsilon <= 0:
             return None
@@ -217,7 +220,7 @@ class Contributor:
         epoch = int(now // info.epoch_s)
         if brain.sync.cursor(COWATCH_EPOCH) == str(epoch):
             return None
-        allowed = self._affordable(brain, info.per_epoch, now)
+        allowed = self.affordable(brain, info.per_epoch, now)
         if allowed == 0:  # the budget is spent: the epoch stays open, nothing is asked for
             return None
         # Only what the budget pays for is asked for: the brain records those as sent.
