@@ -10,10 +10,10 @@ from aioquic import tls
 from aioquic.h3.connection import H3_ALPN
 from aioquic.quic.configuration import QuicConfiguration
 from aioquic.quic.connection import QuicConnection
-from aioquic.quic.events import HandshakeCompleted
+from aioquic.quic.events import HandshakeCompleted, StreamDataReceived
 
 from omega.bench.certs import self_signed
-from omega.sync.quic_acks import ACK_DELAY_S, ack_with_next_packet, delay_acks
+from omega.sync.quic_acks import ACK_DELAY_S, ack_with_next_packet, delay_acks, on_stream_data
 
 CLIENT_ADDRESS = ("127.0.0.1", 40000)
 SERVER_ADDRESS = ("127.0.0.1", 4433)
@@ -95,3 +95,49 @@ def test_nothing_owed_is_left_alone(tmp_path: Path) -> None:
     ack_with_next_packet(server, now)
     assert _owed(server) is None
     assert server.datagrams_to_send(now=now) == []
+
+
+def _upload(directory: Path, size: int, *, ack_long_streams: bool) -> float:
+    """Seconds of the test's clock a ``size``-byte request body takes to arrive whole,
+    0.5 ms each way, with ACKs delayed on both ends; the server acknowledging a stream
+    still arriving at once (as the door does) when ``ack_long_streams``."""
+    client, server, now = _connected(directory)
+    start = now
+    client.send_stream_data(client.get_next_available_stream_id(), b"x" * size, end_stream=True)
+    wire: list[tuple[float, QuicConnection, bytes, tuple[str, int]]] = []
+    got = 0
+    while now - start < 5.0:
+        for sender, receiver, source in (
+            (client, server, CLIENT_ADDRESS),
+            (server, client, SERVER_ADDRESS),
+        ):
+            for data, _ in sender.datagrams_to_send(now=now):
+                wire.append((now + 0.0005, receiver, data, source))
+        timers = [t for t in (client.get_timer(), server.get_timer()) if t is not None]
+        now = min([at for at, *_ in wire] + timers)
+        for item in [w for w in wire if w[0] <= now]:
+            wire.remove(item)
+            _, receiver, data, source = item
+            receiver.receive_datagram(data, source, now=now)
+            while (event := receiver.next_event()) is not None:
+                if receiver is server and ack_long_streams:
+                    on_stream_data(server, event, now)
+                if isinstance(event, StreamDataReceived) and receiver is server:
+                    got += len(event.data)
+                    if event.end_stream:
+                        assert got == size
+                        return now - start
+        for connection in (client, server):
+            timer = connection.get_timer()
+            if timer is not None and timer <= now:
+                connection.handle_timer(now=now)
+    raise AssertionError(f"{size} bytes did not arrive in 5 s of the test's clock")
+
+
+def test_a_body_larger_than_the_window_is_acknowledged_as_it_arrives(tmp_path: Path) -> None:
+    """With every ACK delayed 20 ms, a 256 KB body stalls on the sender's congestion
+    window each time; acknowledged while it arrives, it takes a few round trips."""
+    acked = _upload(tmp_path / "acked", 256 * 1024, ack_long_streams=True)
+    delayed = _upload(tmp_path / "delayed", 256 * 1024, ack_long_streams=False)
+    assert acked < 0.030
+    assert delayed > 3 * acked

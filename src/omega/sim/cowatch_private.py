@@ -180,7 +180,8 @@ class PrivateCowatch:
     errors: dict[str, int] = field(default_factory=dict)
     #: The largest answer body the constellation sent any TV (``/sync`` included).
     largest_answer: int = 0
-    #: What one contributed pair costs a TV's report budget (None: ``shared_epsilon``).
+    #: What one contributed pair costs a TV's report budget (None: the brain's
+    #: ``cowatch_epsilon``; the replay passes its own, or ``shared_epsilon`` for 0).
     epsilon: float | None = None
     #: The epoch the TVs contribute in (simulated seconds; the constellation's setting).
     epoch_s: float = 7 * 86_400.0

@@ -49,7 +49,7 @@ from cryptography.hazmat.primitives import serialization
 
 from omega.errors import ConfigError, TransportError, UnreachableError
 from omega.protocol.quic import TOO_EARLY, may_be_early, parse_pin
-from omega.sync.quic_acks import ack_with_next_packet, delay_acks
+from omega.sync.quic_acks import ack_with_next_packet, delay_acks, on_stream_data
 from omega.sync.transport import CONNECT_TIMEOUT, IO_TIMEOUT, Response
 
 __all__ = ["EarlyData", "Http3Transport", "QuicStats"]
@@ -160,6 +160,7 @@ class _ClientProtocol(QuicConnectionProtocol):
 
     # -- QUIC and HTTP/3 events ---------------------------------------------------------------
     def quic_event_received(self, event: QuicEvent) -> None:
+        on_stream_data(self._quic, event, self._loop.time())  # a long answer: ACK at once
         if isinstance(event, HandshakeCompleted):
             self._handshake_completed(event)
         elif isinstance(event, ConnectionTerminated):

@@ -49,7 +49,7 @@ from omega.constellation.problems import problem_response
 from omega.constellation.settings import Settings
 from omega.errors import ConfigError
 from omega.protocol.quic import TOO_EARLY, may_be_early, spki_pin
-from omega.sync.quic_acks import ack_with_next_packet, delay_acks
+from omega.sync.quic_acks import ack_with_next_packet, delay_acks, on_stream_data
 
 __all__ = [
     "PORT_FILE",
@@ -208,6 +208,7 @@ class _DoorProtocol(QuicConnectionProtocol):
         self._buffered = 0
 
     def quic_event_received(self, event: QuicEvent) -> None:
+        on_stream_data(self._quic, event, self._loop.time())  # a long body: ACK at once
         if isinstance(event, HandshakeCompleted):
             # What arrives from here on is 1-RTT data; before, it was early data.
             self._handshake_done = True
