@@ -103,3 +103,18 @@ def test_brain_commands_end_to_end(tmp_path: Path) -> None:
     assert stats["episodes"] == 4
     exported = json.loads(omega("brain", "export", str(brain), "--json").stdout)
     assert all(p["support"] >= 3 for p in exported["patterns"])
+
+
+def test_the_simulators_cowatch_epsilon_defaults_to_the_brains() -> None:
+    """The CLI spells the default out (importing the brain at start-up costs every command
+    ~0.4 s); the fleet and the brain share one constant."""
+    import inspect
+
+    from omega.brain import BrainConfig
+    from omega.brain.config import COWATCH_EPSILON
+    from omega.cli.simulate import simulate
+    from omega.sim.fleet import FleetConfig
+
+    default = inspect.signature(simulate).parameters["cowatch_epsilon"].default
+    assert default == COWATCH_EPSILON == BrainConfig().cowatch_epsilon
+    assert FleetConfig().cowatch_epsilon == COWATCH_EPSILON

@@ -17,6 +17,8 @@ HOUR = 3600.0
 DAY = 24 * HOUR
 #: Default popularity-report budget: ε 160 per 365 days (see ``BrainConfig.report_budget``).
 REPORT_BUDGET = 160.0
+#: What one contributed co-watch pair costs that budget (``BrainConfig.cowatch_epsilon``).
+COWATCH_EPSILON = 0.25
 REPORT_WINDOW_S = 365 * DAY
 
 
@@ -119,7 +121,7 @@ class BrainConfig:
     #: popularity reports): tuned with ``cowatch_pairs_per_epoch`` on the validation split
     #: (docs/cowatch.md). At ``shared_epsilon`` (4) a TV could afford 40 pairs a year,
     #: never one epoch's 128.
-    cowatch_epsilon: float = 0.25
+    cowatch_epsilon: float = COWATCH_EPSILON
     #: A released pair a → b backed by more than this many times b's best count as a
     #: source is dropped (so is one whose b has no row); 0 turns the rule off
     #: (``omega.brain._cowatch_spread``: a title forged into popular rows has no row).

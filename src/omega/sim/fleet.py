@@ -23,7 +23,7 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PublicKey
 
 from omega.brain import Brain, BrainConfig
 from omega.brain.catalog import SharedCatalog
-from omega.brain.config import REPORT_BUDGET, REPORT_WINDOW_S
+from omega.brain.config import COWATCH_EPSILON, REPORT_BUDGET, REPORT_WINDOW_S
 from omega.clock import ManualClock
 from omega.protocol.attestation import DeviceIdentity
 from omega.protocol.messages import SharedReport
@@ -118,7 +118,7 @@ class FleetConfig:
     cowatch_min_batch: int = 100
     #: What one contributed pair costs a TV's report budget (None: ``shared_epsilon``);
     #: with ``cowatch_per_epoch`` tuned on the validation split (docs/cowatch.md).
-    cowatch_epsilon: float | None = 0.25
+    cowatch_epsilon: float | None = COWATCH_EPSILON
     #: With "private": a TV left with pairs to contribute syncs at each weekly tick of
     #: the replay while idle, as a TV that stays plugged in does (a MovieLens viewer
     #: rates a history in one sitting: one epoch, one epoch's pairs, without these).
