@@ -135,6 +135,11 @@ def test_expected_gains_agrees_and_rejects_bad_counts() -> None:
     figures = ranking_metrics(higher, tied, ks=(10,))
     assert figures["hr@10"] == pytest.approx(hits.mean())
     assert figures["ndcg@10"] == pytest.approx(gains.mean())
+    # Standard errors of the tie-fair means over the four viewers: std(ddof=1) / √4.
+    assert figures["ndcg@10_se"] == pytest.approx(gains.std(ddof=1) / 2)
+    assert figures["hr@10_se"] == pytest.approx(hits.std(ddof=1) / 2)
+    assert figures["hr@10_se"] > 0
+    assert ranking_metrics(higher[:1], tied[:1])["ndcg@10_se"] == 0.0  # one viewer: none
     assert hits.tolist() == pytest.approx([1.0, 1.0, 2 / 5, 0.0])
     with pytest.raises(InputError, match="shape"):
         ranking_metrics(higher, tied[:2])

@@ -15,7 +15,15 @@ if TYPE_CHECKING:
 
 __all__ = ["register"]
 
-_SHOWN = ("ndcg@10", "ndcg@10_pessimistic", "hr@10", "hr@10_pessimistic", "mrr", "map@10")
+_SHOWN = (
+    "ndcg@10",
+    "ndcg@10_se",
+    "ndcg@10_pessimistic",
+    "hr@10",
+    "hr@10_pessimistic",
+    "mrr",
+    "map@10",
+)
 
 
 def baselines(

@@ -69,6 +69,7 @@ SHORT_LABELS: dict[str, str] = {
 #: figures are tie-fair (expected under random tie-breaking).
 QUALITY_COLUMNS: tuple[tuple[str, str], ...] = (
     ("ndcg@10", "NDCG@10"),
+    ("ndcg@10_se", "± SE"),
     ("ndcg@10_pessimistic", "NDCG@10 pess."),
     ("hr@10", "HR@10"),
     ("hr@10_pessimistic", "HR@10 pess."),
