@@ -72,6 +72,13 @@ def test_replay_syncs_through_the_protocol_and_reports(tmp_path: Path) -> None:
             assert low <= figures[name] <= high  # type: ignore[index]
         for name in ("map@10", "recall@20", "coverage@10", "ndcg@5"):
             assert 0.0 <= figures[name] <= 1.0, name  # type: ignore[index]
+    # Paired on the same viewers: the mean of the differences is the difference of the
+    # means; its standard error is the spread of the per-viewer differences.
+    for row in (local, result["baselines"]["popularity"]):  # type: ignore[index]
+        gap = omega["ndcg@10"] - row["ndcg@10"]  # type: ignore[index,operator]
+        assert row["omega_minus_ndcg@10"] == pytest.approx(gap, abs=1e-12)  # type: ignore[index]
+        assert row["omega_minus_ndcg@10_se"] >= 0.0  # type: ignore[index]
+    assert "omega_minus_ndcg@10" not in omega
     assert result["timeline"], "checkpoints over simulated time"
 
 

@@ -284,13 +284,19 @@ def evaluate(
     seed: int = 0,
     ks: tuple[int, ...] = KS,
     coverage: bool = True,
+    gains: list[FloatArray] | None = None,
 ) -> dict[str, float | int]:
     """Every figure of ``omega.sim.metrics`` for ``scorer`` on ``split`` (all viewers, or
     ``viewers``): ``hr@k``, ``ndcg@k``, ``map@k``, ``recall@k``, ``mrr`` (tie-fair), their
-    ``_pessimistic`` / ``_optimistic`` sides, ``coverage@k`` (ties at the k-th place
-    broken with ``seed``; left out with ``coverage=False``) and ``viewers``."""
+    ``_pessimistic`` / ``_optimistic`` sides and ``_se``, ``coverage@k`` (ties at the k-th
+    place broken with ``seed``; left out with ``coverage=False``) and ``viewers``.
+
+    ``gains``, if given, receives each viewer's tie-fair NDCG@10 (in ``viewers`` order):
+    what :func:`~omega.sim.metrics.paired_difference` compares two rows with."""
     cover = TopKCoverage(split.n_items, ks=ks, seed=seed) if coverage else None
     higher, tied = holdout_counts(split, scorer, viewers=viewers, coverage=cover)
+    if gains is not None:
+        gains.append(expected_gains(higher, tied, K)[1])
     figures: dict[str, float | int] = dict(ranking_metrics(higher, tied, ks=ks))
     if cover is not None:
         figures.update(cover.figures())

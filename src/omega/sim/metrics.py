@@ -33,7 +33,14 @@ import numpy.typing as npt
 
 from omega.errors import InputError
 
-__all__ = ["KS", "TopKCoverage", "expected_at", "ranking_metrics", "reciprocal_ranks"]
+__all__ = [
+    "KS",
+    "TopKCoverage",
+    "expected_at",
+    "paired_difference",
+    "ranking_metrics",
+    "reciprocal_ranks",
+]
 
 #: The cut-offs every row reports (report.json holds all; the tables show k = 10).
 KS = (5, 10, 20)
@@ -109,6 +116,16 @@ def ranking_metrics(
 
 def _mean(values: FloatArray) -> float:
     return float(values.mean()) if values.size else 0.0
+
+
+def paired_difference(ours: FloatArray, theirs: FloatArray) -> tuple[float, float]:
+    """The mean of ``ours − theirs`` over the same viewers (one value each, in the same
+    order) and its standard error: two rows measured on the same held-out items differ
+    by less noise than their own standard errors suggest, since a viewer easy for one is
+    mostly easy for the other."""
+    if ours.shape != theirs.shape:
+        raise InputError(f"paired figures differ in shape: {ours.shape} and {theirs.shape}")
+    return _mean_se(ours - theirs)
 
 
 def _mean_se(values: FloatArray) -> tuple[float, float]:

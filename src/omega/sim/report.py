@@ -20,6 +20,7 @@ from omega.sim._report_data import (
     QUALITY_COLUMNS,
     SHORT_LABELS,
     Check,
+    QualityRow,
     attack_checks,
     byte_checks,
     fmt,
@@ -207,7 +208,28 @@ def _quality_section(result: Mapping[str, Any]) -> list[str]:
             continue
         ratio = fmt(row.vs_local, ".2f") + "×" if row.vs_local is not None else "—"
         lines.append(f"| {name} | " + " | ".join([*row.cells(), ratio]) + " |")
-    return lines
+    return lines + _paired_lines(rows, section(result, "baselines"))
+
+
+def _paired_lines(rows: list[QualityRow], baselines: Mapping[str, Any]) -> list[str]:
+    """Omega's NDCG@10 less each row's on the same viewers, ± the difference's standard
+    error (nothing for a result from before the paired figures)."""
+    pairs = []
+    for row in rows:
+        figures = section(baselines, row.key)
+        diff = number(figures.get("omega_minus_ndcg@10"))
+        se = number(figures.get("omega_minus_ndcg@10_se"))
+        if diff is not None and se is not None:
+            pairs.append(f"{row.label} {diff:+.4f} ± {se:.4f}")
+    if not pairs:
+        return []
+    return [
+        "",
+        "Omega's NDCG@10 less each row's, paired on the same viewers (± the difference's "
+        "standard error; a difference within about 2 SE could be one run's noise): "
+        + "; ".join(pairs)
+        + ".",
+    ]
 
 
 def _privacy_section(result: Mapping[str, Any]) -> list[str]:

@@ -31,6 +31,7 @@ from omega.sim.datasets import Dataset
 from omega.sim.engine_replay import EngineReplay, replay_on_engine
 from omega.sim.evaluation import Split, ViewerScorer, evaluate, split, validation_dataset
 from omega.sim.fleet import FleetConfig, FleetRun, replay_fleet
+from omega.sim.metrics import FloatArray, paired_difference
 from omega.sim.personalisation import (
     AfterReplay,
     ColdStartSetup,
@@ -95,10 +96,12 @@ def _metrics(
     *,
     seed: int = 0,
     coverage: bool = True,
+    gains: list[FloatArray] | None = None,
 ) -> dict[str, float]:
     """The protocol's figures for one viewer at a time, by the rule every baseline uses."""
     chosen = np.fromiter(viewers, dtype=np.int64)
-    figures = evaluate(split_, ViewerScorer(score), viewers=chosen, seed=seed, coverage=coverage)
+    scorer = ViewerScorer(score)
+    figures = evaluate(split_, scorer, viewers=chosen, seed=seed, coverage=coverage, gains=gains)
     return {name: float(value) for name, value in figures.items()}
 
 
@@ -112,10 +115,17 @@ def _fleet_scorer(run: FleetRun, split_: Split) -> Callable[[int], npt.NDArray[n
 
 
 def _fleet_metrics(
-    run: FleetRun, split_: Split, viewers: Iterable[int], *, seed: int = 0, coverage: bool = True
+    run: FleetRun,
+    split_: Split,
+    viewers: Iterable[int],
+    *,
+    seed: int = 0,
+    coverage: bool = True,
+    gains: list[FloatArray] | None = None,
 ) -> dict[str, float]:
     """Omega's (or local-only's) figures; ``coverage=False`` skips coverage@k (checkpoints)."""
-    return _metrics(split_, viewers, _fleet_scorer(run, split_), seed=seed, coverage=coverage)
+    score = _fleet_scorer(run, split_)
+    return _metrics(split_, viewers, score, seed=seed, coverage=coverage, gains=gains)
 
 
 def _exposure(run: FleetRun, split_: Split, viewers: list[int], target: int) -> float:
@@ -218,7 +228,8 @@ async def run_simulation(
     world = _world(dataset, options, progress, timings)
     split_ = world.split
     cold_start = _cold_start(world)  # a bad --cold-start fails now, not after the replays
-    baselines = _baselines(world, timings)
+    gains: dict[str, list[FloatArray]] = {}  # each row's NDCG@10 per viewer
+    baselines = _baselines(world, timings, gains)
     finished_at = np.array(
         [int(split_.train_history(v)[2].max(initial=0)) for v in range(split_.n_viewers)],
         dtype=np.int64,
@@ -227,11 +238,16 @@ async def run_simulation(
         world, federated=False, label="local-only", finished_at=finished_at
     )
     everyone = range(split_.n_viewers)
-    baselines["local_only"] = _fleet_metrics(local, split_, everyone, seed=options.seed)
+    gains["local_only"] = []
+    baselines["local_only"] = _fleet_metrics(
+        local, split_, everyone, seed=options.seed, gains=gains["local_only"]
+    )
     omega, timings["omega_s"] = await _fleet(
         world, federated=True, label="omega", finished_at=finished_at
     )
-    omega_figures = _fleet_metrics(omega, split_, everyone, seed=options.seed)
+    omega_gains: list[FloatArray] = []
+    omega_figures = _fleet_metrics(omega, split_, everyone, seed=options.seed, gains=omega_gains)
+    _pair_with_omega(baselines, omega_gains, gains)
     result = _result(world, omega, omega_figures, baselines, local)
     start = time.perf_counter()
     result["personalisation"] = await personalisation(
@@ -295,8 +311,23 @@ def _world(
     return _World(dataset, split_, shared, options, root, progress)
 
 
-def _baselines(world: _World, timings: dict[str, float]) -> dict[str, dict[str, float]]:
-    """The reference models' figures (a model whose library is missing is skipped)."""
+def _pair_with_omega(
+    rows: dict[str, dict[str, float]], omega: list[FloatArray], gains: dict[str, list[FloatArray]]
+) -> None:
+    """Each row's ``omega_minus_ndcg@10`` (Omega's NDCG@10 less the row's, on the same
+    viewers) and its standard error ``omega_minus_ndcg@10_se``: whether Omega is above a
+    row by more than one run's noise."""
+    for name, row_gains in gains.items():
+        if omega and row_gains and name in rows:
+            diff, se = paired_difference(omega[0], row_gains[0])
+            rows[name] |= {"omega_minus_ndcg@10": diff, "omega_minus_ndcg@10_se": se}
+
+
+def _baselines(
+    world: _World, timings: dict[str, float], gains: dict[str, list[FloatArray]]
+) -> dict[str, dict[str, float]]:
+    """The reference models' figures (a model whose library is missing is skipped), and
+    each one's NDCG@10 per viewer in ``gains``."""
     baselines: dict[str, dict[str, float]] = {}
     for name in world.options.baselines:
         start = time.perf_counter()
@@ -306,7 +337,8 @@ def _baselines(world: _World, timings: dict[str, float]) -> dict[str, dict[str, 
             baselines[name] = {"skipped": 1.0}
             world.progress(f"{name} skipped: {exc}", 1, 1)
             continue
-        figures = evaluate(world.split, scorer, seed=world.options.seed)
+        gains[name] = []
+        figures = evaluate(world.split, scorer, seed=world.options.seed, gains=gains[name])
         baselines[name] = {k: float(v) for k, v in figures.items()}
         timings[f"{name}_s"] = time.perf_counter() - start
         world.progress(f"baseline {name}", 1, 1)
