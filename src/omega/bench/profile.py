@@ -36,8 +36,11 @@ STAGES: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("pull: read + fit", ("pull (omega/constellation/exchange.py", "_fit (")),
     ("seal + encode answer", ("sealed_reply (", "reply (omega/constellation/_wire.py")),
     ("sync route (rest)", ("sync (omega/constellation/routes/sync.py",)),
-    ("framework: routing, middleware, dependencies", ("run_asgi (",)),
+    # The gRPC and HTTP/3 doors hand the app each request through call_app, uvicorn
+    # through run_asgi: what is under either and no stage above is the framework's.
+    ("framework: routing, middleware, dependencies", ("run_asgi (", "call_app (")),
     ("rounds, releases, events", ("omega/constellation/rounds.py", "omega/federation/")),
+    ("QUIC and HTTP/3: packets, their crypto, QPACK (aioquic)", ("aioquic/",)),
     ("event loop, HTTP parsing, sockets", ("uvloop", "httptools_impl.py", "runners.py")),
 )
 _OTHER = "other"
