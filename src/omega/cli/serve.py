@@ -58,6 +58,27 @@ def serve(
             min=60 / 86_400,
         ),
     ] = None,
+    cowatch_dp_epsilon: Annotated[
+        float | None,
+        typer.Option(
+            help="Central DP on released co-watch counts: ε of each private release (one "
+            "TV's pairs of one epoch; the ledger adds releases up, docs/cowatch.md). 0, the "
+            "default: off (OMEGA_COWATCH_DP_EPSILON).",
+            min=0,
+            max=1000,
+        ),
+    ] = None,
+    cowatch_dp_delta: Annotated[
+        float | None,
+        typer.Option(
+            help="δ of each private co-watch release, in (0, 1); default 1e-6 "
+            "(OMEGA_COWATCH_DP_DELTA).",
+            min=0,
+            max=1,
+            min_open=True,
+            max_open=True,
+        ),
+    ] = None,
     quic_cert: Annotated[
         Path | None,
         typer.Option(help="PEM certificate: also serve HTTP/3 (QUIC) with it (needs --quic-key)."),
@@ -112,6 +133,10 @@ def serve(
         overrides["cowatch_per_epoch"] = cowatch_per_epoch
     if cowatch_epoch_days is not None:
         overrides["cowatch_epoch_s"] = cowatch_epoch_days * 86_400.0
+    if cowatch_dp_epsilon is not None:
+        overrides["cowatch_dp_epsilon"] = cowatch_dp_epsilon
+    if cowatch_dp_delta is not None:
+        overrides["cowatch_dp_delta"] = cowatch_dp_delta
     for name, value in (("quic_cert", quic_cert), ("quic_key", quic_key), ("quic_port", quic_port)):
         if value is not None:
             overrides[name] = value
@@ -156,6 +181,10 @@ def serve(
             "cowatch": f"{settings.cowatch_per_epoch} pairs per TV per "
             f"{settings.cowatch_epoch_s / 86_400:g} days"
             if settings.cowatch_threshold
+            else "off",
+            "cowatch_dp": f"ε {settings.cowatch_dp_epsilon:g}, δ {settings.cowatch_dp_delta:g} "
+            "per private release"
+            if settings.cowatch_threshold and settings.cowatch_dp_epsilon
             else "off",
             **http3,
             **_grpc_summary(settings),
