@@ -9,6 +9,7 @@ import typer
 
 from omega.cli._output import err_console
 from omega.cli.helper import HelperSecretOption, HelperUrlOption, check_helper
+from omega.errors import ConfigError
 
 __all__ = ["register"]
 
@@ -73,10 +74,6 @@ def serve(
         typer.Option(
             help="δ of each private co-watch release, in (0, 1); default 1e-6 "
             "(OMEGA_COWATCH_DP_DELTA).",
-            min=0,
-            max=1,
-            min_open=True,
-            max_open=True,
         ),
     ] = None,
     quic_cert: Annotated[
@@ -136,6 +133,8 @@ def serve(
     if cowatch_dp_epsilon is not None:
         overrides["cowatch_dp_epsilon"] = cowatch_dp_epsilon
     if cowatch_dp_delta is not None:
+        if not 0 < cowatch_dp_delta < 1:
+            raise ConfigError(f"--cowatch-dp-delta must be between 0 and 1, got {cowatch_dp_delta}")
         overrides["cowatch_dp_delta"] = cowatch_dp_delta
     for name, value in (("quic_cert", quic_cert), ("quic_key", quic_key), ("quic_port", quic_port)):
         if value is not None:
@@ -153,6 +152,15 @@ def serve(
     ensure_data_dir(settings.data_dir)
     open_storage(settings.storage_url).close()
     _check_grpc_port(settings)
+    if settings.cowatch_threshold and settings.cowatch_dp_epsilon:
+        from omega.federation.cowatch_dp import CowatchPrivacy
+
+        # ε and δ OpenDP cannot prove at any threshold: refused now, not in a round
+        CowatchPrivacy(
+            settings.cowatch_dp_epsilon,
+            settings.cowatch_dp_delta,
+            per_epoch=settings.cowatch_per_epoch,
+        )
     check_helper(
         settings.helper_url,
         min_batch=settings.share_min_batch,

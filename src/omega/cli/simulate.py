@@ -179,7 +179,7 @@ def simulate(
 
     \f
     Long only by its options: each is one annotated parameter, as Typer reads them."""
-    from omega.federation.cowatch_dp import check_privacy
+    from omega.federation.cowatch_dp import CowatchPrivacy, check_privacy
     from omega.sim.attacks import ATTACKS
     from omega.sim.datasets import load_dataset
     from omega.sim.fleet import FleetConfig
@@ -223,6 +223,8 @@ def simulate(
     check_privacy(cowatch_dp_epsilon, cowatch_dp_delta)
     if cowatch_dp_epsilon and cowatch != "private":
         raise ConfigError("--cowatch-dp-epsilon needs --cowatch private")
+    if cowatch_dp_epsilon:
+        CowatchPrivacy(cowatch_dp_epsilon, cowatch_dp_delta, per_epoch=cowatch_per_epoch)
     if not 0.0 < shared_epsilon <= 20.0:
         raise ConfigError("--shared-epsilon must be in (0, 20]")
     if not 1 <= share_min_batch <= 2500:

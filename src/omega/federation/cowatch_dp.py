@@ -57,6 +57,7 @@ class CowatchPrivacy:
             raise ConfigError("a private co-watch release needs ε > 0 (0 turns it off)")
         if self.per_epoch < 1:
             raise ConfigError("the co-watch pairs per TV per epoch must be at least 1")
+        calibrate(self.epsilon, self.delta, self.per_epoch)  # refused now, not in a round
 
 
 def check_privacy(epsilon: float, delta: float) -> None:
