@@ -63,3 +63,14 @@ def test_the_mechanism_refuses_what_it_cannot_prove(
 ) -> None:
     with pytest.raises(ConfigError, match=words):
         CowatchPrivacy(epsilon, delta)
+
+
+def test_serve_refuses_an_epsilon_no_threshold_can_prove_before_it_listens(
+    tmp_path: Path,
+) -> None:
+    done = _omega(
+        "serve", "--port", "0", "--data-dir", str(tmp_path), "--cowatch-dp-epsilon", "1e-9"
+    )
+    assert done.returncode == 2, done.stderr
+    assert "--cowatch-dp-epsilon 1e-09 with --cowatch-dp-delta 1e-06" in done.stderr
+    assert "Traceback" not in done.stderr

@@ -34,7 +34,14 @@ from omega.protocol.noise import SeededLaplace
 if TYPE_CHECKING:
     from opendp.mod import Measurement
 
-__all__ = ["Calibration", "CowatchPrivacy", "calibrate", "check_privacy", "noisy_counts"]
+__all__ = [
+    "Calibration",
+    "CowatchPrivacy",
+    "NoisyCounts",
+    "calibrate",
+    "check_privacy",
+    "noisy_counts",
+]
 
 #: A threshold past this would release nothing at any fleet's size.
 _MAX_THRESHOLD = 2**31 - 2
