@@ -164,3 +164,15 @@ def test_an_idle_tv_waits_out_its_spent_budget_instead_of_leaving_the_fleet(
         assert not tv.pending and not tv.due(61, 2 * year)
     finally:
         brain.close()
+
+
+def test_central_dp_at_a_small_fleet_spends_epsilon_and_releases_nothing(tmp_path: Path) -> None:
+    """At 16 TVs no pair nears the threshold ε 8 needs (~292 TVs): the rounds that
+    folded a batch each spent ε 8 on a release that held no pair, as the report says."""
+    noisy = replace(FAST, cowatch="private", cowatch_dp_epsilon=8.0, cowatch_dp_delta=1e-6)
+    cowatch = _run(tmp_path, noisy)["cowatch"]
+    dp = cowatch["dp"]
+    assert cowatch["cowatch_reports_sent"] > 0 and dp["releases"] >= 1
+    assert (dp["epsilon_per_release"], dp["delta_per_release"]) == (8.0, 1e-6)
+    assert dp["epsilon_spent"] == 8.0 * dp["releases"]
+    assert cowatch["cowatch_rows_released"] == 0 and cowatch["tvs_holding_rows"] == 0

@@ -29,6 +29,7 @@ MIGRATIONS = [
     (10, "cowatch"),
     (11, "push_rows_without_viewer_keys"),
     (12, "cowatch_points"),
+    (13, "cowatch_privacy"),
 ]
 #: SQLite's live set moved to a file of its own (PostgreSQL has no single write lock).
 SQLITE_MIGRATIONS = [
@@ -40,6 +41,7 @@ SQLITE_MIGRATIONS = [
     (8, "viewer_revoked"),
     (9, "cowatch"),
     (10, "cowatch_points"),
+    (11, "cowatch_privacy"),
 ]
 
 

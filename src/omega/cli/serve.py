@@ -9,6 +9,7 @@ import typer
 
 from omega.cli._output import err_console
 from omega.cli.helper import HelperSecretOption, HelperUrlOption, check_helper
+from omega.errors import ConfigError
 
 __all__ = ["register"]
 
@@ -56,6 +57,23 @@ def serve(
             help="Days in a co-watch epoch (default 7; OMEGA_COWATCH_EPOCH_S in seconds); "
             "the same as the helper's --cowatch-epoch-days.",
             min=60 / 86_400,
+        ),
+    ] = None,
+    cowatch_dp_epsilon: Annotated[
+        float | None,
+        typer.Option(
+            help="Central DP on released co-watch counts: ε of each private release (one "
+            "TV's pairs of one epoch; the ledger adds releases up, docs/cowatch.md). 0, the "
+            "default: off (OMEGA_COWATCH_DP_EPSILON).",
+            min=0,
+            max=1000,
+        ),
+    ] = None,
+    cowatch_dp_delta: Annotated[
+        float | None,
+        typer.Option(
+            help="δ of each private co-watch release, in (0, 1); default 1e-6 "
+            "(OMEGA_COWATCH_DP_DELTA).",
         ),
     ] = None,
     quic_cert: Annotated[
@@ -112,6 +130,12 @@ def serve(
         overrides["cowatch_per_epoch"] = cowatch_per_epoch
     if cowatch_epoch_days is not None:
         overrides["cowatch_epoch_s"] = cowatch_epoch_days * 86_400.0
+    if cowatch_dp_epsilon is not None:
+        overrides["cowatch_dp_epsilon"] = cowatch_dp_epsilon
+    if cowatch_dp_delta is not None:
+        if not 0 < cowatch_dp_delta < 1:
+            raise ConfigError(f"--cowatch-dp-delta must be between 0 and 1, got {cowatch_dp_delta}")
+        overrides["cowatch_dp_delta"] = cowatch_dp_delta
     for name, value in (("quic_cert", quic_cert), ("quic_key", quic_key), ("quic_port", quic_port)):
         if value is not None:
             overrides[name] = value
@@ -128,6 +152,15 @@ def serve(
     ensure_data_dir(settings.data_dir)
     open_storage(settings.storage_url).close()
     _check_grpc_port(settings)
+    if settings.cowatch_threshold and settings.cowatch_dp_epsilon:
+        from omega.federation.cowatch_dp import CowatchPrivacy
+
+        # ε and δ OpenDP cannot prove at any threshold: refused now, not in a round
+        CowatchPrivacy(
+            settings.cowatch_dp_epsilon,
+            settings.cowatch_dp_delta,
+            per_epoch=settings.cowatch_per_epoch,
+        )
     check_helper(
         settings.helper_url,
         min_batch=settings.share_min_batch,
@@ -156,6 +189,10 @@ def serve(
             "cowatch": f"{settings.cowatch_per_epoch} pairs per TV per "
             f"{settings.cowatch_epoch_s / 86_400:g} days"
             if settings.cowatch_threshold
+            else "off",
+            "cowatch_dp": f"ε {settings.cowatch_dp_epsilon:g}, δ {settings.cowatch_dp_delta:g} "
+            "per private release"
+            if settings.cowatch_threshold and settings.cowatch_dp_epsilon
             else "off",
             **http3,
             **_grpc_summary(settings),

@@ -109,6 +109,16 @@ def simulate(
             "budget (0: the --shared-epsilon of a report)."
         ),
     ] = 0.25,
+    cowatch_dp_epsilon: Annotated[
+        float,
+        typer.Option(
+            help="With --cowatch private: central DP on the released counts, ε of each "
+            "private release (0: off; the report's cowatch.dp has the ledger)."
+        ),
+    ] = 0.0,
+    cowatch_dp_delta: Annotated[
+        float, typer.Option(help="With --cowatch-dp-epsilon: δ of each private release.")
+    ] = 1e-6,
     cowatch_spread: Annotated[
         float,
         typer.Option(
@@ -169,6 +179,7 @@ def simulate(
 
     \f
     Long only by its options: each is one annotated parameter, as Typer reads them."""
+    from omega.federation.cowatch_dp import CowatchPrivacy, check_privacy
     from omega.sim.attacks import ATTACKS
     from omega.sim.datasets import load_dataset
     from omega.sim.fleet import FleetConfig
@@ -209,6 +220,11 @@ def simulate(
         )
     if not 0.0 <= cowatch_epsilon <= 20.0:
         raise ConfigError("--cowatch-epsilon must be in [0, 20] (0: --shared-epsilon)")
+    check_privacy(cowatch_dp_epsilon, cowatch_dp_delta)
+    if cowatch_dp_epsilon and cowatch != "private":
+        raise ConfigError("--cowatch-dp-epsilon needs --cowatch private")
+    if cowatch_dp_epsilon:
+        CowatchPrivacy(cowatch_dp_epsilon, cowatch_dp_delta, per_epoch=cowatch_per_epoch)
     if not 0.0 < shared_epsilon <= 20.0:
         raise ConfigError("--shared-epsilon must be in (0, 20]")
     if not 1 <= share_min_batch <= 2500:
@@ -242,6 +258,8 @@ def simulate(
             cowatch_epoch_s=cowatch_epoch_days * 86400,
             cowatch_spread=cowatch_spread,
             cowatch_epsilon=cowatch_epsilon or None,
+            cowatch_dp_epsilon=cowatch_dp_epsilon,
+            cowatch_dp_delta=cowatch_dp_delta,
         ),
         server=server,
         helper_url=helper_url,

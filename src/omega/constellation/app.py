@@ -246,6 +246,9 @@ def _round_runner(
             noise_seed=settings.share_noise_seed,
             cowatch_threshold=settings.cowatch_threshold,
             cowatch_top=settings.cowatch_top,
+            cowatch_dp_epsilon=settings.cowatch_dp_epsilon,
+            cowatch_dp_delta=settings.cowatch_dp_delta,
+            cowatch_per_epoch=settings.cowatch_per_epoch,
         ),
     )
 

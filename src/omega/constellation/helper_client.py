@@ -53,6 +53,11 @@ class HelperSettings:
     #: per title; 0 turns the co-watch step off.
     cowatch_threshold: int = 3
     cowatch_top: int = 20
+    #: Central DP on released co-watch counts (ε 0: off), and the pairs a TV sends an
+    #: epoch (the mechanism's sensitivity).
+    cowatch_dp_epsilon: float = 0.0
+    cowatch_dp_delta: float = 1e-6
+    cowatch_per_epoch: int = 128
 
 
 class HttpHelper:
@@ -139,6 +144,19 @@ def connect_cowatch(
     helper = shares.helper
     if not isinstance(helper, HttpHelper):
         return None
+    from omega.federation.cowatch_dp import CowatchPrivacy
+
+    privacy = None
+    if settings.cowatch_dp_epsilon > 0:
+        privacy = CowatchPrivacy(
+            settings.cowatch_dp_epsilon,
+            settings.cowatch_dp_delta,
+            per_epoch=settings.cowatch_per_epoch,
+            seed=settings.noise_seed,
+        )
     return CowatchCounting(
-        source=helper, threshold=settings.cowatch_threshold, top=settings.cowatch_top
+        source=helper,
+        threshold=settings.cowatch_threshold,
+        top=settings.cowatch_top,
+        privacy=privacy,
     )

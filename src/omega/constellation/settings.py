@@ -163,6 +163,20 @@ class Settings(BaseSettings):
     cowatch_epoch_s: float = Field(
         default=7 * 86_400.0, ge=60, description="Seconds in a co-watch epoch."
     )
+    cowatch_dp_epsilon: float = Field(
+        default=0.0,
+        ge=0,
+        le=1000,
+        description="Central DP on released co-watch counts: ε of one private release (a "
+        "round that folded a batch), for one TV's pairs of one epoch; the ledger adds "
+        "releases up (docs/cowatch.md). 0 (the default): off, counts released k-anonymous.",
+    )
+    cowatch_dp_delta: float = Field(
+        default=1e-6,
+        gt=0,
+        lt=1,
+        description="δ of one private co-watch release (with cowatch_dp_epsilon > 0).",
+    )
     release_poll_interval: float = Field(
         default=5.0, gt=0, description="How often to look for releases committed by other workers."
     )

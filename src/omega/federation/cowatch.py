@@ -7,6 +7,10 @@ lie on one polynomial whose secret opens the pair's ciphertext. A read tag keeps
 secret, so every later point is checked against the polynomial: a forged point neither
 counts nor hides the honest ones. The count released is the number of distinct points
 on the polynomial — one per attested TV, since the helper lets a TV send a tag once.
+
+With central DP on (``CowatchCounting.privacy``) a batch's fold releases nothing: once a
+round has folded its batches, :func:`release_private` re-releases every row from noisy
+counts (``omega.federation.cowatch_dp``).
 """
 
 from __future__ import annotations
@@ -18,12 +22,26 @@ from typing import Protocol
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
 from omega.errors import ConfigError, InputError
+from omega.federation.cowatch_dp import CowatchPrivacy, noisy_counts
 from omega.protocol.cowatch import Share, on_polynomial, open_report, quantise, recover
 from omega.protocol.cowatch_wire import ReportBatch
 from omega.storage.base import Storage
-from omega.storage.cowatch import CowatchFold, Rank, Resolve, StoredPair
+from omega.storage.cowatch import (
+    CowatchFold,
+    PrivacySpend,
+    PrivateRelease,
+    Rank,
+    Resolve,
+    StoredPair,
+)
 
-__all__ = ["CowatchCounting", "CowatchSource", "CowatchStep", "fold_cowatch"]
+__all__ = [
+    "CowatchCounting",
+    "CowatchSource",
+    "CowatchStep",
+    "fold_cowatch",
+    "release_private",
+]
 
 log = logging.getLogger("omega.federation")
 
@@ -39,12 +57,13 @@ class CowatchSource(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class CowatchCounting:
-    """The helper to take batches from, the threshold k, and the neighbours kept per
-    title."""
+    """The helper to take batches from, the threshold k, the neighbours kept per title,
+    and central DP on the released counts (None: off, the default)."""
 
     source: CowatchSource
     threshold: int = 3
     top: int = 20
+    privacy: CowatchPrivacy | None = None
 
     def __post_init__(self) -> None:
         if self.threshold < 2:
@@ -96,10 +115,25 @@ def fold_cowatch(storage: Storage, counting: CowatchCounting, *, now: float) -> 
             points.append((report.tag, open_report(report, key)))
         except InputError:
             refused += 1
-    fold = storage.cowatch.fold(
-        points, resolve=_resolver(counting.threshold), rank=_ranker(counting.top), now=now
-    )
+    rank = None if counting.privacy is not None else _ranker(counting.top)
+    fold = storage.cowatch.fold(points, resolve=_resolver(counting.threshold), rank=rank, now=now)
     counting.source.cowatch_ack(batch.batch_id)
     if refused:
         log.info("co-watch: %d of %d reports did not open", refused, len(batch.reports))
     return CowatchStep(len(batch.reports), refused, fold)
+
+
+def release_private(storage: Storage, counting: CowatchCounting, *, now: float) -> PrivateRelease:
+    """One private release: fresh noise on every read pair's count, the pairs that pass
+    the threshold ranked and quantised as ever, its (ε, δ) in the ledger."""
+    privacy = counting.privacy
+    if privacy is None:
+        raise ConfigError("a private co-watch release needs central DP on (an ε > 0)")
+    cowatch = storage.cowatch
+    noise = noisy_counts(privacy, k=counting.threshold, draw=cowatch.privacy_ledger().releases)
+    return cowatch.release_private(
+        noise=noise,
+        rank=_ranker(counting.top),
+        spend=PrivacySpend(privacy.epsilon, privacy.delta),
+        now=now,
+    )

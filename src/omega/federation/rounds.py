@@ -23,7 +23,7 @@ from omega.errors import ServerError, TransportError
 from omega.federation.cells import CellGroups
 from omega.federation.config import FederationConfig
 from omega.federation.consolidate import ConsolidationStats
-from omega.federation.cowatch import CowatchCounting, fold_cowatch
+from omega.federation.cowatch import CowatchCounting, fold_cowatch, release_private
 from omega.federation.engines import Engine
 from omega.federation.plan import ReleasePlan, RoundInputs, diff_release, plan_release
 from omega.federation.popularity import fold_reports
@@ -206,8 +206,9 @@ def _count_shares(
 
 def _count_cowatch(storage: Storage, cowatch: CowatchCounting, *, now: float) -> int:
     """Co-watch rows released from the helper's batches; a helper that is down costs the
-    round its co-watch update, not its release."""
-    rows = 0
+    round its co-watch update, not its release. With central DP on, a round that folded
+    a batch makes one private release (and spends its ε) after them all."""
+    rows = folded = 0
     for _ in range(_MAX_COWATCH_BATCHES):
         try:
             step = fold_cowatch(storage, cowatch, now=now)
@@ -217,6 +218,9 @@ def _count_cowatch(storage: Storage, cowatch: CowatchCounting, *, now: float) ->
         if step.fold is None:
             break
         rows += step.fold.rows
+        folded += 1
+    if cowatch.privacy is not None and folded:
+        rows += release_private(storage, cowatch, now=now).rows
     return rows
 
 

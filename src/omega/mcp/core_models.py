@@ -95,9 +95,21 @@ class ReleasedPattern(BaseModel):
     version: int
 
 
+class CowatchPrivacyStats(BaseModel):
+    """Central DP on released co-watch counts (docs/cowatch.md): ε and δ of one private
+    release (ε 0: off), the releases so far and what they spent (basic composition)."""
+
+    epsilon_per_release: float
+    delta_per_release: float
+    releases: int
+    epsilon_spent: float
+    delta_spent: float
+
+
 class ConstellationStats(BaseModel):
-    """Counts and the current release version (``GET /api/omega/stats``), and the
-    release's strongest patterns (ids for ``omega_consensus``)."""
+    """Counts and the current release version (``GET /api/omega/stats``), the
+    release's strongest patterns (ids for ``omega_consensus``), and the co-watch DP
+    ledger (None from a server before it)."""
 
     viewers: int
     pending_contributions: int
@@ -107,6 +119,7 @@ class ConstellationStats(BaseModel):
     event_subscribers: int
     sync_rate_per_s: float
     top_patterns: list[ReleasedPattern]
+    cowatch_dp: CowatchPrivacyStats | None = None
 
 
 class InitResult(BaseModel):

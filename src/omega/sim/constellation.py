@@ -73,6 +73,8 @@ class SimConstellation:
         cowatch_per_epoch: int = 8,
         cowatch_epoch_s: float = 7 * 86_400.0,
         cowatch_clock: Clock | None = None,
+        cowatch_dp_epsilon: float = 0.0,
+        cowatch_dp_delta: float = 1e-6,
         served: bool = False,
     ) -> SimConstellation:
         """A fresh constellation in this process, on SQLite under ``data_dir``; with a
@@ -87,7 +89,8 @@ class SimConstellation:
         no co-watch batches, for a fleet whose helper has no co-watch desk);
         ``cowatch_*``: the bound per TV per epoch, the epoch length TVs are told and the
         clock epochs follow (default the wall clock; ``omega.sim.cowatch_private`` passes
-        the replay's); ``served``: the same app served by
+        the replay's); ``cowatch_dp_*``: central DP on released counts (ε 0: off), its
+        noise seeded by ``share_noise_seed``; ``served``: the same app served by
         uvicorn on a loopback port (``url``) for engine workers in other processes."""
         from omega.constellation.app import create_app
         from omega.constellation.settings import Settings
@@ -109,6 +112,8 @@ class SimConstellation:
             cowatch_threshold=cowatch_threshold,
             cowatch_per_epoch=cowatch_per_epoch,
             cowatch_epoch_s=cowatch_epoch_s,
+            cowatch_dp_epsilon=cowatch_dp_epsilon,
+            cowatch_dp_delta=cowatch_dp_delta,
         )
         app = create_app(settings, cowatch_clock=cowatch_clock)
         if served:

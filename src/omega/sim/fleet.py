@@ -15,7 +15,7 @@ import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -125,6 +125,10 @@ class FleetConfig:
     cowatch_idle_syncs: bool = True
     #: The brains' cap on a forged neighbour (``BrainConfig.cowatch_spread``; 0: off).
     cowatch_spread: float = 0.0
+    #: With "private": central DP on the released counts, ε and δ of one private release
+    #: (ε 0: off; ``omega.federation.cowatch_dp``).
+    cowatch_dp_epsilon: float = 0.0
+    cowatch_dp_delta: float = 1e-6
 
 
 @dataclass(slots=True)
@@ -164,6 +168,8 @@ class FleetRun:
     forged: list[ForgedPairs] = field(default_factory=list)
     #: Co-watch rows the constellation's rounds released (changed), summed over rounds.
     cowatch_rows: int = 0
+    #: The constellation's co-watch DP ledger after the replay (``/api/omega/stats``).
+    cowatch_dp: dict[str, Any] | None = None
     #: What the newcomer pulled once the replay was over: bytes and syncs.
     newcomer_pull_bytes: int = 0
     newcomer_syncs: int = 0

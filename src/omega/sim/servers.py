@@ -120,6 +120,8 @@ async def _private_federation(
             cowatch_per_epoch=fleet.cowatch_per_epoch,
             cowatch_epoch_s=fleet.cowatch_epoch_s,
             cowatch_clock=replay,
+            cowatch_dp_epsilon=fleet.cowatch_dp_epsilon,
+            cowatch_dp_delta=fleet.cowatch_dp_delta,
         )
         await constellation.publish_codebook(
             shared.codebook_id, shared.centroids, shared.catalog.ids

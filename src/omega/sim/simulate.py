@@ -195,6 +195,7 @@ async def _fleet(
             )
         if constellation is not None:
             stats = await constellation.stats()
+            run.cowatch_dp = stats.get("cowatch_dp")
             run.checkpoints.append({"released_patterns": float(stats.get("released_patterns", 0))})
             if after is not None:
                 await after(run, constellation)
@@ -476,6 +477,7 @@ def _cowatch_summary(run: FleetRun) -> dict[str, Any] | None:
         "tvs_holding_rows": sum(1 for v in run.viewers.values() if v.brain.cowatch.version()),
         "newcomer_pull_bytes": run.newcomer_pull_bytes,
         "newcomer_syncs": run.newcomer_syncs,
+        "dp": run.cowatch_dp,
     }
 
 

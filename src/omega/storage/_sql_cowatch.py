@@ -18,7 +18,11 @@ from omega.storage.cowatch import (
     CowatchKeys,
     CowatchRow,
     CowatchStore,
+    Noise,
     OprfOverBudget,
+    PrivacyLedger,
+    PrivacySpend,
+    PrivateRelease,
     Rank,
     Resolve,
     StoredPair,
@@ -101,9 +105,22 @@ class SQLCowatchStore(CowatchStore):
         return self._db.write(charge)
 
     def fold(
-        self, points: list[tuple[bytes, Share]], *, resolve: Resolve, rank: Rank, now: float
+        self, points: list[tuple[bytes, Share]], *, resolve: Resolve, rank: Rank | None, now: float
     ) -> CowatchFold:
         return self._db.write(lambda tx: _fold(tx, points, resolve, rank, now))
+
+    def release_private(
+        self, *, noise: Noise, rank: Rank, spend: PrivacySpend, now: float
+    ) -> PrivateRelease:
+        return self._db.write(lambda tx: _release_private(tx, noise, rank, spend, now))
+
+    def privacy_ledger(self) -> PrivacyLedger:
+        with self._db.read() as tx:
+            n, epsilon, delta = tx.one(
+                "SELECT count(*), coalesce(sum(epsilon), 0), coalesce(sum(delta), 0)"
+                " FROM cowatch_privacy"
+            )
+        return PrivacyLedger(int(n), float(epsilon), float(delta))
 
     def version(self) -> int:
         with self._db.read() as tx:
@@ -131,7 +148,7 @@ class SQLCowatchStore(CowatchStore):
 
 
 def _fold(
-    tx: Tx, points: list[tuple[bytes, Share]], resolve: Resolve, rank: Rank, now: float
+    tx: Tx, points: list[tuple[bytes, Share]], resolve: Resolve, rank: Rank | None, now: float
 ) -> CowatchFold:
     stored = 0
     for tag, s in points:
@@ -160,9 +177,44 @@ def _fold(
         )
         changed += 1
         sources.add(pair.a)
-    version = int(tx.one("SELECT coalesce(max(version), 0) FROM cowatch_rows")[0])
-    rows = _release_rows(tx, sorted(sources), rank, version + 1)
+    version = _version(tx)
+    if rank is None:
+        return CowatchFold(stored, changed, 0, version)
+    rows = sum(
+        _publish(tx, source, rank(_pairs_of(tx, source)), version + 1) for source in sorted(sources)
+    )
     return CowatchFold(stored, changed, rows, version + 1 if rows else version)
+
+
+def _release_private(
+    tx: Tx, noise: Noise, rank: Rank, spend: PrivacySpend, now: float
+) -> PrivateRelease:
+    pairs = [
+        (int(a), int(b), int(t))
+        for a, b, t in tx.rows("SELECT a, b, tvs FROM cowatch_pairs ORDER BY tag")
+    ]
+    counts = noise([t for _, _, t in pairs])
+    kept: dict[int, list[tuple[int, int]]] = {}
+    for (a, b, _), count in zip(pairs, counts, strict=True):
+        if count is not None:
+            kept.setdefault(a, []).append((b, count))
+    published = {int(s) for (s,) in tx.rows("SELECT source FROM cowatch_rows")}
+    version = _version(tx)
+    rows = sum(
+        _publish(tx, source, rank(kept.get(source, [])), version + 1)
+        for source in sorted(published | kept.keys())
+    )
+    after = version + 1 if rows else version
+    tx.run(
+        "INSERT INTO cowatch_privacy (epsilon, delta, pairs, released, version, at)"
+        " VALUES (?, ?, ?, ?, ?, ?)",
+        (spend.epsilon, spend.delta, len(pairs), sum(map(len, kept.values())), after, now),
+    )
+    return PrivateRelease(len(pairs), sum(map(len, kept.values())), rows, after)
+
+
+def _version(tx: Tx) -> int:
+    return int(tx.one("SELECT coalesce(max(version), 0) FROM cowatch_rows")[0])
 
 
 def _pair(tx: Tx, tag: bytes) -> StoredPair | None:
@@ -170,23 +222,24 @@ def _pair(tx: Tx, tag: bytes) -> StoredPair | None:
     return None if row is None else StoredPair(int(row[0]), int(row[1]), _i(row[2]), int(row[3]))
 
 
-def _release_rows(tx: Tx, sources: list[int], rank: Rank, version: int) -> int:
-    """Re-rank each source's pairs; store (at ``version``) the rows that changed."""
-    released = 0
-    for source in sources:
-        pairs = [
-            (int(b), int(tvs))
-            for b, tvs in tx.rows("SELECT b, tvs FROM cowatch_pairs WHERE a = ?", (source,))
-        ]
-        body = msgspec.msgpack.encode(rank(pairs))
-        old = tx.row("SELECT neighbours FROM cowatch_rows WHERE source = ?", (source,))
-        if old is not None and bytes(old[0]) == body:
-            continue
-        tx.run(
-            "INSERT INTO cowatch_rows (source, neighbours, version) VALUES (?, ?, ?)"
-            " ON CONFLICT (source) DO UPDATE SET neighbours = excluded.neighbours,"
-            " version = excluded.version",
-            (source, body, version),
-        )
-        released += 1
-    return released
+def _pairs_of(tx: Tx, source: int) -> list[tuple[int, int]]:
+    return [
+        (int(b), int(tvs))
+        for b, tvs in tx.rows("SELECT b, tvs FROM cowatch_pairs WHERE a = ?", (source,))
+    ]
+
+
+def _publish(tx: Tx, source: int, neighbours: list[tuple[int, int]], version: int) -> bool:
+    """Store ``source``'s row at ``version`` if it changed (no neighbours and no row
+    published: nothing to withdraw)."""
+    body = msgspec.msgpack.encode(neighbours)
+    old = tx.row("SELECT neighbours FROM cowatch_rows WHERE source = ?", (source,))
+    if (bytes(old[0]) if old is not None else msgspec.msgpack.encode([])) == body:
+        return False
+    tx.run(
+        "INSERT INTO cowatch_rows (source, neighbours, version) VALUES (?, ?, ?)"
+        " ON CONFLICT (source) DO UPDATE SET neighbours = excluded.neighbours,"
+        " version = excluded.version",
+        (source, body, version),
+    )
+    return True

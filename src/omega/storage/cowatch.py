@@ -22,7 +22,11 @@ __all__ = [
     "CowatchKeys",
     "CowatchRow",
     "CowatchStore",
+    "Noise",
     "OprfOverBudget",
+    "PrivacyLedger",
+    "PrivacySpend",
+    "PrivateRelease",
     "Rank",
     "Resolve",
     "StoredPair",
@@ -72,11 +76,42 @@ class CowatchFold:
     version: int
 
 
+@dataclass(frozen=True, slots=True)
+class PrivacySpend:
+    """The (ε, δ) one private release spends (``omega.federation.cowatch_dp``)."""
+
+    epsilon: float
+    delta: float
+
+
+@dataclass(frozen=True, slots=True)
+class PrivateRelease:
+    """What one private release did: pairs it drew noise for, pairs that passed the
+    threshold, rows re-released, and the co-watch version after it."""
+
+    pairs: int
+    released: int
+    rows: int
+    version: int
+
+
+@dataclass(frozen=True, slots=True)
+class PrivacyLedger:
+    """The private releases made so far and their (ε, δ) added up (basic composition)."""
+
+    releases: int
+    epsilon: float
+    delta: float
+
+
 #: Decides a tag from all its points and what is known of it: the pair (newly read or
 #: recounted), or None while it stays unread.
 Resolve = Callable[[bytes, list[Share], StoredPair | None], StoredPair | None]
 #: A released row's neighbours from a source's pairs (neighbour, TVs), best first.
 Rank = Callable[[list[tuple[int, int]]], list[tuple[int, int]]]
+#: A private release's counts from every read pair's TVs (in order): the count to
+#: publish, or None where the pair is withheld.
+Noise = Callable[[list[int]], list[int | None]]
 
 
 class CowatchStore(abc.ABC):
@@ -96,11 +131,24 @@ class CowatchStore(abc.ABC):
 
     @abc.abstractmethod
     def fold(
-        self, points: list[tuple[bytes, Share]], *, resolve: Resolve, rank: Rank, now: float
+        self, points: list[tuple[bytes, Share]], *, resolve: Resolve, rank: Rank | None, now: float
     ) -> CowatchFold:
         """Store a batch's points (a point already stored is skipped: a batch may come
         twice), resolve every tag the batch names, and re-release the rows of sources
-        whose pairs changed — one transaction."""
+        whose pairs changed — one transaction. ``rank`` None: release nothing (the
+        private release does, from noisy counts)."""
+
+    @abc.abstractmethod
+    def release_private(
+        self, *, noise: Noise, rank: Rank, spend: PrivacySpend, now: float
+    ) -> PrivateRelease:
+        """Re-release every row from ``noise`` applied to every read pair's TVs: rows
+        whose neighbours changed get the next version, a published row left with none is
+        withdrawn; ``spend`` goes in the ledger — one transaction."""
+
+    @abc.abstractmethod
+    def privacy_ledger(self) -> PrivacyLedger:
+        """The private releases so far (0, 0.0, 0.0 when central DP was never on)."""
 
     @abc.abstractmethod
     def version(self) -> int:

@@ -160,7 +160,20 @@ async def get_codebook(request: Request, _: Viewer) -> Response:
 )
 async def stats(request: Request, _: Admin) -> dict[str, Any]:
     runtime = runtime_of(request)
-    return stats_document(runtime, await runtime.db(runtime.storage.stats))
+    counts = stats_document(runtime, await runtime.db(runtime.storage.stats))
+    ledger = await runtime.db(runtime.storage.cowatch.privacy_ledger)
+    return {
+        **counts,
+        # Central DP on released co-watch counts (docs/cowatch.md): per release, and what
+        # the releases so far spent together (basic composition).
+        "cowatch_dp": {
+            "epsilon_per_release": runtime.settings.cowatch_dp_epsilon,
+            "delta_per_release": runtime.settings.cowatch_dp_delta,
+            "releases": ledger.releases,
+            "epsilon_spent": ledger.epsilon,
+            "delta_spent": ledger.delta,
+        },
+    }
 
 
 def stats_document(runtime: Runtime, s: StorageStats) -> dict[str, Any]:

@@ -1,0 +1,76 @@
+"""Central DP on released co-watch counts, as an operator sets it: a bad ε or δ is one
+sentence naming the flag (or variable) and exit 2, never a traceback."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from omega.errors import ConfigError
+from omega.federation.cowatch_dp import CowatchPrivacy
+
+PRIVATE = ("simulate", "--dataset", "/nonexistent/ml", "--cowatch", "private")
+
+
+def _omega(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    command = [sys.executable, "-m", "omega.cli", *args]
+    return subprocess.run(command, capture_output=True, text=True, timeout=300, env=env)
+
+
+@pytest.mark.parametrize(
+    ("args", "words"),
+    [
+        ((*PRIVATE, "--cowatch-dp-epsilon", "-1"), "--cowatch-dp-epsilon must be ≥ 0"),
+        ((*PRIVATE, "--cowatch-dp-epsilon", "4", "--cowatch-dp-delta", "0"), "--cowatch-dp-delta"),
+        ((*PRIVATE, "--cowatch-dp-delta", "1.5"), "--cowatch-dp-delta must be between 0 and 1"),
+        ((*PRIVATE, "--cowatch-dp-epsilon", "1e-9"), "give a larger ε or δ"),
+        (("simulate", "--dataset", "/x", "--cowatch-dp-epsilon", "4"), "needs --cowatch private"),
+        (("serve", "--cowatch-dp-epsilon", "-1"), "'--cowatch-dp-epsilon'"),
+        (("serve", "--cowatch-dp-delta", "1"), "--cowatch-dp-delta must be between 0 and 1"),
+        (("serve", "--cowatch-dp-delta", "0"), "--cowatch-dp-delta must be between 0 and 1"),
+    ],
+)
+def test_a_bad_setting_names_the_flag(args: tuple[str, ...], words: str) -> None:
+    done = _omega(*args)
+    assert done.returncode == 2, done.stderr
+    assert words in done.stderr + done.stdout
+    assert "Traceback" not in done.stderr
+
+
+def test_a_bad_setting_in_the_environment_names_the_variable(tmp_path: Path) -> None:
+    env = {**os.environ, "OMEGA_COWATCH_DP_DELTA": "2", "OMEGA_DATA_DIR": str(tmp_path)}
+    done = _omega("serve", "--port", "0", env=env)
+    assert done.returncode == 2, done.stderr
+    assert "OMEGA_COWATCH_DP_DELTA" in done.stderr and "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize(
+    ("epsilon", "delta", "words"),
+    [
+        (-0.5, 1e-6, "--cowatch-dp-epsilon"),
+        (float("nan"), 1e-6, "--cowatch-dp-epsilon"),
+        (0.0, 1e-6, "ε > 0"),
+        (4.0, 1.0, "--cowatch-dp-delta"),
+        (4.0, -1e-6, "--cowatch-dp-delta"),
+    ],
+)
+def test_the_mechanism_refuses_what_it_cannot_prove(
+    epsilon: float, delta: float, words: str
+) -> None:
+    with pytest.raises(ConfigError, match=words):
+        CowatchPrivacy(epsilon, delta)
+
+
+def test_serve_refuses_an_epsilon_no_threshold_can_prove_before_it_listens(
+    tmp_path: Path,
+) -> None:
+    done = _omega(
+        "serve", "--port", "0", "--data-dir", str(tmp_path), "--cowatch-dp-epsilon", "1e-9"
+    )
+    assert done.returncode == 2, done.stderr
+    assert "--cowatch-dp-epsilon 1e-09 with --cowatch-dp-delta 1e-06" in done.stderr
+    assert "Traceback" not in done.stderr

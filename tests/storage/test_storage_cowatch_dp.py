@@ -1,0 +1,134 @@
+"""Central DP on released co-watch counts (``omega.federation.cowatch_dp``), on SQLite and
+on PostgreSQL: a fleet's real STAR reports folded through the co-watch step, then
+released from noisy counts; with DP off the rows are what they always were."""
+
+from __future__ import annotations
+
+import hashlib
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+
+from omega.federation.cowatch import CowatchCounting, fold_cowatch, release_private
+from omega.federation.cowatch_dp import Calibration, CowatchPrivacy, calibrate
+from omega.federation.rounds import _count_cowatch
+from omega.protocol.cowatch import make_report, quantise, seal_report
+from omega.protocol.cowatch_wire import ReportBatch
+from omega.storage import Storage
+from omega.storage.cowatch import PrivacyLedger
+
+#: (a, b) → distinct TVs: far above the test's threshold, near it, and at k.
+FLEET = {(1, 2): 30, (1, 3): 3, (4, 5): 14, (6, 7): 3}
+#: ε large and L0 small, so the noise is tiny: the threshold is 6 above k − 1, i.e. 8
+#: TVs; a pair at 3 TVs is kept with probability ~e⁻²⁵, one at 14 dropped ~e⁻²⁵.
+SHARP = CowatchPrivacy(20.0, 1e-9, per_epoch=4)
+
+
+class _OneBatch:
+    """The helper's side as the co-watch step reads it: one shuffled batch, then none."""
+
+    def __init__(self, batch: ReportBatch) -> None:
+        self.batches = [batch]
+        self.acked: list[str] = []
+
+    def cowatch_batch(self) -> ReportBatch:
+        return self.batches.pop() if self.batches else ReportBatch(batch_id="")
+
+    def cowatch_ack(self, batch_id: str) -> None:
+        self.acked.append(batch_id)
+
+
+def _fleet_batch(store: Storage) -> ReportBatch:
+    """Each TV's report of its pair, sealed to the store's key: what STAR delivers."""
+    key = X25519PrivateKey.from_private_bytes(store.cowatch.keys().hpke_key).public_key()
+    reports = []
+    for (a, b), tvs in FLEET.items():
+        r = hashlib.sha256(f"oprf {a} {b}".encode()).digest()  # the OPRF's output stand-in
+        reports += [seal_report(make_report(r, a, b, k=3), key) for _ in range(tvs)]
+    return ReportBatch(batch_id="b1", reports=reports)
+
+
+def _rows(store: Storage) -> dict[int, list[tuple[int, int]]]:
+    rows = store.cowatch.rows_after(version=0, source=-1, limit=100)
+    return {row.source: row.neighbours for row in rows if row.neighbours}
+
+
+def _counting(store: Storage, privacy: CowatchPrivacy | None) -> CowatchCounting:
+    return CowatchCounting(source=_OneBatch(_fleet_batch(store)), privacy=privacy)
+
+
+def test_without_dp_the_rows_are_the_k_anonymous_counts(store: Storage) -> None:
+    step = fold_cowatch(store, _counting(store, None), now=1.0)
+    assert step.fold is not None and (step.fold.pairs, step.fold.rows) == (4, 3)
+    assert _rows(store) == {1: [(2, quantise(30)), (3, 3)], 4: [(5, quantise(14))], 6: [(7, 3)]}
+    assert store.cowatch.privacy_ledger() == PrivacyLedger(0, 0.0, 0.0)
+
+
+def test_with_dp_only_counts_far_above_the_threshold_are_released(store: Storage) -> None:
+    counting = _counting(store, SHARP)
+    step = fold_cowatch(store, counting, now=1.0)
+    assert step.fold is not None and (step.fold.pairs, step.fold.rows) == (4, 0)
+    assert _rows(store) == {}  # the fold releases nothing: the private release does
+    release = release_private(store, counting, now=2.0)
+    assert (release.pairs, release.released, release.rows, release.version) == (4, 2, 2, 1)
+    rows = _rows(store)
+    assert set(rows) == {1, 4}  # (1, 3) and (6, 7), at 3 TVs, are withheld
+    [(two, noisy_30)] = rows[1]
+    [(five, noisy_14)] = rows[4]
+    assert (two, five) == (2, 5)
+    # the noise is OpenDP's (scale 0.2): within 5 of the count but with odds of ~e⁻²⁵
+    assert noisy_30 in {quantise(c) for c in range(25, 36)}
+    assert noisy_14 in {quantise(c) for c in range(9, 20)}
+    assert store.cowatch.privacy_ledger() == PrivacyLedger(1, 20.0, 1e-9)
+
+
+def test_each_release_spends_again_and_only_rounds_that_folded_release(store: Storage) -> None:
+    """Basic composition: the ledger adds a release's (ε, δ) each time; a round with no
+    batch neither releases nor spends. Seeded noise, so the rows are reproducible."""
+    seeded = CowatchPrivacy(20.0, 1e-9, per_epoch=4, seed=7)
+    counting = _counting(store, seeded)
+    assert _count_cowatch(store, counting, now=1.0) == 2  # one batch folded, one release
+    assert store.cowatch.privacy_ledger() == PrivacyLedger(1, 20.0, 1e-9)
+    assert _count_cowatch(store, counting, now=2.0) == 0  # no batch: nothing spent
+    assert store.cowatch.privacy_ledger().releases == 1
+    release_private(store, counting, now=3.0)
+    release_private(store, counting, now=4.0)
+    ledger = store.cowatch.privacy_ledger()
+    assert (ledger.releases, ledger.epsilon) == (3, 60.0)
+    assert ledger.delta == pytest.approx(3e-9)
+    assert set(_rows(store)) == {1, 4}
+
+
+def test_a_row_whose_pairs_all_fall_below_the_threshold_is_withdrawn(store: Storage) -> None:
+    """Released k-anonymous first (DP off), then with DP on: the rows of pairs at 3 TVs
+    are withdrawn (an empty row), the others re-released from noisy counts."""
+    fold_cowatch(store, _counting(store, None), now=1.0)
+    counting = CowatchCounting(source=_OneBatch(ReportBatch(batch_id="")), privacy=SHARP)
+    release = release_private(store, counting, now=2.0)
+    # source 1 loses (1, 3) and 6 is withdrawn; 4 changes only if its quantised count did
+    assert release.version == 2 and release.rows in (2, 3)
+    changed = {
+        r.source: r.neighbours for r in store.cowatch.rows_after(version=1, source=-1, limit=10)
+    }
+    assert changed[6] == [] and [b for b, _ in changed[1]] == [2]
+    assert set(_rows(store)) == {1, 4}
+
+
+def test_the_threshold_is_one_above_what_opendp_proves() -> None:
+    """opendp/opendp#2922: its map proves δ for keeping counts > τ, it keeps ≥ τ."""
+    import opendp.prelude as dp
+
+    dp.enable_features("contrib")
+    space = (
+        dp.map_domain(dp.atom_domain(T="i64"), dp.atom_domain(T="i64")),
+        dp.l01inf_distance(dp.absolute_distance(T="i64")),
+    )
+    c = calibrate(4.0, 1e-6, 128)
+    assert c.scale == 32.0
+
+    def delta(threshold: int) -> float:
+        measurement = dp.m.make_laplace_threshold(*space, scale=c.scale, threshold=threshold)
+        return float(measurement.map((128, 128, 1))[1])
+
+    assert delta(c.threshold - 1) <= 1e-6 < delta(c.threshold - 2)
+    assert calibrate(8.0, 1e-6, 128) == Calibration(16.0, 290)
