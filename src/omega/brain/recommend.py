@@ -479,20 +479,21 @@ def explain(
     if not recent or not rows:
         return [Evidence() for _ in rows]
     watched = Counter(g for r, _ in recent for g in set(catalog.genres[r]))
-    recent_rows = np.array([r for r, _ in recent], dtype=np.int64)
+    recent_rows = [r for r, _ in recent]
     nearest = np.argmax(catalog.matrix[list(rows)] @ catalog.matrix[recent_rows].T, axis=1)
+    titles = catalog.titles
     out = []
     sources = CowatchMatrix.sources(cowatch, rows) if cowatch is not None else [None] * len(rows)
     for row, j, source in zip(rows, nearest.tolist(), sources, strict=True):
-        shared = [g for g in catalog.genres[row] if watched[g]]
-        genre = max(shared, key=lambda g: watched[g]) if shared else None  # first of equals
+        shared = [g for g in catalog.genres[row] if g in watched]
+        genre = max(shared, key=watched.__getitem__) if shared else None  # first of equals
         out.append(
             Evidence(
-                recent_title=catalog.titles[int(recent_rows[j])],
+                recent_title=titles[recent_rows[j]],
                 genre=genre,
                 genre_count=watched[genre] if genre else 0,
                 recent_count=len(recent),
-                cowatch_title=None if source is None else catalog.titles[source],
+                cowatch_title=None if source is None else titles[source],
             )
         )
     return out
