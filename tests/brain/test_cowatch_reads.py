@@ -1,5 +1,5 @@
-"""What a request reads of the co-watch table (``CowatchMatrix.edges`` and ``sources``) is
-exactly what a plain pass over the matrix gives, bit for bit."""
+"""What a request reads of the co-watch table (``CowatchMatrix.edges``, ``sources`` and
+``read``) is exactly what a plain pass over the matrix gives, bit for bit."""
 
 from __future__ import annotations
 
@@ -72,3 +72,17 @@ def test_edges_and_sources_are_a_plain_pass_over_the_table(seed: int) -> None:
         assert _same(edges, _plain_edges(table, history))
         targets = rng.choice(n, int(rng.integers(0, 12)), replace=False).tolist()
         assert CowatchMatrix.sources(edges, targets) == _plain_sources(edges, targets)
+
+
+def test_a_read_is_kept_for_its_history_and_cannot_be_changed() -> None:
+    table = _table(0)
+    first, second = [(3, 1.0), (7, 0.7)], [(5, 1.0)]
+    edges, scores = table.read(first, 60)
+    assert _same(edges, table.edges(first))
+    assert scores.tobytes() == table.scores(table.edges(first), 60).tobytes()
+    assert table.read(first, 60)[1] is scores  # kept
+    other = table.read(second, 60)[1]
+    assert other.tobytes() == table.scores(table.edges(second), 60).tobytes()
+    assert table.read(first, 60)[1].tobytes() == scores.tobytes()  # asked afresh, same
+    with pytest.raises(ValueError, match="read-only"):
+        other[0] = 1.0

@@ -102,6 +102,10 @@ class CowatchMatrix:
     min_reward: float
     #: The score at which the co-watch signal reaches 1 (see :meth:`scores`).
     full_score: float = 1.0
+    #: The last household's history and what :meth:`read` answered for it.
+    _last: dict[tuple[tuple[tuple[int, float], ...], int], tuple[Edges, F32]] = field(
+        init=False, default_factory=dict, compare=False, repr=False
+    )
 
     @classmethod
     def build(cls, rows: CowatchRows, row_of_position: I64, config: BrainConfig) -> CowatchMatrix:
@@ -147,6 +151,22 @@ class CowatchMatrix:
             if len(out) == self.recent:
                 break
         return out
+
+    def read(self, history: Sequence[tuple[int, float]], n: int) -> tuple[Edges, F32]:
+        """:meth:`edges` and :meth:`scores` for one household's ``history``, kept for the
+        next request with the same history (a home screen redrawn). The table itself
+        never changes: a release builds a new one. The arrays are read-only."""
+        key = (tuple(history), n)
+        held = self._last.get(key)
+        if held is not None:
+            return held
+        edges = self.edges(history)
+        scores = self.scores(edges, n)
+        for array in (edges.neighbours, edges.values, edges.sources, scores):
+            array.flags.writeable = False
+        self._last.clear()
+        self._last[key] = edges, scores
+        return edges, scores
 
     def edges(self, history: Sequence[tuple[int, float]]) -> Edges:
         """The table's entries for the household's titles: (neighbour row, weighted value,

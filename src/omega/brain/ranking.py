@@ -123,8 +123,7 @@ def scoring_state(
             for title in reversed(recent)
             if (row := catalog.row_of_key.get(title.key)) is not None
         ]
-        state.cowatch_edges = cowatch.edges(cowatch.history(started))
-        state.cowatch = cowatch.scores(state.cowatch_edges, len(catalog))
+        state.cowatch_edges, state.cowatch = cowatch.read(cowatch.history(started), len(catalog))
         if cowatch_pool and len(catalog):
             state.cowatch_gate = min(1.0, cowatch_pool / len(catalog))
     return state
