@@ -165,24 +165,28 @@ def recommend(
         gate=snap.gate if whole else 0.0,
         cowatch_gate=state.cowatch_gate if whole else 0.0,
     )
-    picked = choose(scores, rows, catalog, k, config.diversity)
-    picked_rows = [int(rows[i]) for i in picked]
+    picked = np.array(choose(scores, rows, catalog, k, config.diversity), dtype=np.int64)
+    picked_rows = rows[picked].tolist()
     explained = explain(catalog, picked_rows, state.recent_rows, cowatch=state.cowatch_edges)
+    # The picked titles' values, read once per signal rather than once per title.
+    values = {n: v[picked].tolist() for n, v in signals.items()}
     out = []
-    for i, row, evidence in zip(picked, picked_rows, explained, strict=True):
-        item_signals = {n: float(v[i]) for n, v in signals.items()}
+    for j, (row, score, evidence) in enumerate(
+        zip(picked_rows, scores[picked].tolist(), explained, strict=True)
+    ):
+        item_signals = {n: v[j] for n, v in values.items()}
         reason = reason_for(item_signals, skill, evidence=evidence, time_bucket=state.time_bucket)
         out.append(
             Recommendation(
                 item_id=catalog.ids[row],
                 title=catalog.titles[row],
-                score=float(scores[i]),
+                score=score,
                 reason=reason,
                 signals=item_signals,
             )
         )
     context = f"{state.time_bucket}/{state.day_type}"
-    keys = frozenset(int(catalog.keys[row]) for row in picked_rows)
+    keys = frozenset(catalog.keys[rows[picked]].tolist())
     return out, Offer(now, skill.name, context, keys)
 
 

@@ -75,6 +75,8 @@ CROWD_SIGNALS = frozenset({"next", "crowd", "cowatch"})
 ERA_YEARS = 5.0
 F32 = npt.NDArray[np.float32]
 I64 = npt.NDArray[np.int64]
+#: What the index returns where it found fewer neighbours than asked.
+_NO_KEY = np.iinfo(np.uint64).max
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -181,19 +183,20 @@ def recent_kernel(
 def era_gap(catalog: Catalog, rows: I64, recent: Sequence[tuple[int, float]]) -> F32:
     """Minus the years between each row's release and the nearest recent title's, in
     units of ``ERA_YEARS`` (0 where a year is unknown)."""
-    years = catalog.years[[r for r, _ in recent]] if recent else np.zeros(0, np.float32)
-    years = years[np.isfinite(years)]
-    if len(years) == 0:
+    known = sorted({float(y) for r, _ in recent if math.isfinite(y := catalog.years[r])})
+    if not known:
         return np.zeros(len(rows), np.float32)
     # The nearest recent year is one of the two around each row's year in sorted order
     # (a float32 difference is monotonic in either term: the same minimum as over all).
-    years = np.unique(years)
+    # Infinities at the ends stand in for "none on that side"; the NaN last is where
+    # searchsorted puts a row of unknown year, whose gap is then NaN (and 0 below).
+    years = np.array([-math.inf, *known, math.inf, math.nan], np.float32)
     wanted = catalog.years[rows]
     at = np.searchsorted(years, wanted)
-    below = years[np.maximum(at - 1, 0)]
-    above = years[np.minimum(at, len(years) - 1)]
-    gaps = np.minimum(np.abs(wanted - below), np.abs(above - wanted))
-    out: F32 = np.where(np.isfinite(gaps), -gaps / np.float32(ERA_YEARS), 0.0).astype(np.float32)
+    gaps = np.abs(wanted - years[at - 1])
+    np.minimum(gaps, np.abs(years[at] - wanted), out=gaps)
+    gaps /= np.float32(-ERA_YEARS)
+    out: F32 = np.where(np.isfinite(gaps), gaps, np.float32(0.0))
     return out
 
 
@@ -323,7 +326,7 @@ def candidate_rows(
     if queries and len(search):
         # One batched index call: usearch answers all queries together.
         keys = search.search_batch(np.stack(queries), per_source // 2)
-        found.append(catalog.rows_for_keys(keys[keys != np.iinfo(np.uint64).max]))
+        found.append(catalog.rows_for_keys(keys[keys != _NO_KEY]))
     if len(state.cowatch) == len(catalog) and state.cowatch_gate == 0:
         # The best co-watch titles: among the few the table gives a score at all (the
         # request's edges name them: no pass over the whole catalog).
