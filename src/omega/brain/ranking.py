@@ -86,10 +86,12 @@ def recent_rows(catalog: Catalog, recent: Sequence[RecentTitle]) -> list[tuple[i
     """The last ten distinct titles started, most recent first, as (row, weight): recency
     by position, and a title enjoyed counts more than one abandoned."""
     rows: list[tuple[int, float]] = []
+    taken: set[int] = set()
     for title in reversed(recent):
         row = catalog.row_of_key.get(title.key)
-        if row is not None and all(r != row for r, _ in rows):
+        if row is not None and row not in taken:
             rows.append((row, (0.5 + 0.5 * title.reward) * 0.8 ** len(rows)))
+            taken.add(row)
         if len(rows) == 10:
             break
     return rows

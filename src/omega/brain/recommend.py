@@ -140,7 +140,9 @@ def cell_state(catalog: Catalog, state: ScoringState) -> None:
 
 
 def _scaled(values: F32) -> F32:
-    lo, hi = float(values.min(initial=0.0)), float(values.max(initial=0.0))
+    # The ufuncs' reductions themselves: ndarray.min/max add a Python layer over them.
+    lo = float(np.minimum.reduce(values, initial=0.0))
+    hi = float(np.maximum.reduce(values, initial=0.0))
     if hi - lo <= 1e-9:
         return np.zeros_like(values)
     out: F32 = values - lo  # float32 throughout: the scalars take the array's type
