@@ -25,7 +25,7 @@ Two directions, both through ``Brain``:
   divided by what a title scores when every one of those titles points to it as
   strongly as the table's typical source points to its best neighbour, and capped at 1.
   The matrix is built once per release (and catalog), not per request; a request costs
-  a few sparse rows.
+  a few sparse rows, and a request for the same titles again (a screen redrawn) none.
 """
 
 from __future__ import annotations
