@@ -312,3 +312,31 @@ def test_pairs_come_from_the_whole_history_not_only_the_newest_titles() -> None:
     from omega.brain import BrainConfig
 
     assert BrainConfig().cowatch_lookback >= 2000  # a heavy MovieLens viewer's history
+
+
+def test_a_reopened_brain_reads_back_the_table_it_applied(
+    brain: Brain, clock: ManualClock, tmp_path: Path
+) -> None:
+    """The stored table, grouped by source on open, builds the very matrix the pages
+    built in memory: sources in any order, replaced, emptied."""
+    _order(brain)
+    rng = np.random.default_rng(3)
+    n = len(brain.catalog)
+    for version in range(1, 6):
+        page = []
+        for source in sorted(rng.choice(n, 8, replace=False).tolist()):
+            found = rng.choice(n, int(rng.integers(0, 5)), replace=False).tolist()
+            counts = rng.integers(3, 60, len(found)).tolist()
+            page.append((source, list(zip(found, counts, strict=True))))
+        brain.apply_cowatch(version, page)
+    held = brain.cowatch.matrix(brain.catalog)
+    brain.close()
+    reopened = Brain.open(tmp_path / "tv", clock=clock)
+    try:
+        read = reopened.cowatch.matrix(reopened.catalog)
+        assert held is not None and read is not None and held.matrix.nnz > 20
+        for part in ("data", "indices", "indptr"):
+            assert getattr(held.matrix, part).tobytes() == getattr(read.matrix, part).tobytes()
+        assert held.full_score == read.full_score
+    finally:
+        reopened.close()

@@ -25,7 +25,7 @@ Two directions, both through ``Brain``:
   divided by what a title scores when every one of those titles points to it as
   strongly as the table's typical source points to its best neighbour, and capped at 1.
   The matrix is built once per release (and catalog), not per request; a request costs
-  a few sparse rows.
+  a few sparse rows, and a request for the same titles again (a screen redrawn) none.
 """
 
 from __future__ import annotations
@@ -102,6 +102,10 @@ class CowatchMatrix:
     min_reward: float
     #: The score at which the co-watch signal reaches 1 (see :meth:`scores`).
     full_score: float = 1.0
+    #: The last household's history and what :meth:`read` answered for it.
+    _last: dict[tuple[tuple[tuple[int, float], ...], int], tuple[Edges, F32]] = field(
+        init=False, default_factory=dict, compare=False, repr=False
+    )
 
     @classmethod
     def build(cls, rows: CowatchRows, row_of_position: I64, config: BrainConfig) -> CowatchMatrix:
@@ -139,32 +143,47 @@ class CowatchMatrix:
         """From (row, reward) of the titles started, most recent first: the first
         ``recent`` distinct engaged rows with decayed weights."""
         out: list[tuple[int, float]] = []
+        taken: set[int] = set()
         for row, reward in recent:
-            if reward >= self.min_reward and all(r != row for r, _ in out):
+            if reward >= self.min_reward and row not in taken:
                 out.append((row, self.decay ** len(out)))
+                taken.add(row)
             if len(out) == self.recent:
                 break
         return out
+
+    def read(self, history: Sequence[tuple[int, float]], n: int) -> tuple[Edges, F32]:
+        """:meth:`edges` and :meth:`scores` for one household's ``history``, kept for the
+        next request with the same history (a home screen redrawn). The table itself
+        never changes: a release builds a new one. The arrays are read-only."""
+        key = (tuple(history), n)
+        held = self._last.get(key)
+        if held is not None:
+            return held
+        edges = self.edges(history)
+        scores = self.scores(edges, n)
+        for array in (edges.neighbours, edges.values, edges.sources, scores):
+            array.flags.writeable = False
+        self._last.clear()
+        self._last[key] = edges, scores
+        return edges, scores
 
     def edges(self, history: Sequence[tuple[int, float]]) -> Edges:
         """The table's entries for the household's titles: (neighbour row, weighted value,
         household row) as flat arrays, gathered once per request."""
         m = self.matrix
-        spans = [
-            (row, weight, int(m.indptr[row]), int(m.indptr[row + 1]))
-            for row, weight in history
-            if row < m.shape[0]
-        ]
-        if not spans:
-            empty = np.zeros(0, np.int64)
-            return Edges(empty, np.zeros(0, np.float32), empty)
-        idx = np.concatenate([m.indices[lo:hi] for _, _, lo, hi in spans]).astype(np.int64)
-        val = np.concatenate([m.data[lo:hi] * np.float32(w) for _, w, lo, hi in spans])
-        src = np.repeat(
-            np.fromiter((r for r, _, _, _ in spans), np.int64, len(spans)),
-            np.fromiter((hi - lo for _, _, lo, hi in spans), np.int64, len(spans)),
-        )
-        return Edges(idx, val.astype(np.float32, copy=False), src)
+        kept = [(row, weight) for row, weight in history if row < m.shape[0]]
+        rows = np.fromiter((r for r, _ in kept), np.int64, len(kept))
+        weights = np.fromiter((w for _, w in kept), np.float32, len(kept))
+        starts = m.indptr[rows].astype(np.int64)
+        lengths = m.indptr[rows + 1] - starts
+        # Every listed entry's place in the matrix, span after span, in one gather: a
+        # slice and a product per title cost more than the gathering itself.
+        ends = np.cumsum(lengths)
+        at = np.arange(int(ends[-1]) if len(ends) else 0, dtype=np.int64)
+        at += np.repeat(starts - ends + lengths, lengths)
+        val: F32 = m.data[at] * np.repeat(weights, lengths)
+        return Edges(m.indices[at].astype(np.int64), val, np.repeat(rows, lengths))
 
     def scores(self, edges: Edges, n: int) -> F32:
         """The co-watch score of every catalog row (``n`` of them) in [0, 1] (zeros when
@@ -190,7 +209,7 @@ class CowatchMatrix:
         """For each target row, the household title that most makes it a co-watch pick
         (None: none)."""
         wanted = np.asarray(targets, dtype=np.int64)
-        hit = np.isin(edges.neighbours, wanted)
+        hit = _members(edges.neighbours, wanted)
         best: dict[int, tuple[float, int]] = {}
         for target, value, source in zip(
             edges.neighbours[hit].tolist(),
@@ -201,6 +220,19 @@ class CowatchMatrix:
             if value > best.get(target, (0.0, -1))[0]:
                 best[target] = (value, source)
         return [best[t][1] if t in best else None for t in wanted.tolist()]
+
+
+def _members(values: I64, wanted: I64) -> npt.NDArray[np.bool_]:
+    """``np.isin(values, wanted)`` for a few hundred values and a page of titles, by a
+    sorted search: isin's general-purpose setup cost more than the rest of the
+    request's reasons."""
+    if len(wanted) == 0:
+        return np.zeros(len(values), dtype=bool)
+    ordered = np.sort(wanted)
+    at = np.searchsorted(ordered, values)
+    np.minimum(at, len(ordered) - 1, out=at)
+    hit: npt.NDArray[np.bool_] = ordered[at] == values
+    return hit
 
 
 def typical_best(matrix: sp.csr_matrix) -> float:
@@ -291,10 +323,14 @@ class CowatchState:
     def _table(self) -> CowatchRows:
         if self._rows is None:
             stored = self._store.cowatch.load()
-            self._rows = {}
-            for source in np.unique(stored.sources).tolist():
-                at = stored.sources == source
-                self._rows[source] = (stored.neighbours[at], stored.counts[at])
+            # Grouped by one stable sort (each source's neighbours in their stored order),
+            # not a pass over the whole table per source: 10,000 sources took seconds.
+            order = np.argsort(stored.sources, kind="stable")
+            sources, starts = np.unique(stored.sources[order], return_index=True)
+            neighbours = np.split(stored.neighbours[order], starts[1:])
+            counts = np.split(stored.counts[order], starts[1:])
+            pairs = zip(neighbours, counts, strict=True)
+            self._rows = dict(zip(sources.tolist(), pairs, strict=True)) if len(order) else {}
         if not self._rows:
             empty = np.zeros(0, np.int64)
             return CowatchRows(empty, empty, np.zeros(0, np.float32))

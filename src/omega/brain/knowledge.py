@@ -25,6 +25,8 @@ from omega.protocol.messages import ConsolidatedPattern, Trend
 __all__ = ["CellKnowledge"]
 
 F32 = npt.NDArray[np.float32]
+#: The most recent-cell lists whose next scores are kept between changes.
+_ANSWERS = 16
 
 
 class CellKnowledge:
@@ -48,6 +50,18 @@ class CellKnowledge:
         self.crowd_avoid = np.zeros(k, dtype=np.float32)
         self.trend = np.zeros(k, dtype=np.float32)
         self.collective_patterns = 0
+        # What the reads below answered since the knowledge last changed: a home screen
+        # redrawn asks them again, with the same recent cells and context. Read-only, as
+        # they are handed out again.
+        self._next_answers: dict[tuple[tuple[int, float], ...], tuple[F32, F32]] = {}
+        self._crowd_answers: dict[tuple[str, str], F32] = {}
+        self._avoid_answer: F32 | None = None
+
+    def _changed(self) -> None:
+        """Forget the answers kept: the arrays they were read from are about to change."""
+        self._next_answers.clear()
+        self._crowd_answers.clear()
+        self._avoid_answer = None
 
     # -- local ---------------------------------------------------------------------------
     def learn_local(self, stat: PatternStat) -> None:
@@ -55,6 +69,7 @@ class CellKnowledge:
         task, cells, bucket, _ = stat.key
         if any(c >= self.k for c in cells):
             return
+        self._changed()
         # Evidence-weighted success: a rate backed by more episodes counts for more.
         value = float(stat.successes) / (1.0 + stat.support) * np.log1p(stat.support)
         if task == "recommendation":
@@ -69,6 +84,7 @@ class CellKnowledge:
 
     def forget_local(self, keys: Iterable[tuple[str, tuple[int, ...], str, str]]) -> None:
         """Drop pruned patterns from the arrays (cheaper than rebuilding from all)."""
+        self._changed()
         for task, cells, bucket, _ in keys:
             if any(c >= self.k for c in cells):
                 continue
@@ -83,6 +99,7 @@ class CellKnowledge:
                 self.local_avoid[cells[0]] = 0.0
 
     def rebuild_local(self, stats: Iterable[PatternStat]) -> None:
+        self._changed()
         self.local_next[:] = 0
         self.local_next_evidence[:] = 0
         self._next_views = None
@@ -95,6 +112,7 @@ class CellKnowledge:
     def rebuild_collective(
         self, patterns: Iterable[ConsolidatedPattern], trends: Iterable[Trend]
     ) -> None:
+        self._changed()
         self.crowd_next[:] = 0
         self.crowd_next_evidence[:] = 0
         self._next_views = None
@@ -152,16 +170,27 @@ class CellKnowledge:
     def next_scores(self, recent_cells: list[tuple[int, float]]) -> tuple[F32, F32]:
         """(crowd, local) scores per cell for what follows the recent cells (cell, weight):
         Σ weight · (the cell's transition row / its sum), rows summing to 0 left out."""
+        known = tuple((c, w) for c, w in recent_cells if 0 <= c < self.k)
+        held = self._next_answers.get(known)
+        if held is not None:
+            return held
         crowd_next, local_next = self.next_views()
-        known = [(c, w) for c, w in recent_cells if 0 <= c < self.k]
         if not known:
-            return np.zeros(self.k, dtype=np.float32), np.zeros(self.k, dtype=np.float32)
-        cells = np.fromiter((c for c, _ in known), dtype=np.int64, count=len(known))
-        weights = np.fromiter((w for _, w in known), dtype=np.float32, count=len(known))
-        return _follow(crowd_next, cells, weights), _follow(local_next, cells, weights)
+            answer = np.zeros(self.k, dtype=np.float32), np.zeros(self.k, dtype=np.float32)
+        else:
+            cells = np.fromiter((c for c, _ in known), dtype=np.int64, count=len(known))
+            weights = np.fromiter((w for _, w in known), dtype=np.float32, count=len(known))
+            answer = _follow(crowd_next, cells, weights), _follow(local_next, cells, weights)
+        if len(self._next_answers) >= _ANSWERS:
+            self._next_answers.clear()
+        self._next_answers[known] = (_read_only(answer[0]), _read_only(answer[1]))
+        return answer
 
     def crowd_scores(self, time_bucket: str, day_type: str) -> F32:
         """What the crowd likes in this context, plus what is trending."""
+        held = self._crowd_answers.get((time_bucket, day_type))
+        if held is not None:
+            return held
         out = np.zeros(self.k, dtype=np.float32)
         for ctx, weight in (((time_bucket, day_type), 1.0), (("any", "any"), 0.5)):
             arr = self.crowd_pref.get(ctx)
@@ -169,13 +198,22 @@ class CellKnowledge:
                 out += np.float32(weight) * arr / arr.max()
         if self.trend.max() > 0:
             out += np.float32(0.5) * self.trend / self.trend.max()
+        self._crowd_answers[time_bucket, day_type] = _read_only(out)  # a handful of contexts
         return out
 
     def avoid_scores(self) -> F32:
+        if self._avoid_answer is not None:
+            return self._avoid_answer
         out = self.local_avoid.copy()
         if self.crowd_avoid.max() > 0:
             out += np.float32(0.3) * self.crowd_avoid / self.crowd_avoid.max()
+        self._avoid_answer = _read_only(out)
         return out
+
+
+def _read_only(array: F32) -> F32:
+    array.flags.writeable = False
+    return array
 
 
 def _follow(transitions: F32, cells: npt.NDArray[np.int64], weights: F32) -> F32:

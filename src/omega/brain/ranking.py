@@ -86,10 +86,12 @@ def recent_rows(catalog: Catalog, recent: Sequence[RecentTitle]) -> list[tuple[i
     """The last ten distinct titles started, most recent first, as (row, weight): recency
     by position, and a title enjoyed counts more than one abandoned."""
     rows: list[tuple[int, float]] = []
+    taken: set[int] = set()
     for title in reversed(recent):
         row = catalog.row_of_key.get(title.key)
-        if row is not None and all(r != row for r, _ in rows):
+        if row is not None and row not in taken:
             rows.append((row, (0.5 + 0.5 * title.reward) * 0.8 ** len(rows)))
+            taken.add(row)
         if len(rows) == 10:
             break
     return rows
@@ -123,8 +125,7 @@ def scoring_state(
             for title in reversed(recent)
             if (row := catalog.row_of_key.get(title.key)) is not None
         ]
-        state.cowatch_edges = cowatch.edges(cowatch.history(started))
-        state.cowatch = cowatch.scores(state.cowatch_edges, len(catalog))
+        state.cowatch_edges, state.cowatch = cowatch.read(cowatch.history(started), len(catalog))
         if cowatch_pool and len(catalog):
             state.cowatch_gate = min(1.0, cowatch_pool / len(catalog))
     return state
@@ -166,24 +167,28 @@ def recommend(
         gate=snap.gate if whole else 0.0,
         cowatch_gate=state.cowatch_gate if whole else 0.0,
     )
-    picked = choose(scores, rows, catalog, k, config.diversity)
-    picked_rows = [int(rows[i]) for i in picked]
+    picked = np.array(choose(scores, rows, catalog, k, config.diversity), dtype=np.int64)
+    picked_rows = rows[picked].tolist()
     explained = explain(catalog, picked_rows, state.recent_rows, cowatch=state.cowatch_edges)
+    # The picked titles' values, read once per signal rather than once per title.
+    values = {n: v[picked].tolist() for n, v in signals.items()}
     out = []
-    for i, row, evidence in zip(picked, picked_rows, explained, strict=True):
-        item_signals = {n: float(v[i]) for n, v in signals.items()}
+    for j, (row, score, evidence) in enumerate(
+        zip(picked_rows, scores[picked].tolist(), explained, strict=True)
+    ):
+        item_signals = {n: v[j] for n, v in values.items()}
         reason = reason_for(item_signals, skill, evidence=evidence, time_bucket=state.time_bucket)
         out.append(
             Recommendation(
                 item_id=catalog.ids[row],
                 title=catalog.titles[row],
-                score=float(scores[i]),
+                score=score,
                 reason=reason,
                 signals=item_signals,
             )
         )
     context = f"{state.time_bucket}/{state.day_type}"
-    keys = frozenset(int(catalog.keys[row]) for row in picked_rows)
+    keys = frozenset(catalog.keys[rows[picked]].tolist())
     return out, Offer(now, skill.name, context, keys)
 
 

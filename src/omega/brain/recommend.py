@@ -75,6 +75,8 @@ CROWD_SIGNALS = frozenset({"next", "crowd", "cowatch"})
 ERA_YEARS = 5.0
 F32 = npt.NDArray[np.float32]
 I64 = npt.NDArray[np.int64]
+#: What the index returns where it found fewer neighbours than asked.
+_NO_KEY = np.iinfo(np.uint64).max
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -138,7 +140,9 @@ def cell_state(catalog: Catalog, state: ScoringState) -> None:
 
 
 def _scaled(values: F32) -> F32:
-    lo, hi = float(values.min(initial=0.0)), float(values.max(initial=0.0))
+    # The ufuncs' reductions themselves: ndarray.min/max add a Python layer over them.
+    lo = float(np.minimum.reduce(values, initial=0.0))
+    hi = float(np.maximum.reduce(values, initial=0.0))
     if hi - lo <= 1e-9:
         return np.zeros_like(values)
     out: F32 = values - lo  # float32 throughout: the scalars take the array's type
@@ -181,19 +185,20 @@ def recent_kernel(
 def era_gap(catalog: Catalog, rows: I64, recent: Sequence[tuple[int, float]]) -> F32:
     """Minus the years between each row's release and the nearest recent title's, in
     units of ``ERA_YEARS`` (0 where a year is unknown)."""
-    years = catalog.years[[r for r, _ in recent]] if recent else np.zeros(0, np.float32)
-    years = years[np.isfinite(years)]
-    if len(years) == 0:
+    known = sorted({float(y) for r, _ in recent if math.isfinite(y := catalog.years[r])})
+    if not known:
         return np.zeros(len(rows), np.float32)
     # The nearest recent year is one of the two around each row's year in sorted order
     # (a float32 difference is monotonic in either term: the same minimum as over all).
-    years = np.unique(years)
+    # Infinities at the ends stand in for "none on that side"; the NaN last is where
+    # searchsorted puts a row of unknown year, whose gap is then NaN (and 0 below).
+    years = np.array([-math.inf, *known, math.inf, math.nan], np.float32)
     wanted = catalog.years[rows]
     at = np.searchsorted(years, wanted)
-    below = years[np.maximum(at - 1, 0)]
-    above = years[np.minimum(at, len(years) - 1)]
-    gaps = np.minimum(np.abs(wanted - below), np.abs(above - wanted))
-    out: F32 = np.where(np.isfinite(gaps), -gaps / np.float32(ERA_YEARS), 0.0).astype(np.float32)
+    gaps = np.abs(wanted - years[at - 1])
+    np.minimum(gaps, np.abs(years[at] - wanted), out=gaps)
+    gaps /= np.float32(-ERA_YEARS)
+    out: F32 = np.where(np.isfinite(gaps), gaps, np.float32(0.0))
     return out
 
 
@@ -323,7 +328,7 @@ def candidate_rows(
     if queries and len(search):
         # One batched index call: usearch answers all queries together.
         keys = search.search_batch(np.stack(queries), per_source // 2)
-        found.append(catalog.rows_for_keys(keys[keys != np.iinfo(np.uint64).max]))
+        found.append(catalog.rows_for_keys(keys[keys != _NO_KEY]))
     if len(state.cowatch) == len(catalog) and state.cowatch_gate == 0:
         # The best co-watch titles: among the few the table gives a score at all (the
         # request's edges name them: no pass over the whole catalog).
@@ -479,20 +484,21 @@ def explain(
     if not recent or not rows:
         return [Evidence() for _ in rows]
     watched = Counter(g for r, _ in recent for g in set(catalog.genres[r]))
-    recent_rows = np.array([r for r, _ in recent], dtype=np.int64)
+    recent_rows = [r for r, _ in recent]
     nearest = np.argmax(catalog.matrix[list(rows)] @ catalog.matrix[recent_rows].T, axis=1)
+    titles = catalog.titles
     out = []
     sources = CowatchMatrix.sources(cowatch, rows) if cowatch is not None else [None] * len(rows)
     for row, j, source in zip(rows, nearest.tolist(), sources, strict=True):
-        shared = [g for g in catalog.genres[row] if watched[g]]
-        genre = max(shared, key=lambda g: watched[g]) if shared else None  # first of equals
+        shared = [g for g in catalog.genres[row] if g in watched]
+        genre = max(shared, key=watched.__getitem__) if shared else None  # first of equals
         out.append(
             Evidence(
-                recent_title=catalog.titles[int(recent_rows[j])],
+                recent_title=titles[recent_rows[j]],
                 genre=genre,
                 genre_count=watched[genre] if genre else 0,
                 recent_count=len(recent),
-                cowatch_title=None if source is None else catalog.titles[source],
+                cowatch_title=None if source is None else titles[source],
             )
         )
     return out
