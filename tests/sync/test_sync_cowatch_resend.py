@@ -358,3 +358,25 @@ def test_reports_sealed_to_a_key_the_constellation_replaced_are_sealed_again(
             assert opened == N - 22  # the re-sent ones open under the constellation's key
 
     asyncio.run(scenario())
+
+
+def test_a_tv_whose_clock_went_back_never_sends_an_epoch_again(world: World) -> None:
+    """What the replays' 5 % surplus of reports was: a TV synced with its clock back in an
+    epoch it had contributed in, the brain handed that epoch's pairs again (as it must
+    for an epoch asked twice), and the TV paid for them twice — the helper refused them
+    as already reported. It now asks only for an epoch after the last it contributed in."""
+    pairs = Pairs(_pairs(0, 300))
+
+    async def scenario() -> None:
+        async with world.constellation():
+            first, _ = await world.sync(pairs)
+            world.clock.advance(WEEK)
+            second, _ = await world.sync(pairs)
+            assert first.cowatch_sent == second.cowatch_sent == PER_EPOCH
+            world.clock.set(world.clock.now() - WEEK)  # back into the first epoch
+            back, watched = await world.sync(pairs)
+            assert back.cowatch_error is None and back.cowatch_sent == 0
+            assert not watched.sent and len(pairs.handed) == 2
+            _exactly_once(world, pairs.all())
+
+    asyncio.run(scenario())

@@ -66,6 +66,7 @@ __all__ = [
     "CowatchTable",
     "NoCowatch",
     "Rows",
+    "contributed",
     "cowatch_cursor",
 ]
 
@@ -118,6 +119,17 @@ class Contribution:
     queued: int
     errors: list[str]
     resent: int = 0
+
+
+def contributed(brain: Brain, epoch: int) -> bool:
+    """Whether the TV contributed new pairs in ``epoch`` or a later one. A later one
+    counts too: a TV whose clock went back must not ask for an epoch it contributed in,
+    for which the brain would hand the same pairs again (the budget would pay twice; the
+    helper would refuse them as already reported)."""
+    try:
+        return int(brain.sync.cursor(COWATCH_EPOCH, "-1")) >= epoch
+    except ValueError:
+        return False
 
 
 def _decode(answer: Response, kind: type[T], who: str) -> T:
@@ -233,7 +245,7 @@ class Contributor:
             brain.sync.set_cursors({COWATCH_QUEUE: ""})
         # Sent first, charged nothing more; it raises (and keeps the rest) if a piece fails.
         resent = await self._deliver(brain, waiting, leader, info, send, epoch, again=True)
-        if brain.sync.cursor(COWATCH_EPOCH) == str(epoch):
+        if contributed(brain, epoch):
             return resent
         # The servers' bound is per epoch: what was re-sent takes its slots.
         allowed = self.affordable(brain, info.per_epoch - (resent.sent if resent else 0), now)
