@@ -26,7 +26,9 @@ from omega.protocol import oprf
 from omega.protocol.attestation import Manufacturer
 from omega.protocol.cowatch import SealedReport, make_report, open_report, pair_input
 from omega.sync import AsgiTransport, Contributor, HttpTransport, Response, SyncClient, SyncResult
+from omega.sync._cowatch_queue import Queued, load_queue, queue_cursor
 from omega.sync.cowatch import COWATCH_QUEUE
+from omega.sync.cursors import CatalogOrder
 from omega.sync.reports import REPORT_SPENT
 from omega.sync.retry import RetryPolicy
 
@@ -380,3 +382,19 @@ def test_a_tv_whose_clock_went_back_never_sends_an_epoch_again(world: World) -> 
             _exactly_once(world, pairs.all())
 
     asyncio.run(scenario())
+
+
+def test_a_queue_in_another_catalog_order_or_unreadable_is_dropped(tmp_path: Path) -> None:
+    """Its positions would name other titles in a new order: dropped, not sent."""
+    tv = open_brain(tmp_path / "tv", ManualClock())
+    try:
+        CatalogOrder.record(tv, ["a", "b", "c"])
+        items = [Queued.blind(0, 1), Queued.blind(1, 2)]
+        tv.sync.set_cursors({COWATCH_QUEUE: queue_cursor(tv, items, b"key")})
+        assert load_queue(tv) == (items, b"key")
+        CatalogOrder.record(tv, ["c", "b", "a"])
+        assert load_queue(tv) == ([], b"")
+        tv.sync.set_cursors({COWATCH_QUEUE: "not a queue"})
+        assert load_queue(tv) == ([], b"")
+    finally:
+        tv.close()

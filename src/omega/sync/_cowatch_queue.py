@@ -79,6 +79,10 @@ def queue_cursor(brain: Brain, items: list[Queued], leader: bytes) -> str:
     """The cursor value holding ``items`` (their reports sealed to ``leader``)."""
     if not items:
         return ""
+    if len(items) > MAX_QUEUED:  # a server bound over the helper's largest: not sent anyway
+        _log.warning(
+            "%d co-watch pairs over the queue's bound are dropped", len(items) - MAX_QUEUED
+        )
     stored = _Stored(order=_order(brain), leader=leader, items=items[:MAX_QUEUED])
     return base64.b64encode(msgspec.msgpack.encode(stored)).decode()
 
