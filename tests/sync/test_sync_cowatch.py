@@ -464,6 +464,7 @@ def test_the_audit_finds_no_pair_in_clear_and_no_tv_pair_link(world: World) -> N
     asyncio.run(scenario())
     assert audit.summary() == {
         "cowatch_reports_sent": 6,
+        "cowatch_reports_distinct": 6,
         "cowatch_pairs_in_clear": 0,
         "cowatch_helper_readable": 0,
         "cowatch_leader_tagged": 0,
@@ -474,6 +475,7 @@ def test_the_audit_finds_no_pair_in_clear_and_no_tv_pair_link(world: World) -> N
     audit.record("0", "helper", pair_input(*PAIR))
     audit.record("0", "leader", leaky.tag)
     summary = audit.summary()
+    assert summary["cowatch_reports_sent"] == 7 and summary["cowatch_reports_distinct"] == 7
     assert summary["cowatch_pairs_in_clear"] == 1
     assert summary["cowatch_helper_readable"] == 1
     assert summary["cowatch_leader_tagged"] == 1

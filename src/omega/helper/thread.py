@@ -27,13 +27,16 @@ class HelperThread:
         service: HelperService,
         *,
         host: str = "127.0.0.1",
+        port: int = 0,
         cowatch: CowatchDesk | None = None,
     ) -> None:
+        """``port``: 0 for any free one; a given one lets a stopped helper come back at
+        the address its clients know."""
         self.service = service
         self.cowatch = cowatch
         self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self._sock.bind((host, 0))
+        self._sock.bind((host, port))
         port = self._sock.getsockname()[1]
         self.url = f"http://{host}:{port}"
         config = uvicorn.Config(

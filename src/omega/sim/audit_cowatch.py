@@ -13,6 +13,12 @@ bytes themselves:
   (bearer token) that carry any tag that TV sent to the helper: 0 — the constellation
   sees tags and, from k TVs on, pairs, but only in the helper's anonymous batches.
 
+Beside them it counts the reports themselves: ``cowatch_reports_sent``, every report
+in every request to the helper (a retried piece, or a pair re-sent from the TV's queue,
+counts each time it went), and ``cowatch_reports_distinct``, the distinct (TV, tag)
+among them — the most the helper can have queued, since it keeps one report per device
+and tag.
+
 The audit knows what the simulation knows (each TV's true pairs, the helper's keys); a
 server knows neither, so these counts are an upper bound on what it could link.
 """
@@ -68,19 +74,21 @@ class CowatchAudit:
         return found
 
     def summary(self) -> dict[str, Any]:
-        in_clear = readable = tagged = reports = 0
+        in_clear = readable = tagged = reports = distinct = 0
         for tv, pairs in self.pairs.items():
             needles = [_PAIR.pack(*p) for p in pairs] + [pair_input(*p) for p in pairs]
             bodies = self.to_helper.get(tv, []) + self.to_leader.get(tv, [])
             in_clear += sum(1 for b in bodies if any(n in b for n in needles))
             sent = self._reports(tv)
             reports += len(sent)
+            distinct += len({r.tag for r in sent})
             own_tags = {_tag_with(self.helper_oprf_key, p) for p in pairs}
             for report in sent:
                 readable += report.tag in own_tags or _opens(report, self.helper_key)
             tagged += sum(1 for b in self.to_leader.get(tv, []) if any(r.tag in b for r in sent))
         return {
             "cowatch_reports_sent": reports,
+            "cowatch_reports_distinct": distinct,
             "cowatch_pairs_in_clear": in_clear,
             "cowatch_helper_readable": readable,
             "cowatch_leader_tagged": tagged,

@@ -50,7 +50,7 @@ from omega.helper.cowatch import OPRF_KEY_FILE
 from omega.protocol.attestation import DeviceIdentity, Manufacturer
 from omega.sim.audit_cowatch import CowatchAudit, CowatchAuditTransport
 from omega.sim.cowatch_release import Forgery
-from omega.sync.cowatch import COWATCH_EPOCH, Contributor, CowatchPairs
+from omega.sync.cowatch import Contributor, CowatchPairs, contributed
 from omega.sync.transport import HttpTransport, Response, Transport
 
 __all__ = [
@@ -148,8 +148,8 @@ class Plugged:
         sent some (it may hold more), it had contributed earlier this epoch, its budget
         pays for none until it renews, or it holds none it can send (until it watches
         more)."""
-        if sent or brain.sync.cursor(COWATCH_EPOCH) == str(epoch):
-            self.epoch = epoch  # sent now, or earlier this epoch (or a server refused)
+        if sent or contributed(brain, epoch):
+            self.epoch = epoch  # sent now, or in this epoch or a later one, or refused
         elif self.contributor is not None and not self.contributor.affordable(brain, 1, now):
             self.wait = self.contributor.renews_at(brain, now)
         else:

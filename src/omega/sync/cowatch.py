@@ -17,7 +17,9 @@ the device's certificate) then the constellation (as the registered viewer), rep
 sealed to the constellation and sent through the helper. Each pair costs ``epsilon``
 (by default the brain's ``cowatch_epsilon``, 0.25: an epoch's 128 pairs cost ε 32 of the
 yearly 160) from the privacy budget the popularity reports already keep
-(``omega.sync.reports``).
+(``omega.sync.reports``), once: the pairs are queued when they are paid for, and what a
+failed piece or a crash left unconfirmed goes first at the next sync
+(``omega.sync._cowatch_queue``).
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ from omega.errors import ConfigError, RemoteProtocolError
 from omega.protocol import oprf
 from omega.protocol.aggregation import MSGPACK_MEDIA_TYPE
 from omega.protocol.attestation import DeviceIdentity
-from omega.protocol.cowatch import make_report, pair_input, seal_report
+from omega.protocol.cowatch import make_report, seal_report
 from omega.protocol.cowatch_wire import (
     ALREADY_REPORTED,
     CowatchInfo,
@@ -47,6 +49,7 @@ from omega.protocol.cowatch_wire import (
     prove,
 )
 from omega.protocol.messages import CowatchCursor
+from omega.sync._cowatch_queue import COWATCH_QUEUE, MAX_QUEUED, Queued, load_queue, queue_cursor
 from omega.sync.replies import error_for
 from omega.sync.reports import REPORT_SPENT, _record, _spent_within
 from omega.sync.retry import RetryPolicy
@@ -55,12 +58,15 @@ from omega.sync.transport import Response, Transport
 __all__ = [
     "COWATCH_CURSOR",
     "COWATCH_EPOCH",
+    "COWATCH_QUEUE",
+    "MAX_QUEUED",
     "Contribution",
     "Contributor",
     "CowatchPairs",
     "CowatchTable",
     "NoCowatch",
     "Rows",
+    "contributed",
     "cowatch_cursor",
 ]
 
@@ -104,12 +110,26 @@ class NoCowatch:
 
 @dataclass(frozen=True, slots=True)
 class Contribution:
-    """One epoch's contribution: pairs sent, queued by the helper, refused (and why)."""
+    """One sync's contribution: pairs sent, queued by the helper (now, or by an earlier
+    try), refused (and why); ``resent`` of the pairs sent were queued by an earlier sync
+    whose sending failed (they were paid for then)."""
 
     epoch: int
     sent: int
     queued: int
     errors: list[str]
+    resent: int = 0
+
+
+def contributed(brain: Brain, epoch: int) -> bool:
+    """Whether the TV contributed new pairs in ``epoch`` or a later one. A later one
+    counts too: a TV whose clock went back must not ask for an epoch it contributed in,
+    for which the brain would hand the same pairs again (the budget would pay twice; the
+    helper would refuse them as already reported)."""
+    try:
+        return int(brain.sync.cursor(COWATCH_EPOCH, "-1")) >= epoch
+    except ValueError:
+        return False
 
 
 def _decode(answer: Response, kind: type[T], who: str) -> T:
@@ -125,7 +145,8 @@ class Contributor:
     ``retry``: how a request to the helper is retried (the constellation's go through the
     sync client's). Every request is at most ``MAX_REQUEST_BYTES``: the points and reports
     go in as many pieces as that takes, and a retried piece is counted once by both
-    servers (they charge a point, and queue a device's tag, once)."""
+    servers (they charge a point, and queue a device's tag, once). Pairs the helper did
+    not confirm stay queued in the brain's sync cursors and go first at the next sync."""
 
     def __init__(
         self,
@@ -210,7 +231,8 @@ class Contributor:
     async def contribute(
         self, brain: Brain, pairs: CowatchPairs, send: SendAsViewer
     ) -> Contribution | None:
-        """This epoch's contribution (None: already made, or nothing to send)."""
+        """This sync's contribution: what earlier ones left queued first, then this
+        epoch's new pairs (None: nothing was sent)."""
         info_answer = await send("GET", "/api/omega/cowatch", None, "application/json")
         try:
             info = msgspec.json.decode(info_answer.body, type=CowatchInfo)
@@ -218,49 +240,111 @@ class Contributor:
             raise RemoteProtocolError(f"the co-watch info is malformed: {exc}") from None
         now = float(brain.clock.now())
         epoch = int(now // info.epoch_s)
-        if brain.sync.cursor(COWATCH_EPOCH) == str(epoch):
-            return None
-        allowed = self.affordable(brain, info.per_epoch, now)
+        waiting, leader = load_queue(brain)
+        if not waiting and brain.sync.cursor(COWATCH_QUEUE):  # unreadable, or another order
+            brain.sync.set_cursors({COWATCH_QUEUE: ""})
+        # Sent first, charged nothing more; it raises (and keeps the rest) if a piece fails.
+        resent = await self._deliver(brain, waiting, leader, info, send, epoch, again=True)
+        if contributed(brain, epoch):
+            return resent
+        # The servers' bound is per epoch: what was re-sent takes its slots.
+        allowed = self.affordable(brain, info.per_epoch - (resent.sent if resent else 0), now)
         if allowed == 0:  # the budget is spent: the epoch stays open, nothing is asked for
-            return None
+            return resent
         # Only what the budget pays for is asked for: the brain records those as sent.
         chosen = list(dict.fromkeys(pairs.pairs_to_contribute(epoch, allowed)))[:allowed]
         if not chosen:  # nothing watched yet: the epoch stays open for later syncs
-            return None
+            return resent
+        items = [Queued.blind(a, b) for a, b in chosen]
         spent = self._spend(brain, len(chosen), now)
-        # Recorded before anything is sent: a crash loses this epoch, never repeats it.
+        # Recorded with the pairs queued before anything is sent (the queue is empty
+        # here: what was re-sent is answered, or its rest left no slot): a crash or a
+        # failed piece leaves them queued for the next sync, never charged twice.
         brain.sync.set_cursors(
-            {COWATCH_EPOCH: str(epoch)} | ({REPORT_SPENT: spent} if spent else {})
+            {COWATCH_EPOCH: str(epoch), COWATCH_QUEUE: queue_cursor(brain, items, b"")}
+            | ({REPORT_SPENT: spent} if spent else {})
         )
-        return await self._send(chosen, info, epoch, send)
+        fresh = await self._deliver(brain, items, b"", info, send, epoch, again=False)
+        assert fresh is not None
+        if resent is None:
+            return fresh
+        return Contribution(
+            epoch,
+            resent.sent + fresh.sent,
+            resent.queued + fresh.queued,
+            resent.errors + fresh.errors,
+            resent=resent.sent,
+        )
 
-    async def _send(
-        self, chosen: list[tuple[int, int]], info: CowatchInfo, epoch: int, send: SendAsViewer
-    ) -> Contribution:
-        """The OPRF through both servers, then the sealed reports through the helper, each
-        step in requests of at most ``MAX_REQUEST_BYTES``."""
-        blinded = [oprf.blind(pair_input(a, b)) for a, b in chosen]
-        outputs = await self._evaluate([b.point for b in blinded], send)
+    async def _deliver(
+        self,
+        brain: Brain,
+        items: list[Queued],
+        leader: bytes,
+        info: CowatchInfo,
+        send: SendAsViewer,
+        epoch: int,
+        *,
+        again: bool,
+    ) -> Contribution | None:
+        """Sends the queued ``items`` (at most an epoch's bound of them), each step in
+        requests of at most ``MAX_REQUEST_BYTES``: the OPRF through both servers for those
+        not evaluated yet, then the sealed reports through the helper. The queue is
+        stored as it ends, with every item the helper did not answer for (also when a
+        piece fails, which is raised). ``again``: the items were queued by an earlier
+        sync (an earlier try may have reached the helper)."""
+        if not items:
+            return None
+        batch, later = list(items[: info.per_epoch]), items[info.per_epoch :]
+        done = 0  # batch[:done] answered for by the helper
+        queued, errors = 0, []
         try:
-            leader = X25519PublicKey.from_public_bytes(info.leader_key)
+            await self._evaluated(batch, send)
+            self._sealed(batch, leader, info)
+            leader = info.leader_key
+            reports = [q.report for q in batch if q.report is not None]
+            for piece in pieces(reports, self._sized(ReportRequest(reports=[]), "reports")):
+                answer, tries = await self._to_helper(
+                    "/helper/v1/cowatch/reports", "reports", ReportRequest(reports=piece)
+                )
+                answered = _decode(answer, ReportResponse, "helper").errors
+                if len(answered) != len(piece):
+                    raise RemoteProtocolError("the helper's answers do not match the reports")
+                for error in answered:
+                    # ALREADY_REPORTED: an earlier try reached the helper (a retry, or a
+                    # re-send), or the brain repeated a pair: either way it holds one.
+                    if not error or (error == ALREADY_REPORTED and (again or tries > 1)):
+                        queued += 1
+                    else:
+                        errors.append(error)
+                done += len(piece)
+        finally:
+            brain.sync.set_cursors(
+                {COWATCH_QUEUE: queue_cursor(brain, batch[done:] + later, leader)}
+            )
+        return Contribution(epoch, len(batch), queued, errors)
+
+    async def _evaluated(self, batch: list[Queued], send: SendAsViewer) -> None:
+        """Each item of ``batch`` with its OPRF output (in place)."""
+        need = [i for i, q in enumerate(batch) if not q.output]
+        if not need:
+            return
+        outputs = await self._evaluate([batch[i].point for i in need], send)
+        for i, point in zip(need, outputs, strict=True):
+            output = oprf.finalize(batch[i].blinded(), point)
+            batch[i] = msgspec.structs.replace(batch[i], output=output)
+
+    def _sealed(self, batch: list[Queued], leader: bytes, info: CowatchInfo) -> None:
+        """Each item of ``batch`` with its report sealed to the constellation's key (in
+        place): those sealed to another key are made and sealed again."""
+        try:
+            key = X25519PublicKey.from_public_bytes(info.leader_key)
         except ValueError:
             raise RemoteProtocolError("the constellation's co-watch key is not X25519") from None
-        reports = [
-            seal_report(make_report(oprf.finalize(b, p), a, c, k=info.threshold), leader)
-            for b, p, (a, c) in zip(blinded, outputs, chosen, strict=True)
-        ]
-        queued, errors = 0, []
-        for piece in pieces(reports, self._sized(ReportRequest(reports=[]), "reports")):
-            answer, tries = await self._to_helper(
-                "/helper/v1/cowatch/reports", "reports", ReportRequest(reports=piece)
-            )
-            for error in _decode(answer, ReportResponse, "helper").errors:
-                # A retried piece whose first try reached the helper: those are queued.
-                if not error or (tries > 1 and error == ALREADY_REPORTED):
-                    queued += 1
-                else:
-                    errors.append(error)
-        return Contribution(epoch, len(reports), queued, errors)
+        for i, q in enumerate(batch):
+            if q.report is None or leader != info.leader_key:
+                report = seal_report(make_report(q.output, q.a, q.b, k=info.threshold), key)
+                batch[i] = msgspec.structs.replace(q, report=report)
 
     async def _evaluate(self, points: list[bytes], send: SendAsViewer) -> list[bytes]:
         """``points`` times ``k1`` (the helper) then ``k2`` (the constellation), piece by
