@@ -17,7 +17,7 @@ from ir_measures import AP, RR, R, Success, nDCG
 from omega.errors import InputError
 from omega.sim import evaluate, holdout_ranks, load_dataset, split
 from omega.sim.evaluation import Split, expected_gains, holdout_counts
-from omega.sim.metrics import TopKCoverage, ranking_metrics
+from omega.sim.metrics import TopKCoverage, paired_difference, ranking_metrics
 
 KS = (1, 2, 3, 5, 10)
 
@@ -202,3 +202,17 @@ def test_evaluate_reports_every_figure_for_every_cutoff(tmp_path: Path) -> None:
     assert figures["coverage@5"] <= figures["coverage@10"] <= figures["coverage@20"]
     assert "coverage@10" not in evaluate(data, TableScorer(table), coverage=False)
     assert math.isclose(figures["viewers"], 10)
+
+
+def test_the_paired_difference_is_the_spread_of_the_differences_not_of_either_row() -> None:
+    """Two rows that move together viewer by viewer: the mean of the differences, and a
+    standard error from their spread (0.5 / √4 here), far below either row's own."""
+    ours = np.array([0.9, 0.1, 0.5, 0.3])
+    theirs = ours - np.array([0.2, 0.2, 0.2, -0.2])
+    diff, se = paired_difference(ours, theirs)
+    assert diff == pytest.approx(0.1)
+    assert se == pytest.approx(np.array([0.2, 0.2, 0.2, -0.2]).std(ddof=1) / 2)
+    assert se < ours.std(ddof=1) / 2
+    assert paired_difference(ours[:1], theirs[:1]) == (pytest.approx(0.2), 0.0)
+    with pytest.raises(InputError, match="differ in shape"):
+        paired_difference(ours, theirs[:3])

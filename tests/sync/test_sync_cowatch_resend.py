@@ -94,10 +94,12 @@ class Helper:
     service: HelperService
     thread: HelperThread | None = None
     port: int = 0
+    epoch_s: float = WEEK
 
     def start(self, *, trusting: bool = True) -> None:
         keys = {("acme", "k1"): self.maker.key.public_key()} if trusting else {}
-        config = CowatchConfig(manufacturer_keys=keys)  # the defaults: 128 a week
+        # the defaults: 128 a week
+        config = CowatchConfig(manufacturer_keys=keys, epoch_s=self.epoch_s)
         desk = CowatchDesk(self.tmp / "helper", self.service.secret, config, clock=self.clock)
         self.thread = HelperThread(self.service, cowatch=desk, port=self.port).start()
         self.port = int(self.thread.url.rsplit(":", 1)[1])
@@ -133,17 +135,22 @@ class World:
     app: AsgiTransport | None = None
 
     @contextlib.asynccontextmanager
-    async def constellation(self) -> AsyncIterator[None]:
-        """The constellation's app, serving for the scenario."""
+    async def constellation(
+        self, epoch_s: float = WEEK, *, again: bool = False
+    ) -> AsyncIterator[None]:
+        """The constellation's app, serving for the scenario (``again``: restarted over
+        its data, the codebook published and the maker trusted already)."""
         settings = inprocess_settings(
             self.tmp / "server",
             helper_url=self.helper.url,
             helper_secret_file=self.tmp / "helper" / SECRET_FILE,
             allow_unattested=False,
+            cowatch_epoch_s=epoch_s,
         )
         async with AsgiTransport(create_app(settings, clock=self.clock)) as app:
-            await publish_codebook_via(app)
-            await trust_via(app, self.maker)
+            if not again:
+                await publish_codebook_via(app)
+                await trust_via(app, self.maker)
             self.app = app
             yield
 
@@ -380,6 +387,30 @@ def test_a_tv_whose_clock_went_back_never_sends_an_epoch_again(world: World) -> 
             assert back.cowatch_error is None and back.cowatch_sent == 0
             assert not watched.sent and len(pairs.handed) == 2
             _exactly_once(world, pairs.all())
+
+    asyncio.run(scenario())
+
+
+def test_a_tv_keeps_contributing_when_the_servers_lengthen_their_epochs(world: World) -> None:
+    """Day-long epochs, then week-long ones: the week's epoch numbers are smaller than the
+    day's the TV last contributed in, which is no clock gone back (it ended long ago)."""
+    day = 86_400.0
+    pairs = Pairs(_pairs(0, 300))
+
+    async def scenario() -> None:
+        world.helper.stop()
+        world.helper.epoch_s = day
+        world.helper.start()
+        async with world.constellation(epoch_s=day):
+            daily, _ = await world.sync(pairs)
+        world.clock.advance(WEEK)
+        world.helper.stop()
+        world.helper.epoch_s = WEEK
+        world.helper.start()
+        async with world.constellation(epoch_s=WEEK, again=True):
+            weekly, _ = await world.sync(pairs)
+        assert daily.cowatch_sent == weekly.cowatch_sent == PER_EPOCH
+        assert weekly.cowatch_error is None
 
     asyncio.run(scenario())
 

@@ -73,6 +73,8 @@ __all__ = [
 T = TypeVar("T")
 M = TypeVar("M", OprfRequest, ReportRequest)
 COWATCH_EPOCH = "cowatch_epoch"
+#: The epoch length (seconds) ``COWATCH_EPOCH`` was counted in.
+COWATCH_EPOCH_S = "cowatch_epoch_s"
 COWATCH_CURSOR = "cowatch_cursor"
 Rows = list[tuple[int, list[tuple[int, int]]]]
 #: Sends a request to the constellation as the registered viewer (token, retries).
@@ -121,15 +123,22 @@ class Contribution:
     resent: int = 0
 
 
-def contributed(brain: Brain, epoch: int) -> bool:
-    """Whether the TV contributed new pairs in ``epoch`` or a later one. A later one
-    counts too: a TV whose clock went back must not ask for an epoch it contributed in,
-    for which the brain would hand the same pairs again (the budget would pay twice; the
-    helper would refuse them as already reported)."""
+def contributed(brain: Brain, epoch: int, epoch_s: float | None = None) -> bool:
+    """Whether the TV contributed new pairs in ``epoch`` (of ``epoch_s`` seconds; None:
+    the length the last contribution was counted in) or a later one. A later one counts
+    too: a TV whose clock went back must not ask for an epoch it contributed in, for
+    which the brain would hand the same pairs again (the budget would pay twice; the
+    helper would refuse them as already reported). Epochs of another length are
+    compared in time: the TV waits until the one it contributed in has ended, and a
+    constellation that lengthened its epochs (smaller numbers) does not silence it."""
     try:
-        return int(brain.sync.cursor(COWATCH_EPOCH, "-1")) >= epoch
+        last = int(brain.sync.cursor(COWATCH_EPOCH, "-1"))
+        length = float(brain.sync.cursor(COWATCH_EPOCH_S) or (epoch_s or 0.0))
     except ValueError:
         return False
+    if epoch_s is None or length == epoch_s:
+        return last >= epoch
+    return (last + 1) * length > epoch * epoch_s
 
 
 def _decode(answer: Response, kind: type[T], who: str) -> T:
@@ -245,7 +254,7 @@ class Contributor:
             brain.sync.set_cursors({COWATCH_QUEUE: ""})
         # Sent first, charged nothing more; it raises (and keeps the rest) if a piece fails.
         resent = await self._deliver(brain, waiting, leader, info, send, epoch, again=True)
-        if contributed(brain, epoch):
+        if contributed(brain, epoch, info.epoch_s):
             return resent
         # The servers' bound is per epoch: what was re-sent takes its slots.
         allowed = self.affordable(brain, info.per_epoch - (resent.sent if resent else 0), now)
@@ -261,7 +270,11 @@ class Contributor:
         # here: what was re-sent is answered, or its rest left no slot): a crash or a
         # failed piece leaves them queued for the next sync, never charged twice.
         brain.sync.set_cursors(
-            {COWATCH_EPOCH: str(epoch), COWATCH_QUEUE: queue_cursor(brain, items, b"")}
+            {
+                COWATCH_EPOCH: str(epoch),
+                COWATCH_EPOCH_S: repr(float(info.epoch_s)),
+                COWATCH_QUEUE: queue_cursor(brain, items, b""),
+            }
             | ({REPORT_SPENT: spent} if spent else {})
         )
         fresh = await self._deliver(brain, items, b"", info, send, epoch, again=False)
