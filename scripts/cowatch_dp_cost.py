@@ -25,7 +25,8 @@ import math
 import numpy as np
 import scipy.sparse as sp
 
-from omega.federation.cowatch_dp import calibrate
+from omega.errors import OmegaError
+from omega.federation.cowatch_dp import CowatchPrivacy, calibrate
 from omega.sim.cowatch import cowatch_counts
 from omega.sim.datasets import load_dataset
 from omega.sim.evaluation import split
@@ -52,16 +53,33 @@ def expected_kept(viewers: np.ndarray, scale: float, threshold: int) -> float:
     return float(np.where(need >= 1, above, below).sum())
 
 
+def _numbers(kind: type[float] | type[int], text: str, flag: str) -> list[float]:
+    try:
+        values = [kind(x) for x in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{flag} takes comma-separated numbers") from None
+    if not values or any(v <= 0 for v in values):
+        raise argparse.ArgumentTypeError(f"{flag} takes numbers above 0")
+    return values
+
+
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0], allow_abbrev=False)
     parser.add_argument("dataset")
     parser.add_argument("--window", type=int, default=10)
-    parser.add_argument("--epsilons", default="1,2,4,8")
+    parser.add_argument(
+        "--epsilons", type=lambda t: _numbers(float, t, "--epsilons"), default="1,2,4,8"
+    )
     parser.add_argument("--delta", type=float, default=1e-6)
     parser.add_argument("--per-epoch", type=int, default=128)
-    parser.add_argument("--scale", default="1,100,1000")
+    parser.add_argument("--scale", type=lambda t: _numbers(int, t, "--scale"), default="1,100,1000")
     args = parser.parse_args()
-    s = split(load_dataset(args.dataset))
+    try:
+        for epsilon in args.epsilons:  # each refused in one sentence, as omega serve would
+            CowatchPrivacy(epsilon, args.delta, args.per_epoch)
+        s = split(load_dataset(args.dataset))
+    except OmegaError as exc:
+        parser.error(str(exc))
     counts = cowatch_counts(s.train_indptr, s.train_items, s.n_items, window=args.window)
     viewers = released_counts(counts)
     print(
@@ -70,8 +88,7 @@ def main() -> None:
         f"{int(viewers.max(initial=0))}); δ {args.delta:g}, L0 {args.per_epoch} pairs per TV "
         "per epoch"
     )
-    epsilons = [float(e) for e in args.epsilons.split(",")]
-    scales = [int(x) for x in args.scale.split(",")]
+    epsilons, scales = args.epsilons, [int(x) for x in args.scale]
     header = " | ".join(f"counts × {x:,}" if x > 1 else f"{s.n_viewers} viewers" for x in scales)
     print(f"| ε per release | threshold (viewers) | {header} |")
     print("| ---: | ---: |" + " ---: |" * len(scales))
