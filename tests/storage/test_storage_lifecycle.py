@@ -42,6 +42,7 @@ SQLITE_MIGRATIONS = [
     (9, "cowatch"),
     (10, "cowatch_points"),
     (11, "cowatch_privacy"),
+    (12, "push_rows_without_viewer_keys"),
 ]
 
 

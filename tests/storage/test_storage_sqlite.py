@@ -8,9 +8,12 @@ import time
 from pathlib import Path
 
 import pytest
+from storage_records import ingest, pattern, push
 
 from omega.errors import StoreError
+from omega.migrations import migrate_sqlite
 from omega.storage import SQLiteStorage, open_storage
+from omega.storage._migrations import load_migrations
 from omega.storage.base import ViewerRecord
 
 
@@ -123,3 +126,43 @@ def test_load_counts_writes_queued_behind_the_writer(tmp_path: Path) -> None:
     finally:
         release.set()
         store.close()
+
+
+def test_a_push_s_rows_lose_their_viewer_keys_and_the_queue_keeps_its_numbering(
+    tmp_path: Path,
+) -> None:
+    """Migration 0012 rebuilds push_batches and pending without foreign keys; the rows stay,
+    and the queue numbers on from its last number, past rows already deleted."""
+    path = tmp_path / "omega.db"
+    before = [m for m in load_migrations("sqlite") if m.number < 12]
+    with sqlite3.connect(path) as conn:
+        migrate_sqlite(conn, before, path)
+        conn.execute("INSERT INTO viewers VALUES ('v1', 'eu', 'tv', '0.1.0', 1, NULL)")
+        conn.execute("INSERT INTO push_batches VALUES ('v1', 'b1', 'd', x'80', 1)")
+        for pid in ("a", "b", "c"):
+            conn.execute(
+                "INSERT INTO pending (viewer_id, batch_id, region, codebook_id, pattern_id,"
+                " op, body, created_at) VALUES ('v1', 'b1', 'eu', 'cb-1', ?, 'remove', NULL, 1)",
+                (pid,),
+            )
+        conn.execute("DELETE FROM pending WHERE pattern_id != 'b'")  # as if folded
+    conn.close()
+    store = open_storage(str(path))
+    try:
+        p = push("v1", "b2", added=[pattern("d")])
+        ingest(store, p)
+    finally:
+        store.close()
+    with sqlite3.connect(path) as conn:
+        for table in ("push_batches", "pending"):
+            assert conn.execute(f"PRAGMA foreign_key_list({table})").fetchall() == []
+        assert conn.execute("SELECT seq, pattern_id FROM pending ORDER BY seq").fetchall() == [
+            (2, "b"),
+            (4, "d"),
+        ]
+        assert conn.execute("SELECT batch_id FROM push_batches ORDER BY 1").fetchall() == [
+            ("b1",),
+            ("b2",),
+        ]
+        assert conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+    conn.close()

@@ -73,14 +73,14 @@ _REGIONS_CACHED = 100_000
 #: take (a budget smaller than this is left whole).
 PATTERN_FLOOR = 512
 _EMPTY_PULL = PullResponse(version=0)
+#: Its frame's length: the same for every ack (:func:`_ack_bytes` once encoded it each time).
+_EMPTY_PULL_BYTES = len(codec.encode(_EMPTY_PULL))
 
 
 def _ack_bytes(ack: PushAck) -> int:
     """What ``ack`` adds to a ``/sync`` answer beside its pull, rounded up to 256 bytes: a
     few distinct budgets keep fitted pulls shared in the cache."""
-    size = len(codec.encode(SyncResponse(pull=_EMPTY_PULL, ack=ack))) - len(
-        codec.encode(_EMPTY_PULL)
-    )
+    size = len(codec.encode(SyncResponse(pull=_EMPTY_PULL, ack=ack))) - _EMPTY_PULL_BYTES
     return -(-size // 256) * 256
 
 

@@ -296,6 +296,10 @@ class MetricsMiddleware:
     def __init__(self, app: ASGIApp, *, metrics: Metrics) -> None:
         self._app = app
         self._metrics = metrics
+        # The request counter's and latency histogram's children by (route, method,
+        # status): ``labels()`` takes a lock and builds its key at every call (~3 µs a
+        # request). The labels take a small fixed set of values (module docstring).
+        self._children: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -351,8 +355,16 @@ class MetricsMiddleware:
         method = scope.get("method", "")
         if method not in METHODS:
             method = "other"
-        self._metrics.requests.labels(template, method, str(status)).inc()
-        self._metrics.latency.labels(template, method).observe(time.perf_counter() - started)
+        key = (template, method, status)
+        children = self._children.get(key)
+        if children is None:
+            metrics = self._metrics
+            children = self._children[key] = (
+                metrics.requests.labels(template, method, str(status)),
+                metrics.latency.labels(template, method),
+            )
+        children[0].inc()
+        children[1].observe(time.perf_counter() - started)
         reason = _REJECTED.get(status)
         if reason is not None:
             self._metrics.rejections.labels(reason).inc()

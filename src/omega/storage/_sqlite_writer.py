@@ -40,27 +40,38 @@ class _Job(Generic[T]):
         future: asyncio.Future[T] | None = None,
     ) -> None:
         self.fn = fn
-        self.done = threading.Event()
-        self.future = future  # an event loop's caller awaits this instead of ``done``
+        # A thread's caller waits on ``done``; an event loop's caller awaits ``future``.
+        self.done = threading.Event() if future is None else None
+        self.future = future
         self.result: T | None = None
         self.error: BaseException | None = None
 
-    def finish(self) -> None:
-        self.done.set()
-        future = self.future
-        if future is not None:
-            # RuntimeError: that event loop is closed, so nobody is waiting any more.
-            with contextlib.suppress(RuntimeError):
-                future.get_loop().call_soon_threadsafe(_settle, future, self.result, self.error)
+
+def _finish(batch: list[_Job[Any]]) -> None:
+    """Wake the callers of a committed (or failed) group: each event loop once, with all
+    its jobs' outcomes (one wake-up of that loop, not one per job)."""
+    settled: dict[asyncio.AbstractEventLoop, list[_Job[Any]]] = {}
+    for job in batch:
+        if job.done is not None:
+            job.done.set()
+        elif job.future is not None:
+            settled.setdefault(job.future.get_loop(), []).append(job)
+    for loop, jobs in settled.items():
+        # RuntimeError: that event loop is closed, so nobody is waiting any more.
+        with contextlib.suppress(RuntimeError):
+            loop.call_soon_threadsafe(_settle, jobs)
 
 
-def _settle(future: asyncio.Future[Any], result: object, error: BaseException | None) -> None:
-    if future.cancelled():
-        return  # the caller went away; the write itself stands (it is committed)
-    if error is not None:
-        future.set_exception(error)
-    else:
-        future.set_result(result)
+def _settle(jobs: list[_Job[Any]]) -> None:
+    for job in jobs:
+        future = job.future
+        assert future is not None  # only jobs with a future are settled on a loop
+        if future.cancelled():
+            continue  # the caller went away; the write itself stands (it is committed)
+        if job.error is not None:
+            future.set_exception(job.error)
+        else:
+            future.set_result(job.result)
 
 
 class WriterClosedError(RuntimeError):
@@ -99,6 +110,7 @@ class Writer:
             raise RuntimeError("a write job may not queue another write (it would wait forever)")
         job: _Job[T] = _Job(fn)
         self._submit(job)
+        assert job.done is not None  # a job without a future has its event
         job.done.wait()
         if job.error is not None:
             raise job.error
@@ -168,8 +180,7 @@ class Writer:
                     if job.error is None:
                         job.error = exc
             finally:
-                for job in batch:
-                    job.finish()
+                _finish(batch)
         if conn is not None:
             conn.close()
 
