@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from omega.brain import Brain, BrainConfig, CatalogItem, SharedCatalog
+from omega.brain import Brain, BrainConfig, SharedCatalog
 from omega.brain.ranking import FULL_SCORE_LIMIT
 from omega.brain.recommend import Filters, Recommendation
 from omega.brain.sync_state import CATALOG_ORDER_CURSOR
@@ -25,16 +25,7 @@ FILTERS = (Filters(), Filters(genres=("Drama",), max_runtime_min=120))
 def _catalog() -> SharedCatalog:
     titles = synthetic_titles(TITLES, seed=4)
     matrix = clustered_vectors(TITLES, seed=4)
-    items = [
-        CatalogItem(
-            item_id=t.item_id,
-            title=t.title,
-            genres=t.genres,
-            year=t.year,
-            runtime_min=t.runtime_min,
-        )
-        for t in titles
-    ]
+    items = [t.catalog_item() for t in titles]
     return SharedCatalog(items, matrix, matrix[:: TITLES // 64])
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from omega.brain import Brain, BrainConfig, CatalogItem
+from omega.brain import Brain, BrainConfig
 from omega.brain.catalog import item_text
 from omega.brain.embedder import Embedder
 from omega.clock import ManualClock
@@ -64,17 +64,7 @@ def _import_catalog(
     """Make ``catalog`` synthetic titles, give them vectors (``mode``: the ``embedder``'s
     for "model", else clustered synthetic ones), upsert them."""
     titles = synthetic_titles(catalog, seed=seed)
-    plain = [
-        CatalogItem(
-            item_id=t.item_id,
-            title=t.title,
-            genres=t.genres,
-            year=t.year,
-            runtime_min=t.runtime_min,
-            description=t.description,
-        )
-        for t in titles
-    ]
+    plain = [t.catalog_item(description=True) for t in titles]
     start = time.perf_counter()
     if mode == "model":
         assert embedder is not None, "model vectors need the embedder"

@@ -32,7 +32,7 @@ from typing import Any
 
 import numpy as np
 
-from omega.brain import Brain, CatalogItem
+from omega.brain import Brain
 from omega.errors import InputError
 from omega.sdk import build_sdk, compile_program
 from omega.sdk.build import SOURCES
@@ -56,17 +56,7 @@ def _make_brain(directory: Path, *, titles: int, events: int, seed: int) -> None
     """``titles`` synthetic titles and ``events`` views of a household's favourites."""
     made = synthetic_titles(titles, seed=seed)
     vectors = clustered_vectors(titles, seed=seed)
-    items = [
-        CatalogItem(
-            item_id=t.item_id,
-            title=t.title,
-            genres=t.genres,
-            year=t.year,
-            runtime_min=t.runtime_min,
-            embedding=vectors[n],
-        )
-        for n, t in enumerate(made)
-    ]
+    items = [t.catalog_item(embedding=vectors[n]) for n, t in enumerate(made)]
     rng = np.random.default_rng(seed)
     favourites = rng.choice(titles, size=min(titles, 200), replace=False)
     with Brain.open(directory) as brain:

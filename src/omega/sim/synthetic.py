@@ -18,6 +18,7 @@ from importlib import resources
 import numpy as np
 import numpy.typing as npt
 
+from omega.brain.catalog import CatalogItem
 from omega.protocol import EMBEDDING_DIM
 
 __all__ = ["SyntheticItem", "clustered_vectors", "synthetic_titles"]
@@ -33,6 +34,20 @@ class SyntheticItem:
     year: int
     runtime_min: int
     description: str
+
+    def catalog_item(
+        self, *, description: bool = False, embedding: npt.NDArray[np.float32] | None = None
+    ) -> CatalogItem:
+        """This entry as the brain's catalog takes it (its blurb and a vector if asked)."""
+        return CatalogItem(
+            item_id=self.item_id,
+            title=self.title,
+            genres=self.genres,
+            year=self.year,
+            runtime_min=self.runtime_min,
+            description=self.description if description else "",
+            embedding=embedding,
+        )
 
 
 @dataclass(frozen=True, slots=True)
