@@ -24,6 +24,9 @@ from pathlib import Path
 import numpy as np
 
 from omega.sim import simulate as sim
+from omega.sim._simulate_attack import exposure
+from omega.sim._simulate_fleets import World, build_world, run_fleet
+from omega.sim._simulate_result import cowatch_summary
 from omega.sim.baselines import BASELINES
 from omega.sim.datasets import load_dataset
 from omega.sim.evaluation import expected_gains, holdout_ranks
@@ -55,7 +58,7 @@ def _fleet_fair(run: FleetRun, split: object, viewers: list[int]) -> dict[str, f
     return _fair(np.array(higher), np.array(tied))
 
 
-def _target(world: sim._World) -> tuple[frozenset[int], int]:
+def _target(world: World) -> tuple[frozenset[int], int]:
     """The attackers and target ``omega simulate --attack`` picks for this seed."""
     split, options = world.split, world.options
     rng = np.random.default_rng(options.seed)
@@ -99,7 +102,7 @@ async def main() -> None:
             print(f"{what} {n}/{total}", file=sys.stderr, flush=True)
 
     start = time.perf_counter()
-    world = sim._world(load_dataset(args.dataset), options, progress, {})
+    world = build_world(load_dataset(args.dataset), options, progress, {})
     split = world.split
     everyone = list(range(split.n_viewers))
     attackers, target = _target(world)
@@ -113,10 +116,10 @@ async def main() -> None:
                 out[name] = _fair(best, worst - best)
             except Exception as exc:  # a missing optional library: say so
                 out[name] = {"skipped": str(exc)}
-        local, _ = await sim._fleet(world, federated=False, label="local-only")
+        local, _ = await run_fleet(world, federated=False, label="local-only")
         out["local_only"] = _fleet_fair(local, split, everyone)
         local.close()
-        omega, seconds = await sim._fleet(world, federated=True, label="omega")
+        omega, seconds = await run_fleet(world, federated=True, label="omega")
         out["omega"] = _fleet_fair(omega, split, everyone)
         out["omega_s"] = round(seconds, 1)
         if omega.audit is not None:
@@ -132,13 +135,13 @@ async def main() -> None:
             }
             sizes["pull_bytes_max_per_sync"] = float(max(omega.audit.pull_bytes, default=0))
             out["sync_bytes"] = sizes
-        out["cowatch"] = sim._cowatch_summary(omega)
+        out["cowatch"] = cowatch_summary(omega)
         out["honest_clean"] = _fleet_fair(omega, split, honest)
-        out["target_exposure_clean"] = sim._exposure(omega, split, honest, target)
+        out["target_exposure_clean"] = exposure(omega, split, honest, target)
         omega.close()
     else:
         item = world.dataset.items[target]
-        attacked, seconds = await sim._fleet(
+        attacked, seconds = await run_fleet(
             world,
             federated=True,
             label="attacked",
@@ -148,8 +151,8 @@ async def main() -> None:
         )
         out["target_title"] = item.title
         out["honest_attacked"] = _fleet_fair(attacked, split, honest)
-        out["target_exposure_attacked"] = sim._exposure(attacked, split, honest, target)
-        out["cowatch"] = sim._cowatch_summary(attacked)
+        out["target_exposure_attacked"] = exposure(attacked, split, honest, target)
+        out["cowatch"] = cowatch_summary(attacked)
         out["attacked_s"] = round(seconds, 1)
         attacked.close()
     out["wall_s"] = round(time.perf_counter() - start, 1)

@@ -20,6 +20,8 @@ import numpy as np
 
 from omega.sim import fleet as fleet_module
 from omega.sim import simulate as sim
+from omega.sim._simulate_fleets import build_world, run_fleet
+from omega.sim._simulate_result import cowatch_summary
 from omega.sim.datasets import Dataset, load_dataset
 from omega.sim.evaluation import expected_gains
 from omega.sim.fleet import FleetConfig
@@ -69,8 +71,8 @@ async def main() -> None:
     if overrides:
         plain = fleet_module.brain_config
         fleet_module.brain_config = lambda c: dataclasses.replace(plain(c), **overrides)
-    world = sim._world(load(args.dataset), options(args), lambda *_: None, {})
-    run, seconds = await sim._fleet(world, federated=True, label="omega")
+    world = build_world(load(args.dataset), options(args), lambda *_: None, {})
+    run, seconds = await run_fleet(world, federated=True, label="omega")
     split, higher, tied = world.split, [], []
     for v in range(split.n_viewers):
         viewer = run.viewers[v]
@@ -79,7 +81,7 @@ async def main() -> None:
         target = scores[split.holdout[v]]
         higher.append(int((scores > target).sum()))
         tied.append(int((scores == target).sum()) - 1)
-    summary = sim._cowatch_summary(run)
+    summary = cowatch_summary(run)
     run.close()
     out = {"omega_ndcg@10": fair_ndcg(higher, tied), "omega_s": round(seconds), "cowatch": summary}
     print(json.dumps(out | {"brain": overrides}))

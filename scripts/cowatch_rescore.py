@@ -21,7 +21,7 @@ from cowatch_fleet import fair_ndcg, load, options, parser
 from omega.brain import Brain, ranking
 from omega.brain.skills import Skill
 from omega.clock import ManualClock
-from omega.sim import simulate as sim
+from omega.sim._simulate_fleets import build_world
 from omega.sim.fleet import brain_config
 
 Rescale = Callable[[np.ndarray, ranking.Snapshot], np.ndarray]
@@ -59,7 +59,7 @@ VARIANTS = {
 def main() -> None:
     args = parser().parse_args()
     opts = options(args)
-    world = sim._world(load(args.dataset), opts, lambda *_: None, {})
+    world = build_world(load(args.dataset), opts, lambda *_: None, {})
     split, settings = world.split, brain_config(opts.fleet)
     counts: dict[str, tuple[list[int], list[int]]] = {n: ([], []) for n in VARIANTS}
     groups: dict[str, list[int]] = {}

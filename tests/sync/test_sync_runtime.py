@@ -273,7 +273,7 @@ def test_credentials_that_cannot_heal_stop_the_runtime_loudly_and_keep_the_outbo
             await client.fetch_codebook()
             creds = load_credentials(world.tv)
             assert creds is not None
-            await client._refresh(creds.access_token)  # spent elsewhere (a cloned TV, say)
+            await client._session.refresh(creds.access_token)  # spent elsewhere (a cloned TV, say)
             save_credentials(world.tv, creds)
             world.clock.advance(120)  # the access token has run out
             watch(world.tv, world.brain_clock, [0, 1, 2])

@@ -81,7 +81,7 @@ def test_a_refused_refresh_is_a_clear_auth_error_and_keeps_the_batch(tmp_path: P
             creds = load_credentials(tv)
             assert creds is not None
             # The refresh token was already spent (say, by a clone of this TV).
-            await client._refresh(creds.access_token)
+            await client._session.refresh(creds.access_token)
             save_credentials(tv, creds)
             watch(tv, clock, [0, 1, 2])
             clock.advance(2 * TTL)

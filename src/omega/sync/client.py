@@ -19,6 +19,9 @@ Every answer is checked before it is decoded: it must be sealed by a release key
 device trusts (pinned at registration, or configured with ``release_keys``; see
 ``omega.sync.releases``) and bound to the very request sent (each carries a fresh
 nonce). Otherwise :class:`SignatureError`, with nothing applied and no cursor moved.
+
+The device's credentials, release keys and authenticated requests are its
+``omega.sync._session.Session``'s.
 """
 
 from __future__ import annotations
@@ -29,30 +32,22 @@ import random
 import secrets
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
-from typing import Any, TypeVar
+from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PublicKey
 
 from omega.brain import Brain, ConflictStrategy, InflightBatch
-from omega.errors import (
-    AuthError,
-    ConfigError,
-    OmegaError,
-    RemoteProtocolError,
-    SignatureError,
-)
-from omega.protocol import BINARY_MEDIA_TYPE, MAX_PULL_BYTES, NONCE_BYTES, codec
+from omega.errors import ConfigError, OmegaError, RemoteProtocolError
+from omega.protocol import MAX_PULL_BYTES, NONCE_BYTES, codec
 from omega.protocol.attestation import DeviceIdentity
 from omega.protocol.messages import (
     PullRequest,
     PullResponse,
     PushRequest,
-    Registration,
-    RegistrationResponse,
     SyncRequest,
     SyncResponse,
-    TokenRefresh,
 )
+from omega.sync._session import Session
 from omega.sync.codebook import fetch_codebook
 from omega.sync.conflicts import check_strategy
 from omega.sync.cowatch import (
@@ -64,44 +59,19 @@ from omega.sync.cowatch import (
     NoCowatch,
     cowatch_cursor,
 )
-from omega.sync.cursors import (
-    CatalogOrder,
-    CodebookLabel,
-    Credentials,
-    ReleasePins,
-    load_credentials,
-    save_credentials,
-)
+from omega.sync.cursors import CatalogOrder, CodebookLabel, Credentials, ReleasePins
 from omega.sync.push import MAX_PUSH_BYTES, MAX_PUSH_PATTERNS, build_push, new_batch_id
-from omega.sync.releases import (
-    PinnedKey,
-    ReleaseTrust,
-    check_release_keys,
-    pins_from_key_list,
-)
-from omega.sync.replies import (
-    decode_reply,
-    error_for,
-    open_sealed,
-    problem_slug,
-    read_sync_reply,
-)
+from omega.sync.releases import ReleaseTrust
+from omega.sync.replies import open_sealed, read_sync_reply
 from omega.sync.reports import next_report
 from omega.sync.retry import RetryPolicy
 from omega.sync.transport import Response, Transport
 
 __all__ = ["SyncClient", "SyncResult"]
 
-T = TypeVar("T")
 _log = logging.getLogger("omega.sync")
 #: Pull pages fetched in one sync at most (the rest waits for the next sync).
 MAX_PAGES = 8
-_UNREADABLE_PINS = (
-    "the release keys this device pinned (cursor sync.release_keys) are unreadable or leave "
-    "no key to trust, and it will not trust whatever key the server offers instead: "
-    "configure the constellation's release key (omega sync --release-key, or "
-    "SyncClient(release_keys=…)), or register this device again (delete its sync.* cursors)"
-)
 
 
 @dataclass(frozen=True, slots=True)
@@ -203,23 +173,25 @@ class SyncClient:
         self.strategy: ConflictStrategy = chosen
         self.retry = retry or RetryPolicy()
         self.max_pages = max(1, max_pages)
-        self.refreshes = 0
         self._on_step = on_step
         # The LDP reports' randomness: the system RNG on a TV (None); a seeded one in the
         # simulator, so that a run's popularity estimates are reproducible.
         self._report_rng = report_rng
         self._helper_key = _helper_key(helper_key)
-        self._attestation = attestation
-        self._configured_keys = check_release_keys(release_keys) if release_keys else None
-        self._trust: ReleaseTrust | None = None
+        self._session = Session(
+            brain,
+            transport,
+            region=region,
+            device_model=device_model,
+            retry=self.retry,
+            attestation=attestation,
+            release_keys=release_keys,
+        )
         self._positions: dict[str, int] | None = None  # the catalog order, once read
-        self._credentials: Credentials | None = None
         self._cowatch = cowatch
         self._pairs = cowatch_pairs or (brain if isinstance(brain, CowatchPairs) else NoCowatch())
         self._table = cowatch_table or (brain if isinstance(brain, CowatchTable) else NoCowatch())
         self._sync_lock = asyncio.Lock()
-        self._auth_lock = asyncio.Lock()
-        self._trust_lock = asyncio.Lock()
 
     # -- the round trip ----------------------------------------------------------------
     async def sync(self) -> SyncResult:
@@ -291,7 +263,7 @@ class SyncClient:
             return None, None
 
         async def send(method: str, path: str, body: bytes | None, kind: str) -> Response:
-            return await self._send(method, path, body, content_type=kind)
+            return await self._session.send(method, path, body, content_type=kind)
 
         try:
             return await self._cowatch.contribute(self.brain, self._pairs, send), None
@@ -361,7 +333,7 @@ class SyncClient:
         of it is used. Keys the answer's endorsements vouch for are pinned. Returns the
         answer and the request's and answer's sizes in bytes."""
         body = codec.encode(request)
-        answer = await self._send("POST", "/api/omega/sync", body)
+        answer = await self._session.send("POST", "/api/omega/sync", body)
         learned = open_sealed(answer, request=body, trusted=trust.keys())
         reply = read_sync_reply(answer, batch_id=batch_id)
         if trust.learn(learned):
@@ -393,137 +365,24 @@ class SyncClient:
         The document must be sealed by a trusted release key, as releases are."""
         await self.credentials()
         trust = await self.release_trust()
-        answer = await self._send("GET", "/api/omega/codebook", None, accept_missing=True)
+        answer = await self._session.send("GET", "/api/omega/codebook", None, accept_missing=True)
         if answer.status == 404:
             return False
         self._positions = None  # the document may carry a new catalog order
         return await fetch_codebook(self.brain, answer, trust)
 
-    # -- credentials -------------------------------------------------------------------
+    # -- credentials and release keys ----------------------------------------------------
+    @property
+    def refreshes(self) -> int:
+        """Token refreshes this client did (every sync and fetch together)."""
+        return self._session.refreshes
+
     async def credentials(self) -> Credentials:
         """Stored credentials, registering this device on first use (once, however many
         calls race for it)."""
-        if self._credentials is None:
-            self._credentials = load_credentials(self.brain)
-        if self._credentials is not None:
-            return self._credentials
-        async with self._auth_lock:
-            if self._credentials is None:
-                self._credentials = await self._register()
-            return self._credentials
+        return await self._session.credentials()
 
-    async def _register(self) -> Credentials:
-        registration = Registration(device_model=self.device_model, region=self.region)
-
-        async def attempt() -> Response:
-            identity = self._attestation  # signs afresh each try: replays are refused
-            body = codec.encode(identity.attest(registration) if identity else registration)
-            answer = await self._raw("POST", "/api/omega/viewers", body, token=None)
-            if answer.status not in (200, 201):  # 200: an attested device, registered before
-                raise error_for(answer)
-            return answer
-
-        reg = decode_reply(await self.retry.call(attempt), RegistrationResponse)
-        creds = Credentials(reg.viewer_id, reg.access_token, reg.refresh_token)
-        pins = {kid: PinnedKey(raw) for kid, raw in reg.release_keys.items()}
-        # No keys (a server from before signing): none stored, so none were ever pinned.
-        await asyncio.to_thread(save_credentials, self.brain, creds, release_keys=pins or None)
-        return creds
-
-    # -- release keys ------------------------------------------------------------------
     async def release_trust(self) -> ReleaseTrust:
-        """The release keys this device verifies with: configured ones, else those pinned
-        at registration; plus the keys they endorsed since. A device registered before
-        releases were signed (no pins ever stored) pins the server's signing key now, from
-        ``GET /api/omega/release-keys`` (the same trust as a registration answer); pins
-        that were stored but leave no key to trust are a :class:`SignatureError`."""
-        async with self._trust_lock:
-            if self._trust is None:
-                pins = await asyncio.to_thread(ReleasePins.load, self.brain)
-                trust = ReleaseTrust(pins, configured=self._configured_keys)
-                if not trust.keys():
-                    if await asyncio.to_thread(ReleasePins.stored, self.brain):
-                        raise SignatureError(_UNREADABLE_PINS)
-                    pins = await self._first_pins()
-                    await asyncio.to_thread(ReleasePins.save, self.brain, pins)
-                    trust = ReleaseTrust(pins, configured=self._configured_keys)
-                self._trust = trust
-            return self._trust
-
-    async def _first_pins(self) -> dict[str, PinnedKey]:
-        answer = await self._send("GET", "/api/omega/release-keys", None)
-        return pins_from_key_list(answer.body)
-
-    async def _refresh(self, stale_access: str) -> None:
-        """Trade the refresh token for a new pair, once for every caller that saw
-        ``stale_access`` refused (the others find it replaced and simply retry)."""
-        creds = await self.credentials()
-        async with self._auth_lock:
-            creds = self._credentials or creds
-            if creds.access_token != stale_access:
-                return
-            body = codec.encode(TokenRefresh(refresh_token=creds.refresh_token))
-            answer = await self._raw("POST", "/api/omega/token", body, token=None)
-            if answer.status == 401 and problem_slug(answer) is not None:
-                # The constellation itself refused the refresh token (spent, expired, its
-                # viewer or maker's key gone): no wait heals that. Anyone else's 401/403
-                # (a captive portal, a proxy) is a ServerError, tried again later.
-                raise AuthError(
-                    f"token refresh refused ({error_for(answer)}); this device must register "
-                    "again (delete its sync.* cursors) or be given new credentials"
-                )
-            if answer.status != 200:
-                raise error_for(answer)
-            reg = decode_reply(answer, RegistrationResponse)
-            fresh = Credentials(reg.viewer_id, reg.access_token, reg.refresh_token)
-            await asyncio.to_thread(save_credentials, self.brain, fresh)
-            self._credentials = fresh
-            self.refreshes += 1
-
-    # -- requests ----------------------------------------------------------------------
-    async def _send(
-        self,
-        method: str,
-        path: str,
-        body: bytes | None,
-        *,
-        accept_missing: bool = False,
-        content_type: str = BINARY_MEDIA_TYPE,
-    ) -> Response:
-        """With retries; a 401 gets one single-flight refresh and one more try."""
-
-        async def attempt() -> Response:
-            creds = await self.credentials()
-            answer = await self._raw(
-                method, path, body, token=creds.access_token, content_type=content_type
-            )
-            if answer.status == 401:
-                await self._refresh(creds.access_token)
-                answer = await self._raw(
-                    method, path, body, token=self._token(), content_type=content_type
-                )
-            if 200 <= answer.status < 300 or (accept_missing and answer.status == 404):
-                return answer
-            raise error_for(answer)
-
-        return await self.retry.call(attempt)
-
-    def _token(self) -> str:
-        assert self._credentials is not None
-        return self._credentials.access_token
-
-    async def _raw(
-        self,
-        method: str,
-        path: str,
-        body: bytes | None,
-        *,
-        token: str | None,
-        content_type: str = BINARY_MEDIA_TYPE,
-    ) -> Response:
-        headers = {"Accept": f"{BINARY_MEDIA_TYPE}, application/json"}
-        if body is not None:
-            headers["Content-Type"] = content_type
-        if token is not None:
-            headers["Authorization"] = f"Bearer {token}"
-        return await self.transport.request(method, path, body=body, headers=headers)
+        """The release keys this device verifies answers with (see
+        ``omega.sync._session.Session.release_trust``)."""
+        return await self._session.release_trust()
