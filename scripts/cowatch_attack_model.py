@@ -9,7 +9,7 @@ honest tie-fair NDCG@10 and the target's expected share of honest top-10s, clean
 under attacks of several spreads, for the defences given.
 
     PYTHONPATH=src python scripts/cowatch_attack_model.py --dataset DIR
-        [--pool N] [--inflow-cap] [--row-cap]
+        [--pool N] [--inflow-cap] [--row-cap] [--spread R]
 """
 
 from __future__ import annotations
@@ -41,6 +41,7 @@ def main() -> None:
     parser.add_argument("--pool", type=int, default=0, help="cowatch_pool (0: no gate)")
     parser.add_argument("--inflow-cap", action="store_true")
     parser.add_argument("--row-cap", action="store_true")
+    parser.add_argument("--spread", type=float, default=0.0, help="cowatch_spread (0: off)")
     args = parser.parse_args()
     data = split(validation_dataset(load_dataset(args.dataset)))
     n = data.n_items
@@ -88,6 +89,11 @@ def main() -> None:
                 rows[a].append(c)
             second = {a: sorted(cs)[-2] if len(cs) > 1 else cs[0] for a, cs in rows.items()}
             keep = {(a, b): min(c, second[a]) for (a, b), c in keep.items()}
+        if args.spread:  # the brain's rule (omega.brain._cowatch_spread), on released counts
+            best: Counter[int] = Counter()
+            for (a, _), c in keep.items():
+                best[a] = max(best[a], int(c))
+            keep = {(a, b): c for (a, b), c in keep.items() if c <= args.spread * best[b]}
         src = np.array([p[0] for p in keep])
         dst = np.array([p[1] for p in keep])
         c = sp.csr_matrix((np.array(list(keep.values())), (src, dst)), shape=(n, n))
