@@ -87,9 +87,9 @@ def test_each_release_spends_again_and_only_rounds_that_folded_release(store: St
     batch neither releases nor spends. Seeded noise, so the rows are reproducible."""
     seeded = CowatchPrivacy(20.0, 1e-9, per_epoch=4, seed=7)
     counting = _counting(store, seeded)
-    assert _count_cowatch(store, counting, now=1.0) == 2  # one batch folded, one release
+    assert _count_cowatch(store, counting, now=1.0).rows == 2  # one batch folded, one release
     assert store.cowatch.privacy_ledger() == PrivacyLedger(1, 20.0, 1e-9)
-    assert _count_cowatch(store, counting, now=2.0) == 0  # no batch: nothing spent
+    assert _count_cowatch(store, counting, now=2.0).rows == 0  # no batch: nothing spent
     assert store.cowatch.privacy_ledger().releases == 1
     release_private(store, counting, now=3.0)
     release_private(store, counting, now=4.0)

@@ -280,3 +280,14 @@ class Settings(BaseSettings):
         if self.db_url:
             return self.db_url
         return f"sqlite:///{(self.data_dir / 'constellation.db').as_posix()}"
+
+    @property
+    def cowatch_rounds(self) -> bool:
+        """Whether this server's rounds run the co-watch step: it needs the helper (whose
+        batches it folds) and a threshold above 0 (``connect_cowatch``)."""
+        return bool(self.helper_url) and self.cowatch_threshold > 0
+
+    @property
+    def cowatch_dp_on(self) -> bool:
+        """Whether central DP on released co-watch counts is in effect."""
+        return self.cowatch_rounds and self.cowatch_dp_epsilon > 0
