@@ -63,8 +63,8 @@ def serve(
         float | None,
         typer.Option(
             help="Central DP on released co-watch counts: ε of each private release (one "
-            "TV's pairs of one epoch; the ledger adds releases up, docs/cowatch.md). 0, the "
-            "default: off (OMEGA_COWATCH_DP_EPSILON).",
+            "TV's pairs of one epoch; the ledger adds releases up, docs/cowatch.md); needs "
+            "--helper-url. 0, the default: off (OMEGA_COWATCH_DP_EPSILON).",
             min=0,
             max=1000,
         ),

@@ -168,8 +168,9 @@ class Settings(BaseSettings):
         ge=0,
         le=1000,
         description="Central DP on released co-watch counts: ε of one private release (a "
-        "round that folded a batch), for one TV's pairs of one epoch; the ledger adds "
-        "releases up (docs/cowatch.md). 0 (the default): off, counts released k-anonymous.",
+        "round that folded a batch or owes a release), for one TV's pairs of one epoch; the "
+        "ledger adds releases up (docs/cowatch.md). 0 (the default): off, counts released "
+        "k-anonymous. Acts only with helper_url set and cowatch_threshold above 0.",
     )
     cowatch_dp_delta: float = Field(
         default=1e-6,
