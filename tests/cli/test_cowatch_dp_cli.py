@@ -74,3 +74,40 @@ def test_serve_refuses_an_epsilon_no_threshold_can_prove_before_it_listens(
     assert done.returncode == 2, done.stderr
     assert "--cowatch-dp-epsilon 1e-09 with --cowatch-dp-delta 1e-06" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "words"),
+    [
+        (
+            ("--cowatch-dp-epsilon", "4"),
+            {},
+            "--cowatch-dp-epsilon 4 has no effect without a helper",
+        ),
+        (
+            (),
+            {"OMEGA_COWATCH_DP_EPSILON": "4"},
+            "OMEGA_COWATCH_DP_EPSILON 4 has no effect without a helper",
+        ),
+        (
+            ("--helper-url", "http://127.0.0.1:9", "--cowatch-dp-epsilon", "4"),
+            {"OMEGA_COWATCH_THRESHOLD": "0"},
+            "--cowatch-dp-epsilon 4 has no effect with co-watch off (OMEGA_COWATCH_THRESHOLD=0)",
+        ),
+        (
+            ("--cowatch-dp-delta", "1e-6"),
+            {},
+            "--cowatch-dp-delta has no effect while central DP is off",
+        ),
+    ],
+)
+def test_serve_refuses_dp_settings_it_would_ignore(
+    tmp_path: Path, args: tuple[str, ...], env: dict[str, str], words: str
+) -> None:
+    """Central DP acts on the co-watch step of rounds, which runs only with a helper and
+    a threshold above 0: a server that would silently ignore ε says so and stops."""
+    environment = {**os.environ, "OMEGA_DATA_DIR": str(tmp_path), **env}
+    done = _omega("serve", "--port", "0", *args, env=environment)
+    assert done.returncode == 2, done.stderr
+    assert words in " ".join(done.stderr.split())
+    assert "Traceback" not in done.stderr

@@ -5,17 +5,20 @@ released from noisy counts; with DP off the rows are what they always were."""
 from __future__ import annotations
 
 import hashlib
+import threading
+import time
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+from storage_records import OpenStore
 
-from omega.federation.cowatch import CowatchCounting, fold_cowatch, release_private
-from omega.federation.cowatch_dp import Calibration, CowatchPrivacy, calibrate
+from omega.federation.cowatch import CowatchCounting, _ranker, fold_cowatch, release_private
+from omega.federation.cowatch_dp import Calibration, CowatchPrivacy, calibrate, noisy_counts
 from omega.federation.rounds import _count_cowatch
 from omega.protocol.cowatch import make_report, quantise, seal_report
 from omega.protocol.cowatch_wire import ReportBatch
 from omega.storage import Storage
-from omega.storage.cowatch import PrivacyLedger
+from omega.storage.cowatch import PrivacyLedger, PrivacySpend
 
 #: (a, b) → distinct TVs: far above the test's threshold, near it, and at k.
 FLEET = {(1, 2): 30, (1, 3): 3, (4, 5): 14, (6, 7): 3}
@@ -87,9 +90,9 @@ def test_each_release_spends_again_and_only_rounds_that_folded_release(store: St
     batch neither releases nor spends. Seeded noise, so the rows are reproducible."""
     seeded = CowatchPrivacy(20.0, 1e-9, per_epoch=4, seed=7)
     counting = _counting(store, seeded)
-    assert _count_cowatch(store, counting, now=1.0) == 2  # one batch folded, one release
+    assert _count_cowatch(store, counting, now=1.0).rows == 2  # one batch folded, one release
     assert store.cowatch.privacy_ledger() == PrivacyLedger(1, 20.0, 1e-9)
-    assert _count_cowatch(store, counting, now=2.0) == 0  # no batch: nothing spent
+    assert _count_cowatch(store, counting, now=2.0).rows == 0  # no batch: nothing spent
     assert store.cowatch.privacy_ledger().releases == 1
     release_private(store, counting, now=3.0)
     release_private(store, counting, now=4.0)
@@ -132,3 +135,42 @@ def test_the_threshold_is_one_above_what_opendp_proves() -> None:
 
     assert delta(c.threshold - 1) <= 1e-6 < delta(c.threshold - 2)
     assert calibrate(8.0, 1e-6, 128) == Calibration(16.0, 290)
+
+
+def test_a_fold_committed_while_a_private_release_runs_stays_owed(open_store: OpenStore) -> None:
+    """Another worker folds a batch while a release draws its noise: the release did not
+    read that batch's pair, so the fold must stay owed (PostgreSQL runs the two at once
+    in READ COMMITTED; the release takes the owed count's row lock first)."""
+    store, other = open_store(), open_store()
+    fold_cowatch(store, _counting(store, SHARP), now=1.0)
+    key = X25519PrivateKey.from_private_bytes(store.cowatch.keys().hpke_key).public_key()
+    r = hashlib.sha256(b"oprf 8 9").digest()
+    late = ReportBatch(
+        batch_id="b2", reports=[seal_report(make_report(r, 8, 9, k=3), key) for _ in range(20)]
+    )
+    failures: list[BaseException] = []
+
+    def fold_late() -> None:
+        try:
+            fold_cowatch(other, CowatchCounting(source=_OneBatch(late), privacy=SHARP), now=1.5)
+        except BaseException as exc:  # surfaced by the assertion below
+            failures.append(exc)
+
+    worker = threading.Thread(target=fold_late)
+    draw = noisy_counts(SHARP, k=3)
+
+    def noise(tvs: list[int]) -> list[int | None]:
+        worker.start()  # inside the release's transaction, after it read the pairs
+        time.sleep(0.5)  # time enough for the fold to commit, were it not held back
+        return draw(tvs)
+
+    release = store.cowatch.release_private(
+        noise=noise, rank=_ranker(20), spend=PrivacySpend(20.0, 1e-9), now=2.0
+    )
+    worker.join(timeout=60)
+    assert not worker.is_alive() and failures == []
+    assert release.pairs == 4  # the late pair (8, 9) was not in this release
+    assert store.cowatch.unreleased_folds() == 1  # so the late fold is still owed
+    again = release_private(store, _counting(store, SHARP), now=3.0)
+    assert again.pairs == 5 and store.cowatch.unreleased_folds() == 0
+    assert 8 in _rows(store)

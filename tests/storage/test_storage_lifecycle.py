@@ -30,6 +30,7 @@ MIGRATIONS = [
     (11, "push_rows_without_viewer_keys"),
     (12, "cowatch_points"),
     (13, "cowatch_privacy"),
+    (14, "cowatch_unreleased"),
 ]
 #: SQLite's live set moved to a file of its own (PostgreSQL has no single write lock).
 SQLITE_MIGRATIONS = [
@@ -43,6 +44,7 @@ SQLITE_MIGRATIONS = [
     (10, "cowatch_points"),
     (11, "cowatch_privacy"),
     (12, "push_rows_without_viewer_keys"),
+    (13, "cowatch_unreleased"),
 ]
 
 

@@ -16,6 +16,7 @@ from typing import Any
 import msgspec
 import pytest
 from _sync_world import (
+    ADMIN_TOKEN,
     inprocess_settings,
     open_brain,
     publish_codebook_via,
@@ -77,16 +78,15 @@ class World:
     desk: CowatchDesk
 
     def settings(self, **overrides: Any) -> Any:
-        return inprocess_settings(
-            self.tmp / "server",
-            helper_url=self.helper_url,
-            helper_secret_file=self.tmp / "helper" / SECRET_FILE,
-            share_min_batch=10,
-            share_noise_epsilon=0.0,
-            cowatch_per_epoch=4,
-            allow_unattested=False,
-            **overrides,
-        )
+        values = {
+            "helper_url": self.helper_url,
+            "helper_secret_file": self.tmp / "helper" / SECRET_FILE,
+            "share_min_batch": 10,
+            "share_noise_epsilon": 0.0,
+            "cowatch_per_epoch": 4,
+            "allow_unattested": False,
+        }
+        return inprocess_settings(self.tmp / "server", **{**values, **overrides})
 
     def device(self, n: int) -> DeviceIdentity:
         return self.maker.device(f"SN-{n}", clock=self.clock)
@@ -514,3 +514,105 @@ def test_pairs_the_budget_cannot_pay_for_stay_unsent_for_a_later_epoch(world: Wo
             tv.close()
 
     asyncio.run(scenario())
+
+
+def test_a_failed_private_release_is_counted_shown_and_made_by_the_next_round(
+    world: World,
+) -> None:
+    """Central DP on: a private release that fails on storage (a trigger refuses the
+    ledger's row) fails neither the round nor the server; ``/metrics`` counts it,
+    ``/api/omega/stats`` shows the fold still owed and nothing spent, and the next round
+    makes the release with no new batch."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    settings = world.settings(cowatch_dp_epsilon=20.0, cowatch_dp_delta=1e-9)
+    admin = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+
+    async def dp(transport: AsgiTransport) -> Any:
+        answer = await transport.request("GET", "/api/omega/stats", body=None, headers=admin)
+        return msgspec.json.decode(answer.body)["cowatch_dp"]
+
+    async def failures(transport: AsgiTransport) -> dict[str, float]:
+        scrape = (await transport.request("GET", "/metrics", body=None, headers={})).body.decode()
+        return {
+            s.name + s.labels.get("status", ""): s.value
+            for f in text_string_to_metric_families(scrape)
+            for s in f.samples
+            if s.name in ("omega_cowatch_failures_total", "omega_federation_rounds_total")
+        }
+
+    async def scenario() -> None:
+        async with AsgiTransport(create_app(settings, clock=world.clock)) as transport:
+            await _start(world, transport)
+            for n in range(3):
+                await _contribute(world, transport, n, [PAIR])
+            db = _db(world)
+            db.execute(
+                "CREATE TRIGGER refuse BEFORE INSERT ON cowatch_privacy"
+                " BEGIN SELECT RAISE(ABORT, 'refused by the test'); END"
+            )
+            db.commit()
+            failed = (await run_round_via(transport))["result"]
+            assert "the private co-watch release failed (no ε spent)" in failed["cowatch_error"]
+            assert await dp(transport) == {
+                "epsilon_per_release": 20.0,
+                "delta_per_release": 1e-9,
+                "releases": 0,
+                "epsilon_spent": 0.0,
+                "delta_spent": 0.0,
+                "unreleased_folds": 1,
+            }
+            seen = await failures(transport)
+            assert seen["omega_cowatch_failures_total"] == 1
+            assert seen["omega_federation_rounds_totalfailed"] == 0
+            db.execute("DROP TRIGGER refuse")
+            db.commit()
+            db.close()
+            retried = (await run_round_via(transport))["result"]
+            assert retried["cowatch_error"] is None
+            after = await dp(transport)
+            assert (after["releases"], after["epsilon_spent"], after["unreleased_folds"]) == (
+                1,
+                20.0,
+                0,
+            )
+            assert (await failures(transport))["omega_cowatch_failures_total"] == 1
+        # DP turned off later: no ε per release, but what the releases spent stays shown
+        async with AsgiTransport(create_app(world.settings(), clock=world.clock)) as transport:
+            assert await dp(transport) == {
+                "epsilon_per_release": None,
+                "delta_per_release": None,
+                "releases": 1,
+                "epsilon_spent": 20.0,
+                "delta_spent": 1e-9,
+                "unreleased_folds": 0,
+            }
+
+    asyncio.run(scenario())
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        {"helper_url": None, "helper_secret_file": None},  # no helper: no co-watch rounds
+        {"cowatch_threshold": 0},  # co-watch turned off
+    ],
+)
+def test_stats_show_no_dp_where_the_cowatch_step_does_not_run(
+    world: World, overrides: dict[str, Any]
+) -> None:
+    settings = world.settings(cowatch_dp_epsilon=4.0, **overrides)
+
+    async def scenario() -> None:
+        async with AsgiTransport(create_app(settings, clock=world.clock)) as transport:
+            answer = await transport.request(
+                "GET",
+                "/api/omega/stats",
+                body=None,
+                headers={"Authorization": f"Bearer {ADMIN_TOKEN}"},
+            )
+            assert answer.status == 200
+            assert msgspec.json.decode(answer.body)["cowatch_dp"] is None
+
+    asyncio.run(scenario())
+    assert not settings.cowatch_dp_on

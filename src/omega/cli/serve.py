@@ -63,8 +63,8 @@ def serve(
         float | None,
         typer.Option(
             help="Central DP on released co-watch counts: ε of each private release (one "
-            "TV's pairs of one epoch; the ledger adds releases up, docs/cowatch.md). 0, the "
-            "default: off (OMEGA_COWATCH_DP_EPSILON).",
+            "TV's pairs of one epoch; the ledger adds releases up, docs/cowatch.md); needs "
+            "--helper-url. 0, the default: off (OMEGA_COWATCH_DP_EPSILON).",
             min=0,
             max=1000,
         ),
@@ -152,15 +152,13 @@ def serve(
     ensure_data_dir(settings.data_dir)
     open_storage(settings.storage_url).close()
     _check_grpc_port(settings)
-    if settings.cowatch_threshold and settings.cowatch_dp_epsilon:
-        from omega.federation.cowatch_dp import CowatchPrivacy
-
-        # ε and δ OpenDP cannot prove at any threshold: refused now, not in a round
-        CowatchPrivacy(
-            settings.cowatch_dp_epsilon,
-            settings.cowatch_dp_delta,
-            per_epoch=settings.cowatch_per_epoch,
-        )
+    _check_cowatch_dp(
+        settings,
+        epsilon_flag="--cowatch-dp-epsilon"
+        if cowatch_dp_epsilon is not None
+        else "OMEGA_COWATCH_DP_EPSILON",
+        delta_given=cowatch_dp_delta is not None,
+    )
     check_helper(
         settings.helper_url,
         min_batch=settings.share_min_batch,
@@ -192,7 +190,7 @@ def serve(
             else "off",
             "cowatch_dp": f"ε {settings.cowatch_dp_epsilon:g}, δ {settings.cowatch_dp_delta:g} "
             "per private release"
-            if settings.cowatch_threshold and settings.cowatch_dp_epsilon
+            if settings.cowatch_dp_on
             else "off",
             **http3,
             **_grpc_summary(settings),
@@ -209,6 +207,34 @@ def serve(
         access_log=False,
         timeout_keep_alive=settings.http_keep_alive,
     )
+
+
+def _check_cowatch_dp(settings: Any, *, epsilon_flag: str, delta_given: bool) -> None:
+    """Central DP settings the server would ignore, refused in one sentence naming the
+    flag (or variable): DP acts on the co-watch step of this server's rounds, which runs
+    only with a helper and a threshold above 0, and δ only with an ε above 0."""
+    epsilon = settings.cowatch_dp_epsilon
+    if not epsilon:
+        if delta_given:
+            raise ConfigError(
+                "--cowatch-dp-delta has no effect while central DP is off: give "
+                "--cowatch-dp-epsilon above 0 too, or drop --cowatch-dp-delta"
+            )
+        return
+    from omega.federation.cowatch_dp import CowatchPrivacy
+
+    # ε and δ OpenDP cannot prove at any threshold: refused now, not in a round
+    CowatchPrivacy(epsilon, settings.cowatch_dp_delta, per_epoch=settings.cowatch_per_epoch)
+    if not settings.helper_url:
+        raise ConfigError(
+            f"{epsilon_flag} {epsilon:g} has no effect without a helper (the co-watch step "
+            f"of rounds folds the helper's batches): give --helper-url, or drop {epsilon_flag}"
+        )
+    if not settings.cowatch_threshold:
+        raise ConfigError(
+            f"{epsilon_flag} {epsilon:g} has no effect with co-watch off "
+            f"(OMEGA_COWATCH_THRESHOLD=0): set a threshold, or drop {epsilon_flag}"
+        )
 
 
 def _http3_summary(settings: Any) -> dict[str, str]:

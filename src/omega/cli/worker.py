@@ -161,6 +161,8 @@ def _row(result: RoundResult) -> dict[str, Any]:
     row = result.as_dict()
     stats = row.pop("stats") or {}
     row.pop("timings")
+    if row["cowatch_error"] is None:  # this worker runs no co-watch step
+        row.pop("cowatch_error")
     row["seconds"] = round(row["seconds"], 4)
     row.update({f"filter_{k}": v for k, v in stats.items() if k in ("invalid", "low_quality")})
     if stats:

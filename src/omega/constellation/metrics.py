@@ -185,6 +185,12 @@ class Metrics:
             registry=r,
             multiprocess_mode="max",  # inc()'d: "mostrecent" would refuse it
         )
+        self.cowatch_failures = Counter(
+            "omega_cowatch_failures",
+            "Rounds this server ran whose co-watch step stopped on a storage error (a batch "
+            "not folded or a private release not made); the next round retries it.",
+            registry=r,
+        )
         self.reports = Counter(
             "omega_reports_received",
             "Popularity reports accepted from pushes, by kind (olh, shared).",

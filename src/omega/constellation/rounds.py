@@ -115,7 +115,16 @@ class RoundRunner:
             )
             outcome.append(result.status)
         version = await self._watcher.check()
-        return self._told({"version": version, "result": plain(result)})
+        return self._told({"version": version, "result": self._checked(plain(result))})
+
+    def _checked(self, result: Any) -> Any:
+        """``result``, its co-watch step's storage error (if any) logged here — a child
+        process's log is not kept — and counted (``omega_cowatch_failures``)."""
+        error = result.get("cowatch_error") if isinstance(result, dict) else None
+        if error:
+            log.warning("a round's co-watch step failed: %s; the next round retries it", error)
+            self._metrics.cowatch_failures.inc()
+        return result
 
     def federation_config(self) -> FederationConfig:
         """The settings this server's rounds decide with (the admin's consensus and prune
@@ -164,7 +173,7 @@ class RoundRunner:
             result = json.loads(out.decode().strip().splitlines()[-1])
             outcome.append(str(result.get("status", "unknown")))
         version = await self._watcher.check()
-        return self._told({"version": version, "result": result})
+        return self._told({"version": version, "result": self._checked(result)})
 
     @contextlib.asynccontextmanager
     async def _timed(self) -> AsyncIterator[list[str]]:

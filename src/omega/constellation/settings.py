@@ -168,8 +168,9 @@ class Settings(BaseSettings):
         ge=0,
         le=1000,
         description="Central DP on released co-watch counts: ε of one private release (a "
-        "round that folded a batch), for one TV's pairs of one epoch; the ledger adds "
-        "releases up (docs/cowatch.md). 0 (the default): off, counts released k-anonymous.",
+        "round that folded a batch or owes a release), for one TV's pairs of one epoch; the "
+        "ledger adds releases up (docs/cowatch.md). 0 (the default): off, counts released "
+        "k-anonymous. Acts only with helper_url set and cowatch_threshold above 0.",
     )
     cowatch_dp_delta: float = Field(
         default=1e-6,
@@ -280,3 +281,14 @@ class Settings(BaseSettings):
         if self.db_url:
             return self.db_url
         return f"sqlite:///{(self.data_dir / 'constellation.db').as_posix()}"
+
+    @property
+    def cowatch_rounds(self) -> bool:
+        """Whether this server's rounds run the co-watch step: it needs the helper (whose
+        batches it folds) and a threshold above 0 (``connect_cowatch``)."""
+        return bool(self.helper_url) and self.cowatch_threshold > 0
+
+    @property
+    def cowatch_dp_on(self) -> bool:
+        """Whether central DP on released co-watch counts is in effect."""
+        return self.cowatch_rounds and self.cowatch_dp_epsilon > 0

@@ -8,9 +8,11 @@ secret, so every later point is checked against the polynomial: a forged point n
 counts nor hides the honest ones. The count released is the number of distinct points
 on the polynomial — one per attested TV, since the helper lets a TV send a tag once.
 
-With central DP on (``CowatchCounting.privacy``) a batch's fold releases nothing: once a
-round has folded its batches, :func:`release_private` re-releases every row from noisy
-counts (``omega.federation.cowatch_dp``).
+With central DP on (``CowatchCounting.privacy``) a batch's fold releases nothing and
+counts as unreleased (``CowatchStore.unreleased_folds``): once a round has folded its
+batches, :func:`release_private` re-releases every row from noisy counts
+(``omega.federation.cowatch_dp``) while any fold is unreleased, this round's or one an
+earlier round left when it failed before its release.
 """
 
 from __future__ import annotations

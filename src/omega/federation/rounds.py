@@ -9,6 +9,13 @@ consolidates them.
 
 A round is three steps: apply (fold pushed contributions and popularity reports in),
 plan (``omega.federation.plan``: pure, from what the round read), commit.
+
+The co-watch step (folding the helper's batches, and with central DP the private
+release) never costs a round its pattern release: a helper that is down costs it the
+co-watch update, a storage error in the step the same, said in the result's
+``cowatch_error`` (and logged). Nothing of it is lost: an unacknowledged batch comes
+again, and a fold that no private release covered yet is released by the next round,
+new batch or not (``CowatchStore.unreleased_folds``).
 """
 
 from __future__ import annotations
@@ -19,7 +26,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
-from omega.errors import ServerError, TransportError
+from omega.errors import ServerError, StoreError, TransportError
 from omega.federation.cells import CellGroups
 from omega.federation.config import FederationConfig
 from omega.federation.consolidate import ConsolidationStats
@@ -62,6 +69,9 @@ class RoundResult:
     popular: int = 0
     #: Co-watch rows (per-title neighbours) released this round (``docs/cowatch.md``).
     cowatch_rows: int = 0
+    #: Why the co-watch step stopped on a storage error (None: it did not); the next
+    #: round retries what it left.
+    cowatch_error: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -99,7 +109,8 @@ def run_round(
     progress.reached("read")
     progress.reports = _fold_popularity(storage, codebook, config, shares)
     if cowatch is not None:
-        progress.cowatch = _count_cowatch(storage, cowatch, now=now)
+        counted = _count_cowatch(storage, cowatch, now=now)
+        progress.cowatch, progress.cowatch_error = counted.rows, counted.error
     inputs = RoundInputs(
         codebook=codebook,
         live=live,
@@ -127,6 +138,7 @@ class _Progress:
     live: int = 0
     reports: int = 0
     cowatch: int = 0
+    cowatch_error: str | None = None
 
     def reached(self, step: str) -> None:
         self.timings[step] = round(time.perf_counter() - self.started, 4)
@@ -154,6 +166,7 @@ class _Progress:
             reports=self.reports,
             popular=len(published.popular) if published else 0,
             cowatch_rows=self.cowatch,
+            cowatch_error=self.cowatch_error,
         )
 
 
@@ -204,24 +217,41 @@ def _count_shares(
     return counted
 
 
-def _count_cowatch(storage: Storage, cowatch: CowatchCounting, *, now: float) -> int:
-    """Co-watch rows released from the helper's batches; a helper that is down costs the
-    round its co-watch update, not its release. With central DP on, a round that folded
-    a batch makes one private release (and spends its ε) after them all."""
-    rows = folded = 0
+@dataclass(frozen=True, slots=True)
+class CowatchCount:
+    """What a round's co-watch step did: rows released, and the storage errors that
+    stopped it (None: none did)."""
+
+    rows: int
+    error: str | None = None
+
+
+def _count_cowatch(storage: Storage, cowatch: CowatchCounting, *, now: float) -> CowatchCount:
+    """Co-watch rows released from the helper's batches. With central DP on, one private
+    release after the folds whenever a fold is unreleased (this round's or an earlier
+    round's that failed before its release). A helper that is down, or a storage error
+    here, costs the round its co-watch update, not its release."""
+    rows, errors = 0, []
     for _ in range(_MAX_COWATCH_BATCHES):
         try:
             step = fold_cowatch(storage, cowatch, now=now)
         except (TransportError, ServerError) as exc:
             _log.warning("co-watch reports not folded this round: %s", exc)
             break
+        except StoreError as exc:  # not acknowledged: the helper hands the batch out again
+            errors.append(f"a co-watch batch was not folded: {exc}")
+            _log.warning("%s (retried next round)", errors[-1])
+            break
         if step.fold is None:
             break
         rows += step.fold.rows
-        folded += 1
-    if cowatch.privacy is not None and folded:
-        rows += release_private(storage, cowatch, now=now).rows
-    return rows
+    try:
+        if cowatch.privacy is not None and storage.cowatch.unreleased_folds():
+            rows += release_private(storage, cowatch, now=now).rows
+    except StoreError as exc:  # one transaction: nothing published, nothing charged
+        errors.append(f"the private co-watch release failed (no ε spent): {exc}")
+        _log.warning("%s (retried next round)", errors[-1])
+    return CowatchCount(rows, "; ".join(errors) or None)
 
 
 def _commit(storage: Storage, plan: ReleasePlan, *, now: float, progress: _Progress) -> RoundResult:

@@ -97,19 +97,23 @@ class ReleasedPattern(BaseModel):
 
 class CowatchPrivacyStats(BaseModel):
     """Central DP on released co-watch counts (docs/cowatch.md): ε and δ of one private
-    release (ε 0: off), the releases so far and what they spent (basic composition)."""
+    release (None: DP is not in effect now), the releases so far and what they spent
+    (basic composition), and the folds a private release still owes (above 0 after a
+    release failed: the next round retries it)."""
 
-    epsilon_per_release: float
-    delta_per_release: float
+    epsilon_per_release: float | None
+    delta_per_release: float | None
     releases: int
     epsilon_spent: float
     delta_spent: float
+    unreleased_folds: int = 0
 
 
 class ConstellationStats(BaseModel):
     """Counts and the current release version (``GET /api/omega/stats``), the
     release's strongest patterns (ids for ``omega_consensus``), and the co-watch DP
-    ledger (None from a server before it)."""
+    ledger (None when DP is not in effect and never spent anything, or from a server
+    before it)."""
 
     viewers: int
     pending_contributions: int

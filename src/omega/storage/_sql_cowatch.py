@@ -114,6 +114,10 @@ class SQLCowatchStore(CowatchStore):
     ) -> PrivateRelease:
         return self._db.write(lambda tx: _release_private(tx, noise, rank, spend, now))
 
+    def unreleased_folds(self) -> int:
+        with self._db.read() as tx:
+            return int(tx.one("SELECT folds FROM cowatch_unreleased WHERE id = 1")[0])
+
     def privacy_ledger(self) -> PrivacyLedger:
         with self._db.read() as tx:
             n, epsilon, delta = tx.one(
@@ -179,6 +183,7 @@ def _fold(
         sources.add(pair.a)
     version = _version(tx)
     if rank is None:
+        tx.run("UPDATE cowatch_unreleased SET folds = folds + 1 WHERE id = 1")
         return CowatchFold(stored, changed, 0, version)
     rows = sum(
         _publish(tx, source, rank(_pairs_of(tx, source)), version + 1) for source in sorted(sources)
@@ -189,6 +194,9 @@ def _fold(
 def _release_private(
     tx: Tx, noise: Noise, rank: Rank, spend: PrivacySpend, now: float
 ) -> PrivateRelease:
+    # First, so its row lock orders it against a concurrent fold (PostgreSQL, READ
+    # COMMITTED): a fold that commits after this point counts as unreleased again.
+    tx.run("UPDATE cowatch_unreleased SET folds = 0 WHERE id = 1")
     pairs = [
         (int(a), int(b), int(t))
         for a, b, t in tx.rows("SELECT a, b, tvs FROM cowatch_pairs ORDER BY tag")

@@ -136,7 +136,8 @@ class CowatchStore(abc.ABC):
         """Store a batch's points (a point already stored is skipped: a batch may come
         twice), resolve every tag the batch names, and re-release the rows of sources
         whose pairs changed — one transaction. ``rank`` None: release nothing (the
-        private release does, from noisy counts)."""
+        private release does, from noisy counts) and count the fold as unreleased
+        (:meth:`unreleased_folds`)."""
 
     @abc.abstractmethod
     def release_private(
@@ -144,7 +145,13 @@ class CowatchStore(abc.ABC):
     ) -> PrivateRelease:
         """Re-release every row from ``noise`` applied to every read pair's TVs: rows
         whose neighbours changed get the next version, a published row left with none is
-        withdrawn; ``spend`` goes in the ledger — one transaction."""
+        withdrawn; ``spend`` goes in the ledger and the unreleased folds go back to 0 —
+        one transaction, so a release that fails charges nothing and leaves them owed."""
+
+    @abc.abstractmethod
+    def unreleased_folds(self) -> int:
+        """Batches folded without a release (``rank`` None) since the last private
+        release: a private release is owed while this is above 0."""
 
     @abc.abstractmethod
     def privacy_ledger(self) -> PrivacyLedger:

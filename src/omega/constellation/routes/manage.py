@@ -161,18 +161,26 @@ async def get_codebook(request: Request, _: Viewer) -> Response:
 async def stats(request: Request, _: Admin) -> dict[str, Any]:
     runtime = runtime_of(request)
     counts = stats_document(runtime, await runtime.db(runtime.storage.stats))
-    ledger = await runtime.db(runtime.storage.cowatch.privacy_ledger)
+    return {**counts, "cowatch_dp": await runtime.db(lambda: _cowatch_dp(runtime))}
+
+
+def _cowatch_dp(runtime: Runtime) -> dict[str, Any] | None:
+    """Central DP on released co-watch counts (docs/cowatch.md): ε and δ per release while
+    it is in effect (None: off), what the releases so far spent together (basic
+    composition), and the folds a private release still owes (above 0 after a release
+    failed; the next round retries it). None when it is off and never spent anything."""
+    on = runtime.settings.cowatch_dp_on
+    store = runtime.storage.cowatch
+    ledger, owed = store.privacy_ledger(), store.unreleased_folds()
+    if not on and not ledger.releases and not owed:
+        return None
     return {
-        **counts,
-        # Central DP on released co-watch counts (docs/cowatch.md): per release, and what
-        # the releases so far spent together (basic composition).
-        "cowatch_dp": {
-            "epsilon_per_release": runtime.settings.cowatch_dp_epsilon,
-            "delta_per_release": runtime.settings.cowatch_dp_delta,
-            "releases": ledger.releases,
-            "epsilon_spent": ledger.epsilon,
-            "delta_spent": ledger.delta,
-        },
+        "epsilon_per_release": runtime.settings.cowatch_dp_epsilon if on else None,
+        "delta_per_release": runtime.settings.cowatch_dp_delta if on else None,
+        "releases": ledger.releases,
+        "epsilon_spent": ledger.epsilon,
+        "delta_spent": ledger.delta,
+        "unreleased_folds": owed,
     }
 
 
