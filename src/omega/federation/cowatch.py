@@ -10,9 +10,11 @@ on the polynomial — one per attested TV, since the helper lets a TV send a tag
 
 With central DP on (``CowatchCounting.privacy``) a batch's fold releases nothing and
 counts as unreleased (``CowatchStore.unreleased_folds``): once a round has folded its
-batches, :func:`release_private` re-releases every row from noisy counts
+batches, :func:`release_owed` re-releases every row from noisy counts
 (``omega.federation.cowatch_dp``) while any fold is unreleased, this round's or one an
-earlier round left when it failed before its release.
+earlier round left when it failed before its release — checked again inside the
+release's transaction, so two rounds at once make one release (:func:`release_private`
+releases unconditionally).
 """
 
 from __future__ import annotations
