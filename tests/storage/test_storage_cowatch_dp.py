@@ -174,3 +174,40 @@ def test_a_fold_committed_while_a_private_release_runs_stays_owed(open_store: Op
     again = release_private(store, _counting(store, SHARP), now=3.0)
     assert again.pairs == 5 and store.cowatch.unreleased_folds() == 0
     assert 8 in _rows(store)
+
+
+def test_a_round_that_finds_the_owed_fold_released_meanwhile_spends_nothing(
+    open_store: OpenStore,
+) -> None:
+    """Two replicas' rounds at once: one folded a batch and is making its private release
+    when the other's co-watch step reads the fold as owed. The other's release, held back
+    until the first commits, finds nothing owed any more: it must neither release nor
+    spend (one fold, one release, one charge)."""
+    store, other = open_store(), open_store()
+    fold_cowatch(store, _counting(store, SHARP), now=1.0)
+    assert store.cowatch.unreleased_folds() == 1
+    counted: list[object] = []
+
+    def other_round() -> None:
+        try:  # no batch for this replica: only the fold the first one owes
+            empty = CowatchCounting(source=_OneBatch(ReportBatch(batch_id="")), privacy=SHARP)
+            counted.append(_count_cowatch(other, empty, now=1.5))
+        except BaseException as exc:  # surfaced by the assertion below
+            counted.append(exc)
+
+    worker = threading.Thread(target=other_round)
+    draw = noisy_counts(SHARP, k=3)
+
+    def noise(tvs: list[int]) -> list[int | None]:
+        worker.start()  # inside the first release's transaction
+        time.sleep(0.5)  # time enough for the other round to read the owed count
+        return draw(tvs)
+
+    store.cowatch.release_private(
+        noise=noise, rank=_ranker(20), spend=PrivacySpend(20.0, 1e-9), now=2.0
+    )
+    worker.join(timeout=60)
+    assert not worker.is_alive()
+    assert [getattr(c, "rows", c) for c in counted] == [0]
+    assert store.cowatch.privacy_ledger() == PrivacyLedger(1, 20.0, 1e-9)
+    assert store.cowatch.unreleased_folds() == 0

@@ -10,9 +10,11 @@ on the polynomial — one per attested TV, since the helper lets a TV send a tag
 
 With central DP on (``CowatchCounting.privacy``) a batch's fold releases nothing and
 counts as unreleased (``CowatchStore.unreleased_folds``): once a round has folded its
-batches, :func:`release_private` re-releases every row from noisy counts
+batches, :func:`release_owed` re-releases every row from noisy counts
 (``omega.federation.cowatch_dp``) while any fold is unreleased, this round's or one an
-earlier round left when it failed before its release.
+earlier round left when it failed before its release — checked again inside the
+release's transaction, so two rounds at once make one release (:func:`release_private`
+releases unconditionally).
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ __all__ = [
     "CowatchSource",
     "CowatchStep",
     "fold_cowatch",
+    "release_owed",
     "release_private",
 ]
 
@@ -128,6 +131,23 @@ def fold_cowatch(storage: Storage, counting: CowatchCounting, *, now: float) -> 
 def release_private(storage: Storage, counting: CowatchCounting, *, now: float) -> PrivateRelease:
     """One private release: fresh noise on every read pair's count, the pairs that pass
     the threshold ranked and quantised as ever, its (ε, δ) in the ledger."""
+    release = _release(storage, counting, now=now, owed=False)
+    assert release is not None  # only an ``owed`` release can find nothing to do
+    return release
+
+
+def release_owed(
+    storage: Storage, counting: CowatchCounting, *, now: float
+) -> PrivateRelease | None:
+    """:func:`release_private` if a fold is still owed when its transaction starts, else
+    None (nothing released, nothing spent): what a round makes, so that two rounds at
+    once (two replicas) that both saw a fold owed release and spend once."""
+    return _release(storage, counting, now=now, owed=True)
+
+
+def _release(
+    storage: Storage, counting: CowatchCounting, *, now: float, owed: bool
+) -> PrivateRelease | None:
     privacy = counting.privacy
     if privacy is None:
         raise ConfigError("a private co-watch release needs central DP on (an ε > 0)")
@@ -138,4 +158,5 @@ def release_private(storage: Storage, counting: CowatchCounting, *, now: float) 
         rank=_ranker(counting.top),
         spend=PrivacySpend(privacy.epsilon, privacy.delta),
         now=now,
+        owed=owed,
     )

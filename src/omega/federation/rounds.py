@@ -30,7 +30,7 @@ from omega.errors import ServerError, StoreError, TransportError
 from omega.federation.cells import CellGroups
 from omega.federation.config import FederationConfig
 from omega.federation.consolidate import ConsolidationStats
-from omega.federation.cowatch import CowatchCounting, fold_cowatch, release_private
+from omega.federation.cowatch import CowatchCounting, fold_cowatch, release_owed
 from omega.federation.engines import Engine
 from omega.federation.plan import ReleasePlan, RoundInputs, diff_release, plan_release
 from omega.federation.popularity import fold_reports
@@ -247,7 +247,9 @@ def _count_cowatch(storage: Storage, cowatch: CowatchCounting, *, now: float) ->
         rows += step.fold.rows
     try:
         if cowatch.privacy is not None and storage.cowatch.unreleased_folds():
-            rows += release_private(storage, cowatch, now=now).rows
+            # None: another round's release (another replica's) covered the fold since
+            released = release_owed(storage, cowatch, now=now)
+            rows += released.rows if released is not None else 0
     except StoreError as exc:  # one transaction: nothing published, nothing charged
         errors.append(f"the private co-watch release failed (no ε spent): {exc}")
         _log.warning("%s (retried next round)", errors[-1])

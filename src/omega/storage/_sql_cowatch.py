@@ -110,9 +110,9 @@ class SQLCowatchStore(CowatchStore):
         return self._db.write(lambda tx: _fold(tx, points, resolve, rank, now))
 
     def release_private(
-        self, *, noise: Noise, rank: Rank, spend: PrivacySpend, now: float
-    ) -> PrivateRelease:
-        return self._db.write(lambda tx: _release_private(tx, noise, rank, spend, now))
+        self, *, noise: Noise, rank: Rank, spend: PrivacySpend, now: float, owed: bool = False
+    ) -> PrivateRelease | None:
+        return self._db.write(lambda tx: _release_private(tx, noise, rank, spend, now, owed))
 
     def unreleased_folds(self) -> int:
         with self._db.read() as tx:
@@ -192,11 +192,17 @@ def _fold(
 
 
 def _release_private(
-    tx: Tx, noise: Noise, rank: Rank, spend: PrivacySpend, now: float
-) -> PrivateRelease:
+    tx: Tx, noise: Noise, rank: Rank, spend: PrivacySpend, now: float, owed: bool
+) -> PrivateRelease | None:
     # First, so its row lock orders it against a concurrent fold (PostgreSQL, READ
-    # COMMITTED): a fold that commits after this point counts as unreleased again.
-    tx.run("UPDATE cowatch_unreleased SET folds = 0 WHERE id = 1")
+    # COMMITTED): a fold that commits after this point counts as unreleased again. It
+    # orders it against a concurrent release too: the second one re-reads the count the
+    # first committed (0, unless a fold came since) and, ``owed``, stops here.
+    reset = tx.run(
+        "UPDATE cowatch_unreleased SET folds = 0 WHERE id = 1" + (" AND folds > 0" if owed else "")
+    )
+    if owed and not reset:
+        return None
     pairs = [
         (int(a), int(b), int(t))
         for a, b, t in tx.rows("SELECT a, b, tvs FROM cowatch_pairs ORDER BY tag")

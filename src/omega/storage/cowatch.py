@@ -141,12 +141,15 @@ class CowatchStore(abc.ABC):
 
     @abc.abstractmethod
     def release_private(
-        self, *, noise: Noise, rank: Rank, spend: PrivacySpend, now: float
-    ) -> PrivateRelease:
+        self, *, noise: Noise, rank: Rank, spend: PrivacySpend, now: float, owed: bool = False
+    ) -> PrivateRelease | None:
         """Re-release every row from ``noise`` applied to every read pair's TVs: rows
         whose neighbours changed get the next version, a published row left with none is
         withdrawn; ``spend`` goes in the ledger and the unreleased folds go back to 0 —
-        one transaction, so a release that fails charges nothing and leaves them owed."""
+        one transaction, so a release that fails charges nothing and leaves them owed.
+        ``owed``: only if a fold is still owed, decided inside that transaction (another
+        round's release may have covered it since the caller looked): None, nothing
+        released or charged, when none is."""
 
     @abc.abstractmethod
     def unreleased_folds(self) -> int:
