@@ -211,3 +211,16 @@ def test_a_round_that_finds_the_owed_fold_released_meanwhile_spends_nothing(
     assert [getattr(c, "rows", c) for c in counted] == [0]
     assert store.cowatch.privacy_ledger() == PrivacyLedger(1, 20.0, 1e-9)
     assert store.cowatch.unreleased_folds() == 0
+
+
+def test_a_batch_handed_out_again_owes_no_second_release(store: Storage) -> None:
+    """The helper hands a batch out again when its ack was lost: folding it twice changes
+    no pair, so it owes no release of its own (a second one would spend ε on fresh noise
+    over the same counts)."""
+    batch = _fleet_batch(store)
+    first = fold_cowatch(store, CowatchCounting(source=_OneBatch(batch), privacy=SHARP), now=1.0)
+    assert first.fold is not None and first.fold.pairs == 4
+    assert store.cowatch.unreleased_folds() == 1
+    again = fold_cowatch(store, CowatchCounting(source=_OneBatch(batch), privacy=SHARP), now=2.0)
+    assert again.fold is not None and (again.fold.stored, again.fold.pairs) == (0, 0)
+    assert store.cowatch.unreleased_folds() == 1

@@ -236,7 +236,8 @@ def _count_cowatch(storage: Storage, cowatch: CowatchCounting, *, now: float) ->
         try:
             step = fold_cowatch(storage, cowatch, now=now)
         except (TransportError, ServerError) as exc:
-            _log.warning("co-watch reports not folded this round: %s", exc)
+            # a batch folded but not acknowledged comes again: folding it twice is a no-op
+            _log.warning("co-watch: the helper was not reached this round: %s", exc)
             break
         except StoreError as exc:  # not acknowledged: the helper hands the batch out again
             errors.append(f"a co-watch batch was not folded: {exc}")

@@ -183,7 +183,11 @@ def _fold(
         sources.add(pair.a)
     version = _version(tx)
     if rank is None:
-        tx.run("UPDATE cowatch_unreleased SET folds = folds + 1 WHERE id = 1")
+        # A private release owes only what changed: a batch handed out again (its ack was
+        # lost) or one whose pairs stayed under k adds nothing, and a second release of
+        # the same counts would spend ε on fresh noise over them for no new pair.
+        if changed:
+            tx.run("UPDATE cowatch_unreleased SET folds = folds + 1 WHERE id = 1")
         return CowatchFold(stored, changed, 0, version)
     rows = sum(
         _publish(tx, source, rank(_pairs_of(tx, source)), version + 1) for source in sorted(sources)
