@@ -54,6 +54,17 @@ def test_the_oprf_needs_both_keys_in_either_order_and_hides_its_input() -> None:
     assert oprf.blind(data).point != oprf.blind(data).point  # fresh blinding every time
 
 
+def test_direct_is_what_the_blinded_protocol_gives() -> None:
+    for a in range(5):
+        data = pair_input(a, a + 1)
+        for keys in [(), (K1,), (K1, K2)]:
+            blinded = oprf.blind(data)
+            point = blinded.point
+            for key in keys:
+                point = oprf.evaluate(key, point)
+            assert oprf.finalize(blinded, point) == oprf.direct(keys, data)
+
+
 @pytest.mark.parametrize("point", [bytes(32), b"\x01" + bytes(31), b"\xff" * 32, b"short"], ids=str)
 def test_a_server_refuses_anything_but_a_group_point(point: bytes) -> None:
     with pytest.raises(InputError, match="not a valid point"):

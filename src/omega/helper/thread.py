@@ -1,7 +1,9 @@
 """A helper served by uvicorn on a loopback port, in a background thread of this process.
 
 The simulator and the tests use it so that the leader talks to a real helper over real
-HTTP without a second program to install or start by hand.
+HTTP without a second program to install or start by hand. Callers in this process may
+also reach the very app it serves without the socket (:attr:`HelperThread.app`, e.g.
+through ``omega.sync.transport.AsgiTransport``): the simulator's TVs do.
 """
 
 from __future__ import annotations
@@ -39,8 +41,10 @@ class HelperThread:
         self._sock.bind((host, port))
         port = self._sock.getsockname()[1]
         self.url = f"http://{host}:{port}"
+        #: The ASGI app served (no lifespan to run: uvicorn runs it with lifespan off).
+        self.app = create_helper_app(service, cowatch)
         config = uvicorn.Config(
-            create_helper_app(service, cowatch),
+            self.app,
             log_level="warning",
             access_log=False,
             lifespan="off",

@@ -51,7 +51,7 @@ from omega.protocol.attestation import DeviceIdentity, Manufacturer
 from omega.sim.audit_cowatch import CowatchAudit, CowatchAuditTransport
 from omega.sim.cowatch_release import Forgery
 from omega.sync.cowatch import Contributor, CowatchPairs, contributed
-from omega.sync.transport import HttpTransport, Response, Transport
+from omega.sync.transport import Response, Transport
 
 __all__ = [
     "ForgedPairs",
@@ -102,10 +102,18 @@ class RecordedPairs:
 
     brain: Brain
     sent: list[tuple[int, int]]
+    #: ``sent`` as a set: a TV sends thousands of pairs.
+    _known: set[tuple[int, int]] = field(default_factory=set)
+
+    def __post_init__(self) -> None:
+        self._known.update(self.sent)
 
     def pairs_to_contribute(self, epoch: int, limit: int) -> list[tuple[int, int]]:
         pairs = self.brain.pairs_to_contribute(epoch, limit)
-        self.sent.extend(p for p in pairs if p not in self.sent)
+        for pair in pairs:
+            if pair not in self._known:
+                self._known.add(pair)
+                self.sent.append(pair)
         return pairs
 
 
@@ -201,20 +209,21 @@ class PrivateCowatch:
     @classmethod
     def open(
         cls,
-        helper_url: str,
+        helper: Transport,
         helper_dir: Path,
         *,
         epsilon: float | None = None,
         clock: ManualClock | None = None,
     ) -> PrivateCowatch:
-        """For the helper serving at ``helper_url`` from ``helper_dir`` (whose keys the
-        audit uses to try to read what TVs sent); ``epsilon``: a pair's cost; ``clock``:
-        the replay clock the servers' epochs follow."""
+        """For the helper reached through ``helper`` (closed with this handle), serving
+        from ``helper_dir`` (whose keys the audit uses to try to read what TVs sent);
+        ``epsilon``: a pair's cost; ``clock``: the replay clock the servers' epochs
+        follow."""
         audit = CowatchAudit(
             helper_key=HelperService.open(helper_dir).private_key,
             helper_oprf_key=(helper_dir / OPRF_KEY_FILE).read_bytes(),
         )
-        found = cls(HttpTransport(helper_url), audit, epsilon=epsilon)
+        found = cls(helper, audit, epsilon=epsilon)
         if clock is not None:
             found.clock = clock
         return found

@@ -21,6 +21,7 @@ from omega.protocol.attestation import Manufacturer
 from omega.sim.constellation import SimConstellation
 from omega.sim.cowatch_private import PrivateCowatch, cowatch_desk
 from omega.sim.fleet import FleetConfig
+from omega.sync.transport import AsgiTransport
 
 if TYPE_CHECKING:
     from omega.sim.simulate import SimulationOptions
@@ -127,7 +128,9 @@ async def _private_federation(
             shared.codebook_id, shared.centroids, shared.catalog.ids
         )
         private = PrivateCowatch.open(
-            helper.url,
+            # The TVs reach the helper's app in this process, as they reach the
+            # constellation's; the constellation reaches it over HTTP (its rounds).
+            AsgiTransport(helper.app),
             helper_dir,
             # None: a report's cost (the brain's own default is its cowatch_epsilon)
             epsilon=fleet.cowatch_epsilon or fleet.shared_epsilon,
