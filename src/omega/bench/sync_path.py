@@ -31,6 +31,7 @@ from typing import Any
 
 import msgspec
 import numpy as np
+from pydantic import SecretStr
 
 from omega.bench.loadgen import catalog_item
 from omega.bench.serving import BenchError
@@ -103,7 +104,7 @@ async def _bench(
 ) -> dict[str, Any]:
     settings = Settings(
         data_dir=tmp,
-        admin_token=_ADMIN,
+        admin_token=SecretStr(_ADMIN),
         federation_interval=0,
         allow_unattested=True,
         rate_limit=10**9,
