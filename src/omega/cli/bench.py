@@ -486,3 +486,7 @@ bench_server.register(app)
 from omega.cli import bench_connections  # noqa: E402  (`omega bench connections`)
 
 bench_connections.register(app)
+
+from omega.cli import bench_sync_path  # noqa: E402  (`omega bench sync-path`)
+
+bench_sync_path.register(app)

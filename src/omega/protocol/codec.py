@@ -45,6 +45,8 @@ else:
     from backports import zstd
 
 from omega.errors import LocalProtocolError, PayloadTooLargeError, RemoteProtocolError
+from omega.protocol._lenient import real, twin
+from omega.protocol._rules import rules_ok
 from omega.protocol.messages import PROTOCOL_VERSION, Message
 from omega.protocol.validation import validate
 
@@ -125,12 +127,18 @@ def canonical(msg: Message) -> bytes:
 
 
 def encode(msg: Message) -> bytes:
-    """Validate ``msg`` and return its binary frame; :class:`LocalProtocolError` if invalid."""
-    _check_outgoing(msg)
+    """Validate ``msg`` and return its binary frame; :class:`LocalProtocolError` if invalid.
+
+    The check is of the body: decoded back with the constraints (in C) it must give
+    ``msg`` again and keep the rules across fields (``_rules``); ``validation`` walks the
+    message field by field only when it does not, to name what is wrong."""
     try:
         body = _msgpack_encoder.encode(msg)
     except (TypeError, ValueError, OverflowError) as exc:
+        _check_outgoing(msg)  # a broken rule says more than msgpack's complaint
         raise LocalProtocolError(f"cannot encode {type(msg).__name__}: {exc}") from None
+    if not _decodes_back(msg, body):
+        _check_outgoing(msg)
     if len(body) >= COMPRESS_THRESHOLD:
         # One call that ends the frame: zstd knows the size and declares it in the header.
         packed = _local.compressor.compress(body, mode=zstd.ZstdCompressor.FLUSH_FRAME)
@@ -230,11 +238,12 @@ def decode(
     body = _unframe(_as_bytes(data, max_bytes), max_decompressed)
     try:
         msg: Message = decoder.decode(body)
-    except Exception as exc:  # the peer's bytes: any failure in the parser is theirs
-        wanted = f" (expected {expect.__name__})" if expect is not None else ""
-        raise RemoteProtocolError(f"malformed message{wanted}: {exc}") from None
-    validate(msg)
-    return msg
+    except Exception:  # the peer's bytes: any failure in the parser is theirs (below)
+        pass
+    else:
+        if rules_ok(msg):
+            return msg
+    return _refused(body, expect, json=False)
 
 
 def encode_json(msg: Message) -> bytes:
@@ -260,11 +269,12 @@ def decode_json(
     body = _as_bytes(data, max_bytes)
     try:
         msg: Message = _json_message(body, expect)
-    except Exception as exc:  # the peer's bytes: any failure in the parser is theirs
-        wanted = f" (expected {expect.__name__})" if expect is not None else ""
-        raise RemoteProtocolError(f"malformed JSON message{wanted}: {exc}") from None
-    validate(msg)
-    return msg
+    except Exception:  # the peer's bytes: any failure in the parser is theirs (below)
+        pass
+    else:
+        if rules_ok(msg):
+            return msg
+    return _refused(body, expect, json=True)
 
 
 def _json_message(body: bytes, expect: type[M] | None) -> Message:
@@ -274,6 +284,22 @@ def _json_message(body: bytes, expect: type[M] | None) -> Message:
     except msgspec.ValidationError:
         msg: Message = read_json(body, Message if expect is None else expect)
         return msg
+
+
+def _refused(body: bytes, expect: type[M] | None, *, json: bool) -> Message:
+    """A body the constrained decoder or the rules across fields refused, decoded again
+    without constraints (``_lenient``) for ``validation`` to name what is wrong — or,
+    when the bytes are no message at all, msgspec's complaint about them."""
+    kind = twin(Message if expect is None else expect)
+    try:
+        lenient = read_json(body, kind) if json else msgspec.msgpack.decode(body, type=kind)
+    except Exception as exc:  # the peer's bytes: any failure in the parser is theirs
+        wanted = f" (expected {expect.__name__})" if expect is not None else ""
+        form = "JSON message" if json else "message"
+        raise RemoteProtocolError(f"malformed {form}{wanted}: {exc}") from None
+    msg: Message = real(lenient)
+    validate(msg)
+    return msg
 
 
 def read_json(body: bytes, kind: Any) -> Any:
@@ -295,6 +321,17 @@ def _whole_numbers(node: Any) -> Any:
     if isinstance(node, dict):
         return {key: _whole_numbers(value) for key, value in node.items()}
     return node
+
+
+def _decodes_back(msg: Message, body: bytes) -> bool:
+    decoder = _typed_msgpack.get(type(msg))
+    if decoder is None:
+        return False
+    try:
+        back: Message = decoder.decode(body)
+    except Exception:  # a value the constraints refuse: validation names it
+        return False
+    return back == msg and rules_ok(back)
 
 
 def _check_outgoing(msg: Message) -> None:

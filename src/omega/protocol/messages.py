@@ -17,9 +17,41 @@ Pattern shapes by task:
 
 from __future__ import annotations
 
-from typing import Literal
+import sys
+from typing import Annotated, Literal
 
 import msgspec
+from msgspec import Meta
+
+from omega.protocol._limits import (
+    MAX_ACK_IDS,
+    MAX_CELL,
+    MAX_CONTENT_UPDATES,
+    MAX_COUNT,
+    MAX_COWATCH_NEIGHBOURS,
+    MAX_COWATCH_PER_PULL,
+    MAX_ID_LENGTH,
+    MAX_INTERESTS,
+    MAX_NONCE,
+    MAX_PATTERNS_PER_PULL,
+    MAX_PATTERNS_PER_PUSH,
+    MAX_POPULAR_PER_PULL,
+    MAX_POSITION,
+    MAX_PULL_BYTES,
+    MAX_RELEASE_KEYS,
+    MAX_REMOVED,
+    MAX_REPORT_BUCKETS,
+    MAX_REPORT_EPSILON,
+    MAX_REPORT_SEED,
+    MAX_REPORTS_PER_PUSH,
+    MAX_SHARE_PART,
+    MAX_SHARED_CATALOG,
+    MAX_SHARES_PER_PUSH,
+    MAX_SHORT_TEXT,
+    MAX_SYNC_AFTER,
+    MAX_TRENDS,
+    MAX_VERSION,
+)
 
 __all__ = [
     "PROBLEM_MEDIA_TYPE",
@@ -62,6 +94,20 @@ TaskType = Literal["preference", "recommendation", "discovery", "behaviour"]
 TimeBucket = Literal["morning", "afternoon", "evening", "night", "any"]
 DayType = Literal["weekday", "weekend", "any"]
 
+# The bounds of the sync path's fields, as msgspec constraints: a decoder checks them in C
+# while it builds the message, so ``validation`` is left only the rules across fields
+# (``omega.protocol._fast``). A Struct built in Python is checked by nothing until the
+# codec encodes it. The messages off the sync path keep their bounds in ``validation``.
+_FINITE = sys.float_info.max  # msgspec takes no infinite bound; x <= this is x < inf
+Id = Annotated[str, Meta(min_length=1, max_length=MAX_ID_LENGTH)]
+Cell = Annotated[int, Meta(ge=0, lt=MAX_CELL)]
+Count = Annotated[int, Meta(ge=1, le=MAX_COUNT)]
+Version = Annotated[int, Meta(ge=0, le=MAX_VERSION)]
+Position = Annotated[int, Meta(ge=0, le=MAX_POSITION)]
+Rate = Annotated[float, Meta(ge=0.0, le=1.0)]
+Weight = Annotated[float, Meta(ge=0.0, le=_FINITE)]
+SharePart = Annotated[bytes, Meta(min_length=1, max_length=MAX_SHARE_PART)]
+
 
 class Vector(msgspec.Struct, frozen=True, kw_only=True):
     """A quantised embedding: f16 little-endian, or int8 with one scale (x ≈ q * scale)."""
@@ -80,38 +126,38 @@ class PatternContext(msgspec.Struct, frozen=True, kw_only=True):
 class Pattern(msgspec.Struct, frozen=True, kw_only=True):
     """A shareable pattern learned on one device (ReasoningBank entry)."""
 
-    id: str
+    id: Id
     task: TaskType
-    cells: tuple[int, ...]
+    cells: tuple[Cell, ...]
     context: PatternContext = PatternContext()
-    success_rate: float
-    support: int
-    version: int = 1
+    success_rate: Rate
+    support: Count
+    version: Version = 1
 
 
 class ConsolidatedPattern(msgspec.Struct, frozen=True, kw_only=True):
     """A pattern fused from many viewers and released by a federation round."""
 
-    id: str
+    id: Id
     task: TaskType
-    cells: tuple[int, ...]
+    cells: tuple[Cell, ...]
     context: PatternContext = PatternContext()
-    success_rate: float
-    support: int
-    viewers: int
-    weight: float
-    version: int
+    success_rate: Rate
+    support: Count
+    viewers: Count
+    weight: Weight
+    version: Version
 
 
 class Trend(msgspec.Struct, frozen=True, kw_only=True):
-    cell: int
-    region: str = "global"
-    score: float
-    version: int = 0
+    cell: Cell
+    region: Id = "global"
+    score: Annotated[float, Meta(ge=-_FINITE, le=_FINITE)]
+    version: Version = 0
 
 
 class ContentUpdate(msgspec.Struct, frozen=True, kw_only=True):
-    item_id: str
+    item_id: Id
     embedding: Vector
 
 
@@ -120,10 +166,10 @@ class FrequencyReport(msgspec.Struct, frozen=True, kw_only=True):
     ``omega.protocol.frequency``): the hash seed, the perturbed bucket and the parameters.
     It names no item: every title hashing to ``value`` under the seed is equally likely."""
 
-    seed: int
-    value: int
-    buckets: int
-    epsilon: float
+    seed: Annotated[int, Meta(ge=0, le=MAX_REPORT_SEED)]
+    value: Annotated[int, Meta(ge=0)]  # and below ``buckets`` (``_fast``)
+    buckets: Annotated[int, Meta(ge=2, le=MAX_REPORT_BUCKETS)]
+    epsilon: Annotated[float, Meta(gt=0.0, le=MAX_REPORT_EPSILON)]
 
 
 class SharedReport(msgspec.Struct, frozen=True, kw_only=True):
@@ -132,18 +178,18 @@ class SharedReport(msgspec.Struct, frozen=True, kw_only=True):
     helper's input share sealed to the helper's public key. No server alone learns the
     title; the two together learn only the sum over many reports."""
 
-    size: int
-    public: bytes
-    leader: bytes
-    helper: bytes
+    size: Annotated[int, Meta(ge=1, le=MAX_SHARED_CATALOG)]
+    public: SharePart
+    leader: SharePart
+    helper: SharePart
 
 
 class ItemScore(msgspec.Struct, frozen=True, kw_only=True):
     """A catalog title's released popularity, in [0, 1]. ``PullResponse.popular``, when
     not empty, is the whole current list, best first (cut to the pull's byte budget)."""
 
-    item_id: str
-    score: float
+    item_id: Id
+    score: Weight
 
 
 class CowatchRow(msgspec.Struct, frozen=True, kw_only=True, array_like=True):
@@ -151,22 +197,25 @@ class CowatchRow(msgspec.Struct, frozen=True, kw_only=True, array_like=True):
     the codebook's order, each with its quantised count of distinct TVs, best first. An
     empty list withdraws the title's earlier row."""
 
-    source: int
-    neighbours: list[tuple[int, int]] = []
+    source: Position
+    neighbours: Annotated[
+        list[tuple[Position, Annotated[int, Meta(ge=1, le=MAX_POSITION)]]],
+        Meta(max_length=MAX_COWATCH_NEIGHBOURS),
+    ] = []
 
 
 class CowatchCursor(msgspec.Struct, frozen=True, kw_only=True, array_like=True):
     """Where a device is in the co-watch table: rows are sent in (version, source) order,
     after this one. ``(0, -1)``: from the start."""
 
-    version: int = 0
-    source: int = -1
+    version: Version = 0
+    source: Annotated[int, Meta(ge=-1, le=MAX_POSITION)] = -1
 
 
 class CowatchPage(msgspec.Struct, frozen=True, kw_only=True, array_like=True):
     """Co-watch rows in one pull, and the cursor after the last of them."""
 
-    rows: list[CowatchRow] = []
+    rows: Annotated[list[CowatchRow], Meta(max_length=MAX_COWATCH_PER_PULL)] = []
     cursor: CowatchCursor = CowatchCursor()
 
 
@@ -220,49 +269,50 @@ class TokenRefresh(msgspec.Struct, frozen=True, kw_only=True, tag="token_refresh
 
 
 class PushRequest(msgspec.Struct, frozen=True, kw_only=True, tag="push", tag_field="msg"):
-    viewer_id: str
-    batch_id: str
-    codebook_id: str
-    added: list[Pattern] = []
-    updated: list[Pattern] = []
-    removed: list[str] = []
-    client_version: str = "0.1.0"
-    reports: list[FrequencyReport] = []
-    shares: list[SharedReport] = []
+    viewer_id: Id
+    batch_id: Id
+    codebook_id: Id
+    #: Each at most ``MAX_PATTERNS_PER_PUSH``, and so are both together (``_fast``).
+    added: Annotated[list[Pattern], Meta(max_length=MAX_PATTERNS_PER_PUSH)] = []
+    updated: Annotated[list[Pattern], Meta(max_length=MAX_PATTERNS_PER_PUSH)] = []
+    removed: Annotated[list[Id], Meta(max_length=MAX_REMOVED)] = []
+    client_version: Id = "0.1.0"
+    reports: Annotated[list[FrequencyReport], Meta(max_length=MAX_REPORTS_PER_PUSH)] = []
+    shares: Annotated[list[SharedReport], Meta(max_length=MAX_SHARES_PER_PUSH)] = []
 
 
 class Rejection(msgspec.Struct, frozen=True, kw_only=True):
-    pattern_id: str
-    reason: str
+    pattern_id: Id
+    reason: Annotated[str, Meta(min_length=1, max_length=MAX_SHORT_TEXT)]
 
 
 class PushAck(msgspec.Struct, frozen=True, kw_only=True, tag="push_ack", tag_field="msg"):
-    batch_id: str
-    accepted: list[str] = []
-    rejected: list[Rejection] = []
-    server_version: int = 0
+    batch_id: Id
+    accepted: Annotated[list[Id], Meta(max_length=MAX_ACK_IDS)] = []
+    rejected: Annotated[list[Rejection], Meta(max_length=MAX_ACK_IDS)] = []
+    server_version: Version = 0
 
 
 class PullRequest(msgspec.Struct, frozen=True, kw_only=True, tag="pull", tag_field="msg"):
-    viewer_id: str
-    since_version: int = 0
-    max_bytes: int = 5120
-    region: str = "global"
-    interests: list[int] = []
+    viewer_id: Id
+    since_version: Version = 0
+    max_bytes: Annotated[int, Meta(ge=1, le=MAX_PULL_BYTES)] = 5120
+    region: Id = "global"
+    interests: Annotated[list[Cell], Meta(max_length=MAX_INTERESTS)] = []
     #: Co-watch rows wanted after this cursor; None (a device without a co-watch table,
     #: and every device before co-watch existed): none, and no bytes spent on them.
     cowatch: CowatchCursor | None = None
 
 
 class PullResponse(msgspec.Struct, frozen=True, kw_only=True, tag="pull_response", tag_field="msg"):
-    version: int
-    patterns: list[ConsolidatedPattern] = []
-    removed: list[str] = []
-    trends: list[Trend] = []
-    content: list[ContentUpdate] = []
-    next_sync_after: float = 3600.0
+    version: Version
+    patterns: Annotated[list[ConsolidatedPattern], Meta(max_length=MAX_PATTERNS_PER_PULL)] = []
+    removed: Annotated[list[Id], Meta(max_length=MAX_PATTERNS_PER_PULL)] = []
+    trends: Annotated[list[Trend], Meta(max_length=MAX_TRENDS)] = []
+    content: Annotated[list[ContentUpdate], Meta(max_length=MAX_CONTENT_UPDATES)] = []
+    next_sync_after: Annotated[float, Meta(ge=0.0, le=MAX_SYNC_AFTER)] = 3600.0
     more: bool = False
-    popular: list[ItemScore] = []
+    popular: Annotated[list[ItemScore], Meta(max_length=MAX_POPULAR_PER_PULL)] = []
     #: Co-watch rows after the request's cursor and the cursor after them (None when
     #: the request asked for none; ``more`` while rows remain).
     cowatch: CowatchPage | None = None
@@ -278,8 +328,9 @@ class SyncRequest(msgspec.Struct, frozen=True, kw_only=True, tag="sync", tag_fie
 
     pull: PullRequest
     push: PushRequest | None = None
-    nonce: bytes = b""
-    release_kids: list[str] = []
+    nonce: Annotated[bytes, Meta(max_length=MAX_NONCE)] = b""
+    #: Each a key id (``KID_PATTERN``, checked in ``_fast``).
+    release_kids: Annotated[list[str], Meta(max_length=MAX_RELEASE_KEYS)] = []
 
 
 class SyncResponse(msgspec.Struct, frozen=True, kw_only=True, tag="sync_response", tag_field="msg"):

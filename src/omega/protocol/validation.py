@@ -1,12 +1,14 @@
-"""Strict checks on every message, beyond what the msgspec types enforce.
+"""Strict checks on every message, field by field, naming the first one that is wrong.
 
-msgspec checks types and tags while decoding; it does not look at values, and it checks
-nothing when a Struct is built in Python. :func:`validate` covers both: bounds on every
-count, length and number, NaN/Inf, vector dimensions and payloads, the cell arity of
-each pattern task, and duplicate ids. The codec runs it on every encode and decode; the
-server may call it on anything it did not get through the codec. The message checks are
-here; the rules they are built from are in ``_field_checks``, the checks of the parts
-messages carry (patterns, trends, reports, attestations, …) in ``_part_checks``.
+msgspec checks types and tags while decoding, and the sync path's bounds too (the
+constraints in ``messages``); it checks nothing when a Struct is built in Python.
+:func:`validate` covers every rule: bounds on every count, length and number, NaN/Inf,
+vector dimensions and payloads, the cell arity of each pattern task, and duplicate ids.
+The codec accepts a message when the constrained decoder and the rules across fields
+(``_rules``) do, and runs :func:`validate` when they refuse it, for the error's words;
+the server may call it on anything it did not get through the codec. The message checks
+are here; the rules they are built from are in ``_field_checks``, the checks of the
+parts messages carry (patterns, trends, reports, attestations, …) in ``_part_checks``.
 
 Comparisons are written so that NaN fails them (``0.0 <= x <= 1.0`` is False for NaN).
 """

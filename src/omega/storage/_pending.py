@@ -12,6 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+import msgspec
+
 from omega.errors import InputError
 from omega.protocol.messages import Pattern, PushAck, PushRequest
 from omega.storage._codec import encode
@@ -19,9 +21,9 @@ from omega.storage._codec import encode
 __all__ = ["Leased", "PendingRow", "latest_per_key", "pending_rows"]
 
 
-@dataclass(frozen=True, slots=True)
-class PendingRow:
-    """One contribution a push queues: an upsert (with its pattern) or a removal of one id."""
+class PendingRow(msgspec.Struct, frozen=True, gc=False):
+    """One contribution a push queues: an upsert (with its pattern) or a removal of one id.
+    (A Struct: a push makes one per pattern, and a frozen dataclass took 2 µs to make.)"""
 
     pattern_id: str
     op: Literal["upsert", "remove"]
