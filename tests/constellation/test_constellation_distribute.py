@@ -145,6 +145,16 @@ def test_review_push_checks_codebook_and_cells() -> None:
     assert {r.pattern_id for r in none_yet.rejected} == {"ok", "far"}
 
 
+def test_a_rejection_naming_two_long_codebook_ids_can_still_be_sent() -> None:
+    """Codebook ids may be 128 characters; a reason holds 256: the ack must still encode."""
+    codebook = Codebook(codebook_id="n" * 128, dim=2, centroids_f16=bytes(16), k=4)
+    pattern = Pattern(id="p", task="preference", cells=(1,), success_rate=0.9, support=5)
+    push = PushRequest(viewer_id="v", batch_id="b", codebook_id="o" * 128, added=[pattern])
+    ack = review_push(push, codebook, server_version=3)
+    assert codec.decode(codec.encode(ack), expect=PushAck) == ack
+    assert "o" * 47 + "…" in ack.rejected[0].reason and "n" * 47 + "…" in ack.rejected[0].reason
+
+
 def test_push_digest_is_stable_and_payload_sensitive() -> None:
     a = PushRequest(viewer_id="v", batch_id="b", codebook_id="c", removed=["x"])
     b = PushRequest(viewer_id="v", batch_id="b", codebook_id="c", removed=["y"])

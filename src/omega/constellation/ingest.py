@@ -32,13 +32,20 @@ def framed_push_digest(push: PushRequest) -> str:
     return hashlib.sha256(codec.encode(push)).hexdigest()
 
 
+def _named(codebook_id: str) -> str:
+    """A codebook id for a rejection's reason, which holds at most 256 characters: ids
+    may be 128 each, so a reason naming two in full could not be sent."""
+    return repr(codebook_id if len(codebook_id) <= 48 else codebook_id[:47] + "…")
+
+
 def _reason(pattern: Pattern, codebook: Codebook) -> str | None:
     arity = CELLS_BY_TASK.get(pattern.task)
     if arity is not None and len(pattern.cells) != arity:
         return f"a {pattern.task} pattern names {arity} cell(s), got {len(pattern.cells)}"
     for cell in pattern.cells:
         if not 0 <= cell < codebook.k:
-            return f"cell {cell} is outside codebook {codebook.codebook_id!r} (k={codebook.k})"
+            named = _named(codebook.codebook_id)
+            return f"cell {cell} is outside codebook {named} (k={codebook.k})"
     if not 0.0 <= pattern.success_rate <= 1.0:
         return "success_rate must lie in [0, 1]"
     if pattern.support < 1:
@@ -59,8 +66,8 @@ def review_push(push: PushRequest, codebook: Codebook | None, *, server_version:
         wrong = "the server has no codebook yet; patterns cannot be placed"
     elif push.codebook_id != codebook.codebook_id:
         wrong = (
-            f"codebook {push.codebook_id!r} is not the server's current codebook "
-            f"{codebook.codebook_id!r}; fetch the new codebook and re-learn"
+            f"codebook {_named(push.codebook_id)} is not the server's current codebook "
+            f"{_named(codebook.codebook_id)}; fetch the new codebook and re-learn"
         )
     else:
         wrong = None
