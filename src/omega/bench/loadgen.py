@@ -66,6 +66,7 @@ __all__ = [
     "catalog_item",
     "dispatch",
     "fast_loop",
+    "long_tail_title",
     "main",
     "open_lanes",
     "post_sync",
@@ -215,10 +216,14 @@ def catalog_item(i: int) -> str:
     return f"bench-title-{i}"
 
 
-def _title(config: LoadConfig, rng: random.Random) -> str:
-    """A title with probability ∝ 1 / (rank + 1) (a long tail, as viewing is)."""
+def long_tail_title(catalog: int, rng: random.Random) -> str:
+    """A title of ``catalog`` with probability ∝ 1 / (rank + 1) (a long tail, as viewing is)."""
     u = rng.random()
-    return catalog_item(min(config.catalog - 1, int((config.catalog + 1) ** u) - 1))
+    return catalog_item(min(catalog - 1, int((catalog + 1) ** u) - 1))
+
+
+def _title(config: LoadConfig, rng: random.Random) -> str:
+    return long_tail_title(config.catalog, rng)
 
 
 def _request(device: _Device, config: LoadConfig, rng: random.Random) -> tuple[bytes, int]:

@@ -33,7 +33,7 @@ import msgspec
 import numpy as np
 from pydantic import SecretStr
 
-from omega.bench.loadgen import catalog_item
+from omega.bench.loadgen import catalog_item, long_tail_title
 from omega.bench.serving import BenchError
 from omega.bench.sync import synthetic_pushes
 from omega.constellation import Settings, create_app
@@ -186,7 +186,7 @@ async def _register(app: Any, viewers: int, rng: np.random.Generator) -> list[_D
 def _request(device: _Device, rng: random.Random) -> bytes:
     chosen = rng.sample(device.patterns, min(len(device.patterns), rng.randint(10, 30)))
     added = len(chosen) // 3 * 2
-    title = catalog_item(min(_CATALOG - 1, int((_CATALOG + 1) ** rng.random()) - 1))
+    title = long_tail_title(_CATALOG, rng)
     push = PushRequest(
         viewer_id=device.viewer_id,
         batch_id=f"{rng.getrandbits(128):032x}",
