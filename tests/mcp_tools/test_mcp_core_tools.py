@@ -15,6 +15,8 @@ from mcp import Client
 
 from omega.constellation import Settings, create_app
 from omega.mcp import CORE_TOOLS, Operator, core_server
+from omega.mcp.core import _aggregate
+from omega.mcp.core_models import AggregateResult
 from omega.protocol.attestation import Manufacturer
 from omega.sync import AsgiTransport
 
@@ -112,8 +114,19 @@ def test_aggregate_runs_a_round_now_or_only_when_contributions_wait(tmp_path: Pa
         assert not idle["ran"] and "no contributions are pending" in idle["reason"]
         ran = structured(await client.call_tool("omega_aggregate", {}))
         assert ran["ran"] and ran["status"] == "no_codebook" and ran["version"] == 0
+        assert (ran["cowatch_rows"], ran["cowatch_error"]) == (0, None)
 
     run(tmp_path, scenario)
+
+
+def test_aggregate_says_why_a_rounds_cowatch_step_stopped() -> None:
+    """A round whose co-watch step hit a storage error still released its patterns:
+    the operator's tool says so instead of reporting a clean round."""
+    error = "a co-watch batch was not folded: database is locked"
+    result = {"status": "released", "released": 3, "cowatch_rows": 0, "cowatch_error": error}
+    told = _aggregate(ran=True, reason="ran", version=7, result=result)
+    assert (told.status, told.released, told.cowatch_error) == ("released", 3, error)
+    assert AggregateResult.model_json_schema()["properties"]["cowatch_error"]
 
 
 @pytest.mark.parametrize(

@@ -151,5 +151,7 @@ def _aggregate(*, ran: bool, reason: str, version: int, result: dict[str, Any]) 
         removed=result.get("removed", 0),
         too_few_viewers=stats.get("too_few_viewers", 0),
         disputed=stats.get("disputed", 0),
+        cowatch_rows=result.get("cowatch_rows", 0),
+        cowatch_error=result.get("cowatch_error"),
         seconds=round(float(result.get("seconds", 0.0)), 4),
     )

@@ -155,7 +155,9 @@ class RegisteredViewer(BaseModel):
 
 class AggregateResult(BaseModel):
     """``ran``: whether a round ran (else ``reason``). ``status``: released, unchanged,
-    no_codebook or conflict; the counts are the round's (``omega.federation``)."""
+    no_codebook or conflict; the counts are the round's (``omega.federation``).
+    ``cowatch_error``: why the round's co-watch step stopped (None: it did not); the
+    patterns still released, and the next round retries what it left."""
 
     ran: bool
     reason: str
@@ -168,6 +170,8 @@ class AggregateResult(BaseModel):
     removed: int
     too_few_viewers: int
     disputed: int
+    cowatch_rows: int
+    cowatch_error: str | None
     seconds: float
 
 
