@@ -99,6 +99,12 @@ def test_serve_refuses_an_epsilon_no_threshold_can_prove_before_it_listens(
             {},
             "--cowatch-dp-delta has no effect while central DP is off",
         ),
+        (
+            (),
+            {"OMEGA_COWATCH_DP_DELTA": "1e-6"},
+            "OMEGA_COWATCH_DP_DELTA has no effect while central DP is off: give "
+            "OMEGA_COWATCH_DP_EPSILON above 0 too",
+        ),
     ],
 )
 def test_serve_refuses_dp_settings_it_would_ignore(

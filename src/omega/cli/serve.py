@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -154,10 +155,10 @@ def serve(
     _check_grpc_port(settings)
     _check_cowatch_dp(
         settings,
-        epsilon_flag="--cowatch-dp-epsilon"
-        if cowatch_dp_epsilon is not None
-        else "OMEGA_COWATCH_DP_EPSILON",
-        delta_given=cowatch_dp_delta is not None,
+        epsilon_flag=_named("--cowatch-dp-epsilon", cowatch_dp_epsilon, "OMEGA_COWATCH_DP_EPSILON"),
+        delta_flag=_named("--cowatch-dp-delta", cowatch_dp_delta, "OMEGA_COWATCH_DP_DELTA")
+        if cowatch_dp_delta is not None or os.environ.get("OMEGA_COWATCH_DP_DELTA")
+        else None,
     )
     check_helper(
         settings.helper_url,
@@ -209,16 +210,21 @@ def serve(
     )
 
 
-def _check_cowatch_dp(settings: Any, *, epsilon_flag: str, delta_given: bool) -> None:
+def _named(flag: str, value: object, variable: str) -> str:
+    """What set a setting, as an error names it: the flag if given, else its variable."""
+    return flag if value is not None else variable
+
+
+def _check_cowatch_dp(settings: Any, *, epsilon_flag: str, delta_flag: str | None) -> None:
     """Central DP settings the server would ignore, refused in one sentence naming the
     flag (or variable): DP acts on the co-watch step of this server's rounds, which runs
     only with a helper and a threshold above 0, and δ only with an ε above 0."""
     epsilon = settings.cowatch_dp_epsilon
     if not epsilon:
-        if delta_given:
+        if delta_flag is not None:
             raise ConfigError(
-                "--cowatch-dp-delta has no effect while central DP is off: give "
-                "--cowatch-dp-epsilon above 0 too, or drop --cowatch-dp-delta"
+                f"{delta_flag} has no effect while central DP is off: give "
+                f"{epsilon_flag} above 0 too, or drop {delta_flag}"
             )
         return
     from omega.federation.cowatch_dp import CowatchPrivacy
