@@ -6,8 +6,12 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 import math
+import os
 import sqlite3
+import subprocess
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -188,6 +192,45 @@ def test_three_attested_tvs_release_a_pair_with_count_three(world: World) -> Non
     db = _db(world)
     assert db.execute("SELECT a, b, tvs FROM cowatch_pairs").fetchall() == [(3, 7, 3)]
     db.close()
+
+
+def test_omega_worker_runs_the_cowatch_step_of_a_server_that_runs_no_rounds(
+    world: World,
+) -> None:
+    """Rounds in `omega worker` (the server's federation interval 0) fold the helper's
+    co-watch batches and release what three TVs sent, as the server's own rounds do."""
+    app = create_app(world.settings(), clock=world.clock)
+
+    async def contribute() -> None:
+        async with AsgiTransport(app) as transport:
+            await _start(world, transport)
+            for n in range(3):
+                result = await _contribute(world, transport, n, [PAIR])
+                assert result.cowatch_error is None and result.cowatch_sent == 1
+
+    asyncio.run(contribute())
+    env = {
+        **os.environ,
+        "OMEGA_SHARE_MIN_BATCH": "10",
+        "OMEGA_SHARE_NOISE_EPSILON": "0",
+        "OMEGA_COWATCH_PER_EPOCH": "4",
+    }
+    db = f"sqlite:///{world.tmp / 'server' / 'constellation.db'}"
+    secret = world.tmp / "helper" / SECRET_FILE
+    command = [sys.executable, "-m", "omega.cli", "worker", "--once", "--json", "--db", db]
+    command += ["--helper-url", world.helper_url, "--helper-secret-file", str(secret)]
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    row = json.loads(done.stdout)
+    assert row["cowatch_rows"] == 1 and "cowatch_error" not in row
+    assert world.desk.waiting() == 0  # the batch was handed out and acknowledged
+
+    async def pull() -> None:
+        async with AsgiTransport(app) as transport:
+            table, _, _ = await _pull_rows(world, transport, "fresh")
+            assert table.rows == {3: [(7, 3)]}
+
+    asyncio.run(pull())
 
 
 def test_two_tvs_release_nothing_and_the_store_holds_no_readable_pair(world: World) -> None:

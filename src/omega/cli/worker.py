@@ -65,7 +65,11 @@ def worker(
     import os
 
     from omega.constellation import Settings
-    from omega.constellation.helper_client import HelperSettings, connect_helper
+    from omega.constellation.helper_client import (
+        connect_cowatch,
+        connect_helper,
+        helper_settings,
+    )
     from omega.errors import ConfigError, InputError
     from omega.federation import FederationConfig, Worker, open_engine
     from omega.storage import open_storage
@@ -73,18 +77,13 @@ def worker(
     if interval <= 0:
         raise ConfigError(f"--interval must be > 0 seconds, got {interval}")
     name = worker_id or f"{socket.gethostname()}-{os.getpid()}"
-    # The same OMEGA_SHARE_* settings `omega serve` reads, so both count alike.
+    # The same OMEGA_SHARE_* / OMEGA_COWATCH_* settings `omega serve` reads, so both
+    # count alike; the flags name the helper.
     settings = Settings()
-    shares = connect_helper(
-        HelperSettings(
-            url=helper_url,
-            secret_file=helper_secret_file,
-            min_batch=settings.share_min_batch,
-            noise_epsilon=settings.share_noise_epsilon,
-        )
-    )
+    helper = helper_settings(settings, url=helper_url, secret_file=helper_secret_file)
+    shares = connect_helper(helper)
     check_helper(
-        helper_url,
+        helper.url,
         min_batch=settings.share_min_batch,
         noise_epsilon=settings.share_noise_epsilon,
         cowatch=(settings.cowatch_per_epoch, settings.cowatch_epoch_s)
@@ -103,6 +102,7 @@ def worker(
             on_round=functools.partial(_print_round, once=once, as_json=as_json),
             on_error=_print_failure,
             shares=shares,
+            cowatch=connect_cowatch(helper, shares),
             engine=cluster,
         )
         if once:
@@ -133,8 +133,11 @@ def _print_round(result: RoundResult, *, once: bool, as_json: bool) -> None:
         err_console.print(
             f"round: {row['status']} version={row['version']} applied={row['applied']}"
             f" live={row['live']} released={row['released']} +{row['upserted']}"
-            f" -{row['removed']} trends={row['trends']} in {row['seconds']:.3f}s"
+            f" -{row['removed']} trends={row['trends']} cowatch={row['cowatch_rows']}"
+            f" in {row['seconds']:.3f}s"
         )
+        if "cowatch_error" in row:
+            err_console.print(f"[yellow]warning:[/] co-watch step: {row['cowatch_error']}")
 
 
 def _print_failure(exc: StoreError) -> None:
@@ -161,7 +164,7 @@ def _row(result: RoundResult) -> dict[str, Any]:
     row = result.as_dict()
     stats = row.pop("stats") or {}
     row.pop("timings")
-    if row["cowatch_error"] is None:  # this worker runs no co-watch step
+    if row["cowatch_error"] is None:  # the co-watch step did not fail (or did not run)
         row.pop("cowatch_error")
     row["seconds"] = round(row["seconds"], 4)
     row.update({f"filter_{k}": v for k, v in stats.items() if k in ("invalid", "low_quality")})

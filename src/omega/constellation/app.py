@@ -34,7 +34,7 @@ from omega.constellation.event_bus import LocalEventBus, PostgresEventBus
 from omega.constellation.events import EventBroker, ReleaseWatcher
 from omega.constellation.exchange import Exchange, ExchangeLimits
 from omega.constellation.guards import ViewerRoute, known_query_only
-from omega.constellation.helper_client import HelperSettings
+from omega.constellation.helper_client import helper_settings
 from omega.constellation.hot_routes import HotRoutes
 from omega.constellation.ingest import CodebookCache
 from omega.constellation.metrics import Metrics, MetricsMiddleware
@@ -238,18 +238,7 @@ def _round_runner(
         watcher=watcher,
         interval=settings.federation_interval,
         storage_url=settings.storage_url,
-        helper=HelperSettings(
-            url=settings.helper_url,
-            secret_file=settings.helper_secret_file,
-            min_batch=settings.share_min_batch,
-            noise_epsilon=settings.share_noise_epsilon,
-            noise_seed=settings.share_noise_seed,
-            cowatch_threshold=settings.cowatch_threshold,
-            cowatch_top=settings.cowatch_top,
-            cowatch_dp_epsilon=settings.cowatch_dp_epsilon,
-            cowatch_dp_delta=settings.cowatch_dp_delta,
-            cowatch_per_epoch=settings.cowatch_per_epoch,
-        ),
+        helper=helper_settings(settings),
     )
 
 

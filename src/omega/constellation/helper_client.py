@@ -30,10 +30,18 @@ from omega.protocol.aggregation import (
 from omega.protocol.cowatch_wire import BatchAck, ReportBatch
 
 if TYPE_CHECKING:
+    from omega.constellation.settings import Settings
     from omega.federation.cowatch import CowatchCounting
     from omega.federation.shared import SharedCounting
 
-__all__ = ["HelperSettings", "HttpHelper", "connect_cowatch", "connect_helper", "read_secret"]
+__all__ = [
+    "HelperSettings",
+    "HttpHelper",
+    "connect_cowatch",
+    "connect_helper",
+    "helper_settings",
+    "read_secret",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +66,26 @@ class HelperSettings:
     cowatch_dp_epsilon: float = 0.0
     cowatch_dp_delta: float = 1e-6
     cowatch_per_epoch: int = 128
+
+
+def helper_settings(
+    settings: Settings, *, url: str | None = None, secret_file: Path | None = None
+) -> HelperSettings:
+    """How rounds reach and count with the helper, from the constellation's settings
+    (``OMEGA_*``); ``url`` and ``secret_file`` override its own (``omega worker``'s
+    flags). The server's rounds and the worker's read the same, so both count alike."""
+    return HelperSettings(
+        url=url or settings.helper_url,
+        secret_file=secret_file or settings.helper_secret_file,
+        min_batch=settings.share_min_batch,
+        noise_epsilon=settings.share_noise_epsilon,
+        noise_seed=settings.share_noise_seed,
+        cowatch_threshold=settings.cowatch_threshold,
+        cowatch_top=settings.cowatch_top,
+        cowatch_dp_epsilon=settings.cowatch_dp_epsilon,
+        cowatch_dp_delta=settings.cowatch_dp_delta,
+        cowatch_per_epoch=settings.cowatch_per_epoch,
+    )
 
 
 class HttpHelper:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from omega.clock import Clock, SystemClock
 from omega.errors import ConfigError, StoreError
@@ -19,6 +20,9 @@ from omega.federation.engines import Engine
 from omega.federation.rounds import RoundResult, run_round
 from omega.federation.shared import SharedCounting
 from omega.storage.base import Storage
+
+if TYPE_CHECKING:
+    from omega.federation.cowatch import CowatchCounting
 
 __all__ = ["Worker"]
 
@@ -39,6 +43,7 @@ class Worker:
         on_round: Callable[[RoundResult], None] | None = None,
         on_error: Callable[[StoreError], None] | None = None,
         shares: SharedCounting | None = None,
+        cowatch: CowatchCounting | None = None,
         engine: Engine | None = None,
     ) -> None:
         if interval_s <= 0:
@@ -52,6 +57,7 @@ class Worker:
         self._on_error = on_error
         self._cells = CellGroups()
         self._shares = shares
+        self._cowatch = cowatch
         self._engine = engine
         self.rounds = 0
         self.failures = 0
@@ -64,6 +70,7 @@ class Worker:
             worker_id=self.worker_id,
             cells=self._cells,
             shares=self._shares,
+            cowatch=self._cowatch,
             engine=self._engine,
         )
         self.rounds += 1
