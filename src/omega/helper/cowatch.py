@@ -29,6 +29,7 @@ import hmac
 import os
 import secrets
 import sqlite3
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -107,7 +108,9 @@ class CowatchDesk:
         self._key = _load_oprf_key(data_dir / OPRF_KEY_FILE)
         self._mark_key = hmac.new(secret, b"omega cowatch marks", hashlib.sha256).digest()
         self._store = data_dir / "helper-cowatch.sqlite3"
+        self._local = threading.local()
         with self._db() as c:
+            c.execute("PRAGMA journal_mode = WAL")  # kept by the file
             c.executescript(
                 "CREATE TABLE IF NOT EXISTS cw_proofs (signature BLOB PRIMARY KEY, at REAL);"
                 "CREATE TABLE IF NOT EXISTS cw_usage (device TEXT, epoch INTEGER, kind TEXT,"
@@ -121,12 +124,18 @@ class CowatchDesk:
 
     @contextlib.contextmanager
     def _db(self) -> Iterator[sqlite3.Connection]:
-        c = sqlite3.connect(self._store, timeout=30.0, isolation_level=None)
+        """This thread's connection to the desk's store, opened on first use and kept (a
+        connection per request cost more CPU than the request's own queries);
+        a transaction an error left open is rolled back before anything else runs on it."""
+        c: sqlite3.Connection | None = getattr(self._local, "connection", None)
+        if c is None:
+            c = sqlite3.connect(self._store, timeout=30.0, isolation_level=None)
+            self._local.connection = c
         try:
-            c.execute("PRAGMA journal_mode = WAL")
             yield c
         finally:
-            c.close()
+            if c.in_transaction:
+                c.execute("ROLLBACK")
 
     def epoch(self) -> int:
         return int(self.clock.now() // self.config.epoch_s)
