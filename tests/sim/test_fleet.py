@@ -21,7 +21,8 @@ from omega.protocol.messages import (
 from omega.sim.audit import PrivacyAudit
 from omega.sim.content import shared_catalog
 from omega.sim.evaluation import split
-from omega.sim.fleet import FleetConfig, rating_to_view, replay_fleet
+from omega.sim.fleet import FleetConfig, rating_to_view
+from omega.sim.fleet_replay import replay_fleet
 from omega.sim.simulate import SimulationOptions, run_simulation
 from omega.sim.viewers import synthetic_dataset
 

@@ -21,7 +21,8 @@ from omega.sim.content import shared_catalog
 from omega.sim.datasets import Dataset
 from omega.sim.engine_replay import replay_on_engine
 from omega.sim.evaluation import Split, ViewerScorer, evaluate, split, validation_dataset
-from omega.sim.fleet import FleetRun, replay_fleet
+from omega.sim.fleet import FleetRun
+from omega.sim.fleet_replay import replay_fleet
 from omega.sim.metrics import FloatArray
 from omega.sim.personalisation import AfterReplay
 from omega.sim.servers import federation

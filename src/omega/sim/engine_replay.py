@@ -116,7 +116,7 @@ def schedule(
     federated: bool,
     checkpoints: int,
 ) -> tuple[npt.NDArray[np.bool_], list[Step]]:
-    """Which events a sync follows, and the steps, as ``omega.sim.fleet``'s replay decides
+    """Which events a sync follows, and the steps, as ``omega.sim.fleet_replay`` decides
     them (from the timestamps alone)."""
     n = len(who)
     syncs = np.zeros(n, dtype=np.bool_)
@@ -256,7 +256,7 @@ async def replay_on_engine(
     on_checkpoint: Checkpoint | None = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> FleetRun:
-    """``omega.sim.fleet.replay_fleet`` on ``work.engine`` (no attack, no co-watch): the
+    """``omega.sim.fleet_replay.replay_fleet`` on ``work.engine`` (no attack, no co-watch): the
     same run, its brains reopened here once the replay is over."""
     if constellation is not None and constellation.url is None:
         raise ValueError("engine workers reach the constellation over HTTP: serve it")
@@ -340,7 +340,7 @@ def _checkpoint(fleet: _Fleet, on_checkpoint: Checkpoint, ts: float) -> None:
 
 
 async def _finish(fleet: _Fleet, constellation: SimConstellation) -> None:
-    """``omega.sim.fleet.finish``: everyone pushes what is left, a last round, everyone
+    """``omega.sim.fleet_replay.finish``: everyone pushes what is left, a last round, everyone
     catches up, and the newcomer pulls the release."""
     everyone = range(len(fleet.clocks))
     fleet.run_tasks({v: [(fleet.clocks[v], None, 0.0, True)] for v in everyone})

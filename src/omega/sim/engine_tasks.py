@@ -49,7 +49,7 @@ class ReplayTask:
     helper_key: bytes | None = None
     pull_bytes: int = 5120
     shared_epsilon: float = 0.0
-    #: Sync each viewer until it holds the whole release (``omega.sim.fleet.catch_up``).
+    #: Sync each viewer until it holds the whole release (``omega.sim.fleet_replay.catch_up``).
     catch_up: bool = False
 
 
