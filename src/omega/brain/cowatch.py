@@ -208,31 +208,8 @@ class CowatchMatrix:
     def sources(edges: Edges, targets: Sequence[int]) -> list[int | None]:
         """For each target row, the household title that most makes it a co-watch pick
         (None: none)."""
-        wanted = np.asarray(targets, dtype=np.int64)
-        hit = _members(edges.neighbours, wanted)
-        best: dict[int, tuple[float, int]] = {}
-        for target, value, source in zip(
-            edges.neighbours[hit].tolist(),
-            edges.values[hit].tolist(),
-            edges.sources[hit].tolist(),
-            strict=True,
-        ):
-            if value > best.get(target, (0.0, -1))[0]:
-                best[target] = (value, source)
-        return [best[t][1] if t in best else None for t in wanted.tolist()]
-
-
-def _members(values: I64, wanted: I64) -> npt.NDArray[np.bool_]:
-    """``np.isin(values, wanted)`` for a few hundred values and a page of titles, by a
-    sorted search: isin's general-purpose setup cost more than the rest of the
-    request's reasons."""
-    if len(wanted) == 0:
-        return np.zeros(len(values), dtype=bool)
-    ordered = np.sort(wanted)
-    at = np.searchsorted(ordered, values)
-    np.minimum(at, len(ordered) - 1, out=at)
-    hit: npt.NDArray[np.bool_] = ordered[at] == values
-    return hit
+        best = edges.best_sources()
+        return [best.get(t) for t in targets]
 
 
 def typical_best(matrix: sp.csr_matrix) -> float:
@@ -247,13 +224,66 @@ def typical_best(matrix: sp.csr_matrix) -> float:
     return median if median > 0 else 1.0
 
 
+@dataclass(slots=True)
+class _Derived:
+    """What requests work out from one read's entries, kept with them."""
+
+    best_sources: dict[int, int] | None = None
+    listed: I64 | None = None
+    #: (the scores, how many, the rows) of the last :meth:`Edges.strongest`.
+    strongest: tuple[F32, int, I64] | None = None
+
+
 @dataclass(frozen=True, slots=True)
 class Edges:
-    """What one request reads of the table (see :meth:`CowatchMatrix.edges`)."""
+    """What one request reads of the table (see :meth:`CowatchMatrix.edges`). A read is
+    kept for the next request with the same history (:meth:`CowatchMatrix.read`), and
+    so is what requests work out from it."""
 
     neighbours: I64
     values: F32
     sources: I64
+    _derived: _Derived = field(default_factory=_Derived, init=False, compare=False, repr=False)
+
+    def best_sources(self) -> dict[int, int]:
+        """Per neighbour, the household row of its largest entry — the first listed of
+        equals; neighbours with no entry above 0 are left out."""
+        derived = self._derived
+        if derived.best_sources is None:
+            n, v = self.neighbours, self.values
+            kept = np.flatnonzero(v > 0)
+            # By neighbour, then the largest entry, then the first listed: the first of
+            # each neighbour's run is its best.
+            order = kept[np.lexsort((kept, -v[kept], n[kept]))]
+            first = np.ones(len(order), dtype=bool)
+            np.not_equal(n[order[1:]], n[order[:-1]], out=first[1:])
+            chosen = order[first]
+            derived.best_sources = dict(
+                zip(n[chosen].tolist(), self.sources[chosen].tolist(), strict=True)
+            )
+        return derived.best_sources
+
+    def listed(self) -> I64:
+        """The neighbours named, each once, in ascending order (read-only)."""
+        derived = self._derived
+        if derived.listed is None:
+            derived.listed = np.unique(self.neighbours)
+            derived.listed.flags.writeable = False
+        return derived.listed
+
+    def strongest(self, scores: F32, count: int) -> I64:
+        """Of the neighbours named, those scoring above 0 in ``scores`` (this read's
+        co-watch scores), at most ``count`` of them, the highest scored (read-only)."""
+        held = self._derived.strongest
+        if held is not None and held[0] is scores and held[1] == count:
+            return held[2]
+        scored = self.listed()
+        scored = scored[scores[scored] > 0]
+        if len(scored) > count:
+            scored = scored[np.argpartition(-scores[scored], count)[:count]]
+        scored.flags.writeable = False
+        self._derived.strongest = (scores, count, scored)
+        return scored
 
 
 @dataclass(slots=True)

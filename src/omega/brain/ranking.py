@@ -5,7 +5,7 @@ scoring state (tiers' tastes, recent titles, cell knowledge, popularity) and the
 already seen — and these functions rank from it without changing the brain. The
 snapshot shares the live index, cell knowledge and seen mask, so it is read under the
 brain's lock. The scoring itself (signals, skills' weights, diversity) is
-:mod:`omega.brain.recommend`.
+:mod:`omega.brain.recommend`; the reasons are :mod:`omega.brain.reasons`.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from omega.brain.episodes import Context, EpisodeRow, context_at
 from omega.brain.index import VectorIndex
 from omega.brain.knowledge import CellKnowledge
 from omega.brain.learner import RecentTitle
+from omega.brain.reasons import reasons
 from omega.brain.recommend import (
     Filters,
     Recommendation,
@@ -32,8 +33,6 @@ from omega.brain.recommend import (
     cell_state,
     choose,
     combine,
-    explain,
-    reason_for,
     score_rows,
     signal_rows,
 )
@@ -169,24 +168,34 @@ def recommend(
     )
     picked = np.array(choose(scores, rows, catalog, k, config.diversity), dtype=np.int64)
     picked_rows = rows[picked].tolist()
-    explained = explain(catalog, picked_rows, state.recent_rows, cowatch=state.cowatch_edges)
     # The picked titles' values, read once per signal rather than once per title.
     values = {n: v[picked].tolist() for n, v in signals.items()}
-    out = []
-    for j, (row, score, evidence) in enumerate(
-        zip(picked_rows, scores[picked].tolist(), explained, strict=True)
-    ):
-        item_signals = {n: v[j] for n, v in values.items()}
-        reason = reason_for(item_signals, skill, evidence=evidence, time_bucket=state.time_bucket)
-        out.append(
-            Recommendation(
-                item_id=catalog.ids[row],
-                title=catalog.titles[row],
-                score=score,
-                reason=reason,
-                signals=item_signals,
-            )
+    worded = reasons(
+        catalog,
+        picked_rows,
+        values,
+        skill,
+        recent=state.recent_rows,
+        cowatch=state.cowatch_edges,
+        time_bucket=state.time_bucket,
+    )
+    names, ids, titles = list(values), catalog.ids, catalog.titles
+    out = [
+        Recommendation(
+            item_id=ids[row],
+            title=titles[row],
+            score=score,
+            reason=reason,
+            signals=dict(zip(names, per_signal, strict=True)),
         )
+        for row, score, reason, per_signal in zip(
+            picked_rows,
+            scores[picked].tolist(),
+            worded,
+            zip(*values.values(), strict=True),
+            strict=True,
+        )
+    ]
     context = f"{state.time_bucket}/{state.day_type}"
     keys = frozenset(catalog.keys[rows[picked]].tolist())
     return out, Offer(now, skill.name, context, keys)

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import heapq
 import math
-from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -33,7 +32,7 @@ import numpy as np
 import numpy.typing as npt
 
 from omega.brain.catalog import Catalog
-from omega.brain.cowatch import CowatchMatrix, Edges
+from omega.brain.cowatch import Edges
 from omega.brain.knowledge import CellKnowledge
 from omega.brain.skills import Skill
 from omega.errors import InputError
@@ -43,7 +42,6 @@ if TYPE_CHECKING:  # usearch is loaded only by brains that search
 
 __all__ = [
     "SIGNALS",
-    "Evidence",
     "Filters",
     "Recommendation",
     "ScoringState",
@@ -333,14 +331,13 @@ def candidate_rows(
         # The best co-watch titles: among the few the table gives a score at all (the
         # request's edges name them: no pass over the whole catalog).
         edges = state.cowatch_edges
-        scored = (
-            np.flatnonzero(state.cowatch)
-            if edges is None
-            else _sorted_unique(edges.neighbours.copy())
-        )
-        scored = scored[state.cowatch[scored] > 0]
-        if len(scored) > per_source:
-            scored = scored[np.argpartition(-state.cowatch[scored], per_source)[:per_source]]
+        if edges is None:
+            scored = np.flatnonzero(state.cowatch)
+            scored = scored[state.cowatch[scored] > 0]
+            if len(scored) > per_source:
+                scored = scored[np.argpartition(-state.cowatch[scored], per_source)[:per_source]]
+        else:  # worked out once per read: a screen redrawn asks again
+            scored = edges.strongest(state.cowatch, per_source)
         found.append(scored)
     cell_scores = state.next_cells + np.float32(0.1) * state.crowd_cells
     if cell_scores.max(initial=0.0) > 0:
@@ -422,83 +419,3 @@ def choose(scores: F32, rows: I64, catalog: Catalog, k: int, diversity: float) -
         picked.append(i)
         used[cell] = now_count + 1
     return picked
-
-
-@dataclass(frozen=True, slots=True)
-class Evidence:
-    """What a reason may cite for one title, all from this household's own viewing: the
-    recent title most like it, and a genre it shares with the recent titles (the one most
-    of them have) with how many of them have it."""
-
-    recent_title: str | None = None
-    genre: str | None = None
-    genre_count: int = 0
-    recent_count: int = 0
-    #: The household title whose released co-watch neighbours include this one most.
-    cowatch_title: str | None = None
-
-
-def reason_for(
-    signals: dict[str, float], skill: Skill, *, evidence: Evidence, time_bucket: str
-) -> str:
-    # The signal contributing most (the first of equals), in one pass: this runs per title.
-    top, best = "", 0.0
-    for name, value in signals.items():
-        contribution = skill.weights.get(name, 0.0) * value
-        if not top or contribution > best:
-            top, best = name, contribution
-    recent_title = evidence.recent_title
-    if best <= 0:
-        return "a varied pick to get to know your taste"
-    if top in ("recent", "instant", "episodic") and recent_title:
-        return f"because you watched {recent_title}"
-    if top == "semantic":
-        if evidence.genre is None:
-            return "matches your long-term taste"
-        return (
-            f"matches your taste for {evidence.genre} ({evidence.genre_count} of the last "
-            f"{evidence.recent_count} titles you started)"
-        )
-    if top == "cowatch" and evidence.cowatch_title:
-        return f"viewers who watched {evidence.cowatch_title} went on to watch this"
-    if top == "next" and recent_title:
-        return f"viewers who watched {recent_title} often watch this next"
-    if top == "crowd":
-        return f"popular with viewers like you in the {time_bucket}"
-    if top == "popular":
-        return "widely watched right now"
-    return "picked for you"
-
-
-def explain(
-    catalog: Catalog,
-    rows: Sequence[int],
-    recent: Sequence[tuple[int, float]],
-    *,
-    cowatch: Edges | None = None,
-) -> list[Evidence]:
-    """For each row, the :class:`Evidence` a reason may cite. A genre is named only when
-    the household started titles of it lately: never the candidate's own genre alone.
-    With the co-watch ``Edges`` a request scored, the household title that most brought
-    each row up."""
-    if not recent or not rows:
-        return [Evidence() for _ in rows]
-    watched = Counter(g for r, _ in recent for g in set(catalog.genres[r]))
-    recent_rows = [r for r, _ in recent]
-    nearest = np.argmax(catalog.matrix[list(rows)] @ catalog.matrix[recent_rows].T, axis=1)
-    titles = catalog.titles
-    out = []
-    sources = CowatchMatrix.sources(cowatch, rows) if cowatch is not None else [None] * len(rows)
-    for row, j, source in zip(rows, nearest.tolist(), sources, strict=True):
-        shared = [g for g in catalog.genres[row] if g in watched]
-        genre = max(shared, key=watched.__getitem__) if shared else None  # first of equals
-        out.append(
-            Evidence(
-                recent_title=titles[recent_rows[j]],
-                genre=genre,
-                genre_count=watched[genre] if genre else 0,
-                recent_count=len(recent),
-                cowatch_title=None if source is None else titles[source],
-            )
-        )
-    return out
