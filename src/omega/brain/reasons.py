@@ -142,16 +142,18 @@ def reasons(
     nearest: Sequence[str | None] = [None] * len(rows)
     if not _CITE_RECENT.isdisjoint(cited):
         nearest = _nearest_recent(catalog, rows, recent)  # every row: the same product
+    sources = cowatch.best_sources() if cowatch is not None and "cowatch" in cited else {}
     out = []
     titles = catalog.titles
     for i, (row, top, best) in enumerate(zip(rows, cited, bests, strict=True)):
-        evidence = Evidence(recent_title=nearest[i])
         if top == "semantic":
             ((genre, count),) = _shared_genres(catalog, [row], recent)
             evidence = Evidence(genre=genre, genre_count=count, recent_count=len(recent))
-        elif top == "cowatch" and cowatch is not None:
-            (source,) = CowatchMatrix.sources(cowatch, [row])
+        elif top == "cowatch":
+            source = sources.get(row)
             evidence = Evidence(cowatch_title=None if source is None else titles[source])
+        else:
+            evidence = Evidence(recent_title=nearest[i])
         out.append(_worded(top, best, evidence, time_bucket))
     return out
 

@@ -163,8 +163,9 @@ def recent_kernel(
     """
     if not recent:
         return np.zeros(len(rows), np.float32)
-    recent_rows = np.fromiter((r for r, _ in recent), dtype=np.int64, count=len(recent))
-    weights = np.fromiter((w for _, w in recent), dtype=np.float32, count=len(recent))
+    rows_of, weights_of = zip(*recent, strict=True)
+    recent_rows = np.array(rows_of, dtype=np.int64)
+    weights = np.array(weights_of, dtype=np.float32)
     if vectors is None:
         vectors = catalog.matrix[rows]
     sims = vectors @ catalog.matrix[recent_rows].T
@@ -183,7 +184,8 @@ def recent_kernel(
 def era_gap(catalog: Catalog, rows: I64, recent: Sequence[tuple[int, float]]) -> F32:
     """Minus the years between each row's release and the nearest recent title's, in
     units of ``ERA_YEARS`` (0 where a year is unknown)."""
-    known = sorted({float(y) for r, _ in recent if math.isfinite(y := catalog.years[r])})
+    recent_years = catalog.years[[r for r, _ in recent]].tolist()
+    known = sorted({y for y in recent_years if math.isfinite(y)})
     if not known:
         return np.zeros(len(rows), np.float32)
     # The nearest recent year is one of the two around each row's year in sorted order
@@ -236,16 +238,24 @@ def signal_rows(catalog: Catalog, rows: I64, state: ScoringState) -> tuple[dict[
             vectors @ direction if direction is not None else np.zeros(len(rows), np.float32)
         )
     cells = catalog.cells[rows]
-    valid = (cells >= 0) & (cells < state.knowledge.k)
-    safe = np.where(valid, cells, 0)
-    raw["next"] = np.where(valid, state.next_cells[safe], 0.0).astype(np.float32)
-    raw["crowd"] = np.where(valid, state.crowd_cells[safe], 0.0).astype(np.float32)
+    avoid = state.knowledge.avoid_scores()
+    k = state.knowledge.k
+    if len(cells) and np.minimum.reduce(cells) >= 0 and np.maximum.reduce(cells) < k:
+        # Every row in a cell (the usual case): no mask to apply.
+        next_, crowd, penalty = state.next_cells[cells], state.crowd_cells[cells], avoid[cells]
+    else:
+        valid = (cells >= 0) & (cells < k)
+        safe = np.where(valid, cells, 0)
+        next_ = np.where(valid, state.next_cells[safe], np.float32(0.0))
+        crowd = np.where(valid, state.crowd_cells[safe], np.float32(0.0))
+        penalty = np.where(valid, avoid[safe], np.float32(0.0))
+    raw["next"] = next_.astype(np.float32, copy=False)
+    raw["crowd"] = crowd.astype(np.float32, copy=False)
+    penalty = penalty.astype(np.float32, copy=False)
     known = len(state.popular) == len(catalog)
     raw["popular"] = state.popular[rows] if known else np.zeros(len(rows), np.float32)
     together = len(state.cowatch) == len(catalog)
     raw["cowatch"] = state.cowatch[rows] if together else np.zeros(len(rows), np.float32)
-    avoid = state.knowledge.avoid_scores()
-    penalty = np.where(valid, avoid[safe], 0.0).astype(np.float32)
 
     signals = {
         name: values if name in FIXED_SCALE else _scaled(values) for name, values in raw.items()
