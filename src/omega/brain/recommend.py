@@ -23,6 +23,7 @@ chosen skill):
 from __future__ import annotations
 
 import heapq
+import itertools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -132,9 +133,10 @@ class ScoringState:
 
 def cell_state(catalog: Catalog, state: ScoringState) -> None:
     """Fill in what follows the recently watched cells."""
-    recent_cells = [(int(catalog.cells[r]), w) for r, w in state.recent_rows]
-    crowd_next, local_next = state.knowledge.next_scores(recent_cells)
-    state.next_cells = (crowd_next + np.float32(0.5) * local_next).astype(np.float32)
+    recent = state.recent_rows
+    cells = catalog.cells[[r for r, _ in recent]].tolist()
+    recent_cells = list(zip(cells, (w for _, w in recent), strict=True))
+    state.next_cells = state.knowledge.next_blend(recent_cells, 0.5)
 
 
 def _scaled(values: F32) -> F32:
@@ -412,10 +414,9 @@ def choose(scores: F32, rows: I64, catalog: Catalog, k: int, diversity: float) -
     pool = min(len(rows), k * 5)
     order = np.argpartition(-scores, pool - 1)[:pool] if pool < len(rows) else np.arange(len(rows))
     cells = catalog.cells[rows[order]].tolist()
-    heap = [
-        (-score, 0, i, c)
-        for score, i, c in zip(scores[order].tolist(), order.tolist(), cells, strict=True)
-    ]
+    # (-score, the cell's count when scored, position, cell), built by zip, not per title.
+    negated = (-scores[order]).tolist()
+    heap = list(zip(negated, itertools.repeat(0), order.tolist(), cells, strict=False))
     heapq.heapify(heap)
     used: dict[int, int] = {}
     picked: list[int] = []
