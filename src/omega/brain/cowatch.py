@@ -39,6 +39,7 @@ import numpy.typing as npt
 import scipy.sparse as sp
 
 from omega.brain._cowatch_spread import spread_capped
+from omega.brain._sorted import sorted_unique
 from omega.brain._store_cowatch import CowatchRows
 from omega.brain.catalog import Catalog
 from omega.brain.config import BrainConfig
@@ -267,7 +268,7 @@ class Edges:
         """The neighbours named, each once, in ascending order (read-only)."""
         derived = self._derived
         if derived.listed is None:
-            derived.listed = np.unique(self.neighbours)
+            derived.listed = sorted_unique(self.neighbours)
             derived.listed.flags.writeable = False
         return derived.listed
 

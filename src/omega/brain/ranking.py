@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
+from omega.brain._sorted import sorted_unique
 from omega.brain.catalog import Catalog
 from omega.brain.config import BrainConfig
 from omega.brain.cowatch import CowatchMatrix
@@ -245,7 +246,7 @@ def self_test(snap: Snapshot, episode: EpisodeRow, *, sample: int) -> dict[str, 
     else:
         rng = np.random.default_rng(episode.id)  # deterministic per brain
         drawn = rng.integers(0, len(catalog), size=sample + sample // 2)
-        drawn = np.unique(drawn[~snap.seen[drawn] & (drawn != target)])[:sample]
+        drawn = sorted_unique(drawn[~snap.seen[drawn] & (drawn != target)])[:sample]
     if len(drawn) == 0:
         return None
     rows = np.concatenate(([target], drawn)).astype(np.int64)

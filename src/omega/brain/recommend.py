@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import numpy.typing as npt
 
+from omega.brain._sorted import sorted_unique
 from omega.brain.catalog import Catalog
 from omega.brain.cowatch import Edges
 from omega.brain.knowledge import CellKnowledge
@@ -373,17 +374,7 @@ def candidate_rows(
     if not found:
         # Cold start with nothing known: a spread over the cells.
         found.append(np.array([m[0] for m in catalog.cell_rows.values()], dtype=np.int64))
-    return _sorted_unique(np.concatenate(found))
-
-
-def _sorted_unique(rows: I64) -> I64:
-    """``np.unique`` for a few hundred rows, without its general-purpose overhead."""
-    rows.sort()
-    keep = np.empty(len(rows), dtype=bool)
-    keep[:1] = True
-    np.not_equal(rows[1:], rows[:-1], out=keep[1:])
-    out: I64 = rows[keep]
-    return out
+    return sorted_unique(np.concatenate(found))
 
 
 def allowed(catalog: Catalog, rows: I64, filters: Filters, seen: npt.NDArray[np.bool_]) -> I64:
