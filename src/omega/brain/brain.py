@@ -32,6 +32,7 @@ import numpy.typing as npt
 
 from omega.brain import episodes as ep
 from omega.brain import ranking
+from omega.brain._kept_signals import KeptSignals
 from omega.brain._opening import DB_FILE, brain_directory, one_blas_thread
 from omega.brain.catalog import Catalog, CatalogItem, SharedCatalog
 from omega.brain.catalog_state import DIM, INDEX_FILE, CatalogState, checked_centroids
@@ -88,6 +89,7 @@ class Brain:
         self._applied_episode = 0  # the last episode learned from
         self._since_flush = 0
         self._offer: ranking.Offer | None = None
+        self._kept_signals = KeptSignals()  # a redrawn screen's candidates, scored once
         self._loop_times = LoopTimes()  # when the clock-driven loops last ran
         self._closed = False
 
@@ -278,6 +280,7 @@ class Brain:
             state=state,
             seen=learner.seen(catalog),
             gate=ranking.popularity_gate(self.config, state, catalog),
+            kept=self._kept_signals,
         )
 
     def recommend(

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
+from omega.brain._kept_signals import KeptSignals
 from omega.brain._sorted import sorted_unique
 from omega.brain.catalog import Catalog
 from omega.brain.config import BrainConfig
@@ -80,6 +81,8 @@ class Snapshot:
     state: ScoringState
     seen: npt.NDArray[np.bool_]  # rows already watched or skipped
     gate: float  # the popularity gate for a whole-catalog scoring (see ``popularity_gate``)
+    #: The brain's last candidate signals, for a screen redrawn with nothing changed.
+    kept: KeptSignals | None = None
 
 
 def recent_rows(catalog: Catalog, recent: Sequence[RecentTitle]) -> list[tuple[int, float]]:
@@ -166,6 +169,7 @@ def recommend(
         skill,
         gate=snap.gate if whole else 0.0,
         cowatch_gate=state.cowatch_gate if whole else 0.0,
+        kept=snap.kept,
     )
     picked = np.array(choose(scores, rows, catalog, k, config.diversity), dtype=np.int64)
     picked_rows = rows[picked].tolist()

@@ -40,6 +40,7 @@ from omega.brain.skills import Skill
 from omega.errors import InputError
 
 if TYPE_CHECKING:  # usearch is loaded only by brains that search
+    from omega.brain._kept_signals import KeptSignals
     from omega.brain.index import VectorIndex
 
 __all__ = [
@@ -214,10 +215,15 @@ def score_rows(
     gate: float = 0.0,
     ranked: npt.NDArray[np.bool_] | None = None,
     cowatch_gate: float = 0.0,
+    kept: KeptSignals | None = None,
 ) -> tuple[F32, dict[str, F32]]:
     """Scores for the given catalog rows and the scaled signals behind them (``gate``,
-    ``ranked`` and ``cowatch_gate``: see :func:`combine`)."""
-    signals, penalty = signal_rows(catalog, rows, state)
+    ``ranked`` and ``cowatch_gate``: see :func:`combine`; ``kept``: the brain's last
+    signals, reused when nothing they were scored from changed)."""
+    if kept is not None:
+        signals, penalty = kept.signal_rows(catalog, rows, state)
+    else:
+        signals, penalty = signal_rows(catalog, rows, state)
     scores = combine(signals, penalty, skill, gate=gate, ranked=ranked, cowatch_gate=cowatch_gate)
     return scores, signals
 
