@@ -209,8 +209,20 @@ class CowatchMatrix:
     def sources(edges: Edges, targets: Sequence[int]) -> list[int | None]:
         """For each target row, the household title that most makes it a co-watch pick
         (None: none)."""
-        best = edges.best_sources()
-        return [best.get(t) for t in targets]
+        return edges.best_sources(targets)
+
+
+def _members(values: I64, wanted: I64) -> npt.NDArray[np.bool_]:
+    """``np.isin(values, wanted)`` for a few hundred values and a page of titles, by a
+    sorted search: isin's general-purpose setup cost more than the rest of the
+    request's reasons."""
+    if len(wanted) == 0:
+        return np.zeros(len(values), dtype=bool)
+    ordered = np.sort(wanted)
+    at = np.searchsorted(ordered, values)
+    np.minimum(at, len(ordered) - 1, out=at)
+    hit: npt.NDArray[np.bool_] = ordered[at] == values
+    return hit
 
 
 def typical_best(matrix: sp.csr_matrix) -> float:
@@ -229,7 +241,7 @@ def typical_best(matrix: sp.csr_matrix) -> float:
 class _Derived:
     """What requests work out from one read's entries, kept with them."""
 
-    best_sources: dict[int, int] | None = None
+    best_sources: dict[int, int | None] = field(default_factory=dict)
     listed: I64 | None = None
     #: (the scores, how many, the rows) of the last :meth:`Edges.strongest`.
     strongest: tuple[F32, int, I64] | None = None
@@ -246,23 +258,27 @@ class Edges:
     sources: I64
     _derived: _Derived = field(default_factory=_Derived, init=False, compare=False, repr=False)
 
-    def best_sources(self) -> dict[int, int]:
-        """Per neighbour, the household row of its largest entry — the first listed of
-        equals; neighbours with no entry above 0 are left out."""
-        derived = self._derived
-        if derived.best_sources is None:
-            n, v = self.neighbours, self.values
-            kept = np.flatnonzero(v > 0)
-            # By neighbour, then the largest entry, then the first listed: the first of
-            # each neighbour's run is its best.
-            order = kept[np.lexsort((kept, -v[kept], n[kept]))]
-            first = np.ones(len(order), dtype=bool)
-            np.not_equal(n[order[1:]], n[order[:-1]], out=first[1:])
-            chosen = order[first]
-            derived.best_sources = dict(
-                zip(n[chosen].tolist(), self.sources[chosen].tolist(), strict=True)
-            )
-        return derived.best_sources
+    def best_sources(self, targets: Sequence[int]) -> list[int | None]:
+        """For each target, the household row of its largest entry — the first listed of
+        equals; None with no entry above 0. Kept per target: a screen redrawn asks for
+        the same titles again."""
+        known = self._derived.best_sources
+        missing = [t for t in targets if t not in known]
+        if missing:
+            wanted = np.asarray(missing, dtype=np.int64)
+            hit = _members(self.neighbours, wanted)
+            best: dict[int, tuple[float, int]] = {}
+            for target, value, source in zip(
+                self.neighbours[hit].tolist(),
+                self.values[hit].tolist(),
+                self.sources[hit].tolist(),
+                strict=True,
+            ):
+                if value > best.get(target, (0.0, -1))[0]:
+                    best[target] = (value, source)
+            for t in wanted.tolist():
+                known[t] = best[t][1] if t in best else None
+        return [known[t] for t in targets]
 
     def listed(self) -> I64:
         """The neighbours named, each once, in ascending order (read-only)."""

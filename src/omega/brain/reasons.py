@@ -142,7 +142,10 @@ def reasons(
     nearest: Sequence[str | None] = [None] * len(rows)
     if not _CITE_RECENT.isdisjoint(cited):
         nearest = _nearest_recent(catalog, rows, recent)  # every row: the same product
-    sources = cowatch.best_sources() if cowatch is not None and "cowatch" in cited else {}
+    sources: dict[int, int | None] = {}
+    if cowatch is not None and "cowatch" in cited:
+        wanted = [row for row, top in zip(rows, cited, strict=True) if top == "cowatch"]
+        sources = dict(zip(wanted, CowatchMatrix.sources(cowatch, wanted), strict=True))
     out = []
     titles = catalog.titles
     for i, (row, top, best) in enumerate(zip(rows, cited, bests, strict=True)):
