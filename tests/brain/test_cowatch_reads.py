@@ -86,3 +86,34 @@ def test_a_read_is_kept_for_its_history_and_cannot_be_changed() -> None:
     assert table.read(first, 60)[1].tobytes() == scores.tobytes()  # asked afresh, same
     with pytest.raises(ValueError, match="read-only"):
         other[0] = 1.0
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_sources_with_ties_name_the_first_listed_of_the_strongest(seed: int) -> None:
+    rng = np.random.default_rng(200 + seed)
+    size = int(rng.integers(0, 120))
+    edges = Edges(
+        rng.integers(0, 30, size).astype(np.int64),
+        rng.choice([0.0, 0.5, 1.0, 2.0], size).astype(np.float32),  # equal values, and 0
+        rng.integers(0, 30, size).astype(np.int64),
+    )
+    targets = rng.choice(35, int(rng.integers(0, 20)), replace=False).tolist()
+    assert CowatchMatrix.sources(edges, targets) == _plain_sources(edges, targets)
+    assert CowatchMatrix.sources(edges, targets[::-1]) == _plain_sources(edges, targets[::-1])
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_the_strongest_neighbours_are_those_scored_highest_and_are_kept(seed: int) -> None:
+    table = _table(seed)
+    history = [(int(r), 0.7**i) for i, r in enumerate(np.random.default_rng(seed).choice(60, 6))]
+    edges, scores = table.read(history, 60)
+    for count in (1, 5, 60):
+        strongest = edges.strongest(scores, count)
+        positive = np.flatnonzero(scores > 0)
+        assert len(strongest) == min(count, len(positive))
+        assert set(strongest.tolist()) <= set(positive.tolist())
+        if len(strongest) < len(positive):  # none left out scores above one taken
+            left = np.setdiff1d(positive, strongest)
+            assert scores[left].max() <= scores[strongest].min()
+        assert edges.strongest(scores, count) is strongest  # kept for the same ask
+    assert edges.listed().tolist() == sorted(set(edges.neighbours.tolist()))

@@ -65,6 +65,8 @@ def _answers(knowledge: CellKnowledge) -> list[bytes]:
     reads = [
         *knowledge.next_scores([(1, 1.0), (4, 0.8), (1, 0.5)]),
         *knowledge.next_scores([(2, 1.0)]),
+        knowledge.next_blend([(1, 1.0), (4, 0.8), (1, 0.5)], 0.5),
+        knowledge.next_blend([(2, 1.0), (9, 0.5)], 0.25),  # cell 9 is off the codebook
         knowledge.crowd_scores("evening", "weekday"),
         knowledge.crowd_scores("night", "weekend"),
         knowledge.avoid_scores(),
@@ -95,3 +97,16 @@ def test_kept_answers_cannot_be_changed_by_a_reader() -> None:
     with pytest.raises(ValueError, match="read-only"):
         avoid[2] = 0.0
     assert knowledge.avoid_scores() is avoid
+
+
+def test_the_blend_is_the_crowds_next_scores_plus_a_share_of_the_devices() -> None:
+    knowledge = CellKnowledge(K)
+    for change in _changes(1):
+        change(knowledge)
+    recent = [(3, 1.0), (0, 0.8), (3, 0.64)]
+    crowd, local = knowledge.next_scores(recent)
+    blend = knowledge.next_blend(recent, 0.5)
+    assert blend.dtype == np.float32
+    assert blend.tobytes() == (crowd + np.float32(0.5) * local).tobytes()
+    assert knowledge.next_blend(recent, 0.5) is blend
+    assert not blend.flags.writeable

@@ -84,3 +84,40 @@ def test_consolidation_runs_on_schedule(brain: Brain, clock: ManualClock) -> Non
     brain.track_view("ani0", watch_fraction=1.0)  # the next event runs the due loops
     assert not one_offs & {s.id for s in brain.learner.bank}
     assert brain.stats()["episodes"] == 1  # the 40-day-old episode was pruned
+
+
+def test_a_tiers_direction_is_its_vector_made_unit_after_every_change() -> None:
+    """The unit vector a tier keeps between requests is, after whatever changed the
+    tier, the one worked out afresh from its vector (bit for bit), and read-only."""
+    from omega.brain.config import TierHalfLives
+    from omega.brain.tiers import TIERS, MemoryTiers
+
+    rng = np.random.default_rng(0)
+    tiers = MemoryTiers(8, TierHalfLives())
+    now = 1_700_000_000.0
+
+    def check() -> None:
+        for name in TIERS:
+            tier = tiers[name]
+            got = tier.direction(now)
+            norm = np.float32(np.sqrt(float(tier.vector @ tier.vector)))
+            if got is None:
+                assert tier.strength(now) <= 1e-3 or norm <= 1e-9
+                continue
+            assert got.tobytes() == (tier.vector / norm).tobytes()
+            assert tier.direction(now) is got  # kept while nothing changes
+            assert not got.flags.writeable
+
+    for step in range(30):
+        now += float(rng.integers(60, 3 * 3600))
+        tiers.observe(rng.normal(size=8).astype(np.float32), float(rng.random()), now)
+        check()
+        if step % 7 == 3:
+            tiers.end_session(now)
+            check()
+        if step % 5 == 2:
+            tiers.set_collective(rng.normal(size=8).astype(np.float32), 2.0, now)
+            check()
+        if step % 9 == 4:
+            tiers.load("semantic", rng.normal(size=8).astype(np.float32), 1.5, now)
+            check()

@@ -7,10 +7,10 @@ one seam the device's sync uses; ``LOOPS`` lists its seven feedback loops, which
 
 from __future__ import annotations
 
-from omega.brain.brain import DIM, Brain, Tracked
+from omega.brain.brain import DIM, Brain
 from omega.brain.catalog import CatalogItem, SharedCatalog
 from omega.brain.config import BrainConfig, ConflictStrategy, TierHalfLives
-from omega.brain.episodes import Context
+from omega.brain.episodes import Context, Tracked
 from omega.brain.loops import LOOPS, TICK_S, Loop
 from omega.brain.recommend import Filters, Recommendation
 from omega.brain.sync_state import InflightBatch, OutboxEntry, StartedTitles, SyncState

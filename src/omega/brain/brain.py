@@ -23,7 +23,6 @@ import os
 import threading
 import uuid
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING
@@ -33,19 +32,21 @@ import numpy.typing as npt
 
 from omega.brain import episodes as ep
 from omega.brain import ranking
+from omega.brain._kept_signals import KeptSignals
+from omega.brain._opening import DB_FILE, brain_directory, one_blas_thread
 from omega.brain.catalog import Catalog, CatalogItem, SharedCatalog
 from omega.brain.catalog_state import DIM, INDEX_FILE, CatalogState, checked_centroids
 from omega.brain.codebook import codebook_id as centroids_id
 from omega.brain.config import DAY, BrainConfig
 from omega.brain.cowatch import CowatchState
-from omega.brain.episodes import Context, Episode, EpisodeRow, context_at
+from omega.brain.episodes import Context, Episode, EpisodeRow, Tracked, context_at
 from omega.brain.learner import Learner
 from omega.brain.loops import META_KEYS, LoopTimes, loop_report
 from omega.brain.recommend import Filters, Recommendation
 from omega.brain.store import BrainStore
 from omega.brain.sync_state import LAST_SYNC_CURSOR, SyncState
 from omega.clock import Clock, SystemClock
-from omega.errors import ConfigError, InputError
+from omega.errors import InputError
 from omega.protocol.messages import Pattern
 
 if TYPE_CHECKING:
@@ -54,53 +55,9 @@ if TYPE_CHECKING:
 __all__ = ["DIM", "Brain", "Tracked"]
 
 log = logging.getLogger(__name__)
-_DB_FILE = "brain.db"
 _APPLIED = "applied_episode"  # meta: the last episode the flushed state has learned
 _DAILY, _WEEKLY = META_KEYS["deliberative"], META_KEYS["evolutionary"]
 _TRANSFORMED = META_KEYS["transformative"]
-_BLAS_LIMITED = False  # BLAS is held to one thread once per process
-
-
-@dataclass(frozen=True, slots=True)
-class Tracked:
-    """What tracking an event stored."""
-
-    episode_id: int
-    kind: str
-    reward: float
-    success: bool
-    critique: str
-    context: Context
-
-
-def _one_blas_thread() -> None:
-    """Scoring multiplies small matrices; handing those to BLAS worker threads costs more
-    than it saves, and on a busy CPU a waiting worker stalls a request for ms."""
-    global _BLAS_LIMITED
-    if not _BLAS_LIMITED:
-        from threadpoolctl import threadpool_limits
-
-        threadpool_limits(1, user_api="blas")
-        _BLAS_LIMITED = True
-
-
-def _brain_directory(directory: str | os.PathLike[str], *, create: bool) -> Path:
-    """The brain's directory, made when ``create``; a clear error when it cannot be used."""
-    path = Path(directory)
-    if path.exists() and not path.is_dir():
-        raise ConfigError(f"{path} exists and is not a directory")
-    if not path.exists():
-        if not create:
-            raise ConfigError(f"no brain at {path} (run `omega brain init {path}` first)")
-        try:
-            path.mkdir(parents=True)
-        except OSError as exc:
-            raise ConfigError(f"cannot create brain directory {path}: {exc}") from exc
-    if not os.access(path, os.W_OK):
-        raise ConfigError(f"brain directory {path} is not writable")
-    if not create and not (path / _DB_FILE).exists():
-        raise ConfigError(f"{path} holds no brain (missing {_DB_FILE})")
-    return path
 
 
 class Brain:
@@ -132,6 +89,7 @@ class Brain:
         self._applied_episode = 0  # the last episode learned from
         self._since_flush = 0
         self._offer: ranking.Offer | None = None
+        self._kept_signals = KeptSignals()  # a redrawn screen's candidates, scored once
         self._loop_times = LoopTimes()  # when the clock-driven loops last ran
         self._closed = False
 
@@ -151,9 +109,9 @@ class Brain:
 
         With ``shared_catalog`` the brain reads titles, vectors, index and codebook from it
         instead of its own database (a fleet in one process shares one copy)."""
-        _one_blas_thread()
-        path = _brain_directory(directory, create=create)
-        store = BrainStore(path / _DB_FILE)
+        one_blas_thread()
+        path = brain_directory(directory, create=create)
+        store = BrainStore(path / DB_FILE)
         brain = cls(
             path,
             store,
@@ -322,6 +280,7 @@ class Brain:
             state=state,
             seen=learner.seen(catalog),
             gate=ranking.popularity_gate(self.config, state, catalog),
+            kept=self._kept_signals,
         )
 
     def recommend(

@@ -38,6 +38,7 @@ import numpy as np
 import numpy.typing as npt
 import scipy.sparse as sp
 
+from omega.brain._cowatch_edges import Edges
 from omega.brain._cowatch_spread import spread_capped
 from omega.brain._store_cowatch import CowatchRows
 from omega.brain.catalog import Catalog
@@ -208,31 +209,7 @@ class CowatchMatrix:
     def sources(edges: Edges, targets: Sequence[int]) -> list[int | None]:
         """For each target row, the household title that most makes it a co-watch pick
         (None: none)."""
-        wanted = np.asarray(targets, dtype=np.int64)
-        hit = _members(edges.neighbours, wanted)
-        best: dict[int, tuple[float, int]] = {}
-        for target, value, source in zip(
-            edges.neighbours[hit].tolist(),
-            edges.values[hit].tolist(),
-            edges.sources[hit].tolist(),
-            strict=True,
-        ):
-            if value > best.get(target, (0.0, -1))[0]:
-                best[target] = (value, source)
-        return [best[t][1] if t in best else None for t in wanted.tolist()]
-
-
-def _members(values: I64, wanted: I64) -> npt.NDArray[np.bool_]:
-    """``np.isin(values, wanted)`` for a few hundred values and a page of titles, by a
-    sorted search: isin's general-purpose setup cost more than the rest of the
-    request's reasons."""
-    if len(wanted) == 0:
-        return np.zeros(len(values), dtype=bool)
-    ordered = np.sort(wanted)
-    at = np.searchsorted(ordered, values)
-    np.minimum(at, len(ordered) - 1, out=at)
-    hit: npt.NDArray[np.bool_] = ordered[at] == values
-    return hit
+        return edges.best_sources(targets)
 
 
 def typical_best(matrix: sp.csr_matrix) -> float:
@@ -245,15 +222,6 @@ def typical_best(matrix: sp.csr_matrix) -> float:
     best = np.maximum.reduceat(matrix.data, starts)
     median = float(np.median(best))
     return median if median > 0 else 1.0
-
-
-@dataclass(frozen=True, slots=True)
-class Edges:
-    """What one request reads of the table (see :meth:`CowatchMatrix.edges`)."""
-
-    neighbours: I64
-    values: F32
-    sources: I64
 
 
 @dataclass(slots=True)

@@ -21,6 +21,7 @@ __all__ = [
     "EpisodeRow",
     "EventKind",
     "TimeBucket",
+    "Tracked",
     "browse_episode",
     "context_at",
     "rating_episode",
@@ -185,3 +186,15 @@ def browse_episode(items: list[str]) -> Episode:
     return Episode(
         "browse", 0.2, f"browsed {len(items)} titles without choosing", None, {"items": items}
     )
+
+
+@dataclass(frozen=True, slots=True)
+class Tracked:
+    """What tracking an event stored."""
+
+    episode_id: int
+    kind: str
+    reward: float
+    success: bool
+    critique: str
+    context: Context

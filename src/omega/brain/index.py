@@ -249,7 +249,7 @@ class VectorIndex:
         together. A search is deterministic for one graph, so the answer is the same.
         """
         q = np.ascontiguousarray(queries, dtype=np.float32)
-        if q.ndim != 2 or q.shape[1] != self.dim or not np.all(np.isfinite(q)):
+        if q.ndim != 2 or q.shape[1] != self.dim or not np.isfinite(q).all():
             raise InputError(f"queries must be a finite (m, {self.dim}) matrix")
         with self._lock:
             size = len(self._index)

@@ -54,12 +54,14 @@ class CellKnowledge:
         # redrawn asks them again, with the same recent cells and context. Read-only, as
         # they are handed out again.
         self._next_answers: dict[tuple[tuple[int, float], ...], tuple[F32, F32]] = {}
+        self._blend_answers: dict[tuple[tuple[tuple[int, float], ...], float], F32] = {}
         self._crowd_answers: dict[tuple[str, str], F32] = {}
         self._avoid_answer: F32 | None = None
 
     def _changed(self) -> None:
         """Forget the answers kept: the arrays they were read from are about to change."""
         self._next_answers.clear()
+        self._blend_answers.clear()
         self._crowd_answers.clear()
         self._avoid_answer = None
 
@@ -170,7 +172,23 @@ class CellKnowledge:
     def next_scores(self, recent_cells: list[tuple[int, float]]) -> tuple[F32, F32]:
         """(crowd, local) scores per cell for what follows the recent cells (cell, weight):
         Σ weight · (the cell's transition row / its sum), rows summing to 0 left out."""
+        return self._next_for(tuple((c, w) for c, w in recent_cells if 0 <= c < self.k))
+
+    def next_blend(self, recent_cells: list[tuple[int, float]], local_weight: float) -> F32:
+        """The crowd's :meth:`next_scores` plus ``local_weight`` times the device's, in
+        float32 (kept, read-only, like them)."""
         known = tuple((c, w) for c, w in recent_cells if 0 <= c < self.k)
+        held = self._blend_answers.get((known, local_weight))
+        if held is not None:
+            return held
+        crowd, local = self._next_for(known)
+        out = (crowd + np.float32(local_weight) * local).astype(np.float32)
+        if len(self._blend_answers) >= _ANSWERS:
+            self._blend_answers.clear()
+        self._blend_answers[known, local_weight] = _read_only(out)
+        return out
+
+    def _next_for(self, known: tuple[tuple[int, float], ...]) -> tuple[F32, F32]:
         held = self._next_answers.get(known)
         if held is not None:
             return held

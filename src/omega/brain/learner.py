@@ -162,6 +162,7 @@ class Learner:
                 row = None if key is None else catalog.row_of_key.get(key)
                 if row is not None:
                     scores[row] = score
+            scores.flags.writeable = False  # shared by every request until it changes
             self._popular, self._popular_for = scores, catalog
         return self._popular
 

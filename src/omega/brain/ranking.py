@@ -5,7 +5,7 @@ scoring state (tiers' tastes, recent titles, cell knowledge, popularity) and the
 already seen — and these functions rank from it without changing the brain. The
 snapshot shares the live index, cell knowledge and seen mask, so it is read under the
 brain's lock. The scoring itself (signals, skills' weights, diversity) is
-:mod:`omega.brain.recommend`.
+:mod:`omega.brain.recommend`; the reasons are :mod:`omega.brain.reasons`.
 """
 
 from __future__ import annotations
@@ -16,6 +16,8 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
+from omega.brain._kept_signals import KeptSignals
+from omega.brain._sorted import sorted_unique
 from omega.brain.catalog import Catalog
 from omega.brain.config import BrainConfig
 from omega.brain.cowatch import CowatchMatrix
@@ -23,6 +25,7 @@ from omega.brain.episodes import Context, EpisodeRow, context_at
 from omega.brain.index import VectorIndex
 from omega.brain.knowledge import CellKnowledge
 from omega.brain.learner import RecentTitle
+from omega.brain.reasons import reasons
 from omega.brain.recommend import (
     Filters,
     Recommendation,
@@ -32,8 +35,6 @@ from omega.brain.recommend import (
     cell_state,
     choose,
     combine,
-    explain,
-    reason_for,
     score_rows,
     signal_rows,
 )
@@ -80,6 +81,8 @@ class Snapshot:
     state: ScoringState
     seen: npt.NDArray[np.bool_]  # rows already watched or skipped
     gate: float  # the popularity gate for a whole-catalog scoring (see ``popularity_gate``)
+    #: The brain's last candidate signals, for a screen redrawn with nothing changed.
+    kept: KeptSignals | None = None
 
 
 def recent_rows(catalog: Catalog, recent: Sequence[RecentTitle]) -> list[tuple[int, float]]:
@@ -166,27 +169,38 @@ def recommend(
         skill,
         gate=snap.gate if whole else 0.0,
         cowatch_gate=state.cowatch_gate if whole else 0.0,
+        kept=snap.kept,
     )
     picked = np.array(choose(scores, rows, catalog, k, config.diversity), dtype=np.int64)
     picked_rows = rows[picked].tolist()
-    explained = explain(catalog, picked_rows, state.recent_rows, cowatch=state.cowatch_edges)
     # The picked titles' values, read once per signal rather than once per title.
     values = {n: v[picked].tolist() for n, v in signals.items()}
-    out = []
-    for j, (row, score, evidence) in enumerate(
-        zip(picked_rows, scores[picked].tolist(), explained, strict=True)
-    ):
-        item_signals = {n: v[j] for n, v in values.items()}
-        reason = reason_for(item_signals, skill, evidence=evidence, time_bucket=state.time_bucket)
-        out.append(
-            Recommendation(
-                item_id=catalog.ids[row],
-                title=catalog.titles[row],
-                score=score,
-                reason=reason,
-                signals=item_signals,
-            )
+    worded = reasons(
+        catalog,
+        picked_rows,
+        values,
+        skill,
+        recent=state.recent_rows,
+        cowatch=state.cowatch_edges,
+        time_bucket=state.time_bucket,
+    )
+    names, ids, titles = list(values), catalog.ids, catalog.titles
+    out = [
+        Recommendation(
+            item_id=ids[row],
+            title=titles[row],
+            score=score,
+            reason=reason,
+            signals=dict(zip(names, per_signal, strict=True)),
         )
+        for row, score, reason, per_signal in zip(
+            picked_rows,
+            scores[picked].tolist(),
+            worded,
+            zip(*values.values(), strict=True),
+            strict=True,
+        )
+    ]
     context = f"{state.time_bucket}/{state.day_type}"
     keys = frozenset(catalog.keys[rows[picked]].tolist())
     return out, Offer(now, skill.name, context, keys)
@@ -236,7 +250,7 @@ def self_test(snap: Snapshot, episode: EpisodeRow, *, sample: int) -> dict[str, 
     else:
         rng = np.random.default_rng(episode.id)  # deterministic per brain
         drawn = rng.integers(0, len(catalog), size=sample + sample // 2)
-        drawn = np.unique(drawn[~snap.seen[drawn] & (drawn != target)])[:sample]
+        drawn = sorted_unique(drawn[~snap.seen[drawn] & (drawn != target)])[:sample]
     if len(drawn) == 0:
         return None
     rows = np.concatenate(([target], drawn)).astype(np.int64)

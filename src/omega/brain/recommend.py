@@ -23,8 +23,8 @@ chosen skill):
 from __future__ import annotations
 
 import heapq
+import itertools
 import math
-from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -32,18 +32,19 @@ from typing import TYPE_CHECKING
 import numpy as np
 import numpy.typing as npt
 
+from omega.brain._sorted import sorted_unique
 from omega.brain.catalog import Catalog
-from omega.brain.cowatch import CowatchMatrix, Edges
+from omega.brain.cowatch import Edges
 from omega.brain.knowledge import CellKnowledge
 from omega.brain.skills import Skill
 from omega.errors import InputError
 
 if TYPE_CHECKING:  # usearch is loaded only by brains that search
+    from omega.brain._kept_signals import KeptSignals
     from omega.brain.index import VectorIndex
 
 __all__ = [
     "SIGNALS",
-    "Evidence",
     "Filters",
     "Recommendation",
     "ScoringState",
@@ -134,9 +135,10 @@ class ScoringState:
 
 def cell_state(catalog: Catalog, state: ScoringState) -> None:
     """Fill in what follows the recently watched cells."""
-    recent_cells = [(int(catalog.cells[r]), w) for r, w in state.recent_rows]
-    crowd_next, local_next = state.knowledge.next_scores(recent_cells)
-    state.next_cells = (crowd_next + np.float32(0.5) * local_next).astype(np.float32)
+    recent = state.recent_rows
+    cells = catalog.cells[[r for r, _ in recent]].tolist()
+    recent_cells = list(zip(cells, (w for _, w in recent), strict=True))
+    state.next_cells = state.knowledge.next_blend(recent_cells, 0.5)
 
 
 def _scaled(values: F32) -> F32:
@@ -165,8 +167,9 @@ def recent_kernel(
     """
     if not recent:
         return np.zeros(len(rows), np.float32)
-    recent_rows = np.fromiter((r for r, _ in recent), dtype=np.int64, count=len(recent))
-    weights = np.fromiter((w for _, w in recent), dtype=np.float32, count=len(recent))
+    rows_of, weights_of = zip(*recent, strict=True)
+    recent_rows = np.array(rows_of, dtype=np.int64)
+    weights = np.array(weights_of, dtype=np.float32)
     if vectors is None:
         vectors = catalog.matrix[rows]
     sims = vectors @ catalog.matrix[recent_rows].T
@@ -185,7 +188,8 @@ def recent_kernel(
 def era_gap(catalog: Catalog, rows: I64, recent: Sequence[tuple[int, float]]) -> F32:
     """Minus the years between each row's release and the nearest recent title's, in
     units of ``ERA_YEARS`` (0 where a year is unknown)."""
-    known = sorted({float(y) for r, _ in recent if math.isfinite(y := catalog.years[r])})
+    recent_years = catalog.years[[r for r, _ in recent]].tolist()
+    known = sorted({y for y in recent_years if math.isfinite(y)})
     if not known:
         return np.zeros(len(rows), np.float32)
     # The nearest recent year is one of the two around each row's year in sorted order
@@ -211,10 +215,15 @@ def score_rows(
     gate: float = 0.0,
     ranked: npt.NDArray[np.bool_] | None = None,
     cowatch_gate: float = 0.0,
+    kept: KeptSignals | None = None,
 ) -> tuple[F32, dict[str, F32]]:
     """Scores for the given catalog rows and the scaled signals behind them (``gate``,
-    ``ranked`` and ``cowatch_gate``: see :func:`combine`)."""
-    signals, penalty = signal_rows(catalog, rows, state)
+    ``ranked`` and ``cowatch_gate``: see :func:`combine`; ``kept``: the brain's last
+    signals, reused when nothing they were scored from changed)."""
+    if kept is not None:
+        signals, penalty = kept.signal_rows(catalog, rows, state)
+    else:
+        signals, penalty = signal_rows(catalog, rows, state)
     scores = combine(signals, penalty, skill, gate=gate, ranked=ranked, cowatch_gate=cowatch_gate)
     return scores, signals
 
@@ -238,16 +247,24 @@ def signal_rows(catalog: Catalog, rows: I64, state: ScoringState) -> tuple[dict[
             vectors @ direction if direction is not None else np.zeros(len(rows), np.float32)
         )
     cells = catalog.cells[rows]
-    valid = (cells >= 0) & (cells < state.knowledge.k)
-    safe = np.where(valid, cells, 0)
-    raw["next"] = np.where(valid, state.next_cells[safe], 0.0).astype(np.float32)
-    raw["crowd"] = np.where(valid, state.crowd_cells[safe], 0.0).astype(np.float32)
+    avoid = state.knowledge.avoid_scores()
+    k = state.knowledge.k
+    if len(cells) and np.minimum.reduce(cells) >= 0 and np.maximum.reduce(cells) < k:
+        # Every row in a cell (the usual case): no mask to apply.
+        next_, crowd, penalty = state.next_cells[cells], state.crowd_cells[cells], avoid[cells]
+    else:
+        valid = (cells >= 0) & (cells < k)
+        safe = np.where(valid, cells, 0)
+        next_ = np.where(valid, state.next_cells[safe], np.float32(0.0))
+        crowd = np.where(valid, state.crowd_cells[safe], np.float32(0.0))
+        penalty = np.where(valid, avoid[safe], np.float32(0.0))
+    raw["next"] = next_.astype(np.float32, copy=False)
+    raw["crowd"] = crowd.astype(np.float32, copy=False)
+    penalty = penalty.astype(np.float32, copy=False)
     known = len(state.popular) == len(catalog)
     raw["popular"] = state.popular[rows] if known else np.zeros(len(rows), np.float32)
     together = len(state.cowatch) == len(catalog)
     raw["cowatch"] = state.cowatch[rows] if together else np.zeros(len(rows), np.float32)
-    avoid = state.knowledge.avoid_scores()
-    penalty = np.where(valid, avoid[safe], 0.0).astype(np.float32)
 
     signals = {
         name: values if name in FIXED_SCALE else _scaled(values) for name, values in raw.items()
@@ -333,14 +350,13 @@ def candidate_rows(
         # The best co-watch titles: among the few the table gives a score at all (the
         # request's edges name them: no pass over the whole catalog).
         edges = state.cowatch_edges
-        scored = (
-            np.flatnonzero(state.cowatch)
-            if edges is None
-            else _sorted_unique(edges.neighbours.copy())
-        )
-        scored = scored[state.cowatch[scored] > 0]
-        if len(scored) > per_source:
-            scored = scored[np.argpartition(-state.cowatch[scored], per_source)[:per_source]]
+        if edges is None:
+            scored = np.flatnonzero(state.cowatch)
+            scored = scored[state.cowatch[scored] > 0]
+            if len(scored) > per_source:
+                scored = scored[np.argpartition(-state.cowatch[scored], per_source)[:per_source]]
+        else:  # worked out once per read: a screen redrawn asks again
+            scored = edges.strongest(state.cowatch, per_source)
         found.append(scored)
     cell_scores = state.next_cells + np.float32(0.1) * state.crowd_cells
     if cell_scores.max(initial=0.0) > 0:
@@ -364,17 +380,7 @@ def candidate_rows(
     if not found:
         # Cold start with nothing known: a spread over the cells.
         found.append(np.array([m[0] for m in catalog.cell_rows.values()], dtype=np.int64))
-    return _sorted_unique(np.concatenate(found))
-
-
-def _sorted_unique(rows: I64) -> I64:
-    """``np.unique`` for a few hundred rows, without its general-purpose overhead."""
-    rows.sort()
-    keep = np.empty(len(rows), dtype=bool)
-    keep[:1] = True
-    np.not_equal(rows[1:], rows[:-1], out=keep[1:])
-    out: I64 = rows[keep]
-    return out
+    return sorted_unique(np.concatenate(found))
 
 
 def allowed(catalog: Catalog, rows: I64, filters: Filters, seen: npt.NDArray[np.bool_]) -> I64:
@@ -405,10 +411,9 @@ def choose(scores: F32, rows: I64, catalog: Catalog, k: int, diversity: float) -
     pool = min(len(rows), k * 5)
     order = np.argpartition(-scores, pool - 1)[:pool] if pool < len(rows) else np.arange(len(rows))
     cells = catalog.cells[rows[order]].tolist()
-    heap = [
-        (-score, 0, i, c)
-        for score, i, c in zip(scores[order].tolist(), order.tolist(), cells, strict=True)
-    ]
+    # (-score, the cell's count when scored, position, cell), built by zip, not per title.
+    negated = (-scores[order]).tolist()
+    heap = list(zip(negated, itertools.repeat(0), order.tolist(), cells, strict=False))
     heapq.heapify(heap)
     used: dict[int, int] = {}
     picked: list[int] = []
@@ -422,83 +427,3 @@ def choose(scores: F32, rows: I64, catalog: Catalog, k: int, diversity: float) -
         picked.append(i)
         used[cell] = now_count + 1
     return picked
-
-
-@dataclass(frozen=True, slots=True)
-class Evidence:
-    """What a reason may cite for one title, all from this household's own viewing: the
-    recent title most like it, and a genre it shares with the recent titles (the one most
-    of them have) with how many of them have it."""
-
-    recent_title: str | None = None
-    genre: str | None = None
-    genre_count: int = 0
-    recent_count: int = 0
-    #: The household title whose released co-watch neighbours include this one most.
-    cowatch_title: str | None = None
-
-
-def reason_for(
-    signals: dict[str, float], skill: Skill, *, evidence: Evidence, time_bucket: str
-) -> str:
-    # The signal contributing most (the first of equals), in one pass: this runs per title.
-    top, best = "", 0.0
-    for name, value in signals.items():
-        contribution = skill.weights.get(name, 0.0) * value
-        if not top or contribution > best:
-            top, best = name, contribution
-    recent_title = evidence.recent_title
-    if best <= 0:
-        return "a varied pick to get to know your taste"
-    if top in ("recent", "instant", "episodic") and recent_title:
-        return f"because you watched {recent_title}"
-    if top == "semantic":
-        if evidence.genre is None:
-            return "matches your long-term taste"
-        return (
-            f"matches your taste for {evidence.genre} ({evidence.genre_count} of the last "
-            f"{evidence.recent_count} titles you started)"
-        )
-    if top == "cowatch" and evidence.cowatch_title:
-        return f"viewers who watched {evidence.cowatch_title} went on to watch this"
-    if top == "next" and recent_title:
-        return f"viewers who watched {recent_title} often watch this next"
-    if top == "crowd":
-        return f"popular with viewers like you in the {time_bucket}"
-    if top == "popular":
-        return "widely watched right now"
-    return "picked for you"
-
-
-def explain(
-    catalog: Catalog,
-    rows: Sequence[int],
-    recent: Sequence[tuple[int, float]],
-    *,
-    cowatch: Edges | None = None,
-) -> list[Evidence]:
-    """For each row, the :class:`Evidence` a reason may cite. A genre is named only when
-    the household started titles of it lately: never the candidate's own genre alone.
-    With the co-watch ``Edges`` a request scored, the household title that most brought
-    each row up."""
-    if not recent or not rows:
-        return [Evidence() for _ in rows]
-    watched = Counter(g for r, _ in recent for g in set(catalog.genres[r]))
-    recent_rows = [r for r, _ in recent]
-    nearest = np.argmax(catalog.matrix[list(rows)] @ catalog.matrix[recent_rows].T, axis=1)
-    titles = catalog.titles
-    out = []
-    sources = CowatchMatrix.sources(cowatch, rows) if cowatch is not None else [None] * len(rows)
-    for row, j, source in zip(rows, nearest.tolist(), sources, strict=True):
-        shared = [g for g in catalog.genres[row] if g in watched]
-        genre = max(shared, key=watched.__getitem__) if shared else None  # first of equals
-        out.append(
-            Evidence(
-                recent_title=titles[recent_rows[j]],
-                genre=genre,
-                genre_count=watched[genre] if genre else 0,
-                recent_count=len(recent),
-                cowatch_title=None if source is None else titles[source],
-            )
-        )
-    return out

@@ -9,7 +9,7 @@ loops). The collective tier is filled from what the constellation sends, not fro
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import numpy.typing as npt
@@ -26,23 +26,34 @@ Vec = npt.NDArray[np.float32]
 
 @dataclass(slots=True)
 class Tier:
+    """One tier. Whatever changes ``vector`` calls :meth:`changed` (the unit vector
+    :meth:`direction` hands out is kept until then: every request reads it)."""
+
     name: str
     half_life: float
     vector: Vec
     mass: float = 0.0
     updated_at: float = 0.0
+    _unit: Vec | None = field(default=None, init=False, repr=False, compare=False)
+    _unit_kept: bool = field(default=False, init=False, repr=False, compare=False)
+
+    def changed(self) -> None:
+        """Forget the unit vector kept: ``vector`` has changed."""
+        self._unit, self._unit_kept = None, False
 
     def decay_to(self, now: float) -> None:
         if self.updated_at and now > self.updated_at and np.isfinite(self.half_life):
             factor = float(2.0 ** (-(now - self.updated_at) / self.half_life))
             self.vector *= factor
             self.mass *= factor
+            self.changed()
         self.updated_at = max(self.updated_at, now)
 
     def add(self, embedding: Vec, weight: float, now: float) -> None:
         self.decay_to(now)
         self.vector += np.float32(weight) * embedding
         self.mass += abs(weight)
+        self.changed()
 
     def direction(self, now: float) -> Vec | None:
         """The tier's current taste as a unit vector, or None when it holds nothing."""
@@ -53,13 +64,16 @@ class Tier:
             factor = float(2.0 ** (-(now - self.updated_at) / self.half_life))
         if self.mass * factor <= 1e-3:
             return None
-        # The norm as np.linalg.norm takes it (the root of the float32 dot product),
-        # without its dispatch: this runs for every tier on every request.
-        norm = math.sqrt(float(self.vector @ self.vector))
-        if norm <= 1e-9:
-            return None
-        out: Vec = self.vector / np.float32(norm)
-        return out
+        if not self._unit_kept:
+            # The norm as np.linalg.norm takes it (the root of the float32 dot product),
+            # without its dispatch. Decay scales the vector, not its direction, so the
+            # unit vector holds until the vector itself changes (read-only: it is shared).
+            norm = math.sqrt(float(self.vector @ self.vector))
+            self._unit = None if norm <= 1e-9 else self.vector / np.float32(norm)
+            if self._unit is not None:
+                self._unit.flags.writeable = False
+            self._unit_kept = True
+        return self._unit
 
     def strength(self, now: float) -> float:
         """Decayed mass: how much evidence the tier holds right now."""
@@ -109,22 +123,27 @@ class MemoryTiers:
             tier.updated_at = max(tier.updated_at, now)
         self._local_rows *= self._factors[:, None]
         self._local_rows += np.float32(weight) * embedding
+        for tier in self._local:
+            tier.changed()
 
     def load(self, name: str, vector: Vec, mass: float, updated_at: float) -> None:
         tier = self.tiers[name]
         tier.vector[:] = vector
         tier.mass, tier.updated_at = mass, updated_at
+        tier.changed()
 
     def end_session(self, now: float) -> None:
         """Session consolidation: the instant tier starts afresh for the next session."""
         instant = self.tiers["instant"]
         instant.vector[:] = 0.0  # a view into the matrix: cleared in place
+        instant.changed()
         instant.mass = 0.0
         instant.updated_at = now
 
     def set_collective(self, vector: Vec, mass: float, now: float) -> None:
         tier = self.tiers["collective"]
         tier.vector[:] = vector.astype(np.float32)
+        tier.changed()
         tier.mass = mass
         tier.updated_at = now
 
