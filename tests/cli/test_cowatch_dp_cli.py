@@ -105,6 +105,11 @@ def test_serve_refuses_an_epsilon_no_threshold_can_prove_before_it_listens(
             "OMEGA_COWATCH_DP_DELTA has no effect while central DP is off: give "
             "OMEGA_COWATCH_DP_EPSILON above 0 too",
         ),
+        (  # the settings read a variable in any case, and so does the check
+            (),
+            {"omega_cowatch_dp_delta": "1e-6"},
+            "OMEGA_COWATCH_DP_DELTA has no effect while central DP is off",
+        ),
     ],
 )
 def test_serve_refuses_dp_settings_it_would_ignore(
