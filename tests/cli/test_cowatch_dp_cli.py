@@ -105,6 +105,11 @@ def test_serve_refuses_an_epsilon_no_threshold_can_prove_before_it_listens(
             "OMEGA_COWATCH_DP_DELTA has no effect while central DP is off: give "
             "OMEGA_COWATCH_DP_EPSILON above 0 too",
         ),
+        (  # the settings read a variable in any case, and so does the check
+            (),
+            {"omega_cowatch_dp_delta": "1e-6"},
+            "OMEGA_COWATCH_DP_DELTA has no effect while central DP is off",
+        ),
     ],
 )
 def test_serve_refuses_dp_settings_it_would_ignore(
@@ -116,4 +121,59 @@ def test_serve_refuses_dp_settings_it_would_ignore(
     done = _omega("serve", "--port", "0", *args, env=environment)
     assert done.returncode == 2, done.stderr
     assert words in " ".join(done.stderr.split())
+    assert "Traceback" not in done.stderr
+
+
+def test_serve_names_the_variable_that_set_an_epsilon_no_threshold_can_prove(
+    tmp_path: Path,
+) -> None:
+    """ε (and δ) set by the environment are named as such: there is no flag to change."""
+    env = {**os.environ, "OMEGA_DATA_DIR": str(tmp_path), "OMEGA_COWATCH_DP_EPSILON": "1e-9"}
+    done = _omega("serve", "--port", "0", env=env)
+    assert done.returncode == 2, done.stderr
+    said = " ".join(done.stderr.split())
+    assert "OMEGA_COWATCH_DP_EPSILON 1e-09 with --cowatch-dp-delta 1e-06" in said
+    assert "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize(
+    ("helper", "env", "words"),
+    [
+        (
+            True,
+            {"OMEGA_COWATCH_DP_EPSILON": "1e-9"},
+            "OMEGA_COWATCH_DP_EPSILON 1e-09 with OMEGA_COWATCH_DP_DELTA 1e-06 needs a threshold",
+        ),
+        (
+            False,
+            {"OMEGA_COWATCH_DP_EPSILON": "4"},
+            "OMEGA_COWATCH_DP_EPSILON 4 has no effect without a helper",
+        ),
+        (
+            True,
+            {"OMEGA_COWATCH_DP_EPSILON": "4", "OMEGA_COWATCH_THRESHOLD": "0"},
+            "OMEGA_COWATCH_DP_EPSILON 4 has no effect with co-watch off",
+        ),
+        (
+            True,
+            {"OMEGA_COWATCH_DP_DELTA": "1e-5"},
+            "OMEGA_COWATCH_DP_DELTA has no effect while central DP is off",
+        ),
+    ],
+)
+def test_worker_refuses_dp_settings_it_would_ignore_naming_the_variable(
+    tmp_path: Path, helper: bool, env: dict[str, str], words: str
+) -> None:
+    """`omega worker` runs the co-watch step with the OMEGA_COWATCH_* settings `omega
+    serve` reads: what serve refuses, it refuses too, naming the variable (it has no
+    --cowatch-dp-* flags), before any round."""
+    secret = tmp_path / "secret"
+    secret.write_text("ab" * 32)
+    args = ["worker", "--once", "--db", f"sqlite:///{tmp_path / 'c.db'}"]
+    if helper:
+        args += ["--helper-url", "http://127.0.0.1:9", "--helper-secret-file", str(secret)]
+    done = _omega(*args, env={**os.environ, **env})
+    assert done.returncode == 2, done.stderr
+    said = " ".join(done.stderr.split())
+    assert words in said and "--cowatch-dp" not in said
     assert "Traceback" not in done.stderr

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
+from omega.cli._cowatch_dp import (
+    DELTA_VARIABLE,
+    EPSILON_VARIABLE,
+    check_cowatch_dp,
+    in_environment,
+    named,
+)
 from omega.cli._output import err_console
 from omega.cli.helper import HelperSecretOption, HelperUrlOption, check_helper
 from omega.errors import ConfigError
@@ -153,12 +159,13 @@ def serve(
     ensure_data_dir(settings.data_dir)
     open_storage(settings.storage_url).close()
     _check_grpc_port(settings)
-    _check_cowatch_dp(
+    delta_from_env = cowatch_dp_delta is None and in_environment(DELTA_VARIABLE)
+    check_cowatch_dp(
         settings,
-        epsilon_flag=_named("--cowatch-dp-epsilon", cowatch_dp_epsilon, "OMEGA_COWATCH_DP_EPSILON"),
-        delta_flag=_named("--cowatch-dp-delta", cowatch_dp_delta, "OMEGA_COWATCH_DP_DELTA")
-        if cowatch_dp_delta is not None or os.environ.get("OMEGA_COWATCH_DP_DELTA")
-        else None,
+        helper_url=settings.helper_url,
+        epsilon_flag=named("--cowatch-dp-epsilon", cowatch_dp_epsilon, EPSILON_VARIABLE),
+        delta_flag=DELTA_VARIABLE if delta_from_env else "--cowatch-dp-delta",
+        delta_given=cowatch_dp_delta is not None or delta_from_env,
     )
     check_helper(
         settings.helper_url,
@@ -208,39 +215,6 @@ def serve(
         access_log=False,
         timeout_keep_alive=settings.http_keep_alive,
     )
-
-
-def _named(flag: str, value: object, variable: str) -> str:
-    """What set a setting, as an error names it: the flag if given, else its variable."""
-    return flag if value is not None else variable
-
-
-def _check_cowatch_dp(settings: Any, *, epsilon_flag: str, delta_flag: str | None) -> None:
-    """Central DP settings the server would ignore, refused in one sentence naming the
-    flag (or variable): DP acts on the co-watch step of this server's rounds, which runs
-    only with a helper and a threshold above 0, and δ only with an ε above 0."""
-    epsilon = settings.cowatch_dp_epsilon
-    if not epsilon:
-        if delta_flag is not None:
-            raise ConfigError(
-                f"{delta_flag} has no effect while central DP is off: give "
-                f"{epsilon_flag} above 0 too, or drop {delta_flag}"
-            )
-        return
-    from omega.federation.cowatch_dp import CowatchPrivacy
-
-    # ε and δ OpenDP cannot prove at any threshold: refused now, not in a round
-    CowatchPrivacy(epsilon, settings.cowatch_dp_delta, per_epoch=settings.cowatch_per_epoch)
-    if not settings.helper_url:
-        raise ConfigError(
-            f"{epsilon_flag} {epsilon:g} has no effect without a helper (the co-watch step "
-            f"of rounds folds the helper's batches): give --helper-url, or drop {epsilon_flag}"
-        )
-    if not settings.cowatch_threshold:
-        raise ConfigError(
-            f"{epsilon_flag} {epsilon:g} has no effect with co-watch off "
-            f"(OMEGA_COWATCH_THRESHOLD=0): set a threshold, or drop {epsilon_flag}"
-        )
 
 
 def _http3_summary(settings: Any) -> dict[str, str]:

@@ -11,6 +11,12 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from omega.cli._cowatch_dp import (
+    DELTA_VARIABLE,
+    EPSILON_VARIABLE,
+    check_cowatch_dp,
+    in_environment,
+)
 from omega.cli.helper import HelperSecretOption, HelperUrlOption, check_helper
 
 if TYPE_CHECKING:
@@ -81,6 +87,15 @@ def worker(
     # count alike; the flags name the helper.
     settings = Settings()
     helper = helper_settings(settings, url=helper_url, secret_file=helper_secret_file)
+    # The co-watch DP settings serve refuses, refused alike (named by their variables:
+    # the worker has no flags for them) before a round runs.
+    check_cowatch_dp(
+        settings,
+        helper_url=helper.url,
+        epsilon_flag=EPSILON_VARIABLE,
+        delta_flag=DELTA_VARIABLE,
+        delta_given=in_environment(DELTA_VARIABLE),
+    )
     shares = connect_helper(helper)
     check_helper(
         helper.url,

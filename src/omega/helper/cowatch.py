@@ -30,6 +30,7 @@ import os
 import secrets
 import sqlite3
 import threading
+import weakref
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -99,6 +100,10 @@ def _load_oprf_key(path: Path) -> bytes:
         raise ConfigError(str(exc)) from None
 
 
+class _Connection(sqlite3.Connection):
+    """A desk's connection (a subclass: the desk keeps weak references to close them)."""
+
+
 class CowatchDesk:
     def __init__(
         self, data_dir: Path, secret: bytes, config: CowatchConfig, clock: Clock | None = None
@@ -109,6 +114,11 @@ class CowatchDesk:
         self._mark_key = hmac.new(secret, b"omega cowatch marks", hashlib.sha256).digest()
         self._store = data_dir / "helper-cowatch.sqlite3"
         self._local = threading.local()
+        # Every thread's connection, to close (weakly held: a thread that ends takes its
+        # own with it); ``_generation`` moves on at close, so a thread opens a new one.
+        self._opened: weakref.WeakSet[_Connection] = weakref.WeakSet()
+        self._opened_lock = threading.Lock()
+        self._generation = 0
         with self._db() as c:
             c.execute("PRAGMA journal_mode = WAL")  # kept by the file
             c.executescript(
@@ -125,17 +135,38 @@ class CowatchDesk:
     @contextlib.contextmanager
     def _db(self) -> Iterator[sqlite3.Connection]:
         """This thread's connection to the desk's store, opened on first use and kept (a
-        connection per request cost more CPU than the request's own queries);
-        a transaction an error left open is rolled back before anything else runs on it."""
-        c: sqlite3.Connection | None = getattr(self._local, "connection", None)
-        if c is None:
-            c = sqlite3.connect(self._store, timeout=30.0, isolation_level=None)
-            self._local.connection = c
+        connection per request cost more CPU than the request's own queries) until
+        :meth:`close`; a transaction an error left open is rolled back before anything
+        else runs on it."""
+        held: tuple[int, _Connection] | None = getattr(self._local, "held", None)
+        if held is None or held[0] != self._generation:
+            # Only this thread uses it; not checked, so that close() may close it.
+            c = sqlite3.connect(
+                self._store,
+                timeout=30.0,
+                isolation_level=None,
+                check_same_thread=False,
+                factory=_Connection,
+            )
+            with self._opened_lock:
+                self._opened.add(c)
+                held = self._local.held = (self._generation, c)
+        c = held[1]
         try:
             yield c
         finally:
             if c.in_transaction:
                 c.execute("ROLLBACK")
+
+    def close(self) -> None:
+        """Close every thread's connection, once no request is in flight (the helper
+        stopped). The desk stays usable: a later call opens a new connection."""
+        with self._opened_lock:
+            opened = list(self._opened)
+            self._opened.clear()
+            self._generation += 1
+        for c in opened:
+            c.close()
 
     def epoch(self) -> int:
         return int(self.clock.now() // self.config.epoch_s)

@@ -68,6 +68,8 @@ class HelperThread:
         if self._thread.is_alive():
             self._thread.join(timeout=10.0)
         self._sock.close()
+        if self.cowatch is not None and not self._thread.is_alive():
+            self.cowatch.close()  # its threads' connections (it stays usable)
 
     def __enter__(self) -> HelperThread:
         return self.start()
