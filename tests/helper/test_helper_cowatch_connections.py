@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import os
 import secrets
+import sqlite3
 from pathlib import Path
 
 import httpx
 import msgspec
+import pytest
 
 from omega.clock import ManualClock
 from omega.helper import CowatchConfig, CowatchDesk, HelperConfig, HelperService
@@ -64,3 +66,30 @@ def test_a_stopped_helper_leaves_no_connection_to_the_desk_open(tmp_path: Path) 
     assert desk.waiting() == 5
     desk.close()
     assert [f for f in _open_files(tmp_path) if STORE in f] == []
+
+
+def test_a_full_store_fails_with_its_own_error_and_the_desk_goes_on(tmp_path: Path) -> None:
+    """SQLite rolls a transaction back itself when the disk fills; the desk reports that
+    error (it used to report its own failed ROLLBACK instead) and serves the next call."""
+    clock, maker = ManualClock(), Manufacturer.generate("acme", "k1")
+    service = HelperService.open(tmp_path, HelperConfig())
+    keys = {("acme", "k1"): maker.key.public_key()}
+    config = CowatchConfig(manufacturer_keys=keys, per_epoch=1000)
+    desk = CowatchDesk(tmp_path, service.secret, config, clock=clock)
+    with desk._db() as c:  # this thread's connection: a store that cannot grow
+        pages = c.execute("PRAGMA page_count").fetchone()[0]
+        c.execute(f"PRAGMA max_page_count = {pages + 1}")
+    reports = [
+        SealedReport(tag=secrets.token_bytes(TAG_BYTES), sealed=b"s" * 190) for _ in range(200)
+    ]
+    device = maker.device("SN-1", clock=clock)
+    request = ReportRequest(reports=reports)
+    request = msgspec.structs.replace(request, proof=prove(device, "reports", request))
+    with pytest.raises(sqlite3.OperationalError, match="full"):
+        desk.submit(request)
+    assert desk.waiting() == 0  # nothing of the refused call
+    with desk._db() as c:
+        c.execute("PRAGMA max_page_count = 1073741823")
+    assert desk.submit(_signed(maker, clock, 2)).errors == [""]
+    assert desk.waiting() == 1
+    desk.close()

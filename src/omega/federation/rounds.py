@@ -235,7 +235,15 @@ def _count_cowatch(storage: Storage, cowatch: CowatchCounting, *, now: float) ->
     for _ in range(_MAX_COWATCH_BATCHES):
         try:
             step = fold_cowatch(storage, cowatch, now=now)
-        except (TransportError, ServerError) as exc:
+        except ServerError as exc:
+            # e.g. 404 from a helper started without --trust-maker: no co-watch routes
+            _log.warning(
+                "co-watch: the helper refused this round's batch request (a helper without "
+                "co-watch answers 404: start it with --trust-maker): %s",
+                exc,
+            )
+            break
+        except TransportError as exc:
             # a batch folded but not acknowledged comes again: folding it twice is a no-op
             _log.warning("co-watch: the helper was not reached this round: %s", exc)
             break

@@ -156,7 +156,23 @@ class CowatchDesk:
             yield c
         finally:
             if c.in_transaction:
-                c.execute("ROLLBACK")
+                try:
+                    c.execute("ROLLBACK")
+                except sqlite3.Error:
+                    # Unusable now: the next call opens another, and the error in flight
+                    # (the one that left the transaction open) stays the one reported.
+                    self._local.held = None
+                    c.close()
+
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        """This thread's connection in a write transaction (``BEGIN IMMEDIATE``),
+        committed when the block ends and rolled back when it raises (unless SQLite rolled
+        it back itself, as it does when the disk fills: then its error is the one raised)."""
+        with self._db() as c:
+            c.execute("BEGIN IMMEDIATE")
+            yield c
+            c.execute("COMMIT")
 
     def close(self) -> None:
         """Close every thread's connection, once no request is in flight (the helper
@@ -218,16 +234,10 @@ class CowatchDesk:
 
     def evaluate(self, request: OprfRequest) -> OprfResponse:
         """Step one of the OPRF for an attested device, charged to its epoch."""
-        with self._db() as c:
-            c.execute("BEGIN IMMEDIATE")
-            try:
-                device = self._device(c, "oprf", request)
-                self._charge(c, device, "points", self._new_points(c, device, request.points))
-                answer = OprfResponse(points=[oprf.evaluate(self._key, p) for p in request.points])
-                c.execute("COMMIT")
-            except BaseException:
-                c.execute("ROLLBACK")
-                raise
+        with self._transaction() as c:
+            device = self._device(c, "oprf", request)
+            self._charge(c, device, "points", self._new_points(c, device, request.points))
+            answer = OprfResponse(points=[oprf.evaluate(self._key, p) for p in request.points])
         return answer
 
     def _new_points(self, c: sqlite3.Connection, device: str, points: list[bytes]) -> int:
@@ -246,27 +256,21 @@ class CowatchDesk:
     def submit(self, request: ReportRequest) -> ReportResponse:
         """Queue an attested device's reports: each well-formed one whose tag this device
         never sent before (the rest are answered with why, and cost nothing)."""
-        with self._db() as c:
-            c.execute("BEGIN IMMEDIATE")
-            try:
-                device = self._device(c, "reports", request)
-                errors, fresh = self._screen(c, device, request.reports)
-                remaining = self._charge(c, device, "reports", len(fresh))
-                c.executemany("INSERT INTO cw_marks (mark) VALUES (?)", [(m,) for m, _ in fresh])
-                c.executemany(
-                    "INSERT INTO cw_queue (tag, sealed) VALUES (?, ?)",
-                    [(r.tag, r.sealed) for _, r in fresh],
+        with self._transaction() as c:
+            device = self._device(c, "reports", request)
+            errors, fresh = self._screen(c, device, request.reports)
+            remaining = self._charge(c, device, "reports", len(fresh))
+            c.executemany("INSERT INTO cw_marks (mark) VALUES (?)", [(m,) for m, _ in fresh])
+            c.executemany(
+                "INSERT INTO cw_queue (tag, sealed) VALUES (?, ?)",
+                [(r.tag, r.sealed) for _, r in fresh],
+            )
+            if fresh:  # a keyed hash of the sender, until the next batch is formed
+                sender = hmac.new(self._mark_key, b"sender\0" + device.encode(), "sha256")
+                c.execute(
+                    "INSERT INTO cw_senders (mark) VALUES (?) ON CONFLICT DO NOTHING",
+                    (sender.digest(),),
                 )
-                if fresh:  # a keyed hash of the sender, until the next batch is formed
-                    sender = hmac.new(self._mark_key, b"sender\0" + device.encode(), "sha256")
-                    c.execute(
-                        "INSERT INTO cw_senders (mark) VALUES (?) ON CONFLICT DO NOTHING",
-                        (sender.digest(),),
-                    )
-                c.execute("COMMIT")
-            except BaseException:
-                c.execute("ROLLBACK")
-                raise
         return ReportResponse(errors=errors, epoch=self.epoch(), remaining=remaining)
 
     def _screen(
@@ -293,32 +297,23 @@ class CowatchDesk:
         """The batch handed out and not yet acknowledged, else a new shuffled one of all
         waiting reports once ``min_batch`` wait from ``min_devices`` devices that sent
         since the last batch was formed; else an empty answer."""
-        with self._db() as c:
-            c.execute("BEGIN IMMEDIATE")
-            try:
-                row = c.execute(
-                    "SELECT batch FROM cw_queue WHERE batch IS NOT NULL LIMIT 1"
-                ).fetchone()
-                if row is None:
-                    waiting = c.execute("SELECT count(*) FROM cw_queue").fetchone()[0]
-                    senders = c.execute("SELECT count(*) FROM cw_senders").fetchone()[0]
-                    if waiting < self.config.min_batch or senders < self.config.min_devices:
-                        c.execute("COMMIT")
-                        return ReportBatch(batch_id="")
-                    c.execute("DELETE FROM cw_senders")
-                    row = (secrets.token_hex(16),)
-                    seqs = c.execute("SELECT seq FROM cw_queue ORDER BY seq LIMIT ?", (MAX_BATCH,))
-                    c.executemany(
-                        "UPDATE cw_queue SET batch = ?, rank = ? WHERE seq = ?",
-                        [(row[0], secrets.token_bytes(16), s) for (s,) in seqs.fetchall()],
-                    )
-                rows = c.execute(
-                    "SELECT tag, sealed FROM cw_queue WHERE batch = ? ORDER BY rank", (row[0],)
-                ).fetchall()
-                c.execute("COMMIT")
-            except BaseException:
-                c.execute("ROLLBACK")
-                raise
+        with self._transaction() as c:
+            row = c.execute("SELECT batch FROM cw_queue WHERE batch IS NOT NULL LIMIT 1").fetchone()
+            if row is None:
+                waiting = c.execute("SELECT count(*) FROM cw_queue").fetchone()[0]
+                senders = c.execute("SELECT count(*) FROM cw_senders").fetchone()[0]
+                if waiting < self.config.min_batch or senders < self.config.min_devices:
+                    return ReportBatch(batch_id="")
+                c.execute("DELETE FROM cw_senders")
+                row = (secrets.token_hex(16),)
+                seqs = c.execute("SELECT seq FROM cw_queue ORDER BY seq LIMIT ?", (MAX_BATCH,))
+                c.executemany(
+                    "UPDATE cw_queue SET batch = ?, rank = ? WHERE seq = ?",
+                    [(row[0], secrets.token_bytes(16), s) for (s,) in seqs.fetchall()],
+                )
+            rows = c.execute(
+                "SELECT tag, sealed FROM cw_queue WHERE batch = ? ORDER BY rank", (row[0],)
+            ).fetchall()
         reports = [SealedReport(tag=bytes(t), sealed=bytes(s)) for t, s in rows]
         return ReportBatch(batch_id=row[0], reports=reports)
 

@@ -1,0 +1,66 @@
+"""A round's co-watch step against a helper that cannot hand out batches: one started
+without co-watch (no --trust-maker: it answers 404) is named as refusing, one that is
+down as not reached; either way the round releases its patterns."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from _fed_helpers import NOW, codebook, pattern, push
+
+from omega.constellation.helper_client import HttpHelper
+from omega.federation import FederationConfig, run_round
+from omega.federation.cowatch import CowatchCounting
+from omega.helper.service import HelperConfig, HelperService
+from omega.helper.thread import HelperThread
+from omega.protocol.aggregation import auth_token
+from omega.storage import Storage
+
+
+@pytest.fixture
+def plain_helper(tmp_path: Path) -> Iterator[HelperThread]:
+    """A real helper on loopback with no co-watch desk."""
+    with HelperThread(HelperService.open(tmp_path / "helper", HelperConfig())) as running:
+        yield running
+
+
+def _seeded(store: Storage) -> None:
+    store.put_codebook(codebook())
+    for i in range(4):
+        push(store, f"v{i}", added=[pattern((1, 2))])
+
+
+def test_a_helper_without_cowatch_is_named_as_refusing(
+    fed_store: Storage,
+    plain_helper: HelperThread,
+    caplog: pytest.LogCaptureFixture,
+    request: pytest.FixtureRequest,
+) -> None:
+    _seeded(fed_store)
+    helper = HttpHelper(plain_helper.url, auth_token(plain_helper.service.secret))
+    request.addfinalizer(helper.close)
+    with caplog.at_level(logging.WARNING, logger="omega.federation"):
+        result = run_round(
+            fed_store, FederationConfig(), now=NOW, worker_id="w", cowatch=CowatchCounting(helper)
+        )
+    assert result.released >= 1 and result.cowatch_rows == 0
+    said = caplog.text
+    assert "refused" in said and "404" in said and "--trust-maker" in said
+    assert "not reached" not in said
+
+
+def test_a_helper_that_is_down_is_named_as_not_reached(
+    fed_store: Storage, caplog: pytest.LogCaptureFixture, request: pytest.FixtureRequest
+) -> None:
+    _seeded(fed_store)
+    helper = HttpHelper("http://127.0.0.1:9", "x", timeout=2.0)
+    request.addfinalizer(helper.close)
+    with caplog.at_level(logging.WARNING, logger="omega.federation"):
+        result = run_round(
+            fed_store, FederationConfig(), now=NOW, worker_id="w", cowatch=CowatchCounting(helper)
+        )
+    assert result.released >= 1 and result.cowatch_rows == 0
+    assert "not reached" in caplog.text and "refused this round" not in caplog.text
