@@ -4,7 +4,10 @@ beside the brain's own time in each call."""
 from __future__ import annotations
 
 import json
+import tempfile
+from pathlib import Path
 
+import pytest
 import typer
 from typer.testing import CliRunner
 
@@ -14,10 +17,14 @@ app = typer.Typer()
 app.add_typer(bench_app, name="bench")
 
 
-def test_a_small_mcp_bench_reports_the_tool_beside_the_brain() -> None:
+def test_a_small_mcp_bench_reports_the_tool_beside_the_brain(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # where its brain goes
     args = ["bench", "mcp", "--catalog", "200", "--events", "20", "--calls", "20", "--json"]
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
+    assert list(tmp_path.iterdir()) == []  # the brain's directory removed after
     figures = json.loads(result.stdout)
     assert (figures["transport"], figures["calls"], figures["catalog_size"]) == ("stdio", 20, 200)
     for name in ("tool", "brain", "overhead"):

@@ -118,3 +118,29 @@ def test_the_simulators_cowatch_epsilon_defaults_to_the_brains() -> None:
     default = inspect.signature(simulate).parameters["cowatch_epsilon"].default
     assert default == COWATCH_EPSILON == BrainConfig().cowatch_epsilon
     assert FleetConfig().cowatch_epsilon == COWATCH_EPSILON
+
+
+def test_a_command_that_exits_with_a_code_exits_with_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``raise typer.Exit(1)`` (what ``omega bench soak`` does when the fleet lost data)
+    must reach the shell: outside standalone mode Typer returns the code instead."""
+    import typer
+
+    from omega.cli import main
+
+    failing = typer.Typer()
+
+    @failing.command()
+    def soak() -> None:
+        raise typer.Exit(1)
+
+    @failing.command()
+    def fine() -> None:
+        return None
+
+    monkeypatch.setattr(main, "app", failing)
+    monkeypatch.setattr(sys, "argv", ["omega", "soak"])
+    with pytest.raises(SystemExit) as exited:
+        main.run()
+    assert exited.value.code == 1
+    monkeypatch.setattr(sys, "argv", ["omega", "fine"])
+    main.run()  # returns: exit 0

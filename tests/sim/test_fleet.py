@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import tempfile
 from dataclasses import replace
 from pathlib import Path
 
@@ -222,3 +223,21 @@ def test_the_brain_excludes_exactly_the_train_titles(tmp_path: Path) -> None:
             assert np.array_equal(np.isneginf(scores), seen[v]), v
     finally:
         run.close()
+
+
+def test_a_replay_without_a_work_dir_removes_its_brains(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    temp = tmp_path / "temp"
+    temp.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(temp))  # where the fleets' brains go
+    data = synthetic_dataset(titles=80, viewers=12, days=5, seed=3)
+    options = SimulationOptions(
+        fleet=FAST, baselines=("popularity",), cache_dir=tmp_path / "cache", checkpoints=2
+    )
+    result = asyncio.run(run_simulation(data, options, lambda *_: None))
+    assert result["syncs"] > 12  # it replayed, with brains on disk
+    assert list(temp.iterdir()) == []  # and left none behind
+    kept = replace(options, work_dir=tmp_path / "work")  # asked for: kept
+    asyncio.run(run_simulation(data, kept, lambda *_: None))
+    assert (tmp_path / "work" / "omega").is_dir()

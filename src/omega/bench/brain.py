@@ -254,11 +254,36 @@ def run_brain_bench(
 ) -> dict[str, object]:
     """Build a brain, replay a history, and measure it. ``vectors``: model | clustered | auto
     (auto = the real model up to 20,000 titles, clustered synthetic vectors above);
-    ``cowatch``: neighbours per title of the co-watch table loaded first (0: none)."""
-    say = progress or (lambda _: None)
+    ``cowatch``: neighbours per title of the co-watch table loaded first (0: none). The
+    brain lives in a temporary directory, removed afterwards."""
+    with tempfile.TemporaryDirectory(prefix="omega-bench-brain-") as tmp:
+        return _bench(
+            Path(tmp),
+            catalog=catalog,
+            events=events,
+            patterns=patterns,
+            calls=calls,
+            vectors=vectors,
+            seed=seed,
+            cowatch=cowatch,
+            say=progress or (lambda _: None),
+        )
+
+
+def _bench(
+    workdir: Path,
+    *,
+    catalog: int,
+    events: int,
+    patterns: int,
+    calls: int,
+    vectors: str,
+    seed: int,
+    cowatch: int,
+    say: Callable[[str], None],
+) -> dict[str, object]:
     rng = np.random.default_rng(seed)  # one stream, drawn in the order of the phases
     mode = vectors if vectors != "auto" else ("model" if catalog <= 20_000 else "clustered")
-    workdir = Path(tempfile.mkdtemp(prefix="omega-bench-brain-"))
     clock = ManualClock(1_700_000_000.0)
 
     say("loading the model and opening a new brain")
@@ -303,5 +328,4 @@ def run_brain_bench(
         **fresh,
         **imported.figures,
         **table,
-        "workdir": str(workdir),
     }

@@ -47,12 +47,13 @@ def run_mcp_bench(
 ) -> dict[str, object]:
     """Build a brain, serve it with ``omega mcp viewer`` on stdio, time ``calls`` calls."""
     say = progress or (lambda _: None)
-    workdir = Path(tempfile.mkdtemp(prefix="omega-bench-mcp-"))
-    say(f"a brain of {catalog} titles and {events} events")
-    _build_brain(workdir / "tv", catalog=catalog, events=events, seed=seed)
-    say(f"omega mcp viewer on stdio: {calls} calls of viewer_get_recommendations")
-    figures = asyncio.run(_measure(workdir / "tv", calls))
-    return {"catalog_size": catalog, "events": events, **figures, "workdir": str(workdir)}
+    with tempfile.TemporaryDirectory(prefix="omega-bench-mcp-") as tmp:
+        tv = Path(tmp) / "tv"
+        say(f"a brain of {catalog} titles and {events} events")
+        _build_brain(tv, catalog=catalog, events=events, seed=seed)
+        say(f"omega mcp viewer on stdio: {calls} calls of viewer_get_recommendations")
+        figures = asyncio.run(_measure(tv, calls))
+    return {"catalog_size": catalog, "events": events, **figures}
 
 
 def _build_brain(directory: Path, *, catalog: int, events: int, seed: int) -> None:

@@ -26,6 +26,7 @@ class ExitCode(IntEnum):
     NETWORK = 6
     AUTH = 7
     PROTOCOL = 8
+    INTERRUPTED = 130  # Ctrl-C, or SIGTERM where a long command unwinds on it (128 + SIGINT)
 
 
 def exit_code_for(error: OmegaError) -> ExitCode:
@@ -113,7 +114,7 @@ def run() -> None:
     reading the JSON never has to parse prose."""
     as_json = wants_json(sys.argv[1:])
     try:
-        app(standalone_mode=False)
+        returned = app(standalone_mode=False)
     except OmegaError as exc:
         _fail(str(exc), exit_code_for(exc), as_json=as_json)
     except typer.Abort:
@@ -138,6 +139,12 @@ def run() -> None:
             if (name := ".".join(str(part) for part in error["loc"]))
         ]
         _fail("; ".join(sentences), ExitCode.USAGE, as_json=as_json)
+    # Outside standalone mode Typer returns the code of a ``typer.Exit`` (130 for Ctrl-C)
+    # instead of exiting with it: exit with it here, or a failed run would exit 0.
+    if returned == ExitCode.INTERRUPTED:
+        _fail("interrupted", ExitCode.INTERRUPTED, as_json=as_json)
+    if isinstance(returned, int) and not isinstance(returned, bool) and returned:
+        sys.exit(returned)
 
 
 def wants_json(args: list[str]) -> bool:

@@ -149,7 +149,12 @@ def simulate(
         ),
     ] = 0,
     work_dir: Annotated[
-        Path | None, typer.Option(help="Where the fleet's brains live (default: temp).")
+        Path | None,
+        typer.Option(
+            help="Where the fleets' brains live (default: a temporary directory). A "
+            "replay's brains are kept in a directory given here and removed from the "
+            "temporary one at the end; a synthetic fleet's (--tvs) are removed either way."
+        ),
     ] = None,
     engine: Annotated[
         str,
@@ -294,14 +299,15 @@ def _replay(
     as_json: bool,
 ) -> dict[str, Any]:
     """The dataset replay, here or (``--engine dask``) on a Dask cluster closed after it."""
-    if engine == "local":
-        return simulation.run_with_progress(data, options, quiet=as_json)
-    from omega.federation.engines import DaskEngine
-    from omega.sim.engine_replay import EngineReplay
-
-    # SIGTERM unwinds like Ctrl-C, so the cluster and the servers are stopped on the way out.
+    # SIGTERM unwinds like Ctrl-C, so the servers (and the cluster) are stopped and the
+    # temporary brains removed on the way out.
     previous = signal.signal(signal.SIGTERM, _interrupt)
     try:
+        if engine == "local":
+            return simulation.run_with_progress(data, options, quiet=as_json)
+        from omega.federation.engines import DaskEngine
+        from omega.sim.engine_replay import EngineReplay
+
         with DaskEngine(address=address, workers=workers) as cluster:
             options = dataclasses.replace(options, engine=EngineReplay(cluster, batch))
             return simulation.run_with_progress(data, options, quiet=as_json)

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import functools
 import math
-import tempfile
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -48,10 +47,14 @@ class World:
 
 
 def build_world(
-    dataset: Dataset, options: SimulationOptions, progress: Progress, timings: dict[str, float]
+    dataset: Dataset,
+    options: SimulationOptions,
+    progress: Progress,
+    timings: dict[str, float],
+    root: Path,
 ) -> World:
-    """Hold out each viewer's interaction and embed the catalog (timed as ``embed_s``)."""
-    root = options.work_dir or Path(tempfile.mkdtemp(prefix="omega-sim-"))
+    """Hold out each viewer's interaction and embed the catalog (timed as ``embed_s``);
+    the fleets' brains go under ``root``."""
     if options.validation:
         dataset = validation_dataset(dataset)
     split_ = split(dataset)

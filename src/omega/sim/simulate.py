@@ -14,6 +14,7 @@ This module runs the parts in order; the fleets' replay and scoring are in
 
 from __future__ import annotations
 
+import tempfile
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -84,11 +85,22 @@ class SimulationOptions:
 async def run_simulation(
     dataset: Dataset, options: SimulationOptions, progress: Progress
 ) -> dict[str, Any]:
-    """Everything ``omega simulate`` reports, as one JSON-ready dict."""
-    wall = time.perf_counter()
+    """Everything ``omega simulate`` reports, as one JSON-ready dict. The fleets' brains
+    live under ``options.work_dir``, kept; without one, in a temporary directory removed
+    at the end (a full replay leaves gigabytes of brains)."""
     _check(options)
+    if options.work_dir is not None:
+        return await _simulate(dataset, options, progress, options.work_dir)
+    with tempfile.TemporaryDirectory(prefix="omega-sim-", ignore_cleanup_errors=True) as tmp:
+        return await _simulate(dataset, options, progress, Path(tmp))
+
+
+async def _simulate(
+    dataset: Dataset, options: SimulationOptions, progress: Progress, root: Path
+) -> dict[str, Any]:
+    wall = time.perf_counter()
     timings: dict[str, float] = {}
-    world = build_world(dataset, options, progress, timings)
+    world = build_world(dataset, options, progress, timings, root)
     split_ = world.split
     cold_start = _cold_start(world)  # a bad --cold-start fails now, not after the replays
     gains: dict[str, list[FloatArray]] = {}  # each row's NDCG@10 per viewer
