@@ -112,8 +112,9 @@ class Embedder:
         tokenizer.no_padding()
         tokenizer.enable_truncation(max_length=_MAX_TOKENS)
         try:
-            import onnxruntime as ort
+            from omega.brain._ort import onnxruntime
 
+            ort = onnxruntime()  # its telemetry off
             options = ort.SessionOptions()
             options.intra_op_num_threads = threads
             options.inter_op_num_threads = 1

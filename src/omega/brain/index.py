@@ -29,7 +29,9 @@ import numpy.typing as npt
 # std::codecvt (usearch 2.26 + onnxruntime 1.31, Linux; tests/brain/test_index.py checks
 # it). Loading onnxruntime first is harmless; without it there is nothing to clash with.
 with contextlib.suppress(ImportError):
-    import onnxruntime  # noqa: F401
+    from omega.brain._ort import onnxruntime
+
+    onnxruntime()  # telemetry off: see omega.brain._ort
 from usearch.index import Index
 
 from omega.errors import CorruptStoreError, InputError, StoreError
