@@ -12,6 +12,7 @@ import sys
 import time
 from pathlib import Path
 
+import psutil
 import pytest
 
 OMEGA = [sys.executable, "-m", "omega.cli"]
@@ -59,3 +60,49 @@ def test_an_interrupted_replay_exits_130_and_leaves_no_brains(
         "kind": "interrupted",
     }
     assert list(temp.glob("omega-sim-*")) == []
+
+
+def test_an_interrupted_dask_replay_stops_its_workers_before_removing_their_brains(
+    movielens: Path, tmp_path: Path
+) -> None:
+    """The engine's workers write the brains until the cluster is closed: the temporary
+    directory goes after it (removed first, a worker still in its task wrote into it,
+    and could make it again)."""
+    pytest.importorskip("distributed")
+    temp = tmp_path / "temp"
+    temp.mkdir()
+    env = {**os.environ, "TMPDIR": str(temp), "OMEGA_CACHE": str(tmp_path / "cache")}
+    args = ["simulate", "--dataset", str(movielens), "--no-als", "--json"]
+    args += ["--engine", "dask", "--engine-workers", "1"]
+    with subprocess.Popen(
+        [*OMEGA, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
+    ) as run:
+        deadline = time.monotonic() + 180
+        # written once every brain is made, just before the first tasks go to the workers
+        while not any(temp.glob("omega-sim-*/local-only/catalog.pickle")):
+            assert run.poll() is None, run.communicate()
+            assert time.monotonic() < deadline, "the replay never reached the engine"
+            time.sleep(0.05)
+        workers = [
+            child
+            for child in psutil.Process(run.pid).children(recursive=True)
+            if "spawn_main" in " ".join(child.cmdline())
+        ]
+        assert workers  # the local cluster's worker processes
+        (brains,) = temp.glob("omega-sim-*")
+        run.send_signal(signal.SIGTERM)
+        while brains.exists() and run.poll() is None:
+            time.sleep(0.005)
+        still = [w.pid for w in workers if _alive(w)]
+        out, err = run.communicate(timeout=120)
+    assert run.returncode == 130, err
+    assert out == ""
+    assert still == []  # no worker left when the directory went
+    assert list(temp.glob("omega-sim-*")) == []
+
+
+def _alive(process: psutil.Process) -> bool:
+    try:
+        return bool(process.status() != psutil.STATUS_ZOMBIE)
+    except psutil.NoSuchProcess:
+        return False

@@ -1,6 +1,7 @@
 """A round's co-watch step against a helper that cannot hand out batches: one started
-without co-watch (no --trust-maker: it answers 404) is named as refusing, one that is
-down as not reached; either way the round releases its patterns."""
+without co-watch (no --trust-maker: it answers 404) is named as refusing, one whose desk
+fails (500) as failing, one that is down as not reached; either way the round releases its
+patterns."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from _fed_helpers import NOW, codebook, pattern, push
 from omega.constellation.helper_client import HttpHelper
 from omega.federation import FederationConfig, run_round
 from omega.federation.cowatch import CowatchCounting
+from omega.helper import CowatchConfig, CowatchDesk
 from omega.helper.service import HelperConfig, HelperService
 from omega.helper.thread import HelperThread
 from omega.protocol.aggregation import auth_token
@@ -64,3 +66,34 @@ def test_a_helper_that_is_down_is_named_as_not_reached(
         )
     assert result.released >= 1 and result.cowatch_rows == 0
     assert "not reached" in caplog.text and "refused this round" not in caplog.text
+
+
+def test_a_helper_whose_desk_fails_is_named_as_failing(
+    fed_store: Storage,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+    request: pytest.FixtureRequest,
+) -> None:
+    """A 500 (the desk's store broken: a full disk, here a damaged file) is the helper's
+    own failure: not advice to start it with --trust-maker."""
+    _seeded(fed_store)
+    service = HelperService.open(tmp_path / "helper", HelperConfig())
+    desk = CowatchDesk(tmp_path / "helper", service.secret, CowatchConfig())
+    desk.close()
+    store = next((tmp_path / "helper").glob("*cowatch*.sqlite3"))
+    store.write_bytes(b"not a database" * 512)
+    with HelperThread(service, cowatch=desk) as running:
+        helper = HttpHelper(running.url, auth_token(service.secret))
+        request.addfinalizer(helper.close)
+        with caplog.at_level(logging.WARNING, logger="omega.federation"):
+            result = run_round(
+                fed_store,
+                FederationConfig(),
+                now=NOW,
+                worker_id="w",
+                cowatch=CowatchCounting(helper),
+            )
+    assert result.released >= 1 and result.cowatch_rows == 0
+    said = caplog.text
+    assert "failed this round's batch request" in said and "500" in said
+    assert "--trust-maker" not in said and "refused" not in said

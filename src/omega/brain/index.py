@@ -42,19 +42,20 @@ _COMPACT_RATIO = 0.2  # rebuild once tombstones exceed this share of live entrie
 _COMPACT_MIN = 64  # ...and there are at least this many (small indexes don't care)
 _LARGE = 50_000  # entries past which searches use a wider beam
 _REMEMBERED = 256  # batched search results kept until the next write
-# Batches up to this many rows are added on one thread. usearch's threaded add loses
-# nodes on small graphs: of 100 builds of 411 clustered 64-d vectors, 79 left at least
-# one vector that a search for itself no longer finds (153 in all); one thread lost none
-# and builds the same graph every time. It costs 0.07 -> 0.10 s at 2,000 rows; big
-# batches (a 100K catalog: 18 s threaded, 47 s on one) keep every core.
-_ONE_THREAD_ROWS = 4096
+# Vectors are added on one thread. usearch's threaded add leaves vectors unreachable (a
+# search for the vector itself does not find it in its top 100): of 100 builds of 411
+# clustered 64-d vectors, 79 lost at least one (153 in all); of 10 builds of 5,000, 9
+# (68 in all); of 5 of 5,000 384-d ones, 3; and a batch of 5,904 added threaded to a
+# graph of 4,096 built on one thread still lost vectors in 3 of 5 builds. One thread lost
+# none and builds the same graph every time. It costs 0.07 -> 0.10 s at 2,000 rows and
+# 18 -> 47 s for a 100K catalog.
 
 Keys = npt.NDArray[np.uint64]
 Floats = npt.NDArray[np.float32]
 
 
 def _add(index: Index, keys: Keys, vectors: Floats) -> None:
-    index.add(keys, vectors, threads=1 if keys.size <= _ONE_THREAD_ROWS else 0)
+    index.add(keys, vectors, threads=1)
 
 
 class VectorIndex:

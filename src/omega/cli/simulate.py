@@ -307,9 +307,16 @@ def _replay(
             return simulation.run_with_progress(data, options, quiet=as_json)
         from omega.federation.engines import DaskEngine
         from omega.sim.engine_replay import EngineReplay
+        from omega.sim.simulate import brains_dir
 
-        with DaskEngine(address=address, workers=workers) as cluster:
-            options = dataclasses.replace(options, engine=EngineReplay(cluster, batch))
+        # The brains' directory outlives the cluster: stopped mid-task (Ctrl-C), its
+        # workers write into it until the cluster is closed.
+        with (
+            brains_dir(options.work_dir) as root,
+            DaskEngine(address=address, workers=workers) as cluster,
+        ):
+            engine_replay = EngineReplay(cluster, batch)
+            options = dataclasses.replace(options, work_dir=root, engine=engine_replay)
             return simulation.run_with_progress(data, options, quiet=as_json)
     finally:
         signal.signal(signal.SIGTERM, previous)

@@ -236,12 +236,14 @@ def _count_cowatch(storage: Storage, cowatch: CowatchCounting, *, now: float) ->
         try:
             step = fold_cowatch(storage, cowatch, now=now)
         except ServerError as exc:
-            # e.g. 404 from a helper started without --trust-maker: no co-watch routes
-            _log.warning(
-                "co-watch: the helper refused this round's batch request (a helper without "
-                "co-watch answers 404: start it with --trust-maker): %s",
-                exc,
-            )
+            if exc.status == 404:  # a helper started without --trust-maker: no routes
+                _log.warning(
+                    "co-watch: the helper refused this round's batch request (a helper "
+                    "without co-watch answers 404: start it with --trust-maker): %s",
+                    exc,
+                )
+            else:  # its own failure (a full disk: 500), which its log explains
+                _log.warning("co-watch: the helper failed this round's batch request: %s", exc)
             break
         except TransportError as exc:
             # a batch folded but not acknowledged comes again: folding it twice is a no-op
