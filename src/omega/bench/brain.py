@@ -257,75 +257,52 @@ def run_brain_bench(
     ``cowatch``: neighbours per title of the co-watch table loaded first (0: none). The
     brain lives in a temporary directory, removed afterwards."""
     with tempfile.TemporaryDirectory(prefix="omega-bench-brain-") as tmp:
-        return _bench(
-            Path(tmp),
-            catalog=catalog,
-            events=events,
-            patterns=patterns,
-            calls=calls,
-            vectors=vectors,
-            seed=seed,
-            cowatch=cowatch,
-            say=progress or (lambda _: None),
+        workdir = Path(tmp)
+        say = progress or (lambda _: None)
+        rng = np.random.default_rng(seed)  # one stream, drawn in the order of the phases
+        mode = vectors if vectors != "auto" else ("model" if catalog <= 20_000 else "clustered")
+        clock = ManualClock(1_700_000_000.0)
+
+        say("loading the model and opening a new brain")
+        embedder = Embedder.load()
+        brain = Brain.open(workdir / "tv", clock=clock, config=BrainConfig(), embedder=embedder)
+        say(f"catalog: {catalog} titles ({mode} vectors)")
+        imported = _import_catalog(brain, embedder, catalog=catalog, mode=mode, seed=seed)
+        say(f"co-watch table: {cowatch} neighbours per title")
+        table = _load_cowatch(brain, imported.ids, cowatch, seed + 2)
+        say(f"history: {events} events")
+        household = _Household(brain, clock, rng, imported.ids)
+        for _ in range(events):
+            household.event()
+        say("observe: durable tracked events per second")
+        observe = _observe_figures(household)
+        say(f"recommend: {calls} calls, k=10")
+        recommend = _recommend_figures(brain, calls)
+        say("recommend after an event: a new title watched, then one call")
+        # Its own stream: the phases after it draw what they drew before it was added.
+        recommend |= _fresh_recommend_figures(
+            household, min(calls, 200), np.random.default_rng(seed + 1)
         )
+        say("search: index vs exact")
+        search = _search_figures(brain, imported.matrix, rng, calls=calls)
+        say("embed: one short title through the model")
+        embed = _embed_figures(embedder)
+        say(f"footprint: filling the bank to {patterns} patterns")
+        footprint = _footprint_figures(brain, clock, rng, patterns)
+        brain.close()
+        say("cold start, warm start and RSS in a fresh TV process")
+        fresh = _fresh_figures(workdir / "tv")
 
-
-def _bench(
-    workdir: Path,
-    *,
-    catalog: int,
-    events: int,
-    patterns: int,
-    calls: int,
-    vectors: str,
-    seed: int,
-    cowatch: int,
-    say: Callable[[str], None],
-) -> dict[str, object]:
-    rng = np.random.default_rng(seed)  # one stream, drawn in the order of the phases
-    mode = vectors if vectors != "auto" else ("model" if catalog <= 20_000 else "clustered")
-    clock = ManualClock(1_700_000_000.0)
-
-    say("loading the model and opening a new brain")
-    embedder = Embedder.load()
-    brain = Brain.open(workdir / "tv", clock=clock, config=BrainConfig(), embedder=embedder)
-    say(f"catalog: {catalog} titles ({mode} vectors)")
-    imported = _import_catalog(brain, embedder, catalog=catalog, mode=mode, seed=seed)
-    say(f"co-watch table: {cowatch} neighbours per title")
-    table = _load_cowatch(brain, imported.ids, cowatch, seed + 2)
-    say(f"history: {events} events")
-    household = _Household(brain, clock, rng, imported.ids)
-    for _ in range(events):
-        household.event()
-    say("observe: durable tracked events per second")
-    observe = _observe_figures(household)
-    say(f"recommend: {calls} calls, k=10")
-    recommend = _recommend_figures(brain, calls)
-    say("recommend after an event: a new title watched, then one call")
-    # Its own stream: the phases after it draw what they drew before it was added.
-    recommend |= _fresh_recommend_figures(
-        household, min(calls, 200), np.random.default_rng(seed + 1)
-    )
-    say("search: index vs exact")
-    search = _search_figures(brain, imported.matrix, rng, calls=calls)
-    say("embed: one short title through the model")
-    embed = _embed_figures(embedder)
-    say(f"footprint: filling the bank to {patterns} patterns")
-    footprint = _footprint_figures(brain, clock, rng, patterns)
-    brain.close()
-    say("cold start, warm start and RSS in a fresh TV process")
-    fresh = _fresh_figures(workdir / "tv")
-
-    return {
-        "catalog_size": catalog,
-        "vectors": mode,
-        "events": events,
-        **recommend,
-        **search,
-        **observe,
-        **embed,
-        **footprint,
-        **fresh,
-        **imported.figures,
-        **table,
-    }
+        return {
+            "catalog_size": catalog,
+            "vectors": mode,
+            "events": events,
+            **recommend,
+            **search,
+            **observe,
+            **embed,
+            **footprint,
+            **fresh,
+            **imported.figures,
+            **table,
+        }

@@ -33,11 +33,8 @@ bounded), rounds fold the queue and count the reports, the server and helper sto
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import os
-import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -50,18 +47,9 @@ from omega.bench.fleet_restart import _open_fleet
 from omega.bench.loadgen import fast_loop
 from omega.bench.server import DEFAULT_RATES
 from omega.errors import ConfigError, InputError
+from omega.workspace import work_directory
 
 __all__ = ["run_soak"]
-
-
-@contextlib.contextmanager
-def _workspace(work_dir: Path | None) -> Iterator[Path]:
-    if work_dir is not None:
-        work_dir.mkdir(parents=True, exist_ok=True)
-        yield work_dir
-        return
-    with tempfile.TemporaryDirectory(prefix="omega-bench-soak-") as tmp:
-        yield Path(tmp)
 
 
 async def _main(plan: SoakPlan, root: Path, say: Progress) -> dict[str, Any]:
@@ -288,7 +276,10 @@ def run_soak(
     _check(plan)
     fault_schedule(plan)  # refuses a schedule that does not fit, before starting anything
     say = progress or (lambda kind, event: None)
-    with _workspace(work_dir) as root, asyncio.Runner(loop_factory=fast_loop()) as runner:
+    with (
+        work_directory(work_dir, "omega-bench-soak-") as root,
+        asyncio.Runner(loop_factory=fast_loop()) as runner,
+    ):
         return runner.run(_main(plan, root, say))
 
 

@@ -14,6 +14,7 @@ import typer
 from omega.cli import _simulation as simulation
 from omega.cli._output import JsonOption, console
 from omega.errors import ConfigError
+from omega.workspace import work_directory
 
 if TYPE_CHECKING:
     from omega.sim.datasets import Dataset
@@ -307,12 +308,11 @@ def _replay(
             return simulation.run_with_progress(data, options, quiet=as_json)
         from omega.federation.engines import DaskEngine
         from omega.sim.engine_replay import EngineReplay
-        from omega.sim.simulate import brains_dir
 
         # The brains' directory outlives the cluster: stopped mid-task (Ctrl-C), its
         # workers write into it until the cluster is closed.
         with (
-            brains_dir(options.work_dir) as root,
+            work_directory(options.work_dir, "omega-sim-") as root,
             DaskEngine(address=address, workers=workers) as cluster,
         ):
             engine_replay = EngineReplay(cluster, batch)

@@ -14,10 +14,7 @@ This module runs the parts in order; the fleets' replay and scoring are in
 
 from __future__ import annotations
 
-import contextlib
-import tempfile
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -48,8 +45,9 @@ from omega.sim.personalisation import (
     personalisation,
     probe_viewers,
 )
+from omega.workspace import work_directory
 
-__all__ = ["SimulationOptions", "brains_dir", "run_simulation"]
+__all__ = ["SimulationOptions", "run_simulation"]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -91,20 +89,8 @@ async def run_simulation(
     live under ``options.work_dir``, kept; without one, in a temporary directory removed
     at the end (a full replay leaves gigabytes of brains)."""
     _check(options)
-    with brains_dir(options.work_dir) as root:
+    with work_directory(options.work_dir, "omega-sim-") as root:
         return await _simulate(dataset, options, progress, root)
-
-
-@contextlib.contextmanager
-def brains_dir(work_dir: Path | None) -> Iterator[Path]:
-    """Where a replay's brains go: ``work_dir``, kept; else a temporary directory removed
-    on the way out (a caller whose engine workers write into it enters this before it
-    starts them, so that it is removed after they are stopped)."""
-    if work_dir is not None:
-        yield work_dir
-        return
-    with tempfile.TemporaryDirectory(prefix="omega-sim-", ignore_cleanup_errors=True) as tmp:
-        yield Path(tmp)
 
 
 async def _simulate(
