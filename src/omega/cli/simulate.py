@@ -127,6 +127,14 @@ def simulate(
             "best count as a source (0: off; BrainConfig.cowatch_spread)."
         ),
     ] = 0.0,
+    cowatch_attack: Annotated[
+        str,
+        typer.Option(
+            help="With --attack promote-item and co-watch: what the coalition contributes, "
+            "'forge' (pairs from popular titles to its target) or 'withhold' (no pairs: "
+            "the control for what losing its honest pairs alone costs)."
+        ),
+    ] = "forge",
     no_als: Annotated[
         bool, typer.Option("--no-als", help="Skip the ALS and item-kNN references.")
     ] = False,
@@ -218,6 +226,8 @@ def simulate(
         raise ConfigError("--reports must be 'shared' or 'ldp'")
     if cowatch not in ("off", "central-k3", "private"):
         raise ConfigError("--cowatch must be 'off', 'private' or 'central-k3'")
+    if cowatch_attack not in ("forge", "withhold"):
+        raise ConfigError("--cowatch-attack must be 'forge' or 'withhold'")
     if cowatch_spread < 0:
         raise ConfigError("--cowatch-spread must be ≥ 0 (0: off)")
     if not 1 <= cowatch_per_epoch <= 1000 or cowatch_epoch_days * 86400 < 60:
@@ -263,6 +273,7 @@ def simulate(
             cowatch_per_epoch=cowatch_per_epoch,
             cowatch_epoch_s=cowatch_epoch_days * 86400,
             cowatch_spread=cowatch_spread,
+            cowatch_attack="withhold" if cowatch_attack == "withhold" else "forge",
             cowatch_epsilon=cowatch_epsilon or None,
             cowatch_dp_epsilon=cowatch_dp_epsilon,
             cowatch_dp_delta=cowatch_dp_delta,

@@ -77,8 +77,10 @@ async def run_attack(world: World, clean: FleetRun) -> tuple[dict[str, Any], flo
         "released_patterns": attacked.checkpoints[-1].get("released_patterns", 0.0)
         if attacked.checkpoints
         else 0.0,
-        # With --cowatch: the coalition's forged pairs went into the stand-in's counts.
+        # With --cowatch: the coalition's forged pairs went into the stand-in's counts
+        # (or, with --cowatch-attack withhold, no pair of the coalition's at all).
         "cowatch": cowatch_summary(attacked),
+        "cowatch_attack": options.fleet.cowatch_attack if options.fleet.cowatch != "off" else None,
     }
     attacked.close()
     return summary, seconds

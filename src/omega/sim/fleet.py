@@ -123,6 +123,10 @@ class FleetConfig:
     cowatch_idle_syncs: bool = True
     #: The brains' cap on a forged neighbour (``BrainConfig.cowatch_spread``; 0: off).
     cowatch_spread: float = 0.0
+    #: What a promote-item coalition contributes as co-watch pairs: "forge" (popular
+    #: titles → its target) or "withhold" (nothing: the control that measures what
+    #: losing the coalition's honest pairs costs, without any forged one).
+    cowatch_attack: Literal["forge", "withhold"] = "forge"
     #: With "private": central DP on the released counts, ε and δ of one private release
     #: (ε 0: off; ``omega.federation.cowatch_dp``).
     cowatch_dp_epsilon: float = 0.0

@@ -57,6 +57,8 @@ async def replay_fleet(
     forgery = None
     if config.cowatch != "off" and attack == "promote-item" and target_item is not None:
         forgery = forgery_of(split, item_ids, list(shared.catalog.ids), target_item)
+        if config.cowatch_attack == "withhold":
+            forgery.sources.clear()
     run = open_fleet(
         dataset,
         shared,
