@@ -46,6 +46,7 @@ def test_version_is_the_installed_package_version() -> None:
         (("simulate", "--dataset", "/nonexistent/ml", "--share-min-batch", "0"), 2, "1..2500"),
         (("simulate", "--dataset", "/nonexistent/ml", "--cowatch", "bogus"), 2, "must be 'off'"),
         (("simulate", "--dataset", "/x", "--cowatch-epsilon", "-1"), 2, "--cowatch-epsilon"),
+        (("simulate", "--dataset", "/x", "--cowatch-attack", "lie"), 2, "--cowatch-attack"),
         (("helper", "serve", "--noise-epsilon", "30"), 2, "'--noise-epsilon'"),
         (("worker", "--once", "--helper-url", "http://127.0.0.1:9"), 2, "secret file"),
         (("serve", "--port", "99999"), 2, "--port"),

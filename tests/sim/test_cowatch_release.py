@@ -77,3 +77,23 @@ def test_the_promote_item_coalition_forges_pairs_into_the_stand_in(tmp_path: Pat
     assert forged["pairs_forged"] > 0 and forged["pairs_contributed"] > 0
     for key in ("target_exposure_clean", "target_exposure_attacked"):
         assert 0.0 <= result["attack"][key] <= 1.0  # type: ignore[index]
+
+
+def test_a_withholding_coalition_sends_no_pair_and_leaves_fewer_to_release(tmp_path: Path) -> None:
+    data = synthetic_dataset(titles=40, viewers=16, days=5, seed=3)
+    options = SimulationOptions(
+        fleet=replace(FAST, cowatch="central-k3", cowatch_attack="withhold"),
+        baselines=("popularity",),
+        work_dir=tmp_path / "work",
+        cache_dir=tmp_path / "cache",
+        checkpoints=0,
+        attack="promote-item",
+        attackers=0.25,
+    )
+    result = asyncio.run(run_simulation(data, options, lambda *_: None))
+    clean, attacked = result["cowatch"], result["attack"]["cowatch"]  # type: ignore[index]
+    assert result["attack"]["cowatch_attack"] == "withhold"  # type: ignore[index]
+    assert attacked["pairs_forged"] == 0
+    # The coalition's four TVs sent nothing, the twelve honest ones what they sent before.
+    assert 0 < attacked["pairs_contributed"] < clean["pairs_contributed"]
+    assert attacked["released_pairs"] <= clean["released_pairs"]
