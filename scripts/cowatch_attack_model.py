@@ -6,7 +6,9 @@ forged pairs (a third of the viewers, ``omega simulate --attack``'s draw for the
 and scores each honest viewer by co-watch (weight 16, decay 0.7, backward 0.25) plus the
 content kernel over its last titles (weight 8, the brain's main own signal). Prints the
 honest tie-fair NDCG@10 and the target's expected share of honest top-10s, clean and
-under attacks of several spreads, for the defences given.
+under attacks of several spreads, for the defences given; "clean, every TV honest" is the
+fleet with the coalition's TVs contributing their own pairs, "coalition withholds" the
+same fleet with the coalition sending nothing.
 
     PYTHONPATH=src python scripts/cowatch_attack_model.py --dataset DIR
         [--pool N] [--inflow-cap] [--row-cap] [--spread R]
@@ -64,14 +66,18 @@ def main() -> None:
         _, first = np.unique(items, return_index=True)
         return items[np.sort(first)]
 
-    pairs: Counter[tuple[int, int]] = Counter()
-    into: dict[int, set[int]] = defaultdict(set)
-    for v in honest.tolist():
-        s = sequence(v)
-        for gap in range(1, W + 1):
-            for a, b in zip(s[:-gap].tolist(), s[gap:].tolist(), strict=True):
-                pairs[(a, b)] += 1
-                into[b].add(v)
+    def contributed(tvs: list[int]) -> tuple[Counter[tuple[int, int]], dict[int, set[int]]]:
+        found: Counter[tuple[int, int]] = Counter()
+        reached: dict[int, set[int]] = defaultdict(set)
+        for v in tvs:
+            s = sequence(v)
+            for gap in range(1, W + 1):
+                for a, b in zip(s[:-gap].tolist(), s[gap:].tolist(), strict=True):
+                    found[(a, b)] += 1
+                    reached[b].add(v)
+        return found, reached
+
+    pairs, into = contributed(honest.tolist())
     popular = [int(i) for i in np.argsort(-counts, kind="stable") if i != target]
 
     def table(found: Counter[tuple[int, int]], dest: dict[int, set[int]]) -> sp.csr_matrix:
@@ -139,7 +145,8 @@ def main() -> None:
             f"{label:28s} honest NDCG@10 {gains.mean():.4f}  target in top-10 {exposure.mean():.4f}"
         )
 
-    measure("clean", pairs, into)
+    measure("clean, every TV honest", *contributed(list(range(viewers))))
+    measure("coalition withholds", pairs, into)
     for spread in ("budget", 3, 20, "similar-20"):
         forged: Counter[tuple[int, int]] = Counter()
         if spread == "similar-20":  # the 20 watched titles closest to the target's content
