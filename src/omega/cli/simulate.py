@@ -184,6 +184,14 @@ def simulate(
     engine_workers: Annotated[
         int, typer.Option(help="Worker processes of the Dask cluster started here.")
     ] = 2,
+    processes: Annotated[
+        int | None,
+        typer.Option(
+            help="With --engine local: 2 replays the local-only fleet in a second process "
+            "beside Omega's (the same figures), 1 one after the other. Default: 2 on a "
+            "machine with two cores or more."
+        ),
+    ] = None,
     as_json: JsonOption = False,
 ) -> None:
     """Replay each viewer's ratings as TV events through one brain per viewer, syncing with a
@@ -211,6 +219,10 @@ def simulate(
             "--engine dask replays without --attack, --cowatch and --cold-start: use "
             "--engine local for those"
         )
+    if processes is None:
+        processes = 2 if len(os.sched_getaffinity(0)) >= 2 else 1
+    if processes not in (1, 2):
+        raise ConfigError("--processes must be 1 or 2")
     if batch < 1 or engine_workers < 1:
         raise ConfigError("--batch and --engine-workers must be ≥ 1")
     if address is not None and engine != "dask":
@@ -290,6 +302,7 @@ def simulate(
         validation=validation,
         cold_start=cold_start,
         cache_dir=simulation.cache_dir(),
+        processes=processes,
     )
     result = _replay(data, options, engine, address, engine_workers, batch, as_json)
     written = simulation.write_report(result, report)

@@ -29,7 +29,15 @@ from omega.sim.servers import federation
 if TYPE_CHECKING:
     from omega.sim.simulate import SimulationOptions
 
-__all__ = ["Progress", "World", "build_world", "fleet_metrics", "fleet_scorer", "run_fleet"]
+__all__ = [
+    "Progress",
+    "World",
+    "build_world",
+    "fleet_metrics",
+    "fleet_scorer",
+    "run_fleet",
+    "viewer_metrics",
+]
 
 Progress = Callable[[str, int, int], None]
 
@@ -70,7 +78,7 @@ def build_world(
     return World(dataset, split_, shared, options, root, progress)
 
 
-def _metrics(
+def viewer_metrics(
     split_: Split,
     viewers: Iterable[int],
     score: Callable[[int], npt.NDArray[np.float32]],
@@ -106,7 +114,7 @@ def fleet_metrics(
 ) -> dict[str, float]:
     """Omega's (or local-only's) figures; ``coverage=False`` skips coverage@k (checkpoints)."""
     score = fleet_scorer(run, split_)
-    return _metrics(split_, viewers, score, seed=seed, coverage=coverage, gains=gains)
+    return viewer_metrics(split_, viewers, score, seed=seed, coverage=coverage, gains=gains)
 
 
 async def run_fleet(

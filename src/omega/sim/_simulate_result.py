@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from omega.sim._local_only import LocalOnly
 from omega.sim._simulate_fleets import World
 from omega.sim.fleet import FleetRun
 from omega.sim.metrics import FloatArray, paired_difference
@@ -48,7 +49,7 @@ def pair_with_omega(
 
 def _timeline(
     world: World,
-    local: FleetRun,
+    local: LocalOnly,
     omega: FleetRun,
     omega_figures: dict[str, float],
     local_figures: dict[str, float],
@@ -88,7 +89,7 @@ def build_result(
     omega: FleetRun,
     omega_figures: dict[str, float],
     baselines: dict[str, dict[str, float]],
-    local: FleetRun,
+    local: LocalOnly,
 ) -> dict[str, Any]:
     """The JSON-ready result, without the attack and the timings."""
     dataset, options = world.dataset, world.options

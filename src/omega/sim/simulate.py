@@ -14,6 +14,7 @@ This module runs the parts in order; the fleets' replay and scoring are in
 
 from __future__ import annotations
 
+import asyncio
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -22,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from omega.errors import ConfigError
+from omega.sim._local_only import replay_local_only
 from omega.sim._simulate_attack import run_attack
 from omega.sim._simulate_fleets import (
     Progress,
@@ -30,6 +32,7 @@ from omega.sim._simulate_fleets import (
     fleet_metrics,
     fleet_scorer,
     run_fleet,
+    viewer_metrics,
 )
 from omega.sim._simulate_result import build_result, pair_with_omega
 from omega.sim.attacks import AttackKind
@@ -80,6 +83,9 @@ class SimulationOptions:
     #: Replay the fleets' brains in batches on an engine (``omega.sim.engine_replay``;
     #: the same figures); None: in this process, one event after another.
     engine: EngineReplay | None = None
+    #: 2: replay the local-only fleet in a second process beside Omega's (the same
+    #: figures; ``omega.sim._local_only``); 1: one after the other in this process.
+    processes: int = 1
 
 
 async def run_simulation(
@@ -107,16 +113,25 @@ async def _simulate(
         [int(split_.train_history(v)[2].max(initial=0)) for v in range(split_.n_viewers)],
         dtype=np.int64,
     )
-    local, timings["local_only_s"] = await run_fleet(
-        world, federated=False, label="local-only", finished_at=finished_at
+    beside = asyncio.ensure_future(
+        replay_local_only(world, finished_at, processes=options.processes)
     )
+    try:
+        if options.processes < 2:  # one after the other, local-only first (as always)
+            await asyncio.wait([beside])
+        omega, timings["omega_s"] = await run_fleet(
+            world, federated=True, label="omega", finished_at=finished_at
+        )
+        local = await beside
+    finally:
+        if not beside.done():
+            beside.cancel()
+            await asyncio.gather(beside, return_exceptions=True)
+    timings["local_only_s"] = local.seconds
     everyone = range(split_.n_viewers)
     gains["local_only"] = []
-    baselines["local_only"] = fleet_metrics(
-        local, split_, everyone, seed=options.seed, gains=gains["local_only"]
-    )
-    omega, timings["omega_s"] = await run_fleet(
-        world, federated=True, label="omega", finished_at=finished_at
+    baselines["local_only"] = viewer_metrics(
+        split_, everyone, local.score, seed=options.seed, gains=gains["local_only"]
     )
     omega_gains: list[FloatArray] = []
     omega_figures = fleet_metrics(omega, split_, everyone, seed=options.seed, gains=omega_gains)
@@ -124,10 +139,9 @@ async def _simulate(
     result = build_result(world, omega, omega_figures, baselines, local)
     start = time.perf_counter()
     result["personalisation"] = await personalisation(
-        split_, fleet_scorer(omega, split_), fleet_scorer(local, split_), cold_start
+        split_, fleet_scorer(omega, split_), local.score, cold_start
     )
     timings["personalisation_s"] = time.perf_counter() - start
-    local.close()
 
     if options.attack is not None:
         result["attack"], timings["attack_s"] = await run_attack(world, omega)

@@ -1,0 +1,93 @@
+"""The local-only fleet in a second process (``SimulationOptions.processes`` 2, the CLI's
+default on two cores): the same figures as in this process, its progress shown here,
+and a second process that fails or dies fails the run with its reason."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import multiprocessing
+import os
+import signal
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from omega.errors import ConfigError, OmegaError
+from omega.sim._local_only import replay_local_only
+from omega.sim._simulate_fleets import World, build_world
+from omega.sim.fleet import FleetConfig
+from omega.sim.simulate import SimulationOptions, run_simulation
+from omega.sim.viewers import synthetic_dataset
+
+FAST = FleetConfig(
+    cells=16, sync_every=3, sync_gap_s=6 * 3600.0, round_every_s=12 * 3600.0, round_min_pushes=2
+)
+DATA = synthetic_dataset(titles=80, viewers=12, days=5, seed=3)
+
+
+def _options(tmp_path: Path, processes: int) -> SimulationOptions:
+    return SimulationOptions(
+        fleet=FAST,
+        baselines=("popularity",),
+        work_dir=tmp_path / f"work-{processes}",
+        cache_dir=tmp_path / "cache",
+        checkpoints=3,
+        processes=processes,
+    )
+
+
+def _figures(result: dict[str, Any]) -> dict[str, Any]:
+    """Everything a run reports but its times and the sealed frames' sizes (a fresh
+    nonce and batch id each run)."""
+    skip = {"timings", "wall_s", "sync_bytes", "push_bytes_median", "push_bytes_p95"}
+    skip |= {"pull_bytes_median", "pull_bytes_p95", "bytes_per_sync"}
+    return {k: v for k, v in result.items() if k not in skip}
+
+
+def test_the_second_process_gives_the_same_figures_to_the_last_digit(tmp_path: Path) -> None:
+    shown: list[tuple[str, int, int]] = []
+    one = asyncio.run(run_simulation(DATA, _options(tmp_path, 1), lambda *_: None))
+    two = asyncio.run(run_simulation(DATA, _options(tmp_path, 2), lambda *a: shown.append(a)))
+    # As JSON: the first checkpoint has no viewer done yet (NaN, which equals nothing).
+    assert json.dumps(_figures(one), sort_keys=True) == json.dumps(_figures(two), sort_keys=True)
+    assert one["baselines"]["local_only"]["ndcg@10"] == two["baselines"]["local_only"]["ndcg@10"]
+    # The second process's checkpoints reached the timeline (without them: the end alone).
+    assert len(two["timeline"]) == 3
+    local = [(n, total) for label, n, total in shown if label == "local-only"]
+    assert local and local[-1][0] == local[-1][1] > 0  # its progress reached this process
+
+
+def _world(tmp_path: Path, root: Path, data: Any = DATA) -> tuple[World, np.ndarray[Any, Any]]:
+    world = build_world(data, _options(tmp_path, 2), lambda *_: None, {}, root)
+    return world, np.zeros(world.split.n_viewers, dtype=np.int64)
+
+
+def test_an_error_in_the_second_process_is_raised_here(tmp_path: Path) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a directory")
+    world, finished_at = _world(tmp_path, blocker)  # the brains cannot be made under it
+    with pytest.raises(ConfigError, match=r"cannot create brain directory .*a-file"):
+        asyncio.run(replay_local_only(world, finished_at, processes=2))
+    assert multiprocessing.active_children() == []
+
+
+def test_a_second_process_killed_fails_the_run_saying_so(tmp_path: Path) -> None:
+    longer = synthetic_dataset(titles=80, viewers=40, days=30, seed=3)
+    world, finished_at = _world(tmp_path, tmp_path / "work", longer)
+
+    async def kill_it() -> None:
+        replay = asyncio.ensure_future(replay_local_only(world, finished_at, processes=2))
+        while not multiprocessing.active_children():
+            await asyncio.sleep(0.05)
+        await asyncio.sleep(1.0)
+        for child in multiprocessing.active_children():
+            assert child.pid is not None
+            os.kill(child.pid, signal.SIGKILL)
+        with pytest.raises(OmegaError, match="stopped without a result"):
+            await replay
+
+    asyncio.run(kill_it())
+    assert multiprocessing.active_children() == []
