@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from omega.sim._local_only import LocalOnly
 from omega.sim._simulate_fleets import World
 from omega.sim.fleet import FleetRun
 from omega.sim.metrics import FloatArray, paired_difference
@@ -49,7 +48,7 @@ def pair_with_omega(
 
 def _timeline(
     world: World,
-    local: LocalOnly,
+    local_checkpoints: list[dict[str, float]],
     omega: FleetRun,
     omega_figures: dict[str, float],
     local_figures: dict[str, float],
@@ -57,7 +56,7 @@ def _timeline(
     """Omega against local-only at each checkpoint, then at the end of the replay."""
     marks = [
         (mark_local, mark_omega)
-        for mark_local, mark_omega in zip(local.checkpoints, omega.checkpoints, strict=False)
+        for mark_local, mark_omega in zip(local_checkpoints, omega.checkpoints, strict=False)
         if "ts" in mark_local and "ts" in mark_omega
     ]
     timeline: list[dict[str, float]] = [
@@ -89,7 +88,7 @@ def build_result(
     omega: FleetRun,
     omega_figures: dict[str, float],
     baselines: dict[str, dict[str, float]],
-    local: LocalOnly,
+    local_checkpoints: list[dict[str, float]],
 ) -> dict[str, Any]:
     """The JSON-ready result, without the attack and the timings."""
     dataset, options = world.dataset, world.options
@@ -98,7 +97,7 @@ def build_result(
     released = next(
         (c["released_patterns"] for c in omega.checkpoints if "released_patterns" in c), 0.0
     )
-    timeline = _timeline(world, local, omega, omega_figures, baselines["local_only"])
+    timeline = _timeline(world, local_checkpoints, omega, omega_figures, baselines["local_only"])
     return {
         "dataset": str(dataset.path),
         "format": str(dataset.format),

@@ -8,8 +8,9 @@ tie-fair headline (expected figures under uniformly random tie-breaking; pessimi
 optimistic beside them).
 
 This module runs the parts in order; the fleets' replay and scoring are in
-``_simulate_fleets``, the result's shape in ``_simulate_result``, the attack in
-``_simulate_attack``.
+``_simulate_fleets``, the baselines and the local-only fleet (first, or in a second
+process beside Omega's fleet) in ``_beside``, the result's shape in
+``_simulate_result``, the attack in ``_simulate_attack``.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from omega.errors import ConfigError
-from omega.sim._local_only import replay_local_only
+from omega.sim._beside import run_beside
 from omega.sim._simulate_attack import run_attack
 from omega.sim._simulate_fleets import (
     Progress,
@@ -36,10 +37,9 @@ from omega.sim._simulate_fleets import (
 )
 from omega.sim._simulate_result import build_result, pair_with_omega
 from omega.sim.attacks import AttackKind
-from omega.sim.baselines import BASELINES
 from omega.sim.datasets import Dataset
 from omega.sim.engine_replay import EngineReplay
-from omega.sim.evaluation import evaluate, split
+from omega.sim.evaluation import split
 from omega.sim.fleet import FleetConfig
 from omega.sim.metrics import FloatArray
 from omega.sim.personalisation import (
@@ -107,39 +107,37 @@ async def _simulate(
     world = build_world(dataset, options, progress, timings, root)
     split_ = world.split
     cold_start = _cold_start(world)  # a bad --cold-start fails now, not after the replays
-    gains: dict[str, list[FloatArray]] = {}  # each row's NDCG@10 per viewer
-    baselines = _baselines(world, timings, gains)
     finished_at = np.array(
         [int(split_.train_history(v)[2].max(initial=0)) for v in range(split_.n_viewers)],
         dtype=np.int64,
     )
-    beside = asyncio.ensure_future(
-        replay_local_only(world, finished_at, processes=options.processes)
-    )
+    # The baselines and the local-only fleet: first, or beside Omega's in a second process.
+    beside = asyncio.ensure_future(run_beside(world, finished_at, processes=options.processes))
     try:
-        if options.processes < 2:  # one after the other, local-only first (as always)
+        if options.processes < 2:
             await asyncio.wait([beside])
         omega, timings["omega_s"] = await run_fleet(
             world, federated=True, label="omega", finished_at=finished_at
         )
-        local = await beside
+        measured = await beside
     finally:
         if not beside.done():
             beside.cancel()
             await asyncio.gather(beside, return_exceptions=True)
-    timings["local_only_s"] = local.seconds
+    timings |= measured.timings
+    baselines, gains = measured.baselines, measured.gains  # gains: NDCG@10 per viewer
     everyone = range(split_.n_viewers)
     gains["local_only"] = []
     baselines["local_only"] = viewer_metrics(
-        split_, everyone, local.score, seed=options.seed, gains=gains["local_only"]
+        split_, everyone, measured.local_score, seed=options.seed, gains=gains["local_only"]
     )
     omega_gains: list[FloatArray] = []
     omega_figures = fleet_metrics(omega, split_, everyone, seed=options.seed, gains=omega_gains)
     pair_with_omega(baselines, omega_gains, gains)
-    result = build_result(world, omega, omega_figures, baselines, local)
+    result = build_result(world, omega, omega_figures, baselines, measured.checkpoints)
     start = time.perf_counter()
     result["personalisation"] = await personalisation(
-        split_, fleet_scorer(omega, split_), local.score, cold_start
+        split_, fleet_scorer(omega, split_), measured.local_score, cold_start
     )
     timings["personalisation_s"] = time.perf_counter() - start
 
@@ -176,28 +174,6 @@ def _check(options: SimulationOptions) -> None:
             "--engine dask replays without --attack, --cowatch and --cold-start: use "
             "--engine local for those"
         )
-
-
-def _baselines(
-    world: World, timings: dict[str, float], gains: dict[str, list[FloatArray]]
-) -> dict[str, dict[str, float]]:
-    """The reference models' figures (a model whose library is missing is skipped), and
-    each one's NDCG@10 per viewer in ``gains``."""
-    baselines: dict[str, dict[str, float]] = {}
-    for name in world.options.baselines:
-        start = time.perf_counter()
-        try:
-            scorer = BASELINES[name](world.split, world.options.seed)
-        except ConfigError as exc:
-            baselines[name] = {"skipped": 1.0}
-            world.progress(f"{name} skipped: {exc}", 1, 1)
-            continue
-        gains[name] = []
-        figures = evaluate(world.split, scorer, seed=world.options.seed, gains=gains[name])
-        baselines[name] = {k: float(v) for k, v in figures.items()}
-        timings[f"{name}_s"] = time.perf_counter() - start
-        world.progress(f"baseline {name}", 1, 1)
-    return baselines
 
 
 def _cold_start(world: World) -> ColdStartSetup | None:

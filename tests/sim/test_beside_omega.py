@@ -1,6 +1,7 @@
-"""The local-only fleet in a second process (``SimulationOptions.processes`` 2, the CLI's
-default on two cores): the same figures as in this process, its progress shown here,
-and a second process that fails or dies fails the run with its reason."""
+"""The baselines and the local-only fleet in a second process beside Omega's fleet
+(``SimulationOptions.processes`` 2, the CLI's default on two cores): the same figures as
+in this process, its progress shown here, and a second process that fails or dies fails
+the run with its reason."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ import numpy as np
 import pytest
 
 from omega.errors import ConfigError, OmegaError
-from omega.sim._local_only import replay_local_only
+from omega.sim._beside import run_beside
 from omega.sim._simulate_fleets import World, build_world
 from omega.sim.fleet import FleetConfig
 from omega.sim.simulate import SimulationOptions, run_simulation
@@ -58,6 +59,7 @@ def test_the_second_process_gives_the_same_figures_to_the_last_digit(tmp_path: P
     assert len(two["timeline"]) == 3
     local = [(n, total) for label, n, total in shown if label == "local-only"]
     assert local and local[-1][0] == local[-1][1] > 0  # its progress reached this process
+    assert ("baseline popularity", 1, 1) in shown
 
 
 def _world(tmp_path: Path, root: Path, data: Any = DATA) -> tuple[World, np.ndarray[Any, Any]]:
@@ -70,7 +72,7 @@ def test_an_error_in_the_second_process_is_raised_here(tmp_path: Path) -> None:
     blocker.write_text("not a directory")
     world, finished_at = _world(tmp_path, blocker)  # the brains cannot be made under it
     with pytest.raises(ConfigError, match=r"cannot create brain directory .*a-file"):
-        asyncio.run(replay_local_only(world, finished_at, processes=2))
+        asyncio.run(run_beside(world, finished_at, processes=2))
     assert multiprocessing.active_children() == []
 
 
@@ -79,7 +81,7 @@ def test_a_second_process_killed_fails_the_run_saying_so(tmp_path: Path) -> None
     world, finished_at = _world(tmp_path, tmp_path / "work", longer)
 
     async def kill_it() -> None:
-        replay = asyncio.ensure_future(replay_local_only(world, finished_at, processes=2))
+        replay = asyncio.ensure_future(run_beside(world, finished_at, processes=2))
         while not multiprocessing.active_children():
             await asyncio.sleep(0.05)
         await asyncio.sleep(1.0)
