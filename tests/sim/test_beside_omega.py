@@ -10,6 +10,7 @@ import json
 import multiprocessing
 import os
 import signal
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +30,7 @@ FAST = FleetConfig(
 DATA = synthetic_dataset(titles=80, viewers=12, days=5, seed=3)
 
 
-def _options(tmp_path: Path, processes: int) -> SimulationOptions:
+def _options(tmp_path: Path, processes: int, **more: Any) -> SimulationOptions:
     return SimulationOptions(
         fleet=FAST,
         baselines=("popularity",),
@@ -37,6 +38,7 @@ def _options(tmp_path: Path, processes: int) -> SimulationOptions:
         cache_dir=tmp_path / "cache",
         checkpoints=3,
         processes=processes,
+        **more,
     )
 
 
@@ -46,6 +48,23 @@ def _figures(result: dict[str, Any]) -> dict[str, Any]:
     skip = {"timings", "wall_s", "sync_bytes", "push_bytes_median", "push_bytes_p95"}
     skip |= {"pull_bytes_median", "pull_bytes_p95", "bytes_per_sync"}
     return {k: v for k, v in result.items() if k not in skip}
+
+
+def test_the_attacked_fleet_beside_gives_the_same_attack_figures(tmp_path: Path) -> None:
+    attack = {"attack": "promote-item", "attackers": 0.25}
+    fleet = replace(FAST, cowatch="central-k3")
+    runs = [
+        asyncio.run(
+            run_simulation(
+                DATA, replace(_options(tmp_path, n, **attack), fleet=fleet), lambda *_: None
+            )
+        )
+        for n in (1, 2)
+    ]
+    one, two = (json.dumps(_figures(r), sort_keys=True) for r in runs)
+    assert one == two
+    assert runs[1]["attack"]["cowatch"]["pairs_forged"] > 0
+    assert runs[1]["timings"]["attack_s"] > 0
 
 
 def test_the_second_process_gives_the_same_figures_to_the_last_digit(tmp_path: Path) -> None:

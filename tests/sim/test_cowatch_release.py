@@ -9,6 +9,7 @@ import json
 from collections import Counter
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 from omega.brain import Brain
 from omega.brain.sync_state import CATALOG_ORDER_CURSOR
@@ -60,10 +61,10 @@ def test_a_replay_with_the_stand_in_delivers_the_table_to_every_tv(tmp_path: Pat
     assert cowatch["versions"] >= 1 and cowatch["pairs_forged"] == 0
 
 
-def test_the_promote_item_coalition_forges_pairs_into_the_stand_in(tmp_path: Path) -> None:
-    data = synthetic_dataset(titles=40, viewers=16, days=5, seed=3)
+def _attacked(tmp_path: Path, fleet: FleetConfig) -> dict[str, Any]:
+    """A replay of 16 TVs on the stand-in, a quarter of them promoting one title."""
     options = SimulationOptions(
-        fleet=replace(FAST, cowatch="central-k3"),
+        fleet=fleet,
         baselines=("popularity",),
         work_dir=tmp_path / "work",
         cache_dir=tmp_path / "cache",
@@ -71,28 +72,23 @@ def test_the_promote_item_coalition_forges_pairs_into_the_stand_in(tmp_path: Pat
         attack="promote-item",
         attackers=0.25,
     )
-    result = asyncio.run(run_simulation(data, options, lambda *_: None))
-    assert result["cowatch"]["pairs_forged"] == 0  # type: ignore[index]
-    forged = result["attack"]["cowatch"]  # type: ignore[index]
+    data = synthetic_dataset(titles=40, viewers=16, days=5, seed=3)
+    return asyncio.run(run_simulation(data, options, lambda *_: None))
+
+
+def test_the_promote_item_coalition_forges_pairs_into_the_stand_in(tmp_path: Path) -> None:
+    result = _attacked(tmp_path, replace(FAST, cowatch="central-k3"))
+    assert result["cowatch"]["pairs_forged"] == 0
+    forged = result["attack"]["cowatch"]
     assert forged["pairs_forged"] > 0 and forged["pairs_contributed"] > 0
     for key in ("target_exposure_clean", "target_exposure_attacked"):
-        assert 0.0 <= result["attack"][key] <= 1.0  # type: ignore[index]
+        assert 0.0 <= result["attack"][key] <= 1.0
 
 
 def test_a_withholding_coalition_sends_no_pair_and_leaves_fewer_to_release(tmp_path: Path) -> None:
-    data = synthetic_dataset(titles=40, viewers=16, days=5, seed=3)
-    options = SimulationOptions(
-        fleet=replace(FAST, cowatch="central-k3", cowatch_attack="withhold"),
-        baselines=("popularity",),
-        work_dir=tmp_path / "work",
-        cache_dir=tmp_path / "cache",
-        checkpoints=0,
-        attack="promote-item",
-        attackers=0.25,
-    )
-    result = asyncio.run(run_simulation(data, options, lambda *_: None))
-    clean, attacked = result["cowatch"], result["attack"]["cowatch"]  # type: ignore[index]
-    assert result["attack"]["cowatch_attack"] == "withhold"  # type: ignore[index]
+    result = _attacked(tmp_path, replace(FAST, cowatch="central-k3", cowatch_attack="withhold"))
+    clean, attacked = result["cowatch"], result["attack"]["cowatch"]
+    assert result["attack"]["cowatch_attack"] == "withhold"
     assert attacked["pairs_forged"] == 0
     # The coalition's four TVs sent nothing, the twelve honest ones what they sent before.
     assert 0 < attacked["pairs_contributed"] < clean["pairs_contributed"]

@@ -1,14 +1,16 @@
-"""What ``omega simulate`` measures beside Omega's fleet — the reference models and the
-local-only fleet — in this process first, or in a second process while Omega's replays.
+"""What ``omega simulate`` measures beside Omega's fleet — the reference models, the
+local-only fleet and, with ``--attack``, the attacked fleet — in this process first, or in
+a second process while Omega's replays.
 
-Neither needs Omega's fleet (the local-only brains never sync, the baselines read the
-split alone, and each fleet has its own directory under the run's), so on a machine with
-two cores they can run beside Omega's instead of before it (``--processes 2``, the CLI's
-default there): a plain ml-latest-small replay then takes about as long as Omega's fleet,
-not the sum of everything. Either way they come back as :class:`Beside` — the baselines'
-figures and per-viewer gains, and of the local-only fleet its checkpoints and each
-viewer's scores over the catalog at its held-out time, which is all the report reads of
-it — so the figures are the same to the last digit whichever way they ran
+None of them needs Omega's fleet (the local-only brains never sync, the attacked fleet
+has its own constellation, the baselines read the split alone, and each fleet has its
+own directory under the run's), so on a machine with two cores they can run beside
+Omega's instead of before or after it (``--processes 2``, the CLI's default there): a
+plain ml-latest-small replay then takes about as long as Omega's fleet, not the sum of
+everything. Either way they come back as :class:`Beside` — the baselines' figures and
+per-viewer gains, the local-only fleet's checkpoints and each viewer's scores over the
+catalog at its held-out time (all the report reads of it), the attacked fleet measured —
+so the figures are the same to the last digit whichever way they ran
 (``tests/sim/test_beside_omega.py``).
 
 The second process is started with ``spawn`` (a fork of a process running threads and an
@@ -35,6 +37,7 @@ import numpy.typing as npt
 
 from omega.brain.catalog import SharedCatalog
 from omega.errors import ConfigError, OmegaError
+from omega.sim._simulate_attack import Attacked, replay_attacked
 from omega.sim._simulate_fleets import World, fleet_scorer, run_fleet
 from omega.sim.baselines import BASELINES
 from omega.sim.content import catalog_items
@@ -63,6 +66,8 @@ class Beside:
     #: ``scores[v]``: viewer v's local-only brain's score of every catalog row at its
     #: held-out time.
     scores: npt.NDArray[np.float32]
+    #: With ``--attack``: the attacked fleet, measured.
+    attacked: Attacked | None = None
 
     def local_score(self, viewer: int) -> npt.NDArray[np.float32]:
         row: npt.NDArray[np.float32] = self.scores[viewer]
@@ -72,8 +77,8 @@ class Beside:
 async def run_beside(
     world: World, finished_at: npt.NDArray[np.int64], *, processes: int = 1
 ) -> Beside:
-    """The baselines, then the local-only fleet (in a second process when ``processes``
-    ≥ 2 and no engine replays the fleets)."""
+    """The baselines, the local-only fleet, then the attacked one if any (in a second
+    process when ``processes`` ≥ 2 and no engine replays the fleets)."""
     if processes < 2 or world.options.engine is not None:
         return await _measure(world, finished_at)
     return await _in_second_process(world, finished_at)
@@ -91,7 +96,11 @@ async def _measure(world: World, finished_at: npt.NDArray[np.int64]) -> Beside:
     finally:
         run.close()
     timings["local_only_s"] = time.perf_counter() - start
-    return Beside(baselines, gains, timings, list(run.checkpoints), scores)
+    attacked = None
+    if world.options.attack is not None:
+        attacked = await replay_attacked(world)
+        timings["attack_s"] = attacked.seconds
+    return Beside(baselines, gains, timings, list(run.checkpoints), scores, attacked)
 
 
 def _baselines(
@@ -140,9 +149,9 @@ async def _in_second_process(world: World, finished_at: npt.NDArray[np.int64]) -
             except queue.Empty:
                 if not child.is_alive():
                     raise OmegaError(
-                        "the second process (baselines and the local-only fleet) stopped "
-                        f"without a result (exit code {child.exitcode}): out of memory, or "
-                        "killed"
+                        "the second process (baselines, the local-only and attacked fleets) "
+                        f"stopped without a result (exit code {child.exitcode}): out of "
+                        "memory, or killed"
                     ) from None
                 continue
             if message[0] == "progress":

@@ -25,7 +25,7 @@ import numpy as np
 
 from omega.errors import ConfigError
 from omega.sim._beside import run_beside
-from omega.sim._simulate_attack import run_attack
+from omega.sim._simulate_attack import attack_summary
 from omega.sim._simulate_fleets import (
     Progress,
     World,
@@ -111,7 +111,8 @@ async def _simulate(
         [int(split_.train_history(v)[2].max(initial=0)) for v in range(split_.n_viewers)],
         dtype=np.int64,
     )
-    # The baselines and the local-only fleet: first, or beside Omega's in a second process.
+    # The baselines, the local-only and attacked fleets: first, or beside Omega's fleet in
+    # a second process.
     beside = asyncio.ensure_future(run_beside(world, finished_at, processes=options.processes))
     try:
         if options.processes < 2:
@@ -141,8 +142,8 @@ async def _simulate(
     )
     timings["personalisation_s"] = time.perf_counter() - start
 
-    if options.attack is not None:
-        result["attack"], timings["attack_s"] = await run_attack(world, omega)
+    if measured.attacked is not None:  # with --attack
+        result["attack"] = attack_summary(world, omega, measured.attacked)
     omega.close()
     timings["wall_s"] = time.perf_counter() - wall
     if options.engine is not None:
