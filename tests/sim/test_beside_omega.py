@@ -112,3 +112,30 @@ def test_a_second_process_killed_fails_the_run_saying_so(tmp_path: Path) -> None
 
     asyncio.run(kill_it())
     assert multiprocessing.active_children() == []
+
+
+def test_a_second_process_dying_fails_the_run_before_omegas_fleet_is_done(
+    tmp_path: Path,
+) -> None:
+    """Its death is noticed within a second or so, and the run fails then: Omega's fleet is
+    stopped, not replayed to its end first (minutes, on ml-latest-small)."""
+    longer = synthetic_dataset(titles=80, viewers=40, days=30, seed=3)
+    shown: list[tuple[str, int, int]] = []
+
+    async def kill_it() -> None:
+        replay = asyncio.ensure_future(
+            run_simulation(longer, _options(tmp_path, 2), lambda *a: shown.append(a))
+        )
+        while not multiprocessing.active_children():
+            await asyncio.sleep(0.01)
+        for child in multiprocessing.active_children():
+            assert child.pid is not None
+            os.kill(child.pid, signal.SIGKILL)
+        with pytest.raises(OmegaError, match="stopped without a result"):
+            await replay
+
+    asyncio.run(kill_it())
+    omega = [(n, total) for label, n, total in shown if label == "omega"]
+    assert omega  # its replay had begun
+    assert omega[-1][0] < omega[-1][1]  # and did not end
+    assert multiprocessing.active_children() == []
