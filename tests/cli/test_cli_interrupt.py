@@ -4,6 +4,7 @@ removes its temporary brains on the way out."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import os
@@ -155,3 +156,34 @@ def _alive(process: psutil.Process) -> bool:
         return bool(process.status() != psutil.STATUS_ZOMBIE)
     except psutil.NoSuchProcess:
         return False
+
+
+def test_sigterm_cancels_the_replay_as_ctrl_c_does() -> None:
+    """SIGTERM goes through asyncio.run's own Ctrl-C handler: every task is cancelled and
+    unwinds. Raised as KeyboardInterrupt wherever this thread was, it stopped the task
+    running then mid-step (with two fleets replaying at once, often not the main one) —
+    the others, and their worker threads, left behind, and the run hung on its way out."""
+    from omega.cli.simulate import _interrupt
+
+    unwound: list[str] = []
+
+    async def replay() -> None:
+        try:
+            os.kill(os.getpid(), signal.SIGTERM)  # lands in this task, not the main one
+            await asyncio.sleep(60)
+        except asyncio.CancelledError:
+            unwound.append("cancelled")
+            raise
+
+    async def main() -> None:
+        fleet = asyncio.ensure_future(replay())
+        await asyncio.sleep(0)  # the fleet's task runs now
+        await fleet
+
+    previous = signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            asyncio.run(main())
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    assert unwound == ["cancelled"]
