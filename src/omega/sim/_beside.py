@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import multiprocessing
+import os
 import pickle
 import queue
 import signal
@@ -196,6 +197,7 @@ def _child(
     messages: multiprocessing.Queue[tuple[Any, ...]],
 ) -> None:
     """The second process: rebuild the world, measure, send the result (or the error)."""
+    threading.Thread(target=_exit_with_parent, name="omega-sim-parent", daemon=True).start()
     dataset, split_, matrix, centroids, options, root, finished_at = inbox.get()
     last: dict[str, float] = {}
 
@@ -211,6 +213,15 @@ def _child(
         messages.put(("done", asyncio.run(_measure(world, finished_at))))
     except BaseException as exc:  # the parent raises it: nothing may end the child silently
         messages.put(("error", _picklable(exc)))
+
+
+def _exit_with_parent() -> None:
+    """End this process when its parent ends (killed, it stops nothing): else it would
+    replay on alone, then wait forever to send a result no one reads."""
+    parent = multiprocessing.parent_process()
+    if parent is not None:
+        parent.join()
+        os._exit(1)
 
 
 def _picklable(exc: BaseException) -> BaseException:
