@@ -180,10 +180,13 @@ def test_sigterm_cancels_the_replay_as_ctrl_c_does() -> None:
         await asyncio.sleep(0)  # the fleet's task runs now
         await fleet
 
+    # Ctrl-C's own handler, as in a terminal (a shell's background job ignores SIGINT)
+    previous_int = signal.signal(signal.SIGINT, signal.default_int_handler)
     previous = signal.signal(signal.SIGTERM, _interrupt)
     try:
         with pytest.raises(KeyboardInterrupt):
             asyncio.run(main())
     finally:
         signal.signal(signal.SIGTERM, previous)
+        signal.signal(signal.SIGINT, previous_int)
     assert unwound == ["cancelled"]
