@@ -4,6 +4,8 @@ removes its temporary brains on the way out."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import os
 import signal
@@ -62,6 +64,54 @@ def test_an_interrupted_replay_exits_130_and_leaves_no_brains(
     assert list(temp.glob("omega-sim-*")) == []
 
 
+def test_ctrl_c_stops_the_second_process_even_while_it_starts(
+    movielens: Path, tmp_path: Path
+) -> None:
+    """Ctrl-C reaches the whole process group, the second process (``--processes 2``)
+    too, here while it is still importing and reading what to replay: the run exits 130
+    all the same, leaving no process and no brains (it used to hang, this process
+    waiting forever for the dead child to read its parts)."""
+    temp = tmp_path / "temp"
+    temp.mkdir()
+    env = {**os.environ, "TMPDIR": str(temp), "OMEGA_CACHE": str(tmp_path / "cache")}
+    args = ["simulate", "--dataset", str(movielens), "--no-als", "--json", "--processes", "2"]
+    with subprocess.Popen(
+        [*OMEGA, *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        start_new_session=True,  # its own process group, as a terminal's
+    ) as run:
+        deadline = time.monotonic() + 120
+        while not (children := _second_process(run.pid)):
+            assert run.poll() is None, run.communicate()
+            assert time.monotonic() < deadline, "the second process never started"
+            time.sleep(0.01)
+        os.killpg(run.pid, signal.SIGINT)
+        try:
+            out, err = run.communicate(timeout=60)
+        except subprocess.TimeoutExpired:
+            os.killpg(run.pid, signal.SIGKILL)
+            run.communicate()
+            pytest.fail("the interrupted run hung")
+    assert run.returncode == 130, err
+    assert out == ""
+    assert json.loads(err.strip().splitlines()[-1])["kind"] == "interrupted"
+    assert "Traceback" not in err  # the second process ignores Ctrl-C: it is stopped
+    assert [c.pid for c in children if _alive(c)] == []
+    assert list(temp.glob("omega-sim-*")) == []
+
+
+def _second_process(pid: int) -> list[psutil.Process]:
+    found = []
+    for child in psutil.Process(pid).children(recursive=True):
+        with contextlib.suppress(psutil.NoSuchProcess):
+            if "spawn_main" in " ".join(child.cmdline()):
+                found.append(child)
+    return found
+
+
 def test_an_interrupted_dask_replay_stops_its_workers_before_removing_their_brains(
     movielens: Path, tmp_path: Path
 ) -> None:
@@ -106,3 +156,37 @@ def _alive(process: psutil.Process) -> bool:
         return bool(process.status() != psutil.STATUS_ZOMBIE)
     except psutil.NoSuchProcess:
         return False
+
+
+def test_sigterm_cancels_the_replay_as_ctrl_c_does() -> None:
+    """SIGTERM goes through asyncio.run's own Ctrl-C handler: every task is cancelled and
+    unwinds. Raised as KeyboardInterrupt wherever this thread was, it stopped the task
+    running then mid-step (with two fleets replaying at once, often not the main one) —
+    the others, and their worker threads, left behind, and the run hung on its way out."""
+    from omega.cli.simulate import _interrupt
+
+    unwound: list[str] = []
+
+    async def replay() -> None:
+        try:
+            os.kill(os.getpid(), signal.SIGTERM)  # lands in this task, not the main one
+            await asyncio.sleep(60)
+        except asyncio.CancelledError:
+            unwound.append("cancelled")
+            raise
+
+    async def main() -> None:
+        fleet = asyncio.ensure_future(replay())
+        await asyncio.sleep(0)  # the fleet's task runs now
+        await fleet
+
+    # Ctrl-C's own handler, as in a terminal (a shell's background job ignores SIGINT)
+    previous_int = signal.signal(signal.SIGINT, signal.default_int_handler)
+    previous = signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            asyncio.run(main())
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        signal.signal(signal.SIGINT, previous_int)
+    assert unwound == ["cancelled"]

@@ -6,10 +6,14 @@ the run with its reason."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import multiprocessing
 import os
 import signal
+import subprocess
+import sys
+import time
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -112,3 +116,85 @@ def test_a_second_process_killed_fails_the_run_saying_so(tmp_path: Path) -> None
 
     asyncio.run(kill_it())
     assert multiprocessing.active_children() == []
+
+
+def test_a_second_process_dying_fails_the_run_before_omegas_fleet_is_done(
+    tmp_path: Path,
+) -> None:
+    """Its death is noticed within a second or so, and the run fails then: Omega's fleet is
+    stopped, not replayed to its end first (minutes, on ml-latest-small)."""
+    longer = synthetic_dataset(titles=80, viewers=40, days=30, seed=3)
+    shown: list[tuple[str, int, int]] = []
+
+    async def kill_it() -> None:
+        replay = asyncio.ensure_future(
+            run_simulation(longer, _options(tmp_path, 2), lambda *a: shown.append(a))
+        )
+        while not multiprocessing.active_children():
+            await asyncio.sleep(0.01)
+        for child in multiprocessing.active_children():
+            assert child.pid is not None
+            os.kill(child.pid, signal.SIGKILL)
+        with pytest.raises(OmegaError, match="stopped without a result"):
+            await replay
+
+    asyncio.run(kill_it())
+    omega = [(n, total) for label, n, total in shown if label == "omega"]
+    # Omega's fleet did not replay to its end (it may not have shown any progress yet).
+    assert not omega or omega[-1][0] < omega[-1][1]
+    assert multiprocessing.active_children() == []
+
+
+_KILLED_PARENT = """
+import asyncio, sys
+from pathlib import Path
+import numpy as np
+from omega.sim._beside import run_beside
+from omega.sim._simulate_fleets import build_world
+from omega.sim.fleet import FleetConfig
+from omega.sim.simulate import SimulationOptions
+from omega.sim.viewers import synthetic_dataset
+tmp = Path(sys.argv[1])
+fleet = FleetConfig(cells=16, sync_every=3, sync_gap_s=6 * 3600.0, round_every_s=12 * 3600.0)
+options = SimulationOptions(
+    fleet=fleet, baselines=("popularity",), cache_dir=tmp / "cache", processes=2
+)
+data = synthetic_dataset(titles=80, viewers=120, days=30, seed=3)
+world = build_world(data, options, lambda *_: None, {}, tmp / "work")
+asyncio.run(run_beside(world, np.zeros(world.split.n_viewers, dtype=np.int64), processes=2))
+"""
+
+
+def test_the_second_process_ends_with_its_parent_killed(tmp_path: Path) -> None:
+    """Its parent killed (SIGKILL: nothing of it runs to stop the child), the second process
+    ends too, instead of replaying on alone (then waiting forever to send its result)."""
+    psutil = pytest.importorskip("psutil")
+    parent = subprocess.Popen([sys.executable, "-c", _KILLED_PARENT, str(tmp_path)])
+    try:
+        deadline = time.monotonic() + 120
+        while not (children := _spawned(psutil, parent.pid)):
+            assert parent.poll() is None, "the parent ended by itself"
+            assert time.monotonic() < deadline, "the second process never started"
+            time.sleep(0.05)
+        while not (tmp_path / "work" / "local-only").exists():  # its replay has begun
+            assert time.monotonic() < deadline, "the second process never replayed"
+            time.sleep(0.05)
+        parent.kill()
+        parent.wait()
+        _, alive = psutil.wait_procs(children, timeout=3)
+        for child in alive:
+            child.kill()
+        assert alive == []
+    finally:
+        if parent.poll() is None:
+            parent.kill()
+            parent.wait()
+
+
+def _spawned(psutil: Any, pid: int) -> list[Any]:
+    found = []
+    for child in psutil.Process(pid).children(recursive=True):
+        with contextlib.suppress(psutil.NoSuchProcess):
+            if "spawn_main" in " ".join(child.cmdline()):
+                found.append(child)
+    return found

@@ -388,7 +388,15 @@ def _fleet_day(
 
 
 def _interrupt(signum: int, frame: FrameType | None) -> None:
-    raise KeyboardInterrupt
+    """SIGTERM as Ctrl-C: by the SIGINT handler in place — asyncio.run's while it runs,
+    which cancels its main task so that every task unwinds. Raised here, the
+    KeyboardInterrupt stopped whichever task ran then mid-step (with two fleets
+    replaying at once, often not the main one), leaving the others' worker threads
+    behind: the run hung on its way out."""
+    handler = signal.getsignal(signal.SIGINT)
+    if not callable(handler):  # SIGINT ignored (or not set from Python)
+        raise KeyboardInterrupt
+    handler(signal.SIGINT, frame)
 
 
 def dataset_path(dataset: Path | None) -> Path:

@@ -25,8 +25,11 @@ from __future__ import annotations
 
 import asyncio
 import multiprocessing
+import os
 import pickle
 import queue
+import signal
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -137,10 +140,15 @@ async def _in_second_process(world: World, finished_at: npt.NDArray[np.int64]) -
         world.root,
         finished_at,
     )
+    # The parts go by a queue's own thread, not as the process's arguments: those are
+    # written by this thread, which waits until the child has read them all — held up for
+    # the child's imports, and forever if it dies before (Ctrl-C reaches it too).
+    inbox: multiprocessing.Queue[tuple[Any, ...]] = context.Queue()
     child = context.Process(
-        target=_child, args=(parts, messages), name="omega-sim-beside", daemon=True
+        target=_child, args=(inbox, messages), name="omega-sim-beside", daemon=True
     )
-    child.start()
+    _start_deaf_to_ctrl_c(child)
+    inbox.put(parts)
     loop = asyncio.get_running_loop()
     try:
         while True:
@@ -165,12 +173,32 @@ async def _in_second_process(world: World, finished_at: npt.NDArray[np.int64]) -
         if child.is_alive():
             child.terminate()
         child.join()
+        inbox.cancel_join_thread()  # parts a dead child never read are not waited for
+        inbox.close()
         messages.close()
 
 
-def _child(parts: tuple[Any, ...], messages: multiprocessing.Queue[tuple[Any, ...]]) -> None:
+def _start_deaf_to_ctrl_c(child: multiprocessing.process.BaseProcess) -> None:
+    """Start ``child`` ignoring SIGINT (it inherits that): Ctrl-C reaches the whole process
+    group, and this process, interrupted, stops the child itself — without the child's
+    own traceback, or the child dying before it has read its parts."""
+    if threading.current_thread() is not threading.main_thread():
+        child.start()  # signals are this process's main thread's alone
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        child.start()
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _child(
+    inbox: multiprocessing.Queue[tuple[Any, ...]],
+    messages: multiprocessing.Queue[tuple[Any, ...]],
+) -> None:
     """The second process: rebuild the world, measure, send the result (or the error)."""
-    dataset, split_, matrix, centroids, options, root, finished_at = parts
+    threading.Thread(target=_exit_with_parent, name="omega-sim-parent", daemon=True).start()
+    dataset, split_, matrix, centroids, options, root, finished_at = inbox.get()
     last: dict[str, float] = {}
 
     def progress(label: str, n: int, total: int) -> None:
@@ -185,6 +213,15 @@ def _child(parts: tuple[Any, ...], messages: multiprocessing.Queue[tuple[Any, ..
         messages.put(("done", asyncio.run(_measure(world, finished_at))))
     except BaseException as exc:  # the parent raises it: nothing may end the child silently
         messages.put(("error", _picklable(exc)))
+
+
+def _exit_with_parent() -> None:
+    """End this process when its parent ends (killed, it stops nothing): else it would
+    replay on alone, then wait forever to send a result no one reads."""
+    parent = multiprocessing.parent_process()
+    if parent is not None:
+        parent.join()
+        os._exit(1)
 
 
 def _picklable(exc: BaseException) -> BaseException:

@@ -40,7 +40,7 @@ from omega.sim.attacks import AttackKind
 from omega.sim.datasets import Dataset
 from omega.sim.engine_replay import EngineReplay
 from omega.sim.evaluation import split
-from omega.sim.fleet import FleetConfig
+from omega.sim.fleet import FleetConfig, FleetRun
 from omega.sim.metrics import FloatArray
 from omega.sim.personalisation import (
     AfterReplay,
@@ -112,19 +112,21 @@ async def _simulate(
         dtype=np.int64,
     )
     # The baselines, the local-only and attacked fleets: first, or beside Omega's fleet in
-    # a second process.
+    # a second process. Either failing fails the run at once, and stops the other.
     beside = asyncio.ensure_future(run_beside(world, finished_at, processes=options.processes))
+    fleet: asyncio.Future[tuple[FleetRun, float]] | None = None
     try:
         if options.processes < 2:
-            await asyncio.wait([beside])
-        omega, timings["omega_s"] = await run_fleet(
-            world, federated=True, label="omega", finished_at=finished_at
+            await beside
+        fleet = asyncio.ensure_future(
+            run_fleet(world, federated=True, label="omega", finished_at=finished_at)
         )
-        measured = await beside
+        measured, (omega, timings["omega_s"]) = await asyncio.gather(beside, fleet)
     finally:
-        if not beside.done():
-            beside.cancel()
-            await asyncio.gather(beside, return_exceptions=True)
+        tasks: list[asyncio.Future[Any]] = [beside] if fleet is None else [beside, fleet]
+        for task in tasks:
+            task.cancel()  # nothing, once done
+        await asyncio.gather(*tasks, return_exceptions=True)
     timings |= measured.timings
     baselines, gains = measured.baselines, measured.gains  # gains: NDCG@10 per viewer
     everyone = range(split_.n_viewers)
