@@ -105,12 +105,7 @@ def test_a_second_process_killed_fails_the_run_saying_so(tmp_path: Path) -> None
 
     async def kill_it() -> None:
         replay = asyncio.ensure_future(run_beside(world, finished_at, processes=2))
-        while not multiprocessing.active_children():
-            await asyncio.sleep(0.05)
-        await asyncio.sleep(1.0)
-        for child in multiprocessing.active_children():
-            assert child.pid is not None
-            os.kill(child.pid, signal.SIGKILL)
+        await _kill_second_process(after=1.0)
         with pytest.raises(OmegaError, match="stopped without a result"):
             await replay
 
@@ -130,11 +125,7 @@ def test_a_second_process_dying_fails_the_run_before_omegas_fleet_is_done(
         replay = asyncio.ensure_future(
             run_simulation(longer, _options(tmp_path, 2), lambda *a: shown.append(a))
         )
-        while not multiprocessing.active_children():
-            await asyncio.sleep(0.01)
-        for child in multiprocessing.active_children():
-            assert child.pid is not None
-            os.kill(child.pid, signal.SIGKILL)
+        await _kill_second_process(after=0.0)
         with pytest.raises(OmegaError, match="stopped without a result"):
             await replay
 
@@ -198,3 +189,13 @@ def _spawned(psutil: Any, pid: int) -> list[Any]:
             if "spawn_main" in " ".join(child.cmdline()):
                 found.append(child)
     return found
+
+
+async def _kill_second_process(*, after: float) -> None:
+    """SIGKILL this process's children ``after`` seconds from the first one's start."""
+    while not multiprocessing.active_children():
+        await asyncio.sleep(0.01)
+    await asyncio.sleep(after)
+    for child in multiprocessing.active_children():
+        assert child.pid is not None
+        os.kill(child.pid, signal.SIGKILL)
