@@ -187,9 +187,9 @@ def simulate(
     processes: Annotated[
         int | None,
         typer.Option(
-            help="With --engine local: 2 replays the local-only fleet in a second process "
-            "beside Omega's (the same figures), 1 one after the other. Default: 2 on a "
-            "machine with two cores or more."
+            help="With --engine local: 2 runs the baselines, the local-only fleet and (with "
+            "--attack) the attacked fleet in a second process beside Omega's (the same "
+            "figures), 1 one after the other. Default: 2 on a machine with two cores or more."
         ),
     ] = None,
     as_json: JsonOption = False,

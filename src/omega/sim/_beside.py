@@ -56,7 +56,8 @@ _PROGRESS_EVERY = 0.5
 
 @dataclass(frozen=True, slots=True)
 class Beside:
-    """The baselines' figures and what the report reads of the local-only fleet."""
+    """The baselines' figures, what the report reads of the local-only fleet, and the
+    attacked fleet measured (with ``--attack``)."""
 
     #: Each reference model's figures (``{"skipped": 1.0}``: its library is missing).
     baselines: dict[str, dict[str, float]]
