@@ -11,12 +11,21 @@ from pathlib import Path
 
 import pytest
 from _fed_helpers import NOW, codebook, pattern, push
+from pydantic import ValidationError
 
-from omega.constellation.helper_client import HttpHelper
+from omega.constellation.helper_client import (
+    HelperSettings,
+    HttpHelper,
+    connect_cowatch,
+    connect_helper,
+    helper_settings,
+)
+from omega.constellation.rounds import _helper_job
+from omega.constellation.settings import Settings
 from omega.federation import FederationConfig, run_round
-from omega.federation.cowatch import CowatchCounting
+from omega.federation.cowatch import CowatchCounting, Ranking
 from omega.helper import CowatchConfig, CowatchDesk
-from omega.helper.service import HelperConfig, HelperService
+from omega.helper.service import SECRET_FILE, HelperConfig, HelperService
 from omega.helper.thread import HelperThread
 from omega.protocol.aggregation import auth_token
 from omega.storage import Storage
@@ -97,3 +106,25 @@ def test_a_helper_whose_desk_fails_is_named_as_failing(
     said = caplog.text
     assert "failed this round's batch request" in said and "500" in said
     assert "--trust-maker" not in said and "refused" not in said
+
+
+def test_the_servers_spread_setting_reaches_the_rounds_release(tmp_path: Path) -> None:
+    """``OMEGA_COWATCH_SPREAD`` → the rounds' helper settings → the JSON a round child
+    is started with → the co-watch step's ranking (the rule acts in the release)."""
+    HelperService.open(tmp_path / "helper", HelperConfig())  # writes the shared secret
+    settings = Settings(
+        data_dir=tmp_path / "data",
+        helper_url="http://127.0.0.1:9",
+        helper_secret_file=tmp_path / "helper" / SECRET_FILE,
+        cowatch_spread=4.0,
+    )
+    helper = HelperSettings(**_helper_job(helper_settings(settings)))
+    shares = connect_helper(helper)
+    assert shares is not None
+    try:
+        counting = connect_cowatch(helper, shares)
+        assert counting is not None and counting.ranking == Ranking(20, 4.0)
+    finally:
+        shares.close()
+    with pytest.raises(ValidationError, match="cowatch_spread"):
+        Settings(data_dir=tmp_path / "data", cowatch_spread=-1)

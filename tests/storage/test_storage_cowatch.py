@@ -6,6 +6,7 @@ import pytest
 from storage_records import OpenStore, viewer
 
 from omega.errors import InputError, ViewerRevokedError
+from omega.federation.cowatch import Ranking
 from omega.protocol.cowatch import Share
 from omega.storage import Storage
 from omega.storage.cowatch import OprfOverBudget, StoredPair
@@ -17,8 +18,8 @@ def _read_at_two(tag: bytes, shares: list[Share], known: StoredPair | None) -> S
     return StoredPair(tag[0], tag[1], 7, len(xs)) if len(xs) >= 2 else None
 
 
-def _rank(pairs: list[tuple[int, int]]) -> list[tuple[int, int]]:
-    return sorted(pairs, key=lambda p: (-p[1], p[0]))
+#: Every pair, best first (counts this small are quantised to themselves).
+_rank = Ranking(200)
 
 
 def _point(x: int) -> Share:

@@ -12,7 +12,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from storage_records import OpenStore
 
-from omega.federation.cowatch import CowatchCounting, _ranker, fold_cowatch, release_private
+from omega.federation.cowatch import CowatchCounting, Ranking, fold_cowatch, release_private
 from omega.federation.cowatch_dp import Calibration, CowatchPrivacy, calibrate, noisy_counts
 from omega.federation.rounds import _count_cowatch
 from omega.protocol.cowatch import make_report, quantise, seal_report
@@ -165,7 +165,7 @@ def test_a_fold_committed_while_a_private_release_runs_stays_owed(open_store: Op
         return draw(tvs)
 
     release = store.cowatch.release_private(
-        noise=noise, rank=_ranker(20), spend=PrivacySpend(20.0, 1e-9), now=2.0
+        noise=noise, rank=Ranking(20), spend=PrivacySpend(20.0, 1e-9), now=2.0
     )
     worker.join(timeout=60)
     assert not worker.is_alive() and failures == []
@@ -204,7 +204,7 @@ def test_a_round_that_finds_the_owed_fold_released_meanwhile_spends_nothing(
         return draw(tvs)
 
     store.cowatch.release_private(
-        noise=noise, rank=_ranker(20), spend=PrivacySpend(20.0, 1e-9), now=2.0
+        noise=noise, rank=Ranking(20), spend=PrivacySpend(20.0, 1e-9), now=2.0
     )
     worker.join(timeout=60)
     assert not worker.is_alive()

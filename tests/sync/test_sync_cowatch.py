@@ -458,10 +458,15 @@ def test_pulls_stay_within_5_kb_with_a_large_neighbour_table(world: World) -> No
                 neighbour = int.from_bytes(mix[:4], "big") % 9742
                 return StoredPair(source, neighbour, 1, 3 + mix[4] % 200)
 
-            def rank(pairs: list[tuple[int, int]]) -> list[tuple[int, int]]:
-                return sorted(pairs, key=lambda p: -p[1])[:20]
+            class Unquantised:
+                """The release's bound without its quantising: the counts stay scattered."""
 
-            fold = store.cowatch.fold(points, resolve=resolve, rank=rank, now=0.0)
+                follows = False
+
+                def __call__(self, pairs: list[tuple[int, int, int]]) -> list[tuple[int, int]]:
+                    return [(b, t) for b, t, _ in sorted(pairs, key=lambda p: -p[1])[:20]]
+
+            fold = store.cowatch.fold(points, resolve=resolve, rank=Unquantised(), now=0.0)
             store.close()
             assert fold.rows == 600
             table, sizes, syncs = await _pull_rows(world, transport, "fresh")

@@ -123,8 +123,10 @@ def simulate(
     cowatch_spread: Annotated[
         float,
         typer.Option(
-            help="The brains' cap on a co-watch neighbour: at most this many times its own "
-            "best count as a source (0: off; BrainConfig.cowatch_spread)."
+            help="The spread rule: a co-watch neighbour counts at most this many times its "
+            "own best count as a source, else the pair is dropped (0: off). Applied by the "
+            "brains (BrainConfig.cowatch_spread) and, with --cowatch private, by the "
+            "constellation's release too (its cowatch_spread setting)."
         ),
     ] = 0.0,
     cowatch_attack: Annotated[

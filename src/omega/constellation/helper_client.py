@@ -66,6 +66,8 @@ class HelperSettings:
     cowatch_dp_epsilon: float = 0.0
     cowatch_dp_delta: float = 1e-6
     cowatch_per_epoch: int = 128
+    #: The spread rule in the release (0: off; ``omega.federation.cowatch.Ranking``).
+    cowatch_spread: float = 0.0
 
 
 def helper_settings(
@@ -85,6 +87,7 @@ def helper_settings(
         cowatch_dp_epsilon=settings.cowatch_dp_epsilon,
         cowatch_dp_delta=settings.cowatch_dp_delta,
         cowatch_per_epoch=settings.cowatch_per_epoch,
+        cowatch_spread=settings.cowatch_spread,
     )
 
 
@@ -187,4 +190,5 @@ def connect_cowatch(
         threshold=settings.cowatch_threshold,
         top=settings.cowatch_top,
         privacy=privacy,
+        spread=settings.cowatch_spread,
     )

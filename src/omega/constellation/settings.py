@@ -152,6 +152,15 @@ class Settings(BaseSettings):
     cowatch_top: int = Field(
         default=20, ge=1, le=200, description="Co-watch neighbours released per title."
     )
+    cowatch_spread: float = Field(
+        default=0.0,
+        ge=0,
+        le=100,
+        description="The spread rule in the co-watch release: a pair backed by more than "
+        "this × its neighbour's own best count as a source is not released (a title "
+        "nobody goes on from, where a coalition points popular titles; docs/cowatch.md). "
+        "0 (the default): off.",
+    )
     cowatch_per_epoch: int = Field(
         default=128,
         ge=1,

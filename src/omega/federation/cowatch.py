@@ -34,7 +34,6 @@ from omega.storage.cowatch import (
     CowatchFold,
     PrivacySpend,
     PrivateRelease,
-    Rank,
     Resolve,
     StoredPair,
 )
@@ -43,6 +42,7 @@ __all__ = [
     "CowatchCounting",
     "CowatchSource",
     "CowatchStep",
+    "Ranking",
     "fold_cowatch",
     "release_owed",
     "release_private",
@@ -69,12 +69,20 @@ class CowatchCounting:
     threshold: int = 3
     top: int = 20
     privacy: CowatchPrivacy | None = None
+    #: The spread rule in the release (0: off): see :class:`Ranking`.
+    spread: float = 0.0
 
     def __post_init__(self) -> None:
         if self.threshold < 2:
             raise ConfigError("the co-watch threshold must be at least 2 TVs")
         if not 1 <= self.top <= 200:
             raise ConfigError("the co-watch neighbours per title must be in 1..200")
+        if self.spread < 0:
+            raise ConfigError("the co-watch spread must be ≥ 0 (0: off)")
+
+    @property
+    def ranking(self) -> Ranking:
+        return Ranking(self.top, self.spread)
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,12 +107,30 @@ def _resolver(k: int) -> Resolve:
     return resolve
 
 
-def _ranker(top: int) -> Rank:
-    def rank(pairs: list[tuple[int, int]]) -> list[tuple[int, int]]:
-        best = sorted(pairs, key=lambda p: (-p[1], p[0]))[:top]
-        return [(b, quantise(tvs)) for b, tvs in best]
+@dataclass(frozen=True, slots=True)
+class Ranking:
+    """A source's released row: its ``top`` best-backed neighbours, counts quantised.
 
-    return rank
+    ``spread`` > 0 applies the brains' spread rule (``omega.brain._cowatch_spread``)
+    where the table is made: a pair backed by more than ``spread`` × its neighbour's own
+    best count as a source is left out before the ``top`` bound. A coalition's forged
+    pairs point the most watched titles at a title nobody goes on from; in the brain
+    the rule dropped them, yet each had already taken an honest neighbour's place in a
+    bounded row and re-released that row whenever its count climbed
+    (docs/cowatch.md). A forged pair left out changes no row."""
+
+    top: int
+    spread: float = 0.0
+
+    @property
+    def follows(self) -> bool:
+        return self.spread > 0
+
+    def __call__(self, pairs: list[tuple[int, int, int]]) -> list[tuple[int, int]]:
+        if self.spread > 0:
+            pairs = [p for p in pairs if p[1] <= self.spread * p[2]]
+        best = sorted(pairs, key=lambda p: (-p[1], p[0]))[: self.top]
+        return [(b, quantise(tvs)) for b, tvs, _ in best]
 
 
 def fold_cowatch(storage: Storage, counting: CowatchCounting, *, now: float) -> CowatchStep:
@@ -120,7 +146,7 @@ def fold_cowatch(storage: Storage, counting: CowatchCounting, *, now: float) -> 
             points.append((report.tag, open_report(report, key)))
         except InputError:
             refused += 1
-    rank = None if counting.privacy is not None else _ranker(counting.top)
+    rank = None if counting.privacy is not None else counting.ranking
     fold = storage.cowatch.fold(points, resolve=_resolver(counting.threshold), rank=rank, now=now)
     counting.source.cowatch_ack(batch.batch_id)
     if refused:
@@ -155,7 +181,7 @@ def _release(
     noise = noisy_counts(privacy, k=counting.threshold, draw=cowatch.privacy_ledger().releases)
     return cowatch.release_private(
         noise=noise,
-        rank=_ranker(counting.top),
+        rank=counting.ranking,
         spend=PrivacySpend(privacy.epsilon, privacy.delta),
         now=now,
         owed=owed,

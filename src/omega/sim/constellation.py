@@ -75,6 +75,7 @@ class SimConstellation:
         cowatch_clock: Clock | None = None,
         cowatch_dp_epsilon: float = 0.0,
         cowatch_dp_delta: float = 1e-6,
+        cowatch_spread: float = 0.0,
         served: bool = False,
     ) -> SimConstellation:
         """A fresh constellation in this process, on SQLite under ``data_dir``; with a
@@ -90,7 +91,8 @@ class SimConstellation:
         ``cowatch_*``: the bound per TV per epoch, the epoch length TVs are told and the
         clock epochs follow (default the wall clock; ``omega.sim.cowatch_private`` passes
         the replay's); ``cowatch_dp_*``: central DP on released counts (ε 0: off), its
-        noise seeded by ``share_noise_seed``; ``served``: the same app served by
+        noise seeded by ``share_noise_seed``; ``cowatch_spread``: the spread rule in
+        the release (0: off); ``served``: the same app served by
         uvicorn on a loopback port (``url``) for engine workers in other processes."""
         from omega.constellation.app import create_app
         from omega.constellation.settings import Settings
@@ -114,6 +116,7 @@ class SimConstellation:
             cowatch_epoch_s=cowatch_epoch_s,
             cowatch_dp_epsilon=cowatch_dp_epsilon,
             cowatch_dp_delta=cowatch_dp_delta,
+            cowatch_spread=cowatch_spread,
         )
         app = create_app(settings, cowatch_clock=cowatch_clock)
         if served:

@@ -121,7 +121,9 @@ class FleetConfig:
     #: the replay while idle, as a TV that stays plugged in does (a MovieLens viewer
     #: rates a history in one sitting: one epoch, one epoch's pairs, without these).
     cowatch_idle_syncs: bool = True
-    #: The brains' cap on a forged neighbour (``BrainConfig.cowatch_spread``; 0: off).
+    #: The spread rule against forged neighbours (0: off): the brains'
+    #: (``BrainConfig.cowatch_spread``) and, with "private", the constellation's release's
+    #: (``Settings.cowatch_spread``).
     cowatch_spread: float = 0.0
     #: What a promote-item coalition contributes as co-watch pairs: "forge" (popular
     #: titles → its target) or "withhold" (nothing: the control that measures what

@@ -123,6 +123,7 @@ async def _private_federation(
             cowatch_clock=replay,
             cowatch_dp_epsilon=fleet.cowatch_dp_epsilon,
             cowatch_dp_delta=fleet.cowatch_dp_delta,
+            cowatch_spread=fleet.cowatch_spread,
         )
         await constellation.publish_codebook(
             shared.codebook_id, shared.centroids, shared.catalog.ids

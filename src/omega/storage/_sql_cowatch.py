@@ -162,6 +162,7 @@ def _fold(
             (tag, _b(s.x), _b(s.y), s.ciphertext, now),
         )
     sources: set[int] = set()
+    rose: set[int] = set()  # sources whose best count rose: rows pointing at them may change
     changed = 0
     for tag in sorted({tag for tag, _ in points}):
         known = _pair(tx, tag)
@@ -174,6 +175,8 @@ def _fold(
         pair = resolve(tag, shares, known)
         if pair is None or pair == known:
             continue
+        if rank is not None and rank.follows and pair.tvs > _best(tx, pair.a):
+            rose.add(pair.a)
         tx.run(
             "INSERT INTO cowatch_pairs (tag, a, b, secret, tvs) VALUES (?, ?, ?, ?, ?)"
             " ON CONFLICT (tag) DO UPDATE SET tvs = excluded.tvs",
@@ -189,6 +192,7 @@ def _fold(
         if changed:
             tx.run("UPDATE cowatch_unreleased SET folds = folds + 1 WHERE id = 1")
         return CowatchFold(stored, changed, 0, version)
+    sources |= _pointing_at(tx, rose)
     rows = sum(
         _publish(tx, source, rank(_pairs_of(tx, source)), version + 1) for source in sorted(sources)
     )
@@ -213,13 +217,20 @@ def _release_private(
     ]
     counts = noise([t for _, _, t in pairs])
     kept: dict[int, list[tuple[int, int]]] = {}
+    best: dict[int, int] = {}
     for (a, b, _), count in zip(pairs, counts, strict=True):
         if count is not None:
             kept.setdefault(a, []).append((b, count))
+            best[a] = max(best.get(a, 0), count)
     published = {int(s) for (s,) in tx.rows("SELECT source FROM cowatch_rows")}
     version = _version(tx)
     rows = sum(
-        _publish(tx, source, rank(kept.get(source, [])), version + 1)
+        _publish(
+            tx,
+            source,
+            rank([(b, count, best.get(b, 0)) for b, count in kept.get(source, [])]),
+            version + 1,
+        )
         for source in sorted(published | kept.keys())
     )
     after = version + 1 if rows else version
@@ -240,10 +251,28 @@ def _pair(tx: Tx, tag: bytes) -> StoredPair | None:
     return None if row is None else StoredPair(int(row[0]), int(row[1]), _i(row[2]), int(row[3]))
 
 
-def _pairs_of(tx: Tx, source: int) -> list[tuple[int, int]]:
+def _best(tx: Tx, source: int) -> int:
+    return int(tx.one("SELECT coalesce(max(tvs), 0) FROM cowatch_pairs WHERE a = ?", (source,))[0])
+
+
+def _pointing_at(tx: Tx, targets: set[int]) -> set[int]:
+    """The sources with a pair whose neighbour is one of ``targets``."""
+    return {
+        int(a)
+        for target in sorted(targets)
+        for (a,) in tx.rows("SELECT DISTINCT a FROM cowatch_pairs WHERE b = ?", (target,))
+    }
+
+
+def _pairs_of(tx: Tx, source: int) -> list[tuple[int, int, int]]:
+    """``source``'s pairs as (neighbour, TVs, the neighbour's best TVs as a source)."""
     return [
-        (int(b), int(tvs))
-        for b, tvs in tx.rows("SELECT b, tvs FROM cowatch_pairs WHERE a = ?", (source,))
+        (int(b), int(tvs), int(best))
+        for b, tvs, best in tx.rows(
+            "SELECT p.b, p.tvs, coalesce((SELECT max(q.tvs) FROM cowatch_pairs q"
+            " WHERE q.a = p.b), 0) FROM cowatch_pairs p WHERE p.a = ?",
+            (source,),
+        )
     ]
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import abc
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 from omega.errors import InputError
 from omega.protocol.cowatch import Share
@@ -107,8 +108,20 @@ class PrivacyLedger:
 #: Decides a tag from all its points and what is known of it: the pair (newly read or
 #: recounted), or None while it stays unread.
 Resolve = Callable[[bytes, list[Share], StoredPair | None], StoredPair | None]
-#: A released row's neighbours from a source's pairs (neighbour, TVs), best first.
-Rank = Callable[[list[tuple[int, int]]], list[tuple[int, int]]]
+
+
+class Rank(Protocol):
+    """A released row's neighbours (neighbour, count), best first, from a source's pairs
+    as (neighbour, TVs, the neighbour's own best TVs as a source — 0 when it has no
+    pair of its own). ``follows``: a row depends on its neighbours' own rows, so the
+    store re-ranks every row pointing at a source whose best count rose."""
+
+    @property
+    def follows(self) -> bool: ...
+
+    def __call__(self, pairs: list[tuple[int, int, int]]) -> list[tuple[int, int]]: ...
+
+
 #: A private release's counts from every read pair's TVs (in order): the count to
 #: publish, or None where the pair is withheld.
 Noise = Callable[[list[int]], list[int | None]]

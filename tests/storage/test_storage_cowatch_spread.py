@@ -1,0 +1,91 @@
+"""The spread rule in the co-watch release (``Ranking.spread``), on SQLite and on
+PostgreSQL: a pair pointing at a title nobody goes on from is not released, so it takes
+no honest neighbour's place in a bounded row; once that title's own row grows, the rows
+pointing at it are re-ranked in the same fold."""
+
+from __future__ import annotations
+
+import hashlib
+
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+
+from omega.federation.cowatch import CowatchCounting, Ranking, fold_cowatch, release_private
+from omega.federation.cowatch_dp import CowatchPrivacy
+from omega.protocol.cowatch import make_report, quantise, seal_report
+from omega.protocol.cowatch_wire import ReportBatch
+from omega.storage import Storage
+
+#: Title 1 is watched by many; 2 is the coalition's target (no row of its own until the
+#: second batch); 3 is an honest neighbour of 1 with a row of its own (back to 1).
+FORGED = {(1, 2): 30, (1, 3): 6, (3, 1): 4}
+#: Later, viewers go on from 2 too: its best count as a source becomes 15.
+LATER = {(2, 1): 15}
+
+
+class _Batches:
+    """The helper's side: the given batches, one per call, then none."""
+
+    def __init__(self, *batches: ReportBatch) -> None:
+        self.batches = list(reversed(batches))
+
+    def cowatch_batch(self) -> ReportBatch:
+        return self.batches.pop() if self.batches else ReportBatch(batch_id="")
+
+    def cowatch_ack(self, batch_id: str) -> None:
+        pass
+
+
+def _batch(store: Storage, name: str, fleet: dict[tuple[int, int], int]) -> ReportBatch:
+    key = X25519PrivateKey.from_private_bytes(store.cowatch.keys().hpke_key).public_key()
+    reports = []
+    for (a, b), tvs in fleet.items():
+        r = hashlib.sha256(f"oprf {a} {b}".encode()).digest()  # the OPRF's output stand-in
+        reports += [seal_report(make_report(r, a, b, k=3), key) for _ in range(tvs)]
+    return ReportBatch(batch_id=name, reports=reports)
+
+
+def _rows(store: Storage) -> dict[int, list[tuple[int, int]]]:
+    rows = store.cowatch.rows_after(version=0, source=-1, limit=100)
+    return {row.source: row.neighbours for row in rows if row.neighbours}
+
+
+def test_the_rule_ranks_what_the_neighbours_own_rows_back() -> None:
+    pairs = [(2, 30, 0), (3, 6, 4), (5, 9, 3)]
+    assert Ranking(20)(pairs) == [(2, quantise(30)), (5, quantise(9)), (3, quantise(6))]
+    # 30 > 2 × 0 and 9 > 2 × 3 are left out; 6 ≤ 2 × 4 stays
+    assert Ranking(20, spread=2.0)(pairs) == [(3, quantise(6))]
+    assert not Ranking(20).follows and Ranking(20, spread=2.0).follows
+
+
+def test_without_the_rule_a_forged_pair_takes_the_bounded_row(store: Storage) -> None:
+    counting = CowatchCounting(source=_Batches(_batch(store, "b1", FORGED)), top=1)
+    fold_cowatch(store, counting, now=1.0)
+    assert _rows(store) == {1: [(2, quantise(30))], 3: [(1, 4)]}
+
+
+def test_with_the_rule_the_honest_neighbour_keeps_its_place(store: Storage) -> None:
+    batches = _Batches(_batch(store, "b1", FORGED), _batch(store, "b2", LATER))
+    counting = CowatchCounting(source=batches, top=1, spread=2.0)
+    first = fold_cowatch(store, counting, now=1.0)
+    assert first.fold is not None and first.fold.rows == 2
+    assert _rows(store) == {1: [(3, quantise(6))], 3: [(1, 4)]}
+    # 2's own row reaches 15 TVs: 30 ≤ 2 × 15, so 1's row (no pair of its own changed)
+    # is re-ranked in the same fold and 2 leads it
+    second = fold_cowatch(store, counting, now=2.0)
+    assert second.fold is not None and second.fold.rows == 2  # rows 2 and 1
+    assert _rows(store) == {1: [(2, quantise(30))], 2: [(1, quantise(15))], 3: [(1, 4)]}
+
+
+def test_a_private_release_applies_the_rule_to_the_noisy_counts(store: Storage) -> None:
+    # ε large, L0 small: noise of a count or two; 6 and 4 TVs would fall under the
+    # noisy threshold, so the honest counts are raised to 14
+    fleet = {(1, 2): 30, (1, 3): 14, (3, 1): 14}
+    privacy = CowatchPrivacy(20.0, 1e-9, per_epoch=4, seed=7)
+    counting = CowatchCounting(
+        source=_Batches(_batch(store, "b1", fleet)), top=1, spread=2.0, privacy=privacy
+    )
+    fold_cowatch(store, counting, now=1.0)
+    release_private(store, counting, now=2.0)
+    rows = _rows(store)
+    assert set(rows) == {1, 3}
+    assert [b for b, _ in rows[1]] == [3]  # not the target, whose noisy row is empty
