@@ -48,6 +48,7 @@ def test_version_is_the_installed_package_version() -> None:
         (("simulate", "--dataset", "/x", "--cowatch-epsilon", "-1"), 2, "--cowatch-epsilon"),
         (("simulate", "--dataset", "/x", "--cowatch-attack", "lie"), 2, "--cowatch-attack"),
         (("simulate", "--dataset", "/x", "--processes", "3"), 2, "--processes must be 1 or 2"),
+        (("simulate", "--dataset", "/x", "--cowatch-spread", "150"), 2, "--cowatch-spread"),
         (("helper", "serve", "--noise-epsilon", "30"), 2, "'--noise-epsilon'"),
         (("worker", "--once", "--helper-url", "http://127.0.0.1:9"), 2, "secret file"),
         (("serve", "--port", "99999"), 2, "--port"),

@@ -89,3 +89,33 @@ def test_a_private_release_applies_the_rule_to_the_noisy_counts(store: Storage) 
     rows = _rows(store)
     assert set(rows) == {1, 3}
     assert [b for b, _ in rows[1]] == [3]  # not the target, whose noisy row is empty
+
+
+def test_a_recounted_pair_that_raises_a_best_re_ranks_the_rows_pointing_there(
+    store: Storage,
+) -> None:
+    # 2's row is read at 3 TVs (too weak: 30 > 2 × 3), then recounted at 15
+    batches = _Batches(
+        _batch(store, "b1", {**FORGED, (2, 1): 3}), _batch(store, "b2", {(2, 1): 12})
+    )
+    counting = CowatchCounting(source=batches, top=1, spread=2.0)
+    fold_cowatch(store, counting, now=1.0)
+    assert _rows(store)[1] == [(3, quantise(6))]
+    second = fold_cowatch(store, counting, now=2.0)
+    assert second.fold is not None and second.fold.pairs == 1  # the recount only
+    assert _rows(store)[1] == [(2, quantise(30))]
+
+
+def test_a_fold_under_another_ranking_re_ranks_every_row(store: Storage) -> None:
+    """Turning the rule on during an attack reaches the rows already released, though
+    the fold brings no pair of theirs."""
+    off = CowatchCounting(source=_Batches(_batch(store, "b1", FORGED)), top=1)
+    fold_cowatch(store, off, now=1.0)
+    assert _rows(store)[1] == [(2, quantise(30))]
+    on = CowatchCounting(source=_Batches(_batch(store, "b2", {(7, 8): 3})), top=1, spread=2.0)
+    step = fold_cowatch(store, on, now=2.0)
+    assert step.fold is not None and step.fold.rows == 1  # row 1; 7's row is empty
+    assert _rows(store) == {1: [(3, quantise(6))], 3: [(1, 4)]}
+    again = CowatchCounting(source=_Batches(_batch(store, "b3", {(7, 9): 3})), top=1, spread=2.0)
+    step = fold_cowatch(store, again, now=3.0)
+    assert step.fold is not None and step.fold.rows == 0  # same ranking: nothing to redo

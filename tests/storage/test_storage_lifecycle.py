@@ -31,7 +31,7 @@ MIGRATIONS = [
     (12, "cowatch_points"),
     (13, "cowatch_privacy"),
     (14, "cowatch_unreleased"),
-    (15, "cowatch_pairs_by_neighbour"),
+    (15, "cowatch_ranking"),
 ]
 #: SQLite's live set moved to a file of its own (PostgreSQL has no single write lock).
 SQLITE_MIGRATIONS = [
@@ -46,7 +46,7 @@ SQLITE_MIGRATIONS = [
     (11, "cowatch_privacy"),
     (12, "push_rows_without_viewer_keys"),
     (13, "cowatch_unreleased"),
-    (14, "cowatch_pairs_by_neighbour"),
+    (14, "cowatch_ranking"),
 ]
 
 

@@ -462,6 +462,7 @@ def test_pulls_stay_within_5_kb_with_a_large_neighbour_table(world: World) -> No
                 """The release's bound without its quantising: the counts stay scattered."""
 
                 follows = False
+                policy = "unquantised"
 
                 def __call__(self, pairs: list[tuple[int, int, int]]) -> list[tuple[int, int]]:
                     return [(b, t) for b, t, _ in sorted(pairs, key=lambda p: -p[1])[:20]]

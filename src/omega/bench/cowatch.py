@@ -30,7 +30,7 @@ import time
 from collections import defaultdict
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from pydantic import SecretStr
@@ -46,6 +46,9 @@ from omega.protocol.cowatch import (
     recover,
     seal_report,
 )
+
+if TYPE_CHECKING:
+    from omega.storage import Storage
 
 __all__ = ["cowatch_table", "run_cowatch_bench"]
 
@@ -183,8 +186,9 @@ async def _download(table: Table) -> dict[str, Any]:
             return await _pull_all(transport)
 
 
-def _fill(store: Any, table: Table) -> None:
+def _fill(store: Storage, table: Table) -> None:
     """Put ``table`` into the store as a round would (one fold; tags stand for pairs)."""
+    from omega.federation.cowatch import Ranking
     from omega.storage.cowatch import StoredPair
 
     def resolve(tag: bytes, shares: list[Share], known: object) -> StoredPair:
@@ -198,10 +202,8 @@ def _fill(store: Any, table: Table) -> None:
         for i in range(len(row))
     ]
 
-    def rank(pairs: list[tuple[int, int]]) -> list[tuple[int, int]]:
-        return sorted(pairs, key=lambda q: (-q[1], q[0]))  # already quantised and cut
-
-    store.cowatch.fold(points, resolve=resolve, rank=rank, now=0.0)
+    # the counts are quantised already (quantising again keeps them) and rows are ≤ 200
+    store.cowatch.fold(points, resolve=resolve, rank=Ranking(200), now=0.0)
 
 
 async def _pull_all(transport: Any, max_pages: int = 8) -> dict[str, Any]:

@@ -242,8 +242,8 @@ def simulate(
         raise ConfigError("--cowatch must be 'off', 'private' or 'central-k3'")
     if cowatch_attack not in ("forge", "withhold"):
         raise ConfigError("--cowatch-attack must be 'forge' or 'withhold'")
-    if cowatch_spread < 0:
-        raise ConfigError("--cowatch-spread must be ≥ 0 (0: off)")
+    if not 0 <= cowatch_spread <= 100:
+        raise ConfigError("--cowatch-spread must be in 0..100 (0: off)")
     if not 1 <= cowatch_per_epoch <= 1000 or cowatch_epoch_days * 86400 < 60:
         raise ConfigError(
             "--cowatch-per-epoch must be in 1..1000 and --cowatch-epoch-days at least a minute"

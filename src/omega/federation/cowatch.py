@@ -116,8 +116,13 @@ class Ranking:
     best count as a source is left out before the ``top`` bound. A coalition's forged
     pairs point the most watched titles at a title nobody goes on from; in the brain
     the rule dropped them, yet each had already taken an honest neighbour's place in a
-    bounded row and re-released that row whenever its count climbed
-    (docs/cowatch.md). A forged pair left out changes no row."""
+    bounded row and re-released that row whenever its count climbed (docs/cowatch.md).
+    Left out here, a forged pair takes no place and its climbing count changes its own
+    row no more. The best counts are over every read pair, left out or not: a forged
+    pair still raises the best of the popular title it starts from, so rows pointing at
+    that title admit more honest pairs into it, and re-rank when it rises. A brain with
+    the rule on takes its best counts from the rows it receives, without the forged
+    pairs, and may drop some of those honest pairs again."""
 
     top: int
     spread: float = 0.0
@@ -125,6 +130,10 @@ class Ranking:
     @property
     def follows(self) -> bool:
         return self.spread > 0
+
+    @property
+    def policy(self) -> str:
+        return f"top {self.top}, spread {self.spread:g}"
 
     def __call__(self, pairs: list[tuple[int, int, int]]) -> list[tuple[int, int]]:
         if self.spread > 0:

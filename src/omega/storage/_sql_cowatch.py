@@ -154,6 +154,10 @@ class SQLCowatchStore(CowatchStore):
 def _fold(
     tx: Tx, points: list[tuple[bytes, Share]], resolve: Resolve, rank: Rank | None, now: float
 ) -> CowatchFold:
+    # First, the row a private release also locks first: folds and releases take turns
+    # (PostgreSQL, READ COMMITTED), so a fold re-ranks from every pair and best count
+    # committed before it, and no two folds release rows under one version.
+    tx.run("UPDATE cowatch_unreleased SET folds = folds WHERE id = 1")
     stored = 0
     for tag, s in points:
         stored += tx.run(
@@ -193,6 +197,10 @@ def _fold(
             tx.run("UPDATE cowatch_unreleased SET folds = folds + 1 WHERE id = 1")
         return CowatchFold(stored, changed, 0, version)
     sources |= _pointing_at(tx, rose)
+    if tx.one("SELECT policy FROM cowatch_ranking WHERE id = 1")[0] != rank.policy:
+        tx.run("UPDATE cowatch_ranking SET policy = ? WHERE id = 1", (rank.policy,))
+        sources |= {int(a) for (a,) in tx.rows("SELECT DISTINCT a FROM cowatch_pairs")}
+        sources |= {int(s) for (s,) in tx.rows("SELECT source FROM cowatch_rows")}
     rows = sum(
         _publish(tx, source, rank(_pairs_of(tx, source)), version + 1) for source in sorted(sources)
     )

@@ -112,12 +112,17 @@ Resolve = Callable[[bytes, list[Share], StoredPair | None], StoredPair | None]
 
 class Rank(Protocol):
     """A released row's neighbours (neighbour, count), best first, from a source's pairs
-    as (neighbour, TVs, the neighbour's own best TVs as a source — 0 when it has no
-    pair of its own). ``follows``: a row depends on its neighbours' own rows, so the
-    store re-ranks every row pointing at a source whose best count rose."""
+    as (neighbour, TVs, the neighbour's own best TVs as a source over every read pair —
+    0 when it has no pair of its own). ``follows``: a row depends on its neighbours' own
+    rows, so the store re-ranks every row pointing at a source whose best count rose.
+    ``policy``: names what the ranking depends on; a fold under another policy than the
+    last one's re-ranks every row (a changed bound or rule applies to the whole table)."""
 
     @property
     def follows(self) -> bool: ...
+
+    @property
+    def policy(self) -> str: ...
 
     def __call__(self, pairs: list[tuple[int, int, int]]) -> list[tuple[int, int]]: ...
 
