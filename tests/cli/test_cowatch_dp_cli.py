@@ -32,6 +32,7 @@ def _omega(*args: str, env: dict[str, str] | None = None) -> subprocess.Complete
         (("serve", "--cowatch-dp-epsilon", "-1"), "'--cowatch-dp-epsilon'"),
         (("serve", "--cowatch-dp-delta", "1"), "--cowatch-dp-delta must be between 0 and 1"),
         (("serve", "--cowatch-dp-delta", "0"), "--cowatch-dp-delta must be between 0 and 1"),
+        (("serve", "--cowatch-spread", "101"), "'--cowatch-spread'"),
     ],
 )
 def test_a_bad_setting_names_the_flag(args: tuple[str, ...], words: str) -> None:
@@ -109,6 +110,16 @@ def test_serve_refuses_an_epsilon_no_threshold_can_prove_before_it_listens(
             (),
             {"omega_cowatch_dp_delta": "1e-6"},
             "OMEGA_COWATCH_DP_DELTA has no effect while central DP is off",
+        ),
+        (
+            ("--cowatch-spread", "4"),
+            {},
+            "--cowatch-spread 4 has no effect without the co-watch step of rounds",
+        ),
+        (
+            ("--helper-url", "http://127.0.0.1:9"),
+            {"OMEGA_COWATCH_SPREAD": "4", "OMEGA_COWATCH_THRESHOLD": "0"},
+            "OMEGA_COWATCH_SPREAD 4 has no effect without the co-watch step of rounds",
         ),
     ],
 )

@@ -83,6 +83,17 @@ def serve(
             "(OMEGA_COWATCH_DP_DELTA).",
         ),
     ] = None,
+    cowatch_spread: Annotated[
+        float | None,
+        typer.Option(
+            help="The spread rule in the co-watch release: a pair backed by more than this "
+            "× its neighbour's own best count as a source is not released (a defence "
+            "against forged pairs, docs/cowatch.md). 0, the default: off "
+            "(OMEGA_COWATCH_SPREAD; give `omega worker` the same).",
+            min=0,
+            max=100,
+        ),
+    ] = None,
     quic_cert: Annotated[
         Path | None,
         typer.Option(help="PEM certificate: also serve HTTP/3 (QUIC) with it (needs --quic-key)."),
@@ -143,6 +154,8 @@ def serve(
         if not 0 < cowatch_dp_delta < 1:
             raise ConfigError(f"--cowatch-dp-delta must be between 0 and 1, got {cowatch_dp_delta}")
         overrides["cowatch_dp_delta"] = cowatch_dp_delta
+    if cowatch_spread is not None:
+        overrides["cowatch_spread"] = cowatch_spread
     for name, value in (("quic_cert", quic_cert), ("quic_key", quic_key), ("quic_port", quic_port)):
         if value is not None:
             overrides[name] = value
@@ -167,6 +180,13 @@ def serve(
         delta_flag=DELTA_VARIABLE if delta_from_env else "--cowatch-dp-delta",
         delta_given=cowatch_dp_delta is not None or delta_from_env,
     )
+    if settings.cowatch_spread and not settings.cowatch_rounds:
+        spread = named("--cowatch-spread", cowatch_spread, "OMEGA_COWATCH_SPREAD")
+        raise ConfigError(
+            f"{spread} {settings.cowatch_spread:g} has no effect without the co-watch step of "
+            f"rounds (a helper and OMEGA_COWATCH_THRESHOLD above 0): give --helper-url, or "
+            f"drop {spread}"
+        )
     check_helper(
         settings.helper_url,
         min_batch=settings.share_min_batch,
