@@ -170,6 +170,11 @@ def test_serve_names_the_variable_that_set_an_epsilon_no_threshold_can_prove(
             {"OMEGA_COWATCH_DP_DELTA": "1e-5"},
             "OMEGA_COWATCH_DP_DELTA has no effect while central DP is off",
         ),
+        (
+            False,
+            {"OMEGA_COWATCH_SPREAD": "4"},
+            "OMEGA_COWATCH_SPREAD 4 has no effect without the co-watch step of rounds",
+        ),
     ],
 )
 def test_worker_refuses_dp_settings_it_would_ignore_naming_the_variable(

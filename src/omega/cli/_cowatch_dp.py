@@ -1,6 +1,7 @@
-"""Central DP settings a process's rounds would ignore or could never prove, refused before
-it starts, in one sentence naming what set them: ``omega serve``'s flags or the
-``OMEGA_COWATCH_DP_*`` variables ``omega serve`` and ``omega worker`` both read."""
+"""Central DP settings a process's rounds would ignore or could never prove (and the spread
+rule's, which they would ignore too), refused before it starts, in one sentence naming
+what set them: ``omega serve``'s flags or the ``OMEGA_COWATCH_*`` variables ``omega
+serve`` and ``omega worker`` both read."""
 
 from __future__ import annotations
 
@@ -9,10 +10,19 @@ from typing import Any
 
 from omega.errors import ConfigError
 
-__all__ = ["DELTA_VARIABLE", "EPSILON_VARIABLE", "check_cowatch_dp", "in_environment", "named"]
+__all__ = [
+    "DELTA_VARIABLE",
+    "EPSILON_VARIABLE",
+    "SPREAD_VARIABLE",
+    "check_cowatch_dp",
+    "check_cowatch_spread",
+    "in_environment",
+    "named",
+]
 
 EPSILON_VARIABLE = "OMEGA_COWATCH_DP_EPSILON"
 DELTA_VARIABLE = "OMEGA_COWATCH_DP_DELTA"
+SPREAD_VARIABLE = "OMEGA_COWATCH_SPREAD"
 #: How the mechanism (``omega.federation.cowatch_dp``) names the two settings.
 _EPSILON_FLAG, _DELTA_FLAG = "--cowatch-dp-epsilon", "--cowatch-dp-delta"
 
@@ -66,4 +76,15 @@ def check_cowatch_dp(
         raise ConfigError(
             f"{epsilon_flag} {epsilon:g} has no effect with co-watch off "
             f"(OMEGA_COWATCH_THRESHOLD=0): set a threshold, or drop {epsilon_flag}"
+        )
+
+
+def check_cowatch_spread(settings: Any, *, helper_url: str | None, spread_flag: str) -> None:
+    """Refuse a spread rule the rounds would ignore: it acts in the co-watch step, which
+    runs only with a helper and a threshold above 0 (``spread_flag``: what set it)."""
+    if settings.cowatch_spread and not (helper_url and settings.cowatch_threshold):
+        raise ConfigError(
+            f"{spread_flag} {settings.cowatch_spread:g} has no effect without the co-watch "
+            f"step of rounds (a helper and OMEGA_COWATCH_THRESHOLD above 0): give "
+            f"--helper-url, or drop {spread_flag}"
         )

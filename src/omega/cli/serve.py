@@ -10,7 +10,9 @@ import typer
 from omega.cli._cowatch_dp import (
     DELTA_VARIABLE,
     EPSILON_VARIABLE,
+    SPREAD_VARIABLE,
     check_cowatch_dp,
+    check_cowatch_spread,
     in_environment,
     named,
 )
@@ -180,13 +182,11 @@ def serve(
         delta_flag=DELTA_VARIABLE if delta_from_env else "--cowatch-dp-delta",
         delta_given=cowatch_dp_delta is not None or delta_from_env,
     )
-    if settings.cowatch_spread and not settings.cowatch_rounds:
-        spread = named("--cowatch-spread", cowatch_spread, "OMEGA_COWATCH_SPREAD")
-        raise ConfigError(
-            f"{spread} {settings.cowatch_spread:g} has no effect without the co-watch step of "
-            f"rounds (a helper and OMEGA_COWATCH_THRESHOLD above 0): give --helper-url, or "
-            f"drop {spread}"
-        )
+    check_cowatch_spread(
+        settings,
+        helper_url=settings.helper_url,
+        spread_flag=named("--cowatch-spread", cowatch_spread, SPREAD_VARIABLE),
+    )
     check_helper(
         settings.helper_url,
         min_batch=settings.share_min_batch,

@@ -14,7 +14,9 @@ import typer
 from omega.cli._cowatch_dp import (
     DELTA_VARIABLE,
     EPSILON_VARIABLE,
+    SPREAD_VARIABLE,
     check_cowatch_dp,
+    check_cowatch_spread,
     in_environment,
 )
 from omega.cli.helper import HelperSecretOption, HelperUrlOption, check_helper
@@ -96,6 +98,7 @@ def worker(
         delta_flag=DELTA_VARIABLE,
         delta_given=in_environment(DELTA_VARIABLE),
     )
+    check_cowatch_spread(settings, helper_url=helper.url, spread_flag=SPREAD_VARIABLE)
     shares = connect_helper(helper)
     check_helper(
         helper.url,
