@@ -6,7 +6,10 @@ import hashlib
 from collections.abc import Callable, Collection
 
 import msgspec
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
+from omega.protocol.cowatch import make_report, seal_report
+from omega.protocol.cowatch_wire import ReportBatch
 from omega.protocol.messages import (
     ConsolidatedPattern,
     Pattern,
@@ -88,3 +91,35 @@ def released(
         weight=weight,
         version=0,
     )
+
+
+class Batches:
+    """The helper's side as the co-watch step reads it: the given shuffled batches, one
+    a call, then none; what was acknowledged."""
+
+    def __init__(self, *batches: ReportBatch) -> None:
+        self.batches = list(reversed(batches))
+        self.acked: list[str] = []
+
+    def cowatch_batch(self) -> ReportBatch:
+        return self.batches.pop() if self.batches else ReportBatch(batch_id="")
+
+    def cowatch_ack(self, batch_id: str) -> None:
+        self.acked.append(batch_id)
+
+
+def sealed_batch(store: Storage, name: str, fleet: dict[tuple[int, int], int]) -> ReportBatch:
+    """Each of ``fleet``'s (a, b) → TVs reports of its pair, sealed to the store's key:
+    what STAR delivers (a hash of the pair stands in for the OPRF's output)."""
+    key = X25519PrivateKey.from_private_bytes(store.cowatch.keys().hpke_key).public_key()
+    reports = []
+    for (a, b), tvs in fleet.items():
+        r = hashlib.sha256(f"oprf {a} {b}".encode()).digest()
+        reports += [seal_report(make_report(r, a, b, k=3), key) for _ in range(tvs)]
+    return ReportBatch(batch_id=name, reports=reports)
+
+
+def cowatch_rows(store: Storage) -> dict[int, list[tuple[int, int]]]:
+    """The released co-watch rows that have neighbours, by source."""
+    rows = store.cowatch.rows_after(version=0, source=-1, limit=100)
+    return {row.source: row.neighbours for row in rows if row.neighbours}

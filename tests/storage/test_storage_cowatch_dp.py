@@ -4,18 +4,16 @@ released from noisy counts; with DP off the rows are what they always were."""
 
 from __future__ import annotations
 
-import hashlib
 import threading
 import time
 
 import pytest
-from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
-from storage_records import OpenStore
+from storage_records import Batches, OpenStore, cowatch_rows, sealed_batch
 
 from omega.federation.cowatch import CowatchCounting, Ranking, fold_cowatch, release_private
 from omega.federation.cowatch_dp import Calibration, CowatchPrivacy, calibrate, noisy_counts
 from omega.federation.rounds import _count_cowatch
-from omega.protocol.cowatch import make_report, quantise, seal_report
+from omega.protocol.cowatch import quantise
 from omega.protocol.cowatch_wire import ReportBatch
 from omega.storage import Storage
 from omega.storage.cowatch import PrivacyLedger, PrivacySpend
@@ -27,43 +25,22 @@ FLEET = {(1, 2): 30, (1, 3): 3, (4, 5): 14, (6, 7): 3}
 SHARP = CowatchPrivacy(20.0, 1e-9, per_epoch=4)
 
 
-class _OneBatch:
-    """The helper's side as the co-watch step reads it: one shuffled batch, then none."""
-
-    def __init__(self, batch: ReportBatch) -> None:
-        self.batches = [batch]
-        self.acked: list[str] = []
-
-    def cowatch_batch(self) -> ReportBatch:
-        return self.batches.pop() if self.batches else ReportBatch(batch_id="")
-
-    def cowatch_ack(self, batch_id: str) -> None:
-        self.acked.append(batch_id)
-
-
 def _fleet_batch(store: Storage) -> ReportBatch:
-    """Each TV's report of its pair, sealed to the store's key: what STAR delivers."""
-    key = X25519PrivateKey.from_private_bytes(store.cowatch.keys().hpke_key).public_key()
-    reports = []
-    for (a, b), tvs in FLEET.items():
-        r = hashlib.sha256(f"oprf {a} {b}".encode()).digest()  # the OPRF's output stand-in
-        reports += [seal_report(make_report(r, a, b, k=3), key) for _ in range(tvs)]
-    return ReportBatch(batch_id="b1", reports=reports)
-
-
-def _rows(store: Storage) -> dict[int, list[tuple[int, int]]]:
-    rows = store.cowatch.rows_after(version=0, source=-1, limit=100)
-    return {row.source: row.neighbours for row in rows if row.neighbours}
+    return sealed_batch(store, "b1", FLEET)
 
 
 def _counting(store: Storage, privacy: CowatchPrivacy | None) -> CowatchCounting:
-    return CowatchCounting(source=_OneBatch(_fleet_batch(store)), privacy=privacy)
+    return CowatchCounting(source=Batches(_fleet_batch(store)), privacy=privacy)
 
 
 def test_without_dp_the_rows_are_the_k_anonymous_counts(store: Storage) -> None:
     step = fold_cowatch(store, _counting(store, None), now=1.0)
     assert step.fold is not None and (step.fold.pairs, step.fold.rows) == (4, 3)
-    assert _rows(store) == {1: [(2, quantise(30)), (3, 3)], 4: [(5, quantise(14))], 6: [(7, 3)]}
+    assert cowatch_rows(store) == {
+        1: [(2, quantise(30)), (3, 3)],
+        4: [(5, quantise(14))],
+        6: [(7, 3)],
+    }
     assert store.cowatch.privacy_ledger() == PrivacyLedger(0, 0.0, 0.0)
 
 
@@ -71,10 +48,10 @@ def test_with_dp_only_counts_far_above_the_threshold_are_released(store: Storage
     counting = _counting(store, SHARP)
     step = fold_cowatch(store, counting, now=1.0)
     assert step.fold is not None and (step.fold.pairs, step.fold.rows) == (4, 0)
-    assert _rows(store) == {}  # the fold releases nothing: the private release does
+    assert cowatch_rows(store) == {}  # the fold releases nothing: the private release does
     release = release_private(store, counting, now=2.0)
     assert (release.pairs, release.released, release.rows, release.version) == (4, 2, 2, 1)
-    rows = _rows(store)
+    rows = cowatch_rows(store)
     assert set(rows) == {1, 4}  # (1, 3) and (6, 7), at 3 TVs, are withheld
     [(two, noisy_30)] = rows[1]
     [(five, noisy_14)] = rows[4]
@@ -99,14 +76,14 @@ def test_each_release_spends_again_and_only_rounds_that_folded_release(store: St
     ledger = store.cowatch.privacy_ledger()
     assert (ledger.releases, ledger.epsilon) == (3, 60.0)
     assert ledger.delta == pytest.approx(3e-9)
-    assert set(_rows(store)) == {1, 4}
+    assert set(cowatch_rows(store)) == {1, 4}
 
 
 def test_a_row_whose_pairs_all_fall_below_the_threshold_is_withdrawn(store: Storage) -> None:
     """Released k-anonymous first (DP off), then with DP on: the rows of pairs at 3 TVs
     are withdrawn (an empty row), the others re-released from noisy counts."""
     fold_cowatch(store, _counting(store, None), now=1.0)
-    counting = CowatchCounting(source=_OneBatch(ReportBatch(batch_id="")), privacy=SHARP)
+    counting = CowatchCounting(source=Batches(ReportBatch(batch_id="")), privacy=SHARP)
     release = release_private(store, counting, now=2.0)
     # source 1 loses (1, 3) and 6 is withdrawn; 4 changes only if its quantised count did
     assert release.version == 2 and release.rows in (2, 3)
@@ -114,7 +91,7 @@ def test_a_row_whose_pairs_all_fall_below_the_threshold_is_withdrawn(store: Stor
         r.source: r.neighbours for r in store.cowatch.rows_after(version=1, source=-1, limit=10)
     }
     assert changed[6] == [] and [b for b, _ in changed[1]] == [2]
-    assert set(_rows(store)) == {1, 4}
+    assert set(cowatch_rows(store)) == {1, 4}
 
 
 def test_the_threshold_is_one_above_what_opendp_proves() -> None:
@@ -143,16 +120,12 @@ def test_a_fold_committed_while_a_private_release_runs_stays_owed(open_store: Op
     in READ COMMITTED; the release takes the owed count's row lock first)."""
     store, other = open_store(), open_store()
     fold_cowatch(store, _counting(store, SHARP), now=1.0)
-    key = X25519PrivateKey.from_private_bytes(store.cowatch.keys().hpke_key).public_key()
-    r = hashlib.sha256(b"oprf 8 9").digest()
-    late = ReportBatch(
-        batch_id="b2", reports=[seal_report(make_report(r, 8, 9, k=3), key) for _ in range(20)]
-    )
+    late = sealed_batch(store, "b2", {(8, 9): 20})
     failures: list[BaseException] = []
 
     def fold_late() -> None:
         try:
-            fold_cowatch(other, CowatchCounting(source=_OneBatch(late), privacy=SHARP), now=1.5)
+            fold_cowatch(other, CowatchCounting(source=Batches(late), privacy=SHARP), now=1.5)
         except BaseException as exc:  # surfaced by the assertion below
             failures.append(exc)
 
@@ -173,7 +146,7 @@ def test_a_fold_committed_while_a_private_release_runs_stays_owed(open_store: Op
     assert store.cowatch.unreleased_folds() == 1  # so the late fold is still owed
     again = release_private(store, _counting(store, SHARP), now=3.0)
     assert again.pairs == 5 and store.cowatch.unreleased_folds() == 0
-    assert 8 in _rows(store)
+    assert 8 in cowatch_rows(store)
 
 
 def test_a_round_that_finds_the_owed_fold_released_meanwhile_spends_nothing(
@@ -190,7 +163,7 @@ def test_a_round_that_finds_the_owed_fold_released_meanwhile_spends_nothing(
 
     def other_round() -> None:
         try:  # no batch for this replica: only the fold the first one owes
-            empty = CowatchCounting(source=_OneBatch(ReportBatch(batch_id="")), privacy=SHARP)
+            empty = CowatchCounting(source=Batches(ReportBatch(batch_id="")), privacy=SHARP)
             counted.append(_count_cowatch(other, empty, now=1.5))
         except BaseException as exc:  # surfaced by the assertion below
             counted.append(exc)
@@ -218,9 +191,9 @@ def test_a_batch_handed_out_again_owes_no_second_release(store: Storage) -> None
     no pair, so it owes no release of its own (a second one would spend ε on fresh noise
     over the same counts)."""
     batch = _fleet_batch(store)
-    first = fold_cowatch(store, CowatchCounting(source=_OneBatch(batch), privacy=SHARP), now=1.0)
+    first = fold_cowatch(store, CowatchCounting(source=Batches(batch), privacy=SHARP), now=1.0)
     assert first.fold is not None and first.fold.pairs == 4
     assert store.cowatch.unreleased_folds() == 1
-    again = fold_cowatch(store, CowatchCounting(source=_OneBatch(batch), privacy=SHARP), now=2.0)
+    again = fold_cowatch(store, CowatchCounting(source=Batches(batch), privacy=SHARP), now=2.0)
     assert again.fold is not None and (again.fold.stored, again.fold.pairs) == (0, 0)
     assert store.cowatch.unreleased_folds() == 1

@@ -5,14 +5,11 @@ pointing at it are re-ranked in the same fold."""
 
 from __future__ import annotations
 
-import hashlib
-
-from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+from storage_records import Batches, cowatch_rows, sealed_batch
 
 from omega.federation.cowatch import CowatchCounting, Ranking, fold_cowatch, release_private
 from omega.federation.cowatch_dp import CowatchPrivacy
-from omega.protocol.cowatch import make_report, quantise, seal_report
-from omega.protocol.cowatch_wire import ReportBatch
+from omega.protocol.cowatch import quantise
 from omega.storage import Storage
 
 #: Title 1 is watched by many; 2 is the coalition's target (no row of its own until the
@@ -20,33 +17,6 @@ from omega.storage import Storage
 FORGED = {(1, 2): 30, (1, 3): 6, (3, 1): 4}
 #: Later, viewers go on from 2 too: its best count as a source becomes 15.
 LATER = {(2, 1): 15}
-
-
-class _Batches:
-    """The helper's side: the given batches, one per call, then none."""
-
-    def __init__(self, *batches: ReportBatch) -> None:
-        self.batches = list(reversed(batches))
-
-    def cowatch_batch(self) -> ReportBatch:
-        return self.batches.pop() if self.batches else ReportBatch(batch_id="")
-
-    def cowatch_ack(self, batch_id: str) -> None:
-        pass
-
-
-def _batch(store: Storage, name: str, fleet: dict[tuple[int, int], int]) -> ReportBatch:
-    key = X25519PrivateKey.from_private_bytes(store.cowatch.keys().hpke_key).public_key()
-    reports = []
-    for (a, b), tvs in fleet.items():
-        r = hashlib.sha256(f"oprf {a} {b}".encode()).digest()  # the OPRF's output stand-in
-        reports += [seal_report(make_report(r, a, b, k=3), key) for _ in range(tvs)]
-    return ReportBatch(batch_id=name, reports=reports)
-
-
-def _rows(store: Storage) -> dict[int, list[tuple[int, int]]]:
-    rows = store.cowatch.rows_after(version=0, source=-1, limit=100)
-    return {row.source: row.neighbours for row in rows if row.neighbours}
 
 
 def test_the_rule_ranks_what_the_neighbours_own_rows_back() -> None:
@@ -58,22 +28,22 @@ def test_the_rule_ranks_what_the_neighbours_own_rows_back() -> None:
 
 
 def test_without_the_rule_a_forged_pair_takes_the_bounded_row(store: Storage) -> None:
-    counting = CowatchCounting(source=_Batches(_batch(store, "b1", FORGED)), top=1)
+    counting = CowatchCounting(source=Batches(sealed_batch(store, "b1", FORGED)), top=1)
     fold_cowatch(store, counting, now=1.0)
-    assert _rows(store) == {1: [(2, quantise(30))], 3: [(1, 4)]}
+    assert cowatch_rows(store) == {1: [(2, quantise(30))], 3: [(1, 4)]}
 
 
 def test_with_the_rule_the_honest_neighbour_keeps_its_place(store: Storage) -> None:
-    batches = _Batches(_batch(store, "b1", FORGED), _batch(store, "b2", LATER))
+    batches = Batches(sealed_batch(store, "b1", FORGED), sealed_batch(store, "b2", LATER))
     counting = CowatchCounting(source=batches, top=1, spread=2.0)
     first = fold_cowatch(store, counting, now=1.0)
     assert first.fold is not None and first.fold.rows == 2
-    assert _rows(store) == {1: [(3, quantise(6))], 3: [(1, 4)]}
+    assert cowatch_rows(store) == {1: [(3, quantise(6))], 3: [(1, 4)]}
     # 2's own row reaches 15 TVs: 30 ≤ 2 × 15, so 1's row (no pair of its own changed)
     # is re-ranked in the same fold and 2 leads it
     second = fold_cowatch(store, counting, now=2.0)
     assert second.fold is not None and second.fold.rows == 2  # rows 2 and 1
-    assert _rows(store) == {1: [(2, quantise(30))], 2: [(1, quantise(15))], 3: [(1, 4)]}
+    assert cowatch_rows(store) == {1: [(2, quantise(30))], 2: [(1, quantise(15))], 3: [(1, 4)]}
 
 
 def test_a_private_release_applies_the_rule_to_the_noisy_counts(store: Storage) -> None:
@@ -82,11 +52,11 @@ def test_a_private_release_applies_the_rule_to_the_noisy_counts(store: Storage) 
     fleet = {(1, 2): 30, (1, 3): 14, (3, 1): 14}
     privacy = CowatchPrivacy(20.0, 1e-9, per_epoch=4, seed=7)
     counting = CowatchCounting(
-        source=_Batches(_batch(store, "b1", fleet)), top=1, spread=2.0, privacy=privacy
+        source=Batches(sealed_batch(store, "b1", fleet)), top=1, spread=2.0, privacy=privacy
     )
     fold_cowatch(store, counting, now=1.0)
     release_private(store, counting, now=2.0)
-    rows = _rows(store)
+    rows = cowatch_rows(store)
     assert set(rows) == {1, 3}
     assert [b for b, _ in rows[1]] == [3]  # not the target, whose noisy row is empty
 
@@ -95,27 +65,29 @@ def test_a_recounted_pair_that_raises_a_best_re_ranks_the_rows_pointing_there(
     store: Storage,
 ) -> None:
     # 2's row is read at 3 TVs (too weak: 30 > 2 × 3), then recounted at 15
-    batches = _Batches(
-        _batch(store, "b1", {**FORGED, (2, 1): 3}), _batch(store, "b2", {(2, 1): 12})
+    batches = Batches(
+        sealed_batch(store, "b1", {**FORGED, (2, 1): 3}), sealed_batch(store, "b2", {(2, 1): 12})
     )
     counting = CowatchCounting(source=batches, top=1, spread=2.0)
     fold_cowatch(store, counting, now=1.0)
-    assert _rows(store)[1] == [(3, quantise(6))]
+    assert cowatch_rows(store)[1] == [(3, quantise(6))]
     second = fold_cowatch(store, counting, now=2.0)
     assert second.fold is not None and second.fold.pairs == 1  # the recount only
-    assert _rows(store)[1] == [(2, quantise(30))]
+    assert cowatch_rows(store)[1] == [(2, quantise(30))]
 
 
 def test_a_fold_under_another_ranking_re_ranks_every_row(store: Storage) -> None:
     """Turning the rule on during an attack reaches the rows already released, though
     the fold brings no pair of theirs."""
-    off = CowatchCounting(source=_Batches(_batch(store, "b1", FORGED)), top=1)
+    off = CowatchCounting(source=Batches(sealed_batch(store, "b1", FORGED)), top=1)
     fold_cowatch(store, off, now=1.0)
-    assert _rows(store)[1] == [(2, quantise(30))]
-    on = CowatchCounting(source=_Batches(_batch(store, "b2", {(7, 8): 3})), top=1, spread=2.0)
+    assert cowatch_rows(store)[1] == [(2, quantise(30))]
+    on = CowatchCounting(source=Batches(sealed_batch(store, "b2", {(7, 8): 3})), top=1, spread=2.0)
     step = fold_cowatch(store, on, now=2.0)
     assert step.fold is not None and step.fold.rows == 1  # row 1; 7's row is empty
-    assert _rows(store) == {1: [(3, quantise(6))], 3: [(1, 4)]}
-    again = CowatchCounting(source=_Batches(_batch(store, "b3", {(7, 9): 3})), top=1, spread=2.0)
+    assert cowatch_rows(store) == {1: [(3, quantise(6))], 3: [(1, 4)]}
+    again = CowatchCounting(
+        source=Batches(sealed_batch(store, "b3", {(7, 9): 3})), top=1, spread=2.0
+    )
     step = fold_cowatch(store, again, now=3.0)
     assert step.fold is not None and step.fold.rows == 0  # same ranking: nothing to redo
