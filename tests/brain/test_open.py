@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from omega.brain import Brain
+from omega.brain import Brain, BrainConfig
 from omega.brain._migrations import migrations
 from omega.errors import ConfigError, CorruptStoreError, SchemaVersionError
 
@@ -59,3 +59,17 @@ def test_a_bad_brain_setting_is_named(field: str, value: float, words: str) -> N
 
     with pytest.raises(ConfigError, match=words):
         BrainConfig(**{field: value})  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(("fsync", "durable"), [(True, 2), (False, 1)])
+def test_durable_commits_wait_for_the_disk_unless_the_brain_is_throwaway(
+    tmp_path: Path, fsync: bool, durable: int
+) -> None:
+    """synchronous=FULL (2) inside a durable commit; a brain opened with ``fsync`` False
+    (the simulator's) commits it with NORMAL (1), as every other commit."""
+    with Brain.open(tmp_path / "b", config=BrainConfig(fsync=fsync)) as brain:
+        with brain.store.transaction(durable=True) as conn:
+            assert conn.execute("PRAGMA synchronous").fetchone() == (durable,)
+        with brain.store.transaction() as conn:
+            assert conn.execute("PRAGMA synchronous").fetchone() == (1,)
+        assert brain.store.conn.execute("PRAGMA synchronous").fetchone() == (1,)

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from storage_records import ingest, pattern, push
 
-from omega.errors import StoreError
+from omega.errors import ConfigError, StoreError
 from omega.migrations import migrate_sqlite
 from omega.storage import SQLiteStorage, open_storage
 from omega.storage._migrations import load_migrations
@@ -38,6 +38,31 @@ def test_sqlite_connections_enforce_foreign_keys_and_durability(tmp_path: Path) 
         assert conn.execute("PRAGMA busy_timeout").fetchone() == (10_000,)
     finally:
         store.close()
+
+
+@pytest.mark.parametrize(
+    ("query", "synchronous"), [("", 2), ("?synchronous=FULL", 2), ("?synchronous=normal", 1)]
+)
+def test_a_url_may_ask_for_commits_that_do_not_wait_for_the_disk(
+    tmp_path: Path, query: str, synchronous: int
+) -> None:
+    store = open_storage(f"sqlite:///{tmp_path}/omega.db{query}")
+    try:
+        assert isinstance(store, SQLiteStorage)
+        assert store.path == tmp_path / "omega.db"
+        conn = store._db.conn()
+        assert conn.execute("PRAGMA synchronous").fetchone() == (synchronous,)
+    finally:
+        store.close()
+
+
+@pytest.mark.parametrize("query", ["?synchronous=off", "?journal_mode=delete", "?synchronous"])
+def test_a_url_with_another_option_is_refused_naming_the_one_there_is(
+    tmp_path: Path, query: str
+) -> None:
+    with pytest.raises(ConfigError, match=r"only option is \?synchronous=full"):
+        open_storage(f"sqlite:///{tmp_path}/omega.db{query}")
+    assert not (tmp_path / "omega.db").exists()
 
 
 def test_a_write_waits_for_another_process_lock_then_commits(tmp_path: Path) -> None:

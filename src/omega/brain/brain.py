@@ -111,11 +111,12 @@ class Brain:
         instead of its own database (a fleet in one process shares one copy)."""
         one_blas_thread()
         path = brain_directory(directory, create=create)
-        store = BrainStore(path / DB_FILE)
+        config = config or BrainConfig()
+        store = BrainStore(path / DB_FILE, fsync=config.fsync)
         brain = cls(
             path,
             store,
-            config=config or BrainConfig(),
+            config=config,
             clock=clock or SystemClock(),
             embedder=embedder,
             shared=shared_catalog,

@@ -130,6 +130,10 @@ class BrainConfig:
     #: titles ranked by its own signals (0: any title). A defence against forged pairs
     #: (see ``docs/brain.md``: the promote-item coalition); off by default.
     cowatch_pool: int = 0
+    #: Durable commits (the outbox, cursors, releases: what a sync must not lose to a
+    #: power cut) wait for the disk (``fsync``). False only for a brain whose files are
+    #: thrown away after use — the simulator's fleets: the same commits, no fsync.
+    fsync: bool = True
 
     def __post_init__(self) -> None:
         self._check_cowatch()

@@ -3,7 +3,8 @@
 Durability: WAL. Each tracked event commits on its own with ``synchronous=NORMAL`` (it
 survives a crash of the TV process). Derived state (tiers, patterns) is flushed in
 batches with a watermark and rebuilt from later episodes on open. The outbox and sync
-cursors commit with ``synchronous=FULL``: they must survive power loss.
+cursors commit with ``synchronous=FULL``: they must survive power loss (unless the
+brain's files are throwaway: ``BrainConfig.fsync``).
 
 :class:`BrainStore` owns the connection, transactions, the ``meta`` and ``cursors``
 key-value tables; each group of tables is a part with one job:
@@ -38,8 +39,10 @@ __all__ = ["BrainStore"]
 class BrainStore:
     """One connection, used under a lock (the brain is one TV's process)."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, fsync: bool = True) -> None:
+        """``fsync`` False: durable commits do not wait for the disk (``BrainConfig.fsync``)."""
         self.path = path
+        self.fsync = fsync
         self.lock = threading.RLock()
         try:
             self.conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
@@ -65,7 +68,9 @@ class BrainStore:
 
     @contextmanager
     def transaction(self, *, durable: bool = False) -> Iterator[sqlite3.Connection]:
-        """BEGIN IMMEDIATE … COMMIT; ``durable`` commits with synchronous=FULL (fsync)."""
+        """BEGIN IMMEDIATE … COMMIT; ``durable`` commits with synchronous=FULL (fsync),
+        unless the store was opened without ``fsync``."""
+        durable = durable and self.fsync
         with self.lock:
             if durable:
                 self.conn.execute("PRAGMA synchronous=FULL")

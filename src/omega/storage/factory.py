@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable
 from pathlib import Path
+from typing import Literal
 
 from omega.errors import ConfigError
 from omega.storage.base import Storage
@@ -19,7 +20,9 @@ def open_storage(url: str) -> Storage:
 
     - ``sqlite:///relative/file.db``, ``sqlite:////absolute/file.db`` (SQLAlchemy's
       convention: the path is everything after ``sqlite:///``), or a plain filesystem path
-      → :class:`~omega.storage.sqlite.SQLiteStorage`;
+      → :class:`~omega.storage.sqlite.SQLiteStorage`; ``?synchronous=normal`` on the URL
+      commits without waiting for the disk (an acknowledged push survives a crash of the
+      process, not a power cut: for files thrown away after use, as the simulator's);
     - ``postgresql://…`` or ``postgres://…`` (libpq URLs) →
       :class:`~omega.storage.postgres.PostgresStorage`.
 
@@ -65,7 +68,8 @@ def _opener(url: str) -> Callable[[], Storage]:
             raise ConfigError(
                 f"bad SQLite URL {url!r}: use sqlite:///relative/file.db or sqlite:////abs/file.db"
             )
-        return functools.partial(_sqlite, url.removeprefix("sqlite:///"))
+        path, _, query = url.removeprefix("sqlite:///").partition("?")
+        return functools.partial(_sqlite, path, _synchronous(query, url))
     if "://" in url or not url:
         raise ConfigError(
             f"unknown storage URL {url!r}: use sqlite:///path/to/file.db, a file path, "
@@ -74,10 +78,22 @@ def _opener(url: str) -> Callable[[], Storage]:
     return functools.partial(_sqlite, url)
 
 
-def _sqlite(path: str) -> Storage:
+def _synchronous(query: str, url: str) -> Literal["FULL", "NORMAL"]:
+    """The ``synchronous`` a SQLite URL's query asks for (FULL without one)."""
+    if not query:
+        return "FULL"
+    key, _, value = query.partition("=")
+    if key != "synchronous" or value.lower() not in ("full", "normal"):
+        raise ConfigError(
+            f"bad SQLite URL {url!r}: the only option is ?synchronous=full or ?synchronous=normal"
+        )
+    return "NORMAL" if value.lower() == "normal" else "FULL"
+
+
+def _sqlite(path: str, synchronous: Literal["FULL", "NORMAL"] = "FULL") -> Storage:
     from omega.storage.sqlite import SQLiteStorage
 
     target = Path(path).expanduser()
     if target.is_dir():
         raise ConfigError(f"storage path {target} is a directory, not a database file")
-    return SQLiteStorage(target)
+    return SQLiteStorage(target, synchronous=synchronous)
