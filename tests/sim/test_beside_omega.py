@@ -47,9 +47,10 @@ def _options(tmp_path: Path, processes: int, **more: Any) -> SimulationOptions:
 
 
 def _figures(result: dict[str, Any]) -> dict[str, Any]:
-    """Everything a run reports but its times and the sealed frames' sizes (a fresh
-    nonce and batch id each run)."""
+    """Everything a run reports but its times, the sealed frames' sizes (a fresh
+    nonce and batch id each run) and where its constellation ran."""
     skip = {"timings", "wall_s", "sync_bytes", "push_bytes_median", "push_bytes_p95"}
+    skip |= {"constellation"}
     skip |= {"pull_bytes_median", "pull_bytes_p95", "bytes_per_sync"}
     return {k: v for k, v in result.items() if k not in skip}
 
@@ -78,6 +79,9 @@ def test_the_second_process_gives_the_same_figures_to_the_last_digit(tmp_path: P
     # As JSON: the first checkpoint has no viewer done yet (NaN, which equals nothing).
     assert json.dumps(_figures(one), sort_keys=True) == json.dumps(_figures(two), sort_keys=True)
     assert one["baselines"]["local_only"]["ndcg@10"] == two["baselines"]["local_only"]["ndcg@10"]
+    # …with the constellation and helper in a child process of their own for the second
+    assert one["constellation"] == "in this process (ASGI, SQLite)"
+    assert two["constellation"] == "a child process (uvicorn on loopback, SQLite)"
     # The second process's checkpoints reached the timeline (without them: the end alone).
     assert len(two["timeline"]) == 3
     local = [(n, total) for label, n, total in shown if label == "local-only"]
@@ -192,10 +196,15 @@ def _spawned(psutil: Any, pid: int) -> list[Any]:
 
 
 async def _kill_second_process(*, after: float) -> None:
-    """SIGKILL this process's children ``after`` seconds from the first one's start."""
-    while not multiprocessing.active_children():
+    """SIGKILL the second process ``after`` seconds from its start (not the child that
+    serves Omega's constellation: ``tests/sim/test_server_process.py`` kills that one)."""
+    while not (found := _beside_process()):
         await asyncio.sleep(0.01)
     await asyncio.sleep(after)
-    for child in multiprocessing.active_children():
-        assert child.pid is not None
-        os.kill(child.pid, signal.SIGKILL)
+    assert found.pid is not None
+    os.kill(found.pid, signal.SIGKILL)
+
+
+def _beside_process() -> multiprocessing.process.BaseProcess | None:
+    named = [c for c in multiprocessing.active_children() if c.name == "omega-sim-beside"]
+    return named[0] if named else None

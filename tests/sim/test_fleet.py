@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import tempfile
 from dataclasses import replace
 from pathlib import Path
@@ -19,13 +20,16 @@ from omega.protocol.messages import (
     PushRequest,
     SyncRequest,
 )
+from omega.sim._simulate_fleets import _checkpoint, fleet_scorer
 from omega.sim.audit import PrivacyAudit
+from omega.sim.constellation import sim_settings
 from omega.sim.content import shared_catalog
 from omega.sim.evaluation import split
-from omega.sim.fleet import FleetConfig, rating_to_view
+from omega.sim.fleet import FleetConfig, FleetRun, play, rating_to_view
 from omega.sim.fleet_replay import replay_fleet
 from omega.sim.simulate import SimulationOptions, run_simulation
 from omega.sim.viewers import synthetic_dataset
+from omega.storage import SQLiteStorage, open_storage
 
 FAST = FleetConfig(
     cells=16, sync_every=3, sync_gap_s=6 * 3600.0, round_every_s=12 * 3600.0, round_min_pushes=2
@@ -241,3 +245,90 @@ def test_a_replay_without_a_work_dir_removes_its_brains(
     kept = replace(options, work_dir=tmp_path / "work")  # asked for: kept
     asyncio.run(run_simulation(data, kept, lambda *_: None))
     assert (tmp_path / "work" / "omega").is_dir()
+
+
+def test_checkpoints_reuse_the_scores_of_viewers_the_replay_left_unchanged(
+    tmp_path: Path,
+) -> None:
+    """A viewer whose training ended is scored once, then its scores serve every later
+    checkpoint: the same figures as scoring it again, and a viewer that changed since
+    (an event or a sync) is scored afresh."""
+    data = synthetic_dataset(titles=80, viewers=12, days=10, seed=3)
+    # Half the viewers watch a month earlier: done while the others replay on.
+    early = np.where(data.users % 2 == 0, 30 * 86_400, 0).astype(np.int64)
+    data = replace(data, timestamps=data.timestamps - early)
+    held_out = split(data)
+    shared = shared_catalog(data, cells=16, cache_dir=tmp_path / "cache", seed=0)
+    finished_at = np.array(
+        [int(held_out.train_history(v)[2].max(initial=0)) for v in range(held_out.n_viewers)]
+    )
+    reused: list[int] = []
+    compared: list[dict[str, float]] = []
+
+    def check(run: FleetRun, ts: float) -> dict[str, float]:
+        before = dict(run.scored)
+        kept = _checkpoint(held_out, finished_at, frozenset(), run, ts, reuse=True)
+        fresh = _checkpoint(held_out, finished_at, frozenset(), run, ts)
+        assert json.dumps(kept) == json.dumps(fresh)  # NaN before any viewer is done
+        reused.extend(v for v, was in before.items() if run.scored[v] is was)
+        changed = [v for v, was in before.items() if run.scored[v] is not was]
+        assert all(run.scored[v][0] != before[v][0] for v in changed)
+        compared.append(kept)
+        return kept
+
+    run = asyncio.run(
+        replay_fleet(
+            data,
+            held_out,
+            shared,
+            root=tmp_path / "fleet",
+            config=FAST,
+            constellation=None,
+            checkpoints=6,
+            on_checkpoint=check,
+        )
+    )
+    try:
+        assert len(compared) == 5
+        assert reused, "no viewer was done at two checkpoints: the reuse went untested"
+        assert run.scored == {}  # let go once the replay is over
+        # A viewer the replay changes again (here one more event, as the replay plays
+        # it) is scored afresh, not served its kept scores.
+        score = fleet_scorer(run, held_out, reuse=True)
+        first = score(0)
+        assert score(0) is first
+        play(run.viewers[0].brain, data.items[int(held_out.holdout[0])].item_id, 5.0)
+        run.viewers[0].changes += 1
+        again = score(0)
+        assert again is not first and not np.array_equal(again, first)
+        assert np.array_equal(again, run.viewers[0].brain.score_all())
+    finally:
+        run.close()
+
+
+@pytest.mark.parametrize(("fsync", "synchronous"), [(False, 1), (True, 2)])
+def test_a_replays_tvs_and_constellation_wait_for_the_disk_only_with_fsync(
+    tmp_path: Path, fsync: bool, synchronous: int
+) -> None:
+    """By default a replay's files (thrown away after it) commit without fsync: the
+    brains' durable commits and the constellation's SQLite file alike; ``--fsync``
+    (``FleetConfig.fsync``) keeps both as real ones are."""
+    data = synthetic_dataset(titles=80, viewers=3, days=2, seed=3)
+    held_out = split(data)
+    shared = shared_catalog(data, cells=16, cache_dir=tmp_path / "cache", seed=0)
+    config = replace(FAST, fsync=fsync)
+    run = asyncio.run(
+        replay_fleet(
+            data, held_out, shared, root=tmp_path / "fleet", config=config, constellation=None
+        )
+    )
+    try:
+        assert {v.brain.store.fsync for v in run.viewers.values()} == {fsync}
+    finally:
+        run.close()
+    store = open_storage(sim_settings(tmp_path / "constellation", fsync=fsync).storage_url)
+    try:
+        assert isinstance(store, SQLiteStorage)
+        assert store._db.conn().execute("PRAGMA synchronous").fetchone() == (synchronous,)
+    finally:
+        store.close()

@@ -186,12 +186,23 @@ def simulate(
     engine_workers: Annotated[
         int, typer.Option(help="Worker processes of the Dask cluster started here.")
     ] = 2,
+    fsync: Annotated[
+        bool,
+        typer.Option(
+            "--fsync",
+            help="The simulated TVs and constellation wait for the disk on durable commits, "
+            "as real ones do (~7 fsyncs per sync: minutes of a replay on a busy disk). "
+            "Off by default: a replay's files are thrown away.",
+        ),
+    ] = False,
     processes: Annotated[
         int | None,
         typer.Option(
             help="With --engine local: 2 runs the baselines, the local-only fleet and (with "
-            "--attack) the attacked fleet in a second process beside Omega's (the same "
-            "figures), 1 one after the other. Default: 2 on a machine with two cores or more."
+            "--attack) the attacked fleet in a second process beside Omega's, and Omega's "
+            "constellation and helper in a child process of their own (except with "
+            "--cowatch private); the same figures. 1: everything in this process, one "
+            "after the other. Default: 2 on a machine with two cores or more."
         ),
     ] = None,
     as_json: JsonOption = False,
@@ -291,6 +302,7 @@ def simulate(
             cowatch_epsilon=cowatch_epsilon or None,
             cowatch_dp_epsilon=cowatch_dp_epsilon,
             cowatch_dp_delta=cowatch_dp_delta,
+            fsync=fsync,
         ),
         server=server,
         helper_url=helper_url,

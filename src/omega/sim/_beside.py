@@ -24,11 +24,9 @@ saying so, and it is stopped with the run.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import multiprocessing
-import os
-import pickle
 import queue
-import signal
 import threading
 import time
 from dataclasses import dataclass
@@ -40,6 +38,7 @@ import numpy.typing as npt
 
 from omega.brain.catalog import SharedCatalog
 from omega.errors import ConfigError, OmegaError
+from omega.sim._processes import exit_with_parent, picklable, start_deaf_to_ctrl_c
 from omega.sim._simulate_attack import Attacked, replay_attacked
 from omega.sim._simulate_fleets import World, fleet_scorer, run_fleet
 from omega.sim.baselines import BASELINES
@@ -148,7 +147,7 @@ async def _in_second_process(world: World, finished_at: npt.NDArray[np.int64]) -
     child = context.Process(
         target=_child, args=(inbox, messages), name="omega-sim-beside", daemon=True
     )
-    _start_deaf_to_ctrl_c(child)
+    start_deaf_to_ctrl_c(child)
     inbox.put(parts)
     loop = asyncio.get_running_loop()
     try:
@@ -179,26 +178,12 @@ async def _in_second_process(world: World, finished_at: npt.NDArray[np.int64]) -
         messages.close()
 
 
-def _start_deaf_to_ctrl_c(child: multiprocessing.process.BaseProcess) -> None:
-    """Start ``child`` ignoring SIGINT (it inherits that): Ctrl-C reaches the whole process
-    group, and this process, interrupted, stops the child itself — without the child's
-    own traceback, or the child dying before it has read its parts."""
-    if threading.current_thread() is not threading.main_thread():
-        child.start()  # signals are this process's main thread's alone
-        return
-    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
-    try:
-        child.start()
-    finally:
-        signal.signal(signal.SIGINT, previous)
-
-
 def _child(
     inbox: multiprocessing.Queue[tuple[Any, ...]],
     messages: multiprocessing.Queue[tuple[Any, ...]],
 ) -> None:
     """The second process: rebuild the world, measure, send the result (or the error)."""
-    threading.Thread(target=_exit_with_parent, name="omega-sim-parent", daemon=True).start()
+    threading.Thread(target=exit_with_parent, name="omega-sim-parent", daemon=True).start()
     dataset, split_, matrix, centroids, options, root, finished_at = inbox.get()
     last: dict[str, float] = {}
 
@@ -210,25 +195,9 @@ def _child(
 
     try:
         shared = SharedCatalog(catalog_items(dataset), matrix, centroids)
+        # Its fleets' servers in this process: a daemonic process may start no other.
+        options = dataclasses.replace(options, processes=1)
         world = World(dataset, split_, shared, options, Path(root), progress)
         messages.put(("done", asyncio.run(_measure(world, finished_at))))
     except BaseException as exc:  # the parent raises it: nothing may end the child silently
-        messages.put(("error", _picklable(exc)))
-
-
-def _exit_with_parent() -> None:
-    """End this process when its parent ends (killed, it stops nothing): else it would
-    replay on alone, then wait forever to send a result no one reads."""
-    parent = multiprocessing.parent_process()
-    if parent is not None:
-        parent.join()
-        os._exit(1)
-
-
-def _picklable(exc: BaseException) -> BaseException:
-    """``exc``, or an :class:`OmegaError` with its words if it would not pickle."""
-    try:
-        pickle.loads(pickle.dumps(exc))
-    except Exception:
-        return OmegaError(f"the second process failed: {type(exc).__name__}: {exc}")
-    return exc
+        messages.put(("error", picklable(exc, "the second process")))

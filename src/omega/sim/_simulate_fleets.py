@@ -94,11 +94,23 @@ def viewer_metrics(
     return {name: float(value) for name, value in figures.items()}
 
 
-def fleet_scorer(run: FleetRun, split_: Split) -> Callable[[int], npt.NDArray[np.float32]]:
+def fleet_scorer(
+    run: FleetRun, split_: Split, *, reuse: bool = False
+) -> Callable[[int], npt.NDArray[np.float32]]:
+    """Each viewer's brain's scores at its held-out time; ``reuse``: a viewer whose brain
+    the replay has not changed since it was last scored so (``Viewer.changes``) is not
+    scored again (the local replay's checkpoints)."""
+
     def score(v: int) -> npt.NDArray[np.float32]:
         viewer = run.viewers[v]
+        kept = run.scored.get(v) if reuse else None
+        if kept is not None and kept[0] == viewer.changes:
+            return kept[1]
         viewer.clock.set(float(split_.holdout_timestamp[v]))
-        return viewer.brain.score_all()
+        scores = viewer.brain.score_all()
+        if reuse:
+            run.scored[v] = (viewer.changes, scores)
+        return scores
 
     return score
 
@@ -111,9 +123,11 @@ def fleet_metrics(
     seed: int = 0,
     coverage: bool = True,
     gains: list[FloatArray] | None = None,
+    reuse: bool = False,
 ) -> dict[str, float]:
-    """Omega's (or local-only's) figures; ``coverage=False`` skips coverage@k (checkpoints)."""
-    score = fleet_scorer(run, split_)
+    """Omega's (or local-only's) figures; ``coverage=False`` skips coverage@k (checkpoints);
+    ``reuse``: see :func:`fleet_scorer`."""
+    score = fleet_scorer(run, split_, reuse=reuse)
     return viewer_metrics(split_, viewers, score, seed=seed, coverage=coverage, gains=gains)
 
 
@@ -167,12 +181,15 @@ async def run_fleet(
                 checkpoints=world.options.checkpoints if finished_at is not None else 0,
                 on_checkpoint=None
                 if finished_at is None
-                else functools.partial(_checkpoint, world.split, finished_at, attackers),
+                else functools.partial(
+                    _checkpoint, world.split, finished_at, attackers, reuse=True
+                ),
                 progress=lambda n, total: world.progress(label, n, total),
                 helper_key=helper_key,
                 private=private,
             )
         if constellation is not None:
+            run.constellation = constellation.where
             stats = await constellation.stats()
             run.cowatch_dp = stats.get("cowatch_dp")
             run.checkpoints.append({"released_patterns": float(stats.get("released_patterns", 0))})
@@ -187,10 +204,13 @@ def _checkpoint(
     attackers: frozenset[int],
     run: FleetRun,
     ts: float,
+    *,
+    reuse: bool = False,
 ) -> dict[str, float]:
-    """The quality so far, over the honest viewers whose training ended by ``ts``."""
+    """The quality so far, over the honest viewers whose training ended by ``ts``
+    (``reuse``: see :func:`fleet_scorer`)."""
     done = [int(v) for v in np.flatnonzero(finished_at <= ts) if int(v) not in attackers]
-    figures = fleet_metrics(run, split_, done, coverage=False) if done else {}
+    figures = fleet_metrics(run, split_, done, coverage=False, reuse=reuse) if done else {}
     return {
         "viewers": float(len(done)),
         "ndcg@10": figures.get("ndcg@10", math.nan),

@@ -107,7 +107,7 @@ def build_result(
         "seed": options.seed,
         "holdout": "second-to-last (validation)" if options.validation else "last",
         "cells": len(world.shared.centroids),
-        "constellation": options.server or "in-process (ASGI, SQLite)",
+        "constellation": omega.constellation,
         "omega": omega_figures,
         "baselines": baselines,
         **{name: audit[name] for name in _AUDITED},

@@ -17,7 +17,7 @@ import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 import numpy.typing as npt
@@ -29,7 +29,44 @@ from omega.errors import ConfigError, ServerError
 from omega.protocol.attestation import DeviceIdentity, Manufacturer
 from omega.sync.transport import AsgiTransport, HttpTransport, Transport
 
-__all__ = ["SimConstellation"]
+if TYPE_CHECKING:
+    from omega.constellation.settings import Settings
+
+__all__ = ["ServedApp", "SimConstellation", "sim_settings"]
+
+
+class _Stops(Protocol):
+    """Servers the handle stops when it closes (a uvicorn thread, a child process)."""
+
+    def stop(self) -> None: ...
+
+
+def sim_settings(data_dir: Path, *, fsync: bool = True, **fields: Any) -> Settings:
+    """A simulated constellation's settings (``fields``: more of them). Rounds are driven
+    by the simulator as simulated time passes, and the per-viewer and registration rate
+    limits are lifted: a replay compresses years into minutes of wall time, and every TV
+    registers from one process, attested by the simulator's one manufacturer (unless
+    ``fields`` set ``manufacturer_registration_limit``); the rounds fold no co-watch
+    batches unless ``fields`` set ``cowatch_threshold``. ``fsync`` False: its SQLite file
+    commits without waiting for the disk (``FleetConfig.fsync``)."""
+    from omega.constellation.settings import Settings
+
+    defaults: dict[str, Any] = {
+        "federation_interval": 0,
+        "rate_limit": 1_000_000,
+        "access_token_ttl": 24 * 3600,
+        "gc_freeze": False,  # a replay's servers live minutes, not a server's days
+        "mcp": False,  # no assistant reaches them: no MCP endpoint to start
+        "registration_rate_limit": 0,
+        "manufacturer_registration_limit": 0,
+        # No co-watch step in the rounds unless asked (its helper may have no desk).
+        "cowatch_threshold": 0,
+        "cowatch_per_epoch": 8,
+    }
+    if not fsync:
+        database = (data_dir / "constellation.db").as_posix()
+        defaults["db_url"] = f"sqlite:///{database}?synchronous=normal"
+    return Settings(data_dir=data_dir, **(defaults | fields))
 
 
 class SimConstellation:
@@ -41,7 +78,7 @@ class SimConstellation:
         manufacturer: Manufacturer | None = None,
         *,
         url: str | None = None,
-        server: _ServedApp | None = None,
+        server: _Stops | None = None,
     ) -> None:
         self.transport = transport
         self.admin_token = admin_token
@@ -76,40 +113,31 @@ class SimConstellation:
         cowatch_dp_epsilon: float = 0.0,
         cowatch_dp_delta: float = 1e-6,
         cowatch_spread: float = 0.0,
+        fsync: bool = True,
         served: bool = False,
     ) -> SimConstellation:
-        """A fresh constellation in this process, on SQLite under ``data_dir``; with a
-        helper when two-server reports are to be counted.
-
-        Rounds are driven by the simulator as simulated time passes, and the per-viewer
-        rate limit is lifted: a replay compresses years into minutes of wall time. So are
-        the registration limits (every TV registers from this process, attested by the
-        simulator's one manufacturer) unless ``manufacturer_registration_limit`` is set.
-        ``manufacturer``: the maker to certify TVs with (one the helper trusts too);
+        """A fresh constellation in this process, on SQLite under ``data_dir``, with the
+        settings of :func:`sim_settings`; with a helper when two-server reports are to be
+        counted. ``manufacturer``: the maker to certify TVs with (one the helper trusts too);
         ``cowatch_threshold``: TVs before a co-watch pair is released (0: the rounds take
         no co-watch batches, for a fleet whose helper has no co-watch desk);
         ``cowatch_*``: the bound per TV per epoch, the epoch length TVs are told and the
         clock epochs follow (default the wall clock; ``omega.sim.cowatch_private`` passes
         the replay's); ``cowatch_dp_*``: central DP on released counts (ε 0: off), its
         noise seeded by ``share_noise_seed``; ``cowatch_spread``: the spread rule in
-        the release (0: off); ``served``: the same app served by
-        uvicorn on a loopback port (``url``) for engine workers in other processes."""
+        the release (0: off); ``fsync``: see :func:`sim_settings`; ``served``: the same
+        app served by uvicorn on a loopback port (``url``) for engine workers in other
+        processes."""
         from omega.constellation.app import create_app
-        from omega.constellation.settings import Settings
 
-        settings = Settings(
-            data_dir=data_dir,
-            federation_interval=0,
-            rate_limit=1_000_000,
-            access_token_ttl=24 * 3600,
-            gc_freeze=False,  # the simulator's process is not a server
-            mcp=False,  # …and no assistant reaches it: no MCP endpoint to start
+        settings = sim_settings(
+            data_dir,
+            fsync=fsync,
             helper_url=helper_url,
             helper_secret_file=helper_secret_file,
             share_min_batch=share_min_batch,
             share_noise_epsilon=share_noise_epsilon,
             share_noise_seed=share_noise_seed,
-            registration_rate_limit=0,
             manufacturer_registration_limit=manufacturer_registration_limit,
             cowatch_threshold=cowatch_threshold,
             cowatch_per_epoch=cowatch_per_epoch,
@@ -120,7 +148,7 @@ class SimConstellation:
         )
         app = create_app(settings, cowatch_clock=cowatch_clock)
         if served:
-            server = _ServedApp(app).start()
+            server = ServedApp(app).start()
             token = (data_dir / "admin-token").read_text().strip()
             where = f"in-process (uvicorn on {server.url}, SQLite)"
             transport: Transport = HttpTransport(server.url)
@@ -128,7 +156,7 @@ class SimConstellation:
         else:
             transport = await AsgiTransport(app).open()
             token = (data_dir / "admin-token").read_text().strip()
-            sim = cls(transport, token, "in-process (ASGI, SQLite)", manufacturer)
+            sim = cls(transport, token, "in this process (ASGI, SQLite)", manufacturer)
         await sim.trust(sim.manufacturer)
         return sim
 
@@ -205,7 +233,7 @@ class SimConstellation:
                 self._server.stop()
 
 
-class _ServedApp:
+class ServedApp:
     """An ASGI app (its lifespan included) under uvicorn on a loopback port, in a background
     thread of this process (as ``omega.helper.HelperThread`` serves the helper)."""
 
@@ -220,7 +248,7 @@ class _ServedApp:
             target=self._server.run, kwargs={"sockets": [self._sock]}, daemon=True
         )
 
-    def start(self, timeout: float = 60.0) -> _ServedApp:
+    def start(self, timeout: float = 60.0) -> ServedApp:
         self._thread.start()
         deadline = time.monotonic() + timeout
         while not self._server.started:

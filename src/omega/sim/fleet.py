@@ -133,6 +133,10 @@ class FleetConfig:
     #: (ε 0: off; ``omega.federation.cowatch_dp``).
     cowatch_dp_epsilon: float = 0.0
     cowatch_dp_delta: float = 1e-6
+    #: Whether the TVs' and the constellation's durable commits wait for the disk, as
+    #: real ones do. Off by default: a replay's files are thrown away, and the fsyncs
+    #: (~7 per sync) cost a replay minutes of the disk's time, not of Omega's.
+    fsync: bool = False
 
 
 @dataclass(slots=True)
@@ -146,6 +150,9 @@ class Viewer:
     last_sync: float = -math.inf
     #: Its private co-watch contributions, for the idle syncs of a TV left plugged in.
     cowatch: Plugged = field(default_factory=Plugged)
+    #: Events and syncs the replay has put its brain through: a checkpoint scores it
+    #: again only once this moved (``FleetRun.scored``).
+    changes: int = 0
 
 
 @dataclass(slots=True)
@@ -177,6 +184,11 @@ class FleetRun:
     #: What the newcomer pulled once the replay was over: bytes and syncs.
     newcomer_pull_bytes: int = 0
     newcomer_syncs: int = 0
+    #: Where its constellation ran (``SimConstellation.where``; None: local-only).
+    constellation: str | None = None
+    #: A replay's checkpoints' scores of each viewer, with its ``changes`` then: a
+    #: viewer whose training ended scores the same at every later checkpoint.
+    scored: dict[int, tuple[int, npt.NDArray[np.float32]]] = field(default_factory=dict)
 
     def close(self) -> None:
         for viewer in self.viewers.values():
@@ -342,6 +354,7 @@ def brain_config(config: FleetConfig) -> BrainConfig:
         report_budget=config.report_budget,
         report_window_s=config.report_window_s,
         shared_epsilon=config.shared_epsilon,
+        fsync=config.fsync,
     )
     if config.cowatch == "private":
         settings = dataclasses.replace(settings, cowatch_pairs_per_epoch=config.cowatch_per_epoch)

@@ -82,6 +82,7 @@ async def replay_fleet(
         on_checkpoint=on_checkpoint,
         progress=progress,
     )
+    run.scored.clear()  # the checkpoints' scores: the brains change from here on
     if constellation is not None:
         await finish(run, constellation)
     return run
@@ -113,6 +114,7 @@ async def _replay(
         ts = float(when[n])
         viewer.clock.set(ts)
         play(viewer.brain, item_ids[int(what[n])], float(stars[n]))
+        viewer.changes += 1
         viewer.since_sync += 1
         viewer.cowatch.pending = True
         if (
@@ -143,6 +145,7 @@ async def _sync(viewer: Viewer, run: FleetRun) -> bool:
     if run.private is not None:
         run.private.at(viewer.last_sync)
     result = await viewer.client.sync()
+    viewer.changes += 1
     run.syncs += 1
     if run.private is not None:
         run.private.note(result.cowatch_error)

@@ -18,6 +18,7 @@ from omega.helper.app import info_of
 from omega.helper.service import SECRET_FILE, HelperConfig, HelperService
 from omega.helper.thread import HelperThread
 from omega.protocol.attestation import Manufacturer
+from omega.sim._server_process import ServerProcess, ServerSpec
 from omega.sim.constellation import SimConstellation
 from omega.sim.cowatch_private import PrivateCowatch, cowatch_desk
 from omega.sim.fleet import FleetConfig
@@ -26,7 +27,7 @@ from omega.sync.transport import AsgiTransport
 if TYPE_CHECKING:
     from omega.sim.simulate import SimulationOptions
 
-__all__ = ["Servers", "federation"]
+__all__ = ["Servers", "federation", "start_helper"]
 
 #: What a fleet syncs with: the constellation (None: local-only), the public key of the
 #: helper counting its two-server reports (None: none), the private co-watch protocol.
@@ -65,8 +66,13 @@ async def federation(
             constellation = await SimConstellation.remote(options.server, options.admin_token)
             if shared_reports:
                 helper_key = await _remote_helper_key(options.helper_url)
+        elif options.processes >= 2 and options.engine is None:
+            # The servers beside the fleet, on the other core (omega.sim._server_process).
+            constellation, helper_key = await _in_child_process(
+                root, label, fleet, shared_reports=shared_reports
+            )
         elif shared_reports:
-            helper = _start_helper(root / f"{label}-helper", fleet)
+            helper = start_helper(root / f"{label}-helper", fleet)
             helper_key = helper.service.info().public_key
             constellation = await SimConstellation.in_process(
                 root / f"{label}-constellation",
@@ -75,11 +81,12 @@ async def federation(
                 share_min_batch=fleet.share_min_batch,
                 share_noise_epsilon=fleet.shared_epsilon,
                 share_noise_seed=fleet.seed * 2,
+                fsync=fleet.fsync,
                 served=served,
             )
         else:
             constellation = await SimConstellation.in_process(
-                root / f"{label}-constellation", served=served
+                root / f"{label}-constellation", fsync=fleet.fsync, served=served
             )
         await constellation.publish_codebook(
             shared.codebook_id, shared.centroids, shared.catalog.ids
@@ -90,6 +97,28 @@ async def federation(
             await constellation.close()
         if helper is not None:
             helper.stop()
+
+
+async def _in_child_process(
+    root: Path, label: str, fleet: FleetConfig, *, shared_reports: bool
+) -> tuple[SimConstellation, bytes | None]:
+    """The constellation (and the helper, for two-server reports) in a child process; the
+    handle stops it when it closes."""
+    spec = ServerSpec(
+        root / f"{label}-constellation", root / f"{label}-helper" if shared_reports else None, fleet
+    )
+    servers = await ServerProcess.start(spec)
+    token = (spec.constellation_dir / "admin-token").read_text().strip()
+    where = "a child process (uvicorn on loopback, SQLite)"
+    constellation = SimConstellation(
+        servers.transport(), token, where, url=servers.url, server=servers
+    )
+    try:
+        await constellation.trust(constellation.manufacturer)
+    except BaseException:
+        await constellation.close()
+        raise
+    return constellation, servers.helper_key
 
 
 @contextlib.asynccontextmanager
@@ -105,7 +134,7 @@ async def _private_federation(
     maker = SimConstellation.new_manufacturer()
     helper_dir = root / f"{label}-helper"
     replay = ManualClock(0.0)  # both servers' co-watch epochs follow the replay
-    helper = _start_helper(helper_dir, fleet, maker, replay)
+    helper = start_helper(helper_dir, fleet, maker, replay)
     constellation: SimConstellation | None = None
     private: PrivateCowatch | None = None
     try:
@@ -124,6 +153,7 @@ async def _private_federation(
             cowatch_dp_epsilon=fleet.cowatch_dp_epsilon,
             cowatch_dp_delta=fleet.cowatch_dp_delta,
             cowatch_spread=fleet.cowatch_spread,
+            fsync=fleet.fsync,
         )
         await constellation.publish_codebook(
             shared.codebook_id, shared.centroids, shared.catalog.ids
@@ -148,7 +178,7 @@ async def _private_federation(
         helper.stop()
 
 
-def _start_helper(
+def start_helper(
     directory: Path,
     fleet: FleetConfig,
     maker: Manufacturer | None = None,

@@ -83,8 +83,10 @@ class SimulationOptions:
     #: Replay the fleets' brains in batches on an engine (``omega.sim.engine_replay``;
     #: the same figures); None: in this process, one event after another.
     engine: EngineReplay | None = None
-    #: 2: replay the local-only fleet in a second process beside Omega's (the same
-    #: figures; ``omega.sim._local_only``); 1: one after the other in this process.
+    #: 2: replay the local-only fleet in a second process beside Omega's, and serve
+    #: Omega's constellation and helper from a child process (the same figures;
+    #: ``omega.sim._beside``, ``omega.sim._server_process``); 1: everything one after the
+    #: other in this process.
     processes: int = 1
 
 
