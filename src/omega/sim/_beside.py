@@ -38,7 +38,12 @@ import numpy.typing as npt
 
 from omega.brain.catalog import SharedCatalog
 from omega.errors import ConfigError, OmegaError
-from omega.sim._processes import exit_with_parent, picklable, start_deaf_to_ctrl_c
+from omega.sim._processes import (
+    deaf_to_ctrl_c,
+    exit_with_parent,
+    picklable,
+    start_deaf_to_ctrl_c,
+)
 from omega.sim._simulate_attack import Attacked, replay_attacked
 from omega.sim._simulate_fleets import World, fleet_scorer, run_fleet
 from omega.sim.baselines import BASELINES
@@ -183,6 +188,7 @@ def _child(
     messages: multiprocessing.Queue[tuple[Any, ...]],
 ) -> None:
     """The second process: rebuild the world, measure, send the result (or the error)."""
+    deaf_to_ctrl_c()
     threading.Thread(target=exit_with_parent, name="omega-sim-parent", daemon=True).start()
     dataset, split_, matrix, centroids, options, root, finished_at = inbox.get()
     last: dict[str, float] = {}

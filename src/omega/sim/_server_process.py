@@ -28,7 +28,12 @@ from pathlib import Path
 
 from omega.errors import ConfigError, OmegaError, TransportError
 from omega.helper.service import SECRET_FILE
-from omega.sim._processes import exit_with_parent, picklable, start_deaf_to_ctrl_c
+from omega.sim._processes import (
+    deaf_to_ctrl_c,
+    exit_with_parent,
+    picklable,
+    start_deaf_to_ctrl_c,
+)
 from omega.sim.fleet import FleetConfig
 from omega.sync.transport import HttpTransport, Response, Transport
 
@@ -156,6 +161,7 @@ def _serve(pipe: Connection, spec: ServerSpec) -> None:
     from omega.sim.constellation import ServedApp, sim_settings
     from omega.sim.servers import start_helper
 
+    deaf_to_ctrl_c()
     threading.Thread(target=exit_with_parent, name="omega-sim-parent", daemon=True).start()
     helper = served = None
     try:
