@@ -253,6 +253,6 @@ def _follow(transitions: F32, cells: npt.NDArray[np.int64], weights: F32) -> F32
         rows, weights, totals = rows[used], weights[used], totals[used]
     share = weights[:, None] * rows / totals[:, None]
     # A running sum adds the rows one after another, as a loop would (np.sum would add
-    # them pairwise), in one call.
-    out: F32 = np.cumsum(share, axis=0)[-1]
+    # them pairwise), in one call (the ufunc's own: np.cumsum adds a Python layer).
+    out: F32 = np.add.accumulate(share, axis=0)[-1]
     return out
