@@ -74,3 +74,19 @@ def test_a_schema_one_brain_upgrades(tmp_path: Path) -> None:
     with Brain.open(directory) as brain:
         assert brain.store.schema_version == migrations()[-1].number
         assert brain.store.count("popular") == 0
+
+
+def test_the_per_row_popularity_is_rebuilt_only_when_the_list_changes(brain: Brain) -> None:
+    def popular() -> np.ndarray:
+        return brain.learner.popular(brain.catalog, brain.store.releases)
+
+    first = brain.catalog.ids[0]
+    listed = [ItemScore(item_id=first, score=0.8)]
+    brain.sync.apply_release(version=1, patterns=[], removed=[], trends=[], popular=listed)
+    held = popular()
+    assert held[_row(brain, first)] == np.float32(0.8)
+    brain.sync.apply_release(version=2, patterns=[], removed=[], trends=[])  # no new list
+    assert popular() is held
+    brain.sync.forget_release()
+    dropped = popular()
+    assert dropped is not held and not dropped.any()

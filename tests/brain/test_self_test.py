@@ -5,11 +5,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 
-from omega.brain import Brain, BrainConfig
+from omega.brain import Brain, BrainConfig, ranking
 from omega.brain.catalog import CatalogItem
-from omega.brain.skills import SELF_TEST, SELF_TESTED
+from omega.brain.recommend import combine, signal_rows
+from omega.brain.skills import SELF_TEST, SELF_TESTED, SKILLS
 from omega.clock import ManualClock
 from omega.protocol.messages import ItemScore
 
@@ -119,3 +121,19 @@ def test_self_tests_can_be_turned_off(tmp_path: Path, clock: ManualClock, brain:
         assert quiet.learner.skills.choose("evening/weekday").name == "continue"
     finally:
         quiet.close()
+
+
+def test_a_self_test_scores_as_every_signal_would(brain: Brain, clock: ManualClock) -> None:
+    # A self-test computes only the signals its skills weigh: its scores keep every bit.
+    _release_popularity(brain)
+    _watch(brain, clock, [*POPULAR[:3], "cri0", "cri1"])
+    every = brain._snapshot(clock.now(), None)
+    tested = brain._snapshot(clock.now(), None, signals=ranking.SELF_TEST_SIGNALS)
+    rows = np.arange(len(brain.catalog), dtype=np.int64)
+    all_signals, all_penalty = signal_rows(brain.catalog, rows, every.state)
+    signals, penalty = signal_rows(brain.catalog, rows, tested.state)
+    assert set(signals) == ranking.SELF_TEST_SIGNALS < set(all_signals)
+    assert "instant" not in tested.state.tiers
+    for name in SELF_TESTED:
+        full = combine(all_signals, all_penalty, SKILLS[name], gate=every.gate)
+        assert combine(signals, penalty, SKILLS[name], gate=tested.gate).tobytes() == full.tobytes()

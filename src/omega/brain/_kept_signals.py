@@ -3,12 +3,13 @@ candidates from the same inputs: a home screen redrawn with nothing changed in b
 
 Gathering the candidates' vectors and multiplying them with the recent titles and the
 tiers' tastes is most of a request's work. What :func:`~omega.brain.recommend.signal_rows`
-reads is compared before it is skipped: the catalog snapshot (immutable), the candidate
-rows and the recent titles by value, and by identity the arrays the brain keeps
-read-only between changes — each tier's unit vector, cell knowledge's next, crowd and
-avoid scores, the released popularity and the co-watch scores. Whatever changes one of
-them (an event, a release, a co-watch page, a new session) makes a new array, so the
-same array is an unchanged input. The signals handed out again are read-only.
+reads is compared before it is skipped: the catalog snapshot (immutable), the signals
+scored, the candidate rows and the recent titles by value, and by identity the arrays
+the brain keeps read-only between changes — each tier's unit vector, cell knowledge's
+next, crowd and avoid scores, the released popularity and the co-watch scores. Whatever
+changes one of them (an event, a release, a co-watch page, a new session) makes a new
+array, so the same array is an unchanged input. The signals handed out again are
+read-only.
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ class KeptSignals:
         same rows from the same inputs."""
         inputs = (
             catalog,
+            state.signals,
             *(_kept(a) for a in (state.next_cells, state.crowd_cells, state.popular)),
             _kept(state.cowatch),
             state.knowledge.avoid_scores(),

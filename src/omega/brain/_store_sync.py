@@ -128,6 +128,9 @@ class ReleaseTables:
 
     def __init__(self, store: BrainStore) -> None:
         self._store = store
+        #: Bumped whenever the popularity list is replaced or dropped (what is worked out
+        #: from it is kept until then: most pages of a release leave it as it is).
+        self.popular_generation = 0
 
     def apply(
         self,
@@ -172,8 +175,7 @@ class ReleaseTables:
             )
         self._replace_popular(conn, popular)
 
-    @staticmethod
-    def _replace_popular(conn: sqlite3.Connection, entries: Iterable[ItemScore]) -> None:
+    def _replace_popular(self, conn: sqlite3.Connection, entries: Iterable[ItemScore]) -> None:
         """Replace the popularity list with a released one (none: keep the current list).
 
         The constellation sends its whole current list (best first, cut to the pull's
@@ -181,6 +183,7 @@ class ReleaseTables:
         rows = [(e.item_id, float(e.score)) for e in entries]
         if not rows:
             return
+        self.popular_generation += 1
         conn.execute("DELETE FROM popular")
         conn.executemany(
             "INSERT INTO popular (item_id, score) VALUES (?, ?) "
@@ -190,6 +193,7 @@ class ReleaseTables:
 
     def forget(self, conn: sqlite3.Connection) -> None:
         """Drop every released pattern, trend and popular title."""
+        self.popular_generation += 1
         conn.execute("DELETE FROM collective")
         conn.execute("DELETE FROM trends")
         conn.execute("DELETE FROM popular")

@@ -42,7 +42,7 @@ from omega.brain.cowatch import CowatchState
 from omega.brain.episodes import Context, Episode, EpisodeRow, Tracked, context_at
 from omega.brain.learner import Learner
 from omega.brain.loops import META_KEYS, LoopTimes, loop_report
-from omega.brain.recommend import Filters, Recommendation
+from omega.brain.recommend import ALL_SIGNALS, Filters, Recommendation
 from omega.brain.store import BrainStore
 from omega.brain.sync_state import LAST_SYNC_CURSOR, SyncState
 from omega.clock import Clock, SystemClock
@@ -256,13 +256,15 @@ class Brain:
         sample = self.config.self_test_sample
         if not ranking.is_self_test(episode, self.learner.interacted, sample=sample):
             return
-        snap = self._snapshot(episode.ts, None)
+        snap = self._snapshot(episode.ts, None, signals=ranking.SELF_TEST_SIGNALS)
         gains = ranking.self_test(snap, episode, sample=sample)
         if gains:
             self.learner.skills.self_test(gains, episode.ts)
 
     # -- recommending --------------------------------------------------------------------
-    def _snapshot(self, now: float, context: Context | None) -> ranking.Snapshot:
+    def _snapshot(
+        self, now: float, context: Context | None, *, signals: frozenset[str] = ALL_SIGNALS
+    ) -> ranking.Snapshot:
         catalog, learner = self.titles.catalog, self.learner
         state = ranking.scoring_state(
             catalog,
@@ -274,6 +276,7 @@ class Brain:
             context=context,
             cowatch=self.cowatch.matrix(catalog),
             cowatch_pool=self.config.cowatch_pool,
+            signals=signals,
         )
         return ranking.Snapshot(
             catalog=catalog,

@@ -58,12 +58,16 @@ class CellKnowledge:
         self._crowd_answers: dict[tuple[str, str], F32] = {}
         self._avoid_answer: F32 | None = None
 
-    def _changed(self) -> None:
-        """Forget the answers kept: the arrays they were read from are about to change."""
-        self._next_answers.clear()
-        self._blend_answers.clear()
-        self._crowd_answers.clear()
-        self._avoid_answer = None
+    def _changed(self, *, next_: bool = True, crowd: bool = True, avoid: bool = True) -> None:
+        """Forget the answers kept from arrays about to change: the transitions (``next_``),
+        the crowd's preferences and trends (``crowd``), the avoided cells (``avoid``)."""
+        if next_:
+            self._next_answers.clear()
+            self._blend_answers.clear()
+        if crowd:
+            self._crowd_answers.clear()
+        if avoid:
+            self._avoid_answer = None
 
     # -- local ---------------------------------------------------------------------------
     def learn_local(self, stat: PatternStat) -> None:
@@ -71,7 +75,9 @@ class CellKnowledge:
         task, cells, bucket, _ = stat.key
         if any(c >= self.k for c in cells):
             return
-        self._changed()
+        # Nearly every event changes a local pattern: only the answers read from the array
+        # it changes are forgotten (the device's preferences are read by none).
+        self._changed(next_=task == "recommendation", crowd=False, avoid=task == "behaviour")
         # Evidence-weighted success: a rate backed by more episodes counts for more.
         value = float(stat.successes) / (1.0 + stat.support) * np.log1p(stat.support)
         if task == "recommendation":
@@ -86,7 +92,7 @@ class CellKnowledge:
 
     def forget_local(self, keys: Iterable[tuple[str, tuple[int, ...], str, str]]) -> None:
         """Drop pruned patterns from the arrays (cheaper than rebuilding from all)."""
-        self._changed()
+        self._changed(crowd=False)
         for task, cells, bucket, _ in keys:
             if any(c >= self.k for c in cells):
                 continue
@@ -101,7 +107,7 @@ class CellKnowledge:
                 self.local_avoid[cells[0]] = 0.0
 
     def rebuild_local(self, stats: Iterable[PatternStat]) -> None:
-        self._changed()
+        self._changed(crowd=False)
         self.local_next[:] = 0
         self.local_next_evidence[:] = 0
         self._next_views = None
@@ -182,7 +188,7 @@ class CellKnowledge:
         if held is not None:
             return held
         crowd, local = self._next_for(known)
-        out = (crowd + np.float32(local_weight) * local).astype(np.float32)
+        out = (crowd + np.float32(local_weight) * local).astype(np.float32, copy=False)
         if len(self._blend_answers) >= _ANSWERS:
             self._blend_answers.clear()
         self._blend_answers[known, local_weight] = _read_only(out)
@@ -238,11 +244,15 @@ def _follow(transitions: F32, cells: npt.NDArray[np.int64], weights: F32) -> F32
     """Σ over the given cells of weight · row / row sum, added in the cells' order (as a
     loop over them would: the same float32 result)."""
     rows = transitions[cells]
-    totals = rows.sum(axis=1)
+    totals = np.add.reduce(rows, axis=1)  # rows.sum without its Python layer
     used = totals > 0
-    out = np.zeros(transitions.shape[1], dtype=np.float32)
-    if used.any():
-        share = weights[used, None] * rows[used] / totals[used, None]
-        for term in share:  # a handful of rows; np.sum would add them pairwise
-            out += term
+    count = np.count_nonzero(used)
+    if count == 0:
+        return np.zeros(transitions.shape[1], dtype=np.float32)
+    if count < len(used):
+        rows, weights, totals = rows[used], weights[used], totals[used]
+    share = weights[:, None] * rows / totals[:, None]
+    # A running sum adds the rows one after another, as a loop would (np.sum would add
+    # them pairwise), in one call (the ufunc's own: np.cumsum adds a Python layer).
+    out: F32 = np.add.accumulate(share, axis=0)[-1]
     return out

@@ -59,7 +59,7 @@ class Learner:
         self._seen: npt.NDArray[np.bool_] | None = None
         self._seen_for: Catalog | None = None
         self._popular: npt.NDArray[np.float32] | None = None
-        self._popular_for: Catalog | None = None
+        self._popular_for: tuple[Catalog, int] | None = None
 
     def _new_bank(self) -> PatternBank:
         return PatternBank(
@@ -153,9 +153,11 @@ class Learner:
     # -- collective knowledge ----------------------------------------------------------
     def popular(self, catalog: Catalog, releases: ReleaseTables) -> npt.NDArray[np.float32]:
         """The released popularity per catalog row, 0 for titles not listed (cached until
-        the catalog or the release changes). Scores are stored by item id: rows move when
+        the catalog or the list changes). Scores are stored by item id: rows move when
         the catalog changes."""
-        if self._popular is None or self._popular_for is not catalog:
+        generation = releases.popular_generation
+        held = self._popular_for
+        if self._popular is None or held is None or held[0] is not catalog or held[1] != generation:
             scores = np.zeros(len(catalog), dtype=np.float32)
             for item_id, score in releases.popular().items():
                 key = catalog.key_of_id.get(item_id)
@@ -163,7 +165,7 @@ class Learner:
                 if row is not None:
                     scores[row] = score
             scores.flags.writeable = False  # shared by every request until it changes
-            self._popular, self._popular_for = scores, catalog
+            self._popular, self._popular_for = scores, (catalog, generation)
         return self._popular
 
     def refresh_collective(
@@ -174,7 +176,6 @@ class Learner:
         now: float,
     ) -> None:
         """Rebuild the crowd's cell knowledge and the collective tier from a release."""
-        self._popular = None
         self.knowledge.rebuild_collective(patterns, trends)
         if centroids is None:
             return

@@ -27,6 +27,8 @@ from omega.brain.knowledge import CellKnowledge
 from omega.brain.learner import RecentTitle
 from omega.brain.reasons import reasons
 from omega.brain.recommend import (
+    ALL_SIGNALS,
+    TASTES,
     Filters,
     Recommendation,
     ScoringState,
@@ -44,6 +46,7 @@ from omega.brain.tiers import MemoryTiers
 __all__ = [
     "FULL_SCORE_LIMIT",
     "OFFER_TTL",
+    "SELF_TEST_SIGNALS",
     "Offer",
     "Snapshot",
     "credit",
@@ -57,6 +60,10 @@ __all__ = [
 
 FULL_SCORE_LIMIT = 3000  # below this catalog size, score every title
 OFFER_TTL = 6 * 3600.0  # a recommendation list earns credit for this long
+#: The signals the self-tested skills weigh: a self-test scores no other.
+SELF_TEST_SIGNALS = frozenset(
+    name for skill in SELF_TESTED for name, weight in SKILLS[skill].weights.items() if weight
+)
 F32 = npt.NDArray[np.float32]
 I64 = npt.NDArray[np.int64]
 
@@ -111,15 +118,21 @@ def scoring_state(
     context: Context | None,
     cowatch: CowatchMatrix | None = None,
     cowatch_pool: int = 0,
+    signals: frozenset[str] = ALL_SIGNALS,
 ) -> ScoringState:
+    """What scoring ``signals`` reads: of the tiers' tastes, only those they need."""
     ctx = context or context_at(now)
+    tastes = {name: tiers[name].direction(now) for name in TASTES if name in signals}
+    if "semantic" in tastes and tastes["semantic"] is None:  # the signal falls back on it
+        tastes["evolutionary"] = tiers["evolutionary"].direction(now)
     state = ScoringState(
-        tiers={n: tiers[n].direction(now) for n in tiers.tiers},
+        tiers=tastes,
         recent_rows=recent_rows(catalog, recent),
         time_bucket=ctx.time_bucket,
         day_type=ctx.day_type,
         knowledge=knowledge,
         popular=popular,
+        signals=signals,
     )
     cell_state(catalog, state)
     if cowatch is not None:

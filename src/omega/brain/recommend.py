@@ -44,7 +44,9 @@ if TYPE_CHECKING:  # usearch is loaded only by brains that search
     from omega.brain.index import VectorIndex
 
 __all__ = [
+    "ALL_SIGNALS",
     "SIGNALS",
+    "TASTES",
     "Filters",
     "Recommendation",
     "ScoringState",
@@ -65,6 +67,7 @@ SIGNALS = (
     "cowatch",
     "popular",
 )
+ALL_SIGNALS = frozenset(SIGNALS)
 #: Signals on a fixed scale, not min-max scaled per request: ``recent`` is a mean kernel
 #: in [0, 1], ``popular`` a released score in [0, 1], ``era`` minus years / ERA_YEARS.
 #: Min-max scaling let one close title or one released score swamp the rest.
@@ -72,6 +75,9 @@ FIXED_SCALE = frozenset({"recent", "era", "popular", "cowatch"})
 #: Signals from the fleet's releases (patterns, co-watch table), not from this
 #: household's viewing.
 CROWD_SIGNALS = frozenset({"next", "crowd", "cowatch"})
+#: The memory tiers whose tastes are signals of their own (the ``semantic`` signal falls
+#: back on the evolutionary tier's taste).
+TASTES = ("instant", "episodic", "semantic")
 #: Years between releases that cost one unit of the ``era`` signal.
 ERA_YEARS = 5.0
 F32 = npt.NDArray[np.float32]
@@ -108,6 +114,7 @@ class Recommendation:
 class ScoringState:
     """Everything scoring reads, gathered by the brain for one request."""
 
+    #: The tiers' tastes the signals read, as unit vectors (None: the tier holds none).
     tiers: dict[str, F32 | None]
     recent_rows: list[tuple[int, float]]  # (catalog row, weight), most recent first
     time_bucket: str
@@ -124,6 +131,8 @@ class ScoringState:
     #: The share of the ranked titles (by the household's own signals) co-watch may lift
     #: (0: all; ``BrainConfig.cowatch_pool``); with a gate, co-watch adds no candidates.
     cowatch_gate: float = 0.0
+    #: The signals scored (a self-test's state names only those its skills weigh).
+    signals: frozenset[str] = ALL_SIGNALS
 
     def __post_init__(self) -> None:
         # Cell-level scores depend only on the request, not the candidate: compute once.
@@ -229,17 +238,21 @@ def score_rows(
 
 
 def signal_rows(catalog: Catalog, rows: I64, state: ScoringState) -> tuple[dict[str, F32], F32]:
-    """Each signal for the given rows (fixed-scale or min-max scaled) and the scaled
-    penalty of cells the household avoids."""
+    """Each signal ``state.signals`` names for the given rows (fixed-scale or min-max
+    scaled) and the scaled penalty of cells the household avoids."""
+    wanted = state.signals
     vectors = catalog.matrix[rows]  # gathered once: the costliest step at a few hundred rows
-    weight_sum = sum(w for _, w in state.recent_rows) or 1.0
-    recent = recent_kernel(catalog, rows, state.recent_rows, vectors=vectors)
-    recent /= np.float32(weight_sum)
-    raw: dict[str, F32] = {
-        "recent": recent,
-        "era": era_gap(catalog, rows, state.recent_rows),
-    }
-    for name in ("instant", "episodic", "semantic"):
+    raw: dict[str, F32] = {}
+    if "recent" in wanted:
+        weight_sum = sum(w for _, w in state.recent_rows) or 1.0
+        recent = recent_kernel(catalog, rows, state.recent_rows, vectors=vectors)
+        recent /= np.float32(weight_sum)
+        raw["recent"] = recent
+    if "era" in wanted:
+        raw["era"] = era_gap(catalog, rows, state.recent_rows)
+    for name in TASTES:
+        if name not in wanted:
+            continue
         direction = state.tiers.get(name)
         if direction is None and name == "semantic":
             direction = state.tiers.get("evolutionary")
@@ -258,13 +271,17 @@ def signal_rows(catalog: Catalog, rows: I64, state: ScoringState) -> tuple[dict[
         next_ = np.where(valid, state.next_cells[safe], np.float32(0.0))
         crowd = np.where(valid, state.crowd_cells[safe], np.float32(0.0))
         penalty = np.where(valid, avoid[safe], np.float32(0.0))
-    raw["next"] = next_.astype(np.float32, copy=False)
-    raw["crowd"] = crowd.astype(np.float32, copy=False)
+    if "next" in wanted:
+        raw["next"] = next_.astype(np.float32, copy=False)
+    if "crowd" in wanted:
+        raw["crowd"] = crowd.astype(np.float32, copy=False)
     penalty = penalty.astype(np.float32, copy=False)
-    known = len(state.popular) == len(catalog)
-    raw["popular"] = state.popular[rows] if known else np.zeros(len(rows), np.float32)
-    together = len(state.cowatch) == len(catalog)
-    raw["cowatch"] = state.cowatch[rows] if together else np.zeros(len(rows), np.float32)
+    if "popular" in wanted:
+        known = len(state.popular) == len(catalog)
+        raw["popular"] = state.popular[rows] if known else np.zeros(len(rows), np.float32)
+    if "cowatch" in wanted:
+        together = len(state.cowatch) == len(catalog)
+        raw["cowatch"] = state.cowatch[rows] if together else np.zeros(len(rows), np.float32)
 
     signals = {
         name: values if name in FIXED_SCALE else _scaled(values) for name, values in raw.items()
@@ -299,7 +316,12 @@ def combine(
     crowd = np.zeros(len(penalty), dtype=np.float32)  # what the released patterns say
     boost = lift = None
     for name, values in signals.items():
+        # A signal weighed 0 adds ±0 (every signal is finite), which changes no sum here:
+        # the sums start at +0 and never become −0, so it is left out (a self-test does
+        # not even compute it).
         weight = np.float32(skill.weights.get(name, 0.0))
+        if not weight:
+            continue
         if name == "popular":
             boost = weight * values
         elif name == "cowatch" and cowatch_gate > 0:
