@@ -111,16 +111,10 @@ class Brain:
         instead of its own database (a fleet in one process shares one copy)."""
         one_blas_thread()
         path = brain_directory(directory, create=create)
-        config = config or BrainConfig()
+        config, clock = config or BrainConfig(), clock or SystemClock()
         store = BrainStore(path / DB_FILE, fsync=config.fsync)
-        brain = cls(
-            path,
-            store,
-            config=config,
-            clock=clock or SystemClock(),
-            embedder=embedder,
-            shared=shared_catalog,
-        )
+        shared = shared_catalog
+        brain = cls(path, store, config=config, clock=clock, embedder=embedder, shared=shared)
         try:
             brain._restore()
         except BaseException:

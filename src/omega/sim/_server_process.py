@@ -27,7 +27,6 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 
 from omega.errors import ConfigError, OmegaError, TransportError
-from omega.helper.service import SECRET_FILE
 from omega.sim._processes import (
     deaf_to_ctrl_c,
     exit_with_parent,
@@ -159,7 +158,7 @@ def _serve(pipe: Connection, spec: ServerSpec) -> None:
     """The child: start the helper (if any) and the constellation, say where they
     listen, serve until told to stop (or the pipe or the parent is gone)."""
     from omega.sim.constellation import ServedApp, sim_settings
-    from omega.sim.servers import start_helper
+    from omega.sim.servers import counting_with, start_helper
 
     deaf_to_ctrl_c()
     threading.Thread(target=exit_with_parent, name="omega-sim-parent", daemon=True).start()
@@ -169,13 +168,7 @@ def _serve(pipe: Connection, spec: ServerSpec) -> None:
         fields = {}
         if spec.helper_dir is not None:
             helper = start_helper(spec.helper_dir, fleet)
-            fields = {
-                "helper_url": helper.url,
-                "helper_secret_file": spec.helper_dir / SECRET_FILE,
-                "share_min_batch": fleet.share_min_batch,
-                "share_noise_epsilon": fleet.shared_epsilon,
-                "share_noise_seed": fleet.seed * 2,
-            }
+            fields = counting_with(helper, spec.helper_dir, fleet)
         from omega.constellation.app import create_app, ensure_data_dir
 
         settings = sim_settings(spec.constellation_dir, fsync=fleet.fsync, **fields)

@@ -7,7 +7,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
@@ -27,7 +27,7 @@ from omega.sync.transport import AsgiTransport
 if TYPE_CHECKING:
     from omega.sim.simulate import SimulationOptions
 
-__all__ = ["Servers", "federation", "start_helper"]
+__all__ = ["Servers", "counting_with", "federation", "start_helper"]
 
 #: What a fleet syncs with: the constellation (None: local-only), the public key of the
 #: helper counting its two-server reports (None: none), the private co-watch protocol.
@@ -76,11 +76,7 @@ async def federation(
             helper_key = helper.service.info().public_key
             constellation = await SimConstellation.in_process(
                 root / f"{label}-constellation",
-                helper_url=helper.url,
-                helper_secret_file=root / f"{label}-helper" / SECRET_FILE,
-                share_min_batch=fleet.share_min_batch,
-                share_noise_epsilon=fleet.shared_epsilon,
-                share_noise_seed=fleet.seed * 2,
+                **counting_with(helper, root / f"{label}-helper", fleet),
                 fsync=fleet.fsync,
                 served=served,
             )
@@ -140,11 +136,7 @@ async def _private_federation(
     try:
         constellation = await SimConstellation.in_process(
             root / f"{label}-constellation",
-            helper_url=helper.url,
-            helper_secret_file=helper_dir / SECRET_FILE,
-            share_min_batch=fleet.share_min_batch,
-            share_noise_epsilon=fleet.shared_epsilon,
-            share_noise_seed=fleet.seed * 2,
+            **counting_with(helper, helper_dir, fleet),
             manufacturer=maker,
             cowatch_threshold=3,
             cowatch_per_epoch=fleet.cowatch_per_epoch,
@@ -176,6 +168,18 @@ async def _private_federation(
         if constellation is not None:
             await constellation.close()
         helper.stop()
+
+
+def counting_with(helper: HelperThread, directory: Path, fleet: FleetConfig) -> dict[str, Any]:
+    """The constellation's settings for counting two-server reports with ``helper``
+    (serving from ``directory``), with the fleet's batch, noise and seed."""
+    return {
+        "helper_url": helper.url,
+        "helper_secret_file": directory / SECRET_FILE,
+        "share_min_batch": fleet.share_min_batch,
+        "share_noise_epsilon": fleet.shared_epsilon,
+        "share_noise_seed": fleet.seed * 2,
+    }
 
 
 def start_helper(
