@@ -32,8 +32,10 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from omega.constellation import Settings, create_app
 from omega.constellation.doors.asgi import call_app
+from omega.constellation.metrics import Metrics
 from omega.helper import HelperService, HelperThread
 from omega.helper.service import SECRET_FILE
+from omega.protocol.messages import FrequencyReport
 from omega.protocol.shares import make_shared_report
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
@@ -168,6 +170,19 @@ def test_rounds_releases_and_report_epsilon_are_counted(fleet: Fleet) -> None:
     assert value(scrape, "omega_reports_received_total", kind="shared") == fleet.shares
     # Each two-server report costs its device the servers' noise ε (4 by default).
     assert value(scrape, "omega_report_epsilon_spent_total", kind="shared") == 4.0 * fleet.shares
+
+
+def test_reports_are_counted_by_kind_each_push_adding_to_the_same_series() -> None:
+    metrics = Metrics()
+    olh = [FrequencyReport(seed=1, value=2, buckets=8, epsilon=0.5)] * 3
+    for _ in range(2):
+        metrics.reports_accepted(olh, 4, shared_epsilon=2.0)
+    metrics.reports_accepted([], 1, shared_epsilon=2.0)
+    scrape = metrics.render().decode()
+    assert value(scrape, "omega_reports_received_total", kind="olh") == 6
+    assert value(scrape, "omega_report_epsilon_spent_total", kind="olh") == 3.0
+    assert value(scrape, "omega_reports_received_total", kind="shared") == 9
+    assert value(scrape, "omega_report_epsilon_spent_total", kind="shared") == 18.0
 
 
 def test_storage_connections_are_reported(fleet: Fleet) -> None:

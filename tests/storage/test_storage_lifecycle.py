@@ -111,6 +111,8 @@ def test_closed_store_refuses_work(storage_url: str) -> None:
     store.close()
     with pytest.raises(StoreError, match="closed"):
         store.stats()
+    with pytest.raises(StoreError, match="closed"):
+        store.release_version()  # one statement on its own (Engine.read_one)
 
 
 # -- factory -------------------------------------------------------------------------------

@@ -120,6 +120,22 @@ def test_pruning_many_batch_records_takes_short_transactions(tmp_path: Path) -> 
         store.close()
 
 
+def test_the_release_version_is_read_without_holding_a_snapshot(tmp_path: Path) -> None:
+    """Read at every pull as one statement, no ``BEGIN``/``ROLLBACK``: the reader is left
+    in no transaction, so its next read sees what was committed meanwhile."""
+    store = SQLiteStorage(tmp_path / "omega.db")
+    try:
+        store.migrate()
+        assert store.release_version() == 0
+        assert store.load().in_use == 0
+        with sqlite3.connect(tmp_path / "omega.db") as conn:
+            conn.execute("UPDATE release_state SET version = 5 WHERE id = 1")
+        assert store.release_version() == 5
+        assert store.load().in_use == 0
+    finally:
+        store.close()
+
+
 def test_load_counts_writes_queued_behind_the_writer(tmp_path: Path) -> None:
     """While the writer thread is busy, a second write waits in its queue (the
     ``omega_db_write_queue_length`` gauge); it is empty again once both committed."""

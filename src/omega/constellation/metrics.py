@@ -99,6 +99,12 @@ class Metrics:
         ):
             for value in values:
                 counter.labels(value)
+        # The report counters' children by kind, kept: ``labels()`` takes a lock and builds
+        # its key at every call, and a push with reports made two such calls.
+        self._reports_by_kind = {
+            kind: (self.reports.labels(kind), self.report_epsilon.labels(kind))
+            for kind in REPORT_KINDS
+        }
 
     def _traffic(self) -> None:
         r = self.registry
@@ -288,11 +294,13 @@ class Metrics:
         """A push's reports were stored: ``olh`` carry their ε, ``shared`` ones cost
         ``shared_epsilon`` each."""
         if olh:
-            self.reports.labels("olh").inc(len(olh))
-            self.report_epsilon.labels("olh").inc(sum(r.epsilon for r in olh))
+            count, epsilon = self._reports_by_kind["olh"]
+            count.inc(len(olh))
+            epsilon.inc(sum(r.epsilon for r in olh))
         if shared:
-            self.reports.labels("shared").inc(shared)
-            self.report_epsilon.labels("shared").inc(shared * shared_epsilon)
+            count, epsilon = self._reports_by_kind["shared"]
+            count.inc(shared)
+            epsilon.inc(shared * shared_epsilon)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

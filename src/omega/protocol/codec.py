@@ -64,6 +64,7 @@ __all__ = [
     "decode_json",
     "encode",
     "encode_json",
+    "encoded_size",
     "frame",
     "parts",
     "payload",
@@ -139,12 +140,31 @@ def encode(msg: Message) -> bytes:
         raise LocalProtocolError(f"cannot encode {type(msg).__name__}: {exc}") from None
     if not _decodes_back(msg, body):
         _check_outgoing(msg)
+    packed, flags = _packed(body)
+    return frame(packed, flags=flags)
+
+
+def encoded_size(msg: Message) -> int:
+    """``len(encode(msg))`` for a valid ``msg``, without checking it: the same body,
+    compressed or not as :func:`encode` decides. For sizing a part of an answer that is
+    encoded (so checked) whole before it is sent; what msgpack cannot encode raises as
+    :func:`encode` does."""
+    try:
+        body = _msgpack_encoder.encode(msg)
+    except (TypeError, ValueError, OverflowError):
+        return len(encode(msg))  # raises, as it would have
+    return FRAME_HEADER + len(_packed(body)[0])
+
+
+def _packed(body: bytes) -> tuple[bytes, int]:
+    """``body`` as a frame carries it, and the flag that says so: zstd-compressed when
+    that makes it smaller."""
     if len(body) >= COMPRESS_THRESHOLD:
         # One call that ends the frame: zstd knows the size and declares it in the header.
         packed = _local.compressor.compress(body, mode=zstd.ZstdCompressor.FLUSH_FRAME)
         if len(packed) < len(body):
-            return frame(packed, flags=FLAG_ZSTD)
-    return frame(body)
+            return packed, FLAG_ZSTD
+    return body, 0
 
 
 def frame(body: bytes, *, flags: int = 0, seal: bytes = b"") -> bytes:

@@ -113,6 +113,10 @@ class PostgresEngine:
     def read(self, *, snapshot: bool = False) -> AbstractContextManager[Tx]:
         return self.transaction(snapshot=True) if snapshot else self._autocommit()
 
+    def read_one(self, sql: str, params: Sequence[Any] = ()) -> tuple[Any, ...]:
+        with self.read() as tx:  # autocommit already: one statement, no BEGIN
+            return tx.one(sql, params)
+
     def write(self, job: Callable[[Tx], T]) -> T:
         with self._pipelined() as tx:
             return job(tx)

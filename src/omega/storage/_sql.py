@@ -151,6 +151,12 @@ class Engine(Protocol):
         """One read transaction; ``snapshot``: several statements see one state."""
         ...
 
+    def read_one(self, sql: str, params: Sequence[Any] = ()) -> tuple[Any, ...]:
+        """The row one read statement must return (``Tx.one``), the statement on its own:
+        for a hot read that one statement answers, with no transaction around it where
+        the backend would pay for one."""
+        ...
+
     def write(self, job: Callable[[Tx], T]) -> T:
         """Run ``job`` in one write transaction; return its result once committed. If it
         raises, nothing it did is kept and the caller gets the exception."""

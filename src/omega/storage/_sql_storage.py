@@ -52,9 +52,12 @@ from omega.storage.base import (
 )
 from omega.storage.cowatch import CowatchStore
 
-__all__ = ["INSERT_BATCH", "SQLStorage", "write_codebook"]
+__all__ = ["INSERT_BATCH", "RELEASE_VERSION", "SQLStorage", "write_codebook"]
 
 E = TypeVar("E", bound=Engine)
+
+#: The latest release's version (the one row of ``release_state``).
+RELEASE_VERSION = "SELECT version FROM release_state WHERE id = 1"
 
 
 class SQLStorage(Storage, Generic[E]):
@@ -239,8 +242,8 @@ class SQLStorage(Storage, Generic[E]):
         return self._db.write_live(lambda tx: tx.run(sql, (min_quality,)))
 
     def release_version(self) -> int:
-        with self._db.read() as tx:
-            return _version(tx)
+        # Asked at every pull: one statement, without a transaction around it.
+        return int(self._db.read_one(RELEASE_VERSION)[0])
 
     def current_release(self) -> tuple[int, list[ConsolidatedPattern]]:
         with self._db.read(snapshot=True) as tx:
@@ -412,7 +415,7 @@ def write_codebook(tx: Tx, codebook: Codebook) -> None:
 
 
 def _version(tx: Tx) -> int:
-    return int(tx.one("SELECT version FROM release_state WHERE id = 1")[0])
+    return int(tx.one(RELEASE_VERSION)[0])
 
 
 def _trends(tx: Tx) -> list[Trend]:

@@ -39,7 +39,7 @@ from omega.storage._postgres_engine import Cursor, PostgresEngine, translated
 from omega.storage._release import check_limit
 from omega.storage._sql import POSTGRES, Tx
 from omega.storage._sql_rows import FOLDED, LIVE_COLUMNS, NEWER_WINS
-from omega.storage._sql_storage import INSERT_BATCH, SQLStorage, write_codebook
+from omega.storage._sql_storage import INSERT_BATCH, RELEASE_VERSION, SQLStorage, write_codebook
 from omega.storage.base import Codebook
 
 __all__ = ["PostgresStorage"]
@@ -104,9 +104,6 @@ shares AS (
 )
 SELECT 1 FROM batch
 """
-
-
-_VERSION = "SELECT version FROM release_state WHERE id = 1"
 
 
 def _retrieved(task: asyncio.Future[Any]) -> None:
@@ -303,7 +300,7 @@ class PostgresStorage(SQLStorage[PostgresEngine]):
     async def release_version_async(self) -> int:
         if self._pool is None:
             return await super().release_version_async()
-        row = await self._one_async(_VERSION)
+        row = await self._one_async(RELEASE_VERSION)
         if row is None:
             raise StoreError("PostgreSQL store: no release state (schema not migrated?)")
         return int(row[0])
